@@ -1,0 +1,256 @@
+//! IMAP intake: one supervised task per inbox. It drains the folder, then waits with IDLE where the
+//! server offers it (polling otherwise), and reconnects with exponential backoff after any error.
+//! A message is flagged `\Seen $LoketDone` and moved to the processed folder only after the
+//! pipeline committed it (invariant 1); a crash in between leaves it in the folder, and the next
+//! drain finds it again as a duplicate and moves it then.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use futures::TryStreamExt;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Desk, ImapConfig, InboxConfig, TlsMode};
+use crate::pipeline::{Action, Pipeline};
+use crate::store;
+
+/// Keyword set on processed mail (and searched for when there is no processed folder).
+pub const DONE_KEYWORD: &str = "$LoketDone";
+/// UIDs fetched per round trip.
+const BATCH: usize = 25;
+
+pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
+
+type Session = async_imap::Session<Box<dyn ImapStream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("connect {0}: {1}")]
+    Connect(String, String),
+    #[error("IMAP: {0}")]
+    Imap(#[from] async_imap::error::Error),
+    #[error("login as {0} failed: {1}")]
+    Login(String, String),
+    #[error("pipeline: {0}")]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("server sent no UIDVALIDITY for {0}")]
+    NoUidValidity(String),
+}
+
+#[derive(Clone)]
+pub struct ImapSource {
+    pub pipeline: Pipeline,
+    pub desk: Desk,
+    pub inbox: InboxConfig,
+    pub imap: ImapConfig,
+    pub password: String,
+}
+
+impl ImapSource {
+    /// Runs until `cancel` fires, reconnecting with backoff (1 s doubling to 60 s) on errors.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match self.session(&cancel).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "IMAP session ended");
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+        tracing::info!(inbox = %self.inbox.name, "IMAP intake stopped");
+    }
+
+    async fn connect(&self) -> Result<Session, ImapError> {
+        let c = &self.imap;
+        let addr = format!("{}:{}", c.host, c.port);
+        let cerr = |e: String| ImapError::Connect(addr.clone(), e);
+        let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect((c.host.as_str(), c.port)))
+            .await
+            .map_err(|_| cerr("timed out".into()))?
+            .map_err(|e| cerr(e.to_string()))?;
+        let tls = || -> Result<tokio_rustls::TlsConnector, ImapError> {
+            let cfg = super::tls::client_config(c.ca_file.as_deref()).map_err(cerr)?;
+            Ok(tokio_rustls::TlsConnector::from(cfg))
+        };
+        let name = || ServerName::try_from(c.host.clone()).map_err(|e| cerr(e.to_string()));
+        let stream: Box<dyn ImapStream> = match c.tls {
+            TlsMode::None => Box::new(tcp),
+            TlsMode::Tls => Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?),
+            TlsMode::Starttls => {
+                let mut client = async_imap::Client::new(tcp);
+                client.read_response().await.map_err(|e| cerr(e.to_string()))?;
+                client.run_command_and_check_ok("STARTTLS", None).await?;
+                let tcp = client.into_inner();
+                Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?)
+            }
+        };
+        let mut client = async_imap::Client::new(stream);
+        if c.tls != TlsMode::Starttls {
+            client.read_response().await.map_err(|e| cerr(e.to_string()))?.ok_or_else(|| cerr("no greeting".into()))?;
+        }
+        client.login(&c.user, &self.password).await.map_err(|(e, _)| ImapError::Login(c.user.clone(), e.to_string()))
+    }
+
+    async fn session(&self, cancel: &CancellationToken) -> Result<(), ImapError> {
+        let mut session = self.connect().await?;
+        if let Some(p) = &self.imap.processed_folder {
+            // Fails harmlessly when the folder exists.
+            let _ = session.create(p).await;
+        }
+        let mailbox = session.select(&self.imap.folder).await?;
+        let uidvalidity = mailbox.uid_validity.ok_or_else(|| ImapError::NoUidValidity(self.imap.folder.clone()))?;
+        let caps = session.capabilities().await?;
+        let can_idle = self.imap.idle && caps.has_str("IDLE");
+        let can_move = caps.has_str("MOVE");
+        tracing::info!(inbox = %self.inbox.name, uidvalidity, idle = can_idle, "IMAP connected");
+        let wait = Duration::from_secs(self.imap.poll_interval_secs.clamp(1, 25 * 60));
+        loop {
+            self.drain(&mut session, uidvalidity, can_move, cancel).await?;
+            if cancel.is_cancelled() {
+                break;
+            }
+            if can_idle {
+                let mut handle = session.idle();
+                handle.init().await?;
+                let res = {
+                    let (fut, stop) = handle.wait_with_timeout(wait);
+                    tokio::select! {
+                        r = fut => Some(r),
+                        _ = cancel.cancelled() => { drop(stop); None }
+                    }
+                };
+                session = handle.done().await?;
+                match res {
+                    None => break,
+                    Some(Ok(IdleResponse::NewData(_) | IdleResponse::Timeout | IdleResponse::ManualInterrupt)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            } else {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                session.noop().await?;
+            }
+        }
+        let _ = session.logout().await;
+        Ok(())
+    }
+
+    /// Processes every message waiting in the folder, in UID order, batch by batch.
+    async fn drain(
+        &self,
+        session: &mut Session,
+        uidvalidity: u32,
+        can_move: bool,
+        cancel: &CancellationToken,
+    ) -> Result<(), ImapError> {
+        let query = if self.imap.processed_folder.is_some() {
+            "NOT DELETED".to_string()
+        } else {
+            format!("NOT DELETED NOT KEYWORD {DONE_KEYWORD}")
+        };
+        let mut uids: Vec<u32> = session.uid_search(&query).await?.into_iter().collect();
+        uids.sort_unstable();
+        let max = self.pipeline.config().limits.max_message_bytes;
+        for chunk in uids.chunks(BATCH) {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let set = uid_set(chunk);
+            let sizes: Vec<(u32, u32)> = session
+                .uid_fetch(&set, "(UID RFC822.SIZE)")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await?
+                .iter()
+                .filter_map(|f| Some((f.uid?, f.size.unwrap_or(0))))
+                .collect();
+            let (small, large): (Vec<_>, Vec<_>) = sizes.into_iter().partition(|(_, s)| (*s as usize) <= max);
+            let mut done = Vec::new();
+            if !small.is_empty() {
+                let ids: Vec<u32> = small.iter().map(|(u, _)| *u).collect();
+                let fetches: Vec<_> =
+                    session.uid_fetch(uid_set(&ids), "(UID BODY.PEEK[])").await?.try_collect().await?;
+                for f in &fetches {
+                    let (Some(uid), Some(body)) = (f.uid, f.body()) else { continue };
+                    let out = self.pipeline.process(&self.inbox.name, body, crate::now_ms()).await?;
+                    if out.action == Action::Quarantined {
+                        tracing::warn!(inbox = %self.inbox.name, uid, reason = out.reason.as_deref().unwrap_or(""), "quarantined");
+                    }
+                    done.push(uid);
+                }
+            }
+            for (uid, size) in large {
+                let f: Vec<_> =
+                    session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER])").await?.try_collect().await?;
+                let header = f.iter().find_map(|f| f.header()).unwrap_or_default();
+                let reason = format!(
+                    "message of {size} bytes exceeds limits.max_message_bytes ({max}); the original stays in IMAP folder {}",
+                    self.imap.processed_folder.as_deref().unwrap_or(&self.imap.folder)
+                );
+                self.pipeline
+                    .quarantine(&self.desk, &self.inbox, header, size as usize, &reason, crate::now_ms())
+                    .await?;
+                done.push(uid);
+            }
+            if !done.is_empty() {
+                done.sort_unstable();
+                self.mark_done(session, &done, can_move).await?;
+                let last = *done.last().unwrap_or(&0);
+                store::save_checkpoint(
+                    self.pipeline.store().pool(),
+                    &self.inbox.name,
+                    uidvalidity as i64,
+                    last as i64,
+                    crate::now_ms(),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_done(&self, session: &mut Session, uids: &[u32], can_move: bool) -> Result<(), ImapError> {
+        let set = uid_set(uids);
+        let _: Vec<_> =
+            session.uid_store(&set, format!("+FLAGS.SILENT (\\Seen {DONE_KEYWORD})")).await?.try_collect().await?;
+        if let Some(folder) = &self.imap.processed_folder {
+            if can_move {
+                session.uid_mv(&set, folder).await?;
+            } else {
+                session.uid_copy(&set, folder).await?;
+                let _: Vec<_> = session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?.try_collect().await?;
+                let _: Vec<_> = session.expunge().await?.try_collect().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `1,2,5` style UID set.
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// Shared by `serve`: builds a source for an IMAP inbox.
+pub fn source(pipeline: Pipeline, desk: &Desk, inbox: &InboxConfig) -> Option<Result<ImapSource, String>> {
+    let imap = inbox.imap.clone()?;
+    Some(match std::env::var(&imap.password_env) {
+        Ok(password) => Ok(ImapSource { pipeline, desk: desk.clone(), inbox: inbox.clone(), imap, password }),
+        Err(_) => Err(format!("inbox {}: environment variable {} is not set", inbox.name, imap.password_env)),
+    })
+}

@@ -1,0 +1,109 @@
+//! Maildir intake: each file in `new/` is processed and then renamed into `cur/` with the `S`
+//! (seen) flag, only after the pipeline committed it (invariant 1). `tmp/` is left alone: writers
+//! deliver there and rename into `new/` when complete (the Maildir protocol).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Desk, InboxConfig};
+use crate::pipeline::Pipeline;
+
+#[derive(Clone)]
+pub struct MaildirSource {
+    pub pipeline: Pipeline,
+    pub desk: Desk,
+    pub inbox: InboxConfig,
+    pub path: PathBuf,
+    pub poll: Duration,
+}
+
+/// Creates `new/`, `cur/` and `tmp/` under `path` when missing.
+pub fn ensure_layout(path: &Path) -> std::io::Result<()> {
+    for d in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(path.join(d))?;
+    }
+    Ok(())
+}
+
+impl MaildirSource {
+    pub async fn run(self, cancel: CancellationToken) {
+        if let Err(e) = ensure_layout(&self.path) {
+            tracing::error!(inbox = %self.inbox.name, path = %self.path.display(), error = %e, "cannot create Maildir");
+        }
+        let mut delay = self.poll;
+        while !cancel.is_cancelled() {
+            match self.drain(&cancel).await {
+                Ok(_) => delay = self.poll,
+                Err(e) => {
+                    tracing::warn!(inbox = %self.inbox.name, error = %e, "Maildir intake error; retrying");
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        tracing::info!(inbox = %self.inbox.name, "Maildir intake stopped");
+    }
+
+    /// Processes every file in `new/` (oldest name first); returns how many.
+    pub async fn drain(&self, cancel: &CancellationToken) -> Result<usize, String> {
+        let new = self.path.join("new");
+        let mut names: Vec<String> = std::fs::read_dir(&new)
+            .map_err(|e| format!("{}: {e}", new.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        let max = self.pipeline.config().limits.max_message_bytes;
+        let mut n = 0;
+        for name in names {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let src = new.join(&name);
+            let meta = std::fs::metadata(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+            let now = crate::now_ms();
+            if meta.len() as usize > max {
+                let header = read_header(&src, 256 * 1024).map_err(|e| format!("{}: {e}", src.display()))?;
+                let reason = format!(
+                    "message of {} bytes exceeds limits.max_message_bytes ({max}); the original stays in {}",
+                    meta.len(),
+                    self.path.join("cur").display()
+                );
+                self.pipeline
+                    .quarantine(&self.desk, &self.inbox, &header, meta.len() as usize, &reason, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            } else {
+                let raw = tokio::fs::read(&src).await.map_err(|e| format!("{}: {e}", src.display()))?;
+                self.pipeline.process(&self.inbox.name, &raw, now).await.map_err(|e| e.to_string())?;
+            }
+            let base = name.split(":2,").next().unwrap_or(&name);
+            let dst = self.path.join("cur").join(format!("{base}:2,S"));
+            std::fs::rename(&src, &dst).map_err(|e| format!("{} -> {}: {e}", src.display(), dst.display()))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// The header section of a file (up to the first empty line), at most `limit` bytes.
+fn read_header(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?.take(limit as u64).read_to_end(&mut buf)?;
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(buf.len());
+    buf.truncate(end);
+    Ok(buf)
+}

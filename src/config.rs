@@ -1,0 +1,649 @@
+//! `loket.toml`: desks and their inboxes, outbound mail, storage and limits. One serde tree with
+//! `deny_unknown_fields`; secrets come from environment variables named in the file; `LOKET_*`
+//! variables override a few keys. [`Config::load`] reports every problem at once, naming the key.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::catalogue::Catalogue;
+use crate::domain::EmailAddress;
+use crate::ticket::NumberFormat;
+
+/// A problem in the configuration, with the file and key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem(pub String);
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where tickets live.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// How outbound mail leaves.
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+    /// Size and rate bounds.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Directory of the message templates (`templates/<lang>/<name>.txt.j2`).
+    #[serde(default = "default_templates")]
+    pub templates: PathBuf,
+    /// The service desks.
+    #[serde(default, rename = "desk")]
+    pub desks: Vec<DeskConfig>,
+}
+
+fn default_templates() -> PathBuf {
+    PathBuf::from("templates")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` (created when missing) or `postgres://user@host:port/db`.
+    /// Overridden by the environment variable `LOKET_DATABASE_URL`.
+    #[serde(default = "default_db_url")]
+    pub url: String,
+    /// Largest number of pooled connections.
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+    /// SQLite `synchronous` pragma: `full` (default; a commit survives power loss) or `normal`.
+    #[serde(default = "default_sync")]
+    pub sqlite_synchronous: String,
+}
+
+fn default_db_url() -> String {
+    "sqlite://var/loket.db".into()
+}
+fn default_pool() -> u32 {
+    8
+}
+fn default_sync() -> String {
+    "full".into()
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { url: default_db_url(), max_connections: default_pool(), sqlite_synchronous: default_sync() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Deliver over SMTP (`[outbound.smtp]`).
+    Smtp,
+    /// Write one `.eml` file per message into `outbound.directory` (demo, tests).
+    File,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// `smtp` or `file`.
+    #[serde(default = "default_transport")]
+    pub transport: TransportKind,
+    /// Directory for the `file` transport.
+    #[serde(default = "default_outdir")]
+    pub directory: PathBuf,
+    /// SMTP relay for the `smtp` transport.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    /// Delivery attempts before a message is marked failed.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay in seconds; doubles with every attempt up to `max_backoff_secs`.
+    #[serde(default = "default_backoff")]
+    pub initial_backoff_secs: u64,
+    /// Longest retry delay in seconds.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: u64,
+    /// How often the worker looks for due messages when nothing woke it, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+fn default_transport() -> TransportKind {
+    TransportKind::File
+}
+fn default_outdir() -> PathBuf {
+    PathBuf::from("var/outbound")
+}
+fn default_attempts() -> u32 {
+    30
+}
+fn default_backoff() -> u64 {
+    2
+}
+fn default_max_backoff() -> u64 {
+    900
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            transport: default_transport(),
+            directory: default_outdir(),
+            smtp: None,
+            max_attempts: default_attempts(),
+            initial_backoff_secs: default_backoff(),
+            max_backoff_secs: default_max_backoff(),
+            poll_interval_ms: default_poll_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain TCP (only for loopback test servers).
+    None,
+    /// Plain TCP upgraded with STARTTLS.
+    Starttls,
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_smtp_tls")]
+    pub tls: TlsMode,
+    /// Login name; no authentication when absent.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Name of the environment variable that holds the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// PEM file of extra trusted CA certificates (private CAs, tests).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds before an SMTP conversation is given up.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest raw message accepted, in bytes; larger mail is quarantined (IMAP, Maildir) or
+    /// refused with EX_DATAERR so the MTA returns it to the sender (`loket ingest`).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Automatic replies to one sender within an hour before Loket stops answering them.
+    #[serde(default = "default_rate")]
+    pub auto_replies_per_sender_per_hour: u32,
+}
+
+fn default_max_message() -> usize {
+    32 * 1024 * 1024
+}
+fn default_rate() -> u32 {
+    10
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_message_bytes: default_max_message(), auto_replies_per_sender_per_hour: default_rate() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeskConfig {
+    /// Short id (`hero`, `pusintek`, …); also the catalogue's `desk`.
+    pub id: String,
+    /// Name shown to requesters.
+    pub name: String,
+    /// Desk code in ticket numbers (`KORS` in `#A-KORS22000343`).
+    pub code: String,
+    /// IANA time zone of the desk's calendar.
+    #[serde(default = "default_tz")]
+    pub time_zone: String,
+    /// Language of requester-facing text: `id` (default) or `en`.
+    #[serde(default = "default_lang")]
+    pub language: String,
+    /// Ticket-number format; see `NumberFormat`.
+    #[serde(default = "default_number_format")]
+    pub number_format: String,
+    /// Catalogue file (`seeds/<desk>.toml`).
+    pub catalogue: PathBuf,
+    /// Addresses of the desk besides its inboxes' (mail from them is never answered).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Where the desk's mail arrives.
+    #[serde(default, rename = "inbox")]
+    pub inboxes: Vec<InboxConfig>,
+}
+
+fn default_tz() -> String {
+    "Asia/Jakarta".into()
+}
+fn default_lang() -> String {
+    "id".into()
+}
+fn default_number_format() -> String {
+    NumberFormat::DEFAULT.into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// Unique name (`loket ingest --inbox NAME`).
+    pub name: String,
+    /// The address mail to this inbox is sent to; replies go out from it.
+    pub address: String,
+    /// IMAP mailbox to watch.
+    #[serde(default)]
+    pub imap: Option<ImapConfig>,
+    /// Maildir directory to watch (`new/` → `cur/`).
+    #[serde(default)]
+    pub maildir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    pub host: String,
+    #[serde(default = "default_imap_port")]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_imap_tls")]
+    pub tls: TlsMode,
+    pub user: String,
+    /// Name of the environment variable that holds the password.
+    pub password_env: String,
+    /// PEM file of extra trusted CA certificates.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Folder to read.
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    /// Folder processed mail is moved to (created when missing). Without it, processed mail is
+    /// flagged `\Seen` and `$LoketDone` and stays.
+    #[serde(default)]
+    pub processed_folder: Option<String>,
+    /// Use IDLE when the server offers it (else poll).
+    #[serde(default = "yes")]
+    pub idle: bool,
+    /// Seconds between polls without IDLE, and the longest IDLE before it is renewed.
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+fn default_imap_tls() -> TlsMode {
+    TlsMode::Tls
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_poll_secs() -> u64 {
+    60
+}
+
+/// A checked configuration with each desk's catalogue loaded.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub storage: StorageConfig,
+    pub outbound: OutboundConfig,
+    pub limits: Limits,
+    pub templates: PathBuf,
+    pub desks: Vec<Desk>,
+}
+
+/// A desk ready to use.
+#[derive(Debug, Clone)]
+pub struct Desk {
+    pub id: String,
+    pub name: String,
+    pub code: String,
+    pub tz: chrono_tz::Tz,
+    pub language: String,
+    pub number_format: NumberFormat,
+    pub catalogue: Catalogue,
+    /// Every address of the desk: its inboxes' and `addresses`.
+    pub own_addresses: Vec<EmailAddress>,
+    pub inboxes: Vec<InboxConfig>,
+}
+
+impl Desk {
+    pub fn is_own_address(&self, a: &EmailAddress) -> bool {
+        self.own_addresses.contains(a)
+    }
+}
+
+impl Config {
+    /// Reads, overrides from the environment and checks; relative paths are taken from the
+    /// directory of the file.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![ConfigProblem(format!("{}: cannot read: {e}", path.display()))]))?;
+        Self::from_toml(path, &text, |k| std::env::var(k).ok())
+    }
+
+    /// Checks a configuration text; `env` looks up environment variables.
+    pub fn from_toml(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let file = path.display().to_string();
+        let p = |m: String| ConfigProblem(format!("{file}: {m}"));
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![p(e.to_string())]))?;
+        if let Some(url) = env("LOKET_DATABASE_URL") {
+            raw.storage.url = url;
+        }
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |q: &Path| if q.is_absolute() { q.to_path_buf() } else { base.join(q) };
+        let mut problems = Vec::new();
+
+        // storage
+        let url = raw.storage.url.clone();
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.trim_start_matches("//");
+            let (file_part, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if file_part.is_empty() {
+                problems.push(p("storage.url: sqlite URL without a file path".into()));
+            } else if file_part != ":memory:" {
+                let resolved = resolve(Path::new(file_part));
+                let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+                raw.storage.url = format!("sqlite://{}{q}", resolved.display());
+            }
+        } else if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            problems.push(p(format!("storage.url: `{}` must start with sqlite:// or postgres://", redact_url(&url))));
+        }
+        if !["full", "normal"].contains(&raw.storage.sqlite_synchronous.as_str()) {
+            problems.push(p(format!(
+                "storage.sqlite_synchronous: `{}` must be `full` or `normal`",
+                raw.storage.sqlite_synchronous
+            )));
+        }
+        if raw.storage.max_connections == 0 {
+            problems.push(p("storage.max_connections: must be at least 1".into()));
+        }
+
+        // outbound
+        raw.outbound.directory = resolve(&raw.outbound.directory);
+        match (&raw.outbound.transport, &mut raw.outbound.smtp) {
+            (TransportKind::Smtp, None) => {
+                problems.push(p("outbound.smtp: required when outbound.transport = \"smtp\"".into()))
+            }
+            (_, Some(smtp)) => {
+                if let Some(var) = &smtp.password_env
+                    && env(var).is_none()
+                    && raw.outbound.transport == TransportKind::Smtp
+                {
+                    problems.push(p(format!("outbound.smtp.password_env: environment variable `{var}` is not set")));
+                }
+                if smtp.password_env.is_some() != smtp.user.is_some() {
+                    problems.push(p("outbound.smtp: `user` and `password_env` go together".into()));
+                }
+                if let Some(ca) = &smtp.ca_file {
+                    smtp.ca_file = Some(resolve(ca));
+                }
+            }
+            _ => {}
+        }
+        if raw.outbound.max_attempts == 0 {
+            problems.push(p("outbound.max_attempts: must be at least 1".into()));
+        }
+        if raw.limits.max_message_bytes < 1024 {
+            problems.push(p("limits.max_message_bytes: must be at least 1024".into()));
+        }
+
+        // desks
+        if raw.desks.is_empty() {
+            problems.push(p("no [[desk]] configured".into()));
+        }
+        let mut desk_ids = HashSet::new();
+        let mut inbox_names = HashSet::new();
+        let mut desks = Vec::new();
+        for (i, d) in raw.desks.iter().enumerate() {
+            let key = format!("desk[{i}] (`{}`)", d.id);
+            if !desk_ids.insert(d.id.clone()) {
+                problems.push(p(format!("{key}.id: duplicate desk id")));
+            }
+            if d.code.is_empty() || !d.code.chars().all(|c| c.is_ascii_alphanumeric()) {
+                problems.push(p(format!("{key}.code: `{}` must be letters and digits", d.code)));
+            }
+            let tz = match d.time_zone.parse::<chrono_tz::Tz>() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    problems.push(p(format!("{key}.time_zone: unknown time zone `{}`", d.time_zone)));
+                    None
+                }
+            };
+            if !["id", "en"].contains(&d.language.as_str()) {
+                problems.push(p(format!("{key}.language: `{}` must be `id` or `en`", d.language)));
+            }
+            let nf = NumberFormat::parse(&d.number_format)
+                .map_err(|e| problems.push(p(format!("{key}.number_format: {e}"))))
+                .ok();
+            let catalogue = match Catalogue::load(&resolve(&d.catalogue)) {
+                Ok(c) => {
+                    if c.desk != d.id {
+                        problems.push(p(format!(
+                            "{key}.catalogue: {} describes desk `{}`, not `{}`",
+                            d.catalogue.display(),
+                            c.desk,
+                            d.id
+                        )));
+                    }
+                    Some(c)
+                }
+                Err(errs) => {
+                    problems.extend(errs.into_iter().map(|e| p(format!("{key}.catalogue: {e}"))));
+                    None
+                }
+            };
+            let mut own = Vec::new();
+            for (j, a) in d.addresses.iter().enumerate() {
+                match EmailAddress::parse(a) {
+                    Ok(a) => own.push(a),
+                    Err(e) => problems.push(p(format!("{key}.addresses[{j}]: {e}"))),
+                }
+            }
+            if d.inboxes.is_empty() {
+                problems.push(p(format!("{key}: no [[desk.inbox]] configured")));
+            }
+            let mut inboxes = Vec::new();
+            for (j, ib) in d.inboxes.iter().enumerate() {
+                let ikey = format!("{key}.inbox[{j}] (`{}`)", ib.name);
+                let mut ib = ib.clone();
+                if !inbox_names.insert(ib.name.clone()) {
+                    problems.push(p(format!("{ikey}.name: duplicate inbox name")));
+                }
+                match EmailAddress::parse(&ib.address) {
+                    Ok(a) => {
+                        if !own.contains(&a) {
+                            own.push(a)
+                        }
+                    }
+                    Err(e) => problems.push(p(format!("{ikey}.address: {e}"))),
+                }
+                if ib.imap.is_some() && ib.maildir.is_some() {
+                    problems.push(p(format!("{ikey}: give `imap` or `maildir`, not both")));
+                }
+                if let Some(imap) = &mut ib.imap {
+                    if env(&imap.password_env).is_none() {
+                        problems.push(p(format!(
+                            "{ikey}.imap.password_env: environment variable `{}` is not set",
+                            imap.password_env
+                        )));
+                    }
+                    if imap.poll_interval_secs == 0 {
+                        problems.push(p(format!("{ikey}.imap.poll_interval_secs: must be at least 1")));
+                    }
+                    if let Some(ca) = &imap.ca_file {
+                        imap.ca_file = Some(resolve(ca));
+                    }
+                }
+                if let Some(m) = &ib.maildir {
+                    ib.maildir = Some(resolve(m));
+                }
+                inboxes.push(ib);
+            }
+            if let (Some(tz), Some(nf), Some(catalogue)) = (tz, nf, catalogue) {
+                desks.push(Desk {
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                    code: d.code.clone(),
+                    tz,
+                    language: d.language.clone(),
+                    number_format: nf,
+                    catalogue,
+                    own_addresses: own,
+                    inboxes,
+                });
+            }
+        }
+        let templates = resolve(&raw.templates);
+        if let Err(e) = crate::templates::Templates::load(&templates) {
+            problems.push(p(format!("templates: {e}")));
+        }
+        if problems.is_empty() {
+            Ok(Config {
+                path: path.to_path_buf(),
+                storage: raw.storage,
+                outbound: raw.outbound,
+                limits: raw.limits,
+                templates,
+                desks,
+            })
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    pub fn desk(&self, id: &str) -> Option<&Desk> {
+        self.desks.iter().find(|d| d.id == id)
+    }
+
+    /// The desk and inbox of an inbox name.
+    pub fn inbox(&self, name: &str) -> Option<(&Desk, &InboxConfig)> {
+        self.desks.iter().find_map(|d| d.inboxes.iter().find(|i| i.name == name).map(|i| (d, i)))
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_path(p: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let path = repo_path("loket.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = Config::from_toml(&path, &text, |_| None).unwrap();
+        assert!(cfg.desk("hero").is_some());
+        assert!(cfg.storage.url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let path = repo_path("loket.toml");
+        let text = r#"
+[storage]
+url = "mysql://x"
+[outbound]
+transport = "smtp"
+[[desk]]
+id = "hero"
+name = "HERO"
+code = "HE RO"
+time_zone = "Asia/Jakrta"
+number_format = "{nope}"
+catalogue = "seeds/hero.toml"
+[[desk.inbox]]
+name = "a"
+address = "not-an-address"
+[desk.inbox.imap]
+host = "h"
+user = "u"
+password_env = "LOKET_TEST_UNSET_VAR"
+"#;
+        let errs = Config::from_toml(&path, text, |_| None).unwrap_err();
+        let all = errs.to_string();
+        for needle in [
+            "storage.url",
+            "outbound.smtp",
+            "desk[0] (`hero`).code",
+            "time_zone: unknown time zone `Asia/Jakrta`",
+            "number_format",
+            "inbox[0] (`a`).address",
+            "LOKET_TEST_UNSET_VAR",
+        ] {
+            assert!(all.contains(needle), "missing {needle} in {all}");
+        }
+        assert!(all.contains("loket.toml"), "{all}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let path = repo_path("loket.toml");
+        let err = Config::from_toml(&path, "[storage]\nurll = 'x'\n", |_| None).unwrap_err();
+        assert!(err.to_string().contains("unknown field `urll`"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_database_url_and_passwords_are_redacted() {
+        let path = repo_path("loket.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = Config::from_toml(&path, &text, |k| {
+            (k == "LOKET_DATABASE_URL").then(|| "postgres://u:secret@h/db".to_string())
+        })
+        .unwrap();
+        assert_eq!(cfg.storage.url, "postgres://u:secret@h/db");
+        assert_eq!(redact_url(&cfg.storage.url), "postgres://u:***@h/db");
+    }
+}

@@ -1,0 +1,24 @@
+//! Loket: a ticket gateway daemon for IT service desks.
+//!
+//! Mail (IMAP, Maildir, an MTA pipe) comes in through [`channel`], goes through the [`pipeline`]
+//! (parse → dedupe → loop guard → thread → route → apply, one store transaction per message) and
+//! leaves as rows of the outbox, which [`outbox`] delivers. See ARCHITECTURE.md for the codemap and
+//! the invariants.
+
+pub mod catalogue;
+pub mod channel;
+pub mod config;
+pub mod domain;
+pub mod outbox;
+pub mod pipeline;
+pub mod routing;
+pub mod serve;
+pub mod store;
+pub mod templates;
+pub mod ticket;
+
+/// Current time in milliseconds since the Unix epoch: the one place the wall clock is read for
+/// stored timestamps. The pure core takes `now` as an argument instead.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

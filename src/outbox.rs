@@ -1,0 +1,121 @@
+//! The outbox worker: the only code that sends (style rule 3). It claims due rows, hands them to
+//! the transport, and records each attempt; failures are retried with exponential backoff until
+//! `outbound.max_attempts`, permanent SMTP rejections are not retried. A dead SMTP server delays
+//! replies, never loses them (invariant 3).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::transport::Transport;
+use crate::config::OutboundConfig;
+use crate::store::{self, Store};
+
+/// Delay before retry number `attempt` (1-based): `initial * 2^(attempt-1)`, capped.
+pub fn backoff(cfg: &OutboundConfig, attempt: u32) -> Duration {
+    let secs = cfg.initial_backoff_secs.saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
+    Duration::from_secs(secs.min(cfg.max_backoff_secs).max(1))
+}
+
+pub struct OutboxWorker {
+    pub store: Store,
+    pub transport: Transport,
+    pub cfg: OutboundConfig,
+    pub wakeup: Arc<Notify>,
+    pub worker_id: String,
+}
+
+impl OutboxWorker {
+    /// Delivers until `cancel` fires; a message in flight is finished first.
+    pub async fn run(self, cancel: CancellationToken) {
+        self.run_ref(cancel).await
+    }
+
+    pub(crate) async fn run_ref(&self, cancel: CancellationToken) {
+        let poll = Duration::from_millis(self.cfg.poll_interval_ms.max(10));
+        let mut failures = 0u32;
+        while !cancel.is_cancelled() {
+            match self.deliver_due().await {
+                Ok(n) if n > 0 => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "outbox: store error; retrying");
+                }
+            }
+            let wait = if failures > 0 { poll * failures.min(30) } else { poll };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.wakeup.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::info!("outbox worker stopped");
+    }
+
+    /// One round: claims up to [`CONCURRENCY`] due messages and delivers them concurrently;
+    /// returns how many were attempted. The lease covers one SMTP conversation: a row whose
+    /// worker died becomes due again soon after.
+    pub async fn deliver_due(&self) -> Result<usize, store::StoreError> {
+        let now = crate::now_ms();
+        let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
+        let lease = now + (timeout + 5) * 1000;
+        let items = store::claim_outbox(
+            self.store.pool(),
+            self.store.backend(),
+            &self.worker_id,
+            now,
+            lease,
+            CONCURRENCY as i64,
+        )
+        .await?;
+        let n = items.len();
+        let results = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(n)
+    }
+
+    async fn deliver(&self, item: store::OutboxItem) -> Result<(), store::StoreError> {
+        let name = format!("{}-{}", item.desk, item.id);
+        let result = self.transport.send(&name, &item.sender, &item.recipients, &item.raw).await;
+        let now = crate::now_ms();
+        let attempt = item.attempts as u32 + 1;
+        let outcome = match result {
+            Ok(()) => {
+                tracing::info!(outbox = item.id, desk = %item.desk, attempt, "delivered");
+                Ok(())
+            }
+            Err(e) if e.permanent || attempt >= self.cfg.max_attempts => {
+                tracing::error!(outbox = item.id, desk = %item.desk, attempt, error = %e.message, "delivery failed for good");
+                Err((e.message, None))
+            }
+            Err(e) => {
+                let delay = backoff(&self.cfg, attempt);
+                tracing::warn!(outbox = item.id, desk = %item.desk, attempt, retry_in_s = delay.as_secs(), error = %e.message, "delivery failed; will retry");
+                Err((e.message, Some(now + delay.as_millis() as i64)))
+            }
+        };
+        store::record_attempt(self.store.pool(), self.store.backend(), item.id, now, outcome).await
+    }
+}
+
+/// Messages delivered at once by one worker.
+pub const CONCURRENCY: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let cfg = OutboundConfig { initial_backoff_secs: 2, max_backoff_secs: 60, ..OutboundConfig::default() };
+        let d: Vec<u64> = (1..=8).map(|a| backoff(&cfg, a).as_secs()).collect();
+        assert_eq!(d, vec![2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(&cfg, 200).as_secs(), 60);
+    }
+}

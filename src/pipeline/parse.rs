@@ -1,0 +1,338 @@
+//! Raw RFC 5322 bytes → [`ParsedMail`], the fields the rest of the pipeline needs. Pure: no I/O.
+//! mail-parser does the MIME work; this module picks fields, normalises ids and addresses, and
+//! turns HTML into text when there is no text part.
+
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+use crate::domain::EmailAddress;
+
+/// Longest text body kept for display and routing (the raw message keeps everything).
+pub const MAX_TEXT_CHARS: usize = 256 * 1024;
+/// At most this many Message-IDs of `References` are used for threading.
+pub const MAX_REFERENCES: usize = 50;
+/// At most this many recipients are kept per header.
+pub const MAX_RECIPIENTS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub address: EmailAddress,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentMeta {
+    /// Position among the message's attachments (mail-parser's numbering).
+    pub index: u32,
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: usize,
+    pub sha256: String,
+}
+
+/// Headers that say whether a person or a machine wrote the mail (RFC 3834 and common practice).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutoHeaders {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    pub list_id: bool,
+    pub list_unsubscribe: bool,
+    pub x_auto_response_suppress: Option<String>,
+    pub x_autoreply: bool,
+    pub x_loop: Option<String>,
+    pub loket_marker: bool,
+    /// `Return-Path: <>`: the null sender of bounces and other automatic mail.
+    pub null_return_path: bool,
+    /// `multipart/report; report-type=delivery-status` (RFC 3464) or a DSN part.
+    pub delivery_status: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedMail {
+    /// Message-ID without angle brackets.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from: Option<Mailbox>,
+    pub reply_to: Option<Mailbox>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub subject: String,
+    /// Date header, milliseconds since the epoch.
+    pub date_ms: Option<i64>,
+    pub text: String,
+    pub attachments: Vec<AttachmentMeta>,
+    pub auto: AutoHeaders,
+    /// Message-IDs named inside a delivery report's returned message or headers.
+    pub reported_message_ids: Vec<String>,
+}
+
+impl ParsedMail {
+    /// Where replies to the requester go: Reply-To, else From.
+    pub fn requester(&self) -> Option<&Mailbox> {
+        self.reply_to.as_ref().or(self.from.as_ref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("empty message")]
+    Empty,
+    #[error("not an RFC 5322 message: no header section could be parsed")]
+    NotAMessage,
+    #[error("no usable sender: {0}")]
+    NoSender(String),
+}
+
+/// The idempotency key of a raw message: its Message-ID, else the SHA-256 of its bytes.
+pub fn idempotency_key(message_id: Option<&str>, raw: &[u8]) -> String {
+    match message_id {
+        Some(id) if !id.is_empty() => format!("mid:{id}"),
+        _ => format!("sha256:{}", sha256_hex(raw)),
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Only the Message-ID, for the idempotency key of mail that cannot be parsed fully.
+pub fn sniff_message_id(raw: &[u8]) -> Option<String> {
+    MessageParser::new().parse_headers(raw).and_then(|m| m.message_id().map(clean_id)).filter(|id| !id.is_empty())
+}
+
+pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::Empty);
+    }
+    let msg = MessageParser::default().parse(raw).ok_or(ParseError::NotAMessage)?;
+    if msg.root_part().headers().is_empty() {
+        return Err(ParseError::NotAMessage);
+    }
+    let from = first_mailbox(msg.from()).or_else(|| first_mailbox(msg.sender()));
+    let from = match from {
+        Some(m) => m,
+        None => {
+            let raw_from = msg.header_raw("From").map(|s| s.trim().to_string());
+            return Err(ParseError::NoSender(match raw_from {
+                Some(f) if !f.is_empty() => format!("From `{}` has no valid address", truncate(&f, 80)),
+                _ => "no From header".into(),
+            }));
+        }
+    };
+    let text = body_text(&msg);
+    let attachments = msg
+        .attachments()
+        .enumerate()
+        .map(|(i, part)| AttachmentMeta {
+            index: i as u32,
+            filename: part.attachment_name().map(|n| truncate(n, 255)),
+            content_type: part
+                .content_type()
+                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase())
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: part.contents().len(),
+            sha256: sha256_hex(part.contents()),
+        })
+        .collect();
+    let auto = auto_headers(&msg);
+    let reported_message_ids = if auto.delivery_status { reported_ids(&msg) } else { Vec::new() };
+    Ok(ParsedMail {
+        message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
+        in_reply_to: ids(msg.in_reply_to()),
+        references: {
+            let mut r = ids(msg.references());
+            if r.len() > MAX_REFERENCES {
+                r.drain(..r.len() - MAX_REFERENCES);
+            }
+            r
+        },
+        reply_to: first_mailbox(msg.reply_to()),
+        from: Some(from),
+        to: addresses(msg.to()),
+        cc: addresses(msg.cc()),
+        subject: msg.subject().map(|s| truncate(s.trim(), 998)).unwrap_or_default(),
+        date_ms: msg.date().map(|d| d.to_timestamp() * 1000),
+        text,
+        attachments,
+        auto,
+        reported_message_ids,
+    })
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+/// Strips angle brackets and white space from a Message-ID.
+pub fn clean_id(id: &str) -> String {
+    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
+}
+
+fn ids(v: &HeaderValue) -> Vec<String> {
+    let list: Vec<String> = match v {
+        HeaderValue::Text(t) => t.split_whitespace().map(clean_id).collect(),
+        HeaderValue::TextList(l) => l.iter().flat_map(|t| t.split_whitespace()).map(clean_id).collect(),
+        _ => Vec::new(),
+    };
+    list.into_iter().filter(|s| !s.is_empty() && s.len() <= 250).collect()
+}
+
+fn first_mailbox(a: Option<&Address>) -> Option<Mailbox> {
+    a?.iter().find_map(|addr| {
+        let address = EmailAddress::parse(addr.address()?).ok()?;
+        let name = addr.name().map(|n| truncate(n.trim(), 200)).filter(|n| !n.is_empty());
+        Some(Mailbox { name, address })
+    })
+}
+
+fn addresses(a: Option<&Address>) -> Vec<EmailAddress> {
+    let Some(a) = a else { return Vec::new() };
+    a.iter().filter_map(|x| EmailAddress::parse(x.address()?).ok()).take(MAX_RECIPIENTS).collect()
+}
+
+fn body_text(msg: &Message) -> String {
+    // body_text() converts HTML to text when the message has only an HTML body.
+    let mut text = String::new();
+    for i in 0..msg.text_body_count().min(8) {
+        if let Some(t) = msg.body_text(i) {
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str(&t);
+        }
+        if text.len() > MAX_TEXT_CHARS * 4 {
+            break;
+        }
+    }
+    let text = text.replace("\r\n", "\n");
+    truncate(text.trim(), MAX_TEXT_CHARS)
+}
+
+fn header_text(msg: &Message, name: &str) -> Option<String> {
+    msg.header_raw(name).map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty())
+}
+
+fn auto_headers(msg: &Message) -> AutoHeaders {
+    let ct = msg.root_part().content_type();
+    let is_report = ct.is_some_and(|c| {
+        c.ctype().eq_ignore_ascii_case("multipart")
+            && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && c.attribute("report-type").is_some_and(|r| r.eq_ignore_ascii_case("delivery-status"))
+    });
+    let has_dsn_part = msg.parts.iter().any(|p| {
+        p.content_type().is_some_and(|c| {
+            c.ctype().eq_ignore_ascii_case("message")
+                && c.subtype().is_some_and(|s| {
+                    s.eq_ignore_ascii_case("delivery-status") || s.eq_ignore_ascii_case("global-delivery-status")
+                })
+        })
+    });
+    AutoHeaders {
+        auto_submitted: header_text(msg, "Auto-Submitted"),
+        precedence: header_text(msg, "Precedence"),
+        list_id: msg.header_raw("List-Id").is_some(),
+        list_unsubscribe: msg.header_raw("List-Unsubscribe").is_some(),
+        x_auto_response_suppress: header_text(msg, "X-Auto-Response-Suppress"),
+        x_autoreply: msg.header_raw("X-Autoreply").is_some()
+            || msg.header_raw("X-Autorespond").is_some()
+            || header_text(msg, "X-Autogenerated").is_some_and(|v| v.contains("reply")),
+        x_loop: header_text(msg, "X-Loop"),
+        loket_marker: msg.header_raw("X-Loket-Ticket").is_some(),
+        null_return_path: msg.header_raw("Return-Path").is_some_and(|r| r.trim() == "<>"),
+        delivery_status: is_report || has_dsn_part,
+    }
+}
+
+/// Message-IDs of the mail a delivery report is about: from its returned message or headers.
+fn reported_ids(msg: &Message) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in msg.parts.iter() {
+        if let Some(inner) = part.message() {
+            out.extend(inner.message_id().map(clean_id));
+            out.extend(ids(inner.in_reply_to()));
+            out.extend(ids(inner.references()));
+        } else if part
+            .content_type()
+            .is_some_and(|c| c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers")))
+            && let Some(h) = MessageParser::new().parse_headers(part.contents())
+        {
+            out.extend(h.message_id().map(clean_id));
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out.dedup();
+    out.truncate(MAX_REFERENCES);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: &[u8] = b"From: Budi Santoso <Budi@Example.test>\r\nTo: hero@desk.test, Other <x@desk.test>\r\n\
+Subject: SIGI tidak bisa diakses\r\nMessage-ID: <abc@example.test>\r\nIn-Reply-To: <x1@desk.test>\r\n\
+References: <x0@desk.test> <x1@desk.test>\r\nDate: Mon, 5 Jan 2026 09:00:00 +0700\r\n\r\nHalo,\r\nSIGI error.\r\n";
+
+    #[test]
+    fn picks_fields() {
+        let m = parse(PLAIN).unwrap();
+        assert_eq!(m.message_id.as_deref(), Some("abc@example.test"));
+        assert_eq!(m.from.as_ref().unwrap().address.as_str(), "budi@example.test");
+        assert_eq!(m.from.as_ref().unwrap().name.as_deref(), Some("Budi Santoso"));
+        assert_eq!(m.to.len(), 2);
+        assert_eq!(m.in_reply_to, vec!["x1@desk.test"]);
+        assert_eq!(m.references, vec!["x0@desk.test", "x1@desk.test"]);
+        assert_eq!(m.subject, "SIGI tidak bisa diakses");
+        assert_eq!(m.text, "Halo,\nSIGI error.");
+        assert_eq!(m.date_ms, Some(1_767_578_400_000));
+        assert_eq!(m.auto, AutoHeaders::default());
+    }
+
+    #[test]
+    fn html_only_becomes_text() {
+        let raw = b"From: a@example.test\r\nSubject: h\r\nContent-Type: text/html\r\n\r\n<p>Halo <b>tim</b></p><p>baris dua</p>";
+        let m = parse(raw).unwrap();
+        assert!(m.text.contains("Halo tim"), "{:?}", m.text);
+        assert!(!m.text.contains('<'));
+    }
+
+    #[test]
+    fn refuses_what_is_not_mail() {
+        assert_eq!(parse(b"  \r\n"), Err(ParseError::Empty));
+        assert!(matches!(parse(b"Subject: x\r\n\r\nbody"), Err(ParseError::NoSender(_))));
+        assert!(matches!(parse(b"From: nobody\r\n\r\nbody"), Err(ParseError::NoSender(_))));
+    }
+
+    #[test]
+    fn idempotency_key_prefers_message_id() {
+        assert_eq!(idempotency_key(Some("a@b"), b"x"), "mid:a@b");
+        assert!(idempotency_key(None, b"x").starts_with("sha256:2d711642"));
+        assert_eq!(sniff_message_id(PLAIN).as_deref(), Some("abc@example.test"));
+    }
+
+    #[test]
+    fn reads_automatic_markers() {
+        let raw = b"From: MAILER-DAEMON@mx.example.test\r\nReturn-Path: <>\r\nAuto-Submitted: Auto-Replied\r\n\
+Precedence: Bulk\r\nList-Id: <l.example.test>\r\nSubject: x\r\n\r\nbody";
+        let a = parse(raw).unwrap().auto;
+        assert_eq!(a.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(a.precedence.as_deref(), Some("bulk"));
+        assert!(a.list_id && a.null_return_path);
+    }
+
+    #[test]
+    fn finds_the_message_a_bounce_is_about() {
+        let raw = b"From: MAILER-DAEMON@mx.example.test\r\nTo: hero@desk.test\r\nSubject: Undelivered\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nfailed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n\
+Final-Recipient: rfc822; gone@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b\r\n\
+Content-Type: text/rfc822-headers\r\n\r\nMessage-ID: <ack-1@desk.test>\r\nSubject: [#A-HERO26000001] x\r\n\r\n--b--\r\n";
+        let m = parse(raw).unwrap();
+        assert!(m.auto.delivery_status);
+        assert_eq!(m.reported_message_ids, vec!["ack-1@desk.test"]);
+    }
+}

@@ -1,0 +1,139 @@
+//! `loket serve`: every inbox's intake and the outbox worker as supervised tasks under one
+//! cancellation token. SIGTERM or SIGINT cancels; tasks finish the message in hand and stop; the
+//! process exits when all have stopped or the drain deadline has passed. A task that panics is
+//! logged with its cause and restarted with backoff.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::channel::{imap, maildir, transport::Transport};
+use crate::config::Config;
+use crate::outbox::OutboxWorker;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+use crate::templates::Templates;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("templates: {0}")]
+    Templates(#[from] crate::templates::TemplateError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Everything `serve` and `ingest` share.
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub pipeline: Pipeline,
+    pub outbox_wakeup: Arc<Notify>,
+}
+
+impl App {
+    pub async fn open(config: Config) -> Result<Self, ServeError> {
+        let config = Arc::new(config);
+        let templates = Arc::new(Templates::load(&config.templates)?);
+        let store = Store::open(&config.storage).await?;
+        let outbox_wakeup = Arc::new(Notify::new());
+        let pipeline = Pipeline::new(store.clone(), config.clone(), templates, outbox_wakeup.clone());
+        Ok(Self { config, store, pipeline, outbox_wakeup })
+    }
+}
+
+/// Runs a task, restarting it with backoff if it panics, until it returns or `cancel` fires.
+fn supervise<F, Fut>(tracker: &TaskTracker, name: String, cancel: CancellationToken, make: F)
+where
+    F: Fn(CancellationToken) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tracker.spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match tokio::spawn(make(cancel.clone())).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(task = %name, error = %e, retry_in_s = delay.as_secs(), "task died; restarting")
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    });
+}
+
+/// Runs until SIGTERM/SIGINT (or `stop` fires), then drains for at most `drain`.
+pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result<(), ServeError> {
+    let cancel = stop.child_token();
+    let tracker = TaskTracker::new();
+    let transport = Transport::from_config(&app.config.outbound).map_err(ServeError::Setup)?;
+    let worker = Arc::new(OutboxWorker {
+        store: app.store.clone(),
+        transport,
+        cfg: app.config.outbound.clone(),
+        wakeup: app.outbox_wakeup.clone(),
+        worker_id: format!("{}-{}", hostname(), std::process::id()),
+    });
+    {
+        let worker = worker.clone();
+        supervise(&tracker, "outbox".into(), cancel.clone(), move |c| {
+            let w = worker.clone();
+            async move { w.run_shared(c).await }
+        });
+    }
+    for desk in &app.config.desks {
+        for inbox in &desk.inboxes {
+            if let Some(src) = imap::source(app.pipeline.clone(), desk, inbox) {
+                let src = src.map_err(ServeError::Setup)?;
+                supervise(&tracker, format!("imap:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
+            } else if let Some(path) = &inbox.maildir {
+                let src = maildir::MaildirSource {
+                    pipeline: app.pipeline.clone(),
+                    desk: desk.clone(),
+                    inbox: inbox.clone(),
+                    path: path.clone(),
+                    poll: Duration::from_millis(500),
+                };
+                supervise(&tracker, format!("maildir:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
+            } else {
+                tracing::info!(inbox = %inbox.name, "no imap or maildir: this inbox takes mail only through `loket ingest`");
+            }
+        }
+    }
+    tracker.close();
+    tracing::info!(desks = app.config.desks.len(), "loket serving");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| ServeError::Setup(format!("cannot install SIGTERM handler: {e}")))?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+        _ = stop.cancelled() => tracing::info!("stop requested: draining"),
+    }
+    cancel.cancel();
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        tracing::warn!(deadline_s = drain.as_secs(), "tasks still busy at the drain deadline; exiting anyway");
+    }
+    app.store.close().await;
+    tracing::info!("loket stopped");
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "loket".into())
+}
+
+impl OutboxWorker {
+    /// [`OutboxWorker::run`] for a worker shared with the supervisor.
+    pub async fn run_shared(self: Arc<Self>, cancel: CancellationToken) {
+        OutboxWorker::run_ref(&self, cancel).await
+    }
+}

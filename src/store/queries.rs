@@ -1,0 +1,700 @@
+//! Every SQL statement Loket runs, in the common subset of SQLite and PostgreSQL (`$N`
+//! placeholders, `RETURNING`, `ON CONFLICT`). Functions that change data take a connection inside
+//! the caller's transaction; read-only ones take the pool.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, AnyPool, Row, any::AnyRow};
+
+use super::{Backend, StoreError};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketRow {
+    pub id: i64,
+    pub desk: String,
+    pub number: String,
+    pub category: String,
+    pub subcategory: String,
+    pub ticket_type: Option<String>,
+    pub impact: Option<String>,
+    pub status: String,
+    pub channel: String,
+    pub inbox: Option<String>,
+    pub subject: String,
+    pub requester_address: String,
+    pub requester_name: Option<String>,
+    pub language: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const TICKET_COLS: &str = "id, desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
+     subject, requester_address, requester_name, language, created_at, updated_at";
+
+fn ticket_from(r: &AnyRow) -> Result<TicketRow> {
+    Ok(TicketRow {
+        id: r.try_get("id")?,
+        desk: r.try_get("desk")?,
+        number: r.try_get("number")?,
+        category: r.try_get("category")?,
+        subcategory: r.try_get("subcategory")?,
+        ticket_type: r.try_get("ticket_type")?,
+        impact: r.try_get("impact")?,
+        status: r.try_get("status")?,
+        channel: r.try_get("channel")?,
+        inbox: r.try_get("inbox")?,
+        subject: r.try_get("subject")?,
+        requester_address: r.try_get("requester_address")?,
+        requester_name: r.try_get("requester_name")?,
+        language: r.try_get("language")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    pub desk: &'a str,
+    pub number: &'a str,
+    pub category: &'a str,
+    pub subcategory: &'a str,
+    pub ticket_type: Option<&'a str>,
+    pub impact: Option<&'a str>,
+    pub status: &'a str,
+    pub channel: &'a str,
+    pub inbox: Option<&'a str>,
+    pub subject: &'a str,
+    pub requester_address: &'a str,
+    pub requester_name: Option<&'a str>,
+    pub language: &'a str,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub desk: &'a str,
+    pub ticket_id: Option<i64>,
+    pub direction: &'a str,
+    pub channel: &'a str,
+    pub inbox: Option<&'a str>,
+    pub idempotency_key: &'a str,
+    pub message_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub action: &'a str,
+    pub reason: Option<&'a str>,
+    pub peer_address: Option<&'a str>,
+    pub from_address: Option<&'a str>,
+    pub to_addresses: &'a [String],
+    pub subject: &'a str,
+    pub body_text: &'a str,
+    pub raw: Option<&'a [u8]>,
+    pub size: usize,
+    pub auto_reply: bool,
+    pub now: i64,
+}
+
+/// What an earlier delivery of the same message became.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub ticket_number: Option<String>,
+    pub quarantined: bool,
+}
+
+/// Looks the idempotency key up among messages and quarantined mail.
+pub async fn find_seen(conn: &mut AnyConnection, desk: &str, key: &str) -> Result<Option<Seen>> {
+    let row = sqlx::query(
+        "SELECT t.number FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id \
+         WHERE m.desk = $1 AND m.idempotency_key = $2",
+    )
+    .bind(desk)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(r) = row {
+        return Ok(Some(Seen { ticket_number: r.try_get("number")?, quarantined: false }));
+    }
+    let q = sqlx::query("SELECT id FROM quarantine WHERE desk = $1 AND idempotency_key = $2")
+        .bind(desk)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(q.map(|_| Seen { ticket_number: None, quarantined: true }))
+}
+
+pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &str) -> Result<Option<TicketRow>> {
+    let sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE desk = $1 AND number = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(number).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(ticket_from).transpose()
+}
+
+/// The ticket of the most recent message of `desk` whose Message-ID is one of `ids`.
+pub async fn ticket_by_message_ids(conn: &mut AnyConnection, desk: &str, ids: &[String]) -> Result<Option<TicketRow>> {
+    // Newest reference first: the direct parent is the best evidence.
+    for id in ids.iter().rev() {
+        let sql = format!(
+            "SELECT {} FROM tickets t JOIN messages m ON m.ticket_id = t.id \
+             WHERE m.desk = $1 AND m.message_id = $2 ORDER BY m.id DESC LIMIT 1",
+            TICKET_COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(id).fetch_optional(&mut *conn).await?;
+        if let Some(r) = row {
+            return Ok(Some(ticket_from(&r)?));
+        }
+    }
+    Ok(None)
+}
+
+/// The next sequence number of `desk` in `year`; serialised by the row lock (PostgreSQL) or the
+/// write transaction (SQLite), so never handed out twice.
+pub async fn next_ticket_seq(conn: &mut AnyConnection, desk: &str, year: i32) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO ticket_counters (desk, year, last) VALUES ($1, $2, 1) \
+         ON CONFLICT (desk, year) DO UPDATE SET last = ticket_counters.last + 1 RETURNING last",
+    )
+    .bind(desk)
+    .bind(year as i64)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("last")?)
+}
+
+pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO tickets (desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
+         subject, requester_address, requester_name, language, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+    )
+    .bind(t.desk)
+    .bind(t.number)
+    .bind(t.category)
+    .bind(t.subcategory)
+    .bind(t.ticket_type)
+    .bind(t.impact)
+    .bind(t.status)
+    .bind(t.channel)
+    .bind(t.inbox)
+    .bind(t.subject)
+    .bind(t.requester_address)
+    .bind(t.requester_name)
+    .bind(t.language)
+    .bind(t.now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("id")?)
+}
+
+pub async fn touch_ticket(conn: &mut AnyConnection, ticket_id: i64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(ticket_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<i64> {
+    let to = serde_json::to_string(m.to_addresses).unwrap_or_else(|_| "[]".into());
+    let r = sqlx::query(
+        "INSERT INTO messages (desk, ticket_id, direction, channel, inbox, idempotency_key, message_id, kind, action, \
+         reason, peer_address, from_address, to_addresses, subject, body_text, raw, size, auto_reply, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
+    )
+    .bind(m.desk)
+    .bind(m.ticket_id)
+    .bind(m.direction)
+    .bind(m.channel)
+    .bind(m.inbox)
+    .bind(m.idempotency_key)
+    .bind(m.message_id)
+    .bind(m.kind)
+    .bind(m.action)
+    .bind(m.reason)
+    .bind(m.peer_address)
+    .bind(m.from_address)
+    .bind(to)
+    .bind(m.subject)
+    .bind(m.body_text)
+    .bind(m.raw.map(|r| r.to_vec()))
+    .bind(m.size as i64)
+    .bind(m.auto_reply as i64)
+    .bind(m.now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("id")?)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_attachment(
+    conn: &mut AnyConnection,
+    message_row: i64,
+    part_index: u32,
+    filename: Option<&str>,
+    content_type: &str,
+    size: usize,
+    sha256: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO attachments (message_row, part_index, filename, content_type, size, sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(message_row)
+    .bind(part_index as i64)
+    .bind(filename)
+    .bind(content_type)
+    .bind(size as i64)
+    .bind(sha256)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Appends an audit event (invariant 6).
+pub async fn insert_event(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    now: i64,
+    actor: &str,
+    channel: &str,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ticket_events (ticket_id, at, actor, channel, kind, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(ticket_id)
+    .bind(now)
+    .bind(actor)
+    .bind(channel)
+    .bind(kind)
+    .bind(detail.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_outbox(
+    conn: &mut AnyConnection,
+    desk: &str,
+    ticket_id: Option<i64>,
+    message_row: i64,
+    sender: &str,
+    recipients: &[String],
+    now: i64,
+) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO outbox (desk, ticket_id, message_row, sender, recipients, status, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) RETURNING id",
+    )
+    .bind(desk)
+    .bind(ticket_id)
+    .bind(message_row)
+    .bind(sender)
+    .bind(serde_json::to_string(recipients).unwrap_or_else(|_| "[]".into()))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("id")?)
+}
+
+/// Automatic replies sent to `address` by `desk` since `since`.
+pub async fn count_auto_replies(conn: &mut AnyConnection, desk: &str, address: &str, since: i64) -> Result<i64> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM messages WHERE desk = $1 AND peer_address = $2 AND auto_reply = 1 AND created_at >= $3",
+    )
+    .bind(desk)
+    .bind(address)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("n")?)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_quarantine(
+    conn: &mut AnyConnection,
+    desk: &str,
+    inbox: &str,
+    key: &str,
+    reason: &str,
+    raw: &[u8],
+    size: usize,
+    now: i64,
+) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO quarantine (desk, inbox, idempotency_key, reason, raw, size, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(desk)
+    .bind(inbox)
+    .bind(key)
+    .bind(reason)
+    .bind(raw.to_vec())
+    .bind(size as i64)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("id")?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbox delivery
+
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub desk: String,
+    pub ticket_id: Option<i64>,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub attempts: i64,
+    pub raw: Vec<u8>,
+}
+
+/// Claims up to `limit` due outbox rows for `worker` until `lease_until`. On PostgreSQL rows
+/// another instance holds are skipped (`FOR UPDATE SKIP LOCKED`), so no row is delivered twice at
+/// once; a lease that expires (its worker died) makes the row due again.
+pub async fn claim_outbox(
+    pool: &AnyPool,
+    backend: Backend,
+    worker: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<OutboxItem>> {
+    let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE outbox SET locked_by = $1, locked_until = $2 WHERE id IN (\
+           SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
+           AND (locked_until IS NULL OR locked_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
+         RETURNING id"
+    );
+    let mut tx = match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    };
+    let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        let r = sqlx::query(
+            "SELECT o.id, o.desk, o.ticket_id, o.sender, o.recipients, o.attempts, m.raw \
+             FROM outbox o JOIN messages m ON m.id = o.message_row WHERE o.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let recipients: String = r.try_get("recipients")?;
+        items.push(OutboxItem {
+            id: r.try_get("id")?,
+            desk: r.try_get("desk")?,
+            ticket_id: r.try_get("ticket_id")?,
+            sender: r.try_get("sender")?,
+            recipients: serde_json::from_str(&recipients)
+                .map_err(|e| StoreError::Corrupt(format!("outbox {id} recipients: {e}")))?,
+            attempts: r.try_get("attempts")?,
+            raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+        });
+    }
+    tx.commit().await?;
+    Ok(items)
+}
+
+/// Records a delivery attempt. `outcome`: `Ok(())` sent; `Err((error, Some(retry_at)))` retry
+/// later; `Err((error, None))` give up (status `failed`).
+pub async fn record_attempt(
+    pool: &AnyPool,
+    backend: Backend,
+    id: i64,
+    now: i64,
+    outcome: std::result::Result<(), (String, Option<i64>)>,
+) -> Result<()> {
+    let mut tx = match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    };
+    let (ok, error) = match &outcome {
+        Ok(()) => (1i64, None),
+        Err((e, _)) => (0, Some(e.clone())),
+    };
+    sqlx::query("INSERT INTO outbox_attempts (outbox_id, at, ok, error) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(now)
+        .bind(ok)
+        .bind(error.clone())
+        .execute(&mut *tx)
+        .await?;
+    match outcome {
+        Ok(()) => {
+            sqlx::query(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, locked_by = NULL, \
+                 locked_until = NULL, last_error = NULL WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Err((e, Some(retry_at))) => {
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, locked_by = NULL, \
+                 locked_until = NULL WHERE id = $3",
+            )
+            .bind(retry_at)
+            .bind(e)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Err((e, None)) => {
+            sqlx::query(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, locked_by = NULL, \
+                 locked_until = NULL WHERE id = $2",
+            )
+            .bind(e)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbox checkpoints
+
+pub async fn checkpoint(pool: &AnyPool, inbox: &str) -> Result<Option<(i64, i64)>> {
+    let r = sqlx::query("SELECT uidvalidity, last_uid FROM inbox_checkpoints WHERE inbox = $1")
+        .bind(inbox)
+        .fetch_optional(pool)
+        .await?;
+    r.map(|r| Ok((r.try_get("uidvalidity")?, r.try_get("last_uid")?))).transpose()
+}
+
+pub async fn save_checkpoint(pool: &AnyPool, inbox: &str, uidvalidity: i64, last_uid: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO inbox_checkpoints (inbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (inbox) DO UPDATE SET uidvalidity = $2, last_uid = $3, updated_at = $4",
+    )
+    .bind(inbox)
+    .bind(uidvalidity)
+    .bind(last_uid)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading, for the CLI and tests
+
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub desk: Option<String>,
+    pub status: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub async fn list_tickets(pool: &AnyPool, f: &TicketFilter) -> Result<Vec<TicketRow>> {
+    let sql = format!(
+        "SELECT {TICKET_COLS} FROM tickets WHERE ($1 IS NULL OR desk = $1) AND ($2 IS NULL OR status = $2) \
+         ORDER BY id DESC LIMIT $3 OFFSET $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(f.desk.clone())
+        .bind(f.status.clone())
+        .bind(f.limit.clamp(1, 10_000))
+        .bind(f.offset.max(0))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(ticket_from).collect()
+}
+
+/// Tickets whose number is `number`, in any desk.
+pub async fn tickets_by_number(pool: &AnyPool, number: &str) -> Result<Vec<TicketRow>> {
+    let sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE number = $1 ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_all(pool).await?;
+    rows.iter().map(ticket_from).collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub direction: String,
+    pub kind: String,
+    pub action: String,
+    pub reason: Option<String>,
+    pub message_id: Option<String>,
+    pub from_address: Option<String>,
+    pub to_addresses: Vec<String>,
+    pub subject: String,
+    pub body_text: String,
+    pub size: i64,
+    pub created_at: i64,
+    pub attachments: Vec<AttachmentSummary>,
+    /// Delivery state of an outbound message: pending, sent or failed.
+    pub delivery: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentSummary {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub at: i64,
+    pub actor: String,
+    pub channel: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+pub async fn ticket_messages(pool: &AnyPool, ticket_id: i64) -> Result<Vec<MessageSummary>> {
+    let rows = sqlx::query(
+        "SELECT m.id, m.direction, m.kind, m.action, m.reason, m.message_id, m.from_address, m.to_addresses, \
+         m.subject, m.body_text, m.size, m.created_at, o.status AS delivery \
+         FROM messages m LEFT JOIN outbox o ON o.message_row = m.id WHERE m.ticket_id = $1 ORDER BY m.id",
+    )
+    .bind(ticket_id)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let to: String = r.try_get("to_addresses")?;
+        let atts = sqlx::query(
+            "SELECT filename, content_type, size, sha256 FROM attachments WHERE message_row = $1 ORDER BY part_index",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|a| {
+            Ok(AttachmentSummary {
+                filename: a.try_get("filename")?,
+                content_type: a.try_get("content_type")?,
+                size: a.try_get("size")?,
+                sha256: a.try_get("sha256")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        out.push(MessageSummary {
+            id,
+            direction: r.try_get("direction")?,
+            kind: r.try_get("kind")?,
+            action: r.try_get("action")?,
+            reason: r.try_get("reason")?,
+            message_id: r.try_get("message_id")?,
+            from_address: r.try_get("from_address")?,
+            to_addresses: serde_json::from_str(&to).unwrap_or_default(),
+            subject: r.try_get("subject")?,
+            body_text: r.try_get("body_text")?,
+            size: r.try_get("size")?,
+            created_at: r.try_get("created_at")?,
+            attachments: atts,
+            delivery: r.try_get("delivery")?,
+        });
+    }
+    Ok(out)
+}
+
+/// The raw bytes of a stored message.
+pub async fn message_raw(pool: &AnyPool, message_row: i64) -> Result<Option<Vec<u8>>> {
+    let r = sqlx::query("SELECT raw FROM messages WHERE id = $1").bind(message_row).fetch_optional(pool).await?;
+    Ok(match r {
+        Some(r) => r.try_get("raw")?,
+        None => None,
+    })
+}
+
+pub async fn ticket_events(pool: &AnyPool, ticket_id: i64) -> Result<Vec<EventRow>> {
+    let rows =
+        sqlx::query("SELECT at, actor, channel, kind, detail FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
+            .bind(ticket_id)
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            let detail: String = r.try_get("detail")?;
+            Ok(EventRow {
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                channel: r.try_get("channel")?,
+                kind: r.try_get("kind")?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+            })
+        })
+        .collect()
+}
+
+/// Row counts used by tests and `loket tickets list --summary`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub tickets: i64,
+    pub inbound: i64,
+    pub outbound: i64,
+    pub outbox_pending: i64,
+    pub outbox_sent: i64,
+    pub outbox_failed: i64,
+    pub quarantined: i64,
+}
+
+pub async fn counts(pool: &AnyPool) -> Result<Counts> {
+    let one = |sql: &'static str| async move {
+        let r = sqlx::query(sql).fetch_one(pool).await?;
+        Ok::<i64, StoreError>(r.try_get("n")?)
+    };
+    Ok(Counts {
+        tickets: one("SELECT COUNT(*) AS n FROM tickets").await?,
+        inbound: one("SELECT COUNT(*) AS n FROM messages WHERE direction = 'in'").await?,
+        outbound: one("SELECT COUNT(*) AS n FROM messages WHERE direction = 'out'").await?,
+        outbox_pending: one("SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'").await?,
+        outbox_sent: one("SELECT COUNT(*) AS n FROM outbox WHERE status = 'sent'").await?,
+        outbox_failed: one("SELECT COUNT(*) AS n FROM outbox WHERE status = 'failed'").await?,
+        quarantined: one("SELECT COUNT(*) AS n FROM quarantine").await?,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub desk: String,
+    pub inbox: String,
+    pub reason: String,
+    pub size: i64,
+    pub created_at: i64,
+}
+
+pub async fn list_quarantine(pool: &AnyPool, limit: i64) -> Result<Vec<QuarantineRow>> {
+    let rows =
+        sqlx::query("SELECT id, desk, inbox, reason, size, created_at FROM quarantine ORDER BY id DESC LIMIT $1")
+            .bind(limit.clamp(1, 10_000))
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(QuarantineRow {
+                id: r.try_get("id")?,
+                desk: r.try_get("desk")?,
+                inbox: r.try_get("inbox")?,
+                reason: r.try_get("reason")?,
+                size: r.try_get("size")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}

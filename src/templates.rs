@@ -1,0 +1,179 @@
+//! Requester- and agent-facing messages, rendered with minijinja from `templates/<lang>/<name>.txt.j2`.
+//! Each template defines a `subject` block and a `body` block. Indonesian (`id`) is the default;
+//! English (`en`) is available. Every template is compiled and rendered once with sample values at
+//! load, so `loket check-config` catches errors before any requester does.
+
+use std::path::Path;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+/// The languages Loket ships text for.
+pub const LANGUAGES: &[&str] = &["id", "en"];
+
+/// The templates every language must have.
+pub const REQUIRED: &[&str] = &["acknowledgement"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{path}: cannot read: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}: missing (every language needs it)")]
+    Missing(String),
+    #[error("{name}: {source}")]
+    Render { name: String, source: minijinja::Error },
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub body: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templates")
+    }
+}
+
+impl Templates {
+    pub fn load(dir: &Path) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_keep_trailing_newline(false);
+        for lang in LANGUAGES {
+            let ldir = dir.join(lang);
+            let entries = std::fs::read_dir(&ldir)
+                .map_err(|source| TemplateError::Io { path: ldir.display().to_string(), source })?;
+            for entry in entries {
+                let entry = entry.map_err(|source| TemplateError::Io { path: ldir.display().to_string(), source })?;
+                let fname = entry.file_name().to_string_lossy().to_string();
+                let Some(stem) = fname.strip_suffix(".txt.j2") else { continue };
+                let path = entry.path();
+                let src = std::fs::read_to_string(&path)
+                    .map_err(|source| TemplateError::Io { path: path.display().to_string(), source })?;
+                let name = format!("{lang}/{stem}");
+                env.add_template_owned(name.clone(), src)
+                    .map_err(|source| TemplateError::Render { name: format!("{}", path.display()), source })?;
+            }
+            for req in REQUIRED {
+                if env.get_template(&format!("{lang}/{req}")).is_err() {
+                    return Err(TemplateError::Missing(format!("{}/{req}.txt.j2", ldir.display())));
+                }
+            }
+        }
+        let t = Self { env };
+        let names: Vec<String> = t.env.templates().map(|(n, _)| n.to_string()).collect();
+        for name in names {
+            let (lang, stem) = name.split_once('/').unwrap_or(("id", &name));
+            t.render(lang, stem, &sample_context())?;
+        }
+        Ok(t)
+    }
+
+    /// Renders `lang/name`; an unknown language falls back to Indonesian.
+    pub fn render(&self, lang: &str, name: &str, ctx: &impl Serialize) -> Result<Rendered, TemplateError> {
+        let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
+        let full = format!("{lang}/{name}");
+        let err = |source| TemplateError::Render { name: full.clone(), source };
+        let tmpl = self.env.get_template(&full).map_err(err)?;
+        let mut captured = tmpl.render_captured(ctx).map_err(err)?;
+        let (subject, body) = captured
+            .with_state_mut(|state| {
+                Ok::<_, minijinja::Error>((state.render_block("subject")?, state.render_block("body")?))
+            })
+            .map_err(err)?;
+        Ok(Rendered {
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            body: body.trim_start_matches('\n').to_string(),
+        })
+    }
+}
+
+/// Values a template can use; the pipeline fills them in.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailContext {
+    pub desk: DeskCtx,
+    pub ticket: TicketCtx,
+    pub requester: PersonCtx,
+    /// Subject of the mail being answered.
+    pub original_subject: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeskCtx {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketCtx {
+    pub number: String,
+    pub tag: String,
+    pub category: String,
+    pub subcategory: String,
+    pub category_name: String,
+    pub subcategory_name: String,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonCtx {
+    pub name: String,
+    pub address: String,
+}
+
+pub fn sample_context() -> MailContext {
+    MailContext {
+        desk: DeskCtx { id: "hero".into(), name: "HERO".into(), address: "hero@example.test".into() },
+        ticket: TicketCtx {
+            number: "A-HERO26000001".into(),
+            tag: "[#A-HERO26000001]".into(),
+            category: "aplikasi".into(),
+            subcategory: "sigi".into(),
+            category_name: "Aplikasi".into(),
+            subcategory_name: "SIGI".into(),
+            created: "2026-01-05 09:00 WIB".into(),
+        },
+        requester: PersonCtx { name: "Budi".into(), address: "budi@example.test".into() },
+        original_subject: "SIGI tidak bisa diakses".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_templates_render_in_both_languages() {
+        let t = Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
+        let id = t.render("id", "acknowledgement", &sample_context()).unwrap();
+        assert!(id.subject.contains("[#A-HERO26000001]"), "{id:?}");
+        assert!(id.body.contains("A-HERO26000001"));
+        assert!(id.body.contains("Terima kasih"), "{}", id.body);
+        let en = t.render("en", "acknowledgement", &sample_context()).unwrap();
+        assert!(en.body.contains("Thank you"), "{}", en.body);
+        assert_eq!(t.render("xx", "acknowledgement", &sample_context()).unwrap(), id);
+    }
+
+    #[test]
+    fn a_broken_template_is_reported_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for lang in LANGUAGES {
+            std::fs::create_dir_all(dir.path().join(lang)).unwrap();
+            std::fs::write(
+                dir.path().join(lang).join("acknowledgement.txt.j2"),
+                "{% block subject %}x{% endblock %}{% block body %}{{ ticket.number | nosuchfilter }}{% endblock %}",
+            )
+            .unwrap();
+        }
+        let err = Templates::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("acknowledgement"), "{err}");
+    }
+}

@@ -1,0 +1,338 @@
+//! Shared test plumbing: the environment the test script started, per-test directories and
+//! addresses, config files, the daemon as a child process, IMAP and SMTP helpers, and polling
+//! with a deadline (never a fixed sleep).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use loket::config::{Config, StorageConfig};
+use loket::store::Store;
+
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub imap_port: u16,
+    pub smtp_port: u16,
+    pub pg_url: String,
+    pub password: String,
+    pub dovecot_conf: String,
+    pub smtp_stop: String,
+    pub smtp_start: String,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the integration tests need the private mail and database servers; run scripts/test.sh"
+        )
+    })
+}
+
+pub static ENV: LazyLock<Env> = LazyLock::new(|| Env {
+    imap_port: var("LOKET_TEST_IMAP_PORT").parse().expect("port"),
+    smtp_port: var("LOKET_TEST_SMTP_PORT").parse().expect("port"),
+    pg_url: var("LOKET_TEST_PG_URL"),
+    password: var("LOKET_TEST_MAIL_PASSWORD"),
+    dovecot_conf: var("LOKET_TEST_DOVECOT_CONF"),
+    smtp_stop: var("LOKET_TEST_SMTP_STOP"),
+    smtp_start: var("LOKET_TEST_SMTP_START"),
+});
+
+/// Tests that need Postfix up hold this for reading; the SMTP-outage test holds it for writing.
+pub static SMTP_LOCK: LazyLock<tokio::sync::RwLock<()>> = LazyLock::new(|| tokio::sync::RwLock::new(()));
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A unique tag for this test's addresses and databases.
+pub fn unique(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000_000;
+    format!("{name}-{}-{t}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Polls `f` until it returns Some, or panics after [`DEADLINE`] naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A test's own world: a directory, addresses on the private mail server, a config file.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub tag: String,
+    /// The desk's inbox address (IMAP user) on desk.test.
+    pub desk_addr: String,
+    pub config_path: PathBuf,
+    pub db_url: String,
+}
+
+pub struct WorldOptions {
+    pub imap: bool,
+    pub pg: bool,
+    pub outbound_smtp: bool,
+    pub poll_interval_secs: u64,
+    pub extra: String,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        Self { imap: true, pg: false, outbound_smtp: true, poll_interval_secs: 600, extra: String::new() }
+    }
+}
+
+impl World {
+    pub async fn new(name: &str, opts: WorldOptions) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = unique(name);
+        let desk_addr = format!("{tag}-hero@desk.test");
+        let db_url = if opts.pg {
+            fresh_pg_database(&tag).await
+        } else {
+            format!("sqlite://{}", dir.path().join("loket.db").display())
+        };
+        let e = &*ENV;
+        let outbound = if opts.outbound_smtp {
+            format!(
+                "[outbound]\ntransport = \"smtp\"\ninitial_backoff_secs = 1\nmax_backoff_secs = 2\npoll_interval_ms = 200\n\
+                 [outbound.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout_secs = 10\n",
+                e.smtp_port
+            )
+        } else {
+            format!("[outbound]\ntransport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display())
+        };
+        let inbox_src = if opts.imap {
+            format!(
+                "[desk.inbox.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{desk_addr}\"\n\
+                 password_env = \"LOKET_TEST_MAIL_PASSWORD\"\nprocessed_folder = \"Processed\"\npoll_interval_secs = {}\n",
+                e.imap_port, opts.poll_interval_secs
+            )
+        } else {
+            String::new()
+        };
+        let config = format!(
+            "templates = \"{templates}\"\n[storage]\nurl = \"{db_url}\"\n{outbound}{extra}\n\
+             [[desk]]\nid = \"hero\"\nname = \"HERO Test\"\ncode = \"HERO\"\ncatalogue = \"{seeds}/hero.toml\"\n\
+             [[desk.inbox]]\nname = \"hero\"\naddress = \"{desk_addr}\"\n{inbox_src}",
+            templates = repo().join("templates").display(),
+            seeds = repo().join("seeds").display(),
+            extra = opts.extra,
+        );
+        let config_path = dir.path().join("loket.toml");
+        std::fs::write(&config_path, config).unwrap();
+        World { dir, tag, desk_addr, config_path, db_url }
+    }
+
+    pub fn addr(&self, who: &str) -> String {
+        format!("{}-{who}@example.test", self.tag)
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&StorageConfig { url: self.db_url.clone(), max_connections: 2, sqlite_synchronous: "full".into() })
+            .await
+            .unwrap()
+    }
+
+    /// Starts `loket serve` on this world's config.
+    pub fn serve(&self) -> Daemon {
+        let log = self.dir.path().join(format!("serve-{}.log", unique("log")));
+        let child = Command::new(env!("CARGO_BIN_EXE_loket"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .env("LOKET_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn loket serve");
+        Daemon { child: Some(child), log }
+    }
+
+    /// Runs `loket ingest --inbox hero` with `raw` on stdin; returns (exit code, stdout, stderr).
+    pub fn ingest(&self, raw: &[u8]) -> (i32, String, String) {
+        ingest_with(&self.config_path, "hero", raw)
+    }
+}
+
+pub fn ingest_with(config: &Path, inbox: &str, raw: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loket"))
+        .arg("--config")
+        .arg(config)
+        .args(["ingest", "--inbox", inbox])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loket ingest");
+    let mut stdin = child.stdin.take().unwrap();
+    let raw = raw.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&raw);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s.code();
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = c.kill();
+                panic!("loket serve did not exit after SIGTERM; log: {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- loket serve log ({}) -----\n{}", self.log.display(), self.log_text());
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub async fn fresh_pg_database(tag: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name: String =
+        tag.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let name = format!("t_{name}");
+    let mut conn =
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&ENV.pg_url).await.expect("connect to the test PostgreSQL");
+    sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    let base = ENV.pg_url.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Mail helpers
+
+/// Submits `raw` over SMTP to the private Postfix.
+pub async fn smtp_send(from: &str, to: &[&str], raw: &[u8]) {
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor, address::Envelope};
+    let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(ENV.smtp_port)
+        .timeout(Some(Duration::from_secs(20)))
+        .build();
+    let env = Envelope::new(Some(from.parse().unwrap()), to.iter().map(|t| t.parse().unwrap()).collect()).unwrap();
+    t.send_raw(&env, raw).await.expect("SMTP submission to the private Postfix");
+}
+
+/// Puts `raw` straight into `user`'s INBOX with doveadm (no SMTP needed).
+pub fn dovecot_save(user: &str, raw: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new("doveadm")
+        .args(["-c", &ENV.dovecot_conf, "save", "-u", user])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("doveadm");
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    assert!(child.wait().unwrap().success(), "doveadm save failed");
+}
+
+type TestSession = async_imap::Session<tokio::net::TcpStream>;
+
+pub async fn imap_login(user: &str) -> TestSession {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", ENV.imap_port)).await.unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap();
+    client.login(user, &ENV.password).await.map_err(|(e, _)| e).unwrap()
+}
+
+/// All messages in `user`'s `folder` (empty when the folder does not exist).
+pub async fn mailbox(user: &str, folder: &str) -> Vec<Vec<u8>> {
+    let mut s = imap_login(user).await;
+    if s.select(folder).await.is_err() {
+        let _ = s.logout().await;
+        return Vec::new();
+    }
+    let uids = s.uid_search("ALL").await.unwrap();
+    let mut out = Vec::new();
+    if !uids.is_empty() {
+        let mut uids: Vec<u32> = uids.into_iter().collect();
+        uids.sort_unstable();
+        let set = uids.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
+        let fetches: Vec<_> = s.uid_fetch(set, "BODY.PEEK[]").await.unwrap().try_collect().await.unwrap();
+        out = fetches.iter().filter_map(|f| f.body().map(|b| b.to_vec())).collect();
+    }
+    let _ = s.logout().await;
+    out
+}
+
+/// Waits until `user`'s `folder` holds at least `n` messages; returns them.
+pub async fn wait_mailbox(user: &str, folder: &str, n: usize) -> Vec<Vec<u8>> {
+    wait_for(&format!("{n} message(s) in {user}/{folder}"), || async {
+        let m = mailbox(user, folder).await;
+        (m.len() >= n).then_some(m)
+    })
+    .await
+}
+
+/// A plain RFC 5322 message.
+pub fn mail(from: &str, to: &str, subject: &str, message_id: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
+         Date: Mon, 5 Jan 2026 09:00:00 +0700\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         {extra_headers}\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+pub fn parsed(raw: &[u8]) -> loket::pipeline::parse::ParsedMail {
+    loket::pipeline::parse::parse(raw).expect("parseable mail")
+}

@@ -1,0 +1,9 @@
+//! Loket's one integration-test binary. It talks to the private Dovecot, Postfix and PostgreSQL
+//! that `scripts/test.sh` starts (their addresses come from `LOKET_TEST_*` variables), and runs the
+//! real `loket` binary where a test is about the daemon or the MTA pipe.
+
+mod catalogue;
+mod corpus;
+mod harness;
+mod mail;
+mod store;

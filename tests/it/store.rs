@@ -1,0 +1,153 @@
+//! Acceptance 8: one store scenario, run on SQLite and on PostgreSQL (the private cluster).
+
+use std::sync::Arc;
+
+use loket::pipeline::{Action, Pipeline};
+use loket::store::{self, Store};
+use loket::templates::Templates;
+use tokio::sync::Notify;
+
+use crate::harness::*;
+
+async fn pipeline(w: &World) -> (Pipeline, Store) {
+    let cfg = Arc::new(w.config());
+    let templates = Arc::new(Templates::load(&cfg.templates).unwrap());
+    let store = Store::open(&cfg.storage).await.unwrap();
+    // Opening twice re-applies nothing.
+    Store::open(&cfg.storage).await.unwrap();
+    (Pipeline::new(store.clone(), cfg, templates, Arc::new(Notify::new())), store)
+}
+
+async fn scenario(pg: bool) {
+    let w = World::new(
+        if pg { "store-pg" } else { "store-sqlite" },
+        WorldOptions { imap: false, pg, outbound_smtp: false, ..Default::default() },
+    )
+    .await;
+    let (p, store) = pipeline(&w).await;
+    let now = 1_767_578_400_000; // 2026-01-05 09:00 WIB
+    let budi = w.addr("budi");
+    let first = mail(&budi, &w.desk_addr, "Wifi mati", &format!("{}-1@example.test", w.tag), "", "Wifi lantai 3 mati.");
+    let out = p.process("hero", &first, now).await.unwrap();
+    assert_eq!(out.action, Action::Created);
+    let number = out.ticket.clone().unwrap();
+    assert_eq!(number, "T-HERO26000001");
+
+    // Threading by tag and by reference to the acknowledgement.
+    let t = &store::tickets_by_number(store.pool(), &number).await.unwrap()[0];
+    let ack =
+        store::ticket_messages(store.pool(), t.id).await.unwrap().into_iter().find(|m| m.direction == "out").unwrap();
+    let by_tag = mail(
+        &budi,
+        &w.desk_addr,
+        &format!("Re: [#{number}] Wifi mati"),
+        &format!("{}-2@example.test", w.tag),
+        "",
+        "Masih mati.",
+    );
+    assert_eq!(p.process("hero", &by_tag, now + 1).await.unwrap().action, Action::Appended);
+    let by_ref = mail(
+        &budi,
+        &w.desk_addr,
+        "Re: Wifi",
+        &format!("{}-3@example.test", w.tag),
+        &format!("References: <{}>\r\n", ack.message_id.clone().unwrap()),
+        "Sudah normal.",
+    );
+    let o = p.process("hero", &by_ref, now + 2).await.unwrap();
+    assert_eq!((o.action, o.ticket.as_deref()), (Action::Appended, Some(number.as_str())));
+    // Duplicates and quarantine.
+    assert_eq!(p.process("hero", &first, now + 3).await.unwrap().action, Action::Duplicate);
+    let junk = b"this is not a mail at all, just text without headers";
+    let q = p.process("hero", junk, now + 4).await.unwrap();
+    assert_eq!(q.action, Action::Quarantined);
+    assert!(q.reason.unwrap().contains("sender"));
+    assert_eq!(p.process("hero", junk, now + 5).await.unwrap().action, Action::Duplicate);
+    assert_eq!(store::list_quarantine(store.pool(), 10).await.unwrap().len(), 1);
+
+    // Ticket numbers are never duplicated under concurrency.
+    let mut handles = Vec::new();
+    for i in 0..40 {
+        let p = p.clone();
+        let m = mail(
+            &w.addr(&format!("u{i}")),
+            &w.desk_addr,
+            &format!("Masalah {i}"),
+            &format!("{}-c{i}@example.test", w.tag),
+            "",
+            "x",
+        );
+        handles.push(tokio::spawn(async move { p.process("hero", &m, now + 10).await.unwrap() }));
+    }
+    let mut numbers = Vec::new();
+    for h in handles {
+        let o = h.await.unwrap();
+        assert_eq!(o.action, Action::Created);
+        numbers.push(o.ticket.unwrap());
+    }
+    numbers.sort();
+    let expected: Vec<String> = (2..=41).map(|s| format!("T-HERO26{s:06}")).collect();
+    assert_eq!(numbers, expected);
+    // The same message raced from two tasks: one ticket.
+    let race = mail(&budi, &w.desk_addr, "Balapan", &format!("{}-race@example.test", w.tag), "", "x");
+    let (a, b) = tokio::join!(p.process("hero", &race, now + 20), p.process("hero", &race, now + 20));
+    let mut actions = vec![a.unwrap().action, b.unwrap().action];
+    actions.sort_by_key(|a| a.as_str());
+    assert_eq!(actions, vec![Action::Created, Action::Duplicate]);
+
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.tickets, c.inbound, c.outbound, c.outbox_pending, c.quarantined), (42, 44, 42, 42, 1));
+
+    // Outbox: claim with a lease, record outcomes.
+    let claimed = store::claim_outbox(store.pool(), store.backend(), "w1", now + 100, now + 60_000, 100).await.unwrap();
+    assert_eq!(claimed.len(), 42);
+    assert!(claimed.iter().all(|i| !i.raw.is_empty() && i.recipients.len() == 1));
+    assert!(
+        store::claim_outbox(store.pool(), store.backend(), "w2", now + 101, now + 60_000, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased rows are not claimed twice"
+    );
+    store::record_attempt(store.pool(), store.backend(), claimed[0].id, now, Ok(())).await.unwrap();
+    store::record_attempt(
+        store.pool(),
+        store.backend(),
+        claimed[1].id,
+        now,
+        Err(("451 try later".into(), Some(now + 5_000))),
+    )
+    .await
+    .unwrap();
+    store::record_attempt(store.pool(), store.backend(), claimed[2].id, now, Err(("550 no such user".into(), None)))
+        .await
+        .unwrap();
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.outbox_sent, c.outbox_pending, c.outbox_failed), (1, 40, 1));
+    // After the lease expires the rest are due again; the retried one only after its delay.
+    let again =
+        store::claim_outbox(store.pool(), store.backend(), "w2", now + 61_000, now + 120_000, 100).await.unwrap();
+    assert_eq!(again.len(), 40);
+    assert!(again.iter().any(|i| i.id == claimed[1].id && i.attempts == 1));
+
+    // Checkpoints.
+    store::save_checkpoint(store.pool(), "hero", 7, 10, now).await.unwrap();
+    store::save_checkpoint(store.pool(), "hero", 7, 12, now).await.unwrap();
+    assert_eq!(store::checkpoint(store.pool(), "hero").await.unwrap(), Some((7, 12)));
+
+    // Audit: every change is an event.
+    let events = store::ticket_events(store.pool(), t.id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["created", "routed", "acknowledgement_queued", "message_received", "message_received"]);
+    assert_eq!(events[0].actor, budi);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_scenario_on_sqlite() {
+    scenario(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_scenario_on_postgres() {
+    scenario(true).await;
+}
