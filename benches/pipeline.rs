@@ -1,1 +1,133 @@
-fn main() {}
+//! Pipeline benchmark: raw bytes → committed ticket (or appended message) + outbox row, on SQLite,
+//! one message at a time as an inbox delivers them. Mail comes from the shared generator
+//! (`../shared/bench/gen_emails.py --seed 42`, 10,000 messages, ~30 % replies, ~20 % with an
+//! attachment), or from `LOKET_BENCH_MAIL_DIR`.
+//!
+//! `cargo bench --bench pipeline` prints messages per second for `synchronous = FULL` (the
+//! default: every commit survives power loss) and `NORMAL`. Under `cargo test` (no `--bench`
+//! argument) it runs a small smoke check instead and verifies the outcomes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loket::config::Config;
+use loket::pipeline::{Action, Pipeline};
+use loket::store::Store;
+use loket::templates::Templates;
+use tokio::sync::Notify;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {
+    if !dir.join("manifest.jsonl").exists() {
+        let gen_script = repo().join("../shared/bench/gen_emails.py");
+        let status = std::process::Command::new("python3")
+            .arg(&gen_script)
+            .arg(dir)
+            .args(["-n", &n.to_string(), "--seed", "42", "--to", "hero@desk.test"])
+            .status()
+            .expect("python3 for the mail generator");
+        assert!(status.success(), "{} failed", gen_script.display());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files.truncate(n);
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+async fn pipeline(dir: &Path, sync: &str) -> Pipeline {
+    let cfg = format!(
+        "templates = \"{t}\"\n[storage]\nurl = \"sqlite://{db}\"\nsqlite_synchronous = \"{sync}\"\n\
+         [outbound]\ntransport = \"file\"\ndirectory = \"{out}\"\n[limits]\nauto_replies_per_sender_per_hour = 1000000\n\
+         [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\n\
+         [[desk.inbox]]\nname = \"hero\"\naddress = \"hero@desk.test\"\n",
+        t = repo().join("templates").display(),
+        db = dir.join("bench.db").display(),
+        out = dir.join("out").display(),
+        s = repo().join("seeds/hero.toml").display(),
+    );
+    let path = dir.join("loket.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let cfg = Arc::new(Config::load(&path).unwrap());
+    let templates = Arc::new(Templates::load(&cfg.templates).unwrap());
+    let store = Store::open(&cfg.storage).await.unwrap();
+    Pipeline::new(store, cfg, templates, Arc::new(Notify::new()))
+}
+
+struct Run {
+    total: Duration,
+    per: Vec<Duration>,
+    created: usize,
+    appended: usize,
+}
+
+async fn run(mails: &[Vec<u8>], sync: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), sync).await;
+    let mut per = Vec::with_capacity(mails.len());
+    let (mut created, mut appended) = (0, 0);
+    let start = Instant::now();
+    for m in mails {
+        let t = Instant::now();
+        let out = p.process("hero", m, loket::now_ms()).await.unwrap();
+        per.push(t.elapsed());
+        match out.action {
+            Action::Created => created += 1,
+            Action::Appended => appended += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    Run { total: start.elapsed(), per, created, appended }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if !bench {
+        // Smoke check under `cargo test`: 200 generated mails, replies thread to their tickets.
+        let dir = tempfile::tempdir().unwrap();
+        let mails = generate(dir.path(), 200);
+        let r = rt.block_on(run(&mails, "normal"));
+        assert_eq!(r.created + r.appended, 200);
+        assert!(r.appended > 20, "replies must thread: {} appended", r.appended);
+        println!("pipeline smoke check: {} created, {} appended", r.created, r.appended);
+        return;
+    }
+    let n: usize = std::env::var("LOKET_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let dir = match std::env::var("LOKET_BENCH_MAIL_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => repo().join("target/bench-mail"),
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let mails = generate(&dir, n);
+    let bytes: usize = mails.iter().map(|m| m.len()).sum();
+    println!(
+        "pipeline benchmark: {} mails, {:.1} MB, SQLite, one message per transaction",
+        mails.len(),
+        bytes as f64 / 1e6
+    );
+    for sync in ["full", "normal"] {
+        let mut r = rt.block_on(run(&mails, sync));
+        r.per.sort();
+        println!(
+            "  synchronous={sync:<6} {:>8.0} mails/s  ({} created, {} appended; total {:.2} s; p50 {:?} p99 {:?})",
+            mails.len() as f64 / r.total.as_secs_f64(),
+            r.created,
+            r.appended,
+            r.total.as_secs_f64(),
+            pct(&r.per, 0.5),
+            pct(&r.per, 0.99),
+        );
+    }
+}

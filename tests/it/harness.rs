@@ -88,12 +88,20 @@ pub struct WorldOptions {
     pub pg: bool,
     pub outbound_smtp: bool,
     pub poll_interval_secs: u64,
+    pub maildir: bool,
     pub extra: String,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        Self { imap: true, pg: false, outbound_smtp: true, poll_interval_secs: 600, extra: String::new() }
+        Self {
+            imap: true,
+            pg: false,
+            outbound_smtp: true,
+            poll_interval_secs: 600,
+            maildir: false,
+            extra: String::new(),
+        }
     }
 }
 
@@ -123,6 +131,8 @@ impl World {
                  password_env = \"LOKET_TEST_MAIL_PASSWORD\"\nprocessed_folder = \"Processed\"\npoll_interval_secs = {}\n",
                 e.imap_port, opts.poll_interval_secs
             )
+        } else if opts.maildir {
+            format!("maildir = \"{}\"\n", dir.path().join("maildir").display())
         } else {
             String::new()
         };

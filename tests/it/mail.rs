@@ -363,3 +363,41 @@ async fn sigterm_exits_cleanly() {
     assert_eq!(daemon.terminate(), Some(0), "{}", daemon.log_text());
     assert!(daemon.log_text().contains("loket stopped"));
 }
+
+/// Maildir intake (the embedded default): a file in `new/` becomes a ticket, moves to `cur/` with
+/// the seen flag, and the acknowledgement is written by the file transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maildir_intake_and_file_transport() {
+    let w =
+        World::new("maildir", WorldOptions { imap: false, maildir: true, outbound_smtp: false, ..Default::default() })
+            .await;
+    let daemon = w.serve();
+    let md = w.dir.path().join("maildir");
+    wait_for("the Maildir layout", || async { md.join("tmp").is_dir().then_some(()) }).await;
+    let m = mail(
+        &w.addr("dewi"),
+        &w.desk_addr,
+        "Akun intranet terkunci",
+        &format!("{}@example.test", w.tag),
+        "",
+        "Mohon reset.",
+    );
+    std::fs::write(md.join("tmp/1.eml"), &m).unwrap();
+    std::fs::rename(md.join("tmp/1.eml"), md.join("new/1.eml")).unwrap();
+    let out_dir = w.dir.path().join("out");
+    let ack = wait_for("the acknowledgement file", || async {
+        let files: Vec<_> = std::fs::read_dir(&out_dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .collect();
+        files.first().map(|f| std::fs::read(f.path()).unwrap())
+    })
+    .await;
+    let t = parsed(&ack);
+    assert_eq!(loket::ticket::find_tags(&t.subject).len(), 1, "{}", t.subject);
+    assert!(md.join("cur/1.eml:2,S").is_file());
+    assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 0);
+    assert_eq!(counts(&w).await.tickets, 1);
+    drop(daemon);
+}
