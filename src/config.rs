@@ -5,10 +5,13 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::catalogue::Catalogue;
 use crate::domain::EmailAddress;
+use crate::routing::Router;
 use crate::ticket::NumberFormat;
 
 /// A problem in the configuration, with the file and key it concerns.
@@ -41,6 +44,9 @@ pub struct RawConfig {
     /// Directory of the message templates (`templates/<lang>/<name>.txt.j2`).
     #[serde(default = "default_templates")]
     pub templates: PathBuf,
+    /// Directory of the routing rules (`rules/common.toml`, `rules/<desk>.toml`).
+    #[serde(default = "default_rules")]
+    pub rules: PathBuf,
     /// The service desks.
     #[serde(default, rename = "desk")]
     pub desks: Vec<DeskConfig>,
@@ -48,6 +54,10 @@ pub struct RawConfig {
 
 fn default_templates() -> PathBuf {
     PathBuf::from("templates")
+}
+
+fn default_rules() -> PathBuf {
+    PathBuf::from("rules")
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -325,7 +335,10 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub limits: Limits,
     pub templates: PathBuf,
+    pub rules: PathBuf,
     pub desks: Vec<Desk>,
+    /// Every desk's compiled routing rules.
+    pub router: Arc<Router>,
 }
 
 /// A desk ready to use.
@@ -534,17 +547,26 @@ impl Config {
         if let Err(e) = crate::templates::Templates::load(&templates) {
             problems.push(p(format!("templates: {e}")));
         }
-        if problems.is_empty() {
-            Ok(Config {
+        let rules = resolve(&raw.rules);
+        let router = match Router::load(&rules, &desks.iter().map(|d| &d.catalogue).collect::<Vec<_>>()) {
+            Ok(r) => Some(r),
+            Err(errs) => {
+                problems.extend(errs.into_iter().map(|e| p(format!("rules: {e}"))));
+                None
+            }
+        };
+        match (problems.is_empty(), router) {
+            (true, Some(router)) => Ok(Config {
                 path: path.to_path_buf(),
                 storage: raw.storage,
                 outbound: raw.outbound,
                 limits: raw.limits,
                 templates,
+                rules,
                 desks,
-            })
-        } else {
-            Err(ConfigErrors(problems))
+                router: Arc::new(router),
+            }),
+            _ => Err(ConfigErrors(problems)),
         }
     }
 

@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: TicketsCommand,
     },
+    /// Test, explain and evaluate the routing rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Inspect quarantined messages.
     Quarantine {
         #[command(subcommand)]
@@ -84,6 +89,27 @@ enum TicketsCommand {
     },
     /// Counts of tickets, messages, outbox states and quarantine.
     Stats,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Run the examples in the rules files; exits 1 on any mismatch.
+    Test {
+        #[arg(long)]
+        desk: Option<String>,
+    },
+    /// Route one message (a raw email, or plain text) from FILE or standard input and show why.
+    Explain {
+        #[arg(long)]
+        desk: String,
+        file: Option<PathBuf>,
+    },
+    /// Route every message of a labelled JSON-lines file; one JSON line per message on standard
+    /// output, the scores on standard error.
+    Eval {
+        #[arg(long)]
+        input: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -177,6 +203,13 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Tickets { command } => report(tickets(&cli.config, command).await),
+        Command::Rules { command } => match rules(&cli.config, command) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("loket: {e:#}");
+                ExitCode::from(EX_CONFIG)
+            }
+        },
         Command::Quarantine { command: QuarantineCommand::List { limit } } => {
             report(quarantine_list(&cli.config, limit).await)
         }
@@ -331,4 +364,77 @@ async fn quarantine_list(config: &std::path::Path, limit: i64) -> anyhow::Result
         println!("{} {} {} {} bytes: {}", q.id, fmt_time(q.created_at), q.inbox, q.size, q.reason);
     }
     Ok(())
+}
+
+fn desk_inbox(desk: &loket::config::Desk) -> String {
+    desk.inboxes.first().map(|i| i.address.clone()).unwrap_or_else(|| format!("{}@localhost", desk.id))
+}
+
+fn rules(config: &std::path::Path, command: RulesCommand) -> anyhow::Result<ExitCode> {
+    use loket::routing::{RouteInput, eval};
+    let config = Config::load(config)?;
+    match command {
+        RulesCommand::Test { desk } => {
+            let mut total = 0;
+            let mut failed = 0;
+            for d in config.desks.iter().filter(|d| desk.as_deref().is_none_or(|x| x == d.id)) {
+                let (n, failures) = eval::run_examples(&config.router, &d.catalogue, &desk_inbox(d));
+                total += n;
+                failed += failures.len();
+                println!("{}: {} examples, {} failed", d.id, n, failures.len());
+                for f in failures {
+                    println!("  FAIL {}#{}: expected {}, got {} ({})", f.desk, f.index, f.expected, f.got, f.subject);
+                }
+            }
+            anyhow::ensure!(desk.is_none() || total > 0, "no examples for desk {}", desk.unwrap_or_default());
+            println!("{} passed, {} failed", total - failed, failed);
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        RulesCommand::Explain { desk, file } => {
+            let d = config.desk(&desk).with_context(|| format!("unknown desk `{desk}`"))?;
+            let mut raw = Vec::new();
+            match file {
+                Some(f) => raw = std::fs::read(&f).with_context(|| f.display().to_string())?,
+                None => {
+                    std::io::stdin().lock().take(16 * 1024 * 1024).read_to_end(&mut raw)?;
+                }
+            }
+            let (subject, body, domain) = match loket::pipeline::parse::parse(&raw) {
+                Ok(m) => (m.subject.clone(), m.text.clone(), m.from.map(|f| f.address.domain().to_string())),
+                Err(_) => (String::new(), String::from_utf8_lossy(&raw).to_string(), None),
+            };
+            let inbox = desk_inbox(d);
+            let decision = config.router.route(
+                &d.catalogue,
+                &RouteInput { subject: &subject, body: &body, sender_domain: domain.as_deref(), inbox_address: &inbox },
+            );
+            println!("route:      {}", decision.route());
+            println!("type:       {}", decision.ticket_type.map(|t| t.as_str()).unwrap_or("-"));
+            println!("impact:     {}", decision.impact.map(|t| t.as_str()).unwrap_or("-"));
+            println!("confidence: {}", decision.confidence);
+            println!("because:");
+            for r in &decision.reasons {
+                println!("  {r}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesCommand::Eval { input } => {
+            let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
+            let mut metrics = eval::Metrics::default();
+            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let m: eval::Labelled = serde_json::from_str(line)
+                    .with_context(|| format!("{} line {}: not a labelled message", input.display(), i + 1))?;
+                let d = config
+                    .desk(&m.desk)
+                    .with_context(|| format!("{} line {}: unknown desk `{}`", input.display(), i + 1, m.desk))?;
+                let (p, _) = eval::predict(&config.router, &d.catalogue, &desk_inbox(d), &m);
+                println!("{}", serde_json::to_string(&p)?);
+                if let Some(e) = &m.expected {
+                    metrics.add(&p, e);
+                }
+            }
+            eprintln!("{}", metrics.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

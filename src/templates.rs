@@ -121,6 +121,10 @@ pub struct TicketCtx {
     pub category_name: String,
     pub subcategory_name: String,
     pub created: String,
+    /// question, request or incident, when known.
+    pub ticket_type: Option<String>,
+    /// The internal-only service an external sender asked for (the ticket waits in triage).
+    pub internal_only_refused: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +144,8 @@ pub fn sample_context() -> MailContext {
             category_name: "Aplikasi".into(),
             subcategory_name: "SIGI".into(),
             created: "2026-01-05 09:00 WIB".into(),
+            ticket_type: Some("incident".into()),
+            internal_only_refused: Some("SIGI".into()),
         },
         requester: PersonCtx { name: "Budi".into(), address: "budi@example.test".into() },
         original_subject: "SIGI tidak bisa diakses".into(),

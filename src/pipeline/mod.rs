@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use crate::catalogue::{TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
 use crate::config::{Config, Desk, InboxConfig};
 use crate::domain::{Channel, Direction, EmailAddress, TicketStatus};
-use crate::routing::{self, RouteInput};
+use crate::routing::RouteInput;
 use crate::store::{self, Store, StoreError, TicketRow};
 use crate::templates::{DeskCtx, MailContext, PersonCtx, TemplateError, Templates, TicketCtx};
 use crate::ticket::find_tags;
@@ -233,12 +233,12 @@ impl Pipeline {
         let requester = mail.requester().or(mail.from.as_ref()).expect("parse guarantees a sender");
         let inbox_addr = EmailAddress::parse(&inbox.address)
             .map_err(|e| PipelineError::Store(StoreError::Corrupt(format!("inbox {} address: {e}", inbox.name))))?;
-        let decision = routing::route(
+        let decision = self.config.router.route(
             &desk.catalogue,
             &RouteInput {
                 subject: &mail.subject,
                 body: &mail.text,
-                sender_domain: requester.address.domain(),
+                sender_domain: Some(requester.address.domain()),
                 inbox_address: inbox_addr.as_str(),
             },
         );
@@ -335,6 +335,8 @@ impl Pipeline {
                         category_name: cat_name,
                         subcategory_name: sub_name,
                         created: local_now.format("%Y-%m-%d %H:%M %Z").to_string(),
+                        ticket_type: decision.ticket_type.map(|t| t.as_str().to_string()),
+                        internal_only_refused: decision.internal_only_refused.clone(),
                     },
                     requester: PersonCtx {
                         name: requester.name.clone().unwrap_or_default(),

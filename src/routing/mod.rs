@@ -1,12 +1,22 @@
-//! Routing: which category, subcategory, ticket type and impact a new ticket gets. Pure.
-//!
-//! Until keyword rules land (`rules/<desk>.toml`), every new ticket goes to the desk's triage queue
-//! (`triage/unknown`): nothing is forced into a wrong queue.
+//! Routing: which category, subcategory, ticket type and impact a new ticket gets, within its
+//! desk's catalogue. Pure: [`DeskRules::route`] takes the message's text and signals and returns
+//! a [`RouteDecision`] with the reasons behind it. Below the desk's threshold, or when an external
+//! sender asks for an internal-only service, the ticket goes to `triage/unknown`: nothing is
+//! forced into a wrong queue. Rules are plain files (`rules/`), compiled once at load.
+
+pub mod eval;
+pub mod normalize;
+pub mod rules;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::catalogue::{Catalogue, TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
 use crate::domain::{Impact, TicketType};
+use rules::Target;
+pub use rules::{DeskRules, RulesError};
 
 /// What the router decided, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -17,6 +27,9 @@ pub struct RouteDecision {
     pub impact: Option<Impact>,
     pub confidence: f64,
     pub reasons: Vec<String>,
+    /// Set when an internal-only service was asked for by an external sender (the
+    /// acknowledgement explains it); names the service.
+    pub internal_only_refused: Option<String>,
 }
 
 impl RouteDecision {
@@ -28,7 +41,16 @@ impl RouteDecision {
             impact: None,
             confidence: 0.0,
             reasons: vec![reason.into()],
+            internal_only_refused: None,
         }
+    }
+
+    pub fn is_triage(&self) -> bool {
+        self.category == TRIAGE_CATEGORY
+    }
+
+    pub fn route(&self) -> String {
+        format!("{}/{}", self.category, self.subcategory)
     }
 }
 
@@ -37,11 +59,377 @@ impl RouteDecision {
 pub struct RouteInput<'a> {
     pub subject: &'a str,
     pub body: &'a str,
-    pub sender_domain: &'a str,
+    /// The sender's email domain, when the sender has an email address (chat users have none).
+    pub sender_domain: Option<&'a str>,
+    /// The address the message arrived at.
     pub inbox_address: &'a str,
 }
 
-/// Routes new tickets within one desk's catalogue.
-pub fn route(_catalogue: &Catalogue, _input: &RouteInput<'_>) -> RouteDecision {
-    RouteDecision::triage("no routing rules loaded: new tickets wait in triage")
+/// Every desk's compiled rules.
+#[derive(Debug, Default)]
+pub struct Router {
+    desks: HashMap<String, DeskRules>,
+}
+
+impl Router {
+    /// Loads `dir/common.toml` and `dir/<desk>.toml` for every catalogue. A desk without a rules
+    /// file routes everything to triage.
+    pub fn load(dir: &Path, catalogues: &[&Catalogue]) -> Result<Self, Vec<RulesError>> {
+        let common = rules::load_common(&dir.join("common.toml")).map_err(|e| vec![e])?;
+        let mut desks = HashMap::new();
+        let mut errors = Vec::new();
+        for cat in catalogues {
+            let path = dir.join(format!("{}.toml", cat.desk));
+            if !path.exists() {
+                continue;
+            }
+            match rules::load_desk(&path, &common, cat) {
+                Ok(r) => {
+                    desks.insert(cat.desk.clone(), r);
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
+        if errors.is_empty() { Ok(Self { desks }) } else { Err(errors) }
+    }
+
+    pub fn desk(&self, desk: &str) -> Option<&DeskRules> {
+        self.desks.get(desk)
+    }
+
+    pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+        match self.desks.get(&catalogue.desk) {
+            Some(r) => r.route(catalogue, input),
+            None => RouteDecision::triage(format!("no rules/{}.toml: new tickets wait in triage", catalogue.desk)),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Score {
+    route: f64,
+}
+
+impl DeskRules {
+    /// Matched phrase ids in a normalised text.
+    fn matches(&self, text: &str) -> HashSet<usize> {
+        self.automaton.find_overlapping_iter(text).map(|m| m.pattern().as_usize()).collect()
+    }
+
+    pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+        let subject = normalize::normalize(input.subject, &self.synonyms);
+        let body_raw = normalize::strip_quoted(input.body);
+        let body = normalize::normalize(&body_raw, &self.synonyms);
+        let in_subject = self.matches(&subject);
+        let in_body = self.matches(&body);
+        let mut scores = vec![Score::default(); self.routes.len()];
+        let mut reasons: Vec<(usize, f64, String)> = Vec::new();
+        let mut type_score: HashMap<TicketType, f64> = HashMap::new();
+        let mut impact_score: HashMap<Impact, f64> = HashMap::new();
+        let mut cue_reasons = Vec::new();
+        for &id in in_subject.union(&in_body) {
+            let p = &self.phrases[id];
+            let (mult, field) = if in_subject.contains(&id) { (self.subject_weight, "subject") } else { (1.0, "body") };
+            for &(target, w) in &p.targets {
+                match target {
+                    Target::Route(r) => {
+                        scores[r].route += w * mult;
+                        reasons.push((r, w * mult, format!("keyword \"{}\" in {field}", p.text.trim())));
+                    }
+                    Target::Against(r) => {
+                        scores[r].route -= w * mult;
+                        reasons.push((r, -w * mult, format!("negative \"{}\" in {field}", p.text.trim())));
+                    }
+                    Target::Type(t) => {
+                        *type_score.entry(t).or_default() += w;
+                        cue_reasons.push(format!("{t} cue \"{}\" +{w}", p.text.trim()));
+                    }
+                    Target::Impact(level) => {
+                        *impact_score.entry(level).or_default() += w;
+                        cue_reasons.push(format!("{level} impact cue \"{}\" +{w}", p.text.trim()));
+                    }
+                }
+            }
+        }
+        if !self.pattern_targets.is_empty() {
+            let both = format!("{subject}{body}");
+            for i in self.patterns.matches(&both).iter() {
+                let (r, w, ref pat) = self.pattern_targets[i];
+                scores[r].route += w;
+                reasons.push((r, w, format!("pattern /{pat}/")));
+            }
+        }
+        let inbox = input.inbox_address.to_ascii_lowercase();
+        let inbox_local = inbox.split('@').next().unwrap_or("");
+        let domain = input.sender_domain.map(|d| d.to_ascii_lowercase());
+        for (r, route) in self.routes.iter().enumerate() {
+            for (addr, w) in &route.inbox {
+                if *addr == inbox || (!addr.contains('@') && addr == inbox_local) {
+                    scores[r].route += w;
+                    reasons.push((r, *w, format!("arrived at {inbox}")));
+                }
+            }
+            if let Some(d) = &domain {
+                for (sd, w) in &route.sender_domains {
+                    if d == sd || d.ends_with(&format!(".{sd}")) {
+                        scores[r].route += w;
+                        reasons.push((r, *w, format!("sender domain {d}")));
+                    }
+                }
+            }
+        }
+        let qmarks = input.subject.contains('?') || body_raw.contains('?');
+        if qmarks {
+            *type_score.entry(TicketType::Question).or_default() += self.question_mark_weight;
+            cue_reasons.push(format!("question cue \"?\" +{}", self.question_mark_weight));
+        }
+
+        let mut order: Vec<usize> = (0..self.routes.len()).collect();
+        order.sort_by(|a, b| scores[*b].route.total_cmp(&scores[*a].route).then(a.cmp(b)));
+        let best = order.first().copied();
+        let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
+        let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
+        let reasons_for = |r: usize| -> Vec<String> {
+            reasons.iter().filter(|(x, _, _)| *x == r).map(|(_, w, t)| format!("{w:+.1} {t}")).collect()
+        };
+
+        let mut decision = match best {
+            Some(b) if best_score >= self.threshold => {
+                let route = &self.routes[b];
+                let mut rs = vec![format!(
+                    "{}/{} scored {best_score:.1} (threshold {:.1}, runner-up {second_score:.1})",
+                    route.category, route.subcategory, self.threshold
+                )];
+                rs.extend(reasons_for(b));
+                RouteDecision {
+                    category: route.category.clone(),
+                    subcategory: route.subcategory.clone(),
+                    ticket_type: None,
+                    impact: None,
+                    confidence: confidence(best_score, second_score, self.threshold),
+                    reasons: rs,
+                    internal_only_refused: None,
+                }
+            }
+            Some(b) if best_score > 0.0 => {
+                let r = &self.routes[b];
+                RouteDecision::triage(format!(
+                    "best route {}/{} scored {best_score:.1}, below the threshold {:.1}",
+                    r.category, r.subcategory, self.threshold
+                ))
+            }
+            _ => RouteDecision::triage("no rule matched"),
+        };
+
+        // Internal-only services are not opened for senders outside the desk's domains.
+        if let (Some(b), false) = (best, decision.is_triage()) {
+            let route = &self.routes[b];
+            if route.internal_only
+                && let Some(d) = &domain
+                && !catalogue.is_internal_domain(d)
+            {
+                let name = catalogue
+                    .subcategory(&route.category, &route.subcategory)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_else(|| route.subcategory.clone());
+                let mut t = RouteDecision::triage(format!(
+                    "{}/{} is internal-only and {d} is not an internal domain",
+                    route.category, route.subcategory
+                ));
+                t.internal_only_refused = Some(name);
+                decision = t;
+            }
+        }
+
+        // Ticket type: the best-scoring type the subcategory allows.
+        let allowed: Vec<TicketType> = if decision.is_triage() {
+            TicketType::ALL.to_vec()
+        } else {
+            best.map(|b| self.routes[b].allowed.clone()).unwrap_or_default()
+        };
+        let default_type = if decision.is_triage() { None } else { best.and_then(|b| self.routes[b].default_type) };
+        let mut ttype = None;
+        let mut top = 0.0;
+        for t in [TicketType::Incident, TicketType::Request, TicketType::Question] {
+            let s = type_score.get(&t).copied().unwrap_or(0.0);
+            if allowed.contains(&t) && s > top {
+                top = s;
+                ttype = Some(t);
+            }
+        }
+        let ttype = ttype.or(default_type).or_else(|| (allowed.len() == 1).then(|| allowed[0])).or_else(|| {
+            [TicketType::Request, TicketType::Question, TicketType::Incident].into_iter().find(|t| allowed.contains(t))
+        });
+        decision.ticket_type = ttype;
+        if ttype == Some(TicketType::Incident) {
+            let hi = impact_score.get(&Impact::High).copied().unwrap_or(0.0);
+            let me = impact_score.get(&Impact::Medium).copied().unwrap_or(0.0);
+            decision.impact = Some(if hi >= self.impact_threshold && hi >= me {
+                Impact::High
+            } else if me >= self.impact_threshold || (hi >= self.impact_threshold) {
+                Impact::Medium
+            } else {
+                Impact::Low
+            });
+        }
+        decision.reasons.extend(cue_reasons);
+        decision
+    }
+}
+
+fn confidence(best: f64, second: f64, threshold: f64) -> f64 {
+    if best <= 0.0 {
+        return 0.0;
+    }
+    let margin = ((best - second) / best).clamp(0.0, 1.0);
+    let strength = best / (best + threshold);
+    ((margin + strength) / 2.0 * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::catalogue::Catalogue;
+
+    fn repo(p: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+    }
+
+    /// The shipped catalogue and common cues, with a small rules file of our own.
+    fn hero() -> (Catalogue, DeskRules) {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let file: rules::DeskFile = toml::from_str(
+            r#"
+desk = "hero"
+[[route]]
+to = "aplikasi/sigi"
+keywords = { "sigi" = 5, "rekap gaji*" = 4 }
+[[route]]
+to = "aplikasi/intranet"
+keywords = { "intranet" = 5 }
+[[route]]
+to = "layanan_data/jaringan"
+keywords = { "internet" = 4, "jaringan" = 3 }
+negative = { "wifi" = 4 }
+[[route]]
+to = "call_center/e_ska"
+keywords = { "permohonan ska" = 4 }
+inbox = { "ska@kemendag.go.id" = 4 }
+"#,
+        )
+        .unwrap();
+        let rules = rules::compile(Path::new("test.toml"), file, &common, &cat).unwrap();
+        (cat, rules)
+    }
+
+    fn route(subject: &str, body: &str, domain: Option<&str>) -> RouteDecision {
+        let (cat, r) = hero();
+        r.route(&cat, &RouteInput { subject, body, sender_domain: domain, inbox_address: "hero@kemendag.go.id" })
+    }
+
+    #[test]
+    fn routes_by_keyword_and_records_why() {
+        let d = route("SIGI tidak bisa dibuka", "Sejak pagi error 500.", Some("kemendag.go.id"));
+        assert_eq!(d.route(), "aplikasi/sigi");
+        assert_eq!(d.ticket_type, Some(TicketType::Incident), "SIGI allows only incidents");
+        assert_eq!(d.impact, Some(Impact::Low));
+        assert!(d.reasons.iter().any(|r| r.contains("keyword \"sigi\" in subject")), "{:?}", d.reasons);
+        assert!(d.confidence > 0.5);
+    }
+
+    #[test]
+    fn nothing_is_forced_below_the_threshold() {
+        let d = route("Printer rusak", "Printer di ruangan saya tidak bisa mencetak.", Some("kemendag.go.id"));
+        assert!(d.is_triage(), "{d:?}");
+        assert_eq!(d.ticket_type, Some(TicketType::Incident));
+    }
+
+    #[test]
+    fn prefix_keywords_negatives_and_inbox_signals() {
+        assert_eq!(route("", "rekap gajinya salah semua", Some("kemendag.go.id")).route(), "aplikasi/sigi");
+        // "internet" (+4) minus "wifi" (-4) stays below the threshold.
+        assert!(route("", "internet wifi lantai 2", Some("kemendag.go.id")).is_triage());
+        let (cat, r) = hero();
+        let d = r.route(
+            &cat,
+            &RouteInput {
+                subject: "Status",
+                body: "mohon dicek",
+                sender_domain: Some("pt.co.id"),
+                inbox_address: "SKA@kemendag.go.id",
+            },
+        );
+        assert_eq!(d.route(), "call_center/e_ska");
+    }
+
+    #[test]
+    fn type_cues_pick_an_allowed_type() {
+        let q = route("Cara reset password intranet?", "Bagaimana caranya?", Some("kemendag.go.id"));
+        assert_eq!((q.route().as_str(), q.ticket_type), ("aplikasi/intranet", Some(TicketType::Question)));
+        let r = route("Reset password intranet", "Mohon direset password intranet saya.", Some("kemendag.go.id"));
+        assert_eq!(r.ticket_type, Some(TicketType::Request));
+        // Intranet allows only question and request: an error report still gets an allowed type.
+        let e = route("Intranet error", "intranet tidak bisa login", Some("kemendag.go.id"));
+        assert!(matches!(e.ticket_type, Some(TicketType::Question | TicketType::Request)), "{e:?}");
+    }
+
+    #[test]
+    fn impact_cues() {
+        let high =
+            route("Internet mati", "Internet mati total, semua pegawai tidak bisa bekerja", Some("kemendag.go.id"));
+        assert_eq!((high.ticket_type, high.impact), (Some(TicketType::Incident), Some(Impact::High)));
+        let medium = route("Internet lambat", "internet putus putus di satu lantai", Some("kemendag.go.id"));
+        assert_eq!(medium.impact, Some(Impact::Medium), "{:?}", medium.reasons);
+        let low = route("Internet", "internet di laptop saya tidak bisa connect", Some("kemendag.go.id"));
+        assert_eq!(low.impact, Some(Impact::Low));
+    }
+
+    #[test]
+    fn chat_abbreviations_count_as_words() {
+        let d = route("", "min sy gk bs buka sigi dr td pagi", None);
+        assert_eq!(d.route(), "aplikasi/sigi");
+        assert!(d.reasons.iter().any(|r| r.contains("\"tidak bisa\"")), "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn internal_only_services_are_refused_for_external_senders() {
+        let external = route("SIGI error", "SIGI tidak bisa diakses", Some("gmail.com"));
+        assert!(external.is_triage());
+        assert_eq!(external.internal_only_refused.as_deref(), Some("Sistem Pelaporan Gaji (SIGI)"));
+        let internal = route("SIGI error", "SIGI tidak bisa diakses", Some("itjen.kemendag.go.id"));
+        assert_eq!(internal.route(), "aplikasi/sigi");
+        // Chat senders have no email domain: the rule cannot apply.
+        assert_eq!(route("SIGI error", "SIGI tidak bisa diakses", None).route(), "aplikasi/sigi");
+    }
+
+    #[test]
+    fn quoted_text_and_signatures_are_not_scored() {
+        let d = route(
+            "Re: pertanyaan",
+            "Terima kasih.\n\nPada Sen, 5 Jan 2026 Admin menulis:\n> SIGI sudah normal\n",
+            None,
+        );
+        assert!(d.is_triage(), "{d:?}");
+    }
+
+    #[test]
+    fn bad_rules_are_reported_with_their_key() {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::CommonFile::default();
+        let file: rules::DeskFile = toml::from_str(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigii\"\n[[route]]\nto = \"aplikasi/intranet\"\npatterns = { '(' = 1 }\ndefault_type = \"incident\"\n",
+        )
+        .unwrap();
+        let errs: Vec<String> = rules::compile(Path::new("rules/hero.toml"), file, &common, &cat)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errs.iter().any(|e| e.contains("route[0] (`aplikasi/sigii`).to: unknown subcategory")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("route[1] (`aplikasi/intranet`).patterns")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("default_type: `incident` is not allowed")), "{errs:?}");
+    }
 }

@@ -137,10 +137,11 @@ impl World {
             String::new()
         };
         let config = format!(
-            "templates = \"{templates}\"\n[storage]\nurl = \"{db_url}\"\n{outbound}{extra}\n\
+            "templates = \"{templates}\"\nrules = \"{rules}\"\n[storage]\nurl = \"{db_url}\"\n{outbound}{extra}\n\
              [[desk]]\nid = \"hero\"\nname = \"HERO Test\"\ncode = \"HERO\"\ncatalogue = \"{seeds}/hero.toml\"\n\
              [[desk.inbox]]\nname = \"hero\"\naddress = \"{desk_addr}\"\n{inbox_src}",
             templates = repo().join("templates").display(),
+            rules = repo().join("rules").display(),
             seeds = repo().join("seeds").display(),
             extra = opts.extra,
         );

@@ -6,4 +6,5 @@ mod catalogue;
 mod corpus;
 mod harness;
 mod mail;
+mod routing;
 mod store;

@@ -1,0 +1,53 @@
+//! Routing benchmark: all four desks' rules loaded (the repository's `loket.toml`, `rules/`,
+//! `seeds/`), one thread, the labelled dev messages routed over and over. `cargo bench --bench
+//! routing` prints messages per second; under `cargo test` it routes each message once and checks
+//! every answer is a route of the message's desk.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use loket::config::Config;
+use loket::routing::eval::{Labelled, predict};
+
+fn main() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let config = Config::load(&repo.join("loket.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(repo.join("../shared/eval/routing-dev.jsonl"))
+        .expect("../shared/eval/routing-dev.jsonl");
+    let msgs: Vec<Labelled> =
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let desks: Vec<_> = msgs
+        .iter()
+        .map(|m| {
+            let d = config.desk(&m.desk).unwrap();
+            (d, d.inboxes[0].address.clone())
+        })
+        .collect();
+    let bench = std::env::args().any(|a| a == "--bench");
+    let rounds =
+        if bench { std::env::var("LOKET_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000) } else { 1 };
+    let start = Instant::now();
+    let mut routed = 0usize;
+    let mut n = 0usize;
+    for _ in 0..rounds {
+        for (m, (desk, inbox)) in msgs.iter().zip(&desks) {
+            let (p, _) = predict(&config.router, &desk.catalogue, inbox, m);
+            assert!(p.category == "triage" || desk.catalogue.subcategory(&p.category, &p.subcategory).is_some());
+            routed += (p.category != "triage") as usize;
+            n += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let bytes: usize = msgs.iter().map(|m| m.body.len() + m.subject.as_deref().unwrap_or("").len()).sum();
+    if bench {
+        println!(
+            "routing benchmark: {n} messages ({} distinct, mean {} bytes), 4 desks' rules, 1 thread: {:.0} messages/s ({:.1} µs each)",
+            msgs.len(),
+            bytes / msgs.len(),
+            n as f64 / secs,
+            secs * 1e6 / n as f64
+        );
+    } else {
+        println!("routing smoke check: {n} messages, {routed} routed");
+    }
+}

@@ -1,0 +1,205 @@
+//! Measuring the router: the labelled-message format of `../shared/eval/routing-dev.jsonl`
+//! (`loket rules eval`) and the examples inside the rules files (`loket rules test`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{RouteDecision, RouteInput, Router};
+use crate::catalogue::Catalogue;
+use crate::domain::{Impact, TicketType};
+
+/// One labelled message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Labelled {
+    pub id: String,
+    pub desk: String,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    pub body: String,
+    #[serde(default)]
+    pub expected: Option<Expected>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Expected {
+    pub category: String,
+    pub subcategory: String,
+    #[serde(rename = "type")]
+    pub ticket_type: Option<TicketType>,
+    pub impact: Option<Impact>,
+}
+
+/// The fixed output line of `loket rules eval`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub id: String,
+    pub category: String,
+    pub subcategory: String,
+    #[serde(rename = "type")]
+    pub ticket_type: Option<TicketType>,
+    pub impact: Option<Impact>,
+    pub confidence: f64,
+}
+
+/// The sender's email domain, if `from` holds an email address (chat handles and phone numbers
+/// have none).
+pub fn sender_domain(from: &str) -> Option<String> {
+    crate::domain::EmailAddress::parse(from).ok().map(|a| a.domain().to_string())
+}
+
+pub fn predict(
+    router: &Router,
+    catalogue: &Catalogue,
+    inbox_address: &str,
+    m: &Labelled,
+) -> (Prediction, RouteDecision) {
+    let domain = m.from.as_deref().and_then(sender_domain);
+    let d = router.route(
+        catalogue,
+        &RouteInput {
+            subject: m.subject.as_deref().unwrap_or(""),
+            body: &m.body,
+            sender_domain: domain.as_deref(),
+            inbox_address,
+        },
+    );
+    (
+        Prediction {
+            id: m.id.clone(),
+            category: d.category.clone(),
+            subcategory: d.subcategory.clone(),
+            ticket_type: d.ticket_type,
+            impact: d.impact,
+            confidence: d.confidence,
+        },
+        d,
+    )
+}
+
+/// Scores over a labelled set.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Metrics {
+    pub messages: usize,
+    pub subcategory_correct: usize,
+    pub type_correct: usize,
+    pub impact_labelled: usize,
+    pub impact_correct: usize,
+    pub triage_expected: usize,
+    pub triage_recalled: usize,
+    pub triage_predicted: usize,
+    pub confidently_wrong: usize,
+}
+
+fn pct(a: usize, b: usize) -> f64 {
+    if b == 0 { 100.0 } else { 100.0 * a as f64 / b as f64 }
+}
+
+impl Metrics {
+    pub fn add(&mut self, p: &Prediction, e: &Expected) {
+        self.messages += 1;
+        let pair_ok = p.category == e.category && p.subcategory == e.subcategory;
+        let expected_triage = e.category == crate::catalogue::TRIAGE_CATEGORY;
+        let predicted_triage = p.category == crate::catalogue::TRIAGE_CATEGORY;
+        self.subcategory_correct += pair_ok as usize;
+        self.type_correct += (p.ticket_type == e.ticket_type) as usize;
+        if let Some(i) = e.impact {
+            self.impact_labelled += 1;
+            self.impact_correct += (p.impact == Some(i)) as usize;
+        }
+        self.triage_expected += expected_triage as usize;
+        self.triage_recalled += (expected_triage && predicted_triage) as usize;
+        self.triage_predicted += predicted_triage as usize;
+        self.confidently_wrong += (!predicted_triage && !pair_ok) as usize;
+    }
+
+    pub fn subcategory_pct(&self) -> f64 {
+        pct(self.subcategory_correct, self.messages)
+    }
+    pub fn type_pct(&self) -> f64 {
+        pct(self.type_correct, self.messages)
+    }
+    pub fn impact_pct(&self) -> f64 {
+        pct(self.impact_correct, self.impact_labelled)
+    }
+    pub fn triage_recall_pct(&self) -> f64 {
+        pct(self.triage_recalled, self.triage_expected)
+    }
+    pub fn triage_precision_pct(&self) -> f64 {
+        pct(self.triage_recalled, self.triage_predicted)
+    }
+    pub fn confidently_wrong_pct(&self) -> f64 {
+        pct(self.confidently_wrong, self.messages)
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{} messages: subcategory {:.1}% ({}/{}), type {:.1}%, impact {:.1}% ({}/{}), triage recall {:.1}% ({}/{}), \
+             triage precision {:.1}%, confidently wrong {:.1}% ({})",
+            self.messages,
+            self.subcategory_pct(),
+            self.subcategory_correct,
+            self.messages,
+            self.type_pct(),
+            self.impact_pct(),
+            self.impact_correct,
+            self.impact_labelled,
+            self.triage_recall_pct(),
+            self.triage_recalled,
+            self.triage_expected,
+            self.triage_precision_pct(),
+            self.confidently_wrong_pct(),
+            self.confidently_wrong,
+        )
+    }
+}
+
+/// A failed rules-file example.
+#[derive(Debug, Clone)]
+pub struct ExampleFailure {
+    pub desk: String,
+    pub index: usize,
+    pub expected: String,
+    pub got: String,
+    pub subject: String,
+}
+
+/// Runs every example of `desk`'s rules file; returns (examples run, failures).
+pub fn run_examples(router: &Router, catalogue: &Catalogue, default_inbox: &str) -> (usize, Vec<ExampleFailure>) {
+    let Some(rules) = router.desk(&catalogue.desk) else { return (0, Vec::new()) };
+    let mut failures = Vec::new();
+    for (i, ex) in rules.examples.iter().enumerate() {
+        let domain = ex.from.as_deref().and_then(sender_domain);
+        let d = rules.route(
+            catalogue,
+            &RouteInput {
+                subject: &ex.subject,
+                body: &ex.body,
+                sender_domain: domain.as_deref(),
+                inbox_address: ex.inbox.as_deref().unwrap_or(default_inbox),
+            },
+        );
+        let mut want = ex.route.clone();
+        let mut got = d.route();
+        if let Some(t) = ex.ticket_type {
+            want.push_str(&format!(" {t}"));
+            got.push_str(&format!(" {}", d.ticket_type.map(|t| t.as_str()).unwrap_or("-")));
+        }
+        if let Some(i) = ex.impact {
+            want.push_str(&format!(" {i}"));
+            got.push_str(&format!(" {}", d.impact.map(|t| t.as_str()).unwrap_or("-")));
+        }
+        if want != got {
+            failures.push(ExampleFailure {
+                desk: catalogue.desk.clone(),
+                index: i,
+                expected: want,
+                got,
+                subject: if ex.subject.is_empty() { ex.body.chars().take(60).collect() } else { ex.subject.clone() },
+            });
+        }
+    }
+    (rules.examples.len(), failures)
+}
