@@ -13,6 +13,7 @@ use crate::catalogue::Catalogue;
 use crate::domain::EmailAddress;
 use crate::routing::Router;
 use crate::ticket::NumberFormat;
+use crate::ticket::token::Signer;
 
 /// A problem in the configuration, with the file and key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,9 @@ pub struct RawConfig {
     /// Size and rate bounds.
     #[serde(default)]
     pub limits: Limits,
+    /// Secrets for signed agent tokens.
+    #[serde(default)]
+    pub security: SecurityConfig,
     /// Directory of the message templates (`templates/<lang>/<name>.txt.j2`).
     #[serde(default = "default_templates")]
     pub templates: PathBuf,
@@ -228,6 +232,64 @@ impl Default for Limits {
     }
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Environment variable holding the secret that signs agents' reply tokens (required when a
+    /// desk has agents; at least 16 bytes).
+    #[serde(default)]
+    pub token_secret_env: Option<String>,
+}
+
+/// A group of agents: layer 1 (the service desk) or a layer 2/3 resolver team.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub id: String,
+    pub name: String,
+    /// 1 = service desk; 2, 3 = resolver teams (`#escalate` goes one layer up).
+    #[serde(default = "one")]
+    pub layer: u8,
+    /// Routes this group handles: `category/subcategory` or `category/*`. New tickets on them
+    /// notify this group; everything else notifies layer 1.
+    #[serde(default)]
+    pub routes: Vec<String>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub address: String,
+    pub name: String,
+    /// Group ids.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Supervisors get escalations.
+    #[serde(default)]
+    pub supervisor: bool,
+}
+
+/// What attachments a desk accepts (HERO: 2 MB each, JPG/JPEG/PNG/PDF/DOC/DOCX/XLS/XLSX/PPT/ZIP/RAR).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentPolicy {
+    /// Largest attachment in bytes.
+    #[serde(default = "default_attachment_max")]
+    pub max_bytes: usize,
+    /// Allowed file extensions (lower case, no dot); empty = any. Content is checked against the
+    /// extension where the format has a signature.
+    #[serde(default)]
+    pub allowed: Vec<String>,
+}
+
+fn default_attachment_max() -> usize {
+    2 * 1024 * 1024
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeskConfig {
@@ -254,6 +316,22 @@ pub struct DeskConfig {
     /// Where the desk's mail arrives.
     #[serde(default, rename = "inbox")]
     pub inboxes: Vec<InboxConfig>,
+    /// Agent groups.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupConfig>,
+    /// Agents and supervisors.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<AgentConfig>,
+    /// Attachment policy; without it every attachment within the message limit is kept.
+    #[serde(default)]
+    pub attachments: Option<AttachmentPolicy>,
+    /// Calendar days after resolution in which a reply reopens the ticket (default: the
+    /// catalogue's `reopen_days`, else 7).
+    #[serde(default)]
+    pub reopen_days: Option<u32>,
+    /// The response promise quoted in acknowledgements ("paling lambat 30 menit pada jam kerja").
+    #[serde(default)]
+    pub response_promise: Option<String>,
 }
 
 fn default_tz() -> String {
@@ -339,6 +417,8 @@ pub struct Config {
     pub desks: Vec<Desk>,
     /// Every desk's compiled routing rules.
     pub router: Arc<Router>,
+    /// Signs and checks agents' reply tokens (None when no desk has agents).
+    pub signer: Option<Signer>,
 }
 
 /// A desk ready to use.
@@ -354,11 +434,75 @@ pub struct Desk {
     /// Every address of the desk: its inboxes' and `addresses`.
     pub own_addresses: Vec<EmailAddress>,
     pub inboxes: Vec<InboxConfig>,
+    pub groups: Vec<GroupConfig>,
+    pub agents: Vec<Agent>,
+    pub attachments: Option<AttachmentPolicy>,
+    pub reopen_days: u32,
+    pub response_promise: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub address: EmailAddress,
+    pub name: String,
+    pub groups: Vec<String>,
+    pub supervisor: bool,
 }
 
 impl Desk {
     pub fn is_own_address(&self, a: &EmailAddress) -> bool {
         self.own_addresses.contains(a)
+    }
+
+    pub fn agent(&self, a: &EmailAddress) -> Option<&Agent> {
+        self.agents.iter().find(|x| x.address == *a)
+    }
+
+    /// An agent by address or (case-insensitive) name.
+    pub fn find_agent(&self, key: &str) -> Option<&Agent> {
+        let k = key.trim().to_lowercase();
+        self.agents.iter().find(|a| a.address.as_str() == k || a.name.to_lowercase() == k)
+    }
+
+    pub fn group(&self, id: &str) -> Option<&GroupConfig> {
+        self.groups.iter().find(|g| g.id.eq_ignore_ascii_case(id))
+    }
+
+    /// The group that handles a route: the most specific `routes` entry, else layer 1.
+    pub fn group_for(&self, category: &str, subcategory: &str) -> Option<&GroupConfig> {
+        let exact = format!("{category}/{subcategory}");
+        let wild = format!("{category}/*");
+        self.groups
+            .iter()
+            .find(|g| g.routes.contains(&exact))
+            .or_else(|| self.groups.iter().find(|g| g.routes.contains(&wild)))
+            .or_else(|| self.layer1())
+    }
+
+    pub fn layer1(&self) -> Option<&GroupConfig> {
+        self.groups.iter().filter(|g| g.layer == 1).min_by_key(|g| g.id.clone())
+    }
+
+    /// The group one layer above `group` that handles the route (for `#escalate`).
+    pub fn next_layer(&self, group: Option<&str>, category: &str, subcategory: &str) -> Option<&GroupConfig> {
+        let current = group.and_then(|g| self.group(g)).map(|g| g.layer).unwrap_or(1);
+        let exact = format!("{category}/{subcategory}");
+        let wild = format!("{category}/*");
+        let above = |g: &&GroupConfig| g.layer > current;
+        self.groups
+            .iter()
+            .filter(above)
+            .filter(|g| g.routes.iter().any(|r| *r == exact || *r == wild))
+            .min_by_key(|g| g.layer)
+            .or_else(|| self.groups.iter().filter(above).min_by_key(|g| g.layer))
+    }
+
+    pub fn members(&self, group: &str) -> Vec<&Agent> {
+        self.agents.iter().filter(|a| a.groups.iter().any(|g| g.eq_ignore_ascii_case(group))).collect()
+    }
+
+    pub fn supervisors(&self) -> Vec<&Agent> {
+        self.agents.iter().filter(|a| a.supervisor).collect()
     }
 }
 
@@ -529,7 +673,62 @@ impl Config {
                 }
                 inboxes.push(ib);
             }
+            let mut group_ids = HashSet::new();
+            for (j, g) in d.groups.iter().enumerate() {
+                let gkey = format!("{key}.group[{j}] (`{}`)", g.id);
+                if !group_ids.insert(g.id.to_ascii_lowercase()) {
+                    problems.push(p(format!("{gkey}.id: duplicate group id")));
+                }
+                if !(1..=3).contains(&g.layer) {
+                    problems.push(p(format!("{gkey}.layer: must be 1, 2 or 3")));
+                }
+                for r in &g.routes {
+                    let ok = match (r.split_once('/'), &catalogue) {
+                        (Some((c, "*")), Some(cat)) => cat.category(c).is_some(),
+                        (Some((c, s)), Some(cat)) => cat.subcategory(c, s).is_some(),
+                        (None, _) => false,
+                        (_, None) => true,
+                    };
+                    if !ok {
+                        problems.push(p(format!(
+                            "{gkey}.routes: `{r}` is not a category/subcategory or category/* of the catalogue"
+                        )));
+                    }
+                }
+            }
+            let mut agents = Vec::new();
+            for (j, a) in d.agents.iter().enumerate() {
+                let akey = format!("{key}.agent[{j}] (`{}`)", a.address);
+                match EmailAddress::parse(&a.address) {
+                    Ok(addr) => {
+                        if own.contains(&addr) {
+                            problems.push(p(format!("{akey}.address: an agent cannot use the desk's own address")));
+                        }
+                        agents.push(Agent {
+                            address: addr,
+                            name: a.name.clone(),
+                            groups: a.groups.clone(),
+                            supervisor: a.supervisor,
+                        });
+                    }
+                    Err(e) => problems.push(p(format!("{akey}.address: {e}"))),
+                }
+                for g in &a.groups {
+                    if !group_ids.contains(&g.to_ascii_lowercase()) {
+                        problems.push(p(format!("{akey}.groups: unknown group `{g}`")));
+                    }
+                }
+            }
+            if !d.agents.is_empty() && !d.groups.iter().any(|g| g.layer == 1) {
+                problems.push(p(format!("{key}: agents are configured but no group has layer = 1")));
+            }
+            if let Some(pol) = &d.attachments
+                && pol.max_bytes == 0
+            {
+                problems.push(p(format!("{key}.attachments.max_bytes: must be at least 1")));
+            }
             if let (Some(tz), Some(nf), Some(catalogue)) = (tz, nf, catalogue) {
+                let reopen_days = d.reopen_days.or(catalogue.reopen_days).unwrap_or(7);
                 desks.push(Desk {
                     id: d.id.clone(),
                     name: d.name.clone(),
@@ -540,9 +739,33 @@ impl Config {
                     catalogue,
                     own_addresses: own,
                     inboxes,
+                    groups: d.groups.clone(),
+                    agents,
+                    attachments: d.attachments.clone(),
+                    reopen_days,
+                    response_promise: d.response_promise.clone(),
                 });
             }
         }
+        let any_agents = raw.desks.iter().any(|d| !d.agents.is_empty());
+        let signer = match &raw.security.token_secret_env {
+            Some(var) => match env(var) {
+                Some(secret) if secret.len() >= 16 => Some(Signer::new(secret.as_bytes())),
+                Some(_) => {
+                    problems.push(p(format!("security.token_secret_env: `{var}` must hold at least 16 bytes")));
+                    None
+                }
+                None => {
+                    problems.push(p(format!("security.token_secret_env: environment variable `{var}` is not set")));
+                    None
+                }
+            },
+            None if any_agents => {
+                problems.push(p("security.token_secret_env: required when a desk has agents".into()));
+                None
+            }
+            None => None,
+        };
         let templates = resolve(&raw.templates);
         if let Err(e) = crate::templates::Templates::load(&templates) {
             problems.push(p(format!("templates: {e}")));
@@ -565,6 +788,7 @@ impl Config {
                 rules,
                 desks,
                 router: Arc::new(router),
+                signer,
             }),
             _ => Err(ConfigErrors(problems)),
         }

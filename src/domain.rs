@@ -126,6 +126,17 @@ string_enum!(
 );
 
 string_enum!(
+    /// Incident priority (the DJPb matrix: P1 3 working hours … P5 80).
+    Priority {
+        P1 = "P1",
+        P2 = "P2",
+        P3 = "P3",
+        P4 = "P4",
+        P5 = "P5",
+    }
+);
+
+string_enum!(
     /// Where a message came from or goes to.
     Channel {
         Email = "email",

@@ -12,7 +12,22 @@ use serde::Serialize;
 pub const LANGUAGES: &[&str] = &["id", "en"];
 
 /// The templates every language must have.
-pub const REQUIRED: &[&str] = &["acknowledgement"];
+pub const REQUIRED: &[&str] = &[
+    "acknowledgement",
+    "agent_notification",
+    "agent_reply",
+    "agent_confirmation",
+    "agent_refused",
+    "incomplete",
+    "resolution",
+    "closed_rating",
+    "rating_thanks",
+    "reopened",
+    "rejection",
+    "attachments_refused",
+    "over_limit",
+    "pending_reminder",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -95,24 +110,46 @@ impl Templates {
     }
 }
 
-/// Values a template can use; the pipeline fills them in.
-#[derive(Debug, Clone, Serialize)]
+/// Values a template can use; the pipeline fills them in. Fields a message has no use for are
+/// empty.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MailContext {
     pub desk: DeskCtx,
     pub ticket: TicketCtx,
     pub requester: PersonCtx,
-    /// Subject of the mail being answered.
+    /// Subject of the mail being answered (or the ticket's subject).
     pub original_subject: String,
+    /// The text the message carries: an agent's reply, a resolution note, the requester's message
+    /// (in notifications to agents).
+    pub text: String,
+    /// Requirements still missing; `supervisor_cc` stands for "the supervisor's address in CC".
+    pub missing: Vec<String>,
+    /// Attachments refused by the desk's policy.
+    pub refused: Vec<RefusedCtx>,
+    /// What an agent's commands changed (confirmation to the agent).
+    pub changes: Vec<String>,
+    /// A reason: why an agent's reply was refused, why a ticket was rejected.
+    pub reason: String,
+    /// The agent a notification goes to.
+    pub agent: PersonCtx,
+    /// Notification about: `new`, `reply`, `reopened`, `assigned`, `escalated`, `requirements`.
+    pub event: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DeskCtx {
     pub id: String,
     pub name: String,
     pub address: String,
+    /// The desk's response promise, e.g. "paling lambat 30 menit".
+    pub response_promise: String,
+    pub reopen_days: u32,
+    /// Largest attachment in MB and allowed extensions, when the desk has a policy.
+    pub attachment_max_mb: String,
+    pub attachment_types: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct TicketCtx {
     pub number: String,
     pub tag: String,
@@ -122,20 +159,39 @@ pub struct TicketCtx {
     pub subcategory_name: String,
     pub created: String,
     /// question, request or incident, when known.
-    pub ticket_type: Option<String>,
+    pub ticket_type: String,
+    pub status: String,
+    pub priority: String,
     /// The internal-only service an external sender asked for (the ticket waits in triage).
-    pub internal_only_refused: Option<String>,
+    pub internal_only_refused: String,
+    /// The earlier ticket a new one continues.
+    pub linked_number: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PersonCtx {
     pub name: String,
     pub address: String,
 }
 
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RefusedCtx {
+    pub filename: String,
+    /// too_large, type_not_allowed or content_mismatch.
+    pub reason: String,
+}
+
 pub fn sample_context() -> MailContext {
     MailContext {
-        desk: DeskCtx { id: "hero".into(), name: "HERO".into(), address: "hero@example.test".into() },
+        desk: DeskCtx {
+            id: "hero".into(),
+            name: "HERO".into(),
+            address: "hero@example.test".into(),
+            response_promise: "paling lambat 30 menit".into(),
+            reopen_days: 7,
+            attachment_max_mb: "2".into(),
+            attachment_types: "JPG, PNG, PDF".into(),
+        },
         ticket: TicketCtx {
             number: "A-HERO26000001".into(),
             tag: "[#A-HERO26000001]".into(),
@@ -144,11 +200,21 @@ pub fn sample_context() -> MailContext {
             category_name: "Aplikasi".into(),
             subcategory_name: "SIGI".into(),
             created: "2026-01-05 09:00 WIB".into(),
-            ticket_type: Some("incident".into()),
-            internal_only_refused: Some("SIGI".into()),
+            ticket_type: "incident".into(),
+            status: "open".into(),
+            priority: "P3".into(),
+            internal_only_refused: "SIGI".into(),
+            linked_number: "A-HERO26000000".into(),
         },
         requester: PersonCtx { name: "Budi".into(), address: "budi@example.test".into() },
         original_subject: "SIGI tidak bisa diakses".into(),
+        text: "Sudah kami perbaiki.".into(),
+        missing: vec!["Surat resmi".into(), "supervisor_cc".into()],
+        refused: vec![RefusedCtx { filename: "a.exe".into(), reason: "type_not_allowed".into() }],
+        changes: vec!["status: resolved".into()],
+        reason: "no valid token".into(),
+        agent: PersonCtx { name: "Agus".into(), address: "agus@example.test".into() },
+        event: "new".into(),
     }
 }
 
@@ -163,6 +229,12 @@ mod tests {
         assert!(id.subject.contains("[#A-HERO26000001]"), "{id:?}");
         assert!(id.body.contains("A-HERO26000001"));
         assert!(id.body.contains("Terima kasih"), "{}", id.body);
+        for name in REQUIRED {
+            for lang in LANGUAGES {
+                let r = t.render(lang, name, &sample_context()).unwrap();
+                assert!(!r.subject.is_empty() && !r.body.trim().is_empty(), "{lang}/{name}");
+            }
+        }
         let en = t.render("en", "acknowledgement", &sample_context()).unwrap();
         assert!(en.body.contains("Thank you"), "{}", en.body);
         assert_eq!(t.render("xx", "acknowledgement", &sample_context()).unwrap(), id);
@@ -171,8 +243,13 @@ mod tests {
     #[test]
     fn a_broken_template_is_reported_by_name() {
         let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         for lang in LANGUAGES {
             std::fs::create_dir_all(dir.path().join(lang)).unwrap();
+            for e in std::fs::read_dir(shipped.join(lang)).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dir.path().join(lang).join(e.file_name())).unwrap();
+            }
             std::fs::write(
                 dir.path().join(lang).join("acknowledgement.txt.j2"),
                 "{% block subject %}x{% endblock %}{% block body %}{{ ticket.number | nosuchfilter }}{% endblock %}",

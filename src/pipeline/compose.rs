@@ -45,6 +45,10 @@ pub struct ReplySpec<'a> {
     pub now_ms: i64,
     /// `Auto-Submitted: auto-replied` (RFC 3834) for acknowledgements.
     pub auto_replied: bool,
+    /// `Auto-Submitted: auto-generated` for notifications.
+    pub auto_generated: bool,
+    /// A Message-ID (without brackets) to use instead of a generated one (signed notifications).
+    pub message_id: Option<String>,
 }
 
 fn mailbox(name: Option<&str>, addr: &EmailAddress) -> Result<Mailbox, ComposeError> {
@@ -57,8 +61,9 @@ fn mailbox(name: Option<&str>, addr: &EmailAddress) -> Result<Mailbox, ComposeEr
 
 pub fn reply(spec: &ReplySpec<'_>) -> Result<Outgoing, ComposeError> {
     let unique: String = spec.unique.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
-    let message_id =
-        format!("loket.{}.{}.{}@{}", spec.ticket_number.to_ascii_lowercase(), spec.now_ms, unique, spec.from.domain());
+    let message_id = spec.message_id.clone().unwrap_or_else(|| {
+        format!("loket.{}.{}.{}@{}", spec.ticket_number.to_ascii_lowercase(), spec.now_ms, unique, spec.from.domain())
+    });
     let mut b = Message::builder()
         .from(mailbox(Some(spec.from_name), spec.from)?)
         .to(mailbox(spec.to_name, spec.to)?)
@@ -73,8 +78,12 @@ pub fn reply(spec: &ReplySpec<'_>) -> Result<Outgoing, ComposeError> {
     }
     b = b.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Loket-Ticket"), spec.ticket_number.into()));
     b = b.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Loop"), spec.from.to_string()));
-    if spec.auto_replied {
+    if spec.auto_generated {
+        b = b.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()));
+    } else if spec.auto_replied {
         b = b.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-replied".into()));
+    }
+    if spec.auto_generated || spec.auto_replied {
         b = b.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"), "All".into()));
     }
     let msg = b
@@ -113,6 +122,8 @@ mod tests {
             unique: "sha256:abcdef0123456789ff",
             now_ms: 1_767_578_400_000,
             auto_replied: true,
+            auto_generated: false,
+            message_id: None,
         })
         .unwrap();
         let back = parse(&out.raw).unwrap();

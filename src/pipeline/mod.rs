@@ -1,26 +1,31 @@
 //! What happens to one inbound message: parse → dedupe → loop guard → thread → route → apply, in
-//! one store transaction. The acknowledgement is written to the outbox in that same transaction
-//! (invariant 3); the caller tells its source "done" only after [`Pipeline::process`] returned Ok
-//! (invariant 1).
+//! one store transaction. Every outbound message a change causes (acknowledgement, relayed agent
+//! reply, notifications) is written to the outbox in that same transaction (invariant 3); the
+//! caller tells its source "done" only after [`Pipeline::process`] returned Ok (invariant 1).
 
 pub mod compose;
+mod conversation;
 pub mod loopguard;
+mod outgoing;
 pub mod parse;
+pub mod policy;
 
 use std::sync::Arc;
 
+use chrono::DateTime;
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::catalogue::{TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
 use crate::config::{Config, Desk, InboxConfig};
 use crate::domain::{Channel, Direction, EmailAddress, TicketStatus};
 use crate::routing::RouteInput;
 use crate::store::{self, Store, StoreError, TicketRow};
-use crate::templates::{DeskCtx, MailContext, PersonCtx, TemplateError, Templates, TicketCtx};
+use crate::templates::{RefusedCtx, TemplateError, Templates};
 use crate::ticket::find_tags;
 use loopguard::MailKind;
+use outgoing::OutMail;
 use parse::ParsedMail;
 
 /// What became of a message.
@@ -62,6 +67,10 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("template: {0}")]
     Template(#[from] TemplateError),
+    #[error("cannot build outbound mail: {0}")]
+    Compose(#[from] compose::ComposeError),
+    #[error("inbox `{0}` has an invalid address")]
+    InboxAddress(String),
 }
 
 impl PipelineError {
@@ -78,6 +87,22 @@ pub struct Pipeline {
     config: Arc<Config>,
     templates: Arc<Templates>,
     outbox_wakeup: Arc<Notify>,
+}
+
+/// Where and when a message is handled.
+pub(crate) struct Here<'a> {
+    pub desk: &'a Desk,
+    pub inbox: &'a InboxConfig,
+    pub inbox_addr: EmailAddress,
+    pub now: i64,
+    pub local_now: DateTime<Tz>,
+}
+
+/// The policy's verdict on a mail's attachments.
+pub(crate) struct AttachmentVerdicts {
+    pub refusals: Vec<Option<policy::Refusal>>,
+    pub accepted: usize,
+    pub refused: Vec<RefusedCtx>,
 }
 
 impl Pipeline {
@@ -139,6 +164,10 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let key = parse::idempotency_key(mail.message_id.as_deref(), raw);
         let kind = loopguard::classify(mail, &desk.own_addresses);
+        let inbox_addr =
+            EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
+        let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
+        let h = Here { desk, inbox, inbox_addr, now, local_now };
         let mut tx = self.store.begin().await?;
         if let Some(seen) = store::find_seen(&mut tx, &desk.id, &key).await? {
             tx.rollback().await.map_err(StoreError::from)?;
@@ -151,7 +180,7 @@ impl Pipeline {
         let ticket = if kind == MailKind::OwnAddress { None } else { thread(&mut tx, &desk.id, mail).await? };
         let from = mail.from.as_ref().map(|m| m.address.as_str());
         let to: Vec<String> = mail.to.iter().chain(&mail.cc).map(|a| a.to_string()).collect();
-        let mut msg = store::NewMessage {
+        let msg = store::NewMessage {
             desk: &desk.id,
             ticket_id: None,
             direction: Direction::Inbound.as_str(),
@@ -173,40 +202,17 @@ impl Pipeline {
             now,
         };
         let outcome = match (ticket, kind) {
-            (_, MailKind::OwnAddress) => {
-                let reason = "sent by the desk itself (loop guard)";
-                msg.action = Action::Ignored.as_str();
-                msg.reason = Some(reason);
-                store::insert_message(&mut tx, &msg).await?;
-                Outcome { ticket: None, action: Action::Ignored, reason: Some(reason.into()) }
-            }
-            (Some(t), kind) => {
-                msg.ticket_id = Some(t.id);
-                msg.action = Action::Appended.as_str();
-                let row = store::insert_message(&mut tx, &msg).await?;
-                insert_attachments(&mut tx, row, mail).await?;
-                store::touch_ticket(&mut tx, t.id, now).await?;
-                let (event, detail) = if kind == MailKind::Bounce {
-                    ("bounce_received", json!({ "message": row, "subject": mail.subject }))
-                } else {
-                    ("message_received", json!({ "message": row, "kind": kind.as_str(), "inbox": inbox.name }))
-                };
-                store::insert_event(&mut tx, t.id, now, from.unwrap_or("unknown"), "email", event, &detail).await?;
-                Outcome { ticket: Some(t.number), action: Action::Appended, reason: None }
-            }
+            (_, MailKind::OwnAddress) => self.ignore(&mut tx, msg, "sent by the desk itself (loop guard)").await?,
+            (Some(t), MailKind::Human) => self.on_reply(&mut tx, &h, mail, msg, t).await?,
+            (Some(t), kind) => self.append_automatic(&mut tx, &h, mail, msg, kind, t).await?,
             (None, kind) if !kind.may_open_ticket() => {
                 let reason = format!("{} that concerns no known ticket", kind.as_str());
-                msg.action = Action::Ignored.as_str();
-                msg.reason = Some(&reason);
-                store::insert_message(&mut tx, &msg).await?;
-                Outcome { ticket: None, action: Action::Ignored, reason: Some(reason) }
+                self.ignore(&mut tx, msg, &reason).await?
             }
-            (None, kind) => self.create(&mut tx, desk, inbox, mail, msg, kind, &key, now).await?,
+            (None, kind) => self.create(&mut tx, &h, mail, msg, kind, None).await?,
         };
         tx.commit().await.map_err(StoreError::from)?;
-        if outcome.action == Action::Created {
-            self.outbox_wakeup.notify_one();
-        }
+        self.outbox_wakeup.notify_one();
         tracing::info!(
             desk = %desk.id,
             inbox = %inbox.name,
@@ -218,34 +224,114 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn create(
+    async fn ignore(
         &self,
         tx: &mut store::Tx,
-        desk: &Desk,
-        inbox: &InboxConfig,
+        mut msg: store::NewMessage<'_>,
+        reason: &str,
+    ) -> Result<Outcome, PipelineError> {
+        msg.action = Action::Ignored.as_str();
+        msg.reason = Some(reason);
+        store::insert_message(tx, &msg).await?;
+        Ok(Outcome { ticket: None, action: Action::Ignored, reason: Some(reason.into()) })
+    }
+
+    /// Machine-written mail that belongs to a ticket is kept on it, silently; a bounce is recorded
+    /// as such.
+    async fn append_automatic(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
         mail: &ParsedMail,
         mut msg: store::NewMessage<'_>,
         kind: MailKind,
-        key: &str,
-        now: i64,
+        t: TicketRow,
     ) -> Result<Outcome, PipelineError> {
+        msg.ticket_id = Some(t.id);
+        msg.action = Action::Appended.as_str();
+        let row = store::insert_message(tx, &msg).await?;
+        self.insert_attachments(tx, h, row, mail).await?;
+        store::update_ticket(tx, t.id, &store::TicketPatch::default(), h.now).await?;
+        let from = msg.from_address.unwrap_or("unknown");
+        let (event, detail) = if kind == MailKind::Bounce {
+            ("bounce_received", json!({ "message": row, "subject": mail.subject }))
+        } else {
+            ("message_received", json!({ "message": row, "kind": kind.as_str(), "inbox": h.inbox.name }))
+        };
+        store::insert_event(tx, t.id, h.now, from, "email", event, &detail).await?;
+        Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: None })
+    }
+
+    /// Records the attachments with the desk policy's verdict on each.
+    pub(crate) async fn insert_attachments(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        row: i64,
+        mail: &ParsedMail,
+    ) -> Result<AttachmentVerdicts, StoreError> {
+        let v = verdicts(h.desk, mail);
+        for (a, refusal) in mail.attachments.iter().zip(&v.refusals) {
+            store::insert_attachment(
+                tx,
+                row,
+                a.index,
+                a.filename.as_deref(),
+                &a.content_type,
+                a.size,
+                &a.sha256,
+                refusal.map(|r| r.as_str()),
+            )
+            .await?;
+        }
+        Ok(v)
+    }
+
+    /// Opens a ticket for `mail` (optionally continuing `linked`), acknowledges it and notifies
+    /// the group its route names.
+    pub(crate) async fn create(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        mut msg: store::NewMessage<'_>,
+        kind: MailKind,
+        linked: Option<&TicketRow>,
+    ) -> Result<Outcome, PipelineError> {
+        let desk = h.desk;
         let requester = mail.requester().or(mail.from.as_ref()).expect("parse guarantees a sender");
-        let inbox_addr = EmailAddress::parse(&inbox.address)
-            .map_err(|e| PipelineError::Store(StoreError::Corrupt(format!("inbox {} address: {e}", inbox.name))))?;
         let decision = self.config.router.route(
             &desk.catalogue,
             &RouteInput {
                 subject: &mail.subject,
                 body: &mail.text,
                 sender_domain: Some(requester.address.domain()),
-                inbox_address: inbox_addr.as_str(),
+                inbox_address: h.inbox_addr.as_str(),
             },
         );
-        let local_now = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
-        let year = chrono::Datelike::year(&local_now);
+        let year = chrono::Datelike::year(&h.local_now);
         let seq = store::next_ticket_seq(tx, &desk.id, year).await?;
         let number = desk.number_format.render(desk.catalogue.letter(&decision.category), &desk.code, year, seq);
+        let language = if desk.language == "id" {
+            policy::detect_language(&format!("{}\n{}", mail.subject, mail.text))
+        } else {
+            desk.language.as_str()
+        };
+        let verdicts = verdicts(desk, mail);
+        let missing = match desk.catalogue.subcategory(&decision.category, &decision.subcategory) {
+            Some(sub) => policy::missing_requirements(
+                sub,
+                decision.ticket_type,
+                verdicts.accepted,
+                &requester.address,
+                &mail.cc,
+                |d| desk.catalogue.is_internal_domain(d),
+            ),
+            None => Vec::new(),
+        };
+        let group = desk.group_for(&decision.category, &decision.subcategory).map(|g| g.id.clone());
+        let (status, pending_reason) =
+            if missing.is_empty() { (TicketStatus::New, None) } else { (TicketStatus::Pending, Some("requirements")) };
         let ticket_id = store::insert_ticket(
             tx,
             &store::NewTicket {
@@ -255,141 +341,101 @@ impl Pipeline {
                 subcategory: &decision.subcategory,
                 ticket_type: decision.ticket_type.map(|t| t.as_str()),
                 impact: decision.impact.map(|i| i.as_str()),
-                status: TicketStatus::New.as_str(),
+                status: status.as_str(),
                 channel: Channel::Email.as_str(),
-                inbox: Some(&inbox.name),
+                inbox: Some(&h.inbox.name),
                 subject: &mail.subject,
                 requester_address: requester.address.as_str(),
                 requester_name: requester.name.as_deref(),
-                language: &desk.language,
-                now,
+                language,
+                group_id: group.as_deref(),
+                pending_reason,
+                linked_ticket_id: linked.map(|l| l.id),
+                now: h.now,
             },
         )
         .await?;
         msg.ticket_id = Some(ticket_id);
         msg.action = Action::Created.as_str();
         let row = store::insert_message(tx, &msg).await?;
-        insert_attachments(tx, row, mail).await?;
+        self.insert_attachments(tx, h, row, mail).await?;
         let actor = requester.address.as_str();
         store::insert_event(
             tx,
             ticket_id,
-            now,
+            h.now,
             actor,
             "email",
             "created",
-            &json!({ "message": row, "inbox": inbox.name, "kind": kind.as_str(), "number": number.as_str() }),
+            &json!({ "message": row, "inbox": h.inbox.name, "kind": kind.as_str(), "number": number.as_str(),
+                     "linked": linked.map(|l| l.number.clone()) }),
         )
         .await?;
-        store::insert_event(tx, ticket_id, now, "loket", "email", "routed", &json!(decision)).await?;
+        store::insert_event(tx, ticket_id, h.now, "loket", "email", "routed", &json!(decision)).await?;
+        if !missing.is_empty() {
+            store::insert_event(
+                tx,
+                ticket_id,
+                h.now,
+                "loket",
+                "email",
+                "requirements_missing",
+                &json!({ "missing": missing }),
+            )
+            .await?;
+        }
+        if let Some(l) = linked {
+            store::insert_event(
+                tx,
+                l.id,
+                h.now,
+                actor,
+                "email",
+                "follow_up_ticket",
+                &json!({ "ticket": number.as_str() }),
+            )
+            .await?;
+        }
+        let t =
+            store::ticket_by_id(tx, ticket_id).await?.ok_or_else(|| StoreError::Corrupt("ticket vanished".into()))?;
 
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.
-        let mut reason = None;
         if !kind.may_auto_reply() {
-            reason = Some(format!("no acknowledgement: {} mail", kind.as_str()));
+            let r = format!("no acknowledgement: {} mail", kind.as_str());
+            store::insert_event(
+                tx,
+                ticket_id,
+                h.now,
+                "loket",
+                "email",
+                "acknowledgement_suppressed",
+                &json!({ "reason": r }),
+            )
+            .await?;
         } else if desk.is_own_address(&requester.address) {
-            reason = Some("no acknowledgement: requester is the desk itself".into());
+            let r = "no acknowledgement: requester is the desk itself";
+            store::insert_event(
+                tx,
+                ticket_id,
+                h.now,
+                "loket",
+                "email",
+                "acknowledgement_suppressed",
+                &json!({ "reason": r }),
+            )
+            .await?;
         } else {
-            let limit = self.config.limits.auto_replies_per_sender_per_hour as i64;
-            let sent = store::count_auto_replies(tx, &desk.id, requester.address.as_str(), now - 3_600_000).await?;
-            if sent >= limit {
-                reason = Some(format!("no acknowledgement: {sent} automatic replies to this sender in the last hour"));
-            }
-        }
-        match reason {
-            Some(r) => {
+            let mut ctx = self.base_ctx(h, &t);
+            ctx.missing = missing.clone();
+            ctx.refused = verdicts.refused.clone();
+            ctx.ticket.internal_only_refused = decision.internal_only_refused.clone().unwrap_or_default();
+            ctx.ticket.linked_number = linked.map(|l| l.number.clone()).unwrap_or_default();
+            let out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
+            if let Some(out_row) = self.queue(tx, h, &t, out).await? {
                 store::insert_event(
                     tx,
                     ticket_id,
-                    now,
-                    "loket",
-                    "email",
-                    "acknowledgement_suppressed",
-                    &json!({ "reason": r }),
-                )
-                .await?;
-            }
-            None => {
-                let (cat_name, sub_name) = match desk.catalogue.subcategory(&decision.category, &decision.subcategory) {
-                    Some(s) => (
-                        desk.catalogue.category(&decision.category).map(|c| c.name.clone()).unwrap_or_default(),
-                        s.name.clone(),
-                    ),
-                    None if decision.category == TRIAGE_CATEGORY && decision.subcategory == TRIAGE_SUBCATEGORY => {
-                        let t = if desk.language == "en" {
-                            "Triage (to be classified)"
-                        } else {
-                            "Triase (akan diklasifikasikan)"
-                        };
-                        (t.to_string(), String::new())
-                    }
-                    None => (decision.category.clone(), decision.subcategory.clone()),
-                };
-                let ctx = MailContext {
-                    desk: DeskCtx { id: desk.id.clone(), name: desk.name.clone(), address: inbox_addr.to_string() },
-                    ticket: TicketCtx {
-                        number: number.to_string(),
-                        tag: number.tag(),
-                        category: decision.category.clone(),
-                        subcategory: decision.subcategory.clone(),
-                        category_name: cat_name,
-                        subcategory_name: sub_name,
-                        created: local_now.format("%Y-%m-%d %H:%M %Z").to_string(),
-                        ticket_type: decision.ticket_type.map(|t| t.as_str().to_string()),
-                        internal_only_refused: decision.internal_only_refused.clone(),
-                    },
-                    requester: PersonCtx {
-                        name: requester.name.clone().unwrap_or_default(),
-                        address: requester.address.to_string(),
-                    },
-                    original_subject: mail.subject.clone(),
-                };
-                let text = self.templates.render(&desk.language, "acknowledgement", &ctx)?;
-                let out = compose::reply(&compose::ReplySpec {
-                    from_name: &desk.name,
-                    from: &inbox_addr,
-                    to_name: requester.name.as_deref(),
-                    to: &requester.address,
-                    ticket_number: number.as_str(),
-                    in_reply_to: mail.message_id.as_deref(),
-                    references: &mail.references,
-                    text: &text,
-                    unique: &parse::sha256_hex(key.as_bytes()),
-                    now_ms: now,
-                    auto_replied: true,
-                })
-                .map_err(|e| PipelineError::Store(StoreError::Corrupt(e.to_string())))?;
-                let out_key = format!("out:{}", out.message_id);
-                let out_row = store::insert_message(
-                    tx,
-                    &store::NewMessage {
-                        desk: &desk.id,
-                        ticket_id: Some(ticket_id),
-                        direction: Direction::Outbound.as_str(),
-                        channel: Channel::Email.as_str(),
-                        inbox: Some(&inbox.name),
-                        idempotency_key: &out_key,
-                        message_id: Some(&out.message_id),
-                        kind: "acknowledgement",
-                        action: "queued",
-                        reason: None,
-                        peer_address: Some(requester.address.as_str()),
-                        from_address: Some(&out.sender),
-                        to_addresses: &out.recipients,
-                        subject: &out.subject,
-                        body_text: &out.body,
-                        raw: Some(&out.raw),
-                        size: out.raw.len(),
-                        auto_reply: true,
-                        now,
-                    },
-                )
-                .await?;
-                store::insert_outbox(tx, &desk.id, Some(ticket_id), out_row, &out.sender, &out.recipients, now).await?;
-                store::insert_event(
-                    tx,
-                    ticket_id,
-                    now,
+                    h.now,
                     "loket",
                     "email",
                     "acknowledgement_queued",
@@ -398,15 +444,27 @@ impl Pipeline {
                 .await?;
             }
         }
+        if missing.is_empty() {
+            self.notify_agents(tx, h, &t, "new", &mail.text).await?;
+        }
         Ok(Outcome { ticket: Some(number.to_string()), action: Action::Created, reason: None })
     }
 }
 
-async fn insert_attachments(tx: &mut store::Tx, row: i64, mail: &ParsedMail) -> Result<(), StoreError> {
+fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
+    let mut refusals = Vec::new();
+    let mut accepted = 0;
+    let mut refused = Vec::new();
     for a in &mail.attachments {
-        store::insert_attachment(tx, row, a.index, a.filename.as_deref(), &a.content_type, a.size, &a.sha256).await?;
+        let v = policy::check_attachment(desk.attachments.as_ref(), a.filename.as_deref(), a.size, &a.head);
+        if v.accepted {
+            accepted += 1;
+        } else if let Some(r) = v.refusal {
+            refused.push(RefusedCtx { filename: v.filename.clone(), reason: r.as_str().into() });
+        }
+        refusals.push(v.refusal);
     }
-    Ok(())
+    AttachmentVerdicts { refusals, accepted, refused }
 }
 
 /// The ticket a mail belongs to: the first ticket tag in its subject that names a ticket of this

@@ -28,7 +28,16 @@ pub struct AttachmentMeta {
     pub content_type: String,
     pub size: usize,
     pub sha256: String,
+    /// The first bytes, for content sniffing (at most [`HEAD_BYTES`]).
+    pub head: Vec<u8>,
+    /// Unpacked from a winmail.dat (TNEF) attachment.
+    pub from_tnef: bool,
 }
+
+/// Bytes of each attachment kept for content sniffing.
+pub const HEAD_BYTES: usize = 512;
+/// At most this many attachments are listed per message.
+pub const MAX_ATTACHMENTS: usize = 100;
 
 /// Headers that say whether a person or a machine wrote the mail (RFC 3834 and common practice).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,20 +130,41 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         }
     };
     let text = body_text(&msg);
-    let attachments = msg
-        .attachments()
-        .enumerate()
-        .map(|(i, part)| AttachmentMeta {
+    let mut attachments = Vec::new();
+    for (i, part) in msg.attachments().enumerate().take(MAX_ATTACHMENTS) {
+        let filename = part.attachment_name().map(|n| truncate(n, 255));
+        let content_type = part
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let data = part.contents();
+        if super::policy::is_tnef(filename.as_deref(), &content_type) {
+            let inner = super::policy::unpack_tnef(data);
+            if !inner.is_empty() {
+                for (name, bytes) in inner.into_iter().take(MAX_ATTACHMENTS) {
+                    attachments.push(AttachmentMeta {
+                        index: i as u32,
+                        filename: Some(truncate(&name, 255)),
+                        content_type: "application/octet-stream".into(),
+                        size: bytes.len(),
+                        sha256: sha256_hex(&bytes),
+                        head: bytes[..bytes.len().min(HEAD_BYTES)].to_vec(),
+                        from_tnef: true,
+                    });
+                }
+                continue;
+            }
+        }
+        attachments.push(AttachmentMeta {
             index: i as u32,
-            filename: part.attachment_name().map(|n| truncate(n, 255)),
-            content_type: part
-                .content_type()
-                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase())
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            size: part.contents().len(),
-            sha256: sha256_hex(part.contents()),
-        })
-        .collect();
+            filename,
+            content_type,
+            size: data.len(),
+            sha256: sha256_hex(data),
+            head: data[..data.len().min(HEAD_BYTES)].to_vec(),
+            from_tnef: false,
+        });
+    }
     let auto = auto_headers(&msg);
     let reported_message_ids = if auto.delivery_status { reported_ids(&msg) } else { Vec::new() };
     Ok(ParsedMail {

@@ -27,10 +27,23 @@ pub struct TicketRow {
     pub language: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub assignee: Option<String>,
+    pub group_id: Option<String>,
+    pub priority: Option<String>,
+    pub pending_reason: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+    pub linked_ticket_id: Option<i64>,
+    pub rating: Option<i64>,
+    pub rating_comment: Option<String>,
+    pub rating_requested_at: Option<i64>,
 }
 
 const TICKET_COLS: &str = "id, desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
-     subject, requester_address, requester_name, language, created_at, updated_at";
+     subject, requester_address, requester_name, language, created_at, updated_at, assignee, group_id, priority, \
+     pending_reason, resolved_at, closed_at, first_response_at, linked_ticket_id, rating, rating_comment, \
+     rating_requested_at";
 
 fn ticket_from(r: &AnyRow) -> Result<TicketRow> {
     Ok(TicketRow {
@@ -50,6 +63,17 @@ fn ticket_from(r: &AnyRow) -> Result<TicketRow> {
         language: r.try_get("language")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        assignee: r.try_get("assignee")?,
+        group_id: r.try_get("group_id")?,
+        priority: r.try_get("priority")?,
+        pending_reason: r.try_get("pending_reason")?,
+        resolved_at: r.try_get("resolved_at")?,
+        closed_at: r.try_get("closed_at")?,
+        first_response_at: r.try_get("first_response_at")?,
+        linked_ticket_id: r.try_get("linked_ticket_id")?,
+        rating: r.try_get("rating")?,
+        rating_comment: r.try_get("rating_comment")?,
+        rating_requested_at: r.try_get("rating_requested_at")?,
     })
 }
 
@@ -68,6 +92,9 @@ pub struct NewTicket<'a> {
     pub requester_address: &'a str,
     pub requester_name: Option<&'a str>,
     pub language: &'a str,
+    pub group_id: Option<&'a str>,
+    pub pending_reason: Option<&'a str>,
+    pub linked_ticket_id: Option<i64>,
     pub now: i64,
 }
 
@@ -162,8 +189,9 @@ pub async fn next_ticket_seq(conn: &mut AnyConnection, desk: &str, year: i32) ->
 pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Result<i64> {
     let r = sqlx::query(
         "INSERT INTO tickets (desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
-         subject, requester_address, requester_name, language, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+         subject, requester_address, requester_name, language, created_at, updated_at, group_id, pending_reason, \
+         linked_ticket_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17) RETURNING id",
     )
     .bind(t.desk)
     .bind(t.number)
@@ -179,6 +207,9 @@ pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Resul
     .bind(t.requester_name)
     .bind(t.language)
     .bind(t.now)
+    .bind(t.group_id)
+    .bind(t.pending_reason)
+    .bind(t.linked_ticket_id)
     .fetch_one(&mut *conn)
     .await?;
     Ok(r.try_get("id")?)
@@ -233,10 +264,11 @@ pub async fn insert_attachment(
     content_type: &str,
     size: usize,
     sha256: &str,
+    refusal: Option<&str>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO attachments (message_row, part_index, filename, content_type, size, sha256) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO attachments (message_row, part_index, filename, content_type, size, sha256, accepted, refusal) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(message_row)
     .bind(part_index as i64)
@@ -244,9 +276,124 @@ pub async fn insert_attachment(
     .bind(content_type)
     .bind(size as i64)
     .bind(sha256)
+    .bind(refusal.is_none() as i64)
+    .bind(refusal)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+pub async fn ticket_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<TicketRow>> {
+    let sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(ticket_from).transpose()
+}
+
+/// A change of a ticket's fields. `None` leaves a field as it is; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct TicketPatch<'a> {
+    pub status: Option<&'a str>,
+    pub pending_reason: Option<Option<&'a str>>,
+    pub assignee: Option<Option<&'a str>>,
+    pub group_id: Option<Option<&'a str>>,
+    pub priority: Option<&'a str>,
+    pub category: Option<(&'a str, &'a str)>,
+    pub ticket_type: Option<&'a str>,
+    pub impact: Option<Option<&'a str>>,
+    pub resolved_at: Option<Option<i64>>,
+    pub closed_at: Option<Option<i64>>,
+    pub rating: Option<(i64, &'a str)>,
+    pub rating_requested_at: Option<i64>,
+}
+
+/// Applies a patch (and `updated_at`). Column names are fixed here; values are bound.
+pub async fn update_ticket(conn: &mut AnyConnection, id: i64, p: &TicketPatch<'_>, now: i64) -> Result<()> {
+    macro_rules! set {
+        ($col:literal, $val:expr) => {
+            sqlx::query(concat!("UPDATE tickets SET ", $col, " = $1 WHERE id = $2"))
+                .bind($val)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        };
+    }
+    if let Some(v) = p.status {
+        set!("status", v);
+    }
+    if let Some(v) = p.pending_reason {
+        set!("pending_reason", v);
+    }
+    if let Some(v) = p.assignee {
+        set!("assignee", v);
+    }
+    if let Some(v) = p.group_id {
+        set!("group_id", v);
+    }
+    if let Some(v) = p.priority {
+        set!("priority", v);
+    }
+    if let Some((c, s)) = p.category {
+        set!("category", c);
+        set!("subcategory", s);
+    }
+    if let Some(v) = p.ticket_type {
+        set!("ticket_type", v);
+    }
+    if let Some(v) = p.impact {
+        set!("impact", v);
+    }
+    if let Some(v) = p.resolved_at {
+        set!("resolved_at", v);
+    }
+    if let Some(v) = p.closed_at {
+        set!("closed_at", v);
+    }
+    if let Some((r, c)) = p.rating {
+        set!("rating", r);
+        set!("rating_comment", c);
+    }
+    if let Some(v) = p.rating_requested_at {
+        set!("rating_requested_at", v);
+    }
+    set!("updated_at", now);
+    Ok(())
+}
+
+/// Records the first response (the first agent reply or action) once.
+pub async fn set_first_response(conn: &mut AnyConnection, id: i64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE tickets SET first_response_at = $1 WHERE id = $2 AND first_response_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Message-IDs of a ticket's messages, oldest first, at most `limit` (the newest ones).
+pub async fn thread_ids(conn: &mut AnyConnection, ticket_id: i64, limit: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT message_id FROM messages WHERE ticket_id = $1 AND message_id IS NOT NULL ORDER BY id DESC LIMIT $2",
+    )
+    .bind(ticket_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ids: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>("message_id").ok()).collect();
+    ids.reverse();
+    Ok(ids)
+}
+
+/// Message-ID of the requester's latest message on a ticket.
+pub async fn last_inbound_id(conn: &mut AnyConnection, ticket_id: i64, from: &str) -> Result<Option<String>> {
+    let r = sqlx::query(
+        "SELECT message_id FROM messages WHERE ticket_id = $1 AND direction = 'in' AND from_address = $2 \
+         AND message_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .bind(ticket_id)
+    .bind(from)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(r.and_then(|r| r.try_get("message_id").ok()))
 }
 
 /// Appends an audit event (invariant 6).
@@ -304,6 +451,28 @@ pub async fn count_auto_replies(conn: &mut AnyConnection, desk: &str, address: &
     )
     .bind(desk)
     .bind(address)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("n")?)
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Outbound messages of `kind` sent to `address` by `desk` since `since`.
+pub async fn count_kind_since(
+    conn: &mut AnyConnection,
+    desk: &str,
+    address: &str,
+    kind: &str,
+    since: i64,
+) -> Result<i64> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM messages WHERE desk = $1 AND peer_address = $2 AND kind = $3 AND direction = 'out' \
+         AND created_at >= $4",
+    )
+    .bind(desk)
+    .bind(address)
+    .bind(kind)
     .bind(since)
     .fetch_one(&mut *conn)
     .await?;

@@ -1,5 +1,7 @@
 //! Tickets: numbering and the subject tag that threads replies.
 
+pub mod command;
 mod number;
+pub mod token;
 
 pub use number::{NumberFormat, NumberFormatError, TicketNumber, find_tags};

@@ -13,6 +13,8 @@ use loket::config::{Config, StorageConfig};
 use loket::store::Store;
 
 pub const DEADLINE: Duration = Duration::from_secs(90);
+/// The secret that signs agent tokens in tests.
+pub const TOKEN_SECRET: &str = "test-token-secret-0123456789";
 
 #[derive(Debug, Clone)]
 pub struct Env {
@@ -89,6 +91,9 @@ pub struct WorldOptions {
     pub outbound_smtp: bool,
     pub poll_interval_secs: u64,
     pub maildir: bool,
+    /// Groups (l1, apps for aplikasi/*), agents (agent1 in l1, agent2 in apps), a supervisor and
+    /// the token secret.
+    pub agents: bool,
     pub extra: String,
 }
 
@@ -100,6 +105,7 @@ impl Default for WorldOptions {
             outbound_smtp: true,
             poll_interval_secs: 600,
             maildir: false,
+            agents: false,
             extra: String::new(),
         }
     }
@@ -136,10 +142,22 @@ impl World {
         } else {
             String::new()
         };
+        let people = if opts.agents {
+            format!(
+                "[[desk.group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
+                 [[desk.group]]\nid = \"apps\"\nname = \"Tim Aplikasi\"\nlayer = 2\nroutes = [\"aplikasi/*\"]\n\
+                 [[desk.agent]]\naddress = \"{tag}-agent1@desk.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n\
+                 [[desk.agent]]\naddress = \"{tag}-agent2@desk.test\"\nname = \"Sari\"\ngroups = [\"apps\"]\n\
+                 [[desk.agent]]\naddress = \"{tag}-boss@desk.test\"\nname = \"Pak Kepala\"\nsupervisor = true\n"
+            )
+        } else {
+            String::new()
+        };
+        let security = if opts.agents { "[security]\ntoken_secret_env = \"LOKET_TEST_TOKEN_SECRET\"\n" } else { "" };
         let config = format!(
-            "templates = \"{templates}\"\nrules = \"{rules}\"\n[storage]\nurl = \"{db_url}\"\n{outbound}{extra}\n\
+            "templates = \"{templates}\"\nrules = \"{rules}\"\n{security}[storage]\nurl = \"{db_url}\"\n{outbound}{extra}\n\
              [[desk]]\nid = \"hero\"\nname = \"HERO Test\"\ncode = \"HERO\"\ncatalogue = \"{seeds}/hero.toml\"\n\
-             [[desk.inbox]]\nname = \"hero\"\naddress = \"{desk_addr}\"\n{inbox_src}",
+             {people}[[desk.inbox]]\nname = \"hero\"\naddress = \"{desk_addr}\"\n{inbox_src}",
             templates = repo().join("templates").display(),
             rules = repo().join("rules").display(),
             seeds = repo().join("seeds").display(),
@@ -155,7 +173,15 @@ impl World {
     }
 
     pub fn config(&self) -> Config {
-        Config::load(&self.config_path).unwrap_or_else(|e| panic!("{e}"))
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        Config::from_toml(&self.config_path, &text, |k| {
+            if k == "LOKET_TEST_TOKEN_SECRET" { Some(TOKEN_SECRET.to_string()) } else { std::env::var(k).ok() }
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn agent(&self, n: &str) -> String {
+        format!("{}-{n}@desk.test", self.tag)
     }
 
     pub async fn store(&self) -> Store {
@@ -172,6 +198,7 @@ impl World {
             .arg(&self.config_path)
             .arg("serve")
             .env("LOKET_LOG", "info,sqlx=warn")
+            .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -192,6 +219,7 @@ pub fn ingest_with(config: &Path, inbox: &str, raw: &[u8]) -> (i32, String, Stri
         .arg("--config")
         .arg(config)
         .args(["ingest", "--inbox", inbox])
+        .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -346,4 +374,29 @@ pub fn mail(from: &str, to: &str, subject: &str, message_id: &str, extra_headers
 
 pub fn parsed(raw: &[u8]) -> loket::pipeline::parse::ParsedMail {
     loket::pipeline::parse::parse(raw).expect("parseable mail")
+}
+
+/// The pipeline in process, on a world's config (for tests that inject time).
+pub async fn pipeline(w: &World) -> (loket::pipeline::Pipeline, Store) {
+    use std::sync::Arc;
+    let cfg = Arc::new(w.config());
+    let templates = Arc::new(loket::templates::Templates::load(&cfg.templates).unwrap());
+    let store = Store::open(&cfg.storage).await.unwrap();
+    (loket::pipeline::Pipeline::new(store.clone(), cfg, templates, Arc::new(tokio::sync::Notify::new())), store)
+}
+
+/// The outbound messages of a ticket, oldest first: (kind, recipient, Message-ID, body).
+pub async fn outbound(store: &Store, number: &str) -> Vec<(String, String, String, String)> {
+    let t = &loket::store::tickets_by_number(store.pool(), number).await.unwrap()[0];
+    loket::store::ticket_messages(store.pool(), t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == "out")
+        .map(|m| (m.kind, m.to_addresses.join(","), m.message_id.unwrap_or_default(), m.body_text))
+        .collect()
+}
+
+pub async fn ticket(store: &Store, number: &str) -> loket::store::TicketRow {
+    loket::store::tickets_by_number(store.pool(), number).await.unwrap().remove(0)
 }

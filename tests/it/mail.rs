@@ -320,7 +320,14 @@ async fn acknowledgements_are_rate_limited_per_sender() {
         assert_eq!(json(&out)["action"], "created");
     }
     let c = counts(&w).await;
-    assert_eq!((c.tickets, c.outbound), (12, 10));
+    assert_eq!((c.tickets, c.outbound), (12, 11), "10 acknowledgements and one notice that replies are paused");
+    let store = w.store().await;
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM messages WHERE direction = 'out' ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(kinds.iter().filter(|k| *k == "acknowledgement").count(), 10);
+    assert_eq!(kinds.last().map(|s| s.as_str()), Some("over_limit"));
 }
 
 /// `loket ingest` exits 75 (EX_TEMPFAIL) when the store is unavailable, so the MTA retries, and 65

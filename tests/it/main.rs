@@ -3,6 +3,7 @@
 //! real `loket` binary where a test is about the daemon or the MTA pipe.
 
 mod catalogue;
+mod conversation;
 mod corpus;
 mod harness;
 mod mail;

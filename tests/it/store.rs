@@ -1,22 +1,9 @@
 //! Acceptance 8: one store scenario, run on SQLite and on PostgreSQL (the private cluster).
 
-use std::sync::Arc;
-
-use loket::pipeline::{Action, Pipeline};
-use loket::store::{self, Store};
-use loket::templates::Templates;
-use tokio::sync::Notify;
+use loket::pipeline::Action;
+use loket::store;
 
 use crate::harness::*;
-
-async fn pipeline(w: &World) -> (Pipeline, Store) {
-    let cfg = Arc::new(w.config());
-    let templates = Arc::new(Templates::load(&cfg.templates).unwrap());
-    let store = Store::open(&cfg.storage).await.unwrap();
-    // Opening twice re-applies nothing.
-    Store::open(&cfg.storage).await.unwrap();
-    (Pipeline::new(store.clone(), cfg, templates, Arc::new(Notify::new())), store)
-}
 
 async fn scenario(pg: bool) {
     let w = World::new(

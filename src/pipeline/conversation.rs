@@ -1,0 +1,486 @@
+//! The ticket's life by email after the acknowledgement: agents reply by thread (their words are
+//! relayed from the desk's address, their commands change the ticket, but only with a valid
+//! signed token), requesters reply (appended; after resolution a confirmation closes and asks for
+//! a rating, anything else reopens; late or after closing a new linked ticket opens), and the
+//! completeness check puts a ticket back in the queue once its requirements arrive.
+
+use serde_json::json;
+
+use super::outgoing::OutMail;
+use super::parse::ParsedMail;
+use super::policy;
+use super::{Action, Here, Outcome, Pipeline, PipelineError, loopguard::MailKind};
+use crate::config::Agent;
+use crate::domain::{TicketStatus, TicketType};
+use crate::store::{self, TicketPatch, TicketRow};
+use crate::ticket::command::{self, Command};
+use crate::ticket::token::tokens_in;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The part of a reply the sender wrote now.
+fn fresh_text(mail: &ParsedMail) -> String {
+    crate::routing::normalize::strip_quoted(&mail.text).trim().to_string()
+}
+
+impl Pipeline {
+    /// A person's mail that threads to ticket `t`.
+    pub(crate) async fn on_reply(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        msg: store::NewMessage<'_>,
+        t: TicketRow,
+    ) -> Result<Outcome, PipelineError> {
+        let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
+        if let Some(agent) = h.desk.agent(&sender) {
+            return self.on_agent_reply(tx, h, mail, msg, t, agent).await;
+        }
+        let closed = t.status == TicketStatus::Closed.as_str() || t.status == TicketStatus::Rejected.as_str();
+        let late = t.status == TicketStatus::Resolved.as_str()
+            && t.resolved_at.is_some_and(|r| h.now - r > h.desk.reopen_days as i64 * DAY_MS);
+        let text = fresh_text(mail);
+        if t.status == TicketStatus::Closed.as_str()
+            && t.rating_requested_at.is_some()
+            && t.rating.is_none()
+            && let Some((rating, comment)) = policy::parse_rating(&text)
+        {
+            let row = self.append(tx, h, mail, msg, &t).await?;
+            let patch = TicketPatch { rating: Some((rating as i64, &comment)), ..Default::default() };
+            store::update_ticket(tx, t.id, &patch, h.now).await?;
+            store::insert_event(
+                tx,
+                t.id,
+                h.now,
+                sender.as_str(),
+                "email",
+                "rated",
+                &json!({ "rating": rating, "comment": comment, "message": row }),
+            )
+            .await?;
+            let ctx = self.base_ctx(h, &t);
+            self.queue(tx, h, &t, OutMail::to_requester(&t, "rating_thanks", ctx).answering(mail)).await?;
+            return Ok(Outcome {
+                ticket: Some(t.number),
+                action: Action::Appended,
+                reason: Some("rating recorded".into()),
+            });
+        }
+        if closed || late {
+            // A reply to a closed ticket never disappears: it opens a new ticket linked to the old.
+            let mut out = self.create(tx, h, mail, msg, MailKind::Human, Some(&t)).await?;
+            out.reason = Some(format!(
+                "follow-up of {} ({})",
+                t.number,
+                if late { "reopen window passed" } else { "ticket closed" }
+            ));
+            return Ok(out);
+        }
+        let row = self.append(tx, h, mail, msg, &t).await?;
+        let actor = sender.as_str();
+        let verdicts = self.reply_verdicts(h, mail);
+        if !verdicts.refused.is_empty() {
+            let mut ctx = self.base_ctx(h, &t);
+            ctx.refused = verdicts.refused.clone();
+            self.queue(tx, h, &t, OutMail::to_requester(&t, "attachments_refused", ctx).answering(mail)).await?;
+        }
+        let status = t.status.as_str();
+        if status == TicketStatus::Resolved.as_str() {
+            if policy::is_confirmation(&text) {
+                let patch = TicketPatch {
+                    status: Some(TicketStatus::Closed.as_str()),
+                    closed_at: Some(Some(h.now)),
+                    rating_requested_at: Some(h.now),
+                    ..Default::default()
+                };
+                store::update_ticket(tx, t.id, &patch, h.now).await?;
+                store::insert_event(tx, t.id, h.now, actor, "email", "confirmed", &json!({ "message": row })).await?;
+                store::insert_event(
+                    tx,
+                    t.id,
+                    h.now,
+                    "loket",
+                    "email",
+                    "closed",
+                    &json!({ "by": "requester confirmation" }),
+                )
+                .await?;
+                let t2 = self.reload(tx, t.id).await?;
+                let ctx = self.base_ctx(h, &t2);
+                self.queue(tx, h, &t2, OutMail::to_requester(&t2, "closed_rating", ctx).answering(mail)).await?;
+            } else {
+                let patch = TicketPatch {
+                    status: Some(TicketStatus::Open.as_str()),
+                    resolved_at: Some(None),
+                    ..Default::default()
+                };
+                store::update_ticket(tx, t.id, &patch, h.now).await?;
+                store::insert_event(tx, t.id, h.now, actor, "email", "reopened", &json!({ "message": row })).await?;
+                let t2 = self.reload(tx, t.id).await?;
+                let ctx = self.base_ctx(h, &t2);
+                self.queue(tx, h, &t2, OutMail::to_requester(&t2, "reopened", ctx).answering(mail)).await?;
+                self.notify_agents(tx, h, &t2, "reopened", &text).await?;
+            }
+        } else if status == TicketStatus::Pending.as_str() && t.pending_reason.as_deref() == Some("requirements") {
+            let missing = self.missing_now(h, &t, mail, verdicts.accepted);
+            if missing.is_empty() {
+                let patch = TicketPatch {
+                    status: Some(TicketStatus::Open.as_str()),
+                    pending_reason: Some(None),
+                    ..Default::default()
+                };
+                store::update_ticket(tx, t.id, &patch, h.now).await?;
+                store::insert_event(
+                    tx,
+                    t.id,
+                    h.now,
+                    actor,
+                    "email",
+                    "requirements_complete",
+                    &json!({ "message": row }),
+                )
+                .await?;
+                let t2 = self.reload(tx, t.id).await?;
+                self.notify_agents(tx, h, &t2, "requirements", &text).await?;
+            } else {
+                store::insert_event(
+                    tx,
+                    t.id,
+                    h.now,
+                    actor,
+                    "email",
+                    "message_received",
+                    &json!({ "message": row, "still_missing": missing }),
+                )
+                .await?;
+                let mut ctx = self.base_ctx(h, &t);
+                ctx.missing = missing;
+                self.queue(tx, h, &t, OutMail::to_requester(&t, "incomplete", ctx).answering(mail)).await?;
+            }
+        } else if status == TicketStatus::Pending.as_str() {
+            let patch = TicketPatch {
+                status: Some(TicketStatus::Open.as_str()),
+                pending_reason: Some(None),
+                ..Default::default()
+            };
+            store::update_ticket(tx, t.id, &patch, h.now).await?;
+            store::insert_event(tx, t.id, h.now, actor, "email", "requester_replied", &json!({ "message": row }))
+                .await?;
+            let t2 = self.reload(tx, t.id).await?;
+            self.notify_agents(tx, h, &t2, "reply", &text).await?;
+        } else {
+            store::insert_event(
+                tx,
+                t.id,
+                h.now,
+                actor,
+                "email",
+                "message_received",
+                &json!({ "message": row, "kind": "human", "inbox": h.inbox.name }),
+            )
+            .await?;
+            self.notify_agents(tx, h, &t, "reply", &text).await?;
+        }
+        Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: None })
+    }
+
+    async fn reload(&self, tx: &mut store::Tx, id: i64) -> Result<TicketRow, PipelineError> {
+        store::ticket_by_id(tx, id)
+            .await?
+            .ok_or_else(|| store::StoreError::Corrupt(format!("ticket {id} vanished")).into())
+    }
+
+    /// Stores the message on ticket `t` with its attachments; returns the message row.
+    async fn append(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        mut msg: store::NewMessage<'_>,
+        t: &TicketRow,
+    ) -> Result<i64, PipelineError> {
+        msg.ticket_id = Some(t.id);
+        msg.action = Action::Appended.as_str();
+        let row = store::insert_message(tx, &msg).await?;
+        self.insert_attachments(tx, h, row, mail).await?;
+        Ok(row)
+    }
+
+    fn reply_verdicts(&self, h: &Here<'_>, mail: &ParsedMail) -> super::AttachmentVerdicts {
+        super::verdicts(h.desk, mail)
+    }
+
+    fn missing_now(&self, h: &Here<'_>, t: &TicketRow, mail: &ParsedMail, accepted: usize) -> Vec<String> {
+        let Some(sub) = h.desk.catalogue.subcategory(&t.category, &t.subcategory) else { return Vec::new() };
+        let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("sender");
+        policy::missing_requirements(
+            sub,
+            t.ticket_type.as_deref().and_then(TicketType::parse),
+            accepted,
+            &sender,
+            &mail.cc,
+            |d| h.desk.catalogue.is_internal_domain(d),
+        )
+    }
+
+    /// An agent's reply: verified by its signed token, then relayed and/or commands applied.
+    async fn on_agent_reply(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        mut msg: store::NewMessage<'_>,
+        t: TicketRow,
+        agent: &Agent,
+    ) -> Result<Outcome, PipelineError> {
+        msg.kind = "agent";
+        let row = self.append(tx, h, mail, msg, &t).await?;
+        let actor = agent.address.as_str();
+        let mut ids = mail.references.clone();
+        ids.extend(mail.in_reply_to.iter().cloned());
+        let token_ok = self.config.signer.as_ref().is_some_and(|s| {
+            tokens_in(&ids)
+                .iter()
+                .any(|(number, token)| *number == t.number && s.verify(&h.desk.id, number, actor, token))
+        });
+        let text = fresh_text(mail);
+        let refuse = |reason: String| (reason, row);
+        let parsed = if token_ok {
+            command::parse(&text).map_err(|e| refuse(e.to_string()))
+        } else {
+            Err(refuse(
+                "the reply carries no valid ticket token: reply to the notification Loket sent to your address".into(),
+            ))
+        };
+        let reply = match parsed {
+            Ok(r) => r,
+            Err((reason, row)) => {
+                store::insert_event(
+                    tx,
+                    t.id,
+                    h.now,
+                    actor,
+                    "email",
+                    "agent_reply_refused",
+                    &json!({ "message": row, "reason": reason }),
+                )
+                .await?;
+                let mut ctx = self.base_ctx(h, &t);
+                ctx.reason = reason.clone();
+                let out = OutMail {
+                    auto_reply: true,
+                    auto_generated: false,
+                    token_for: None,
+                    ..OutMail::to_agent(agent, &h.desk.language, "agent_refused", ctx)
+                };
+                self.queue(tx, h, &t, out.answering(mail)).await?;
+                return Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some(reason) });
+            }
+        };
+        self.apply_commands(tx, h, t, agent, reply, row).await
+    }
+
+    async fn apply_commands(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: TicketRow,
+        agent: &Agent,
+        reply: command::AgentReply,
+        row: i64,
+    ) -> Result<Outcome, PipelineError> {
+        let desk = h.desk;
+        let actor = agent.address.as_str();
+        // Check everything first: a reply with one bad command changes nothing.
+        let mut category = (t.category.clone(), t.subcategory.clone());
+        let mut ttype = t.ticket_type.as_deref().and_then(TicketType::parse);
+        let mut problems = Vec::new();
+        for c in &reply.commands {
+            match c {
+                Command::Assign(k) if desk.group(k).is_none() && desk.find_agent(k).is_none() => {
+                    problems.push(format!("#assign {k}: no such agent or group"));
+                }
+                Command::Category(c, s) => match desk.catalogue.subcategory(c, s) {
+                    Some(sub) => {
+                        category = (c.clone(), s.clone());
+                        if ttype.is_some_and(|t| !sub.types.contains(&t)) {
+                            ttype = sub.types.first().copied();
+                        }
+                    }
+                    None => problems.push(format!("#category {c}/{s}: not in the {} catalogue", desk.id)),
+                },
+                Command::Type(tt) => match desk.catalogue.subcategory(&category.0, &category.1) {
+                    Some(sub) if !sub.types.contains(tt) => problems.push(format!(
+                        "#type {tt}: {}/{} allows {}",
+                        category.0,
+                        category.1,
+                        sub.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                    )),
+                    _ => ttype = Some(*tt),
+                },
+                Command::Escalate
+                    if desk.next_layer(t.group_id.as_deref(), &category.0, &category.1).is_none()
+                        && desk.supervisors().is_empty() =>
+                {
+                    problems.push("#escalate: no higher layer and no supervisor configured".into());
+                }
+                _ => {}
+            }
+        }
+        if !problems.is_empty() {
+            let reason = problems.join("; ");
+            store::insert_event(
+                tx,
+                t.id,
+                h.now,
+                actor,
+                "email",
+                "agent_reply_refused",
+                &json!({ "message": row, "reason": reason }),
+            )
+            .await?;
+            let mut ctx = self.base_ctx(h, &t);
+            ctx.reason = reason.clone();
+            let out = OutMail::to_agent(agent, &desk.language, "agent_refused", ctx);
+            self.queue(tx, h, &t, out).await?;
+            return Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some(reason) });
+        }
+
+        let mut changes = Vec::new();
+        let mut to_requester: Vec<(&'static str, String)> = Vec::new();
+        let mut notify: Vec<(&Agent, &'static str)> = Vec::new();
+        let text = reply.text.clone();
+        let internal = reply.has("note");
+        let mut patch = TicketPatch::default();
+        let mut status = t.status.clone();
+        let mut group = t.group_id.clone();
+        let mut assignee = t.assignee.clone();
+        for c in &reply.commands {
+            let detail = match c {
+                Command::Resolve => {
+                    status = TicketStatus::Resolved.as_str().into();
+                    patch.resolved_at = Some(Some(h.now));
+                    patch.pending_reason = Some(None);
+                    if !internal {
+                        to_requester.push(("resolution", text.clone()));
+                    }
+                    "status: resolved".to_string()
+                }
+                Command::Pending => {
+                    status = TicketStatus::Pending.as_str().into();
+                    patch.pending_reason = Some(Some("requester"));
+                    "status: pending (waiting for the requester)".to_string()
+                }
+                Command::Assign(k) => {
+                    if let Some(g) = desk.group(k) {
+                        group = Some(g.id.clone());
+                        assignee = None;
+                        notify.extend(desk.members(&g.id).into_iter().map(|a| (a, "assigned")));
+                        format!("assigned to group {}", g.id)
+                    } else {
+                        let a = desk.find_agent(k).expect("checked");
+                        assignee = Some(a.address.to_string());
+                        if a.address != agent.address {
+                            notify.push((a, "assigned"));
+                        }
+                        format!("assigned to {}", a.name)
+                    }
+                }
+                Command::Escalate => match desk.next_layer(group.as_deref(), &category.0, &category.1) {
+                    Some(g) => {
+                        group = Some(g.id.clone());
+                        assignee = None;
+                        notify.extend(desk.members(&g.id).into_iter().map(|a| (a, "escalated")));
+                        format!("escalated to {} (layer {})", g.id, g.layer)
+                    }
+                    None => {
+                        notify.extend(desk.supervisors().into_iter().map(|a| (a, "escalated")));
+                        "escalated to the supervisors".to_string()
+                    }
+                },
+                Command::Note => "internal note added".to_string(),
+                Command::Priority(p) => {
+                    patch.priority = Some(p.as_str());
+                    format!("priority: {p}")
+                }
+                Command::Category(c, s) => format!("category: {c}/{s}"),
+                Command::Type(tt) => format!("type: {tt}"),
+                Command::Reject(reason) => {
+                    status = TicketStatus::Rejected.as_str().into();
+                    patch.closed_at = Some(Some(h.now));
+                    to_requester.push(("rejection", reason.clone()));
+                    format!("status: rejected ({reason})")
+                }
+                Command::Close => {
+                    status = TicketStatus::Closed.as_str().into();
+                    patch.closed_at = Some(Some(h.now));
+                    patch.rating_requested_at = Some(h.now);
+                    to_requester.push(("closed_rating", String::new()));
+                    "status: closed".to_string()
+                }
+            };
+            store::insert_event(
+                tx,
+                t.id,
+                h.now,
+                actor,
+                "email",
+                "command",
+                &json!({ "command": c.name(), "change": detail, "message": row }),
+            )
+            .await?;
+            changes.push(detail);
+        }
+        if internal {
+            store::insert_event(tx, t.id, h.now, actor, "email", "note", &json!({ "message": row, "text": text }))
+                .await?;
+        } else if !text.is_empty() && !to_requester.iter().any(|(tpl, _)| *tpl == "resolution") {
+            to_requester.insert(0, ("agent_reply", text.clone()));
+        }
+        if status == TicketStatus::New.as_str() {
+            status = TicketStatus::Open.as_str().into();
+        }
+        patch.status = Some(&status);
+        patch.group_id = Some(group.as_deref());
+        patch.assignee = Some(assignee.as_deref());
+        if category != (t.category.clone(), t.subcategory.clone()) {
+            patch.category = Some((&category.0, &category.1));
+        }
+        let type_str = ttype.map(|t| t.as_str());
+        if type_str != t.ticket_type.as_deref() {
+            patch.ticket_type = type_str;
+        }
+        store::update_ticket(tx, t.id, &patch, h.now).await?;
+        store::set_first_response(tx, t.id, h.now).await?;
+        let t2 = self.reload(tx, t.id).await?;
+        for (template, body) in to_requester {
+            let mut ctx = self.base_ctx(h, &t2);
+            ctx.text = body.clone();
+            ctx.reason = body;
+            let out = OutMail::to_requester(&t2, template, ctx);
+            let out = if template == "agent_reply" { out.personal() } else { out };
+            if let Some(r) = self.queue(tx, h, &t2, out).await? {
+                store::insert_event(
+                    tx,
+                    t.id,
+                    h.now,
+                    actor,
+                    "email",
+                    "sent_to_requester",
+                    &json!({ "template": template, "message": r }),
+                )
+                .await?;
+            }
+        }
+        for (a, event) in notify {
+            self.notify_agent(tx, h, &t2, a, event, &text).await?;
+        }
+        if !reply.commands.is_empty() {
+            let mut ctx = self.base_ctx(h, &t2);
+            ctx.changes = changes;
+            self.queue(tx, h, &t2, OutMail::to_agent(agent, &desk.language, "agent_confirmation", ctx)).await?;
+        }
+        Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: None })
+    }
+}

@@ -1,0 +1,300 @@
+//! Outbound mail inside the pipeline's transaction: the template context of a ticket, the thread
+//! headers, the per-sender limit on automatic replies (with one notice when it is reached), the
+//! signed Message-IDs of agent notifications, and the outbox row.
+
+use serde_json::json;
+
+use super::parse::{ParsedMail, sha256_hex};
+use super::{Here, Pipeline, PipelineError, compose};
+use crate::config::Agent;
+use crate::domain::{Channel, Direction, EmailAddress};
+use crate::store::{self, TicketRow};
+use crate::templates::{DeskCtx, MailContext, PersonCtx, TicketCtx};
+
+/// One message to queue.
+pub(crate) struct OutMail {
+    pub template: &'static str,
+    pub to: EmailAddress,
+    pub to_name: Option<String>,
+    pub lang: String,
+    pub ctx: MailContext,
+    /// `Auto-Submitted: auto-replied` and counted against the per-sender limit.
+    pub auto_reply: bool,
+    /// `Auto-Submitted: auto-generated` (notifications to agents).
+    pub auto_generated: bool,
+    /// Sign the Message-ID for this agent.
+    pub token_for: Option<EmailAddress>,
+    /// The mail being answered: its Message-ID and References.
+    pub parent: Option<(String, Vec<String>)>,
+}
+
+impl OutMail {
+    /// A message to the ticket's requester in the ticket's language.
+    pub fn to_requester(t: &TicketRow, template: &'static str, ctx: MailContext) -> Self {
+        let to = EmailAddress::parse(&t.requester_address)
+            .unwrap_or_else(|_| EmailAddress::parse("invalid@invalid.invalid").expect("valid"));
+        Self {
+            template,
+            to,
+            to_name: t.requester_name.clone(),
+            lang: t.language.clone(),
+            ctx,
+            auto_reply: true,
+            auto_generated: false,
+            token_for: None,
+            parent: None,
+        }
+    }
+
+    /// A message to an agent in the desk's language, with a signed Message-ID.
+    pub fn to_agent(agent: &Agent, lang: &str, template: &'static str, mut ctx: MailContext) -> Self {
+        ctx.agent = PersonCtx { name: agent.name.clone(), address: agent.address.to_string() };
+        Self {
+            template,
+            to: agent.address.clone(),
+            to_name: Some(agent.name.clone()),
+            lang: lang.to_string(),
+            ctx,
+            auto_reply: false,
+            auto_generated: true,
+            token_for: Some(agent.address.clone()),
+            parent: None,
+        }
+    }
+
+    /// Threads the message under `mail`.
+    pub fn answering(mut self, mail: &ParsedMail) -> Self {
+        if let Some(id) = &mail.message_id {
+            self.parent = Some((id.clone(), mail.references.clone()));
+        }
+        self
+    }
+
+    /// A human's words relayed (agent replies): not marked automatic, not rate-limited.
+    pub fn personal(mut self) -> Self {
+        self.auto_reply = false;
+        self
+    }
+}
+
+impl Pipeline {
+    /// The context every message about ticket `t` starts from.
+    pub(crate) fn base_ctx(&self, h: &Here<'_>, t: &TicketRow) -> MailContext {
+        let desk = h.desk;
+        let (cat_name, sub_name) = match desk.catalogue.subcategory(&t.category, &t.subcategory) {
+            Some(s) => {
+                (desk.catalogue.category(&t.category).map(|c| c.name.clone()).unwrap_or_default(), s.name.clone())
+            }
+            None if t.category == crate::catalogue::TRIAGE_CATEGORY => {
+                let name =
+                    if t.language == "en" { "Triage (to be classified)" } else { "Triase (akan diklasifikasikan)" };
+                (name.to_string(), String::new())
+            }
+            None => (t.category.clone(), t.subcategory.clone()),
+        };
+        let created = chrono::DateTime::from_timestamp_millis(t.created_at)
+            .unwrap_or_default()
+            .with_timezone(&desk.tz)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string();
+        let number = crate::ticket::TicketNumber::parse(&t.number);
+        MailContext {
+            desk: DeskCtx {
+                id: desk.id.clone(),
+                name: desk.name.clone(),
+                address: h.inbox_addr.to_string(),
+                response_promise: desk.response_promise.clone().unwrap_or_default(),
+                reopen_days: desk.reopen_days,
+                attachment_max_mb: desk
+                    .attachments
+                    .as_ref()
+                    .map(|p| format!("{}", (p.max_bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0))
+                    .unwrap_or_default(),
+                attachment_types: desk
+                    .attachments
+                    .as_ref()
+                    .map(|p| p.allowed.iter().map(|a| a.to_ascii_uppercase()).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+            },
+            ticket: TicketCtx {
+                number: t.number.clone(),
+                tag: number.map(|n| n.tag()).unwrap_or_else(|| format!("[#{}]", t.number)),
+                category: t.category.clone(),
+                subcategory: t.subcategory.clone(),
+                category_name: cat_name,
+                subcategory_name: sub_name,
+                created,
+                ticket_type: t.ticket_type.clone().unwrap_or_default(),
+                status: t.status.clone(),
+                priority: t.priority.clone().unwrap_or_default(),
+                internal_only_refused: String::new(),
+                linked_number: String::new(),
+            },
+            requester: PersonCtx {
+                name: t.requester_name.clone().unwrap_or_default(),
+                address: t.requester_address.clone(),
+            },
+            original_subject: t.subject.clone(),
+            ..MailContext::default()
+        }
+    }
+
+    /// Renders, builds and queues one message; returns its message row, or None when the
+    /// per-sender limit on automatic replies suppressed it.
+    pub(crate) async fn queue(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        out: OutMail,
+    ) -> Result<Option<i64>, PipelineError> {
+        let desk = h.desk;
+        if out.auto_reply {
+            let limit = self.config.limits.auto_replies_per_sender_per_hour as i64;
+            let since = h.now - 3_600_000;
+            let sent = store::count_auto_replies(tx, &desk.id, out.to.as_str(), since).await?;
+            if sent >= limit {
+                let noticed = store::count_kind_since(tx, &desk.id, out.to.as_str(), "over_limit", since).await?;
+                store::insert_event(
+                    tx,
+                    t.id,
+                    h.now,
+                    "loket",
+                    "email",
+                    "auto_reply_suppressed",
+                    &json!({ "template": out.template, "reason": format!("{sent} automatic replies to this sender in the last hour") }),
+                )
+                .await?;
+                if noticed == 0 {
+                    let notice = OutMail { template: "over_limit", auto_reply: false, ..out };
+                    return Box::pin(self.queue_as(tx, h, t, notice, "over_limit")).await;
+                }
+                return Ok(None);
+            }
+        }
+        let kind = out.template;
+        self.queue_as(tx, h, t, out, kind).await
+    }
+
+    async fn queue_as(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        out: OutMail,
+        kind: &str,
+    ) -> Result<Option<i64>, PipelineError> {
+        let desk = h.desk;
+        let text = self.templates.render(&out.lang, out.template, &out.ctx)?;
+        let thread = store::thread_ids(tx, t.id, 10).await?;
+        let (parent, references) = match &out.parent {
+            Some((id, refs)) => (Some(id.clone()), refs.clone()),
+            None => {
+                let last = match out.token_for {
+                    Some(_) => thread.last().cloned(),
+                    None => {
+                        store::last_inbound_id(tx, t.id, &t.requester_address).await?.or_else(|| thread.last().cloned())
+                    }
+                };
+                let refs: Vec<String> = thread.iter().filter(|id| Some(*id) != last.as_ref()).cloned().collect();
+                (last, refs)
+            }
+        };
+        let unique_seed = format!("{}|{}|{}|{}|{}", t.id, kind, out.to, h.now, thread.len());
+        let unique = sha256_hex(unique_seed.as_bytes())[..16].to_string();
+        let message_id = match (&out.token_for, &self.config.signer) {
+            (Some(agent), Some(signer)) => {
+                Some(signer.message_id(&desk.id, &t.number, agent.as_str(), &unique, h.inbox_addr.domain()))
+            }
+            _ => None,
+        };
+        let built = compose::reply(&compose::ReplySpec {
+            from_name: &desk.name,
+            from: &h.inbox_addr,
+            to_name: out.to_name.as_deref(),
+            to: &out.to,
+            ticket_number: &t.number,
+            in_reply_to: parent.as_deref(),
+            references: &references,
+            text: &text,
+            unique: &unique,
+            now_ms: h.now,
+            auto_replied: out.auto_reply || kind == "over_limit",
+            auto_generated: out.auto_generated,
+            message_id,
+        })?;
+        let out_key = format!("out:{}", built.message_id);
+        let row = store::insert_message(
+            tx,
+            &store::NewMessage {
+                desk: &desk.id,
+                ticket_id: Some(t.id),
+                direction: Direction::Outbound.as_str(),
+                channel: Channel::Email.as_str(),
+                inbox: Some(&h.inbox.name),
+                idempotency_key: &out_key,
+                message_id: Some(&built.message_id),
+                kind,
+                action: "queued",
+                reason: None,
+                peer_address: Some(out.to.as_str()),
+                from_address: Some(&built.sender),
+                to_addresses: &built.recipients,
+                subject: &built.subject,
+                body_text: &built.body,
+                raw: Some(&built.raw),
+                size: built.raw.len(),
+                auto_reply: out.auto_reply,
+                now: h.now,
+            },
+        )
+        .await?;
+        store::insert_outbox(tx, &desk.id, Some(t.id), row, &built.sender, &built.recipients, h.now).await?;
+        Ok(Some(row))
+    }
+
+    /// Who hears about a ticket: its assignee, else its group's members, else layer 1's, else the
+    /// supervisors.
+    pub(crate) fn notify_targets<'d>(&self, h: &Here<'d>, t: &TicketRow) -> Vec<&'d Agent> {
+        let desk = h.desk;
+        if let Some(a) = t.assignee.as_deref().and_then(|a| EmailAddress::parse(a).ok()).and_then(|a| desk.agent(&a)) {
+            return vec![a];
+        }
+        let group = t.group_id.as_deref().or_else(|| desk.layer1().map(|g| g.id.as_str()));
+        let members = group.map(|g| desk.members(g)).unwrap_or_default();
+        if members.is_empty() { desk.supervisors() } else { members }
+    }
+
+    /// Sends every target agent a notification with its own signed token.
+    pub(crate) async fn notify_agents(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        event: &str,
+        text: &str,
+    ) -> Result<usize, PipelineError> {
+        let targets = self.notify_targets(h, t);
+        for agent in &targets {
+            self.notify_agent(tx, h, t, agent, event, text).await?;
+        }
+        Ok(targets.len())
+    }
+
+    pub(crate) async fn notify_agent(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        agent: &Agent,
+        event: &str,
+        text: &str,
+    ) -> Result<(), PipelineError> {
+        let mut ctx = self.base_ctx(h, t);
+        ctx.event = event.to_string();
+        ctx.text = text.to_string();
+        let out = OutMail::to_agent(agent, &h.desk.language, "agent_notification", ctx);
+        self.queue(tx, h, t, out).await?;
+        Ok(())
+    }
+}
