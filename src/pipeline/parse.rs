@@ -355,6 +355,23 @@ Precedence: Bulk\r\nList-Id: <l.example.test>\r\nSubject: x\r\n\r\nbody";
     }
 
     #[test]
+    fn winmail_dat_attachments_are_listed_as_their_files() {
+        use base64::Engine;
+        let tnef = super::super::policy::tests::tnef_with("surat.pdf", b"%PDF-1.4 isi surat");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&tnef);
+        let raw = format!(
+            "From: a@example.test\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nhalo\r\n--b\r\nContent-Type: application/ms-tnef; name=winmail.dat\r\n\
+             Content-Disposition: attachment; filename=winmail.dat\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+        );
+        let m = parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].filename.as_deref(), Some("surat.pdf"));
+        assert!(m.attachments[0].from_tnef);
+        assert!(m.attachments[0].head.starts_with(b"%PDF"));
+    }
+
+    #[test]
     fn finds_the_message_a_bounce_is_about() {
         let raw = b"From: MAILER-DAEMON@mx.example.test\r\nTo: hero@desk.test\r\nSubject: Undelivered\r\n\
 Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\n\

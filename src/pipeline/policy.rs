@@ -219,7 +219,7 @@ pub fn parse_rating(text: &str) -> Option<(u8, String)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn hero_policy() -> AttachmentPolicy {
@@ -246,6 +246,46 @@ mod tests {
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
         assert_eq!(chk("layar.png", &png), None);
         assert_eq!(chk("layar.jpg", &png), Some(Refusal::ContentMismatch));
+    }
+
+    /// A minimal TNEF stream with one attached file (MS-OXTNEF attribute layout).
+    pub(crate) fn tnef_with(name: &str, data: &[u8]) -> Vec<u8> {
+        fn attr(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
+            out.push(level);
+            out.extend(id.to_le_bytes());
+            out.extend((data.len() as u32).to_le_bytes());
+            out.extend(data);
+            let sum = data.iter().fold(0u16, |s, b| s.wrapping_add(*b as u16));
+            out.extend(sum.to_le_bytes());
+        }
+        let date: Vec<u8> = [2026u16, 1, 5, 9, 0, 0, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut rend = vec![1, 0];
+        rend.extend([0u8; 12]);
+        let mut title = name.as_bytes().to_vec();
+        title.push(0);
+        let mut out = vec![0x78, 0x9f, 0x3e, 0x22, 0x01, 0x00];
+        attr(&mut out, 1, 0x0008_9006, &[0, 0, 1, 0]);
+        let mut cp = 1252u32.to_le_bytes().to_vec();
+        cp.extend(0u32.to_le_bytes());
+        attr(&mut out, 1, 0x0006_9007, &cp);
+        attr(&mut out, 2, 0x0006_9002, &rend);
+        attr(&mut out, 2, 0x0001_8010, &title);
+        attr(&mut out, 2, 0x0003_8012, &date);
+        attr(&mut out, 2, 0x0003_8013, &date);
+        attr(&mut out, 2, 0x0006_800F, data);
+        attr(&mut out, 2, 0x0006_9005, &[]);
+        out
+    }
+
+    #[test]
+    fn winmail_dat_is_unpacked() {
+        let files = unpack_tnef(&tnef_with("surat.pdf", b"%PDF-1.4 isi"));
+        assert_eq!(files, vec![("surat.pdf".to_string(), b"%PDF-1.4 isi".to_vec())]);
+        // Truncated at every length: never a panic, never garbage.
+        let full = tnef_with("a.txt", b"hello");
+        for n in 0..full.len() {
+            let _ = unpack_tnef(&full[..n]);
+        }
     }
 
     #[test]

@@ -504,3 +504,189 @@ async fn the_hero_story_by_email() {
     );
     drop(daemon);
 }
+
+/// The desk's attachment policy (HERO: 2 MB, a list of types) is applied by content as well as by
+/// name; refused attachments are listed in the acknowledgement, accepted ones are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_policy_is_applied_and_explained() {
+    let w = World::new(
+        "attach",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            desk_extra: "[desk.attachments]\nmax_bytes = 2097152\nallowed = [\"jpg\", \"jpeg\", \"png\", \"pdf\", \"doc\", \"docx\", \"xls\", \"xlsx\", \"ppt\", \"zip\", \"rar\"]\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (p, store) = pipeline(&w).await;
+    let part = |name: &str, ctype: &str, b64: &str| {
+        format!(
+            "--b\r\nContent-Type: {ctype}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n"
+        )
+    };
+    let raw = format!(
+        "From: {from}\r\nTo: {desk}\r\nSubject: Website error\r\nMessage-ID: <{tag}-att@example.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nTangkapan layar terlampir.\r\n{png}{exe}{fake}--b--\r\n",
+        from = w.addr("budi"),
+        desk = w.desk_addr,
+        tag = w.tag,
+        png = part(
+            "layar.png",
+            "image/png",
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+        ),
+        exe = part("setup.exe", "application/octet-stream", "TVqQAAMAAAAEAAAA"),
+        fake = part("laporan.pdf", "application/pdf", "TVqQAAMAAAAEAAAA"),
+    );
+    let o = p.process("hero", raw.as_bytes(), T0).await.unwrap();
+    let n = o.ticket.unwrap();
+    let ack = outbound(&store, &n).await.into_iter().find(|(k, _, _, _)| k == "acknowledgement").unwrap().3;
+    assert!(ack.contains("setup.exe: jenis berkas tidak diizinkan"), "{ack}");
+    assert!(ack.contains("laporan.pdf: isi berkas tidak sesuai"), "{ack}");
+    assert!(!ack.contains("layar.png"), "{ack}");
+    let t = ticket(&store, &n).await;
+    let msgs = store::ticket_messages(store.pool(), t.id).await.unwrap();
+    assert_eq!(msgs[0].attachments.len(), 3, "every attachment is recorded with its verdict");
+    let refused: Vec<(String, i64)> = sqlx::query_as("SELECT filename, accepted FROM attachments ORDER BY part_index")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(refused, vec![("layar.png".into(), 1), ("setup.exe".into(), 0), ("laporan.pdf".into(), 0)]);
+}
+
+/// Requester-facing text is Indonesian by default and English when the requester writes English.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requesters_writing_english_get_english() {
+    let (w, p, store) = world("lang").await;
+    let en = open(
+        &w,
+        &p,
+        &w.addr("john"),
+        "Cannot log in",
+        "Dear team, I cannot log in to the portal since this morning. Please help us.",
+        T0,
+    )
+    .await;
+    let id = open(
+        &w,
+        &p,
+        &w.addr("budi"),
+        "Tidak bisa login",
+        "Mohon bantuan, saya tidak bisa login ke portal sejak pagi.",
+        T0 + 1,
+    )
+    .await;
+    let ack = |n: String| {
+        let store = store.clone();
+        async move { outbound(&store, &n).await.into_iter().find(|(k, _, _, _)| k == "acknowledgement").unwrap().3 }
+    };
+    assert!(ack(en.clone()).await.contains("Thank you for contacting"));
+    assert!(ack(id).await.contains("Terima kasih telah menghubungi"));
+    assert_eq!(ticket(&store, &en).await.language, "en");
+}
+
+/// Acceptance 4 (loops): two desks whose automatic replies reach each other do not loop, and a
+/// responder that answers everything without marking its mail automatic is cut off by the
+/// per-sender limit after one notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_desks_do_not_loop() {
+    let w = World::new("loop", WorldOptions { imap: false, outbound_smtp: false, ..Default::default() }).await;
+    // A second desk in the same installation, with its own inbox.
+    let other_desk = format!("{}-servicedesk@other.test", w.tag);
+    let text = std::fs::read_to_string(&w.config_path).unwrap()
+        + &format!(
+            "[[desk]]\nid = \"pusintek\"\nname = \"Pusintek\"\ncode = \"PSTK\"\ncatalogue = \"{}\"\n[[desk.inbox]]\nname = \"pusintek\"\naddress = \"{other_desk}\"\n",
+            repo().join("seeds/pusintek.toml").display()
+        );
+    std::fs::write(&w.config_path, text).unwrap();
+    let (p, store) = pipeline(&w).await;
+    // Pusintek's desk writes to HERO (as a person would); HERO acknowledges to Pusintek's address.
+    let first = mail(
+        &other_desk,
+        &w.desk_addr,
+        "Koordinasi jaringan",
+        &format!("{}-1@other.test", w.tag),
+        "",
+        "Mohon koordinasi gangguan jaringan.",
+    );
+    assert_eq!(p.process("hero", &first, T0).await.unwrap().action, Action::Created);
+    // Deliver every outbound message to the inbox it is addressed to, until nothing moves.
+    let mut delivered = 0;
+    for round in 0..50 {
+        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT o.id, o.recipients, m.raw FROM outbox o JOIN messages m ON m.id = o.message_row WHERE o.status = 'pending' ORDER BY o.id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        assert!(round < 10, "mail keeps bouncing between the desks");
+        for (id, to, raw) in rows {
+            sqlx::query("UPDATE outbox SET status = 'sent' WHERE id = $1")
+                .bind(id)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            let inbox = if to.contains(&other_desk) { "pusintek" } else { "hero" };
+            let o = p.process(inbox, &raw, T0 + round * 1000).await.unwrap();
+            assert_ne!(o.action, Action::Created, "an acknowledgement opened a ticket at {inbox}: {o:?}");
+            delivered += 1;
+        }
+    }
+    assert_eq!(delivered, 1, "one acknowledgement, answered by nobody");
+
+    // A careless auto-responder that answers every mail as if a person wrote it.
+    let robot = w.addr("robot");
+    let mut acks = 0;
+    for i in 0..30 {
+        let m = mail(
+            &robot,
+            &w.desk_addr,
+            &format!("Re: balasan {i}"),
+            &format!("{}-r{i}@example.test", w.tag),
+            "",
+            "Terima kasih, email Anda sudah kami terima.",
+        );
+        p.process("hero", &m, T0 + 100_000 + i).await.unwrap();
+        acks =
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages WHERE direction = 'out' AND peer_address = $1")
+                .bind(&robot)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+    }
+    assert_eq!(acks, 11, "10 acknowledgements, one notice, then silence");
+}
+
+/// Acceptance 4 (auto-replies): no auto-reply sample of the corpus gets an automatic reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_auto_replies_get_no_reply() {
+    let w = World::new("oof", WorldOptions { imap: false, outbound_smtp: false, ..Default::default() }).await;
+    let (p, store) = pipeline(&w).await;
+    let base = repo().join("../shared/corpus");
+    let mut files: Vec<std::path::PathBuf> =
+        (1..=5).map(|i| base.join(format!("sisimai/bsd/rfc3834-0{i}.eml"))).collect();
+    files.extend(
+        std::fs::read_dir(base.join("discourse"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("auto_")),
+    );
+    files.push(base.join("zammad/mail/mail089.box"));
+    files.push(base.join("zammad/mail/mail090.box"));
+    let mut n = 0;
+    for f in &files {
+        let raw = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let o = p.process("hero", &raw, T0).await.unwrap();
+        n += 1;
+        let out: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'out'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(out, 0, "{} got an automatic reply ({o:?})", f.display());
+    }
+    assert!(n >= 9, "{n} samples");
+}

@@ -95,6 +95,8 @@ pub struct WorldOptions {
     /// the token secret.
     pub agents: bool,
     pub extra: String,
+    /// Extra keys and tables inside the desk (before its inbox).
+    pub desk_extra: String,
 }
 
 impl Default for WorldOptions {
@@ -107,6 +109,7 @@ impl Default for WorldOptions {
             maildir: false,
             agents: false,
             extra: String::new(),
+            desk_extra: String::new(),
         }
     }
 }
@@ -157,11 +160,12 @@ impl World {
         let config = format!(
             "templates = \"{templates}\"\nrules = \"{rules}\"\n{security}[storage]\nurl = \"{db_url}\"\n{outbound}{extra}\n\
              [[desk]]\nid = \"hero\"\nname = \"HERO Test\"\ncode = \"HERO\"\ncatalogue = \"{seeds}/hero.toml\"\n\
-             {people}[[desk.inbox]]\nname = \"hero\"\naddress = \"{desk_addr}\"\n{inbox_src}",
+             {desk_extra}{people}[[desk.inbox]]\nname = \"hero\"\naddress = \"{desk_addr}\"\n{inbox_src}",
             templates = repo().join("templates").display(),
             rules = repo().join("rules").display(),
             seeds = repo().join("seeds").display(),
             extra = opts.extra,
+            desk_extra = opts.desk_extra,
         );
         let config_path = dir.path().join("loket.toml");
         std::fs::write(&config_path, config).unwrap();
