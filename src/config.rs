@@ -332,6 +332,9 @@ pub struct DeskConfig {
     /// The response promise quoted in acknowledgements ("paling lambat 30 menit pada jam kerja").
     #[serde(default)]
     pub response_promise: Option<String>,
+    /// Working calendar and service-level targets.
+    #[serde(default)]
+    pub sla: Option<crate::sla::SlaConfig>,
 }
 
 fn default_tz() -> String {
@@ -439,6 +442,7 @@ pub struct Desk {
     pub attachments: Option<AttachmentPolicy>,
     pub reopen_days: u32,
     pub response_promise: Option<String>,
+    pub sla: Option<crate::sla::Sla>,
 }
 
 #[derive(Debug, Clone)]
@@ -727,6 +731,16 @@ impl Config {
             {
                 problems.push(p(format!("{key}.attachments.max_bytes: must be at least 1")));
             }
+            let sla = match (&d.sla, tz) {
+                (Some(s), Some(tz)) => match crate::sla::Sla::from_config(s, tz, &base) {
+                    Ok(s) => Some(s),
+                    Err(errs) => {
+                        problems.extend(errs.into_iter().map(|e| p(format!("{key}.sla.{e}"))));
+                        None
+                    }
+                },
+                _ => None,
+            };
             if let (Some(tz), Some(nf), Some(catalogue)) = (tz, nf, catalogue) {
                 let reopen_days = d.reopen_days.or(catalogue.reopen_days).unwrap_or(7);
                 desks.push(Desk {
@@ -744,6 +758,7 @@ impl Config {
                     attachments: d.attachments.clone(),
                     reopen_days,
                     response_promise: d.response_promise.clone(),
+                    sla,
                 });
             }
         }

@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod routing;
 pub mod serve;
+pub mod sla;
 pub mod store;
 pub mod templates;
 pub mod ticket;

@@ -34,6 +34,7 @@ pub struct App {
     pub store: Store,
     pub pipeline: Pipeline,
     pub outbox_wakeup: Arc<Notify>,
+    pub scheduler_wakeup: Arc<Notify>,
 }
 
 impl App {
@@ -43,7 +44,7 @@ impl App {
         let store = Store::open(&config.storage).await?;
         let outbox_wakeup = Arc::new(Notify::new());
         let pipeline = Pipeline::new(store.clone(), config.clone(), templates, outbox_wakeup.clone());
-        Ok(Self { config, store, pipeline, outbox_wakeup })
+        Ok(Self { config, store, pipeline, outbox_wakeup, scheduler_wakeup: Arc::new(Notify::new()) })
     }
 }
 
@@ -108,6 +109,18 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
                 tracing::info!(inbox = %inbox.name, "no imap or maildir: this inbox takes mail only through `loket ingest`");
             }
         }
+    }
+    {
+        let sched = crate::sla::scheduler::Scheduler {
+            pipeline: app.pipeline.clone(),
+            wakeup: app.scheduler_wakeup.clone(),
+            max_sleep: Duration::from_secs(60),
+        };
+        let sched = Arc::new(sched);
+        supervise(&tracker, "sla".into(), cancel.clone(), move |c| {
+            let s = sched.clone();
+            async move { s.run_ref(c).await }
+        });
     }
     tracker.close();
     tracing::info!(desks = app.config.desks.len(), "loket serving");

@@ -27,6 +27,8 @@ pub const REQUIRED: &[&str] = &[
     "attachments_refused",
     "over_limit",
     "pending_reminder",
+    "sla_alert",
+    "auto_closed",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@ const DAY_MS: i64 = 86_400_000;
 
 /// The part of a reply the sender wrote now.
 fn fresh_text(mail: &ParsedMail) -> String {
-    crate::routing::normalize::strip_quoted(&mail.text).trim().to_string()
+    super::trim::trim_reply(&mail.text).text.trim().to_string()
 }
 
 impl Pipeline {
@@ -48,7 +48,7 @@ impl Pipeline {
         {
             let row = self.append(tx, h, mail, msg, &t).await?;
             let patch = TicketPatch { rating: Some((rating as i64, &comment)), ..Default::default() };
-            store::update_ticket(tx, t.id, &patch, h.now).await?;
+            self.change(tx, h, &t, &patch, false).await?;
             store::insert_event(
                 tx,
                 t.id,
@@ -94,7 +94,7 @@ impl Pipeline {
                     rating_requested_at: Some(h.now),
                     ..Default::default()
                 };
-                store::update_ticket(tx, t.id, &patch, h.now).await?;
+                let t2 = self.change(tx, h, &t, &patch, false).await?;
                 store::insert_event(tx, t.id, h.now, actor, "email", "confirmed", &json!({ "message": row })).await?;
                 store::insert_event(
                     tx,
@@ -106,7 +106,6 @@ impl Pipeline {
                     &json!({ "by": "requester confirmation" }),
                 )
                 .await?;
-                let t2 = self.reload(tx, t.id).await?;
                 let ctx = self.base_ctx(h, &t2);
                 self.queue(tx, h, &t2, OutMail::to_requester(&t2, "closed_rating", ctx).answering(mail)).await?;
             } else {
@@ -115,9 +114,8 @@ impl Pipeline {
                     resolved_at: Some(None),
                     ..Default::default()
                 };
-                store::update_ticket(tx, t.id, &patch, h.now).await?;
+                let t2 = self.change(tx, h, &t, &patch, false).await?;
                 store::insert_event(tx, t.id, h.now, actor, "email", "reopened", &json!({ "message": row })).await?;
-                let t2 = self.reload(tx, t.id).await?;
                 let ctx = self.base_ctx(h, &t2);
                 self.queue(tx, h, &t2, OutMail::to_requester(&t2, "reopened", ctx).answering(mail)).await?;
                 self.notify_agents(tx, h, &t2, "reopened", &text).await?;
@@ -130,7 +128,7 @@ impl Pipeline {
                     pending_reason: Some(None),
                     ..Default::default()
                 };
-                store::update_ticket(tx, t.id, &patch, h.now).await?;
+                let t2 = self.change(tx, h, &t, &patch, false).await?;
                 store::insert_event(
                     tx,
                     t.id,
@@ -141,7 +139,6 @@ impl Pipeline {
                     &json!({ "message": row }),
                 )
                 .await?;
-                let t2 = self.reload(tx, t.id).await?;
                 self.notify_agents(tx, h, &t2, "requirements", &text).await?;
             } else {
                 store::insert_event(
@@ -164,10 +161,9 @@ impl Pipeline {
                 pending_reason: Some(None),
                 ..Default::default()
             };
-            store::update_ticket(tx, t.id, &patch, h.now).await?;
+            let t2 = self.change(tx, h, &t, &patch, false).await?;
             store::insert_event(tx, t.id, h.now, actor, "email", "requester_replied", &json!({ "message": row }))
                 .await?;
-            let t2 = self.reload(tx, t.id).await?;
             self.notify_agents(tx, h, &t2, "reply", &text).await?;
         } else {
             store::insert_event(
@@ -183,12 +179,6 @@ impl Pipeline {
             self.notify_agents(tx, h, &t, "reply", &text).await?;
         }
         Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: None })
-    }
-
-    async fn reload(&self, tx: &mut store::Tx, id: i64) -> Result<TicketRow, PipelineError> {
-        store::ticket_by_id(tx, id)
-            .await?
-            .ok_or_else(|| store::StoreError::Corrupt(format!("ticket {id} vanished")).into())
     }
 
     /// Stores the message on ticket `t` with its attachments; returns the message row.
@@ -451,9 +441,7 @@ impl Pipeline {
         if type_str != t.ticket_type.as_deref() {
             patch.ticket_type = type_str;
         }
-        store::update_ticket(tx, t.id, &patch, h.now).await?;
-        store::set_first_response(tx, t.id, h.now).await?;
-        let t2 = self.reload(tx, t.id).await?;
+        let t2 = self.change(tx, h, &t, &patch, true).await?;
         for (template, body) in to_requester {
             let mut ctx = self.base_ctx(h, &t2);
             ctx.text = body.clone();

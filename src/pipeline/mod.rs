@@ -4,11 +4,14 @@
 //! caller tells its source "done" only after [`Pipeline::process`] returned Ok (invariant 1).
 
 pub mod compose;
+pub use clocks::{TickReport, human_time};
+mod clocks;
 mod conversation;
 pub mod loopguard;
 mod outgoing;
 pub mod parse;
 pub mod policy;
+pub mod trim;
 
 use std::sync::Arc;
 
@@ -396,8 +399,10 @@ impl Pipeline {
             )
             .await?;
         }
-        let t =
-            store::ticket_by_id(tx, ticket_id).await?.ok_or_else(|| StoreError::Corrupt("ticket vanished".into()))?;
+        let vanished = || StoreError::Corrupt("ticket vanished".into());
+        let t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
+        let response_due = self.start_clocks(tx, h, &t, decision.urgency).await?;
+        let t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
 
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.
         if !kind.may_auto_reply() {
@@ -430,6 +435,11 @@ impl Pipeline {
             ctx.refused = verdicts.refused.clone();
             ctx.ticket.internal_only_refused = decision.internal_only_refused.clone().unwrap_or_default();
             ctx.ticket.linked_number = linked.map(|l| l.number.clone()).unwrap_or_default();
+            if let Some(due) = response_due {
+                let when = clocks::human_time(due, desk.tz, &t.language);
+                ctx.desk.response_promise =
+                    if t.language == "en" { format!("by {when}") } else { format!("paling lambat {when}") };
+            }
             let out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
             if let Some(out_row) = self.queue(tx, h, &t, out).await? {
                 store::insert_event(

@@ -25,6 +25,8 @@ pub struct RouteDecision {
     pub subcategory: String,
     pub ticket_type: Option<TicketType>,
     pub impact: Option<Impact>,
+    /// Urgency of an incident (for the priority matrix).
+    pub urgency: Option<Impact>,
     pub confidence: f64,
     pub reasons: Vec<String>,
     /// Set when an internal-only service was asked for by an external sender (the
@@ -39,6 +41,7 @@ impl RouteDecision {
             subcategory: TRIAGE_SUBCATEGORY.into(),
             ticket_type: None,
             impact: None,
+            urgency: None,
             confidence: 0.0,
             reasons: vec![reason.into()],
             internal_only_refused: None,
@@ -126,6 +129,7 @@ impl DeskRules {
         let mut reasons: Vec<(usize, f64, String)> = Vec::new();
         let mut type_score: HashMap<TicketType, f64> = HashMap::new();
         let mut impact_score: HashMap<Impact, f64> = HashMap::new();
+        let mut urgency_score: HashMap<Impact, f64> = HashMap::new();
         let mut cue_reasons = Vec::new();
         for &id in in_subject.union(&in_body) {
             let p = &self.phrases[id];
@@ -147,6 +151,10 @@ impl DeskRules {
                     Target::Impact(level) => {
                         *impact_score.entry(level).or_default() += w;
                         cue_reasons.push(format!("{level} impact cue \"{}\" +{w}", p.text.trim()));
+                    }
+                    Target::Urgency(level) => {
+                        *urgency_score.entry(level).or_default() += w;
+                        cue_reasons.push(format!("{level} urgency cue \"{}\" +{w}", p.text.trim()));
                     }
                 }
             }
@@ -206,6 +214,7 @@ impl DeskRules {
                     subcategory: route.subcategory.clone(),
                     ticket_type: None,
                     impact: None,
+                    urgency: None,
                     confidence: confidence(best_score, second_score, self.threshold),
                     reasons: rs,
                     internal_only_refused: None,
@@ -270,6 +279,17 @@ impl DeskRules {
                 Impact::Medium
             } else {
                 Impact::Low
+            });
+        }
+        if ttype == Some(TicketType::Incident) {
+            let hi = urgency_score.get(&Impact::High).copied().unwrap_or(0.0);
+            let lo = urgency_score.get(&Impact::Low).copied().unwrap_or(0.0);
+            decision.urgency = Some(if hi >= self.impact_threshold && hi >= lo {
+                Impact::High
+            } else if lo >= self.impact_threshold {
+                Impact::Low
+            } else {
+                Impact::Medium
             });
         }
         decision.reasons.extend(cue_reasons);

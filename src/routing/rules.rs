@@ -36,6 +36,9 @@ pub struct CommonFile {
     pub type_cues: BTreeMap<String, Weights>,
     #[serde(default)]
     pub impact_cues: BTreeMap<String, Weights>,
+    /// Urgency of incidents (for the priority matrix): `high` and `low` cues; medium otherwise.
+    #[serde(default)]
+    pub urgency_cues: BTreeMap<String, Weights>,
     #[serde(default = "default_question_mark")]
     pub question_mark_weight: f64,
 }
@@ -63,6 +66,8 @@ pub struct DeskFile {
     pub type_cues: BTreeMap<String, Weights>,
     #[serde(default)]
     pub impact_cues: BTreeMap<String, Weights>,
+    #[serde(default)]
+    pub urgency_cues: BTreeMap<String, Weights>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteRule>,
     #[serde(default, rename = "example")]
@@ -128,6 +133,7 @@ pub(crate) enum Target {
     Against(usize),
     Type(TicketType),
     Impact(Impact),
+    Urgency(Impact),
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +248,16 @@ pub fn compile(
                 }
             }
             None => errors.push(inv(format!("impact_cues.{name}: unknown impact; known: low, medium, high"))),
+        }
+    }
+    for (name, cues) in common.urgency_cues.iter().chain(file.urgency_cues.iter()) {
+        match impact_of(name) {
+            Some(level) => {
+                for (p, w) in cues {
+                    add(p, Target::Urgency(level), *w, &mut errors, &format!("urgency_cues.{name}"));
+                }
+            }
+            None => errors.push(inv(format!("urgency_cues.{name}: unknown urgency; known: low, medium, high"))),
         }
     }
     let mut routes = Vec::new();

@@ -5,6 +5,7 @@
 //! (the daemon and `loket ingest`) queue on the busy timeout instead of failing.
 
 mod queries;
+pub mod sla;
 
 use std::str::FromStr;
 use std::time::Duration;

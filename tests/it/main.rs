@@ -8,4 +8,6 @@ mod corpus;
 mod harness;
 mod mail;
 mod routing;
+mod sla;
 mod store;
+mod trimming;

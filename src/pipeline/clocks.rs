@@ -1,0 +1,346 @@
+//! SLA clocks inside the pipeline's transactions: started with a ticket, paused, resumed,
+//! stopped and retargeted as the ticket changes ([`Pipeline::change`] is the one way tickets
+//! change after creation), and checked by [`Pipeline::sla_tick`], which fires each warning and
+//! breach once (a conditional state change), notifies the assignee or group, escalates breaches
+//! to the supervisors, and auto-closes resolved tickets whose reopen window has passed.
+
+use chrono::{DateTime, Datelike, Timelike};
+use serde::Serialize;
+use serde_json::json;
+
+use super::outgoing::OutMail;
+use super::{Here, Pipeline, PipelineError};
+use crate::config::Desk;
+use crate::domain::{EmailAddress, Impact, Priority, TicketStatus, TicketType};
+use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
+use crate::store::{self, TicketPatch, TicketRow};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// What one scheduler tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TickReport {
+    pub warnings: usize,
+    pub breaches: usize,
+    pub auto_closed: usize,
+    /// More work was due than one tick takes on.
+    pub more: bool,
+}
+
+impl TickReport {
+    pub fn fired(&self) -> usize {
+        self.warnings + self.breaches + self.auto_closed
+    }
+}
+
+/// How many clocks one tick handles (bounded transactions).
+const TICK_BATCH: i64 = 200;
+
+/// A date and time in the requester's language: "Senin, 5 Januari 2026 pukul 09.30 WIB".
+pub fn human_time(ms: i64, tz: chrono_tz::Tz, lang: &str) -> String {
+    let t = DateTime::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&tz);
+    let wd = t.weekday().num_days_from_monday() as usize;
+    let m = t.month0() as usize;
+    let zone = t.format("%Z").to_string();
+    if lang == "en" {
+        const D: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+        const M: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        format!("{} {} {} {} at {:02}:{:02} {zone}", D[wd], t.day(), M[m], t.year(), t.hour(), t.minute())
+    } else {
+        const D: [&str; 7] = ["Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"];
+        const M: [&str; 12] = [
+            "Januari",
+            "Februari",
+            "Maret",
+            "April",
+            "Mei",
+            "Juni",
+            "Juli",
+            "Agustus",
+            "September",
+            "Oktober",
+            "November",
+            "Desember",
+        ];
+        format!("{}, {} {} {} pukul {:02}.{:02} {zone}", D[wd], t.day(), M[m], t.year(), t.hour(), t.minute())
+    }
+}
+
+fn resolution_target(sla: &Sla, desk: &Desk, t: &TicketRow) -> (chrono::Duration, chrono::Duration) {
+    let ttype = t.ticket_type.as_deref().and_then(TicketType::parse);
+    let prio = t.priority.as_deref().and_then(Priority::parse);
+    let fulfilment = desk.catalogue.subcategory(&t.category, &t.subcategory).and_then(|s| s.fulfilment);
+    let target = sla.resolution_target(ttype, prio, fulfilment);
+    (target, warn_threshold(target, sla.resolution_warning))
+}
+
+impl Pipeline {
+    /// Starts a new ticket's clocks; sets an incident's priority from the matrix. Returns the
+    /// response deadline (for the acknowledgement).
+    pub(crate) async fn start_clocks(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        urgency: Option<Impact>,
+    ) -> Result<Option<i64>, PipelineError> {
+        let Some(sla) = &h.desk.sla else { return Ok(None) };
+        let mut t = t.clone();
+        if t.ticket_type.as_deref() == Some("incident") {
+            let impact = t.impact.as_deref().and_then(Impact::parse);
+            if let Some(p) = sla.priority(urgency, impact) {
+                store::update_ticket(
+                    tx,
+                    t.id,
+                    &TicketPatch { priority: Some(p.as_str()), ..Default::default() },
+                    h.now,
+                )
+                .await?;
+                t.priority = Some(p.as_str().to_string());
+            }
+            store::sla::set_urgency(tx, t.id, Some(urgency.unwrap_or(Impact::Medium).as_str())).await?;
+        }
+        let paused = t.status == TicketStatus::Pending.as_str();
+        let rt = sla.response_target(&t.channel);
+        let response = Clock::start(
+            ClockKind::Response,
+            rt,
+            warn_threshold(rt, sla.response_warning),
+            h.now,
+            paused,
+            &sla.response_calendar,
+        );
+        let (target, warn) = resolution_target(sla, h.desk, &t);
+        let resolution = Clock::start(ClockKind::Resolution, target, warn, h.now, paused, &sla.working);
+        store::sla::insert_clock(tx, t.id, &h.desk.id, &response).await?;
+        store::sla::insert_clock(tx, t.id, &h.desk.id, &resolution).await?;
+        Ok(response.due_at)
+    }
+
+    /// Applies `patch` to ticket `t` and moves its clocks along; returns the ticket as it is now.
+    pub(crate) async fn change(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        patch: &TicketPatch<'_>,
+        first_response: bool,
+    ) -> Result<TicketRow, PipelineError> {
+        store::update_ticket(tx, t.id, patch, h.now).await?;
+        if first_response {
+            store::set_first_response(tx, t.id, h.now).await?;
+        }
+        let after = store::ticket_by_id(tx, t.id)
+            .await?
+            .ok_or_else(|| store::StoreError::Corrupt(format!("ticket {} vanished", t.id)))?;
+        self.sync_clocks(tx, h, t, &after).await?;
+        Ok(after)
+    }
+
+    async fn sync_clocks(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        before: &TicketRow,
+        after: &TicketRow,
+    ) -> Result<(), PipelineError> {
+        let (b, a) = (before.status.as_str(), after.status.as_str());
+        let resolved = TicketStatus::Resolved.as_str();
+        let pending = TicketStatus::Pending.as_str();
+        let finished = |s: &str| s == TicketStatus::Closed.as_str() || s == TicketStatus::Rejected.as_str();
+        if a == resolved && b != resolved {
+            store::sla::set_auto_close(tx, after.id, Some(h.now + h.desk.reopen_days as i64 * DAY_MS)).await?;
+        } else if b == resolved && a != resolved {
+            store::sla::set_auto_close(tx, after.id, None).await?;
+        }
+        let Some(sla) = &h.desk.sla else { return Ok(()) };
+        let retarget = before.priority != after.priority
+            || before.ticket_type != after.ticket_type
+            || before.category != after.category
+            || before.subcategory != after.subcategory;
+        for row in store::sla::clocks_of(tx, after.id).await? {
+            let (cal, kind) = match row.clock.kind {
+                ClockKind::Response => (&sla.response_calendar, ClockKind::Response),
+                ClockKind::Resolution => (&sla.working, ClockKind::Resolution),
+            };
+            let mut c = row.clock.clone();
+            if kind == ClockKind::Response && before.first_response_at.is_none() && after.first_response_at.is_some() {
+                c.stop(h.now, cal);
+            }
+            if a == pending && b != pending {
+                c.pause(h.now, cal);
+            }
+            if b == pending && a != pending && a != resolved && !finished(a) {
+                c.resume(h.now, cal);
+            }
+            if kind == ClockKind::Resolution && a == resolved && b != resolved {
+                c.stop(h.now, cal);
+            }
+            if kind == ClockKind::Resolution && b == resolved && a != resolved && !finished(a) {
+                c.reopen(h.now, cal);
+            }
+            if finished(a) {
+                c.stop(h.now, cal);
+            }
+            if kind == ClockKind::Resolution && retarget {
+                let (target, warn) = resolution_target(sla, h.desk, after);
+                c.retarget(target, warn, cal);
+            }
+            if c != row.clock {
+                store::sla::save_clock(tx, row.id, &c).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass of the response check at `now`: fires due warnings and breaches (once each) and
+    /// auto-closes resolved tickets past their reopen window.
+    pub async fn sla_tick(&self, now: i64) -> Result<TickReport, PipelineError> {
+        let mut report = TickReport::default();
+        let mut tx = self.store.begin().await?;
+        let due = store::sla::due_clocks(&mut tx, self.store.backend(), now, TICK_BATCH).await?;
+        report.more = due.len() as i64 == TICK_BATCH;
+        for row in due {
+            let Some(t) = store::ticket_by_id(&mut tx, row.ticket_id).await? else { continue };
+            let Some((desk, inbox)) = self.ticket_home(&t) else { continue };
+            let Some(sla) = &desk.sla else {
+                let mut c = row.clock.clone();
+                c.next_check_at = None;
+                store::sla::save_clock(&mut tx, row.id, &c).await?;
+                continue;
+            };
+            let h = self.here(desk, inbox, now)?;
+            let cal = if row.clock.kind == ClockKind::Response { &sla.response_calendar } else { &sla.working };
+            let target_state = row.clock.state_at(now, cal);
+            let mut c = row.clock.clone();
+            let mut from = row.clock.state;
+            for to in [SlaState::Warning, SlaState::Breached] {
+                if from == SlaState::Breached || (to == SlaState::Breached && target_state != SlaState::Breached) {
+                    break;
+                }
+                if to == SlaState::Warning && from != SlaState::Ok {
+                    continue;
+                }
+                if store::sla::fire(&mut tx, row.id, from, to, now).await? {
+                    self.alert(&mut tx, &h, &t, &row.clock, to).await?;
+                    if to == SlaState::Warning {
+                        report.warnings += 1;
+                    } else {
+                        report.breaches += 1;
+                    }
+                }
+                from = to;
+            }
+            c.state = from;
+            c.schedule(cal);
+            store::sla::save_clock(&mut tx, row.id, &c).await?;
+        }
+        let closing = store::sla::due_auto_close(&mut tx, self.store.backend(), now, TICK_BATCH).await?;
+        report.more |= closing.len() as i64 == TICK_BATCH;
+        for id in closing {
+            let Some(t) = store::ticket_by_id(&mut tx, id).await? else { continue };
+            let Some((desk, inbox)) = self.ticket_home(&t) else { continue };
+            let h = self.here(desk, inbox, now)?;
+            if t.status != TicketStatus::Resolved.as_str() {
+                store::sla::set_auto_close(&mut tx, t.id, None).await?;
+                continue;
+            }
+            let patch = TicketPatch {
+                status: Some(TicketStatus::Closed.as_str()),
+                closed_at: Some(Some(now)),
+                rating_requested_at: Some(now),
+                ..Default::default()
+            };
+            let t2 = self.change(&mut tx, &h, &t, &patch, false).await?;
+            store::insert_event(
+                &mut tx,
+                t.id,
+                now,
+                "loket",
+                "email",
+                "closed",
+                &json!({ "by": "auto-close", "reopen_days": desk.reopen_days }),
+            )
+            .await?;
+            let ctx = self.base_ctx(&h, &t2);
+            self.queue(&mut tx, &h, &t2, OutMail::to_requester(&t2, "auto_closed", ctx)).await?;
+            report.auto_closed += 1;
+        }
+        tx.commit().await.map_err(store::StoreError::from)?;
+        if report.fired() > 0 {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(report)
+    }
+
+    fn ticket_home(&self, t: &TicketRow) -> Option<(&Desk, &crate::config::InboxConfig)> {
+        let desk = self.config.desk(&t.desk)?;
+        let inbox =
+            t.inbox.as_deref().and_then(|i| desk.inboxes.iter().find(|x| x.name == i)).or(desk.inboxes.first())?;
+        Some((desk, inbox))
+    }
+
+    fn here<'a>(
+        &self,
+        desk: &'a Desk,
+        inbox: &'a crate::config::InboxConfig,
+        now: i64,
+    ) -> Result<Here<'a>, PipelineError> {
+        let inbox_addr =
+            EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
+        let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
+        Ok(Here { desk, inbox, inbox_addr, now, local_now })
+    }
+
+    /// A warning goes to the assignee (or group, or layer 1); a breach also to the supervisors.
+    async fn alert(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        c: &Clock,
+        to: SlaState,
+    ) -> Result<(), PipelineError> {
+        let mut targets: Vec<&crate::config::Agent> = self.notify_targets(h, t);
+        if to == SlaState::Breached {
+            for s in h.desk.supervisors() {
+                if !targets.iter().any(|a| a.address == s.address) {
+                    targets.push(s);
+                }
+            }
+        }
+        let due = c.due_at.map(|d| human_time(d, h.desk.tz, &h.desk.language)).unwrap_or_default();
+        for agent in &targets {
+            let mut ctx = self.base_ctx(h, t);
+            ctx.event = format!("{}_{}", c.kind.as_str(), to.as_str());
+            ctx.reason = due.clone();
+            ctx.text = format!("{} / {}", c.kind.as_str(), to.as_str());
+            let out = OutMail::to_agent(agent, &h.desk.language, "sla_alert", ctx);
+            self.queue(tx, h, t, out).await?;
+        }
+        store::insert_event(
+            tx,
+            t.id,
+            h.now,
+            "loket",
+            "email",
+            &format!("sla_{}", to.as_str()),
+            &json!({ "clock": c.kind.as_str(), "due_at": c.due_at, "notified": targets.iter().map(|a| a.address.as_str()).collect::<Vec<_>>() }),
+        )
+        .await?;
+        Ok(())
+    }
+}
