@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod outbox;
 pub mod pipeline;
+pub mod report;
 pub mod routing;
 pub mod serve;
 pub mod sla;

@@ -59,6 +59,20 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Service-level report for one desk: compliance, median times, satisfaction.
+    Report {
+        #[arg(long)]
+        desk: String,
+        /// First day (YYYY-MM-DD, desk time zone), inclusive.
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD, desk time zone), inclusive.
+        #[arg(long)]
+        to: String,
+        /// table, csv, json or html.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Inspect quarantined messages.
     Quarantine {
         #[command(subcommand)]
@@ -210,6 +224,7 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(EX_CONFIG)
             }
         },
+        Command::Report { desk, from, to, format } => report(report_cmd(&cli.config, &desk, &from, &to, &format).await),
         Command::Quarantine { command: QuarantineCommand::List { limit } } => {
             report(quarantine_list(&cli.config, limit).await)
         }
@@ -312,7 +327,12 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                 let messages = store::ticket_messages(store.pool(), t.id).await?;
                 let events = store::ticket_events(store.pool(), t.id).await?;
                 if json {
-                    println!("{}", serde_json::json!({ "ticket": t, "messages": messages, "events": events }));
+                    let clocks: Vec<_> =
+                        store::sla::clocks_of_pool(store.pool(), t.id).await?.into_iter().map(|c| c.clock).collect();
+                    println!(
+                        "{}",
+                        serde_json::json!({ "ticket": t, "messages": messages, "events": events, "sla": clocks })
+                    );
                     continue;
                 }
                 println!("Ticket #{} ({})", t.number, t.desk);
@@ -347,6 +367,25 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                 println!("Events:");
                 for e in &events {
                     println!("  {} {:<24} {} via {} {}", fmt_time(e.at), e.kind, e.actor, e.channel, e.detail);
+                }
+                let clocks = store::sla::clocks_of_pool(store.pool(), t.id).await?;
+                if !clocks.is_empty() {
+                    println!("SLA:");
+                    for c in clocks {
+                        let k = &c.clock;
+                        let due = k
+                            .due_at
+                            .map(fmt_time)
+                            .unwrap_or_else(|| if k.stopped_at.is_some() { "stopped".into() } else { "paused".into() });
+                        println!(
+                            "  {:<10} {:<8} due {:<22} used {} of {} min",
+                            k.kind.as_str(),
+                            k.state.as_str(),
+                            due,
+                            k.consumed_ms / 60_000,
+                            k.target_ms / 60_000
+                        );
+                    }
                 }
             }
         }
@@ -437,4 +476,30 @@ fn rules(config: &std::path::Path, command: RulesCommand) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn report_cmd(config: &std::path::Path, desk: &str, from: &str, to: &str, format: &str) -> anyhow::Result<()> {
+    use chrono::{NaiveDate, TimeZone};
+    let config = Config::load(config)?;
+    let d = config.desk(desk).with_context(|| format!("unknown desk `{desk}`"))?;
+    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| format!("`{s}`: use YYYY-MM-DD"));
+    let (f, t) = (day(from)?, day(to)? + chrono::Duration::days(1));
+    anyhow::ensure!(f < t, "--from must not be after --to");
+    let ms = |date: NaiveDate| {
+        d.tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+            .earliest()
+            .map(|x| x.timestamp_millis())
+            .unwrap_or(0)
+    };
+    let store = Store::open(&config.storage).await.context("opening the store")?;
+    let rows = store::sla::report_rows(store.pool(), desk, ms(f), ms(t)).await?;
+    let groups = loket::report::build(&rows);
+    match format {
+        "table" => print!("{}", loket::report::table(&groups)),
+        "csv" => print!("{}", loket::report::csv(&groups)),
+        "json" => println!("{}", serde_json::to_string_pretty(&groups)?),
+        "html" => print!("{}", loket::report::html(&format!("Laporan layanan {} {from} – {to}", d.name), &groups)),
+        other => anyhow::bail!("unknown format `{other}`; use table, csv, json or html"),
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! reply, notifications) is written to the outbox in that same transaction (invariant 3); the
 //! caller tells its source "done" only after [`Pipeline::process`] returned Ok (invariant 1).
 
+pub mod bounce;
 pub mod compose;
 pub use clocks::{TickReport, human_time};
 mod clocks;
@@ -257,7 +258,18 @@ impl Pipeline {
         store::update_ticket(tx, t.id, &store::TicketPatch::default(), h.now).await?;
         let from = msg.from_address.unwrap_or("unknown");
         let (event, detail) = if kind == MailKind::Bounce {
-            ("bounce_received", json!({ "message": row, "subject": mail.subject }))
+            let b = mail.bounce.as_ref();
+            (
+                "bounce_received",
+                json!({
+                    "message": row,
+                    "subject": mail.subject,
+                    "failed_recipients": b.map(|b| b.failed_recipients.clone()).unwrap_or_default(),
+                    "status": b.and_then(|b| b.status.clone()),
+                    "diagnostic": b.and_then(|b| b.diagnostic.clone()),
+                    "hard": b.map(|b| b.hard),
+                }),
+            )
         } else {
             ("message_received", json!({ "message": row, "kind": kind.as_str(), "inbox": h.inbox.name }))
         };
@@ -302,7 +314,10 @@ impl Pipeline {
         linked: Option<&TicketRow>,
     ) -> Result<Outcome, PipelineError> {
         let desk = h.desk;
-        let requester = mail.requester().or(mail.from.as_ref()).expect("parse guarantees a sender");
+        let requester = mail
+            .requester()
+            .or(mail.from.as_ref())
+            .expect("parse guarantees a sender for all but bounces, which never open tickets");
         let decision = self.config.router.route(
             &desk.catalogue,
             &RouteInput {

@@ -2,10 +2,14 @@
 //! mail-parser does the MIME work; this module picks fields, normalises ids and addresses, and
 //! turns HTML into text when there is no text part.
 
+use std::sync::LazyLock;
+
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
+use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use crate::domain::EmailAddress;
+use crate::pipeline::bounce::{self, Bounce};
 
 /// Longest text body kept for display and routing (the raw message keeps everything).
 pub const MAX_TEXT_CHARS: usize = 256 * 1024;
@@ -52,8 +56,15 @@ pub struct AutoHeaders {
     pub loket_marker: bool,
     /// `Return-Path: <>`: the null sender of bounces and other automatic mail.
     pub null_return_path: bool,
-    /// `multipart/report; report-type=delivery-status` (RFC 3464) or a DSN part.
+    /// A bounce or delay notice: [`ParsedMail::bounce`] is set (see [`bounce::detect`]).
     pub delivery_status: bool,
+    /// The `report-type` of a machine report (`delivery-status`, `feedback-report`,
+    /// `disposition-notification`, …), lower-cased; see [`bounce::report_type`].
+    pub report_type: Option<String>,
+    /// The subject is that of an automatic reply ("Automatic reply:", "Out of Office:", …).
+    pub auto_reply_subject: bool,
+    /// The subject says the mail was generated automatically ("[Auto generated]", …).
+    pub auto_generated_subject: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +73,8 @@ pub struct ParsedMail {
     pub message_id: Option<String>,
     pub in_reply_to: Vec<String>,
     pub references: Vec<String>,
+    /// The sender. Always set, except for bounces (`bounce.is_some()`), which may come from the
+    /// null address (`From: <>`) and never open tickets.
     pub from: Option<Mailbox>,
     pub reply_to: Option<Mailbox>,
     pub to: Vec<EmailAddress>,
@@ -74,6 +87,8 @@ pub struct ParsedMail {
     pub auto: AutoHeaders,
     /// Message-IDs named inside a delivery report's returned message or headers.
     pub reported_message_ids: Vec<String>,
+    /// What the mail reports if it is a bounce (non-delivery report) or delay notice.
+    pub bounce: Option<Bounce>,
 }
 
 impl ParsedMail {
@@ -118,9 +133,12 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     if msg.root_part().headers().is_empty() {
         return Err(ParseError::NotAMessage);
     }
+    let bounce = bounce::detect(&msg);
     let from = first_mailbox(msg.from()).or_else(|| first_mailbox(msg.sender()));
     let from = match from {
-        Some(m) => m,
+        Some(m) => Some(m),
+        // Delivery systems often send from the null address; a bounce needs no sender.
+        None if bounce.is_some() => None,
         None => {
             let raw_from = msg.header_raw("From").map(|s| s.trim().to_string());
             return Err(ParseError::NoSender(match raw_from {
@@ -165,8 +183,20 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             from_tnef: false,
         });
     }
-    let auto = auto_headers(&msg);
-    let reported_message_ids = if auto.delivery_status { reported_ids(&msg) } else { Vec::new() };
+    let auto = auto_headers(&msg, bounce.is_some());
+    let reported_message_ids = match &bounce {
+        Some(b) => {
+            let mut ids = b.original_message_ids.clone();
+            for id in reported_ids(&msg) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            ids.truncate(MAX_REFERENCES);
+            ids
+        }
+        None => Vec::new(),
+    };
     Ok(ParsedMail {
         message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
         in_reply_to: ids(msg.in_reply_to()),
@@ -178,7 +208,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             r
         },
         reply_to: first_mailbox(msg.reply_to()),
-        from: Some(from),
+        from,
         to: addresses(msg.to()),
         cc: addresses(msg.cc()),
         subject: msg.subject().map(|s| truncate(s.trim(), 998)).unwrap_or_default(),
@@ -187,6 +217,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         attachments,
         auto,
         reported_message_ids,
+        bounce,
     })
 }
 
@@ -246,21 +277,8 @@ fn header_text(msg: &Message, name: &str) -> Option<String> {
     msg.header_raw(name).map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty())
 }
 
-fn auto_headers(msg: &Message) -> AutoHeaders {
-    let ct = msg.root_part().content_type();
-    let is_report = ct.is_some_and(|c| {
-        c.ctype().eq_ignore_ascii_case("multipart")
-            && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
-            && c.attribute("report-type").is_some_and(|r| r.eq_ignore_ascii_case("delivery-status"))
-    });
-    let has_dsn_part = msg.parts.iter().any(|p| {
-        p.content_type().is_some_and(|c| {
-            c.ctype().eq_ignore_ascii_case("message")
-                && c.subtype().is_some_and(|s| {
-                    s.eq_ignore_ascii_case("delivery-status") || s.eq_ignore_ascii_case("global-delivery-status")
-                })
-        })
-    });
+fn auto_headers(msg: &Message, is_bounce: bool) -> AutoHeaders {
+    let subject = msg.subject().unwrap_or("").trim();
     AutoHeaders {
         auto_submitted: header_text(msg, "Auto-Submitted"),
         precedence: header_text(msg, "Precedence"),
@@ -273,9 +291,27 @@ fn auto_headers(msg: &Message) -> AutoHeaders {
         x_loop: header_text(msg, "X-Loop"),
         loket_marker: msg.header_raw("X-Loket-Ticket").is_some(),
         null_return_path: msg.header_raw("Return-Path").is_some_and(|r| r.trim() == "<>"),
-        delivery_status: is_report || has_dsn_part,
+        delivery_status: is_bounce,
+        report_type: bounce::report_type(msg),
+        auto_reply_subject: AUTO_REPLY_SUBJECT.is_match(subject),
+        auto_generated_subject: AUTO_GENERATED_SUBJECT.is_match(subject),
     }
 }
+
+/// Subjects of automatic replies (Outlook, Exchange, Apple, Gmail and their translations). Only at the
+/// start: a person's "Re: Automatic reply: …" is a person's mail.
+static AUTO_REPLY_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)^\s*(auto(matic|matische|matisch)?[ -]?(reply|response|antwort|antwoord)|autoresponder|out of (the )?office( auto ?reply)?",
+        r"|abwesenheitsnotiz|réponse automatique|respuesta automática|risposta automatica|resposta automática",
+        r"|odpowiedź automatyczna|balasan otomatis|automaattinen vastaus|automatisk svar|自動応答|自動返信)\s*:",
+    ))
+    .expect("valid regex")
+});
+
+/// Subjects that say the mail was generated by a machine.
+static AUTO_GENERATED_SUBJECT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)^\s*\[?auto[ _-]?generated\b").expect("valid regex"));
 
 /// Message-IDs of the mail a delivery report is about: from its returned message or headers.
 fn reported_ids(msg: &Message) -> Vec<String> {

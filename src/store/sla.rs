@@ -163,3 +163,60 @@ pub async fn next_wakeup(pool: &AnyPool) -> Result<Option<i64>> {
         (a, b) => a.or(b),
     })
 }
+
+/// One ticket's figures for reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReportRow {
+    pub number: String,
+    pub category: String,
+    pub subcategory: String,
+    pub assignee: Option<String>,
+    pub status: String,
+    pub rating: Option<i64>,
+    pub response_state: Option<String>,
+    pub response_done: bool,
+    pub response_ms: Option<i64>,
+    pub resolution_state: Option<String>,
+    pub resolution_done: bool,
+    pub resolution_ms: Option<i64>,
+}
+
+/// Tickets of `desk` created in `[from, to)`, with their clocks.
+pub async fn report_rows(pool: &AnyPool, desk: &str, from: i64, to: i64) -> Result<Vec<ReportRow>> {
+    let rows = sqlx::query(
+        "SELECT t.number, t.category, t.subcategory, t.assignee, t.status, t.rating, \
+         r.state AS r_state, r.stopped_at AS r_stopped, r.consumed_ms AS r_consumed, \
+         s.state AS s_state, s.stopped_at AS s_stopped, s.consumed_ms AS s_consumed \
+         FROM tickets t \
+         LEFT JOIN sla_clocks r ON r.ticket_id = t.id AND r.kind = 'response' \
+         LEFT JOIN sla_clocks s ON s.ticket_id = t.id AND s.kind = 'resolution' \
+         WHERE t.desk = $1 AND t.created_at >= $2 AND t.created_at < $3 ORDER BY t.id",
+    )
+    .bind(desk)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let r_stopped: Option<i64> = r.try_get("r_stopped")?;
+            let s_stopped: Option<i64> = r.try_get("s_stopped")?;
+            let status: String = r.try_get("status")?;
+            let resolved = matches!(status.as_str(), "resolved" | "closed");
+            Ok(ReportRow {
+                number: r.try_get("number")?,
+                category: r.try_get("category")?,
+                subcategory: r.try_get("subcategory")?,
+                assignee: r.try_get("assignee")?,
+                rating: r.try_get("rating")?,
+                response_state: r.try_get("r_state")?,
+                response_done: r_stopped.is_some(),
+                response_ms: if r_stopped.is_some() { r.try_get("r_consumed")? } else { None },
+                resolution_state: r.try_get("s_state")?,
+                resolution_done: s_stopped.is_some() && resolved,
+                resolution_ms: if s_stopped.is_some() && resolved { r.try_get("s_consumed")? } else { None },
+                status,
+            })
+        })
+        .collect()
+}

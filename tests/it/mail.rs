@@ -304,7 +304,9 @@ async fn automatic_mail_gets_no_acknowledgement() {
     let c = counts(&w).await;
     assert_eq!((c.tickets, c.outbound), (3, 1));
     let events = store::ticket_events(store.pool(), t.id).await.unwrap();
-    assert!(events.iter().any(|e| e.kind == "bounce_received"));
+    let bounce = events.iter().find(|e| e.kind == "bounce_received").unwrap();
+    assert_eq!(bounce.detail["failed_recipients"], serde_json::json!([x]), "the bounce names the failed recipient");
+    assert_eq!(bounce.detail["status"], "5.1.1");
 }
 
 /// Auto-replies per sender are rate-limited (invariant 4): the 11th new ticket within an hour

@@ -2,6 +2,7 @@
 //! that `scripts/test.sh` starts (their addresses come from `LOKET_TEST_*` variables), and runs the
 //! real `loket` binary where a test is about the daemon or the MTA pipe.
 
+mod bounces;
 mod catalogue;
 mod conversation;
 mod corpus;

@@ -241,4 +241,45 @@ async fn auto_close_after_the_reopen_window() {
     let t = ticket(&store, &number).await;
     assert_eq!(t.status, "closed");
     assert!(outbound(&store, &number).await.iter().any(|(k, _, _, b)| k == "auto_closed" && b.contains("7 hari")));
+
+    // The CLI shows the clocks and reports compliance.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_loket"))
+            .arg("--config")
+            .arg(&w.config_path)
+            .args(args)
+            .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let show: serde_json::Value = serde_json::from_str(&run(&["tickets", "show", &number, "--json"])).unwrap();
+    let sla = show["sla"].as_array().unwrap();
+    assert_eq!(sla.len(), 2);
+    assert!(sla.iter().all(|c| c["state"] == "ok" && c["stopped_at"].is_i64()), "{sla:?}");
+    let text = run(&["tickets", "show", &number]);
+    assert!(text.contains("SLA:") && text.contains("response"), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&run(&[
+        "report",
+        "--desk",
+        "hero",
+        "--from",
+        "2026-07-01",
+        "--to",
+        "2026-07-31",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let total = &report[0];
+    assert_eq!((total["dimension"].as_str(), total["tickets"].as_i64()), (Some("total"), Some(1)));
+    assert_eq!(total["response_compliance_pct"].as_f64(), Some(100.0));
+    assert_eq!(total["median_response_min"].as_f64(), Some(10.0));
+    let html = run(&["report", "--desk", "hero", "--from", "2026-07-01", "--to", "2026-07-31", "--format", "html"]);
+    assert!(html.contains("<svg") && html.contains("</html>"));
+    let csv = run(&["report", "--desk", "hero", "--from", "2026-07-01", "--to", "2026-07-31", "--format", "csv"]);
+    assert!(csv.lines().next().unwrap().starts_with("dimension,key,tickets"));
+    let empty = run(&["report", "--desk", "hero", "--from", "2025-01-01", "--to", "2025-01-31"]);
+    assert_eq!(empty.lines().count(), 1, "only the header: {empty}");
 }
