@@ -16,6 +16,8 @@ use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
 use crate::store::{self, TicketPatch, TicketRow};
 
 const DAY_MS: i64 = 86_400_000;
+/// Calendar days a ticket waits on its requester before the one reminder.
+pub const REMIND_AFTER_DAYS: i64 = 2;
 
 /// What one scheduler tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -23,13 +25,14 @@ pub struct TickReport {
     pub warnings: usize,
     pub breaches: usize,
     pub auto_closed: usize,
+    pub reminders: usize,
     /// More work was due than one tick takes on.
     pub more: bool,
 }
 
 impl TickReport {
     pub fn fired(&self) -> usize {
-        self.warnings + self.breaches + self.auto_closed
+        self.warnings + self.breaches + self.auto_closed + self.reminders
     }
 }
 
@@ -166,6 +169,11 @@ impl Pipeline {
         } else if b == resolved && a != resolved {
             store::sla::set_auto_close(tx, after.id, None).await?;
         }
+        if a == pending && b != pending {
+            store::sla::set_remind(tx, after.id, Some(h.now + REMIND_AFTER_DAYS * DAY_MS)).await?;
+        } else if b == pending && a != pending {
+            store::sla::set_remind(tx, after.id, None).await?;
+        }
         let Some(sla) = &h.desk.sla else { return Ok(()) };
         let retarget = before.priority != after.priority
             || before.ticket_type != after.ticket_type
@@ -278,6 +286,23 @@ impl Pipeline {
             let ctx = self.base_ctx(&h, &t2);
             self.queue(&mut tx, &h, &t2, OutMail::to_requester(&t2, "auto_closed", ctx)).await?;
             report.auto_closed += 1;
+        }
+        let reminders = store::sla::due_reminders(&mut tx, self.store.backend(), now, TICK_BATCH).await?;
+        report.more |= reminders.len() as i64 == TICK_BATCH;
+        for id in reminders {
+            store::sla::set_remind(&mut tx, id, None).await?;
+            let Some(t) = store::ticket_by_id(&mut tx, id).await? else { continue };
+            if t.status != TicketStatus::Pending.as_str() {
+                continue;
+            }
+            let Some((desk, inbox)) = self.ticket_home(&t) else { continue };
+            let h = self.here(desk, inbox, now)?;
+            let ctx = self.base_ctx(&h, &t);
+            if let Some(r) = self.queue(&mut tx, &h, &t, OutMail::to_requester(&t, "pending_reminder", ctx)).await? {
+                store::insert_event(&mut tx, t.id, now, "loket", "email", "pending_reminder", &json!({ "message": r }))
+                    .await?;
+                report.reminders += 1;
+            }
         }
         tx.commit().await.map_err(store::StoreError::from)?;
         if report.fired() > 0 {

@@ -245,30 +245,35 @@ impl Pipeline {
         };
         let reply = match parsed {
             Ok(r) => r,
-            Err((reason, row)) => {
-                store::insert_event(
-                    tx,
-                    t.id,
-                    h.now,
-                    actor,
-                    "email",
-                    "agent_reply_refused",
-                    &json!({ "message": row, "reason": reason }),
-                )
-                .await?;
-                let mut ctx = self.base_ctx(h, &t);
-                ctx.reason = reason.clone();
-                let out = OutMail {
-                    auto_reply: true,
-                    auto_generated: false,
-                    token_for: None,
-                    ..OutMail::to_agent(agent, &h.desk.language, "agent_refused", ctx)
-                };
-                self.queue(tx, h, &t, out.answering(mail)).await?;
-                return Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some(reason) });
-            }
+            Err((reason, row)) => return self.refuse_agent(tx, h, &t, agent, row, reason, Some(mail)).await,
         };
         self.apply_commands(tx, h, t, agent, reply, row).await
+    }
+
+    /// Records a refused agent reply and tells the agent why; the ticket does not change. A reply
+    /// without a valid token is answered as an automatic reply (rate-limited per sender).
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse_agent(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        agent: &Agent,
+        row: i64,
+        reason: String,
+        unverified: Option<&ParsedMail>,
+    ) -> Result<Outcome, PipelineError> {
+        let actor = agent.address.as_str();
+        let detail = json!({ "message": row, "reason": reason });
+        store::insert_event(tx, t.id, h.now, actor, "email", "agent_reply_refused", &detail).await?;
+        let mut ctx = self.base_ctx(h, t);
+        ctx.reason = reason.clone();
+        let mut out = OutMail::to_agent(agent, &h.desk.language, "agent_refused", ctx);
+        if let Some(mail) = unverified {
+            out = OutMail { auto_reply: true, auto_generated: false, token_for: None, ..out }.answering(mail);
+        }
+        self.queue(tx, h, t, out).await?;
+        Ok(Outcome { ticket: Some(t.number.clone()), action: Action::Appended, reason: Some(reason) })
     }
 
     async fn apply_commands(
@@ -319,22 +324,7 @@ impl Pipeline {
             }
         }
         if !problems.is_empty() {
-            let reason = problems.join("; ");
-            store::insert_event(
-                tx,
-                t.id,
-                h.now,
-                actor,
-                "email",
-                "agent_reply_refused",
-                &json!({ "message": row, "reason": reason }),
-            )
-            .await?;
-            let mut ctx = self.base_ctx(h, &t);
-            ctx.reason = reason.clone();
-            let out = OutMail::to_agent(agent, &desk.language, "agent_refused", ctx);
-            self.queue(tx, h, &t, out).await?;
-            return Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some(reason) });
+            return self.refuse_agent(tx, h, &t, agent, row, problems.join("; "), None).await;
         }
 
         let mut changes = Vec::new();

@@ -417,6 +417,9 @@ impl Pipeline {
         let vanished = || StoreError::Corrupt("ticket vanished".into());
         let t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
         let response_due = self.start_clocks(tx, h, &t, decision.urgency).await?;
+        if status == TicketStatus::Pending {
+            store::sla::set_remind(tx, ticket_id, Some(h.now + clocks::REMIND_AFTER_DAYS * 86_400_000)).await?;
+        }
         let t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
 
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.

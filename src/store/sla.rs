@@ -139,6 +139,21 @@ pub async fn set_auto_close(conn: &mut AnyConnection, ticket_id: i64, at: Option
     Ok(())
 }
 
+pub async fn set_remind(conn: &mut AnyConnection, ticket_id: i64, at: Option<i64>) -> Result<()> {
+    sqlx::query("UPDATE tickets SET remind_at = $1 WHERE id = $2").bind(at).bind(ticket_id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Pending tickets whose reminder is due.
+pub async fn due_reminders(conn: &mut AnyConnection, backend: Backend, now: i64, limit: i64) -> Result<Vec<i64>> {
+    let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "SELECT id FROM tickets WHERE remind_at IS NOT NULL AND remind_at <= $1 ORDER BY remind_at LIMIT $2{lock}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
 pub async fn set_urgency(conn: &mut AnyConnection, ticket_id: i64, urgency: Option<&str>) -> Result<()> {
     sqlx::query("UPDATE tickets SET urgency = $1 WHERE id = $2")
         .bind(urgency)
@@ -158,10 +173,11 @@ pub async fn next_wakeup(pool: &AnyPool) -> Result<Option<i64>> {
         .fetch_one(pool)
         .await?
         .try_get("m")?;
-    Ok(match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
+    let c: Option<i64> = sqlx::query("SELECT MIN(remind_at) AS m FROM tickets WHERE remind_at IS NOT NULL")
+        .fetch_one(pool)
+        .await?
+        .try_get("m")?;
+    Ok([a, b, c].into_iter().flatten().min())
 }
 
 /// One ticket's figures for reports.

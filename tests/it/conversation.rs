@@ -334,6 +334,11 @@ async fn incomplete_requests_wait_for_their_requirements() {
     p.process("hero", &m, T0 + 60_000).await.unwrap();
     assert_eq!(ticket(&store, &n).await.status, "pending");
     assert!(outbound(&store, &n).await.iter().any(|(k, _, _, body)| k == "incomplete" && body.contains(&letter)));
+    // Two days later with no answer: one reminder, never two.
+    assert_eq!(p.sla_tick(T0 + DAY).await.unwrap().reminders, 0);
+    assert_eq!(p.sla_tick(T0 + 2 * DAY + 1).await.unwrap().reminders, 1);
+    assert_eq!(p.sla_tick(T0 + 5 * DAY).await.unwrap().reminders, 0);
+    assert_eq!(outbound(&store, &n).await.iter().filter(|(k, _, _, _)| k == "pending_reminder").count(), 1);
 
     // The reply with the letter attached.
     let with_pdf = format!(
@@ -689,4 +694,37 @@ async fn corpus_auto_replies_get_no_reply() {
         assert_eq!(out, 0, "{} got an automatic reply ({o:?})", f.display());
     }
     assert!(n >= 9, "{n} samples");
+}
+
+/// Acceptance 4 (bounces): no bounce of the sisimai set opens a ticket or gets an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounces_never_open_tickets() {
+    let w = World::new("bounces", WorldOptions { imap: false, outbound_smtp: false, ..Default::default() }).await;
+    let (p, store) = pipeline(&w).await;
+    let base = repo().join("../shared/corpus/sisimai");
+    let tsv = std::fs::read_to_string(base.join("expected.tsv")).unwrap();
+    let mut files: Vec<String> = tsv.lines().skip(1).filter_map(|l| l.split('\t').next().map(String::from)).collect();
+    files.sort();
+    files.dedup();
+    let (mut created, mut n) = (Vec::new(), 0);
+    for f in &files {
+        let raw = std::fs::read(base.join(f)).unwrap();
+        let parsed = loket::pipeline::parse::parse(&raw);
+        let is_bounce = parsed.as_ref().is_ok_and(|m| m.bounce.is_some());
+        if !is_bounce {
+            continue; // feedback reports, vacation notices: covered by bounces.rs
+        }
+        n += 1;
+        let o = p.process("hero", &raw, T0).await.unwrap();
+        if o.action == Action::Created {
+            created.push(f.clone());
+        }
+    }
+    assert!(n >= 550, "{n} bounces");
+    assert!(created.is_empty(), "bounces opened tickets: {created:?}");
+    let out: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'out'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(out, 0, "no bounce is ever answered");
 }
