@@ -373,12 +373,13 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                     println!("SLA:");
                     for c in clocks {
                         let k = &c.clock;
+                        let tz = config.desk(&t.desk).map(|d| d.tz).unwrap_or(chrono_tz::Asia::Jakarta);
                         let due = k
                             .due_at
-                            .map(fmt_time)
+                            .map(|d| loket::pipeline::human_time(d, tz, "en"))
                             .unwrap_or_else(|| if k.stopped_at.is_some() { "stopped".into() } else { "paused".into() });
                         println!(
-                            "  {:<10} {:<8} due {:<22} used {} of {} min",
+                            "  {:<10} {:<8} due {:<44} used {} of {} min",
                             k.kind.as_str(),
                             k.state.as_str(),
                             due,
