@@ -28,6 +28,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# TLS=1: Dovecot also offers STARTTLS and implicit TLS (a self-signed certificate), so the
+# suite tests Loket's TLS modes too.
+export TLS="${TLS:-1}"
 if ! "$TE/start.sh" "$DIR"; then
     echo "test.sh: starting the test environment failed; log tails follow" >&2
     for f in dovecot.log postfix.log pg.log pg-initdb.log; do

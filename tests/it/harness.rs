@@ -25,6 +25,8 @@ pub struct Env {
     pub dovecot_conf: String,
     pub smtp_stop: String,
     pub smtp_start: String,
+    pub imaps_port: Option<u16>,
+    pub tls_cert: Option<String>,
 }
 
 fn var(name: &str) -> String {
@@ -43,6 +45,8 @@ pub static ENV: LazyLock<Env> = LazyLock::new(|| Env {
     dovecot_conf: var("LOKET_TEST_DOVECOT_CONF"),
     smtp_stop: var("LOKET_TEST_SMTP_STOP"),
     smtp_start: var("LOKET_TEST_SMTP_START"),
+    imaps_port: std::env::var("LOKET_TEST_IMAPS_PORT").ok().and_then(|p| p.parse().ok()),
+    tls_cert: std::env::var("LOKET_TEST_TLS_CERT").ok(),
 });
 
 /// Tests that need Postfix up hold this for reading; the SMTP-outage test holds it for writing.
@@ -97,6 +101,8 @@ pub struct WorldOptions {
     pub extra: String,
     /// Extra keys and tables inside the desk (before its inbox).
     pub desk_extra: String,
+    /// IMAP over `tls` (implicit, IMAPS port) or `starttls` instead of plain TCP.
+    pub imap_tls: Option<&'static str>,
 }
 
 impl Default for WorldOptions {
@@ -110,6 +116,7 @@ impl Default for WorldOptions {
             agents: false,
             extra: String::new(),
             desk_extra: String::new(),
+            imap_tls: None,
         }
     }
 }
@@ -135,10 +142,19 @@ impl World {
             format!("[outbound]\ntransport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display())
         };
         let inbox_src = if opts.imap {
+            let (port, tls) = match opts.imap_tls {
+                Some("tls") => (e.imaps_port.expect("LOKET_TEST_IMAPS_PORT: run scripts/test.sh (TLS=1)"), "tls"),
+                Some(mode) => (e.imap_port, mode),
+                None => (e.imap_port, "none"),
+            };
+            let ca = match opts.imap_tls {
+                Some(_) => format!("ca_file = \"{}\"\n", e.tls_cert.clone().expect("LOKET_TEST_TLS_CERT")),
+                None => String::new(),
+            };
             format!(
-                "[desk.inbox.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{desk_addr}\"\n\
+                "[desk.inbox.imap]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n{ca}user = \"{desk_addr}\"\n\
                  password_env = \"LOKET_TEST_MAIL_PASSWORD\"\nprocessed_folder = \"Processed\"\npoll_interval_secs = {}\n",
-                e.imap_port, opts.poll_interval_secs
+                opts.poll_interval_secs
             )
         } else if opts.maildir {
             format!("maildir = \"{}\"\n", dir.path().join("maildir").display())

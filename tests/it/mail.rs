@@ -410,3 +410,27 @@ async fn maildir_intake_and_file_transport() {
     assert_eq!(counts(&w).await.tickets, 1);
     drop(daemon);
 }
+
+/// IMAP over implicit TLS (IMAPS) and over STARTTLS, trusting the test CA through `ca_file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_over_tls_and_starttls() {
+    for mode in ["tls", "starttls"] {
+        let w = World::new(
+            &format!("imap-{mode}"),
+            WorldOptions { outbound_smtp: false, imap_tls: Some(mode), ..Default::default() },
+        )
+        .await;
+        let daemon = w.serve();
+        wait_for(&format!("the daemon to connect over {mode}"), || async {
+            daemon.log_text().contains("IMAP connected").then_some(())
+        })
+        .await;
+        dovecot_save(
+            &w.desk_addr,
+            &mail(&w.addr("x"), &w.desk_addr, "Lewat TLS", &format!("{}@example.test", w.tag), "", "halo"),
+        );
+        wait_for("the ticket", || async { (counts(&w).await.tickets == 1).then_some(()) }).await;
+        wait_for("INBOX drained", || async { mailbox(&w.desk_addr, "INBOX").await.is_empty().then_some(()) }).await;
+        drop(daemon);
+    }
+}
