@@ -45,6 +45,9 @@ pub struct RawConfig {
     /// Secrets for signed agent tokens.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The HTTP server (health, metrics, tracking page); off when absent.
+    #[serde(default)]
+    pub http: Option<HttpConfig>,
     /// Directory of the message templates (`templates/<lang>/<name>.txt.j2`).
     #[serde(default = "default_templates")]
     pub templates: PathBuf,
@@ -230,6 +233,13 @@ impl Default for Limits {
     fn default() -> Self {
         Self { max_message_bytes: default_max_message(), auto_replies_per_sender_per_hour: default_rate() }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -422,6 +432,8 @@ pub struct Config {
     pub router: Arc<Router>,
     /// Signs and checks agents' reply tokens (None when no desk has agents).
     pub signer: Option<Signer>,
+    /// Where the HTTP server listens, if it runs.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// A desk ready to use.
@@ -781,6 +793,16 @@ impl Config {
             }
             None => None,
         };
+        let http = match &raw.http {
+            Some(h) => match h.listen.parse::<std::net::SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    problems.push(p(format!("http.listen: `{}` is not an address:port", h.listen)));
+                    None
+                }
+            },
+            None => None,
+        };
         let templates = resolve(&raw.templates);
         if let Err(e) = crate::templates::Templates::load(&templates) {
             problems.push(p(format!("templates: {e}")));
@@ -804,6 +826,7 @@ impl Config {
                 desks,
                 router: Arc::new(router),
                 signer,
+                http,
             }),
             _ => Err(ConfigErrors(problems)),
         }

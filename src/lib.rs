@@ -9,6 +9,8 @@ pub mod catalogue;
 pub mod channel;
 pub mod config;
 pub mod domain;
+pub mod http;
+pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod report;

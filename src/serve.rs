@@ -91,8 +91,31 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
             async move { w.run_shared(c).await }
         });
     }
+    if let Some(addr) = app.config.http {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Setup(format!("http.listen {addr}: {e}")))?;
+        tracing::info!(%addr, "HTTP listening");
+        let state = crate::http::HttpState::new(app.store.clone(), app.config.clone(), app.pipeline.metrics().clone());
+        let c = cancel.clone();
+        tracker.spawn(async move {
+            if let Err(e) = crate::http::serve(listener, state, c).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+    }
     for desk in &app.config.desks {
         for inbox in &desk.inboxes {
+            let kind = if inbox.imap.is_some() {
+                "imap"
+            } else if inbox.maildir.is_some() {
+                "maildir"
+            } else {
+                "pipe"
+            };
+            if kind != "pipe" {
+                app.pipeline.metrics().register_inbox(&inbox.name, kind);
+            }
             if let Some(src) = imap::source(app.pipeline.clone(), desk, inbox) {
                 let src = src.map_err(ServeError::Setup)?;
                 supervise(&tracker, format!("imap:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));

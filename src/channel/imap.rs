@@ -61,6 +61,7 @@ impl ImapSource {
             match self.session(&cancel).await {
                 Ok(()) => break,
                 Err(e) => {
+                    self.pipeline.metrics().inbox_error(&self.inbox.name, &e.to_string(), crate::now_ms());
                     tracing::warn!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "IMAP session ended");
                 }
             }
@@ -164,6 +165,7 @@ impl ImapSource {
             format!("NOT DELETED NOT KEYWORD {DONE_KEYWORD}")
         };
         let mut uids: Vec<u32> = session.uid_search(&query).await?.into_iter().collect();
+        self.pipeline.metrics().inbox_ok(&self.inbox.name, crate::now_ms());
         uids.sort_unstable();
         let max = self.pipeline.config().limits.max_message_bytes;
         for chunk in uids.chunks(BATCH) {

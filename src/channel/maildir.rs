@@ -35,8 +35,12 @@ impl MaildirSource {
         let mut delay = self.poll;
         while !cancel.is_cancelled() {
             match self.drain(&cancel).await {
-                Ok(_) => delay = self.poll,
+                Ok(_) => {
+                    delay = self.poll;
+                    self.pipeline.metrics().inbox_ok(&self.inbox.name, crate::now_ms());
+                }
                 Err(e) => {
+                    self.pipeline.metrics().inbox_error(&self.inbox.name, &e, crate::now_ms());
                     tracing::warn!(inbox = %self.inbox.name, error = %e, "Maildir intake error; retrying");
                     delay = (delay * 2).min(Duration::from_secs(60));
                 }

@@ -91,6 +91,7 @@ pub struct Pipeline {
     config: Arc<Config>,
     templates: Arc<Templates>,
     outbox_wakeup: Arc<Notify>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Where and when a message is handled.
@@ -111,7 +112,12 @@ pub(crate) struct AttachmentVerdicts {
 
 impl Pipeline {
     pub fn new(store: Store, config: Arc<Config>, templates: Arc<Templates>, outbox_wakeup: Arc<Notify>) -> Self {
-        Self { store, config, templates, outbox_wakeup }
+        Self { store, config, templates, outbox_wakeup, metrics: Arc::default() }
+    }
+
+    /// Counters and inbox health for `/metrics` and `/healthz`.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Store {
@@ -154,6 +160,7 @@ impl Pipeline {
         }
         store::insert_quarantine(&mut tx, &desk.id, &inbox.name, &key, reason, raw, size, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.metrics.message(&desk.id, &inbox.name, Action::Quarantined.as_str(), None);
         tracing::warn!(desk = %desk.id, inbox = %inbox.name, size, reason, "message quarantined");
         Ok(Outcome { ticket: None, action: Action::Quarantined, reason: Some(reason.into()) })
     }
@@ -175,6 +182,7 @@ impl Pipeline {
         let mut tx = self.store.begin().await?;
         if let Some(seen) = store::find_seen(&mut tx, &desk.id, &key).await? {
             tx.rollback().await.map_err(StoreError::from)?;
+            self.metrics.message(&desk.id, &inbox.name, Action::Duplicate.as_str(), None);
             return Ok(Outcome {
                 ticket: seen.ticket_number,
                 action: Action::Duplicate,
@@ -217,6 +225,7 @@ impl Pipeline {
         };
         tx.commit().await.map_err(StoreError::from)?;
         self.outbox_wakeup.notify_one();
+        self.metrics.message(&desk.id, &inbox.name, outcome.action.as_str(), mail.date_ms.map(|d| now - d));
         tracing::info!(
             desk = %desk.id,
             inbox = %inbox.name,

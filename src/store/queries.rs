@@ -838,6 +838,12 @@ pub async fn counts(pool: &AnyPool) -> Result<Counts> {
     })
 }
 
+/// Delivery attempts that failed, ever.
+pub async fn outbox_failed_attempts(pool: &AnyPool) -> Result<i64> {
+    let r = sqlx::query("SELECT COUNT(*) AS n FROM outbox_attempts WHERE ok = 0").fetch_one(pool).await?;
+    Ok(r.try_get("n")?)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct QuarantineRow {
     pub id: i64,

@@ -180,6 +180,16 @@ pub async fn next_wakeup(pool: &AnyPool) -> Result<Option<i64>> {
     Ok([a, b, c].into_iter().flatten().min())
 }
 
+/// Running (not stopped) clocks by kind and state: `(kind, state, count)`.
+pub async fn running_states(pool: &AnyPool) -> Result<Vec<(String, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT kind, state, COUNT(*) AS n FROM sla_clocks WHERE stopped_at IS NULL GROUP BY kind, state ORDER BY kind, state",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("kind")?, r.try_get("state")?, r.try_get("n")?))).collect()
+}
+
 /// One ticket's figures for reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReportRow {

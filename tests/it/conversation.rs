@@ -366,7 +366,7 @@ async fn incomplete_requests_wait_for_their_requirements() {
 /// stored; each mail checked in the right mailbox; the ticket's events match the story.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hero_story_by_email() {
-    let _smtp = SMTP_LOCK.read().await;
+    let _smtp = MAIL_SERVERS.read().await;
     let w = World::new("story", WorldOptions { agents: true, ..Default::default() }).await;
     let daemon = w.serve();
     wait_for("the daemon to connect", || async { daemon.log_text().contains("IMAP connected").then_some(()) }).await;

@@ -25,7 +25,7 @@ fn header(raw: &[u8], name: &str) -> Option<String> {
 /// requester's mailbox; then a reply with the tag and one with only In-Reply-To are appended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_becomes_ticket_and_replies_thread() {
-    let _smtp = SMTP_LOCK.read().await;
+    let _smtp = MAIL_SERVERS.read().await;
     // A 600 s poll interval: only IDLE can pick the mail up before the deadline.
     let w = World::new("idle", WorldOptions::default()).await;
     let daemon = w.serve();
@@ -107,7 +107,7 @@ async fn email_becomes_ticket_and_replies_thread() {
 /// `loket ingest` twice answer `duplicate`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_message_twice_makes_one_ticket() {
-    let _smtp = SMTP_LOCK.read().await;
+    let _smtp = MAIL_SERVERS.read().await;
     let w = World::new("dup", WorldOptions::default()).await;
     let daemon = w.serve();
     let sari = w.addr("sari");
@@ -145,7 +145,7 @@ async fn the_same_message_twice_makes_one_ticket() {
 /// acknowledgements, every mail processed in the inbox, every acknowledgement delivered once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_in_the_middle_loses_and_doubles_nothing() {
-    let _smtp = SMTP_LOCK.read().await;
+    let _smtp = MAIL_SERVERS.read().await;
     let w = World::new("crash", WorldOptions::default()).await;
     // 200 requesters: one sender would hit the auto-reply rate limit after 10.
     let users: Vec<String> = (0..200).map(|i| w.addr(&format!("r{i}"))).collect();
@@ -196,7 +196,7 @@ async fn crash_in_the_middle_loses_and_doubles_nothing() {
 /// delivered when it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_wait_for_a_dead_smtp_server() {
-    let _smtp = SMTP_LOCK.write().await;
+    let _smtp = MAIL_SERVERS.write().await;
     let w = World::new("outage", WorldOptions::default()).await;
     let stop = std::process::Command::new("sh").arg("-c").arg(&ENV.smtp_stop).status().unwrap();
     assert!(stop.success());
@@ -366,6 +366,7 @@ async fn ingest_exit_codes_tell_the_mta_what_to_do() {
 /// SIGTERM drains and exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_cleanly() {
+    let _servers = MAIL_SERVERS.read().await;
     let w = World::new("term", WorldOptions { outbound_smtp: false, ..Default::default() }).await;
     let mut daemon = w.serve();
     wait_for("the daemon to connect", || async { daemon.log_text().contains("IMAP connected").then_some(()) }).await;
@@ -414,6 +415,7 @@ async fn maildir_intake_and_file_transport() {
 /// IMAP over implicit TLS (IMAPS) and over STARTTLS, trusting the test CA through `ca_file`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imap_over_tls_and_starttls() {
+    let _servers = MAIL_SERVERS.read().await;
     for mode in ["tls", "starttls"] {
         let w = World::new(
             &format!("imap-{mode}"),

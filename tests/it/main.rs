@@ -7,6 +7,7 @@ mod catalogue;
 mod conversation;
 mod corpus;
 mod harness;
+mod http;
 mod mail;
 mod routing;
 mod sla;

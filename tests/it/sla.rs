@@ -116,7 +116,7 @@ fn pending_pauses_and_reopening_resumes() {
 /// restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_fires_once_and_escalates_by_email() {
-    let _smtp = SMTP_LOCK.read().await;
+    let _smtp = MAIL_SERVERS.read().await;
     let w = World::new(
         "sched",
         WorldOptions {

@@ -1,0 +1,155 @@
+//! HTTP (axum): `/healthz` (store reachable; each inbox's last successful fetch and last error),
+//! `/metrics` (Prometheus text), and the public ticket tracking page `/lacak` (HERO's "Lacak
+//! Tiket": status, category, public timeline and deadlines — never addresses or message bodies),
+//! rate-limited per client address against guessing numbers.
+
+mod track;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{self, Store};
+
+/// Lookups one client address may make per minute on the tracking page.
+pub const LOOKUPS_PER_MINUTE: u32 = 30;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    limiter: Arc<Mutex<HashMap<IpAddr, (i64, u32)>>>,
+}
+
+impl HttpState {
+    pub fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+        Self { store, config, metrics, limiter: Arc::default() }
+    }
+
+    /// Fixed one-minute windows per client; the table is bounded.
+    fn allow(&self, ip: IpAddr, now: i64) -> bool {
+        let mut g = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() > 10_000 {
+            g.retain(|_, (start, _)| now - *start < 60_000);
+        }
+        let e = g.entry(ip).or_insert((now, 0));
+        if now - e.0 >= 60_000 {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        e.1 <= LOOKUPS_PER_MINUTE
+    }
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/lacak", get(track::form))
+        .route("/lacak/{number}", get(track::ticket))
+        .with_state(state)
+}
+
+/// Serves until `cancel` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+async fn healthz(State(s): State<HttpState>) -> Response {
+    let store_ok = sqlx::query("SELECT 1").execute(s.store.pool()).await.is_ok();
+    let inboxes = s.metrics.inboxes();
+    let healthy = store_ok && inboxes.values().all(|h| h.connected);
+    let body = json!({
+        "status": if healthy { "ok" } else { "unhealthy" },
+        "store": if store_ok { "ok" } else { "unreachable" },
+        "inboxes": inboxes,
+    });
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP loket_messages_total Inbound messages processed, by desk, inbox and action.");
+    let _ = writeln!(out, "# TYPE loket_messages_total counter");
+    for ((desk, inbox, action), n) in s.metrics.messages() {
+        let _ = writeln!(
+            out,
+            "loket_messages_total{{desk=\"{}\",inbox=\"{}\",action=\"{}\"}} {n}",
+            label(&desk),
+            label(&inbox),
+            label(&action)
+        );
+    }
+    let (lag_sum, lag_count) = s.metrics.lag();
+    let _ = writeln!(out, "# HELP loket_ingest_lag_seconds Time from a message's Date header to its processing.");
+    let _ = writeln!(out, "# TYPE loket_ingest_lag_seconds summary");
+    let _ = writeln!(out, "loket_ingest_lag_seconds_sum {lag_sum}");
+    let _ = writeln!(out, "loket_ingest_lag_seconds_count {lag_count}");
+    let _ = writeln!(out, "# HELP loket_inbox_up Whether the inbox's last fetch succeeded (1) or failed (0).");
+    let _ = writeln!(out, "# TYPE loket_inbox_up gauge");
+    for (name, h) in s.metrics.inboxes() {
+        let _ = writeln!(
+            out,
+            "loket_inbox_up{{inbox=\"{}\",kind=\"{}\"}} {}",
+            label(&name),
+            label(&h.kind),
+            h.connected as u8
+        );
+    }
+    let store_ok = match store::counts(s.store.pool()).await {
+        Ok(c) => {
+            let _ = writeln!(out, "# HELP loket_outbox_messages Outbound messages by delivery state.");
+            let _ = writeln!(out, "# TYPE loket_outbox_messages gauge");
+            for (state, n) in [("pending", c.outbox_pending), ("sent", c.outbox_sent), ("failed", c.outbox_failed)] {
+                let _ = writeln!(out, "loket_outbox_messages{{state=\"{state}\"}} {n}");
+            }
+            let _ = writeln!(out, "# HELP loket_tickets Tickets in the store.");
+            let _ = writeln!(out, "# TYPE loket_tickets gauge");
+            let _ = writeln!(out, "loket_tickets {}", c.tickets);
+            let _ = writeln!(out, "# HELP loket_quarantined Messages in quarantine.");
+            let _ = writeln!(out, "# TYPE loket_quarantined gauge");
+            let _ = writeln!(out, "loket_quarantined {}", c.quarantined);
+            true
+        }
+        Err(_) => false,
+    };
+    if let Ok(failures) = store::outbox_failed_attempts(s.store.pool()).await {
+        let _ = writeln!(out, "# HELP loket_outbox_failed_attempts_total Delivery attempts that failed.");
+        let _ = writeln!(out, "# TYPE loket_outbox_failed_attempts_total counter");
+        let _ = writeln!(out, "loket_outbox_failed_attempts_total {failures}");
+    }
+    if let Ok(rows) = store::sla::running_states(s.store.pool()).await {
+        let _ = writeln!(out, "# HELP loket_sla_clocks Running SLA clocks by clock and state (warning = at risk).");
+        let _ = writeln!(out, "# TYPE loket_sla_clocks gauge");
+        for (kind, state, n) in rows {
+            let _ = writeln!(out, "loket_sla_clocks{{clock=\"{}\",state=\"{}\"}} {n}", label(&kind), label(&state));
+        }
+    }
+    let _ = writeln!(out, "# HELP loket_store_up Whether the store answered.");
+    let _ = writeln!(out, "# TYPE loket_store_up gauge");
+    let _ = writeln!(out, "loket_store_up {}", store_ok as u8);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
