@@ -16,8 +16,8 @@ fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
-fn world_with_http(name: &str, port: u16, opts: WorldOptions) -> impl std::future::Future<Output = World> + '_ {
-    async move { World::new(name, WorldOptions { extra: format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"), ..opts }).await }
+async fn world_with_http(name: &str, port: u16, opts: WorldOptions) -> World {
+    World::new(name, WorldOptions { extra: format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"), ..opts }).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
