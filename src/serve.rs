@@ -77,12 +77,14 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
     let cancel = stop.child_token();
     let tracker = TaskTracker::new();
     let transport = Transport::from_config(&app.config.outbound).map_err(ServeError::Setup)?;
+    // One identity per process: leases and outbox claims name it.
+    let holder = format!("{}-{}-{}", hostname(), std::process::id(), crate::now_ms() % 1_000_000);
     let worker = Arc::new(OutboxWorker {
         store: app.store.clone(),
         transport,
         cfg: app.config.outbound.clone(),
         wakeup: app.outbox_wakeup.clone(),
-        worker_id: format!("{}-{}", hostname(), std::process::id()),
+        worker_id: holder.clone(),
     });
     {
         let worker = worker.clone();
@@ -116,11 +118,16 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
             if kind != "pipe" {
                 app.pipeline.metrics().register_inbox(&inbox.name, kind);
             }
-            if let Some(src) = imap::source(app.pipeline.clone(), desk, inbox) {
+            if let Some(src) = imap::source(app.pipeline.clone(), desk, inbox, &holder) {
                 let src = src.map_err(ServeError::Setup)?;
                 supervise(&tracker, format!("imap:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
             } else if let Some(path) = &inbox.maildir {
                 let src = maildir::MaildirSource {
+                    lease: crate::channel::lease::Lease {
+                        store: app.store.clone(),
+                        inbox: inbox.name.clone(),
+                        holder: holder.clone(),
+                    },
                     pipeline: app.pipeline.clone(),
                     desk: desk.clone(),
                     inbox: inbox.clone(),

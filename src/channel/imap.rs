@@ -42,11 +42,14 @@ pub enum ImapError {
     Store(#[from] store::StoreError),
     #[error("server sent no UIDVALIDITY for {0}")]
     NoUidValidity(String),
+    #[error("the inbox lease went to another instance")]
+    LeaseLost,
 }
 
 #[derive(Clone)]
 pub struct ImapSource {
     pub pipeline: Pipeline,
+    pub lease: super::lease::Lease,
     pub desk: Desk,
     pub inbox: InboxConfig,
     pub imap: ImapConfig,
@@ -54,12 +57,24 @@ pub struct ImapSource {
 }
 
 impl ImapSource {
-    /// Runs until `cancel` fires, reconnecting with backoff (1 s doubling to 60 s) on errors.
+    /// Runs until `cancel` fires, reconnecting with backoff (1 s doubling to 60 s) on errors. The
+    /// inbox is watched only while this instance holds its lease.
     pub async fn run(self, cancel: CancellationToken) {
         let mut delay = Duration::from_secs(1);
         loop {
-            match self.session(&cancel).await {
+            if !self.lease.acquire(&cancel).await {
+                break;
+            }
+            let result = tokio::select! {
+                r = self.session(&cancel) => r,
+                _ = self.lease.hold() => Err(ImapError::LeaseLost),
+            };
+            match result {
                 Ok(()) => break,
+                Err(ImapError::LeaseLost) => {
+                    delay = Duration::from_secs(1);
+                    continue;
+                }
                 Err(e) => {
                     self.pipeline.metrics().inbox_error(&self.inbox.name, &e.to_string(), crate::now_ms());
                     tracing::warn!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "IMAP session ended");
@@ -71,6 +86,7 @@ impl ImapSource {
             }
             delay = (delay * 2).min(Duration::from_secs(60));
         }
+        self.lease.release().await;
         tracing::info!(inbox = %self.inbox.name, "IMAP intake stopped");
     }
 
@@ -249,10 +265,17 @@ fn uid_set(uids: &[u32]) -> String {
 }
 
 /// Shared by `serve`: builds a source for an IMAP inbox.
-pub fn source(pipeline: Pipeline, desk: &Desk, inbox: &InboxConfig) -> Option<Result<ImapSource, String>> {
+pub fn source(
+    pipeline: Pipeline,
+    desk: &Desk,
+    inbox: &InboxConfig,
+    holder: &str,
+) -> Option<Result<ImapSource, String>> {
     let imap = inbox.imap.clone()?;
+    let lease =
+        super::lease::Lease { store: pipeline.store().clone(), inbox: inbox.name.clone(), holder: holder.to_string() };
     Some(match std::env::var(&imap.password_env) {
-        Ok(password) => Ok(ImapSource { pipeline, desk: desk.clone(), inbox: inbox.clone(), imap, password }),
+        Ok(password) => Ok(ImapSource { pipeline, lease, desk: desk.clone(), inbox: inbox.clone(), imap, password }),
         Err(_) => Err(format!("inbox {}: environment variable {} is not set", inbox.name, imap.password_env)),
     })
 }

@@ -13,6 +13,7 @@ use crate::pipeline::Pipeline;
 #[derive(Clone)]
 pub struct MaildirSource {
     pub pipeline: Pipeline,
+    pub lease: super::lease::Lease,
     pub desk: Desk,
     pub inbox: InboxConfig,
     pub path: PathBuf,
@@ -34,6 +35,9 @@ impl MaildirSource {
         }
         let mut delay = self.poll;
         while !cancel.is_cancelled() {
+            if !self.lease.acquire(&cancel).await {
+                break;
+            }
             match self.drain(&cancel).await {
                 Ok(_) => {
                     delay = self.poll;
@@ -50,6 +54,7 @@ impl MaildirSource {
                 _ = tokio::time::sleep(delay) => {}
             }
         }
+        self.lease.release().await;
         tracing::info!(inbox = %self.inbox.name, "Maildir intake stopped");
     }
 

@@ -3,6 +3,7 @@
 //! worker.
 
 pub mod imap;
+pub mod lease;
 pub mod maildir;
 pub mod tls;
 pub mod transport;

@@ -639,6 +639,49 @@ pub async fn record_attempt(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Inbox leases
+
+/// Takes or renews the lease on `inbox` for `holder` until `expires_at`; succeeds when the inbox
+/// is free, its lease expired, or `holder` already has it.
+pub async fn acquire_lease(pool: &AnyPool, inbox: &str, holder: &str, now: i64, expires_at: i64) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO inbox_leases (inbox, holder, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (inbox) DO UPDATE SET holder = $2, expires_at = $3 \
+         WHERE inbox_leases.holder = $2 OR inbox_leases.expires_at < $4 RETURNING holder",
+    )
+    .bind(inbox)
+    .bind(holder)
+    .bind(expires_at)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(r.is_some())
+}
+
+/// Gives a lease up (clean shutdown), so another instance takes the inbox at once.
+pub async fn release_lease(pool: &AnyPool, inbox: &str, holder: &str) -> Result<()> {
+    sqlx::query("DELETE FROM inbox_leases WHERE inbox = $1 AND holder = $2")
+        .bind(inbox)
+        .bind(holder)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The current holder of an inbox's lease, if it has not expired.
+pub async fn lease_holder(pool: &AnyPool, inbox: &str, now: i64) -> Result<Option<String>> {
+    let r = sqlx::query("SELECT holder FROM inbox_leases WHERE inbox = $1 AND expires_at >= $2")
+        .bind(inbox)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?;
+    Ok(match r {
+        Some(r) => Some(r.try_get("holder")?),
+        None => None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // Inbox checkpoints
 
 pub async fn checkpoint(pool: &AnyPool, inbox: &str) -> Result<Option<(i64, i64)>> {

@@ -10,6 +10,7 @@ mod harness;
 mod http;
 mod mail;
 mod routing;
+mod scale;
 mod sla;
 mod store;
 mod trimming;

@@ -1,0 +1,78 @@
+//! Inbox leases: with several instances on one PostgreSQL, each inbox is watched by exactly one
+//! instance at a time. The holder renews its lease every third of the lease time; when it dies,
+//! another instance takes the inbox over once the lease expires (within seconds).
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{self, Store};
+
+/// How long a lease lasts without renewal.
+pub const LEASE_MS: i64 = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub store: Store,
+    pub inbox: String,
+    pub holder: String,
+}
+
+impl Lease {
+    async fn try_take(&self) -> Result<bool, store::StoreError> {
+        let now = crate::now_ms();
+        store::acquire_lease(self.store.pool(), &self.inbox, &self.holder, now, now + LEASE_MS).await
+    }
+
+    /// Waits until this instance holds the lease; false when cancelled first.
+    pub async fn acquire(&self, cancel: &CancellationToken) -> bool {
+        let mut waiting = false;
+        loop {
+            match self.try_take().await {
+                Ok(true) => {
+                    if waiting {
+                        tracing::info!(inbox = %self.inbox, holder = %self.holder, "inbox lease taken over");
+                    }
+                    return true;
+                }
+                Ok(false) => {
+                    if !waiting {
+                        tracing::info!(inbox = %self.inbox, "inbox watched by another instance; standing by");
+                    }
+                    waiting = true;
+                }
+                Err(e) => tracing::warn!(inbox = %self.inbox, error = %e, "cannot take the inbox lease"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)) => {}
+            }
+        }
+    }
+
+    /// Renews the lease until it is lost (another instance holds it, or the store could not be
+    /// reached for longer than the lease); then returns. Run it beside the inbox's work.
+    pub async fn hold(&self) {
+        let mut last_ok = crate::now_ms();
+        loop {
+            tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
+            match self.try_take().await {
+                Ok(true) => last_ok = crate::now_ms(),
+                Ok(false) => {
+                    tracing::warn!(inbox = %self.inbox, "inbox lease lost to another instance");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(inbox = %self.inbox, error = %e, "cannot renew the inbox lease");
+                    if crate::now_ms() - last_ok > LEASE_MS * 2 / 3 {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn release(&self) {
+        let _ = store::release_lease(self.store.pool(), &self.inbox, &self.holder).await;
+    }
+}
