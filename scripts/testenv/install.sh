@@ -6,7 +6,7 @@
 # the test instances run privately from scripts/testenv/start.sh on their own ports.
 set -eu
 
-PKGS="dovecot-imapd dovecot-lmtpd postfix postgresql swaks"
+PKGS="dovecot-imapd dovecot-lmtpd postfix postgresql swaks chromium"
 
 missing=""
 for p in $PKGS; do

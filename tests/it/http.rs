@@ -145,3 +145,67 @@ async fn tracking_page_shows_status_without_personal_data() {
     assert!(limited, "no rate limit after 40 lookups");
     drop(daemon);
 }
+
+/// The tracking page in a real browser (Debian's headless Chromium): look a ticket up through the
+/// form's address, check what the rendered page shows, and save a screenshot
+/// (`target/screenshots/lacak.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_page_in_headless_chromium() {
+    let port = free_port();
+    let w = world_with_http(
+        "chromium",
+        port,
+        WorldOptions { imap: false, maildir: true, outbound_smtp: false, ..Default::default() },
+    )
+    .await;
+    let requester = format!("{}-pribadi@example.test", w.tag);
+    let m = mail(
+        &requester,
+        &w.desk_addr,
+        "Internet putus",
+        &format!("{}@example.test", w.tag),
+        "",
+        "Jaringan internet di ruangan saya putus sejak pagi.",
+    );
+    let (_, out, _) = w.ingest(&m);
+    let number = serde_json::from_str::<serde_json::Value>(&out).unwrap()["ticket"].as_str().unwrap().to_string();
+    let daemon = w.serve();
+    wait_for("HTTP up", || async { (http_get(port, "/lacak").await.0 == 200).then_some(()) }).await;
+    let shots = repo().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("lacak.png");
+    let _ = std::fs::remove_file(&shot);
+    let url = format!("http://127.0.0.1:{port}/lacak?nomor={number}");
+    let chromium = |extra: &[&str]| {
+        let profile = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1000,800",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("chromium (installed by scripts/testenv/install.sh)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(dom.contains(&format!("Tiket #{number}")), "{dom}");
+    assert!(dom.contains("Dalam proses") || dom.contains("Diterima"), "{dom}");
+    assert!(dom.contains("Tiket diterima") && dom.contains("Jaringan"), "{dom}");
+    assert!(!dom.contains(&requester) && !dom.contains("sejak pagi"), "personal data in the page");
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "a real screenshot");
+    drop(daemon);
+}
