@@ -913,6 +913,22 @@ password_env = "LOKET_TEST_UNSET_VAR"
     }
 
     #[test]
+    fn the_production_example_is_valid() {
+        let path = repo_path("deploy/loket.prod.toml");
+        let root = format!("{}/", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap().replace("/etc/loket/", &root);
+        let cfg = Config::from_toml(&path, &text, |k| match k {
+            "LOKET_TOKEN_SECRET" => Some("0123456789abcdef0123".into()),
+            "LOKET_SMTP_PASSWORD" | "LOKET_IMAP_PASSWORD" => Some("x".into()),
+            _ => None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(cfg.storage.url.starts_with("postgres://"));
+        assert_eq!(cfg.desks[0].agents.len(), 3);
+        assert!(cfg.desks[0].sla.is_some() && cfg.http.is_some() && cfg.signer.is_some());
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let path = repo_path("loket.toml");
         let err = Config::from_toml(&path, "[storage]\nurll = 'x'\n", |_| None).unwrap_err();
