@@ -49,12 +49,11 @@ impl Pipeline {
             let row = self.append(tx, h, mail, msg, &t).await?;
             let patch = TicketPatch { rating: Some((rating as i64, &comment)), ..Default::default() };
             self.change(tx, h, &t, &patch, false).await?;
-            store::insert_event(
+            self.event(
                 tx,
+                h,
                 t.id,
-                h.now,
                 sender.as_str(),
-                "email",
                 "rated",
                 &json!({ "rating": rating, "comment": comment, "message": row }),
             )
@@ -95,17 +94,8 @@ impl Pipeline {
                     ..Default::default()
                 };
                 let t2 = self.change(tx, h, &t, &patch, false).await?;
-                store::insert_event(tx, t.id, h.now, actor, "email", "confirmed", &json!({ "message": row })).await?;
-                store::insert_event(
-                    tx,
-                    t.id,
-                    h.now,
-                    "loket",
-                    "email",
-                    "closed",
-                    &json!({ "by": "requester confirmation" }),
-                )
-                .await?;
+                self.event(tx, h, t.id, actor, "confirmed", &json!({ "message": row })).await?;
+                self.event(tx, h, t.id, "loket", "closed", &json!({ "by": "requester confirmation" })).await?;
                 let ctx = self.base_ctx(h, &t2);
                 self.queue(tx, h, &t2, OutMail::to_requester(&t2, "closed_rating", ctx).answering(mail)).await?;
             } else {
@@ -115,7 +105,7 @@ impl Pipeline {
                     ..Default::default()
                 };
                 let t2 = self.change(tx, h, &t, &patch, false).await?;
-                store::insert_event(tx, t.id, h.now, actor, "email", "reopened", &json!({ "message": row })).await?;
+                self.event(tx, h, t.id, actor, "reopened", &json!({ "message": row })).await?;
                 let ctx = self.base_ctx(h, &t2);
                 self.queue(tx, h, &t2, OutMail::to_requester(&t2, "reopened", ctx).answering(mail)).await?;
                 self.notify_agents(tx, h, &t2, "reopened", &text).await?;
@@ -129,24 +119,14 @@ impl Pipeline {
                     ..Default::default()
                 };
                 let t2 = self.change(tx, h, &t, &patch, false).await?;
-                store::insert_event(
-                    tx,
-                    t.id,
-                    h.now,
-                    actor,
-                    "email",
-                    "requirements_complete",
-                    &json!({ "message": row }),
-                )
-                .await?;
+                self.event(tx, h, t.id, actor, "requirements_complete", &json!({ "message": row })).await?;
                 self.notify_agents(tx, h, &t2, "requirements", &text).await?;
             } else {
-                store::insert_event(
+                self.event(
                     tx,
+                    h,
                     t.id,
-                    h.now,
                     actor,
-                    "email",
                     "message_received",
                     &json!({ "message": row, "still_missing": missing }),
                 )
@@ -162,16 +142,14 @@ impl Pipeline {
                 ..Default::default()
             };
             let t2 = self.change(tx, h, &t, &patch, false).await?;
-            store::insert_event(tx, t.id, h.now, actor, "email", "requester_replied", &json!({ "message": row }))
-                .await?;
+            self.event(tx, h, t.id, actor, "requester_replied", &json!({ "message": row })).await?;
             self.notify_agents(tx, h, &t2, "reply", &text).await?;
         } else {
-            store::insert_event(
+            self.event(
                 tx,
+                h,
                 t.id,
-                h.now,
                 actor,
-                "email",
                 "message_received",
                 &json!({ "message": row, "kind": "human", "inbox": h.inbox.name }),
             )
@@ -400,12 +378,11 @@ impl Pipeline {
                     "status: closed".to_string()
                 }
             };
-            store::insert_event(
+            self.event(
                 tx,
+                h,
                 t.id,
-                h.now,
                 actor,
-                "email",
                 "command",
                 &json!({ "command": c.name(), "change": detail, "message": row }),
             )
@@ -413,8 +390,7 @@ impl Pipeline {
             changes.push(detail);
         }
         if internal {
-            store::insert_event(tx, t.id, h.now, actor, "email", "note", &json!({ "message": row, "text": text }))
-                .await?;
+            self.event(tx, h, t.id, actor, "note", &json!({ "message": row, "text": text })).await?;
         } else if !text.is_empty() && !to_requester.iter().any(|(tpl, _)| *tpl == "resolution") {
             to_requester.insert(0, ("agent_reply", text.clone()));
         }
@@ -439,16 +415,8 @@ impl Pipeline {
             let out = OutMail::to_requester(&t2, template, ctx);
             let out = if template == "agent_reply" { out.personal() } else { out };
             if let Some(r) = self.queue(tx, h, &t2, out).await? {
-                store::insert_event(
-                    tx,
-                    t.id,
-                    h.now,
-                    actor,
-                    "email",
-                    "sent_to_requester",
-                    &json!({ "template": template, "message": r }),
-                )
-                .await?;
+                self.event(tx, h, t.id, actor, "sent_to_requester", &json!({ "template": template, "message": r }))
+                    .await?;
             }
         }
         for (a, event) in notify {

@@ -237,6 +237,19 @@ impl Pipeline {
         Ok(outcome)
     }
 
+    /// Appends an audit event (invariant 6) on the channel the message came through.
+    pub(crate) async fn event(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        ticket_id: i64,
+        actor: &str,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        store::insert_event(tx, ticket_id, h.now, actor, "email", kind, detail).await
+    }
+
     async fn ignore(
         &self,
         tx: &mut store::Tx,
@@ -398,30 +411,12 @@ impl Pipeline {
                      "linked": linked.map(|l| l.number.clone()) }),
         )
         .await?;
-        store::insert_event(tx, ticket_id, h.now, "loket", "email", "routed", &json!(decision)).await?;
+        self.event(tx, h, ticket_id, "loket", "routed", &json!(decision)).await?;
         if !missing.is_empty() {
-            store::insert_event(
-                tx,
-                ticket_id,
-                h.now,
-                "loket",
-                "email",
-                "requirements_missing",
-                &json!({ "missing": missing }),
-            )
-            .await?;
+            self.event(tx, h, ticket_id, "loket", "requirements_missing", &json!({ "missing": missing })).await?;
         }
         if let Some(l) = linked {
-            store::insert_event(
-                tx,
-                l.id,
-                h.now,
-                actor,
-                "email",
-                "follow_up_ticket",
-                &json!({ "ticket": number.as_str() }),
-            )
-            .await?;
+            self.event(tx, h, l.id, actor, "follow_up_ticket", &json!({ "ticket": number.as_str() })).await?;
         }
         let vanished = || StoreError::Corrupt("ticket vanished".into());
         let t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
@@ -434,28 +429,10 @@ impl Pipeline {
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.
         if !kind.may_auto_reply() {
             let r = format!("no acknowledgement: {} mail", kind.as_str());
-            store::insert_event(
-                tx,
-                ticket_id,
-                h.now,
-                "loket",
-                "email",
-                "acknowledgement_suppressed",
-                &json!({ "reason": r }),
-            )
-            .await?;
+            self.event(tx, h, ticket_id, "loket", "acknowledgement_suppressed", &json!({ "reason": r })).await?;
         } else if desk.is_own_address(&requester.address) {
             let r = "no acknowledgement: requester is the desk itself";
-            store::insert_event(
-                tx,
-                ticket_id,
-                h.now,
-                "loket",
-                "email",
-                "acknowledgement_suppressed",
-                &json!({ "reason": r }),
-            )
-            .await?;
+            self.event(tx, h, ticket_id, "loket", "acknowledgement_suppressed", &json!({ "reason": r })).await?;
         } else {
             let mut ctx = self.base_ctx(h, &t);
             ctx.missing = missing.clone();
@@ -469,12 +446,11 @@ impl Pipeline {
             }
             let out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
             if let Some(out_row) = self.queue(tx, h, &t, out).await? {
-                store::insert_event(
+                self.event(
                     tx,
+                    h,
                     ticket_id,
-                    h.now,
                     "loket",
-                    "email",
                     "acknowledgement_queued",
                     &json!({ "message": out_row, "to": requester.address.as_str() }),
                 )

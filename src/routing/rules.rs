@@ -228,36 +228,41 @@ pub fn compile(
         });
         phrases[i].targets.push((target, weight));
     };
-    let type_of = |name: &str| TicketType::parse(name);
-    let impact_of = |name: &str| Impact::parse(name);
-    for (name, cues) in common.type_cues.iter().chain(file.type_cues.iter()) {
-        match type_of(name) {
-            Some(t) => {
-                for (p, w) in cues {
-                    add(p, Target::Type(t), *w, &mut errors, &format!("type_cues.{name}"));
+    type CueTarget = fn(&str) -> Option<Target>;
+    type CueTable<'t> = (&'t str, &'t BTreeMap<String, Weights>, &'t BTreeMap<String, Weights>, CueTarget, &'t str);
+    let cue_tables: [CueTable; 3] = [
+        (
+            "type_cues",
+            &common.type_cues,
+            &file.type_cues,
+            |n| TicketType::parse(n).map(Target::Type),
+            "question, request, incident",
+        ),
+        (
+            "impact_cues",
+            &common.impact_cues,
+            &file.impact_cues,
+            |n| Impact::parse(n).map(Target::Impact),
+            "low, medium, high",
+        ),
+        (
+            "urgency_cues",
+            &common.urgency_cues,
+            &file.urgency_cues,
+            |n| Impact::parse(n).map(Target::Urgency),
+            "low, medium, high",
+        ),
+    ];
+    for (table, shared, own, target_of, known) in cue_tables {
+        for (name, cues) in shared.iter().chain(own.iter()) {
+            match target_of(name) {
+                Some(target) => {
+                    for (p, w) in cues {
+                        add(p, target, *w, &mut errors, &format!("{table}.{name}"));
+                    }
                 }
+                None => errors.push(inv(format!("{table}.{name}: unknown; known: {known}"))),
             }
-            None => errors.push(inv(format!("type_cues.{name}: unknown type; known: question, request, incident"))),
-        }
-    }
-    for (name, cues) in common.impact_cues.iter().chain(file.impact_cues.iter()) {
-        match impact_of(name) {
-            Some(level) => {
-                for (p, w) in cues {
-                    add(p, Target::Impact(level), *w, &mut errors, &format!("impact_cues.{name}"));
-                }
-            }
-            None => errors.push(inv(format!("impact_cues.{name}: unknown impact; known: low, medium, high"))),
-        }
-    }
-    for (name, cues) in common.urgency_cues.iter().chain(file.urgency_cues.iter()) {
-        match impact_of(name) {
-            Some(level) => {
-                for (p, w) in cues {
-                    add(p, Target::Urgency(level), *w, &mut errors, &format!("urgency_cues.{name}"));
-                }
-            }
-            None => errors.push(inv(format!("urgency_cues.{name}: unknown urgency; known: low, medium, high"))),
         }
     }
     let mut routes = Vec::new();
