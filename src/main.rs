@@ -328,7 +328,7 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                 let events = store::ticket_events(store.pool(), t.id).await?;
                 if json {
                     let clocks: Vec<_> =
-                        store::sla::clocks_of_pool(store.pool(), t.id).await?.into_iter().map(|c| c.clock).collect();
+                        store::sla::clocks_of(store.pool(), t.id).await?.into_iter().map(|c| c.clock).collect();
                     println!(
                         "{}",
                         serde_json::json!({ "ticket": t, "messages": messages, "events": events, "sla": clocks })
@@ -368,7 +368,7 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                 for e in &events {
                     println!("  {} {:<24} {} via {} {}", fmt_time(e.at), e.kind, e.actor, e.channel, e.detail);
                 }
-                let clocks = store::sla::clocks_of_pool(store.pool(), t.id).await?;
+                let clocks = store::sla::clocks_of(store.pool(), t.id).await?;
                 if !clocks.is_empty() {
                     println!("SLA:");
                     for c in clocks {

@@ -90,7 +90,7 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
         let worker = worker.clone();
         supervise(&tracker, "outbox".into(), cancel.clone(), move |c| {
             let w = worker.clone();
-            async move { w.run_shared(c).await }
+            async move { w.run_ref(c).await }
         });
     }
     if let Some(addr) = app.config.http {
@@ -172,11 +172,4 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
 
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "loket".into())
-}
-
-impl OutboxWorker {
-    /// [`OutboxWorker::run`] for a worker shared with the supervisor.
-    pub async fn run_shared(self: Arc<Self>, cancel: CancellationToken) {
-        OutboxWorker::run_ref(&self, cancel).await
-    }
 }

@@ -270,7 +270,7 @@ pub async fn ticket(
     let Some(t) = tickets.into_iter().next() else { return not_found() };
     let Some(desk) = s.config.desk(&t.desk) else { return not_found() };
     let events = store::ticket_events(s.store.pool(), t.id).await.unwrap_or_default();
-    let clocks = store::sla::clocks_of_pool(s.store.pool(), t.id).await.unwrap_or_default();
+    let clocks = store::sla::clocks_of(s.store.pool(), t.id).await.unwrap_or_default();
     let en = lang == "en";
     let category = match desk.catalogue.subcategory(&t.category, &t.subcategory) {
         Some(sub) => {

@@ -91,17 +91,16 @@ fn resolution_target(sla: &Sla, desk: &Desk, t: &TicketRow) -> (chrono::Duration
 }
 
 impl Pipeline {
-    /// Starts a new ticket's clocks; sets an incident's priority from the matrix. Returns the
-    /// response deadline (for the acknowledgement).
+    /// Starts a new ticket's clocks; sets an incident's priority from the matrix (in the store
+    /// and in `t`). Returns the response deadline (for the acknowledgement).
     pub(crate) async fn start_clocks(
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &mut TicketRow,
         urgency: Option<Impact>,
     ) -> Result<Option<i64>, PipelineError> {
         let Some(sla) = &h.desk.sla else { return Ok(None) };
-        let mut t = t.clone();
         if t.ticket_type.as_deref() == Some("incident") {
             let impact = t.impact.as_deref().and_then(Impact::parse);
             if let Some(p) = sla.priority(urgency, impact) {
@@ -126,7 +125,7 @@ impl Pipeline {
             paused,
             &sla.response_calendar,
         );
-        let (target, warn) = resolution_target(sla, h.desk, &t);
+        let (target, warn) = resolution_target(sla, h.desk, t);
         let resolution = Clock::start(ClockKind::Resolution, target, warn, h.now, paused, &sla.working);
         store::sla::insert_clock(tx, t.id, &h.desk.id, &response).await?;
         store::sla::insert_clock(tx, t.id, &h.desk.id, &resolution).await?;
@@ -179,7 +178,7 @@ impl Pipeline {
             || before.ticket_type != after.ticket_type
             || before.category != after.category
             || before.subcategory != after.subcategory;
-        for row in store::sla::clocks_of(tx, after.id).await? {
+        for row in store::sla::clocks_of(&mut **tx, after.id).await? {
             let (cal, kind) = match row.clock.kind {
                 ClockKind::Response => (&sla.response_calendar, ClockKind::Response),
                 ClockKind::Resolution => (&sla.working, ClockKind::Resolution),
@@ -273,16 +272,8 @@ impl Pipeline {
                 ..Default::default()
             };
             let t2 = self.change(&mut tx, &h, &t, &patch, false).await?;
-            store::insert_event(
-                &mut tx,
-                t.id,
-                now,
-                "loket",
-                "email",
-                "closed",
-                &json!({ "by": "auto-close", "reopen_days": desk.reopen_days }),
-            )
-            .await?;
+            let detail = json!({ "by": "auto-close", "reopen_days": desk.reopen_days });
+            self.event(&mut tx, &h, t.id, "loket", "closed", &detail).await?;
             let ctx = self.base_ctx(&h, &t2);
             self.queue(&mut tx, &h, &t2, OutMail::to_requester(&t2, "auto_closed", ctx)).await?;
             report.auto_closed += 1;
@@ -299,8 +290,7 @@ impl Pipeline {
             let h = self.here(desk, inbox, now)?;
             let ctx = self.base_ctx(&h, &t);
             if let Some(r) = self.queue(&mut tx, &h, &t, OutMail::to_requester(&t, "pending_reminder", ctx)).await? {
-                store::insert_event(&mut tx, t.id, now, "loket", "email", "pending_reminder", &json!({ "message": r }))
-                    .await?;
+                self.event(&mut tx, &h, t.id, "loket", "pending_reminder", &json!({ "message": r })).await?;
                 report.reminders += 1;
             }
         }
@@ -356,16 +346,9 @@ impl Pipeline {
             let out = OutMail::to_agent(agent, &h.desk.language, "sla_alert", ctx);
             self.queue(tx, h, t, out).await?;
         }
-        store::insert_event(
-            tx,
-            t.id,
-            h.now,
-            "loket",
-            "email",
-            &format!("sla_{}", to.as_str()),
-            &json!({ "clock": c.kind.as_str(), "due_at": c.due_at, "notified": targets.iter().map(|a| a.address.as_str()).collect::<Vec<_>>() }),
-        )
-        .await?;
+        let notified: Vec<&str> = targets.iter().map(|a| a.address.as_str()).collect();
+        let detail = json!({ "clock": c.kind.as_str(), "due_at": c.due_at, "notified": notified });
+        self.event(tx, h, t.id, "loket", &format!("sla_{}", to.as_str()), &detail).await?;
         Ok(())
     }
 }

@@ -78,7 +78,7 @@ impl Pipeline {
         }
         let row = self.append(tx, h, mail, msg, &t).await?;
         let actor = sender.as_str();
-        let verdicts = self.reply_verdicts(h, mail);
+        let verdicts = super::verdicts(h.desk, mail);
         if !verdicts.refused.is_empty() {
             let mut ctx = self.base_ctx(h, &t);
             ctx.refused = verdicts.refused.clone();
@@ -110,8 +110,11 @@ impl Pipeline {
                 self.queue(tx, h, &t2, OutMail::to_requester(&t2, "reopened", ctx).answering(mail)).await?;
                 self.notify_agents(tx, h, &t2, "reopened", &text).await?;
             }
-        } else if status == TicketStatus::Pending.as_str() && t.pending_reason.as_deref() == Some("requirements") {
-            let missing = self.missing_now(h, &t, mail, verdicts.accepted);
+        } else if status == TicketStatus::Pending.as_str() {
+            // Waiting on the requester: their reply puts the ticket back in the queue, unless it
+            // still lacks a requirement.
+            let requirements = t.pending_reason.as_deref() == Some("requirements");
+            let missing = if requirements { self.missing_now(h, &t, mail, verdicts.accepted) } else { Vec::new() };
             if missing.is_empty() {
                 let patch = TicketPatch {
                     status: Some(TicketStatus::Open.as_str()),
@@ -119,31 +122,20 @@ impl Pipeline {
                     ..Default::default()
                 };
                 let t2 = self.change(tx, h, &t, &patch, false).await?;
-                self.event(tx, h, t.id, actor, "requirements_complete", &json!({ "message": row })).await?;
-                self.notify_agents(tx, h, &t2, "requirements", &text).await?;
+                let (kind, notice) = if requirements {
+                    ("requirements_complete", "requirements")
+                } else {
+                    ("requester_replied", "reply")
+                };
+                self.event(tx, h, t.id, actor, kind, &json!({ "message": row })).await?;
+                self.notify_agents(tx, h, &t2, notice, &text).await?;
             } else {
-                self.event(
-                    tx,
-                    h,
-                    t.id,
-                    actor,
-                    "message_received",
-                    &json!({ "message": row, "still_missing": missing }),
-                )
-                .await?;
+                let detail = json!({ "message": row, "still_missing": missing });
+                self.event(tx, h, t.id, actor, "message_received", &detail).await?;
                 let mut ctx = self.base_ctx(h, &t);
                 ctx.missing = missing;
                 self.queue(tx, h, &t, OutMail::to_requester(&t, "incomplete", ctx).answering(mail)).await?;
             }
-        } else if status == TicketStatus::Pending.as_str() {
-            let patch = TicketPatch {
-                status: Some(TicketStatus::Open.as_str()),
-                pending_reason: Some(None),
-                ..Default::default()
-            };
-            let t2 = self.change(tx, h, &t, &patch, false).await?;
-            self.event(tx, h, t.id, actor, "requester_replied", &json!({ "message": row })).await?;
-            self.notify_agents(tx, h, &t2, "reply", &text).await?;
         } else {
             self.event(
                 tx,
@@ -173,10 +165,6 @@ impl Pipeline {
         let row = store::insert_message(tx, &msg).await?;
         self.insert_attachments(tx, h, row, mail).await?;
         Ok(row)
-    }
-
-    fn reply_verdicts(&self, h: &Here<'_>, mail: &ParsedMail) -> super::AttachmentVerdicts {
-        super::verdicts(h.desk, mail)
     }
 
     fn missing_now(&self, h: &Here<'_>, t: &TicketRow, mail: &ParsedMail, accepted: usize) -> Vec<String> {
@@ -243,7 +231,7 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let actor = agent.address.as_str();
         let detail = json!({ "message": row, "reason": reason });
-        store::insert_event(tx, t.id, h.now, actor, "email", "agent_reply_refused", &detail).await?;
+        self.event(tx, h, t.id, actor, "agent_reply_refused", &detail).await?;
         let mut ctx = self.base_ctx(h, t);
         ctx.reason = reason.clone();
         let mut out = OutMail::to_agent(agent, &h.desk.language, "agent_refused", ctx);

@@ -295,7 +295,7 @@ impl Pipeline {
         } else {
             ("message_received", json!({ "message": row, "kind": kind.as_str(), "inbox": h.inbox.name }))
         };
-        store::insert_event(tx, t.id, h.now, from, "email", event, &detail).await?;
+        self.event(tx, h, t.id, from, event, &detail).await?;
         Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: None })
     }
 
@@ -400,12 +400,11 @@ impl Pipeline {
         let row = store::insert_message(tx, &msg).await?;
         self.insert_attachments(tx, h, row, mail).await?;
         let actor = requester.address.as_str();
-        store::insert_event(
+        self.event(
             tx,
+            h,
             ticket_id,
-            h.now,
             actor,
-            "email",
             "created",
             &json!({ "message": row, "inbox": h.inbox.name, "kind": kind.as_str(), "number": number.as_str(),
                      "linked": linked.map(|l| l.number.clone()) }),
@@ -419,12 +418,11 @@ impl Pipeline {
             self.event(tx, h, l.id, actor, "follow_up_ticket", &json!({ "ticket": number.as_str() })).await?;
         }
         let vanished = || StoreError::Corrupt("ticket vanished".into());
-        let t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
-        let response_due = self.start_clocks(tx, h, &t, decision.urgency).await?;
+        let mut t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
+        let response_due = self.start_clocks(tx, h, &mut t, decision.urgency).await?;
         if status == TicketStatus::Pending {
             store::sla::set_remind(tx, ticket_id, Some(h.now + clocks::REMIND_AFTER_DAYS * 86_400_000)).await?;
         }
-        let t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
 
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.
         if !kind.may_auto_reply() {

@@ -155,16 +155,7 @@ impl Pipeline {
             let sent = store::count_auto_replies(tx, &desk.id, out.to.as_str(), since).await?;
             if sent >= limit {
                 let noticed = store::count_kind_since(tx, &desk.id, out.to.as_str(), "over_limit", since).await?;
-                store::insert_event(
-                    tx,
-                    t.id,
-                    h.now,
-                    "loket",
-                    "email",
-                    "auto_reply_suppressed",
-                    &json!({ "template": out.template, "reason": format!("{sent} automatic replies to this sender in the last hour") }),
-                )
-                .await?;
+                self.event(tx, h, t.id, "loket", "auto_reply_suppressed", &json!({ "template": out.template, "reason": format!("{sent} automatic replies to this sender in the last hour") })).await?;
                 if noticed == 0 {
                     let notice = OutMail { template: "over_limit", auto_reply: false, ..out };
                     return Box::pin(self.queue_as(tx, h, t, notice, "over_limit")).await;

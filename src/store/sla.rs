@@ -66,15 +66,13 @@ pub async fn insert_clock(conn: &mut AnyConnection, ticket_id: i64, desk: &str, 
     Ok(())
 }
 
-pub async fn clocks_of(conn: &mut AnyConnection, ticket_id: i64) -> Result<Vec<ClockRow>> {
+/// A ticket's clocks, response first; inside a transaction or on the pool.
+pub async fn clocks_of<'e>(
+    conn: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    ticket_id: i64,
+) -> Result<Vec<ClockRow>> {
     let sql = format!("SELECT {COLS} FROM sla_clocks WHERE ticket_id = $1 ORDER BY kind DESC");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ticket_id).fetch_all(&mut *conn).await?;
-    rows.iter().map(from_row).collect()
-}
-
-pub async fn clocks_of_pool(pool: &AnyPool, ticket_id: i64) -> Result<Vec<ClockRow>> {
-    let sql = format!("SELECT {COLS} FROM sla_clocks WHERE ticket_id = $1 ORDER BY kind DESC");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ticket_id).fetch_all(pool).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ticket_id).fetch_all(conn).await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -232,7 +232,7 @@ async fn auto_close_after_the_reopen_window() {
     p.process("hero", &r, t0 + 10 * 60_000).await.unwrap();
     let t = ticket(&store, &number).await;
     assert_eq!(t.status, "resolved");
-    let clocks = store::sla::clocks_of_pool(store.pool(), t.id).await.unwrap();
+    let clocks = store::sla::clocks_of(store.pool(), t.id).await.unwrap();
     assert!(clocks.iter().all(|c| c.clock.stopped_at.is_some() && c.clock.state == SlaState::Ok), "{clocks:?}");
     let day = 86_400_000;
     assert_eq!(p.sla_tick(t0 + 6 * day).await.unwrap().auto_closed, 0);
