@@ -345,6 +345,116 @@ pub struct DeskConfig {
     /// Working calendar and service-level targets.
     #[serde(default)]
     pub sla: Option<crate::sla::SlaConfig>,
+    /// The desk's Telegram bot.
+    #[serde(default)]
+    pub telegram: Option<TelegramConfig>,
+    /// The desk's WhatsApp Business number (Cloud API).
+    #[serde(default)]
+    pub whatsapp: Option<WhatsappConfig>,
+}
+
+/// `[desk.telegram]`: a bot whose messages become tickets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// Environment variable holding the bot token (`123456:ABC…`).
+    pub token_env: String,
+    /// Bot API base URL (tests point it at a local fake).
+    #[serde(default = "default_telegram_api")]
+    pub api_url: String,
+    /// `polling` (default: long polling `getUpdates`) or `webhook` (Telegram POSTs to
+    /// `/telegram/<desk>` on the HTTP server).
+    #[serde(default = "default_telegram_mode")]
+    pub mode: String,
+    /// Environment variable holding the webhook secret Telegram echoes in
+    /// `X-Telegram-Bot-Api-Secret-Token` (required in webhook mode).
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    /// Seconds a `getUpdates` long poll waits.
+    #[serde(default = "default_long_poll")]
+    pub poll_timeout_secs: u32,
+    /// Minutes after the last message in which free text continues the requester's active
+    /// ticket instead of opening a new one.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u32,
+}
+
+/// `[desk.whatsapp]`: a WhatsApp Business number on the Cloud API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappConfig {
+    /// The business phone number's id (`metadata.phone_number_id`).
+    pub phone_number_id: String,
+    /// Environment variable holding the Graph API access token.
+    pub access_token_env: String,
+    /// Environment variable holding the App Secret that signs webhooks (`X-Hub-Signature-256`).
+    pub app_secret_env: String,
+    /// Environment variable holding the webhook verify token (the GET handshake).
+    pub verify_token_env: String,
+    /// Graph API base URL with version (tests point it at a local fake).
+    #[serde(default = "default_graph_url")]
+    pub graph_url: String,
+    /// Approved template sent instead of free text outside the 24-hour customer-service window;
+    /// its one body parameter is the ticket number. Without it, a message outside the window
+    /// fails with a clear error in the outbox (the ticket and its email copy are unaffected).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Language code of that template.
+    #[serde(default = "default_lang")]
+    pub template_language: String,
+    /// As for Telegram.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u32,
+}
+
+fn default_telegram_api() -> String {
+    "https://api.telegram.org".into()
+}
+fn default_telegram_mode() -> String {
+    "polling".into()
+}
+fn default_long_poll() -> u32 {
+    25
+}
+fn default_session_minutes() -> u32 {
+    120
+}
+fn default_graph_url() -> String {
+    "https://graph.facebook.com/v21.0".into()
+}
+
+/// A secret read from the environment; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A checked Telegram bot.
+#[derive(Debug, Clone)]
+pub struct Telegram {
+    pub token: Secret,
+    pub api_url: reqwest::Url,
+    pub webhook: bool,
+    pub webhook_secret: Option<Secret>,
+    pub poll_timeout_secs: u32,
+    pub session_minutes: u32,
+}
+
+/// A checked WhatsApp number.
+#[derive(Debug, Clone)]
+pub struct Whatsapp {
+    pub phone_number_id: String,
+    pub access_token: Secret,
+    pub app_secret: Secret,
+    pub verify_token: Secret,
+    pub graph_url: String,
+    pub template: Option<String>,
+    pub template_language: String,
+    pub session_minutes: u32,
 }
 
 fn default_tz() -> String {
@@ -455,6 +565,8 @@ pub struct Desk {
     pub reopen_days: u32,
     pub response_promise: Option<String>,
     pub sla: Option<crate::sla::Sla>,
+    pub telegram: Option<Telegram>,
+    pub whatsapp: Option<Whatsapp>,
 }
 
 #[derive(Debug, Clone)]
@@ -753,6 +865,77 @@ impl Config {
                 },
                 _ => None,
             };
+            let secret = |field: &str, var: &str, problems: &mut Vec<ConfigProblem>| match env(var) {
+                Some(v) if !v.trim().is_empty() => Some(Secret(v.trim().to_string())),
+                _ => {
+                    problems.push(p(format!("{key}.{field}: environment variable `{var}` is not set")));
+                    None
+                }
+            };
+            let telegram = d.telegram.as_ref().and_then(|t| {
+                let token = secret("telegram.token_env", &t.token_env, &mut problems);
+                let api_url = match reqwest::Url::parse(t.api_url.trim_end_matches('/')) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(u),
+                    _ => {
+                        problems.push(p(format!("{key}.telegram.api_url: `{}` is not an http(s) URL", t.api_url)));
+                        None
+                    }
+                };
+                let webhook = match t.mode.as_str() {
+                    "polling" => false,
+                    "webhook" => true,
+                    other => {
+                        problems.push(p(format!("{key}.telegram.mode: `{other}` must be `polling` or `webhook`")));
+                        false
+                    }
+                };
+                let webhook_secret = match (&t.webhook_secret_env, webhook) {
+                    (Some(var), _) => secret("telegram.webhook_secret_env", var, &mut problems),
+                    (None, true) => {
+                        problems.push(p(format!("{key}.telegram.webhook_secret_env: required in webhook mode")));
+                        None
+                    }
+                    (None, false) => None,
+                };
+                if webhook && raw.http.is_none() {
+                    problems.push(p(format!("{key}.telegram.mode: webhook mode needs the [http] server")));
+                }
+                if t.poll_timeout_secs > 50 {
+                    problems.push(p(format!("{key}.telegram.poll_timeout_secs: at most 50")));
+                }
+                Some(Telegram {
+                    token: token?,
+                    api_url: api_url?,
+                    webhook,
+                    webhook_secret,
+                    poll_timeout_secs: t.poll_timeout_secs,
+                    session_minutes: t.session_minutes,
+                })
+            });
+            let whatsapp = d.whatsapp.as_ref().and_then(|w| {
+                let access_token = secret("whatsapp.access_token_env", &w.access_token_env, &mut problems);
+                let app_secret = secret("whatsapp.app_secret_env", &w.app_secret_env, &mut problems);
+                let verify_token = secret("whatsapp.verify_token_env", &w.verify_token_env, &mut problems);
+                if raw.http.is_none() {
+                    problems.push(p(format!("{key}.whatsapp: the webhook needs the [http] server")));
+                }
+                if w.phone_number_id.is_empty() || !w.phone_number_id.chars().all(|c| c.is_ascii_digit()) {
+                    problems.push(p(format!("{key}.whatsapp.phone_number_id: `{}` must be digits", w.phone_number_id)));
+                }
+                if !(w.graph_url.starts_with("http://") || w.graph_url.starts_with("https://")) {
+                    problems.push(p(format!("{key}.whatsapp.graph_url: `{}` is not an http(s) URL", w.graph_url)));
+                }
+                Some(Whatsapp {
+                    phone_number_id: w.phone_number_id.clone(),
+                    access_token: access_token?,
+                    app_secret: app_secret?,
+                    verify_token: verify_token?,
+                    graph_url: w.graph_url.trim_end_matches('/').to_string(),
+                    template: w.template.clone(),
+                    template_language: w.template_language.clone(),
+                    session_minutes: w.session_minutes,
+                })
+            });
             if let (Some(tz), Some(nf), Some(catalogue)) = (tz, nf, catalogue) {
                 let reopen_days = d.reopen_days.or(catalogue.reopen_days).unwrap_or(7);
                 desks.push(Desk {
@@ -771,6 +954,8 @@ impl Config {
                     reopen_days,
                     response_promise: d.response_promise.clone(),
                     sla,
+                    telegram,
+                    whatsapp,
                 });
             }
         }
@@ -910,6 +1095,50 @@ password_env = "LOKET_TEST_UNSET_VAR"
             assert!(all.contains(needle), "missing {needle} in {all}");
         }
         assert!(all.contains("loket.toml"), "{all}");
+    }
+
+    #[test]
+    fn chat_channels_are_checked_and_their_secrets_never_printed() {
+        let path = repo_path("loket.toml");
+        let desk = |extra: &str| {
+            format!(
+                "[[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"seeds/hero.toml\"\n{extra}\n\
+                 [[desk.inbox]]\nname = \"a\"\naddress = \"hero@example.test\"\n"
+            )
+        };
+        let bad = desk(
+            "[desk.telegram]\ntoken_env = \"TG_UNSET\"\napi_url = \"ftp://x\"\nmode = \"push\"\n\
+             [desk.whatsapp]\nphone_number_id = \"12ab\"\naccess_token_env = \"WA_T\"\napp_secret_env = \"WA_S\"\n\
+             verify_token_env = \"WA_V\"\n",
+        );
+        let all = Config::from_toml(&path, &bad, |_| None).unwrap_err().to_string();
+        for needle in [
+            "telegram.token_env: environment variable `TG_UNSET` is not set",
+            "telegram.api_url",
+            "telegram.mode: `push`",
+            "whatsapp.phone_number_id",
+            "whatsapp.app_secret_env",
+            "whatsapp: the webhook needs the [http] server",
+        ] {
+            assert!(all.contains(needle), "missing {needle} in {all}");
+        }
+        let good = format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n{}",
+            desk(
+                "[desk.telegram]\ntoken_env = \"TG\"\n[desk.whatsapp]\nphone_number_id = \"123\"\n\
+                  access_token_env = \"WA\"\napp_secret_env = \"WA\"\nverify_token_env = \"WA\"\n"
+            )
+        );
+        let cfg = Config::from_toml(&path, &good, |k| {
+            k.starts_with("WA")
+                .then(|| "wa".into())
+                .or(Some("s3cr3t-value".into()))
+                .filter(|_| k != "LOKET_DATABASE_URL")
+        })
+        .unwrap();
+        let d = cfg.desk("hero").unwrap();
+        assert_eq!(d.telegram.as_ref().unwrap().token.0, "s3cr3t-value");
+        assert!(!format!("{cfg:?}").contains("s3cr3t-value"), "secrets are not in Debug output");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod catalogue;
 pub mod channel;
+pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod http;

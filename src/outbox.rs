@@ -1,6 +1,7 @@
 //! The outbox worker: the only code that sends (style rule 3). It claims due rows, hands them to
 //! the transport, and records each attempt; failures are retried with exponential backoff until
-//! `outbound.max_attempts`, permanent SMTP rejections are not retried. A dead SMTP server delays
+//! `outbound.max_attempts`, permanent rejections (SMTP 5xx, a chat that blocked the bot) are not
+//! retried. Chat rows go through the desk's Telegram or WhatsApp client. A dead SMTP server delays
 //! replies, never loses them (invariant 3).
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::chat::ChatClients;
 use crate::channel::transport::Transport;
 use crate::config::OutboundConfig;
 use crate::store::{self, Store};
@@ -22,6 +24,7 @@ pub fn backoff(cfg: &OutboundConfig, attempt: u32) -> Duration {
 pub struct OutboxWorker {
     pub store: Store,
     pub transport: Transport,
+    pub chat: ChatClients,
     pub cfg: OutboundConfig,
     pub wakeup: Arc<Notify>,
     pub worker_id: String,
@@ -82,7 +85,11 @@ impl OutboxWorker {
 
     async fn deliver(&self, item: store::OutboxItem) -> Result<(), store::StoreError> {
         let name = format!("{}-{}", item.desk, item.id);
-        let result = self.transport.send(&name, &item.sender, &item.recipients, &item.raw).await;
+        let result = if item.channel == "email" {
+            self.transport.send(&name, &item.sender, &item.recipients, &item.raw).await
+        } else {
+            self.chat.send(&item.desk, &item.channel, item.payload.as_deref()).await
+        };
         let now = crate::now_ms();
         let attempt = item.attempts as u32 + 1;
         let outcome = match result {

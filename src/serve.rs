@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::channel::{imap, maildir, transport::Transport};
+use crate::channel::{chat::ChatClients, imap, maildir, transport::Transport};
 use crate::config::Config;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::Pipeline;
@@ -77,11 +77,13 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
     let cancel = stop.child_token();
     let tracker = TaskTracker::new();
     let transport = Transport::from_config(&app.config.outbound).map_err(ServeError::Setup)?;
+    let chat = ChatClients::from_config(&app.config).map_err(ServeError::Setup)?;
     // One identity per process: leases and outbox claims name it.
     let holder = format!("{}-{}-{}", hostname(), std::process::id(), crate::now_ms() % 1_000_000);
     let worker = Arc::new(OutboxWorker {
         store: app.store.clone(),
         transport,
+        chat: chat.clone(),
         cfg: app.config.outbound.clone(),
         wakeup: app.outbox_wakeup.clone(),
         worker_id: holder.clone(),
@@ -98,7 +100,7 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
             .await
             .map_err(|e| ServeError::Setup(format!("http.listen {addr}: {e}")))?;
         tracing::info!(%addr, "HTTP listening");
-        let state = crate::http::HttpState::new(app.store.clone(), app.config.clone(), app.pipeline.metrics().clone());
+        let state = crate::http::HttpState::new(app.pipeline.clone(), chat.clone());
         let c = cancel.clone();
         tracker.spawn(async move {
             if let Err(e) = crate::http::serve(listener, state, c).await {
@@ -139,6 +141,22 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
                 tracing::info!(inbox = %inbox.name, "no imap or maildir: this inbox takes mail only through `loket ingest`");
             }
         }
+    }
+    for bot in chat.telegram.values() {
+        let webhook = app.config.desk(&bot.desk).and_then(|d| d.telegram.as_ref()).is_some_and(|t| t.webhook);
+        if webhook {
+            tracing::info!(desk = %bot.desk, "telegram: webhook mode, updates arrive at /telegram/{}", bot.desk);
+            continue;
+        }
+        let lease = crate::channel::lease::Lease {
+            store: app.store.clone(),
+            inbox: format!("telegram:{}", bot.desk),
+            holder: holder.clone(),
+        };
+        let (bot, pipeline) = (bot.clone(), app.pipeline.clone());
+        supervise(&tracker, format!("telegram:{}", bot.desk), cancel.clone(), move |c| {
+            bot.clone().poll(pipeline.clone(), lease.clone(), c)
+        });
     }
     {
         let sched = crate::sla::scheduler::Scheduler {

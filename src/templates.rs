@@ -29,6 +29,11 @@ pub const REQUIRED: &[&str] = &[
     "pending_reminder",
     "sla_alert",
     "auto_closed",
+    "chat_help",
+    "chat_flow",
+    "chat_status",
+    "chat_tickets",
+    "chat_notice",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -93,12 +98,23 @@ impl Templates {
         Ok(t)
     }
 
+    /// Whether `lang/name` exists (chat templates are optional per message).
+    pub fn has(&self, lang: &str, name: &str) -> bool {
+        let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
+        self.env.get_template(&format!("{lang}/{name}")).is_ok()
+    }
+
     /// Renders `lang/name`; an unknown language falls back to Indonesian.
     pub fn render(&self, lang: &str, name: &str, ctx: &impl Serialize) -> Result<Rendered, TemplateError> {
         let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
         let full = format!("{lang}/{name}");
         let err = |source| TemplateError::Render { name: full.clone(), source };
         let tmpl = self.env.get_template(&full).map_err(err)?;
+        if name.starts_with("chat_") {
+            // Chat messages have no subject: the whole template is the text.
+            let body = tmpl.render(ctx).map_err(err)?;
+            return Ok(Rendered { subject: String::new(), body: body.trim().to_string() });
+        }
         let mut captured = tmpl.render_captured(ctx).map_err(err)?;
         let (subject, body) = captured
             .with_state_mut(|state| {
@@ -136,6 +152,32 @@ pub struct MailContext {
     pub agent: PersonCtx,
     /// Notification about: `new`, `reply`, `reopened`, `assigned`, `escalated`, `requirements`.
     pub event: String,
+    /// Chat-only values (guided flow, notices, ticket lists).
+    pub chat: ChatCtx,
+}
+
+/// What the chat templates (`chat_*`) read besides the ticket.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChatCtx {
+    /// The guided flow's step: category, subcategory, type, impact, subject, description.
+    pub step: String,
+    /// The step's numbered options.
+    pub options: Vec<String>,
+    /// The last answer was not one of the options.
+    pub retry: bool,
+    /// Which notice `chat_notice` shows.
+    pub notice: String,
+    /// The command whose usage a notice explains; a number or address the requester typed.
+    pub arg: String,
+    /// The requester's open tickets.
+    pub tickets: Vec<TicketLine>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TicketLine {
+    pub number: String,
+    pub status: String,
+    pub subject: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -217,6 +259,18 @@ pub fn sample_context() -> MailContext {
         reason: "no valid token".into(),
         agent: PersonCtx { name: "Agus".into(), address: "agus@example.test".into() },
         event: "new".into(),
+        chat: ChatCtx {
+            step: "category".into(),
+            options: vec!["Aplikasi".into(), "Jaringan".into()],
+            retry: true,
+            notice: "not_found".into(),
+            arg: "A-HERO26000009".into(),
+            tickets: vec![TicketLine {
+                number: "A-HERO26000001".into(),
+                status: "open".into(),
+                subject: "SIGI tidak bisa diakses".into(),
+            }],
+        },
     }
 }
 
@@ -234,7 +288,8 @@ mod tests {
         for name in REQUIRED {
             for lang in LANGUAGES {
                 let r = t.render(lang, name, &sample_context()).unwrap();
-                assert!(!r.subject.is_empty() && !r.body.trim().is_empty(), "{lang}/{name}");
+                let chat = name.starts_with("chat_");
+                assert!(chat == r.subject.is_empty() && !r.body.trim().is_empty(), "{lang}/{name}");
             }
         }
         let en = t.render("en", "acknowledgement", &sample_context()).unwrap();

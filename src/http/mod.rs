@@ -4,6 +4,7 @@
 //! rate-limited per client address against guessing numbers.
 
 mod track;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -18,8 +19,10 @@ use axum::routing::get;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::chat::ChatClients;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 use crate::store::{self, Store};
 
 /// Lookups one client address may make per minute on the tracking page.
@@ -30,12 +33,21 @@ pub struct HttpState {
     pub store: Store,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    pub pipeline: Pipeline,
+    pub chat: ChatClients,
     limiter: Arc<Mutex<HashMap<IpAddr, (i64, u32)>>>,
 }
 
 impl HttpState {
-    pub fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
-        Self { store, config, metrics, limiter: Arc::default() }
+    pub fn new(pipeline: Pipeline, chat: ChatClients) -> Self {
+        Self {
+            store: pipeline.store().clone(),
+            config: pipeline.shared_config(),
+            metrics: pipeline.metrics().clone(),
+            pipeline,
+            chat,
+            limiter: Arc::default(),
+        }
     }
 
     /// Fixed one-minute windows per client; the table is bounded.
@@ -59,6 +71,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/lacak", get(track::form))
         .route("/lacak/{number}", get(track::ticket))
+        .route("/whatsapp/{desk}", get(webhooks::whatsapp_verify).post(webhooks::whatsapp))
+        .route("/telegram/{desk}", axum::routing::post(webhooks::telegram))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::channel::whatsapp::MAX_WEBHOOK_BYTES))
         .with_state(state)
 }
 

@@ -317,7 +317,7 @@ impl Pipeline {
         let inbox_addr =
             EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
         let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
-        Ok(Here { desk, inbox, inbox_addr, now, local_now })
+        Ok(Here { desk, inbox, inbox_addr, now, local_now, channel: crate::domain::Channel::Email, lang: None })
     }
 
     /// A warning goes to the assignee (or group, or layer 1); a breach also to the supervisors.

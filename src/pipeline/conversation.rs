@@ -18,6 +18,16 @@ use crate::ticket::token::tokens_in;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// What a requester's message means for their ticket: read from its text (mail, chat free text),
+/// or said by a chat button or command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Intent {
+    FromText,
+    Confirm,
+    Reopen,
+    Rate(u8, String),
+}
+
 /// The part of a reply the sender wrote now.
 fn fresh_text(mail: &ParsedMail) -> String {
     super::trim::trim_reply(&mail.text).text.trim().to_string()
@@ -37,14 +47,33 @@ impl Pipeline {
         if let Some(agent) = h.desk.agent(&sender) {
             return self.on_agent_reply(tx, h, mail, msg, t, agent).await;
         }
+        self.on_requester(tx, h, mail, msg, t, Intent::FromText).await
+    }
+
+    /// The requester's message on ticket `t`, meaning `intent`.
+    pub(crate) async fn on_requester(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        msg: store::NewMessage<'_>,
+        t: TicketRow,
+        intent: Intent,
+    ) -> Result<Outcome, PipelineError> {
+        let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
         let closed = t.status == TicketStatus::Closed.as_str() || t.status == TicketStatus::Rejected.as_str();
         let late = t.status == TicketStatus::Resolved.as_str()
             && t.resolved_at.is_some_and(|r| h.now - r > h.desk.reopen_days as i64 * DAY_MS);
         let text = fresh_text(mail);
+        let rating = match &intent {
+            Intent::Rate(r, c) => Some((*r, c.clone())),
+            Intent::FromText => policy::parse_rating(&text),
+            _ => None,
+        };
         if t.status == TicketStatus::Closed.as_str()
             && t.rating_requested_at.is_some()
             && t.rating.is_none()
-            && let Some((rating, comment)) = policy::parse_rating(&text)
+            && let Some((rating, comment)) = rating
         {
             let row = self.append(tx, h, mail, msg, &t).await?;
             let patch = TicketPatch { rating: Some((rating as i64, &comment)), ..Default::default() };
@@ -68,7 +97,7 @@ impl Pipeline {
         }
         if closed || late {
             // A reply to a closed ticket never disappears: it opens a new ticket linked to the old.
-            let mut out = self.create(tx, h, mail, msg, MailKind::Human, Some(&t)).await?;
+            let mut out = self.create(tx, h, mail, msg, MailKind::Human, Some(&t), None).await?;
             out.reason = Some(format!(
                 "follow-up of {} ({})",
                 t.number,
@@ -86,7 +115,12 @@ impl Pipeline {
         }
         let status = t.status.as_str();
         if status == TicketStatus::Resolved.as_str() {
-            if policy::is_confirmation(&text) {
+            let confirmed = match intent {
+                Intent::Confirm => true,
+                Intent::Reopen => false,
+                _ => policy::is_confirmation(&text),
+            };
+            if confirmed {
                 let patch = TicketPatch {
                     status: Some(TicketStatus::Closed.as_str()),
                     closed_at: Some(Some(h.now)),

@@ -6,6 +6,7 @@
 pub mod bounce;
 pub mod compose;
 pub use clocks::{TickReport, human_time};
+pub mod chat;
 mod clocks;
 mod conversation;
 pub mod loopguard;
@@ -41,6 +42,8 @@ pub enum Action {
     Duplicate,
     Ignored,
     Quarantined,
+    /// A chat command or guided-flow step that opened or changed no ticket.
+    Command,
 }
 
 impl Action {
@@ -51,6 +54,7 @@ impl Action {
             Action::Duplicate => "duplicate",
             Action::Ignored => "ignored",
             Action::Quarantined => "quarantined",
+            Action::Command => "command",
         }
     }
 }
@@ -101,6 +105,10 @@ pub(crate) struct Here<'a> {
     pub inbox_addr: EmailAddress,
     pub now: i64,
     pub local_now: DateTime<Tz>,
+    /// The channel the message came through (audit events name it).
+    pub channel: Channel,
+    /// The requester's chosen language, when they chose one (chat `/bahasa`).
+    pub lang: Option<&'a str>,
 }
 
 /// The policy's verdict on a mail's attachments.
@@ -126,6 +134,10 @@ impl Pipeline {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub fn shared_config(&self) -> Arc<Config> {
+        self.config.clone()
     }
 
     /// Processes one raw message that arrived at `inbox` at `now` (ms). A unique-constraint race
@@ -178,7 +190,7 @@ impl Pipeline {
         let inbox_addr =
             EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
         let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
-        let h = Here { desk, inbox, inbox_addr, now, local_now };
+        let h = Here { desk, inbox, inbox_addr, now, local_now, channel: Channel::Email, lang: None };
         let mut tx = self.store.begin().await?;
         if let Some(seen) = store::find_seen(&mut tx, &desk.id, &key).await? {
             tx.rollback().await.map_err(StoreError::from)?;
@@ -221,7 +233,7 @@ impl Pipeline {
                 let reason = format!("{} that concerns no known ticket", kind.as_str());
                 self.ignore(&mut tx, msg, &reason).await?
             }
-            (None, kind) => self.create(&mut tx, &h, mail, msg, kind, None).await?,
+            (None, kind) => self.create(&mut tx, &h, mail, msg, kind, None, None).await?,
         };
         tx.commit().await.map_err(StoreError::from)?;
         self.outbox_wakeup.notify_one();
@@ -247,7 +259,7 @@ impl Pipeline {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        store::insert_event(tx, ticket_id, h.now, actor, "email", kind, detail).await
+        store::insert_event(tx, ticket_id, h.now, actor, h.channel.as_str(), kind, detail).await
     }
 
     async fn ignore(
@@ -326,6 +338,7 @@ impl Pipeline {
 
     /// Opens a ticket for `mail` (optionally continuing `linked`), acknowledges it and notifies
     /// the group its route names.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn create(
         &self,
         tx: &mut store::Tx,
@@ -334,13 +347,14 @@ impl Pipeline {
         mut msg: store::NewMessage<'_>,
         kind: MailKind,
         linked: Option<&TicketRow>,
+        chosen: Option<&crate::chat::flow::Form>,
     ) -> Result<Outcome, PipelineError> {
         let desk = h.desk;
         let requester = mail
             .requester()
             .or(mail.from.as_ref())
             .expect("parse guarantees a sender for all but bounces, which never open tickets");
-        let decision = self.config.router.route(
+        let mut decision = self.config.router.route(
             &desk.catalogue,
             &RouteInput {
                 subject: &mail.subject,
@@ -349,16 +363,28 @@ impl Pipeline {
                 inbox_address: h.inbox_addr.as_str(),
             },
         );
+        if let Some(form) = chosen {
+            // The requester chose the service in the guided form; the rules still judge urgency.
+            decision.category = form.category.clone();
+            decision.subcategory = form.subcategory.clone();
+            decision.ticket_type = form.ticket_type;
+            decision.impact = form.impact;
+            decision.confidence = 1.0;
+            decision.internal_only_refused = None;
+            decision.reasons = vec!["chosen by the requester in the guided form".into()];
+        }
         let year = chrono::Datelike::year(&h.local_now);
         let seq = store::next_ticket_seq(tx, &desk.id, year).await?;
         let number = desk.number_format.render(desk.catalogue.letter(&decision.category), &desk.code, year, seq);
-        let language = if desk.language == "id" {
+        let language = if let Some(l) = h.lang {
+            l
+        } else if desk.language == "id" {
             policy::detect_language(&format!("{}\n{}", mail.subject, mail.text))
         } else {
             desk.language.as_str()
         };
         let verdicts = verdicts(desk, mail);
-        let missing = match desk.catalogue.subcategory(&decision.category, &decision.subcategory) {
+        let mut missing = match desk.catalogue.subcategory(&decision.category, &decision.subcategory) {
             Some(sub) => policy::missing_requirements(
                 sub,
                 decision.ticket_type,
@@ -369,6 +395,10 @@ impl Pipeline {
             ),
             None => Vec::new(),
         };
+        if h.channel != Channel::Email {
+            // A chat has no CC: the agent checks the supervisor's approval instead.
+            missing.retain(|m| m != "supervisor_cc");
+        }
         let group = desk.group_for(&decision.category, &decision.subcategory).map(|g| g.id.clone());
         let (status, pending_reason) =
             if missing.is_empty() { (TicketStatus::New, None) } else { (TicketStatus::Pending, Some("requirements")) };
@@ -382,7 +412,7 @@ impl Pipeline {
                 ticket_type: decision.ticket_type.map(|t| t.as_str()),
                 impact: decision.impact.map(|i| i.as_str()),
                 status: status.as_str(),
-                channel: Channel::Email.as_str(),
+                channel: h.channel.as_str(),
                 inbox: Some(&h.inbox.name),
                 subject: &mail.subject,
                 requester_address: requester.address.as_str(),

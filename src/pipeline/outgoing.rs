@@ -78,6 +78,28 @@ impl OutMail {
 }
 
 impl Pipeline {
+    /// What every message says about the desk.
+    pub(crate) fn desk_ctx(&self, h: &Here<'_>) -> DeskCtx {
+        let desk = h.desk;
+        DeskCtx {
+            id: desk.id.clone(),
+            name: desk.name.clone(),
+            address: h.inbox_addr.to_string(),
+            response_promise: desk.response_promise.clone().unwrap_or_default(),
+            reopen_days: desk.reopen_days,
+            attachment_max_mb: desk
+                .attachments
+                .as_ref()
+                .map(|p| format!("{}", (p.max_bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0))
+                .unwrap_or_default(),
+            attachment_types: desk
+                .attachments
+                .as_ref()
+                .map(|p| p.allowed.iter().map(|a| a.to_ascii_uppercase()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+        }
+    }
+
     /// The context every message about ticket `t` starts from.
     pub(crate) fn base_ctx(&self, h: &Here<'_>, t: &TicketRow) -> MailContext {
         let desk = h.desk;
@@ -99,23 +121,7 @@ impl Pipeline {
             .to_string();
         let number = crate::ticket::TicketNumber::parse(&t.number);
         MailContext {
-            desk: DeskCtx {
-                id: desk.id.clone(),
-                name: desk.name.clone(),
-                address: h.inbox_addr.to_string(),
-                response_promise: desk.response_promise.clone().unwrap_or_default(),
-                reopen_days: desk.reopen_days,
-                attachment_max_mb: desk
-                    .attachments
-                    .as_ref()
-                    .map(|p| format!("{}", (p.max_bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0))
-                    .unwrap_or_default(),
-                attachment_types: desk
-                    .attachments
-                    .as_ref()
-                    .map(|p| p.allowed.iter().map(|a| a.to_ascii_uppercase()).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default(),
-            },
+            desk: self.desk_ctx(h),
             ticket: TicketCtx {
                 number: t.number.clone(),
                 tag: number.map(|n| n.tag()).unwrap_or_else(|| format!("[#{}]", t.number)),
@@ -168,6 +174,21 @@ impl Pipeline {
     }
 
     async fn queue_as(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        out: OutMail,
+        kind: &str,
+    ) -> Result<Option<i64>, PipelineError> {
+        if out.token_for.is_none() && t.channel != Channel::Email.as_str() && out.to.as_str() == t.requester_address {
+            return self.queue_to_chat(tx, h, t, out, kind).await;
+        }
+        self.queue_email(tx, h, t, out, kind).await
+    }
+
+    /// Renders, composes and queues one mail.
+    pub(crate) async fn queue_email(
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,

@@ -92,6 +92,26 @@ pub struct ParsedMail {
 }
 
 impl ParsedMail {
+    /// A chat message in the shape the pipeline reads: a sender, a subject, text, attachments.
+    pub fn from_chat(from: Mailbox, subject: String, text: String, attachments: Vec<AttachmentMeta>) -> Self {
+        Self {
+            message_id: None,
+            in_reply_to: Vec::new(),
+            references: Vec::new(),
+            from: Some(from),
+            reply_to: None,
+            to: Vec::new(),
+            cc: Vec::new(),
+            subject,
+            date_ms: None,
+            text,
+            attachments,
+            auto: AutoHeaders::default(),
+            reported_message_ids: Vec::new(),
+            bounce: None,
+        }
+    }
+
     /// Where replies to the requester go: Reply-To, else From.
     pub fn requester(&self) -> Option<&Mailbox> {
         self.reply_to.as_ref().or(self.from.as_ref())

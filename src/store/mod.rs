@@ -4,6 +4,7 @@
 //! milliseconds. Transactions on SQLite start with `BEGIN IMMEDIATE` so that concurrent writers
 //! (the daemon and `loket ingest`) queue on the busy timeout instead of failing.
 
+mod chat;
 mod queries;
 pub mod sla;
 
@@ -14,6 +15,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
+pub use chat::*;
 pub use queries::*;
 
 use crate::config::{StorageConfig, redact_url};

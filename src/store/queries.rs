@@ -40,12 +40,12 @@ pub struct TicketRow {
     pub rating_requested_at: Option<i64>,
 }
 
-const TICKET_COLS: &str = "id, desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
+pub(super) const TICKET_COLS: &str = "id, desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
      subject, requester_address, requester_name, language, created_at, updated_at, assignee, group_id, priority, \
      pending_reason, resolved_at, closed_at, first_response_at, linked_ticket_id, rating, rating_comment, \
      rating_requested_at";
 
-fn ticket_from(r: &AnyRow) -> Result<TicketRow> {
+pub(super) fn ticket_from(r: &AnyRow) -> Result<TicketRow> {
     Ok(TicketRow {
         id: r.try_get("id")?,
         desk: r.try_get("desk")?,
@@ -518,6 +518,10 @@ pub struct OutboxItem {
     pub recipients: Vec<String>,
     pub attempts: i64,
     pub raw: Vec<u8>,
+    /// `email`, `telegram` or `whatsapp`.
+    pub channel: String,
+    /// What a chat sender delivers (JSON); None for mail.
+    pub payload: Option<String>,
 }
 
 /// Claims up to `limit` due outbox rows for `worker` until `lease_until`. On PostgreSQL rows
@@ -555,7 +559,8 @@ pub async fn claim_outbox(
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {
         let r = sqlx::query(
-            "SELECT o.id, o.desk, o.ticket_id, o.sender, o.recipients, o.attempts, m.raw \
+            "SELECT o.id, o.desk, o.ticket_id, o.sender, o.recipients, o.attempts, o.channel, o.payload, \
+             CASE WHEN o.channel = 'email' THEN m.raw ELSE NULL END AS raw \
              FROM outbox o JOIN messages m ON m.id = o.message_row WHERE o.id = $1",
         )
         .bind(id)
@@ -571,6 +576,8 @@ pub async fn claim_outbox(
                 .map_err(|e| StoreError::Corrupt(format!("outbox {id} recipients: {e}")))?,
             attempts: r.try_get("attempts")?,
             raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+            channel: r.try_get("channel")?,
+            payload: r.try_get("payload")?,
         });
     }
     tx.commit().await?;

@@ -15,6 +15,21 @@ use loket::store::Store;
 pub const DEADLINE: Duration = Duration::from_secs(90);
 /// The secret that signs agent tokens in tests.
 pub const TOKEN_SECRET: &str = "test-token-secret-0123456789";
+/// The chat channels' secrets in tests (variable, value).
+pub const CHAT_SECRETS: &[(&str, &str)] = &[
+    ("LOKET_TEST_TG_TOKEN", "123456:TEST-TOKEN"),
+    ("LOKET_TEST_WA_TOKEN", "wa-access-token"),
+    ("LOKET_TEST_WA_SECRET", "wa-app-secret"),
+    ("LOKET_TEST_WA_VERIFY", "wa-verify-token"),
+];
+
+/// A test secret by variable name.
+pub fn test_secret(k: &str) -> Option<String> {
+    if k == "LOKET_TEST_TOKEN_SECRET" {
+        return Some(TOKEN_SECRET.to_string());
+    }
+    CHAT_SECRETS.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+}
 
 #[derive(Debug, Clone)]
 pub struct Env {
@@ -215,10 +230,8 @@ impl World {
 
     pub fn config(&self) -> Config {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
-        Config::from_toml(&self.config_path, &text, |k| {
-            if k == "LOKET_TEST_TOKEN_SECRET" { Some(TOKEN_SECRET.to_string()) } else { std::env::var(k).ok() }
-        })
-        .unwrap_or_else(|e| panic!("{e}"))
+        Config::from_toml(&self.config_path, &text, |k| test_secret(k).or_else(|| std::env::var(k).ok()))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn agent(&self, n: &str) -> String {
@@ -240,6 +253,7 @@ impl World {
             .arg("serve")
             .env("LOKET_LOG", "info,sqlx=warn")
             .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
+            .envs(CHAT_SECRETS.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -4,6 +4,7 @@
 
 mod bounces;
 mod catalogue;
+mod chat;
 mod conversation;
 mod corpus;
 mod harness;

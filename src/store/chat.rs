@@ -1,0 +1,189 @@
+//! Chat requesters (one row per desk, platform and platform user) and chat deliveries.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::StoreError;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A chat requester as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatUser {
+    pub id: i64,
+    pub desk: String,
+    pub platform: String,
+    pub user_id: String,
+    /// Where answers go (Telegram chat id, WhatsApp `wa_id`).
+    pub chat_id: String,
+    /// The requester address of this person's tickets (`telegram-555@chat.invalid`).
+    pub address: String,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    /// An email address the person linked to get replies by email as well.
+    pub email: Option<String>,
+    /// The guided flow in progress (JSON), if any.
+    pub flow: Option<String>,
+    pub active_ticket_id: Option<i64>,
+    pub active_at: Option<i64>,
+    pub last_inbound_at: i64,
+}
+
+const COLS: &str = "id, desk, platform, user_id, chat_id, address, name, language, email, flow, active_ticket_id, \
+                    active_at, last_inbound_at";
+
+fn from_row(r: &AnyRow) -> Result<ChatUser> {
+    Ok(ChatUser {
+        id: r.try_get("id")?,
+        desk: r.try_get("desk")?,
+        platform: r.try_get("platform")?,
+        user_id: r.try_get("user_id")?,
+        chat_id: r.try_get("chat_id")?,
+        address: r.try_get("address")?,
+        name: r.try_get("name")?,
+        language: r.try_get("language")?,
+        email: r.try_get("email")?,
+        flow: r.try_get("flow")?,
+        active_ticket_id: r.try_get("active_ticket_id")?,
+        active_at: r.try_get("active_at")?,
+        last_inbound_at: r.try_get("last_inbound_at")?,
+    })
+}
+
+/// Who someone is, creating the row on first contact; refreshes the chat id, name and the time
+/// of their last message (the WhatsApp 24-hour window starts there).
+#[allow(clippy::too_many_arguments)]
+pub async fn upsert_chat_user(
+    conn: &mut AnyConnection,
+    desk: &str,
+    platform: &str,
+    user_id: &str,
+    chat_id: &str,
+    address: &str,
+    name: Option<&str>,
+    language: Option<&str>,
+    now: i64,
+) -> Result<ChatUser> {
+    sqlx::query(
+        "INSERT INTO chat_users (desk, platform, user_id, chat_id, address, name, language, last_inbound_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         ON CONFLICT (desk, platform, user_id) DO UPDATE SET chat_id = $4, name = COALESCE($6, chat_users.name), \
+         last_inbound_at = $8",
+    )
+    .bind(desk)
+    .bind(platform)
+    .bind(user_id)
+    .bind(chat_id)
+    .bind(address)
+    .bind(name)
+    .bind(language)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let sql = format!("SELECT {COLS} FROM chat_users WHERE desk = $1 AND platform = $2 AND user_id = $3");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(platform).bind(user_id).fetch_one(&mut *conn).await?;
+    from_row(&r)
+}
+
+/// The chat requester whose tickets carry `address`.
+pub async fn chat_user_by_address(conn: &mut AnyConnection, desk: &str, address: &str) -> Result<Option<ChatUser>> {
+    let sql = format!("SELECT {COLS} FROM chat_users WHERE desk = $1 AND address = $2");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(address).fetch_optional(&mut *conn).await?;
+    r.as_ref().map(from_row).transpose()
+}
+
+pub async fn set_chat_flow(conn: &mut AnyConnection, id: i64, flow: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE chat_users SET flow = $1 WHERE id = $2").bind(flow).bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub async fn set_chat_active(conn: &mut AnyConnection, id: i64, ticket: Option<i64>, now: i64) -> Result<()> {
+    sqlx::query("UPDATE chat_users SET active_ticket_id = $1, active_at = $2 WHERE id = $3")
+        .bind(ticket)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_chat_email(conn: &mut AnyConnection, id: i64, email: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE chat_users SET email = $1 WHERE id = $2").bind(email).bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub async fn set_chat_language(conn: &mut AnyConnection, id: i64, language: &str) -> Result<()> {
+    sqlx::query("UPDATE chat_users SET language = $1 WHERE id = $2")
+        .bind(language)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A requester's tickets, newest first; `open_only` leaves out closed and rejected ones.
+pub async fn tickets_of_requester(
+    conn: &mut AnyConnection,
+    desk: &str,
+    address: &str,
+    open_only: bool,
+    limit: i64,
+) -> Result<Vec<super::TicketRow>> {
+    let filter = if open_only { " AND status NOT IN ('closed', 'rejected')" } else { "" };
+    let sql = format!(
+        "SELECT {} FROM tickets WHERE desk = $1 AND requester_address = $2{filter} ORDER BY id DESC LIMIT $3",
+        super::TICKET_COLS
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(address).bind(limit).fetch_all(&mut *conn).await?;
+    rows.iter().map(super::ticket_from).collect()
+}
+
+/// Queues a chat delivery: `payload` is the JSON the platform sender reads.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_chat_outbox(
+    conn: &mut AnyConnection,
+    desk: &str,
+    ticket_id: Option<i64>,
+    message_row: i64,
+    channel: &str,
+    chat_id: &str,
+    payload: &serde_json::Value,
+    now: i64,
+) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO outbox (desk, ticket_id, message_row, sender, recipients, status, attempts, next_attempt_at, \
+         created_at, channel, payload) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7, $8) RETURNING id",
+    )
+    .bind(desk)
+    .bind(ticket_id)
+    .bind(message_row)
+    .bind(channel)
+    .bind(serde_json::to_string(&[chat_id]).unwrap_or_else(|_| "[]".into()))
+    .bind(now)
+    .bind(channel)
+    .bind(payload.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("id")?)
+}
+
+/// Stores the bytes of an attachment that came by chat (mail attachments live in the raw mail).
+pub async fn set_attachment_content(conn: &mut AnyConnection, message_row: i64, part: u32, bytes: &[u8]) -> Result<()> {
+    sqlx::query("UPDATE attachments SET content = $1 WHERE message_row = $2 AND part_index = $3 AND accepted = 1")
+        .bind(bytes.to_vec())
+        .bind(message_row)
+        .bind(part as i64)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The row of the message stored under idempotency key `key`.
+pub async fn message_row_by_key(conn: &mut AnyConnection, desk: &str, key: &str) -> Result<Option<i64>> {
+    let r = sqlx::query("SELECT id FROM messages WHERE desk = $1 AND idempotency_key = $2")
+        .bind(desk)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(r.map(|r| r.try_get("id")).transpose()?)
+}

@@ -1,0 +1,486 @@
+//! Chat channels (issue 6) against local fakes of the Telegram Bot API and the WhatsApp Graph
+//! API over loopback HTTP, with the real daemon: a guided `/baru`, free text routed by the rules,
+//! an agent's email reply (real Postfix and Dovecot) delivered to the chat, resolution confirmed
+//! with the button and rated, replays that change nothing, a forged webhook refused, and
+//! `/status` of someone else's ticket revealing nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use crate::harness::*;
+
+/// A fake platform: queued Telegram updates, everything the daemon sent, files to download.
+#[derive(Clone, Default)]
+struct Fake {
+    updates: Arc<Mutex<Vec<Value>>>,
+    notify: Arc<Notify>,
+    sent: Arc<Mutex<Vec<Value>>>,
+    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    port: Arc<Mutex<u16>>,
+}
+
+impl Fake {
+    async fn start(app: Router) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        port
+    }
+
+    fn push(&self, update: Value) {
+        self.updates.lock().unwrap().push(update);
+        self.notify.notify_one();
+    }
+
+    fn sent(&self) -> Vec<Value> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// Waits for the first message to `chat` after the first `after` ones the fake saw.
+    async fn next_to(&self, after: usize, chat: &str, key: &str) -> (usize, Value) {
+        wait_for(&format!("a message to {chat}"), || async {
+            let sent = self.sent();
+            sent.iter()
+                .enumerate()
+                .skip(after)
+                .find(|(_, v)| v[key].to_string().trim_matches('"') == chat)
+                .map(|(i, v)| (i + 1, v.clone()))
+        })
+        .await
+    }
+}
+
+fn bot_user() -> Value {
+    json!({"id": 4242, "is_bot": true, "first_name": "DeskBot", "username": "desk_bot"})
+}
+
+async fn tg_api(State(f): State<Fake>, Path((_token, method)): Path<(String, String)>, body: Bytes) -> Json<Value> {
+    let p: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    let result = match method.to_ascii_lowercase().as_str() {
+        "getme" => {
+            let mut me = bot_user();
+            for (k, v) in [
+                ("can_join_groups", json!(true)),
+                ("can_read_all_group_messages", json!(false)),
+                ("supports_inline_queries", json!(false)),
+                ("has_main_web_app", json!(false)),
+            ] {
+                me[k] = v;
+            }
+            me
+        }
+        "deletewebhook" | "setwebhook" | "answercallbackquery" => json!(true),
+        "getwebhookinfo" => json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}),
+        "getupdates" => {
+            let offset = p["offset"].as_i64().unwrap_or(0);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(p["timeout"].as_u64().unwrap_or(0).min(2));
+            loop {
+                {
+                    let mut q = f.updates.lock().unwrap();
+                    // An acknowledged update is gone, unless the test replays it (as Telegram does
+                    // when the acknowledgement was lost).
+                    q.retain(|u| u["_replay"] == json!(true) || u["update_id"].as_i64().unwrap() >= offset);
+                    if !q.is_empty() {
+                        let out: Vec<Value> = q
+                            .iter()
+                            .map(|u| {
+                                let mut u = u.clone();
+                                u.as_object_mut().unwrap().remove("_replay");
+                                u
+                            })
+                            .collect();
+                        q.retain(|u| u["_replay"] != json!(true));
+                        break json!(out);
+                    }
+                }
+                if tokio::time::timeout_at(deadline, f.notify.notified()).await.is_err() {
+                    break json!([]);
+                }
+            }
+        }
+        "sendmessage" => {
+            f.sent.lock().unwrap().push(p.clone());
+            json!({"message_id": 1001, "date": 1_790_000_100, "chat": {"id": p["chat_id"], "type": "private", "first_name": "U"},
+                   "from": bot_user(), "text": p["text"]})
+        }
+        "getfile" => {
+            let id = p["file_id"].as_str().unwrap_or("").to_string();
+            let size = f.files.lock().unwrap().get(&id).map(|b| b.len()).unwrap_or(0);
+            json!({"file_id": id, "file_unique_id": format!("u{id}"), "file_size": size, "file_path": format!("docs/{id}")})
+        }
+        other => return Json(json!({"ok": false, "error_code": 404, "description": format!("Not Found: {other}")})),
+    };
+    Json(json!({"ok": true, "result": result}))
+}
+
+async fn tg_file(State(f): State<Fake>, Path((_token, path)): Path<(String, String)>) -> Vec<u8> {
+    let id = path.rsplit('/').next().unwrap_or("").to_string();
+    f.files.lock().unwrap().get(&id).cloned().unwrap_or_default()
+}
+
+async fn graph_send(State(f): State<Fake>, Path(_phone): Path<String>, Json(body): Json<Value>) -> Json<Value> {
+    let n = {
+        let mut s = f.sent.lock().unwrap();
+        s.push(body.clone());
+        s.len()
+    };
+    Json(json!({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": format!("wamid.out{n}")}]}))
+}
+
+async fn graph_media(State(f): State<Fake>, Path(id): Path<String>) -> Json<Value> {
+    let size = f.files.lock().unwrap().get(&id).map(|b| b.len()).unwrap_or(0);
+    let port = *f.port.lock().unwrap();
+    Json(
+        json!({"url": format!("http://127.0.0.1:{port}/download/{id}"), "mime_type": "image/png", "file_size": size, "id": id}),
+    )
+}
+
+async fn graph_download(State(f): State<Fake>, Path(id): Path<String>) -> Vec<u8> {
+    f.files.lock().unwrap().get(&id).cloned().unwrap_or_default()
+}
+
+fn tg_user(id: i64) -> Value {
+    json!({"id": id, "is_bot": false, "first_name": format!("User{id}"), "language_code": "id"})
+}
+
+fn tg_text(update: i64, user: i64, text: &str) -> Value {
+    json!({"update_id": update, "message": {"message_id": update, "date": 1_790_000_000,
+        "chat": {"id": user, "type": "private", "first_name": format!("User{user}")}, "from": tg_user(user), "text": text}})
+}
+
+fn tg_button(update: i64, user: i64, data: &str) -> Value {
+    json!({"update_id": update, "callback_query": {"id": format!("cb{update}"), "from": tg_user(user), "chat_instance": "ci",
+        "data": data, "message": {"message_id": 1001, "date": 1_790_000_100,
+        "chat": {"id": user, "type": "private", "first_name": format!("User{user}")}, "from": bot_user(), "text": "x"}}})
+}
+
+/// The data of the button whose label starts with `label` in a sent Telegram message.
+fn button(msg: &Value, label: &str) -> String {
+    msg["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .find(|b| b["text"].as_str().unwrap_or("").starts_with(label))
+        .unwrap_or_else(|| panic!("no button `{label}` in {msg}"))["callback_data"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn number_in(text: &str) -> String {
+    let re = regex::Regex::new(r"#([A-Z]-[A-Z0-9]+)").unwrap();
+    re.captures(text).unwrap_or_else(|| panic!("no ticket number in {text:?}"))[1].to_string()
+}
+
+async fn count(store: &loket::store::Store, sql: &'static str, arg: &str) -> i64 {
+    sqlx::query_scalar(sql).bind(arg).fetch_one(store.pool()).await.unwrap()
+}
+
+async fn wait_http(port: u16) {
+    wait_for("the daemon's HTTP server", || async { (http_get(port, "/healthz").await.0 != 0).then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_replays() {
+    let _servers = MAIL_SERVERS.read().await;
+    let fake = Fake::default();
+    let app = Router::new()
+        .route("/{token}/{method}", post(tg_api))
+        .route("/file/{token}/{*path}", get(tg_file))
+        .with_state(fake.clone());
+    let tg_port = Fake::start(app).await;
+    let http_port = free_port();
+    let w = World::new(
+        "tg",
+        WorldOptions {
+            agents: true,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
+            desk_extra: format!(
+                "[desk.telegram]\ntoken_env = \"LOKET_TEST_TG_TOKEN\"\napi_url = \"http://127.0.0.1:{tg_port}\"\npoll_timeout_secs = 1\n"
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut daemon = w.serve();
+    wait_http(http_port).await;
+    let store = w.store().await;
+
+    // 1. The guided /baru, as HERO's form: category → subcategory → type → impact → subject → description.
+    fake.push(tg_text(1, 555, "/baru"));
+    let (seen, m) = fake.next_to(0, "555", "chat_id").await;
+    assert!(m["text"].as_str().unwrap().contains("kategori"), "{m}");
+    fake.push(tg_button(2, 555, &button(&m, "Aplikasi")));
+    let (seen, m) = fake.next_to(seen, "555", "chat_id").await;
+    let labels = m["reply_markup"].to_string();
+    assert!(!labels.contains("SIASN"), "an internal-only service is not offered to an outsider: {labels}");
+    fake.push(tg_button(3, 555, &button(&m, "Portal Satu Data")));
+    let (seen, m) = fake.next_to(seen, "555", "chat_id").await;
+    fake.push(tg_button(4, 555, &button(&m, "Kendala")));
+    let (seen, m) = fake.next_to(seen, "555", "chat_id").await;
+    fake.push(tg_button(5, 555, &button(&m, "Tinggi")));
+    let (seen, _) = fake.next_to(seen, "555", "chat_id").await;
+    fake.push(tg_text(6, 555, "Portal tidak bisa dibuka"));
+    let (seen, _) = fake.next_to(seen, "555", "chat_id").await;
+    let description = tg_text(7, 555, "Sejak pagi halaman utama portal menampilkan error 502.");
+    fake.push(description.clone());
+    let (seen, ack) = fake.next_to(seen, "555", "chat_id").await;
+    let n1 = number_in(ack["text"].as_str().unwrap());
+    let t1 = ticket(&store, &n1).await;
+    assert_eq!(
+        (t1.category.as_str(), t1.subcategory.as_str(), t1.ticket_type.as_deref(), t1.impact.as_deref()),
+        ("aplikasi", "portal_satu_data", Some("incident"), Some("high"))
+    );
+    assert_eq!((t1.channel.as_str(), t1.subject.as_str()), ("telegram", "Portal tidak bisa dibuka"));
+    assert_eq!(t1.requester_address, "telegram-555@chat.invalid");
+
+    // 2. The same update delivered again (a lost acknowledgement) changes nothing.
+    let mut replay = description.clone();
+    replay["_replay"] = json!(true);
+    fake.push(replay);
+    fake.push(tg_text(8, 555, "/tiket"));
+    let (seen, list) = fake.next_to(seen, "555", "chat_id").await;
+    assert!(list["text"].as_str().unwrap().contains(&n1), "{list}");
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM tickets WHERE requester_address = $1", "telegram-555@chat.invalid").await,
+        1
+    );
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE idempotency_key = $1", "tg:7").await, 1);
+    assert_eq!(
+        fake.sent().iter().filter(|v| v["text"].as_str().unwrap_or("").contains(&format!("#{n1}\n"))).count(),
+        1,
+        "one acknowledgement"
+    );
+
+    // 3. Free text from someone else is routed by the rules; a photo comes with it.
+    fake.files.lock().unwrap().insert("PHOTO1".into(), b"\xff\xd8\xff\xe0 fake jpeg bytes".to_vec());
+    let text = "Halaman utama website kemendag tidak bisa dibuka, muncul error 500";
+    fake.push(json!({"update_id": 9, "message": {"message_id": 9, "date": 1_790_000_000,
+        "chat": {"id": 777, "type": "private", "first_name": "User777"}, "from": tg_user(777), "caption": text,
+        "photo": [{"file_id": "PHOTO1", "file_unique_id": "P1", "width": 90, "height": 90, "file_size": 20}]}}));
+    let (_, ack2) = fake.next_to(0, "777", "chat_id").await;
+    let n2 = number_in(ack2["text"].as_str().unwrap());
+    let t2 = ticket(&store, &n2).await;
+    let cfg = w.config();
+    let desk = cfg.desk("hero").unwrap();
+    let expected = cfg.router.route(
+        &desk.catalogue,
+        &loket::routing::RouteInput {
+            subject: text,
+            body: text,
+            sender_domain: Some("chat.invalid"),
+            inbox_address: &w.desk_addr,
+        },
+    );
+    assert_eq!(
+        (t2.category.as_str(), t2.subcategory.as_str()),
+        (expected.category.as_str(), expected.subcategory.as_str())
+    );
+    assert_eq!(t2.subcategory, "website_kemendag", "the rules know the ministry's website");
+    let stored: Vec<u8> = sqlx::query_scalar(
+        "SELECT a.content FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'tg:9'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, b"\xff\xd8\xff\xe0 fake jpeg bytes".to_vec(), "the photo is kept on the ticket");
+
+    // 4. /status of another's ticket says exactly what it says of a number that does not exist.
+    fake.push(tg_text(10, 555, &format!("/status {n2}")));
+    let (seen, other) = fake.next_to(seen, "555", "chat_id").await;
+    fake.push(tg_text(11, 555, "/status Z-HERO26999999"));
+    let (seen, none) = fake.next_to(seen, "555", "chat_id").await;
+    let (other, none) = (other["text"].as_str().unwrap(), none["text"].as_str().unwrap());
+    assert_eq!(other.replace(&n2, "N"), none.replace("Z-HERO26999999", "N"));
+    assert!(!other.contains("website") && !other.contains("Website"), "{other}");
+    fake.push(tg_text(12, 555, &format!("/status {n1}")));
+    let (seen, own) = fake.next_to(seen, "555", "chat_id").await;
+    assert!(own["text"].as_str().unwrap().contains("Portal tidak bisa dibuka"), "own ticket: {own}");
+
+    // 5. The agent answers by email (real SMTP and IMAP); the words reach the chat.
+    let agent = w.agent("agent2");
+    let notif = wait_for("the agent's notification", || async {
+        mailbox(&agent, "INBOX").await.into_iter().map(|r| parsed(&r)).find(|m| m.subject.contains(&n1))
+    })
+    .await;
+    let parent = notif.message_id.clone().unwrap();
+    let reply = |id: &str, body: &str| {
+        mail(
+            &agent,
+            &w.desk_addr,
+            &format!("Re: [#{n1}] Tiket baru"),
+            &format!("{}-{id}@desk.test", w.tag),
+            &format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"),
+            body,
+        )
+    };
+    smtp_send(&agent, &[&w.desk_addr], &reply("r1", "Portal sudah kami pulihkan, silakan dicoba lagi.")).await;
+    let (seen, relayed) = fake.next_to(seen, "555", "chat_id").await;
+    assert!(relayed["text"].as_str().unwrap().contains("Portal sudah kami pulihkan"), "{relayed}");
+    assert!(!relayed.to_string().contains(&agent), "the agent's address is never shown");
+
+    // 6. Resolved by email → the requester confirms with the button → rates with a button.
+    smtp_send(&agent, &[&w.desk_addr], &reply("r2", "#resolve Server portal sudah normal.")).await;
+    let (seen, resolution) = fake.next_to(seen, "555", "chat_id").await;
+    assert!(resolution["text"].as_str().unwrap().contains("Server portal sudah normal"), "{resolution}");
+    let ok = button(&resolution, "Ya, sudah jelas");
+    assert_eq!(ok, format!("ok:{n1}"));
+    assert_eq!(button(&resolution, "Belum"), format!("no:{n1}"));
+    fake.push(tg_button(13, 555, &ok));
+    let (seen, rate) = fake.next_to(seen, "555", "chat_id").await;
+    assert_eq!(ticket(&store, &n1).await.status, "closed");
+    fake.push(tg_button(14, 555, &button(&rate, "⭐⭐⭐⭐⭐")));
+    let (_, thanks) = fake.next_to(seen, "555", "chat_id").await;
+    assert!(thanks["text"].as_str().unwrap().contains(&n1), "{thanks}");
+    let t1 = ticket(&store, &n1).await;
+    assert_eq!(t1.rating, Some(5));
+    let kinds: Vec<String> =
+        loket::store::ticket_events(store.pool(), t1.id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    for k in ["created", "confirmed", "closed", "rated"] {
+        assert!(kinds.iter().any(|x| x == k), "event {k} in {kinds:?}");
+    }
+    daemon.terminate();
+}
+
+fn sign(body: &[u8], secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn wa_body(wamid: &str, from: &str, message: Value) -> Vec<u8> {
+    let mut msg = message;
+    msg["id"] = json!(wamid);
+    msg["from"] = json!(from);
+    msg["timestamp"] = json!("1790000000");
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "6221000", "phone_number_id": "1234567"},
+        "contacts": [{"profile": {"name": "Budi"}, "wa_id": from}], "messages": [msg]}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+async fn post_webhook(port: u16, path: &str, body: Vec<u8>, signature: Option<String>) -> u16 {
+    let mut req = reqwest::Client::new().post(format!("http://127.0.0.1:{port}{path}")).body(body);
+    if let Some(s) = signature {
+        req = req.header("X-Hub-Signature-256", s);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_webhook_handshake_signature_replay_media_and_privacy() {
+    let fake = Fake::default();
+    let app = Router::new()
+        .route("/v21.0/{phone}/messages", post(graph_send))
+        .route("/v21.0/{id}", get(graph_media))
+        .route("/download/{id}", get(graph_download))
+        .with_state(fake.clone());
+    let graph_port = Fake::start(app).await;
+    *fake.port.lock().unwrap() = graph_port;
+    let http_port = free_port();
+    let w = World::new(
+        "wa",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
+            desk_extra: format!(
+                "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
+                 app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
+                 graph_url = \"http://127.0.0.1:{graph_port}/v21.0\"\n"
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut daemon = w.serve();
+    wait_http(http_port).await;
+    let store = w.store().await;
+    let secret = test_secret("LOKET_TEST_WA_SECRET").unwrap();
+
+    // The verification handshake.
+    let (status, body) = http_get(
+        http_port,
+        "/whatsapp/hero?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=wa-verify-token",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "1158201444"));
+    let (status, _) =
+        http_get(http_port, "/whatsapp/hero?hub.mode=subscribe&hub.challenge=1&hub.verify_token=guess").await;
+    assert_eq!(status, 403);
+
+    // A signed message opens a ticket and is answered through the Graph API.
+    let text = "Jaringan internet di kantor mati sejak pagi, semua komputer tidak bisa terhubung";
+    let first = wa_body("wamid.ONE", "62811", json!({"type": "text", "text": {"body": text}}));
+    assert_eq!(post_webhook(http_port, "/whatsapp/hero", first.clone(), Some(sign(&first, &secret))).await, 200);
+    let (seen, ack) = fake.next_to(0, "62811", "to").await;
+    let n = number_in(ack["text"]["body"].as_str().unwrap_or(&ack.to_string()));
+    let t = ticket(&store, &n).await;
+    assert_eq!((t.channel.as_str(), t.requester_name.as_deref()), ("whatsapp", Some("Budi")));
+
+    // Meta delivers it again: nothing changes.
+    assert_eq!(post_webhook(http_port, "/whatsapp/hero", first.clone(), Some(sign(&first, &secret))).await, 200);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE idempotency_key = $1", "wa:wamid.ONE").await, 1);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM tickets WHERE requester_address = $1", "whatsapp-62811@chat.invalid").await,
+        1
+    );
+
+    // A forged webhook is refused and nothing of it is stored.
+    let forged = wa_body("wamid.FORGED", "62899", json!({"type": "text", "text": {"body": "/tiket"}}));
+    assert_eq!(
+        post_webhook(http_port, "/whatsapp/hero", forged.clone(), Some(sign(&forged, "not-the-app-secret"))).await,
+        401
+    );
+    assert_eq!(post_webhook(http_port, "/whatsapp/hero", forged.clone(), None).await, 401);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE idempotency_key = $1", "wa:wamid.FORGED").await, 0);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM chat_users WHERE user_id = $1", "62899").await, 0);
+
+    // A screenshot continues the active ticket; its bytes are kept.
+    let png = b"\x89PNG\r\n\x1a\n fake png".to_vec();
+    fake.files.lock().unwrap().insert("MEDIA1".into(), png.clone());
+    let img = wa_body(
+        "wamid.IMG",
+        "62811",
+        json!({"type": "image", "image": {"id": "MEDIA1", "mime_type": "image/png", "caption": "Ini tangkapan layarnya"}}),
+    );
+    assert_eq!(post_webhook(http_port, "/whatsapp/hero", img.clone(), Some(sign(&img, &secret))).await, 200);
+    let row: (Option<i64>, Vec<u8>) = {
+        let r = sqlx::query(
+            "SELECT m.ticket_id, a.content FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'wa:wamid.IMG'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        use sqlx::Row;
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(row, (Some(t.id), png));
+
+    // Another WhatsApp user asking for this ticket learns nothing of it.
+    let nosy = wa_body("wamid.NOSY", "62822", json!({"type": "text", "text": {"body": format!("/status {n}")}}));
+    assert_eq!(post_webhook(http_port, "/whatsapp/hero", nosy.clone(), Some(sign(&nosy, &secret))).await, 200);
+    let (_, answer) = fake.next_to(0, "62822", "to").await;
+    let answer = answer["text"]["body"].as_str().unwrap().to_string();
+    assert!(answer.contains("tidak ditemukan") && !answer.contains("Jaringan"), "{answer}");
+
+    // A typed command from the owner, answered with the interactive list of their tickets.
+    let mine = wa_body("wamid.MINE", "62811", json!({"type": "text", "text": {"body": "/tiket"}}));
+    assert_eq!(post_webhook(http_port, "/whatsapp/hero", mine.clone(), Some(sign(&mine, &secret))).await, 200);
+    let (_, list) = fake.next_to(seen, "62811", "to").await;
+    assert!(list.to_string().contains(&n), "{list}");
+    daemon.terminate();
+}
