@@ -484,3 +484,130 @@ async fn whatsapp_webhook_handshake_signature_replay_media_and_privacy() {
     assert!(list.to_string().contains(&n), "{list}");
     daemon.terminate();
 }
+
+fn wa_message(key: &str, from: &str, text: &str) -> loket::chat::ChatMessage {
+    loket::chat::ChatMessage {
+        channel: loket::domain::Channel::Whatsapp,
+        key: key.into(),
+        user_id: from.into(),
+        chat_id: from.into(),
+        name: Some("Budi".into()),
+        language: None,
+        input: loket::chat::Input::Text(text.into()),
+        files: Vec::new(),
+        raw: text.as_bytes().to_vec(),
+    }
+}
+
+/// In process, with time injected: an agent's email reply a day after the requester's last
+/// WhatsApp message goes as the approved template; a linked address gets the reply by email too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_window_template_and_email_copy() {
+    const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
+    let w = World::new(
+        "wawin",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            agents: true,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{}\"\n", free_port()),
+            desk_extra: "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
+                         app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
+                         template = \"pembaruan_tiket\"\n"
+                .into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (p, store) = pipeline(&w).await;
+    let o = p
+        .chat("hero", &wa_message("wa:1", "62811", "Website kemendag tidak bisa dibuka sejak pagi"), T0)
+        .await
+        .unwrap();
+    let n = o.ticket.unwrap();
+    let budi = w.addr("budi");
+    p.chat("hero", &wa_message("wa:2", "62811", &format!("/email {budi}")), T0 + 1000).await.unwrap();
+
+    // The agent answers 25 hours later by email, through the notification's signed thread.
+    let notif = outbound(&store, &n)
+        .await
+        .into_iter()
+        .find(|(k, _, _, _)| k == "agent_notification")
+        .expect("agents notified")
+        .clone();
+    let agent = notif.1.clone();
+    let reply = mail(
+        &agent,
+        &w.desk_addr,
+        &format!("Re: [#{n}] Tiket baru"),
+        &format!("{}-a1@desk.test", w.tag),
+        &format!("In-Reply-To: <{}>\r\nReferences: <{}>\r\n", notif.2, notif.2),
+        "Website sudah normal kembali.",
+    );
+    let o = p.process("hero", &reply, T0 + 25 * 3_600_000).await.unwrap();
+    assert_eq!(o.action, loket::pipeline::Action::Appended, "{o:?}");
+    let payload: String = sqlx::query_scalar(
+        "SELECT o.payload FROM outbox o JOIN messages m ON m.id = o.message_row WHERE m.kind = 'agent_reply' AND o.channel = 'whatsapp'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let payload: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(payload["template"]["name"], "pembaruan_tiket", "outside the window: {payload}");
+    assert_eq!(payload["template"]["params"][0], json!(n));
+    let copy = outbound(&store, &n).await.into_iter().find(|(k, to, _, _)| k == "agent_reply" && *to == budi);
+    assert!(copy.expect("an email copy to the linked address").3.contains("Website sudah normal"));
+}
+
+async fn post_telegram(port: u16, body: &Value, secret: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/telegram/hero"))
+        .header("X-Telegram-Bot-Api-Secret-Token", secret)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Webhook mode: only Telegram (which knows the secret token) gets in; a redelivery is a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_webhook_mode_checks_the_secret_and_ignores_redelivery() {
+    let fake = Fake::default();
+    let app = Router::new().route("/{token}/{method}", post(tg_api)).with_state(fake.clone());
+    let tg_port = Fake::start(app).await;
+    let http_port = free_port();
+    let w = World::new(
+        "tgwh",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
+            desk_extra: format!(
+                "[desk.telegram]\ntoken_env = \"LOKET_TEST_TG_TOKEN\"\napi_url = \"http://127.0.0.1:{tg_port}\"\n\
+                 mode = \"webhook\"\nwebhook_secret_env = \"LOKET_TEST_TG_SECRET\"\n"
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut daemon = w.serve();
+    wait_http(http_port).await;
+    let store = w.store().await;
+    let update = tg_text(500, 901, "Website kemendag tidak bisa dibuka");
+    assert_eq!(post_telegram(http_port, &update, "guessed").await, 401);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE idempotency_key = $1", "tg:500").await, 0);
+    let secret = test_secret("LOKET_TEST_TG_SECRET").unwrap();
+    assert_eq!(post_telegram(http_port, &update, &secret).await, 200);
+    let (_, ack) = fake.next_to(0, "901", "chat_id").await;
+    let n = number_in(ack["text"].as_str().unwrap());
+    assert_eq!(post_telegram(http_port, &update, &secret).await, 200);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE idempotency_key = $1", "tg:500").await, 1);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM tickets WHERE requester_address = $1", "telegram-901@chat.invalid").await,
+        1
+    );
+    assert_eq!(ticket(&store, &n).await.channel, "telegram");
+    daemon.terminate();
+}

@@ -18,6 +18,7 @@ pub const TOKEN_SECRET: &str = "test-token-secret-0123456789";
 /// The chat channels' secrets in tests (variable, value).
 pub const CHAT_SECRETS: &[(&str, &str)] = &[
     ("LOKET_TEST_TG_TOKEN", "123456:TEST-TOKEN"),
+    ("LOKET_TEST_TG_SECRET", "tg-webhook-secret"),
     ("LOKET_TEST_WA_TOKEN", "wa-access-token"),
     ("LOKET_TEST_WA_SECRET", "wa-app-secret"),
     ("LOKET_TEST_WA_VERIFY", "wa-verify-token"),
