@@ -42,14 +42,13 @@ fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {
     files.iter().map(|f| std::fs::read(f).unwrap()).collect()
 }
 
-async fn pipeline(dir: &Path, sync: &str) -> Pipeline {
+async fn pipeline(dir: &Path, url: &str, sync: &str) -> Pipeline {
     let cfg = format!(
-        "templates = \"{t}\"\n[storage]\nurl = \"sqlite://{db}\"\nsqlite_synchronous = \"{sync}\"\n\
+        "templates = \"{t}\"\n[storage]\nurl = \"{url}\"\nsqlite_synchronous = \"{sync}\"\n\
          [outbound]\ntransport = \"file\"\ndirectory = \"{out}\"\n[limits]\nauto_replies_per_sender_per_hour = 1000000\n\
          [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\n\
          [[desk.inbox]]\nname = \"hero\"\naddress = \"hero@desk.test\"\n",
         t = repo().join("templates").display(),
-        db = dir.join("bench.db").display(),
         out = dir.join("out").display(),
         s = repo().join("seeds/hero.toml").display(),
     );
@@ -68,9 +67,25 @@ struct Run {
     appended: usize,
 }
 
-async fn run(mails: &[Vec<u8>], sync: &str) -> Run {
+/// A fresh database: SQLite in a temporary directory, or a new PostgreSQL database next to
+/// `pg_admin` (a URL of a database the user may `CREATE DATABASE` from).
+async fn fresh_url(dir: &Path, pg_admin: Option<&str>) -> String {
+    match pg_admin {
+        None => format!("sqlite://{}", dir.join("bench.db").display()),
+        Some(admin) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("bench_{}_{}", std::process::id(), loket::now_ms() % 1_000_000);
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin).await.expect("PostgreSQL");
+            sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+        }
+    }
+}
+
+async fn run(mails: &[Vec<u8>], sync: &str, pg_admin: Option<&str>) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), sync).await;
+    let url = fresh_url(dir.path(), pg_admin).await;
+    let p = pipeline(dir.path(), &url, sync).await;
     let mut per = Vec::with_capacity(mails.len());
     let (mut created, mut appended) = (0, 0);
     let start = Instant::now();
@@ -98,7 +113,7 @@ fn main() {
         // Smoke check under `cargo test`: 200 generated mails, replies thread to their tickets.
         let dir = tempfile::tempdir().unwrap();
         let mails = generate(dir.path(), 200);
-        let r = rt.block_on(run(&mails, "normal"));
+        let r = rt.block_on(run(&mails, "normal", None));
         assert_eq!(r.created + r.appended, 200);
         assert!(r.appended > 20, "replies must thread: {} appended", r.appended);
         println!("pipeline smoke check: {} created, {} appended", r.created, r.appended);
@@ -113,15 +128,21 @@ fn main() {
     let mails = generate(&dir, n);
     let bytes: usize = mails.iter().map(|m| m.len()).sum();
     println!(
-        "pipeline benchmark: {} mails, {:.1} MB, SQLite, one message per transaction",
+        "pipeline benchmark: {} mails, {:.1} MB, one message per transaction (PostgreSQL when LOKET_BENCH_PG_URL is set)",
         mails.len(),
         bytes as f64 / 1e6
     );
-    for sync in ["full", "normal"] {
-        let mut r = rt.block_on(run(&mails, sync));
+    let pg = std::env::var("LOKET_BENCH_PG_URL").ok();
+    let mut runs: Vec<(&str, &str, Option<&str>)> =
+        vec![("SQLite full", "full", None), ("SQLite normal", "normal", None)];
+    if let Some(url) = pg.as_deref() {
+        runs.push(("PostgreSQL", "full", Some(url)));
+    }
+    for (name, sync, pg) in runs {
+        let mut r = rt.block_on(run(&mails, sync, pg));
         r.per.sort();
         println!(
-            "  synchronous={sync:<6} {:>8.0} mails/s  ({} created, {} appended; total {:.2} s; p50 {:?} p99 {:?})",
+            "  {name:<14} {:>8.0} mails/s  ({} created, {} appended; total {:.2} s; p50 {:?} p99 {:?})",
             mails.len() as f64 / r.total.as_secs_f64(),
             r.created,
             r.appended,

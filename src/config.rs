@@ -223,7 +223,7 @@ pub struct Limits {
 }
 
 fn default_max_message() -> usize {
-    32 * 1024 * 1024
+    25 * 1024 * 1024
 }
 fn default_rate() -> u32 {
     10

@@ -139,6 +139,19 @@ impl ImapSource {
             if cancel.is_cancelled() {
                 break;
             }
+            // Mail that arrived while draining was announced (EXISTS) in the responses to our own
+            // commands; IDLE would not announce it again. Drain once more before idling.
+            let mut arrived = false;
+            while let Ok(r) = session.unsolicited_responses.try_recv() {
+                arrived |= matches!(
+                    r,
+                    async_imap::types::UnsolicitedResponse::Exists(_)
+                        | async_imap::types::UnsolicitedResponse::Recent(_)
+                );
+            }
+            if arrived {
+                continue;
+            }
             if can_idle {
                 let mut handle = session.idle();
                 handle.init().await?;

@@ -17,6 +17,13 @@ pub const MAX_TEXT_CHARS: usize = 256 * 1024;
 pub const MAX_REFERENCES: usize = 50;
 /// At most this many recipients are kept per header.
 pub const MAX_RECIPIENTS: usize = 100;
+/// Mail addressed to more recipients than this (To and Cc) is quarantined: no helpdesk request
+/// goes to thousands of people.
+pub const MAX_LISTED_RECIPIENTS: usize = 1_000;
+/// Deepest MIME nesting (multiparts and attached messages) accepted.
+pub const MAX_MIME_DEPTH: usize = 32;
+/// Most MIME parts accepted in one message.
+pub const MAX_MIME_PARTS: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
@@ -126,6 +133,9 @@ pub enum ParseError {
     NotAMessage,
     #[error("no usable sender: {0}")]
     NoSender(String),
+    /// Mail no person sends and no part of Loket should chew on (quarantined with the reason).
+    #[error("{0}")]
+    Poison(String),
 }
 
 /// The idempotency key of a raw message: its Message-ID, else the SHA-256 of its bytes.
@@ -149,9 +159,24 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
+    if let Some(at) = raw.iter().position(|b| *b == 0) {
+        return Err(ParseError::Poison(format!(
+            "NUL byte at offset {at}: not allowed in Internet mail (RFC 5322 section 2.3)"
+        )));
+    }
     let msg = MessageParser::default().parse(raw).ok_or(ParseError::NotAMessage)?;
     if msg.root_part().headers().is_empty() {
         return Err(ParseError::NotAMessage);
+    }
+    let (depth, parts) = mime_shape(&msg, 0);
+    if depth > MAX_MIME_DEPTH || parts > MAX_MIME_PARTS {
+        return Err(ParseError::Poison(format!(
+            "MIME structure {depth} levels deep with {parts} parts (limits {MAX_MIME_DEPTH} and {MAX_MIME_PARTS})"
+        )));
+    }
+    let listed = msg.to().map(|a| a.iter().count()).unwrap_or(0) + msg.cc().map(|a| a.iter().count()).unwrap_or(0);
+    if listed > MAX_LISTED_RECIPIENTS {
+        return Err(ParseError::Poison(format!("{listed} recipients in To and Cc (limit {MAX_LISTED_RECIPIENTS})")));
     }
     let bounce = bounce::detect(&msg);
     let from = first_mailbox(msg.from()).or_else(|| first_mailbox(msg.sender()));
@@ -262,6 +287,36 @@ fn ids(v: &HeaderValue) -> Vec<String> {
     list.into_iter().filter(|s| !s.is_empty() && s.len() <= 250).collect()
 }
 
+/// Depth of the MIME tree (attached messages included) and the number of parts, counted without
+/// recursion on the multipart levels; attached messages add their own shape.
+fn mime_shape(msg: &Message, level: usize) -> (usize, usize) {
+    let mut depth = vec![0usize; msg.parts.len()];
+    let (mut max, mut parts) = (0, msg.parts.len());
+    for i in 0..msg.parts.len() {
+        let d = depth[i];
+        max = max.max(d);
+        match &msg.parts[i].body {
+            mail_parser::PartType::Multipart(children) => {
+                for c in children {
+                    if let Some(slot) = depth.get_mut(*c as usize)
+                        && (*c as usize) > i
+                    {
+                        *slot = d + 1;
+                    }
+                }
+            }
+            mail_parser::PartType::Message(inner) if level < MAX_MIME_DEPTH => {
+                let (id, ip) = mime_shape(inner, level + 1);
+                max = max.max(d + 1 + id);
+                parts += ip;
+            }
+            mail_parser::PartType::Message(_) => max = max.max(MAX_MIME_DEPTH + 1),
+            _ => {}
+        }
+    }
+    (max, parts)
+}
+
 fn first_mailbox(a: Option<&Address>) -> Option<Mailbox> {
     a?.iter().find_map(|addr| {
         let address = EmailAddress::parse(addr.address()?).ok()?;
@@ -362,6 +417,37 @@ mod tests {
     const PLAIN: &[u8] = b"From: Budi Santoso <Budi@Example.test>\r\nTo: hero@desk.test, Other <x@desk.test>\r\n\
 Subject: SIGI tidak bisa diakses\r\nMessage-ID: <abc@example.test>\r\nIn-Reply-To: <x1@desk.test>\r\n\
 References: <x0@desk.test> <x1@desk.test>\r\nDate: Mon, 5 Jan 2026 09:00:00 +0700\r\n\r\nHalo,\r\nSIGI error.\r\n";
+
+    /// Poison messages for the tests: (what, raw).
+    pub fn poison() -> Vec<(&'static str, Vec<u8>)> {
+        let head = "From: a@example.test\r\nTo: hero@example.test\r\nSubject: x\r\nMessage-ID: <p@example.test>\r\n";
+        let mut nested = format!("{head}MIME-Version: 1.0\r\n");
+        for i in 0..1000 {
+            nested.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+        }
+        nested.push_str("Content-Type: text/plain\r\n\r\nhalo\r\n");
+        let many: Vec<String> = (0..5000).map(|i| format!("u{i}@example.test")).collect();
+        vec![
+            ("NUL", format!("{head}\r\nprinter\0 rusak\r\n").into_bytes()),
+            ("MIME", nested.into_bytes()),
+            (
+                "recipients",
+                format!("From: a@example.test\r\nTo: {}\r\nSubject: x\r\n\r\nhalo\r\n", many.join(", ")).into_bytes(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn poison_is_refused_with_its_reason() {
+        for (what, raw) in poison() {
+            match parse(&raw) {
+                Err(ParseError::Poison(reason)) => assert!(reason.contains(what), "{what}: {reason}"),
+                other => panic!("{what}: {:?}", other.map(|m| m.subject)),
+            }
+        }
+        let fine = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\nhalo\r\n--i--\r\n--o--\r\n";
+        assert_eq!(parse(fine).unwrap().text.trim(), "halo");
+    }
 
     #[test]
     fn picks_fields() {

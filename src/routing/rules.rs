@@ -181,9 +181,19 @@ pub fn load_common(path: &Path) -> Result<CommonFile, RulesError> {
 
 /// Loads and compiles `path` for `catalogue`; every problem is reported.
 pub fn load_desk(path: &Path, common: &CommonFile, catalogue: &Catalogue) -> Result<DeskRules, Vec<RulesError>> {
-    let inv = |message: String| RulesError::Invalid { path: path.into(), message };
     let text = std::fs::read_to_string(path).map_err(|source| vec![RulesError::Io { path: path.into(), source }])?;
-    let file: DeskFile = toml::from_str(&text).map_err(|e| vec![inv(e.to_string())])?;
+    parse_desk(path, &text, common, catalogue)
+}
+
+/// Parses and compiles the text of a desk's rules file (`path` names it in errors). Fuzzed.
+pub fn parse_desk(
+    path: &Path,
+    text: &str,
+    common: &CommonFile,
+    catalogue: &Catalogue,
+) -> Result<DeskRules, Vec<RulesError>> {
+    let inv = |message: String| RulesError::Invalid { path: path.into(), message };
+    let file: DeskFile = toml::from_str(text).map_err(|e| vec![inv(e.to_string())])?;
     compile(path, file, common, catalogue)
 }
 

@@ -21,7 +21,7 @@ async fn world_with_http(name: &str, port: u16, opts: WorldOptions) -> World {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_parse_and_healthz_follows_the_imap_server() {
+async fn metrics_parse_and_healthz_follow_the_imap_server_and_nothing_is_lost() {
     let _servers = MAIL_SERVERS.write().await;
     let port = free_port();
     let w = world_with_http(
@@ -89,12 +89,29 @@ async fn metrics_parse_and_healthz_follows_the_imap_server() {
     assert_eq!(v["status"], "unhealthy");
     assert_eq!(v["inboxes"]["hero"]["connected"], false);
     assert!(v["inboxes"]["hero"]["last_error"].as_str().is_some_and(|e| !e.is_empty()));
+    // Mail that lands while the IMAP server is down is picked up after it is back.
+    dovecot_save(
+        &w.desk_addr,
+        &mail(
+            &w.addr("y"),
+            &w.desk_addr,
+            "Saat server mati",
+            &format!("{}-2@example.test", w.tag),
+            "",
+            "Website error.",
+        ),
+    );
     drop(restart);
     wait_for("IMAP port back", || async {
         tokio::net::TcpStream::connect(("127.0.0.1", ENV.imap_port)).await.ok().map(|_| ())
     })
     .await;
     wait_for("healthz ok again", || async { (http_get(port, "/healthz").await.0 == 200).then_some(()) }).await;
+    let store = w.store().await;
+    wait_for("the mail saved during the outage becomes a ticket", || async {
+        (loket::store::counts(store.pool()).await.unwrap().tickets == 2).then_some(())
+    })
+    .await;
     drop(daemon);
 }
 

@@ -7,6 +7,7 @@ mod catalogue;
 mod chat;
 mod conversation;
 mod corpus;
+mod faults;
 mod harness;
 mod http;
 mod mail;
