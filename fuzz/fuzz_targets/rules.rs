@@ -29,7 +29,12 @@ fuzz_target!(|data: &[u8]| {
     let f = &*FIX;
     let text = String::from_utf8_lossy(data);
     let (file, message) = text.split_once("\n---\n").unwrap_or((&text, "website kemendag error"));
-    let input = RouteInput { subject: message, body: message, sender_domain: Some("example.test"), inbox_address: "hero@kemendag.go.id" };
+    let input = RouteInput {
+        subject: message,
+        body: message,
+        sender_domain: Some("example.test"),
+        inbox_address: "hero@kemendag.go.id",
+    };
     let d = f.shipped.route(&f.catalogue, &input);
     assert!(d.is_triage() || f.catalogue.subcategory(&d.category, &d.subcategory).is_some());
     let file = format!("desk = \"hero\"\n{file}");
