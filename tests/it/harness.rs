@@ -384,6 +384,21 @@ pub fn dovecot_save(user: &str, raw: &[u8]) {
     assert!(child.wait().unwrap().success(), "doveadm save failed");
 }
 
+/// Writes `raw` straight into `user`'s Maildir on disk, as a delivery would, even while Dovecot is
+/// stopped (the user must have received mail before, so that the Maildir exists).
+pub fn maildir_deliver(user: &str, raw: &[u8]) {
+    let (local, domain) = user.split_once('@').unwrap();
+    let base = std::env::var("LOKET_TEST_DIR").expect("LOKET_TEST_DIR");
+    let maildir = PathBuf::from(base).join("mail").join(domain).join(local).join("Maildir");
+    let name = format!("{}.loket-test.{}", std::process::id(), unique("m"));
+    let tmp = maildir.join("tmp").join(&name);
+    std::fs::write(&tmp, raw).unwrap();
+    // Owned like the Maildir, so that Dovecot may move it to cur/.
+    let ok = Command::new("chown").arg("--reference").arg(&maildir).arg(&tmp).status().unwrap().success();
+    assert!(ok, "chown {}", tmp.display());
+    std::fs::rename(&tmp, maildir.join("new").join(&name)).unwrap();
+}
+
 type TestSession = async_imap::Session<tokio::net::TcpStream>;
 
 pub async fn imap_login(user: &str) -> TestSession {

@@ -90,7 +90,7 @@ async fn metrics_parse_and_healthz_follow_the_imap_server_and_nothing_is_lost() 
     assert_eq!(v["inboxes"]["hero"]["connected"], false);
     assert!(v["inboxes"]["hero"]["last_error"].as_str().is_some_and(|e| !e.is_empty()));
     // Mail that lands while the IMAP server is down is picked up after it is back.
-    dovecot_save(
+    maildir_deliver(
         &w.desk_addr,
         &mail(
             &w.addr("y"),
