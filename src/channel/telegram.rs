@@ -7,7 +7,6 @@
 //! it; a repeated update is recognised by its id. The bot token is part of every request URL, so
 //! errors are logged with the token cut out.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,16 +15,15 @@ use teloxide::prelude::*;
 use teloxide::types::{
     AllowedUpdate, CallbackQueryId, FileId, InlineKeyboardButton, InlineKeyboardMarkup, Update, UpdateKind,
 };
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::chat::RateLimiter;
 use super::lease::Lease;
 use super::transport::SendError;
 use crate::chat::{ChatFile, ChatMessage, Input, OutChat};
 use crate::config::{Desk, Telegram};
 use crate::domain::Channel;
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::pipeline::Pipeline;
 
 /// A desk's bot.
 #[derive(Clone)]
@@ -130,7 +128,7 @@ impl TelegramBot {
         match pipeline.chat(&self.desk, &m, crate::now_ms()).await {
             Ok(_) => {}
             Err(e) if e.is_temporary() => return Err(e.to_string()),
-            Err(e) => quarantine(pipeline, &self.desk, &m, &e).await?,
+            Err(e) => pipeline.quarantine_chat(&self.desk, &m, &e).await.map_err(|e| e.to_string())?,
         }
         if let Some(id) = callback {
             // Stops the button's spinner; losing this costs nothing.
@@ -247,83 +245,5 @@ impl TelegramBot {
             }
             Err(e) => Err(SendError { message: format!("telegram: {}", self.redact(e)), permanent: false }),
         }
-    }
-}
-
-/// Keeps what cannot be processed (with its reason) instead of losing it.
-pub(crate) async fn quarantine(
-    pipeline: &Pipeline,
-    desk: &str,
-    m: &ChatMessage,
-    e: &PipelineError,
-) -> Result<(), String> {
-    let Some(d) = pipeline.config().desk(desk) else { return Err(format!("unknown desk {desk}")) };
-    let Some(inbox) = d.inboxes.first() else { return Err(format!("desk {desk} has no inbox")) };
-    let reason = format!("{} update {}: {e}", m.channel.as_str(), m.key);
-    tracing::error!(desk, key = %m.key, error = %e, "chat update cannot be processed; quarantined");
-    pipeline
-        .quarantine(d, inbox, &m.raw, m.raw.len(), &reason, crate::now_ms())
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// Spacing of sends: one per `global` across the bot, one per `per_chat` to a chat.
-pub struct RateLimiter {
-    global: Duration,
-    per_chat: Duration,
-    state: Mutex<(Instant, HashMap<String, Instant>)>,
-}
-
-impl RateLimiter {
-    pub fn new(global: Duration, per_chat: Duration) -> Self {
-        Self { global, per_chat, state: Mutex::new((Instant::now(), HashMap::new())) }
-    }
-
-    /// Waits for this send's slot.
-    pub async fn acquire(&self, chat: &str) {
-        let wait = {
-            let mut g = self.state.lock().await;
-            let now = Instant::now();
-            if g.1.len() > 10_000 {
-                g.1.retain(|_, t| *t > now);
-            }
-            let chat_next = g.1.get(chat).copied().unwrap_or(now);
-            let slot = now.max(g.0).max(chat_next);
-            g.0 = slot + self.global;
-            g.1.insert(chat.to_string(), slot + self.per_chat);
-            slot - now
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Holds everything back for `d` (the platform asked us to wait).
-    pub async fn pause(&self, chat: &str, d: Duration) {
-        let mut g = self.state.lock().await;
-        let until = Instant::now() + d;
-        g.0 = g.0.max(until);
-        g.1.insert(chat.to_string(), until);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn sends_to_one_chat_are_a_second_apart_and_the_bot_stays_under_thirty_a_second() {
-        let l = RateLimiter::new(Duration::from_millis(34), Duration::from_secs(1));
-        let start = tokio::time::Instant::now();
-        for _ in 0..3 {
-            l.acquire("1").await;
-        }
-        assert!(start.elapsed() >= Duration::from_secs(2), "three sends to one chat take two seconds");
-        let start = tokio::time::Instant::now();
-        for i in 0..30 {
-            l.acquire(&format!("c{i}")).await;
-        }
-        assert!(start.elapsed() >= Duration::from_millis(29 * 34), "thirty chats: one slot every 34 ms");
     }
 }

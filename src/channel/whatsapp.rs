@@ -116,7 +116,7 @@ pub struct WhatsappClient {
     pub cfg: Whatsapp,
     client: reqwest::Client,
     max_file: usize,
-    limiter: std::sync::Arc<super::telegram::RateLimiter>,
+    limiter: std::sync::Arc<super::chat::RateLimiter>,
 }
 
 impl WhatsappClient {
@@ -129,7 +129,7 @@ impl WhatsappClient {
         // Cloud API throughput is 80 messages a second per number; one a second per chat keeps
         // well inside the per-user pair limit's bursts.
         let limiter =
-            std::sync::Arc::new(super::telegram::RateLimiter::new(Duration::from_millis(13), Duration::from_secs(1)));
+            std::sync::Arc::new(super::chat::RateLimiter::new(Duration::from_millis(13), Duration::from_secs(1)));
         Ok(Self { desk: desk.id.clone(), cfg: cfg.clone(), client, max_file, limiter })
     }
 

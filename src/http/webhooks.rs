@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
-use crate::channel::telegram::quarantine;
 use crate::channel::whatsapp::{parse_webhook, same_secret, signature_ok};
 
 pub async fn whatsapp_verify(
@@ -75,7 +74,7 @@ pub async fn whatsapp(
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
             }
             Err(e) => {
-                if quarantine(&s.pipeline, &desk, &chat, &e).await.is_err() {
+                if s.pipeline.quarantine_chat(&desk, &chat, &e).await.is_err() {
                     return StatusCode::SERVICE_UNAVAILABLE.into_response();
                 }
             }

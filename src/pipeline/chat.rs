@@ -8,12 +8,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::DateTime;
 use serde_json::json;
 
 use super::conversation::Intent;
 use super::loopguard::MailKind;
-use super::parse::{AttachmentMeta, HEAD_BYTES, Mailbox, ParsedMail, sha256_hex};
+use super::parse::{AttachmentMeta, Mailbox, ParsedMail, sha256_hex};
 use super::{Action, Here, Outcome, Pipeline, PipelineError};
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::flow::{self, Advance, Flow};
@@ -50,11 +49,17 @@ impl Pipeline {
         }
     }
 
+    /// Keeps an update that cannot be processed (with its reason) in quarantine instead of losing it.
+    pub async fn quarantine_chat(&self, desk: &str, m: &ChatMessage, e: &PipelineError) -> Result<(), PipelineError> {
+        let d = self.config.desk(desk).ok_or_else(|| PipelineError::UnknownInbox(desk.into()))?;
+        let inbox = d.inboxes.first().ok_or_else(|| PipelineError::UnknownInbox(desk.into()))?;
+        let reason = format!("{} update {}: {e}", m.channel.as_str(), m.key);
+        tracing::error!(desk, key = %m.key, error = %e, "chat update cannot be processed; quarantined");
+        self.quarantine(d, inbox, &m.raw, m.raw.len(), &reason, crate::now_ms()).await.map(|_| ())
+    }
+
     async fn chat_apply(&self, desk: &Desk, m: &ChatMessage, now: i64) -> Result<Outcome, PipelineError> {
         let inbox = desk.inboxes.first().ok_or_else(|| PipelineError::UnknownInbox(desk.id.clone()))?;
-        let inbox_addr =
-            EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
-        let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
         let channel = m.channel.as_str();
         let mut tx = self.store.begin().await?;
         if let Some(seen) = store::find_seen(&mut tx, &desk.id, &m.key).await? {
@@ -82,7 +87,7 @@ impl Pipeline {
         .await?;
         let hint = m.language.as_deref().map(|l| language_of(Some(l), "")).filter(|l| !l.is_empty());
         let chosen = user.language.clone().or(hint);
-        let h = Here { desk, inbox, inbox_addr, now, local_now, channel: m.channel, lang: chosen.as_deref() };
+        let h = Here { channel: m.channel, lang: chosen.as_deref(), ..self.here(desk, inbox, now)? };
         let lang = chosen.clone().unwrap_or_else(|| desk.language.clone());
         let turn = Turn { h: &h, user, lang, m };
         let outcome = self.turn(&mut tx, &turn).await?;
@@ -172,15 +177,9 @@ impl Pipeline {
                 .enumerate()
                 .map(|(i, f)| {
                     let bytes = f.bytes.as_deref().unwrap_or_default();
-                    AttachmentMeta {
-                        index: i as u32,
-                        filename: f.filename.clone(),
-                        content_type: f.content_type.clone(),
-                        size: f.size,
-                        sha256: sha256_hex(bytes),
-                        head: bytes[..bytes.len().min(HEAD_BYTES)].to_vec(),
-                        from_tnef: false,
-                    }
+                    // A file not fetched (over the limit) keeps the size the platform declared.
+                    let meta = AttachmentMeta::of(i as u32, f.filename.clone(), f.content_type.clone(), bytes, false);
+                    AttachmentMeta { size: f.size, ..meta }
                 })
                 .collect();
         ParsedMail::from_chat(Mailbox { name: c.user.name.clone(), address }, subject, text, attachments)

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::outgoing::OutMail;
 use super::{Here, Pipeline, PipelineError};
 use crate::config::Desk;
-use crate::domain::{EmailAddress, Impact, Priority, TicketStatus, TicketType};
+use crate::domain::{Impact, Priority, TicketStatus, TicketType};
 use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
 use crate::store::{self, TicketPatch, TicketRow};
 
@@ -306,18 +306,6 @@ impl Pipeline {
         let inbox =
             t.inbox.as_deref().and_then(|i| desk.inboxes.iter().find(|x| x.name == i)).or(desk.inboxes.first())?;
         Some((desk, inbox))
-    }
-
-    fn here<'a>(
-        &self,
-        desk: &'a Desk,
-        inbox: &'a crate::config::InboxConfig,
-        now: i64,
-    ) -> Result<Here<'a>, PipelineError> {
-        let inbox_addr =
-            EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
-        let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
-        Ok(Here { desk, inbox, inbox_addr, now, local_now, channel: crate::domain::Channel::Email, lang: None })
     }
 
     /// A warning goes to the assignee (or group, or layer 1); a breach also to the supervisors.

@@ -187,10 +187,7 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let key = parse::idempotency_key(mail.message_id.as_deref(), raw);
         let kind = loopguard::classify(mail, &desk.own_addresses);
-        let inbox_addr =
-            EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
-        let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
-        let h = Here { desk, inbox, inbox_addr, now, local_now, channel: Channel::Email, lang: None };
+        let h = self.here(desk, inbox, now)?;
         let mut tx = self.store.begin().await?;
         if let Some(seen) = store::find_seen(&mut tx, &desk.id, &key).await? {
             tx.rollback().await.map_err(StoreError::from)?;
@@ -247,6 +244,14 @@ impl Pipeline {
             "message processed"
         );
         Ok(outcome)
+    }
+
+    /// Where and when: the desk's inbox address and local time at `now`, by email.
+    pub(crate) fn here<'a>(&self, desk: &'a Desk, inbox: &'a InboxConfig, now: i64) -> Result<Here<'a>, PipelineError> {
+        let inbox_addr =
+            EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
+        let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
+        Ok(Here { desk, inbox, inbox_addr, now, local_now, channel: Channel::Email, lang: None })
     }
 
     /// Appends an audit event (invariant 6) on the channel the message came through.

@@ -45,6 +45,21 @@ pub struct AttachmentMeta {
     pub from_tnef: bool,
 }
 
+impl AttachmentMeta {
+    /// The metadata of an attachment's bytes: size, SHA-256 and the head for content sniffing.
+    pub fn of(index: u32, filename: Option<String>, content_type: String, bytes: &[u8], from_tnef: bool) -> Self {
+        Self {
+            index,
+            filename,
+            content_type,
+            size: bytes.len(),
+            sha256: sha256_hex(bytes),
+            head: bytes[..bytes.len().min(HEAD_BYTES)].to_vec(),
+            from_tnef,
+        }
+    }
+}
+
 /// Bytes of each attachment kept for content sniffing.
 pub const HEAD_BYTES: usize = 512;
 /// At most this many attachments are listed per message.
@@ -205,28 +220,19 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             let inner = super::policy::unpack_tnef(data);
             if !inner.is_empty() {
                 for (name, bytes) in inner.into_iter().take(MAX_ATTACHMENTS) {
-                    attachments.push(AttachmentMeta {
-                        index: i as u32,
-                        filename: Some(truncate(&name, 255)),
-                        content_type: "application/octet-stream".into(),
-                        size: bytes.len(),
-                        sha256: sha256_hex(&bytes),
-                        head: bytes[..bytes.len().min(HEAD_BYTES)].to_vec(),
-                        from_tnef: true,
-                    });
+                    let filename = Some(truncate(&name, 255));
+                    attachments.push(AttachmentMeta::of(
+                        i as u32,
+                        filename,
+                        "application/octet-stream".into(),
+                        &bytes,
+                        true,
+                    ));
                 }
                 continue;
             }
         }
-        attachments.push(AttachmentMeta {
-            index: i as u32,
-            filename,
-            content_type,
-            size: data.len(),
-            sha256: sha256_hex(data),
-            head: data[..data.len().min(HEAD_BYTES)].to_vec(),
-            from_tnef: false,
-        });
+        attachments.push(AttachmentMeta::of(i as u32, filename, content_type, data, false));
     }
     let auto = auto_headers(&msg, bounce.is_some());
     let reported_message_ids = match &bounce {
