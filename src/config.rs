@@ -220,6 +220,15 @@ pub struct Limits {
     /// Automatic replies to one sender within an hour before Loket stops answering them.
     #[serde(default = "default_rate")]
     pub auto_replies_per_sender_per_hour: u32,
+    /// New tickets one sender may open within an hour (mail and chat). Past it, the sender's
+    /// messages are recorded on their latest open ticket (or held, when they have none) and the
+    /// agents hear of the flood once.
+    #[serde(default = "default_new_tickets")]
+    pub new_tickets_per_sender_per_hour: u32,
+    /// Agent notifications one sender's messages may cause within an hour. Past it, the agents
+    /// get one flood digest and the messages are recorded without a notification each.
+    #[serde(default = "default_notifications")]
+    pub agent_notifications_per_sender_per_hour: u32,
 }
 
 fn default_max_message() -> usize {
@@ -228,11 +237,36 @@ fn default_max_message() -> usize {
 fn default_rate() -> u32 {
     10
 }
+fn default_new_tickets() -> u32 {
+    10
+}
+fn default_notifications() -> u32 {
+    20
+}
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_bytes: default_max_message(), auto_replies_per_sender_per_hour: default_rate() }
+        Self {
+            max_message_bytes: default_max_message(),
+            auto_replies_per_sender_per_hour: default_rate(),
+            new_tickets_per_sender_per_hour: default_new_tickets(),
+            agent_notifications_per_sender_per_hour: default_notifications(),
+        }
     }
+}
+
+/// Which addresses in To/Cc of a request become participants of its ticket: people who may add
+/// messages to it (but never confirm, reopen or rate it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParticipantPolicy {
+    /// Nobody but the requester and the agents.
+    Off,
+    /// Addresses in the requester's own domain (a supervisor in CC).
+    #[default]
+    SameDomain,
+    /// Every address in To/Cc other than the desk's own.
+    All,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -342,6 +376,10 @@ pub struct DeskConfig {
     /// The response promise quoted in acknowledgements ("paling lambat 30 menit pada jam kerja").
     #[serde(default)]
     pub response_promise: Option<String>,
+    /// Who in To/Cc of a request may also write on its ticket: `off`, `same-domain` (default) or
+    /// `all`. Anyone else who writes to a ticket gets a ticket of their own.
+    #[serde(default)]
+    pub participants: ParticipantPolicy,
     /// Working calendar and service-level targets.
     #[serde(default)]
     pub sla: Option<crate::sla::SlaConfig>,
@@ -564,6 +602,7 @@ pub struct Desk {
     pub attachments: Option<AttachmentPolicy>,
     pub reopen_days: u32,
     pub response_promise: Option<String>,
+    pub participants: ParticipantPolicy,
     pub sla: Option<crate::sla::Sla>,
     pub telegram: Option<Telegram>,
     pub whatsapp: Option<Whatsapp>,
@@ -953,6 +992,7 @@ impl Config {
                     attachments: d.attachments.clone(),
                     reopen_days,
                     response_promise: d.response_promise.clone(),
+                    participants: d.participants,
                     sla,
                     telegram,
                     whatsapp,

@@ -27,3 +27,12 @@ pub mod ticket;
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// An address as logs may show it at warn/info level: the first character of the local part and
+/// the domain (`b***@kemenkeu.go.id`), never the whole address.
+pub fn mask_address(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
+        None => "***".to_string(),
+    }
+}

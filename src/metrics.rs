@@ -13,6 +13,8 @@ pub struct InboxHealth {
     pub last_ok_ms: Option<i64>,
     pub last_error: Option<String>,
     pub last_error_ms: Option<i64>,
+    /// A message waiting after a temporary error: which one and why (the others flow).
+    pub deferred: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -20,6 +22,7 @@ pub struct Metrics {
     messages: Mutex<BTreeMap<(String, String, String), u64>>,
     lag: Mutex<(f64, u64)>,
     inboxes: Mutex<BTreeMap<String, InboxHealth>>,
+    floods: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -35,6 +38,15 @@ impl Metrics {
             g.0 += l as f64 / 1000.0;
             g.1 += 1;
         }
+    }
+
+    /// Counts a flood measure taken (`ticket_diverted`, `notification_suppressed`, `digest_sent`).
+    pub fn flood(&self, desk: &str, what: &str) {
+        *lock(&self.floods).entry((desk.into(), what.into())).or_default() += 1;
+    }
+
+    pub fn floods(&self) -> BTreeMap<(String, String), u64> {
+        lock(&self.floods).clone()
     }
 
     pub fn register_inbox(&self, name: &str, kind: &str) {
@@ -54,6 +66,11 @@ impl Metrics {
         h.connected = false;
         h.last_error = Some(error.chars().take(300).collect());
         h.last_error_ms = Some(now);
+    }
+
+    /// Names a message that waits after a temporary error, or clears it (`None`).
+    pub fn inbox_deferred(&self, name: &str, what: Option<String>) {
+        lock(&self.inboxes).entry(name.into()).or_default().deferred = what.map(|w| w.chars().take(300).collect());
     }
 
     pub fn inboxes(&self) -> BTreeMap<String, InboxHealth> {

@@ -135,6 +135,7 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
                     inbox: inbox.clone(),
                     path: path.clone(),
                     poll: Duration::from_millis(500),
+                    deferrals: Default::default(),
                 };
                 supervise(&tracker, format!("maildir:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
             } else {

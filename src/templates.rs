@@ -15,6 +15,7 @@ pub const LANGUAGES: &[&str] = &["id", "en"];
 pub const REQUIRED: &[&str] = &[
     "acknowledgement",
     "agent_notification",
+    "agent_flood",
     "agent_reply",
     "agent_confirmation",
     "agent_refused",
@@ -150,8 +151,13 @@ pub struct MailContext {
     pub reason: String,
     /// The agent a notification goes to.
     pub agent: PersonCtx,
-    /// Notification about: `new`, `reply`, `reopened`, `assigned`, `escalated`, `requirements`.
+    /// Notification about: `new`, `reply`, `participant`, `reopened`, `assigned`, `escalated`,
+    /// `requirements`.
     pub event: String,
+    /// Who wrote the message a notification is about (a participant, a flooding sender).
+    pub sender: PersonCtx,
+    /// How many messages a flood digest is about.
+    pub count: i64,
     /// Chat-only values (guided flow, notices, ticket lists).
     pub chat: ChatCtx,
 }
@@ -210,6 +216,8 @@ pub struct TicketCtx {
     pub internal_only_refused: String,
     /// The earlier ticket a new one continues.
     pub linked_number: String,
+    /// The ticket a stranger named when writing (for agents only, never for the sender).
+    pub mentioned_number: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -249,6 +257,7 @@ pub fn sample_context() -> MailContext {
             priority: "P3".into(),
             internal_only_refused: "SIGI".into(),
             linked_number: "A-HERO26000000".into(),
+            mentioned_number: "A-HERO26000002".into(),
         },
         requester: PersonCtx { name: "Budi".into(), address: "budi@example.test".into() },
         original_subject: "SIGI tidak bisa diakses".into(),
@@ -259,6 +268,8 @@ pub fn sample_context() -> MailContext {
         reason: "no valid token".into(),
         agent: PersonCtx { name: "Agus".into(), address: "agus@example.test".into() },
         event: "new".into(),
+        sender: PersonCtx { name: String::new(), address: "someone@example.test".into() },
+        count: 21,
         chat: ChatCtx {
             step: "category".into(),
             options: vec!["Aplikasi".into(), "Jaringan".into()],

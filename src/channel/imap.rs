@@ -54,6 +54,8 @@ pub struct ImapSource {
     pub inbox: InboxConfig,
     pub imap: ImapConfig,
     pub password: String,
+    /// Messages (by UID) waiting after a temporary error.
+    pub deferrals: std::sync::Arc<std::sync::Mutex<super::deferral::Deferrals>>,
 }
 
 impl ImapSource {
@@ -194,6 +196,7 @@ impl ImapSource {
             format!("NOT DELETED NOT KEYWORD {DONE_KEYWORD}")
         };
         let mut uids: Vec<u32> = session.uid_search(&query).await?.into_iter().collect();
+        self.deferrals().new_round();
         self.pipeline.metrics().inbox_ok(&self.inbox.name, crate::now_ms());
         uids.sort_unstable();
         let max = self.pipeline.config().limits.max_message_bytes;
@@ -212,20 +215,44 @@ impl ImapSource {
                 .collect();
             let (small, large): (Vec<_>, Vec<_>) = sizes.into_iter().partition(|(_, s)| (*s as usize) <= max);
             let mut done = Vec::new();
+            let mut stop = None;
             if !small.is_empty() {
                 let ids: Vec<u32> = small.iter().map(|(u, _)| *u).collect();
                 let fetches: Vec<_> =
                     session.uid_fetch(uid_set(&ids), "(UID BODY.PEEK[])").await?.try_collect().await?;
                 for f in &fetches {
                     let (Some(uid), Some(body)) = (f.uid, f.body()) else { continue };
-                    let out = self.pipeline.process(&self.inbox.name, body, crate::now_ms()).await?;
-                    if out.action == Action::Quarantined {
-                        tracing::warn!(inbox = %self.inbox.name, uid, reason = out.reason.as_deref().unwrap_or(""), "quarantined");
+                    let key = format!("{uidvalidity}:{uid}");
+                    if !self.deferrals().ready(&key, crate::now_ms()) {
+                        continue;
                     }
-                    done.push(uid);
+                    // A permanent error is quarantined by the pipeline; a temporary one makes
+                    // this message wait while the others flow.
+                    match self.pipeline.process(&self.inbox.name, body, crate::now_ms()).await {
+                        Ok(out) => {
+                            if out.action == Action::Quarantined {
+                                tracing::warn!(inbox = %self.inbox.name, uid, reason = out.reason.as_deref().unwrap_or(""), "quarantined");
+                            }
+                            done.push(uid);
+                            let mut d = self.deferrals();
+                            d.done(&key);
+                            if d.is_empty() {
+                                self.pipeline.metrics().inbox_deferred(&self.inbox.name, None);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(inbox = %self.inbox.name, uid, error = %e, "message deferred");
+                            let what = format!("message UID {uid} waits: {e}");
+                            self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what));
+                            if self.deferrals().failed(&key, crate::now_ms()) {
+                                stop = Some(e);
+                                break;
+                            }
+                        }
+                    }
                 }
             }
-            for (uid, size) in large {
+            for (uid, size) in if stop.is_none() { large } else { Vec::new() } {
                 let f: Vec<_> =
                     session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER])").await?.try_collect().await?;
                 let header = f.iter().find_map(|f| f.header()).unwrap_or_default();
@@ -251,8 +278,15 @@ impl ImapSource {
                 )
                 .await?;
             }
+            if let Some(e) = stop {
+                return Err(e.into());
+            }
         }
         Ok(())
+    }
+
+    fn deferrals(&self) -> std::sync::MutexGuard<'_, super::deferral::Deferrals> {
+        self.deferrals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn mark_done(&self, session: &mut Session, uids: &[u32], can_move: bool) -> Result<(), ImapError> {
@@ -288,7 +322,15 @@ pub fn source(
     let lease =
         super::lease::Lease { store: pipeline.store().clone(), inbox: inbox.name.clone(), holder: holder.to_string() };
     Some(match std::env::var(&imap.password_env) {
-        Ok(password) => Ok(ImapSource { pipeline, lease, desk: desk.clone(), inbox: inbox.clone(), imap, password }),
+        Ok(password) => Ok(ImapSource {
+            pipeline,
+            lease,
+            desk: desk.clone(),
+            inbox: inbox.clone(),
+            imap,
+            password,
+            deferrals: Default::default(),
+        }),
         Err(_) => Err(format!("inbox {}: environment variable {} is not set", inbox.name, imap.password_env)),
     })
 }

@@ -18,6 +18,8 @@ pub struct MaildirSource {
     pub inbox: InboxConfig,
     pub path: PathBuf,
     pub poll: Duration,
+    /// Messages waiting after a temporary error.
+    pub deferrals: std::sync::Arc<std::sync::Mutex<super::deferral::Deferrals>>,
 }
 
 /// Creates `new/`, `cur/` and `tmp/` under `path` when missing.
@@ -71,9 +73,14 @@ impl MaildirSource {
         names.sort();
         let max = self.pipeline.config().limits.max_message_bytes;
         let mut n = 0;
+        let deferrals = || self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
+        deferrals().new_round();
         for name in names {
             if cancel.is_cancelled() {
                 break;
+            }
+            if !deferrals().ready(&name, crate::now_ms()) {
+                continue;
             }
             let src = new.join(&name);
             let meta = std::fs::metadata(&src).map_err(|e| format!("{}: {e}", src.display()))?;
@@ -91,7 +98,21 @@ impl MaildirSource {
                     .map_err(|e| e.to_string())?;
             } else {
                 let raw = tokio::fs::read(&src).await.map_err(|e| format!("{}: {e}", src.display()))?;
-                self.pipeline.process(&self.inbox.name, &raw, now).await.map_err(|e| e.to_string())?;
+                // A permanent error is quarantined by the pipeline; a temporary one makes this
+                // message wait while the others flow.
+                if let Err(e) = self.pipeline.process(&self.inbox.name, &raw, now).await {
+                    let what = format!("message {name} waits: {e}");
+                    tracing::warn!(inbox = %self.inbox.name, message = %name, error = %e, "message deferred");
+                    self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what.clone()));
+                    if deferrals().failed(&name, crate::now_ms()) {
+                        return Err(what);
+                    }
+                    continue;
+                }
+            }
+            deferrals().done(&name);
+            if deferrals().is_empty() {
+                self.pipeline.metrics().inbox_deferred(&self.inbox.name, None);
             }
             let base = name.split(":2,").next().unwrap_or(&name);
             let dst = self.path.join("cur").join(format!("{base}:2,S"));

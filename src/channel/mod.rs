@@ -4,6 +4,7 @@
 //! outbox worker.
 
 pub mod chat;
+pub mod deferral;
 pub mod imap;
 pub mod lease;
 pub mod maildir;

@@ -91,7 +91,7 @@ pub async fn serve(
 async fn healthz(State(s): State<HttpState>) -> Response {
     let store_ok = sqlx::query("SELECT 1").execute(s.store.pool()).await.is_ok();
     let inboxes = s.metrics.inboxes();
-    let healthy = store_ok && inboxes.values().all(|h| h.connected);
+    let healthy = store_ok && inboxes.values().all(|h| h.connected && h.deferred.is_none());
     let body = json!({
         "status": if healthy { "ok" } else { "unhealthy" },
         "store": if store_ok { "ok" } else { "unreachable" },
@@ -117,6 +117,11 @@ async fn metrics(State(s): State<HttpState>) -> Response {
             label(&inbox),
             label(&action)
         );
+    }
+    let _ = writeln!(out, "# HELP loket_flood_total Flood measures taken against one sender, by desk and measure.");
+    let _ = writeln!(out, "# TYPE loket_flood_total counter");
+    for ((desk, what), n) in s.metrics.floods() {
+        let _ = writeln!(out, "loket_flood_total{{desk=\"{}\",measure=\"{}\"}} {n}", label(&desk), label(&what));
     }
     let (lag_sum, lag_count) = s.metrics.lag();
     let _ = writeln!(out, "# HELP loket_ingest_lag_seconds Time from a message's Date header to its processing.");

@@ -9,11 +9,12 @@ use serde_json::json;
 use super::outgoing::OutMail;
 use super::parse::ParsedMail;
 use super::policy;
-use super::{Action, Here, Outcome, Pipeline, PipelineError, loopguard::MailKind};
+use super::{Action, Here, Link, Outcome, Pipeline, PipelineError, loopguard::MailKind};
 use crate::config::Agent;
-use crate::domain::{TicketStatus, TicketType};
+use crate::domain::{Channel, TicketStatus, TicketType};
 use crate::store::{self, TicketPatch, TicketRow};
 use crate::ticket::command::{self, Command};
+use crate::ticket::thread::{SenderRole, sender_role};
 use crate::ticket::token::tokens_in;
 
 const DAY_MS: i64 = 86_400_000;
@@ -34,7 +35,7 @@ fn fresh_text(mail: &ParsedMail) -> String {
 }
 
 impl Pipeline {
-    /// A person's mail that threads to ticket `t`.
+    /// A person's mail that threads to ticket `t`: what it may do depends on who sent it.
     pub(crate) async fn on_reply(
         &self,
         tx: &mut store::Tx,
@@ -44,10 +45,52 @@ impl Pipeline {
         t: TicketRow,
     ) -> Result<Outcome, PipelineError> {
         let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
-        if let Some(agent) = h.desk.agent(&sender) {
-            return self.on_agent_reply(tx, h, mail, msg, t, agent).await;
+        let agent = h.desk.agent(&sender);
+        let mut requesters = vec![t.requester_address.clone()];
+        if t.channel != Channel::Email.as_str()
+            && let Some(email) =
+                store::chat_user_by_address(tx, &t.desk, &t.requester_address).await?.and_then(|u| u.email)
+        {
+            // A chat requester who linked an address answers the email copies as themselves.
+            requesters.push(email);
         }
-        self.on_requester(tx, h, mail, msg, t, Intent::FromText).await
+        let participants = store::participants(tx, t.id).await?;
+        match sender_role(&sender, &requesters, &participants, agent.is_some()) {
+            SenderRole::Agent => self.on_agent_reply(tx, h, mail, msg, t, agent.expect("role says agent")).await,
+            SenderRole::Requester => self.on_requester(tx, h, mail, msg, t, Intent::FromText).await,
+            SenderRole::Participant => self.on_participant(tx, h, mail, msg, t).await,
+            SenderRole::Stranger => {
+                // Never appended to another's ticket, never relayed to its requester: a ticket of
+                // their own, linked for the agents.
+                let mut out = self.create(tx, h, mail, msg, MailKind::Human, Some(Link::Mentioned(&t)), None).await?;
+                out.reason = Some(format!("sender is not a party to {}: opened a ticket of their own", t.number));
+                Ok(out)
+            }
+        }
+    }
+
+    /// A participant's mail (admitted by the desk's policy, e.g. a supervisor in CC): appended and
+    /// shown to the agents; it never confirms, reopens or rates. After closing it opens a linked
+    /// ticket of the participant's own.
+    async fn on_participant(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        msg: store::NewMessage<'_>,
+        t: TicketRow,
+    ) -> Result<Outcome, PipelineError> {
+        let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
+        if t.status == TicketStatus::Closed.as_str() || t.status == TicketStatus::Rejected.as_str() {
+            let mut out = self.create(tx, h, mail, msg, MailKind::Human, Some(Link::FollowUp(&t)), None).await?;
+            out.reason = Some(format!("follow-up of {} (ticket closed)", t.number));
+            return Ok(out);
+        }
+        let row = self.append(tx, h, mail, msg, &t).await?;
+        let detail = json!({ "message": row, "kind": "human", "role": "participant", "inbox": h.inbox.name });
+        self.event(tx, h, t.id, sender.as_str(), "message_received", &detail).await?;
+        self.notify_agents(tx, h, &t, "participant", &fresh_text(mail), &sender).await?;
+        Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some("participant".into()) })
     }
 
     /// The requester's message on ticket `t`, meaning `intent`.
@@ -97,7 +140,7 @@ impl Pipeline {
         }
         if closed || late {
             // A reply to a closed ticket never disappears: it opens a new ticket linked to the old.
-            let mut out = self.create(tx, h, mail, msg, MailKind::Human, Some(&t), None).await?;
+            let mut out = self.create(tx, h, mail, msg, MailKind::Human, Some(Link::FollowUp(&t)), None).await?;
             out.reason = Some(format!(
                 "follow-up of {} ({})",
                 t.number,
@@ -142,7 +185,7 @@ impl Pipeline {
                 self.event(tx, h, t.id, actor, "reopened", &json!({ "message": row })).await?;
                 let ctx = self.base_ctx(h, &t2);
                 self.queue(tx, h, &t2, OutMail::to_requester(&t2, "reopened", ctx).answering(mail)).await?;
-                self.notify_agents(tx, h, &t2, "reopened", &text).await?;
+                self.notify_agents(tx, h, &t2, "reopened", &text, &sender).await?;
             }
         } else if status == TicketStatus::Pending.as_str() {
             // Waiting on the requester: their reply puts the ticket back in the queue, unless it
@@ -162,7 +205,7 @@ impl Pipeline {
                     ("requester_replied", "reply")
                 };
                 self.event(tx, h, t.id, actor, kind, &json!({ "message": row })).await?;
-                self.notify_agents(tx, h, &t2, notice, &text).await?;
+                self.notify_agents(tx, h, &t2, notice, &text, &sender).await?;
             } else {
                 let detail = json!({ "message": row, "still_missing": missing });
                 self.event(tx, h, t.id, actor, "message_received", &detail).await?;
@@ -180,7 +223,7 @@ impl Pipeline {
                 &json!({ "message": row, "kind": "human", "inbox": h.inbox.name }),
             )
             .await?;
-            self.notify_agents(tx, h, &t, "reply", &text).await?;
+            self.notify_agents(tx, h, &t, "reply", &text, &sender).await?;
         }
         Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: None })
     }

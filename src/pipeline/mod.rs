@@ -44,6 +44,8 @@ pub enum Action {
     Quarantined,
     /// A chat command or guided-flow step that opened or changed no ticket.
     Command,
+    /// Recorded with its bytes but attached to no ticket (a flood past every limit).
+    Held,
 }
 
 impl Action {
@@ -55,6 +57,7 @@ impl Action {
             Action::Ignored => "ignored",
             Action::Quarantined => "quarantined",
             Action::Command => "command",
+            Action::Held => "held",
         }
     }
 }
@@ -82,9 +85,10 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    /// Whether trying again later may succeed (the store was unavailable or busy).
+    /// Whether trying again later may succeed (the store was unavailable, busy or full). Anything
+    /// else is a property of the message (or a bug) that retrying would only repeat.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, PipelineError::Store(_))
+        matches!(self, PipelineError::Store(e) if e.is_temporary())
     }
 }
 
@@ -109,6 +113,25 @@ pub(crate) struct Here<'a> {
     pub channel: Channel,
     /// The requester's chosen language, when they chose one (chat `/bahasa`).
     pub lang: Option<&'a str>,
+}
+
+/// How a new ticket relates to an existing one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Link<'a> {
+    /// The requester (or a participant) wrote again after the ticket closed or its reopen
+    /// window passed: the new ticket continues it, and the acknowledgement says so.
+    FollowUp(&'a TicketRow),
+    /// Someone who is not a party to the ticket pointed at it (by tag or references): the
+    /// agents see the link; the sender is told nothing about that ticket.
+    Mentioned(&'a TicketRow),
+}
+
+impl<'a> Link<'a> {
+    fn ticket(self) -> &'a TicketRow {
+        match self {
+            Link::FollowUp(t) | Link::Mentioned(t) => t,
+        }
+    }
 }
 
 /// The policy's verdict on a mail's attachments.
@@ -144,12 +167,23 @@ impl Pipeline {
     /// with another instance is retried once and then reported as the duplicate it is.
     pub async fn process(&self, inbox: &str, raw: &[u8], now: i64) -> Result<Outcome, PipelineError> {
         let (desk, ib) = self.config.inbox(inbox).ok_or_else(|| PipelineError::UnknownInbox(inbox.into()))?;
-        match parse::parse(raw) {
-            Err(e) => self.quarantine(desk, ib, raw, raw.len(), &e.to_string(), now).await,
-            Ok(mail) => match self.apply(desk, ib, raw, &mail, now).await {
-                Err(PipelineError::Store(e)) if e.is_unique_violation() => self.apply(desk, ib, raw, &mail, now).await,
-                other => other,
-            },
+        let mail = match parse::parse(raw) {
+            Err(e) => return self.quarantine(desk, ib, raw, raw.len(), &e.to_string(), now).await,
+            Ok(mail) => mail,
+        };
+        let result = match self.apply(desk, ib, raw, &mail, now).await {
+            Err(PipelineError::Store(e)) if e.is_unique_violation() => self.apply(desk, ib, raw, &mail, now).await,
+            other => other,
+        };
+        match result {
+            // One message that cannot be processed never stalls the inbox behind it: it is kept
+            // in quarantine with the reason, and the source goes on.
+            Err(e) if !e.is_temporary() => {
+                tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
+                let reason = format!("cannot be processed: {e}");
+                self.quarantine(desk, ib, raw, raw.len(), &reason, now).await
+            }
+            other => other,
         }
     }
 
@@ -341,8 +375,9 @@ impl Pipeline {
         Ok(v)
     }
 
-    /// Opens a ticket for `mail` (optionally continuing `linked`), acknowledges it and notifies
-    /// the group its route names.
+    /// Opens a ticket for `mail` (optionally linked to another), acknowledges it and notifies
+    /// the group its route names. A sender over the hourly limit of new tickets opens none: the
+    /// message goes on their latest open ticket, or is held.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn create(
         &self,
@@ -351,7 +386,7 @@ impl Pipeline {
         mail: &ParsedMail,
         mut msg: store::NewMessage<'_>,
         kind: MailKind,
-        linked: Option<&TicketRow>,
+        link: Option<Link<'_>>,
         chosen: Option<&crate::chat::flow::Form>,
     ) -> Result<Outcome, PipelineError> {
         let desk = h.desk;
@@ -359,6 +394,12 @@ impl Pipeline {
             .requester()
             .or(mail.from.as_ref())
             .expect("parse guarantees a sender for all but bounces, which never open tickets");
+        let limit = self.config.limits.new_tickets_per_sender_per_hour as i64;
+        let opened = store::count_tickets_since(tx, &desk.id, requester.address.as_str(), h.now - HOUR_MS).await?;
+        if opened >= limit {
+            return self.divert_flood(tx, h, mail, msg, requester.address.as_str(), opened).await;
+        }
+        let linked = link.map(Link::ticket);
         let mut decision = self.config.router.route(
             &desk.catalogue,
             &RouteInput {
@@ -435,6 +476,11 @@ impl Pipeline {
         let row = store::insert_message(tx, &msg).await?;
         self.insert_attachments(tx, h, row, mail).await?;
         let actor = requester.address.as_str();
+        let (follows, mentions) = match link {
+            Some(Link::FollowUp(l)) => (Some(l.number.clone()), None),
+            Some(Link::Mentioned(l)) => (None, Some(l.number.clone())),
+            None => (None, None),
+        };
         self.event(
             tx,
             h,
@@ -442,15 +488,31 @@ impl Pipeline {
             actor,
             "created",
             &json!({ "message": row, "inbox": h.inbox.name, "kind": kind.as_str(), "number": number.as_str(),
-                     "linked": linked.map(|l| l.number.clone()) }),
+                     "linked": follows, "mentions": mentions }),
         )
         .await?;
+        if h.channel == Channel::Email {
+            let recipients: Vec<EmailAddress> = mail.to.iter().chain(&mail.cc).cloned().collect();
+            let admitted = crate::ticket::thread::admitted(desk.participants, &requester.address, &recipients, |a| {
+                desk.is_own_address(a) || desk.agent(a).is_some()
+            });
+            let admitted: Vec<String> = admitted.into_iter().map(String::from).collect();
+            store::insert_participants(tx, ticket_id, &admitted, "cc", h.now).await?;
+        }
         self.event(tx, h, ticket_id, "loket", "routed", &json!(decision)).await?;
         if !missing.is_empty() {
             self.event(tx, h, ticket_id, "loket", "requirements_missing", &json!({ "missing": missing })).await?;
         }
-        if let Some(l) = linked {
-            self.event(tx, h, l.id, actor, "follow_up_ticket", &json!({ "ticket": number.as_str() })).await?;
+        match link {
+            Some(Link::FollowUp(l)) => {
+                self.event(tx, h, l.id, actor, "follow_up_ticket", &json!({ "ticket": number.as_str() })).await?;
+            }
+            Some(Link::Mentioned(l)) => {
+                // For the agents of the named ticket: a link, never the sender's words.
+                let detail = json!({ "ticket": number.as_str(), "role": "stranger" });
+                self.event(tx, h, l.id, actor, "mentioned_by_other", &detail).await?;
+            }
+            None => {}
         }
         let vanished = || StoreError::Corrupt("ticket vanished".into());
         let mut t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
@@ -471,7 +533,8 @@ impl Pipeline {
             ctx.missing = missing.clone();
             ctx.refused = verdicts.refused.clone();
             ctx.ticket.internal_only_refused = decision.internal_only_refused.clone().unwrap_or_default();
-            ctx.ticket.linked_number = linked.map(|l| l.number.clone()).unwrap_or_default();
+            // Only a follow-up names the earlier ticket: a stranger learns nothing of the one named.
+            ctx.ticket.linked_number = follows.clone().unwrap_or_default();
             if let Some(due) = response_due {
                 let when = clocks::human_time(due, desk.tz, &t.language);
                 ctx.desk.response_promise =
@@ -491,11 +554,56 @@ impl Pipeline {
             }
         }
         if missing.is_empty() {
-            self.notify_agents(tx, h, &t, "new", &mail.text).await?;
+            let mut ctx = self.base_ctx(h, &t);
+            ctx.event = "new".into();
+            ctx.text = mail.text.clone();
+            ctx.ticket.mentioned_number = mentions.unwrap_or_default();
+            self.notify_agents_with(tx, h, &t, ctx, &requester.address).await?;
         }
         Ok(Outcome { ticket: Some(number.to_string()), action: Action::Created, reason: None })
     }
+
+    /// A sender over the hourly limit of new tickets: the message is recorded on their latest
+    /// open ticket (agents notified within the notification limit), or, when they have none,
+    /// held unattached with its bytes. Nothing is lost; nothing new is acknowledged.
+    async fn divert_flood(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        mut msg: store::NewMessage<'_>,
+        sender: &str,
+        opened: i64,
+    ) -> Result<Outcome, PipelineError> {
+        let desk = h.desk;
+        self.metrics.flood(&desk.id, "ticket_diverted");
+        tracing::warn!(desk = %desk.id, sender = %crate::mask_address(sender), opened, "flood: new-ticket limit reached");
+        let reason = format!("flood: {opened} tickets from this sender in the last hour");
+        match store::latest_open_ticket(tx, &desk.id, sender).await? {
+            Some(t) => {
+                msg.ticket_id = Some(t.id);
+                msg.action = Action::Appended.as_str();
+                msg.reason = Some(&reason);
+                let row = store::insert_message(tx, &msg).await?;
+                self.insert_attachments(tx, h, row, mail).await?;
+                let detail = json!({ "message": row, "reason": reason });
+                self.event(tx, h, t.id, sender, "flood_appended", &detail).await?;
+                let from = EmailAddress::parse(sender).map_err(|_| PipelineError::InboxAddress(sender.into()))?;
+                let text = format!("{}\n\n{}", mail.subject, mail.text);
+                self.notify_agents(tx, h, &t, "reply", &text, &from).await?;
+                Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some(reason) })
+            }
+            None => {
+                msg.action = Action::Held.as_str();
+                msg.reason = Some(&reason);
+                store::insert_message(tx, &msg).await?;
+                Ok(Outcome { ticket: None, action: Action::Held, reason: Some(reason) })
+            }
+        }
+    }
 }
+
+const HOUR_MS: i64 = 3_600_000;
 
 fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
     let mut refusals = Vec::new();

@@ -11,6 +11,21 @@ use crate::domain::{Channel, Direction, EmailAddress};
 use crate::store::{self, TicketRow};
 use crate::templates::{DeskCtx, MailContext, PersonCtx, TicketCtx};
 
+/// A fresh, unguessable Message-ID part: outbound ids are unique by construction, never a hash
+/// of time and counts (two messages of one transaction would collide).
+fn fresh_unique() -> String {
+    let mut bytes = [0u8; 10];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No system randomness: a process-wide counter with the clock still never repeats here.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let seed = format!("{}|{}|{}", std::process::id(), nanos.as_nanos(), n);
+        return sha256_hex(seed.as_bytes())[..16].to_string();
+    }
+    hex::encode(bytes)[..16].to_string()
+}
+
 /// One message to queue.
 pub(crate) struct OutMail {
     pub template: &'static str,
@@ -135,6 +150,7 @@ impl Pipeline {
                 priority: t.priority.clone().unwrap_or_default(),
                 internal_only_refused: String::new(),
                 linked_number: String::new(),
+                mentioned_number: String::new(),
             },
             requester: PersonCtx {
                 name: t.requester_name.clone().unwrap_or_default(),
@@ -198,22 +214,26 @@ impl Pipeline {
     ) -> Result<Option<i64>, PipelineError> {
         let desk = h.desk;
         let text = self.templates.render(&out.lang, out.template, &out.ctx)?;
-        let thread = store::thread_ids(tx, t.id, 10).await?;
+        // Thread headers hold only ids this recipient has already seen (messages it sent or was
+        // sent), and never another agent's token (invariant 7).
+        let thread = store::thread_ids_seen_by(tx, t.id, out.to.as_str(), 10).await?;
         let (parent, references) = match &out.parent {
             Some((id, refs)) => (Some(id.clone()), refs.clone()),
             None => {
                 let last = match out.token_for {
                     Some(_) => thread.last().cloned(),
-                    None => {
-                        store::last_inbound_id(tx, t.id, &t.requester_address).await?.or_else(|| thread.last().cloned())
-                    }
+                    None => store::last_inbound_id(tx, t.id, out.to.as_str()).await?.or_else(|| thread.last().cloned()),
                 };
                 let refs: Vec<String> = thread.iter().filter(|id| Some(*id) != last.as_ref()).cloned().collect();
                 (last, refs)
             }
         };
-        let unique_seed = format!("{}|{}|{}|{}|{}", t.id, kind, out.to, h.now, thread.len());
-        let unique = sha256_hex(unique_seed.as_bytes())[..16].to_string();
+        let visible = |ids: &[String]| {
+            crate::ticket::token::visible_to(ids, self.config.signer.as_ref(), &desk.id, out.to.as_str())
+        };
+        let parent = parent.filter(|p| !visible(std::slice::from_ref(p)).is_empty());
+        let references = visible(&references);
+        let unique = fresh_unique();
         let message_id = match (&out.token_for, &self.config.signer) {
             (Some(agent), Some(signer)) => {
                 Some(signer.message_id(&desk.id, &t.number, agent.as_str(), &unique, h.inbox_addr.domain()))
@@ -277,7 +297,9 @@ impl Pipeline {
         if members.is_empty() { desk.supervisors() } else { members }
     }
 
-    /// Sends every target agent a notification with its own signed token.
+    /// Sends every target agent a notification with its own signed token, about a message from
+    /// `from`. Past the per-sender limit an hour, the agents get one flood digest instead and
+    /// the messages stay on their tickets without a notification each.
     pub(crate) async fn notify_agents(
         &self,
         tx: &mut store::Tx,
@@ -285,14 +307,49 @@ impl Pipeline {
         t: &TicketRow,
         event: &str,
         text: &str,
+        from: &EmailAddress,
     ) -> Result<usize, PipelineError> {
+        let mut ctx = self.base_ctx(h, t);
+        ctx.event = event.to_string();
+        ctx.text = text.to_string();
+        self.notify_agents_with(tx, h, t, ctx, from).await
+    }
+
+    /// [`Pipeline::notify_agents`] with a context the caller prepared.
+    pub(crate) async fn notify_agents_with(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &TicketRow,
+        mut ctx: MailContext,
+        from: &EmailAddress,
+    ) -> Result<usize, PipelineError> {
+        let limit = self.config.limits.agent_notifications_per_sender_per_hour as i64;
+        let received = store::count_inbound_since(tx, &h.desk.id, from.as_str(), h.now - 3_600_000).await?;
+        ctx.sender = PersonCtx { name: String::new(), address: from.to_string() };
+        let template = if received <= limit {
+            "agent_notification"
+        } else if received == limit + 1 {
+            self.metrics.flood(&h.desk.id, "digest_sent");
+            tracing::warn!(desk = %h.desk.id, sender = %crate::mask_address(from.as_str()), received, "flood: agent notifications suppressed for an hour");
+            let detail = json!({ "sender": from.as_str(), "messages_last_hour": received });
+            self.event(tx, h, t.id, "loket", "flood_digest", &detail).await?;
+            ctx.count = received;
+            "agent_flood"
+        } else {
+            self.metrics.flood(&h.desk.id, "notification_suppressed");
+            return Ok(0);
+        };
         let targets = self.notify_targets(h, t);
         for agent in &targets {
-            self.notify_agent(tx, h, t, agent, event, text).await?;
+            let out = OutMail::to_agent(agent, &h.desk.language, template, ctx.clone());
+            self.queue(tx, h, t, out).await?;
         }
         Ok(targets.len())
     }
 
+    /// One agent's notification about ticket `t` (assignments, escalations): agents' own actions,
+    /// never limited.
     pub(crate) async fn notify_agent(
         &self,
         tx: &mut store::Tx,

@@ -42,9 +42,57 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether trying again later may succeed: the store is unreachable, busy, locked or full,
+    /// or the transaction lost a serialisation race. Constraint violations, decoding failures
+    /// and inconsistent data are properties of the message or the data, and permanent.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            StoreError::Unavailable { .. } => true,
+            StoreError::Migrate(_) | StoreError::Corrupt(_) => false,
+            StoreError::Sql(e) => match e {
+                sqlx::Error::Database(db) => {
+                    let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+                    match db.kind() {
+                        sqlx::error::ErrorKind::Other => !is_permanent_code(&code),
+                        _ => false,
+                    }
+                }
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_) => true,
+                _ => false,
+            },
+        }
+    }
+
     /// A unique-constraint violation: another writer recorded the same thing first.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Sql(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+/// Database error codes that retrying cannot cure: SQLite's constraint family (19, and its
+/// extended codes such as 1811, a trigger's `RAISE(ABORT)`), mismatches and misuse; PostgreSQL's
+/// integrity (23…), data (22…) and syntax/access (42…) classes.
+fn is_permanent_code(code: &str) -> bool {
+    if code.len() == 5 {
+        // A PostgreSQL SQLSTATE: its class is the first two characters.
+        return ["23", "22", "42"].iter().any(|class| code.starts_with(class));
+    }
+    // SQLite (codes below 10000): the primary result code is the low byte.
+    code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 19 | 20 | 21 | 25))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn permanent_database_codes() {
+        use super::is_permanent_code as p;
+        assert!(p("19") && p("2067") && p("1811") && p("23505") && p("22P02") && p("42P01"));
+        assert!(!p("5") && !p("6") && !p("13") && !p("517") && !p("40001") && !p("57P01") && !p("08006"));
     }
 }
 

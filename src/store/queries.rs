@@ -369,18 +369,97 @@ pub async fn set_first_response(conn: &mut AnyConnection, id: i64, now: i64) -> 
     Ok(())
 }
 
-/// Message-IDs of a ticket's messages, oldest first, at most `limit` (the newest ones).
-pub async fn thread_ids(conn: &mut AnyConnection, ticket_id: i64, limit: i64) -> Result<Vec<String>> {
+/// Message-IDs of a ticket's messages that `peer` sent or was sent (so has seen), oldest first,
+/// at most `limit` (the newest ones).
+pub async fn thread_ids_seen_by(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    peer: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
     let rows = sqlx::query(
-        "SELECT message_id FROM messages WHERE ticket_id = $1 AND message_id IS NOT NULL ORDER BY id DESC LIMIT $2",
+        "SELECT message_id FROM messages WHERE ticket_id = $1 AND peer_address = $2 AND message_id IS NOT NULL \
+         ORDER BY id DESC LIMIT $3",
     )
     .bind(ticket_id)
+    .bind(peer)
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     let mut ids: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>("message_id").ok()).collect();
     ids.reverse();
     Ok(ids)
+}
+
+/// Adds participants to a ticket (already present ones are kept as they are).
+pub async fn insert_participants(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    addresses: &[String],
+    source: &str,
+    now: i64,
+) -> Result<()> {
+    if addresses.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..addresses.len()).map(|i| format!("($1, ${}, $2, $3)", i + 4)).collect();
+    let sql = format!(
+        "INSERT INTO ticket_participants (ticket_id, address, source, created_at) VALUES {} \
+         ON CONFLICT (ticket_id, address) DO NOTHING",
+        values.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ticket_id).bind(source).bind(now);
+    for a in addresses {
+        q = q.bind(a.as_str());
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The participants of a ticket (besides its requester and the agents).
+pub async fn participants(conn: &mut AnyConnection, ticket_id: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT address FROM ticket_participants WHERE ticket_id = $1 ORDER BY address")
+        .bind(ticket_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.iter().filter_map(|r| r.try_get::<String, _>("address").ok()).collect())
+}
+
+/// Tickets `requester` opened at `desk` since `since` (flood control).
+pub async fn count_tickets_since(conn: &mut AnyConnection, desk: &str, requester: &str, since: i64) -> Result<i64> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM tickets WHERE desk = $1 AND requester_address = $2 AND created_at >= $3",
+    )
+    .bind(desk)
+    .bind(requester)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("n")?)
+}
+
+/// Inbound messages from `peer` at `desk` since `since` (flood control).
+pub async fn count_inbound_since(conn: &mut AnyConnection, desk: &str, peer: &str, since: i64) -> Result<i64> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM messages WHERE desk = $1 AND peer_address = $2 AND direction = 'in' \
+         AND created_at >= $3",
+    )
+    .bind(desk)
+    .bind(peer)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("n")?)
+}
+
+/// The requester's most recently created ticket at `desk` that is not closed or rejected.
+pub async fn latest_open_ticket(conn: &mut AnyConnection, desk: &str, requester: &str) -> Result<Option<TicketRow>> {
+    let sql = format!(
+        "SELECT {TICKET_COLS} FROM tickets WHERE desk = $1 AND requester_address = $2 \
+         AND status NOT IN ('closed', 'rejected') ORDER BY created_at DESC, id DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(requester).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(ticket_from).transpose()
 }
 
 /// Message-ID of the requester's latest message on a ticket.

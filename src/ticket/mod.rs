@@ -1,7 +1,8 @@
-//! Tickets: numbering and the subject tag that threads replies.
+//! Tickets: numbering, the subject tag that threads replies, who may act on a ticket, tokens.
 
 pub mod command;
 mod number;
+pub mod thread;
 pub mod token;
 
 pub use number::{NumberFormat, NumberFormatError, TicketNumber, find_tags};

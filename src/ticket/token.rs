@@ -71,9 +71,44 @@ pub fn tokens_in(ids: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether `id` is the Message-ID of a signed notification (it carries some agent's token).
+pub fn bears_token(id: &str) -> bool {
+    !tokens_in(std::slice::from_ref(&id.to_string())).is_empty()
+}
+
+/// The ids among `ids` that may go in the thread headers of a mail to `recipient`: ids without a
+/// token, and ids whose token is this very agent's own for `desk`. A requester, a participant or
+/// another agent never receives an agent's token (invariant 7).
+pub fn visible_to(ids: &[String], signer: Option<&Signer>, desk: &str, recipient: &str) -> Vec<String> {
+    ids.iter()
+        .filter(|id| {
+            let found = tokens_in(std::slice::from_ref(*id));
+            found.is_empty()
+                || signer.is_some_and(|s| found.iter().all(|(number, token)| s.verify(desk, number, recipient, token)))
+        })
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_ids_keep_only_the_recipients_own_token() {
+        let s = Signer::new(b"secret-secret-16");
+        let n = "A-HERO26000001";
+        let a1 = s.message_id("hero", n, "a1@desk.test", "u1", "desk.test");
+        let a2 = s.message_id("hero", n, "a2@desk.test", "u2", "desk.test");
+        let plain = "loket.a-hero26000001.1767225600000.abc@desk.test".to_string();
+        let theirs = "CAF00@mail.example".to_string();
+        let ids = vec![theirs.clone(), a1.clone(), plain.clone(), a2.clone()];
+        assert!(bears_token(&a1) && !bears_token(&plain) && !bears_token(&theirs));
+        assert_eq!(visible_to(&ids, Some(&s), "hero", "budi@example.test"), vec![theirs.clone(), plain.clone()]);
+        assert_eq!(visible_to(&ids, Some(&s), "hero", "a1@desk.test"), vec![theirs.clone(), a1, plain.clone()]);
+        assert_eq!(visible_to(&ids, Some(&s), "hero", "a2@desk.test"), vec![theirs.clone(), plain.clone(), a2]);
+        assert_eq!(visible_to(&ids, None, "hero", "a1@desk.test"), vec![theirs, plain]);
+    }
 
     #[test]
     fn tokens_bind_desk_ticket_and_agent() {

@@ -16,3 +16,4 @@ mod scale;
 mod sla;
 mod store;
 mod trimming;
+mod trust;
