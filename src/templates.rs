@@ -8,6 +8,9 @@ use std::path::Path;
 use minijinja::Environment;
 use serde::Serialize;
 
+use crate::catalogue::RequirementKind;
+use crate::pipeline::policy::Missing;
+
 /// The languages Loket ships text for.
 pub const LANGUAGES: &[&str] = &["id", "en"];
 
@@ -140,8 +143,9 @@ pub struct MailContext {
     /// The text the message carries: an agent's reply, a resolution note, the requester's message
     /// (in notifications to agents).
     pub text: String,
-    /// Requirements still missing; `supervisor_cc` stands for "the supervisor's address in CC".
-    pub missing: Vec<String>,
+    /// Requirements still missing: `m.kind` (`attachment`, `supervisor_cc`) and `m.item`, the
+    /// document's name in plain words.
+    pub missing: Vec<Missing>,
     /// Attachments refused by the desk's policy.
     pub refused: Vec<RefusedCtx>,
     /// What an agent's commands changed (confirmation to the agent).
@@ -253,7 +257,10 @@ pub fn sample_context() -> MailContext {
         requester: PersonCtx { name: "Budi".into(), address: "budi@example.test".into() },
         original_subject: "SIGI tidak bisa diakses".into(),
         text: "Sudah kami perbaiki.".into(),
-        missing: vec!["Surat resmi".into(), "supervisor_cc".into()],
+        missing: vec![
+            Missing { kind: RequirementKind::Attachment, item: "Surat resmi".into() },
+            Missing { kind: RequirementKind::SupervisorCc, item: crate::catalogue::SUPERVISOR_CC_ITEM.into() },
+        ],
         refused: vec![RefusedCtx { filename: "a.exe".into(), reason: "type_not_allowed".into() }],
         changes: vec!["status: resolved".into()],
         reason: "no valid token".into(),
