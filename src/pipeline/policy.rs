@@ -412,6 +412,143 @@ pub(crate) mod tests {
         assert!(Condition::default().holds(" apa saja "));
     }
 
+    fn seed(desk: &str) -> crate::catalogue::Catalogue {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("seeds/{desk}.toml"));
+        crate::catalogue::Catalogue::load(&path).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    /// What the real catalogue holds a request for: `text` is subject and body, no attachment, the
+    /// supervisor in CC (so only documents count).
+    fn held_for(desk: &str, category: &str, sub: &str, text: &str) -> Vec<Missing> {
+        let cat = seed(desk);
+        let sub = cat.subcategory(category, sub).unwrap_or_else(|| panic!("{desk} {category}/{sub}"));
+        let me = EmailAddress::parse("pegawai@kemenkeu.go.id").unwrap();
+        let boss = EmailAddress::parse("atasan@kemenkeu.go.id").unwrap();
+        missing_requirements(sub, Some(TicketType::Request), text, 0, &me, &[boss], |_| true)
+    }
+
+    fn items(missing: &[Missing]) -> Vec<&str> {
+        missing.iter().map(|m| m.item.as_str()).collect()
+    }
+
+    #[test]
+    fn real_catalogues_hold_only_requests_whose_condition_applies() {
+        let account = ("pusintek", "itsm_8_akun", "pembuatan_akun");
+        let individual = "Permohonan akun email\nMohon dibuatkan akun email kedinasan untuk pegawai baru atas nama Rina Wati, NIP 199001012020122001.";
+        assert_eq!(held_for(account.0, account.1, account.2, individual), vec![]);
+        let collective = "Permohonan akun\nMohon pembuatan akun email kolektif untuk 45 pegawai baru di unit kami.";
+        assert_eq!(
+            items(&held_for(account.0, account.1, account.2, collective)),
+            ["Format Lampiran Akun Individu Secara Kolektif"]
+        );
+        let many = "Mohon dibuatkan akun email untuk 45 pegawai CPNS";
+        assert_eq!(held_for(account.0, account.1, account.2, many).len(), 1);
+        // The supervisor in CC still counts everywhere it is asked for: the individual request
+        // without CC lacks exactly that.
+        let cat = seed("pusintek");
+        let sub = cat.subcategory(account.1, account.2).unwrap();
+        let me = EmailAddress::parse("pegawai@kemenkeu.go.id").unwrap();
+        let no_cc = missing_requirements(sub, Some(TicketType::Request), individual, 0, &me, &[], |_| true);
+        assert_eq!(no_cc.iter().map(|m| m.kind).collect::<Vec<_>>(), [RequirementKind::SupervisorCc]);
+
+        let software = ("pusintek", "itsm_10_perangkat_lunak", "instalasi_perangkat_lunak");
+        assert_eq!(
+            held_for(software.0, software.1, software.2, "Mohon instalasi Adobe Acrobat di laptop saya"),
+            vec![]
+        );
+        assert_eq!(
+            held_for(software.0, software.1, software.2, "Mohon instalasi SPSS pada 12 laptop ruang rapat").len(),
+            1
+        );
+        assert_eq!(
+            held_for(
+                "pusintek",
+                "itsm_10_perangkat_lunak",
+                "penyediaan_perangkat_lunak",
+                "Mohon disediakan lisensi Microsoft Visio untuk saya"
+            ),
+            vec![]
+        );
+
+        let sakti = ("djpb", "tik_2_pengelolaan_user", "sakti");
+        assert_eq!(
+            held_for(sakti.0, sakti.1, sakti.2, "Reset password SAKTI\nmohon reset password SAKTI user saya"),
+            vec![]
+        );
+        assert_eq!(held_for(sakti.0, sakti.1, sakti.2, "Mohon reset MFA SAKTI, NIK 3201xxxxxxxxxxxx"), vec![]);
+        let new_user = held_for(
+            sakti.0,
+            sakti.1,
+            sakti.2,
+            "Pendaftaran user SAKTI\nMohon pendaftaran user SAKTI baru untuk operator di unit non satker kami.",
+        );
+        assert_eq!(new_user.len(), 1, "{new_user:?}");
+        assert!(new_user[0].item.starts_with("SK Penetapan Pengguna SAKTI dan Form Pendaftaran"), "{new_user:?}");
+        assert_eq!(new_user[0].kind, RequirementKind::Attachment);
+
+        let m365 = ("djpb", "tik_5_infrastruktur_jaringan_keamanan", "microsoft_365");
+        for help in [
+            "Mohon bantuan reset password akun Microsoft 365 saya",
+            "Mohon bantuan instalasi Office 365 versi desktop di laptop saya",
+            "Authenticator di HP baru tidak bisa, mohon dibantu",
+        ] {
+            assert_eq!(held_for(m365.0, m365.1, m365.2, help), vec![], "{help}");
+        }
+        assert_eq!(held_for(m365.0, m365.1, m365.2, "Permohonan narasumber sharing session Office 365").len(), 1);
+
+        let myintress = ("djpb", "tik_2_pengelolaan_user", "myintress");
+        assert_eq!(
+            items(&held_for(myintress.0, myintress.1, myintress.2, "Mohon penghapusan pengguna MyIntress a.n. Budi")),
+            ["Surat Permintaan Penghapusan Pengguna"]
+        );
+
+        assert_eq!(
+            held_for("hero", "aplikasi", "inatrade", "Mohon dibuatkan akun INATRADE untuk operator baru").len(),
+            1
+        );
+        assert_eq!(
+            held_for("hero", "aplikasi", "e_sppd", "Mohon perbaikan data perjalanan dinas saya di e-SPPD"),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn catalogue_notes_never_reach_requesters() {
+        // Every requirement of every desk, as if its condition held (the text names every phrase
+        // of every condition, and no reset): no item carries a note.
+        for desk in ["hero", "pusintek", "djpb", "jateng"] {
+            let cat = seed(desk);
+            for c in &cat.categories {
+                for s in &c.subcategories {
+                    let mut texts = vec![String::new()];
+                    for r in &s.requirements {
+                        texts.push(r.condition.when_any.join(" "));
+                    }
+                    let me = EmailAddress::parse("pegawai@example.go.id").unwrap();
+                    let mut seen = 0;
+                    for text in &texts {
+                        for m in missing_requirements(s, Some(TicketType::Request), text, 0, &me, &[], |_| false) {
+                            seen += 1;
+                            let lower = m.item.to_lowercase();
+                            assert!(
+                                !m.item.contains(['(', ')'])
+                                    && !lower.contains("hanya untuk")
+                                    && !lower.contains("tidak untuk"),
+                                "{desk} {}/{}: {:?}",
+                                c.id,
+                                s.id,
+                                m.item
+                            );
+                            assert!(!m.item.trim().is_empty(), "{desk} {}/{}", c.id, s.id);
+                        }
+                    }
+                    let documents = s.requirements.iter().filter(|r| r.kind == RequirementKind::Attachment).count();
+                    assert!(documents == 0 || seen > 0, "{desk} {}/{}: no requirement ever applies", c.id, s.id);
+                }
+            }
+        }
+    }
+
     #[test]
     fn language_heuristic() {
         assert_eq!(detect_language("Dear team, I cannot log in to the portal since this morning. Please help."), "en");
