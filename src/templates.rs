@@ -301,6 +301,19 @@ mod tests {
         }
         let en = t.render("en", "acknowledgement", &sample_context()).unwrap();
         assert!(en.body.contains("Thank you"), "{}", en.body);
+        // Missing requirements are named by item and kind, never by their internal label.
+        for (lang, name, document, cc) in [
+            ("id", "acknowledgement", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
+            ("id", "incomplete", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
+            ("en", "acknowledgement", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
+            ("en", "incomplete", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
+            ("id", "chat_incomplete", "Surat resmi (sebagai dokumen)", "kolom CC"),
+            ("en", "chat_acknowledgement", "Surat resmi (as a document)", "in CC"),
+        ] {
+            let body = t.render(lang, name, &sample_context()).unwrap().body;
+            assert!(body.contains(document) && body.contains(cc), "{lang}/{name}: {body}");
+            assert!(!body.contains("supervisor_cc"), "{body}");
+        }
         assert_eq!(t.render("xx", "acknowledgement", &sample_context()).unwrap(), id);
     }
 
