@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::TicketType;
+use crate::routing::normalize::fold;
 
 /// The category every desk has for messages that fit nowhere in its catalogue.
 pub const TRIAGE_CATEGORY: &str = "triage";
@@ -56,9 +57,85 @@ pub struct Subcategory {
     pub description: Option<String>,
     pub fulfilment: Option<Fulfilment>,
     pub fulfilment_note: Option<String>,
-    pub requires_attachment: Option<String>,
-    pub requires_supervisor_cc: bool,
+    /// What a request must bring (documents, the supervisor in CC), each with the condition under
+    /// which it applies. The legacy keys `requires_attachment` and `requires_supervisor_cc` load as
+    /// unconditional entries here.
+    pub requirements: Vec<Requirement>,
     pub requires_info: Vec<String>,
+}
+
+/// What a requirement asks for: a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequirementKind {
+    /// A document the request must carry as an attachment.
+    Attachment,
+    /// The supervisor's address in CC.
+    SupervisorCc,
+}
+
+impl RequirementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequirementKind::Attachment => "attachment",
+            RequirementKind::SupervisorCc => "supervisor_cc",
+        }
+    }
+}
+
+/// Item of a `supervisor_cc` requirement written without one (legacy key included). Templates
+/// render their own sentence for this kind; the item only shows in events and to agents.
+pub const SUPERVISOR_CC_ITEM: &str = "supervisor's address in CC";
+
+/// One requirement of a subcategory.
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    pub kind: RequirementKind,
+    /// The document's name in plain words: what the requester is told.
+    pub item: String,
+    /// When the requirement applies.
+    pub condition: Condition,
+    /// The catalogue's note for agents and operators; never sent to requesters.
+    pub note: Option<String>,
+}
+
+impl Requirement {
+    /// Whether the requirement applies to a request whose text (subject and body) is `text`.
+    pub fn applies_to(&self, text: &str) -> bool {
+        self.condition.holds(&fold(text))
+    }
+}
+
+/// When a requirement applies, evaluated on the request's folded text
+/// ([`crate::routing::normalize::fold`]: lowercase, accents removed, every run of other characters
+/// one space). Phrases match whole words. With no `when_any` and no `when_regex` the requirement
+/// always applies (unless an `unless_any` phrase is present).
+#[derive(Debug, Clone, Default)]
+pub struct Condition {
+    /// Folded phrases (` word word `): the requirement applies when one is present...
+    pub when_any: Vec<String>,
+    /// ...or when this matches the folded text.
+    pub when_regex: Option<regex::Regex>,
+    /// Folded phrases: the requirement never applies when one is present.
+    pub unless_any: Vec<String>,
+}
+
+impl Condition {
+    /// Whether the condition holds for `folded`, a text already passed through [`fold`].
+    pub fn holds(&self, folded: &str) -> bool {
+        if self.unless_any.iter().any(|p| folded.contains(p.as_str())) {
+            return false;
+        }
+        if self.when_any.is_empty() && self.when_regex.is_none() {
+            return true;
+        }
+        self.when_any.iter().any(|p| folded.contains(p.as_str()))
+            || self.when_regex.as_ref().is_some_and(|r| r.is_match(folded))
+    }
+
+    pub fn is_unconditional(&self) -> bool {
+        self.when_any.is_empty() && self.when_regex.is_none() && self.unless_any.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +246,7 @@ impl Catalogue {
                         None
                     }
                 };
+                let requirements = requirements(&raw.desk, &skey, &s, &mut |m| errors.push(invalid(m)));
                 subs.push(Subcategory {
                     id: s.id,
                     name: s.name,
@@ -179,8 +257,7 @@ impl Catalogue {
                     description: s.description,
                     fulfilment,
                     fulfilment_note: s.fulfilment_note,
-                    requires_attachment: s.requires_attachment,
-                    requires_supervisor_cc: s.requires_supervisor_cc,
+                    requirements,
                     requires_info: s.requires_info,
                 });
             }
@@ -201,6 +278,81 @@ impl Catalogue {
             Err(errors)
         }
     }
+}
+
+/// The requirements of raw subcategory `s` (key `skey` in desk `desk`): the legacy keys first, as
+/// unconditional requirements, then the `[[category.subcategory.requirement]]` tables. Problems go
+/// to `error`.
+fn requirements(desk: &str, skey: &str, s: &RawSubcategory, error: &mut dyn FnMut(String)) -> Vec<Requirement> {
+    let mut out = Vec::new();
+    if let Some(doc) = &s.requires_attachment {
+        out.push(Requirement {
+            kind: RequirementKind::Attachment,
+            item: doc.trim().to_string(),
+            condition: Condition::default(),
+            note: None,
+        });
+    }
+    if s.requires_supervisor_cc {
+        out.push(Requirement {
+            kind: RequirementKind::SupervisorCc,
+            item: SUPERVISOR_CC_ITEM.to_string(),
+            condition: Condition::default(),
+            note: None,
+        });
+    }
+    for (ri, r) in s.requirement.iter().enumerate() {
+        let rkey = format!("desk `{desk}`, {skey}.requirement[{ri}]");
+        let item = match (r.kind, r.item.as_deref().map(str::trim)) {
+            (_, Some(item)) if !item.is_empty() => {
+                if item.contains(['(', ')']) {
+                    error(format!(
+                        "{rkey}.item: `{item}` must be the document's name in plain words; \
+                         put parenthesised notes in `note` and conditions in `when_any`/`unless_any`"
+                    ));
+                }
+                item.to_string()
+            }
+            (RequirementKind::SupervisorCc, None) => SUPERVISOR_CC_ITEM.to_string(),
+            _ => {
+                error(format!("{rkey}.item: must name what is needed (required for kind `attachment`)"));
+                String::new()
+            }
+        };
+        let mut phrases = |key: &str, list: &[String]| -> Vec<String> {
+            let mut folded = Vec::new();
+            for p in list {
+                let f = fold(p);
+                if f.trim().is_empty() {
+                    error(format!("{rkey}.{key}: `{p}` has no letters or digits"));
+                } else {
+                    folded.push(f);
+                }
+            }
+            folded
+        };
+        let when_any = phrases("when_any", &r.when_any);
+        let unless_any = phrases("unless_any", &r.unless_any);
+        let when_regex =
+            match r.when_regex.as_deref().map(|re| regex::RegexBuilder::new(re).case_insensitive(true).build()) {
+                None => None,
+                Some(Ok(re)) => Some(re),
+                Some(Err(e)) => {
+                    error(format!(
+                        "{rkey}.when_regex: invalid regex `{}`: {e}",
+                        r.when_regex.as_deref().unwrap_or_default()
+                    ));
+                    None
+                }
+            };
+        out.push(Requirement {
+            kind: r.kind,
+            item,
+            condition: Condition { when_any, when_regex, unless_any },
+            note: r.note.clone(),
+        });
+    }
+    out
 }
 
 fn is_id(s: &str) -> bool {
@@ -262,6 +414,24 @@ struct RawSubcategory {
     requires_supervisor_cc: bool,
     #[serde(default)]
     requires_info: Vec<String>,
+    #[serde(default)]
+    requirement: Vec<RawRequirement>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    #[serde(default)]
+    item: Option<String>,
+    kind: RequirementKind,
+    #[serde(default)]
+    when_any: Vec<String>,
+    #[serde(default)]
+    unless_any: Vec<String>,
+    #[serde(default)]
+    when_regex: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
 }
 
 #[cfg(test)]
@@ -309,6 +479,64 @@ fulfilment = "4h"
         assert!(text.iter().any(|t| t.contains("unknown type `kendala`")));
         assert!(text.iter().any(|t| t.contains(".letter")));
         assert!(text.iter().any(|t| t.contains(".fulfilment")));
+    }
+
+    const WITH_REQUIREMENTS: &str = r#"
+[[category.subcategory.requirement]]
+item = "Format Lampiran Akun Kolektif"
+kind = "attachment"
+when_any = ["Kolektif", "lebih dari 30"]
+when_regex = '\b(3[1-9]|[4-9][0-9]) pegawai\b'
+unless_any = ["reset password"]
+note = "hanya untuk pembuatan akun kolektif lebih dari 30 akun"
+
+[[category.subcategory.requirement]]
+kind = "supervisor_cc"
+"#;
+
+    #[test]
+    fn loads_requirement_tables_and_legacy_keys() {
+        let text = GOOD.replace("fulfilment = \"4h\"", "fulfilment = \"4h\"\nrequires_attachment = \"Surat resmi\"")
+            + WITH_REQUIREMENTS;
+        let c = Catalogue::parse(Path::new("hero.toml"), &text).unwrap();
+        let r = &c.subcategory("aplikasi", "sigi").unwrap().requirements;
+        let summary: Vec<(RequirementKind, &str, bool)> =
+            r.iter().map(|r| (r.kind, r.item.as_str(), r.condition.is_unconditional())).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (RequirementKind::Attachment, "Surat resmi", true),
+                (RequirementKind::Attachment, "Format Lampiran Akun Kolektif", false),
+                (RequirementKind::SupervisorCc, SUPERVISOR_CC_ITEM, true),
+            ]
+        );
+        let collective = &r[1];
+        assert_eq!(collective.note.as_deref(), Some("hanya untuk pembuatan akun kolektif lebih dari 30 akun"));
+        assert!(collective.applies_to("Pembuatan akun KOLEKTIF"));
+        assert!(collective.applies_to("akun untuk 45 pegawai"));
+        assert!(!collective.applies_to("akun untuk 12 pegawai"));
+        assert!(!collective.applies_to("akun untuk pegawai baru"));
+        assert!(!collective.applies_to("reset password akun kolektif"));
+    }
+
+    #[test]
+    fn a_bad_requirement_is_a_load_error_naming_file_desk_subcategory_and_regex() {
+        let bad = WITH_REQUIREMENTS.replace(r"'\b(3[1-9]", r"'\b(3[1-9");
+        let errs = Catalogue::parse(Path::new("seeds/hero.toml"), &(GOOD.to_string() + &bad)).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        for needle in ["seeds/hero.toml", "desk `hero`", "(`sigi`)", "requirement[0].when_regex", r"\b(3[1-9"] {
+            assert!(text[0].contains(needle), "{needle} in {text:?}");
+        }
+        // Notes in the item, a missing item, an unknown kind.
+        let noted = WITH_REQUIREMENTS.replace("Kolektif\"\nkind", "Kolektif (lebih dari 30 akun)\"\nkind");
+        let errs = Catalogue::parse(Path::new("hero.toml"), &(GOOD.to_string() + &noted)).unwrap_err();
+        assert!(errs[0].to_string().contains("requirement[0].item"), "{errs:?}");
+        let no_item = WITH_REQUIREMENTS.replace("item = \"Format Lampiran Akun Kolektif\"\n", "");
+        let errs = Catalogue::parse(Path::new("hero.toml"), &(GOOD.to_string() + &no_item)).unwrap_err();
+        assert!(errs[0].to_string().contains("requirement[0].item"), "{errs:?}");
+        let kind = WITH_REQUIREMENTS.replace("\"attachment\"", "\"lampiran\"");
+        assert!(Catalogue::parse(Path::new("hero.toml"), &(GOOD.to_string() + &kind)).is_err());
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::path::Path;
 use minijinja::Environment;
 use serde::Serialize;
 
+use crate::catalogue::RequirementKind;
+use crate::pipeline::policy::Missing;
+
 /// The languages Loket ships text for.
 pub const LANGUAGES: &[&str] = &["id", "en"];
 
@@ -141,8 +144,9 @@ pub struct MailContext {
     /// The text the message carries: an agent's reply, a resolution note, the requester's message
     /// (in notifications to agents).
     pub text: String,
-    /// Requirements still missing; `supervisor_cc` stands for "the supervisor's address in CC".
-    pub missing: Vec<String>,
+    /// Requirements still missing: `m.kind` (`attachment`, `supervisor_cc`) and `m.item`, the
+    /// document's name in plain words.
+    pub missing: Vec<Missing>,
     /// Attachments refused by the desk's policy.
     pub refused: Vec<RefusedCtx>,
     /// What an agent's commands changed (confirmation to the agent).
@@ -262,7 +266,10 @@ pub fn sample_context() -> MailContext {
         requester: PersonCtx { name: "Budi".into(), address: "budi@example.test".into() },
         original_subject: "SIGI tidak bisa diakses".into(),
         text: "Sudah kami perbaiki.".into(),
-        missing: vec!["Surat resmi".into(), "supervisor_cc".into()],
+        missing: vec![
+            Missing { kind: RequirementKind::Attachment, item: "Surat resmi".into() },
+            Missing { kind: RequirementKind::SupervisorCc, item: crate::catalogue::SUPERVISOR_CC_ITEM.into() },
+        ],
         refused: vec![RefusedCtx { filename: "a.exe".into(), reason: "type_not_allowed".into() }],
         changes: vec!["status: resolved".into()],
         reason: "no valid token".into(),
@@ -305,6 +312,19 @@ mod tests {
         }
         let en = t.render("en", "acknowledgement", &sample_context()).unwrap();
         assert!(en.body.contains("Thank you"), "{}", en.body);
+        // Missing requirements are named by item and kind, never by their internal label.
+        for (lang, name, document, cc) in [
+            ("id", "acknowledgement", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
+            ("id", "incomplete", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
+            ("en", "acknowledgement", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
+            ("en", "incomplete", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
+            ("id", "chat_incomplete", "Surat resmi (sebagai dokumen)", "kolom CC"),
+            ("en", "chat_acknowledgement", "Surat resmi (as a document)", "in CC"),
+        ] {
+            let body = t.render(lang, name, &sample_context()).unwrap().body;
+            assert!(body.contains(document) && body.contains(cc), "{lang}/{name}: {body}");
+            assert!(!body.contains("supervisor_cc"), "{body}");
+        }
         assert_eq!(t.render("xx", "acknowledgement", &sample_context()).unwrap(), id);
     }
 

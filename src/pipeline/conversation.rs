@@ -244,12 +244,13 @@ impl Pipeline {
         Ok(row)
     }
 
-    fn missing_now(&self, h: &Here<'_>, t: &TicketRow, mail: &ParsedMail, accepted: usize) -> Vec<String> {
+    fn missing_now(&self, h: &Here<'_>, t: &TicketRow, mail: &ParsedMail, accepted: usize) -> Vec<policy::Missing> {
         let Some(sub) = h.desk.catalogue.subcategory(&t.category, &t.subcategory) else { return Vec::new() };
         let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("sender");
         policy::missing_requirements(
             sub,
             t.ticket_type.as_deref().and_then(TicketType::parse),
+            &format!("{}\n{}", t.subject, mail.text),
             accepted,
             &sender,
             &mail.cc,

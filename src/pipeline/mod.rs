@@ -434,6 +434,7 @@ impl Pipeline {
             Some(sub) => policy::missing_requirements(
                 sub,
                 decision.ticket_type,
+                &format!("{}\n{}", mail.subject, mail.text),
                 verdicts.accepted,
                 &requester.address,
                 &mail.cc,
@@ -443,7 +444,7 @@ impl Pipeline {
         };
         if h.channel != Channel::Email {
             // A chat has no CC: the agent checks the supervisor's approval instead.
-            missing.retain(|m| m != "supervisor_cc");
+            missing.retain(|m| m.kind != crate::catalogue::RequirementKind::SupervisorCc);
         }
         let group = desk.group_for(&decision.category, &decision.subcategory).map(|g| g.id.clone());
         let (status, pending_reason) =

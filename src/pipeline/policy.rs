@@ -2,7 +2,7 @@
 //! (TNEF) unpacking, the subcategory's requirements (completeness check), the requester's language,
 //! and the confirmation and rating replies after resolution.
 
-use crate::catalogue::Subcategory;
+use crate::catalogue::{RequirementKind, Subcategory};
 use crate::config::AttachmentPolicy;
 use crate::domain::{EmailAddress, TicketType};
 
@@ -99,27 +99,44 @@ pub fn is_tnef(filename: Option<&str>, content_type: &str) -> bool {
     filename.is_some_and(|f| f.eq_ignore_ascii_case("winmail.dat")) || content_type == "application/ms-tnef"
 }
 
+/// A requirement a request still lacks: what the templates name to the requester and the events
+/// store (`{"kind": "attachment", "item": "..."}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Missing {
+    pub kind: RequirementKind,
+    /// The document's name in plain words (for `supervisor_cc`, a label the templates do not show).
+    pub item: String,
+}
+
 /// What a request still lacks of its subcategory's requirements. Requirements apply to requests
-/// (Permohonan): questions and incident reports are never held back.
+/// (Permohonan): questions and incident reports are never held back. A requirement counts only when
+/// its condition holds for `text`, the request's subject and body. An attachment requirement is met
+/// by at least one accepted attachment; the supervisor's requirement by an internal address other
+/// than the sender's in CC.
 pub fn missing_requirements(
     sub: &Subcategory,
     ticket_type: Option<TicketType>,
+    text: &str,
     accepted_attachments: usize,
     sender: &EmailAddress,
     cc: &[EmailAddress],
     is_internal: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    let mut missing = Vec::new();
+) -> Vec<Missing> {
     if ticket_type != Some(TicketType::Request) {
-        return missing;
+        return Vec::new();
     }
-    if let Some(doc) = &sub.requires_attachment
-        && accepted_attachments == 0
-    {
-        missing.push(doc.clone());
-    }
-    if sub.requires_supervisor_cc && !cc.iter().any(|a| a != sender && is_internal(a.domain())) {
-        missing.push("supervisor_cc".to_string());
+    let folded = crate::routing::normalize::fold(text);
+    let supervisor_in_cc = || cc.iter().any(|a| a != sender && is_internal(a.domain()));
+    let mut missing: Vec<Missing> = Vec::new();
+    for r in sub.requirements.iter().filter(|r| r.condition.holds(&folded)) {
+        let met = match r.kind {
+            RequirementKind::Attachment => accepted_attachments > 0,
+            RequirementKind::SupervisorCc => supervisor_in_cc(),
+        };
+        let m = Missing { kind: r.kind, item: r.item.clone() };
+        if !met && !missing.contains(&m) {
+            missing.push(m);
+        }
     }
     missing
 }
@@ -221,6 +238,7 @@ pub fn parse_rating(text: &str) -> Option<(u8, String)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::catalogue::{Condition, Requirement, SUPERVISOR_CC_ITEM};
 
     fn hero_policy() -> AttachmentPolicy {
         AttachmentPolicy {
@@ -296,9 +314,12 @@ pub(crate) mod tests {
         assert!(is_tnef(None, "application/ms-tnef"));
     }
 
-    #[test]
-    fn requirements_apply_to_requests() {
-        let sub = Subcategory {
+    fn requirement(kind: RequirementKind, item: &str, condition: Condition) -> Requirement {
+        Requirement { kind, item: item.into(), condition, note: None }
+    }
+
+    fn sub_with(requirements: Vec<Requirement>) -> Subcategory {
+        Subcategory {
             id: "inatrade".into(),
             name: "INATRADE".into(),
             reference: None,
@@ -308,23 +329,224 @@ pub(crate) mod tests {
             description: None,
             fulfilment: None,
             fulfilment_note: None,
-            requires_attachment: Some("Surat resmi".into()),
-            requires_supervisor_cc: true,
+            requirements,
             requires_info: vec![],
-        };
+        }
+    }
+
+    fn att(item: &str) -> Missing {
+        Missing { kind: RequirementKind::Attachment, item: item.into() }
+    }
+
+    fn cc() -> Missing {
+        Missing { kind: RequirementKind::SupervisorCc, item: SUPERVISOR_CC_ITEM.into() }
+    }
+
+    #[test]
+    fn requirements_apply_to_requests() {
+        let sub = sub_with(vec![
+            requirement(RequirementKind::Attachment, "Surat resmi", Condition::default()),
+            requirement(RequirementKind::SupervisorCc, SUPERVISOR_CC_ITEM, Condition::default()),
+        ]);
         let me = EmailAddress::parse("a@kemendag.go.id").unwrap();
         let boss = EmailAddress::parse("boss@kemendag.go.id").unwrap();
+        let outsider = EmailAddress::parse("boss@gmail.com").unwrap();
         let internal = |d: &str| d.ends_with("kemendag.go.id");
+        let req = Some(TicketType::Request);
+        assert_eq!(missing_requirements(&sub, req, "", 0, &me, &[], internal), vec![att("Surat resmi"), cc()]);
+        assert!(missing_requirements(&sub, req, "", 1, &me, std::slice::from_ref(&boss), internal).is_empty());
+        assert_eq!(missing_requirements(&sub, req, "", 1, &me, std::slice::from_ref(&me), internal), vec![cc()]);
+        assert_eq!(missing_requirements(&sub, req, "", 1, &me, &[outsider], internal), vec![cc()]);
+        assert!(missing_requirements(&sub, Some(TicketType::Incident), "", 0, &me, &[], internal).is_empty());
+        assert!(missing_requirements(&sub, None, "", 0, &me, &[], internal).is_empty());
+    }
+
+    fn phrases(list: &[&str]) -> Vec<String> {
+        list.iter().map(|p| crate::routing::normalize::fold(p)).collect()
+    }
+
+    #[test]
+    fn conditions_select_the_requirements_that_apply() {
+        let collective = Condition {
+            when_any: phrases(&["kolektif", "massal"]),
+            when_regex: Some(
+                regex::RegexBuilder::new(r"\b(3[1-9]|[4-9][0-9]|[1-9][0-9]{2,}) (akun|pegawai)\b")
+                    .case_insensitive(true)
+                    .build()
+                    .unwrap(),
+            ),
+            unless_any: vec![],
+        };
+        let not_reset =
+            Condition { when_any: vec![], when_regex: None, unless_any: phrases(&["reset password", "MFA"]) };
+        let sub = sub_with(vec![
+            requirement(RequirementKind::Attachment, "Formulir kolektif", collective),
+            requirement(RequirementKind::Attachment, "SK Penetapan", not_reset),
+        ]);
+        let me = EmailAddress::parse("a@kemenkeu.go.id").unwrap();
+        let miss = |text: &str, attachments: usize| {
+            missing_requirements(&sub, Some(TicketType::Request), text, attachments, &me, &[], |_| true)
+        };
+        // Unconditional except for resets; the collective form only for collective requests.
+        assert_eq!(miss("Mohon dibuatkan akun untuk pegawai baru", 0), vec![att("SK Penetapan")]);
+        assert_eq!(miss("Pembuatan akun KOLEKTIF", 0), vec![att("Formulir kolektif"), att("SK Penetapan")]);
+        assert_eq!(miss("Akun untuk 45 pegawai", 0), vec![att("Formulir kolektif"), att("SK Penetapan")]);
+        assert_eq!(miss("Akun untuk 12 pegawai", 0), vec![att("SK Penetapan")]);
+        assert_eq!(miss("Akun untuk 300 akun", 0), vec![att("Formulir kolektif"), att("SK Penetapan")]);
+        // Folding: case, accents and punctuation do not matter; phrases match whole words.
+        assert!(miss("Mohon RESET-password saya", 0).is_empty());
+        assert!(miss("mohon réset   password", 0).is_empty());
+        assert!(miss("aktivasi mfa", 0).is_empty());
+        assert_eq!(miss("aktivasi mfaku", 0), vec![att("SK Penetapan")]);
+        assert_eq!(miss("kolektifitas", 0), vec![att("SK Penetapan")]);
+        // One accepted attachment meets the attachment requirements.
+        assert!(miss("Pembuatan akun kolektif", 1).is_empty());
+    }
+
+    #[test]
+    fn unless_wins_over_when() {
+        let c = Condition { when_any: phrases(&["akun"]), when_regex: None, unless_any: phrases(&["reset password"]) };
+        assert!(c.holds(&crate::routing::normalize::fold("pembuatan akun")));
+        assert!(!c.holds(&crate::routing::normalize::fold("reset password akun")));
+        assert!(!c.holds(&crate::routing::normalize::fold("hosting")));
+        assert!(Condition::default().holds(" apa saja "));
+    }
+
+    fn seed(desk: &str) -> crate::catalogue::Catalogue {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("seeds/{desk}.toml"));
+        crate::catalogue::Catalogue::load(&path).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    /// What the real catalogue holds a request for: `text` is subject and body, no attachment, the
+    /// supervisor in CC (so only documents count).
+    fn held_for(desk: &str, category: &str, sub: &str, text: &str) -> Vec<Missing> {
+        let cat = seed(desk);
+        let sub = cat.subcategory(category, sub).unwrap_or_else(|| panic!("{desk} {category}/{sub}"));
+        let me = EmailAddress::parse("pegawai@kemenkeu.go.id").unwrap();
+        let boss = EmailAddress::parse("atasan@kemenkeu.go.id").unwrap();
+        missing_requirements(sub, Some(TicketType::Request), text, 0, &me, &[boss], |_| true)
+    }
+
+    fn items(missing: &[Missing]) -> Vec<&str> {
+        missing.iter().map(|m| m.item.as_str()).collect()
+    }
+
+    #[test]
+    fn real_catalogues_hold_only_requests_whose_condition_applies() {
+        let account = ("pusintek", "itsm_8_akun", "pembuatan_akun");
+        let individual = "Permohonan akun email\nMohon dibuatkan akun email kedinasan untuk pegawai baru atas nama Rina Wati, NIP 199001012020122001.";
+        assert_eq!(held_for(account.0, account.1, account.2, individual), vec![]);
+        let collective = "Permohonan akun\nMohon pembuatan akun email kolektif untuk 45 pegawai baru di unit kami.";
         assert_eq!(
-            missing_requirements(&sub, Some(TicketType::Request), 0, &me, &[], internal),
-            vec!["Surat resmi", "supervisor_cc"]
+            items(&held_for(account.0, account.1, account.2, collective)),
+            ["Format Lampiran Akun Individu Secara Kolektif"]
         );
-        assert!(missing_requirements(&sub, Some(TicketType::Request), 1, &me, &[boss], internal).is_empty());
+        let many = "Mohon dibuatkan akun email untuk 45 pegawai CPNS";
+        assert_eq!(held_for(account.0, account.1, account.2, many).len(), 1);
+        // The supervisor in CC still counts everywhere it is asked for: the individual request
+        // without CC lacks exactly that.
+        let cat = seed("pusintek");
+        let sub = cat.subcategory(account.1, account.2).unwrap();
+        let me = EmailAddress::parse("pegawai@kemenkeu.go.id").unwrap();
+        let no_cc = missing_requirements(sub, Some(TicketType::Request), individual, 0, &me, &[], |_| true);
+        assert_eq!(no_cc.iter().map(|m| m.kind).collect::<Vec<_>>(), [RequirementKind::SupervisorCc]);
+
+        let software = ("pusintek", "itsm_10_perangkat_lunak", "instalasi_perangkat_lunak");
         assert_eq!(
-            missing_requirements(&sub, Some(TicketType::Request), 1, &me, std::slice::from_ref(&me), internal),
-            vec!["supervisor_cc"]
+            held_for(software.0, software.1, software.2, "Mohon instalasi Adobe Acrobat di laptop saya"),
+            vec![]
         );
-        assert!(missing_requirements(&sub, Some(TicketType::Incident), 0, &me, &[], internal).is_empty());
+        assert_eq!(
+            held_for(software.0, software.1, software.2, "Mohon instalasi SPSS pada 12 laptop ruang rapat").len(),
+            1
+        );
+        assert_eq!(
+            held_for(
+                "pusintek",
+                "itsm_10_perangkat_lunak",
+                "penyediaan_perangkat_lunak",
+                "Mohon disediakan lisensi Microsoft Visio untuk saya"
+            ),
+            vec![]
+        );
+
+        let sakti = ("djpb", "tik_2_pengelolaan_user", "sakti");
+        assert_eq!(
+            held_for(sakti.0, sakti.1, sakti.2, "Reset password SAKTI\nmohon reset password SAKTI user saya"),
+            vec![]
+        );
+        assert_eq!(held_for(sakti.0, sakti.1, sakti.2, "Mohon reset MFA SAKTI, NIK 3201xxxxxxxxxxxx"), vec![]);
+        let new_user = held_for(
+            sakti.0,
+            sakti.1,
+            sakti.2,
+            "Pendaftaran user SAKTI\nMohon pendaftaran user SAKTI baru untuk operator di unit non satker kami.",
+        );
+        assert_eq!(new_user.len(), 1, "{new_user:?}");
+        assert!(new_user[0].item.starts_with("SK Penetapan Pengguna SAKTI dan Form Pendaftaran"), "{new_user:?}");
+        assert_eq!(new_user[0].kind, RequirementKind::Attachment);
+
+        let m365 = ("djpb", "tik_5_infrastruktur_jaringan_keamanan", "microsoft_365");
+        for help in [
+            "Mohon bantuan reset password akun Microsoft 365 saya",
+            "Mohon bantuan instalasi Office 365 versi desktop di laptop saya",
+            "Authenticator di HP baru tidak bisa, mohon dibantu",
+        ] {
+            assert_eq!(held_for(m365.0, m365.1, m365.2, help), vec![], "{help}");
+        }
+        assert_eq!(held_for(m365.0, m365.1, m365.2, "Permohonan narasumber sharing session Office 365").len(), 1);
+
+        let myintress = ("djpb", "tik_2_pengelolaan_user", "myintress");
+        assert_eq!(
+            items(&held_for(myintress.0, myintress.1, myintress.2, "Mohon penghapusan pengguna MyIntress a.n. Budi")),
+            ["Surat Permintaan Penghapusan Pengguna"]
+        );
+
+        assert_eq!(
+            held_for("hero", "aplikasi", "inatrade", "Mohon dibuatkan akun INATRADE untuk operator baru").len(),
+            1
+        );
+        assert_eq!(
+            held_for("hero", "aplikasi", "e_sppd", "Mohon perbaikan data perjalanan dinas saya di e-SPPD"),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn catalogue_notes_never_reach_requesters() {
+        // Every requirement of every desk, as if its condition held (the text names every phrase
+        // of every condition, and no reset): no item carries a note.
+        for desk in ["hero", "pusintek", "djpb", "jateng"] {
+            let cat = seed(desk);
+            for c in &cat.categories {
+                for s in &c.subcategories {
+                    let mut texts = vec![String::new()];
+                    for r in &s.requirements {
+                        texts.push(r.condition.when_any.join(" "));
+                    }
+                    let me = EmailAddress::parse("pegawai@example.go.id").unwrap();
+                    let mut seen = 0;
+                    for text in &texts {
+                        for m in missing_requirements(s, Some(TicketType::Request), text, 0, &me, &[], |_| false) {
+                            seen += 1;
+                            let lower = m.item.to_lowercase();
+                            assert!(
+                                !m.item.contains(['(', ')'])
+                                    && !lower.contains("hanya untuk")
+                                    && !lower.contains("tidak untuk"),
+                                "{desk} {}/{}: {:?}",
+                                c.id,
+                                s.id,
+                                m.item
+                            );
+                            assert!(!m.item.trim().is_empty(), "{desk} {}/{}", c.id, s.id);
+                        }
+                    }
+                    let documents = s.requirements.iter().filter(|r| r.kind == RequirementKind::Attachment).count();
+                    assert!(documents == 0 || seen > 0, "{desk} {}/{}: no requirement ever applies", c.id, s.id);
+                }
+            }
+        }
     }
 
     #[test]

@@ -309,16 +309,10 @@ async fn incomplete_requests_wait_for_their_requirements() {
     assert_eq!((t.status.as_str(), t.pending_reason.as_deref()), ("pending", Some("requirements")));
     let out = outbound(&store, &n).await;
     let ack = out.iter().find(|(k, _, _, _)| k == "acknowledgement").unwrap();
-    let letter = w
-        .config()
-        .desk("hero")
-        .unwrap()
-        .catalogue
-        .subcategory("aplikasi", "inatrade")
-        .unwrap()
-        .requires_attachment
-        .clone()
-        .unwrap();
+    let letter = w.config().desk("hero").unwrap().catalogue.subcategory("aplikasi", "inatrade").unwrap().requirements
+        [0]
+    .item
+    .clone();
     assert!(ack.3.contains(&letter), "the acknowledgement names exactly what is missing: {}", ack.3);
     assert!(!out.iter().any(|(k, _, _, _)| k == "agent_notification"), "agents are not bothered before it is complete");
 
