@@ -436,6 +436,15 @@ impl Pipeline {
                     to_requester.push(("rejection", reason.clone()));
                     format!("status: rejected ({reason})")
                 }
+                Command::Waive => {
+                    if status == TicketStatus::Pending.as_str() && t.pending_reason.as_deref() == Some("requirements") {
+                        status = TicketStatus::Open.as_str().into();
+                        patch.pending_reason = Some(None);
+                        "requirements waived: the request goes on without them".to_string()
+                    } else {
+                        "no requirements were waiting".to_string()
+                    }
+                }
                 Command::Close => {
                     status = TicketStatus::Closed.as_str().into();
                     patch.closed_at = Some(Some(h.now));

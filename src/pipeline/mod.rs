@@ -554,9 +554,12 @@ impl Pipeline {
                 .await?;
             }
         }
-        if missing.is_empty() {
+        {
+            // A request held for its requirements is still seen by the agents, as waiting, so
+            // one can waive them (`#waive`).
             let mut ctx = self.base_ctx(h, &t);
-            ctx.event = "new".into();
+            ctx.event = if missing.is_empty() { "new" } else { "waiting" }.into();
+            ctx.missing = missing.clone();
             ctx.text = mail.text.clone();
             ctx.ticket.mentioned_number = mentions.unwrap_or_default();
             self.notify_agents_with(tx, h, &t, ctx, &requester.address).await?;

@@ -13,7 +13,8 @@
 //! #close               closed (with the rating request)
 //! ```
 //! Commands are case-insensitive; Indonesian aliases are accepted (`#selesai`, `#tunda`,
-//! `#tugaskan`, `#eskalasi`, `#catatan`, `#prioritas`, `#kategori`, `#jenis`, `#tolak`, `#tutup`).
+//! `#tugaskan`, `#eskalasi`, `#catatan`, `#prioritas`, `#kategori`, `#jenis`, `#tolak`, `#tutup`,
+//! `#abaikan` for `#waive`).
 
 use crate::domain::{Priority, TicketType};
 
@@ -29,6 +30,8 @@ pub enum Command {
     Type(TicketType),
     Reject(String),
     Close,
+    /// Waive the missing requirements of a request held for them (the agent checked otherwise).
+    Waive,
 }
 
 impl Command {
@@ -44,6 +47,7 @@ impl Command {
             Command::Type(_) => "type",
             Command::Reject(_) => "reject",
             Command::Close => "close",
+            Command::Waive => "waive",
         }
     }
 }
@@ -157,6 +161,7 @@ pub fn parse(text: &str) -> Result<AgentReply, CommandError> {
                 Command::Reject(arg.to_string())
             }
             "close" | "tutup" => Command::Close,
+            "waive" | "abaikan" => Command::Waive,
             other => return Err(CommandError::Unknown(other.to_string())),
         };
         commands.push(c);
@@ -201,6 +206,7 @@ mod tests {
         );
         assert_eq!(r.text, "Sudah diperbaiki.\n\nSilakan dicoba lagi.");
         assert!(r.has("resolve"));
+        assert_eq!(parse("#abaikan").unwrap().commands, vec![Command::Waive]);
         let r = parse("#ESCALATE\n#note cek log server\n#close\n#reject di luar layanan\n#pending").unwrap();
         assert_eq!(
             r.commands,

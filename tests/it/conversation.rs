@@ -314,7 +314,12 @@ async fn incomplete_requests_wait_for_their_requirements() {
     .item
     .clone();
     assert!(ack.3.contains(&letter), "the acknowledgement names exactly what is missing: {}", ack.3);
-    assert!(!out.iter().any(|(k, _, _, _)| k == "agent_notification"), "agents are not bothered before it is complete");
+    let waiting: Vec<_> = out.iter().filter(|(k, _, _, _)| k == "agent_notification").collect();
+    assert!(!waiting.is_empty(), "layer 1 sees the held request");
+    assert!(
+        waiting.iter().all(|(_, _, _, b)| b.contains("menunggu kelengkapan") && b.contains(&letter) && b.contains("#waive")),
+        "notified as waiting, with what is missing and how to waive it: {waiting:?}"
+    );
 
     // A reply without the letter: still pending, told again.
     let m = mail(
@@ -349,9 +354,40 @@ async fn incomplete_requests_wait_for_their_requirements() {
     let events = store::ticket_events(store.pool(), t.id).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "requirements_complete"));
     assert!(
-        outbound(&store, &n).await.iter().any(|(k, _, _, _)| k == "agent_notification"),
+        outbound(&store, &n)
+            .await
+            .iter()
+            .any(|(k, _, _, b)| k == "agent_notification" && b.contains("melengkapi persyaratan")),
         "back in the queue: agents notified"
     );
+
+    // Another held request: an agent waives the requirement from the waiting notification.
+    let n2 = open(
+        &w,
+        &p,
+        &pegawai,
+        "Akun INATRADE baru",
+        "Mohon dibuatkan akun INATRADE untuk operator baru di bagian ekspor.",
+        T0 + DAY,
+    )
+    .await;
+    assert_eq!(ticket(&store, &n2).await.status, "pending");
+    let (_, agent, notice, _) = outbound(&store, &n2)
+        .await
+        .into_iter()
+        .find(|(k, _, _, _)| k == "agent_notification")
+        .expect("notified as waiting");
+    let waive = mail(
+        &agent,
+        &w.desk_addr,
+        &format!("Re: [#{n2}]"),
+        &format!("{}-w1@desk.test", w.tag),
+        &format!("In-Reply-To: <{notice}>\r\n"),
+        "#waive",
+    );
+    p.process("hero", &waive, T0 + DAY + 60_000).await.unwrap();
+    let t2 = ticket(&store, &n2).await;
+    assert_eq!((t2.status.as_str(), t2.pending_reason), ("open", None), "the agent waived the requirement");
 }
 
 /// Acceptance 1: the HERO story end to end against Dovecot and Postfix: request →
