@@ -1,5 +1,6 @@
 //! Tickets: numbering and the subject tag that threads replies.
 
+pub mod answer;
 pub mod command;
 mod number;
 pub mod token;
