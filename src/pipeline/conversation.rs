@@ -161,7 +161,8 @@ impl Pipeline {
             let confirmed = match intent {
                 Intent::Confirm => true,
                 Intent::Reopen => false,
-                _ => policy::is_confirmation(&text),
+                // TODO(trust): Unclear is wired by the main session
+                _ => matches!(crate::ticket::answer::read_answer(&text), crate::ticket::answer::Answer::Confirm),
             };
             if confirmed {
                 let patch = TicketPatch {

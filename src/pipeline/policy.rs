@@ -185,27 +185,6 @@ pub fn detect_language(text: &str) -> &'static str {
     if en >= 3 && en > id * 2 { "en" } else { "id" }
 }
 
-fn first_words(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-    crate::routing::normalize::fold(line).trim().to_string()
-}
-
-/// Whether a requester's reply to a resolution notice confirms it ("Ya, sudah jelas", "YA",
-/// "sudah", "yes", "ok"). "Belum" and anything else does not.
-pub fn is_confirmation(text: &str) -> bool {
-    let w = first_words(text);
-    if w.starts_with("belum") || w.starts_with("tidak") || w.starts_with("no ") || w == "no" || w.contains("masih") {
-        return false;
-    }
-    ["ya", "iya", "yes", "ok", "oke", "okay", "sudah", "sip", "siap", "terima kasih", "makasih", "confirmed", "beres"]
-        .iter()
-        .any(|p| w == *p || w.starts_with(&format!("{p} ")))
-        || w.contains("sudah jelas")
-        || w.contains("sudah selesai")
-        || w.contains("sudah bisa")
-        || w.contains("sudah beres")
-}
-
 /// A rating reply: a digit 1–5 first (also "5/5", "bintang 5", "nilai 4"), then an optional comment.
 pub fn parse_rating(text: &str) -> Option<(u8, String)> {
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
@@ -555,24 +534,6 @@ pub(crate) mod tests {
         assert_eq!(detect_language("Mohon bantuan, saya tidak bisa login ke portal sejak pagi."), "id");
         assert_eq!(detect_language("SIGI error"), "id");
         assert_eq!(detect_language(""), "id");
-    }
-
-    #[test]
-    fn confirmation_replies() {
-        for yes in [
-            "Ya, sudah jelas",
-            "YA",
-            "ya",
-            "Sudah jelas, terima kasih",
-            "ok",
-            "Yes, thanks",
-            "Terima kasih, sudah bisa",
-        ] {
-            assert!(is_confirmation(yes), "{yes}");
-        }
-        for no in ["Belum", "belum bisa", "Masih error", "Tidak, masih sama", "No", "yang ini belum", ""] {
-            assert!(!is_confirmation(no), "{no}");
-        }
     }
 
     #[test]

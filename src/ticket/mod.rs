@@ -1,5 +1,6 @@
 //! Tickets: numbering, the subject tag that threads replies, who may act on a ticket, tokens.
 
+pub mod answer;
 pub mod command;
 mod number;
 pub mod thread;
