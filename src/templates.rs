@@ -19,6 +19,7 @@ pub const REQUIRED: &[&str] = &[
     "acknowledgement",
     "agent_notification",
     "agent_flood",
+    "confirm_question",
     "agent_reply",
     "agent_confirmation",
     "agent_refused",

@@ -627,7 +627,7 @@ impl Pipeline {
         let name = if self.templates.has(&out.lang, &chat_name) { chat_name.as_str() } else { out.template };
         let text = self.templates.render(&out.lang, name, &out.ctx)?.body;
         let buttons = match out.template {
-            "resolution" => confirm_buttons(&out.lang, &t.number),
+            "resolution" | "confirm_question" => confirm_buttons(&out.lang, &t.number),
             "closed_rating" => rating_buttons(&t.number),
             _ => Vec::new(),
         };

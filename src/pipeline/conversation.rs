@@ -158,12 +158,25 @@ impl Pipeline {
         }
         let status = t.status.as_str();
         if status == TicketStatus::Resolved.as_str() {
-            let confirmed = match intent {
-                Intent::Confirm => true,
-                Intent::Reopen => false,
-                // TODO(trust): Unclear is wired by the main session
-                _ => matches!(crate::ticket::answer::read_answer(&text), crate::ticket::answer::Answer::Confirm),
+            use crate::ticket::answer::{Answer, read_answer};
+            let answer = match intent {
+                Intent::Confirm => Answer::Confirm,
+                Intent::Reopen => Answer::Reopen,
+                _ => read_answer(&text),
             };
+            if answer == Answer::Unclear {
+                // Never guessed: the words are kept and the requester is asked the two exact words
+                // (buttons in chat).
+                self.event(tx, h, t.id, actor, "answer_unclear", &json!({ "message": row })).await?;
+                let ctx = self.base_ctx(h, &t);
+                self.queue(tx, h, &t, OutMail::to_requester(&t, "confirm_question", ctx).answering(mail)).await?;
+                return Ok(Outcome {
+                    ticket: Some(t.number),
+                    action: Action::Appended,
+                    reason: Some("answer to the resolution notice unclear: asked again".into()),
+                });
+            }
+            let confirmed = answer == Answer::Confirm;
             if confirmed {
                 let patch = TicketPatch {
                     status: Some(TicketStatus::Closed.as_str()),
@@ -192,7 +205,13 @@ impl Pipeline {
             // Waiting on the requester: their reply puts the ticket back in the queue, unless it
             // still lacks a requirement.
             let requirements = t.pending_reason.as_deref() == Some("requirements");
-            let missing = if requirements { self.missing_now(h, &t, mail, verdicts.accepted) } else { Vec::new() };
+            let missing = if requirements {
+                // The conditions are judged on the request as first written, and on this reply.
+                let opening = store::opening_text(tx, t.id).await?;
+                self.missing_now(h, &t, &opening, mail, verdicts.accepted)
+            } else {
+                Vec::new()
+            };
             if missing.is_empty() {
                 let patch = TicketPatch {
                     status: Some(TicketStatus::Open.as_str()),
@@ -245,13 +264,20 @@ impl Pipeline {
         Ok(row)
     }
 
-    fn missing_now(&self, h: &Here<'_>, t: &TicketRow, mail: &ParsedMail, accepted: usize) -> Vec<policy::Missing> {
+    fn missing_now(
+        &self,
+        h: &Here<'_>,
+        t: &TicketRow,
+        opening: &str,
+        mail: &ParsedMail,
+        accepted: usize,
+    ) -> Vec<policy::Missing> {
         let Some(sub) = h.desk.catalogue.subcategory(&t.category, &t.subcategory) else { return Vec::new() };
         let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("sender");
         policy::missing_requirements(
             sub,
             t.ticket_type.as_deref().and_then(TicketType::parse),
-            &format!("{}\n{}", t.subject, mail.text),
+            &format!("{}\n{}\n{}", t.subject, opening, mail.text),
             accepted,
             &sender,
             &mail.cc,

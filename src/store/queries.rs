@@ -391,6 +391,15 @@ pub async fn thread_ids_seen_by(
     Ok(ids)
 }
 
+/// The text of the message that opened a ticket (its first inbound message).
+pub async fn opening_text(conn: &mut AnyConnection, ticket_id: i64) -> Result<String> {
+    let r = sqlx::query("SELECT body_text FROM messages WHERE ticket_id = $1 AND direction = 'in' ORDER BY id LIMIT 1")
+        .bind(ticket_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(r.and_then(|r| r.try_get("body_text").ok()).unwrap_or_default())
+}
+
 /// Adds participants to a ticket (already present ones are kept as they are).
 pub async fn insert_participants(
     conn: &mut AnyConnection,

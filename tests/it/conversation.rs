@@ -317,7 +317,9 @@ async fn incomplete_requests_wait_for_their_requirements() {
     let waiting: Vec<_> = out.iter().filter(|(k, _, _, _)| k == "agent_notification").collect();
     assert!(!waiting.is_empty(), "layer 1 sees the held request");
     assert!(
-        waiting.iter().all(|(_, _, _, b)| b.contains("menunggu kelengkapan") && b.contains(&letter) && b.contains("#waive")),
+        waiting
+            .iter()
+            .all(|(_, _, _, b)| b.contains("menunggu kelengkapan") && b.contains(&letter) && b.contains("#waive")),
         "notified as waiting, with what is missing and how to waive it: {waiting:?}"
     );
 
@@ -693,7 +695,9 @@ async fn two_desks_do_not_loop() {
                 .await
                 .unwrap();
     }
-    assert_eq!(acks, 11, "10 acknowledgements, one notice, then silence");
+    // Ten tickets (the flood limit) with ten acknowledgements; after that the robot's mail goes
+    // on its latest open ticket without a word.
+    assert_eq!(acks, 10, "10 acknowledgements, then silence");
 }
 
 /// Acceptance 4 (auto-replies): no auto-reply sample of the corpus gets an automatic reply.

@@ -436,3 +436,39 @@ proptest! {
         });
     }
 }
+
+/// Answers to a resolution notice: thanks close, contrast reopens, an unclear answer is kept and
+/// asked again with the two exact words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_a_resolution_notice_are_read_and_never_guessed() {
+    let w = world("answers").await;
+    let (p, store) = pipeline(&w).await;
+    let a1 = w.agent("agent1");
+    let cases = [
+        ("Baik, terima kasih", "closed"),
+        ("Terima kasih, tetapi saya belum bisa login", "open"),
+        ("Ok tapi error lagi", "open"),
+        ("kapan ya bisa dicek?", "resolved"),
+    ];
+    for (i, (answer, status)) in cases.iter().enumerate() {
+        let at = T0 + i as i64 * 10 * MIN;
+        let n = new_ticket(&p, &w, &format!("r{i}"), &format!("ans-{i}"), "Tidak bisa login", "Login gagal.", at).await;
+        let n1 = notification(&store, &n, &a1).await;
+        agent_reply(&p, &w, &n, &a1, &n1, &format!("ans-a{i}"), "#resolve Sandi sudah direset.", at + MIN).await;
+        let raw = mail(
+            &w.addr(&format!("r{i}")),
+            &w.desk_addr,
+            &format!("Re: [#{n}]"),
+            &format!("ans-r{i}@example.test"),
+            "",
+            answer,
+        );
+        p.process("hero", &raw, at + 2 * MIN).await.unwrap();
+        assert_eq!(ticket(&store, &n).await.status, *status, "{answer}");
+        let asked = outbound(&store, &n)
+            .await
+            .into_iter()
+            .any(|(k, _, _, b)| k == "confirm_question" && b.contains("Ya, sudah jelas"));
+        assert_eq!(asked, *status == "resolved", "{answer}");
+    }
+}
