@@ -109,18 +109,24 @@ impl Templates {
         self.env.get_template(&format!("{lang}/{name}")).is_ok()
     }
 
-    /// Renders `lang/name`; an unknown language falls back to Indonesian.
+    /// Renders `lang/name`; an unknown language falls back to Indonesian. Every string in `ctx`
+    /// is made one line first, except the multi-line [`MULTILINE`] fields, and file names are
+    /// shown with [`file_name_for_display`]: a name or subject cannot add lines to a body.
     pub fn render(&self, lang: &str, name: &str, ctx: &impl Serialize) -> Result<Rendered, TemplateError> {
         let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
         let full = format!("{lang}/{name}");
         let err = |source| TemplateError::Render { name: full.clone(), source };
         let tmpl = self.env.get_template(&full).map_err(err)?;
+        let mut value = serde_json::to_value(ctx)
+            .map_err(|e| err(minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())))?;
+        flatten_strings(&mut value, "");
+        let ctx = minijinja::Value::from_serialize(&value);
         if name.starts_with("chat_") {
             // Chat messages have no subject: the whole template is the text.
-            let body = tmpl.render(ctx).map_err(err)?;
+            let body = tmpl.render(&ctx).map_err(err)?;
             return Ok(Rendered { subject: String::new(), body: body.trim().to_string() });
         }
-        let mut captured = tmpl.render_captured(ctx).map_err(err)?;
+        let mut captured = tmpl.render_captured(&ctx).map_err(err)?;
         let (subject, body) = captured
             .with_state_mut(|state| {
                 Ok::<_, minijinja::Error>((state.render_block("subject")?, state.render_block("body")?))
@@ -130,6 +136,81 @@ impl Templates {
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
             body: body.trim_start_matches('\n').to_string(),
         })
+    }
+}
+
+/// Context fields whose strings may keep several lines (message bodies); every other string a
+/// template reads is made one line by [`one_line`].
+pub const MULTILINE: &[&str] = &["text"];
+
+/// Context fields holding a file name a requester chose; shown with [`file_name_for_display`].
+const FILE_NAMES: &[&str] = &["filename"];
+
+/// The longest one-line value, in characters, before it is cut with "…".
+const ONE_LINE_MAX: usize = 300;
+
+/// Makes every string in a serialized context one line, keyed by the field it is in (a list's
+/// items by the list's field).
+fn flatten_strings(value: &mut serde_json::Value, key: &str) {
+    match value {
+        serde_json::Value::String(s) if FILE_NAMES.contains(&key) => *s = file_name_for_display(s),
+        serde_json::Value::String(s) if !MULTILINE.contains(&key) => *s = one_line(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| flatten_strings(v, key)),
+        serde_json::Value::Object(map) => map.iter_mut().for_each(|(k, v)| flatten_strings(v, k)),
+        _ => {}
+    }
+}
+
+/// Whether `c` breaks a line or reorders text: control characters (CR, LF, TAB, NUL, C1), the
+/// Unicode line and paragraph separators, and bidirectional marks, embeddings, overrides and
+/// isolates.
+fn is_line_breaking(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// `s` as one line: every run of control characters, line separators, bidi controls and spaces
+/// becomes one space, the ends are trimmed, and more than 300 characters are cut with "…".
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut gap = false;
+    for c in s.chars() {
+        if is_line_breaking(c) || c.is_whitespace() {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() {
+            out.push(' ');
+        }
+        gap = false;
+        out.push(c);
+    }
+    if out.chars().count() > ONE_LINE_MAX {
+        out = out.chars().take(ONE_LINE_MAX - 1).collect::<String>().trim_end().to_string();
+        out.push('…');
+    }
+    out
+}
+
+/// A requester's file name as shown in a mail body: one line, and when it looks like a link (a
+/// scheme `://`, `www.`, an `@`, or a domain followed by a path like `evil.test/`) defanged the way
+/// security teams write links, `.` as `[.]` and `://` as `[:]//`, so no mail client makes it a
+/// link. Plain names (`surat permohonan.pdf`) are unchanged.
+pub fn file_name_for_display(name: &str) -> String {
+    let flat = one_line(name);
+    let lower = flat.to_lowercase();
+    let domain_path = lower.split_whitespace().any(|word| {
+        word.split_once('/').is_some_and(|(host, _)| {
+            let parts: Vec<&str> = host.split('.').collect();
+            parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.chars().any(char::is_alphanumeric))
+        })
+    });
+    if lower.contains("://") || lower.contains("www.") || lower.contains('@') || domain_path {
+        flat.replace("://", "[:]//").replace('.', "[.]")
+    } else {
+        flat
     }
 }
 
@@ -347,5 +428,56 @@ mod tests {
         }
         let err = Templates::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("acknowledgement"), "{err}");
+    }
+
+    #[test]
+    fn one_line_flattens_breaks_and_bidi() {
+        assert_eq!(one_line("Halo\r\nBcc: x@evil.test"), "Halo Bcc: x@evil.test");
+        assert_eq!(one_line("  Budi \u{2028}\u{202E}Santoso\u{2069}\t\0 "), "Budi Santoso");
+        assert_eq!(one_line("a\u{85}b\u{2029}c\u{200F}d"), "a b c d");
+        assert_eq!(one_line("Surat permohonan"), "Surat permohonan");
+        assert_eq!(one_line("\r\n"), "");
+        let long = one_line(&"x".repeat(500));
+        assert_eq!(long.chars().count(), 300);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn file_names_that_look_like_links_are_defanged() {
+        assert_eq!(file_name_for_display("surat permohonan.pdf"), "surat permohonan.pdf");
+        assert_eq!(file_name_for_display("Laporan Q1 v2.0.xlsx"), "Laporan Q1 v2.0.xlsx");
+        assert_eq!(
+            file_name_for_display("laporan verifikasi di http://evil.test/login.exe"),
+            "laporan verifikasi di http[:]//evil[.]test/login[.]exe"
+        );
+        assert_eq!(file_name_for_display("buka www.evil.test.pdf"), "buka www[.]evil[.]test[.]pdf");
+        assert_eq!(file_name_for_display("evil.test/login.exe"), "evil[.]test/login[.]exe");
+        assert_eq!(file_name_for_display("admin@evil.test.pdf"), "admin@evil[.]test[.]pdf");
+        assert_eq!(file_name_for_display("scan\r\nBcc: x.pdf"), "scan Bcc: x.pdf");
+    }
+
+    #[test]
+    fn requester_values_cannot_add_lines_to_a_body() {
+        let t = Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
+        let mut ctx = sample_context();
+        ctx.original_subject = "Halo\r\nBcc: x@evil.test".into();
+        ctx.requester.name = "Budi\nPemohon: someone".into();
+        ctx.refused = vec![RefusedCtx {
+            filename: "laporan verifikasi di http://evil.test/login.exe\nBcc: y@evil.test".into(),
+            reason: "type_not_allowed".into(),
+        }];
+        ctx.text = "Baris satu\nBaris dua".into();
+        for lang in LANGUAGES {
+            let r = t.render(lang, "agent_notification", &ctx).unwrap();
+            assert!(!r.subject.contains('\n') && !r.subject.contains('\r'), "{}", r.subject);
+            assert!(!r.body.lines().any(|l| l.trim_start().starts_with("Bcc:")), "{}", r.body);
+            let requester_lines = r.body.lines().filter(|l| l.contains("Pemohon:") || l.contains("Requester:")).count();
+            assert!(requester_lines <= 1, "{}", r.body);
+            assert!(r.body.contains("Baris satu\nBaris dua"), "the message text keeps its lines: {}", r.body);
+            let r = t.render(lang, "attachments_refused", &ctx).unwrap();
+            assert!(!r.body.lines().any(|l| l.trim_start().starts_with("Bcc:")), "{}", r.body);
+            assert!(r.body.contains("http[:]//evil[.]test/login[.]exe"), "{}", r.body);
+            assert!(!r.body.contains("http://evil"), "{}", r.body);
+        }
     }
 }
