@@ -313,7 +313,17 @@ async fn automatic_mail_gets_no_acknowledgement() {
 /// from one sender is not acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_are_rate_limited_per_sender() {
-    let w = World::new("rate", WorldOptions { imap: false, outbound_smtp: false, ..Default::default() }).await;
+    // The flood limit on new tickets is raised so that this test sees the acknowledgement limit alone.
+    let w = World::new(
+        "rate",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            extra: "[limits]\nnew_tickets_per_sender_per_hour = 100\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
     let x = w.addr("chatty");
     for i in 0..12 {
         let (code, out, err) =
