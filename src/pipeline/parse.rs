@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
+use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
@@ -194,18 +194,15 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         return Err(ParseError::Poison(format!("{listed} recipients in To and Cc (limit {MAX_LISTED_RECIPIENTS})")));
     }
     let bounce = bounce::detect(&msg);
-    let from = first_mailbox(msg.from()).or_else(|| first_mailbox(msg.sender()));
+    let raw_from = raw_header(&msg, raw, &HeaderName::From);
+    let from = first_mailbox(msg.from())
+        .or_else(|| raw_from.as_deref().and_then(mailbox_in_raw))
+        .or_else(|| first_mailbox(msg.sender()));
     let from = match from {
         Some(m) => Some(m),
         // Delivery systems often send from the null address; a bounce needs no sender.
         None if bounce.is_some() => None,
-        None => {
-            let raw_from = msg.header_raw("From").map(|s| s.trim().to_string());
-            return Err(ParseError::NoSender(match raw_from {
-                Some(f) if !f.is_empty() => format!("From `{}` has no valid address", truncate(&f, 80)),
-                _ => "no From header".into(),
-            }));
-        }
+        None => return Err(ParseError::NoSender(no_sender_reason(msg.from(), raw_from.as_deref()))),
     };
     let text = body_text(&msg);
     let mut attachments = Vec::new();
@@ -326,9 +323,53 @@ fn mime_shape(msg: &Message, level: usize) -> (usize, usize) {
 fn first_mailbox(a: Option<&Address>) -> Option<Mailbox> {
     a?.iter().find_map(|addr| {
         let address = EmailAddress::parse(addr.address()?).ok()?;
-        let name = addr.name().map(|n| truncate(n.trim(), 200)).filter(|n| !n.is_empty());
-        Some(Mailbox { name, address })
+        Some(Mailbox { name: addr.name().and_then(display_name), address })
     })
+}
+
+/// A display name as Loket keeps it: one line, undecodable bytes (U+FFFD) dropped, at most 200
+/// characters; none when nothing readable is left.
+fn display_name(name: &str) -> Option<String> {
+    let name = crate::templates::one_line(&name.replace('\u{FFFD}', " "));
+    Some(truncate(&name, 200).trim_end().to_string()).filter(|n| n.chars().any(char::is_alphanumeric))
+}
+
+/// A header's raw value, decoded lossily (mail-parser's `header_raw` gives nothing when the
+/// bytes are not UTF-8).
+fn raw_header(msg: &Message, raw: &[u8], name: &HeaderName) -> Option<String> {
+    let h = msg.root_part().headers().iter().find(|h| h.name == *name)?;
+    let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// The address in `<…>` of a From header the parser could not read, e.g. because its display
+/// name has an unterminated quote or invalid bytes. The name is dropped.
+fn mailbox_in_raw(raw: &str) -> Option<Mailbox> {
+    let (before, after) = raw.rsplit_once('<')?;
+    // Only one address: a name part holding another address could be a spoof.
+    let (inner, _) = after.split_once('>')?;
+    if !before.contains('@') {
+        let address = EmailAddress::parse(inner.trim()).ok()?;
+        return Some(Mailbox { name: None, address });
+    }
+    None
+}
+
+/// Why a mail without a usable sender is quarantined: the From header is absent, empty, has no
+/// address, or has one that is not valid (shown flattened to one line, at most 200 characters).
+fn no_sender_reason(parsed: Option<&Address>, raw_from: Option<&str>) -> String {
+    let Some(raw_from) = raw_from else { return "no From header".into() };
+    let flat = truncate(&crate::templates::one_line(raw_from), 200).trim_end().to_string();
+    if flat.is_empty() {
+        return "From header is empty".into();
+    }
+    let has_address = parsed.is_some_and(|a| a.iter().any(|x| x.address().is_some_and(|s| !s.trim().is_empty())))
+        || flat.contains('@');
+    if has_address {
+        format!("From header is not a valid address: {flat}")
+    } else {
+        format!("From header has no address: {flat}")
+    }
 }
 
 fn addresses(a: Option<&Address>) -> Vec<EmailAddress> {
@@ -529,5 +570,57 @@ Content-Type: text/rfc822-headers\r\n\r\nMessage-ID: <ack-1@desk.test>\r\nSubjec
         let m = parse(raw).unwrap();
         assert!(m.auto.delivery_status);
         assert_eq!(m.reported_message_ids, vec!["ack-1@desk.test"]);
+    }
+
+    fn from_line(from: &[u8]) -> Vec<u8> {
+        let mut raw = from.to_vec();
+        raw.extend_from_slice(b"To: hero@desk.test\r\nSubject: x\r\nMessage-ID: <f@example.test>\r\n\r\nhalo\r\n");
+        raw
+    }
+
+    fn no_sender(raw: &[u8]) -> String {
+        match parse(raw) {
+            Err(ParseError::NoSender(reason)) => reason,
+            other => panic!("{:?}", other.map(|m| m.from)),
+        }
+    }
+
+    #[test]
+    fn quarantine_reasons_say_what_is_wrong_with_from() {
+        assert_eq!(no_sender(&from_line(b"")), "no From header");
+        assert_eq!(no_sender(&from_line(b"From: \r\n")), "From header is empty");
+        assert_eq!(no_sender(&from_line(b"From: Budi Santoso\r\n")), "From header has no address: Budi Santoso");
+        assert_eq!(
+            no_sender(&from_line(b"From: Budi <not an address>\r\n")),
+            "From header is not a valid address: Budi <not an address>"
+        );
+        assert_eq!(
+            no_sender(&from_line(b"From: budi@ex\xFF\xFEample.test\r\n")),
+            "From header is not a valid address: budi@ex\u{FFFD}\u{FFFD}ample.test"
+        );
+        let long = format!("From: {}\r\n\t<budi di example.test>\r\n", "Nama Sangat Panjang ".repeat(20));
+        let reason = no_sender(&from_line(long.as_bytes()));
+        assert!(reason.starts_with("From header is not a valid address: Nama Sangat"), "{reason}");
+        assert!(!reason.contains(['\r', '\n', '\t']), "{reason:?}");
+        assert!(reason.chars().count() <= "From header is not a valid address: ".len() + 200, "{reason}");
+    }
+
+    #[test]
+    fn a_garbage_display_name_does_not_lose_a_valid_address() {
+        for (raw_from, name) in [
+            (&b"From: \xFF\xFE <budi@example.test>\r\n"[..], None),
+            (b"From: \"\xFF\xFE\" <budi@example.test>\r\n", None),
+            (b"From: Budi \xFF Santoso <budi@example.test>\r\n", Some("Budi Santoso")),
+            (b"From: =?utf-8?B?//4=?= <budi@example.test>\r\n", None),
+            (b"From: \"Budi \xFF <budi@example.test>\r\n", None),
+            (b"From: Budi (\xFF <budi@example.test>\r\n", None),
+            (b"From: Budi\r\n\tSantoso <Budi@Example.test>\r\n", Some("Budi Santoso")),
+        ] {
+            let m =
+                parse(&from_line(raw_from)).unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(raw_from)));
+            let from = m.from.unwrap();
+            assert_eq!(from.address.as_str(), "budi@example.test", "{:?}", String::from_utf8_lossy(raw_from));
+            assert_eq!(from.name.as_deref(), name, "{:?}", String::from_utf8_lossy(raw_from));
+        }
     }
 }
