@@ -198,7 +198,7 @@ const DEFER: &[&str] = &["nanti", "besok", "dulu", "sebentar", "cuti", "later", 
 
 /// Reads a requester's reply to a resolution notice. See the module documentation for the rules.
 pub fn read_answer(text: &str) -> Answer {
-    let clauses = clauses(&own_words(text));
+    let clauses = clauses(&crate::routing::normalize::strip_quoted(text));
     let words: Vec<&str> = clauses.iter().flat_map(|c| c.words.iter().map(String::as_str)).collect();
     if words.is_empty() {
         return Answer::Unclear;
@@ -310,40 +310,6 @@ fn failure_negated(w: &[&str], i: usize) -> bool {
         let negated_before = j > 0 && (NEG.contains(&after[j - 1]) || after[j - 1] == "belum");
         (RESOLVED.contains(x) && !negated_before) || (APPEAR.contains(x) && negated_before)
     })
-}
-
-/// The part of a reply the requester wrote now: reading stops at the first quoted line (`>`),
-/// reply header ("Pada … menulis:", "On … wrote:", "-----Original Message-----") or signature
-/// delimiter (`--`).
-fn own_words(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut kept = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let t = line.trim();
-        let lower = t.to_lowercase();
-        let header_follows = || {
-            lines.get(i + 1).is_some_and(|n| {
-                let n = n.trim().to_lowercase();
-                ["sent:", "date:", "dikirim:", "to:", "tanggal:"].iter().any(|p| n.starts_with(p))
-            })
-        };
-        let stop = t.starts_with('>')
-            || t == "--"
-            || line.starts_with("-- ")
-            || lower.starts_with("-----original message")
-            || lower.starts_with("-----pesan asli")
-            || lower.starts_with("________________")
-            || lower.starts_with("sent from my")
-            || lower.starts_with("dikirim dari")
-            || (lower.starts_with("on ") && lower.ends_with("wrote:"))
-            || (lower.starts_with("pada ") && lower.contains("menulis:"))
-            || ((lower.starts_with("from:") || lower.starts_with("dari:")) && header_follows());
-        if stop {
-            break;
-        }
-        kept.push(t);
-    }
-    kept.join("\n")
 }
 
 /// Splits at clause punctuation and turns each clause into canonical words.
