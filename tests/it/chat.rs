@@ -611,3 +611,51 @@ async fn telegram_webhook_mode_checks_the_secret_and_ignores_redelivery() {
     assert_eq!(ticket(&store, &n).await.channel, "telegram");
     daemon.terminate();
 }
+
+/// A flood over chat is bounded like one over mail: three hundred WhatsApp messages in a few
+/// seconds from one number, each of which would open a ticket (no session window), are all kept, open at most the hourly ticket limit, and reach the
+/// agents at most the hourly notification limit plus one digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_flood_is_bounded_and_loses_nothing() {
+    const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
+    let w = World::new(
+        "waflood",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            agents: true,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{}\"\n", free_port()),
+            desk_extra: "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
+                         app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
+                         session_minutes = 0\n"
+                .into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (p, store) = pipeline(&w).await;
+    let cfg = w.config();
+    let (tickets_limit, notes_limit) =
+        (cfg.limits.new_tickets_per_sender_per_hour as i64, cfg.limits.agent_notifications_per_sender_per_hour as i64);
+    for i in 0..300 {
+        // With no session window every message would open a ticket of its own.
+        let text = format!("Tolong {i}, aplikasi error lagi");
+        let o = p.chat("hero", &wa_message(&format!("wa:fl{i}"), "62899", &text), T0 + i * 100).await.unwrap();
+        assert!(!matches!(o.action, loket::pipeline::Action::Quarantined), "{o:?}");
+    }
+    let address = "whatsapp-62899@chat.invalid";
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND peer_address = $1", address).await,
+        300,
+        "every message is kept"
+    );
+    let tickets = count(&store, "SELECT COUNT(*) FROM tickets WHERE requester_address = $1", address).await;
+    assert_eq!(tickets, tickets_limit, "tickets for one number");
+    let to_agents: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE direction = 'out' AND kind IN ('agent_notification', 'agent_flood')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(to_agents <= notes_limit + 1, "{to_agents} agent mails for one number");
+}
