@@ -125,6 +125,13 @@ string_enum!(
     }
 );
 
+impl TicketStatus {
+    /// Closed or rejected: the end of a ticket's life.
+    pub fn is_finished(self) -> bool {
+        matches!(self, TicketStatus::Closed | TicketStatus::Rejected)
+    }
+}
+
 string_enum!(
     /// Incident priority (the DJPb matrix: P1 3 working hours … P5 80).
     Priority {
@@ -142,6 +149,24 @@ string_enum!(
         Email = "email",
         Telegram = "telegram",
         Whatsapp = "whatsapp",
+    }
+);
+
+string_enum!(
+    /// The language a requester is written to in (templates exist in both).
+    #[derive(Default)]
+    Language {
+        #[default]
+        Id = "id",
+        En = "en",
+    }
+);
+
+string_enum!(
+    /// Why a ticket waits: on the requester's answer, or on documents the catalogue requires.
+    PendingReason {
+        Requester = "requester",
+        Requirements = "requirements",
     }
 );
 

@@ -338,7 +338,7 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                 println!("Ticket #{} ({})", t.number, t.desk);
                 println!("  status:    {}", t.status);
                 println!("  category:  {}/{}", t.category, t.subcategory);
-                println!("  type:      {}", t.ticket_type.as_deref().unwrap_or("-"));
+                println!("  type:      {}", t.ticket_type.map_or("-", |v| v.as_str()));
                 println!("  requester: {} {}", t.requester_name.as_deref().unwrap_or(""), t.requester_address);
                 println!("  subject:   {}", t.subject);
                 println!("  created:   {}", fmt_time(t.created_at));

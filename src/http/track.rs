@@ -318,7 +318,7 @@ pub async fn ticket(
         "<p class=\"status\">{l_status}: {status}</p><table><tr><th>{l_desk}</th><td>{desk}</td></tr>\
          <tr><th>{l_cat}</th><td>{cat}</td></tr></table><h2>{l_time}</h2><table>{rows}</table>{dl}\
          <p><a href=\"/lacak?lang={lang}\">{back}</a></p>",
-        status = esc(status_label(&t.status, lang)),
+        status = esc(status_label(t.status.as_str(), lang)),
         desk = esc(&desk.name),
         cat = esc(&category),
         dl = if deadlines.is_empty() { String::new() } else { format!("<h2>{l_dead}</h2><table>{deadlines}</table>") },

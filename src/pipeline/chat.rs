@@ -22,7 +22,7 @@ use crate::chat::{
 };
 use crate::config::Desk;
 use crate::domain::{Channel, Direction, EmailAddress, TicketStatus};
-use crate::store::{self, ChatUser, StoreError, TicketRow};
+use crate::store::{self, ChatUser, StoreError, Ticket};
 use crate::templates::{MailContext, TicketLine};
 
 /// The WhatsApp customer-service window.
@@ -153,7 +153,7 @@ impl Pipeline {
         tx: &mut store::Tx,
         c: &Turn<'_, '_>,
         what: &str,
-        ticket: Option<&TicketRow>,
+        ticket: Option<&Ticket>,
     ) -> Result<Outcome, PipelineError> {
         let text = self.text_of(c);
         let mut msg = self.chat_msg(c, text, "");
@@ -224,7 +224,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         c: &Turn<'_, '_>,
-        t: TicketRow,
+        t: Ticket,
         text: &str,
         intent: Intent,
     ) -> Result<Outcome, PipelineError> {
@@ -264,7 +264,7 @@ impl Pipeline {
         tx: &mut store::Tx,
         c: &Turn<'_, '_>,
         number: &str,
-    ) -> Result<Option<TicketRow>, StoreError> {
+    ) -> Result<Option<Ticket>, StoreError> {
         Ok(store::ticket_by_number(tx, &c.h.desk.id, number).await?.filter(|t| t.requester_address == c.user.address))
     }
 
@@ -308,7 +308,7 @@ impl Pipeline {
                     .iter()
                     .map(|t| TicketLine {
                         number: t.number.clone(),
-                        status: t.status.clone(),
+                        status: t.status.as_str().to_string(),
                         subject: t.subject.clone(),
                     })
                     .collect();
@@ -404,8 +404,8 @@ impl Pipeline {
             self.notice(tx, c, None, "not_found", number).await?;
             return self.record_command(tx, c, "confirmation of a ticket that is not the requester's", None).await;
         };
-        if t.status != TicketStatus::Resolved.as_str() {
-            let notice = if t.status == TicketStatus::Closed.as_str() { "already_closed" } else { "not_resolved" };
+        if t.status != TicketStatus::Resolved {
+            let notice = if t.status == TicketStatus::Closed { "already_closed" } else { "not_resolved" };
             self.notice(tx, c, Some(&t), notice, &t.number).await?;
             return self.record_command(tx, c, "confirmation of a ticket that is not resolved", Some(&t)).await;
         }
@@ -426,8 +426,7 @@ impl Pipeline {
             self.notice(tx, c, None, "not_found", number).await?;
             return self.record_command(tx, c, "rating of a ticket that is not the requester's", None).await;
         };
-        let open_for_rating =
-            t.status == TicketStatus::Closed.as_str() && t.rating_requested_at.is_some() && t.rating.is_none();
+        let open_for_rating = t.status == TicketStatus::Closed && t.rating_requested_at.is_some() && t.rating.is_none();
         if !open_for_rating {
             let notice = if t.rating.is_some() { "already_rated" } else { "not_closed" };
             self.notice(tx, c, Some(&t), notice, &t.number).await?;
@@ -497,7 +496,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         c: &Turn<'_, '_>,
-        t: Option<&TicketRow>,
+        t: Option<&Ticket>,
         notice: &str,
         arg: &str,
     ) -> Result<(), PipelineError> {
@@ -515,7 +514,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         c: &Turn<'_, '_>,
-        t: Option<&TicketRow>,
+        t: Option<&Ticket>,
         template: &str,
         mut ctx: MailContext,
         buttons: Vec<Vec<Button>>,
@@ -536,7 +535,7 @@ impl Pipeline {
         tx: &mut store::Tx,
         h: &Here<'_>,
         user: &ChatUser,
-        t: Option<&TicketRow>,
+        t: Option<&Ticket>,
         kind: &str,
         text: &str,
         buttons: Vec<Vec<Button>>,
@@ -614,7 +613,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         out: super::outgoing::OutMail,
         kind: &str,
     ) -> Result<Option<i64>, PipelineError> {

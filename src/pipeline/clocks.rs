@@ -11,9 +11,9 @@ use serde_json::json;
 use super::outgoing::OutMail;
 use super::{Here, Pipeline, PipelineError};
 use crate::config::Desk;
-use crate::domain::{Impact, Priority, TicketStatus, TicketType};
+use crate::domain::{Impact, TicketStatus, TicketType};
 use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
-use crate::store::{self, TicketPatch, TicketRow};
+use crate::store::{self, Ticket, TicketPatch};
 
 const DAY_MS: i64 = 86_400_000;
 /// Calendar days a ticket waits on its requester before the one reminder.
@@ -82,9 +82,9 @@ pub fn human_time(ms: i64, tz: chrono_tz::Tz, lang: &str) -> String {
     }
 }
 
-fn resolution_target(sla: &Sla, desk: &Desk, t: &TicketRow) -> (chrono::Duration, chrono::Duration) {
-    let ttype = t.ticket_type.as_deref().and_then(TicketType::parse);
-    let prio = t.priority.as_deref().and_then(Priority::parse);
+fn resolution_target(sla: &Sla, desk: &Desk, t: &Ticket) -> (chrono::Duration, chrono::Duration) {
+    let ttype = t.ticket_type;
+    let prio = t.priority;
     let fulfilment = desk.catalogue.subcategory(&t.category, &t.subcategory).and_then(|s| s.fulfilment);
     let target = sla.resolution_target(ttype, prio, fulfilment);
     (target, warn_threshold(target, sla.resolution_warning))
@@ -97,26 +97,20 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &mut TicketRow,
+        t: &mut Ticket,
         urgency: Option<Impact>,
     ) -> Result<Option<i64>, PipelineError> {
         let Some(sla) = &h.desk.sla else { return Ok(None) };
-        if t.ticket_type.as_deref() == Some("incident") {
-            let impact = t.impact.as_deref().and_then(Impact::parse);
+        if t.ticket_type == Some(TicketType::Incident) {
+            let impact = t.impact;
             if let Some(p) = sla.priority(urgency, impact) {
-                store::update_ticket(
-                    tx,
-                    t.id,
-                    &TicketPatch { priority: Some(p.as_str()), ..Default::default() },
-                    h.now,
-                )
-                .await?;
-                t.priority = Some(p.as_str().to_string());
+                store::update_ticket(tx, t.id, &TicketPatch { priority: Some(p), ..Default::default() }, h.now).await?;
+                t.priority = Some(p);
             }
             store::sla::set_urgency(tx, t.id, Some(urgency.unwrap_or(Impact::Medium).as_str())).await?;
         }
-        let paused = t.status == TicketStatus::Pending.as_str();
-        let rt = sla.response_target(&t.channel);
+        let paused = t.status == TicketStatus::Pending;
+        let rt = sla.response_target(t.channel);
         let response = Clock::start(
             ClockKind::Response,
             rt,
@@ -132,22 +126,17 @@ impl Pipeline {
         Ok(response.due_at)
     }
 
-    /// Applies `patch` to ticket `t` and moves its clocks along; returns the ticket as it is now.
+    /// Applies `patch` to ticket `t` (one UPDATE) and moves its clocks along; returns the ticket
+    /// as it is now.
     pub(crate) async fn change(
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
-        patch: &TicketPatch<'_>,
-        first_response: bool,
-    ) -> Result<TicketRow, PipelineError> {
+        t: &Ticket,
+        patch: &TicketPatch,
+    ) -> Result<Ticket, PipelineError> {
         store::update_ticket(tx, t.id, patch, h.now).await?;
-        if first_response {
-            store::set_first_response(tx, t.id, h.now).await?;
-        }
-        let after = store::ticket_by_id(tx, t.id)
-            .await?
-            .ok_or_else(|| store::StoreError::Corrupt(format!("ticket {} vanished", t.id)))?;
+        let after = patch.apply(t, h.now);
         self.sync_clocks(tx, h, t, &after).await?;
         Ok(after)
     }
@@ -156,8 +145,8 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        before: &TicketRow,
-        after: &TicketRow,
+        before: &Ticket,
+        after: &Ticket,
     ) -> Result<(), PipelineError> {
         let (b, a) = (before.status.as_str(), after.status.as_str());
         let resolved = TicketStatus::Resolved.as_str();
@@ -261,17 +250,17 @@ impl Pipeline {
             let Some(t) = store::ticket_by_id(&mut tx, id).await? else { continue };
             let Some((desk, inbox)) = self.ticket_home(&t) else { continue };
             let h = self.here(desk, inbox, now)?;
-            if t.status != TicketStatus::Resolved.as_str() {
+            if t.status != TicketStatus::Resolved {
                 store::sla::set_auto_close(&mut tx, t.id, None).await?;
                 continue;
             }
             let patch = TicketPatch {
-                status: Some(TicketStatus::Closed.as_str()),
+                status: Some(TicketStatus::Closed),
                 closed_at: Some(Some(now)),
                 rating_requested_at: Some(now),
                 ..Default::default()
             };
-            let t2 = self.change(&mut tx, &h, &t, &patch, false).await?;
+            let t2 = self.change(&mut tx, &h, &t, &patch).await?;
             let detail = json!({ "by": "auto-close", "reopen_days": desk.reopen_days });
             self.event(&mut tx, &h, t.id, "loket", "closed", &detail).await?;
             let ctx = self.base_ctx(&h, &t2);
@@ -283,7 +272,7 @@ impl Pipeline {
         for id in reminders {
             store::sla::set_remind(&mut tx, id, None).await?;
             let Some(t) = store::ticket_by_id(&mut tx, id).await? else { continue };
-            if t.status != TicketStatus::Pending.as_str() {
+            if t.status != TicketStatus::Pending {
                 continue;
             }
             let Some((desk, inbox)) = self.ticket_home(&t) else { continue };
@@ -301,7 +290,7 @@ impl Pipeline {
         Ok(report)
     }
 
-    fn ticket_home(&self, t: &TicketRow) -> Option<(&Desk, &crate::config::InboxConfig)> {
+    fn ticket_home(&self, t: &Ticket) -> Option<(&Desk, &crate::config::InboxConfig)> {
         let desk = self.config.desk(&t.desk)?;
         let inbox =
             t.inbox.as_deref().and_then(|i| desk.inboxes.iter().find(|x| x.name == i)).or(desk.inboxes.first())?;
@@ -313,7 +302,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         c: &Clock,
         to: SlaState,
     ) -> Result<(), PipelineError> {

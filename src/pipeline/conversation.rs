@@ -11,8 +11,8 @@ use super::parse::ParsedMail;
 use super::policy;
 use super::{Action, Here, Link, Outcome, Pipeline, PipelineError, loopguard::MailKind};
 use crate::config::Agent;
-use crate::domain::{Channel, TicketStatus, TicketType};
-use crate::store::{self, TicketPatch, TicketRow};
+use crate::domain::{Channel, PendingReason, TicketStatus};
+use crate::store::{self, Ticket, TicketPatch};
 use crate::ticket::command::{self, Command};
 use crate::ticket::thread::{SenderRole, sender_role};
 use crate::ticket::token::tokens_in;
@@ -42,12 +42,12 @@ impl Pipeline {
         h: &Here<'_>,
         mail: &ParsedMail,
         msg: store::NewMessage<'_>,
-        t: TicketRow,
+        t: Ticket,
     ) -> Result<Outcome, PipelineError> {
         let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
         let agent = h.desk.agent(&sender);
         let mut requesters = vec![t.requester_address.clone()];
-        if t.channel != Channel::Email.as_str()
+        if t.channel != Channel::Email
             && let Some(email) =
                 store::chat_user_by_address(tx, &t.desk, &t.requester_address).await?.and_then(|u| u.email)
         {
@@ -78,10 +78,10 @@ impl Pipeline {
         h: &Here<'_>,
         mail: &ParsedMail,
         msg: store::NewMessage<'_>,
-        t: TicketRow,
+        t: Ticket,
     ) -> Result<Outcome, PipelineError> {
         let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
-        if t.status == TicketStatus::Closed.as_str() || t.status == TicketStatus::Rejected.as_str() {
+        if t.is_finished() {
             let mut out = self.create(tx, h, mail, msg, MailKind::Human, Some(Link::FollowUp(&t)), None).await?;
             out.reason = Some(format!("follow-up of {} (ticket closed)", t.number));
             return Ok(out);
@@ -100,12 +100,12 @@ impl Pipeline {
         h: &Here<'_>,
         mail: &ParsedMail,
         msg: store::NewMessage<'_>,
-        t: TicketRow,
+        t: Ticket,
         intent: Intent,
     ) -> Result<Outcome, PipelineError> {
         let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
-        let closed = t.status == TicketStatus::Closed.as_str() || t.status == TicketStatus::Rejected.as_str();
-        let late = t.status == TicketStatus::Resolved.as_str()
+        let closed = t.is_finished();
+        let late = t.status == TicketStatus::Resolved
             && t.resolved_at.is_some_and(|r| h.now - r > h.desk.reopen_days as i64 * DAY_MS);
         let text = fresh_text(mail);
         let rating = match &intent {
@@ -113,14 +113,14 @@ impl Pipeline {
             Intent::FromText => policy::parse_rating(&text),
             _ => None,
         };
-        if t.status == TicketStatus::Closed.as_str()
+        if t.status == TicketStatus::Closed
             && t.rating_requested_at.is_some()
             && t.rating.is_none()
             && let Some((rating, comment)) = rating
         {
             let row = self.append(tx, h, mail, msg, &t).await?;
-            let patch = TicketPatch { rating: Some((rating as i64, &comment)), ..Default::default() };
-            self.change(tx, h, &t, &patch, false).await?;
+            let patch = TicketPatch { rating: Some((rating, comment.clone())), ..Default::default() };
+            self.change(tx, h, &t, &patch).await?;
             self.event(
                 tx,
                 h,
@@ -179,23 +179,20 @@ impl Pipeline {
             let confirmed = answer == Answer::Confirm;
             if confirmed {
                 let patch = TicketPatch {
-                    status: Some(TicketStatus::Closed.as_str()),
+                    status: Some(TicketStatus::Closed),
                     closed_at: Some(Some(h.now)),
                     rating_requested_at: Some(h.now),
                     ..Default::default()
                 };
-                let t2 = self.change(tx, h, &t, &patch, false).await?;
+                let t2 = self.change(tx, h, &t, &patch).await?;
                 self.event(tx, h, t.id, actor, "confirmed", &json!({ "message": row })).await?;
                 self.event(tx, h, t.id, "loket", "closed", &json!({ "by": "requester confirmation" })).await?;
                 let ctx = self.base_ctx(h, &t2);
                 self.queue(tx, h, &t2, OutMail::to_requester(&t2, "closed_rating", ctx).answering(mail)).await?;
             } else {
-                let patch = TicketPatch {
-                    status: Some(TicketStatus::Open.as_str()),
-                    resolved_at: Some(None),
-                    ..Default::default()
-                };
-                let t2 = self.change(tx, h, &t, &patch, false).await?;
+                let patch =
+                    TicketPatch { status: Some(TicketStatus::Open), resolved_at: Some(None), ..Default::default() };
+                let t2 = self.change(tx, h, &t, &patch).await?;
                 self.event(tx, h, t.id, actor, "reopened", &json!({ "message": row })).await?;
                 let ctx = self.base_ctx(h, &t2);
                 self.queue(tx, h, &t2, OutMail::to_requester(&t2, "reopened", ctx).answering(mail)).await?;
@@ -204,7 +201,7 @@ impl Pipeline {
         } else if status == TicketStatus::Pending.as_str() {
             // Waiting on the requester: their reply puts the ticket back in the queue, unless it
             // still lacks a requirement.
-            let requirements = t.pending_reason.as_deref() == Some("requirements");
+            let requirements = t.pending_reason == Some(PendingReason::Requirements);
             let missing = if requirements {
                 // The conditions are judged on the request as first written, and on this reply.
                 let opening = store::opening_text(tx, t.id).await?;
@@ -213,12 +210,9 @@ impl Pipeline {
                 Vec::new()
             };
             if missing.is_empty() {
-                let patch = TicketPatch {
-                    status: Some(TicketStatus::Open.as_str()),
-                    pending_reason: Some(None),
-                    ..Default::default()
-                };
-                let t2 = self.change(tx, h, &t, &patch, false).await?;
+                let patch =
+                    TicketPatch { status: Some(TicketStatus::Open), pending_reason: Some(None), ..Default::default() };
+                let t2 = self.change(tx, h, &t, &patch).await?;
                 let (kind, notice) = if requirements {
                     ("requirements_complete", "requirements")
                 } else {
@@ -255,7 +249,7 @@ impl Pipeline {
         h: &Here<'_>,
         mail: &ParsedMail,
         mut msg: store::NewMessage<'_>,
-        t: &TicketRow,
+        t: &Ticket,
     ) -> Result<i64, PipelineError> {
         msg.ticket_id = Some(t.id);
         msg.action = Action::Appended.as_str();
@@ -267,7 +261,7 @@ impl Pipeline {
     fn missing_now(
         &self,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         opening: &str,
         mail: &ParsedMail,
         accepted: usize,
@@ -276,7 +270,7 @@ impl Pipeline {
         let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("sender");
         policy::missing_requirements(
             sub,
-            t.ticket_type.as_deref().and_then(TicketType::parse),
+            t.ticket_type,
             &format!("{}\n{}\n{}", t.subject, opening, mail.text),
             accepted,
             &sender,
@@ -292,7 +286,7 @@ impl Pipeline {
         h: &Here<'_>,
         mail: &ParsedMail,
         mut msg: store::NewMessage<'_>,
-        t: TicketRow,
+        t: Ticket,
         agent: &Agent,
     ) -> Result<Outcome, PipelineError> {
         msg.kind = "agent";
@@ -328,7 +322,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         agent: &Agent,
         row: i64,
         reason: String,
@@ -351,7 +345,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: TicketRow,
+        t: Ticket,
         agent: &Agent,
         reply: command::AgentReply,
         row: i64,
@@ -360,7 +354,7 @@ impl Pipeline {
         let actor = agent.address.as_str();
         // Check everything first: a reply with one bad command changes nothing.
         let mut category = (t.category.clone(), t.subcategory.clone());
-        let mut ttype = t.ticket_type.as_deref().and_then(TicketType::parse);
+        let mut ttype = t.ticket_type;
         let mut problems = Vec::new();
         for c in &reply.commands {
             match c {
@@ -404,13 +398,13 @@ impl Pipeline {
         let text = reply.text.clone();
         let internal = reply.has("note");
         let mut patch = TicketPatch::default();
-        let mut status = t.status.clone();
+        let mut status = t.status;
         let mut group = t.group_id.clone();
         let mut assignee = t.assignee.clone();
         for c in &reply.commands {
             let detail = match c {
                 Command::Resolve => {
-                    status = TicketStatus::Resolved.as_str().into();
+                    status = TicketStatus::Resolved;
                     patch.resolved_at = Some(Some(h.now));
                     patch.pending_reason = Some(None);
                     if !internal {
@@ -419,8 +413,8 @@ impl Pipeline {
                     "status: resolved".to_string()
                 }
                 Command::Pending => {
-                    status = TicketStatus::Pending.as_str().into();
-                    patch.pending_reason = Some(Some("requester"));
+                    status = TicketStatus::Pending;
+                    patch.pending_reason = Some(Some(PendingReason::Requester));
                     "status: pending (waiting for the requester)".to_string()
                 }
                 Command::Assign(k) => {
@@ -452,20 +446,20 @@ impl Pipeline {
                 },
                 Command::Note => "internal note added".to_string(),
                 Command::Priority(p) => {
-                    patch.priority = Some(p.as_str());
+                    patch.priority = Some(*p);
                     format!("priority: {p}")
                 }
                 Command::Category(c, s) => format!("category: {c}/{s}"),
                 Command::Type(tt) => format!("type: {tt}"),
                 Command::Reject(reason) => {
-                    status = TicketStatus::Rejected.as_str().into();
+                    status = TicketStatus::Rejected;
                     patch.closed_at = Some(Some(h.now));
                     to_requester.push(("rejection", reason.clone()));
                     format!("status: rejected ({reason})")
                 }
                 Command::Waive => {
-                    if status == TicketStatus::Pending.as_str() && t.pending_reason.as_deref() == Some("requirements") {
-                        status = TicketStatus::Open.as_str().into();
+                    if status == TicketStatus::Pending && t.pending_reason == Some(PendingReason::Requirements) {
+                        status = TicketStatus::Open;
                         patch.pending_reason = Some(None);
                         "requirements waived: the request goes on without them".to_string()
                     } else {
@@ -473,7 +467,7 @@ impl Pipeline {
                     }
                 }
                 Command::Close => {
-                    status = TicketStatus::Closed.as_str().into();
+                    status = TicketStatus::Closed;
                     patch.closed_at = Some(Some(h.now));
                     patch.rating_requested_at = Some(h.now);
                     to_requester.push(("closed_rating", String::new()));
@@ -496,20 +490,20 @@ impl Pipeline {
         } else if !text.is_empty() && !to_requester.iter().any(|(tpl, _)| *tpl == "resolution") {
             to_requester.insert(0, ("agent_reply", text.clone()));
         }
-        if status == TicketStatus::New.as_str() {
-            status = TicketStatus::Open.as_str().into();
+        if status == TicketStatus::New {
+            status = TicketStatus::Open;
         }
-        patch.status = Some(&status);
-        patch.group_id = Some(group.as_deref());
-        patch.assignee = Some(assignee.as_deref());
+        patch.status = Some(status);
+        patch.group_id = Some(group);
+        patch.assignee = Some(assignee);
         if category != (t.category.clone(), t.subcategory.clone()) {
-            patch.category = Some((&category.0, &category.1));
+            patch.category = Some(category);
         }
-        let type_str = ttype.map(|t| t.as_str());
-        if type_str != t.ticket_type.as_deref() {
-            patch.ticket_type = type_str;
+        if ttype != t.ticket_type {
+            patch.ticket_type = ttype;
         }
-        let t2 = self.change(tx, h, &t, &patch, true).await?;
+        patch.first_response_at = Some(h.now);
+        let t2 = self.change(tx, h, &t, &patch).await?;
         for (template, body) in to_requester {
             let mut ctx = self.base_ctx(h, &t2);
             ctx.text = body.clone();

@@ -24,9 +24,9 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::config::{Config, Desk, InboxConfig};
-use crate::domain::{Channel, Direction, EmailAddress, TicketStatus};
+use crate::domain::{Channel, Direction, EmailAddress, Language, PendingReason, TicketStatus};
 use crate::routing::RouteInput;
-use crate::store::{self, Store, StoreError, TicketRow};
+use crate::store::{self, Store, StoreError, Ticket};
 use crate::templates::{RefusedCtx, TemplateError, Templates};
 use crate::ticket::find_tags;
 use loopguard::MailKind;
@@ -120,14 +120,14 @@ pub(crate) struct Here<'a> {
 pub(crate) enum Link<'a> {
     /// The requester (or a participant) wrote again after the ticket closed or its reopen
     /// window passed: the new ticket continues it, and the acknowledgement says so.
-    FollowUp(&'a TicketRow),
+    FollowUp(&'a Ticket),
     /// Someone who is not a party to the ticket pointed at it (by tag or references): the
     /// agents see the link; the sender is told nothing about that ticket.
-    Mentioned(&'a TicketRow),
+    Mentioned(&'a Ticket),
 }
 
 impl<'a> Link<'a> {
-    fn ticket(self) -> &'a TicketRow {
+    fn ticket(self) -> &'a Ticket {
         match self {
             Link::FollowUp(t) | Link::Mentioned(t) => t,
         }
@@ -322,7 +322,7 @@ impl Pipeline {
         mail: &ParsedMail,
         mut msg: store::NewMessage<'_>,
         kind: MailKind,
-        t: TicketRow,
+        t: Ticket,
     ) -> Result<Outcome, PipelineError> {
         msg.ticket_id = Some(t.id);
         msg.action = Action::Appended.as_str();
@@ -447,8 +447,11 @@ impl Pipeline {
             missing.retain(|m| m.kind != crate::catalogue::RequirementKind::SupervisorCc);
         }
         let group = desk.group_for(&decision.category, &decision.subcategory).map(|g| g.id.clone());
-        let (status, pending_reason) =
-            if missing.is_empty() { (TicketStatus::New, None) } else { (TicketStatus::Pending, Some("requirements")) };
+        let (status, pending_reason) = if missing.is_empty() {
+            (TicketStatus::New, None)
+        } else {
+            (TicketStatus::Pending, Some(PendingReason::Requirements))
+        };
         let ticket_id = store::insert_ticket(
             tx,
             &store::NewTicket {
@@ -456,15 +459,15 @@ impl Pipeline {
                 number: number.as_str(),
                 category: &decision.category,
                 subcategory: &decision.subcategory,
-                ticket_type: decision.ticket_type.map(|t| t.as_str()),
-                impact: decision.impact.map(|i| i.as_str()),
-                status: status.as_str(),
-                channel: h.channel.as_str(),
+                ticket_type: decision.ticket_type,
+                impact: decision.impact,
+                status,
+                channel: h.channel,
                 inbox: Some(&h.inbox.name),
                 subject: &mail.subject,
                 requester_address: requester.address.as_str(),
                 requester_name: requester.name.as_deref(),
-                language,
+                language: Language::parse(language).unwrap_or_default(),
                 group_id: group.as_deref(),
                 pending_reason,
                 linked_ticket_id: linked.map(|l| l.id),
@@ -537,9 +540,9 @@ impl Pipeline {
             // Only a follow-up names the earlier ticket: a stranger learns nothing of the one named.
             ctx.ticket.linked_number = follows.clone().unwrap_or_default();
             if let Some(due) = response_due {
-                let when = clocks::human_time(due, desk.tz, &t.language);
+                let when = clocks::human_time(due, desk.tz, t.language.as_str());
                 ctx.desk.response_promise =
-                    if t.language == "en" { format!("by {when}") } else { format!("paling lambat {when}") };
+                    if t.language == Language::En { format!("by {when}") } else { format!("paling lambat {when}") };
             }
             let out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
             if let Some(out_row) = self.queue(tx, h, &t, out).await? {
@@ -627,7 +630,7 @@ fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
 
 /// The ticket a mail belongs to: the first ticket tag in its subject that names a ticket of this
 /// desk, else the ticket of a message it replies to or reports on.
-async fn thread(tx: &mut store::Tx, desk: &str, mail: &ParsedMail) -> Result<Option<TicketRow>, StoreError> {
+async fn thread(tx: &mut store::Tx, desk: &str, mail: &ParsedMail) -> Result<Option<Ticket>, StoreError> {
     for number in find_tags(&mail.subject) {
         if let Some(t) = store::ticket_by_number(tx, desk, number.as_str()).await? {
             return Ok(Some(t));

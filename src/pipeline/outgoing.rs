@@ -8,7 +8,7 @@ use super::parse::{ParsedMail, sha256_hex};
 use super::{Here, Pipeline, PipelineError, compose};
 use crate::config::Agent;
 use crate::domain::{Channel, Direction, EmailAddress};
-use crate::store::{self, TicketRow};
+use crate::store::{self, Ticket};
 use crate::templates::{DeskCtx, MailContext, PersonCtx, TicketCtx};
 
 /// A fresh, unguessable Message-ID part: outbound ids are unique by construction, never a hash
@@ -45,14 +45,14 @@ pub(crate) struct OutMail {
 
 impl OutMail {
     /// A message to the ticket's requester in the ticket's language.
-    pub fn to_requester(t: &TicketRow, template: &'static str, ctx: MailContext) -> Self {
+    pub fn to_requester(t: &Ticket, template: &'static str, ctx: MailContext) -> Self {
         let to = EmailAddress::parse(&t.requester_address)
             .unwrap_or_else(|_| EmailAddress::parse("invalid@invalid.invalid").expect("valid"));
         Self {
             template,
             to,
             to_name: t.requester_name.clone(),
-            lang: t.language.clone(),
+            lang: t.language.as_str().to_string(),
             ctx,
             auto_reply: true,
             auto_generated: false,
@@ -116,15 +116,18 @@ impl Pipeline {
     }
 
     /// The context every message about ticket `t` starts from.
-    pub(crate) fn base_ctx(&self, h: &Here<'_>, t: &TicketRow) -> MailContext {
+    pub(crate) fn base_ctx(&self, h: &Here<'_>, t: &Ticket) -> MailContext {
         let desk = h.desk;
         let (cat_name, sub_name) = match desk.catalogue.subcategory(&t.category, &t.subcategory) {
             Some(s) => {
                 (desk.catalogue.category(&t.category).map(|c| c.name.clone()).unwrap_or_default(), s.name.clone())
             }
             None if t.category == crate::catalogue::TRIAGE_CATEGORY => {
-                let name =
-                    if t.language == "en" { "Triage (to be classified)" } else { "Triase (akan diklasifikasikan)" };
+                let name = if t.language == crate::domain::Language::En {
+                    "Triage (to be classified)"
+                } else {
+                    "Triase (akan diklasifikasikan)"
+                };
                 (name.to_string(), String::new())
             }
             None => (t.category.clone(), t.subcategory.clone()),
@@ -145,9 +148,9 @@ impl Pipeline {
                 category_name: cat_name,
                 subcategory_name: sub_name,
                 created,
-                ticket_type: t.ticket_type.clone().unwrap_or_default(),
-                status: t.status.clone(),
-                priority: t.priority.clone().unwrap_or_default(),
+                ticket_type: t.ticket_type.map(|v| v.as_str().to_string()).unwrap_or_default(),
+                status: t.status.as_str().to_string(),
+                priority: t.priority.map(|v| v.as_str().to_string()).unwrap_or_default(),
                 internal_only_refused: String::new(),
                 linked_number: String::new(),
                 mentioned_number: String::new(),
@@ -167,7 +170,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         out: OutMail,
     ) -> Result<Option<i64>, PipelineError> {
         let desk = h.desk;
@@ -193,11 +196,11 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         out: OutMail,
         kind: &str,
     ) -> Result<Option<i64>, PipelineError> {
-        if out.token_for.is_none() && t.channel != Channel::Email.as_str() && out.to.as_str() == t.requester_address {
+        if out.token_for.is_none() && t.channel != Channel::Email && out.to.as_str() == t.requester_address {
             return self.queue_to_chat(tx, h, t, out, kind).await;
         }
         self.queue_email(tx, h, t, out, kind).await
@@ -208,7 +211,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         out: OutMail,
         kind: &str,
     ) -> Result<Option<i64>, PipelineError> {
@@ -287,7 +290,7 @@ impl Pipeline {
 
     /// Who hears about a ticket: its assignee, else its group's members, else layer 1's, else the
     /// supervisors.
-    pub(crate) fn notify_targets<'d>(&self, h: &Here<'d>, t: &TicketRow) -> Vec<&'d Agent> {
+    pub(crate) fn notify_targets<'d>(&self, h: &Here<'d>, t: &Ticket) -> Vec<&'d Agent> {
         let desk = h.desk;
         if let Some(a) = t.assignee.as_deref().and_then(|a| EmailAddress::parse(a).ok()).and_then(|a| desk.agent(&a)) {
             return vec![a];
@@ -304,7 +307,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         event: &str,
         text: &str,
         from: &EmailAddress,
@@ -320,7 +323,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         mut ctx: MailContext,
         from: &EmailAddress,
     ) -> Result<usize, PipelineError> {
@@ -354,7 +357,7 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &TicketRow,
+        t: &Ticket,
         agent: &Agent,
         event: &str,
         text: &str,

@@ -202,8 +202,8 @@ impl Sla {
         self.matrix.get(&(urgency.unwrap_or(Impact::Medium), impact.unwrap_or(Impact::Low))).copied()
     }
 
-    pub fn response_target(&self, channel: &str) -> Duration {
-        self.response_by_channel.get(channel).copied().unwrap_or(self.response)
+    pub fn response_target(&self, channel: crate::domain::Channel) -> Duration {
+        self.response_by_channel.get(channel.as_str()).copied().unwrap_or(self.response)
     }
 
     /// Resolution target: the priority's hours for incidents, else the subcategory's fulfilment,

@@ -128,7 +128,7 @@ pub async fn tickets_of_requester(
     address: &str,
     open_only: bool,
     limit: i64,
-) -> Result<Vec<super::TicketRow>> {
+) -> Result<Vec<super::Ticket>> {
     let filter = if open_only { " AND status NOT IN ('closed', 'rejected')" } else { "" };
     let sql = format!(
         "SELECT {} FROM tickets WHERE desk = $1 AND requester_address = $2{filter} ORDER BY id DESC LIMIT $3",

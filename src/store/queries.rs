@@ -6,72 +6,58 @@ use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, Row, any::AnyRow};
 
 use super::{Backend, StoreError};
+use crate::domain::{Channel, Impact, Language, PendingReason, Priority, TicketStatus, TicketType};
+pub use crate::ticket::{Ticket, TicketPatch};
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TicketRow {
-    pub id: i64,
-    pub desk: String,
-    pub number: String,
-    pub category: String,
-    pub subcategory: String,
-    pub ticket_type: Option<String>,
-    pub impact: Option<String>,
-    pub status: String,
-    pub channel: String,
-    pub inbox: Option<String>,
-    pub subject: String,
-    pub requester_address: String,
-    pub requester_name: Option<String>,
-    pub language: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub assignee: Option<String>,
-    pub group_id: Option<String>,
-    pub priority: Option<String>,
-    pub pending_reason: Option<String>,
-    pub resolved_at: Option<i64>,
-    pub closed_at: Option<i64>,
-    pub first_response_at: Option<i64>,
-    pub linked_ticket_id: Option<i64>,
-    pub rating: Option<i64>,
-    pub rating_comment: Option<String>,
-    pub rating_requested_at: Option<i64>,
-}
 
 pub(super) const TICKET_COLS: &str = "id, desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
      subject, requester_address, requester_name, language, created_at, updated_at, assignee, group_id, priority, \
      pending_reason, resolved_at, closed_at, first_response_at, linked_ticket_id, rating, rating_comment, \
      rating_requested_at";
 
-pub(super) fn ticket_from(r: &AnyRow) -> Result<TicketRow> {
-    Ok(TicketRow {
+/// A closed-set column decoded into its enum; an unknown value is inconsistent data.
+fn decode<T>(r: &AnyRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let s: String = r.try_get(col)?;
+    parse(&s).ok_or_else(|| StoreError::Corrupt(format!("tickets.{col}: unknown value `{s}`")))
+}
+
+fn decode_opt<T>(r: &AnyRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<Option<T>> {
+    let s: Option<String> = r.try_get(col)?;
+    s.map(|s| parse(&s).ok_or_else(|| StoreError::Corrupt(format!("tickets.{col}: unknown value `{s}`")))).transpose()
+}
+
+/// Decodes a `tickets` row once, here: everything past the store sees typed values.
+pub(super) fn ticket_from(r: &AnyRow) -> Result<Ticket> {
+    let rating: Option<i64> = r.try_get("rating")?;
+    Ok(Ticket {
         id: r.try_get("id")?,
         desk: r.try_get("desk")?,
         number: r.try_get("number")?,
         category: r.try_get("category")?,
         subcategory: r.try_get("subcategory")?,
-        ticket_type: r.try_get("ticket_type")?,
-        impact: r.try_get("impact")?,
-        status: r.try_get("status")?,
-        channel: r.try_get("channel")?,
+        ticket_type: decode_opt(r, "ticket_type", TicketType::parse)?,
+        impact: decode_opt(r, "impact", Impact::parse)?,
+        status: decode(r, "status", TicketStatus::parse)?,
+        channel: decode(r, "channel", Channel::parse)?,
         inbox: r.try_get("inbox")?,
         subject: r.try_get("subject")?,
         requester_address: r.try_get("requester_address")?,
         requester_name: r.try_get("requester_name")?,
-        language: r.try_get("language")?,
+        language: decode(r, "language", Language::parse)?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         assignee: r.try_get("assignee")?,
         group_id: r.try_get("group_id")?,
-        priority: r.try_get("priority")?,
-        pending_reason: r.try_get("pending_reason")?,
+        priority: decode_opt(r, "priority", Priority::parse)?,
+        pending_reason: decode_opt(r, "pending_reason", PendingReason::parse)?,
         resolved_at: r.try_get("resolved_at")?,
         closed_at: r.try_get("closed_at")?,
         first_response_at: r.try_get("first_response_at")?,
         linked_ticket_id: r.try_get("linked_ticket_id")?,
-        rating: r.try_get("rating")?,
+        rating: rating
+            .map(|v| u8::try_from(v).map_err(|_| StoreError::Corrupt(format!("tickets.rating: {v} out of range"))))
+            .transpose()?,
         rating_comment: r.try_get("rating_comment")?,
         rating_requested_at: r.try_get("rating_requested_at")?,
     })
@@ -83,17 +69,17 @@ pub struct NewTicket<'a> {
     pub number: &'a str,
     pub category: &'a str,
     pub subcategory: &'a str,
-    pub ticket_type: Option<&'a str>,
-    pub impact: Option<&'a str>,
-    pub status: &'a str,
-    pub channel: &'a str,
+    pub ticket_type: Option<TicketType>,
+    pub impact: Option<Impact>,
+    pub status: TicketStatus,
+    pub channel: Channel,
     pub inbox: Option<&'a str>,
     pub subject: &'a str,
     pub requester_address: &'a str,
     pub requester_name: Option<&'a str>,
-    pub language: &'a str,
+    pub language: Language,
     pub group_id: Option<&'a str>,
-    pub pending_reason: Option<&'a str>,
+    pub pending_reason: Option<PendingReason>,
     pub linked_ticket_id: Option<i64>,
     pub now: i64,
 }
@@ -149,14 +135,14 @@ pub async fn find_seen(conn: &mut AnyConnection, desk: &str, key: &str) -> Resul
     Ok(q.map(|_| Seen { ticket_number: None, quarantined: true }))
 }
 
-pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &str) -> Result<Option<TicketRow>> {
+pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &str) -> Result<Option<Ticket>> {
     let sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE desk = $1 AND number = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(number).fetch_optional(&mut *conn).await?;
     row.as_ref().map(ticket_from).transpose()
 }
 
 /// The ticket of the most recent message of `desk` whose Message-ID is one of `ids`.
-pub async fn ticket_by_message_ids(conn: &mut AnyConnection, desk: &str, ids: &[String]) -> Result<Option<TicketRow>> {
+pub async fn ticket_by_message_ids(conn: &mut AnyConnection, desk: &str, ids: &[String]) -> Result<Option<Ticket>> {
     // Newest reference first: the direct parent is the best evidence.
     for id in ids.iter().rev() {
         let sql = format!(
@@ -197,18 +183,18 @@ pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Resul
     .bind(t.number)
     .bind(t.category)
     .bind(t.subcategory)
-    .bind(t.ticket_type)
-    .bind(t.impact)
-    .bind(t.status)
-    .bind(t.channel)
+    .bind(t.ticket_type.map(|v| v.as_str()))
+    .bind(t.impact.map(|v| v.as_str()))
+    .bind(t.status.as_str())
+    .bind(t.channel.as_str())
     .bind(t.inbox)
     .bind(t.subject)
     .bind(t.requester_address)
     .bind(t.requester_name)
-    .bind(t.language)
+    .bind(t.language.as_str())
     .bind(t.now)
     .bind(t.group_id)
-    .bind(t.pending_reason)
+    .bind(t.pending_reason.map(|v| v.as_str()))
     .bind(t.linked_ticket_id)
     .fetch_one(&mut *conn)
     .await?;
@@ -283,89 +269,80 @@ pub async fn insert_attachment(
     Ok(())
 }
 
-pub async fn ticket_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<TicketRow>> {
+pub async fn ticket_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Ticket>> {
     let sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
     row.as_ref().map(ticket_from).transpose()
 }
 
-/// A change of a ticket's fields. `None` leaves a field as it is; `Some(None)` clears it.
-#[derive(Debug, Clone, Default)]
-pub struct TicketPatch<'a> {
-    pub status: Option<&'a str>,
-    pub pending_reason: Option<Option<&'a str>>,
-    pub assignee: Option<Option<&'a str>>,
-    pub group_id: Option<Option<&'a str>>,
-    pub priority: Option<&'a str>,
-    pub category: Option<(&'a str, &'a str)>,
-    pub ticket_type: Option<&'a str>,
-    pub impact: Option<Option<&'a str>>,
-    pub resolved_at: Option<Option<i64>>,
-    pub closed_at: Option<Option<i64>>,
-    pub rating: Option<(i64, &'a str)>,
-    pub rating_requested_at: Option<i64>,
+/// One value of an UPDATE's SET list.
+enum SetValue<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i64>),
 }
 
-/// Applies a patch (and `updated_at`). Column names are fixed here; values are bound.
-pub async fn update_ticket(conn: &mut AnyConnection, id: i64, p: &TicketPatch<'_>, now: i64) -> Result<()> {
-    macro_rules! set {
-        ($col:literal, $val:expr) => {
-            sqlx::query(concat!("UPDATE tickets SET ", $col, " = $1 WHERE id = $2"))
-                .bind($val)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-        };
-    }
+/// Writes a patch (and `updated_at`) in one UPDATE. Column names are fixed here; values are
+/// bound.
+pub async fn update_ticket(conn: &mut AnyConnection, id: i64, p: &TicketPatch, now: i64) -> Result<()> {
+    use SetValue::{Int, Text};
+    let mut set: Vec<(&'static str, SetValue<'_>)> = Vec::new();
     if let Some(v) = p.status {
-        set!("status", v);
+        set.push(("status", Text(Some(v.as_str()))));
     }
     if let Some(v) = p.pending_reason {
-        set!("pending_reason", v);
+        set.push(("pending_reason", Text(v.map(|v| v.as_str()))));
     }
-    if let Some(v) = p.assignee {
-        set!("assignee", v);
+    if let Some(v) = &p.assignee {
+        set.push(("assignee", Text(v.as_deref())));
     }
-    if let Some(v) = p.group_id {
-        set!("group_id", v);
+    if let Some(v) = &p.group_id {
+        set.push(("group_id", Text(v.as_deref())));
     }
     if let Some(v) = p.priority {
-        set!("priority", v);
+        set.push(("priority", Text(Some(v.as_str()))));
     }
-    if let Some((c, s)) = p.category {
-        set!("category", c);
-        set!("subcategory", s);
+    if let Some((c, s)) = &p.category {
+        set.push(("category", Text(Some(c))));
+        set.push(("subcategory", Text(Some(s))));
     }
     if let Some(v) = p.ticket_type {
-        set!("ticket_type", v);
+        set.push(("ticket_type", Text(Some(v.as_str()))));
     }
     if let Some(v) = p.impact {
-        set!("impact", v);
+        set.push(("impact", Text(v.map(|v| v.as_str()))));
     }
     if let Some(v) = p.resolved_at {
-        set!("resolved_at", v);
+        set.push(("resolved_at", Int(v)));
     }
     if let Some(v) = p.closed_at {
-        set!("closed_at", v);
+        set.push(("closed_at", Int(v)));
     }
-    if let Some((r, c)) = p.rating {
-        set!("rating", r);
-        set!("rating_comment", c);
+    if let Some((r, c)) = &p.rating {
+        set.push(("rating", Int(Some(*r as i64))));
+        set.push(("rating_comment", Text(Some(c))));
     }
     if let Some(v) = p.rating_requested_at {
-        set!("rating_requested_at", v);
+        set.push(("rating_requested_at", Int(Some(v))));
     }
-    set!("updated_at", now);
-    Ok(())
-}
-
-/// Records the first response (the first agent reply or action) once.
-pub async fn set_first_response(conn: &mut AnyConnection, id: i64, now: i64) -> Result<()> {
-    sqlx::query("UPDATE tickets SET first_response_at = $1 WHERE id = $2 AND first_response_at IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    set.push(("updated_at", Int(Some(now))));
+    let mut cols: Vec<String> = set.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
+    let first_response = p.first_response_at;
+    if first_response.is_some() {
+        cols.push(format!("first_response_at = COALESCE(first_response_at, ${})", set.len() + 1));
+    }
+    let id_param = set.len() + 1 + usize::from(first_response.is_some());
+    let sql = format!("UPDATE tickets SET {} WHERE id = ${id_param}", cols.join(", "));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (_, v) in set {
+        q = match v {
+            Text(s) => q.bind(s),
+            Int(n) => q.bind(n),
+        };
+    }
+    if let Some(v) = first_response {
+        q = q.bind(v);
+    }
+    q.bind(id).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -462,7 +439,7 @@ pub async fn count_inbound_since(conn: &mut AnyConnection, desk: &str, peer: &st
 }
 
 /// The requester's most recently created ticket at `desk` that is not closed or rejected.
-pub async fn latest_open_ticket(conn: &mut AnyConnection, desk: &str, requester: &str) -> Result<Option<TicketRow>> {
+pub async fn latest_open_ticket(conn: &mut AnyConnection, desk: &str, requester: &str) -> Result<Option<Ticket>> {
     let sql = format!(
         "SELECT {TICKET_COLS} FROM tickets WHERE desk = $1 AND requester_address = $2 \
          AND status NOT IN ('closed', 'rejected') ORDER BY created_at DESC, id DESC LIMIT 1"
@@ -812,7 +789,7 @@ pub struct TicketFilter {
     pub offset: i64,
 }
 
-pub async fn list_tickets(pool: &AnyPool, f: &TicketFilter) -> Result<Vec<TicketRow>> {
+pub async fn list_tickets(pool: &AnyPool, f: &TicketFilter) -> Result<Vec<Ticket>> {
     let sql = format!(
         "SELECT {TICKET_COLS} FROM tickets WHERE ($1 IS NULL OR desk = $1) AND ($2 IS NULL OR status = $2) \
          ORDER BY id DESC LIMIT $3 OFFSET $4"
@@ -828,7 +805,7 @@ pub async fn list_tickets(pool: &AnyPool, f: &TicketFilter) -> Result<Vec<Ticket
 }
 
 /// Tickets whose number is `number`, in any desk.
-pub async fn tickets_by_number(pool: &AnyPool, number: &str) -> Result<Vec<TicketRow>> {
+pub async fn tickets_by_number(pool: &AnyPool, number: &str) -> Result<Vec<Ticket>> {
     let sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE number = $1 ORDER BY id");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_all(pool).await?;
     rows.iter().map(ticket_from).collect()

@@ -2,8 +2,10 @@
 
 pub mod answer;
 pub mod command;
+mod model;
 mod number;
 pub mod thread;
 pub mod token;
 
+pub use model::{Ticket, TicketPatch};
 pub use number::{NumberFormat, NumberFormatError, TicketNumber, find_tags};

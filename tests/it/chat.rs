@@ -240,7 +240,12 @@ async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_re
     let n1 = number_in(ack["text"].as_str().unwrap());
     let t1 = ticket(&store, &n1).await;
     assert_eq!(
-        (t1.category.as_str(), t1.subcategory.as_str(), t1.ticket_type.as_deref(), t1.impact.as_deref()),
+        (
+            t1.category.as_str(),
+            t1.subcategory.as_str(),
+            t1.ticket_type.map(|v| v.as_str()),
+            t1.impact.map(|v| v.as_str())
+        ),
         ("aplikasi", "portal_satu_data", Some("incident"), Some("high"))
     );
     assert_eq!((t1.channel.as_str(), t1.subject.as_str()), ("telegram", "Portal tidak bisa dibuka"));
@@ -340,7 +345,7 @@ async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_re
     assert_eq!(button(&resolution, "Belum"), format!("no:{n1}"));
     fake.push(tg_button(13, 555, &ok));
     let (seen, rate) = fake.next_to(seen, "555", "chat_id").await;
-    assert_eq!(ticket(&store, &n1).await.status, "closed");
+    assert_eq!(ticket(&store, &n1).await.status.as_str(), "closed");
     fake.push(tg_button(14, 555, &button(&rate, "⭐⭐⭐⭐⭐")));
     let (_, thanks) = fake.next_to(seen, "555", "chat_id").await;
     assert!(thanks["text"].as_str().unwrap().contains(&n1), "{thanks}");
@@ -608,7 +613,7 @@ async fn telegram_webhook_mode_checks_the_secret_and_ignores_redelivery() {
         count(&store, "SELECT COUNT(*) FROM tickets WHERE requester_address = $1", "telegram-901@chat.invalid").await,
         1
     );
-    assert_eq!(ticket(&store, &n).await.channel, "telegram");
+    assert_eq!(ticket(&store, &n).await.channel.as_str(), "telegram");
     daemon.terminate();
 }
 

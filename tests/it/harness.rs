@@ -472,6 +472,6 @@ pub async fn outbound(store: &Store, number: &str) -> Vec<(String, String, Strin
         .collect()
 }
 
-pub async fn ticket(store: &Store, number: &str) -> loket::store::TicketRow {
+pub async fn ticket(store: &Store, number: &str) -> loket::store::Ticket {
     loket::store::tickets_by_number(store.pool(), number).await.unwrap().remove(0)
 }

@@ -126,7 +126,7 @@ async fn pipeline_routes_new_tickets() {
     let store = w.store().await;
     let t = &store::tickets_by_number(store.pool(), &number).await.unwrap()[0];
     assert_eq!(
-        (t.category.as_str(), t.subcategory.as_str(), t.ticket_type.as_deref()),
+        (t.category.as_str(), t.subcategory.as_str(), t.ticket_type.map(|v| v.as_str())),
         ("aplikasi", "sigi", Some("incident"))
     );
     let events = store::ticket_events(store.pool(), t.id).await.unwrap();

@@ -26,7 +26,7 @@ fn wib(s: &str) -> DateTime<Utc> {
 fn response_due(desk: &str, at: &str) -> DateTime<Utc> {
     let c = repo_config();
     let sla = c.desk(desk).unwrap().sla.clone().unwrap();
-    sla.response_calendar.add(wib(at), sla.response_target("email"))
+    sla.response_calendar.add(wib(at), sla.response_target(loket::domain::Channel::Email))
 }
 
 #[test]
@@ -160,7 +160,7 @@ async fn scheduler_fires_once_and_escalates_by_email() {
     assert_eq!(p2.sla_tick(t0 + hour + 7 * 60_000).await.unwrap().fired(), 0);
     // Resolution of this incident (medium urgency, low impact → P4, 24 working hours): warning
     // after 8 working hours (Tuesday 09:00), breach after 24 (Thursday 09:00).
-    assert_eq!((t.ticket_type.as_deref(), t.priority.as_deref()), (Some("incident"), Some("P4")));
+    assert_eq!((t.ticket_type.map(|v| v.as_str()), t.priority.map(|v| v.as_str())), (Some("incident"), Some("P4")));
     let r = p2.sla_tick(wib("2026-07-07 09:01").timestamp_millis()).await.unwrap();
     assert_eq!((r.warnings, r.breaches), (1, 0));
     assert_eq!(p2.sla_tick(wib("2026-07-08 16:00").timestamp_millis()).await.unwrap().fired(), 0);
@@ -232,7 +232,7 @@ async fn auto_close_after_the_reopen_window() {
     );
     p.process("hero", &r, t0 + 10 * 60_000).await.unwrap();
     let t = ticket(&store, &number).await;
-    assert_eq!(t.status, "resolved");
+    assert_eq!(t.status.as_str(), "resolved");
     let clocks = store::sla::clocks_of(store.pool(), t.id).await.unwrap();
     assert!(clocks.iter().all(|c| c.clock.stopped_at.is_some() && c.clock.state == SlaState::Ok), "{clocks:?}");
     let day = 86_400_000;
@@ -240,7 +240,7 @@ async fn auto_close_after_the_reopen_window() {
     assert_eq!(p.sla_tick(t0 + 7 * day + 11 * 60_000).await.unwrap().auto_closed, 1);
     assert_eq!(p.sla_tick(t0 + 8 * day).await.unwrap().auto_closed, 0);
     let t = ticket(&store, &number).await;
-    assert_eq!(t.status, "closed");
+    assert_eq!(t.status.as_str(), "closed");
     assert!(outbound(&store, &number).await.iter().any(|(k, _, _, b)| k == "auto_closed" && b.contains("7 hari")));
 
     // The CLI shows the clocks and reports compliance.

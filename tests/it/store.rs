@@ -128,6 +128,47 @@ async fn scenario(pg: bool) {
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, vec!["created", "routed", "acknowledgement_queued", "message_received", "message_received"]);
     assert_eq!(events[0].actor, budi);
+
+    // A patch is written in one statement and the store then holds exactly what `apply` says.
+    use loket::domain::{Impact, PendingReason, Priority, TicketStatus, TicketType};
+    let before = store::tickets_by_number(store.pool(), &number).await.unwrap().remove(0);
+    let patches = [
+        loket::ticket::TicketPatch {
+            status: Some(TicketStatus::Pending),
+            pending_reason: Some(Some(PendingReason::Requirements)),
+            assignee: Some(Some("agent@desk.test".into())),
+            group_id: Some(Some("l2".into())),
+            priority: Some(Priority::P2),
+            category: Some(("J".into(), "wifi".into())),
+            ticket_type: Some(TicketType::Incident),
+            impact: Some(Some(Impact::High)),
+            resolved_at: Some(Some(now + 5)),
+            closed_at: Some(None),
+            first_response_at: Some(now + 6),
+            rating: Some((4, "cepat".into())),
+            rating_requested_at: Some(now + 7),
+        },
+        // Clearing, and a second first response that must not move the first.
+        loket::ticket::TicketPatch {
+            pending_reason: Some(None),
+            assignee: Some(None),
+            impact: Some(None),
+            resolved_at: Some(None),
+            first_response_at: Some(now + 99),
+            ..Default::default()
+        },
+    ];
+    let mut expected = before;
+    for (i, patch) in patches.iter().enumerate() {
+        let at = now + 1_000 * (i as i64 + 1);
+        let mut tx = store.begin().await.unwrap();
+        store::update_ticket(&mut tx, t.id, patch, at).await.unwrap();
+        tx.commit().await.unwrap();
+        expected = patch.apply(&expected, at);
+        let stored = store::tickets_by_number(store.pool(), &number).await.unwrap().remove(0);
+        assert_eq!(stored, expected, "patch {i}");
+    }
+    assert_eq!(expected.first_response_at, Some(now + 6));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

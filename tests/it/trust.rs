@@ -141,7 +141,7 @@ async fn a_stranger_cannot_write_reopen_confirm_or_rate_another_ticket_and_gets_
     let n1 = notification(&store, &n, &a1).await;
     agent_reply(&p, &w, &n, &a1, &n1, "str-a1", "#resolve Akun sudah kami buka kembali.", T0 + MIN).await;
     let resolved = ticket(&store, &n).await;
-    assert_eq!(resolved.status, "resolved");
+    assert_eq!(resolved.status.as_str(), "resolved");
     let to_budi = |v: &Vec<(String, String, String)>| v.iter().filter(|(_, to, _)| *to == budi).count();
     let budi_mail_before = to_budi(&sent(&store).await);
 
@@ -213,7 +213,7 @@ async fn a_participant_in_cc_may_write_but_never_changes_status() {
         mail(&boss, &w.desk_addr, &format!("Re: [#{n}]"), "cc-2@example.test", "", "Belum, masih gagal di kantor.");
     let o = p.process("hero", &note, T0 + 2 * MIN).await.unwrap();
     assert_eq!((o.action, o.ticket.as_deref()), (Action::Appended, Some(n.as_str())), "{o:?}");
-    assert_eq!(ticket(&store, &n).await.status, "resolved", "a participant reopened the ticket");
+    assert_eq!(ticket(&store, &n).await.status.as_str(), "resolved", "a participant reopened the ticket");
     let told = outbound(&store, &n).await;
     assert!(told.iter().any(|(k, to, _, b)| k == "agent_notification" && *to == a1 && b.contains(&boss)), "{told:?}");
 }
@@ -464,7 +464,7 @@ async fn answers_to_a_resolution_notice_are_read_and_never_guessed() {
             answer,
         );
         p.process("hero", &raw, at + 2 * MIN).await.unwrap();
-        assert_eq!(ticket(&store, &n).await.status, *status, "{answer}");
+        assert_eq!(ticket(&store, &n).await.status.as_str(), *status, "{answer}");
         let asked = outbound(&store, &n)
             .await
             .into_iter()
