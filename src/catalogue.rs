@@ -74,6 +74,15 @@ pub enum RequirementKind {
     SupervisorCc,
 }
 
+/// A requirement a request still lacks: what the templates name to the requester and the events
+/// store (`{"kind": "attachment", "item": "..."}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Missing {
+    pub kind: RequirementKind,
+    /// The document's name in plain words (for `supervisor_cc`, a label the templates do not show).
+    pub item: String,
+}
+
 impl RequirementKind {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -8,8 +8,8 @@ use std::path::Path;
 use minijinja::Environment;
 use serde::Serialize;
 
+use crate::catalogue::Missing;
 use crate::catalogue::RequirementKind;
-use crate::pipeline::policy::Missing;
 
 /// The languages Loket ships text for.
 pub const LANGUAGES: &[&str] = &["id", "en"];

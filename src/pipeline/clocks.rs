@@ -14,10 +14,7 @@ use crate::config::Desk;
 use crate::domain::{Impact, TicketStatus, TicketType};
 use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
 use crate::store::{self, Ticket, TicketPatch};
-
-const DAY_MS: i64 = 86_400_000;
-/// Calendar days a ticket waits on its requester before the one reminder.
-pub const REMIND_AFTER_DAYS: i64 = 2;
+use crate::ticket::decide::{Intent as Touch, Send, clock_moves, decide};
 
 /// What one scheduler tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -141,6 +138,8 @@ impl Pipeline {
         Ok(after)
     }
 
+    /// Moves the clocks and timers of a ticket that changed from `before` to `after`, as
+    /// `ticket::decide::clock_moves` says.
     async fn sync_clocks(
         &self,
         tx: &mut store::Tx,
@@ -148,50 +147,39 @@ impl Pipeline {
         before: &Ticket,
         after: &Ticket,
     ) -> Result<(), PipelineError> {
-        let (b, a) = (before.status.as_str(), after.status.as_str());
-        let resolved = TicketStatus::Resolved.as_str();
-        let pending = TicketStatus::Pending.as_str();
-        let finished = |s: &str| s == TicketStatus::Closed.as_str() || s == TicketStatus::Rejected.as_str();
-        if a == resolved && b != resolved {
-            store::sla::set_auto_close(tx, after.id, Some(h.now + h.desk.reopen_days as i64 * DAY_MS)).await?;
-        } else if b == resolved && a != resolved {
-            store::sla::set_auto_close(tx, after.id, None).await?;
+        let m = clock_moves(before, after, h.now, h.desk.reopen_days);
+        if let Some(at) = m.auto_close {
+            store::sla::set_auto_close(tx, after.id, at).await?;
         }
-        if a == pending && b != pending {
-            store::sla::set_remind(tx, after.id, Some(h.now + REMIND_AFTER_DAYS * DAY_MS)).await?;
-        } else if b == pending && a != pending {
-            store::sla::set_remind(tx, after.id, None).await?;
+        if let Some(at) = m.remind {
+            store::sla::set_remind(tx, after.id, at).await?;
         }
         let Some(sla) = &h.desk.sla else { return Ok(()) };
-        let retarget = before.priority != after.priority
-            || before.ticket_type != after.ticket_type
-            || before.category != after.category
-            || before.subcategory != after.subcategory;
         for row in store::sla::clocks_of(&mut **tx, after.id).await? {
             let (cal, kind) = match row.clock.kind {
                 ClockKind::Response => (&sla.response_calendar, ClockKind::Response),
                 ClockKind::Resolution => (&sla.working, ClockKind::Resolution),
             };
             let mut c = row.clock.clone();
-            if kind == ClockKind::Response && before.first_response_at.is_none() && after.first_response_at.is_some() {
+            if kind == ClockKind::Response && m.stop_response {
                 c.stop(h.now, cal);
             }
-            if a == pending && b != pending {
+            if m.pause {
                 c.pause(h.now, cal);
             }
-            if b == pending && a != pending && a != resolved && !finished(a) {
+            if m.resume {
                 c.resume(h.now, cal);
             }
-            if kind == ClockKind::Resolution && a == resolved && b != resolved {
+            if kind == ClockKind::Resolution && m.stop_resolution {
                 c.stop(h.now, cal);
             }
-            if kind == ClockKind::Resolution && b == resolved && a != resolved && !finished(a) {
+            if kind == ClockKind::Resolution && m.reopen_resolution {
                 c.reopen(h.now, cal);
             }
-            if finished(a) {
+            if m.stop_all {
                 c.stop(h.now, cal);
             }
-            if kind == ClockKind::Resolution && retarget {
+            if kind == ClockKind::Resolution && m.retarget {
                 let (target, warn) = resolution_target(sla, h.desk, after);
                 c.retarget(target, warn, cal);
             }
@@ -254,17 +242,17 @@ impl Pipeline {
                 store::sla::set_auto_close(&mut tx, t.id, None).await?;
                 continue;
             }
-            let patch = TicketPatch {
-                status: Some(TicketStatus::Closed),
-                closed_at: Some(Some(now)),
-                rating_requested_at: Some(now),
-                ..Default::default()
-            };
-            let t2 = self.change(&mut tx, &h, &t, &patch).await?;
-            let detail = json!({ "by": "auto-close", "reopen_days": desk.reopen_days });
-            self.event(&mut tx, &h, t.id, "loket", "closed", &detail).await?;
-            let ctx = self.base_ctx(&h, &t2);
-            self.queue(&mut tx, &h, &t2, OutMail::to_requester(&t2, "auto_closed", ctx)).await?;
+            let d = decide(&t, &Touch::AutoClose, desk, now);
+            let t2 = self.change(&mut tx, &h, &t, &d.patch).await?;
+            for e in &d.events {
+                self.event(&mut tx, &h, t.id, "loket", e.kind, &e.detail).await?;
+            }
+            for send in d.sends {
+                if let Send::Requester { template, .. } = send {
+                    let ctx = self.base_ctx(&h, &t2);
+                    self.queue(&mut tx, &h, &t2, OutMail::to_requester(&t2, template, ctx)).await?;
+                }
+            }
             report.auto_closed += 1;
         }
         let reminders = store::sla::due_reminders(&mut tx, self.store.backend(), now, TICK_BATCH).await?;

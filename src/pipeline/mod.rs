@@ -522,7 +522,12 @@ impl Pipeline {
         let mut t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
         let response_due = self.start_clocks(tx, h, &mut t, decision.urgency).await?;
         if status == TicketStatus::Pending {
-            store::sla::set_remind(tx, ticket_id, Some(h.now + clocks::REMIND_AFTER_DAYS * 86_400_000)).await?;
+            store::sla::set_remind(
+                tx,
+                ticket_id,
+                Some(h.now + crate::ticket::decide::REMIND_AFTER_DAYS * crate::ticket::decide::DAY_MS),
+            )
+            .await?;
         }
 
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.

@@ -2,7 +2,7 @@
 //! (TNEF) unpacking, the subcategory's requirements (completeness check), the requester's language,
 //! and the confirmation and rating replies after resolution.
 
-use crate::catalogue::{RequirementKind, Subcategory};
+use crate::catalogue::{Missing, RequirementKind, Subcategory};
 use crate::config::AttachmentPolicy;
 use crate::domain::{EmailAddress, TicketType};
 
@@ -97,15 +97,6 @@ pub fn unpack_tnef(data: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 pub fn is_tnef(filename: Option<&str>, content_type: &str) -> bool {
     filename.is_some_and(|f| f.eq_ignore_ascii_case("winmail.dat")) || content_type == "application/ms-tnef"
-}
-
-/// A requirement a request still lacks: what the templates name to the requester and the events
-/// store (`{"kind": "attachment", "item": "..."}`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Missing {
-    pub kind: RequirementKind,
-    /// The document's name in plain words (for `supervisor_cc`, a label the templates do not show).
-    pub item: String,
 }
 
 /// What a request still lacks of its subcategory's requirements. Requirements apply to requests

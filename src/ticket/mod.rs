@@ -2,6 +2,7 @@
 
 pub mod answer;
 pub mod command;
+pub mod decide;
 mod model;
 mod number;
 pub mod thread;
