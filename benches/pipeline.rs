@@ -1,6 +1,6 @@
 //! Pipeline benchmark: raw bytes → committed ticket (or appended message) + outbox row, on SQLite,
-//! one message at a time as an inbox delivers them. Mail comes from the shared generator
-//! (`../shared/bench/gen_emails.py --seed 42`, 10,000 messages, ~30 % replies, ~20 % with an
+//! one message at a time as an inbox delivers them. Mail comes from the benchmark generator
+//! (`scripts/gen_emails.py --seed 42`, 10,000 messages, ~30 % replies, ~20 % with an
 //! attachment), or from `LOKET_BENCH_MAIL_DIR`.
 //!
 //! `cargo bench --bench pipeline` prints messages per second for `synchronous = FULL` (the
@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 
 fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {
     if !dir.join("manifest.jsonl").exists() {
-        let gen_script = repo().join("../shared/bench/gen_emails.py");
+        let gen_script = repo().join("scripts/gen_emails.py");
         let status = std::process::Command::new("python3")
             .arg(&gen_script)
             .arg(dir)

@@ -12,8 +12,8 @@ use loket::routing::eval::{Labelled, predict};
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = Config::load(&repo.join("loket.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let text = std::fs::read_to_string(repo.join("../shared/eval/routing-dev.jsonl"))
-        .expect("../shared/eval/routing-dev.jsonl");
+    let text = std::fs::read_to_string(repo.join("tests/fixtures/eval/routing-dev.jsonl"))
+        .expect("tests/fixtures/eval/routing-dev.jsonl");
     let msgs: Vec<Labelled> =
         text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
     let desks: Vec<_> = msgs

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Throughput of 1 and of 3 `loket serve` instances sharing one PostgreSQL: N generated mails
-# (../shared/bench/gen_emails.py --seed 42) spread over 3 IMAP inboxes of a private Dovecot, then
+# (scripts/gen_emails.py --seed 42) spread over 3 IMAP inboxes of a private Dovecot, then
 # the time until every mail is a committed ticket or reply. Prints mails per second and the ratio.
 # Usage: scripts/bench-scaleout.sh [N]   (default 3000; run as root; builds --release)
 set -eu
@@ -16,7 +16,7 @@ IMAP_PORT=51143 SMTP_PORT=52525 LMTP_PORT=52424 PG_PORT=55432 TLS=0 "$TE/start.s
 . "$DIR/env-dir/env"
 (cd "$ROOT" && cargo build --release --quiet)
 BIN=$ROOT/target/release/loket
-python3 "$ROOT/../shared/bench/gen_emails.py" "$DIR/mail" -n "$N" --seed 42 --to hero@desk.test >/dev/null
+python3 "$ROOT/scripts/gen_emails.py" "$DIR/mail" -n "$N" --seed 42 --to hero@desk.test >/dev/null
 
 run() {
     local k=$1 db="bench_$1" tag="b$1"

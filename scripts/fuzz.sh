@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs Loket's fuzz targets (cargo-fuzz, libFuzzer) for SECONDS each, all at once, seeded with the
-# shared mail corpus, the shipped rules and sample commands. Crashes land in fuzz/artifacts/<target>/;
+# repository's mail corpus (tests/corpus), the shipped rules and sample commands. Crashes land in fuzz/artifacts/<target>/;
 # each becomes a regression test. Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP lets the stable toolchain take
 # the sanitizer flags.
@@ -12,7 +12,7 @@ targets=${*:-"mail command rules"}
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 mkdir -p corpus/mail corpus/command corpus/rules logs
-find ../../shared/corpus -name '*.eml' -size -200k -exec cp -n {} corpus/mail/ \; 2>/dev/null || true
+find ../tests/corpus \( -name '*.eml' -o -name '*.box' \) -size -200k -exec cp -n {} corpus/mail/ \; 2>/dev/null || true
 cp -n ../rules/hero.toml corpus/rules/hero.toml
 for c in "#resolve Sudah beres" "/baru" "/status A-HERO26000001" "/nilai A-HERO26000001 5 mantap" \
          "#assign apps

@@ -1,8 +1,10 @@
 #!/bin/bash
-# Loket's one test command: installs what the test environment needs (scripts/testenv/install.sh),
+# Loket's whole test suite: installs what the test environment needs (scripts/testenv/install.sh),
 # starts private Dovecot + Postfix + PostgreSQL in a fresh temp dir (scripts/testenv/start.sh),
-# runs `cargo test --all-targets "$@"` from the repository root with DIR/env sourced, and always
-# stops the environment afterwards. Exits with cargo's status.
+# runs `cargo test --all-targets --features server-tests "$@"` from the repository root with
+# DIR/env sourced (unit tests, the `golden` binary, the server-backed `it` binary, the benches'
+# smoke runs), and always stops the environment afterwards. Exits with cargo's status.
+# (Plain `cargo test` runs the unit and golden tests only and needs no servers.)
 # Run as root. Env: KEEP_TESTENV=1 keeps the temp dir (logs, mailboxes) after the run;
 # IMAP_PORT SMTP_PORT LMTP_PORT PG_PORT choose other ports (see scripts/testenv/start.sh).
 set -eu
@@ -46,7 +48,7 @@ fi
 . "$DIR/env"
 cd "$ROOT"
 set +e
-cargo test --all-targets "$@"
+cargo test --all-targets --features server-tests "$@"
 rc=$?
 set -e
 exit "$rc"

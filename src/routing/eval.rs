@@ -1,4 +1,4 @@
-//! Measuring the router: the labelled-message format of `../shared/eval/routing-dev.jsonl`
+//! Measuring the router: the labelled-message format of `tests/fixtures/eval/routing-dev.jsonl`
 //! (`loket rules eval`) and the examples inside the rules files (`loket rules test`).
 
 use serde::{Deserialize, Serialize};

@@ -710,7 +710,7 @@ async fn two_desks_do_not_loop() {
 async fn corpus_auto_replies_get_no_reply() {
     let w = World::new("oof", WorldOptions { imap: false, outbound_smtp: false, ..Default::default() }).await;
     let (p, store) = pipeline(&w).await;
-    let base = repo().join("../shared/corpus");
+    let base = repo().join("tests/corpus");
     let mut files: Vec<std::path::PathBuf> =
         (1..=5).map(|i| base.join(format!("sisimai/bsd/rfc3834-0{i}.eml"))).collect();
     files.extend(
@@ -740,7 +740,7 @@ async fn corpus_auto_replies_get_no_reply() {
 async fn bounces_never_open_tickets() {
     let w = World::new("bounces", WorldOptions { imap: false, outbound_smtp: false, ..Default::default() }).await;
     let (p, store) = pipeline(&w).await;
-    let base = repo().join("../shared/corpus/sisimai");
+    let base = repo().join("tests/corpus/sisimai");
     let tsv = std::fs::read_to_string(base.join("expected.tsv")).unwrap();
     let mut files: Vec<String> = tsv.lines().skip(1).filter_map(|l| l.split('\t').next().map(String::from)).collect();
     files.sort();

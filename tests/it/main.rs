@@ -1,9 +1,8 @@
-//! Loket's one integration-test binary. It talks to the private Dovecot, Postfix and PostgreSQL
-//! that `scripts/test.sh` starts (their addresses come from `LOKET_TEST_*` variables), and runs the
-//! real `loket` binary where a test is about the daemon or the MTA pipe.
+//! Loket's server-backed integration-test binary (feature `server-tests`). It talks to the private
+//! Dovecot, Postfix and PostgreSQL that `scripts/test.sh` starts (their addresses come from
+//! `LOKET_TEST_*` variables), and runs the real `loket` binary where a test is about the daemon or
+//! the MTA pipe. Tests that need nothing but the repository live in the `golden` binary.
 
-mod bounces;
-mod catalogue;
 mod chat;
 mod conversation;
 mod corpus;
@@ -15,5 +14,4 @@ mod routing;
 mod scale;
 mod sla;
 mod store;
-mod trimming;
 mod trust;

@@ -1,0 +1,14 @@
+//! Loket's no-server test binary: everything here needs nothing but the repository (no Dovecot,
+//! Postfix or PostgreSQL, no `LOKET_TEST_*` variables, nothing beside the checkout), so plain
+//! `cargo test` runs it on a fresh clone. Messy real-world mail (`tests/corpus/`) is checked as
+//! golden files (`tests/golden/{mail,trim}/`, see `runner.rs`); routing and the catalogues are
+//! measured on `tests/fixtures/eval/`; `repo_only.rs` fails when a test reads outside the
+//! repository.
+
+mod bounces;
+mod catalogue;
+mod mail;
+mod repo_only;
+mod routing;
+mod runner;
+mod trimming;
