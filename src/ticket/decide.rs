@@ -567,3 +567,343 @@ pub fn clock_moves(before: &Ticket, after: &Ticket, now: i64, reopen_days: u32) 
             || before.subcategory != after.subcategory,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::domain::{Channel, Language, TicketType};
+    use crate::ticket::command;
+
+    const NOW: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
+    const HOUR: i64 = 3_600_000;
+
+    /// The example configuration's HERO desk with a layer-1 agent, a layer-2 group and a supervisor.
+    fn config() -> Config {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("loket.toml")).unwrap();
+        let second = text.match_indices("\n[[desk]]\n").nth(1).map(|(i, _)| i).unwrap();
+        let people = "\n[[desk.group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
+                      [[desk.group]]\nid = \"apps\"\nname = \"Tim Aplikasi\"\nlayer = 2\nroutes = [\"aplikasi/*\"]\n\
+                      [[desk.agent]]\naddress = \"agus@kemendag.go.id\"\nname = \"Agus\"\ngroups = [\"l1\"]\n\
+                      [[desk.agent]]\naddress = \"sari@kemendag.go.id\"\nname = \"Sari\"\ngroups = [\"apps\"]\n\
+                      [[desk.agent]]\naddress = \"kepala@kemendag.go.id\"\nname = \"Pak Kepala\"\nsupervisor = true\n";
+        let first = text.find("\n[[desk]]\n").unwrap();
+        let security = "\n[security]\ntoken_secret_env = \"TEST_SECRET\"\n";
+        let text = format!("{}{security}{}{people}{}", &text[..first], &text[first..second], &text[second..]);
+        let env = |k: &str| (k == "TEST_SECRET").then(|| "a test secret of enough bytes".to_string());
+        Config::from_toml(&root.join("loket.toml"), &text, env).unwrap()
+    }
+
+    fn ticket(status: TicketStatus) -> Ticket {
+        Ticket {
+            id: 1,
+            desk: "hero".into(),
+            number: "A-HERO26000001".into(),
+            category: "aplikasi".into(),
+            subcategory: "sigi".into(),
+            ticket_type: Some(TicketType::Incident),
+            impact: None,
+            status,
+            channel: Channel::Email,
+            inbox: Some("hero".into()),
+            subject: "SIGI error".into(),
+            requester_address: "budi@example.test".into(),
+            requester_name: None,
+            language: Language::Id,
+            created_at: NOW - 48 * HOUR,
+            updated_at: NOW - HOUR,
+            assignee: None,
+            group_id: Some("l1".into()),
+            priority: None,
+            pending_reason: (status == TicketStatus::Pending).then_some(PendingReason::Requester),
+            resolved_at: (status == TicketStatus::Resolved).then_some(NOW - HOUR),
+            closed_at: status.is_finished().then_some(NOW - HOUR),
+            first_response_at: None,
+            linked_ticket_id: None,
+            rating: None,
+            rating_comment: None,
+            rating_requested_at: (status == TicketStatus::Closed).then_some(NOW - HOUR),
+        }
+    }
+
+    fn says(text: &str) -> Intent<'_> {
+        Intent::Requester { text, said: Said::Text, rating: None, missing: &[], refused_files: false, inbox: "hero" }
+    }
+
+    fn agent_says<'a>(agent: &'a Agent, text: &str) -> Intent<'a> {
+        Intent::Agent { agent, reply: command::parse(text).map_err(|e| e.to_string()) }
+    }
+
+    fn templates(d: &Decision) -> Vec<&'static str> {
+        d.sends
+            .iter()
+            .map(|s| match s {
+                Send::Requester { template, .. } | Send::Actor { template, .. } => *template,
+                Send::Agents { event, .. } | Send::Agent { event, .. } => *event,
+            })
+            .collect()
+    }
+
+    fn kinds(d: &Decision) -> Vec<&'static str> {
+        d.events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn every_decision_stays_in_the_transition_table() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let agus = desk.find_agent("agus").unwrap();
+        let rated = Intent::Requester {
+            text: "5 cepat",
+            said: Said::Text,
+            rating: Some((5, "cepat".into())),
+            missing: &[],
+            refused_files: false,
+            inbox: "hero",
+        };
+        let button = |said| Intent::Requester {
+            text: "",
+            said,
+            rating: None,
+            missing: &[],
+            refused_files: false,
+            inbox: "hero",
+        };
+        let mut intents = vec![
+            says("Ya, sudah jelas"),
+            says("Belum, masih error"),
+            says("hmm"),
+            rated,
+            button(Said::Confirm),
+            button(Said::Reopen),
+            Intent::Participant { text: "Mohon dipercepat", inbox: "hero" },
+            Intent::Agent { agent: agus, reply: Err("no token".into()) },
+            Intent::AutoClose,
+        ];
+        let commands = [
+            "Sudah kami perbaiki.",
+            "#resolve Sudah normal",
+            "#pending Mohon tangkapan layar",
+            "#close",
+            "#reject bukan layanan kami",
+            "#waive",
+            "#assign sari",
+            "#assign apps",
+            "#escalate",
+            "#priority P2",
+            "#note cek server",
+            "#resolve\n#close",
+        ];
+        intents.extend(commands.iter().map(|c| agent_says(agus, c)));
+        for from in TicketStatus::ALL {
+            for (late, resolved_at) in [(false, NOW - HOUR), (true, NOW - 30 * 24 * HOUR)] {
+                let mut t = ticket(*from);
+                if t.status == TicketStatus::Resolved {
+                    t.resolved_at = Some(resolved_at);
+                } else if late {
+                    continue;
+                }
+                for intent in &intents {
+                    let d = decide(&t, intent, desk, NOW);
+                    if let Some(to) = d.patch.status {
+                        assert!(may_move(t.status, to), "{from:?} → {to:?} on {intent:?}");
+                    }
+                    if matches!(d.flow, Flow::FollowUp { .. }) {
+                        assert!(d.patch.is_empty() && d.events.is_empty() && d.sends.is_empty(), "{intent:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_requester_answers_a_resolution() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let t = ticket(TicketStatus::Resolved);
+        let yes = decide(&t, &says("Ya, sudah jelas. Terima kasih"), desk, NOW);
+        assert_eq!(yes.patch.status, Some(TicketStatus::Closed));
+        assert_eq!((yes.patch.closed_at, yes.patch.rating_requested_at), (Some(Some(NOW)), Some(NOW)));
+        assert_eq!(kinds(&yes), ["confirmed", "closed"]);
+        assert_eq!(templates(&yes), ["closed_rating"]);
+
+        let no = decide(&t, &says("Belum, masih tidak bisa login"), desk, NOW);
+        assert_eq!((no.patch.status, no.patch.resolved_at), (Some(TicketStatus::Open), Some(None)));
+        assert_eq!(templates(&no), ["reopened", "reopened"], "the requester is told and the agents hear it");
+
+        let unclear = decide(&t, &says("kapan ya bisa dicek?"), desk, NOW);
+        assert!(unclear.patch.is_empty(), "an unclear answer is never guessed");
+        assert_eq!(templates(&unclear), ["confirm_question"]);
+
+        let mut late = t.clone();
+        late.resolved_at = Some(NOW - (desk.reopen_days as i64 + 1) * 24 * HOUR);
+        let d = decide(&late, &says("Belum, masih error"), desk, NOW);
+        assert!(matches!(d.flow, Flow::FollowUp { ref reason } if reason.contains("reopen window passed")), "{d:?}");
+    }
+
+    #[test]
+    fn a_closed_ticket_takes_one_rating_and_nothing_else() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let t = ticket(TicketStatus::Closed);
+        let rating = Intent::Requester {
+            text: "4 cukup cepat",
+            said: Said::Text,
+            rating: Some((4, "cukup cepat".into())),
+            missing: &[],
+            refused_files: false,
+            inbox: "hero",
+        };
+        let d = decide(&t, &rating, desk, NOW);
+        assert_eq!(d.patch.rating, Some((4, "cukup cepat".into())));
+        assert_eq!(d.patch.status, None);
+        assert_eq!(templates(&d), ["rating_thanks"]);
+        let mut rated = t.clone();
+        rated.rating = Some(4);
+        assert!(matches!(decide(&rated, &rating, desk, NOW).flow, Flow::FollowUp { .. }), "rated once");
+        assert!(matches!(decide(&t, &says("Ada masalah baru"), desk, NOW).flow, Flow::FollowUp { .. }));
+    }
+
+    #[test]
+    fn requirements_hold_a_request_until_they_arrive() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let mut t = ticket(TicketStatus::Pending);
+        t.pending_reason = Some(PendingReason::Requirements);
+        let missing = [Missing { kind: crate::catalogue::RequirementKind::Attachment, item: "Surat resmi".into() }];
+        let still = Intent::Requester {
+            text: "Ini datanya",
+            said: Said::Text,
+            rating: None,
+            missing: &missing,
+            refused_files: false,
+            inbox: "hero",
+        };
+        let d = decide(&t, &still, desk, NOW);
+        assert!(d.patch.is_empty());
+        assert!(
+            matches!(&d.sends[..], [Send::Requester { template: "incomplete", missing: m, .. }] if m[..] == missing)
+        );
+        let d = decide(&t, &says("Terlampir surat resminya"), desk, NOW);
+        assert_eq!((d.patch.status, d.patch.pending_reason), (Some(TicketStatus::Open), Some(None)));
+        assert_eq!(kinds(&d), ["requirements_complete"]);
+        assert_eq!(templates(&d), ["requirements"]);
+    }
+
+    #[test]
+    fn participants_are_heard_but_change_nothing() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        for status in TicketStatus::ALL {
+            let t = ticket(*status);
+            let d = decide(&t, &Intent::Participant { text: "Ya, sudah jelas", inbox: "hero" }, desk, NOW);
+            assert!(d.patch.is_empty(), "{status:?}");
+            if t.is_finished() {
+                assert!(matches!(d.flow, Flow::FollowUp { .. }));
+            } else {
+                assert_eq!(templates(&d), ["participant"]);
+            }
+        }
+    }
+
+    #[test]
+    fn agents_work_the_ticket() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let agus = desk.find_agent("agus").unwrap();
+        let t = ticket(TicketStatus::New);
+
+        let d = decide(&t, &agent_says(agus, "Sedang kami cek."), desk, NOW);
+        assert_eq!((d.patch.status, d.patch.first_response_at), (Some(TicketStatus::Open), Some(NOW)));
+        assert!(matches!(
+            &d.sends[..],
+            [Send::Requester { template: "agent_reply", personal: true, record: true, .. }]
+        ));
+
+        let d = decide(&t, &agent_says(agus, "#resolve Sudah normal kembali"), desk, NOW);
+        assert_eq!((d.patch.status, d.patch.resolved_at), (Some(TicketStatus::Resolved), Some(Some(NOW))));
+        assert_eq!(templates(&d), ["resolution", "agent_confirmation"]);
+
+        let d = decide(&t, &agent_says(agus, "#assign sari\nTolong dicek"), desk, NOW);
+        assert_eq!(d.patch.assignee, Some(Some("sari@kemendag.go.id".into())));
+        assert!(
+            d.sends.iter().any(
+                |s| matches!(s, Send::Agent { address, event: "assigned", .. } if address == "sari@kemendag.go.id")
+            )
+        );
+
+        let d = decide(&t, &agent_says(agus, "#assign nobody\n#resolve"), desk, NOW);
+        assert!(d.patch.is_empty(), "one bad command changes nothing");
+        assert!(matches!(&d.sends[..], [Send::Actor { template: "agent_refused", unverified: false, .. }]));
+
+        let d = decide(&t, &Intent::Agent { agent: agus, reply: Err("no valid token".into()) }, desk, NOW);
+        assert!(d.patch.is_empty());
+        assert!(matches!(&d.sends[..], [Send::Actor { template: "agent_refused", unverified: true, .. }]));
+        assert_eq!(kinds(&d), ["agent_reply_refused"]);
+
+        let closed = ticket(TicketStatus::Closed);
+        let d = decide(&closed, &agent_says(agus, "#resolve"), desk, NOW);
+        assert!(d.patch.is_empty(), "a closed ticket stays closed");
+        assert!(d.reason.unwrap().contains("is closed"));
+    }
+
+    #[test]
+    fn auto_close_closes_only_resolved_tickets() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let d = decide(&ticket(TicketStatus::Resolved), &Intent::AutoClose, desk, NOW);
+        assert_eq!(d.patch.status, Some(TicketStatus::Closed));
+        assert_eq!(templates(&d), ["auto_closed"]);
+        for s in [TicketStatus::Open, TicketStatus::Pending, TicketStatus::Closed] {
+            assert!(decide(&ticket(s), &Intent::AutoClose, desk, NOW).patch.is_empty(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn clocks_follow_the_status() {
+        let open = ticket(TicketStatus::Open);
+        let patch = |s| TicketPatch { status: Some(s), ..Default::default() };
+        let resolved = patch(TicketStatus::Resolved).apply(&open, NOW);
+        let m = clock_moves(&open, &resolved, NOW, 7);
+        assert_eq!(m.auto_close, Some(Some(NOW + 7 * DAY_MS)));
+        assert!(m.stop_resolution && !m.stop_all && !m.pause);
+        let m = clock_moves(&resolved, &open, NOW, 7);
+        assert_eq!(m.auto_close, Some(None));
+        assert!(m.reopen_resolution);
+        let pending = patch(TicketStatus::Pending).apply(&open, NOW);
+        let m = clock_moves(&open, &pending, NOW, 7);
+        assert_eq!((m.pause, m.remind), (true, Some(Some(NOW + REMIND_AFTER_DAYS * DAY_MS))));
+        let m = clock_moves(&pending, &open, NOW, 7);
+        assert_eq!((m.resume, m.remind), (true, Some(None)));
+        let closed = patch(TicketStatus::Closed).apply(&pending, NOW);
+        let m = clock_moves(&pending, &closed, NOW, 7);
+        assert!(m.stop_all && !m.resume);
+        let answered = TicketPatch { first_response_at: Some(NOW), ..Default::default() }.apply(&open, NOW);
+        assert!(clock_moves(&open, &answered, NOW, 7).stop_response);
+        let p2 = TicketPatch { priority: Some(crate::domain::Priority::P2), ..Default::default() }.apply(&open, NOW);
+        assert!(clock_moves(&open, &p2, NOW, 7).retarget);
+        assert_eq!(clock_moves(&open, &open, NOW, 7), ClockMoves::default());
+    }
+
+    /// The decisions are pure: no store, no channel, no HTTP, no runtime, no clock of their own.
+    #[test]
+    fn the_decisions_do_no_io() {
+        for (name, source) in [
+            ("ticket/decide.rs", include_str!("decide.rs")),
+            ("ticket/thread.rs", include_str!("thread.rs")),
+            ("ticket/model.rs", include_str!("model.rs")),
+        ] {
+            for line in source.lines().map(str::trim) {
+                for banned in
+                    ["crate::store", "crate::channel", "crate::http", "crate::pipeline", "tokio", "sqlx", "reqwest"]
+                {
+                    assert!(!(line.starts_with("use ") && line.contains(banned)), "{name}: `{line}`");
+                }
+                for clock in ["SystemTime::now", "Utc::now", "Local::now", "Instant::now"] {
+                    assert!(!line.contains(&format!("{clock}()")), "{name} reads the clock: `{line}`");
+                }
+            }
+        }
+    }
+}
