@@ -5,6 +5,7 @@
 mod bounces;
 mod catalogue;
 mod chat;
+mod cli;
 mod conversation;
 mod corpus;
 mod faults;
