@@ -154,6 +154,28 @@ mod tests {
         assert!(p("19") && p("2067") && p("1811") && p("23505") && p("22P02") && p("42P01"));
         assert!(!p("5") && !p("6") && !p("13") && !p("517") && !p("40001") && !p("57P01") && !p("08006"));
     }
+
+    #[tokio::test]
+    async fn a_full_store_says_so_and_how_to_fix_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("full.db").display());
+        let cfg = crate::config::StorageConfig { url, max_connections: 1, ..Default::default() };
+        let store = super::Store::open(&cfg).await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(store.pool()).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {}", pages + 2)))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE IF NOT EXISTS filler (b BLOB)").execute(store.pool()).await.ok();
+        let err = sqlx::query("INSERT INTO filler (b) VALUES (?)")
+            .bind(vec![0u8; 1 << 20])
+            .execute(store.pool())
+            .await
+            .map_err(super::StoreError::from)
+            .unwrap_err();
+        assert!(err.is_temporary(), "{err}");
+        assert!(err.hint().is_some_and(|h| h.contains("disk holding the store is full")), "{err}");
+    }
 }
 
 /// A handle to the store; cheap to clone.
@@ -243,6 +265,11 @@ impl Store {
                 .await
                 .map_err(|e| sqlite_hint(&url, e))?;
             setup_sqlite(&mut probe, sync, read_only).await.map_err(|e| sqlite_hint(&url, e))?;
+            let _ = sqlx::Connection::close(probe).await;
+        } else if need == Need::Check {
+            // `check-config` wants the cause (refused, bad password, no such database), not the
+            // pool's timeout; `serve` and `ingest` keep retrying through the pool.
+            let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await.map_err(unavailable)?;
             let _ = sqlx::Connection::close(probe).await;
         }
         let pool = AnyPoolOptions::new()
