@@ -70,7 +70,8 @@ fn default_rules() -> PathBuf {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `sqlite://PATH` (created when missing) or `postgres://user@host:port/db`.
+    /// `sqlite://PATH` (created when missing; its directory only when it is `var`) or
+    /// `postgres://user@host:port/db`.
     /// Overridden by the environment variable `LOKET_DATABASE_URL`.
     #[serde(default = "default_db_url")]
     pub url: String,

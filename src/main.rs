@@ -1,12 +1,13 @@
 //! The `loket` command line: serve, ingest, check-config, tickets, quarantine, migrate.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use loket::config::Config;
 use loket::pipeline::Action;
 use loket::serve::{App, serve};
@@ -19,6 +20,62 @@ const EX_DATAERR: u8 = 65;
 const EX_IOERR: u8 = 74;
 const EX_TEMPFAIL: u8 = 75;
 const EX_CONFIG: u8 = 78;
+
+/// Standard output was closed by its reader (`loket tickets list | head -1`): the command stops
+/// writing and exits 0, quietly, as other Unix tools do.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output closed")]
+struct PipeClosed;
+
+/// The one way the CLI writes to standard output: a closed pipe becomes [`PipeClosed`] instead of
+/// `println!`'s panic.
+fn write_out(args: std::fmt::Arguments, newline: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) });
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(PipeClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
+    }
+}
+
+/// `print!` that returns an error (see [`write_out`]) instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => { write_out(format_args!($($t)*), false) };
+}
+
+/// `println!` that returns an error (see [`write_out`]) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => { write_out(format_args!($($t)*), true) };
+}
+
+/// Where the configuration file was named: by default, `--config` or `LOKET_CONFIG`.
+struct ConfigArg {
+    path: PathBuf,
+    source: Option<ValueSource>,
+}
+
+impl ConfigArg {
+    /// Loads the configuration; a missing file names where Loket looked and how to point it
+    /// elsewhere.
+    fn load(&self) -> anyhow::Result<Config> {
+        if let Err(e) = std::fs::metadata(&self.path)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            let shown = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
+            let named = match self.source {
+                Some(ValueSource::CommandLine) => "named by --config".to_string(),
+                Some(ValueSource::EnvVariable) => "named by LOKET_CONFIG".to_string(),
+                _ => format!("the default, {} in the current directory", self.path.display()),
+            };
+            anyhow::bail!(
+                "no configuration file at {} ({named}); run loket from the directory that holds loket.toml, or name the file with `--config PATH` or `LOKET_CONFIG=PATH`",
+                shown.display()
+            );
+        }
+        Ok(Config::load(&self.path)?)
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "loket", version, about = "Ticket gateway daemon for IT service desks")]
@@ -45,8 +102,13 @@ enum Command {
         inbox: String,
         file: Option<PathBuf>,
     },
-    /// Check the configuration, catalogues and templates; report every problem.
-    CheckConfig,
+    /// Check the configuration, catalogues and templates, and open the store (without migrating);
+    /// report every problem.
+    CheckConfig {
+        /// Do not open the store.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Inspect tickets.
@@ -135,7 +197,12 @@ enum QuarantineCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let source = matches.value_source("config");
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let quiet = matches!(cli.command, Command::Ingest { .. });
     let filter = std::env::var("LOKET_LOG").unwrap_or_else(|_| if quiet { "warn".into() } else { "info".into() });
     tracing_subscriber::fmt()
@@ -151,42 +218,38 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_IOERR);
         }
     };
-    rt.block_on(run(cli))
+    let config = ConfigArg { path: cli.config.clone(), source };
+    rt.block_on(run(cli, config))
 }
 
-fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
-        eprintln!("loket: {e}");
+fn load_config(config: &ConfigArg) -> Result<Config, ExitCode> {
+    config.load().map_err(|e| {
+        eprintln!("loket: {e:#}");
         ExitCode::from(EX_CONFIG)
     })
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
     match cli.command {
-        Command::CheckConfig => match Config::load(&cli.config) {
-            Ok(c) => {
-                println!(
-                    "{}: ok ({} desk(s), {} inbox(es), templates in {})",
-                    cli.config.display(),
-                    c.desks.len(),
-                    c.desks.iter().map(|d| d.inboxes.len()).sum::<usize>(),
-                    c.templates.display()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("loket: {e}");
-                ExitCode::from(EX_CONFIG)
-            }
-        },
-        Command::Ingest { inbox, file } => ingest(&cli.config, &inbox, file).await,
+        Command::CheckConfig { offline } => check_config(&config, offline).await,
+        Command::Ingest { inbox, file } => ingest(&config, &inbox, file).await,
         Command::Serve { drain_secs } => {
-            let config = match load_config(&cli.config) {
+            let config = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            let db = store::file::sqlite_path(&config.storage.url);
             let app = match App::open(config).await {
                 Ok(a) => a,
+                Err(e) => {
+                    eprintln!("loket: {e}");
+                    return ExitCode::from(EX_TEMPFAIL);
+                }
+            };
+            // One `serve` per SQLite file, taken before the HTTP port is bound, so that a second
+            // one names the first instead of failing on the port. PostgreSQL takes several.
+            let _lock = match db.map(|p| store::file::lock_instance(&p)).transpose() {
+                Ok(l) => l,
                 Err(e) => {
                     eprintln!("loket: {e}");
                     return ExitCode::from(EX_TEMPFAIL);
@@ -201,32 +264,55 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Migrate => {
-            let config = match load_config(&cli.config) {
+            let config = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             match Store::open(&config.storage).await {
-                Ok(_) => {
-                    println!("migrations applied");
-                    ExitCode::SUCCESS
-                }
+                Ok(_) => report(outln!("migrations applied")),
                 Err(e) => {
                     eprintln!("loket: {e}");
                     ExitCode::from(EX_TEMPFAIL)
                 }
             }
         }
-        Command::Tickets { command } => report(tickets(&cli.config, command).await),
-        Command::Rules { command } => match rules(&cli.config, command) {
+        Command::Tickets { command } => report(tickets(&config, command).await),
+        Command::Rules { command } => match rules(&config, command) {
             Ok(code) => code,
+            Err(e) if e.is::<PipeClosed>() => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("loket: {e:#}");
                 ExitCode::from(EX_CONFIG)
             }
         },
-        Command::Report { desk, from, to, format } => report(report_cmd(&cli.config, &desk, &from, &to, &format).await),
+        Command::Report { desk, from, to, format } => report(report_cmd(&config, &desk, &from, &to, &format).await),
         Command::Quarantine { command: QuarantineCommand::List { limit } } => {
-            report(quarantine_list(&cli.config, limit).await)
+            report(quarantine_list(&config, limit).await)
+        }
+    }
+}
+
+/// `check-config`: the file, catalogues, rules and templates, then the store (unless `offline`).
+async fn check_config(config: &ConfigArg, offline: bool) -> ExitCode {
+    let c = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let line = outln!(
+        "{}: ok ({} desk(s), {} inbox(es), templates in {})",
+        config.path.display(),
+        c.desks.len(),
+        c.desks.iter().map(|d| d.inboxes.len()).sum::<usize>(),
+        c.templates.display()
+    );
+    if offline || line.is_err() {
+        return report(line);
+    }
+    match Store::check(&c.storage).await {
+        Ok(found) => report(outln!("store {found}")),
+        Err(e) => {
+            eprintln!("loket: store: {e}");
+            ExitCode::from(EX_CONFIG)
         }
     }
 }
@@ -234,6 +320,7 @@ async fn run(cli: Cli) -> ExitCode {
 fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<PipeClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loket: {e:#}");
             ExitCode::FAILURE
@@ -241,7 +328,7 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn ingest(config: &std::path::Path, inbox: &str, file: Option<PathBuf>) -> ExitCode {
+async fn ingest(config: &ConfigArg, inbox: &str, file: Option<PathBuf>) -> ExitCode {
     let config = match load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -276,7 +363,8 @@ async fn ingest(config: &std::path::Path, inbox: &str, file: Option<PathBuf>) ->
     };
     match app.pipeline.process(inbox, &raw, loket::now_ms()).await {
         Ok(outcome) => {
-            println!("{}", serde_json::to_string(&outcome).unwrap_or_default());
+            // The message is recorded: a reader that went away changes nothing of that.
+            let _ = outln!("{}", serde_json::to_string(&outcome).unwrap_or_default());
             if outcome.action == Action::Created {
                 tracing::debug!("acknowledgement queued; `loket serve` delivers it");
             }
@@ -284,7 +372,12 @@ async fn ingest(config: &std::path::Path, inbox: &str, file: Option<PathBuf>) ->
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("loket: {e}");
+            match &e {
+                loket::pipeline::PipelineError::Store(s) if let Some(hint) = s.hint() => {
+                    eprintln!("loket: {e}; {hint}")
+                }
+                _ => eprintln!("loket: {e}"),
+            }
             ExitCode::from(if e.is_temporary() { EX_TEMPFAIL } else { EX_USAGE })
         }
     }
@@ -294,28 +387,55 @@ fn fmt_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string()).unwrap_or_default()
 }
 
-async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::Result<()> {
-    let config = Config::load(config)?;
-    let store = Store::open(&config.storage).await.context("opening the store")?;
+async fn tickets(config: &ConfigArg, command: TicketsCommand) -> anyhow::Result<()> {
+    let config = config.load()?;
+    let store = Store::open_read_only(&config.storage).await?;
     match command {
         TicketsCommand::List { desk, status, limit, offset, json } => {
-            let rows = store::list_tickets(store.pool(), &TicketFilter { desk, status, limit, offset }).await?;
-            if json {
+            let filter = TicketFilter { desk, status, limit, offset };
+            let rows = store::list_tickets(store.pool(), &filter).await?;
+            if rows.is_empty() {
+                let mut none = "no tickets".to_string();
+                if let Some(d) = &filter.desk {
+                    none.push_str(&format!(" on desk {d}"));
+                }
+                if let Some(st) = &filter.status {
+                    none.push_str(&format!(" with status {st}"));
+                }
+                if filter.offset > 0 {
+                    none.push_str(&format!(" past the first {}", filter.offset));
+                }
+                // JSON lines stay empty; the words go to standard error there.
+                if json {
+                    eprintln!("loket: {none}");
+                } else {
+                    outln!("{none}")?;
+                }
+            } else if json {
                 for r in &rows {
-                    println!("{}", serde_json::to_string(r)?);
+                    outln!("{}", serde_json::to_string(r)?)?;
                 }
             } else {
-                println!(
+                outln!(
                     "{:<18} {:<8} {:<9} {:<40} {:<28} SUBJECT",
-                    "NUMBER", "DESK", "STATUS", "CATEGORY", "REQUESTER"
-                );
+                    "NUMBER",
+                    "DESK",
+                    "STATUS",
+                    "CATEGORY",
+                    "REQUESTER"
+                )?;
                 for r in &rows {
                     let cat = format!("{}/{}", r.category, r.subcategory);
                     let subject: String = r.subject.chars().take(50).collect();
-                    println!(
+                    outln!(
                         "{:<18} {:<8} {:<9} {:<40} {:<28} {}",
-                        r.number, r.desk, r.status, cat, r.requester_address, subject
-                    );
+                        r.number,
+                        r.desk,
+                        r.status,
+                        cat,
+                        r.requester_address,
+                        subject
+                    )?;
                 }
             }
         }
@@ -329,22 +449,22 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                 if json {
                     let clocks: Vec<_> =
                         store::sla::clocks_of(store.pool(), t.id).await?.into_iter().map(|c| c.clock).collect();
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({ "ticket": t, "messages": messages, "events": events, "sla": clocks })
-                    );
+                    )?;
                     continue;
                 }
-                println!("Ticket #{} ({})", t.number, t.desk);
-                println!("  status:    {}", t.status);
-                println!("  category:  {}/{}", t.category, t.subcategory);
-                println!("  type:      {}", t.ticket_type.map_or("-", |v| v.as_str()));
-                println!("  requester: {} {}", t.requester_name.as_deref().unwrap_or(""), t.requester_address);
-                println!("  subject:   {}", t.subject);
-                println!("  created:   {}", fmt_time(t.created_at));
-                println!("Messages:");
+                outln!("Ticket #{} ({})", t.number, t.desk)?;
+                outln!("  status:    {}", t.status)?;
+                outln!("  category:  {}/{}", t.category, t.subcategory)?;
+                outln!("  type:      {}", t.ticket_type.map_or("-", |v| v.as_str()))?;
+                outln!("  requester: {} {}", t.requester_name.as_deref().unwrap_or(""), t.requester_address)?;
+                outln!("  subject:   {}", t.subject)?;
+                outln!("  created:   {}", fmt_time(t.created_at))?;
+                outln!("Messages:")?;
                 for m in &messages {
-                    println!(
+                    outln!(
                         "  {} {:<3} {:<16} {:<9} {} -> {} {}{}",
                         fmt_time(m.created_at),
                         m.direction,
@@ -354,23 +474,23 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                         m.to_addresses.join(","),
                         m.subject,
                         m.delivery.as_deref().map(|d| format!(" [{d}]")).unwrap_or_default()
-                    );
+                    )?;
                     for a in &m.attachments {
-                        println!(
+                        outln!(
                             "      attachment {} ({}, {} bytes)",
                             a.filename.as_deref().unwrap_or("-"),
                             a.content_type,
                             a.size
-                        );
+                        )?;
                     }
                 }
-                println!("Events:");
+                outln!("Events:")?;
                 for e in &events {
-                    println!("  {} {:<24} {} via {} {}", fmt_time(e.at), e.kind, e.actor, e.channel, e.detail);
+                    outln!("  {} {:<24} {} via {} {}", fmt_time(e.at), e.kind, e.actor, e.channel, e.detail)?;
                 }
                 let clocks = store::sla::clocks_of(store.pool(), t.id).await?;
                 if !clocks.is_empty() {
-                    println!("SLA:");
+                    outln!("SLA:")?;
                     for c in clocks {
                         let k = &c.clock;
                         let tz = config.desk(&t.desk).map(|d| d.tz).unwrap_or(chrono_tz::Asia::Jakarta);
@@ -378,30 +498,34 @@ async fn tickets(config: &std::path::Path, command: TicketsCommand) -> anyhow::R
                             .due_at
                             .map(|d| loket::pipeline::human_time(d, tz, "en"))
                             .unwrap_or_else(|| if k.stopped_at.is_some() { "stopped".into() } else { "paused".into() });
-                        println!(
+                        outln!(
                             "  {:<10} {:<8} due {:<44} used {} of {} min",
                             k.kind.as_str(),
                             k.state.as_str(),
                             due,
                             k.consumed_ms / 60_000,
                             k.target_ms / 60_000
-                        );
+                        )?;
                     }
                 }
             }
         }
         TicketsCommand::Stats => {
-            println!("{}", serde_json::to_string_pretty(&store::counts(store.pool()).await?)?);
+            outln!("{}", serde_json::to_string_pretty(&store::counts(store.pool()).await?)?)?;
         }
     }
     Ok(())
 }
 
-async fn quarantine_list(config: &std::path::Path, limit: i64) -> anyhow::Result<()> {
-    let config = Config::load(config)?;
-    let store = Store::open(&config.storage).await.context("opening the store")?;
-    for q in store::list_quarantine(store.pool(), limit).await? {
-        println!("{} {} {} {} bytes: {}", q.id, fmt_time(q.created_at), q.inbox, q.size, q.reason);
+async fn quarantine_list(config: &ConfigArg, limit: i64) -> anyhow::Result<()> {
+    let config = config.load()?;
+    let store = Store::open_read_only(&config.storage).await?;
+    let rows = store::list_quarantine(store.pool(), limit).await?;
+    if rows.is_empty() {
+        outln!("quarantine is empty")?;
+    }
+    for q in rows {
+        outln!("{} {} {} {} bytes: {}", q.id, fmt_time(q.created_at), q.inbox, q.size, q.reason)?;
     }
     Ok(())
 }
@@ -410,9 +534,9 @@ fn desk_inbox(desk: &loket::config::Desk) -> String {
     desk.inboxes.first().map(|i| i.address.clone()).unwrap_or_else(|| format!("{}@localhost", desk.id))
 }
 
-fn rules(config: &std::path::Path, command: RulesCommand) -> anyhow::Result<ExitCode> {
+fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> {
     use loket::routing::{RouteInput, eval};
-    let config = Config::load(config)?;
+    let config = config.load()?;
     match command {
         RulesCommand::Test { desk } => {
             let mut total = 0;
@@ -421,13 +545,13 @@ fn rules(config: &std::path::Path, command: RulesCommand) -> anyhow::Result<Exit
                 let (n, failures) = eval::run_examples(&config.router, &d.catalogue, &desk_inbox(d));
                 total += n;
                 failed += failures.len();
-                println!("{}: {} examples, {} failed", d.id, n, failures.len());
+                outln!("{}: {} examples, {} failed", d.id, n, failures.len())?;
                 for f in failures {
-                    println!("  FAIL {}#{}: expected {}, got {} ({})", f.desk, f.index, f.expected, f.got, f.subject);
+                    outln!("  FAIL {}#{}: expected {}, got {} ({})", f.desk, f.index, f.expected, f.got, f.subject)?;
                 }
             }
             anyhow::ensure!(desk.is_none() || total > 0, "no examples for desk {}", desk.unwrap_or_default());
-            println!("{} passed, {} failed", total - failed, failed);
+            outln!("{} passed, {} failed", total - failed, failed)?;
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         RulesCommand::Explain { desk, file } => {
@@ -448,13 +572,13 @@ fn rules(config: &std::path::Path, command: RulesCommand) -> anyhow::Result<Exit
                 &d.catalogue,
                 &RouteInput { subject: &subject, body: &body, sender_domain: domain.as_deref(), inbox_address: &inbox },
             );
-            println!("route:      {}", decision.route());
-            println!("type:       {}", decision.ticket_type.map(|t| t.as_str()).unwrap_or("-"));
-            println!("impact:     {}", decision.impact.map(|t| t.as_str()).unwrap_or("-"));
-            println!("confidence: {}", decision.confidence);
-            println!("because:");
+            outln!("route:      {}", decision.route())?;
+            outln!("type:       {}", decision.ticket_type.map(|t| t.as_str()).unwrap_or("-"))?;
+            outln!("impact:     {}", decision.impact.map(|t| t.as_str()).unwrap_or("-"))?;
+            outln!("confidence: {}", decision.confidence)?;
+            outln!("because:")?;
             for r in &decision.reasons {
-                println!("  {r}");
+                outln!("  {r}")?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -468,7 +592,7 @@ fn rules(config: &std::path::Path, command: RulesCommand) -> anyhow::Result<Exit
                     .desk(&m.desk)
                     .with_context(|| format!("{} line {}: unknown desk `{}`", input.display(), i + 1, m.desk))?;
                 let (p, _) = eval::predict(&config.router, &d.catalogue, &desk_inbox(d), &m);
-                println!("{}", serde_json::to_string(&p)?);
+                outln!("{}", serde_json::to_string(&p)?)?;
                 if let Some(e) = &m.expected {
                     metrics.add(&p, e);
                 }
@@ -479,9 +603,9 @@ fn rules(config: &std::path::Path, command: RulesCommand) -> anyhow::Result<Exit
     }
 }
 
-async fn report_cmd(config: &std::path::Path, desk: &str, from: &str, to: &str, format: &str) -> anyhow::Result<()> {
+async fn report_cmd(config: &ConfigArg, desk: &str, from: &str, to: &str, format: &str) -> anyhow::Result<()> {
     use chrono::{NaiveDate, TimeZone};
-    let config = Config::load(config)?;
+    let config = config.load()?;
     let d = config.desk(desk).with_context(|| format!("unknown desk `{desk}`"))?;
     let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| format!("`{s}`: use YYYY-MM-DD"));
     let (f, t) = (day(from)?, day(to)? + chrono::Duration::days(1));
@@ -492,14 +616,18 @@ async fn report_cmd(config: &std::path::Path, desk: &str, from: &str, to: &str, 
             .map(|x| x.timestamp_millis())
             .unwrap_or(0)
     };
-    let store = Store::open(&config.storage).await.context("opening the store")?;
+    let store = Store::open_read_only(&config.storage).await?;
     let rows = store::sla::report_rows(store.pool(), desk, ms(f), ms(t)).await?;
+    if rows.is_empty() {
+        // On standard error: the formats stay machine-readable.
+        eprintln!("loket: no tickets on desk {desk} from {from} to {to}");
+    }
     let groups = loket::report::build(&rows);
     match format {
-        "table" => print!("{}", loket::report::table(&groups)),
-        "csv" => print!("{}", loket::report::csv(&groups)),
-        "json" => println!("{}", serde_json::to_string_pretty(&groups)?),
-        "html" => print!("{}", loket::report::html(&format!("Laporan layanan {} {from} – {to}", d.name), &groups)),
+        "table" => out!("{}", loket::report::table(&groups))?,
+        "csv" => out!("{}", loket::report::csv(&groups))?,
+        "json" => outln!("{}", serde_json::to_string_pretty(&groups)?)?,
+        "html" => out!("{}", loket::report::html(&format!("Laporan layanan {} {from} – {to}", d.name), &groups))?,
         other => anyhow::bail!("unknown format `{other}`; use table, csv, json or html"),
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! (the daemon and `loket ingest`) queue on the busy timeout instead of failing.
 
 mod chat;
+pub mod file;
 mod queries;
 pub mod sla;
 
@@ -19,6 +20,7 @@ pub use chat::*;
 pub use queries::*;
 
 use crate::config::{StorageConfig, redact_url};
+use file::Need;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static PG_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -39,6 +41,9 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The store cannot be used as configured; the message names the cause and the fix.
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl StoreError {
@@ -48,7 +53,7 @@ impl StoreError {
     pub fn is_temporary(&self) -> bool {
         match self {
             StoreError::Unavailable { .. } => true,
-            StoreError::Migrate(_) | StoreError::Corrupt(_) => false,
+            StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::Setup(_) => false,
             StoreError::Sql(e) => match e {
                 sqlx::Error::Database(db) => {
                     let code = db.code().map(|c| c.to_string()).unwrap_or_default();
@@ -74,6 +79,61 @@ impl StoreError {
     }
 }
 
+/// A SQLite open or set-up error with its likely cause: SQLite itself says only "unable to open
+/// database file" or "attempt to write a readonly database".
+fn sqlite_hint(url: &str, e: sqlx::Error) -> StoreError {
+    let hint = match &e {
+        sqlx::Error::Database(db) => match db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff) {
+            Some(8) => format!(
+                "; the file (or its -wal/-shm journal, or its directory) is read-only for the user Loket runs as, {}",
+                file::running_user()
+            ),
+            Some(13) => "; the disk holding the store is full: free space".into(),
+            Some(14) => "; the path must name a file in an existing, writable directory on a local disk".into(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    StoreError::Setup(format!("store unavailable ({}): {e}{hint}", redact_url(url)))
+}
+
+/// Whether a read-only connection can use the WAL index: a writer has the -shm file (it exists and
+/// we may read it), or we may create it in the directory.
+fn wal_readable(path: &std::path::Path) -> bool {
+    use rustix::fs::{Access, access};
+    let shm = std::path::PathBuf::from(format!("{}-shm", path.display()));
+    if shm.exists() {
+        return access(&shm, Access::READ_OK).is_ok();
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    access(dir, Access::WRITE_OK | Access::EXEC_OK).is_ok()
+}
+
+/// Per-connection SQLite settings; a read-only connection changes nothing in the file.
+async fn setup_sqlite(conn: &mut sqlx::AnyConnection, normal_sync: bool, read_only: bool) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA busy_timeout = 30000").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    if !read_only {
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute(if normal_sync { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" }).await?;
+    }
+    Ok(())
+}
+
+impl StoreError {
+    /// What an operator can do about a temporary error, when it is clear (a full disk).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Sql(sqlx::Error::Database(db))
+                if db.code().and_then(|c| c.parse::<i64>().ok()).is_some_and(|c| c & 0xff == 13) =>
+            {
+                Some("the disk holding the store is full: free space; the message is kept and retried")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Database error codes that retrying cannot cure: SQLite's constraint family (19, and its
 /// extended codes such as 1811, a trigger's `RAISE(ABORT)`), mismatches and misuse; PostgreSQL's
 /// integrity (23…), data (22…) and syntax/access (42…) classes.
@@ -94,6 +154,28 @@ mod tests {
         assert!(p("19") && p("2067") && p("1811") && p("23505") && p("22P02") && p("42P01"));
         assert!(!p("5") && !p("6") && !p("13") && !p("517") && !p("40001") && !p("57P01") && !p("08006"));
     }
+
+    #[tokio::test]
+    async fn a_full_store_says_so_and_how_to_fix_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("full.db").display());
+        let cfg = crate::config::StorageConfig { url, max_connections: 1, ..Default::default() };
+        let store = super::Store::open(&cfg).await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(store.pool()).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {}", pages + 2)))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE IF NOT EXISTS filler (b BLOB)").execute(store.pool()).await.ok();
+        let err = sqlx::query("INSERT INTO filler (b) VALUES (?)")
+            .bind(vec![0u8; 1 << 20])
+            .execute(store.pool())
+            .await
+            .map_err(super::StoreError::from)
+            .unwrap_err();
+        assert!(err.is_temporary(), "{err}");
+        assert!(err.hint().is_some_and(|h| h.contains("disk holding the store is full")), "{err}");
+    }
 }
 
 /// A handle to the store; cheap to clone.
@@ -106,40 +188,97 @@ pub struct Store {
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 impl Store {
-    /// Connects (creating a SQLite file and its directory when missing) and applies migrations.
+    /// Connects (creating a SQLite file when missing, and its directory when that is `var`) and
+    /// applies migrations.
     pub async fn open(cfg: &StorageConfig) -> Result<Self, StoreError> {
+        let store = Self::connect(cfg, Need::Write).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects for reading only (`tickets`, `quarantine`, `report`): a SQLite file is opened
+    /// read-only, so a user who may only read it can list; nothing is created or migrated.
+    pub async fn open_read_only(cfg: &StorageConfig) -> Result<Self, StoreError> {
+        let store = Self::connect(cfg, Need::Read).await?;
+        let (applied, known) = store.schema_versions().await?;
+        if applied < known {
+            return Err(StoreError::Setup(format!(
+                "the store {} lacks {} of this loket's {known} migrations: run `loket migrate` (or `loket serve`) first",
+                redact_url(&cfg.url),
+                known - applied
+            )));
+        }
+        Ok(store)
+    }
+
+    /// What `check-config` says of the store: opened without creating or migrating anything.
+    pub async fn check(cfg: &StorageConfig) -> Result<String, StoreError> {
+        let url = redact_url(&cfg.url);
+        if let Some(path) = file::sqlite_path(&cfg.url)
+            && let file::Found::WillCreate { dir } = file::prepare(&path, Need::Check)?
+        {
+            let what = if dir { "it and its directory" } else { "it" };
+            return Ok(format!("{url}: not created yet; `loket serve` or `loket migrate` creates {what}"));
+        }
+        let store = Self::connect(cfg, Need::Check).await?;
+        let (applied, known) = store.schema_versions().await?;
+        store.close().await;
+        Ok(if applied >= known {
+            format!("{url}: ok, schema up to date ({known} migrations)")
+        } else {
+            format!(
+                "{url}: ok, {} of {known} migrations pending; `loket migrate` or `loket serve` applies them",
+                known - applied
+            )
+        })
+    }
+
+    async fn connect(cfg: &StorageConfig, need: Need) -> Result<Self, StoreError> {
         install_default_drivers();
         let url = cfg.url.clone();
         let unavailable = |source| StoreError::Unavailable { url: redact_url(&url), source };
         let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let read_only = need != Need::Write && backend == Backend::Sqlite;
         let mut connect_url = url.clone();
-        if backend == Backend::Sqlite {
-            let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-            let (file, query) = path.split_once('?').unwrap_or((path, ""));
-            if file != ":memory:" {
-                if let Some(dir) = std::path::Path::new(file).parent()
-                    && !dir.as_os_str().is_empty()
-                {
-                    std::fs::create_dir_all(dir).map_err(|e| unavailable(sqlx::Error::Io(e)))?;
-                }
-                let query = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
-                connect_url = format!("sqlite://{file}?{query}");
-            }
+        if let Some(path) = file::sqlite_path(&url) {
+            file::prepare(&path, if need == Need::Write { Need::Write } else { Need::Read })?;
+            let query = url.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
+            let query = if !query.is_empty() {
+                query
+            } else if !read_only {
+                "mode=rwc".to_string()
+            } else if wal_readable(&path) {
+                "mode=ro".to_string()
+            } else {
+                // A WAL database opened read-only needs its -shm file; when no writer has it open
+                // and the directory is not ours, SQLite may read the file as immutable instead.
+                "mode=ro&immutable=true".to_string()
+            };
+            connect_url = format!("sqlite://{}?{query}", path.display());
         }
         let options = AnyConnectOptions::from_str(&connect_url).map_err(unavailable)?;
-        let sync = if cfg.sqlite_synchronous == "normal" { "NORMAL" } else { "FULL" };
+        let sync = cfg.sqlite_synchronous == "normal";
+        if backend == Backend::Sqlite {
+            // One connection first, so that a failure names its cause instead of ending, ten
+            // seconds later, in the pool's "timed out while waiting for an open connection".
+            let mut probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .map_err(|e| sqlite_hint(&url, e))?;
+            setup_sqlite(&mut probe, sync, read_only).await.map_err(|e| sqlite_hint(&url, e))?;
+            let _ = sqlx::Connection::close(probe).await;
+        } else if need == Need::Check {
+            // `check-config` wants the cause (refused, bad password, no such database), not the
+            // pool's timeout; `serve` and `ingest` keep retrying through the pool.
+            let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await.map_err(unavailable)?;
+            let _ = sqlx::Connection::close(probe).await;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 30000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        let stmt =
-                            if sync == "FULL" { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
-                        conn.execute(stmt).await?;
+                        setup_sqlite(conn, sync, read_only).await?;
                     }
                     Ok(())
                 })
@@ -147,17 +286,25 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        let migrator = match backend {
+        Ok(Self { pool, backend })
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATOR,
             Backend::Postgres => &PG_MIGRATOR,
-        };
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let backend = self.backend;
         // Two processes starting on a fresh SQLite file (`serve` and `ingest`) can race: the loser
         // sees the winner's tables. PostgreSQL serialises with an advisory lock; SQLite retries,
         // and then finds the migration applied.
         let mut attempt = 0;
         loop {
-            match migrator.run(&pool).await {
-                Ok(()) => break,
+            match self.migrator().run(&self.pool).await {
+                Ok(()) => return Ok(()),
                 Err(e) if backend == Backend::Sqlite && attempt < 5 => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
@@ -166,7 +313,25 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Self { pool, backend })
+    }
+
+    /// (migrations applied, migrations this binary knows).
+    async fn schema_versions(&self) -> Result<(i64, i64), StoreError> {
+        let known = self.migrator().iter().filter(|m| m.migration_type.is_up_migration()).count() as i64;
+        let exists = match self.backend {
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
+            }
+        };
+        let tables: i64 = sqlx::query_scalar(exists).fetch_one(&self.pool).await?;
+        if tables == 0 {
+            return Ok((0, known));
+        }
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((applied, known))
     }
 
     pub fn backend(&self) -> Backend {

@@ -4,6 +4,7 @@
 //! the MTA pipe. Tests that need nothing but the repository live in the `golden` binary.
 
 mod chat;
+mod cli;
 mod conversation;
 mod corpus;
 mod faults;
