@@ -297,7 +297,7 @@ fn empty_listings_say_so() {
 /// The shell blocks of the README's set-up, in order.
 fn readme_blocks() -> (String, Vec<Vec<String>>) {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let setup = &readme[readme.find("## Set-up").unwrap()..readme.find("**2. Run the whole test suite**").unwrap()];
+    let setup = &readme[readme.find("## Set-up").unwrap()..readme.find("**2. Run the tests.**").unwrap()];
     let mut blocks = Vec::new();
     let mut rest = setup;
     while let Some(start) = rest.find("```sh\n") {
