@@ -618,7 +618,7 @@ impl Run<'_> {
             }
         }
         if let Some(l) = t.linked_ticket_id {
-            line.push_str(&format!(" · follows {}", self.number(l)));
+            line.push_str(&format!(" · linked to {}", self.number(l)));
         }
         line
     }
