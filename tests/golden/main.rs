@@ -7,6 +7,7 @@
 
 mod bounces;
 mod catalogue;
+mod conversations;
 mod mail;
 mod repo_only;
 mod routing;

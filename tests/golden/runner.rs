@@ -84,6 +84,10 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// checked and what did not match.
 pub struct Golden {
     name: String,
+    /// The folder the expectation paths are relative to.
+    root: PathBuf,
+    /// The extension of the expectation files (for stale-file detection).
+    ext: &'static str,
     owned: Vec<PathBuf>,
     seen: BTreeSet<PathBuf>,
     failures: Vec<String>,
@@ -95,9 +99,16 @@ impl Golden {
     /// A suite that owns these folders under `tests/golden/`: a `.json` file there that no case
     /// produced is stale and fails the suite.
     pub fn new(name: &str, owned: &[&str]) -> Self {
+        Golden::in_folder(name, &golden_root(), owned, "json")
+    }
+
+    /// A suite whose expectation files end in `.ext` and live in the folders `owned` under `root`.
+    pub fn in_folder(name: &str, root: &Path, owned: &[&str], ext: &'static str) -> Self {
         Golden {
             name: name.to_string(),
-            owned: owned.iter().map(|o| golden_root().join(o)).collect(),
+            root: root.to_path_buf(),
+            ext,
+            owned: owned.iter().map(|o| root.join(o)).collect(),
             seen: BTreeSet::new(),
             failures: Vec::new(),
             updated: 0,
@@ -107,27 +118,38 @@ impl Golden {
 
     /// Compares `actual` (as pretty JSON) with the file `rel` under `tests/golden/`.
     pub fn check(&mut self, rel: &Path, actual: &impl Serialize) {
-        let path = golden_root().join(rel);
         let mut text = serde_json::to_string_pretty(actual).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
         text.push('\n');
+        self.check_text(rel, &text);
+    }
+
+    /// Compares `text` with the file `rel` under the suite's root.
+    pub fn check_text(&mut self, rel: &Path, text: &str) {
+        let path = self.root.join(rel);
         self.seen.insert(path.clone());
         let expected = std::fs::read_to_string(&path).ok();
-        if expected.as_deref() == Some(text.as_str()) {
+        if expected.as_deref() == Some(text) {
             return;
         }
         if self.update {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             }
-            std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             self.updated += 1;
             return;
         }
-        let shown = format!("tests/golden/{}", rel.display());
+        let shown = path.strip_prefix(repo()).unwrap_or(&path).display().to_string();
         match expected {
             None => self.failures.push(format!("{shown}: no expectation file (UPDATE_GOLDEN=1 writes it)")),
-            Some(exp) => self.failures.push(format!("{shown}: differs (- expected, + actual)\n{}", diff(&exp, &text))),
+            Some(exp) => self.failures.push(format!("{shown}: differs (- expected, + actual)\n{}", diff(&exp, text))),
         }
+    }
+
+    /// Records a failure that is not a file difference (a case that could not run, a check that
+    /// failed), listed with the others.
+    pub fn fail(&mut self, what: String) {
+        self.failures.push(what);
     }
 
     /// Fails with every mismatch, missing and stale file; or, under `UPDATE_GOLDEN=1`, says what
@@ -135,7 +157,9 @@ impl Golden {
     pub fn finish(mut self) {
         for dir in &self.owned {
             for f in files_under(dir) {
-                if f.extension().is_some_and(|e| e == "json") && !self.seen.contains(&f) {
+                let ours =
+                    f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(&format!(".{}", self.ext)));
+                if ours && !self.seen.contains(&f) {
                     if self.update {
                         std::fs::remove_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
                         self.updated += 1;
