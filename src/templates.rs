@@ -26,6 +26,8 @@ pub const REQUIRED: &[&str] = &[
     "incomplete",
     "resolution",
     "closed_rating",
+    "closed_by_desk",
+    "requirements_waived",
     "rating_thanks",
     "reopened",
     "rejection",

@@ -627,7 +627,7 @@ impl Pipeline {
         let text = self.templates.render(&out.lang, name, &out.ctx)?.body;
         let buttons = match out.template {
             "resolution" | "confirm_question" => confirm_buttons(&out.lang, &t.number),
-            "closed_rating" => rating_buttons(&t.number),
+            "closed_rating" | "closed_by_desk" => rating_buttons(&t.number),
             _ => Vec::new(),
         };
         let row = self.queue_chat(tx, h, &user, Some(t), kind, &text, buttons, out.auto_reply).await?;

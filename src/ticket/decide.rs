@@ -210,6 +210,20 @@ fn requester(
         d.reason = Some("rating recorded".into());
         return d;
     }
+    if t.status == TicketStatus::Closed
+        && t.rating.is_some()
+        && t.closed_at.is_some_and(|c| now - c <= desk.reopen_days as i64 * DAY_MS)
+        && let Some((rating, comment)) = rating
+    {
+        // A second rating soon after the first corrects it ("5, maaf salah ketik").
+        let mut d = Decision::append();
+        let detail = json!({ "rating": rating, "comment": comment, "was": t.rating });
+        d.event(Actor::Sender, "rating_changed", detail, true);
+        d.patch.rating = Some((rating, comment));
+        d.tell_requester("rating_thanks", true);
+        d.reason = Some("rating corrected".into());
+        return d;
+    }
     if t.is_finished() || late {
         let why = if late { "reopen window passed" } else { "ticket closed" };
         return Decision::follow_up(format!("follow-up of {} ({why})", t.number));
@@ -325,6 +339,9 @@ fn status_of(c: &Command) -> Option<TicketStatus> {
     }
 }
 
+/// Notices to the requester that carry the agent's words with them.
+const CARRIES_WORDS: &[&str] = &["resolution", "closed_by_desk", "requirements_waived"];
+
 fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: i64) -> Decision {
     // Check everything first: a reply with one bad command changes nothing.
     let mut category = (t.category.clone(), t.subcategory.clone());
@@ -377,7 +394,15 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
     let mut to_requester: Vec<(&'static str, String)> = Vec::new();
     let mut notify: Vec<(&Agent, &'static str)> = Vec::new();
     let text = reply.text.clone();
-    let internal = reply.has("note");
+    // A hand-over (`#assign`, `#escalate`) without a status change speaks to the colleagues it
+    // names, not to the requester: its words are an internal note, sent with the notification.
+    let hands_over = reply.commands.iter().any(|c| matches!(c, Command::Assign(_) | Command::Escalate))
+        && !reply.commands.iter().any(|c| status_of(c).is_some());
+    let internal = reply.has("note") || hands_over;
+    let assigned_by_hand = reply.commands.iter().any(|c| matches!(c, Command::Assign(_) | Command::Escalate));
+    // The words for the requester: carried by the notice of what changed when there is one
+    // (resolution, closing, waiver), else sent as the agent's reply.
+    let words = if internal { String::new() } else { text.clone() };
     let mut status = t.status;
     let mut group = t.group_id.clone();
     let mut assignee = t.assignee.clone();
@@ -387,9 +412,9 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
                 status = TicketStatus::Resolved;
                 d.patch.resolved_at = Some(Some(now));
                 d.patch.pending_reason = Some(None);
-                if !internal {
-                    to_requester.push(("resolution", text.clone()));
-                }
+                // The requester is always asked to confirm (the auto-close runs from now); an
+                // internal note's words stay with the agents.
+                to_requester.push(("resolution", words.clone()));
                 "status: resolved".to_string()
             }
             Command::Pending => {
@@ -441,6 +466,7 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
                 if status == TicketStatus::Pending && t.pending_reason == Some(PendingReason::Requirements) {
                     status = TicketStatus::Open;
                     d.patch.pending_reason = Some(None);
+                    to_requester.push(("requirements_waived", words.clone()));
                     "requirements waived: the request goes on without them".to_string()
                 } else {
                     "no requirements were waiting".to_string()
@@ -450,7 +476,7 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
                 status = TicketStatus::Closed;
                 d.patch.closed_at = Some(Some(now));
                 d.patch.rating_requested_at = Some(now);
-                to_requester.push(("closed_rating", String::new()));
+                to_requester.push(("closed_by_desk", words.clone()));
                 "status: closed".to_string()
             }
         };
@@ -458,12 +484,27 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
         changes.push(detail);
     }
     if internal {
-        d.event(Actor::Sender, "note", json!({ "text": text }), true);
-    } else if !text.is_empty() && !to_requester.iter().any(|(tpl, _)| *tpl == "resolution") {
+        if !text.is_empty() || reply.has("note") {
+            d.event(Actor::Sender, "note", json!({ "text": text }), true);
+        }
+    } else if !text.is_empty() && !to_requester.iter().any(|(tpl, _)| CARRIES_WORDS.contains(tpl)) {
         to_requester.insert(0, ("agent_reply", text.clone()));
     }
     if status == TicketStatus::New {
         status = TicketStatus::Open;
+    }
+    // A new route brings its own team, unless the reply chose one: a ticket moved out of triage
+    // (or between services) goes to the group that serves its new subcategory.
+    if category != (t.category.clone(), t.subcategory.clone())
+        && !assigned_by_hand
+        && let Some(g) = desk.group_for(&category.0, &category.1)
+        && group.as_deref() != Some(g.id.as_str())
+    {
+        group = Some(g.id.clone());
+        assignee = None;
+        notify.extend(desk.members(&g.id).into_iter().filter(|a| a.address != agent.address).map(|a| (a, "assigned")));
+        changes.push(format!("assigned to group {} (the new category's team)", g.id));
+        d.event(Actor::Loket, "assigned", json!({ "group": g.id, "by": "new category" }), false);
     }
     d.patch.status = Some(status);
     d.patch.group_id = Some(group);
@@ -761,7 +802,10 @@ mod tests {
         assert_eq!(templates(&d), ["rating_thanks"]);
         let mut rated = t.clone();
         rated.rating = Some(4);
-        assert!(matches!(decide(&rated, &rating, desk, NOW).flow, Flow::FollowUp { .. }), "rated once");
+        let d = decide(&rated, &rating, desk, NOW);
+        assert_eq!((kinds(&d), d.patch.rating.clone()), (vec!["rating_changed"], Some((4, "cukup cepat".into()))));
+        rated.closed_at = Some(NOW - (desk.reopen_days as i64 + 1) * 24 * HOUR);
+        assert!(matches!(decide(&rated, &rating, desk, NOW).flow, Flow::FollowUp { .. }), "corrected only soon after");
         assert!(matches!(decide(&t, &says("Ada masalah baru"), desk, NOW).flow, Flow::FollowUp { .. }));
     }
 
@@ -841,6 +885,35 @@ mod tests {
         assert!(d.patch.is_empty());
         assert!(matches!(&d.sends[..], [Send::Actor { template: "agent_refused", unverified: true, .. }]));
         assert_eq!(kinds(&d), ["agent_reply_refused"]);
+
+        // A hand-over's words go to the colleague, never to the requester.
+        let d = decide(&t, &agent_says(agus, "#assign sari\nTolong dicek switch lantai 3."), desk, NOW);
+        assert_eq!(templates(&d), ["assigned", "agent_confirmation"]);
+        assert!(kinds(&d).contains(&"note"));
+        // An internal note on a resolution keeps its words, but the requester is still asked.
+        let d = decide(&t, &agent_says(agus, "#resolve\n#note restart manual"), desk, NOW);
+        assert!(matches!(&d.sends[0], Send::Requester { template: "resolution", text, .. } if text.is_empty()));
+        // Closing by the desk is not thanked as a confirmation.
+        assert_eq!(
+            templates(&decide(&t, &agent_says(agus, "#close"), desk, NOW)),
+            ["closed_by_desk", "agent_confirmation"]
+        );
+        // Waived requirements are news to the requester.
+        let mut held = ticket(TicketStatus::Pending);
+        held.pending_reason = Some(PendingReason::Requirements);
+        assert_eq!(
+            templates(&decide(&held, &agent_says(agus, "#waive"), desk, NOW)),
+            ["requirements_waived", "agent_confirmation"]
+        );
+
+        // Out of triage to a service with its own team: the team takes it.
+        let mut triage = ticket(TicketStatus::New);
+        (triage.category, triage.subcategory) = (crate::catalogue::TRIAGE_CATEGORY.into(), "unknown".into());
+        let d = decide(&triage, &agent_says(agus, "#category aplikasi/sigi"), desk, NOW);
+        assert_eq!(d.patch.group_id, Some(Some("apps".into())));
+        assert!(d.sends.iter().any(|s| matches!(s, Send::Agent { address, .. } if address == "sari@kemendag.go.id")));
+        let d = decide(&triage, &agent_says(agus, "#category aplikasi/sigi\n#assign agus"), desk, NOW);
+        assert_eq!(d.patch.group_id, Some(Some("l1".into())), "the reply chose the team");
 
         let closed = ticket(TicketStatus::Closed);
         let d = decide(&closed, &agent_says(agus, "#resolve"), desk, NOW);
