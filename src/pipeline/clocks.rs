@@ -14,7 +14,7 @@ use crate::config::Desk;
 use crate::domain::{Impact, TicketStatus, TicketType};
 use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
 use crate::store::{self, Ticket, TicketPatch};
-use crate::ticket::decide::{Intent as Touch, Send, clock_moves, decide};
+use crate::ticket::decide::{ClockMoves, Intent as Touch, Send, clock_moves, decide};
 
 /// What one scheduler tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -118,8 +118,7 @@ impl Pipeline {
         );
         let (target, warn) = resolution_target(sla, h.desk, t);
         let resolution = Clock::start(ClockKind::Resolution, target, warn, h.now, paused, &sla.working);
-        store::sla::insert_clock(tx, t.id, &h.desk.id, &response).await?;
-        store::sla::insert_clock(tx, t.id, &h.desk.id, &resolution).await?;
+        store::sla::insert_clocks(tx, t.id, &h.desk.id, &[&response, &resolution]).await?;
         Ok(response.due_at)
     }
 
@@ -132,29 +131,33 @@ impl Pipeline {
         t: &Ticket,
         patch: &TicketPatch,
     ) -> Result<Ticket, PipelineError> {
-        store::update_ticket(tx, t.id, patch, h.now).await?;
         let after = patch.apply(t, h.now);
-        self.sync_clocks(tx, h, t, &after).await?;
+        let moves = clock_moves(t, &after, h.now, h.desk.reopen_days);
+        let timers = store::Timers { auto_close_at: moves.auto_close, remind_at: moves.remind };
+        store::update_ticket_and_timers(tx, t.id, patch, timers, h.now).await?;
+        self.move_clocks(tx, h, &after, &moves).await?;
         Ok(after)
     }
 
-    /// Moves the clocks and timers of a ticket that changed from `before` to `after`, as
-    /// `ticket::decide::clock_moves` says.
-    async fn sync_clocks(
+    /// Moves the SLA clocks of a ticket that changed as `moves` says (`ticket::decide::clock_moves`).
+    async fn move_clocks(
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        before: &Ticket,
         after: &Ticket,
+        m: &ClockMoves,
     ) -> Result<(), PipelineError> {
-        let m = clock_moves(before, after, h.now, h.desk.reopen_days);
-        if let Some(at) = m.auto_close {
-            store::sla::set_auto_close(tx, after.id, at).await?;
-        }
-        if let Some(at) = m.remind {
-            store::sla::set_remind(tx, after.id, at).await?;
-        }
         let Some(sla) = &h.desk.sla else { return Ok(()) };
+        if !(m.stop_response
+            || m.pause
+            || m.resume
+            || m.stop_resolution
+            || m.reopen_resolution
+            || m.stop_all
+            || m.retarget)
+        {
+            return Ok(());
+        }
         for row in store::sla::clocks_of(&mut **tx, after.id).await? {
             let (cal, kind) = match row.clock.kind {
                 ClockKind::Response => (&sla.response_calendar, ClockKind::Response),

@@ -143,14 +143,19 @@ impl Pipeline {
             return Ok(out);
         }
         let row = self.append(tx, h, mail, msg, &t).await?;
-        let actor = |a: Actor| if a == Actor::Sender { sender.as_str() } else { "loket" };
-        for e in &d.events {
-            let mut detail = e.detail.clone();
-            if e.cites_message {
-                detail["message"] = json!(row);
-            }
-            self.event(tx, h, t.id, actor(e.actor), e.kind, &detail).await?;
-        }
+        let events: Vec<store::NewEvent<'_>> = d
+            .events
+            .iter()
+            .map(|e| {
+                let mut detail = e.detail.clone();
+                if e.cites_message {
+                    detail["message"] = json!(row);
+                }
+                let actor = if e.actor == Actor::Sender { sender.as_str() } else { "loket" };
+                store::NewEvent { ticket_id: t.id, actor, kind: e.kind, detail }
+            })
+            .collect();
+        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
         let t2 = if d.patch.is_empty() { t.clone() } else { self.change(tx, h, &t, &d.patch).await? };
         for send in d.sends {
             self.send(tx, h, mail, &t2, &sender, agent, send).await?;

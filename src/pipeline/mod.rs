@@ -28,7 +28,7 @@ use crate::domain::{Channel, Direction, EmailAddress, Language, PendingReason, T
 use crate::routing::RouteInput;
 use crate::store::{self, Store, StoreError, Ticket};
 use crate::templates::{RefusedCtx, TemplateError, Templates};
-use crate::ticket::find_tags;
+use crate::ticket::thread::ThreadKeys;
 use loopguard::MailKind;
 use outgoing::OutMail;
 use parse::ParsedMail;
@@ -452,7 +452,7 @@ impl Pipeline {
         } else {
             (TicketStatus::Pending, Some(PendingReason::Requirements))
         };
-        let ticket_id = store::insert_ticket(
+        let mut t = store::insert_ticket(
             tx,
             &store::NewTicket {
                 desk: &desk.id,
@@ -475,6 +475,7 @@ impl Pipeline {
             },
         )
         .await?;
+        let ticket_id = t.id;
         msg.ticket_id = Some(ticket_id);
         msg.action = Action::Created.as_str();
         let row = store::insert_message(tx, &msg).await?;
@@ -485,16 +486,13 @@ impl Pipeline {
             Some(Link::Mentioned(l)) => (None, Some(l.number.clone())),
             None => (None, None),
         };
-        self.event(
-            tx,
-            h,
+        let mut events = vec![store::NewEvent {
             ticket_id,
             actor,
-            "created",
-            &json!({ "message": row, "inbox": h.inbox.name, "kind": kind.as_str(), "number": number.as_str(),
-                     "linked": follows, "mentions": mentions }),
-        )
-        .await?;
+            kind: "created",
+            detail: json!({ "message": row, "inbox": h.inbox.name, "kind": kind.as_str(), "number": number.as_str(),
+                            "linked": follows, "mentions": mentions }),
+        }];
         if h.channel == Channel::Email {
             let recipients: Vec<EmailAddress> = mail.to.iter().chain(&mail.cc).cloned().collect();
             let admitted = crate::ticket::thread::admitted(desk.participants, &requester.address, &recipients, |a| {
@@ -503,23 +501,28 @@ impl Pipeline {
             let admitted: Vec<String> = admitted.into_iter().map(String::from).collect();
             store::insert_participants(tx, ticket_id, &admitted, "cc", h.now).await?;
         }
-        self.event(tx, h, ticket_id, "loket", "routed", &json!(decision)).await?;
+        let loket = |kind, detail| store::NewEvent { ticket_id, actor: "loket", kind, detail };
+        events.push(loket("routed", json!(decision)));
         if !missing.is_empty() {
-            self.event(tx, h, ticket_id, "loket", "requirements_missing", &json!({ "missing": missing })).await?;
+            events.push(loket("requirements_missing", json!({ "missing": missing })));
         }
         match link {
-            Some(Link::FollowUp(l)) => {
-                self.event(tx, h, l.id, actor, "follow_up_ticket", &json!({ "ticket": number.as_str() })).await?;
-            }
-            Some(Link::Mentioned(l)) => {
+            Some(Link::FollowUp(l)) => events.push(store::NewEvent {
+                ticket_id: l.id,
+                actor,
+                kind: "follow_up_ticket",
+                detail: json!({ "ticket": number.as_str() }),
+            }),
+            Some(Link::Mentioned(l)) => events.push(store::NewEvent {
                 // For the agents of the named ticket: a link, never the sender's words.
-                let detail = json!({ "ticket": number.as_str(), "role": "stranger" });
-                self.event(tx, h, l.id, actor, "mentioned_by_other", &detail).await?;
-            }
+                ticket_id: l.id,
+                actor,
+                kind: "mentioned_by_other",
+                detail: json!({ "ticket": number.as_str(), "role": "stranger" }),
+            }),
             None => {}
         }
-        let vanished = || StoreError::Corrupt("ticket vanished".into());
-        let mut t = store::ticket_by_id(tx, ticket_id).await?.ok_or_else(vanished)?;
+        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
         let response_due = self.start_clocks(tx, h, &mut t, decision.urgency).await?;
         if status == TicketStatus::Pending {
             store::sla::set_remind(
@@ -633,17 +636,13 @@ fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
     AttachmentVerdicts { refusals, accepted, refused }
 }
 
-/// The ticket a mail belongs to: the first ticket tag in its subject that names a ticket of this
-/// desk, else the ticket of a message it replies to or reports on.
+/// The ticket a mail belongs to: the tickets its subject tags and references name, loaded in (at
+/// most) two queries, and chosen by `ticket::thread::choose`.
 async fn thread(tx: &mut store::Tx, desk: &str, mail: &ParsedMail) -> Result<Option<Ticket>, StoreError> {
-    for number in find_tags(&mail.subject) {
-        if let Some(t) = store::ticket_by_number(tx, desk, number.as_str()).await? {
-            return Ok(Some(t));
-        }
-    }
-    let mut ids: Vec<String> = mail.references.clone();
-    ids.extend(mail.in_reply_to.iter().cloned());
-    ids.extend(mail.reported_message_ids.iter().cloned());
-    ids.dedup();
-    store::ticket_by_message_ids(tx, desk, &ids).await
+    let keys = ThreadKeys::of(&mail.subject, &mail.references, &mail.in_reply_to, &mail.reported_message_ids);
+    let by_number = store::tickets_by_numbers(tx, desk, &keys.numbers).await?;
+    let tagged = crate::ticket::thread::choose(&keys, &by_number, &[]).is_some();
+    let by_message =
+        if tagged { Vec::new() } else { store::tickets_by_message_ids(tx, desk, &keys.message_ids).await? };
+    Ok(crate::ticket::thread::choose(&keys, &by_number, &by_message).cloned())
 }

@@ -116,23 +116,22 @@ pub struct Seen {
 
 /// Looks the idempotency key up among messages and quarantined mail.
 pub async fn find_seen(conn: &mut AnyConnection, desk: &str, key: &str) -> Result<Option<Seen>> {
+    // One query: the stored message (and its ticket) first, else a quarantined copy.
     let row = sqlx::query(
-        "SELECT t.number FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id \
-         WHERE m.desk = $1 AND m.idempotency_key = $2",
+        "SELECT t.number AS number, CAST(0 AS BIGINT) AS quarantined FROM messages m \
+         LEFT JOIN tickets t ON t.id = m.ticket_id WHERE m.desk = $1 AND m.idempotency_key = $2 \
+         UNION ALL SELECT NULL, CAST(1 AS BIGINT) FROM quarantine WHERE desk = $1 AND idempotency_key = $2 \
+         ORDER BY 2 LIMIT 1",
     )
     .bind(desk)
     .bind(key)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(r) = row {
-        return Ok(Some(Seen { ticket_number: r.try_get("number")?, quarantined: false }));
-    }
-    let q = sqlx::query("SELECT id FROM quarantine WHERE desk = $1 AND idempotency_key = $2")
-        .bind(desk)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(q.map(|_| Seen { ticket_number: None, quarantined: true }))
+    row.map(|r| {
+        let quarantined: i64 = r.try_get("quarantined")?;
+        Ok(Seen { ticket_number: r.try_get("number")?, quarantined: quarantined == 1 })
+    })
+    .transpose()
 }
 
 pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &str) -> Result<Option<Ticket>> {
@@ -141,21 +140,53 @@ pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &str
     row.as_ref().map(ticket_from).transpose()
 }
 
-/// The ticket of the most recent message of `desk` whose Message-ID is one of `ids`.
-pub async fn ticket_by_message_ids(conn: &mut AnyConnection, desk: &str, ids: &[String]) -> Result<Option<Ticket>> {
-    // Newest reference first: the direct parent is the best evidence.
-    for id in ids.iter().rev() {
-        let sql = format!(
-            "SELECT {} FROM tickets t JOIN messages m ON m.ticket_id = t.id \
-             WHERE m.desk = $1 AND m.message_id = $2 ORDER BY m.id DESC LIMIT 1",
-            TICKET_COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(id).fetch_optional(&mut *conn).await?;
-        if let Some(r) = row {
-            return Ok(Some(ticket_from(&r)?));
+/// `$first, $first+1, …` for `n` bound values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The tickets of `desk` with one of `numbers`, in one query.
+pub async fn tickets_by_numbers(conn: &mut AnyConnection, desk: &str, numbers: &[String]) -> Result<Vec<Ticket>> {
+    if numbers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql =
+        format!("SELECT {TICKET_COLS} FROM tickets WHERE desk = $1 AND number IN ({})", placeholders(2, numbers.len()));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk);
+    for n in numbers {
+        q = q.bind(n);
+    }
+    q.fetch_all(&mut *conn).await?.iter().map(ticket_from).collect()
+}
+
+/// For each of `ids` that is the Message-ID of a message of `desk` on a ticket: the id and the
+/// ticket of the most recent such message, in one query.
+pub async fn tickets_by_message_ids(
+    conn: &mut AnyConnection,
+    desk: &str,
+    ids: &[String],
+) -> Result<Vec<(String, Ticket)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT m.message_id AS found_by, {} FROM tickets t JOIN messages m ON m.ticket_id = t.id \
+         WHERE m.desk = $1 AND m.message_id IN ({}) ORDER BY m.id DESC",
+        TICKET_COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "),
+        placeholders(2, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk);
+    for id in ids {
+        q = q.bind(id);
+    }
+    let mut out: Vec<(String, Ticket)> = Vec::new();
+    for r in q.fetch_all(&mut *conn).await? {
+        let id: String = r.try_get("found_by")?;
+        if !out.iter().any(|(m, _)| *m == id) {
+            out.push((id, ticket_from(&r)?));
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The next sequence number of `desk` in `year`; serialised by the row lock (PostgreSQL) or the
@@ -172,33 +203,35 @@ pub async fn next_ticket_seq(conn: &mut AnyConnection, desk: &str, year: i32) ->
     Ok(r.try_get("last")?)
 }
 
-pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Result<i64> {
-    let r = sqlx::query(
+/// Inserts a ticket and returns it as stored (one statement).
+pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Result<Ticket> {
+    let sql = format!(
         "INSERT INTO tickets (desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
          subject, requester_address, requester_name, language, created_at, updated_at, group_id, pending_reason, \
          linked_ticket_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17) RETURNING id",
-    )
-    .bind(t.desk)
-    .bind(t.number)
-    .bind(t.category)
-    .bind(t.subcategory)
-    .bind(t.ticket_type.map(|v| v.as_str()))
-    .bind(t.impact.map(|v| v.as_str()))
-    .bind(t.status.as_str())
-    .bind(t.channel.as_str())
-    .bind(t.inbox)
-    .bind(t.subject)
-    .bind(t.requester_address)
-    .bind(t.requester_name)
-    .bind(t.language.as_str())
-    .bind(t.now)
-    .bind(t.group_id)
-    .bind(t.pending_reason.map(|v| v.as_str()))
-    .bind(t.linked_ticket_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(r.try_get("id")?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17) RETURNING {TICKET_COLS}"
+    );
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(t.desk)
+        .bind(t.number)
+        .bind(t.category)
+        .bind(t.subcategory)
+        .bind(t.ticket_type.map(|v| v.as_str()))
+        .bind(t.impact.map(|v| v.as_str()))
+        .bind(t.status.as_str())
+        .bind(t.channel.as_str())
+        .bind(t.inbox)
+        .bind(t.subject)
+        .bind(t.requester_address)
+        .bind(t.requester_name)
+        .bind(t.language.as_str())
+        .bind(t.now)
+        .bind(t.group_id)
+        .bind(t.pending_reason.map(|v| v.as_str()))
+        .bind(t.linked_ticket_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    ticket_from(&r)
 }
 
 pub async fn touch_ticket(conn: &mut AnyConnection, ticket_id: i64, now: i64) -> Result<()> {
@@ -281,11 +314,36 @@ enum SetValue<'a> {
     Int(Option<i64>),
 }
 
+/// The scheduler's timers of a ticket that a change moves: `Some(Some(at))` sets, `Some(None)`
+/// clears, `None` leaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timers {
+    pub auto_close_at: Option<Option<i64>>,
+    pub remind_at: Option<Option<i64>>,
+}
+
 /// Writes a patch (and `updated_at`) in one UPDATE. Column names are fixed here; values are
 /// bound.
 pub async fn update_ticket(conn: &mut AnyConnection, id: i64, p: &TicketPatch, now: i64) -> Result<()> {
+    update_ticket_and_timers(conn, id, p, Timers::default(), now).await
+}
+
+/// [`update_ticket`] that also moves the scheduler's timers, in the same statement.
+pub async fn update_ticket_and_timers(
+    conn: &mut AnyConnection,
+    id: i64,
+    p: &TicketPatch,
+    timers: Timers,
+    now: i64,
+) -> Result<()> {
     use SetValue::{Int, Text};
     let mut set: Vec<(&'static str, SetValue<'_>)> = Vec::new();
+    if let Some(v) = timers.auto_close_at {
+        set.push(("auto_close_at", Int(v)));
+    }
+    if let Some(v) = timers.remind_at {
+        set.push(("remind_at", Int(v)));
+    }
     if let Some(v) = p.status {
         set.push(("status", Text(Some(v.as_str()))));
     }
@@ -462,6 +520,33 @@ pub async fn last_inbound_id(conn: &mut AnyConnection, ticket_id: i64, from: &st
 }
 
 /// Appends an audit event (invariant 6).
+/// One audit event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub ticket_id: i64,
+    pub actor: &'a str,
+    pub kind: &'a str,
+    pub detail: serde_json::Value,
+}
+
+/// Records events in one statement, in order.
+pub async fn insert_events(conn: &mut AnyConnection, now: i64, channel: &str, events: &[NewEvent<'_>]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| format!("(${}, $1, ${}, $2, ${}, ${})", 3 + 4 * i, 4 + 4 * i, 5 + 4 * i, 6 + 4 * i))
+        .collect();
+    let sql =
+        format!("INSERT INTO ticket_events (ticket_id, at, actor, channel, kind, detail) VALUES {}", rows.join(", "));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(channel);
+    for e in events {
+        q = q.bind(e.ticket_id).bind(e.actor).bind(e.kind).bind(e.detail.to_string());
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
 pub async fn insert_event(
     conn: &mut AnyConnection,
     ticket_id: i64,

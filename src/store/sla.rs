@@ -45,24 +45,36 @@ fn from_row(r: &AnyRow) -> Result<ClockRow> {
     })
 }
 
-pub async fn insert_clock(conn: &mut AnyConnection, ticket_id: i64, desk: &str, c: &Clock) -> Result<()> {
-    sqlx::query(
+/// A new ticket's clocks, in one statement.
+pub async fn insert_clocks(conn: &mut AnyConnection, ticket_id: i64, desk: &str, clocks: &[&Clock]) -> Result<()> {
+    if clocks.is_empty() {
+        return Ok(());
+    }
+    const N: usize = 11;
+    let rows: Vec<String> = (0..clocks.len())
+        .map(|r| format!("({})", (1..=N).map(|c| format!("${}", r * N + c)).collect::<Vec<_>>().join(", ")))
+        .collect();
+    let sql = format!(
         "INSERT INTO sla_clocks (ticket_id, desk, kind, target_ms, warn_ms, consumed_ms, running_since, stopped_at, \
-         state, next_check_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(ticket_id)
-    .bind(desk)
-    .bind(c.kind.as_str())
-    .bind(c.target_ms)
-    .bind(c.warn_ms)
-    .bind(c.consumed_ms)
-    .bind(c.running_since)
-    .bind(c.stopped_at)
-    .bind(c.state.as_str())
-    .bind(c.next_check_at)
-    .bind(c.due_at)
-    .execute(&mut *conn)
-    .await?;
+         state, next_check_at, due_at) VALUES {}",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for c in clocks {
+        q = q
+            .bind(ticket_id)
+            .bind(desk)
+            .bind(c.kind.as_str())
+            .bind(c.target_ms)
+            .bind(c.warn_ms)
+            .bind(c.consumed_ms)
+            .bind(c.running_since)
+            .bind(c.stopped_at)
+            .bind(c.state.as_str())
+            .bind(c.next_check_at)
+            .bind(c.due_at);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 

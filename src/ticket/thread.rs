@@ -1,9 +1,55 @@
-//! Who is writing to a ticket, decided once from values: the threading decision names the
-//! sender's role, and every rule that depends on it (who may relay, command, confirm, reopen,
-//! rate, or only add words) matches on [`SenderRole`]. Pure: no store, no clock.
+//! Which ticket a message belongs to, and who is writing to it, decided from values: the store
+//! loads the tickets the message's [`ThreadKeys`] name, [`choose`] picks one, and [`sender_role`]
+//! names the sender's role; every rule that depends on it (who may relay, command, confirm,
+//! reopen, rate, or only add words) matches on [`SenderRole`]. Pure: no store, no clock.
 
+use super::{Ticket, find_tags};
 use crate::config::ParticipantPolicy;
 use crate::domain::EmailAddress;
+
+/// At most this many message ids of a mail's references are looked up (the newest).
+pub const MAX_REFERENCES: usize = 50;
+
+/// What a message offers to thread by: the ticket tags in its subject, in order, and the ids of
+/// the messages it replies to or reports on, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadKeys {
+    pub numbers: Vec<String>,
+    pub message_ids: Vec<String>,
+}
+
+impl ThreadKeys {
+    /// From a mail's subject, `References`, `In-Reply-To`, and the message ids a delivery report
+    /// names; the newest [`MAX_REFERENCES`] ids are kept.
+    pub fn of(subject: &str, references: &[String], in_reply_to: &[String], reported: &[String]) -> Self {
+        let numbers = find_tags(subject).iter().map(|n| n.as_str().to_string()).collect();
+        let mut message_ids: Vec<String> = Vec::new();
+        for id in references.iter().chain(in_reply_to).chain(reported) {
+            if message_ids.last() != Some(id) {
+                message_ids.push(id.clone());
+            }
+        }
+        let skip = message_ids.len().saturating_sub(MAX_REFERENCES);
+        Self { numbers, message_ids: message_ids.split_off(skip) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty() && self.message_ids.is_empty()
+    }
+}
+
+/// The ticket a message belongs to, among those its keys found: the first subject tag that names
+/// a ticket of the desk, else the ticket of the newest message it refers to. `by_message` pairs
+/// a message id with the ticket of that message.
+pub fn choose<'a>(
+    keys: &ThreadKeys,
+    by_number: &'a [Ticket],
+    by_message: &'a [(String, Ticket)],
+) -> Option<&'a Ticket> {
+    keys.numbers.iter().find_map(|n| by_number.iter().find(|t| t.number == *n)).or_else(|| {
+        keys.message_ids.iter().rev().find_map(|id| by_message.iter().find(|(m, _)| m == id).map(|(_, t)| t))
+    })
+}
 
 /// The sender of a message that points at a ticket (by subject tag or thread references).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -79,6 +125,69 @@ pub fn admitted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(id: i64, number: &str) -> Ticket {
+        Ticket {
+            id,
+            desk: "hero".into(),
+            number: number.into(),
+            category: "aplikasi".into(),
+            subcategory: "sigi".into(),
+            ticket_type: None,
+            impact: None,
+            status: crate::domain::TicketStatus::Open,
+            channel: crate::domain::Channel::Email,
+            inbox: None,
+            subject: String::new(),
+            requester_address: "budi@example.test".into(),
+            requester_name: None,
+            language: crate::domain::Language::Id,
+            created_at: 0,
+            updated_at: 0,
+            assignee: None,
+            group_id: None,
+            priority: None,
+            pending_reason: None,
+            resolved_at: None,
+            closed_at: None,
+            first_response_at: None,
+            linked_ticket_id: None,
+            rating: None,
+            rating_comment: None,
+            rating_requested_at: None,
+        }
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn keys_come_from_the_subject_and_the_references() {
+        let k = ThreadKeys::of(
+            "Re: [#A-HERO26000001] dan [#B-HERO26000002]",
+            &ids(&["a", "b"]),
+            &ids(&["b"]),
+            &ids(&["c"]),
+        );
+        assert_eq!(k.numbers, ["A-HERO26000001", "B-HERO26000002"]);
+        assert_eq!(k.message_ids, ["a", "b", "c"]);
+        let many: Vec<String> = (0..80).map(|i| format!("m{i}")).collect();
+        let k = ThreadKeys::of("Re: x", &many, &[], &[]);
+        assert_eq!((k.message_ids.len(), k.message_ids.first().map(String::as_str)), (MAX_REFERENCES, Some("m30")));
+        assert!(ThreadKeys::of("Halo", &[], &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn a_tag_of_the_desk_wins_then_the_newest_reference() {
+        let k = ThreadKeys::of("Re: [#X-OTHER26000009] [#A-HERO26000001]", &ids(&["old", "new"]), &[], &[]);
+        let by_number = [t(1, "A-HERO26000001")];
+        let by_message = [("old".to_string(), t(2, "A-HERO26000002")), ("new".to_string(), t(3, "A-HERO26000003"))];
+        assert_eq!(choose(&k, &by_number, &by_message).map(|t| t.id), Some(1), "an unknown tag is skipped");
+        assert_eq!(choose(&k, &[], &by_message).map(|t| t.id), Some(3), "the direct parent is the best evidence");
+        assert_eq!(choose(&k, &[], &by_message[..1]).map(|t| t.id), Some(2));
+        assert_eq!(choose(&k, &[], &[]), None);
+    }
 
     fn a(s: &str) -> EmailAddress {
         EmailAddress::parse(s).unwrap()
