@@ -26,7 +26,22 @@ pub const LANGUAGES: &[&str] = &["id", "en"];
 pub const PAGES: &[&str] = &["track_page.html"];
 
 /// The macro files every language must have (`<name>.j2`).
-pub const MACROS: &[&str] = &["_words"];
+pub const MACROS: &[&str] = &["_words", "_labels"];
+
+/// The short labels the code puts on chat buttons and lists, or in a subject it makes up, said by
+/// `_labels.j2`'s `label(key)` macro; each must be non-empty in every language.
+pub const LABELS: &[&str] = &[
+    "cancel",
+    "confirm_yes",
+    "confirm_no",
+    "chat_attachment_subject",
+    "flow_question",
+    "flow_request",
+    "flow_incident",
+    "flow_impact_low",
+    "flow_impact_medium",
+    "flow_impact_high",
+];
 
 /// The messages every language must have (`<name>.txt.j2`).
 pub const REQUIRED: &[&str] = &[
@@ -134,7 +149,31 @@ impl Templates {
                 t.render(lang, stem, &sample_context())?;
             }
         }
+        for lang in LANGUAGES {
+            for key in LABELS {
+                t.label(lang, key)?;
+            }
+        }
         Ok(t)
+    }
+
+    /// The label `key` (one of [`LABELS`]) in `lang`, from `_labels.j2`; an unknown language falls
+    /// back to Indonesian. An unknown key or an empty label is an error.
+    pub fn label(&self, lang: &str, key: &str) -> Result<String, TemplateError> {
+        let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
+        let full = format!("{lang}/_labels");
+        let err = |source| TemplateError::Render { name: format!("{full} ({key})"), source };
+        let tmpl = self.env.get_template(&full).map_err(err)?;
+        let mut captured = tmpl.render_captured(()).map_err(err)?;
+        let label = captured
+            .with_state_mut(|state| state.call_macro("label", &[minijinja::Value::from(key)]))
+            .map_err(err)?
+            .trim()
+            .to_string();
+        if label.is_empty() {
+            return Err(err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "no label")));
+        }
+        Ok(label)
     }
 
     /// Renders the web page `lang/name` (a `.html` template, HTML-escaped); an unknown language
@@ -678,6 +717,147 @@ mod tests {
             assert!(html.contains(words) && html.contains("<form method=\"get\" action=\"/lacak\">"), "{html}");
             assert!(html.contains(&format!("name=\"lang\" value=\"{lang}\"")), "{html}");
         }
+    }
+
+    #[test]
+    fn labels_are_said_by_the_templates() {
+        let t = shipped();
+        for (lang, key, label) in [
+            ("id", "cancel", "✖ Batal"),
+            ("en", "cancel", "✖ Cancel"),
+            ("id", "confirm_yes", "Ya, sudah jelas"),
+            ("en", "confirm_no", "Not yet"),
+            ("id", "chat_attachment_subject", "Lampiran melalui chat"),
+            ("en", "flow_incident", "Problem (incident)"),
+            ("id", "flow_impact_high", "Tinggi: banyak pengguna/seluruh layanan"),
+            ("xx", "flow_incident", "Kendala"),
+        ] {
+            assert_eq!(t.label(lang, key).unwrap(), label, "{lang}/{key}");
+        }
+        assert!(t.label("id", "no_such_label").is_err());
+    }
+
+    /// The string literals of a Rust source, without comments and without what follows its first
+    /// top-level `#[cfg(test)]` (the tests).
+    fn literals(src: &str) -> Vec<String> {
+        let code = src.split("\n#[cfg(test)]").next().unwrap_or(src);
+        let mut out = Vec::new();
+        for line in code.lines() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            let mut chars = line.chars();
+            let mut current: Option<String> = None;
+            while let Some(c) = chars.next() {
+                match (&mut current, c) {
+                    (None, '"') => current = Some(String::new()),
+                    (None, '/') if chars.clone().next() == Some('/') => break,
+                    (None, _) => {}
+                    (Some(s), '\\') => {
+                        s.push(c);
+                        s.extend(chars.next());
+                    }
+                    (Some(_), '"') => out.extend(current.take()),
+                    (Some(s), _) => s.push(c),
+                }
+            }
+            out.extend(current);
+        }
+        out
+    }
+
+    /// Words a requester reads live in templates: none of these may come back into the code
+    /// that answers requesters (tests and comments aside).
+    #[test]
+    fn no_requester_words_in_code() {
+        const FORBIDDEN: &[&str] = &[
+            "Tiket",
+            "tiket",
+            "paling lambat",
+            "pukul",
+            "Triase",
+            "Triage (",
+            "diklasifikasikan",
+            "Lacak",
+            "Januari",
+            "Februari",
+            "Maret",
+            "April",
+            "Mei",
+            "Juni",
+            "Juli",
+            "Agustus",
+            "Oktober",
+            "Desember",
+            "Senin",
+            "Selasa",
+            "Rabu",
+            "Kamis",
+            "Jumat",
+            "Sabtu",
+            "Minggu",
+            "Diterima",
+            "Diselesaikan",
+            "Ditutup",
+            "Ditolak",
+            "Menunggu",
+            "Dalam proses",
+            "selesai",
+            "dijeda",
+            "Batal",
+            "Belum",
+            "sudah jelas",
+            "Lampiran",
+            "Pertanyaan",
+            "Permohonan",
+            "Kendala",
+            "Rendah",
+            "Sedang",
+            "Tinggi",
+            "Terlalu banyak",
+            "tidak valid",
+            "tidak ditemukan",
+            "January",
+            "Monday",
+            "Ticket received",
+            "Track a ticket",
+            "Cancel",
+            "Pilih",
+            "All clear",
+            "all clear",
+            "Not yet",
+            "Attachment sent",
+            "to be classified",
+        ];
+        const ALLOWED: &[(&str, &str)] = &[
+            // Words requesters type, not read: the chat command `tiket` (also `/tiket`).
+            ("chat/command.rs", "tiket"),
+            // Left to move: WhatsApp's list button and section title (bilingual; the requester's
+            // language does not reach `graph_body` yet).
+            ("channel/whatsapp.rs", "Pilih / Choose"),
+            ("channel/whatsapp.rs", "Pilihan"),
+        ];
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![root.join("http/track.rs")];
+        for dir in ["pipeline", "channel", "chat"] {
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                files.push(e.unwrap().path());
+            }
+        }
+        let mut found = Vec::new();
+        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "rs")) {
+            let src = std::fs::read_to_string(f).unwrap();
+            let allowed = |lit: &str| ALLOWED.iter().any(|(file, l)| f.ends_with(file) && lit == *l);
+            for lit in literals(&src).into_iter().filter(|l| !allowed(l)) {
+                for w in FORBIDDEN.iter().filter(|w| lit.contains(**w)) {
+                    found.push(format!("{}: {w:?} in \"{lit}\"", f.display()));
+                }
+            }
+        }
+        assert!(found.is_empty(), "requester-facing words in code; move them to templates/:\n{}", found.join("\n"));
+        // The scanner sees what it should.
+        assert_eq!(literals("let a = \"x \\\" y\"; // \"z\"\n#[cfg(test)]\nmod tests { \"w\" }"), ["x \\\" y"]);
     }
 
     #[test]
