@@ -496,7 +496,14 @@ async fn tickets(config: &ConfigArg, command: TicketsCommand) -> anyhow::Result<
                         let tz = config.desk(&t.desk).map(|d| d.tz).unwrap_or(chrono_tz::Asia::Jakarta);
                         let due = k
                             .due_at
-                            .map(|d| loket::pipeline::human_time(d, tz, "en"))
+                            .map(|d| {
+                                // Operator output: the date in figures, no words to translate.
+                                chrono::DateTime::from_timestamp_millis(d)
+                                    .unwrap_or_default()
+                                    .with_timezone(&tz)
+                                    .format("%Y-%m-%d %H:%M %Z")
+                                    .to_string()
+                            })
                             .unwrap_or_else(|| if k.stopped_at.is_some() { "stopped".into() } else { "paused".into() });
                         outln!(
                             "  {:<10} {:<8} due {:<44} used {} of {} min",

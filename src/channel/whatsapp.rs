@@ -328,7 +328,7 @@ mod tests {
     fn outbound_shapes() {
         let mut p = OutChat { chat_id: "62811".into(), text: "Halo".into(), buttons: vec![], template: None };
         assert_eq!(graph_body(&p)["type"], "text");
-        p.buttons = crate::chat::confirm_buttons("id", "A-HERO26000001");
+        p.buttons = crate::chat::confirm_buttons("Ya", "Belum", "A-HERO26000001");
         let b = graph_body(&p);
         assert_eq!(b["interactive"]["type"], "button");
         assert_eq!(b["interactive"]["action"]["buttons"][0]["reply"]["id"], "ok:A-HERO26000001");

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Button;
 use crate::catalogue::Catalogue;
 use crate::domain::{Impact, TicketType};
+use crate::templates::{TemplateError, Templates};
 
 /// Longest subject kept (characters).
 pub const MAX_SUBJECT_CHARS: usize = 200;
@@ -70,25 +71,45 @@ fn choice(i: usize, label: &str) -> Button {
     Button { label: label.to_string(), data: format!("f:{i}") }
 }
 
-pub fn type_label(t: TicketType, lang: &str) -> &'static str {
-    match (t, lang) {
-        (TicketType::Question, "en") => "Question",
-        (TicketType::Request, "en") => "Request",
-        (TicketType::Incident, "en") => "Problem (incident)",
-        (TicketType::Question, _) => "Pertanyaan",
-        (TicketType::Request, _) => "Permohonan",
-        (TicketType::Incident, _) => "Kendala",
-    }
+/// The words of the flow's fixed choices, from the templates (`_labels.j2`'s `flow_*` keys): the
+/// flow orders and matches them, the templates say them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowLabels {
+    pub question: String,
+    pub request: String,
+    pub incident: String,
+    pub impact_low: String,
+    pub impact_medium: String,
+    pub impact_high: String,
 }
 
-pub fn impact_label(i: Impact, lang: &str) -> &'static str {
-    match (i, lang) {
-        (Impact::Low, "en") => "Low: only me",
-        (Impact::Medium, "en") => "Medium: my team",
-        (Impact::High, "en") => "High: many users or a whole service",
-        (Impact::Low, _) => "Rendah: hanya saya",
-        (Impact::Medium, _) => "Sedang: tim/unit saya",
-        (Impact::High, _) => "Tinggi: banyak pengguna/seluruh layanan",
+impl FlowLabels {
+    /// The labels in `lang`.
+    pub fn of(t: &Templates, lang: &str) -> Result<Self, TemplateError> {
+        Ok(Self {
+            question: t.label(lang, "flow_question")?,
+            request: t.label(lang, "flow_request")?,
+            incident: t.label(lang, "flow_incident")?,
+            impact_low: t.label(lang, "flow_impact_low")?,
+            impact_medium: t.label(lang, "flow_impact_medium")?,
+            impact_high: t.label(lang, "flow_impact_high")?,
+        })
+    }
+
+    pub fn of_type(&self, t: TicketType) -> &str {
+        match t {
+            TicketType::Question => &self.question,
+            TicketType::Request => &self.request,
+            TicketType::Incident => &self.incident,
+        }
+    }
+
+    pub fn of_impact(&self, i: Impact) -> &str {
+        match i {
+            Impact::Low => &self.impact_low,
+            Impact::Medium => &self.impact_medium,
+            Impact::High => &self.impact_high,
+        }
     }
 }
 
@@ -106,7 +127,7 @@ fn subcategories<'c>(cat: &'c Catalogue, category: &str, internal: bool) -> Vec<
 }
 
 /// Starts a flow.
-pub fn start(cat: &Catalogue, internal: bool, lang: &str) -> Advance {
+pub fn start(cat: &Catalogue, internal: bool, labels: &FlowLabels) -> Advance {
     let flow = Flow {
         step: Step::Category,
         category: None,
@@ -115,11 +136,11 @@ pub fn start(cat: &Catalogue, internal: bool, lang: &str) -> Advance {
         impact: None,
         subject: None,
     };
-    settle(flow, cat, internal, lang, false)
+    settle(flow, cat, internal, labels, false)
 }
 
 /// The prompt of the flow's current step, skipping steps with a single answer.
-fn settle(mut flow: Flow, cat: &Catalogue, internal: bool, lang: &str, retry: bool) -> Advance {
+fn settle(mut flow: Flow, cat: &Catalogue, internal: bool, labels: &FlowLabels, retry: bool) -> Advance {
     loop {
         let options: Vec<Button> = match flow.step {
             Step::Category => {
@@ -147,9 +168,9 @@ fn settle(mut flow: Flow, cat: &Catalogue, internal: bool, lang: &str, retry: bo
                     flow.step = next_after_type(flow.ticket_type);
                     continue;
                 }
-                types.iter().enumerate().map(|(i, t)| choice(i, type_label(*t, lang))).collect()
+                types.iter().enumerate().map(|(i, t)| choice(i, labels.of_type(*t))).collect()
             }
-            Step::Impact => IMPACTS.iter().enumerate().map(|(i, x)| choice(i, impact_label(*x, lang))).collect(),
+            Step::Impact => IMPACTS.iter().enumerate().map(|(i, x)| choice(i, labels.of_impact(*x))).collect(),
             Step::Subject | Step::Description => Vec::new(),
         };
         return Advance::Ask(flow.clone(), Prompt { step: flow.step, options, retry });
@@ -179,8 +200,8 @@ fn pick(answer: &str, options: &[Button]) -> Option<usize> {
 }
 
 /// Applies an answer (button data or typed text) to the flow.
-pub fn advance(flow: Flow, cat: &Catalogue, internal: bool, lang: &str, answer: &str) -> Advance {
-    let current = match settle(flow, cat, internal, lang, false) {
+pub fn advance(flow: Flow, cat: &Catalogue, internal: bool, labels: &FlowLabels, answer: &str) -> Advance {
+    let current = match settle(flow, cat, internal, labels, false) {
         Advance::Ask(f, p) => (f, p),
         done => return done,
     };
@@ -188,7 +209,7 @@ pub fn advance(flow: Flow, cat: &Catalogue, internal: bool, lang: &str, answer: 
     let text = answer.trim();
     match flow.step {
         Step::Category | Step::Subcategory | Step::Type | Step::Impact => {
-            let Some(i) = pick(text, &prompt.options) else { return settle(flow, cat, internal, lang, true) };
+            let Some(i) = pick(text, &prompt.options) else { return settle(flow, cat, internal, labels, true) };
             match flow.step {
                 Step::Category => {
                     flow.category = categories(cat, internal).get(i).map(|c| c.id.clone());
@@ -208,19 +229,19 @@ pub fn advance(flow: Flow, cat: &Catalogue, internal: bool, lang: &str, answer: 
                     flow.step = Step::Subject;
                 }
             }
-            settle(flow, cat, internal, lang, false)
+            settle(flow, cat, internal, labels, false)
         }
         Step::Subject => {
             if text.is_empty() || text.starts_with("f:") {
-                return settle(flow, cat, internal, lang, true);
+                return settle(flow, cat, internal, labels, true);
             }
             flow.subject = Some(text.chars().take(MAX_SUBJECT_CHARS).collect());
             flow.step = Step::Description;
-            settle(flow, cat, internal, lang, false)
+            settle(flow, cat, internal, labels, false)
         }
         Step::Description => {
             if text.is_empty() || text.starts_with("f:") {
-                return settle(flow, cat, internal, lang, true);
+                return settle(flow, cat, internal, labels, true);
             }
             Advance::Done(Form {
                 category: flow.category.unwrap_or_default(),
@@ -238,6 +259,11 @@ pub fn advance(flow: Flow, cat: &Catalogue, internal: bool, lang: &str, answer: 
 mod tests {
     use super::*;
 
+    fn id() -> FlowLabels {
+        let t = Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
+        FlowLabels::of(&t, "id").unwrap()
+    }
+
     fn hero() -> Catalogue {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/hero.toml");
         Catalogue::load(&path).expect("hero catalogue")
@@ -253,23 +279,23 @@ mod tests {
     #[test]
     fn the_form_in_order_with_typed_and_pressed_answers() {
         let cat = hero();
-        let (f, p) = ask(start(&cat, false, "id"));
+        let (f, p) = ask(start(&cat, false, &id()));
         assert_eq!(p.step, Step::Category);
         let app = cat.categories.iter().position(|c| c.id == "aplikasi").expect("aplikasi");
-        let (f, p) = ask(advance(f, &cat, false, "id", &format!("f:{app}")));
+        let (f, p) = ask(advance(f, &cat, false, &id(), &format!("f:{app}")));
         assert_eq!(p.step, Step::Subcategory);
         let portal = p.options.iter().position(|o| o.label.starts_with("Portal Satu Data")).expect("portal offered");
-        let (f, p) = ask(advance(f, &cat, false, "id", &format!("{}", portal + 1)));
+        let (f, p) = ask(advance(f, &cat, false, &id(), &format!("{}", portal + 1)));
         assert_eq!(p.step, Step::Type);
-        let (f, p) = ask(advance(f, &cat, false, "id", "Kendala"));
+        let (f, p) = ask(advance(f, &cat, false, &id(), "Kendala"));
         assert_eq!((p.step, f.ticket_type), (Step::Impact, Some(TicketType::Incident)));
-        let (f, p) = ask(advance(f, &cat, false, "id", "99"));
+        let (f, p) = ask(advance(f, &cat, false, &id(), "99"));
         assert!(p.retry && p.step == Step::Impact, "an answer that is no option asks again");
-        let (f, p) = ask(advance(f, &cat, false, "id", "f:2"));
+        let (f, p) = ask(advance(f, &cat, false, &id(), "f:2"));
         assert_eq!((p.step, f.impact), (Step::Subject, Some(Impact::High)));
-        let (f, p) = ask(advance(f, &cat, false, "id", "Tidak bisa login portal"));
+        let (f, p) = ask(advance(f, &cat, false, &id(), "Tidak bisa login portal"));
         assert_eq!(p.step, Step::Description);
-        match advance(f, &cat, false, "id", "Muncul pesan error 500 sejak pagi") {
+        match advance(f, &cat, false, &id(), "Muncul pesan error 500 sejak pagi") {
             Advance::Done(form) => {
                 assert_eq!((form.category.as_str(), form.subcategory.as_str()), ("aplikasi", "portal_satu_data"));
                 assert_eq!(form.subject, "Tidak bisa login portal");
@@ -289,9 +315,9 @@ mod tests {
             .collect();
         assert!(!internal_only.is_empty(), "the HERO catalogue has internal-only services");
         for (c, s) in internal_only {
-            let (f, p) = ask(start(&cat, false, "id"));
+            let (f, p) = ask(start(&cat, false, &id()));
             if let Some(i) = p.options.iter().position(|o| o.label == c.name) {
-                let (_, p) = ask(advance(f, &cat, false, "id", &format!("f:{i}")));
+                let (_, p) = ask(advance(f, &cat, false, &id(), &format!("f:{i}")));
                 assert!(p.options.iter().all(|o| o.label != s.name), "{} offered to an outsider", s.name);
             }
         }

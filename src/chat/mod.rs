@@ -105,9 +105,9 @@ pub fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Labels of the buttons under a resolution notice and a rating request.
-pub fn confirm_buttons(lang: &str, number: &str) -> Vec<Vec<Button>> {
-    let (yes, no) = if lang == "en" { ("Yes, all clear", "Not yet") } else { ("Ya, sudah jelas", "Belum") };
+/// The buttons under a resolution notice: `yes` and `no` are their labels in the requester's
+/// language (`_labels.j2`'s `confirm_yes` and `confirm_no`).
+pub fn confirm_buttons(yes: &str, no: &str, number: &str) -> Vec<Vec<Button>> {
     vec![vec![
         Button { label: yes.into(), data: format!("ok:{number}") },
         Button { label: no.into(), data: format!("no:{number}") },

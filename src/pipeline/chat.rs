@@ -211,7 +211,10 @@ impl Pipeline {
         {
             return self.append_chat(tx, c, t, text, Intent::FromText).await;
         }
-        let subject = subject_of(text, &c.lang);
+        let subject = match subject_of(text) {
+            Some(s) => s,
+            None => self.templates.label(&c.lang, "chat_attachment_subject")?,
+        };
         let mail = self.chat_mail(c, subject.clone(), text.to_string());
         let msg = self.chat_msg(c, text, &subject);
         let out = self.create(tx, c.h, &mail, msg, MailKind::Human, None, None).await?;
@@ -281,7 +284,8 @@ impl Pipeline {
             }
             ChatCommand::New => {
                 let internal = self.is_internal(c);
-                let adv = flow::start(&c.h.desk.catalogue, internal, &c.lang);
+                let labels = flow::FlowLabels::of(&self.templates, &c.lang)?;
+                let adv = flow::start(&c.h.desk.catalogue, internal, &labels);
                 self.flow_step(tx, c, adv).await
             }
             ChatCommand::Cancel => {
@@ -457,7 +461,8 @@ impl Pipeline {
             self.notice(tx, c, None, "flow_expired", "").await?;
             return self.record_command(tx, c, "unreadable form state", None).await;
         };
-        let adv = flow::advance(state, &c.h.desk.catalogue, self.is_internal(c), &c.lang, answer);
+        let labels = flow::FlowLabels::of(&self.templates, &c.lang)?;
+        let adv = flow::advance(state, &c.h.desk.catalogue, self.is_internal(c), &labels, answer);
         self.flow_step(tx, c, adv).await
     }
 
@@ -474,9 +479,9 @@ impl Pipeline {
                     .unwrap_or_default();
                 ctx.chat.options = prompt.options.iter().map(|o| o.label.clone()).collect();
                 ctx.chat.retry = prompt.retry;
-                let cancel = if c.lang == "en" { "✖ Cancel" } else { "✖ Batal" };
+                let cancel = self.templates.label(&c.lang, "cancel")?;
                 let mut buttons: Vec<Vec<Button>> = prompt.options.into_iter().map(|o| vec![o]).collect();
-                buttons.push(vec![Button { label: cancel.into(), data: flow::CANCEL.into() }]);
+                buttons.push(vec![Button { label: cancel, data: flow::CANCEL.into() }]);
                 self.say(tx, c, None, "chat_flow", ctx, buttons).await?;
                 self.record_command(tx, c, "guided form", None).await
             }
@@ -626,7 +631,11 @@ impl Pipeline {
         let name = if self.templates.has(&out.lang, &chat_name) { chat_name.as_str() } else { out.template };
         let text = self.templates.render(&out.lang, name, &out.ctx)?.body;
         let buttons = match out.template {
-            "resolution" | "confirm_question" => confirm_buttons(&out.lang, &t.number),
+            "resolution" | "confirm_question" => confirm_buttons(
+                &self.templates.label(&out.lang, "confirm_yes")?,
+                &self.templates.label(&out.lang, "confirm_no")?,
+                &t.number,
+            ),
             "closed_rating" | "closed_by_desk" => rating_buttons(&t.number),
             _ => Vec::new(),
         };
@@ -639,17 +648,15 @@ impl Pipeline {
     }
 }
 
-/// A subject for a ticket opened by free text: its first line, shortened.
-fn subject_of(text: &str, lang: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-    if line.is_empty() {
-        return if lang == "en" { "Attachment sent by chat".into() } else { "Lampiran melalui chat".into() };
-    }
+/// A subject for a ticket opened by free text: its first line, shortened; None without text
+/// (the caller names the attachment in the requester's language).
+fn subject_of(text: &str) -> Option<String> {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
     let mut s: String = line.chars().take(80).collect();
     if line.chars().count() > 80 {
         s.push('…');
     }
-    s
+    Some(s)
 }
 
 #[cfg(test)]
@@ -658,9 +665,9 @@ mod tests {
 
     #[test]
     fn subjects_from_free_text() {
-        assert_eq!(subject_of("\n  Printer rusak\nsudah dicoba", "id"), "Printer rusak");
-        assert_eq!(subject_of("", "id"), "Lampiran melalui chat");
+        assert_eq!(subject_of("\n  Printer rusak\nsudah dicoba").as_deref(), Some("Printer rusak"));
+        assert_eq!(subject_of(" \n "), None);
         let long = "x".repeat(100);
-        assert_eq!(subject_of(&long, "en").chars().count(), 81);
+        assert_eq!(subject_of(&long).unwrap().chars().count(), 81);
     }
 }

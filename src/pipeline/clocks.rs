@@ -4,7 +4,6 @@
 //! breach once (a conditional state change), notifies the assignee or group, escalates breaches
 //! to the supervisors, and auto-closes resolved tickets whose reopen window has passed.
 
-use chrono::{DateTime, Datelike, Timelike};
 use serde::Serialize;
 use serde_json::json;
 
@@ -35,49 +34,6 @@ impl TickReport {
 
 /// How many clocks one tick handles (bounded transactions).
 const TICK_BATCH: i64 = 200;
-
-/// A date and time in the requester's language: "Senin, 5 Januari 2026 pukul 09.30 WIB".
-pub fn human_time(ms: i64, tz: chrono_tz::Tz, lang: &str) -> String {
-    let t = DateTime::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&tz);
-    let wd = t.weekday().num_days_from_monday() as usize;
-    let m = t.month0() as usize;
-    let zone = t.format("%Z").to_string();
-    if lang == "en" {
-        const D: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
-        const M: [&str; 12] = [
-            "January",
-            "February",
-            "March",
-            "April",
-            "May",
-            "June",
-            "July",
-            "August",
-            "September",
-            "October",
-            "November",
-            "December",
-        ];
-        format!("{} {} {} {} at {:02}:{:02} {zone}", D[wd], t.day(), M[m], t.year(), t.hour(), t.minute())
-    } else {
-        const D: [&str; 7] = ["Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"];
-        const M: [&str; 12] = [
-            "Januari",
-            "Februari",
-            "Maret",
-            "April",
-            "Mei",
-            "Juni",
-            "Juli",
-            "Agustus",
-            "September",
-            "Oktober",
-            "November",
-            "Desember",
-        ];
-        format!("{}, {} {} {} pukul {:02}.{:02} {zone}", D[wd], t.day(), M[m], t.year(), t.hour(), t.minute())
-    }
-}
 
 fn resolution_target(sla: &Sla, desk: &Desk, t: &Ticket) -> (chrono::Duration, chrono::Duration) {
     let ttype = t.ticket_type;
@@ -305,11 +261,11 @@ impl Pipeline {
                 }
             }
         }
-        let due = c.due_at.map(|d| human_time(d, h.desk.tz, &h.desk.language)).unwrap_or_default();
+        let due = c.due_at.map(|d| crate::templates::When::at(d, h.desk.tz));
         for agent in &targets {
             let mut ctx = self.base_ctx(h, t);
             ctx.event = format!("{}_{}", c.kind.as_str(), to.as_str());
-            ctx.reason = due.clone();
+            ctx.deadline = due.clone();
             ctx.text = format!("{} / {}", c.kind.as_str(), to.as_str());
             let out = OutMail::to_agent(agent, &h.desk.language, "sla_alert", ctx);
             self.queue(tx, h, t, out).await?;

@@ -5,7 +5,7 @@
 
 pub mod bounce;
 pub mod compose;
-pub use clocks::{TickReport, human_time};
+pub use clocks::TickReport;
 pub mod chat;
 mod clocks;
 mod conversation;
@@ -27,7 +27,7 @@ use crate::config::{Config, Desk, InboxConfig};
 use crate::domain::{Channel, Direction, EmailAddress, Language, PendingReason, TicketStatus};
 use crate::routing::RouteInput;
 use crate::store::{self, Store, StoreError, Ticket};
-use crate::templates::{RefusedCtx, TemplateError, Templates};
+use crate::templates::{RefusedCtx, TemplateError, Templates, When};
 use crate::ticket::thread::ThreadKeys;
 use loopguard::MailKind;
 use outgoing::OutMail;
@@ -157,6 +157,10 @@ impl Pipeline {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     pub fn shared_config(&self) -> Arc<Config> {
@@ -424,7 +428,7 @@ impl Pipeline {
         let number = desk.number_format.render(desk.catalogue.letter(&decision.category), &desk.code, year, seq);
         let language = if let Some(l) = h.lang {
             l
-        } else if desk.language == "id" {
+        } else if Language::parse(&desk.language) == Some(Language::Id) {
             policy::detect_language(&format!("{}\n{}", mail.subject, mail.text))
         } else {
             desk.language.as_str()
@@ -547,11 +551,8 @@ impl Pipeline {
             ctx.ticket.internal_only_refused = decision.internal_only_refused.clone().unwrap_or_default();
             // Only a follow-up names the earlier ticket: a stranger learns nothing of the one named.
             ctx.ticket.linked_number = follows.clone().unwrap_or_default();
-            if let Some(due) = response_due {
-                let when = clocks::human_time(due, desk.tz, t.language.as_str());
-                ctx.desk.response_promise =
-                    if t.language == Language::En { format!("by {when}") } else { format!("paling lambat {when}") };
-            }
+            // The template promises the deadline in the requester's words ("paling lambat …").
+            ctx.deadline = response_due.map(|due| When::at(due, desk.tz));
             let out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
             if let Some(out_row) = self.queue(tx, h, &t, out).await? {
                 self.event(

@@ -122,14 +122,8 @@ impl Pipeline {
             Some(s) => {
                 (desk.catalogue.category(&t.category).map(|c| c.name.clone()).unwrap_or_default(), s.name.clone())
             }
-            None if t.category == crate::catalogue::TRIAGE_CATEGORY => {
-                let name = if t.language == crate::domain::Language::En {
-                    "Triage (to be classified)"
-                } else {
-                    "Triase (akan diklasifikasikan)"
-                };
-                (name.to_string(), String::new())
-            }
+            // No names: the templates say "triage" in the requester's language.
+            None if t.category == crate::catalogue::TRIAGE_CATEGORY => (String::new(), String::new()),
             None => (t.category.clone(), t.subcategory.clone()),
         };
         let created = chrono::DateTime::from_timestamp_millis(t.created_at)
