@@ -5,15 +5,13 @@
 //! to the supervisors, and auto-closes resolved tickets whose reopen window has passed.
 
 use serde::Serialize;
-use serde_json::json;
 
-use super::outgoing::OutMail;
 use super::{Here, Pipeline, PipelineError};
 use crate::config::Desk;
 use crate::domain::{Impact, TicketStatus, TicketType};
 use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
 use crate::store::{self, Ticket, TicketPatch};
-use crate::ticket::decide::{ClockMoves, Intent as Touch, Send, clock_moves, decide};
+use crate::ticket::decide::{ClockMoves, Decision, Intent as Touch, clock_moves, decide};
 
 /// What one scheduler tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -178,7 +176,9 @@ impl Pipeline {
                     continue;
                 }
                 if store::sla::fire(&mut tx, row.id, from, to, now).await? {
-                    self.alert(&mut tx, &h, &t, &row.clock, to).await?;
+                    let touch = Touch::ClockDue { clock: row.clock.kind, to, due_at: row.clock.due_at };
+                    let d = decide(&t, &touch, desk, now);
+                    self.carry_out_scheduled(&mut tx, &h, &t, d).await?;
                     if to == SlaState::Warning {
                         report.warnings += 1;
                     } else {
@@ -202,16 +202,7 @@ impl Pipeline {
                 continue;
             }
             let d = decide(&t, &Touch::AutoClose, desk, now);
-            let t2 = self.change(&mut tx, &h, &t, &d.patch).await?;
-            for e in &d.events {
-                self.event(&mut tx, &h, t.id, "loket", e.kind, &e.detail).await?;
-            }
-            for send in d.sends {
-                if let Send::Requester { template, .. } = send {
-                    let ctx = self.base_ctx(&h, &t2);
-                    self.queue(&mut tx, &h, &t2, OutMail::to_requester(&t2, template, ctx)).await?;
-                }
-            }
+            self.carry_out_scheduled(&mut tx, &h, &t, d).await?;
             report.auto_closed += 1;
         }
         let reminders = store::sla::due_reminders(&mut tx, self.store.backend(), now, TICK_BATCH).await?;
@@ -219,16 +210,11 @@ impl Pipeline {
         for id in reminders {
             store::sla::set_remind(&mut tx, id, None).await?;
             let Some(t) = store::ticket_by_id(&mut tx, id).await? else { continue };
-            if t.status != TicketStatus::Pending {
-                continue;
-            }
             let Some((desk, inbox)) = self.ticket_home(&t) else { continue };
             let h = self.here(desk, inbox, now)?;
-            let ctx = self.base_ctx(&h, &t);
-            if let Some(r) = self.queue(&mut tx, &h, &t, OutMail::to_requester(&t, "pending_reminder", ctx)).await? {
-                self.event(&mut tx, &h, t.id, "loket", "pending_reminder", &json!({ "message": r })).await?;
-                report.reminders += 1;
-            }
+            let d = decide(&t, &Touch::Remind, desk, now);
+            report.reminders += d.sends.len();
+            self.carry_out_scheduled(&mut tx, &h, &t, d).await?;
         }
         tx.commit().await.map_err(store::StoreError::from)?;
         if report.fired() > 0 {
@@ -244,35 +230,25 @@ impl Pipeline {
         Some((desk, inbox))
     }
 
-    /// A warning goes to the assignee (or group, or layer 1); a breach also to the supervisors.
-    async fn alert(
+    /// Carries out the scheduler's decision `d` on ticket `t`: events, the patch (clocks moved
+    /// along), the messages.
+    async fn carry_out_scheduled(
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
         t: &Ticket,
-        c: &Clock,
-        to: SlaState,
-    ) -> Result<(), PipelineError> {
-        let mut targets: Vec<&crate::config::Agent> = self.notify_targets(h, t);
-        if to == SlaState::Breached {
-            for s in h.desk.supervisors() {
-                if !targets.iter().any(|a| a.address == s.address) {
-                    targets.push(s);
-                }
-            }
+        d: Decision,
+    ) -> Result<Ticket, PipelineError> {
+        let events: Vec<store::NewEvent<'_>> = d
+            .events
+            .iter()
+            .map(|e| store::NewEvent { ticket_id: t.id, actor: "loket", kind: e.kind, detail: e.detail.clone() })
+            .collect();
+        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
+        let t2 = if d.patch.is_empty() { t.clone() } else { self.change(tx, h, t, &d.patch).await? };
+        for send in d.sends {
+            self.send(tx, h, None, &t2, None, None, send).await?;
         }
-        let due = c.due_at.map(|d| crate::templates::When::at(d, h.desk.tz));
-        for agent in &targets {
-            let mut ctx = self.base_ctx(h, t);
-            ctx.event = format!("{}_{}", c.kind.as_str(), to.as_str());
-            ctx.deadline = due.clone();
-            ctx.text = format!("{} / {}", c.kind.as_str(), to.as_str());
-            let out = OutMail::to_agent(agent, &h.desk.language, "sla_alert", ctx);
-            self.queue(tx, h, t, out).await?;
-        }
-        let notified: Vec<&str> = targets.iter().map(|a| a.address.as_str()).collect();
-        let detail = json!({ "clock": c.kind.as_str(), "due_at": c.due_at, "notified": notified });
-        self.event(tx, h, t.id, "loket", &format!("sla_{}", to.as_str()), &detail).await?;
-        Ok(())
+        Ok(t2)
     }
 }

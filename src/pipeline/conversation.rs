@@ -158,23 +158,25 @@ impl Pipeline {
         store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
         let t2 = if d.patch.is_empty() { t.clone() } else { self.change(tx, h, &t, &d.patch).await? };
         for send in d.sends {
-            self.send(tx, h, mail, &t2, &sender, agent, send).await?;
+            self.send(tx, h, Some(mail), &t2, Some(&sender), agent, send).await?;
         }
         Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: d.reason })
     }
 
-    /// Queues one message of a decision about `mail` on ticket `t` (as it is after the patch).
+    /// Queues one message of a decision on ticket `t` (as it is after the patch): about `mail`
+    /// from `sender` (the agent `agent` when an agent wrote), or, without them, the scheduler's.
     #[allow(clippy::too_many_arguments)]
-    async fn send(
+    pub(crate) async fn send(
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        mail: &ParsedMail,
+        mail: Option<&ParsedMail>,
         t: &Ticket,
-        sender: &EmailAddress,
+        sender: Option<&EmailAddress>,
         agent: Option<&Agent>,
         send: Send,
     ) -> Result<(), PipelineError> {
+        let actor = sender.map_or("loket", |s| s.as_str());
         match send {
             Send::Requester { template, text, missing, refused_files, answering, personal, record } => {
                 let mut ctx = self.base_ctx(h, t);
@@ -183,25 +185,36 @@ impl Pipeline {
                     ctx.reason = text;
                 }
                 ctx.missing = missing;
-                if refused_files {
+                if refused_files && let Some(mail) = mail {
                     ctx.refused = super::verdicts(h.desk, mail).refused;
                 }
                 let mut out = OutMail::to_requester(t, template, ctx);
-                if answering {
+                if answering && let Some(mail) = mail {
                     out = out.answering(mail);
                 }
                 if personal {
                     out = out.personal();
                 }
                 if let Some(r) = self.queue(tx, h, t, out).await?
-                    && record
+                    && let Some(kind) = record
                 {
                     let detail = json!({ "template": template, "message": r });
-                    self.event(tx, h, t.id, sender.as_str(), "sent_to_requester", &detail).await?;
+                    self.event(tx, h, t.id, actor, kind, &detail).await?;
                 }
             }
             Send::Agents { event, text } => {
-                self.notify_agents(tx, h, t, event, &text, sender).await?;
+                if let Some(sender) = sender {
+                    self.notify_agents(tx, h, t, event, &text, sender).await?;
+                }
+            }
+            Send::Alert { address, event, due_at } => {
+                if let Some(a) = h.desk.agents.iter().find(|a| a.address.as_str() == address) {
+                    let mut ctx = self.base_ctx(h, t);
+                    ctx.deadline = due_at.map(|d| crate::templates::When::at(d, h.desk.tz));
+                    ctx.text = event.replace('_', " / ");
+                    ctx.event = event;
+                    self.queue(tx, h, t, OutMail::to_agent(a, &h.desk.language, "sla_alert", ctx)).await?;
+                }
             }
             Send::Agent { address, event, text } => {
                 if let Some(a) = h.desk.agents.iter().find(|a| a.address.as_str() == address) {
@@ -214,7 +227,7 @@ impl Pipeline {
                 ctx.reason = reason;
                 ctx.changes = changes;
                 let mut out = OutMail::to_agent(agent, &h.desk.language, template, ctx);
-                if unverified {
+                if unverified && let Some(mail) = mail {
                     out = OutMail { auto_reply: true, auto_generated: false, token_for: None, ..out }.answering(mail);
                 }
                 self.queue(tx, h, t, out).await?;

@@ -328,29 +328,37 @@ impl Pipeline {
         kind: MailKind,
         t: Ticket,
     ) -> Result<Outcome, PipelineError> {
+        let bounce = (kind == MailKind::Bounce).then(|| {
+            let b = mail.bounce.as_ref();
+            crate::ticket::decide::BounceFacts {
+                subject: mail.subject.clone(),
+                failed_recipients: b.map(|b| b.failed_recipients.clone()).unwrap_or_default(),
+                status: b.and_then(|b| b.status.clone()),
+                diagnostic: b.and_then(|b| b.diagnostic.clone()),
+                hard: b.is_some_and(|b| b.hard),
+            }
+        });
+        let touch = crate::ticket::decide::Intent::Automatic {
+            kind: kind.as_str(),
+            inbox: &h.inbox.name,
+            bounce: bounce.as_ref(),
+        };
+        let d = crate::ticket::decide::decide(&t, &touch, h.desk, h.now);
         msg.ticket_id = Some(t.id);
         msg.action = Action::Appended.as_str();
         let row = store::insert_message(tx, &msg).await?;
         self.insert_attachments(tx, h, row, mail).await?;
-        store::update_ticket(tx, t.id, &store::TicketPatch::default(), h.now).await?;
         let from = msg.from_address.unwrap_or("unknown");
-        let (event, detail) = if kind == MailKind::Bounce {
-            let b = mail.bounce.as_ref();
-            (
-                "bounce_received",
-                json!({
-                    "message": row,
-                    "subject": mail.subject,
-                    "failed_recipients": b.map(|b| b.failed_recipients.clone()).unwrap_or_default(),
-                    "status": b.and_then(|b| b.status.clone()),
-                    "diagnostic": b.and_then(|b| b.diagnostic.clone()),
-                    "hard": b.map(|b| b.hard),
-                }),
-            )
-        } else {
-            ("message_received", json!({ "message": row, "kind": kind.as_str(), "inbox": h.inbox.name }))
-        };
-        self.event(tx, h, t.id, from, event, &detail).await?;
+        let events: Vec<store::NewEvent<'_>> = d
+            .events
+            .iter()
+            .map(|e| {
+                let mut detail = e.detail.clone();
+                detail["message"] = json!(row);
+                store::NewEvent { ticket_id: t.id, actor: from, kind: e.kind, detail }
+            })
+            .collect();
+        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
         Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: None })
     }
 

@@ -285,13 +285,7 @@ impl Pipeline {
     /// Who hears about a ticket: its assignee, else its group's members, else layer 1's, else the
     /// supervisors.
     pub(crate) fn notify_targets<'d>(&self, h: &Here<'d>, t: &Ticket) -> Vec<&'d Agent> {
-        let desk = h.desk;
-        if let Some(a) = t.assignee.as_deref().and_then(|a| EmailAddress::parse(a).ok()).and_then(|a| desk.agent(&a)) {
-            return vec![a];
-        }
-        let group = t.group_id.as_deref().or_else(|| desk.layer1().map(|g| g.id.as_str()));
-        let members = group.map(|g| desk.members(g)).unwrap_or_default();
-        if members.is_empty() { desk.supervisors() } else { members }
+        crate::ticket::decide::notify_targets(t, h.desk)
     }
 
     /// Sends every target agent a notification with its own signed token, about a message from

@@ -15,7 +15,8 @@ use super::command::{AgentReply, Command};
 use super::{Ticket, TicketPatch};
 use crate::catalogue::Missing;
 use crate::config::{Agent, Desk};
-use crate::domain::{PendingReason, TicketStatus};
+use crate::domain::{EmailAddress, PendingReason, TicketStatus};
+use crate::sla::{ClockKind, SlaState};
 
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -68,8 +69,25 @@ pub enum Intent<'a> {
     /// commands, or why it cannot be read as a verified agent reply (no valid token, a bad
     /// command line).
     Agent { agent: &'a Agent, reply: Result<AgentReply, String> },
+    /// Machine-written mail that threads to the ticket (an auto-reply, bulk mail, a delivery
+    /// report): kept on the ticket, never answered. `kind` is the loop guard's verdict.
+    Automatic { kind: &'a str, inbox: &'a str, bounce: Option<&'a BounceFacts> },
     /// The scheduler: the reopen window of a resolved ticket passed.
     AutoClose,
+    /// The scheduler: a pending ticket waited long enough for one reminder to its requester.
+    Remind,
+    /// The scheduler: a clock of the ticket reached a threshold (`to`: warning or breach).
+    ClockDue { clock: ClockKind, to: SlaState, due_at: Option<i64> },
+}
+
+/// What a delivery report says about the mail it returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BounceFacts {
+    pub subject: String,
+    pub failed_recipients: Vec<String>,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+    pub hard: bool,
 }
 
 /// Where the message goes.
@@ -103,7 +121,7 @@ pub struct Event {
 pub enum Send {
     /// To the requester with `template`; `text` fills the template's text and reason. `answering`:
     /// threaded under the message being handled. `personal`: an agent's words (not an automatic
-    /// reply). `record`: a `sent_to_requester` event cites the queued message.
+    /// reply). `record`: an event of that kind cites the queued message.
     Requester {
         template: &'static str,
         text: String,
@@ -111,12 +129,15 @@ pub enum Send {
         refused_files: bool,
         answering: bool,
         personal: bool,
-        record: bool,
+        record: Option<&'static str>,
     },
     /// To the ticket's agents (the assignee, else the group, else layer 1), limited per sender.
     Agents { event: &'static str, text: String },
     /// To one agent (assigned, escalated).
     Agent { address: String, event: &'static str, text: String },
+    /// An SLA alert (`event`: `response_warning`, `resolution_breached`, …) to one agent, with
+    /// the clock's deadline.
+    Alert { address: String, event: String, due_at: Option<i64> },
     /// Back to the agent who wrote: what changed, or why nothing did. `unverified`: answered as
     /// an automatic reply under the agent's message, without a token.
     Actor { template: &'static str, reason: String, changes: Vec<String>, unverified: bool },
@@ -162,7 +183,7 @@ impl Decision {
             refused_files: false,
             answering,
             personal: false,
-            record: false,
+            record: None,
         });
     }
 }
@@ -178,7 +199,10 @@ pub fn decide(t: &Ticket, intent: &Intent<'_>, desk: &Desk, now: i64) -> Decisio
             Ok(reply) => agent_reply(t, agent, reply, desk, now),
             Err(reason) => refusal(reason.clone(), true),
         },
+        Intent::Automatic { kind, inbox, bounce } => automatic(kind, inbox, *bounce),
         Intent::AutoClose => auto_close(t, desk, now),
+        Intent::Remind => remind(t),
+        Intent::ClockDue { clock, to, due_at } => clock_due(t, desk, *clock, *to, *due_at),
     };
     debug_assert!(d.patch.status.is_none_or(|s| may_move(t.status, s)), "{:?} → {:?}", t.status, d.patch.status);
     d
@@ -237,7 +261,7 @@ fn requester(
             refused_files: true,
             answering: true,
             personal: false,
-            record: false,
+            record: None,
         });
     }
     match t.status {
@@ -295,7 +319,7 @@ fn requester(
                     refused_files: false,
                     answering: true,
                     personal: false,
-                    record: false,
+                    record: None,
                 });
             }
         }
@@ -524,7 +548,7 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
             refused_files: false,
             answering: false,
             personal: template == "agent_reply",
-            record: true,
+            record: Some("sent_to_requester"),
         });
     }
     for (a, event) in notify {
@@ -547,6 +571,70 @@ fn auto_close(t: &Ticket, desk: &Desk, now: i64) -> Decision {
     d.patch.rating_requested_at = Some(now);
     d.event(Actor::Loket, "closed", json!({ "by": "auto-close", "reopen_days": desk.reopen_days }), false);
     d.tell_requester("auto_closed", false);
+    d
+}
+
+fn automatic(kind: &str, inbox: &str, bounce: Option<&BounceFacts>) -> Decision {
+    let mut d = Decision::append();
+    match bounce {
+        Some(b) => d.event(
+            Actor::Sender,
+            "bounce_received",
+            json!({ "subject": b.subject, "failed_recipients": b.failed_recipients, "status": b.status,
+                    "diagnostic": b.diagnostic, "hard": b.hard }),
+            true,
+        ),
+        None => d.event(Actor::Sender, "message_received", json!({ "kind": kind, "inbox": inbox }), true),
+    }
+    d
+}
+
+fn remind(t: &Ticket) -> Decision {
+    let mut d = Decision::append();
+    if t.status != TicketStatus::Pending {
+        d.reason = Some(format!("not pending ({}): no reminder", t.status));
+        return d;
+    }
+    d.sends.push(Send::Requester {
+        template: "pending_reminder",
+        text: String::new(),
+        missing: Vec::new(),
+        refused_files: false,
+        answering: false,
+        personal: false,
+        record: Some("pending_reminder"),
+    });
+    d
+}
+
+/// Who hears of a ticket: its assignee, else its group (else layer 1), else the supervisors.
+pub fn notify_targets<'d>(t: &Ticket, desk: &'d Desk) -> Vec<&'d Agent> {
+    if let Some(a) = t.assignee.as_deref().and_then(|a| EmailAddress::parse(a).ok()).and_then(|a| desk.agent(&a)) {
+        return vec![a];
+    }
+    let group = t.group_id.as_deref().or_else(|| desk.layer1().map(|g| g.id.as_str()));
+    let members = group.map(|g| desk.members(g)).unwrap_or_default();
+    if members.is_empty() { desk.supervisors() } else { members }
+}
+
+/// A warning goes to the ticket's agents; a breach also to the supervisors.
+fn clock_due(t: &Ticket, desk: &Desk, clock: ClockKind, to: SlaState, due_at: Option<i64>) -> Decision {
+    let mut d = Decision::append();
+    let mut targets = notify_targets(t, desk);
+    if to == SlaState::Breached {
+        for s in desk.supervisors() {
+            if !targets.iter().any(|a| a.address == s.address) {
+                targets.push(s);
+            }
+        }
+    }
+    let event = format!("{}_{}", clock.as_str(), to.as_str());
+    for a in &targets {
+        d.sends.push(Send::Alert { address: a.address.to_string(), event: event.clone(), due_at });
+    }
+    let notified: Vec<&str> = targets.iter().map(|a| a.address.as_str()).collect();
+    let kind = if to == SlaState::Breached { "sla_breached" } else { "sla_warning" };
+    d.event(Actor::Loket, kind, json!({ "clock": clock.as_str(), "due_at": due_at, "notified": notified }), false);
     d
 }
 
@@ -682,6 +770,7 @@ mod tests {
             .map(|s| match s {
                 Send::Requester { template, .. } | Send::Actor { template, .. } => *template,
                 Send::Agents { event, .. } | Send::Agent { event, .. } => *event,
+                Send::Alert { .. } => "sla_alert",
             })
             .collect()
     }
@@ -862,7 +951,7 @@ mod tests {
         assert_eq!((d.patch.status, d.patch.first_response_at), (Some(TicketStatus::Open), Some(NOW)));
         assert!(matches!(
             &d.sends[..],
-            [Send::Requester { template: "agent_reply", personal: true, record: true, .. }]
+            [Send::Requester { template: "agent_reply", personal: true, record: Some("sent_to_requester"), .. }]
         ));
 
         let d = decide(&t, &agent_says(agus, "#resolve Sudah normal kembali"), desk, NOW);
@@ -930,6 +1019,51 @@ mod tests {
         assert_eq!(templates(&d), ["auto_closed"]);
         for s in [TicketStatus::Open, TicketStatus::Pending, TicketStatus::Closed] {
             assert!(decide(&ticket(s), &Intent::AutoClose, desk, NOW).patch.is_empty(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_scheduler_reminds_and_alerts() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let d = decide(&ticket(TicketStatus::Pending), &Intent::Remind, desk, NOW);
+        assert!(matches!(
+            &d.sends[..],
+            [Send::Requester { template: "pending_reminder", record: Some("pending_reminder"), .. }]
+        ));
+        assert!(decide(&ticket(TicketStatus::Open), &Intent::Remind, desk, NOW).sends.is_empty(), "only while pending");
+
+        let t = ticket(TicketStatus::Open); // group l1: Agus
+        let due = Some(NOW);
+        let warn = Intent::ClockDue { clock: ClockKind::Response, to: SlaState::Warning, due_at: due };
+        let d = decide(&t, &warn, desk, NOW);
+        let to = |d: &Decision| -> Vec<String> {
+            d.sends
+                .iter()
+                .filter_map(|s| if let Send::Alert { address, .. } = s { Some(address.clone()) } else { None })
+                .collect()
+        };
+        assert_eq!(to(&d), ["agus@kemendag.go.id"]);
+        assert_eq!(kinds(&d), ["sla_warning"]);
+        let breach = Intent::ClockDue { clock: ClockKind::Resolution, to: SlaState::Breached, due_at: due };
+        let d = decide(&t, &breach, desk, NOW);
+        assert_eq!(to(&d), ["agus@kemendag.go.id", "kepala@kemendag.go.id"], "a breach reaches the supervisors");
+        assert!(matches!(&d.sends[0], Send::Alert { event, .. } if event == "resolution_breached"));
+        assert!(d.patch.is_empty());
+    }
+
+    #[test]
+    fn automatic_mail_is_kept_and_never_answered() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let b = BounceFacts { failed_recipients: vec!["budi@example.test".into()], hard: true, ..Default::default() };
+        for status in TicketStatus::ALL {
+            let t = ticket(*status);
+            for bounce in [None, Some(&b)] {
+                let d = decide(&t, &Intent::Automatic { kind: "auto_reply", inbox: "hero", bounce }, desk, NOW);
+                assert!(d.patch.is_empty() && d.sends.is_empty() && d.flow == Flow::Append, "{status:?}");
+                assert_eq!(kinds(&d), [if bounce.is_some() { "bounce_received" } else { "message_received" }]);
+            }
         }
     }
 

@@ -801,6 +801,7 @@ fn judge(
             Send::Agents { .. } => ("agent_notification", None),
             Send::Agent { address, .. } => ("agent_notification", Some(address.clone())),
             Send::Actor { template, .. } => (template, None),
+            Send::Alert { address, .. } => ("sla_alert", Some(address.clone())),
         };
         names.push(kind.to_string());
         let found = pool.iter().position(|o| o.kind == kind && to.as_ref().is_none_or(|a| o.to.contains(a)));
