@@ -570,7 +570,7 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                     std::io::stdin().lock().take(16 * 1024 * 1024).read_to_end(&mut raw)?;
                 }
             }
-            let (subject, body, domain) = match loket::pipeline::parse::parse(&raw) {
+            let (subject, body, domain) = match loket::mail::parse::parse(&raw) {
                 Ok(m) => (m.subject.clone(), m.text.clone(), m.from.map(|f| f.address.domain().to_string())),
                 Err(_) => (String::new(), String::from_utf8_lossy(&raw).to_string(), None),
             };

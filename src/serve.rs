@@ -3,6 +3,8 @@
 //! process exits when all have stopped or the drain deadline has passed. A task that panics is
 //! logged with its cause and restarted with backoff.
 
+pub mod scheduler;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,7 +162,7 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
         });
     }
     {
-        let sched = crate::sla::scheduler::Scheduler {
+        let sched = scheduler::Scheduler {
             pipeline: app.pipeline.clone(),
             wakeup: app.scheduler_wakeup.clone(),
             max_sleep: Duration::from_secs(60),

@@ -841,8 +841,8 @@ mod tests {
             ("channel/whatsapp.rs", "Pilihan"),
         ];
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = vec![root.join("http/track.rs")];
-        for dir in ["pipeline", "channel", "chat"] {
+        let mut files = vec![root.join("http/track.rs"), root.join("ticket/reading.rs")];
+        for dir in ["pipeline", "mail", "channel", "chat"] {
             for e in std::fs::read_dir(root.join(dir)).unwrap() {
                 files.push(e.unwrap().path());
             }

@@ -25,12 +25,12 @@ static FIX: LazyLock<Fixture> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     let f = &*FIX;
-    let _ = loket::pipeline::parse::idempotency_key(loket::pipeline::parse::sniff_message_id(data).as_deref(), data);
-    let Ok(mail) = loket::pipeline::parse::parse(data) else { return };
-    let kind = loket::pipeline::loopguard::classify(&mail, &f.own);
+    let _ = loket::mail::parse::idempotency_key(loket::mail::parse::sniff_message_id(data).as_deref(), data);
+    let Ok(mail) = loket::mail::parse::parse(data) else { return };
+    let kind = loket::mail::loopguard::classify(&mail, &f.own);
     let _ = kind.may_open_ticket();
     let _ = loket::ticket::find_tags(&mail.subject);
-    let _ = loket::pipeline::trim::trim_reply(&mail.text);
+    let _ = loket::mail::trim::trim_reply(&mail.text);
     let domain = mail.requester().map(|m| m.address.domain().to_string());
     let decision = f.router.route(
         &f.catalogue,
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(decision.is_triage() || f.catalogue.subcategory(&decision.category, &decision.subcategory).is_some());
     if let Some(to) = mail.requester() {
         let from = EmailAddress::parse("hero@kemendag.go.id").unwrap();
-        let built = loket::pipeline::compose::reply(&loket::pipeline::compose::ReplySpec {
+        let built = loket::mail::compose::reply(&loket::mail::compose::ReplySpec {
             from_name: "HERO",
             from: &from,
             to_name: to.name.as_deref(),
@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
         });
         if let Ok(b) = built {
             // What Loket sends parses back.
-            assert!(loket::pipeline::parse::parse(&b.raw).is_ok());
+            assert!(loket::mail::parse::parse(&b.raw).is_ok());
         }
     }
 });

@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 
 use super::conversation::Intent;
-use super::loopguard::MailKind;
-use super::parse::{AttachmentMeta, Mailbox, ParsedMail, sha256_hex};
 use super::{Action, Here, Outcome, Pipeline, PipelineError};
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::flow::{self, Advance, Flow};
@@ -22,6 +20,8 @@ use crate::chat::{
 };
 use crate::config::Desk;
 use crate::domain::{Channel, Direction, EmailAddress, TicketStatus};
+use crate::mail::loopguard::MailKind;
+use crate::mail::parse::{self, AttachmentMeta, Mailbox, ParsedMail, sha256_hex};
 use crate::store::{self, ChatUser, StoreError, Ticket};
 use crate::templates::{MailContext, TicketLine};
 
@@ -173,7 +173,7 @@ impl Pipeline {
         let attachments =
             c.m.files
                 .iter()
-                .take(super::parse::MAX_ATTACHMENTS)
+                .take(parse::MAX_ATTACHMENTS)
                 .enumerate()
                 .map(|(i, f)| {
                     let bytes = f.bytes.as_deref().unwrap_or_default();
@@ -187,7 +187,7 @@ impl Pipeline {
 
     /// Keeps the bytes of the update's accepted files (mail keeps them in its raw form).
     async fn store_file_bytes(&self, tx: &mut store::Tx, c: &Turn<'_, '_>, row: i64) -> Result<(), StoreError> {
-        for (i, f) in c.m.files.iter().take(super::parse::MAX_ATTACHMENTS).enumerate() {
+        for (i, f) in c.m.files.iter().take(parse::MAX_ATTACHMENTS).enumerate() {
             if let Some(bytes) = &f.bytes {
                 store::set_attachment_content(tx, row, i as u32, bytes).await?;
             }

@@ -6,15 +6,16 @@
 use serde_json::json;
 
 use super::outgoing::OutMail;
-use super::parse::ParsedMail;
-use super::policy;
-use super::{Action, Here, Link, Outcome, Pipeline, PipelineError, loopguard::MailKind};
+use super::{Action, Here, Link, Outcome, Pipeline, PipelineError};
 use crate::config::Agent;
 use crate::domain::Channel;
 use crate::domain::EmailAddress;
+use crate::mail::loopguard::MailKind;
+use crate::mail::parse::ParsedMail;
 use crate::store::{self, Ticket};
 use crate::ticket::command;
 use crate::ticket::decide::{Actor, Decision, Flow, Intent as Touch, Said, Send, decide};
+use crate::ticket::reading;
 use crate::ticket::thread::{SenderRole, sender_role};
 use crate::ticket::token::tokens_in;
 
@@ -30,7 +31,7 @@ pub(crate) enum Intent {
 
 /// The part of a reply the sender wrote now.
 fn fresh_text(mail: &ParsedMail) -> String {
-    super::trim::trim_reply(&mail.text).text.trim().to_string()
+    crate::mail::trim::trim_reply(&mail.text).text.trim().to_string()
 }
 
 impl Pipeline {
@@ -96,7 +97,7 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let text = fresh_text(mail);
         let (said, rating) = match intent {
-            Intent::FromText => (Said::Text, policy::parse_rating(&text)),
+            Intent::FromText => (Said::Text, reading::parse_rating(&text)),
             Intent::Confirm => (Said::Confirm, None),
             Intent::Reopen => (Said::Reopen, None),
             Intent::Rate(r, c) => (Said::Text, Some((r, c))),
@@ -262,7 +263,7 @@ impl Pipeline {
     ) -> Vec<crate::catalogue::Missing> {
         let Some(sub) = h.desk.catalogue.subcategory(&t.category, &t.subcategory) else { return Vec::new() };
         let sender = mail.from.as_ref().map(|m| m.address.clone()).expect("sender");
-        policy::missing_requirements(
+        reading::missing_requirements(
             sub,
             t.ticket_type,
             &format!("{}\n{}\n{}", t.subject, opening, mail.text),

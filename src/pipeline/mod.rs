@@ -3,17 +3,11 @@
 //! reply, notifications) is written to the outbox in that same transaction (invariant 3); the
 //! caller tells its source "done" only after [`Pipeline::process`] returned Ok (invariant 1).
 
-pub mod bounce;
-pub mod compose;
 pub use clocks::TickReport;
 pub mod chat;
 mod clocks;
 mod conversation;
-pub mod loopguard;
 mod outgoing;
-pub mod parse;
-pub mod policy;
-pub mod trim;
 
 use std::sync::Arc;
 
@@ -25,13 +19,15 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, Desk, InboxConfig};
 use crate::domain::{Channel, Direction, EmailAddress, Language, PendingReason, TicketStatus};
+use crate::mail::loopguard::MailKind;
+use crate::mail::parse::ParsedMail;
+use crate::mail::{attachments, compose, loopguard, parse};
 use crate::routing::RouteInput;
 use crate::store::{self, Store, StoreError, Ticket};
 use crate::templates::{RefusedCtx, TemplateError, Templates, When};
+use crate::ticket::reading;
 use crate::ticket::thread::ThreadKeys;
-use loopguard::MailKind;
 use outgoing::OutMail;
-use parse::ParsedMail;
 
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,7 +132,7 @@ impl<'a> Link<'a> {
 
 /// The policy's verdict on a mail's attachments.
 pub(crate) struct AttachmentVerdicts {
-    pub refusals: Vec<Option<policy::Refusal>>,
+    pub refusals: Vec<Option<attachments::Refusal>>,
     pub accepted: usize,
     pub refused: Vec<RefusedCtx>,
 }
@@ -437,13 +433,13 @@ impl Pipeline {
         let language = if let Some(l) = h.lang {
             l
         } else if Language::parse(&desk.language) == Some(Language::Id) {
-            policy::detect_language(&format!("{}\n{}", mail.subject, mail.text))
+            reading::detect_language(&format!("{}\n{}", mail.subject, mail.text))
         } else {
             desk.language.as_str()
         };
         let verdicts = verdicts(desk, mail);
         let mut missing = match desk.catalogue.subcategory(&decision.category, &decision.subcategory) {
-            Some(sub) => policy::missing_requirements(
+            Some(sub) => reading::missing_requirements(
                 sub,
                 decision.ticket_type,
                 &format!("{}\n{}", mail.subject, mail.text),
@@ -634,7 +630,7 @@ fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
     let mut accepted = 0;
     let mut refused = Vec::new();
     for a in &mail.attachments {
-        let v = policy::check_attachment(desk.attachments.as_ref(), a.filename.as_deref(), a.size, &a.head);
+        let v = attachments::check_attachment(desk.attachments.as_ref(), a.filename.as_deref(), a.size, &a.head);
         if v.accepted {
             accepted += 1;
         } else if let Some(r) = v.refusal {

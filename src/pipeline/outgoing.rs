@@ -4,10 +4,11 @@
 
 use serde_json::json;
 
-use super::parse::{ParsedMail, sha256_hex};
-use super::{Here, Pipeline, PipelineError, compose};
+use super::{Here, Pipeline, PipelineError};
 use crate::config::Agent;
 use crate::domain::{Channel, Direction, EmailAddress};
+use crate::mail::compose;
+use crate::mail::parse::{ParsedMail, sha256_hex};
 use crate::store::{self, Ticket};
 use crate::templates::{DeskCtx, MailContext, PersonCtx, TicketCtx};
 

@@ -9,7 +9,6 @@
 //! (urgency × impact → P1 3 h … P5 80 h), else the desk's default.
 
 pub mod calendar;
-pub mod scheduler;
 
 use std::collections::BTreeMap;
 

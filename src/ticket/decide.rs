@@ -1100,6 +1100,7 @@ mod tests {
             ("ticket/decide.rs", include_str!("decide.rs")),
             ("ticket/thread.rs", include_str!("thread.rs")),
             ("ticket/model.rs", include_str!("model.rs")),
+            ("ticket/reading.rs", include_str!("reading.rs")),
         ] {
             for line in source.lines().map(str::trim) {
                 for banned in

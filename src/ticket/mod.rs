@@ -1,10 +1,13 @@
-//! Tickets: numbering, the subject tag that threads replies, who may act on a ticket, tokens.
+//! Tickets: the typed ticket and the decisions on it, numbering, the subject tag that threads
+//! replies, who may act on a ticket, tokens, and reading requests and answers. Pure: no I/O, `now`
+//! passed in.
 
 pub mod answer;
 pub mod command;
 pub mod decide;
 mod model;
 mod number;
+pub mod reading;
 pub mod thread;
 pub mod token;
 

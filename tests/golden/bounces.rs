@@ -5,8 +5,8 @@
 //! are the behaviour checks and agreement ratios; `mail.rs` pins every message's decisions in a
 //! golden file.
 
-use loket::pipeline::loopguard::{self, MailKind};
-use loket::pipeline::parse::{self, ParsedMail};
+use loket::mail::loopguard::{self, MailKind};
+use loket::mail::parse::{self, ParsedMail};
 use std::collections::BTreeMap;
 
 use crate::runner::corpus;

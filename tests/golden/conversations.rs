@@ -34,10 +34,12 @@ use chrono::{DateTime, NaiveDateTime, TimeZone};
 use loket::chat::{ChatMessage, Input};
 use loket::config::{Config, Desk, StorageConfig};
 use loket::domain::{Channel, EmailAddress};
-use loket::pipeline::{Outcome, Pipeline, policy};
+use loket::mail::attachments;
+use loket::pipeline::{Outcome, Pipeline};
 use loket::store::{self, Store, Ticket};
 use loket::ticket::command;
 use loket::ticket::decide::{Flow, Intent, Said, Send, decide};
+use loket::ticket::reading;
 use serde::Deserialize;
 use sqlx::Row;
 
@@ -191,7 +193,7 @@ enum Meaning {
         text: String,
         said: Said,
         rating: Option<(u8, String)>,
-        mail: Option<Box<loket::pipeline::parse::ParsedMail>>,
+        mail: Option<Box<loket::mail::parse::ParsedMail>>,
     },
     Participant {
         text: String,
@@ -431,11 +433,11 @@ impl Run<'_> {
                     } else if repeat > 1 {
                         meaning = Meaning::Nothing("a batch of mails: judged one by one, not as a batch");
                     } else if auto.is_none() && t.is_some() {
-                        let parsed = loket::pipeline::parse::parse(&raw).map_err(|e| e.to_string())?;
-                        let fresh = loket::pipeline::trim::trim_reply(&parsed.text).text.trim().to_string();
+                        let parsed = loket::mail::parse::parse(&raw).map_err(|e| e.to_string())?;
+                        let fresh = loket::mail::trim::trim_reply(&parsed.text).text.trim().to_string();
                         meaning = match who {
                             "requester" => Meaning::Requester {
-                                rating: policy::parse_rating(&fresh),
+                                rating: reading::parse_rating(&fresh),
                                 text: fresh,
                                 said: Said::Text,
                                 mail: Some(Box::new(parsed)),
@@ -511,7 +513,7 @@ impl Run<'_> {
             }
             Some(b) => return Err(format!("unknown button `{b}` (ok, no, rate:N)")),
             None => {
-                let rating = policy::parse_rating(&text);
+                let rating = reading::parse_rating(&text);
                 (Input::Text(text.clone()), Said::Text, rating, format!("wrote \"{}\"", cut(&text, 80)))
             }
         };
@@ -1025,10 +1027,10 @@ fn counted(items: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// Accepted and refused attachments of a mail under the desk's policy.
-fn accepted(desk: &Desk, m: &loket::pipeline::parse::ParsedMail) -> (usize, usize) {
+fn accepted(desk: &Desk, m: &loket::mail::parse::ParsedMail) -> (usize, usize) {
     let mut ok = (0, 0);
     for a in &m.attachments {
-        if policy::check_attachment(desk.attachments.as_ref(), a.filename.as_deref(), a.size, &a.head).accepted {
+        if attachments::check_attachment(desk.attachments.as_ref(), a.filename.as_deref(), a.size, &a.head).accepted {
             ok.0 += 1;
         } else {
             ok.1 += 1;
@@ -1039,11 +1041,7 @@ fn accepted(desk: &Desk, m: &loket::pipeline::parse::ParsedMail) -> (usize, usiz
 
 /// What a request held for its requirements still lacks after this reply: the conditions read on
 /// the request as first written and on the reply (as the catalogue's requirements say).
-async fn missing_now(
-    run: &Run<'_>,
-    t: &Ticket,
-    m: &loket::pipeline::parse::ParsedMail,
-) -> Vec<loket::catalogue::Missing> {
+async fn missing_now(run: &Run<'_>, t: &Ticket, m: &loket::mail::parse::ParsedMail) -> Vec<loket::catalogue::Missing> {
     let Some(sub) = run.desk.catalogue.subcategory(&t.category, &t.subcategory) else { return Vec::new() };
     let opening: String = sqlx::query_scalar(
         "SELECT body_text FROM messages WHERE ticket_id = $1 AND direction = 'in' ORDER BY id LIMIT 1",
@@ -1053,7 +1051,7 @@ async fn missing_now(
     .await
     .unwrap_or_default();
     let sender = m.from.as_ref().map(|f| f.address.clone()).expect("sender");
-    policy::missing_requirements(
+    reading::missing_requirements(
         sub,
         t.ticket_type,
         &format!("{}\n{}\n{}", t.subject, opening, m.text),

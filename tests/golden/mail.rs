@@ -1,7 +1,7 @@
 //! Messy real-world mail as golden files. For every raw message of `tests/corpus/` that a test
 //! uses, `tests/golden/mail/<source>/<path>.json` records what Loket's pure functions decide: the
-//! parse summary (`pipeline::parse`), the loop guard's verdict (`pipeline::loopguard`), the bounce
-//! verdict (`pipeline::bounce`, through the parse) and the trimmed reply text (`pipeline::trim`);
+//! parse summary (`mail::parse`), the loop guard's verdict (`mail::loopguard`), the bounce
+//! verdict (`mail::bounce`, through the parse) and the trimmed reply text (`mail::trim`);
 //! and, where the source project states one, the peer's expectation with `agrees` telling whether
 //! Loket's decision matches it. The files pin Loket's current output, agreeing or not; the
 //! agreement ratio is printed. No input may make any of these functions panic.
@@ -9,10 +9,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use loket::pipeline::bounce::Bounce;
-use loket::pipeline::loopguard::{self, MailKind};
-use loket::pipeline::parse::{self, ParsedMail};
-use loket::pipeline::trim::trim_reply;
+use loket::mail::bounce::Bounce;
+use loket::mail::loopguard::{self, MailKind};
+use loket::mail::parse::{self, ParsedMail};
+use loket::mail::trim::trim_reply;
 use serde::Serialize;
 use serde_json::{Value, json};
 

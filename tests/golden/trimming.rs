@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use loket::pipeline::trim::trim_reply;
+use loket::mail::trim::trim_reply;
 use serde::Serialize;
 
 use crate::runner::{Golden, corpus, normalise, read};

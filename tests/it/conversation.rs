@@ -748,7 +748,7 @@ async fn bounces_never_open_tickets() {
     let (mut created, mut n) = (Vec::new(), 0);
     for f in &files {
         let raw = std::fs::read(base.join(f)).unwrap();
-        let parsed = loket::pipeline::parse::parse(&raw);
+        let parsed = loket::mail::parse::parse(&raw);
         let is_bounce = parsed.as_ref().is_ok_and(|m| m.bounce.is_some());
         if !is_bounce {
             continue; // feedback reports, vacation notices: covered by bounces.rs

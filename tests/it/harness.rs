@@ -447,8 +447,8 @@ pub fn mail(from: &str, to: &str, subject: &str, message_id: &str, extra_headers
     .into_bytes()
 }
 
-pub fn parsed(raw: &[u8]) -> loket::pipeline::parse::ParsedMail {
-    loket::pipeline::parse::parse(raw).expect("parseable mail")
+pub fn parsed(raw: &[u8]) -> loket::mail::parse::ParsedMail {
+    loket::mail::parse::parse(raw).expect("parseable mail")
 }
 
 /// The pipeline in process, on a world's config (for tests that inject time).

@@ -247,7 +247,7 @@ async fn acknowledgements_wait_for_a_dead_smtp_server() {
     drop(daemon);
 }
 
-/// Acceptance 6: automatic mail gets no acknowledgement. Rule (src/pipeline/loopguard.rs):
+/// Acceptance 6: automatic mail gets no acknowledgement. Rule (src/mail/loopguard.rs):
 /// auto-replies and bounces never open a ticket (ignored unless they thread to one); bulk and
 /// auto-generated mail opens a ticket without an acknowledgement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

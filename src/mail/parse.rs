@@ -9,7 +9,8 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use crate::domain::EmailAddress;
-use crate::pipeline::bounce::{self, Bounce};
+use crate::mail::attachments;
+use crate::mail::bounce::{self, Bounce};
 
 /// Longest text body kept for display and routing (the raw message keeps everything).
 pub const MAX_TEXT_CHARS: usize = 256 * 1024;
@@ -213,8 +214,8 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase())
             .unwrap_or_else(|| "application/octet-stream".into());
         let data = part.contents();
-        if super::policy::is_tnef(filename.as_deref(), &content_type) {
-            let inner = super::policy::unpack_tnef(data);
+        if attachments::is_tnef(filename.as_deref(), &content_type) {
+            let inner = attachments::unpack_tnef(data);
             if !inner.is_empty() {
                 for (name, bytes) in inner.into_iter().take(MAX_ATTACHMENTS) {
                     let filename = Some(truncate(&name, 255));
@@ -546,7 +547,7 @@ Precedence: Bulk\r\nList-Id: <l.example.test>\r\nSubject: x\r\n\r\nbody";
     #[test]
     fn winmail_dat_attachments_are_listed_as_their_files() {
         use base64::Engine;
-        let tnef = super::super::policy::tests::tnef_with("surat.pdf", b"%PDF-1.4 isi surat");
+        let tnef = crate::mail::attachments::tests::tnef_with("surat.pdf", b"%PDF-1.4 isi surat");
         let b64 = base64::engine::general_purpose::STANDARD.encode(&tnef);
         let raw = format!(
             "From: a@example.test\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\

@@ -102,7 +102,7 @@ pub fn reply(spec: &ReplySpec<'_>) -> Result<Outgoing, ComposeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::parse::parse;
+    use crate::mail::parse::parse;
 
     #[test]
     fn acknowledgement_carries_thread_and_loop_headers() {
