@@ -316,21 +316,21 @@ pub fn source(
     pipeline: Pipeline,
     desk: &Desk,
     inbox: &InboxConfig,
+    imap: &ImapConfig,
     holder: &str,
-) -> Option<Result<ImapSource, String>> {
-    let imap = inbox.imap.clone()?;
+) -> Result<ImapSource, String> {
     let lease =
         super::lease::Lease { store: pipeline.store().clone(), inbox: inbox.name.clone(), holder: holder.to_string() };
-    Some(match std::env::var(&imap.password_env) {
+    match std::env::var(&imap.password_env) {
         Ok(password) => Ok(ImapSource {
             pipeline,
             lease,
             desk: desk.clone(),
             inbox: inbox.clone(),
-            imap,
+            imap: imap.clone(),
             password,
             deferrals: Default::default(),
         }),
         Err(_) => Err(format!("inbox {}: environment variable {} is not set", inbox.name, imap.password_env)),
-    })
+    }
 }

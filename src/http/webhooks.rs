@@ -93,7 +93,7 @@ pub async fn telegram(
     else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Some(secret) = t.webhook_secret.as_ref().filter(|_| t.webhook) else {
+    let Some(secret) = t.webhook_secret.as_ref().filter(|_| t.mode == crate::config::TelegramMode::Webhook) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let given = headers.get("x-telegram-bot-api-secret-token").and_then(|v| v.to_str().ok()).unwrap_or("");

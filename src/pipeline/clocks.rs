@@ -267,7 +267,7 @@ impl Pipeline {
             ctx.event = format!("{}_{}", c.kind.as_str(), to.as_str());
             ctx.deadline = due.clone();
             ctx.text = format!("{} / {}", c.kind.as_str(), to.as_str());
-            let out = OutMail::to_agent(agent, &h.desk.language, "sla_alert", ctx);
+            let out = OutMail::to_agent(agent, h.desk.language, "sla_alert", ctx);
             self.queue(tx, h, t, out).await?;
         }
         let notified: Vec<&str> = targets.iter().map(|a| a.address.as_str()).collect();

@@ -213,7 +213,7 @@ impl Pipeline {
                 let mut ctx = self.base_ctx(h, t);
                 ctx.reason = reason;
                 ctx.changes = changes;
-                let mut out = OutMail::to_agent(agent, &h.desk.language, template, ctx);
+                let mut out = OutMail::to_agent(agent, h.desk.language, template, ctx);
                 if unverified {
                     out = OutMail { auto_reply: true, auto_generated: false, token_for: None, ..out }.answering(mail);
                 }
