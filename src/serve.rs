@@ -76,8 +76,8 @@ where
 pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result<(), ServeError> {
     let cancel = stop.child_token();
     let tracker = TaskTracker::new();
-    let transport = Transport::from_config(&app.config.outbound).map_err(ServeError::Setup)?;
-    let chat = ChatClients::from_config(&app.config).map_err(ServeError::Setup)?;
+    let transport = Transport::from_config(&app.config.outbound).map_err(|e| ServeError::Setup(e.to_string()))?;
+    let chat = ChatClients::from_config(&app.config).map_err(|e| ServeError::Setup(e.to_string()))?;
     // One identity per process: leases and outbox claims name it.
     let holder = format!("{}-{}-{}", hostname(), std::process::id(), crate::now_ms() % 1_000_000);
     let worker = Arc::new(OutboxWorker {
@@ -116,8 +116,8 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
             }
             match kind {
                 InboxKind::Imap(cfg) => {
-                    let src =
-                        imap::source(app.pipeline.clone(), desk, inbox, cfg, &holder).map_err(ServeError::Setup)?;
+                    let src = imap::source(app.pipeline.clone(), desk, inbox, cfg, &holder)
+                        .map_err(|e| ServeError::Setup(e.to_string()))?;
                     supervise(&tracker, format!("imap:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
                 }
                 InboxKind::Maildir(path) => {

@@ -56,7 +56,7 @@ pub async fn whatsapp(
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(desk, error = %e, "whatsapp webhook body not understood");
-            return (StatusCode::BAD_REQUEST, e).into_response();
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
     };
     for m in messages.iter().filter(|m| m.phone_number_id.is_empty() || m.phone_number_id == w.phone_number_id) {
