@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::catalogue::Catalogue;
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, Language};
 use crate::routing::Router;
 use crate::ticket::NumberFormat;
 use crate::ticket::token::Signer;
@@ -28,6 +28,43 @@ impl std::fmt::Display for ConfigProblem {
 #[derive(Debug, thiserror::Error)]
 #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+/// A closed-set value as written in the file: the enum when the text names one of its variants,
+/// else the text with serde's complaint (which lists the allowed values), so that the check
+/// reports it together with every other problem instead of stopping at the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice<T> {
+    Known(T),
+    Unknown { value: String, error: String },
+}
+
+impl<T> Choice<T> {
+    /// The value, or a problem `KEY: unknown variant `x`, expected …` pushed to `problems`.
+    fn checked(&self, key: &str, problems: &mut Vec<String>) -> Option<T>
+    where
+        T: Copy,
+    {
+        match self {
+            Choice::Known(v) => Some(*v),
+            Choice::Unknown { error, .. } => {
+                problems.push(format!("{key}: {error}"));
+                None
+            }
+        }
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Choice<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        let value = String::deserialize(d)?;
+        let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = value.as_str().into_deserializer();
+        Ok(match T::deserialize(de) {
+            Ok(v) => Choice::Known(v),
+            Err(e) => Choice::Unknown { error: e.to_string(), value },
+        })
+    }
+}
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -79,8 +116,19 @@ pub struct StorageConfig {
     #[serde(default = "default_pool")]
     pub max_connections: u32,
     /// SQLite `synchronous` pragma: `full` (default; a commit survives power loss) or `normal`.
-    #[serde(default = "default_sync")]
-    pub sqlite_synchronous: String,
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite's `synchronous` pragma, the two settings Loket allows with WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Every commit reaches the disk before it returns: it survives a power loss.
+    #[default]
+    Full,
+    /// Commits are durable across a crash of Loket but the last ones may be lost with power.
+    Normal,
 }
 
 fn default_db_url() -> String {
@@ -89,13 +137,10 @@ fn default_db_url() -> String {
 fn default_pool() -> u32 {
     8
 }
-fn default_sync() -> String {
-    "full".into()
-}
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { url: default_db_url(), max_connections: default_pool(), sqlite_synchronous: default_sync() }
+        Self { url: default_db_url(), max_connections: default_pool(), sqlite_synchronous: SqliteSynchronous::Full }
     }
 }
 
@@ -349,7 +394,7 @@ pub struct DeskConfig {
     pub time_zone: String,
     /// Language of requester-facing text: `id` (default) or `en`.
     #[serde(default = "default_lang")]
-    pub language: String,
+    pub language: Choice<Language>,
     /// Ticket-number format; see `NumberFormat`.
     #[serde(default = "default_number_format")]
     pub number_format: String,
@@ -404,7 +449,7 @@ pub struct TelegramConfig {
     /// `polling` (default: long polling `getUpdates`) or `webhook` (Telegram POSTs to
     /// `/telegram/<desk>` on the HTTP server).
     #[serde(default = "default_telegram_mode")]
-    pub mode: String,
+    pub mode: Choice<TelegramMode>,
     /// Environment variable holding the webhook secret Telegram echoes in
     /// `X-Telegram-Bot-Api-Secret-Token` (required in webhook mode).
     #[serde(default)]
@@ -416,6 +461,16 @@ pub struct TelegramConfig {
     /// ticket instead of opening a new one.
     #[serde(default = "default_session_minutes")]
     pub session_minutes: u32,
+}
+
+/// How a Telegram bot receives its updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    /// Long polling `getUpdates` under the inbox lease.
+    Polling,
+    /// Telegram POSTs updates to `/telegram/<desk>` on the HTTP server.
+    Webhook,
 }
 
 /// `[desk.whatsapp]`: a WhatsApp Business number on the Cloud API.
@@ -438,8 +493,8 @@ pub struct WhatsappConfig {
     /// fails with a clear error in the outbox (the ticket and its email copy are unaffected).
     #[serde(default)]
     pub template: Option<String>,
-    /// Language code of that template.
-    #[serde(default = "default_lang")]
+    /// Language code of that template (WhatsApp's codes: `id`, `en`, `en_US`, …).
+    #[serde(default = "default_template_lang")]
     pub template_language: String,
     /// As for Telegram.
     #[serde(default = "default_session_minutes")]
@@ -449,8 +504,8 @@ pub struct WhatsappConfig {
 fn default_telegram_api() -> String {
     "https://api.telegram.org".into()
 }
-fn default_telegram_mode() -> String {
-    "polling".into()
+fn default_telegram_mode() -> Choice<TelegramMode> {
+    Choice::Known(TelegramMode::Polling)
 }
 fn default_long_poll() -> u32 {
     25
@@ -477,7 +532,7 @@ impl std::fmt::Debug for Secret {
 pub struct Telegram {
     pub token: Secret,
     pub api_url: reqwest::Url,
-    pub webhook: bool,
+    pub mode: TelegramMode,
     pub webhook_secret: Option<Secret>,
     pub poll_timeout_secs: u32,
     pub session_minutes: u32,
@@ -499,7 +554,10 @@ pub struct Whatsapp {
 fn default_tz() -> String {
     "Asia/Jakarta".into()
 }
-fn default_lang() -> String {
+fn default_lang() -> Choice<Language> {
+    Choice::Known(Language::Id)
+}
+fn default_template_lang() -> String {
     "id".into()
 }
 fn default_number_format() -> String {
@@ -521,7 +579,40 @@ pub struct InboxConfig {
     pub maildir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Where an inbox's mail comes from; the file gives `imap`, `maildir` or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxKind<'a> {
+    /// An IMAP folder `serve` watches.
+    Imap(&'a ImapConfig),
+    /// A Maildir `serve` watches.
+    Maildir(&'a Path),
+    /// Mail arrives only through `loket ingest` (an MTA pipe).
+    Pipe,
+}
+
+impl InboxKind<'_> {
+    /// `imap`, `maildir` or `pipe`: the inbox's kind in metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            InboxKind::Imap(_) => "imap",
+            InboxKind::Maildir(_) => "maildir",
+            InboxKind::Pipe => "pipe",
+        }
+    }
+}
+
+impl InboxConfig {
+    /// The inbox's source (the check refuses an inbox with both `imap` and `maildir`).
+    pub fn kind(&self) -> InboxKind<'_> {
+        match (&self.imap, &self.maildir) {
+            (Some(imap), _) => InboxKind::Imap(imap),
+            (None, Some(path)) => InboxKind::Maildir(path),
+            (None, None) => InboxKind::Pipe,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapConfig {
     pub host: String,
@@ -592,7 +683,7 @@ pub struct Desk {
     pub name: String,
     pub code: String,
     pub tz: chrono_tz::Tz,
-    pub language: String,
+    pub language: Language,
     pub number_format: NumberFormat,
     pub catalogue: Catalogue,
     /// Every address of the desk: its inboxes' and `addresses`.
@@ -710,12 +801,6 @@ impl Config {
         } else if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             problems.push(p(format!("storage.url: `{}` must start with sqlite:// or postgres://", redact_url(&url))));
         }
-        if !["full", "normal"].contains(&raw.storage.sqlite_synchronous.as_str()) {
-            problems.push(p(format!(
-                "storage.sqlite_synchronous: `{}` must be `full` or `normal`",
-                raw.storage.sqlite_synchronous
-            )));
-        }
         if raw.storage.max_connections == 0 {
             problems.push(p("storage.max_connections: must be at least 1".into()));
         }
@@ -771,9 +856,8 @@ impl Config {
                     None
                 }
             };
-            if !["id", "en"].contains(&d.language.as_str()) {
-                problems.push(p(format!("{key}.language: `{}` must be `id` or `en`", d.language)));
-            }
+            let mut choice_problems = Vec::new();
+            let language = d.language.checked(&format!("{key}.language"), &mut choice_problems);
             let nf = NumberFormat::parse(&d.number_format)
                 .map_err(|e| problems.push(p(format!("{key}.number_format: {e}"))))
                 .ok();
@@ -921,14 +1005,8 @@ impl Config {
                         None
                     }
                 };
-                let webhook = match t.mode.as_str() {
-                    "polling" => false,
-                    "webhook" => true,
-                    other => {
-                        problems.push(p(format!("{key}.telegram.mode: `{other}` must be `polling` or `webhook`")));
-                        false
-                    }
-                };
+                let mode = t.mode.checked(&format!("{key}.telegram.mode"), &mut choice_problems);
+                let webhook = mode == Some(TelegramMode::Webhook);
                 let webhook_secret = match (&t.webhook_secret_env, webhook) {
                     (Some(var), _) => secret("telegram.webhook_secret_env", var, &mut problems),
                     (None, true) => {
@@ -946,7 +1024,7 @@ impl Config {
                 Some(Telegram {
                     token: token?,
                     api_url: api_url?,
-                    webhook,
+                    mode: mode?,
                     webhook_secret,
                     poll_timeout_secs: t.poll_timeout_secs,
                     session_minutes: t.session_minutes,
@@ -976,14 +1054,15 @@ impl Config {
                     session_minutes: w.session_minutes,
                 })
             });
-            if let (Some(tz), Some(nf), Some(catalogue)) = (tz, nf, catalogue) {
+            problems.extend(choice_problems.into_iter().map(p));
+            if let (Some(tz), Some(nf), Some(catalogue), Some(language)) = (tz, nf, catalogue, language) {
                 let reopen_days = d.reopen_days.or(catalogue.reopen_days).unwrap_or(7);
                 desks.push(Desk {
                     id: d.id.clone(),
                     name: d.name.clone(),
                     code: d.code.clone(),
                     tz,
-                    language: d.language.clone(),
+                    language,
                     number_format: nf,
                     catalogue,
                     own_addresses: own,
@@ -1156,7 +1235,7 @@ password_env = "LOKET_TEST_UNSET_VAR"
         for needle in [
             "telegram.token_env: environment variable `TG_UNSET` is not set",
             "telegram.api_url",
-            "telegram.mode: `push`",
+            "telegram.mode: unknown variant `push`, expected `polling` or `webhook`",
             "whatsapp.phone_number_id",
             "whatsapp.app_secret_env",
             "whatsapp: the webhook needs the [http] server",
@@ -1196,6 +1275,30 @@ password_env = "LOKET_TEST_UNSET_VAR"
         assert!(cfg.storage.url.starts_with("postgres://"));
         assert_eq!(cfg.desks[0].agents.len(), 3);
         assert!(cfg.desks[0].sla.is_some() && cfg.http.is_some() && cfg.signer.is_some());
+    }
+
+    #[test]
+    fn closed_sets_name_the_key_the_value_and_the_choices() {
+        let path = repo_path("loket.toml");
+        let text = "[[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HE RO\"\nlanguage = \"fr\"\n\
+                    catalogue = \"seeds/hero.toml\"\n[[desk.inbox]]\nname = \"a\"\naddress = \"hero@example.test\"\n";
+        let all = Config::from_toml(&path, text, |_| None).unwrap_err().to_string();
+        for needle in
+            ["desk[0] (`hero`).language: unknown variant `fr`, expected `id` or `en`", "desk[0] (`hero`).code"]
+        {
+            assert!(all.contains(needle), "missing {needle} in {all}");
+        }
+        let err = Config::from_toml(&path, "[storage]\nsqlite_synchronous = \"off\"\n", |_| None).unwrap_err();
+        let all = err.to_string();
+        assert!(
+            all.contains("sqlite_synchronous") && all.contains("unknown variant `off`, expected `full` or `normal`"),
+            "{all}"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = Config::from_toml(&path, &text, |_| None).unwrap();
+        assert_eq!(cfg.storage.sqlite_synchronous, SqliteSynchronous::Full);
+        assert_eq!(cfg.desk("hero").unwrap().language, Language::Id);
+        assert!(cfg.desks.iter().flat_map(|d| &d.inboxes).all(|i| i.kind() != InboxKind::Pipe || i.maildir.is_none()));
     }
 
     #[test]

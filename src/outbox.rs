@@ -10,9 +10,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::ChannelError;
 use crate::channel::chat::ChatClients;
 use crate::channel::transport::Transport;
 use crate::config::OutboundConfig;
+use crate::domain::Channel;
 use crate::store::{self, Store};
 
 /// Delay before retry number `attempt` (1-based): `initial * 2^(attempt-1)`, capped.
@@ -85,10 +87,10 @@ impl OutboxWorker {
 
     async fn deliver(&self, item: store::OutboxItem) -> Result<(), store::StoreError> {
         let name = format!("{}-{}", item.desk, item.id);
-        let result = if item.channel == "email" {
-            self.transport.send(&name, &item.sender, &item.recipients, &item.raw).await
-        } else {
-            self.chat.send(&item.desk, &item.channel, item.payload.as_deref()).await
+        let result = match Channel::parse(&item.channel) {
+            Some(Channel::Email) => self.transport.send(&name, &item.sender, &item.recipients, &item.raw).await,
+            Some(chat) => self.chat.send(&item.desk, chat, item.payload.as_deref()).await,
+            None => Err(ChannelError::permanent(format!("unknown channel `{}`", item.channel))),
         };
         let now = crate::now_ms();
         let attempt = item.attempts as u32 + 1;
@@ -97,14 +99,14 @@ impl OutboxWorker {
                 tracing::info!(outbox = item.id, desk = %item.desk, attempt, "delivered");
                 Ok(())
             }
-            Err(e) if e.permanent || attempt >= self.cfg.max_attempts => {
-                tracing::error!(outbox = item.id, desk = %item.desk, attempt, error = %e.message, "delivery failed for good");
-                Err((e.message, None))
+            Err(e) if !e.is_temporary() || attempt >= self.cfg.max_attempts => {
+                tracing::error!(outbox = item.id, desk = %item.desk, attempt, error = %e, "delivery failed for good");
+                Err((e.to_string(), None))
             }
             Err(e) => {
                 let delay = backoff(&self.cfg, attempt);
-                tracing::warn!(outbox = item.id, desk = %item.desk, attempt, retry_in_s = delay.as_secs(), error = %e.message, "delivery failed; will retry");
-                Err((e.message, Some(now + delay.as_millis() as i64)))
+                tracing::warn!(outbox = item.id, desk = %item.desk, attempt, retry_in_s = delay.as_secs(), error = %e, "delivery failed; will retry");
+                Err((e.to_string(), Some(now + delay.as_millis() as i64)))
             }
         };
         store::record_attempt(self.store.pool(), self.store.backend(), item.id, now, outcome).await

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::{chat::ChatClients, imap, maildir, transport::Transport};
-use crate::config::Config;
+use crate::config::{Config, InboxKind};
 use crate::outbox::OutboxWorker;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
@@ -78,8 +78,8 @@ where
 pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result<(), ServeError> {
     let cancel = stop.child_token();
     let tracker = TaskTracker::new();
-    let transport = Transport::from_config(&app.config.outbound).map_err(ServeError::Setup)?;
-    let chat = ChatClients::from_config(&app.config).map_err(ServeError::Setup)?;
+    let transport = Transport::from_config(&app.config.outbound).map_err(|e| ServeError::Setup(e.to_string()))?;
+    let chat = ChatClients::from_config(&app.config).map_err(|e| ServeError::Setup(e.to_string()))?;
     // One identity per process: leases and outbox claims name it.
     let holder = format!("{}-{}-{}", hostname(), std::process::id(), crate::now_ms() % 1_000_000);
     let worker = Arc::new(OutboxWorker {
@@ -112,41 +112,44 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
     }
     for desk in &app.config.desks {
         for inbox in &desk.inboxes {
-            let kind = if inbox.imap.is_some() {
-                "imap"
-            } else if inbox.maildir.is_some() {
-                "maildir"
-            } else {
-                "pipe"
-            };
-            if kind != "pipe" {
-                app.pipeline.metrics().register_inbox(&inbox.name, kind);
+            let kind = inbox.kind();
+            if kind != InboxKind::Pipe {
+                app.pipeline.metrics().register_inbox(&inbox.name, kind.name());
             }
-            if let Some(src) = imap::source(app.pipeline.clone(), desk, inbox, &holder) {
-                let src = src.map_err(ServeError::Setup)?;
-                supervise(&tracker, format!("imap:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
-            } else if let Some(path) = &inbox.maildir {
-                let src = maildir::MaildirSource {
-                    lease: crate::channel::lease::Lease {
-                        store: app.store.clone(),
-                        inbox: inbox.name.clone(),
-                        holder: holder.clone(),
-                    },
-                    pipeline: app.pipeline.clone(),
-                    desk: desk.clone(),
-                    inbox: inbox.clone(),
-                    path: path.clone(),
-                    poll: Duration::from_millis(500),
-                    deferrals: Default::default(),
-                };
-                supervise(&tracker, format!("maildir:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
-            } else {
-                tracing::info!(inbox = %inbox.name, "no imap or maildir: this inbox takes mail only through `loket ingest`");
+            match kind {
+                InboxKind::Imap(cfg) => {
+                    let src = imap::source(app.pipeline.clone(), desk, inbox, cfg, &holder)
+                        .map_err(|e| ServeError::Setup(e.to_string()))?;
+                    supervise(&tracker, format!("imap:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
+                }
+                InboxKind::Maildir(path) => {
+                    let src = maildir::MaildirSource {
+                        lease: crate::channel::lease::Lease {
+                            store: app.store.clone(),
+                            inbox: inbox.name.clone(),
+                            holder: holder.clone(),
+                        },
+                        pipeline: app.pipeline.clone(),
+                        desk: desk.clone(),
+                        inbox: inbox.clone(),
+                        path: path.to_path_buf(),
+                        poll: Duration::from_millis(500),
+                        deferrals: Default::default(),
+                    };
+                    supervise(&tracker, format!("maildir:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
+                }
+                InboxKind::Pipe => {
+                    tracing::info!(inbox = %inbox.name, "no imap or maildir: this inbox takes mail only through `loket ingest`");
+                }
             }
         }
     }
     for bot in chat.telegram.values() {
-        let webhook = app.config.desk(&bot.desk).and_then(|d| d.telegram.as_ref()).is_some_and(|t| t.webhook);
+        let webhook = app
+            .config
+            .desk(&bot.desk)
+            .and_then(|d| d.telegram.as_ref())
+            .is_some_and(|t| t.mode == crate::config::TelegramMode::Webhook);
         if webhook {
             tracing::info!(desk = %bot.desk, "telegram: webhook mode, updates arrive at /telegram/{}", bot.desk);
             continue;

@@ -7,11 +7,12 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::ChannelError;
 use super::telegram::TelegramBot;
-use super::transport::SendError;
 use super::whatsapp::WhatsappClient;
 use crate::chat::OutChat;
 use crate::config::Config;
+use crate::domain::Channel;
 
 #[derive(Clone, Default)]
 pub struct ChatClients {
@@ -20,7 +21,7 @@ pub struct ChatClients {
 }
 
 impl ChatClients {
-    pub fn from_config(cfg: &Config) -> Result<Self, String> {
+    pub fn from_config(cfg: &Config) -> Result<Self, ChannelError> {
         let mut c = Self::default();
         for desk in &cfg.desks {
             // Files larger than the desk accepts are not fetched at all.
@@ -36,25 +37,21 @@ impl ChatClients {
     }
 
     /// Delivers an outbox row of `channel` for `desk`.
-    pub async fn send(&self, desk: &str, channel: &str, payload: Option<&str>) -> Result<(), SendError> {
-        let perm = |message: String| SendError { message, permanent: true };
+    /// A desk without the channel's client is temporary: the configuration may be given it
+    /// again before the row runs out of attempts.
+    pub async fn send(&self, desk: &str, channel: Channel, payload: Option<&str>) -> Result<(), ChannelError> {
         let p: OutChat = serde_json::from_str(payload.unwrap_or(""))
-            .map_err(|e| perm(format!("unreadable {channel} payload: {e}")))?;
+            .map_err(|e| ChannelError::permanent(format!("unreadable {channel} payload: {e}")))?;
         match channel {
-            "telegram" => match self.telegram.get(desk) {
+            Channel::Telegram => match self.telegram.get(desk) {
                 Some(bot) => bot.send(&p).await,
-                None => {
-                    Err(SendError { message: format!("desk {desk} has no Telegram bot configured"), permanent: false })
-                }
+                None => Err(ChannelError::temporary(format!("desk {desk} has no Telegram bot configured"))),
             },
-            "whatsapp" => match self.whatsapp.get(desk) {
+            Channel::Whatsapp => match self.whatsapp.get(desk) {
                 Some(w) => w.send(&p).await,
-                None => Err(SendError {
-                    message: format!("desk {desk} has no WhatsApp number configured"),
-                    permanent: false,
-                }),
+                None => Err(ChannelError::temporary(format!("desk {desk} has no WhatsApp number configured"))),
             },
-            other => Err(perm(format!("unknown channel `{other}`"))),
+            Channel::Email => Err(ChannelError::permanent("an email row is not a chat message")),
         }
     }
 }

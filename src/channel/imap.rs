@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::ChannelError;
 use crate::config::{Desk, ImapConfig, InboxConfig, TlsMode};
 use crate::pipeline::{Action, Pipeline};
 use crate::store;
@@ -44,6 +45,26 @@ pub enum ImapError {
     NoUidValidity(String),
     #[error("the inbox lease went to another instance")]
     LeaseLost,
+}
+
+impl ImapError {
+    /// Whether waiting can help: the network, the server, the store being away. A refused
+    /// login or a server without UIDVALIDITY needs an operator (the session is still retried,
+    /// with backoff, in case the account is fixed).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            ImapError::Connect(..) | ImapError::Imap(_) | ImapError::LeaseLost => true,
+            ImapError::Login(..) | ImapError::NoUidValidity(_) => false,
+            ImapError::Pipeline(e) => e.is_temporary(),
+            ImapError::Store(e) => e.is_temporary(),
+        }
+    }
+}
+
+impl From<ImapError> for ChannelError {
+    fn from(e: ImapError) -> Self {
+        if e.is_temporary() { ChannelError::temporary(e.to_string()) } else { ChannelError::permanent(e.to_string()) }
+    }
 }
 
 #[derive(Clone)]
@@ -79,7 +100,11 @@ impl ImapSource {
                 }
                 Err(e) => {
                     self.pipeline.metrics().inbox_error(&self.inbox.name, &e.to_string(), crate::now_ms());
-                    tracing::warn!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "IMAP session ended");
+                    if e.is_temporary() {
+                        tracing::warn!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "IMAP session ended");
+                    } else {
+                        tracing::error!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "IMAP session ended; check the inbox's configuration and account");
+                    }
                 }
             }
             tokio::select! {
@@ -101,7 +126,7 @@ impl ImapSource {
             .map_err(|_| cerr("timed out".into()))?
             .map_err(|e| cerr(e.to_string()))?;
         let tls = || -> Result<tokio_rustls::TlsConnector, ImapError> {
-            let cfg = super::tls::client_config(c.ca_file.as_deref()).map_err(cerr)?;
+            let cfg = super::tls::client_config(c.ca_file.as_deref()).map_err(|e| cerr(e.to_string()))?;
             Ok(tokio_rustls::TlsConnector::from(cfg))
         };
         let name = || ServerName::try_from(c.host.clone()).map_err(|e| cerr(e.to_string()));
@@ -316,21 +341,24 @@ pub fn source(
     pipeline: Pipeline,
     desk: &Desk,
     inbox: &InboxConfig,
+    imap: &ImapConfig,
     holder: &str,
-) -> Option<Result<ImapSource, String>> {
-    let imap = inbox.imap.clone()?;
+) -> Result<ImapSource, ChannelError> {
     let lease =
         super::lease::Lease { store: pipeline.store().clone(), inbox: inbox.name.clone(), holder: holder.to_string() };
-    Some(match std::env::var(&imap.password_env) {
+    match std::env::var(&imap.password_env) {
         Ok(password) => Ok(ImapSource {
             pipeline,
             lease,
             desk: desk.clone(),
             inbox: inbox.clone(),
-            imap,
+            imap: imap.clone(),
             password,
             deferrals: Default::default(),
         }),
-        Err(_) => Err(format!("inbox {}: environment variable {} is not set", inbox.name, imap.password_env)),
-    })
+        Err(_) => Err(ChannelError::permanent(format!(
+            "inbox {}: environment variable {} is not set",
+            inbox.name, imap.password_env
+        ))),
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::ChannelError;
 use crate::config::{Desk, InboxConfig};
 use crate::pipeline::Pipeline;
 
@@ -46,7 +47,7 @@ impl MaildirSource {
                     self.pipeline.metrics().inbox_ok(&self.inbox.name, crate::now_ms());
                 }
                 Err(e) => {
-                    self.pipeline.metrics().inbox_error(&self.inbox.name, &e, crate::now_ms());
+                    self.pipeline.metrics().inbox_error(&self.inbox.name, &e.to_string(), crate::now_ms());
                     tracing::warn!(inbox = %self.inbox.name, error = %e, "Maildir intake error; retrying");
                     delay = (delay * 2).min(Duration::from_secs(60));
                 }
@@ -61,10 +62,13 @@ impl MaildirSource {
     }
 
     /// Processes every file in `new/` (oldest name first); returns how many.
-    pub async fn drain(&self, cancel: &CancellationToken) -> Result<usize, String> {
+    /// Errors are temporary (the directory, the store, a message that keeps failing) unless the
+    /// store says otherwise; `run` retries with backoff.
+    pub async fn drain(&self, cancel: &CancellationToken) -> Result<usize, ChannelError> {
+        let io = |what: String| ChannelError::temporary(what);
         let new = self.path.join("new");
         let mut names: Vec<String> = std::fs::read_dir(&new)
-            .map_err(|e| format!("{}: {e}", new.display()))?
+            .map_err(|e| io(format!("{}: {e}", new.display())))?
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .map(|e| e.file_name().to_string_lossy().to_string())
@@ -83,21 +87,18 @@ impl MaildirSource {
                 continue;
             }
             let src = new.join(&name);
-            let meta = std::fs::metadata(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+            let meta = std::fs::metadata(&src).map_err(|e| io(format!("{}: {e}", src.display())))?;
             let now = crate::now_ms();
             if meta.len() as usize > max {
-                let header = read_header(&src, 256 * 1024).map_err(|e| format!("{}: {e}", src.display()))?;
+                let header = read_header(&src, 256 * 1024).map_err(|e| io(format!("{}: {e}", src.display())))?;
                 let reason = format!(
                     "message of {} bytes exceeds limits.max_message_bytes ({max}); the original stays in {}",
                     meta.len(),
                     self.path.join("cur").display()
                 );
-                self.pipeline
-                    .quarantine(&self.desk, &self.inbox, &header, meta.len() as usize, &reason, now)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.pipeline.quarantine(&self.desk, &self.inbox, &header, meta.len() as usize, &reason, now).await?;
             } else {
-                let raw = tokio::fs::read(&src).await.map_err(|e| format!("{}: {e}", src.display()))?;
+                let raw = tokio::fs::read(&src).await.map_err(|e| io(format!("{}: {e}", src.display())))?;
                 // A permanent error is quarantined by the pipeline; a temporary one makes this
                 // message wait while the others flow.
                 if let Err(e) = self.pipeline.process(&self.inbox.name, &raw, now).await {
@@ -105,7 +106,7 @@ impl MaildirSource {
                     tracing::warn!(inbox = %self.inbox.name, message = %name, error = %e, "message deferred");
                     self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what.clone()));
                     if deferrals().failed(&name, crate::now_ms()) {
-                        return Err(what);
+                        return Err(ChannelError::temporary(what));
                     }
                     continue;
                 }
@@ -116,7 +117,7 @@ impl MaildirSource {
             }
             let base = name.split(":2,").next().unwrap_or(&name);
             let dst = self.path.join("cur").join(format!("{base}:2,S"));
-            std::fs::rename(&src, &dst).map_err(|e| format!("{} -> {}: {e}", src.display(), dst.display()))?;
+            std::fs::rename(&src, &dst).map_err(|e| io(format!("{} -> {}: {e}", src.display(), dst.display())))?;
             n += 1;
         }
         Ok(n)

@@ -12,3 +12,53 @@ pub mod telegram;
 pub mod tls;
 pub mod transport;
 pub mod whatsapp;
+
+use crate::pipeline::PipelineError;
+use crate::store::StoreError;
+
+/// Why a channel could not take in or deliver a message, and whether trying again can help. The
+/// callers (the intake loops, the outbox worker, the webhooks) decide retry or give up from the
+/// variant, never from the text. Texts are English and never hold a secret (tokens are cut out,
+/// URLs left off).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// The other side is away, slow or busy (network, timeout, flood control, SMTP 4xx, the store
+    /// unavailable): the same request may succeed later.
+    #[error("{0}")]
+    Temporary(String),
+    /// Trying again changes nothing (a refused recipient, a bot blocked by the user, a malformed
+    /// payload or webhook body, a setup error such as an unreadable CA file).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl ChannelError {
+    pub fn temporary(message: impl Into<String>) -> Self {
+        ChannelError::Temporary(message.into())
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ChannelError::Permanent(message.into())
+    }
+
+    /// Whether the same request may succeed later.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, ChannelError::Temporary(_))
+    }
+}
+
+impl From<StoreError> for ChannelError {
+    fn from(e: StoreError) -> Self {
+        if e.is_temporary() {
+            ChannelError::temporary(format!("store: {e}"))
+        } else {
+            ChannelError::permanent(format!("store: {e}"))
+        }
+    }
+}
+
+impl From<PipelineError> for ChannelError {
+    fn from(e: PipelineError) -> Self {
+        if e.is_temporary() { ChannelError::temporary(e.to_string()) } else { ChannelError::permanent(e.to_string()) }
+    }
+}

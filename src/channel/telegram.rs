@@ -17,9 +17,9 @@ use teloxide::types::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::ChannelError;
 use super::chat::RateLimiter;
 use super::lease::Lease;
-use super::transport::SendError;
 use crate::chat::{ChatFile, ChatMessage, Input, OutChat};
 use crate::config::{Desk, Telegram};
 use crate::domain::Channel;
@@ -38,11 +38,11 @@ pub struct TelegramBot {
 }
 
 impl TelegramBot {
-    pub fn new(desk: &Desk, cfg: &Telegram, max_file: usize) -> Result<Self, String> {
+    pub fn new(desk: &Desk, cfg: &Telegram, max_file: usize) -> Result<Self, ChannelError> {
         let client = teloxide::net::default_reqwest_settings()
             .timeout(Duration::from_secs(cfg.poll_timeout_secs as u64 + 15))
             .build()
-            .map_err(|e| format!("telegram client: {e}"))?;
+            .map_err(|e| ChannelError::permanent(format!("telegram client: {e}")))?;
         let bot = Bot::with_client(cfg.token.0.clone(), client).set_api_url(cfg.api_url.clone());
         Ok(Self {
             desk: desk.id.clone(),
@@ -122,13 +122,14 @@ impl TelegramBot {
     }
 
     /// Takes one update: into the pipeline, or into quarantine when it cannot be processed.
-    /// Errors are temporary (network, store); the caller retries.
-    pub async fn handle(&self, pipeline: &Pipeline, u: &Update) -> Result<(), String> {
+    /// An error leaves the update unacknowledged: the caller tries again (polling) or asks
+    /// Telegram to (webhook, 503); its variant says whether waiting can help.
+    pub async fn handle(&self, pipeline: &Pipeline, u: &Update) -> Result<(), ChannelError> {
         let Some((m, callback)) = self.convert(u).await? else { return Ok(()) };
         match pipeline.chat(&self.desk, &m, crate::now_ms()).await {
             Ok(_) => {}
-            Err(e) if e.is_temporary() => return Err(e.to_string()),
-            Err(e) => pipeline.quarantine_chat(&self.desk, &m, &e).await.map_err(|e| e.to_string())?,
+            Err(e) if e.is_temporary() => return Err(e.into()),
+            Err(e) => pipeline.quarantine_chat(&self.desk, &m, &e).await?,
         }
         if let Some(id) = callback {
             // Stops the button's spinner; losing this costs nothing.
@@ -139,7 +140,7 @@ impl TelegramBot {
 
     /// The update as a chat message (None for kinds Loket does not take), and the callback
     /// query to answer.
-    async fn convert(&self, u: &Update) -> Result<Option<(ChatMessage, Option<String>)>, String> {
+    async fn convert(&self, u: &Update) -> Result<Option<(ChatMessage, Option<String>)>, ChannelError> {
         let raw = serde_json::to_vec(u).unwrap_or_default();
         let key = format!("tg:{}", u.id.0);
         match &u.kind {
@@ -193,7 +194,13 @@ impl TelegramBot {
     }
 
     /// Fetches a file unless it is larger than the limit (then only its size is known).
-    async fn fetch(&self, id: &FileId, size: u32, filename: Option<String>, ct: &str) -> Result<ChatFile, String> {
+    async fn fetch(
+        &self,
+        id: &FileId,
+        size: u32,
+        filename: Option<String>,
+        ct: &str,
+    ) -> Result<ChatFile, ChannelError> {
         let mut file = ChatFile { filename, content_type: ct.to_string(), size: size as usize, bytes: None };
         if size as usize > self.max_file {
             return Ok(file);
@@ -205,10 +212,13 @@ impl TelegramBot {
                 tracing::warn!(desk = %self.desk, error = %self.redact(e), "telegram file not available; kept without its bytes");
                 return Ok(file);
             }
-            Err(e) => return Err(self.redact(e)),
+            Err(e) => return Err(ChannelError::temporary(format!("telegram file: {}", self.redact(e)))),
         };
         let mut buf: Vec<u8> = Vec::new();
-        self.bot.download_file(&meta.path, &mut buf).await.map_err(|e| self.redact(e))?;
+        self.bot
+            .download_file(&meta.path, &mut buf)
+            .await
+            .map_err(|e| ChannelError::temporary(format!("telegram file: {}", self.redact(e))))?;
         file.size = buf.len();
         if buf.len() <= self.max_file {
             file.bytes = Some(buf);
@@ -217,11 +227,11 @@ impl TelegramBot {
     }
 
     /// Delivers one outbox payload.
-    pub async fn send(&self, payload: &OutChat) -> Result<(), SendError> {
-        let chat: i64 = payload.chat_id.parse().map_err(|_| SendError {
-            message: format!("bad telegram chat id `{}`", payload.chat_id),
-            permanent: true,
-        })?;
+    pub async fn send(&self, payload: &OutChat) -> Result<(), ChannelError> {
+        let chat: i64 = payload
+            .chat_id
+            .parse()
+            .map_err(|_| ChannelError::permanent(format!("bad telegram chat id `{}`", payload.chat_id)))?;
         self.limiter.acquire(&payload.chat_id).await;
         let mut req = self.bot.send_message(ChatId(chat), payload.text.clone());
         if !payload.buttons.is_empty() {
@@ -234,16 +244,13 @@ impl TelegramBot {
             Ok(_) => Ok(()),
             Err(teloxide::RequestError::RetryAfter(s)) => {
                 self.limiter.pause(&payload.chat_id, s.duration()).await;
-                Err(SendError {
-                    message: format!("telegram flood control: retry after {} s", s.seconds()),
-                    permanent: false,
-                })
+                Err(ChannelError::temporary(format!("telegram flood control: retry after {} s", s.seconds())))
             }
             Err(teloxide::RequestError::Api(e)) => {
                 // Blocked by the user, chat gone, bad request: trying again will not help.
-                Err(SendError { message: format!("telegram: {}", self.redact(e)), permanent: true })
+                Err(ChannelError::permanent(format!("telegram: {}", self.redact(e))))
             }
-            Err(e) => Err(SendError { message: format!("telegram: {}", self.redact(e)), permanent: false }),
+            Err(e) => Err(ChannelError::temporary(format!("telegram: {}", self.redact(e)))),
         }
     }
 }

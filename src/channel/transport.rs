@@ -9,14 +9,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParametersBuilder};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+use super::ChannelError;
 use crate::config::{OutboundConfig, TlsMode, TransportKind};
-
-/// Why a delivery failed, and whether trying again can help.
-#[derive(Debug, Clone)]
-pub struct SendError {
-    pub message: String,
-    pub permanent: bool,
-}
 
 pub enum Transport {
     Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
@@ -24,30 +18,32 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn from_config(cfg: &OutboundConfig) -> Result<Self, String> {
+    /// Errors are setup errors ([`ChannelError::Permanent`]).
+    pub fn from_config(cfg: &OutboundConfig) -> Result<Self, ChannelError> {
+        let setup = |m: String| ChannelError::permanent(m);
         match cfg.transport {
             TransportKind::File => {
                 std::fs::create_dir_all(&cfg.directory)
-                    .map_err(|e| format!("outbound.directory {}: {e}", cfg.directory.display()))?;
+                    .map_err(|e| setup(format!("outbound.directory {}: {e}", cfg.directory.display())))?;
                 Ok(Transport::File(cfg.directory.clone()))
             }
             TransportKind::Smtp => {
-                let s = cfg.smtp.as_ref().ok_or("outbound.smtp missing")?;
+                let s = cfg.smtp.as_ref().ok_or_else(|| setup("outbound.smtp missing".into()))?;
                 let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
                     .port(s.port)
                     .timeout(Some(Duration::from_secs(s.timeout_secs)));
                 if s.tls != TlsMode::None {
                     let mut pb = TlsParametersBuilder::new(s.host.clone());
                     if let Some(ca) = &s.ca_file {
-                        let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-                        let cert = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+                        let pem = std::fs::read(ca).map_err(|e| setup(format!("{}: {e}", ca.display())))?;
+                        let cert = Certificate::from_pem(&pem).map_err(|e| setup(format!("{}: {e}", ca.display())))?;
                         pb = pb.add_root_certificate(cert);
                     }
-                    let params = pb.build_rustls().map_err(|e| e.to_string())?;
+                    let params = pb.build_rustls().map_err(|e| setup(format!("outbound.smtp TLS: {e}")))?;
                     b = b.tls(if s.tls == TlsMode::Tls { Tls::Wrapper(params) } else { Tls::Required(params) });
                 }
                 if let (Some(user), Some(var)) = (&s.user, &s.password_env) {
-                    let pw = std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?;
+                    let pw = std::env::var(var).map_err(|_| setup(format!("environment variable {var} is not set")))?;
                     b = b.credentials(Credentials::new(user.clone(), pw));
                 }
                 Ok(Transport::Smtp(Box::new(b.build())))
@@ -56,27 +52,31 @@ impl Transport {
     }
 
     /// Sends `raw` from `sender` to `recipients`. `name` names the file for the file transport.
-    pub async fn send(&self, name: &str, sender: &str, recipients: &[String], raw: &[u8]) -> Result<(), SendError> {
+    pub async fn send(&self, name: &str, sender: &str, recipients: &[String], raw: &[u8]) -> Result<(), ChannelError> {
         match self {
             Transport::Smtp(t) => {
-                let perm = |message: String| SendError { message, permanent: true };
+                let perm = ChannelError::permanent;
                 let from: Address = sender.parse().map_err(|e| perm(format!("sender {sender}: {e}")))?;
                 let to = recipients
                     .iter()
                     .map(|r| r.parse::<Address>().map_err(|e| perm(format!("recipient {r}: {e}"))))
                     .collect::<Result<Vec<_>, _>>()?;
                 let env = Envelope::new(Some(from), to).map_err(|e| perm(e.to_string()))?;
-                t.send_raw(&env, raw)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| SendError { permanent: e.is_permanent(), message: e.to_string() })
+                t.send_raw(&env, raw).await.map(|_| ()).map_err(|e| {
+                    // SMTP 5xx: the server refuses for good; 4xx, network and timeouts pass.
+                    if e.is_permanent() {
+                        ChannelError::permanent(e.to_string())
+                    } else {
+                        ChannelError::temporary(e.to_string())
+                    }
+                })
             }
             Transport::File(dir) => {
                 let safe: String =
                     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
                 let tmp = dir.join(format!(".{safe}.tmp"));
                 let dst = dir.join(format!("{safe}.eml"));
-                let io = |e: std::io::Error| SendError { message: format!("{}: {e}", dst.display()), permanent: false };
+                let io = |e: std::io::Error| ChannelError::temporary(format!("{}: {e}", dst.display()));
                 tokio::fs::write(&tmp, raw).await.map_err(io)?;
                 tokio::fs::rename(&tmp, &dst).await.map_err(io)?;
                 Ok(())

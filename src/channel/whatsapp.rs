@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::transport::SendError;
+use super::ChannelError;
 use crate::chat::{Button, ChatFile, ChatMessage, Input, OutChat};
 use crate::config::{Desk, Whatsapp};
 use crate::domain::Channel;
@@ -52,10 +52,10 @@ pub struct Inbound {
 
 /// The messages of a webhook body (status callbacks and other fields are skipped). Err when the
 /// body is not a WhatsApp notification.
-pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ChannelError::permanent(format!("not JSON: {e}")))?;
     if v["object"].as_str() != Some("whatsapp_business_account") {
-        return Err("not a whatsapp_business_account notification".into());
+        return Err(ChannelError::permanent("not a whatsapp_business_account notification"));
     }
     let mut out = Vec::new();
     for entry in v["entry"].as_array().into_iter().flatten() {
@@ -120,12 +120,12 @@ pub struct WhatsappClient {
 }
 
 impl WhatsappClient {
-    pub fn new(desk: &Desk, cfg: &Whatsapp, max_file: usize) -> Result<Self, String> {
+    pub fn new(desk: &Desk, cfg: &Whatsapp, max_file: usize) -> Result<Self, ChannelError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| format!("whatsapp client: {e}"))?;
+            .map_err(|e| ChannelError::permanent(format!("whatsapp client: {e}")))?;
         // Cloud API throughput is 80 messages a second per number; one a second per chat keeps
         // well inside the per-user pair limit's bursts.
         let limiter =
@@ -134,7 +134,9 @@ impl WhatsappClient {
     }
 
     /// The message with its media fetched.
-    pub async fn to_chat(&self, m: &Inbound) -> Result<ChatMessage, String> {
+    /// Media that will not come back (4xx) is kept without its bytes; other failures are
+    /// temporary.
+    pub async fn to_chat(&self, m: &Inbound) -> Result<ChatMessage, ChannelError> {
         let mut files = Vec::new();
         for (id, filename, mime) in &m.media {
             files.push(self.fetch(id, filename.clone(), mime).await?);
@@ -154,14 +156,14 @@ impl WhatsappClient {
 
     /// `GET /<media id>` gives the URL and size; the bytes come from that URL (both with the
     /// access token). Over the limit, only the size is kept.
-    async fn fetch(&self, id: &str, filename: Option<String>, mime: &str) -> Result<ChatFile, String> {
+    async fn fetch(&self, id: &str, filename: Option<String>, mime: &str) -> Result<ChatFile, ChannelError> {
         let ct = if mime.is_empty() { "application/octet-stream" } else { mime };
         let mut file = ChatFile { filename, content_type: ct.to_string(), size: 0, bytes: None };
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
             return Ok(file);
         }
         let token = &self.cfg.access_token.0;
-        let err = |e: reqwest::Error| format!("whatsapp media {id}: {}", e.without_url());
+        let err = |e: reqwest::Error| ChannelError::temporary(format!("whatsapp media {id}: {}", e.without_url()));
         let resp =
             self.client.get(format!("{}/{id}", self.cfg.graph_url)).bearer_auth(token).send().await.map_err(err)?;
         if resp.status().is_client_error() {
@@ -175,16 +177,10 @@ impl WhatsappClient {
         if file.size > self.max_file {
             return Ok(file);
         }
-        let mut resp = self
-            .client
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("whatsapp media {id}: {}", e.without_url()))?;
+        let mut resp =
+            self.client.get(url).bearer_auth(token).send().await.and_then(|r| r.error_for_status()).map_err(err)?;
         let mut buf = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("whatsapp media {id}: {}", e.without_url()))? {
+        while let Some(chunk) = resp.chunk().await.map_err(err)? {
             if buf.len() + chunk.len() > self.max_file {
                 file.size = buf.len() + chunk.len();
                 return Ok(file);
@@ -197,7 +193,7 @@ impl WhatsappClient {
     }
 
     /// Delivers one outbox payload through the Graph API.
-    pub async fn send(&self, p: &OutChat) -> Result<(), SendError> {
+    pub async fn send(&self, p: &OutChat) -> Result<(), ChannelError> {
         let body = graph_body(p);
         self.limiter.acquire(&p.chat_id).await;
         let url = format!("{}/{}/messages", self.cfg.graph_url, self.cfg.phone_number_id);
@@ -208,15 +204,20 @@ impl WhatsappClient {
             .json(&body)
             .send()
             .await
-            .map_err(|e| SendError { message: format!("whatsapp: {}", e.without_url()), permanent: false })?;
+            .map_err(|e| ChannelError::temporary(format!("whatsapp: {}", e.without_url())))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
         let text = resp.text().await.unwrap_or_default();
         let text: String = text.chars().take(300).collect();
-        let permanent = status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 408;
-        Err(SendError { message: format!("whatsapp: HTTP {status}: {text}"), permanent })
+        let message = format!("whatsapp: HTTP {status}: {text}");
+        // A 4xx other than a timeout or a rate limit is the request's fault: sending it again fails again.
+        if status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 408 {
+            Err(ChannelError::permanent(message))
+        } else {
+            Err(ChannelError::temporary(message))
+        }
     }
 }
 
@@ -319,8 +320,8 @@ mod tests {
         assert_eq!(got[0].name.as_deref(), Some("Budi"));
         assert_eq!(got[1].input, Input::Button("ok:A-HERO26000001".into()));
         assert_eq!(got[2].media, vec![("MEDIA1".into(), None, "image/png".into())]);
-        assert!(parse_webhook(b"not json").is_err());
-        assert!(parse_webhook(br#"{"object":"page"}"#).is_err());
+        assert!(!parse_webhook(b"not json").unwrap_err().is_temporary(), "a bad body is permanent");
+        assert!(matches!(parse_webhook(br#"{"object":"page"}"#), Err(ChannelError::Permanent(_))));
         assert!(parse_webhook(br#"{"object":"whatsapp_business_account","entry":"x"}"#).unwrap().is_empty());
     }
 

@@ -56,7 +56,7 @@ pub async fn whatsapp(
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(desk, error = %e, "whatsapp webhook body not understood");
-            return (StatusCode::BAD_REQUEST, e).into_response();
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
     };
     for m in messages.iter().filter(|m| m.phone_number_id.is_empty() || m.phone_number_id == w.phone_number_id) {
@@ -93,7 +93,7 @@ pub async fn telegram(
     else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Some(secret) = t.webhook_secret.as_ref().filter(|_| t.webhook) else {
+    let Some(secret) = t.webhook_secret.as_ref().filter(|_| t.mode == crate::config::TelegramMode::Webhook) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let given = headers.get("x-telegram-bot-api-secret-token").and_then(|v| v.to_str().ok()).unwrap_or("");

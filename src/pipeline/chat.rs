@@ -88,7 +88,7 @@ impl Pipeline {
         let hint = m.language.as_deref().map(|l| language_of(Some(l), "")).filter(|l| !l.is_empty());
         let chosen = user.language.clone().or(hint);
         let h = Here { channel: m.channel, lang: chosen.as_deref(), ..self.here(desk, inbox, now)? };
-        let lang = chosen.clone().unwrap_or_else(|| desk.language.clone());
+        let lang = chosen.clone().unwrap_or_else(|| desk.language.as_str().to_string());
         let turn = Turn { h: &h, user, lang, m };
         let outcome = self.turn(&mut tx, &turn).await?;
         tx.commit().await.map_err(StoreError::from)?;

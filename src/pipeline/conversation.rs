@@ -214,7 +214,7 @@ impl Pipeline {
                     ctx.deadline = due_at.map(|d| crate::templates::When::at(d, h.desk.tz));
                     ctx.text = event.replace('_', " / ");
                     ctx.event = event;
-                    self.queue(tx, h, t, OutMail::to_agent(a, &h.desk.language, "sla_alert", ctx)).await?;
+                    self.queue(tx, h, t, OutMail::to_agent(a, h.desk.language, "sla_alert", ctx)).await?;
                 }
             }
             Send::Agent { address, event, text } => {
@@ -227,7 +227,7 @@ impl Pipeline {
                 let mut ctx = self.base_ctx(h, t);
                 ctx.reason = reason;
                 ctx.changes = changes;
-                let mut out = OutMail::to_agent(agent, &h.desk.language, template, ctx);
+                let mut out = OutMail::to_agent(agent, h.desk.language, template, ctx);
                 if unverified && let Some(mail) = mail {
                     out = OutMail { auto_reply: true, auto_generated: false, token_for: None, ..out }.answering(mail);
                 }

@@ -432,7 +432,7 @@ impl Pipeline {
         let number = desk.number_format.render(desk.catalogue.letter(&decision.category), &desk.code, year, seq);
         let language = if let Some(l) = h.lang {
             l
-        } else if Language::parse(&desk.language) == Some(Language::Id) {
+        } else if desk.language == Language::Id {
             reading::detect_language(&format!("{}\n{}", mail.subject, mail.text))
         } else {
             desk.language.as_str()

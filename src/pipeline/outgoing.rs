@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Here, Pipeline, PipelineError};
 use crate::config::Agent;
-use crate::domain::{Channel, Direction, EmailAddress};
+use crate::domain::{Channel, Direction, EmailAddress, Language};
 use crate::mail::compose;
 use crate::mail::parse::{ParsedMail, sha256_hex};
 use crate::store::{self, Ticket};
@@ -63,13 +63,13 @@ impl OutMail {
     }
 
     /// A message to an agent in the desk's language, with a signed Message-ID.
-    pub fn to_agent(agent: &Agent, lang: &str, template: &'static str, mut ctx: MailContext) -> Self {
+    pub fn to_agent(agent: &Agent, lang: Language, template: &'static str, mut ctx: MailContext) -> Self {
         ctx.agent = PersonCtx { name: agent.name.clone(), address: agent.address.to_string() };
         Self {
             template,
             to: agent.address.clone(),
             to_name: Some(agent.name.clone()),
-            lang: lang.to_string(),
+            lang: lang.as_str().to_string(),
             ctx,
             auto_reply: false,
             auto_generated: true,
@@ -334,7 +334,7 @@ impl Pipeline {
         };
         let targets = self.notify_targets(h, t);
         for agent in &targets {
-            let out = OutMail::to_agent(agent, &h.desk.language, template, ctx.clone());
+            let out = OutMail::to_agent(agent, h.desk.language, template, ctx.clone());
             self.queue(tx, h, t, out).await?;
         }
         Ok(targets.len())
@@ -354,7 +354,7 @@ impl Pipeline {
         let mut ctx = self.base_ctx(h, t);
         ctx.event = event.to_string();
         ctx.text = text.to_string();
-        let out = OutMail::to_agent(agent, &h.desk.language, "agent_notification", ctx);
+        let out = OutMail::to_agent(agent, h.desk.language, "agent_notification", ctx);
         self.queue(tx, h, t, out).await?;
         Ok(())
     }

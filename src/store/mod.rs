@@ -257,7 +257,7 @@ impl Store {
             connect_url = format!("sqlite://{}?{query}", path.display());
         }
         let options = AnyConnectOptions::from_str(&connect_url).map_err(unavailable)?;
-        let sync = cfg.sqlite_synchronous == "normal";
+        let sync = cfg.sqlite_synchronous == crate::config::SqliteSynchronous::Normal;
         if backend == Backend::Sqlite {
             // One connection first, so that a failure names its cause instead of ending, ten
             // seconds later, in the pool's "timed out while waiting for an open connection".

@@ -836,9 +836,13 @@ async fn run_script(
     let desk = cfg.desk(&script.desk).ok_or_else(|| format!("unknown desk `{}`", script.desk))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let url = format!("sqlite://{}", dir.path().join("loket.db").display());
-    let store = Store::open(&StorageConfig { url, max_connections: 2, sqlite_synchronous: "off".into() })
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = Store::open(&StorageConfig {
+        url,
+        max_connections: 2,
+        sqlite_synchronous: loket::config::SqliteSynchronous::Full,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let p = Pipeline::new(store.clone(), cfg.clone(), templates.clone(), Arc::new(tokio::sync::Notify::new()));
     let domain = domain_of(&desk.id);
     let mut run = Run {

@@ -240,9 +240,13 @@ impl World {
     }
 
     pub async fn store(&self) -> Store {
-        Store::open(&StorageConfig { url: self.db_url.clone(), max_connections: 2, sqlite_synchronous: "full".into() })
-            .await
-            .unwrap()
+        Store::open(&StorageConfig {
+            url: self.db_url.clone(),
+            max_connections: 2,
+            sqlite_synchronous: loket::config::SqliteSynchronous::Full,
+        })
+        .await
+        .unwrap()
     }
 
     /// Starts `loket serve` on this world's config.
