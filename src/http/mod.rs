@@ -89,7 +89,7 @@ pub async fn serve(
 }
 
 async fn healthz(State(s): State<HttpState>) -> Response {
-    let store_ok = sqlx::query("SELECT 1").execute(s.store.pool()).await.is_ok();
+    let store_ok = s.store.is_reachable().await;
     let inboxes = s.metrics.inboxes();
     let healthy = store_ok && inboxes.values().all(|h| h.connected && h.deferred.is_none());
     let body = json!({

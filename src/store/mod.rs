@@ -196,6 +196,11 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the store answers a trivial query (for `/healthz`).
+    pub async fn is_reachable(&self) -> bool {
+        sqlx::query("SELECT 1").execute(self.pool()).await.is_ok()
+    }
+
     /// Connects for reading only (`tickets`, `quarantine`, `report`): a SQLite file is opened
     /// read-only, so a user who may only read it can list; nothing is created or migrated.
     pub async fn open_read_only(cfg: &StorageConfig) -> Result<Self, StoreError> {
