@@ -32,6 +32,22 @@ fn setup(dir: &Path, http: Option<u16>) -> PathBuf {
     path
 }
 
+/// Copies the tree `from` to `to`, readable by every user (directories 0755, files 0644).
+fn copy_readable(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_readable(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
+
 /// `loket` with a clean environment (no LOKET_CONFIG or LOKET_DATABASE_URL from outside).
 fn loket(config: Option<&Path>) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_loket"));
@@ -117,6 +133,14 @@ fn a_read_only_store_names_its_owner_mode_and_the_user_and_still_lists() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = setup(dir.path(), None);
+    // The other user must read the templates, rules and catalogue even when the checkout is
+    // private (CI clones into a 0700 temporary directory): a world-readable copy beside the store.
+    let share = dir.path().join("share");
+    for sub in ["templates", "rules", "seeds"] {
+        copy_readable(&repo().join(sub), &share.join(sub));
+    }
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&repo().display().to_string(), &share.display().to_string())).unwrap();
     ingest(&config, "ro-1");
     let db = dir.path().join("loket.db");
     // Root may write any file whatever its mode: as root, run loket as `nobody` on root's file;
