@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
-use super::conversation::Intent;
 use super::{Action, Here, Outcome, Pipeline, PipelineError};
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::flow::{self, Advance, Flow};
@@ -24,6 +23,7 @@ use crate::mail::loopguard::MailKind;
 use crate::mail::parse::{self, AttachmentMeta, Mailbox, ParsedMail, sha256_hex};
 use crate::store::{self, ChatUser, StoreError, Ticket};
 use crate::templates::{MailContext, TicketLine};
+use crate::ticket::decide::Said;
 
 /// The WhatsApp customer-service window.
 const WHATSAPP_WINDOW_MS: i64 = 24 * 3_600_000;
@@ -209,7 +209,7 @@ impl Pipeline {
             && let Some(t) = store::ticket_by_id(tx, id).await?
             && t.requester_address == c.user.address
         {
-            return self.append_chat(tx, c, t, text, Intent::FromText).await;
+            return self.append_chat(tx, c, t, text, Said::Text).await;
         }
         let subject = match subject_of(text) {
             Some(s) => s,
@@ -222,19 +222,19 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// Adds the update to ticket `t` as the requester's message meaning `intent`.
+    /// Adds the update to ticket `t` as the requester's message with what a button or command `said`.
     async fn append_chat(
         &self,
         tx: &mut store::Tx,
         c: &Turn<'_, '_>,
         t: Ticket,
         text: &str,
-        intent: Intent,
+        said: Said,
     ) -> Result<Outcome, PipelineError> {
         let subject = t.subject.clone();
         let mail = self.chat_mail(c, subject.clone(), text.to_string());
         let msg = self.chat_msg(c, text, &subject);
-        let out = self.on_requester(tx, c.h, &mail, msg, t, intent).await?;
+        let out = self.on_requester(tx, c.h, &mail, msg, t, said).await?;
         self.after_ticket(tx, c, &out).await?;
         Ok(out)
     }
@@ -322,7 +322,7 @@ impl Pipeline {
             ChatCommand::Reply(n, text) => match self.own_ticket(tx, c, &n).await? {
                 Some(t) => {
                     let number = t.number.clone();
-                    let out = self.append_chat(tx, c, t, &text, Intent::FromText).await?;
+                    let out = self.append_chat(tx, c, t, &text, Said::Text).await?;
                     if out.ticket.as_deref() == Some(number.as_str()) && out.reason.is_none() {
                         self.notice(tx, c, None, "reply_added", &number).await?;
                     }
@@ -413,9 +413,9 @@ impl Pipeline {
             self.notice(tx, c, Some(&t), notice, &t.number).await?;
             return self.record_command(tx, c, "confirmation of a ticket that is not resolved", Some(&t)).await;
         }
-        let intent = if yes { Intent::Confirm } else { Intent::Reopen };
+        let said = if yes { Said::Confirm } else { Said::Reopen };
         let text = self.text_of(c).to_string();
-        self.append_chat(tx, c, t, &text, intent).await
+        self.append_chat(tx, c, t, &text, said).await
     }
 
     async fn on_rate(
@@ -437,7 +437,7 @@ impl Pipeline {
             return self.record_command(tx, c, "rating refused", Some(&t)).await;
         }
         let text = self.text_of(c).to_string();
-        self.append_chat(tx, c, t, &text, Intent::Rate(score, comment)).await
+        self.append_chat(tx, c, t, &text, Said::Rate(score, comment)).await
     }
 
     fn is_internal(&self, c: &Turn<'_, '_>) -> bool {

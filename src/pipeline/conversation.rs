@@ -19,16 +19,6 @@ use crate::ticket::reading;
 use crate::ticket::thread::{SenderRole, sender_role};
 use crate::ticket::token::tokens_in;
 
-/// What a requester's message means for their ticket: read from its text (mail, chat free text),
-/// or said by a chat button or command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Intent {
-    FromText,
-    Confirm,
-    Reopen,
-    Rate(u8, String),
-}
-
 /// The part of a reply the sender wrote now.
 fn fresh_text(mail: &ParsedMail) -> String {
     crate::mail::trim::trim_reply(&mail.text).text.trim().to_string()
@@ -57,7 +47,7 @@ impl Pipeline {
         let participants = store::participants(tx, t.id).await?;
         match sender_role(&sender, &requesters, &participants, agent.is_some()) {
             SenderRole::Agent => self.on_agent_reply(tx, h, mail, msg, t, agent.expect("role says agent")).await,
-            SenderRole::Requester => self.on_requester(tx, h, mail, msg, t, Intent::FromText).await,
+            SenderRole::Requester => self.on_requester(tx, h, mail, msg, t, Said::Text).await,
             SenderRole::Participant => self.on_participant(tx, h, mail, msg, t).await,
             SenderRole::Stranger => {
                 // Never appended to another's ticket, never relayed to its requester: a ticket of
@@ -85,7 +75,7 @@ impl Pipeline {
         self.carry_out(tx, h, mail, msg, t, None, d).await
     }
 
-    /// The requester's message on ticket `t`, meaning `intent`.
+    /// The requester's message on ticket `t`, with what a chat button or command `said`.
     pub(crate) async fn on_requester(
         &self,
         tx: &mut store::Tx,
@@ -93,15 +83,9 @@ impl Pipeline {
         mail: &ParsedMail,
         msg: store::NewMessage<'_>,
         t: Ticket,
-        intent: Intent,
+        said: Said,
     ) -> Result<Outcome, PipelineError> {
         let text = fresh_text(mail);
-        let (said, rating) = match intent {
-            Intent::FromText => (Said::Text, reading::parse_rating(&text)),
-            Intent::Confirm => (Said::Confirm, None),
-            Intent::Reopen => (Said::Reopen, None),
-            Intent::Rate(r, c) => (Said::Text, Some((r, c))),
-        };
         let verdicts = super::verdicts(h.desk, mail);
         let missing = if t.awaits_requirements() {
             // The conditions are judged on the request as first written, and on this reply.
@@ -113,7 +97,6 @@ impl Pipeline {
         let touch = Touch::Requester {
             text: &text,
             said,
-            rating,
             missing: &missing,
             refused_files: !verdicts.refused.is_empty(),
             inbox: &h.inbox.name,

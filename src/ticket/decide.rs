@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::answer::{Answer, read_answer};
 use super::command::{AgentReply, Command};
+use super::reading::parse_rating;
 use super::{Ticket, TicketPatch};
 use crate::catalogue::Missing;
 use crate::config::{Agent, Desk};
@@ -42,27 +43,22 @@ pub fn may_move(from: TicketStatus, to: TicketStatus) -> bool {
 /// What a requester's message says besides its words: a chat button or command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Said {
-    /// Only the words: read them.
+    /// Only the words: read them (an answer to a resolution notice, a rating).
     Text,
     Confirm,
     Reopen,
+    /// A rating given by a chat command or button (the words are its comment).
+    Rate(u8, String),
 }
 
 /// One way a ticket is touched.
 #[derive(Debug, Clone)]
 pub enum Intent<'a> {
-    /// The requester wrote. `text` is the part written now; `rating` the rating it gives (from a
-    /// chat command or read from the text); `missing` what the catalogue still requires, judged
-    /// by the caller when the ticket waits on requirements; `refused_files` whether attachments
-    /// were refused by the desk's policy; `inbox` where it arrived.
-    Requester {
-        text: &'a str,
-        said: Said,
-        rating: Option<(u8, String)>,
-        missing: &'a [Missing],
-        refused_files: bool,
-        inbox: &'a str,
-    },
+    /// The requester wrote. `text` is the part written now; `said` what a button or command said
+    /// besides it; `missing` what the catalogue still requires, judged by the caller when the
+    /// ticket waits on requirements; `refused_files` whether attachments were refused by the
+    /// desk's policy; `inbox` where it arrived.
+    Requester { text: &'a str, said: Said, missing: &'a [Missing], refused_files: bool, inbox: &'a str },
     /// Someone the desk admitted from the request's To/Cc wrote.
     Participant { text: &'a str, inbox: &'a str },
     /// A desk agent replied through the ticket's thread: `reply` is the reply's text and
@@ -191,8 +187,8 @@ impl Decision {
 /// What `intent` does to ticket `t` of `desk` at `now`.
 pub fn decide(t: &Ticket, intent: &Intent<'_>, desk: &Desk, now: i64) -> Decision {
     let d = match intent {
-        Intent::Requester { text, said, rating, missing, refused_files, inbox } => {
-            requester(t, text, said, rating.clone(), missing, *refused_files, inbox, desk, now)
+        Intent::Requester { text, said, missing, refused_files, inbox } => {
+            requester(t, text, said, missing, *refused_files, inbox, desk, now)
         }
         Intent::Participant { text, inbox } => participant(t, text, inbox),
         Intent::Agent { agent, reply } => match reply {
@@ -213,13 +209,17 @@ fn requester(
     t: &Ticket,
     text: &str,
     said: &Said,
-    rating: Option<(u8, String)>,
     missing: &[Missing],
     refused_files: bool,
     inbox: &str,
     desk: &Desk,
     now: i64,
 ) -> Decision {
+    let rating = match said {
+        Said::Rate(r, c) => Some((*r, c.clone())),
+        Said::Text => parse_rating(text),
+        Said::Confirm | Said::Reopen => None,
+    };
     let late =
         t.status == TicketStatus::Resolved && t.resolved_at.is_some_and(|r| now - r > desk.reopen_days as i64 * DAY_MS);
     if t.status == TicketStatus::Closed
@@ -269,7 +269,7 @@ fn requester(
             let answer = match said {
                 Said::Confirm => Answer::Confirm,
                 Said::Reopen => Answer::Reopen,
-                Said::Text => read_answer(text),
+                Said::Text | Said::Rate(..) => read_answer(text),
             };
             match answer {
                 Answer::Unclear => {
@@ -757,7 +757,7 @@ mod tests {
     }
 
     fn says(text: &str) -> Intent<'_> {
-        Intent::Requester { text, said: Said::Text, rating: None, missing: &[], refused_files: false, inbox: "hero" }
+        Intent::Requester { text, said: Said::Text, missing: &[], refused_files: false, inbox: "hero" }
     }
 
     fn agent_says<'a>(agent: &'a Agent, text: &str) -> Intent<'a> {
@@ -786,20 +786,12 @@ mod tests {
         let agus = desk.find_agent("agus").unwrap();
         let rated = Intent::Requester {
             text: "5 cepat",
-            said: Said::Text,
-            rating: Some((5, "cepat".into())),
+            said: Said::Rate(5, "cepat".into()),
             missing: &[],
             refused_files: false,
             inbox: "hero",
         };
-        let button = |said| Intent::Requester {
-            text: "",
-            said,
-            rating: None,
-            missing: &[],
-            refused_files: false,
-            inbox: "hero",
-        };
+        let button = |said| Intent::Requester { text: "", said, missing: &[], refused_files: false, inbox: "hero" };
         let mut intents = vec![
             says("Ya, sudah jelas"),
             says("Belum, masih error"),
@@ -879,8 +871,7 @@ mod tests {
         let t = ticket(TicketStatus::Closed);
         let rating = Intent::Requester {
             text: "4 cukup cepat",
-            said: Said::Text,
-            rating: Some((4, "cukup cepat".into())),
+            said: Said::Rate(4, "cukup cepat".into()),
             missing: &[],
             refused_files: false,
             inbox: "hero",
@@ -908,7 +899,6 @@ mod tests {
         let still = Intent::Requester {
             text: "Ini datanya",
             said: Said::Text,
-            rating: None,
             missing: &missing,
             refused_files: false,
             inbox: "hero",

@@ -192,7 +192,6 @@ enum Meaning {
     Requester {
         text: String,
         said: Said,
-        rating: Option<(u8, String)>,
         mail: Option<Box<loket::mail::parse::ParsedMail>>,
     },
     Participant {
@@ -436,12 +435,9 @@ impl Run<'_> {
                         let parsed = loket::mail::parse::parse(&raw).map_err(|e| e.to_string())?;
                         let fresh = loket::mail::trim::trim_reply(&parsed.text).text.trim().to_string();
                         meaning = match who {
-                            "requester" => Meaning::Requester {
-                                rating: reading::parse_rating(&fresh),
-                                text: fresh,
-                                said: Said::Text,
-                                mail: Some(Box::new(parsed)),
-                            },
+                            "requester" => {
+                                Meaning::Requester { text: fresh, said: Said::Text, mail: Some(Box::new(parsed)) }
+                            }
                             "participant" => Meaning::Participant { text: fresh },
                             _ if agent => Meaning::Agent { address: from.clone(), token, text: fresh },
                             _ => Meaning::Nothing("someone who is not a party to the ticket"),
@@ -497,25 +493,19 @@ impl Run<'_> {
         };
         let number = target.map(|t| self.number(t).to_string()).unwrap_or_default();
         let text = step.text.clone().unwrap_or_default();
-        let (input, said, rating, what) = match step.button.as_deref() {
-            Some("ok") => {
-                (Input::Button(format!("ok:{number}")), Said::Confirm, None, "pressed [Ya, sudah jelas]".into())
-            }
-            Some("no") => (Input::Button(format!("no:{number}")), Said::Reopen, None, "pressed [Belum]".into()),
+        let (input, said, what) = match step.button.as_deref() {
+            Some("ok") => (Input::Button(format!("ok:{number}")), Said::Confirm, "pressed [Ya, sudah jelas]".into()),
+            Some("no") => (Input::Button(format!("no:{number}")), Said::Reopen, "pressed [Belum]".into()),
             Some(b) if b.starts_with("rate:") => {
                 let r: u8 = b[5..].parse().map_err(|_| format!("bad button `{b}`"))?;
                 (
                     Input::Button(format!("r:{number}:{r}")),
-                    Said::Text,
-                    Some((r, String::new())),
+                    Said::Rate(r, String::new()),
                     format!("pressed {}", "⭐".repeat(r as usize)),
                 )
             }
             Some(b) => return Err(format!("unknown button `{b}` (ok, no, rate:N)")),
-            None => {
-                let rating = reading::parse_rating(&text);
-                (Input::Text(text.clone()), Said::Text, rating, format!("wrote \"{}\"", cut(&text, 80)))
-            }
+            None => (Input::Text(text.clone()), Said::Text, format!("wrote \"{}\"", cut(&text, 80))),
         };
         let m = ChatMessage {
             channel,
@@ -547,7 +537,7 @@ impl Run<'_> {
                 Input::Text(t) => t.trim().to_string(),
                 Input::Button(d) => d.clone(),
             };
-            Meaning::Requester { text, said, rating, mail: None }
+            Meaning::Requester { text, said, mail: None }
         } else {
             Meaning::Nothing("a new request")
         };
@@ -959,7 +949,7 @@ async fn run_script(
                 v
             }
             (_, None) => vec![Ok("not asked (no ticket yet)".into())],
-            (Meaning::Requester { text, said, rating, mail }, Some(b)) => {
+            (Meaning::Requester { text, said, mail }, Some(b)) => {
                 let missing = match mail {
                     Some(m) if b.awaits_requirements() => missing_now(&run, b, m).await,
                     _ => Vec::new(),
@@ -968,7 +958,6 @@ async fn run_script(
                 let intent = Intent::Requester {
                     text,
                     said: said.clone(),
-                    rating: rating.clone(),
                     missing: &missing,
                     refused_files: refused,
                     inbox: &desk.inboxes[0].name,
