@@ -644,10 +644,12 @@ fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
 /// The ticket a mail belongs to: the tickets its subject tags and references name, loaded in (at
 /// most) two queries, and chosen by `ticket::thread::choose`.
 async fn thread(tx: &mut store::Tx, desk: &str, mail: &ParsedMail) -> Result<Option<Ticket>, StoreError> {
+    use crate::ticket::thread::choose;
     let keys = ThreadKeys::of(&mail.subject, &mail.references, &mail.in_reply_to, &mail.reported_message_ids);
     let by_number = store::tickets_by_numbers(tx, desk, &keys.numbers).await?;
-    let tagged = crate::ticket::thread::choose(&keys, &by_number, &[]).is_some();
-    let by_message =
-        if tagged { Vec::new() } else { store::tickets_by_message_ids(tx, desk, &keys.message_ids).await? };
-    Ok(crate::ticket::thread::choose(&keys, &by_number, &by_message).cloned())
+    if let Some(t) = choose(&keys, &by_number, &[]) {
+        return Ok(Some(t.clone()));
+    }
+    let by_message = store::tickets_by_message_ids(tx, desk, &keys.message_ids).await?;
+    Ok(choose(&keys, &[], &by_message).cloned())
 }

@@ -10,6 +10,10 @@ use crate::domain::EmailAddress;
 /// At most this many message ids of a mail's references are looked up (the newest).
 pub const MAX_REFERENCES: usize = 50;
 
+/// At most this many distinct ticket tags of a subject are looked up (the first): a subject
+/// stuffed with tags must not become one lookup, or one bound value, per tag.
+pub const MAX_TAGS: usize = 10;
+
 /// What a message offers to thread by: the ticket tags in its subject, in order, and the ids of
 /// the messages it replies to or reports on, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,9 +24,17 @@ pub struct ThreadKeys {
 
 impl ThreadKeys {
     /// From a mail's subject, `References`, `In-Reply-To`, and the message ids a delivery report
-    /// names; the newest [`MAX_REFERENCES`] ids are kept.
+    /// names; the first [`MAX_TAGS`] distinct tags and the newest [`MAX_REFERENCES`] ids are kept.
     pub fn of(subject: &str, references: &[String], in_reply_to: &[String], reported: &[String]) -> Self {
-        let numbers = find_tags(subject).iter().map(|n| n.as_str().to_string()).collect();
+        let mut numbers: Vec<String> = Vec::new();
+        for n in find_tags(subject) {
+            if numbers.len() == MAX_TAGS {
+                break;
+            }
+            if !numbers.iter().any(|m| m == n.as_str()) {
+                numbers.push(n.as_str().to_string());
+            }
+        }
         let mut message_ids: Vec<String> = Vec::new();
         for id in references.iter().chain(in_reply_to).chain(reported) {
             if message_ids.last() != Some(id) {
@@ -176,6 +188,11 @@ mod tests {
         let k = ThreadKeys::of("Re: x", &many, &[], &[]);
         assert_eq!((k.message_ids.len(), k.message_ids.first().map(String::as_str)), (MAX_REFERENCES, Some("m30")));
         assert!(ThreadKeys::of("Halo", &[], &[], &[]).is_empty());
+        let stuffed: String = (0..5_000).map(|i| format!("[#A-HERO26{i:06}] ")).collect();
+        let k = ThreadKeys::of(&stuffed, &[], &[], &[]);
+        assert_eq!((k.numbers.len(), k.numbers[0].as_str()), (MAX_TAGS, "A-HERO26000000"));
+        let k = ThreadKeys::of("[#A-HERO26000001] [#A-HERO26000001] [#B-HERO26000002]", &[], &[], &[]);
+        assert_eq!(k.numbers, ["A-HERO26000001", "B-HERO26000002"]);
     }
 
     #[test]
