@@ -11,7 +11,7 @@ use crate::config::Desk;
 use crate::domain::{Impact, TicketStatus, TicketType};
 use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
 use crate::store::{self, Ticket, TicketPatch};
-use crate::ticket::decide::{ClockMoves, Decision, Intent as Touch, clock_moves, decide};
+use crate::ticket::decide::{ClockMoves, Intent as Touch, clock_moves, decide};
 
 /// What one scheduler tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -178,7 +178,7 @@ impl Pipeline {
                 if store::sla::fire(&mut tx, row.id, from, to, now).await? {
                     let touch = Touch::ClockDue { clock: row.clock.kind, to, due_at: row.clock.due_at };
                     let d = decide(&t, &touch, desk, now);
-                    self.carry_out_scheduled(&mut tx, &h, &t, d).await?;
+                    self.settle(&mut tx, &h, &t, d, None).await?;
                     if to == SlaState::Warning {
                         report.warnings += 1;
                     } else {
@@ -202,7 +202,7 @@ impl Pipeline {
                 continue;
             }
             let d = decide(&t, &Touch::AutoClose, desk, now);
-            self.carry_out_scheduled(&mut tx, &h, &t, d).await?;
+            self.settle(&mut tx, &h, &t, d, None).await?;
             report.auto_closed += 1;
         }
         let reminders = store::sla::due_reminders(&mut tx, self.store.backend(), now, TICK_BATCH).await?;
@@ -214,7 +214,7 @@ impl Pipeline {
             let h = self.here(desk, inbox, now)?;
             let d = decide(&t, &Touch::Remind, desk, now);
             report.reminders += d.sends.len();
-            self.carry_out_scheduled(&mut tx, &h, &t, d).await?;
+            self.settle(&mut tx, &h, &t, d, None).await?;
         }
         tx.commit().await.map_err(store::StoreError::from)?;
         if report.fired() > 0 {
@@ -228,27 +228,5 @@ impl Pipeline {
         let inbox =
             t.inbox.as_deref().and_then(|i| desk.inboxes.iter().find(|x| x.name == i)).or(desk.inboxes.first())?;
         Some((desk, inbox))
-    }
-
-    /// Carries out the scheduler's decision `d` on ticket `t`: events, the patch (clocks moved
-    /// along), the messages.
-    async fn carry_out_scheduled(
-        &self,
-        tx: &mut store::Tx,
-        h: &Here<'_>,
-        t: &Ticket,
-        d: Decision,
-    ) -> Result<Ticket, PipelineError> {
-        let events: Vec<store::NewEvent<'_>> = d
-            .events
-            .iter()
-            .map(|e| store::NewEvent { ticket_id: t.id, actor: "loket", kind: e.kind, detail: e.detail.clone() })
-            .collect();
-        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
-        let t2 = if d.patch.is_empty() { t.clone() } else { self.change(tx, h, t, &d.patch).await? };
-        for send in d.sends {
-            self.send(tx, h, None, &t2, None, None, send).await?;
-        }
-        Ok(t2)
     }
 }

@@ -19,6 +19,17 @@ use crate::ticket::reading;
 use crate::ticket::thread::{SenderRole, sender_role};
 use crate::ticket::token::tokens_in;
 
+/// The stored message a decision is about, and who wrote it: `actor` as the events name them,
+/// `sender` when it is a person's address (notifications count per sender), `agent` when an
+/// agent wrote.
+pub(crate) struct About<'a> {
+    pub mail: &'a ParsedMail,
+    pub row: i64,
+    pub actor: &'a str,
+    pub sender: Option<&'a EmailAddress>,
+    pub agent: Option<&'a Agent>,
+}
+
 /// The part of a reply the sender wrote now.
 fn fresh_text(mail: &ParsedMail) -> String {
     crate::mail::trim::trim_reply(&mail.text).text.trim().to_string()
@@ -127,39 +138,62 @@ impl Pipeline {
             return Ok(out);
         }
         let row = self.append(tx, h, mail, msg, &t).await?;
+        let reason = d.reason.clone();
+        let about = About { mail, row, actor: sender.as_str(), sender: Some(&sender), agent };
+        self.settle(tx, h, &t, d, Some(&about)).await?;
+        Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason })
+    }
+
+    /// Settles decision `d` on ticket `t` once its message (if any) is stored: the events in one
+    /// statement (the sender's as `about.actor`, citing the stored message), the patch with the
+    /// clocks moved along, then the messages. Without `about` it is the scheduler's decision.
+    /// Returns the ticket as it is now.
+    pub(crate) async fn settle(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &Ticket,
+        d: Decision,
+        about: Option<&About<'_>>,
+    ) -> Result<Ticket, PipelineError> {
         let events: Vec<store::NewEvent<'_>> = d
             .events
             .iter()
             .map(|e| {
                 let mut detail = e.detail.clone();
-                if e.cites_message {
-                    detail["message"] = json!(row);
+                if e.cites_message
+                    && let Some(a) = about
+                {
+                    detail["message"] = json!(a.row);
                 }
-                let actor = if e.actor == Actor::Sender { sender.as_str() } else { "loket" };
+                let actor = match (e.actor, about) {
+                    (Actor::Sender, Some(a)) => a.actor,
+                    _ => "loket",
+                };
                 store::NewEvent { ticket_id: t.id, actor, kind: e.kind, detail }
             })
             .collect();
         store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
-        let t2 = if d.patch.is_empty() { t.clone() } else { self.change(tx, h, &t, &d.patch).await? };
+        let t2 = if d.patch.is_empty() { t.clone() } else { self.change(tx, h, t, &d.patch).await? };
         for send in d.sends {
-            self.send(tx, h, Some(mail), &t2, Some(&sender), agent, send).await?;
+            self.send(tx, h, &t2, about, send).await?;
         }
-        Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: d.reason })
+        Ok(t2)
     }
 
-    /// Queues one message of a decision on ticket `t` (as it is after the patch): about `mail`
-    /// from `sender` (the agent `agent` when an agent wrote), or, without them, the scheduler's.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn send(
+    /// Queues one message of a decision on ticket `t` (as it is after the patch), `about` a
+    /// message or, without it, the scheduler's.
+    async fn send(
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        mail: Option<&ParsedMail>,
         t: &Ticket,
-        sender: Option<&EmailAddress>,
-        agent: Option<&Agent>,
+        about: Option<&About<'_>>,
         send: Send,
     ) -> Result<(), PipelineError> {
+        let mail = about.map(|a| a.mail);
+        let sender = about.and_then(|a| a.sender);
+        let agent = about.and_then(|a| a.agent);
         let actor = sender.map_or("loket", |s| s.as_str());
         match send {
             Send::Requester { template, text, missing, refused_files, answering, personal, record } => {
@@ -192,7 +226,7 @@ impl Pipeline {
                 }
             }
             Send::Alert { address, event, due_at } => {
-                if let Some(a) = h.desk.agents.iter().find(|a| a.address.as_str() == address) {
+                if let Some(a) = h.desk.agent(&address) {
                     let mut ctx = self.base_ctx(h, t);
                     ctx.deadline = due_at.map(|d| crate::templates::When::at(d, h.desk.tz));
                     ctx.text = event.replace('_', " / ");
@@ -201,7 +235,7 @@ impl Pipeline {
                 }
             }
             Send::Agent { address, event, text } => {
-                if let Some(a) = h.desk.agents.iter().find(|a| a.address.as_str() == address) {
+                if let Some(a) = h.desk.agent(&address) {
                     self.notify_agent(tx, h, t, a, event, &text).await?;
                 }
             }

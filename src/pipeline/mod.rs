@@ -345,16 +345,8 @@ impl Pipeline {
         let row = store::insert_message(tx, &msg).await?;
         self.insert_attachments(tx, h, row, mail).await?;
         let from = msg.from_address.unwrap_or("unknown");
-        let events: Vec<store::NewEvent<'_>> = d
-            .events
-            .iter()
-            .map(|e| {
-                let mut detail = e.detail.clone();
-                detail["message"] = json!(row);
-                store::NewEvent { ticket_id: t.id, actor: from, kind: e.kind, detail }
-            })
-            .collect();
-        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
+        let about = conversation::About { mail, row, actor: from, sender: None, agent: None };
+        self.settle(tx, h, &t, d, Some(&about)).await?;
         Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: None })
     }
 

@@ -283,12 +283,6 @@ impl Pipeline {
         Ok(Some(row))
     }
 
-    /// Who hears about a ticket: its assignee, else its group's members, else layer 1's, else the
-    /// supervisors.
-    pub(crate) fn notify_targets<'d>(&self, h: &Here<'d>, t: &Ticket) -> Vec<&'d Agent> {
-        crate::ticket::decide::notify_targets(t, h.desk)
-    }
-
     /// Sends every target agent a notification with its own signed token, about a message from
     /// `from`. Past the per-sender limit an hour, the agents get one flood digest instead and
     /// the messages stay on their tickets without a notification each.
@@ -332,7 +326,7 @@ impl Pipeline {
             self.metrics.flood(&h.desk.id, "notification_suppressed");
             return Ok(0);
         };
-        let targets = self.notify_targets(h, t);
+        let targets = crate::ticket::decide::notify_targets(t, h.desk);
         for agent in &targets {
             let out = OutMail::to_agent(agent, h.desk.language, template, ctx.clone());
             self.queue(tx, h, t, out).await?;

@@ -130,10 +130,10 @@ pub enum Send {
     /// To the ticket's agents (the assignee, else the group, else layer 1), limited per sender.
     Agents { event: &'static str, text: String },
     /// To one agent (assigned, escalated).
-    Agent { address: String, event: &'static str, text: String },
+    Agent { address: EmailAddress, event: &'static str, text: String },
     /// An SLA alert (`event`: `response_warning`, `resolution_breached`, …) to one agent, with
     /// the clock's deadline.
-    Alert { address: String, event: String, due_at: Option<i64> },
+    Alert { address: EmailAddress, event: String, due_at: Option<i64> },
     /// Back to the agent who wrote: what changed, or why nothing did. `unverified`: answered as
     /// an automatic reply under the agent's message, without a token.
     Actor { template: &'static str, reason: String, changes: Vec<String>, unverified: bool },
@@ -420,10 +420,9 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
     let text = reply.text.clone();
     // A hand-over (`#assign`, `#escalate`) without a status change speaks to the colleagues it
     // names, not to the requester: its words are an internal note, sent with the notification.
-    let hands_over = reply.commands.iter().any(|c| matches!(c, Command::Assign(_) | Command::Escalate))
-        && !reply.commands.iter().any(|c| status_of(c).is_some());
-    let internal = reply.has("note") || hands_over;
     let assigned_by_hand = reply.commands.iter().any(|c| matches!(c, Command::Assign(_) | Command::Escalate));
+    let hands_over = assigned_by_hand && !reply.commands.iter().any(|c| status_of(c).is_some());
+    let internal = reply.has("note") || hands_over;
     // The words for the requester: carried by the notice of what changed when there is one
     // (resolution, closing, waiver), else sent as the agent's reply.
     let words = if internal { String::new() } else { text.clone() };
@@ -552,7 +551,7 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
         });
     }
     for (a, event) in notify {
-        d.sends.push(Send::Agent { address: a.address.to_string(), event, text: text.clone() });
+        d.sends.push(Send::Agent { address: a.address.clone(), event, text: text.clone() });
     }
     if !reply.commands.is_empty() {
         d.sends.push(Send::Actor { template: "agent_confirmation", reason: String::new(), changes, unverified: false });
@@ -630,7 +629,7 @@ fn clock_due(t: &Ticket, desk: &Desk, clock: ClockKind, to: SlaState, due_at: Op
     }
     let event = format!("{}_{}", clock.as_str(), to.as_str());
     for a in &targets {
-        d.sends.push(Send::Alert { address: a.address.to_string(), event: event.clone(), due_at });
+        d.sends.push(Send::Alert { address: a.address.clone(), event: event.clone(), due_at });
     }
     let notified: Vec<&str> = targets.iter().map(|a| a.address.as_str()).collect();
     let kind = if to == SlaState::Breached { "sla_breached" } else { "sla_warning" };
@@ -950,11 +949,9 @@ mod tests {
 
         let d = decide(&t, &agent_says(agus, "#assign sari\nTolong dicek"), desk, NOW);
         assert_eq!(d.patch.assignee, Some(Some("sari@kemendag.go.id".into())));
-        assert!(
-            d.sends.iter().any(
-                |s| matches!(s, Send::Agent { address, event: "assigned", .. } if address == "sari@kemendag.go.id")
-            )
-        );
+        assert!(d.sends.iter().any(
+            |s| matches!(s, Send::Agent { address, event: "assigned", .. } if address.as_str() == "sari@kemendag.go.id")
+        ));
 
         let d = decide(&t, &agent_says(agus, "#assign nobody\n#resolve"), desk, NOW);
         assert!(d.patch.is_empty(), "one bad command changes nothing");
@@ -990,7 +987,11 @@ mod tests {
         (triage.category, triage.subcategory) = (crate::catalogue::TRIAGE_CATEGORY.into(), "unknown".into());
         let d = decide(&triage, &agent_says(agus, "#category aplikasi/sigi"), desk, NOW);
         assert_eq!(d.patch.group_id, Some(Some("apps".into())));
-        assert!(d.sends.iter().any(|s| matches!(s, Send::Agent { address, .. } if address == "sari@kemendag.go.id")));
+        assert!(
+            d.sends
+                .iter()
+                .any(|s| matches!(s, Send::Agent { address, .. } if address.as_str() == "sari@kemendag.go.id"))
+        );
         let d = decide(&triage, &agent_says(agus, "#category aplikasi/sigi\n#assign agus"), desk, NOW);
         assert_eq!(d.patch.group_id, Some(Some("l1".into())), "the reply chose the team");
 
@@ -1030,7 +1031,7 @@ mod tests {
         let to = |d: &Decision| -> Vec<String> {
             d.sends
                 .iter()
-                .filter_map(|s| if let Send::Alert { address, .. } = s { Some(address.clone()) } else { None })
+                .filter_map(|s| if let Send::Alert { address, .. } = s { Some(address.to_string()) } else { None })
                 .collect()
         };
         assert_eq!(to(&d), ["agus@kemendag.go.id"]);

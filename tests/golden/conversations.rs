@@ -791,9 +791,9 @@ fn judge(
         let (kind, to): (&str, Option<String>) = match send {
             Send::Requester { template, .. } => (template, None),
             Send::Agents { .. } => ("agent_notification", None),
-            Send::Agent { address, .. } => ("agent_notification", Some(address.clone())),
+            Send::Agent { address, .. } => ("agent_notification", Some(address.to_string())),
             Send::Actor { template, .. } => (template, None),
-            Send::Alert { address, .. } => ("sla_alert", Some(address.clone())),
+            Send::Alert { address, .. } => ("sla_alert", Some(address.to_string())),
         };
         names.push(kind.to_string());
         let found = pool.iter().position(|o| o.kind == kind && to.as_ref().is_none_or(|a| o.to.contains(a)));
