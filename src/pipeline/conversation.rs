@@ -14,7 +14,7 @@ use crate::mail::loopguard::MailKind;
 use crate::mail::parse::ParsedMail;
 use crate::store::{self, Ticket};
 use crate::ticket::command;
-use crate::ticket::decide::{Actor, Decision, Flow, Intent as Touch, Said, Send, decide};
+use crate::ticket::decide::{Actor, Decision, Flow, Intent as Touch, Said, Send, ToRequester, decide};
 use crate::ticket::reading;
 use crate::ticket::thread::{SenderRole, sender_role};
 use crate::ticket::token::tokens_in;
@@ -196,7 +196,7 @@ impl Pipeline {
         let agent = about.and_then(|a| a.agent);
         let actor = sender.map_or("loket", |s| s.as_str());
         match send {
-            Send::Requester { template, text, missing, refused_files, answering, personal, record } => {
+            Send::Requester(ToRequester { template, text, missing, refused_files, answering, personal, record }) => {
                 let mut ctx = self.base_ctx(h, t);
                 if !text.is_empty() {
                     ctx.text = text.clone();

@@ -112,31 +112,65 @@ pub struct Event {
     pub cites_message: bool,
 }
 
+/// A message to the requester with `template`; `text` fills the template's text and reason.
+/// `answering`: threaded under the message being handled. `personal`: an agent's words (not an
+/// automatic reply). `record`: an event of that kind cites the queued message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToRequester {
+    pub template: &'static str,
+    pub text: String,
+    pub missing: Vec<Missing>,
+    pub refused_files: bool,
+    pub answering: bool,
+    pub personal: bool,
+    pub record: Option<&'static str>,
+}
+
+impl ToRequester {
+    /// `template` and nothing else: no text, not threaded, automatic, not recorded.
+    pub fn new(template: &'static str) -> Self {
+        ToRequester {
+            template,
+            text: String::new(),
+            missing: Vec::new(),
+            refused_files: false,
+            answering: false,
+            personal: false,
+            record: None,
+        }
+    }
+}
+
 /// A message to send, rendered from the ticket as it is after the patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Send {
-    /// To the requester with `template`; `text` fills the template's text and reason. `answering`:
-    /// threaded under the message being handled. `personal`: an agent's words (not an automatic
-    /// reply). `record`: an event of that kind cites the queued message.
-    Requester {
-        template: &'static str,
-        text: String,
-        missing: Vec<Missing>,
-        refused_files: bool,
-        answering: bool,
-        personal: bool,
-        record: Option<&'static str>,
-    },
+    Requester(ToRequester),
     /// To the ticket's agents (the assignee, else the group, else layer 1), limited per sender.
-    Agents { event: &'static str, text: String },
+    Agents {
+        event: &'static str,
+        text: String,
+    },
     /// To one agent (assigned, escalated).
-    Agent { address: EmailAddress, event: &'static str, text: String },
+    Agent {
+        address: EmailAddress,
+        event: &'static str,
+        text: String,
+    },
     /// An SLA alert (`event`: `response_warning`, `resolution_breached`, …) to one agent, with
     /// the clock's deadline.
-    Alert { address: EmailAddress, event: String, due_at: Option<i64> },
+    Alert {
+        address: EmailAddress,
+        event: String,
+        due_at: Option<i64>,
+    },
     /// Back to the agent who wrote: what changed, or why nothing did. `unverified`: answered as
     /// an automatic reply under the agent's message, without a token.
-    Actor { template: &'static str, reason: String, changes: Vec<String>, unverified: bool },
+    Actor {
+        template: &'static str,
+        reason: String,
+        changes: Vec<String>,
+        unverified: bool,
+    },
 }
 
 /// The effects of one intent on one ticket.
@@ -172,15 +206,7 @@ impl Decision {
     }
 
     fn tell_requester(&mut self, template: &'static str, answering: bool) {
-        self.sends.push(Send::Requester {
-            template,
-            text: String::new(),
-            missing: Vec::new(),
-            refused_files: false,
-            answering,
-            personal: false,
-            record: None,
-        });
+        self.sends.push(Send::Requester(ToRequester { answering, ..ToRequester::new(template) }));
     }
 }
 
@@ -254,15 +280,11 @@ fn requester(
     }
     let mut d = Decision::append();
     if refused_files {
-        d.sends.push(Send::Requester {
-            template: "attachments_refused",
-            text: String::new(),
-            missing: Vec::new(),
+        d.sends.push(Send::Requester(ToRequester {
             refused_files: true,
             answering: true,
-            personal: false,
-            record: None,
-        });
+            ..ToRequester::new("attachments_refused")
+        }));
     }
     match t.status {
         TicketStatus::Resolved => {
@@ -312,15 +334,11 @@ fn requester(
                 d.sends.push(Send::Agents { event: notice, text: text.to_string() });
             } else {
                 d.event(Actor::Sender, "message_received", json!({ "still_missing": missing }), true);
-                d.sends.push(Send::Requester {
-                    template: "incomplete",
-                    text: String::new(),
+                d.sends.push(Send::Requester(ToRequester {
                     missing: missing.to_vec(),
-                    refused_files: false,
                     answering: true,
-                    personal: false,
-                    record: None,
-                });
+                    ..ToRequester::new("incomplete")
+                }));
             }
         }
         _ => {
@@ -540,15 +558,12 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
         d.patch.ticket_type = ttype;
     }
     for (template, body) in to_requester {
-        d.sends.push(Send::Requester {
-            template,
+        d.sends.push(Send::Requester(ToRequester {
             text: body,
-            missing: Vec::new(),
-            refused_files: false,
-            answering: false,
             personal: template == "agent_reply",
             record: Some("sent_to_requester"),
-        });
+            ..ToRequester::new(template)
+        }));
     }
     for (a, event) in notify {
         d.sends.push(Send::Agent { address: a.address.clone(), event, text: text.clone() });
@@ -594,15 +609,10 @@ fn remind(t: &Ticket) -> Decision {
         d.reason = Some(format!("not pending ({}): no reminder", t.status));
         return d;
     }
-    d.sends.push(Send::Requester {
-        template: "pending_reminder",
-        text: String::new(),
-        missing: Vec::new(),
-        refused_files: false,
-        answering: false,
-        personal: false,
+    d.sends.push(Send::Requester(ToRequester {
         record: Some("pending_reminder"),
-    });
+        ..ToRequester::new("pending_reminder")
+    }));
     d
 }
 
@@ -767,7 +777,7 @@ mod tests {
         d.sends
             .iter()
             .map(|s| match s {
-                Send::Requester { template, .. } | Send::Actor { template, .. } => *template,
+                Send::Requester(ToRequester { template, .. }) | Send::Actor { template, .. } => *template,
                 Send::Agents { event, .. } | Send::Agent { event, .. } => *event,
                 Send::Alert { .. } => "sla_alert",
             })
@@ -905,7 +915,7 @@ mod tests {
         let d = decide(&t, &still, desk, NOW);
         assert!(d.patch.is_empty());
         assert!(
-            matches!(&d.sends[..], [Send::Requester { template: "incomplete", missing: m, .. }] if m[..] == missing)
+            matches!(&d.sends[..], [Send::Requester(ToRequester { template: "incomplete", missing: m, .. })] if m[..] == missing)
         );
         let d = decide(&t, &says("Terlampir surat resminya"), desk, NOW);
         assert_eq!((d.patch.status, d.patch.pending_reason), (Some(TicketStatus::Open), Some(None)));
@@ -940,7 +950,12 @@ mod tests {
         assert_eq!((d.patch.status, d.patch.first_response_at), (Some(TicketStatus::Open), Some(NOW)));
         assert!(matches!(
             &d.sends[..],
-            [Send::Requester { template: "agent_reply", personal: true, record: Some("sent_to_requester"), .. }]
+            [Send::Requester(ToRequester {
+                template: "agent_reply",
+                personal: true,
+                record: Some("sent_to_requester"),
+                ..
+            })]
         ));
 
         let d = decide(&t, &agent_says(agus, "#resolve Sudah normal kembali"), desk, NOW);
@@ -968,7 +983,9 @@ mod tests {
         assert!(kinds(&d).contains(&"note"));
         // An internal note on a resolution keeps its words, but the requester is still asked.
         let d = decide(&t, &agent_says(agus, "#resolve\n#note restart manual"), desk, NOW);
-        assert!(matches!(&d.sends[0], Send::Requester { template: "resolution", text, .. } if text.is_empty()));
+        assert!(
+            matches!(&d.sends[0], Send::Requester(ToRequester { template: "resolution", text, .. }) if text.is_empty())
+        );
         // Closing by the desk is not thanked as a confirmation.
         assert_eq!(
             templates(&decide(&t, &agent_says(agus, "#close"), desk, NOW)),
@@ -1020,7 +1037,7 @@ mod tests {
         let d = decide(&ticket(TicketStatus::Pending), &Intent::Remind, desk, NOW);
         assert!(matches!(
             &d.sends[..],
-            [Send::Requester { template: "pending_reminder", record: Some("pending_reminder"), .. }]
+            [Send::Requester(ToRequester { template: "pending_reminder", record: Some("pending_reminder"), .. })]
         ));
         assert!(decide(&ticket(TicketStatus::Open), &Intent::Remind, desk, NOW).sends.is_empty(), "only while pending");
 

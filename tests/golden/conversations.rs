@@ -789,7 +789,7 @@ fn judge(
     let mut names = Vec::new();
     for send in &d.sends {
         let (kind, to): (&str, Option<String>) = match send {
-            Send::Requester { template, .. } => (template, None),
+            Send::Requester(loket::ticket::decide::ToRequester { template, .. }) => (template, None),
             Send::Agents { .. } => ("agent_notification", None),
             Send::Agent { address, .. } => ("agent_notification", Some(address.to_string())),
             Send::Actor { template, .. } => (template, None),
