@@ -166,7 +166,7 @@ async fn measure(n: usize, counter: &Counter) -> [Tally; 3] {
             "SELECT m.message_id FROM messages m JOIN tickets t ON t.id = m.ticket_id \
              WHERE t.number = $1 AND m.kind = 'agent_notification' ORDER BY m.id LIMIT 1",
         )
-        .bind(&number)
+        .bind(number.as_str())
         .fetch_one(store.pool())
         .await
         .unwrap();

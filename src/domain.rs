@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 #[serde(try_from = "String", into = "String")]
 pub struct EmailAddress(String);
 
+impl PartialEq<&str> for EmailAddress {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl EmailAddress {
     /// Parses an address; accepts `Name <a@b>` forms by taking the part in angle brackets.
     pub fn parse(raw: &str) -> Result<Self, String> {

@@ -18,9 +18,7 @@ use serde::Serialize;
 
 use crate::catalogue::Missing;
 use crate::catalogue::RequirementKind;
-
-/// The languages Loket ships text for.
-pub const LANGUAGES: &[&str] = &["id", "en"];
+use crate::domain::Language;
 
 /// The pages every language must have (`<name>.j2`).
 pub const PAGES: &[&str] = &["track_page.html"];
@@ -105,8 +103,8 @@ impl Templates {
         env.set_trim_blocks(true);
         env.set_keep_trailing_newline(false);
         env.set_auto_escape_callback(auto_escape);
-        for lang in LANGUAGES {
-            let ldir = dir.join(lang);
+        for &lang in Language::ALL {
+            let ldir = dir.join(lang.as_str());
             let entries = std::fs::read_dir(&ldir)
                 .map_err(|source| TemplateError::Io { path: ldir.display().to_string(), source })?;
             for entry in entries {
@@ -142,6 +140,7 @@ impl Templates {
         let names: Vec<String> = t.env.templates().map(|(n, _)| n.to_string()).collect();
         for name in names {
             let (lang, stem) = name.split_once('/').unwrap_or(("id", &name));
+            let lang = Language::parse(lang).unwrap_or_default();
             if stem.starts_with('_') {
                 continue; // imported by the others, rendered with them
             } else if stem.ends_with(".html") {
@@ -151,7 +150,7 @@ impl Templates {
                 t.render(lang, stem, &sample_context())?;
             }
         }
-        for lang in LANGUAGES {
+        for &lang in Language::ALL {
             for key in LABELS {
                 t.label(lang, key)?;
             }
@@ -159,10 +158,9 @@ impl Templates {
         Ok(t)
     }
 
-    /// The label `key` (one of [`LABELS`]) in `lang`, from `_labels.j2`; an unknown language falls
-    /// back to Indonesian. An unknown key or an empty label is an error.
-    pub fn label(&self, lang: &str, key: &str) -> Result<String, TemplateError> {
-        let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
+    /// The label `key` (one of [`LABELS`]) in `lang`, from `_labels.j2`. An unknown key or an
+    /// empty label is an error.
+    pub fn label(&self, lang: Language, key: &str) -> Result<String, TemplateError> {
         let full = format!("{lang}/_labels");
         let err = |source| TemplateError::Render { name: format!("{full} ({key})"), source };
         let tmpl = self.env.get_template(&full).map_err(err)?;
@@ -178,10 +176,9 @@ impl Templates {
         Ok(label)
     }
 
-    /// Renders the web page `lang/name` (a `.html` template, HTML-escaped); an unknown language
-    /// falls back to Indonesian. Strings in `ctx` are made one line first, as for messages.
-    pub fn render_page(&self, lang: &str, name: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
-        let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
+    /// Renders the web page `lang/name` (a `.html` template, HTML-escaped). Strings in `ctx` are
+    /// made one line first, as for messages.
+    pub fn render_page(&self, lang: Language, name: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
         let full = format!("{lang}/{name}");
         let err = |source| TemplateError::Render { name: full.clone(), source };
         let tmpl = self.env.get_template(&full).map_err(err)?;
@@ -194,16 +191,13 @@ impl Templates {
     }
 
     /// Whether `lang/name` exists (chat templates are optional per message).
-    pub fn has(&self, lang: &str, name: &str) -> bool {
-        let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
+    pub fn has(&self, lang: Language, name: &str) -> bool {
         self.env.get_template(&format!("{lang}/{name}")).is_ok()
     }
 
-    /// Renders `lang/name`; an unknown language falls back to Indonesian. Every string in `ctx`
-    /// is made one line first, except the multi-line [`MULTILINE`] fields, and file names are
+    /// Renders `lang/name`. Every string in `ctx` is made one line first, except the multi-line [`MULTILINE`] fields, and file names are
     /// shown with [`file_name_for_display`]: a name or subject cannot add lines to a body.
-    pub fn render(&self, lang: &str, name: &str, ctx: &impl Serialize) -> Result<Rendered, TemplateError> {
-        let lang = if LANGUAGES.contains(&lang) { lang } else { "id" };
+    pub fn render(&self, lang: Language, name: &str, ctx: &impl Serialize) -> Result<Rendered, TemplateError> {
         let full = format!("{lang}/{name}");
         let err = |source| TemplateError::Render { name: full.clone(), source };
         let tmpl = self.env.get_template(&full).map_err(err)?;
@@ -589,33 +583,37 @@ mod tests {
     #[test]
     fn shipped_templates_render_in_both_languages() {
         let t = Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
-        let id = t.render("id", "acknowledgement", &sample_context()).unwrap();
+        let id = t.render(Language::Id, "acknowledgement", &sample_context()).unwrap();
         assert!(id.subject.contains("[#A-HERO26000001]"), "{id:?}");
         assert!(id.body.contains("A-HERO26000001"));
         assert!(id.body.contains("Terima kasih"), "{}", id.body);
         for name in REQUIRED {
-            for lang in LANGUAGES {
+            for &lang in Language::ALL {
                 let r = t.render(lang, name, &sample_context()).unwrap();
                 let chat = name.starts_with("chat_");
                 assert!(chat == r.subject.is_empty() && !r.body.trim().is_empty(), "{lang}/{name}");
             }
         }
-        let en = t.render("en", "acknowledgement", &sample_context()).unwrap();
+        let en = t.render(Language::En, "acknowledgement", &sample_context()).unwrap();
         assert!(en.body.contains("Thank you"), "{}", en.body);
         // Missing requirements are named by item and kind, never by their internal label.
         for (lang, name, document, cc) in [
-            ("id", "acknowledgement", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
-            ("id", "incomplete", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
-            ("en", "acknowledgement", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
-            ("en", "incomplete", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
-            ("id", "chat_incomplete", "Surat resmi (sebagai dokumen)", "kolom CC"),
-            ("en", "chat_acknowledgement", "Surat resmi (as a document)", "in CC"),
+            (
+                Language::Id,
+                "acknowledgement",
+                "Surat resmi (sebagai lampiran)",
+                "alamat email atasan Anda pada kolom CC",
+            ),
+            (Language::Id, "incomplete", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
+            (Language::En, "acknowledgement", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
+            (Language::En, "incomplete", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
+            (Language::Id, "chat_incomplete", "Surat resmi (sebagai dokumen)", "kolom CC"),
+            (Language::En, "chat_acknowledgement", "Surat resmi (as a document)", "in CC"),
         ] {
             let body = t.render(lang, name, &sample_context()).unwrap().body;
             assert!(body.contains(document) && body.contains(cc), "{lang}/{name}: {body}");
             assert!(!body.contains("supervisor_cc"), "{body}");
         }
-        assert_eq!(t.render("xx", "acknowledgement", &sample_context()).unwrap(), id);
     }
 
     fn shipped() -> Templates {
@@ -626,38 +624,38 @@ mod tests {
     fn dates_deadlines_and_triage_are_said_by_the_templates() {
         let t = shipped();
         let mut ctx = sample_context();
-        let id = t.render("id", "acknowledgement", &ctx).unwrap().body;
+        let id = t.render(Language::Id, "acknowledgement", &ctx).unwrap().body;
         assert!(
             id.contains("Petugas kami akan menanggapi paling lambat Senin, 5 Januari 2026 pukul 10.00 WIB.\n"),
             "{id}"
         );
         assert!(id.contains("Kategori: Aplikasi / SIGI\n"), "{id}");
-        let en = t.render("en", "acknowledgement", &ctx).unwrap().body;
+        let en = t.render(Language::En, "acknowledgement", &ctx).unwrap().body;
         assert!(en.contains("Our staff will respond by Monday 5 January 2026 at 10:00 WIB.\n"), "{en}");
-        let chat = t.render("id", "chat_acknowledgement", &ctx).unwrap().body;
+        let chat = t.render(Language::Id, "chat_acknowledgement", &ctx).unwrap().body;
         assert!(chat.contains("paling lambat Senin, 5 Januari 2026 pukul 10.00 WIB."), "{chat}");
         // Every weekday and month by name, minutes and hours padded.
         ctx.deadline =
             Some(When { weekday: 6, day: 31, month: 12, year: 2028, hour: 7, minute: 5, zone: "WITA".into() });
         ctx.event = "resolution_breached".into();
-        let alert = t.render("id", "sla_alert", &ctx).unwrap().body;
+        let alert = t.render(Language::Id, "sla_alert", &ctx).unwrap().body;
         assert!(alert.contains("telah terlampaui (Minggu, 31 Desember 2028 pukul 07.05 WITA)."), "{alert}");
-        let alert = t.render("en", "sla_alert", &ctx).unwrap().body;
+        let alert = t.render(Language::En, "sla_alert", &ctx).unwrap().body;
         assert!(alert.contains("has passed (Sunday 31 December 2028 at 07:05 WITA)."), "{alert}");
         // Without a deadline, the desk's configured promise; without either, no promise.
         ctx.deadline = None;
-        let id = t.render("id", "acknowledgement", &ctx).unwrap().body;
+        let id = t.render(Language::Id, "acknowledgement", &ctx).unwrap().body;
         assert!(id.contains("Petugas kami akan menanggapi paling lambat 30 menit.\n"), "{id}");
         ctx.desk.response_promise.clear();
-        assert!(!t.render("id", "acknowledgement", &ctx).unwrap().body.contains("menanggapi"));
+        assert!(!t.render(Language::Id, "acknowledgement", &ctx).unwrap().body.contains("menanggapi"));
         // A ticket in triage has no category names; the template names triage.
         ctx.ticket.category_name.clear();
         ctx.ticket.subcategory_name.clear();
         for (lang, name, words) in [
-            ("id", "acknowledgement", "Kategori: Triase (akan diklasifikasikan)\n"),
-            ("en", "acknowledgement", "Category: Triage (to be classified)\n"),
-            ("id", "chat_status", "Kategori: Triase (akan diklasifikasikan)\n"),
-            ("en", "chat_acknowledgement", "Category: Triage (to be classified)\n"),
+            (Language::Id, "acknowledgement", "Kategori: Triase (akan diklasifikasikan)\n"),
+            (Language::En, "acknowledgement", "Category: Triage (to be classified)\n"),
+            (Language::Id, "chat_status", "Kategori: Triase (akan diklasifikasikan)\n"),
+            (Language::En, "chat_acknowledgement", "Category: Triage (to be classified)\n"),
         ] {
             let body = t.render(lang, name, &ctx).unwrap().body;
             assert!(body.contains(words), "{lang}/{name}: {body}");
@@ -668,7 +666,7 @@ mod tests {
     fn the_tracking_page_is_said_by_its_templates() {
         let t = shipped();
         let page = sample_track_page();
-        let id = t.render_page("id", "track_page.html", &page).unwrap();
+        let id = t.render_page(Language::Id, "track_page.html", &page).unwrap();
         assert!(id.starts_with("<!DOCTYPE html>\n<html lang=\"id\">"), "{id}");
         for words in [
             "<title>Tiket #A-HERO26000001</title>",
@@ -683,7 +681,7 @@ mod tests {
         ] {
             assert!(id.contains(words), "id page lacks {words}: {id}");
         }
-        let en = t.render_page("en", "track_page.html", &page).unwrap();
+        let en = t.render_page(Language::En, "track_page.html", &page).unwrap();
         for words in [
             "<html lang=\"en\">",
             "<title>Ticket #A-HERO26000001</title>",
@@ -696,7 +694,7 @@ mod tests {
             assert!(en.contains(words), "en page lacks {words}: {en}");
         }
         // Every public event key has words in both languages (an unknown key would show as is).
-        for lang in LANGUAGES {
+        for &lang in Language::ALL {
             let html = t.render_page(lang, "track_page.html", &page).unwrap();
             for e in &page.events {
                 assert!(!html.contains(&format!("<td>{}</td>", e.what)), "{lang}: no words for {}", e.what);
@@ -704,14 +702,14 @@ mod tests {
         }
         // The form, with each notice.
         for (lang, notice, words) in [
-            ("id", "", "<title>Lacak Tiket</title>"),
-            ("id", "invalid", "<p>Nomor tiket tidak valid.</p>"),
-            ("id", "not_found", "<p>Tiket dengan nomor tersebut tidak ditemukan.</p>"),
-            ("id", "too_many", "<p>Terlalu banyak pencarian; coba lagi sebentar.</p>"),
-            ("en", "", "<title>Track a ticket</title>"),
-            ("en", "invalid", "<p>That is not a ticket number.</p>"),
-            ("en", "not_found", "<p>No ticket with that number.</p>"),
-            ("en", "too_many", "<p>Too many lookups; try again in a minute.</p>"),
+            (Language::Id, "", "<title>Lacak Tiket</title>"),
+            (Language::Id, "invalid", "<p>Nomor tiket tidak valid.</p>"),
+            (Language::Id, "not_found", "<p>Tiket dengan nomor tersebut tidak ditemukan.</p>"),
+            (Language::Id, "too_many", "<p>Terlalu banyak pencarian; coba lagi sebentar.</p>"),
+            (Language::En, "", "<title>Track a ticket</title>"),
+            (Language::En, "invalid", "<p>That is not a ticket number.</p>"),
+            (Language::En, "not_found", "<p>No ticket with that number.</p>"),
+            (Language::En, "too_many", "<p>Too many lookups; try again in a minute.</p>"),
         ] {
             let html = t
                 .render_page(lang, "track_page.html", &TrackPage { notice: notice.into(), ..Default::default() })
@@ -725,18 +723,17 @@ mod tests {
     fn labels_are_said_by_the_templates() {
         let t = shipped();
         for (lang, key, label) in [
-            ("id", "cancel", "✖ Batal"),
-            ("en", "cancel", "✖ Cancel"),
-            ("id", "confirm_yes", "Ya, sudah jelas"),
-            ("en", "confirm_no", "Not yet"),
-            ("id", "chat_attachment_subject", "Lampiran melalui chat"),
-            ("en", "flow_incident", "Problem (incident)"),
-            ("id", "flow_impact_high", "Tinggi: banyak pengguna/seluruh layanan"),
-            ("xx", "flow_incident", "Kendala"),
+            (Language::Id, "cancel", "✖ Batal"),
+            (Language::En, "cancel", "✖ Cancel"),
+            (Language::Id, "confirm_yes", "Ya, sudah jelas"),
+            (Language::En, "confirm_no", "Not yet"),
+            (Language::Id, "chat_attachment_subject", "Lampiran melalui chat"),
+            (Language::En, "flow_incident", "Problem (incident)"),
+            (Language::Id, "flow_impact_high", "Tinggi: banyak pengguna/seluruh layanan"),
         ] {
             assert_eq!(t.label(lang, key).unwrap(), label, "{lang}/{key}");
         }
-        assert!(t.label("id", "no_such_label").is_err());
+        assert!(t.label(Language::Id, "no_such_label").is_err());
     }
 
     /// The string literals of a Rust source, without comments and without what follows its first
@@ -869,14 +866,14 @@ mod tests {
         page.desk = "<script>alert(1)</script> & \"Co\"".into();
         page.category_name = "<b>Aplikasi</b>".into();
         page.number = "A-HERO26000001<i>".into();
-        for lang in LANGUAGES {
+        for &lang in Language::ALL {
             let html = t.render_page(lang, "track_page.html", &page).unwrap();
             assert!(!html.contains("<script>") && !html.contains("<b>") && !html.contains("<i>"), "{html}");
             assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &quot;Co&quot;"), "{html}");
         }
         let mut ctx = sample_context();
         ctx.desk.name = "A & B <Helpdesk>".into();
-        let body = t.render("id", "acknowledgement", &ctx).unwrap().body;
+        let body = t.render(Language::Id, "acknowledgement", &ctx).unwrap().body;
         assert!(body.contains("Terima kasih telah menghubungi A & B <Helpdesk>."), "{body}");
     }
 
@@ -884,14 +881,14 @@ mod tests {
     fn a_broken_template_is_reported_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-        for lang in LANGUAGES {
-            std::fs::create_dir_all(dir.path().join(lang)).unwrap();
-            for e in std::fs::read_dir(shipped.join(lang)).unwrap() {
+        for &lang in Language::ALL {
+            std::fs::create_dir_all(dir.path().join(lang.as_str())).unwrap();
+            for e in std::fs::read_dir(shipped.join(lang.as_str())).unwrap() {
                 let e = e.unwrap();
-                std::fs::copy(e.path(), dir.path().join(lang).join(e.file_name())).unwrap();
+                std::fs::copy(e.path(), dir.path().join(lang.as_str()).join(e.file_name())).unwrap();
             }
             std::fs::write(
-                dir.path().join(lang).join("acknowledgement.txt.j2"),
+                dir.path().join(lang.as_str()).join("acknowledgement.txt.j2"),
                 "{% block subject %}x{% endblock %}{% block body %}{{ ticket.number | nosuchfilter }}{% endblock %}",
             )
             .unwrap();
@@ -937,7 +934,7 @@ mod tests {
             reason: "type_not_allowed".into(),
         }];
         ctx.text = "Baris satu\nBaris dua".into();
-        for lang in LANGUAGES {
+        for &lang in Language::ALL {
             let r = t.render(lang, "agent_notification", &ctx).unwrap();
             assert!(!r.subject.contains('\n') && !r.subject.contains('\r'), "{}", r.subject);
             assert!(!r.body.lines().any(|l| l.trim_start().starts_with("Bcc:")), "{}", r.body);

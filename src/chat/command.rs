@@ -1,6 +1,8 @@
 //! What a chat requester may type: commands in Indonesian with English aliases. Text that is not
 //! a command is `None` (free text). Never panics on any input (fuzzed).
 
+use crate::domain::Language;
+
 /// A requester's command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatCommand {
@@ -14,7 +16,7 @@ pub enum ChatCommand {
     Rate(String, u8, String),
     Tickets,
     Email(String),
-    Language(String),
+    Language(Language),
     /// A command that needs arguments it did not get, or an unknown one: the help says more.
     Invalid(String),
 }
@@ -68,7 +70,9 @@ pub fn parse(text: &str) -> Option<ChatCommand> {
             }
         }
         "bahasa" | "language" => match first.to_ascii_lowercase().as_str() {
-            "id" | "indonesia" | "en" | "english" => ChatCommand::Language(first[..2].to_ascii_lowercase()),
+            "id" | "indonesia" | "en" | "english" => {
+                ChatCommand::Language(if first.starts_with('e') { Language::En } else { Language::Id })
+            }
             _ => need("bahasa"),
         },
         _ => need("unknown"),
@@ -107,7 +111,7 @@ mod tests {
         assert_eq!(parse("/status"), Some(ChatCommand::Invalid("status".into())));
         assert_eq!(parse("/tutup A-HERO26000001"), Some(ChatCommand::Close("A-HERO26000001".into())));
         assert_eq!(parse("/email a@b.test"), Some(ChatCommand::Email("a@b.test".into())));
-        assert_eq!(parse("/bahasa en"), Some(ChatCommand::Language("en".into())));
+        assert_eq!(parse("/bahasa en"), Some(ChatCommand::Language(Language::En)));
         assert_eq!(parse("/xyz"), Some(ChatCommand::Invalid("unknown".into())));
         assert_eq!(parse("printer rusak"), None);
         assert_eq!(parse("/status '; DROP TABLE tickets"), Some(ChatCommand::Invalid("status".into())));

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Button;
 use crate::catalogue::Catalogue;
-use crate::domain::{Impact, TicketType};
+use crate::domain::{Impact, Language, TicketType};
 use crate::templates::{TemplateError, Templates};
 
 /// Longest subject kept (characters).
@@ -85,7 +85,7 @@ pub struct FlowLabels {
 
 impl FlowLabels {
     /// The labels in `lang`.
-    pub fn of(t: &Templates, lang: &str) -> Result<Self, TemplateError> {
+    pub fn of(t: &Templates, lang: Language) -> Result<Self, TemplateError> {
         Ok(Self {
             question: t.label(lang, "flow_question")?,
             request: t.label(lang, "flow_request")?,
@@ -261,7 +261,7 @@ mod tests {
 
     fn id() -> FlowLabels {
         let t = Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
-        FlowLabels::of(&t, "id").unwrap()
+        FlowLabels::of(&t, Language::Id).unwrap()
     }
 
     fn hero() -> Catalogue {

@@ -7,7 +7,7 @@ pub mod flow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Channel;
+use crate::domain::{Channel, Language};
 
 /// Bytes of a chat message's text that are kept (longer text is cut, and says so).
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
@@ -85,11 +85,14 @@ pub fn chat_address(channel: Channel, user_id: &str) -> String {
 }
 
 /// `id` or `en` from a platform's language hint, else `fallback`.
-pub fn language_of(hint: Option<&str>, fallback: &str) -> String {
-    match hint.map(|h| h.to_ascii_lowercase()) {
-        Some(h) if h.starts_with("en") => "en".into(),
-        Some(h) if h.starts_with("id") || h.starts_with("in") => "id".into(),
-        _ => fallback.into(),
+pub fn language_of(hint: &str) -> Option<Language> {
+    let h = hint.to_ascii_lowercase();
+    if h.starts_with("en") {
+        Some(Language::En)
+    } else if h.starts_with("id") || h.starts_with("in") {
+        Some(Language::Id)
+    } else {
+        None
     }
 }
 
@@ -137,9 +140,9 @@ mod tests {
 
     #[test]
     fn language_hints() {
-        assert_eq!(language_of(Some("en-GB"), "id"), "en");
-        assert_eq!(language_of(Some("id"), "en"), "id");
-        assert_eq!(language_of(Some("de"), "id"), "id");
-        assert_eq!(language_of(None, "en"), "en");
+        assert_eq!(language_of("en-GB"), Some(Language::En));
+        assert_eq!(language_of("id"), Some(Language::Id));
+        assert_eq!(language_of("in"), Some(Language::Id));
+        assert_eq!(language_of("de"), None);
     }
 }

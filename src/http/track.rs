@@ -25,7 +25,7 @@ fn lang(q: &HashMap<String, String>) -> Language {
 /// The page for `view`, or a plain 500 when its template fails (checked at load, so only a
 /// template changed on disk after start could).
 fn page(s: &HttpState, lang: Language, code: StatusCode, view: &TrackPage) -> Response {
-    match s.pipeline.templates().render_page(lang.as_str(), "track_page.html", view) {
+    match s.pipeline.templates().render_page(lang, "track_page.html", view) {
         Ok(html) => (code, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "tracking page: template failed");
@@ -145,7 +145,7 @@ pub async fn ticket(
         .collect();
     let view = TrackPage {
         notice: String::new(),
-        number: t.number.clone(),
+        number: t.number.to_string(),
         status: t.status.as_str().into(),
         desk: desk.name.clone(),
         category_name,

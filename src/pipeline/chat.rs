@@ -18,11 +18,12 @@ use crate::chat::{
     language_of, rating_buttons,
 };
 use crate::config::Desk;
-use crate::domain::{Channel, Direction, EmailAddress, TicketStatus};
+use crate::domain::{Channel, Direction, EmailAddress, Language, TicketStatus};
 use crate::mail::loopguard::MailKind;
 use crate::mail::parse::{self, AttachmentMeta, Mailbox, ParsedMail, sha256_hex};
 use crate::store::{self, ChatUser, StoreError, Ticket};
 use crate::templates::{MailContext, TicketLine};
+use crate::ticket::TicketNumber;
 use crate::ticket::decide::Said;
 
 /// The WhatsApp customer-service window.
@@ -34,7 +35,7 @@ const MAX_OUT_CHARS: usize = 4_000;
 struct Turn<'a, 'b> {
     h: &'a Here<'b>,
     user: ChatUser,
-    lang: String,
+    lang: Language,
     m: &'a ChatMessage,
 }
 
@@ -85,10 +86,9 @@ impl Pipeline {
             now,
         )
         .await?;
-        let hint = m.language.as_deref().map(|l| language_of(Some(l), "")).filter(|l| !l.is_empty());
-        let chosen = user.language.clone().or(hint);
-        let h = Here { channel: m.channel, lang: chosen.as_deref(), ..self.here(desk, inbox, now)? };
-        let lang = chosen.clone().unwrap_or_else(|| desk.language.as_str().to_string());
+        let chosen = user.language.or(m.language.as_deref().and_then(language_of));
+        let h = Here { channel: m.channel, lang: chosen, ..self.here(desk, inbox, now)? };
+        let lang = chosen.unwrap_or(desk.language);
         let turn = Turn { h: &h, user, lang, m };
         let outcome = self.turn(&mut tx, &turn).await?;
         tx.commit().await.map_err(StoreError::from)?;
@@ -98,7 +98,7 @@ impl Pipeline {
             desk = %desk.id,
             channel,
             action = outcome.action.as_str(),
-            ticket = outcome.ticket.as_deref().unwrap_or("-"),
+            ticket = outcome.ticket.as_ref().map_or("-", TicketNumber::as_str),
             "chat update processed"
         );
         Ok(outcome)
@@ -207,13 +207,13 @@ impl Pipeline {
         if let (Some(id), Some(at)) = (c.user.active_ticket_id, c.user.active_at)
             && c.h.now - at <= window
             && let Some(t) = store::ticket_by_id(tx, id).await?
-            && t.requester_address == c.user.address
+            && t.requester_address.as_str() == c.user.address
         {
             return self.append_chat(tx, c, t, text, Said::Text).await;
         }
         let subject = match subject_of(text) {
             Some(s) => s,
-            None => self.templates.label(&c.lang, "chat_attachment_subject")?,
+            None => self.templates.label(c.lang, "chat_attachment_subject")?,
         };
         let mail = self.chat_mail(c, subject.clone(), text.to_string());
         let msg = self.chat_msg(c, text, &subject);
@@ -268,7 +268,10 @@ impl Pipeline {
         c: &Turn<'_, '_>,
         number: &str,
     ) -> Result<Option<Ticket>, StoreError> {
-        Ok(store::ticket_by_number(tx, &c.h.desk.id, number).await?.filter(|t| t.requester_address == c.user.address))
+        let Some(number) = TicketNumber::parse(number) else { return Ok(None) };
+        Ok(store::ticket_by_number(tx, &c.h.desk.id, &number)
+            .await?
+            .filter(|t| t.requester_address.as_str() == c.user.address))
     }
 
     async fn on_command(
@@ -284,7 +287,7 @@ impl Pipeline {
             }
             ChatCommand::New => {
                 let internal = self.is_internal(c);
-                let labels = flow::FlowLabels::of(&self.templates, &c.lang)?;
+                let labels = flow::FlowLabels::of(&self.templates, c.lang)?;
                 let adv = flow::start(&c.h.desk.catalogue, internal, &labels);
                 self.flow_step(tx, c, adv).await
             }
@@ -311,7 +314,7 @@ impl Pipeline {
                 ctx.chat.tickets = list
                     .iter()
                     .map(|t| TicketLine {
-                        number: t.number.clone(),
+                        number: t.number.to_string(),
                         status: t.status.as_str().to_string(),
                         subject: t.subject.clone(),
                     })
@@ -323,8 +326,8 @@ impl Pipeline {
                 Some(t) => {
                     let number = t.number.clone();
                     let out = self.append_chat(tx, c, t, &text, Said::Text).await?;
-                    if out.ticket.as_deref() == Some(number.as_str()) && out.reason.is_none() {
-                        self.notice(tx, c, None, "reply_added", &number).await?;
+                    if out.ticket.as_ref().map(TicketNumber::as_str) == Some(number.as_str()) && out.reason.is_none() {
+                        self.notice(tx, c, None, "reply_added", number.as_str()).await?;
                     }
                     Ok(out)
                 }
@@ -355,9 +358,9 @@ impl Pipeline {
                 }
             }
             ChatCommand::Language(l) => {
-                store::set_chat_language(tx, c.user.id, &l).await?;
-                let c2 = Turn { h: c.h, user: c.user.clone(), lang: l.clone(), m: c.m };
-                self.notice(tx, &c2, None, "language_set", &l).await?;
+                store::set_chat_language(tx, c.user.id, l).await?;
+                let c2 = Turn { h: c.h, user: c.user.clone(), lang: l, m: c.m };
+                self.notice(tx, &c2, None, "language_set", l.as_str()).await?;
                 self.record_command(tx, c, "language", None).await
             }
             ChatCommand::Invalid(usage) => {
@@ -410,7 +413,7 @@ impl Pipeline {
         };
         if t.status != TicketStatus::Resolved {
             let notice = if t.status == TicketStatus::Closed { "already_closed" } else { "not_resolved" };
-            self.notice(tx, c, Some(&t), notice, &t.number).await?;
+            self.notice(tx, c, Some(&t), notice, t.number.as_str()).await?;
             return self.record_command(tx, c, "confirmation of a ticket that is not resolved", Some(&t)).await;
         }
         let said = if yes { Said::Confirm } else { Said::Reopen };
@@ -433,7 +436,7 @@ impl Pipeline {
         let open_for_rating = t.status == TicketStatus::Closed && t.rating_requested_at.is_some() && t.rating.is_none();
         if !open_for_rating {
             let notice = if t.rating.is_some() { "already_rated" } else { "not_closed" };
-            self.notice(tx, c, Some(&t), notice, &t.number).await?;
+            self.notice(tx, c, Some(&t), notice, t.number.as_str()).await?;
             return self.record_command(tx, c, "rating refused", Some(&t)).await;
         }
         let text = self.text_of(c).to_string();
@@ -461,7 +464,7 @@ impl Pipeline {
             self.notice(tx, c, None, "flow_expired", "").await?;
             return self.record_command(tx, c, "unreadable form state", None).await;
         };
-        let labels = flow::FlowLabels::of(&self.templates, &c.lang)?;
+        let labels = flow::FlowLabels::of(&self.templates, c.lang)?;
         let adv = flow::advance(state, &c.h.desk.catalogue, self.is_internal(c), &labels, answer);
         self.flow_step(tx, c, adv).await
     }
@@ -479,7 +482,7 @@ impl Pipeline {
                     .unwrap_or_default();
                 ctx.chat.options = prompt.options.iter().map(|o| o.label.clone()).collect();
                 ctx.chat.retry = prompt.retry;
-                let cancel = self.templates.label(&c.lang, "cancel")?;
+                let cancel = self.templates.label(c.lang, "cancel")?;
                 let mut buttons: Vec<Vec<Button>> = prompt.options.into_iter().map(|o| vec![o]).collect();
                 buttons.push(vec![Button { label: cancel, data: flow::CANCEL.into() }]);
                 self.say(tx, c, None, "chat_flow", ctx, buttons).await?;
@@ -526,7 +529,7 @@ impl Pipeline {
     ) -> Result<(), PipelineError> {
         ctx.desk = self.desk_ctx(c.h);
         ctx.requester.name = c.user.name.clone().unwrap_or_default();
-        let text = self.templates.render(&c.lang, template, &ctx)?.body;
+        let text = self.templates.render(c.lang, template, &ctx)?.body;
         self.queue_chat(tx, c.h, &c.user, t, template, &text, buttons, false).await?;
         Ok(())
     }
@@ -552,7 +555,7 @@ impl Pipeline {
         if channel == Channel::Whatsapp && h.now - user.last_inbound_at > WHATSAPP_WINDOW_MS {
             match h.desk.whatsapp.as_ref().and_then(|w| w.template.clone().map(|n| (n, w.template_language.clone()))) {
                 Some((name, language)) => {
-                    let number = t.map(|t| t.number.clone()).unwrap_or_default();
+                    let number = t.map(|t| t.number.to_string()).unwrap_or_default();
                     template = Some(TemplateMessage { name, language, params: vec![number] });
                 }
                 None => {
@@ -622,21 +625,21 @@ impl Pipeline {
         out: super::outgoing::OutMail,
         kind: &str,
     ) -> Result<Option<i64>, PipelineError> {
-        let Some(user) = store::chat_user_by_address(tx, &t.desk, &t.requester_address).await? else {
+        let Some(user) = store::chat_user_by_address(tx, &t.desk, t.requester_address.as_str()).await? else {
             let detail = json!({ "template": kind, "reason": "no chat requester for this ticket" });
             self.event(tx, h, t.id, "loket", "chat_undeliverable", &detail).await?;
             return Ok(None);
         };
         let chat_name = format!("chat_{}", out.template);
-        let name = if self.templates.has(&out.lang, &chat_name) { chat_name.as_str() } else { out.template };
-        let text = self.templates.render(&out.lang, name, &out.ctx)?.body;
+        let name = if self.templates.has(out.lang, &chat_name) { chat_name.as_str() } else { out.template };
+        let text = self.templates.render(out.lang, name, &out.ctx)?.body;
         let buttons = match out.template {
             "resolution" | "confirm_question" => confirm_buttons(
-                &self.templates.label(&out.lang, "confirm_yes")?,
-                &self.templates.label(&out.lang, "confirm_no")?,
-                &t.number,
+                &self.templates.label(out.lang, "confirm_yes")?,
+                &self.templates.label(out.lang, "confirm_no")?,
+                t.number.as_str(),
             ),
-            "closed_rating" | "closed_by_desk" => rating_buttons(&t.number),
+            "closed_rating" | "closed_by_desk" => rating_buttons(t.number.as_str()),
             _ => Vec::new(),
         };
         let row = self.queue_chat(tx, h, &user, Some(t), kind, &text, buttons, out.auto_reply).await?;

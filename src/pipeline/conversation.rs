@@ -49,8 +49,10 @@ impl Pipeline {
         let agent = h.desk.agent(&sender);
         let mut requesters = vec![t.requester_address.clone()];
         if t.channel != Channel::Email
-            && let Some(email) =
-                store::chat_user_by_address(tx, &t.desk, &t.requester_address).await?.and_then(|u| u.email)
+            && let Some(email) = store::chat_user_by_address(tx, &t.desk, t.requester_address.as_str())
+                .await?
+                .and_then(|u| u.email)
+                .and_then(|e| EmailAddress::parse(&e).ok())
         {
             // A chat requester who linked an address answers the email copies as themselves.
             requesters.push(email);
@@ -308,7 +310,7 @@ impl Pipeline {
         let token_ok = self.config.signer.as_ref().is_some_and(|s| {
             tokens_in(&ids)
                 .iter()
-                .any(|(number, token)| *number == t.number && s.verify(&h.desk.id, number, actor, token))
+                .any(|(number, token)| number == t.number.as_str() && s.verify(&h.desk.id, number, actor, token))
         });
         let reply = if token_ok {
             command::parse(&fresh_text(mail)).map_err(|e| e.to_string())

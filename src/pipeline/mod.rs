@@ -25,6 +25,7 @@ use crate::mail::{attachments, compose, loopguard, parse};
 use crate::routing::RouteInput;
 use crate::store::{self, Store, StoreError, Ticket};
 use crate::templates::{RefusedCtx, TemplateError, Templates, When};
+use crate::ticket::TicketNumber;
 use crate::ticket::reading;
 use crate::ticket::thread::ThreadKeys;
 use outgoing::OutMail;
@@ -61,7 +62,7 @@ impl Action {
 /// The answer for one message (also the JSON line `loket ingest` prints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
-    pub ticket: Option<String>,
+    pub ticket: Option<TicketNumber>,
     pub action: Action,
     pub reason: Option<String>,
 }
@@ -108,7 +109,7 @@ pub(crate) struct Here<'a> {
     /// The channel the message came through (audit events name it).
     pub channel: Channel,
     /// The requester's chosen language, when they chose one (chat `/bahasa`).
-    pub lang: Option<&'a str>,
+    pub lang: Option<Language>,
 }
 
 /// How a new ticket relates to an existing one.
@@ -273,7 +274,7 @@ impl Pipeline {
             desk = %desk.id,
             inbox = %inbox.name,
             action = outcome.action.as_str(),
-            ticket = outcome.ticket.as_deref().unwrap_or("-"),
+            ticket = outcome.ticket.as_ref().map_or("-", TicketNumber::as_str),
             kind = kind.as_str(),
             "message processed"
         );
@@ -427,7 +428,7 @@ impl Pipeline {
         } else if desk.language == Language::Id {
             reading::detect_language(&format!("{}\n{}", mail.subject, mail.text))
         } else {
-            desk.language.as_str()
+            desk.language
         };
         let verdicts = verdicts(desk, mail);
         let mut missing = match desk.catalogue.subcategory(&decision.category, &decision.subcategory) {
@@ -467,7 +468,7 @@ impl Pipeline {
                 subject: &mail.subject,
                 requester_address: requester.address.as_str(),
                 requester_name: requester.name.as_deref(),
-                language: Language::parse(language).unwrap_or_default(),
+                language,
                 group_id: group.as_deref(),
                 pending_reason,
                 linked_ticket_id: linked.map(|l| l.id),
@@ -546,7 +547,7 @@ impl Pipeline {
             ctx.refused = verdicts.refused.clone();
             ctx.ticket.internal_only_refused = decision.internal_only_refused.clone().unwrap_or_default();
             // Only a follow-up names the earlier ticket: a stranger learns nothing of the one named.
-            ctx.ticket.linked_number = follows.clone().unwrap_or_default();
+            ctx.ticket.linked_number = follows.as_ref().map(ToString::to_string).unwrap_or_default();
             // The template promises the deadline in the requester's words ("paling lambat …").
             ctx.deadline = response_due.map(|due| When::at(due, desk.tz));
             let out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
@@ -569,10 +570,10 @@ impl Pipeline {
             ctx.event = if missing.is_empty() { "new" } else { "waiting" }.into();
             ctx.missing = missing.clone();
             ctx.text = mail.text.clone();
-            ctx.ticket.mentioned_number = mentions.unwrap_or_default();
+            ctx.ticket.mentioned_number = mentions.as_ref().map(ToString::to_string).unwrap_or_default();
             self.notify_agents_with(tx, h, &t, ctx, &requester.address).await?;
         }
-        Ok(Outcome { ticket: Some(number.to_string()), action: Action::Created, reason: None })
+        Ok(Outcome { ticket: Some(number), action: Action::Created, reason: None })
     }
 
     /// A sender over the hourly limit of new tickets: the message is recorded on their latest

@@ -32,7 +32,7 @@ pub(crate) struct OutMail {
     pub template: &'static str,
     pub to: EmailAddress,
     pub to_name: Option<String>,
-    pub lang: String,
+    pub lang: Language,
     pub ctx: MailContext,
     /// `Auto-Submitted: auto-replied` and counted against the per-sender limit.
     pub auto_reply: bool,
@@ -47,13 +47,11 @@ pub(crate) struct OutMail {
 impl OutMail {
     /// A message to the ticket's requester in the ticket's language.
     pub fn to_requester(t: &Ticket, template: &'static str, ctx: MailContext) -> Self {
-        let to = EmailAddress::parse(&t.requester_address)
-            .unwrap_or_else(|_| EmailAddress::parse("invalid@invalid.invalid").expect("valid"));
         Self {
             template,
-            to,
+            to: t.requester_address.clone(),
             to_name: t.requester_name.clone(),
-            lang: t.language.as_str().to_string(),
+            lang: t.language,
             ctx,
             auto_reply: true,
             auto_generated: false,
@@ -69,7 +67,7 @@ impl OutMail {
             template,
             to: agent.address.clone(),
             to_name: Some(agent.name.clone()),
-            lang: lang.as_str().to_string(),
+            lang,
             ctx,
             auto_reply: false,
             auto_generated: true,
@@ -132,12 +130,11 @@ impl Pipeline {
             .with_timezone(&desk.tz)
             .format("%Y-%m-%d %H:%M %Z")
             .to_string();
-        let number = crate::ticket::TicketNumber::parse(&t.number);
         MailContext {
             desk: self.desk_ctx(h),
             ticket: TicketCtx {
-                number: t.number.clone(),
-                tag: number.map(|n| n.tag()).unwrap_or_else(|| format!("[#{}]", t.number)),
+                number: t.number.to_string(),
+                tag: t.number.tag(),
                 category: t.category.clone(),
                 subcategory: t.subcategory.clone(),
                 category_name: cat_name,
@@ -152,7 +149,7 @@ impl Pipeline {
             },
             requester: PersonCtx {
                 name: t.requester_name.clone().unwrap_or_default(),
-                address: t.requester_address.clone(),
+                address: t.requester_address.to_string(),
             },
             original_subject: t.subject.clone(),
             ..MailContext::default()
@@ -195,7 +192,7 @@ impl Pipeline {
         out: OutMail,
         kind: &str,
     ) -> Result<Option<i64>, PipelineError> {
-        if out.token_for.is_none() && t.channel != Channel::Email && out.to.as_str() == t.requester_address {
+        if out.token_for.is_none() && t.channel != Channel::Email && out.to.as_str() == t.requester_address.as_str() {
             return self.queue_to_chat(tx, h, t, out, kind).await;
         }
         self.queue_email(tx, h, t, out, kind).await
@@ -211,7 +208,7 @@ impl Pipeline {
         kind: &str,
     ) -> Result<Option<i64>, PipelineError> {
         let desk = h.desk;
-        let text = self.templates.render(&out.lang, out.template, &out.ctx)?;
+        let text = self.templates.render(out.lang, out.template, &out.ctx)?;
         // Thread headers hold only ids this recipient has already seen (messages it sent or was
         // sent), and never another agent's token (invariant 7).
         let thread = store::thread_ids_seen_by(tx, t.id, out.to.as_str(), 10).await?;
@@ -234,7 +231,7 @@ impl Pipeline {
         let unique = fresh_unique();
         let message_id = match (&out.token_for, &self.config.signer) {
             (Some(agent), Some(signer)) => {
-                Some(signer.message_id(&desk.id, &t.number, agent.as_str(), &unique, h.inbox_addr.domain()))
+                Some(signer.message_id(&desk.id, t.number.as_str(), agent.as_str(), &unique, h.inbox_addr.domain()))
             }
             _ => None,
         };
@@ -243,7 +240,7 @@ impl Pipeline {
             from: &h.inbox_addr,
             to_name: out.to_name.as_deref(),
             to: &out.to,
-            ticket_number: &t.number,
+            ticket_number: t.number.as_str(),
             in_reply_to: parent.as_deref(),
             references: &references,
             text: &text,

@@ -4,6 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::StoreError;
+use crate::domain::Language;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -19,7 +20,7 @@ pub struct ChatUser {
     /// The requester address of this person's tickets (`telegram-555@chat.invalid`).
     pub address: String,
     pub name: Option<String>,
-    pub language: Option<String>,
+    pub language: Option<Language>,
     /// An email address the person linked to get replies by email as well.
     pub email: Option<String>,
     /// The guided flow in progress (JSON), if any.
@@ -41,7 +42,7 @@ fn from_row(r: &AnyRow) -> Result<ChatUser> {
         chat_id: r.try_get("chat_id")?,
         address: r.try_get("address")?,
         name: r.try_get("name")?,
-        language: r.try_get("language")?,
+        language: r.try_get::<Option<String>, _>("language")?.as_deref().and_then(Language::parse),
         email: r.try_get("email")?,
         flow: r.try_get("flow")?,
         active_ticket_id: r.try_get("active_ticket_id")?,
@@ -112,9 +113,9 @@ pub async fn set_chat_email(conn: &mut AnyConnection, id: i64, email: Option<&st
     Ok(())
 }
 
-pub async fn set_chat_language(conn: &mut AnyConnection, id: i64, language: &str) -> Result<()> {
+pub async fn set_chat_language(conn: &mut AnyConnection, id: i64, language: Language) -> Result<()> {
     sqlx::query("UPDATE chat_users SET language = $1 WHERE id = $2")
-        .bind(language)
+        .bind(language.as_str())
         .bind(id)
         .execute(&mut *conn)
         .await?;

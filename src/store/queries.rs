@@ -6,7 +6,8 @@ use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, Row, any::AnyRow};
 
 use super::{Backend, StoreError};
-use crate::domain::{Channel, Impact, Language, PendingReason, Priority, TicketStatus, TicketType};
+use crate::domain::{Channel, EmailAddress, Impact, Language, PendingReason, Priority, TicketStatus, TicketType};
+use crate::ticket::TicketNumber;
 pub use crate::ticket::{Ticket, TicketPatch};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -33,7 +34,7 @@ pub(super) fn ticket_from(r: &AnyRow) -> Result<Ticket> {
     Ok(Ticket {
         id: r.try_get("id")?,
         desk: r.try_get("desk")?,
-        number: r.try_get("number")?,
+        number: decode(r, "number", TicketNumber::parse)?,
         category: r.try_get("category")?,
         subcategory: r.try_get("subcategory")?,
         ticket_type: decode_opt(r, "ticket_type", TicketType::parse)?,
@@ -42,7 +43,7 @@ pub(super) fn ticket_from(r: &AnyRow) -> Result<Ticket> {
         channel: decode(r, "channel", Channel::parse)?,
         inbox: r.try_get("inbox")?,
         subject: r.try_get("subject")?,
-        requester_address: r.try_get("requester_address")?,
+        requester_address: decode(r, "requester_address", |s| EmailAddress::parse(s).ok())?,
         requester_name: r.try_get("requester_name")?,
         language: decode(r, "language", Language::parse)?,
         created_at: r.try_get("created_at")?,
@@ -110,7 +111,7 @@ pub struct NewMessage<'a> {
 /// What an earlier delivery of the same message became.
 #[derive(Debug, Clone)]
 pub struct Seen {
-    pub ticket_number: Option<String>,
+    pub ticket_number: Option<TicketNumber>,
     pub quarantined: bool,
 }
 
@@ -129,14 +130,14 @@ pub async fn find_seen(conn: &mut AnyConnection, desk: &str, key: &str) -> Resul
     .await?;
     row.map(|r| {
         let quarantined: i64 = r.try_get("quarantined")?;
-        Ok(Seen { ticket_number: r.try_get("number")?, quarantined: quarantined == 1 })
+        Ok(Seen { ticket_number: decode_opt(&r, "number", TicketNumber::parse)?, quarantined: quarantined == 1 })
     })
     .transpose()
 }
 
-pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &str) -> Result<Option<Ticket>> {
+pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &TicketNumber) -> Result<Option<Ticket>> {
     let sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE desk = $1 AND number = $2");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(number).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(number.as_str()).fetch_optional(&mut *conn).await?;
     row.as_ref().map(ticket_from).transpose()
 }
 
@@ -146,7 +147,7 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// The tickets of `desk` with one of `numbers`, in one query.
-pub async fn tickets_by_numbers(conn: &mut AnyConnection, desk: &str, numbers: &[String]) -> Result<Vec<Ticket>> {
+pub async fn tickets_by_numbers(conn: &mut AnyConnection, desk: &str, numbers: &[TicketNumber]) -> Result<Vec<Ticket>> {
     if numbers.is_empty() {
         return Ok(Vec::new());
     }
@@ -154,7 +155,7 @@ pub async fn tickets_by_numbers(conn: &mut AnyConnection, desk: &str, numbers: &
         format!("SELECT {TICKET_COLS} FROM tickets WHERE desk = $1 AND number IN ({})", placeholders(2, numbers.len()));
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk);
     for n in numbers {
-        q = q.bind(n);
+        q = q.bind(n.as_str());
     }
     q.fetch_all(&mut *conn).await?.iter().map(ticket_from).collect()
 }
@@ -461,12 +462,16 @@ pub async fn insert_participants(
 }
 
 /// The participants of a ticket (besides its requester and the agents).
-pub async fn participants(conn: &mut AnyConnection, ticket_id: i64) -> Result<Vec<String>> {
+pub async fn participants(conn: &mut AnyConnection, ticket_id: i64) -> Result<Vec<EmailAddress>> {
     let rows = sqlx::query("SELECT address FROM ticket_participants WHERE ticket_id = $1 ORDER BY address")
         .bind(ticket_id)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(rows.iter().filter_map(|r| r.try_get::<String, _>("address").ok()).collect())
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>("address").ok())
+        .filter_map(|a| EmailAddress::parse(&a).ok())
+        .collect())
 }
 
 /// Tickets `requester` opened at `desk` since `since` (flood control).

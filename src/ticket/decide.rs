@@ -711,6 +711,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::domain::{Channel, Language, TicketType};
+    use crate::ticket::TicketNumber;
     use crate::ticket::command;
 
     const NOW: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
@@ -737,7 +738,7 @@ mod tests {
         Ticket {
             id: 1,
             desk: "hero".into(),
-            number: "A-HERO26000001".into(),
+            number: TicketNumber::parse("A-HERO26000001").unwrap(),
             category: "aplikasi".into(),
             subcategory: "sigi".into(),
             ticket_type: Some(TicketType::Incident),
@@ -746,7 +747,7 @@ mod tests {
             channel: Channel::Email,
             inbox: Some("hero".into()),
             subject: "SIGI error".into(),
-            requester_address: "budi@example.test".into(),
+            requester_address: EmailAddress::parse("budi@example.test").unwrap(),
             requester_name: None,
             language: Language::Id,
             created_at: NOW - 48 * HOUR,

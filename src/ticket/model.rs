@@ -3,13 +3,14 @@
 
 use serde::Serialize;
 
-use crate::domain::{Channel, Impact, Language, PendingReason, Priority, TicketStatus, TicketType};
+use super::TicketNumber;
+use crate::domain::{Channel, EmailAddress, Impact, Language, PendingReason, Priority, TicketStatus, TicketType};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ticket {
     pub id: i64,
     pub desk: String,
-    pub number: String,
+    pub number: TicketNumber,
     pub category: String,
     pub subcategory: String,
     pub ticket_type: Option<TicketType>,
@@ -19,7 +20,7 @@ pub struct Ticket {
     pub inbox: Option<String>,
     pub subject: String,
     /// Lower-cased; a chat requester's is `<platform>-<id>@chat.invalid`.
-    pub requester_address: String,
+    pub requester_address: EmailAddress,
     pub requester_name: Option<String>,
     pub language: Language,
     pub created_at: i64,

@@ -31,6 +31,14 @@ impl TicketNumber {
     }
 }
 
+/// Reads as the text it is: made only by [`TicketNumber::parse`] or a desk's format.
+impl std::ops::Deref for TicketNumber {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for TicketNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

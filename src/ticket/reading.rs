@@ -3,7 +3,7 @@
 //! resolution. Pure: text and the catalogue in, values out.
 
 use crate::catalogue::{Missing, RequirementKind, Subcategory};
-use crate::domain::{EmailAddress, TicketType};
+use crate::domain::{EmailAddress, Language, TicketType};
 
 /// What a request still lacks of its subcategory's requirements. Requirements apply to requests
 /// (Permohonan): questions and incident reports are never held back. A requirement counts only when
@@ -40,7 +40,7 @@ pub fn missing_requirements(
 
 /// Language of a requester's text: `en` when English function words clearly outnumber Indonesian
 /// ones, else `id`. The heuristic: counts of common short words of each language.
-pub fn detect_language(text: &str) -> &'static str {
+pub fn detect_language(text: &str) -> Language {
     const EN: &[&str] = &[
         "the", "and", "is", "are", "to", "of", "my", "i", "please", "can", "not", "cannot", "with", "for", "this",
         "it", "we", "you", "have", "has", "was", "since", "our", "thank", "thanks", "hello", "dear", "would",
@@ -79,7 +79,7 @@ pub fn detect_language(text: &str) -> &'static str {
         en += EN.contains(&w.as_str()) as usize;
         id += ID.contains(&w.as_str()) as usize;
     }
-    if en >= 3 && en > id * 2 { "en" } else { "id" }
+    if en >= 3 && en > id * 2 { Language::En } else { Language::Id }
 }
 
 /// A rating reply: a digit 1–5 first (also "5/5", "bintang 5", "nilai 4"), then an optional comment.
@@ -353,10 +353,13 @@ mod tests {
 
     #[test]
     fn language_heuristic() {
-        assert_eq!(detect_language("Dear team, I cannot log in to the portal since this morning. Please help."), "en");
-        assert_eq!(detect_language("Mohon bantuan, saya tidak bisa login ke portal sejak pagi."), "id");
-        assert_eq!(detect_language("SIGI error"), "id");
-        assert_eq!(detect_language(""), "id");
+        assert_eq!(
+            detect_language("Dear team, I cannot log in to the portal since this morning. Please help."),
+            Language::En
+        );
+        assert_eq!(detect_language("Mohon bantuan, saya tidak bisa login ke portal sejak pagi."), Language::Id);
+        assert_eq!(detect_language("SIGI error"), Language::Id);
+        assert_eq!(detect_language(""), Language::Id);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! names the sender's role; every rule that depends on it (who may relay, command, confirm,
 //! reopen, rate, or only add words) matches on [`SenderRole`]. Pure: no store, no clock.
 
-use super::{Ticket, find_tags};
+use super::{Ticket, TicketNumber, find_tags};
 use crate::config::ParticipantPolicy;
 use crate::domain::EmailAddress;
 
@@ -18,7 +18,7 @@ pub const MAX_TAGS: usize = 10;
 /// the messages it replies to or reports on, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ThreadKeys {
-    pub numbers: Vec<String>,
+    pub numbers: Vec<TicketNumber>,
     pub message_ids: Vec<String>,
 }
 
@@ -26,13 +26,13 @@ impl ThreadKeys {
     /// From a mail's subject, `References`, `In-Reply-To`, and the message ids a delivery report
     /// names; the first [`MAX_TAGS`] distinct tags and the newest [`MAX_REFERENCES`] ids are kept.
     pub fn of(subject: &str, references: &[String], in_reply_to: &[String], reported: &[String]) -> Self {
-        let mut numbers: Vec<String> = Vec::new();
+        let mut numbers: Vec<TicketNumber> = Vec::new();
         for n in find_tags(subject) {
             if numbers.len() == MAX_TAGS {
                 break;
             }
-            if !numbers.iter().any(|m| m == n.as_str()) {
-                numbers.push(n.as_str().to_string());
+            if !numbers.contains(&n) {
+                numbers.push(n);
             }
         }
         let mut message_ids: Vec<String> = Vec::new();
@@ -96,15 +96,15 @@ impl SenderRole {
 /// still answers with the token).
 pub fn sender_role(
     sender: &EmailAddress,
-    requesters: &[String],
-    participants: &[String],
+    requesters: &[EmailAddress],
+    participants: &[EmailAddress],
     is_agent: bool,
 ) -> SenderRole {
     if is_agent {
         SenderRole::Agent
-    } else if requesters.iter().any(|r| sender.as_str().eq_ignore_ascii_case(r)) {
+    } else if requesters.contains(sender) {
         SenderRole::Requester
-    } else if participants.iter().any(|p| sender.as_str().eq_ignore_ascii_case(p)) {
+    } else if participants.contains(sender) {
         SenderRole::Participant
     } else {
         SenderRole::Stranger
@@ -142,7 +142,7 @@ mod tests {
         Ticket {
             id,
             desk: "hero".into(),
-            number: number.into(),
+            number: TicketNumber::parse(number).unwrap(),
             category: "aplikasi".into(),
             subcategory: "sigi".into(),
             ticket_type: None,
@@ -151,7 +151,7 @@ mod tests {
             channel: crate::domain::Channel::Email,
             inbox: None,
             subject: String::new(),
-            requester_address: "budi@example.test".into(),
+            requester_address: a("budi@example.test"),
             requester_name: None,
             language: crate::domain::Language::Id,
             created_at: 0,
@@ -182,7 +182,10 @@ mod tests {
             &ids(&["b"]),
             &ids(&["c"]),
         );
-        assert_eq!(k.numbers, ["A-HERO26000001", "B-HERO26000002"]);
+        assert_eq!(
+            k.numbers.iter().map(TicketNumber::as_str).collect::<Vec<_>>(),
+            ["A-HERO26000001", "B-HERO26000002"]
+        );
         assert_eq!(k.message_ids, ["a", "b", "c"]);
         let many: Vec<String> = (0..80).map(|i| format!("m{i}")).collect();
         let k = ThreadKeys::of("Re: x", &many, &[], &[]);
@@ -192,7 +195,10 @@ mod tests {
         let k = ThreadKeys::of(&stuffed, &[], &[], &[]);
         assert_eq!((k.numbers.len(), k.numbers[0].as_str()), (MAX_TAGS, "A-HERO26000000"));
         let k = ThreadKeys::of("[#A-HERO26000001] [#A-HERO26000001] [#B-HERO26000002]", &[], &[], &[]);
-        assert_eq!(k.numbers, ["A-HERO26000001", "B-HERO26000002"]);
+        assert_eq!(
+            k.numbers.iter().map(TicketNumber::as_str).collect::<Vec<_>>(),
+            ["A-HERO26000001", "B-HERO26000002"]
+        );
     }
 
     #[test]
@@ -212,8 +218,8 @@ mod tests {
 
     #[test]
     fn roles() {
-        let parts = vec!["boss@kemenkeu.go.id".to_string()];
-        let me = vec!["Budi@Kemenkeu.go.id".to_string()];
+        let parts = vec![a("boss@kemenkeu.go.id")];
+        let me = vec![a("Budi@Kemenkeu.go.id")];
         let role = |s: &str, agent| sender_role(&a(s), &me, &parts, agent);
         assert_eq!(role("budi@kemenkeu.go.id", false), SenderRole::Requester);
         assert_eq!(role("boss@kemenkeu.go.id", false), SenderRole::Participant);

@@ -26,7 +26,7 @@ async fn open(w: &World, p: &Pipeline, requester: &str, subject: &str, body: &st
     let m = mail(requester, &w.desk_addr, subject, &format!("{}-{}@example.test", w.tag, now), "", body);
     let o = p.process("hero", &m, now).await.unwrap();
     assert_eq!(o.action, Action::Created, "{o:?}");
-    o.ticket.unwrap()
+    o.ticket.unwrap().to_string()
 }
 
 /// The Message-ID of the latest notification to `agent` about `number`.
@@ -133,7 +133,7 @@ async fn reopen_within_the_window_and_a_linked_ticket_after_it() {
     let o = p.process("hero", &m, T0 + 16 * DAY + 1).await.unwrap();
     assert_eq!(o.action, Action::Created);
     let new = o.ticket.unwrap();
-    assert_ne!(new, n);
+    assert_ne!(new.as_str(), n);
     let t_old = ticket(&store, &n).await;
     let t_new = ticket(&store, &new).await;
     assert_eq!(t_new.linked_ticket_id, Some(t_old.id));

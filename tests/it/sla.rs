@@ -185,7 +185,7 @@ async fn scheduler_fires_once_and_escalates_by_email() {
     while worker.deliver_due().await.unwrap() > 0 {}
     let boss = wait_mailbox(&w.agent("boss"), "INBOX", 2).await;
     let subjects: Vec<String> = boss.iter().map(|m| parsed(m).subject).collect();
-    assert!(subjects.iter().all(|s| s.contains("SLA TERLAMPAUI") && s.contains(&number)), "{subjects:?}");
+    assert!(subjects.iter().all(|s| s.contains("SLA TERLAMPAUI") && s.contains(number.as_str())), "{subjects:?}");
     assert!(subjects.iter().any(|s| s.contains("tanggapan")) && subjects.iter().any(|s| s.contains("penyelesaian")));
     // The layer-1 agent got both warnings and both breaches.
     assert_eq!(

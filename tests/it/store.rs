@@ -70,7 +70,7 @@ async fn scenario(pg: bool) {
     for h in handles {
         let o = h.await.unwrap();
         assert_eq!(o.action, Action::Created);
-        numbers.push(o.ticket.unwrap());
+        numbers.push(o.ticket.unwrap().to_string());
     }
     let mut numbers: Vec<String> = numbers.iter().map(|n| n[1..].to_string()).collect();
     numbers.sort();

@@ -42,7 +42,7 @@ fn ids_in(raw: &str) -> Vec<String> {
 
 async fn new_ticket(p: &Pipeline, w: &World, who: &str, id: &str, subject: &str, body: &str, at: i64) -> String {
     let raw = mail(&w.addr(who), &w.desk_addr, subject, &format!("{id}@example.test"), "", body);
-    p.process("hero", &raw, at).await.unwrap().ticket.expect("a ticket")
+    p.process("hero", &raw, at).await.unwrap().ticket.expect("a ticket").to_string()
 }
 
 /// The agent's notification for ticket `n` (its signed Message-ID).
@@ -157,7 +157,7 @@ async fn a_stranger_cannot_write_reopen_confirm_or_rate_another_ticket_and_gets_
         let o = p.process("hero", &raw, T0 + (2 + i as i64) * MIN).await.unwrap();
         assert_eq!(o.action, Action::Created, "{o:?}");
         let mine = o.ticket.unwrap();
-        assert_ne!(mine, n);
+        assert_ne!(mine.as_str(), n);
         own.push(mine);
     }
     let after = ticket(&store, &n).await;
@@ -171,7 +171,7 @@ async fn a_stranger_cannot_write_reopen_confirm_or_rate_another_ticket_and_gets_
     // What eve received says nothing of budi's ticket: not its subject, status or people.
     for mine in &own {
         let t = ticket(&store, mine).await;
-        assert_eq!(t.requester_address, eve);
+        assert_eq!(t.requester_address.as_str(), eve);
         assert_eq!(t.linked_ticket_id, Some(after.id));
         for (kind, to, _, body) in outbound(&store, mine).await {
             if to == eve {
