@@ -28,7 +28,7 @@ use crate::templates::{RefusedCtx, TemplateError, Templates, When};
 use crate::ticket::TicketNumber;
 use crate::ticket::reading;
 use crate::ticket::thread::ThreadKeys;
-use outgoing::OutMail;
+use outgoing::{Known, OutMail};
 
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -396,7 +396,11 @@ impl Pipeline {
             .or(mail.from.as_ref())
             .expect("parse guarantees a sender for all but bounces, which never open tickets");
         let limit = self.config.limits.new_tickets_per_sender_per_hour as i64;
-        let opened = store::count_tickets_since(tx, &desk.id, requester.address.as_str(), h.now - HOUR_MS).await?;
+        // The sender's last hour, in one query: tickets opened (the flood limit), automatic replies
+        // (the acknowledgement's limit) and messages received (the agents' notification limit).
+        let load = store::sender_load(tx, &desk.id, requester.address.as_str(), h.now - HOUR_MS).await?;
+        let opened = load.tickets_opened;
+        let from_requester = msg.peer_address == Some(requester.address.as_str());
         if opened >= limit {
             return self.divert_flood(tx, h, mail, msg, requester.address.as_str(), opened).await;
         }
@@ -550,7 +554,8 @@ impl Pipeline {
             ctx.ticket.linked_number = follows.as_ref().map(ToString::to_string).unwrap_or_default();
             // The template promises the deadline in the requester's words ("paling lambat …").
             ctx.deadline = response_due.map(|due| When::at(due, desk.tz));
-            let out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
+            let mut out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
+            out.auto_replies_last_hour = Some(load.auto_replies);
             if let Some(out_row) = self.queue(tx, h, &t, out).await? {
                 self.event(
                     tx,
@@ -571,7 +576,11 @@ impl Pipeline {
             ctx.missing = missing.clone();
             ctx.text = mail.text.clone();
             ctx.ticket.mentioned_number = mentions.as_ref().map(ToString::to_string).unwrap_or_default();
-            self.notify_agents_with(tx, h, &t, ctx, &requester.address).await?;
+            // The request itself was stored after the count (it counts when it came from the
+            // requester's own address, not through a Reply-To).
+            let own = i64::from(from_requester);
+            let known = Known { inbound_last_hour: Some(load.inbound + own), new_ticket: true };
+            self.notify_agents_with(tx, h, &t, ctx, &requester.address, known).await?;
         }
         Ok(Outcome { ticket: Some(number), action: Action::Created, reason: None })
     }

@@ -40,8 +40,30 @@ pub(crate) struct OutMail {
     pub auto_generated: bool,
     /// Sign the Message-ID for this agent.
     pub token_for: Option<EmailAddress>,
-    /// The mail being answered: its Message-ID and References.
-    pub parent: Option<(String, Vec<String>)>,
+    pub thread: Thread,
+    /// Automatic replies sent to `to` in the last hour, when the caller already counted them.
+    pub auto_replies_last_hour: Option<i64>,
+}
+
+/// Where a message goes in its recipient's thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Thread {
+    /// Under the ids this recipient has already seen on the ticket (looked up in the store).
+    Seen,
+    /// Under the mail being answered: its Message-ID and References.
+    Answering(String, Vec<String>),
+    /// The first message of a ticket opened in this transaction: nothing to thread under.
+    Fresh,
+}
+
+/// What the caller already knows about a message to the agents, so that the store is not asked
+/// again in the same transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Known {
+    /// Inbound messages from the sender in the last hour, this one included.
+    pub inbound_last_hour: Option<i64>,
+    /// The ticket was opened in this transaction.
+    pub new_ticket: bool,
 }
 
 impl OutMail {
@@ -56,7 +78,8 @@ impl OutMail {
             auto_reply: true,
             auto_generated: false,
             token_for: None,
-            parent: None,
+            thread: Thread::Seen,
+            auto_replies_last_hour: None,
         }
     }
 
@@ -72,14 +95,15 @@ impl OutMail {
             auto_reply: false,
             auto_generated: true,
             token_for: Some(agent.address.clone()),
-            parent: None,
+            thread: Thread::Seen,
+            auto_replies_last_hour: None,
         }
     }
 
     /// Threads the message under `mail`.
     pub fn answering(mut self, mail: &ParsedMail) -> Self {
         if let Some(id) = &mail.message_id {
-            self.parent = Some((id.clone(), mail.references.clone()));
+            self.thread = Thread::Answering(id.clone(), mail.references.clone());
         }
         self
     }
@@ -169,7 +193,10 @@ impl Pipeline {
         if out.auto_reply {
             let limit = self.config.limits.auto_replies_per_sender_per_hour as i64;
             let since = h.now - 3_600_000;
-            let sent = store::count_auto_replies(tx, &desk.id, out.to.as_str(), since).await?;
+            let sent = match out.auto_replies_last_hour {
+                Some(n) => n,
+                None => store::count_auto_replies(tx, &desk.id, out.to.as_str(), since).await?,
+            };
             if sent >= limit {
                 let noticed = store::count_kind_since(tx, &desk.id, out.to.as_str(), "over_limit", since).await?;
                 self.event(tx, h, t.id, "loket", "auto_reply_suppressed", &json!({ "template": out.template, "reason": format!("{sent} automatic replies to this sender in the last hour") })).await?;
@@ -211,10 +238,11 @@ impl Pipeline {
         let text = self.templates.render(out.lang, out.template, &out.ctx)?;
         // Thread headers hold only ids this recipient has already seen (messages it sent or was
         // sent), and never another agent's token (invariant 7).
-        let thread = store::thread_ids_seen_by(tx, t.id, out.to.as_str(), 10).await?;
-        let (parent, references) = match &out.parent {
-            Some((id, refs)) => (Some(id.clone()), refs.clone()),
-            None => {
+        let (parent, references) = match &out.thread {
+            Thread::Answering(id, refs) => (Some(id.clone()), refs.clone()),
+            Thread::Fresh => (None, Vec::new()),
+            Thread::Seen => {
+                let thread = store::thread_ids_seen_by(tx, t.id, out.to.as_str(), 10).await?;
                 let last = match out.token_for {
                     Some(_) => thread.last().cloned(),
                     None => store::last_inbound_id(tx, t.id, out.to.as_str()).await?.or_else(|| thread.last().cloned()),
@@ -295,7 +323,7 @@ impl Pipeline {
         let mut ctx = self.base_ctx(h, t);
         ctx.event = event.to_string();
         ctx.text = text.to_string();
-        self.notify_agents_with(tx, h, t, ctx, from).await
+        self.notify_agents_with(tx, h, t, ctx, from, Known::default()).await
     }
 
     /// [`Pipeline::notify_agents`] with a context the caller prepared.
@@ -306,9 +334,13 @@ impl Pipeline {
         t: &Ticket,
         mut ctx: MailContext,
         from: &EmailAddress,
+        known: Known,
     ) -> Result<usize, PipelineError> {
         let limit = self.config.limits.agent_notifications_per_sender_per_hour as i64;
-        let received = store::count_inbound_since(tx, &h.desk.id, from.as_str(), h.now - 3_600_000).await?;
+        let received = match known.inbound_last_hour {
+            Some(n) => n,
+            None => store::count_inbound_since(tx, &h.desk.id, from.as_str(), h.now - 3_600_000).await?,
+        };
         ctx.sender = PersonCtx { name: String::new(), address: from.to_string() };
         let template = if received <= limit {
             "agent_notification"
@@ -325,7 +357,10 @@ impl Pipeline {
         };
         let targets = crate::ticket::decide::notify_targets(t, h.desk);
         for agent in &targets {
-            let out = OutMail::to_agent(agent, h.desk.language, template, ctx.clone());
+            let mut out = OutMail::to_agent(agent, h.desk.language, template, ctx.clone());
+            if known.new_ticket {
+                out.thread = Thread::Fresh;
+            }
             self.queue(tx, h, t, out).await?;
         }
         Ok(targets.len())

@@ -487,6 +487,39 @@ pub async fn count_tickets_since(conn: &mut AnyConnection, desk: &str, requester
     Ok(r.try_get("n")?)
 }
 
+/// One sender's recent load at a desk, for the limits a new request checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SenderLoad {
+    /// Tickets they opened (the flood limit).
+    pub tickets_opened: i64,
+    /// Automatic replies sent to them (the acknowledgement limit).
+    pub auto_replies: i64,
+    /// Messages received from them (the agents' notification limit).
+    pub inbound: i64,
+}
+
+/// [`count_tickets_since`], [`count_auto_replies`] and [`count_inbound_since`] in one query.
+pub async fn sender_load(conn: &mut AnyConnection, desk: &str, address: &str, since: i64) -> Result<SenderLoad> {
+    let r = sqlx::query(
+        "SELECT \
+         (SELECT COUNT(*) FROM tickets WHERE desk = $1 AND requester_address = $2 AND created_at >= $3) AS opened, \
+         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = $2 AND auto_reply = 1 \
+          AND created_at >= $3) AS auto_replies, \
+         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = $2 AND direction = 'in' \
+          AND created_at >= $3) AS inbound",
+    )
+    .bind(desk)
+    .bind(address)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(SenderLoad {
+        tickets_opened: r.try_get("opened")?,
+        auto_replies: r.try_get("auto_replies")?,
+        inbound: r.try_get("inbound")?,
+    })
+}
+
 /// Inbound messages from `peer` at `desk` since `since` (flood control).
 pub async fn count_inbound_since(conn: &mut AnyConnection, desk: &str, peer: &str, since: i64) -> Result<i64> {
     let r = sqlx::query(
