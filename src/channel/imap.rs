@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ChannelError;
 use crate::config::{Desk, ImapConfig, InboxConfig, TlsMode};
-use crate::pipeline::{Action, Pipeline};
+use crate::pipeline::{Action, Incoming, Pipeline};
 use crate::store;
 
 /// Keyword set on processed mail (and searched for when there is no processed folder).
@@ -245,22 +245,28 @@ impl ImapSource {
                 let ids: Vec<u32> = small.iter().map(|(u, _)| *u).collect();
                 let fetches: Vec<_> =
                     session.uid_fetch(uid_set(&ids), "(UID BODY.PEEK[])").await?.try_collect().await?;
-                for f in &fetches {
-                    let (Some(uid), Some(body)) = (f.uid, f.body()) else { continue };
-                    let key = format!("{uidvalidity}:{uid}");
-                    if !self.deferrals().ready(&key, crate::now_ms()) {
-                        continue;
-                    }
-                    // A permanent error is quarantined by the pipeline; a temporary one makes
-                    // this message wait while the others flow.
-                    match self.pipeline.process(&self.inbox.name, body, crate::now_ms()).await {
+                let now = crate::now_ms();
+                let ready: Vec<(u32, String, Incoming<'_>)> = fetches
+                    .iter()
+                    .filter_map(|f| Some((f.uid?, f.body()?)))
+                    .map(|(uid, raw)| (uid, format!("{uidvalidity}:{uid}"), Incoming { raw, now }))
+                    .filter(|(_, key, _)| self.deferrals().ready(key, now))
+                    .collect();
+                // One store transaction for the fetch (group commit). A permanent error is
+                // quarantined by the pipeline; a temporary one makes that message wait while the
+                // others flow.
+                let batch: Vec<Incoming<'_>> = ready.iter().map(|(_, _, m)| *m).collect();
+                let results = self.pipeline.process_batch(&self.inbox.name, &batch).await;
+                for ((uid, key, _), result) in ready.iter().zip(results) {
+                    let (uid, key) = (*uid, key.as_str());
+                    match result {
                         Ok(out) => {
                             if out.action == Action::Quarantined {
                                 tracing::warn!(inbox = %self.inbox.name, uid, reason = out.reason.as_deref().unwrap_or(""), "quarantined");
                             }
                             done.push(uid);
                             let mut d = self.deferrals();
-                            d.done(&key);
+                            d.done(key);
                             if d.is_empty() {
                                 self.pipeline.metrics().inbox_deferred(&self.inbox.name, None);
                             }
@@ -269,9 +275,9 @@ impl ImapSource {
                             tracing::warn!(inbox = %self.inbox.name, uid, error = %e, "message deferred");
                             let what = format!("message UID {uid} waits: {e}");
                             self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what));
-                            if self.deferrals().failed(&key, crate::now_ms()) {
+                            // The rest of the batch committed: marked done below all the same.
+                            if self.deferrals().failed(key, crate::now_ms()) && stop.is_none() {
                                 stop = Some(e);
-                                break;
                             }
                         }
                     }

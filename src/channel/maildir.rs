@@ -9,7 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::ChannelError;
 use crate::config::{Desk, InboxConfig};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Incoming, Pipeline};
+
+/// Files taken into one store transaction (group commit).
+const BATCH: usize = 64;
 
 #[derive(Clone)]
 pub struct MaildirSource {
@@ -79,48 +82,73 @@ impl MaildirSource {
         let mut n = 0;
         let deferrals = || self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
         deferrals().new_round();
-        for name in names {
+        for chunk in names.chunks(BATCH) {
             if cancel.is_cancelled() {
                 break;
             }
-            if !deferrals().ready(&name, crate::now_ms()) {
-                continue;
-            }
-            let src = new.join(&name);
-            let meta = std::fs::metadata(&src).map_err(|e| io(format!("{}: {e}", src.display())))?;
             let now = crate::now_ms();
-            if meta.len() as usize > max {
-                let header = read_header(&src, 256 * 1024).map_err(|e| io(format!("{}: {e}", src.display())))?;
-                let reason = format!(
-                    "message of {} bytes exceeds limits.max_message_bytes ({max}); the original stays in {}",
-                    meta.len(),
-                    self.path.join("cur").display()
-                );
-                self.pipeline.quarantine(&self.desk, &self.inbox, &header, meta.len() as usize, &reason, now).await?;
-            } else {
-                let raw = tokio::fs::read(&src).await.map_err(|e| io(format!("{}: {e}", src.display())))?;
-                // A permanent error is quarantined by the pipeline; a temporary one makes this
-                // message wait while the others flow.
-                if let Err(e) = self.pipeline.process(&self.inbox.name, &raw, now).await {
-                    let what = format!("message {name} waits: {e}");
-                    tracing::warn!(inbox = %self.inbox.name, message = %name, error = %e, "message deferred");
-                    self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what.clone()));
-                    if deferrals().failed(&name, crate::now_ms()) {
-                        return Err(ChannelError::temporary(what));
-                    }
-                    continue;
+            let mut ready: Vec<(&String, Vec<u8>)> = Vec::new();
+            for name in chunk.iter().filter(|name| deferrals().ready(name, now)) {
+                let src = new.join(name);
+                let meta = std::fs::metadata(&src).map_err(|e| io(format!("{}: {e}", src.display())))?;
+                if meta.len() as usize > max {
+                    let header = read_header(&src, 256 * 1024).map_err(|e| io(format!("{}: {e}", src.display())))?;
+                    let reason = format!(
+                        "message of {} bytes exceeds limits.max_message_bytes ({max}); the original stays in {}",
+                        meta.len(),
+                        self.path.join("cur").display()
+                    );
+                    self.pipeline
+                        .quarantine(&self.desk, &self.inbox, &header, meta.len() as usize, &reason, now)
+                        .await?;
+                    self.done(name)?;
+                    n += 1;
+                } else {
+                    let raw = tokio::fs::read(&src).await.map_err(|e| io(format!("{}: {e}", src.display())))?;
+                    ready.push((name, raw));
                 }
             }
-            deferrals().done(&name);
-            if deferrals().is_empty() {
-                self.pipeline.metrics().inbox_deferred(&self.inbox.name, None);
+            // One store transaction for the files of this round (group commit). A permanent error
+            // is quarantined by the pipeline; a temporary one makes that message wait while the
+            // others flow.
+            let batch: Vec<Incoming<'_>> = ready.iter().map(|(_, raw)| Incoming { raw, now }).collect();
+            let results = self.pipeline.process_batch(&self.inbox.name, &batch).await;
+            let mut stop = None;
+            for ((name, _), result) in ready.iter().zip(results) {
+                match result {
+                    Ok(_) => {
+                        self.done(name)?;
+                        n += 1;
+                    }
+                    Err(e) => {
+                        let what = format!("message {name} waits: {e}");
+                        tracing::warn!(inbox = %self.inbox.name, message = %name, error = %e, "message deferred");
+                        self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what.clone()));
+                        if deferrals().failed(name, crate::now_ms()) && stop.is_none() {
+                            stop = Some(ChannelError::temporary(what));
+                        }
+                    }
+                }
             }
-            let base = name.split(":2,").next().unwrap_or(&name);
-            let dst = self.path.join("cur").join(format!("{base}:2,S"));
-            std::fs::rename(&src, &dst).map_err(|e| io(format!("{} -> {}: {e}", src.display(), dst.display())))?;
-            n += 1;
+            if let Some(e) = stop {
+                return Err(e);
+            }
         }
         Ok(n)
+    }
+
+    /// A file whose message is committed (or quarantined): moved to `cur/`, seen.
+    fn done(&self, name: &str) -> Result<(), ChannelError> {
+        let mut d = self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
+        d.done(name);
+        if d.is_empty() {
+            self.pipeline.metrics().inbox_deferred(&self.inbox.name, None);
+        }
+        let src = self.path.join("new").join(name);
+        let base = name.split(":2,").next().unwrap_or(name);
+        let dst = self.path.join("cur").join(format!("{base}:2,S"));
+        std::fs::rename(&src, &dst)
+            .map_err(|e| ChannelError::temporary(format!("{} -> {}: {e}", src.display(), dst.display())))
     }
 }
 

@@ -99,6 +99,13 @@ pub struct Pipeline {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// One message of an intake batch: its bytes and when it arrived (ms).
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub raw: &'a [u8],
+    pub now: i64,
+}
+
 /// Where and when a message is handled.
 pub(crate) struct Here<'a> {
     pub desk: &'a Desk,
@@ -164,28 +171,165 @@ impl Pipeline {
         self.config.clone()
     }
 
-    /// Processes one raw message that arrived at `inbox` at `now` (ms). A unique-constraint race
-    /// with another instance is retried once and then reported as the duplicate it is.
+    /// Processes one raw message that arrived at `inbox` at `now` (ms): a batch of one.
     pub async fn process(&self, inbox: &str, raw: &[u8], now: i64) -> Result<Outcome, PipelineError> {
-        let (desk, ib) = self.config.inbox(inbox).ok_or_else(|| PipelineError::UnknownInbox(inbox.into()))?;
-        let mail = match parse::parse(raw) {
-            Err(e) => return self.quarantine(desk, ib, raw, raw.len(), &e.to_string(), now).await,
+        let mut out = self.process_batch(inbox, &[Incoming { raw, now }]).await;
+        out.pop().unwrap_or_else(|| Err(PipelineError::UnknownInbox(inbox.into())))
+    }
+
+    /// Processes the messages of one intake round (an IMAP fetch, a Maildir scan) in one store
+    /// transaction — one durable commit for all of them — each under its own savepoint, so that a
+    /// message that cannot be processed is rolled back alone and quarantined while the others
+    /// commit. Returns one result per message, in order; the source may call a message done only
+    /// when its result is `Ok` (the batch committed). When the store fails temporarily, the batch
+    /// is rolled back and each message is tried again alone, so that one message that keeps
+    /// failing holds up only itself.
+    pub async fn process_batch(&self, inbox: &str, batch: &[Incoming<'_>]) -> Vec<Result<Outcome, PipelineError>> {
+        let Some((desk, ib)) = self.config.inbox(inbox) else {
+            return batch.iter().map(|_| Err(PipelineError::UnknownInbox(inbox.into()))).collect();
+        };
+        match self.commit_batch(desk, ib, batch).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if batch.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::warn!(desk = %desk.id, inbox = %ib.name, size = batch.len(), error = %e, "batch rolled back; its messages are tried one by one");
+                let mut out = Vec::with_capacity(batch.len());
+                for m in batch {
+                    out.push(self.commit_batch(desk, ib, std::slice::from_ref(m)).await.map(|mut o| o.remove(0)));
+                }
+                out
+            }
+        }
+    }
+
+    /// [`Pipeline::process_batch`]'s one attempt: all of `batch` committed, or an error and
+    /// nothing written.
+    async fn commit_batch(
+        &self,
+        desk: &Desk,
+        ib: &InboxConfig,
+        batch: &[Incoming<'_>],
+    ) -> Result<Vec<Outcome>, PipelineError> {
+        if let [m] = batch {
+            return self.commit_one(desk, ib, m).await.map(|o| vec![o]);
+        }
+        let mut tx = self.store.begin().await?;
+        let mut done = Vec::with_capacity(batch.len());
+        for m in batch {
+            let parsed = parse::parse(m.raw);
+            let (outcome, kind, delay) = match &parsed {
+                Err(e) => (
+                    self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await?,
+                    None,
+                    None,
+                ),
+                Ok(mail) => {
+                    let delay = mail.date_ms.map(|d| m.now - d);
+                    (
+                        self.apply_isolated(&mut tx, desk, ib, m, mail).await?,
+                        Some(loopguard::classify(mail, &desk.own_addresses)),
+                        delay,
+                    )
+                }
+            };
+            done.push((outcome, kind, delay));
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.outbox_wakeup.notify_one();
+        Ok(done.into_iter().map(|(outcome, kind, delay)| self.processed(desk, ib, outcome, kind, delay)).collect())
+    }
+
+    /// A batch of one, as a quiet inbox delivers it: no savepoints. A unique-constraint race with
+    /// another instance is tried once more; a permanent error rolls the transaction back and
+    /// quarantines the message in a new one.
+    async fn commit_one(&self, desk: &Desk, ib: &InboxConfig, m: &Incoming<'_>) -> Result<Outcome, PipelineError> {
+        let mail = match parse::parse(m.raw) {
+            Err(e) => return self.quarantine(desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await,
             Ok(mail) => mail,
         };
-        let result = match self.apply(desk, ib, raw, &mail, now).await {
-            Err(PipelineError::Store(e)) if e.is_unique_violation() => self.apply(desk, ib, raw, &mail, now).await,
-            other => other,
-        };
-        match result {
-            // One message that cannot be processed never stalls the inbox behind it: it is kept
-            // in quarantine with the reason, and the source goes on.
-            Err(e) if !e.is_temporary() => {
-                tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
-                let reason = format!("cannot be processed: {e}");
-                self.quarantine(desk, ib, raw, raw.len(), &reason, now).await
+        let mut last = None;
+        for _ in 0..2 {
+            let mut tx = self.store.begin().await?;
+            match self.apply(&mut tx, desk, ib, m.raw, &mail, m.now).await {
+                Ok(outcome) => {
+                    tx.commit().await.map_err(StoreError::from)?;
+                    self.outbox_wakeup.notify_one();
+                    let kind = loopguard::classify(&mail, &desk.own_addresses);
+                    return Ok(self.processed(desk, ib, outcome, Some(kind), mail.date_ms.map(|d| m.now - d)));
+                }
+                Err(e) if e.is_temporary() => return Err(e),
+                Err(e) => {
+                    let retry = matches!(&e, PipelineError::Store(s) if s.is_unique_violation());
+                    last = Some(e);
+                    if !retry {
+                        break;
+                    }
+                }
             }
-            other => other,
         }
+        let e = last.expect("the loop ends with an error");
+        tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
+        self.quarantine(desk, ib, m.raw, m.raw.len(), &format!("cannot be processed: {e}"), m.now).await
+    }
+
+    /// After the commit: the message's metrics and log line.
+    fn processed(
+        &self,
+        desk: &Desk,
+        ib: &InboxConfig,
+        outcome: Outcome,
+        kind: Option<MailKind>,
+        delay: Option<i64>,
+    ) -> Outcome {
+        self.metrics.message(&desk.id, &ib.name, outcome.action.as_str(), delay);
+        tracing::info!(
+            desk = %desk.id,
+            inbox = %ib.name,
+            action = outcome.action.as_str(),
+            ticket = outcome.ticket.as_ref().map_or("-", TicketNumber::as_str),
+            kind = kind.map_or("-", MailKind::as_str),
+            "message processed"
+        );
+        outcome
+    }
+
+    /// One parsed message inside a batch, under a savepoint. A unique-constraint race with another
+    /// instance is tried once more (and then found as the duplicate it is); a permanent error
+    /// rolls the message back and quarantines it with the reason, so that one message that
+    /// cannot be processed never stalls the inbox behind it. A temporary error is returned.
+    async fn apply_isolated(
+        &self,
+        tx: &mut store::Tx,
+        desk: &Desk,
+        ib: &InboxConfig,
+        m: &Incoming<'_>,
+        mail: &ParsedMail,
+    ) -> Result<Outcome, PipelineError> {
+        let mut last = None;
+        for _ in 0..2 {
+            store::savepoint(tx).await?;
+            match self.apply(tx, desk, ib, m.raw, mail, m.now).await {
+                Ok(outcome) => {
+                    store::release_savepoint(tx).await?;
+                    return Ok(outcome);
+                }
+                Err(e) => {
+                    store::rollback_to_savepoint(tx).await?;
+                    if e.is_temporary() {
+                        return Err(e);
+                    }
+                    let retry = matches!(&e, PipelineError::Store(s) if s.is_unique_violation());
+                    last = Some(e);
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        let e = last.expect("the loop ends with an error");
+        tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
+        let reason = format!("cannot be processed: {e}");
+        self.quarantine_in(tx, desk, ib, m.raw, m.raw.len(), &reason, m.now).await
     }
 
     /// Records a message that is not processed (unparseable, too large) with its bytes and reason.
@@ -199,21 +343,36 @@ impl Pipeline {
         reason: &str,
         now: i64,
     ) -> Result<Outcome, PipelineError> {
-        let key = parse::idempotency_key(parse::sniff_message_id(raw).as_deref(), raw);
         let mut tx = self.store.begin().await?;
-        if store::find_seen(&mut tx, &desk.id, &key).await?.is_some() {
-            tx.rollback().await.map_err(StoreError::from)?;
+        let outcome = self.quarantine_in(&mut tx, desk, inbox, raw, size, reason, now).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.metrics.message(&desk.id, &inbox.name, outcome.action.as_str(), None);
+        Ok(outcome)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn quarantine_in(
+        &self,
+        tx: &mut store::Tx,
+        desk: &Desk,
+        inbox: &InboxConfig,
+        raw: &[u8],
+        size: usize,
+        reason: &str,
+        now: i64,
+    ) -> Result<Outcome, PipelineError> {
+        let key = parse::idempotency_key(parse::sniff_message_id(raw).as_deref(), raw);
+        if store::find_seen(tx, &desk.id, &key).await?.is_some() {
             return Ok(Outcome { ticket: None, action: Action::Duplicate, reason: Some(reason.into()) });
         }
-        store::insert_quarantine(&mut tx, &desk.id, &inbox.name, &key, reason, raw, size, now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.metrics.message(&desk.id, &inbox.name, Action::Quarantined.as_str(), None);
+        store::insert_quarantine(tx, &desk.id, &inbox.name, &key, reason, raw, size, now).await?;
         tracing::warn!(desk = %desk.id, inbox = %inbox.name, size, reason, "message quarantined");
         Ok(Outcome { ticket: None, action: Action::Quarantined, reason: Some(reason.into()) })
     }
 
     async fn apply(
         &self,
+        tx: &mut store::Tx,
         desk: &Desk,
         inbox: &InboxConfig,
         raw: &[u8],
@@ -223,17 +382,14 @@ impl Pipeline {
         let key = parse::idempotency_key(mail.message_id.as_deref(), raw);
         let kind = loopguard::classify(mail, &desk.own_addresses);
         let h = self.here(desk, inbox, now)?;
-        let mut tx = self.store.begin().await?;
-        if let Some(seen) = store::find_seen(&mut tx, &desk.id, &key).await? {
-            tx.rollback().await.map_err(StoreError::from)?;
-            self.metrics.message(&desk.id, &inbox.name, Action::Duplicate.as_str(), None);
+        if let Some(seen) = store::find_seen(tx, &desk.id, &key).await? {
             return Ok(Outcome {
                 ticket: seen.ticket_number,
                 action: Action::Duplicate,
                 reason: Some(if seen.quarantined { "already quarantined".into() } else { "already received".into() }),
             });
         }
-        let ticket = if kind == MailKind::OwnAddress { None } else { thread(&mut tx, &desk.id, mail).await? };
+        let ticket = if kind == MailKind::OwnAddress { None } else { thread(tx, &desk.id, mail).await? };
         let from = mail.from.as_ref().map(|m| m.address.as_str());
         let to: Vec<String> = mail.to.iter().chain(&mail.cc).map(|a| a.to_string()).collect();
         let msg = store::NewMessage {
@@ -258,26 +414,15 @@ impl Pipeline {
             now,
         };
         let outcome = match (ticket, kind) {
-            (_, MailKind::OwnAddress) => self.ignore(&mut tx, msg, "sent by the desk itself (loop guard)").await?,
-            (Some(t), MailKind::Human) => self.on_reply(&mut tx, &h, mail, msg, t).await?,
-            (Some(t), kind) => self.append_automatic(&mut tx, &h, mail, msg, kind, t).await?,
+            (_, MailKind::OwnAddress) => self.ignore(tx, msg, "sent by the desk itself (loop guard)").await?,
+            (Some(t), MailKind::Human) => self.on_reply(tx, &h, mail, msg, t).await?,
+            (Some(t), kind) => self.append_automatic(tx, &h, mail, msg, kind, t).await?,
             (None, kind) if !kind.may_open_ticket() => {
                 let reason = format!("{} that concerns no known ticket", kind.as_str());
-                self.ignore(&mut tx, msg, &reason).await?
+                self.ignore(tx, msg, &reason).await?
             }
-            (None, kind) => self.create(&mut tx, &h, mail, msg, kind, None, None).await?,
+            (None, kind) => self.create(tx, &h, mail, msg, kind, None, None).await?,
         };
-        tx.commit().await.map_err(StoreError::from)?;
-        self.outbox_wakeup.notify_one();
-        self.metrics.message(&desk.id, &inbox.name, outcome.action.as_str(), mail.date_ms.map(|d| now - d));
-        tracing::info!(
-            desk = %desk.id,
-            inbox = %inbox.name,
-            action = outcome.action.as_str(),
-            ticket = outcome.ticket.as_ref().map_or("-", TicketNumber::as_str),
-            kind = kind.as_str(),
-            "message processed"
-        );
         Ok(outcome)
     }
 

@@ -108,6 +108,26 @@ pub struct NewMessage<'a> {
     pub now: i64,
 }
 
+/// Marks where one message of a batch starts inside the transaction (SQLite and PostgreSQL
+/// alike), so that it alone can be rolled back.
+pub async fn savepoint(conn: &mut AnyConnection) -> Result<()> {
+    sqlx::query("SAVEPOINT message").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Keeps what the message wrote since [`savepoint`].
+pub async fn release_savepoint(conn: &mut AnyConnection) -> Result<()> {
+    sqlx::query("RELEASE SAVEPOINT message").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Undoes what the message wrote since [`savepoint`] (and ends it); the batch goes on.
+pub async fn rollback_to_savepoint(conn: &mut AnyConnection) -> Result<()> {
+    sqlx::query("ROLLBACK TO SAVEPOINT message").execute(&mut *conn).await?;
+    sqlx::query("RELEASE SAVEPOINT message").execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// What an earlier delivery of the same message became.
 #[derive(Debug, Clone)]
 pub struct Seen {

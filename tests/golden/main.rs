@@ -5,6 +5,7 @@
 //! measured on `tests/fixtures/eval/`; `repo_only.rs` fails when a test reads outside the
 //! repository.
 
+mod batch;
 mod bounces;
 mod catalogue;
 mod conversations;

@@ -1,0 +1,156 @@
+//! Group commit, in process on SQLite: the messages of one intake round share one transaction,
+//! each under its own savepoint, so a message that fails half-way is rolled back alone and
+//! quarantined while the others of its batch commit.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use loket::config::Config;
+use loket::pipeline::{Action, Incoming, Pipeline};
+use loket::store::Store;
+use loket::templates::Templates;
+use sqlx::Row;
+
+use crate::runner::repo;
+
+const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
+
+async fn pipeline(dir: &Path) -> (Pipeline, Store) {
+    let cfg = format!(
+        "templates = \"{t}\"\n[storage]\nurl = \"sqlite://{db}\"\n\
+         [outbound]\ntransport = \"file\"\ndirectory = \"{out}\"\n\
+         [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\n\
+         [desk.sla]\nhours = {{ weekdays = \"08:00-16:00\" }}\nresponse = \"1h\"\nresolution = \"2d\"\n\
+         [[desk.inbox]]\nname = \"hero\"\naddress = \"hero@desk.test\"\n",
+        t = repo().join("templates").display(),
+        db = dir.join("loket.db").display(),
+        out = dir.join("out").display(),
+        s = repo().join("seeds/hero.toml").display(),
+    );
+    let path = dir.join("loket.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let cfg = Arc::new(Config::load(&path).unwrap());
+    let templates = Arc::new(Templates::load(&cfg.templates).unwrap());
+    let store = Store::open(&cfg.storage).await.unwrap();
+    (Pipeline::new(store.clone(), cfg, templates, Arc::new(tokio::sync::Notify::new())), store)
+}
+
+fn mail(from: &str, id: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: hero@desk.test\r\nSubject: {subject}\r\nMessage-ID: <{id}@example.test>\r\n\
+         Date: Mon, 05 Jan 2026 09:00:00 +0700\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(store.pool()).await.unwrap().get::<i64, _>(0)
+}
+
+#[tokio::test]
+async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, store) = pipeline(dir.path()).await;
+    let first = p
+        .process("hero", &mail("budi@example.test", "b1", "Printer rusak", "Printer di lantai 3 rusak."), T0)
+        .await
+        .unwrap();
+    assert_eq!(first.action, Action::Created);
+    let number = first.ticket.expect("a ticket");
+    // The ticket waits on its requester, and its clocks hold a value no Loket writes: Budi's
+    // answer will store his message first and then fail on the clocks (inconsistent data,
+    // permanent), after having written.
+    sqlx::query("UPDATE tickets SET status = 'pending', pending_reason = 'requester' WHERE number = $1")
+        .bind(number.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let clocks = sqlx::query("UPDATE sla_clocks SET state = 'bogus'").execute(store.pool()).await.unwrap();
+    assert!(clocks.rows_affected() > 0, "the ticket has clocks");
+    let messages_before = count(&store, "SELECT COUNT(*) FROM messages").await;
+
+    let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
+    let b = mail("budi@example.test", "b2", &format!("Re: [#{number}] Printer rusak"), "Sudah saya coba, masih rusak.");
+    let c = mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung.");
+    let batch = [
+        Incoming { raw: &a, now: T0 + 60_000 },
+        Incoming { raw: &b, now: T0 + 60_000 },
+        Incoming { raw: &c, now: T0 + 60_000 },
+    ];
+    let results = p.process_batch("hero", &batch).await;
+    let actions: Vec<Action> = results.iter().map(|r| r.as_ref().expect("no temporary error").action).collect();
+    assert_eq!(actions, [Action::Created, Action::Quarantined, Action::Created]);
+    let reason = results[1].as_ref().unwrap().reason.clone().unwrap_or_default();
+    assert!(reason.contains("cannot be processed") && reason.contains("bogus"), "{reason}");
+
+    // Budi's message row was rolled back with the rest of his message; it is in quarantine.
+    let b_rows = count(&store, "SELECT COUNT(*) FROM messages WHERE message_id = '<b2@example.test>'").await;
+    assert_eq!(b_rows, 0);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM quarantine").await, 1);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 3);
+    // Ani's and Citra's requests, each with its acknowledgement and the agents' notification
+    // where the desk has agents: everything of theirs committed.
+    let inbound = count(&store, "SELECT COUNT(*) FROM messages WHERE direction = 'in'").await;
+    assert_eq!(inbound, 3, "Budi's first request, Ani's and Citra's");
+    let acks = count(&store, "SELECT COUNT(*) FROM messages WHERE kind = 'acknowledgement'").await;
+    assert_eq!(acks, 3);
+    assert!(count(&store, "SELECT COUNT(*) FROM messages").await > messages_before + 2);
+
+    // Delivered again (the source was told "done" only for what committed): nothing doubles.
+    let again = p.process_batch("hero", &batch).await;
+    let actions: Vec<Action> = again.iter().map(|r| r.as_ref().unwrap().action).collect();
+    assert_eq!(actions, [Action::Duplicate, Action::Duplicate, Action::Duplicate]);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 3);
+}
+
+#[tokio::test]
+async fn a_batch_is_the_same_as_its_messages_one_by_one() {
+    let mails: Vec<Vec<u8>> = (0..12)
+        .map(|i| {
+            let body = if i % 3 == 0 { "Printer rusak" } else { "Tidak bisa login aplikasi" };
+            mail(&format!("u{}@example.test", i % 5), &format!("m{i}"), &format!("Permintaan {i}"), body)
+        })
+        .collect();
+    let mut summaries = Vec::new();
+    for batched in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, store) = pipeline(dir.path()).await;
+        let batch: Vec<Incoming<'_>> = mails.iter().map(|raw| Incoming { raw, now: T0 }).collect();
+        let results = if batched {
+            p.process_batch("hero", &batch).await
+        } else {
+            let mut out = Vec::new();
+            for m in &batch {
+                out.push(p.process("hero", m.raw, m.now).await);
+            }
+            out
+        };
+        let actions: Vec<String> = results.iter().map(|r| format!("{:?}", r.as_ref().unwrap().action)).collect();
+        let rows = sqlx::query(
+            "SELECT t.number, t.category, t.subcategory, t.status, \
+             (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS messages, \
+             (SELECT COUNT(*) FROM outbox o WHERE o.ticket_id = t.id) AS outbox \
+             FROM tickets t ORDER BY t.id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let tickets: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}/{} {} {} {}",
+                    r.get::<String, _>(0),
+                    r.get::<String, _>(1),
+                    r.get::<String, _>(2),
+                    r.get::<String, _>(3),
+                    r.get::<i64, _>(4),
+                    r.get::<i64, _>(5)
+                )
+            })
+            .collect();
+        assert_eq!(tickets.len(), 12);
+        summaries.push((actions, tickets));
+    }
+    assert_eq!(summaries[0], summaries[1]);
+}
