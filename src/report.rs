@@ -1021,6 +1021,110 @@ mod tests {
         );
     }
 
+    fn djpb() -> Desk {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("loket.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        crate::config::Config::from_toml(&path, &text, |_| None).unwrap().desk("djpb").unwrap().clone()
+    }
+
+    fn at(s: &str) -> i64 {
+        let tz: chrono_tz::Tz = "Asia/Jakarta".parse().unwrap();
+        tz.from_local_datetime(&chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap())
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn clock(
+        kind: ClockKind,
+        target_min: i64,
+        consumed_min: i64,
+        running_since: Option<i64>,
+        stopped_at: Option<i64>,
+    ) -> ReportClock {
+        ReportClock {
+            clock: crate::sla::Clock {
+                kind,
+                target_ms: target_min * 60_000,
+                warn_ms: target_min * 45_000,
+                consumed_ms: consumed_min * 60_000,
+                running_since,
+                stopped_at,
+                state: crate::sla::SlaState::Ok,
+                next_check_at: None,
+                due_at: running_since.map(|s| s + (target_min - consumed_min) * 60_000),
+            },
+            breached_at: None,
+        }
+    }
+
+    fn ticket(id: i64, channel: &str, category: &str, created: &str) -> ReportTicket {
+        ReportTicket {
+            id,
+            number: format!("T{id}"),
+            category: category.into(),
+            subcategory: "x".into(),
+            channel: channel.into(),
+            status: "open".into(),
+            assignee: None,
+            group_id: None,
+            created_at: at(created),
+            resolved_at: None,
+            closed_at: None,
+            rating: None,
+            rating_requested_at: None,
+            response: None,
+            resolution: None,
+        }
+    }
+
+    /// What counts, on DJPb's calendar (Monday–Friday 08:00–16:00): three channels, a clock that
+    /// stopped past its target between two scheduler runs, a clock still running past it, a
+    /// category the catalogue no longer has, a ticket carried into the period, days as the trend.
+    #[test]
+    fn build_counts_what_the_readme_says() {
+        let desk = djpb();
+        let period = Period {
+            from: NaiveDate::from_ymd_opt(2026, 7, 6).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 7, 10).unwrap(),
+        };
+        let mut t1 = ticket(1, "email", "aplikasi", "2026-07-06 09:00");
+        t1.status = "closed".into();
+        t1.resolved_at = Some(at("2026-07-06 11:00"));
+        t1.closed_at = Some(at("2026-07-06 12:00"));
+        t1.rating = Some(5);
+        t1.rating_requested_at = t1.closed_at;
+        t1.response = Some(clock(ClockKind::Response, 60, 30, None, Some(at("2026-07-06 09:30"))));
+        t1.resolution = Some(clock(ClockKind::Resolution, 960, 120, None, Some(at("2026-07-06 11:00"))));
+        let mut t2 = ticket(2, "telegram", "aplikasi", "2026-07-06 10:00");
+        t2.response = Some(clock(ClockKind::Response, 60, 90, None, Some(at("2026-07-06 11:30"))));
+        let mut t3 = ticket(3, "whatsapp", "hapus", "2026-07-07 09:00");
+        t3.response = Some(clock(ClockKind::Response, 60, 0, Some(at("2026-07-07 09:00")), None));
+        let t4 = ticket(4, "email", "aplikasi", "2026-06-30 09:00");
+        let now = at("2026-07-10 12:00");
+        let r = build(&desk, &period, now, &[t4, t1, t2, t3], &[]);
+        let s = &r.summary;
+        assert_eq!((s.received, s.resolved, s.open_at_end), (3, 1, 3));
+        let ch: Vec<usize> = s.received_by_channel.iter().map(|c| c.count).collect();
+        assert_eq!(ch, [1, 1, 1]);
+        assert_eq!(
+            (s.response.measured, s.response.in_time),
+            (3, 1),
+            "90 minutes of 60 missed, and so did the unanswered"
+        );
+        assert_eq!((s.response.median_min, s.response.p90_min), (Some(60.0), Some(90.0)));
+        assert_eq!((s.resolution.measured, s.resolution.in_time, s.resolution.median_min), (1, 1, Some(120.0)));
+        assert_eq!(s.satisfaction.distribution, [0, 0, 0, 0, 1]);
+        assert_eq!((r.trend_unit, r.trend.len(), r.trend[0].received, r.trend[1].received), ("day", 5, 2, 1));
+        let backlog: Vec<(&str, usize)> = r.backlog.iter().map(|b| (b.key.as_str(), b.count)).collect();
+        assert_eq!(backlog, [("0-1d", 0), ("1-3d", 0), ("3-7d", 2), ("7-14d", 1), ("14d+", 0)]);
+        assert!(
+            r.categories.iter().any(|c| c.key == "hapus" && c.special == Some(Special::Unknown) && c.name.is_none())
+        );
+        let breaches: Vec<(&str, f64)> = r.breaches.iter().map(|b| (b.number.as_str(), b.over_min)).collect();
+        // T3: Tuesday 09:00 to Friday 12:00 is 7 + 8 + 8 + 4 working hours, less the hour allowed.
+        assert_eq!(breaches, [("T2", 30.0), ("T3", 27.0 * 60.0 - 60.0)]);
+    }
+
     /// The visible text of a page: tags, comments, styles and entities' markup removed.
     pub fn visible_text(html: &str) -> String {
         let body = html.split("</style>").last().unwrap_or(html);
