@@ -1125,6 +1125,36 @@ mod tests {
         assert_eq!(breaches, [("T2", 30.0), ("T3", 27.0 * 60.0 - 60.0)]);
     }
 
+    /// Nothing to count is said, not shown as dashes.
+    #[test]
+    fn empty_states_are_explained() {
+        let desk = djpb();
+        let t = crate::templates::Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
+            .unwrap();
+        let period = Period {
+            from: NaiveDate::from_ymd_opt(2026, 7, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 7, 31).unwrap(),
+        };
+        let empty = build(&desk, &period, at("2026-08-01 09:00"), &[], &[]);
+        let page = visible_text(&html(&t, "id", &empty).unwrap());
+        for sentence in [
+            "Tidak ada tiket yang masuk pada periode ini.",
+            "Belum ada penilaian dari pemohon pada periode ini.",
+            "Tidak ada tiket yang masih terbuka di akhir periode.",
+            "Tidak ada tiket yang melampaui target layanan pada periode ini.",
+        ] {
+            assert!(page.contains(sentence), "{sentence}");
+        }
+        // One ticket, just arrived: received, nothing answered yet.
+        let mut fresh = ticket(1, "email", "aplikasi", "2026-07-31 15:50");
+        fresh.response = Some(clock(ClockKind::Response, 60, 0, Some(fresh.created_at), None));
+        let r = build(&desk, &period, at("2026-07-31 15:55"), &[fresh], &[]);
+        let en = visible_text(&html(&t, "en", &r).unwrap());
+        assert!(en.contains("No ticket has had a response in this period yet"), "{en}");
+        let id = visible_text(&html(&t, "id", &r).unwrap());
+        assert!(id.contains("Belum ada tiket yang ditanggapi pada periode ini"), "{id}");
+    }
+
     /// The visible text of a page: tags, comments, styles and entities' markup removed.
     pub fn visible_text(html: &str) -> String {
         let body = html.split("</style>").last().unwrap_or(html);
