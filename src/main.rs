@@ -121,7 +121,7 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Service-level report for one desk: compliance, median times, satisfaction.
+    /// The service report of one desk for a period: summary, trends, categories, agents, breaches.
     Report {
         #[arg(long)]
         desk: String,
@@ -131,9 +131,12 @@ enum Command {
         /// Last day (YYYY-MM-DD, desk time zone), inclusive.
         #[arg(long)]
         to: String,
-        /// table, csv, json or html.
+        /// table, csv, breaches-csv, json or html.
         #[arg(long, default_value = "table")]
         format: String,
+        /// Language of the HTML page: `id` or `en` (default: the desk's language).
+        #[arg(long)]
+        lang: Option<String>,
     },
     /// Inspect quarantined messages.
     Quarantine {
@@ -285,7 +288,9 @@ async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
                 ExitCode::from(EX_CONFIG)
             }
         },
-        Command::Report { desk, from, to, format } => report(report_cmd(&config, &desk, &from, &to, &format).await),
+        Command::Report { desk, from, to, format, lang } => {
+            report(report_cmd(&config, &desk, &from, &to, &format, lang.as_deref()).await)
+        }
         Command::Quarantine { command: QuarantineCommand::List { limit } } => {
             report(quarantine_list(&config, limit).await)
         }
@@ -610,32 +615,48 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
     }
 }
 
-async fn report_cmd(config: &ConfigArg, desk: &str, from: &str, to: &str, format: &str) -> anyhow::Result<()> {
-    use chrono::{NaiveDate, TimeZone};
+async fn report_cmd(
+    config: &ConfigArg,
+    desk: &str,
+    from: &str,
+    to: &str,
+    format: &str,
+    lang: Option<&str>,
+) -> anyhow::Result<()> {
+    use chrono::NaiveDate;
     let config = config.load()?;
     let d = config.desk(desk).with_context(|| format!("unknown desk `{desk}`"))?;
     let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| format!("`{s}`: use YYYY-MM-DD"));
-    let (f, t) = (day(from)?, day(to)? + chrono::Duration::days(1));
-    anyhow::ensure!(f < t, "--from must not be after --to");
-    let ms = |date: NaiveDate| {
-        d.tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
-            .earliest()
-            .map(|x| x.timestamp_millis())
-            .unwrap_or(0)
+    let period = loket::report::Period { from: day(from)?, to: day(to)? };
+    anyhow::ensure!(period.from <= period.to, "--from must not be after --to");
+    let lang = match lang {
+        None => d.language.as_str(),
+        Some(l) if loket::templates::LANGUAGES.contains(&l) => l,
+        Some(l) => anyhow::bail!("unknown language `{l}`; use {}", loket::templates::LANGUAGES.join(" or ")),
     };
+    anyhow::ensure!(
+        ["table", "csv", "breaches-csv", "json", "html"].contains(&format),
+        "unknown format `{format}`; use table, csv, breaches-csv, json or html"
+    );
+    let (f, t) = period.bounds(d.tz);
     let store = Store::open_read_only(&config.storage).await?;
-    let rows = store::sla::report_rows(store.pool(), desk, ms(f), ms(t)).await?;
-    if rows.is_empty() {
+    let tickets = store::report::report_tickets(store.pool(), desk, f, t).await?;
+    let events = store::report::report_events(store.pool(), desk, f, t).await?;
+    if tickets.is_empty() {
         // On standard error: the formats stay machine-readable.
         eprintln!("loket: no tickets on desk {desk} from {from} to {to}");
     }
-    let groups = loket::report::build(&rows);
+    let now = chrono::Utc::now().timestamp_millis();
+    let r = loket::report::build(d, &period, now, &tickets, &events);
     match format {
-        "table" => out!("{}", loket::report::table(&groups))?,
-        "csv" => out!("{}", loket::report::csv(&groups))?,
-        "json" => outln!("{}", serde_json::to_string_pretty(&groups)?)?,
-        "html" => out!("{}", loket::report::html(&format!("Laporan layanan {} {from} – {to}", d.name), &groups))?,
-        other => anyhow::bail!("unknown format `{other}`; use table, csv, json or html"),
+        "table" => out!("{}", loket::report::table(&r))?,
+        "csv" => out!("{}", loket::report::csv(&r))?,
+        "breaches-csv" => out!("{}", loket::report::breaches_csv(&r))?,
+        "json" => outln!("{}", serde_json::to_string_pretty(&r)?)?,
+        _ => {
+            let templates = loket::templates::Templates::load(&config.templates)?;
+            out!("{}", loket::report::html(&templates, lang, &r)?)?
+        }
     }
     Ok(())
 }

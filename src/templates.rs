@@ -21,7 +21,7 @@ use crate::catalogue::RequirementKind;
 use crate::domain::Language;
 
 /// The pages every language must have (`<name>.j2`).
-pub const PAGES: &[&str] = &["track_page.html"];
+pub const PAGES: &[&str] = &["track_page.html", "report.html"];
 
 /// The macro files every language must have (`<name>.j2`).
 pub const MACROS: &[&str] = &["_words", "_labels"];
@@ -143,6 +143,8 @@ impl Templates {
             let lang = Language::parse(lang).unwrap_or_default();
             if stem.starts_with('_') {
                 continue; // imported by the others, rendered with them
+            } else if stem == "report.html" {
+                t.render_page(lang, stem, &crate::report::Page { r: &crate::report::sample() })?;
             } else if stem.ends_with(".html") {
                 t.render_page(lang, stem, &sample_track_page())?;
                 t.render_page(lang, stem, &TrackPage { notice: "invalid".into(), ..Default::default() })?;

@@ -7,6 +7,7 @@
 mod chat;
 pub mod file;
 mod queries;
+pub mod report;
 pub mod sla;
 
 use std::str::FromStr;
