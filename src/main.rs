@@ -630,9 +630,11 @@ async fn report_cmd(
     let period = loket::report::Period { from: day(from)?, to: day(to)? };
     anyhow::ensure!(period.from <= period.to, "--from must not be after --to");
     let lang = match lang {
-        None => d.language.as_str(),
-        Some(l) if loket::templates::LANGUAGES.contains(&l) => l,
-        Some(l) => anyhow::bail!("unknown language `{l}`; use {}", loket::templates::LANGUAGES.join(" or ")),
+        None => d.language,
+        Some(l) => loket::domain::Language::parse(l).with_context(|| {
+            let all: Vec<&str> = loket::domain::Language::ALL.iter().map(|l| l.as_str()).collect();
+            format!("unknown language `{l}`; use {}", all.join(" or "))
+        })?,
     };
     anyhow::ensure!(
         ["table", "csv", "breaches-csv", "json", "html"].contains(&format),

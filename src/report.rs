@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::catalogue::{TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
 use crate::config::Desk;
+use crate::domain::Language;
 use crate::sla::ClockKind;
 use crate::store::report::{ReportClock, ReportEvent, ReportTicket};
 use crate::templates::When;
@@ -892,7 +893,7 @@ pub struct Page<'a> {
 /// The HTML page of the report in `lang` (`templates/<lang>/report.html.j2`).
 pub fn html(
     templates: &crate::templates::Templates,
-    lang: &str,
+    lang: Language,
     r: &Report,
 ) -> Result<String, crate::templates::TemplateError> {
     templates.render_page(lang, "report.html", &Page { r })
@@ -1136,7 +1137,7 @@ mod tests {
             to: NaiveDate::from_ymd_opt(2026, 7, 31).unwrap(),
         };
         let empty = build(&desk, &period, at("2026-08-01 09:00"), &[], &[]);
-        let page = visible_text(&html(&t, "id", &empty).unwrap());
+        let page = visible_text(&html(&t, Language::Id, &empty).unwrap());
         for sentence in [
             "Tidak ada tiket yang masuk pada periode ini.",
             "Belum ada penilaian dari pemohon pada periode ini.",
@@ -1149,9 +1150,9 @@ mod tests {
         let mut fresh = ticket(1, "email", "aplikasi", "2026-07-31 15:50");
         fresh.response = Some(clock(ClockKind::Response, 60, 0, Some(fresh.created_at), None));
         let r = build(&desk, &period, at("2026-07-31 15:55"), &[fresh], &[]);
-        let en = visible_text(&html(&t, "en", &r).unwrap());
+        let en = visible_text(&html(&t, Language::En, &r).unwrap());
         assert!(en.contains("No ticket has had a response in this period yet"), "{en}");
-        let id = visible_text(&html(&t, "id", &r).unwrap());
+        let id = visible_text(&html(&t, Language::Id, &r).unwrap());
         assert!(id.contains("Belum ada tiket yang ditanggapi pada periode ini"), "{id}");
     }
 
@@ -1180,8 +1181,8 @@ mod tests {
             .unwrap();
         let r = sample();
         for (lang, words) in [
-            ("id", ["Laporan Layanan", "Triase (belum terklasifikasi)", "Belum ditugaskan"]),
-            ("en", ["Service Report", "Triage (not yet classified)", "Not assigned"]),
+            (Language::Id, ["Laporan Layanan", "Triase (belum terklasifikasi)", "Belum ditugaskan"]),
+            (Language::En, ["Service Report", "Triage (not yet classified)", "Not assigned"]),
         ] {
             let page = html(&t, lang, &r).unwrap();
             assert!(!page.contains("<script"), "no scripts");

@@ -238,7 +238,7 @@ async fn a_month(pg: bool) {
                 let triage = t.category == "triage";
                 assert_eq!(triage, plans[i].subject == VAGUE.0, "{number}: routed to {}/{}", t.category, t.subcategory);
                 ledger[i] = Ledger {
-                    number,
+                    number: number.to_string(),
                     created: at,
                     category: t.category.clone(),
                     subcategory: t.subcategory.clone(),
