@@ -99,6 +99,20 @@ pub struct Pipeline {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// Test builds only: with `LOKET_TEST_HOLD_BATCH=before:PATH` (or `after:PATH`) a batch of more
+/// than one message writes its size to PATH just before (after) its commit and waits there, for
+/// the suite to kill the process at exactly that point.
+#[cfg(feature = "server-tests")]
+async fn hold_for_a_kill(when: &str, size: usize) {
+    let Ok(spec) = std::env::var("LOKET_TEST_HOLD_BATCH") else { return };
+    let Some(path) = spec.strip_prefix(when).and_then(|p| p.strip_prefix(':')) else { return };
+    if size < 2 || std::fs::write(path, size.to_string()).is_err() {
+        return;
+    }
+    tracing::warn!(when, size, "test hold: waiting to be killed at the batch commit");
+    std::future::pending::<()>().await;
+}
+
 /// One message of an intake batch: its bytes and when it arrived (ms).
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {
@@ -234,7 +248,11 @@ impl Pipeline {
             };
             done.push((outcome, kind, delay));
         }
+        #[cfg(feature = "server-tests")]
+        hold_for_a_kill("before", batch.len()).await;
         tx.commit().await.map_err(StoreError::from)?;
+        #[cfg(feature = "server-tests")]
+        hold_for_a_kill("after", batch.len()).await;
         self.outbox_wakeup.notify_one();
         Ok(done.into_iter().map(|(outcome, kind, delay)| self.processed(desk, ib, outcome, kind, delay)).collect())
     }

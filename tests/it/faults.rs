@@ -90,6 +90,67 @@ async fn twenty_kills_during_a_thousand_mails_lose_and_double_nothing() {
     drop(daemon);
 }
 
+/// Group commit at its edges: the daemon killed inside an intake batch's transaction just before
+/// its commit (nothing of the batch is kept), then just after it, before IMAP was told (all of it
+/// is kept, the mail is still in the inbox). Restarted, every mail is one ticket with one
+/// acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_at_a_batch_commit_lose_and_double_nothing() {
+    let _servers = MAIL_SERVERS.read().await;
+    let w = World::new("batchkill", WorldOptions::default()).await;
+    let users: Vec<String> = (0..30).map(|i| w.addr(&format!("b{i}"))).collect();
+    for (i, user) in users.iter().enumerate() {
+        let id = format!("{}-{i}@example.test", w.tag);
+        dovecot_save(&w.desk_addr, &mail(user, &w.desk_addr, &format!("Permintaan {i}"), &id, "", "Website error."));
+    }
+    let store = w.store().await;
+    let hold = w.dir.path().join("hold");
+    let held = |what: &'static str| {
+        let hold = hold.clone();
+        async move {
+            let size = wait_for(what, || async { std::fs::read_to_string(&hold).ok() }).await;
+            std::fs::remove_file(&hold).unwrap();
+            size.parse::<i64>().unwrap()
+        }
+    };
+
+    let spec = format!("before:{}", hold.display());
+    let mut daemon = w.serve_with(&[("LOKET_TEST_HOLD_BATCH", &spec)]);
+    let size = held("a batch about to commit").await;
+    assert!(size > 1, "a batch of {size}");
+    daemon.kill9();
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.tickets, c.inbound, c.outbound), (0, 0, 0), "nothing of an uncommitted batch");
+    assert_eq!(mailbox(&w.desk_addr, "INBOX").await.len(), 30);
+
+    let spec = format!("after:{}", hold.display());
+    let mut daemon = w.serve_with(&[("LOKET_TEST_HOLD_BATCH", &spec)]);
+    let size = held("a batch just committed").await;
+    daemon.kill9();
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.tickets, c.inbound), (size, size), "the whole committed batch");
+    assert_eq!(mailbox(&w.desk_addr, "INBOX").await.len(), 30, "IMAP was not told: the mail is still there");
+
+    let daemon = w.serve();
+    wait_for("30 tickets and 30 acknowledgements sent", || async {
+        let c = store::counts(store.pool()).await.unwrap();
+        (c.tickets == 30 && c.outbox_sent == 30).then_some(())
+    })
+    .await;
+    wait_for("INBOX drained", || async { mailbox(&w.desk_addr, "INBOX").await.is_empty().then_some(()) }).await;
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.tickets, c.inbound, c.outbound, c.outbox_pending, c.outbox_failed), (30, 30, 30, 0, 0));
+    assert_eq!(mailbox(&w.desk_addr, "Processed").await.len(), 30);
+    let mut ids = HashSet::new();
+    for user in &users {
+        for a in wait_mailbox(user, "INBOX", 1).await {
+            ids.insert(parsed(&a).message_id.unwrap());
+        }
+    }
+    assert_eq!(ids.len(), 30, "one acknowledgement per ticket");
+    drop(daemon);
+}
+
 /// The store goes away under the daemon (PostgreSQL refuses its connections) and comes back:
 /// nothing is taken from IMAP meanwhile, and everything is processed afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

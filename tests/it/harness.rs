@@ -251,6 +251,11 @@ impl World {
 
     /// Starts `loket serve` on this world's config.
     pub fn serve(&self) -> Daemon {
+        self.serve_with(&[])
+    }
+
+    /// [`World::serve`] with more environment variables.
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> Daemon {
         let log = self.dir.path().join(format!("serve-{}.log", unique("log")));
         let child = Command::new(env!("CARGO_BIN_EXE_loket"))
             .arg("--config")
@@ -259,6 +264,7 @@ impl World {
             .env("LOKET_LOG", "info,sqlx=warn")
             .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
             .envs(CHAT_SECRETS.iter().copied())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
