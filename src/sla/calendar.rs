@@ -168,6 +168,13 @@ impl Calendar {
         Ok(Self { tz, week, holidays, always_open: false })
     }
 
+    /// Closes the calendar on these days; a calendar open around the clock stays open.
+    pub fn add_holidays(&mut self, days: &BTreeMap<NaiveDate, Holiday>) {
+        if !self.always_open {
+            self.holidays.extend(days.iter().map(|(d, h)| (*d, h.clone())));
+        }
+    }
+
     fn intervals(&self, date: NaiveDate) -> &[(NaiveTime, NaiveTime)] {
         if !self.always_open && self.holidays.contains_key(&date) {
             return &[];

@@ -111,17 +111,12 @@ pub struct Sla {
 }
 
 impl Sla {
-    pub fn from_config(cfg: &SlaConfig, tz: chrono_tz::Tz, base: &std::path::Path) -> Result<Self, Vec<String>> {
+    /// Checks a desk's SLA section. The days of its holiday files are added with
+    /// [`Sla::add_holidays`] once the configuration's load step has read them.
+    pub fn from_config(cfg: &SlaConfig, tz: chrono_tz::Tz) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
-        let mut holidays = BTreeMap::new();
-        for f in &cfg.holidays {
-            let p = if f.is_absolute() { f.clone() } else { base.join(f) };
-            match calendar::load_holidays(&p) {
-                Ok(h) => holidays.extend(h),
-                Err(e) => errors.push(format!("holidays: {e}")),
-            }
-        }
-        let working = Calendar::new(tz, &cfg.hours, holidays).map_err(|e| errors.push(format!("hours: {e}"))).ok();
+        let working =
+            Calendar::new(tz, &cfg.hours, BTreeMap::new()).map_err(|e| errors.push(format!("hours: {e}"))).ok();
         let day_hours = cfg.day_hours.unwrap_or_else(|| {
             cfg.hours
                 .values()
@@ -194,6 +189,13 @@ impl Sla {
             }),
             _ => Err(errors),
         }
+    }
+
+    /// Closes the working calendar on these days, and the response calendar when it follows the
+    /// working hours (one that runs around the clock has no days off).
+    pub fn add_holidays(&mut self, days: &BTreeMap<chrono::NaiveDate, calendar::Holiday>) {
+        self.working.add_holidays(days);
+        self.response_calendar.add_holidays(days);
     }
 
     /// Priority of an incident from the matrix (medium urgency when unknown).

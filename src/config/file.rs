@@ -1,0 +1,567 @@
+//! The serde tree of `loket.toml`: [`RawConfig`] and its sections, `deny_unknown_fields`, a doc
+//! comment and a default per key. Values only; [`super::check`] turns them into checked ones.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::Language;
+use crate::ticket::NumberFormat;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where tickets live.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// How outbound mail leaves.
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+    /// Size and rate bounds.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Secrets for signed agent tokens.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// The HTTP server (health, metrics, tracking page); off when absent.
+    #[serde(default)]
+    pub http: Option<HttpConfig>,
+    /// Directory of the message templates (`templates/<lang>/<name>.txt.j2`).
+    #[serde(default = "default_templates")]
+    pub templates: PathBuf,
+    /// Directory of the routing rules (`rules/common.toml`, `rules/<desk>.toml`).
+    #[serde(default = "default_rules")]
+    pub rules: PathBuf,
+    /// The service desks.
+    #[serde(default, rename = "desk")]
+    pub desks: Vec<DeskConfig>,
+}
+
+fn default_templates() -> PathBuf {
+    PathBuf::from("templates")
+}
+
+fn default_rules() -> PathBuf {
+    PathBuf::from("rules")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` (created when missing; its directory only when it is `var`) or
+    /// `postgres://user@host:port/db`.
+    /// Overridden by the environment variable `LOKET_DATABASE_URL`.
+    #[serde(default = "default_db_url")]
+    pub url: String,
+    /// Largest number of pooled connections.
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+    /// SQLite `synchronous` pragma: `full` (default; a commit survives power loss) or `normal`.
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite's `synchronous` pragma, the two settings Loket allows with WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Every commit reaches the disk before it returns: it survives a power loss.
+    #[default]
+    Full,
+    /// Commits are durable across a crash of Loket but the last ones may be lost with power.
+    Normal,
+}
+
+fn default_db_url() -> String {
+    "sqlite://var/loket.db".into()
+}
+fn default_pool() -> u32 {
+    8
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { url: default_db_url(), max_connections: default_pool(), sqlite_synchronous: SqliteSynchronous::Full }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Deliver over SMTP (`[outbound.smtp]`).
+    Smtp,
+    /// Write one `.eml` file per message into `outbound.directory` (demo, tests).
+    File,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// `smtp` or `file`.
+    #[serde(default = "default_transport")]
+    pub transport: TransportKind,
+    /// Directory for the `file` transport.
+    #[serde(default = "default_outdir")]
+    pub directory: PathBuf,
+    /// SMTP relay for the `smtp` transport.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    /// Delivery attempts before a message is marked failed.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay in seconds; doubles with every attempt up to `max_backoff_secs`.
+    #[serde(default = "default_backoff")]
+    pub initial_backoff_secs: u64,
+    /// Longest retry delay in seconds.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: u64,
+    /// How often the worker looks for due messages when nothing woke it, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+fn default_transport() -> TransportKind {
+    TransportKind::File
+}
+fn default_outdir() -> PathBuf {
+    PathBuf::from("var/outbound")
+}
+fn default_attempts() -> u32 {
+    30
+}
+fn default_backoff() -> u64 {
+    2
+}
+fn default_max_backoff() -> u64 {
+    900
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            transport: default_transport(),
+            directory: default_outdir(),
+            smtp: None,
+            max_attempts: default_attempts(),
+            initial_backoff_secs: default_backoff(),
+            max_backoff_secs: default_max_backoff(),
+            poll_interval_ms: default_poll_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain TCP (only for loopback test servers).
+    None,
+    /// Plain TCP upgraded with STARTTLS.
+    Starttls,
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_smtp_tls")]
+    pub tls: TlsMode,
+    /// Login name; no authentication when absent.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Name of the environment variable that holds the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// PEM file of extra trusted CA certificates (private CAs, tests).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds before an SMTP conversation is given up.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest raw message accepted, in bytes; larger mail is quarantined (IMAP, Maildir) or
+    /// refused with EX_DATAERR so the MTA returns it to the sender (`loket ingest`).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Automatic replies to one sender within an hour before Loket stops answering them.
+    #[serde(default = "default_rate")]
+    pub auto_replies_per_sender_per_hour: u32,
+    /// New tickets one sender may open within an hour (mail and chat). Past it, the sender's
+    /// messages are recorded on their latest open ticket (or held, when they have none) and the
+    /// agents hear of the flood once.
+    #[serde(default = "default_new_tickets")]
+    pub new_tickets_per_sender_per_hour: u32,
+    /// Agent notifications one sender's messages may cause within an hour. Past it, the agents
+    /// get one flood digest and the messages are recorded without a notification each.
+    #[serde(default = "default_notifications")]
+    pub agent_notifications_per_sender_per_hour: u32,
+}
+
+fn default_max_message() -> usize {
+    25 * 1024 * 1024
+}
+fn default_rate() -> u32 {
+    10
+}
+fn default_new_tickets() -> u32 {
+    10
+}
+fn default_notifications() -> u32 {
+    20
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: default_max_message(),
+            auto_replies_per_sender_per_hour: default_rate(),
+            new_tickets_per_sender_per_hour: default_new_tickets(),
+            agent_notifications_per_sender_per_hour: default_notifications(),
+        }
+    }
+}
+
+/// Which addresses in To/Cc of a request become participants of its ticket: people who may add
+/// messages to it (but never confirm, reopen or rate it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParticipantPolicy {
+    /// Nobody but the requester and the agents.
+    Off,
+    /// Addresses in the requester's own domain (a supervisor in CC).
+    #[default]
+    SameDomain,
+    /// Every address in To/Cc other than the desk's own.
+    All,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Environment variable holding the secret that signs agents' reply tokens (required when a
+    /// desk has agents; at least 16 bytes).
+    #[serde(default)]
+    pub token_secret_env: Option<String>,
+}
+
+/// A group of agents: layer 1 (the service desk) or a layer 2/3 resolver team.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub id: String,
+    pub name: String,
+    /// 1 = service desk; 2, 3 = resolver teams (`#escalate` goes one layer up).
+    #[serde(default = "one")]
+    pub layer: u8,
+    /// Routes this group handles: `category/subcategory` or `category/*`. New tickets on them
+    /// notify this group; everything else notifies layer 1.
+    #[serde(default)]
+    pub routes: Vec<String>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub address: String,
+    pub name: String,
+    /// Group ids.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Supervisors get escalations.
+    #[serde(default)]
+    pub supervisor: bool,
+}
+
+/// What attachments a desk accepts (HERO: 2 MB each, JPG/JPEG/PNG/PDF/DOC/DOCX/XLS/XLSX/PPT/ZIP/RAR).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentPolicy {
+    /// Largest attachment in bytes.
+    #[serde(default = "default_attachment_max")]
+    pub max_bytes: usize,
+    /// Allowed file extensions (lower case, no dot); empty = any. Content is checked against the
+    /// extension where the format has a signature.
+    #[serde(default)]
+    pub allowed: Vec<String>,
+}
+
+fn default_attachment_max() -> usize {
+    2 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeskConfig {
+    /// Short id (`hero`, `pusintek`, …); also the catalogue's `desk`.
+    pub id: String,
+    /// Name shown to requesters.
+    pub name: String,
+    /// Desk code in ticket numbers (`KORS` in `#A-KORS22000343`).
+    pub code: String,
+    /// IANA time zone of the desk's calendar.
+    #[serde(default = "default_tz")]
+    pub time_zone: String,
+    /// Language of requester-facing text: `id` (default) or `en`.
+    #[serde(default = "default_lang")]
+    pub language: Language,
+    /// Ticket-number format; see `NumberFormat`.
+    #[serde(default = "default_number_format")]
+    pub number_format: String,
+    /// Catalogue file (`seeds/<desk>.toml`).
+    pub catalogue: PathBuf,
+    /// Addresses of the desk besides its inboxes' (mail from them is never answered).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Where the desk's mail arrives.
+    #[serde(default, rename = "inbox")]
+    pub inboxes: Vec<InboxConfig>,
+    /// Agent groups.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupConfig>,
+    /// Agents and supervisors.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<AgentConfig>,
+    /// Attachment policy; without it every attachment within the message limit is kept.
+    #[serde(default)]
+    pub attachments: Option<AttachmentPolicy>,
+    /// Calendar days after resolution in which a reply reopens the ticket (default: the
+    /// catalogue's `reopen_days`, else 7).
+    #[serde(default)]
+    pub reopen_days: Option<u32>,
+    /// The response promise quoted in acknowledgements ("paling lambat 30 menit pada jam kerja").
+    #[serde(default)]
+    pub response_promise: Option<String>,
+    /// Who in To/Cc of a request may also write on its ticket: `off`, `same-domain` (default) or
+    /// `all`. Anyone else who writes to a ticket gets a ticket of their own.
+    #[serde(default)]
+    pub participants: ParticipantPolicy,
+    /// Working calendar and service-level targets.
+    #[serde(default)]
+    pub sla: Option<crate::sla::SlaConfig>,
+    /// The desk's Telegram bot.
+    #[serde(default)]
+    pub telegram: Option<TelegramConfig>,
+    /// The desk's WhatsApp Business number (Cloud API).
+    #[serde(default)]
+    pub whatsapp: Option<WhatsappConfig>,
+}
+
+/// `[desk.telegram]`: a bot whose messages become tickets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// Environment variable holding the bot token (`123456:ABC…`).
+    pub token_env: String,
+    /// Bot API base URL (tests point it at a local fake).
+    #[serde(default = "default_telegram_api")]
+    pub api_url: String,
+    /// `polling` (default: long polling `getUpdates`) or `webhook` (Telegram POSTs to
+    /// `/telegram/<desk>` on the HTTP server).
+    #[serde(default = "default_telegram_mode")]
+    pub mode: TelegramMode,
+    /// Environment variable holding the webhook secret Telegram echoes in
+    /// `X-Telegram-Bot-Api-Secret-Token` (required in webhook mode).
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    /// Seconds a `getUpdates` long poll waits.
+    #[serde(default = "default_long_poll")]
+    pub poll_timeout_secs: u32,
+    /// Minutes after the last message in which free text continues the requester's active
+    /// ticket instead of opening a new one.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u32,
+}
+
+/// How a Telegram bot receives its updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    /// Long polling `getUpdates` under the inbox lease.
+    Polling,
+    /// Telegram POSTs updates to `/telegram/<desk>` on the HTTP server.
+    Webhook,
+}
+
+/// `[desk.whatsapp]`: a WhatsApp Business number on the Cloud API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappConfig {
+    /// The business phone number's id (`metadata.phone_number_id`).
+    pub phone_number_id: String,
+    /// Environment variable holding the Graph API access token.
+    pub access_token_env: String,
+    /// Environment variable holding the App Secret that signs webhooks (`X-Hub-Signature-256`).
+    pub app_secret_env: String,
+    /// Environment variable holding the webhook verify token (the GET handshake).
+    pub verify_token_env: String,
+    /// Graph API base URL with version (tests point it at a local fake).
+    #[serde(default = "default_graph_url")]
+    pub graph_url: String,
+    /// Approved template sent instead of free text outside the 24-hour customer-service window;
+    /// its one body parameter is the ticket number. Without it, a message outside the window
+    /// fails with a clear error in the outbox (the ticket and its email copy are unaffected).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Language code of that template (WhatsApp's codes: `id`, `en`, `en_US`, …).
+    #[serde(default = "default_template_lang")]
+    pub template_language: String,
+    /// As for Telegram.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u32,
+}
+
+fn default_telegram_api() -> String {
+    "https://api.telegram.org".into()
+}
+fn default_telegram_mode() -> TelegramMode {
+    TelegramMode::Polling
+}
+fn default_long_poll() -> u32 {
+    25
+}
+fn default_session_minutes() -> u32 {
+    120
+}
+fn default_graph_url() -> String {
+    "https://graph.facebook.com/v21.0".into()
+}
+
+fn default_tz() -> String {
+    "Asia/Jakarta".into()
+}
+fn default_lang() -> Language {
+    Language::Id
+}
+fn default_template_lang() -> String {
+    "id".into()
+}
+fn default_number_format() -> String {
+    NumberFormat::DEFAULT.into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// Unique name (`loket ingest --inbox NAME`).
+    pub name: String,
+    /// The address mail to this inbox is sent to; replies go out from it.
+    pub address: String,
+    /// IMAP mailbox to watch.
+    #[serde(default)]
+    pub imap: Option<ImapConfig>,
+    /// Maildir directory to watch (`new/` → `cur/`).
+    #[serde(default)]
+    pub maildir: Option<PathBuf>,
+}
+
+/// Where an inbox's mail comes from; the file gives `imap`, `maildir` or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxKind<'a> {
+    /// An IMAP folder `serve` watches.
+    Imap(&'a ImapConfig),
+    /// A Maildir `serve` watches.
+    Maildir(&'a Path),
+    /// Mail arrives only through `loket ingest` (an MTA pipe).
+    Pipe,
+}
+
+impl InboxKind<'_> {
+    /// `imap`, `maildir` or `pipe`: the inbox's kind in metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            InboxKind::Imap(_) => "imap",
+            InboxKind::Maildir(_) => "maildir",
+            InboxKind::Pipe => "pipe",
+        }
+    }
+}
+
+impl InboxConfig {
+    /// The inbox's source (the check refuses an inbox with both `imap` and `maildir`).
+    pub fn kind(&self) -> InboxKind<'_> {
+        match (&self.imap, &self.maildir) {
+            (Some(imap), _) => InboxKind::Imap(imap),
+            (None, Some(path)) => InboxKind::Maildir(path),
+            (None, None) => InboxKind::Pipe,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    pub host: String,
+    #[serde(default = "default_imap_port")]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_imap_tls")]
+    pub tls: TlsMode,
+    pub user: String,
+    /// Name of the environment variable that holds the password.
+    pub password_env: String,
+    /// PEM file of extra trusted CA certificates.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Folder to read.
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    /// Folder processed mail is moved to (created when missing). Without it, processed mail is
+    /// flagged `\Seen` and `$LoketDone` and stays.
+    #[serde(default)]
+    pub processed_folder: Option<String>,
+    /// Use IDLE when the server offers it (else poll).
+    #[serde(default = "yes")]
+    pub idle: bool,
+    /// Seconds between polls without IDLE, and the longest IDLE before it is renewed.
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+fn default_imap_tls() -> TlsMode {
+    TlsMode::Tls
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_poll_secs() -> u64 {
+    60
+}

@@ -1,0 +1,150 @@
+//! The configuration's I/O: reading `loket.toml`, then the files it names (each desk's
+//! catalogue and holiday files, the routing rules compiled against the catalogues, the
+//! templates), reporting every problem at once with the key that names the file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::NaiveDate;
+
+use super::check::Files;
+use super::{ConfigErrors, ConfigProblem};
+use crate::catalogue::Catalogue;
+use crate::routing::Router;
+use crate::sla::calendar::{Holiday, load_holidays};
+
+/// What the files named by `loket.toml` hold.
+#[derive(Debug)]
+pub struct Loaded {
+    /// One per `[[desk]]`, in the file's order (as [`Files::desks`]).
+    pub desks: Vec<LoadedDesk>,
+    /// Every desk's compiled routing rules.
+    pub router: Router,
+}
+
+/// A desk's catalogue and the days of its holiday files.
+#[derive(Debug)]
+pub struct LoadedDesk {
+    pub catalogue: Catalogue,
+    pub holidays: BTreeMap<NaiveDate, Holiday>,
+}
+
+/// The text of `loket.toml`.
+pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![ConfigProblem(format!("{}: cannot read: {e}", path.display()))]))
+}
+
+/// Reads and checks the files `loket.toml` names; the catalogue must describe its desk and hold
+/// every route the desk's groups name.
+pub fn load(files: &Files) -> Result<Loaded, Vec<ConfigProblem>> {
+    let file = files.path.display().to_string();
+    let p = |m: String| ConfigProblem(format!("{file}: {m}"));
+    let mut problems = Vec::new();
+    let mut desks = Vec::new();
+    for d in &files.desks {
+        let key = &d.key;
+        let catalogue = match Catalogue::load(&d.catalogue) {
+            Ok(c) => {
+                if c.desk != d.id {
+                    problems.push(p(format!(
+                        "{key}.catalogue: {} describes desk `{}`, not `{}`",
+                        d.catalogue.display(),
+                        c.desk,
+                        d.id
+                    )));
+                }
+                for (gkey, route) in &d.routes {
+                    let known = match route.split_once('/') {
+                        Some((c_id, "*")) => c.category(c_id).is_some(),
+                        Some((c_id, s_id)) => c.subcategory(c_id, s_id).is_some(),
+                        None => false,
+                    };
+                    if !known {
+                        problems.push(p(format!(
+                            "{gkey}.routes: `{route}` is not a category/subcategory or category/* of the catalogue"
+                        )));
+                    }
+                }
+                Some(c)
+            }
+            Err(errs) => {
+                problems.extend(errs.into_iter().map(|e| p(format!("{key}.catalogue: {e}"))));
+                None
+            }
+        };
+        let mut holidays = BTreeMap::new();
+        for path in &d.holidays {
+            match load_holidays(path) {
+                Ok(h) => holidays.extend(h),
+                Err(e) => problems.push(p(format!("{key}.sla.holidays: {e}"))),
+            }
+        }
+        if let Some(catalogue) = catalogue {
+            desks.push(LoadedDesk { catalogue, holidays });
+        }
+    }
+    if let Err(e) = crate::templates::Templates::load(&files.templates) {
+        problems.push(p(format!("templates: {e}")));
+    }
+    if !files.rules.is_dir() {
+        problems.push(p(format!("rules: {}: no such directory", files.rules.display())));
+    }
+    let router = match Router::load(&files.rules, &desks.iter().map(|d| &d.catalogue).collect::<Vec<_>>()) {
+        Ok(r) => Some(r),
+        Err(errs) => {
+            problems.extend(errs.into_iter().map(|e| p(format!("rules: {e}"))));
+            None
+        }
+    };
+    match router {
+        Some(router) if problems.is_empty() => Ok(Loaded { desks, router }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Parsed, parse};
+
+    #[test]
+    fn the_parse_step_needs_no_file_and_the_load_step_names_each_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loket.toml");
+        let text = "templates = \"no-templates\"\nrules = \"no-rules\"\n\
+                    [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"no-seeds/hero.toml\"\n\
+                    [desk.sla]\nhours = { weekdays = \"08:00-16:00\" }\nholidays = [\"no-seeds/holidays.toml\"]\n\
+                    response = \"1h\"\n\
+                    [[desk.inbox]]\nname = \"a\"\naddress = \"hero@example.test\"\n";
+        let Parsed { settings, files } = parse(&path, text, |_| None).unwrap();
+        assert!(settings.is_ok(), "{settings:?}");
+        let all: Vec<String> = load(&files).unwrap_err().into_iter().map(|p| p.0).collect();
+        let named = |key: &str, missing: &str| {
+            let missing = dir.path().join(missing).display().to_string();
+            all.iter().any(|p| p.starts_with(&format!("{}: {key}: {missing}", path.display())))
+        };
+        assert!(named("desk[0] (`hero`).catalogue", "no-seeds/hero.toml"), "{all:#?}");
+        assert!(named("desk[0] (`hero`).sla.holidays", "no-seeds/holidays.toml"), "{all:#?}");
+        assert!(named("templates", "no-templates"), "{all:#?}");
+        assert!(named("rules", "no-rules"), "{all:#?}");
+        assert_eq!(all.len(), 4, "{all:#?}");
+    }
+
+    #[test]
+    fn the_catalogue_must_describe_its_desk_and_hold_the_routes() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = "[[desk]]\nid = \"pusintek\"\nname = \"P\"\ncode = \"PUS\"\ncatalogue = \"seeds/hero.toml\"\n\
+                    [[desk.group]]\nid = \"l1\"\nname = \"L1\"\nroutes = [\"nope/*\"]\n\
+                    [[desk.inbox]]\nname = \"a\"\naddress = \"p@example.test\"\n";
+        let files = parse(&repo.join("loket.toml"), text, |_| None).unwrap().files;
+        let all: Vec<String> = load(&files).unwrap_err().into_iter().map(|p| p.0).collect();
+        for needle in [
+            "desk[0] (`pusintek`).catalogue: ",
+            "describes desk `hero`, not `pusintek`",
+            "desk[0] (`pusintek`).group[0] (`l1`).routes: `nope/*` is not a category/subcategory or category/*",
+        ] {
+            assert!(all.iter().any(|p| p.contains(needle)), "missing {needle} in {all:#?}");
+        }
+    }
+}
