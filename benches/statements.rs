@@ -83,7 +83,7 @@ impl Counter {
 
 async fn pipeline(dir: &Path) -> (Pipeline, Store) {
     let cfg = format!(
-        "templates = \"{t}\"\n[storage]\nurl = \"sqlite://{db}\"\n\
+        "templates = \"{t}\"\nrules = \"{r}\"\n[storage]\nurl = \"sqlite://{db}\"\n\
          [outbound]\ntransport = \"file\"\ndirectory = \"{out}\"\n\
          [limits]\nauto_replies_per_sender_per_hour = 1000000\nnew_tickets_per_sender_per_hour = 1000000\n\
          [security]\ntoken_secret_env = \"BENCH_SECRET\"\n\
@@ -93,6 +93,7 @@ async fn pipeline(dir: &Path) -> (Pipeline, Store) {
          [[desk.group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
          [[desk.agent]]\naddress = \"agus@desk.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n",
         t = repo().join("templates").display(),
+        r = repo().join("rules").display(),
         db = dir.join("bench.db").display(),
         out = dir.join("out").display(),
         s = repo().join("seeds/hero.toml").display(),

@@ -21,8 +21,6 @@ use crate::store;
 
 /// Keyword set on processed mail (and searched for when there is no processed folder).
 pub const DONE_KEYWORD: &str = "$LoketDone";
-/// UIDs fetched per round trip.
-const BATCH: usize = 25;
 
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
@@ -225,7 +223,7 @@ impl ImapSource {
         self.pipeline.metrics().inbox_ok(&self.inbox.name, crate::now_ms());
         uids.sort_unstable();
         let max = self.pipeline.config().limits.max_message_bytes;
-        for chunk in uids.chunks(BATCH) {
+        for chunk in uids.chunks(self.pipeline.config().limits.batch_messages) {
             if cancel.is_cancelled() {
                 break;
             }

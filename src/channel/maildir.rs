@@ -11,9 +11,6 @@ use super::ChannelError;
 use crate::config::{Desk, InboxConfig};
 use crate::pipeline::{Incoming, Pipeline};
 
-/// Files taken into one store transaction (group commit).
-const BATCH: usize = 64;
-
 #[derive(Clone)]
 pub struct MaildirSource {
     pub pipeline: Pipeline,
@@ -82,7 +79,7 @@ impl MaildirSource {
         let mut n = 0;
         let deferrals = || self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
         deferrals().new_round();
-        for chunk in names.chunks(BATCH) {
+        for chunk in names.chunks(self.pipeline.config().limits.batch_messages) {
             if cancel.is_cancelled() {
                 break;
             }

@@ -228,6 +228,9 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
     if raw.outbound.max_attempts == 0 {
         problems.push(p("outbound.max_attempts: must be at least 1".into()));
     }
+    if !(1..=1000).contains(&raw.limits.batch_messages) {
+        problems.push(p("limits.batch_messages: must be from 1 to 1000".into()));
+    }
     if raw.limits.max_message_bytes < 1024 {
         problems.push(p("limits.max_message_bytes: must be at least 1024".into()));
     }

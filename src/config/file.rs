@@ -217,6 +217,10 @@ pub struct Limits {
     /// get one flood digest and the messages are recorded without a notification each.
     #[serde(default = "default_notifications")]
     pub agent_notifications_per_sender_per_hour: u32,
+    /// Most messages of one intake round (an IMAP fetch, a Maildir scan) recorded in one store
+    /// transaction (group commit); a quiet inbox's round is one message.
+    #[serde(default = "default_batch")]
+    pub batch_messages: usize,
 }
 
 fn default_max_message() -> usize {
@@ -231,6 +235,9 @@ fn default_new_tickets() -> u32 {
 fn default_notifications() -> u32 {
     20
 }
+fn default_batch() -> usize {
+    64
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -239,6 +246,7 @@ impl Default for Limits {
             auto_replies_per_sender_per_hour: default_rate(),
             new_tickets_per_sender_per_hour: default_new_tickets(),
             agent_notifications_per_sender_per_hour: default_notifications(),
+            batch_messages: default_batch(),
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Here, Pipeline, PipelineError};
 use crate::config::Desk;
-use crate::domain::{Impact, TicketStatus, TicketType};
+use crate::domain::TicketStatus;
 use crate::sla::{Clock, ClockKind, Sla, SlaState, warn_threshold};
 use crate::store::{self, Ticket, TicketPatch};
 use crate::ticket::decide::{ClockMoves, Intent as Touch, clock_moves, decide};
@@ -48,18 +48,9 @@ impl Pipeline {
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,
-        t: &mut Ticket,
-        urgency: Option<Impact>,
+        t: &Ticket,
     ) -> Result<Option<i64>, PipelineError> {
         let Some(sla) = &h.desk.sla else { return Ok(None) };
-        if t.ticket_type == Some(TicketType::Incident) {
-            let impact = t.impact;
-            if let Some(p) = sla.priority(urgency, impact) {
-                store::update_ticket(tx, t.id, &TicketPatch { priority: Some(p), ..Default::default() }, h.now).await?;
-                t.priority = Some(p);
-            }
-            store::sla::set_urgency(tx, t.id, Some(urgency.unwrap_or(Impact::Medium).as_str())).await?;
-        }
         let paused = t.status == TicketStatus::Pending;
         let rt = sla.response_target(t.channel);
         let response = Clock::start(

@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::config::{Config, Desk, InboxConfig};
-use crate::domain::{Channel, Direction, EmailAddress, Language, PendingReason, TicketStatus};
+use crate::domain::{Channel, Direction, EmailAddress, Impact, Language, PendingReason, TicketStatus, TicketType};
 use crate::mail::loopguard::MailKind;
 use crate::mail::parse::ParsedMail;
 use crate::mail::{attachments, compose, loopguard, parse};
@@ -620,7 +620,17 @@ impl Pipeline {
         } else {
             (TicketStatus::Pending, Some(PendingReason::Requirements))
         };
-        let mut t = store::insert_ticket(
+        // An incident's priority (from its urgency and impact, on the desk's matrix) and the
+        // reminder of a request held for its requirements are written with the ticket.
+        let (priority, urgency) = match &desk.sla {
+            Some(sla) if decision.ticket_type == Some(TicketType::Incident) => {
+                (sla.priority(decision.urgency, decision.impact), Some(decision.urgency.unwrap_or(Impact::Medium)))
+            }
+            _ => (None, None),
+        };
+        let remind_at = (status == TicketStatus::Pending)
+            .then(|| h.now + crate::ticket::decide::REMIND_AFTER_DAYS * crate::ticket::decide::DAY_MS);
+        let t = store::insert_ticket(
             tx,
             &store::NewTicket {
                 desk: &desk.id,
@@ -639,6 +649,9 @@ impl Pipeline {
                 group_id: group.as_deref(),
                 pending_reason,
                 linked_ticket_id: linked.map(|l| l.id),
+                priority,
+                urgency,
+                remind_at,
                 now: h.now,
             },
         )
@@ -691,15 +704,7 @@ impl Pipeline {
             None => {}
         }
         store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
-        let response_due = self.start_clocks(tx, h, &mut t, decision.urgency).await?;
-        if status == TicketStatus::Pending {
-            store::sla::set_remind(
-                tx,
-                ticket_id,
-                Some(h.now + crate::ticket::decide::REMIND_AFTER_DAYS * crate::ticket::decide::DAY_MS),
-            )
-            .await?;
-        }
+        let response_due = self.start_clocks(tx, h, &t).await?;
 
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.
         if !kind.may_auto_reply() {

@@ -82,6 +82,11 @@ pub struct NewTicket<'a> {
     pub group_id: Option<&'a str>,
     pub pending_reason: Option<PendingReason>,
     pub linked_ticket_id: Option<i64>,
+    pub priority: Option<Priority>,
+    /// An incident's urgency, kept for a later change of impact.
+    pub urgency: Option<Impact>,
+    /// When to remind a requester whose request waits on them.
+    pub remind_at: Option<i64>,
     pub now: i64,
 }
 
@@ -229,8 +234,9 @@ pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Resul
     let sql = format!(
         "INSERT INTO tickets (desk, number, category, subcategory, ticket_type, impact, status, channel, inbox, \
          subject, requester_address, requester_name, language, created_at, updated_at, group_id, pending_reason, \
-         linked_ticket_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17) RETURNING {TICKET_COLS}"
+         linked_ticket_id, priority, urgency, remind_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17, $18, $19, $20) \
+         RETURNING {TICKET_COLS}"
     );
     let r = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(t.desk)
@@ -250,6 +256,9 @@ pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Resul
         .bind(t.group_id)
         .bind(t.pending_reason.map(|v| v.as_str()))
         .bind(t.linked_ticket_id)
+        .bind(t.priority.map(|v| v.as_str()))
+        .bind(t.urgency.map(|v| v.as_str()))
+        .bind(t.remind_at)
         .fetch_one(&mut *conn)
         .await?;
     ticket_from(&r)

@@ -164,15 +164,6 @@ pub async fn due_reminders(conn: &mut AnyConnection, backend: Backend, now: i64,
     rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
-pub async fn set_urgency(conn: &mut AnyConnection, ticket_id: i64, urgency: Option<&str>) -> Result<()> {
-    sqlx::query("UPDATE tickets SET urgency = $1 WHERE id = $2")
-        .bind(urgency)
-        .bind(ticket_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// The earliest moment the scheduler has something to do.
 pub async fn next_wakeup(pool: &AnyPool) -> Result<Option<i64>> {
     let a: Option<i64> = sqlx::query("SELECT MIN(next_check_at) AS m FROM sla_clocks WHERE next_check_at IS NOT NULL")
