@@ -226,6 +226,8 @@ pub enum TlsMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
+    /// Relay host; with `oauth`, the provider's host when left out.
+    #[serde(default)]
     pub host: String,
     #[serde(default = "default_smtp_port")]
     pub port: u16,
@@ -244,6 +246,9 @@ pub struct SmtpConfig {
     /// Seconds before an SMTP conversation is given up.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Authenticate with an OAuth2 bearer token (XOAUTH2) for `user` instead of a password.
+    #[serde(default)]
+    pub oauth: Option<crate::oauth::config::OAuthConfig>,
 }
 
 fn default_smtp_port() -> u16 {
@@ -615,6 +620,8 @@ impl InboxConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapConfig {
+    /// IMAP host; with `oauth`, the provider's host when left out.
+    #[serde(default)]
     pub host: String,
     #[serde(default = "default_imap_port")]
     pub port: u16,
@@ -622,8 +629,12 @@ pub struct ImapConfig {
     #[serde(default = "default_imap_tls")]
     pub tls: TlsMode,
     pub user: String,
-    /// Name of the environment variable that holds the password.
-    pub password_env: String,
+    /// Name of the environment variable that holds the password (or give `oauth`).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Log in with an OAuth2 bearer token (XOAUTH2 or OAUTHBEARER) instead of a password.
+    #[serde(default)]
+    pub oauth: Option<crate::oauth::config::OAuthConfig>,
     /// PEM file of extra trusted CA certificates.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -812,13 +823,15 @@ impl Config {
                 problems.push(p("outbound.smtp: required when outbound.transport = \"smtp\"".into()))
             }
             (_, Some(smtp)) => {
+                let used = raw.outbound.transport == TransportKind::Smtp;
+                problems.extend(crate::oauth::config::check_smtp(smtp, used, &env).into_iter().map(p));
                 if let Some(var) = &smtp.password_env
                     && env(var).is_none()
                     && raw.outbound.transport == TransportKind::Smtp
                 {
                     problems.push(p(format!("outbound.smtp.password_env: environment variable `{var}` is not set")));
                 }
-                if smtp.password_env.is_some() != smtp.user.is_some() {
+                if smtp.oauth.is_none() && smtp.password_env.is_some() != smtp.user.is_some() {
                     problems.push(p("outbound.smtp: `user` and `password_env` go together".into()));
                 }
                 if let Some(ca) = &smtp.ca_file {
@@ -907,12 +920,8 @@ impl Config {
                     problems.push(p(format!("{ikey}: give `imap` or `maildir`, not both")));
                 }
                 if let Some(imap) = &mut ib.imap {
-                    if env(&imap.password_env).is_none() {
-                        problems.push(p(format!(
-                            "{ikey}.imap.password_env: environment variable `{}` is not set",
-                            imap.password_env
-                        )));
-                    }
+                    let found = crate::oauth::config::check_imap(imap, &env);
+                    problems.extend(found.into_iter().map(|e| p(format!("{ikey}.imap.{e}"))));
                     if imap.poll_interval_secs == 0 {
                         problems.push(p(format!("{ikey}.imap.poll_interval_secs: must be at least 1")));
                     }

@@ -3,8 +3,8 @@
 
 Origin: the project's OAuth mail lab (notes oauth-lab/fake_idp.py, verified against Dovecot 2.3.19.1+deb12u7
 and Postfix 3.7 with 36 checks), written for Loket; same licence as Loket (Apache-2.0). Changes here:
-users are any address at the test domains (`user_domains`), and tests register their own clients
-(`/_admin/client`) so that parallel tests never share a grant. scripts/testenv/start.sh starts it.
+users are any address at the test domains (`user_domains`), tests register their own clients
+(`/_admin/client`) so that parallel tests never share a grant, and a client may set its own `access_ttl`. scripts/testenv/start.sh starts it.
 
 Token endpoints, with the JSON shapes of the providers' documentation:
   Microsoft v2.0 (any {tenant})  POST /{tenant}/oauth2/v2.0/token  grant_type = client_credentials | refresh_token
@@ -78,7 +78,7 @@ def new_access_token(provider, claims):
 def issue(provider, tenant, client_id, user, scope, aud, grant=None, with_refresh=True):
     """Create an access token (+ refresh token) for one grant; returns the provider's JSON answer."""
     grant = grant or secrets.token_hex(8)
-    ttl = int(CFG.get("access_ttl", 3599))
+    ttl = int(CFG["clients"].get(client_id, {}).get("access_ttl", CFG.get("access_ttl", 3599)))
     claims = {"aud": aud, "iss": f"https://sts.windows.net/{tenant}/", "iat": now(), "nbf": now(),
               "exp": now() + ttl, "tid": tenant, "appid": client_id, "upn": user, "scp": scope}
     at = new_access_token(provider, claims)

@@ -27,7 +27,7 @@ const BATCH: usize = 25;
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
 
-type Session = async_imap::Session<Box<dyn ImapStream>>;
+pub type Session = async_imap::Session<Box<dyn ImapStream>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -37,6 +37,8 @@ pub enum ImapError {
     Imap(#[from] async_imap::error::Error),
     #[error("login as {0} failed: {1}")]
     Login(String, String),
+    #[error("OAuth token for {0}: {1}")]
+    Token(String, super::oauth::OAuthError),
     #[error("pipeline: {0}")]
     Pipeline(#[from] crate::pipeline::PipelineError),
     #[error("store: {0}")]
@@ -55,6 +57,7 @@ impl ImapError {
         match self {
             ImapError::Connect(..) | ImapError::Imap(_) | ImapError::LeaseLost => true,
             ImapError::Login(..) | ImapError::NoUidValidity(_) => false,
+            ImapError::Token(_, e) => e.is_temporary(),
             ImapError::Pipeline(e) => e.is_temporary(),
             ImapError::Store(e) => e.is_temporary(),
         }
@@ -67,6 +70,15 @@ impl From<ImapError> for ChannelError {
     }
 }
 
+/// How an inbox logs in.
+#[derive(Clone)]
+pub enum Login {
+    /// `LOGIN user password`.
+    Password(crate::config::Secret),
+    /// `AUTHENTICATE XOAUTH2|OAUTHBEARER` with a token from the source.
+    OAuth(std::sync::Arc<super::oauth::TokenSource>),
+}
+
 #[derive(Clone)]
 pub struct ImapSource {
     pub pipeline: Pipeline,
@@ -74,7 +86,7 @@ pub struct ImapSource {
     pub desk: Desk,
     pub inbox: InboxConfig,
     pub imap: ImapConfig,
-    pub password: String,
+    pub login: Login,
     /// Messages (by UID) waiting after a temporary error.
     pub deferrals: std::sync::Arc<std::sync::Mutex<super::deferral::Deferrals>>,
 }
@@ -118,34 +130,7 @@ impl ImapSource {
     }
 
     async fn connect(&self) -> Result<Session, ImapError> {
-        let c = &self.imap;
-        let addr = format!("{}:{}", c.host, c.port);
-        let cerr = |e: String| ImapError::Connect(addr.clone(), e);
-        let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect((c.host.as_str(), c.port)))
-            .await
-            .map_err(|_| cerr("timed out".into()))?
-            .map_err(|e| cerr(e.to_string()))?;
-        let tls = || -> Result<tokio_rustls::TlsConnector, ImapError> {
-            let cfg = super::tls::client_config(c.ca_file.as_deref()).map_err(|e| cerr(e.to_string()))?;
-            Ok(tokio_rustls::TlsConnector::from(cfg))
-        };
-        let name = || ServerName::try_from(c.host.clone()).map_err(|e| cerr(e.to_string()));
-        let stream: Box<dyn ImapStream> = match c.tls {
-            TlsMode::None => Box::new(tcp),
-            TlsMode::Tls => Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?),
-            TlsMode::Starttls => {
-                let mut client = async_imap::Client::new(tcp);
-                client.read_response().await.map_err(|e| cerr(e.to_string()))?;
-                client.run_command_and_check_ok("STARTTLS", None).await?;
-                let tcp = client.into_inner();
-                Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?)
-            }
-        };
-        let mut client = async_imap::Client::new(stream);
-        if c.tls != TlsMode::Starttls {
-            client.read_response().await.map_err(|e| cerr(e.to_string()))?.ok_or_else(|| cerr("no greeting".into()))?;
-        }
-        client.login(&c.user, &self.password).await.map_err(|(e, _)| ImapError::Login(c.user.clone(), e.to_string()))
+        open_session(&self.imap, &self.login).await
     }
 
     async fn session(&self, cancel: &CancellationToken) -> Result<(), ImapError> {
@@ -331,6 +316,69 @@ impl ImapSource {
     }
 }
 
+/// Connects (TLS as configured) and logs in: the session `serve` and `loket oauth test` use.
+pub async fn open_session(c: &ImapConfig, login: &Login) -> Result<Session, ImapError> {
+    let addr = format!("{}:{}", c.host, c.port);
+    let cerr = |e: String| ImapError::Connect(addr.clone(), e);
+    let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect((c.host.as_str(), c.port)))
+        .await
+        .map_err(|_| cerr("timed out".into()))?
+        .map_err(|e| cerr(e.to_string()))?;
+    let tls = || -> Result<tokio_rustls::TlsConnector, ImapError> {
+        let cfg = super::tls::client_config(c.ca_file.as_deref()).map_err(|e| cerr(e.to_string()))?;
+        Ok(tokio_rustls::TlsConnector::from(cfg))
+    };
+    let name = || ServerName::try_from(c.host.clone()).map_err(|e| cerr(e.to_string()));
+    let stream: Box<dyn ImapStream> = match c.tls {
+        TlsMode::None => Box::new(tcp),
+        TlsMode::Tls => Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?),
+        TlsMode::Starttls => {
+            let mut client = async_imap::Client::new(tcp);
+            client.read_response().await.map_err(|e| cerr(e.to_string()))?;
+            client.run_command_and_check_ok("STARTTLS", None).await?;
+            let tcp = client.into_inner();
+            Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?)
+        }
+    };
+    let mut client = async_imap::Client::new(stream);
+    if c.tls != TlsMode::Starttls {
+        client.read_response().await.map_err(|e| cerr(e.to_string()))?.ok_or_else(|| cerr("no greeting".into()))?;
+    }
+    authenticate(client, c, login).await
+}
+
+/// Logs in with the password, or with a bearer token over SASL. A refused token is forgotten,
+/// so that the next attempt gets a new one; the error carries what the server answered.
+pub async fn authenticate(
+    client: async_imap::Client<Box<dyn ImapStream>>,
+    c: &ImapConfig,
+    login: &Login,
+) -> Result<Session, ImapError> {
+    match login {
+        Login::Password(pw) => {
+            client.login(&c.user, &pw.0).await.map_err(|(e, _)| ImapError::Login(c.user.clone(), e.to_string()))
+        }
+        Login::OAuth(source) => {
+            let token = source.access_token().await.map_err(|e| ImapError::Token(c.user.clone(), e))?;
+            let mech = source.oauth.mechanism;
+            let auth = crate::oauth::sasl::TokenAuthenticator::new(mech, &c.user, &c.host, c.port, &token.0);
+            let refusal = auth.refusal.clone();
+            match client.authenticate(mech.sasl_name(), auth).await {
+                Ok(s) => Ok(s),
+                Err((e, _)) => {
+                    source.invalidate();
+                    let said = refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    let said = said.map(|s| format!(" (server's challenge: {s})")).unwrap_or_default();
+                    Err(ImapError::Login(
+                        c.user.clone(),
+                        format!("AUTHENTICATE {} refused: {e}{said}", mech.sasl_name()),
+                    ))
+                }
+            }
+        }
+    }
+}
+
 /// `1,2,5` style UID set.
 fn uid_set(uids: &[u32]) -> String {
     uids.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",")
@@ -346,19 +394,30 @@ pub fn source(
 ) -> Result<ImapSource, ChannelError> {
     let lease =
         super::lease::Lease { store: pipeline.store().clone(), inbox: inbox.name.clone(), holder: holder.to_string() };
-    match std::env::var(&imap.password_env) {
-        Ok(password) => Ok(ImapSource {
-            pipeline,
-            lease,
-            desk: desk.clone(),
-            inbox: inbox.clone(),
-            imap: imap.clone(),
-            password,
-            deferrals: Default::default(),
-        }),
-        Err(_) => Err(ChannelError::permanent(format!(
-            "inbox {}: environment variable {} is not set",
-            inbox.name, imap.password_env
-        ))),
+    let login =
+        login(imap, pipeline.store()).map_err(|e| ChannelError::permanent(format!("inbox {}: {e}", inbox.name)))?;
+    Ok(ImapSource {
+        pipeline,
+        lease,
+        desk: desk.clone(),
+        inbox: inbox.clone(),
+        imap: imap.clone(),
+        login,
+        deferrals: Default::default(),
+    })
+}
+
+/// The inbox's login from its configuration and the environment.
+pub fn login(imap: &ImapConfig, store: &store::Store) -> Result<Login, String> {
+    match (&imap.oauth, &imap.password_env) {
+        (Some(o), _) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let checked = o.check(&imap.user, &env).map_err(|e| format!("imap.oauth: {}", e.join("; ")))?;
+            Ok(Login::OAuth(super::oauth::shared(&checked, store)))
+        }
+        (None, Some(var)) => std::env::var(var)
+            .map(|p| Login::Password(crate::config::Secret(p)))
+            .map_err(|_| format!("environment variable {var} is not set")),
+        (None, None) => Err("imap: no password_env and no [oauth]".into()),
     }
 }

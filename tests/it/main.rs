@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod http;
 mod mail;
+mod oauth;
 mod routing;
 mod scale;
 mod sla;
