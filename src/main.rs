@@ -155,6 +155,12 @@ enum OauthCommand {
         #[arg(long)]
         inbox: String,
     },
+    /// Stores a refresh token obtained elsewhere (Google Workspace: its device flow does not
+    /// allow the Gmail scope), read from standard input, after checking it with one refresh.
+    Import {
+        #[arg(long)]
+        inbox: String,
+    },
     /// Tries each step of the inbox's OAuth login (token endpoint, scope, SASL exchange, mailbox
     /// access, and the SMTP relay when it uses OAuth) and names the first that fails, with the
     /// provider's or server's own words. Exits 1 on a failure.
@@ -323,7 +329,7 @@ async fn oauth(config: &ConfigArg, command: OauthCommand) -> ExitCode {
         Err(code) => return code,
     };
     let name = match &command {
-        OauthCommand::Login { inbox } | OauthCommand::Test { inbox } => inbox.clone(),
+        OauthCommand::Login { inbox } | OauthCommand::Import { inbox } | OauthCommand::Test { inbox } => inbox.clone(),
     };
     let Some((_, inbox)) = c.inbox(&name) else {
         eprintln!("loket: no inbox named `{name}` in {}", config.path.display());
@@ -358,6 +364,13 @@ async fn oauth(config: &ConfigArg, command: OauthCommand) -> ExitCode {
             }
             report(oauth_login(&checked, &store).await)
         }
+        OauthCommand::Import { .. } => {
+            if checked.flow != Flow::RefreshToken {
+                eprintln!("loket: inbox `{name}` uses client credentials: it keeps no refresh token");
+                return ExitCode::from(EX_USAGE);
+            }
+            report(oauth_import(&checked, &store).await)
+        }
         OauthCommand::Test { .. } => match oauth_test(&c, imap, &checked, &store).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
@@ -380,6 +393,16 @@ async fn oauth_login(o: &loket::oauth::config::OAuth, store: &Store) -> anyhow::
     outln!("Waiting for the sign-in; the code expires in {} minutes.", (start.expires_in + 59) / 60)?;
     oauth::device_finish(o, store, &start).await.context("sign-in")?;
     outln!("Signed in: the refresh token for {} is stored, encrypted.", o.user)?;
+    Ok(())
+}
+
+async fn oauth_import(o: &loket::oauth::config::OAuth, store: &Store) -> anyhow::Result<()> {
+    let mut text = String::new();
+    std::io::stdin().take(64 * 1024).read_to_string(&mut text).context("reading the refresh token")?;
+    let token = text.trim();
+    anyhow::ensure!(!token.is_empty(), "no refresh token on standard input");
+    loket::channel::oauth::import_refresh_token(o, store, token).await.context("checking the refresh token")?;
+    outln!("Stored: the refresh token for {} works and is kept, encrypted.", o.user)?;
     Ok(())
 }
 

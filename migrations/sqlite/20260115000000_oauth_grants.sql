@@ -12,3 +12,14 @@ CREATE TABLE oauth_grants (
     obtained_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
+
+-- Operator alerts about a credential, each sent once: an authentication failure once per outage
+-- (the row is removed when a login succeeds again), the client secret's early warning once per
+-- end date. The row is written in the transaction that queues the mail.
+CREATE TABLE oauth_alerts (
+    credential TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    period TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (credential, kind, period)
+);

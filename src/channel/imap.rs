@@ -112,6 +112,7 @@ impl ImapSource {
                 }
                 Err(e) => {
                     self.pipeline.metrics().inbox_error(&self.inbox.name, &e.to_string(), crate::now_ms());
+                    self.alert_on_refusal(&e).await;
                     if e.is_temporary() {
                         tracing::warn!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "IMAP session ended");
                     } else {
@@ -130,7 +131,59 @@ impl ImapSource {
     }
 
     async fn connect(&self) -> Result<Session, ImapError> {
-        open_session(&self.imap, &self.login).await
+        let session = open_session(&self.imap, &self.login).await?;
+        self.oauth_checks().await;
+        Ok(session)
+    }
+
+    /// The credential refused (not a network trouble): the operators hear of it once per outage.
+    async fn alert_on_refusal(&self, e: &ImapError) {
+        let Login::OAuth(source) = &self.login else { return };
+        let refused = match e {
+            ImapError::Login(..) => true,
+            ImapError::Token(_, t) => !t.is_temporary(),
+            _ => false,
+        };
+        if !refused {
+            return;
+        }
+        let o = &source.oauth;
+        let text = e.to_string();
+        let now = crate::now_ms();
+        let kind = crate::oauth::alert::AlertKind::AuthFailed;
+        let r = self
+            .pipeline
+            .alert_operators(&self.desk, &self.inbox, &o.credential_key(), &o.user, kind, "outage", &text, now)
+            .await;
+        if let Err(err) = r {
+            tracing::warn!(inbox = %self.inbox.name, error = %err, "could not queue the operators' alert");
+        }
+    }
+
+    /// After a successful OAuth login: the outage (if any) is over, and the client secret's end
+    /// date is checked against the early-warning window.
+    async fn oauth_checks(&self) {
+        let Login::OAuth(source) = &self.login else { return };
+        let o = &source.oauth;
+        let cred = o.credential_key();
+        let auth_failed = crate::oauth::alert::AlertKind::AuthFailed.as_str();
+        if let Err(e) = store::clear_alerts(self.pipeline.store().pool(), &cred, auth_failed).await {
+            tracing::warn!(inbox = %self.inbox.name, error = %e, "could not clear the outage alert");
+        }
+        let now = crate::now_ms();
+        if let Some(day) = o.secret_expires
+            && crate::oauth::alert::secret_warning_due(day, o.warn_days, now)
+        {
+            let left = crate::oauth::alert::secret_seconds_left(day, now).div_euclid(86_400);
+            let text = format!("the client secret of app {} ends on {day} ({left} day(s) from now)", o.client_id);
+            let kind = crate::oauth::alert::AlertKind::SecretExpiring;
+            let period = day.to_string();
+            let r =
+                self.pipeline.alert_operators(&self.desk, &self.inbox, &cred, &o.user, kind, &period, &text, now).await;
+            if let Err(e) = r {
+                tracing::warn!(inbox = %self.inbox.name, error = %e, "could not queue the secret's early warning");
+            }
+        }
     }
 
     async fn session(&self, cancel: &CancellationToken) -> Result<(), ImapError> {
@@ -359,20 +412,29 @@ pub async fn authenticate(
             client.login(&c.user, &pw.0).await.map_err(|(e, _)| ImapError::Login(c.user.clone(), e.to_string()))
         }
         Login::OAuth(source) => {
-            let token = source.access_token().await.map_err(|e| ImapError::Token(c.user.clone(), e))?;
-            let mech = source.oauth.mechanism;
-            let auth = crate::oauth::sasl::TokenAuthenticator::new(mech, &c.user, &c.host, c.port, &token.0);
-            let refusal = auth.refusal.clone();
-            match client.authenticate(mech.sasl_name(), auth).await {
-                Ok(s) => Ok(s),
-                Err((e, _)) => {
-                    source.invalidate();
-                    let said = refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    let said = said.map(|s| format!(" (server's challenge: {s})")).unwrap_or_default();
-                    Err(ImapError::Login(
-                        c.user.clone(),
-                        format!("AUTHENTICATE {} refused: {e}{said}", mech.sasl_name()),
-                    ))
+            // A refused token is forgotten and a new one tried once: the cached token may have
+            // been revoked or expired early. If the provider then refuses the refresh, the error
+            // is the provider's own (e.g. `invalid_grant: AADSTS50173 …`).
+            let mut client = client;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let token = source.access_token().await.map_err(|e| ImapError::Token(c.user.clone(), e))?;
+                let mech = source.oauth.mechanism;
+                let auth = crate::oauth::sasl::TokenAuthenticator::new(mech, &c.user, &c.host, c.port, &token.0);
+                let refusal = auth.refusal.clone();
+                match client.authenticate(mech.sasl_name(), auth).await {
+                    Ok(s) => return Ok(s),
+                    Err((e, again)) => {
+                        source.invalidate();
+                        if tries >= 2 {
+                            let said = refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
+                            let said = said.map(|s| format!(" (server's challenge: {s})")).unwrap_or_default();
+                            let why = format!("AUTHENTICATE {} refused: {e}{said}", mech.sasl_name());
+                            return Err(ImapError::Login(c.user.clone(), why));
+                        }
+                        client = again;
+                    }
                 }
             }
         }

@@ -286,3 +286,29 @@ pub async fn device_finish(oauth: &OAuth, store: &Store, start: &DeviceStart) ->
     store::save_grant(store.pool(), &cred, &sealed, crate::now_ms()).await?;
     Ok(granted)
 }
+
+/// `loket oauth import`: stores a refresh token obtained elsewhere (Google's Gmail scope is not
+/// allowed in its device flow) after spending it once, so that a wrong or revoked token is refused
+/// here with the provider's words instead of at the daemon's first login. Keeps the rotated token
+/// when the provider sends one, else the given one.
+pub async fn import_refresh_token(oauth: &OAuth, store: &Store, refresh_token: &str) -> Result<Granted, OAuthError> {
+    let http = client();
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", oauth.client_id.as_str()),
+        ("refresh_token", refresh_token),
+        ("scope", oauth.scope.as_str()),
+    ];
+    if let Some(s) = &oauth.client_secret {
+        form.push(("client_secret", s.0.as_str()));
+    }
+    let (status, body) = post(&http, &oauth.token_url, &form).await?;
+    let granted = token::parse_token(status, &body)
+        .map_err(|answer| OAuthError::Refused { url: oauth.token_url.clone(), answer })?;
+    let keep = granted.refresh_token.as_ref().map(|t| t.0.as_str()).unwrap_or(refresh_token);
+    let key = oauth.key.as_ref().and_then(|k| crypto::parse_key(&k.0)).ok_or(CryptoError::Open)?;
+    let cred = oauth.credential_key();
+    let sealed = crypto::seal(&key, &cred, keep)?;
+    store::save_grant(store.pool(), &cred, &sealed, crate::now_ms()).await?;
+    Ok(granted)
+}

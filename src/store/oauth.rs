@@ -83,3 +83,35 @@ pub async fn grant(pool: &AnyPool, credential: &str) -> Result<Option<GrantRow>>
 pub async fn count_grants(pool: &AnyPool) -> Result<i64> {
     Ok(sqlx::query("SELECT COUNT(*) AS n FROM oauth_grants").fetch_one(pool).await?.try_get("n")?)
 }
+
+/// Records that an alert about `credential` was sent for `period`; false when it already was
+/// (inside the transaction that queues the mail, so a crash sends it neither twice nor never).
+pub async fn claim_alert(
+    conn: &mut AnyConnection,
+    credential: &str,
+    kind: &str,
+    period: &str,
+    now: i64,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO oauth_alerts (credential, kind, period, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (credential, kind, period) DO NOTHING RETURNING kind",
+    )
+    .bind(credential)
+    .bind(kind)
+    .bind(period)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.is_some())
+}
+
+/// Forgets the alerts of one kind (the outage is over: the next one is reported again).
+pub async fn clear_alerts(pool: &AnyPool, credential: &str, kind: &str) -> Result<()> {
+    sqlx::query("DELETE FROM oauth_alerts WHERE credential = $1 AND kind = $2")
+        .bind(credential)
+        .bind(kind)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

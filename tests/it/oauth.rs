@@ -49,13 +49,29 @@ fn oauth_keys(client_id: &str, flow: &str, mechanism: &str) -> String {
 
 /// A world whose inbox and SMTP relay both log in as the desk's mailbox with OAuth.
 async fn oauth_world(name: &str, client: &str, flow: &str, mechanism: &str) -> World {
+    oauth_world_with(name, client, flow, mechanism, Extra::default()).await
+}
+
+/// What else a world has: a relay with a password (port 25) instead of OAuth, agents (the
+/// supervisor is the operator), the HTTP server, more `[oauth]` keys.
+#[derive(Default)]
+struct Extra {
+    plain_relay: bool,
+    http_port: Option<u16>,
+    oauth_keys: String,
+}
+
+async fn oauth_world_with(name: &str, client: &str, flow: &str, mechanism: &str, x: Extra) -> World {
     let tag = unique(name);
     let client_id = format!("{tag}-{client}");
+    let keys = format!("{}{}", oauth_keys(&client_id, flow, mechanism), x.oauth_keys);
     let w = World::new(
         name,
         WorldOptions {
-            imap_login: Some(format!("[desk.inbox.imap.oauth]\n{}", oauth_keys(&client_id, flow, mechanism))),
-            outbound: Some(format!(
+            imap_login: Some(format!("[desk.inbox.imap.oauth]\n{keys}")),
+            agents: x.http_port.is_some(),
+            extra: x.http_port.map(|p| format!("[http]\nlisten = \"127.0.0.1:{p}\"\n")).unwrap_or_default(),
+            outbound: (!x.plain_relay).then(|| format!(
                 "[outbound]\ntransport = \"smtp\"\ninitial_backoff_secs = 1\nmax_backoff_secs = 2\npoll_interval_ms = 200\n\
                  [outbound.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout_secs = 10\nuser = \"DESK\"\n\
                  [outbound.smtp.oauth]\n{}",
@@ -187,6 +203,7 @@ async fn device_login(w: &World, user: &str) {
         .arg(&w.config_path)
         .args(["oauth", "login", "--inbox", "hero"])
         .envs(OAUTH_SECRETS.iter().copied())
+        .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -259,4 +276,179 @@ async fn device_login_then_rotated_refresh_tokens_are_kept_across_restarts() {
     assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_grant")), "the first token was spent");
     let (status, answer) = refresh(latest).await;
     assert_eq!(status, 200, "the stored token is the live one: {answer}");
+}
+
+/// The supervisor (the desk's operator) of a world with agents.
+fn operator(w: &World) -> String {
+    w.agent("boss")
+}
+
+/// Acceptance 3: the provider revokes the grant. The inbox reports Microsoft's exact error in
+/// `/healthz` and the log, the operator gets exactly one mail however often the login is retried,
+/// mail that arrives meanwhile stays in the mailbox (no ticket, not marked done), and after
+/// `loket oauth login` again it is processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_grant_is_reported_once_and_mail_waits_for_the_new_login() {
+    let _servers = MAIL_SERVERS.read().await;
+    let port = free_port();
+    let x = Extra { plain_relay: true, http_port: Some(port), ..Default::default() };
+    let w = oauth_world_with("oauth-revoke", "public", "refresh-token", "xoauth2", x).await;
+    device_login(&w, &w.desk_addr).await;
+    let daemon = w.serve();
+    wait_for("the daemon to connect", || async { daemon.log_text().contains("IMAP connected").then_some(()) }).await;
+    request_and_ack(&w, "before", 1).await;
+
+    // The provider revokes the grant (a password reset); Dovecot drops the session.
+    let store = w.store().await;
+    let (rt, _) = stored_refresh_token(&w, &store).await;
+    let (status, answer) = idp("/_admin/revoke", &[("token", &rt)], None).await;
+    assert_eq!((status, answer["revoked"].as_bool()), (200, Some(true)));
+    let kicked = Command::new("doveadm").args(["-c", &ENV.dovecot_conf, "kick", &w.desk_addr]).output().unwrap();
+    assert!(kicked.status.success(), "doveadm kick: {}", String::from_utf8_lossy(&kicked.stderr));
+    let waiting = w.addr("during");
+    let raw = mail(
+        &waiting,
+        &w.desk_addr,
+        "Printer rusak",
+        &format!("{}-during@example.test", w.tag),
+        "",
+        "Printer lantai 2 rusak.",
+    );
+    smtp_send(&waiting, &[&w.desk_addr], &raw).await;
+
+    let aadsts = "invalid_grant: AADSTS50173: The provided grant has expired due to it being revoked";
+    let health = wait_for("/healthz to name the provider's error", || async {
+        let (code, body) = http_get(port, "/healthz").await;
+        (code == 503 && body.contains(aadsts)).then_some(body)
+    })
+    .await;
+    assert!(health.contains("\"connected\":false"), "{health}");
+    assert!(daemon.log_text().contains(aadsts), "the log names the provider's error");
+    let alerts = wait_mailbox(&operator(&w), "INBOX", 1).await;
+    let alert = parsed(&alerts[0]);
+    assert!(alert.subject.contains("tidak dapat login"), "{:?}", alert.subject);
+    assert!(
+        alert.text.contains("AADSTS50173") && alert.text.contains("loket oauth login --inbox hero"),
+        "{}",
+        alert.text
+    );
+    // Several more refused attempts: still one alert, and the waiting mail untouched.
+    wait_for("three refused logins", || async {
+        (daemon.log_text().matches("IMAP session ended; check the inbox's configuration").count() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(mailbox(&operator(&w), "INBOX").await.len(), 1, "exactly one operator mail");
+    let counts = loket::store::counts(store.pool()).await.unwrap();
+    assert_eq!(counts.tickets, 1, "the waiting mail made no ticket");
+    assert_eq!(mailbox(&w.desk_addr, "INBOX").await.len(), 1, "the waiting mail stays in the inbox, not marked done");
+    assert!(mailbox(&waiting, "INBOX").await.is_empty());
+
+    // The operator signs in again: the waiting mail is processed and the inbox is healthy.
+    device_login(&w, &w.desk_addr).await;
+    let ack = wait_mailbox(&waiting, "INBOX", 1).await;
+    assert_eq!(parsed(&ack[0]).from.unwrap().address.as_str(), w.desk_addr);
+    wait_for("/healthz ok again", || async { (http_get(port, "/healthz").await.0 == 200).then_some(()) }).await;
+    assert_eq!(mailbox(&operator(&w), "INBOX").await.len(), 1, "still exactly one operator mail");
+    drop(daemon);
+}
+
+/// Acceptance 4: a client secret 10 days from its configured end date shows in `/metrics` and
+/// triggers the early warning once (a restart sends no second one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_secret_near_its_end_date_is_counted_down_and_warned_once() {
+    let _servers = MAIL_SERVERS.read().await;
+    let port = free_port();
+    let end = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();
+    let x =
+        Extra { plain_relay: true, http_port: Some(port), oauth_keys: format!("client_secret_expires = \"{end}\"\n") };
+    let w = oauth_world_with("oauth-secret", "app", "client-credentials", "xoauth2", x).await;
+    let mut daemon = w.serve();
+    wait_for("the daemon to connect", || async { daemon.log_text().contains("IMAP connected").then_some(()) }).await;
+    let warning = wait_mailbox(&operator(&w), "INBOX", 1).await;
+    let warning = parsed(&warning[0]);
+    assert!(warning.subject.contains("client secret"), "{:?}", warning.subject);
+    assert!(warning.text.contains(&end.to_string()) && warning.text.contains("10 day(s)"), "{}", warning.text);
+    let (_, metrics) = http_get(port, "/metrics").await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("loket_oauth_client_secret_expiry_seconds") && l.contains(&w.desk_addr))
+        .unwrap_or_else(|| panic!("no secret expiry in {metrics}"));
+    let secs: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((10 * 86_400..11 * 86_400).contains(&secs), "{line}");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("loket_oauth_access_token_expiry_seconds") && l.contains(&w.desk_addr))
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+
+    let daemon = w.serve();
+    wait_for("the daemon to connect again", || async { daemon.log_text().contains("IMAP connected").then_some(()) })
+        .await;
+    let store = w.store().await;
+    let alerts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE kind = 'oauth_alert'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(alerts, 1, "the early warning is sent once");
+    assert_eq!(mailbox(&operator(&w), "INBOX").await.len(), 1);
+    drop(daemon);
+}
+
+/// Google Workspace: the device flow refuses the Gmail scope (Google's rule, with its own words),
+/// so the refresh token is imported; a wrong one is refused with Google's words, a good one is
+/// kept and the inbox reads mail with XOAUTH2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_inbox_with_an_imported_refresh_token_takes_mail() {
+    let _servers = MAIL_SERVERS.read().await;
+    let client_id = format!("{}.apps.googleusercontent.com", unique("google"));
+    let keys = format!(
+        "provider = \"google\"\nflow = \"refresh-token\"\nclient_id = \"{client_id}\"\n\
+         client_secret_env = \"LOKET_TEST_OAUTH_SECRET\"\nkey_env = \"LOKET_TEST_OAUTH_KEY\"\nendpoint = \"{}\"\n",
+        ENV.idp_url
+    );
+    let w = World::new(
+        "oauth-google",
+        WorldOptions { imap_login: Some(format!("[desk.inbox.imap.oauth]\n{keys}")), ..Default::default() },
+    )
+    .await;
+    let body = serde_json::json!({"client_id": client_id, "provider": "google", "secret": "oauth-app-secret"});
+    assert_eq!(idp("/_admin/client", &[], Some(body)).await.0, 200);
+    let cli = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loket"))
+            .arg("--config")
+            .arg(&w.config_path)
+            .args(["oauth"])
+            .args(args)
+            .args(["--inbox", "hero"])
+            .envs(OAUTH_SECRETS.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = cli(&["login"], "");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("invalid_scope: Some requested scopes were invalid"), "{out}");
+    let (code, out) = cli(&["import"], "1//not-a-token\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("invalid_grant: Token has been expired or revoked."), "{out}");
+    let scope = "https://mail.google.com/";
+    let (status, grant) =
+        idp("/_admin/grant", &[("client_id", &client_id), ("user", &w.desk_addr), ("scope", scope)], None).await;
+    assert_eq!(status, 200, "{grant}");
+    let (code, out) = cli(&["import"], grant["refresh_token"].as_str().unwrap());
+    assert_eq!(code, Some(0), "{out}");
+    let daemon = w.serve();
+    wait_for("the daemon to connect", || async { daemon.log_text().contains("IMAP connected").then_some(()) }).await;
+    request_and_ack(&w, "budi", 1).await;
+    let user = &w.desk_addr;
+    assert!(
+        log("dovecot.log").lines().any(|l| l.contains(&format!("user=<{user}>")) && l.contains("method=XOAUTH2")),
+        "no XOAUTH2 login for {user}"
+    );
+    drop(daemon);
 }
