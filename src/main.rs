@@ -478,12 +478,62 @@ async fn check_config(config: &ConfigArg, offline: bool) -> ExitCode {
         return report(line);
     }
     match Store::check(&c.storage).await {
-        Ok(found) => report(outln!("store {found}")),
+        Ok(found) => {
+            if let Err(e) = outln!("store {found}") {
+                return report(Err(e));
+            }
+        }
         Err(e) => {
             eprintln!("loket: store: {e}");
-            ExitCode::from(EX_CONFIG)
+            return ExitCode::from(EX_CONFIG);
         }
     }
+    match check_oauth(&c).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EX_CONFIG),
+        Err(e) => report(Err(e)),
+    }
+}
+
+/// `check-config`'s OAuth step: each client-credentials app asks its token endpoint for a token
+/// (the provider's own words on failure); refresh-token credentials are left to `loket oauth
+/// test`, which may spend and store a rotated token.
+async fn check_oauth(c: &Config) -> anyhow::Result<bool> {
+    use loket::oauth::config::Flow;
+    let env = |k: &str| std::env::var(k).ok();
+    let mut blocks = Vec::new();
+    for (_, inbox) in c.desks.iter().flat_map(|d| d.inboxes.iter().map(move |i| (d, i))) {
+        if let Some(imap) = &inbox.imap
+            && let Some(o) = &imap.oauth
+        {
+            blocks.push((format!("inbox {}", inbox.name), o.check(&imap.user, &env)));
+        }
+    }
+    if let Some(smtp) = &c.outbound.smtp
+        && let (Some(o), Some(user)) = (&smtp.oauth, &smtp.user)
+    {
+        blocks.push(("outbound.smtp".to_string(), o.check(user, &env)));
+    }
+    let mut ok = true;
+    for (what, checked) in blocks {
+        match checked {
+            Err(problems) => {
+                outln!("{what}: oauth: FAILED: {}", problems.join("; "))?;
+                ok = false;
+            }
+            Ok(o) if o.flow == Flow::RefreshToken => {
+                outln!("{what}: oauth: refresh-token mode; `loket oauth test` checks the stored grant")?
+            }
+            Ok(o) => match loket::channel::oauth::fetch_client_credentials(&o).await {
+                Ok(_) => outln!("{what}: oauth: token endpoint ok ({})", o.token_url)?,
+                Err(e) => {
+                    outln!("{what}: oauth: token endpoint FAILED: {e}")?;
+                    ok = false;
+                }
+            },
+        }
+    }
+    Ok(ok)
 }
 
 fn report(r: anyhow::Result<()>) -> ExitCode {

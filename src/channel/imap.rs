@@ -87,6 +87,8 @@ pub struct ImapSource {
     pub inbox: InboxConfig,
     pub imap: ImapConfig,
     pub login: Login,
+    /// The client secret's early warning is queued (or was before): no more store round trips.
+    pub secret_warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Messages (by UID) waiting after a temporary error.
     pub deferrals: std::sync::Arc<std::sync::Mutex<super::deferral::Deferrals>>,
 }
@@ -140,7 +142,8 @@ impl ImapSource {
     async fn alert_on_refusal(&self, e: &ImapError) {
         let Login::OAuth(source) = &self.login else { return };
         let refused = match e {
-            ImapError::Login(..) => true,
+            // Dovecot's `NO [UNAVAILABLE]`: the token could not be checked (the provider is away).
+            ImapError::Login(_, why) => !why.contains("UNAVAILABLE"),
             ImapError::Token(_, t) => !t.is_temporary(),
             _ => false,
         };
@@ -170,6 +173,17 @@ impl ImapSource {
         if let Err(e) = store::clear_alerts(self.pipeline.store().pool(), &cred, auth_failed).await {
             tracing::warn!(inbox = %self.inbox.name, error = %e, "could not clear the outage alert");
         }
+        self.secret_check().await;
+    }
+
+    /// The client secret's early warning, once per end date (after each login and IDLE round).
+    async fn secret_check(&self) {
+        let Login::OAuth(source) = &self.login else { return };
+        if self.secret_warned.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let o = &source.oauth;
+        let cred = o.credential_key();
         let now = crate::now_ms();
         if let Some(day) = o.secret_expires
             && crate::oauth::alert::secret_warning_due(day, o.warn_days, now)
@@ -180,8 +194,11 @@ impl ImapSource {
             let period = day.to_string();
             let r =
                 self.pipeline.alert_operators(&self.desk, &self.inbox, &cred, &o.user, kind, &period, &text, now).await;
-            if let Err(e) = r {
-                tracing::warn!(inbox = %self.inbox.name, error = %e, "could not queue the secret's early warning");
+            match r {
+                Ok(_) => self.secret_warned.store(true, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(inbox = %self.inbox.name, error = %e, "could not queue the secret's early warning")
+                }
             }
         }
     }
@@ -228,6 +245,7 @@ impl ImapSource {
                     }
                 };
                 session = handle.done().await?;
+                self.secret_check().await;
                 match res {
                     None => break,
                     Some(Ok(IdleResponse::NewData(_) | IdleResponse::Timeout | IdleResponse::ManualInterrupt)) => {}
@@ -465,6 +483,7 @@ pub fn source(
         inbox: inbox.clone(),
         imap: imap.clone(),
         login,
+        secret_warned: Default::default(),
         deferrals: Default::default(),
     })
 }

@@ -195,13 +195,7 @@ impl TokenSource {
     }
 
     async fn client_credentials(&self) -> Result<Granted, OAuthError> {
-        let mut form = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", self.oauth.client_id.as_str()),
-            ("scope", self.oauth.scope.as_str()),
-        ];
-        self.with_secret(&mut form);
-        self.token_call(&form).await
+        client_credentials(&self.http, &self.oauth).await
     }
 
     fn key(&self) -> Result<[u8; 32], OAuthError> {
@@ -235,6 +229,25 @@ impl TokenSource {
         }
         Ok(granted)
     }
+}
+
+/// A client-credentials token, without the cache (`loket check-config`).
+pub async fn fetch_client_credentials(oauth: &OAuth) -> Result<Granted, OAuthError> {
+    client_credentials(&client(), oauth).await
+}
+
+async fn client_credentials(http: &reqwest::Client, oauth: &OAuth) -> Result<Granted, OAuthError> {
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", oauth.client_id.as_str()),
+        ("scope", oauth.scope.as_str()),
+    ];
+    if let Some(s) = &oauth.client_secret {
+        form.push(("client_secret", s.0.as_str()));
+    }
+    let url = &oauth.token_url;
+    let (status, body) = post(http, url, &form).await?;
+    token::parse_token(status, &body).map_err(|answer| OAuthError::Refused { url: url.clone(), answer })
 }
 
 /// `loket oauth login`, step one: asks the provider for a device code.

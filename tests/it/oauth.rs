@@ -188,6 +188,25 @@ async fn oauthbearer_and_the_test_command_name_each_step() {
         "{out}"
     );
     assert!(!out.contains("SASL exchange"), "stops at the first failing step: {out}");
+    // check-config asks the token endpoint too, with the provider's words on failure.
+    let check = |secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_loket"))
+            .arg("--config")
+            .arg(&w.config_path)
+            .arg("check-config")
+            .envs(OAUTH_SECRETS.iter().copied())
+            .env("LOKET_TEST_OAUTH_SECRET", secret)
+            .output()
+            .unwrap()
+    };
+    let good = check("oauth-app-secret");
+    let out = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success() && out.contains("inbox hero: oauth: token endpoint ok"), "{out}");
+    assert!(out.contains("outbound.smtp: oauth: token endpoint ok"), "{out}");
+    let bad = check("wrong-secret");
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(78), "{out}");
+    assert!(out.contains("inbox hero: oauth: token endpoint FAILED") && out.contains("AADSTS7000215"), "{out}");
     let dovecot = log("dovecot.log");
     assert!(
         dovecot.lines().any(|l| l.contains(&format!("user=<{}>", w.desk_addr)) && l.contains("method=OAUTHBEARER")),
