@@ -57,6 +57,8 @@ async fn oauth_world(name: &str, client: &str, flow: &str, mechanism: &str) -> W
 #[derive(Default)]
 struct Extra {
     plain_relay: bool,
+    /// PostgreSQL instead of SQLite (the refresh's `FOR UPDATE`, the alert's `ON CONFLICT`).
+    pg: bool,
     http_port: Option<u16>,
     oauth_keys: String,
 }
@@ -69,6 +71,7 @@ async fn oauth_world_with(name: &str, client: &str, flow: &str, mechanism: &str,
         name,
         WorldOptions {
             imap_login: Some(format!("[desk.inbox.imap.oauth]\n{keys}")),
+            pg: x.pg,
             agents: x.http_port.is_some(),
             extra: x.http_port.map(|p| format!("[http]\nlisten = \"127.0.0.1:{p}\"\n")).unwrap_or_default(),
             outbound: (!x.plain_relay).then(|| format!(
@@ -305,12 +308,12 @@ fn operator(w: &World) -> String {
 /// Acceptance 3: the provider revokes the grant. The inbox reports Microsoft's exact error in
 /// `/healthz` and the log, the operator gets exactly one mail however often the login is retried,
 /// mail that arrives meanwhile stays in the mailbox (no ticket, not marked done), and after
-/// `loket oauth login` again it is processed.
+/// `loket oauth login` again it is processed. On PostgreSQL (the rotation test runs on SQLite).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_grant_is_reported_once_and_mail_waits_for_the_new_login() {
     let _servers = MAIL_SERVERS.read().await;
     let port = free_port();
-    let x = Extra { plain_relay: true, http_port: Some(port), ..Default::default() };
+    let x = Extra { plain_relay: true, pg: true, http_port: Some(port), ..Default::default() };
     let w = oauth_world_with("oauth-revoke", "public", "refresh-token", "xoauth2", x).await;
     device_login(&w, &w.desk_addr).await;
     let daemon = w.serve();
@@ -378,8 +381,12 @@ async fn a_client_secret_near_its_end_date_is_counted_down_and_warned_once() {
     let _servers = MAIL_SERVERS.read().await;
     let port = free_port();
     let end = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();
-    let x =
-        Extra { plain_relay: true, http_port: Some(port), oauth_keys: format!("client_secret_expires = \"{end}\"\n") };
+    let x = Extra {
+        plain_relay: true,
+        pg: false,
+        http_port: Some(port),
+        oauth_keys: format!("client_secret_expires = \"{end}\"\n"),
+    };
     let w = oauth_world_with("oauth-secret", "app", "client-credentials", "xoauth2", x).await;
     let mut daemon = w.serve();
     wait_for("the daemon to connect", || async { daemon.log_text().contains("IMAP connected").then_some(()) }).await;
