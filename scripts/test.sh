@@ -6,7 +6,8 @@
 # smoke runs), and always stops the environment afterwards. Exits with cargo's status.
 # (Plain `cargo test` runs the unit and golden tests only and needs no servers.)
 # Run as root. Env: KEEP_TESTENV=1 keeps the temp dir (logs, mailboxes) after the run;
-# IMAP_PORT SMTP_PORT LMTP_PORT PG_PORT choose other ports (see scripts/testenv/start.sh).
+# IMAP_PORT SMTP_PORT LMTP_PORT PG_PORT IMAPS_PORT SUBMISSION_PORT IDP_PORT choose other ports
+# (see scripts/testenv/start.sh).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod mail;
 pub mod metrics;
+pub mod oauth;
 pub mod outbox;
 pub mod pipeline;
 pub mod report;

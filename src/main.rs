@@ -1,4 +1,4 @@
-//! The `loket` command line: serve, ingest, check-config, tickets, quarantine, migrate.
+//! The `loket` command line: serve, ingest, check-config, tickets, quarantine, migrate, oauth.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -142,6 +142,34 @@ enum Command {
     Quarantine {
         #[command(subcommand)]
         command: QuarantineCommand,
+    },
+    /// OAuth2 mailboxes (Microsoft 365, Google Workspace): sign in, and test each step.
+    Oauth {
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OauthCommand {
+    /// Device-code sign-in for an inbox in refresh-token mode: prints the code and the URL, waits
+    /// for the sign-in, stores the refresh token (encrypted).
+    Login {
+        #[arg(long)]
+        inbox: String,
+    },
+    /// Stores a refresh token obtained elsewhere (Google Workspace: its device flow does not
+    /// allow the Gmail scope), read from standard input, after checking it with one refresh.
+    Import {
+        #[arg(long)]
+        inbox: String,
+    },
+    /// Tries each step of the inbox's OAuth login (token endpoint, scope, SASL exchange, mailbox
+    /// access, and the SMTP relay when it uses OAuth) and names the first that fails, with the
+    /// provider's or server's own words. Exits 1 on a failure.
+    Test {
+        #[arg(long)]
+        inbox: String,
     },
 }
 
@@ -294,7 +322,148 @@ async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
         Command::Quarantine { command: QuarantineCommand::List { limit } } => {
             report(quarantine_list(&config, limit).await)
         }
+        Command::Oauth { command } => oauth(&config, command).await,
     }
+}
+
+/// `loket oauth login|test --inbox NAME`.
+async fn oauth(config: &ConfigArg, command: OauthCommand) -> ExitCode {
+    use loket::oauth::config::Flow;
+    let c = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let name = match &command {
+        OauthCommand::Login { inbox } | OauthCommand::Import { inbox } | OauthCommand::Test { inbox } => inbox.clone(),
+    };
+    let Some((_, inbox)) = c.inbox(&name) else {
+        eprintln!("loket: no inbox named `{name}` in {}", config.path.display());
+        return ExitCode::from(EX_USAGE);
+    };
+    let Some((imap, o)) = inbox.imap.as_ref().and_then(|i| i.oauth.as_ref().map(|o| (i, o))) else {
+        eprintln!("loket: inbox `{name}` has no [desk.inbox.imap.oauth] block");
+        return ExitCode::from(EX_USAGE);
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let checked = match o.check(&imap.user, &env) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprintln!("loket: inbox `{name}`: imap.oauth: {}", problems.join("; "));
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let store = match Store::open(&c.storage).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("loket: {e}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    match command {
+        OauthCommand::Login { .. } => {
+            if checked.flow != Flow::RefreshToken {
+                eprintln!(
+                    "loket: inbox `{name}` uses client credentials: there is nothing to sign in; try `loket oauth test --inbox {name}`"
+                );
+                return ExitCode::from(EX_USAGE);
+            }
+            report(oauth_login(&checked, &store).await)
+        }
+        OauthCommand::Import { .. } => {
+            if checked.flow != Flow::RefreshToken {
+                eprintln!("loket: inbox `{name}` uses client credentials: it keeps no refresh token");
+                return ExitCode::from(EX_USAGE);
+            }
+            report(oauth_import(&checked, &store).await)
+        }
+        OauthCommand::Test { .. } => match oauth_test(&c, imap, &checked, &store).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) if e.is::<PipeClosed>() => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loket: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn oauth_login(o: &loket::oauth::config::OAuth, store: &Store) -> anyhow::Result<()> {
+    use loket::channel::oauth;
+    let start = oauth::device_start(o).await.context("device code")?;
+    outln!("To sign in {}, open {} and enter the code {}", o.user, start.verification_uri, start.user_code)?;
+    if let Some(m) = &start.message {
+        outln!("({m})")?;
+    }
+    outln!("Waiting for the sign-in; the code expires in {} minutes.", (start.expires_in + 59) / 60)?;
+    oauth::device_finish(o, store, &start).await.context("sign-in")?;
+    outln!("Signed in: the refresh token for {} is stored, encrypted.", o.user)?;
+    Ok(())
+}
+
+async fn oauth_import(o: &loket::oauth::config::OAuth, store: &Store) -> anyhow::Result<()> {
+    let mut text = String::new();
+    std::io::stdin().take(64 * 1024).read_to_string(&mut text).context("reading the refresh token")?;
+    let token = text.trim();
+    anyhow::ensure!(!token.is_empty(), "no refresh token on standard input");
+    loket::channel::oauth::import_refresh_token(o, store, token).await.context("checking the refresh token")?;
+    outln!("Stored: the refresh token for {} works and is kept, encrypted.", o.user)?;
+    Ok(())
+}
+
+/// Prints one line per step; false at the first step that fails.
+async fn oauth_test(
+    c: &Config,
+    imap: &loket::config::ImapConfig,
+    o: &loket::oauth::config::OAuth,
+    store: &Store,
+) -> anyhow::Result<bool> {
+    use loket::channel::{imap as ch, oauth};
+    use loket::oauth::token;
+    let fail = |step: &str, why: &dyn std::fmt::Display| -> anyhow::Result<bool> {
+        outln!("{step}: FAILED: {why}")?;
+        Ok(false)
+    };
+    outln!("configuration: ok ({:?}, {:?}, {} as {})", o.provider, o.flow, o.token_url, o.user)?;
+    let source = oauth::shared(o, store);
+    let tok = match source.access_token().await {
+        Ok(t) => t,
+        Err(e) => return fail("token endpoint", &e),
+    };
+    let left = source.status().access_expires_ms.map(|e| (e - loket::now_ms()) / 1000).unwrap_or(0);
+    outln!("token endpoint: ok (access token for {left} s)")?;
+    match token::jwt_claims(&tok.0) {
+        Some((aud, perms)) if !aud.contains("outlook.office") || !token::grants(&perms, "imap") => {
+            let why = format!(
+                "the token is for `{aud}` with [{}]; IMAP needs the resource https://outlook.office.com with                  IMAP.AccessAsApp (app) or IMAP.AccessAsUser.All (delegated): add the permission to the app                  registration and grant admin consent",
+                perms.join(", ")
+            );
+            return fail("scope", &why);
+        }
+        Some((aud, perms)) => outln!("scope: ok ({aud}: {})", perms.join(", "))?,
+        None => outln!("scope: ok (opaque token; the provider checks it at login)")?,
+    }
+    let login = ch::Login::OAuth(source);
+    let step = format!("SASL exchange (IMAP AUTHENTICATE {} at {}:{})", o.mechanism.sasl_name(), imap.host, imap.port);
+    let mut session = match ch::open_session(imap, &login).await {
+        Ok(s) => s,
+        Err(e) => return fail(&step, &e),
+    };
+    outln!("{step}: ok")?;
+    match session.select(&imap.folder).await {
+        Ok(m) => outln!("mailbox access: ok ({} holds {} message(s))", imap.folder, m.exists)?,
+        Err(e) => return fail("mailbox access", &format!("SELECT {}: {e}", imap.folder)),
+    }
+    let _ = session.logout().await;
+    if let Some(smtp) = c.outbound.smtp.as_ref().filter(|s| s.oauth.is_some()) {
+        let step = format!("SMTP relay (AUTH XOAUTH2 at {}:{})", smtp.host, smtp.port);
+        let t = loket::channel::transport::Transport::from_config(&c.outbound, store)?;
+        match t.check().await {
+            Ok(()) => outln!("{step}: ok")?,
+            Err(e) => return fail(&step, &e),
+        }
+    }
+    Ok(true)
 }
 
 /// `check-config`: the file, catalogues, rules and templates, then the store (unless `offline`).
@@ -314,12 +483,62 @@ async fn check_config(config: &ConfigArg, offline: bool) -> ExitCode {
         return report(line);
     }
     match Store::check(&c.storage).await {
-        Ok(found) => report(outln!("store {found}")),
+        Ok(found) => {
+            if let Err(e) = outln!("store {found}") {
+                return report(Err(e));
+            }
+        }
         Err(e) => {
             eprintln!("loket: store: {e}");
-            ExitCode::from(EX_CONFIG)
+            return ExitCode::from(EX_CONFIG);
         }
     }
+    match check_oauth(&c).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EX_CONFIG),
+        Err(e) => report(Err(e)),
+    }
+}
+
+/// `check-config`'s OAuth step: each client-credentials app asks its token endpoint for a token
+/// (the provider's own words on failure); refresh-token credentials are left to `loket oauth
+/// test`, which may spend and store a rotated token.
+async fn check_oauth(c: &Config) -> anyhow::Result<bool> {
+    use loket::oauth::config::Flow;
+    let env = |k: &str| std::env::var(k).ok();
+    let mut blocks = Vec::new();
+    for (_, inbox) in c.desks.iter().flat_map(|d| d.inboxes.iter().map(move |i| (d, i))) {
+        if let Some(imap) = &inbox.imap
+            && let Some(o) = &imap.oauth
+        {
+            blocks.push((format!("inbox {}", inbox.name), o.check(&imap.user, &env)));
+        }
+    }
+    if let Some(smtp) = &c.outbound.smtp
+        && let (Some(o), Some(user)) = (&smtp.oauth, &smtp.user)
+    {
+        blocks.push(("outbound.smtp".to_string(), o.check(user, &env)));
+    }
+    let mut ok = true;
+    for (what, checked) in blocks {
+        match checked {
+            Err(problems) => {
+                outln!("{what}: oauth: FAILED: {}", problems.join("; "))?;
+                ok = false;
+            }
+            Ok(o) if o.flow == Flow::RefreshToken => {
+                outln!("{what}: oauth: refresh-token mode; `loket oauth test` checks the stored grant")?
+            }
+            Ok(o) => match loket::channel::oauth::fetch_client_credentials(&o).await {
+                Ok(_) => outln!("{what}: oauth: token endpoint ok ({})", o.token_url)?,
+                Err(e) => {
+                    outln!("{what}: oauth: token endpoint FAILED: {e}")?;
+                    ok = false;
+                }
+            },
+        }
+    }
+    Ok(ok)
 }
 
 fn report(r: anyhow::Result<()>) -> ExitCode {

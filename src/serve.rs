@@ -78,7 +78,8 @@ where
 pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result<(), ServeError> {
     let cancel = stop.child_token();
     let tracker = TaskTracker::new();
-    let transport = Transport::from_config(&app.config.outbound).map_err(|e| ServeError::Setup(e.to_string()))?;
+    let transport =
+        Transport::from_config(&app.config.outbound, &app.store).map_err(|e| ServeError::Setup(e.to_string()))?;
     let chat = ChatClients::from_config(&app.config).map_err(|e| ServeError::Setup(e.to_string()))?;
     // One identity per process: leases and outbox claims name it.
     let holder = format!("{}-{}-{}", hostname(), std::process::id(), crate::now_ms() % 1_000_000);

@@ -62,6 +62,7 @@ pub const REQUIRED: &[&str] = &[
     "over_limit",
     "pending_reminder",
     "sla_alert",
+    "oauth_alert",
     "auto_closed",
     "chat_help",
     "chat_flow",

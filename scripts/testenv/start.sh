@@ -1,15 +1,22 @@
 #!/bin/bash
-# Loket test environment: start PRIVATE Dovecot (IMAP with IDLE + LMTP), Postfix (SMTP) and
-# PostgreSQL instances on loopback high ports, everything (config, data, logs) under DIR.
+# Loket test environment: start PRIVATE Dovecot (IMAP with IDLE + LMTP), Postfix (SMTP and
+# authenticated submission), PostgreSQL and a fake OAuth2 identity provider (fake_idp.py) on
+# loopback high ports, everything (config, data, logs) under DIR.
 # Nothing under /etc/dovecot, /etc/postfix or the system PostgreSQL cluster is used.
 #
 # Usage: start.sh DIR        (run as root; DIR must be missing or empty, e.g. DIR=$(mktemp -d))
 # Env:   IMAP_PORT (31143) SMTP_PORT (32525) LMTP_PORT (32424) PG_PORT (35432)
+#        SUBMISSION_PORT (32587): Postfix submission, AUTH required (SASL through Dovecot: PLAIN, LOGIN,
+#          XOAUTH2, OAUTHBEARER)
+#        IDP_PORT (38080): the fake identity provider (Microsoft's and Google's token, device-code and
+#          revoke endpoints; Dovecot's oauth2 passdb checks bearer tokens at its /introspect)
 #        LOKET_TEST_MAIL_PASSWORD (testpass)  the password of every mail user
 #        TLS=1 (optional): self-signed cert, STARTTLS on IMAP_PORT + implicit TLS on IMAPS_PORT (31993)
 #        PG_BIN (optional): PostgreSQL bin dir; default the newest /usr/lib/postgresql/<ver>/bin
 # Mail users: ANY address at desk.test, example.test and other.test exists (static passdb/userdb,
-# regexp virtual_mailbox_maps); mail to any other domain is refused at RCPT time.
+# regexp virtual_mailbox_maps); mail to any other domain is refused at RCPT time. Every user logs in
+# with the password (PLAIN/LOGIN) or with a bearer token the fake IdP issued for that user (XOAUTH2,
+# OAUTHBEARER; IMAP tokens need an IMAP scope, SMTP AUTH tokens an SMTP scope).
 # Writes DIR/env: `export NAME=value` lines for the test suite (see the end of this file).
 # Stop with: stop.sh DIR
 set -eu
@@ -23,13 +30,15 @@ IMAP_PORT=${IMAP_PORT:-31143}
 SMTP_PORT=${SMTP_PORT:-32525}
 LMTP_PORT=${LMTP_PORT:-32424}
 PG_PORT=${PG_PORT:-35432}
+SUBMISSION_PORT=${SUBMISSION_PORT:-32587}
+IDP_PORT=${IDP_PORT:-38080}
 IMAPS_PORT=${IMAPS_PORT:-31993}
 TLS=${TLS:-0}
 MAIL_PASSWORD=${LOKET_TEST_MAIL_PASSWORD:-testpass}
 DOMAINS="desk.test example.test other.test"
 DEADLINE_S=30
 
-PORTS="$IMAP_PORT $SMTP_PORT $LMTP_PORT $PG_PORT"
+PORTS="$IMAP_PORT $SMTP_PORT $LMTP_PORT $PG_PORT $SUBMISSION_PORT $IDP_PORT"
 [ "$TLS" = 1 ] && PORTS="$PORTS $IMAPS_PORT"
 for p in $PORTS; do
     case "$p" in ''|*[!0-9]*) die "port '$p' is not a number" ;; esac
@@ -52,6 +61,7 @@ for p in $PORTS; do
 done
 
 command -v dovecot >/dev/null && command -v postfix >/dev/null || die "dovecot/postfix missing: run $HERE/install.sh"
+PY=$(command -v python3) || die "python3 missing (the fake identity provider needs it): run $HERE/install.sh"
 if [ -z "${PG_BIN:-}" ]; then
     PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 fi
@@ -75,6 +85,8 @@ IMAP_PORT=$IMAP_PORT
 SMTP_PORT=$SMTP_PORT
 LMTP_PORT=$LMTP_PORT
 PG_PORT=$PG_PORT
+SUBMISSION_PORT=$SUBMISSION_PORT
+IDP_PORT=$IDP_PORT
 IMAPS_PORT=$IMAPS_PORT
 TLS=$TLS
 PG_BIN=$PG_BIN
@@ -126,7 +138,11 @@ protocols = imap lmtp
 listen = 127.0.0.1
 $SSL_CONF
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
+auth_verbose = yes
+# A failed login answers at once (default: 2 s), and no auth penalty (below): every test comes from
+# 127.0.0.1, and Postfix gives up on Dovecot's SASL after 10 s.
+auth_failure_delay = 0
 default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = $VUID
@@ -137,11 +153,22 @@ mail_gid = $VGID
 # Any user exists, all with the same password (Postfix only accepts the test domains).
 passdb {
   driver = static
+  mechanisms = plain login
   args = password=$MAIL_PASSWORD
+}
+# XOAUTH2/OAUTHBEARER: the oauth2 passdb asks the fake IdP (RFC 7662 introspection) whether the
+# token is active, for this user and for the protocol's scope (see oauth2-imap.conf.ext).
+protocol smtp {
+  passdb {
+    driver = oauth2
+    mechanisms = xoauth2 oauthbearer
+    args = $D/oauth2-smtp.conf.ext
+  }
 }
 userdb {
   driver = static
-  args = uid=$VUID gid=$VGID home=$D/mail/%d/%n
+  # allow_all_users: a userdb lookup (LMTP) needs no passdb lookup, which oauth2 cannot do
+  args = uid=$VUID gid=$VGID home=$D/mail/%d/%n allow_all_users=yes
 }
 namespace inbox {
   inbox = yes
@@ -152,6 +179,11 @@ mailbox_idle_check_interval = 1 secs
 default_client_limit = 2000
 protocol imap {
   mail_max_userip_connections = 200
+  passdb {
+    driver = oauth2
+    mechanisms = xoauth2 oauthbearer
+    args = $D/oauth2-imap.conf.ext
+  }
 }
 service imap-login {
   inet_listener imap {
@@ -176,7 +208,61 @@ service lmtp {
 protocol lmtp {
   postmaster_address = postmaster@desk.test
 }
+# SASL for Postfix's submission service: its requests carry service=smtp ("protocol smtp" above)
+service auth {
+  unix_listener auth-postfix {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+# Auth penalty off: after a failed login Dovecot would delay the next ones from the same IP (2, 4, 8 s)
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
 CONF
+# One file per protocol; they differ only in the scope the token must carry. Debian's
+# 2.3.19.1+deb12u7 requires ALL words of `scope` in the introspection answer's scope, and the
+# providers' scope names share none, so the fake IdP adds the pseudo-scopes imap/smtp to its
+# answers (service_scopes in idp.json). Read when the auth process starts.
+for svc in imap smtp; do
+cat > "$D/oauth2-$svc.conf.ext" <<OAUTH
+introspection_mode = post
+introspection_url = http://127.0.0.1:$IDP_PORT/introspect
+client_id = dovecot
+client_secret = dovecot-secret
+username_attribute = username
+active_attribute = active
+active_value = true
+scope = $svc
+timeout_msecs = 5000
+OAUTH
+done
+
+# ---------- the fake identity provider (scripts/testenv/fake_idp.py) ----------
+# Users: any address at the test domains. Clients: the two below, and those tests register
+# themselves (POST /_admin/client), one per test, so that parallel tests share no grant.
+cat > "$D/idp.json" <<JSON
+{
+  "host": "127.0.0.1", "port": $IDP_PORT,
+  "access_ttl": 3599, "device_interval": 1, "ms_token_length": 1800,
+  "users": [], "user_domains": [$(printf '"%s", ' $DOMAINS | sed 's/, $//')],
+  "introspection_clients": {"dovecot": "dovecot-secret"},
+  "clients": {
+    "0d5c9e3b-2c3d-4e5f-9a01-234567890abc": {"provider": "microsoft", "public": true},
+    "loket-lab.apps.googleusercontent.com": {"provider": "google", "secret": "google-secret"}
+  },
+  "google_service_accounts": {},
+  "google_device_allowed_scopes": ["openid", "email", "profile"],
+  "service_scopes": {
+    "imap": ["https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/IMAP.AccessAsApp",
+             "https://mail.google.com/"],
+    "smtp": ["https://outlook.office.com/SMTP.Send", "https://outlook.office.com/SMTP.SendAsApp",
+             "https://mail.google.com/"]}
+}
+JSON
 
 # ---------- Postfix (own config_directory; chroot off; logs to a file) ----------
 P=$D/postfix
@@ -213,6 +299,13 @@ maillog_file_prefixes = $D
 alias_maps =
 alias_database =
 append_dot_mydomain = no
+# SASL for the submission port, through Dovecot's auth socket (absolute path: chroot is off)
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $D/dovecot-run/auth-postfix
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_auth_enable = no
+# "AUTH XOAUTH2 <base64>" with a Microsoft-sized token (1.5-2.5 KB) is longer than the default 2048
+line_length_limit = 16384
 # retry deferred mail (e.g. while Dovecot was down) quickly
 queue_run_delay = 1s
 minimal_backoff_time = 1s
@@ -225,6 +318,11 @@ MAP
 cat > "$P/etc/master.cf" <<CONF
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
+127.0.0.1:$SUBMISSION_PORT inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -291,6 +389,8 @@ chmod 0755 "$D/smtp-ctl.sh"
 
 # ---------- start the daemons (stdio never points at the caller's terminal or pipe) ----------
 started=1
+"$PY" "$HERE/fake_idp.py" --config "$D/idp.json" </dev/null >>"$D/idp.log" 2>&1 &
+echo $! > "$D/idp.pid"
 # initdb (0.8 s) runs while Postfix does its first-start setup (2 s).
 runuser -u postgres -- "$PG_BIN/initdb" -D "$D/pg" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 \
     </dev/null >"$D/pg-initdb.log" 2>&1 &
@@ -314,7 +414,7 @@ runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$D/pg" -l "$D/pg.log" -W \
 end=$((SECONDS + DEADLINE_S))
 for p in $PORTS; do
     until port_open "$p"; do
-        [ $SECONDS -lt $end ] || die "port $p did not accept connections within $DEADLINE_S s (logs: $D/dovecot.log $D/postfix.log $D/pg.log)"
+        [ $SECONDS -lt $end ] || die "port $p did not accept connections within $DEADLINE_S s (logs: $D/dovecot.log $D/postfix.log $D/pg.log $D/idp.log)"
         sleep 0.05
     done
 done
@@ -332,6 +432,8 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
     echo "export LOKET_TEST_IMAP_HOST=127.0.0.1"
     echo "export LOKET_TEST_IMAP_PORT=$IMAP_PORT"
     echo "export LOKET_TEST_SMTP_PORT=$SMTP_PORT"
+    echo "export LOKET_TEST_SUBMISSION_PORT=$SUBMISSION_PORT"
+    echo "export LOKET_TEST_IDP_URL=$(q "http://127.0.0.1:$IDP_PORT")"
     echo "export LOKET_TEST_LMTP_PORT=$LMTP_PORT"
     echo "export LOKET_TEST_PG_PORT=$PG_PORT"
     echo "export LOKET_TEST_PG_URL=$(q "postgres://postgres@127.0.0.1:$PG_PORT/postgres")"
@@ -347,4 +449,4 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
     fi
 } > "$D/env.tmp"
 mv "$D/env.tmp" "$D/env"
-echo "start.sh: test environment up in $D (IMAP $IMAP_PORT, SMTP $SMTP_PORT, LMTP $LMTP_PORT, PostgreSQL $PG_PORT); env: $D/env" >&2
+echo "start.sh: test environment up in $D (IMAP $IMAP_PORT, SMTP $SMTP_PORT, submission $SUBMISSION_PORT, LMTP $LMTP_PORT, PostgreSQL $PG_PORT, IdP $IDP_PORT); env: $D/env" >&2

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Loket test environment: stop the private Dovecot, Postfix and PostgreSQL started by
-# start.sh DIR. Tolerates any of them being down already (or never started), then waits
+# Loket test environment: stop the private Dovecot, Postfix, PostgreSQL and fake identity provider
+# started by start.sh DIR. Tolerates any of them being down already (or never started), then waits
 # (30 s deadline) until their processes are gone and their ports are free.
 # Usage: stop.sh DIR     (run as root; DIR is left in place: logs and mail stay readable)
 set -eu
@@ -45,6 +45,7 @@ add_tree() {
 DOVECOT_PIDFILE=$D/dovecot-run/master.pid
 POSTFIX_PIDFILE=$D/postfix/spool/pid/master.pid
 PG_PIDFILE=$D/pg/postmaster.pid
+IDP_PIDFILE=$D/idp.pid
 
 # Ask all three to stop at once, then wait for all of them.
 if pid=$(pid_of "$POSTFIX_PIDFILE" master); then
@@ -60,8 +61,16 @@ if pid=$(pid_of "$PG_PIDFILE" postgres postmaster); then
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$D/pg" -m immediate -W stop </dev/null >/dev/null 2>&1 \
         || kill -QUIT "$pid" 2>/dev/null || true   # SIGQUIT = immediate shutdown
 fi
+# The fake IdP: only the pid recorded in DIR/idp.pid, and only if it still runs fake_idp.py on DIR's config.
+if [ -s "$IDP_PIDFILE" ]; then
+    pid=$(head -n 1 "$IDP_PIDFILE" | tr -dc 0-9)
+    if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "fake_idp.py --config $D/idp.json"; then
+        add_tree "$pid"
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+fi
 
-PORTS="$IMAP_PORT $SMTP_PORT $LMTP_PORT $PG_PORT"
+PORTS="$IMAP_PORT $SMTP_PORT $LMTP_PORT $PG_PORT ${SUBMISSION_PORT:-} ${IDP_PORT:-}"
 [ "${TLS:-0}" = 1 ] && PORTS="$PORTS $IMAPS_PORT"
 busy() {       # prints the first thing still up
     local e p

@@ -25,7 +25,7 @@ pub const DONE_KEYWORD: &str = "$LoketDone";
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
 
-type Session = async_imap::Session<Box<dyn ImapStream>>;
+pub type Session = async_imap::Session<Box<dyn ImapStream>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -35,6 +35,8 @@ pub enum ImapError {
     Imap(#[from] async_imap::error::Error),
     #[error("login as {0} failed: {1}")]
     Login(String, String),
+    #[error("OAuth token for {0}: {1}")]
+    Token(String, super::oauth::OAuthError),
     #[error("pipeline: {0}")]
     Pipeline(#[from] crate::pipeline::PipelineError),
     #[error("store: {0}")]
@@ -53,6 +55,7 @@ impl ImapError {
         match self {
             ImapError::Connect(..) | ImapError::Imap(_) | ImapError::LeaseLost => true,
             ImapError::Login(..) | ImapError::NoUidValidity(_) => false,
+            ImapError::Token(_, e) => e.is_temporary(),
             ImapError::Pipeline(e) => e.is_temporary(),
             ImapError::Store(e) => e.is_temporary(),
         }
@@ -65,6 +68,15 @@ impl From<ImapError> for ChannelError {
     }
 }
 
+/// How an inbox logs in.
+#[derive(Clone)]
+pub enum Login {
+    /// `LOGIN user password`.
+    Password(crate::config::Secret),
+    /// `AUTHENTICATE XOAUTH2|OAUTHBEARER` with a token from the source.
+    OAuth(std::sync::Arc<super::oauth::TokenSource>),
+}
+
 #[derive(Clone)]
 pub struct ImapSource {
     pub pipeline: Pipeline,
@@ -72,7 +84,9 @@ pub struct ImapSource {
     pub desk: Desk,
     pub inbox: InboxConfig,
     pub imap: ImapConfig,
-    pub password: String,
+    pub login: Login,
+    /// The client secret's early warning is queued (or was before): no more store round trips.
+    pub secret_warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Messages (by UID) waiting after a temporary error.
     pub deferrals: std::sync::Arc<std::sync::Mutex<super::deferral::Deferrals>>,
 }
@@ -98,6 +112,7 @@ impl ImapSource {
                 }
                 Err(e) => {
                     self.pipeline.metrics().inbox_error(&self.inbox.name, &e.to_string(), crate::now_ms());
+                    self.alert_on_refusal(&e).await;
                     if e.is_temporary() {
                         tracing::warn!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "IMAP session ended");
                     } else {
@@ -116,34 +131,74 @@ impl ImapSource {
     }
 
     async fn connect(&self) -> Result<Session, ImapError> {
-        let c = &self.imap;
-        let addr = format!("{}:{}", c.host, c.port);
-        let cerr = |e: String| ImapError::Connect(addr.clone(), e);
-        let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect((c.host.as_str(), c.port)))
-            .await
-            .map_err(|_| cerr("timed out".into()))?
-            .map_err(|e| cerr(e.to_string()))?;
-        let tls = || -> Result<tokio_rustls::TlsConnector, ImapError> {
-            let cfg = super::tls::client_config(c.ca_file.as_deref()).map_err(|e| cerr(e.to_string()))?;
-            Ok(tokio_rustls::TlsConnector::from(cfg))
+        let session = open_session(&self.imap, &self.login).await?;
+        self.oauth_checks().await;
+        Ok(session)
+    }
+
+    /// The credential refused (not a network trouble): the operators hear of it once per outage.
+    async fn alert_on_refusal(&self, e: &ImapError) {
+        let Login::OAuth(source) = &self.login else { return };
+        let refused = match e {
+            // Dovecot's `NO [UNAVAILABLE]`: the token could not be checked (the provider is away).
+            ImapError::Login(_, why) => !why.contains("UNAVAILABLE"),
+            ImapError::Token(_, t) => !t.is_temporary(),
+            _ => false,
         };
-        let name = || ServerName::try_from(c.host.clone()).map_err(|e| cerr(e.to_string()));
-        let stream: Box<dyn ImapStream> = match c.tls {
-            TlsMode::None => Box::new(tcp),
-            TlsMode::Tls => Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?),
-            TlsMode::Starttls => {
-                let mut client = async_imap::Client::new(tcp);
-                client.read_response().await.map_err(|e| cerr(e.to_string()))?;
-                client.run_command_and_check_ok("STARTTLS", None).await?;
-                let tcp = client.into_inner();
-                Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?)
-            }
-        };
-        let mut client = async_imap::Client::new(stream);
-        if c.tls != TlsMode::Starttls {
-            client.read_response().await.map_err(|e| cerr(e.to_string()))?.ok_or_else(|| cerr("no greeting".into()))?;
+        if !refused {
+            return;
         }
-        client.login(&c.user, &self.password).await.map_err(|(e, _)| ImapError::Login(c.user.clone(), e.to_string()))
+        let o = &source.oauth;
+        let text = e.to_string();
+        let now = crate::now_ms();
+        let kind = crate::oauth::alert::AlertKind::AuthFailed;
+        let r = self
+            .pipeline
+            .alert_operators(&self.desk, &self.inbox, &o.credential_key(), &o.user, kind, "outage", &text, now)
+            .await;
+        if let Err(err) = r {
+            tracing::warn!(inbox = %self.inbox.name, error = %err, "could not queue the operators' alert");
+        }
+    }
+
+    /// After a successful OAuth login: the outage (if any) is over, and the client secret's end
+    /// date is checked against the early-warning window.
+    async fn oauth_checks(&self) {
+        let Login::OAuth(source) = &self.login else { return };
+        let o = &source.oauth;
+        let cred = o.credential_key();
+        let auth_failed = crate::oauth::alert::AlertKind::AuthFailed.as_str();
+        if let Err(e) = store::clear_alerts(self.pipeline.store().pool(), &cred, auth_failed).await {
+            tracing::warn!(inbox = %self.inbox.name, error = %e, "could not clear the outage alert");
+        }
+        self.secret_check().await;
+    }
+
+    /// The client secret's early warning, once per end date (after each login and IDLE round).
+    async fn secret_check(&self) {
+        let Login::OAuth(source) = &self.login else { return };
+        if self.secret_warned.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let o = &source.oauth;
+        let cred = o.credential_key();
+        let now = crate::now_ms();
+        if let Some(day) = o.secret_expires
+            && crate::oauth::alert::secret_warning_due(day, o.warn_days, now)
+        {
+            let left = crate::oauth::alert::secret_seconds_left(day, now).div_euclid(86_400);
+            let text = format!("the client secret of app {} ends on {day} ({left} day(s) from now)", o.client_id);
+            let kind = crate::oauth::alert::AlertKind::SecretExpiring;
+            let period = day.to_string();
+            let r =
+                self.pipeline.alert_operators(&self.desk, &self.inbox, &cred, &o.user, kind, &period, &text, now).await;
+            match r {
+                Ok(_) => self.secret_warned.store(true, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(inbox = %self.inbox.name, error = %e, "could not queue the secret's early warning")
+                }
+            }
+        }
     }
 
     async fn session(&self, cancel: &CancellationToken) -> Result<(), ImapError> {
@@ -188,6 +243,7 @@ impl ImapSource {
                     }
                 };
                 session = handle.done().await?;
+                self.secret_check().await;
                 match res {
                     None => break,
                     Some(Ok(IdleResponse::NewData(_) | IdleResponse::Timeout | IdleResponse::ManualInterrupt)) => {}
@@ -335,6 +391,78 @@ impl ImapSource {
     }
 }
 
+/// Connects (TLS as configured) and logs in: the session `serve` and `loket oauth test` use.
+pub async fn open_session(c: &ImapConfig, login: &Login) -> Result<Session, ImapError> {
+    let addr = format!("{}:{}", c.host, c.port);
+    let cerr = |e: String| ImapError::Connect(addr.clone(), e);
+    let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect((c.host.as_str(), c.port)))
+        .await
+        .map_err(|_| cerr("timed out".into()))?
+        .map_err(|e| cerr(e.to_string()))?;
+    let tls = || -> Result<tokio_rustls::TlsConnector, ImapError> {
+        let cfg = super::tls::client_config(c.ca_file.as_deref()).map_err(|e| cerr(e.to_string()))?;
+        Ok(tokio_rustls::TlsConnector::from(cfg))
+    };
+    let name = || ServerName::try_from(c.host.clone()).map_err(|e| cerr(e.to_string()));
+    let stream: Box<dyn ImapStream> = match c.tls {
+        TlsMode::None => Box::new(tcp),
+        TlsMode::Tls => Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?),
+        TlsMode::Starttls => {
+            let mut client = async_imap::Client::new(tcp);
+            client.read_response().await.map_err(|e| cerr(e.to_string()))?;
+            client.run_command_and_check_ok("STARTTLS", None).await?;
+            let tcp = client.into_inner();
+            Box::new(tls()?.connect(name()?, tcp).await.map_err(|e| cerr(e.to_string()))?)
+        }
+    };
+    let mut client = async_imap::Client::new(stream);
+    if c.tls != TlsMode::Starttls {
+        client.read_response().await.map_err(|e| cerr(e.to_string()))?.ok_or_else(|| cerr("no greeting".into()))?;
+    }
+    authenticate(client, c, login).await
+}
+
+/// Logs in with the password, or with a bearer token over SASL. A refused token is forgotten,
+/// so that the next attempt gets a new one; the error carries what the server answered.
+pub async fn authenticate(
+    client: async_imap::Client<Box<dyn ImapStream>>,
+    c: &ImapConfig,
+    login: &Login,
+) -> Result<Session, ImapError> {
+    match login {
+        Login::Password(pw) => {
+            client.login(&c.user, &pw.0).await.map_err(|(e, _)| ImapError::Login(c.user.clone(), e.to_string()))
+        }
+        Login::OAuth(source) => {
+            // A refused token is forgotten and a new one tried once: the cached token may have
+            // been revoked or expired early. If the provider then refuses the refresh, the error
+            // is the provider's own (e.g. `invalid_grant: AADSTS50173 …`).
+            let mut client = client;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let token = source.access_token().await.map_err(|e| ImapError::Token(c.user.clone(), e))?;
+                let mech = source.oauth.mechanism;
+                let auth = crate::oauth::sasl::TokenAuthenticator::new(mech, &c.user, &c.host, c.port, &token.0);
+                let refusal = auth.refusal.clone();
+                match client.authenticate(mech.sasl_name(), auth).await {
+                    Ok(s) => return Ok(s),
+                    Err((e, again)) => {
+                        source.invalidate();
+                        if tries >= 2 {
+                            let said = refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
+                            let said = said.map(|s| format!(" (server's challenge: {s})")).unwrap_or_default();
+                            let why = format!("AUTHENTICATE {} refused: {e}{said}", mech.sasl_name());
+                            return Err(ImapError::Login(c.user.clone(), why));
+                        }
+                        client = again;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `1,2,5` style UID set.
 fn uid_set(uids: &[u32]) -> String {
     uids.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",")
@@ -350,19 +478,31 @@ pub fn source(
 ) -> Result<ImapSource, ChannelError> {
     let lease =
         super::lease::Lease { store: pipeline.store().clone(), inbox: inbox.name.clone(), holder: holder.to_string() };
-    match std::env::var(&imap.password_env) {
-        Ok(password) => Ok(ImapSource {
-            pipeline,
-            lease,
-            desk: desk.clone(),
-            inbox: inbox.clone(),
-            imap: imap.clone(),
-            password,
-            deferrals: Default::default(),
-        }),
-        Err(_) => Err(ChannelError::permanent(format!(
-            "inbox {}: environment variable {} is not set",
-            inbox.name, imap.password_env
-        ))),
+    let login =
+        login(imap, pipeline.store()).map_err(|e| ChannelError::permanent(format!("inbox {}: {e}", inbox.name)))?;
+    Ok(ImapSource {
+        pipeline,
+        lease,
+        desk: desk.clone(),
+        inbox: inbox.clone(),
+        imap: imap.clone(),
+        login,
+        secret_warned: Default::default(),
+        deferrals: Default::default(),
+    })
+}
+
+/// The inbox's login from its configuration and the environment.
+pub fn login(imap: &ImapConfig, store: &store::Store) -> Result<Login, String> {
+    match (&imap.oauth, &imap.password_env) {
+        (Some(o), _) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let checked = o.check(&imap.user, &env).map_err(|e| format!("imap.oauth: {}", e.join("; ")))?;
+            Ok(Login::OAuth(super::oauth::shared(&checked, store)))
+        }
+        (None, Some(var)) => std::env::var(var)
+            .map(|p| Login::Password(crate::config::Secret(p)))
+            .map_err(|_| format!("environment variable {var} is not set")),
+        (None, None) => Err("imap: no password_env and no [oauth]".into()),
     }
 }

@@ -8,6 +8,7 @@ pub mod deferral;
 pub mod imap;
 pub mod lease;
 pub mod maildir;
+pub mod oauth;
 pub mod telegram;
 pub mod tls;
 pub mod transport;

@@ -210,13 +210,15 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
             problems.push(p("outbound.smtp: required when outbound.transport = \"smtp\"".into()))
         }
         (_, Some(smtp)) => {
+            let used = raw.outbound.transport == TransportKind::Smtp;
+            problems.extend(crate::oauth::config::check_smtp(smtp, used, &env).into_iter().map(p));
             if let Some(var) = &smtp.password_env
                 && env(var).is_none()
                 && raw.outbound.transport == TransportKind::Smtp
             {
                 problems.push(p(format!("outbound.smtp.password_env: environment variable `{var}` is not set")));
             }
-            if smtp.password_env.is_some() != smtp.user.is_some() {
+            if smtp.oauth.is_none() && smtp.password_env.is_some() != smtp.user.is_some() {
                 problems.push(p("outbound.smtp: `user` and `password_env` go together".into()));
             }
             if let Some(ca) = &smtp.ca_file {
@@ -290,12 +292,8 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 problems.push(p(format!("{ikey}: give `imap` or `maildir`, not both")));
             }
             if let Some(imap) = &mut ib.imap {
-                if env(&imap.password_env).is_none() {
-                    problems.push(p(format!(
-                        "{ikey}.imap.password_env: environment variable `{}` is not set",
-                        imap.password_env
-                    )));
-                }
+                let found = crate::oauth::config::check_imap(imap, &env);
+                problems.extend(found.into_iter().map(|e| p(format!("{ikey}.imap.{e}"))));
                 if imap.poll_interval_secs == 0 {
                     problems.push(p(format!("{ikey}.imap.poll_interval_secs: must be at least 1")));
                 }

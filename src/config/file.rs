@@ -168,6 +168,8 @@ pub enum TlsMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
+    /// Relay host; with `oauth`, the provider's host when left out.
+    #[serde(default)]
     pub host: String,
     #[serde(default = "default_smtp_port")]
     pub port: u16,
@@ -186,6 +188,9 @@ pub struct SmtpConfig {
     /// Seconds before an SMTP conversation is given up.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Authenticate with an OAuth2 bearer token (XOAUTH2) for `user` instead of a password.
+    #[serde(default)]
+    pub oauth: Option<crate::oauth::config::OAuthConfig>,
 }
 
 fn default_smtp_port() -> u16 {
@@ -531,6 +536,8 @@ impl InboxConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapConfig {
+    /// IMAP host; with `oauth`, the provider's host when left out.
+    #[serde(default)]
     pub host: String,
     #[serde(default = "default_imap_port")]
     pub port: u16,
@@ -538,8 +545,12 @@ pub struct ImapConfig {
     #[serde(default = "default_imap_tls")]
     pub tls: TlsMode,
     pub user: String,
-    /// Name of the environment variable that holds the password.
-    pub password_env: String,
+    /// Name of the environment variable that holds the password (or give `oauth`).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Log in with an OAuth2 bearer token (XOAUTH2 or OAUTHBEARER) instead of a password.
+    #[serde(default)]
+    pub oauth: Option<crate::oauth::config::OAuthConfig>,
     /// PEM file of extra trusted CA certificates.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,

@@ -105,6 +105,42 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// Seconds until each OAuth credential's access token and client secret expire (the secret's
+/// end date comes from the configuration; refresh tokens carry no expiry the providers tell).
+fn oauth_metrics(out: &mut String, now: i64) {
+    let sources = crate::channel::oauth::all();
+    if sources.is_empty() {
+        return;
+    }
+    let labels = |o: &crate::oauth::config::OAuth| {
+        format!("mailbox=\"{}\",client_id=\"{}\"", label(&o.user), label(&o.client_id))
+    };
+    let _ =
+        writeln!(out, "# HELP loket_oauth_access_token_expiry_seconds Seconds until the cached access token expires.");
+    let _ = writeln!(out, "# TYPE loket_oauth_access_token_expiry_seconds gauge");
+    for src in &sources {
+        if let Some(exp) = src.status().access_expires_ms {
+            let _ = writeln!(
+                out,
+                "loket_oauth_access_token_expiry_seconds{{{}}} {}",
+                labels(&src.oauth),
+                (exp - now) / 1000
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP loket_oauth_client_secret_expiry_seconds Seconds until the client secret's configured end date."
+    );
+    let _ = writeln!(out, "# TYPE loket_oauth_client_secret_expiry_seconds gauge");
+    for src in &sources {
+        if let Some(day) = src.oauth.secret_expires {
+            let left = crate::oauth::alert::secret_seconds_left(day, now);
+            let _ = writeln!(out, "loket_oauth_client_secret_expiry_seconds{{{}}} {left}", labels(&src.oauth));
+        }
+    }
+}
+
 async fn metrics(State(s): State<HttpState>) -> Response {
     let mut out = String::new();
     let _ = writeln!(out, "# HELP loket_messages_total Inbound messages processed, by desk, inbox and action.");
@@ -139,6 +175,7 @@ async fn metrics(State(s): State<HttpState>) -> Response {
             h.connected as u8
         );
     }
+    oauth_metrics(&mut out, crate::now_ms());
     let store_ok = match store::counts(s.store.pool()).await {
         Ok(c) => {
             let _ = writeln!(out, "# HELP loket_outbox_messages Outbound messages by delivery state.");

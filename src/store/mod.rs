@@ -6,6 +6,7 @@
 
 mod chat;
 pub mod file;
+mod oauth;
 mod queries;
 pub mod report;
 pub mod sla;
@@ -18,6 +19,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use chat::*;
+pub use oauth::*;
 pub use queries::*;
 
 use crate::config::{StorageConfig, redact_url};

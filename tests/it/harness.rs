@@ -24,12 +24,19 @@ pub const CHAT_SECRETS: &[(&str, &str)] = &[
     ("LOKET_TEST_WA_VERIFY", "wa-verify-token"),
 ];
 
+/// The OAuth secrets in tests: every client the tests register at the fake IdP has this secret,
+/// and the key seals stored refresh tokens.
+pub const OAUTH_SECRETS: &[(&str, &str)] = &[
+    ("LOKET_TEST_OAUTH_SECRET", "oauth-app-secret"),
+    ("LOKET_TEST_OAUTH_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+];
+
 /// A test secret by variable name.
 pub fn test_secret(k: &str) -> Option<String> {
     if k == "LOKET_TEST_TOKEN_SECRET" {
         return Some(TOKEN_SECRET.to_string());
     }
-    CHAT_SECRETS.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    CHAT_SECRETS.iter().chain(OAUTH_SECRETS).find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +50,10 @@ pub struct Env {
     pub smtp_start: String,
     pub imaps_port: Option<u16>,
     pub tls_cert: Option<String>,
+    /// Postfix's submission port (AUTH required: PLAIN, LOGIN, XOAUTH2, OAUTHBEARER).
+    pub submission_port: u16,
+    /// The fake identity provider (`scripts/testenv/fake_idp.py`).
+    pub idp_url: String,
 }
 
 /// A free loopback port.
@@ -83,6 +94,8 @@ pub static ENV: LazyLock<Env> = LazyLock::new(|| Env {
     smtp_start: var("LOKET_TEST_SMTP_START"),
     imaps_port: std::env::var("LOKET_TEST_IMAPS_PORT").ok().and_then(|p| p.parse().ok()),
     tls_cert: std::env::var("LOKET_TEST_TLS_CERT").ok(),
+    submission_port: var("LOKET_TEST_SUBMISSION_PORT").parse().expect("port"),
+    idp_url: var("LOKET_TEST_IDP_URL"),
 });
 
 /// Tests that need Postfix or Dovecot up hold this for reading; the tests that stop one of them
@@ -140,6 +153,10 @@ pub struct WorldOptions {
     pub desk_extra: String,
     /// IMAP over `tls` (implicit, IMAPS port) or `starttls` instead of plain TCP.
     pub imap_tls: Option<&'static str>,
+    /// How the inbox logs in instead of `password_env` (e.g. an `[desk.inbox.imap.oauth]` table).
+    pub imap_login: Option<String>,
+    /// The whole `[outbound]` section instead of the plain SMTP relay or the file transport.
+    pub outbound: Option<String>,
 }
 
 impl Default for WorldOptions {
@@ -154,6 +171,8 @@ impl Default for WorldOptions {
             extra: String::new(),
             desk_extra: String::new(),
             imap_tls: None,
+            imap_login: None,
+            outbound: None,
         }
     }
 }
@@ -169,7 +188,9 @@ impl World {
             format!("sqlite://{}", dir.path().join("loket.db").display())
         };
         let e = &*ENV;
-        let outbound = if opts.outbound_smtp {
+        let outbound = if let Some(o) = &opts.outbound {
+            o.clone()
+        } else if opts.outbound_smtp {
             format!(
                 "[outbound]\ntransport = \"smtp\"\ninitial_backoff_secs = 1\nmax_backoff_secs = 2\npoll_interval_ms = 200\n\
                  [outbound.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout_secs = 10\n",
@@ -188,10 +209,12 @@ impl World {
                 Some(_) => format!("ca_file = \"{}\"\n", e.tls_cert.clone().expect("LOKET_TEST_TLS_CERT")),
                 None => String::new(),
             };
+            let login = "password_env = \"LOKET_TEST_MAIL_PASSWORD\"\n";
             format!(
                 "[desk.inbox.imap]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n{ca}user = \"{desk_addr}\"\n\
-                 password_env = \"LOKET_TEST_MAIL_PASSWORD\"\nprocessed_folder = \"Processed\"\npoll_interval_secs = {}\n",
-                opts.poll_interval_secs
+                 processed_folder = \"Processed\"\npoll_interval_secs = {}\n{}",
+                opts.poll_interval_secs,
+                opts.imap_login.as_deref().unwrap_or(login),
             )
         } else if opts.maildir {
             format!("maildir = \"{}\"\n", dir.path().join("maildir").display())
@@ -263,7 +286,7 @@ impl World {
             .arg("serve")
             .env("LOKET_LOG", "info,sqlx=warn")
             .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
-            .envs(CHAT_SECRETS.iter().copied())
+            .envs(CHAT_SECRETS.iter().chain(OAUTH_SECRETS).copied())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod http;
 mod mail;
+mod oauth;
 mod report;
 mod routing;
 mod scale;

@@ -176,7 +176,7 @@ async fn scheduler_fires_once_and_escalates_by_email() {
     let cfg = w.config();
     let worker = loket::outbox::OutboxWorker {
         store: store.clone(),
-        transport: loket::channel::transport::Transport::from_config(&cfg.outbound).unwrap(),
+        transport: loket::channel::transport::Transport::from_config(&cfg.outbound, &store).unwrap(),
         chat: Default::default(),
         cfg: cfg.outbound.clone(),
         wakeup: std::sync::Arc::new(tokio::sync::Notify::new()),

@@ -1,0 +1,97 @@
+//! Alerts to a desk's operators (its supervisors; without any, every agent) about an inbox's
+//! OAuth credential: the first authentication failure of an outage and the client secret's early
+//! warning. The alert row (`store::claim_alert`) and the queued mails are one transaction, so each
+//! alert goes out exactly once, across restarts and instances; only the outbox sends it.
+
+use super::{Pipeline, PipelineError};
+use crate::config::{Desk, InboxConfig};
+use crate::domain::{Channel, Direction};
+use crate::mail::compose;
+use crate::oauth::alert::AlertKind;
+use crate::store::{self, StoreError};
+use crate::templates::{MailContext, PersonCtx};
+
+impl Pipeline {
+    /// Queues the `oauth_alert` mail about `credential` to the desk's operators unless this alert
+    /// (`kind`, `period`) was sent before; `text` is what failed or when the secret ends. Returns
+    /// how many mails were queued.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn alert_operators(
+        &self,
+        desk: &Desk,
+        inbox: &InboxConfig,
+        credential: &str,
+        mailbox: &str,
+        kind: AlertKind,
+        period: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<usize, PipelineError> {
+        let h = self.here(desk, inbox, now)?;
+        let mut tx = self.store.begin().await?;
+        if !store::claim_alert(&mut tx, credential, kind.as_str(), period, now).await? {
+            return Ok(0);
+        }
+        let supervisors = desk.supervisors();
+        let operators = if supervisors.is_empty() { desk.agents.iter().collect() } else { supervisors };
+        for agent in &operators {
+            let ctx = MailContext {
+                desk: self.desk_ctx(&h),
+                agent: PersonCtx { name: agent.name.clone(), address: agent.address.to_string() },
+                event: kind.as_str().to_string(),
+                sender: PersonCtx { name: inbox.name.clone(), address: mailbox.to_string() },
+                text: text.to_string(),
+                ..Default::default()
+            };
+            let rendered = self.templates.render(desk.language, "oauth_alert", &ctx)?;
+            let seed = format!("{credential}|{}|{}|{now}", kind.as_str(), agent.address);
+            let unique = crate::mail::parse::sha256_hex(seed.as_bytes())[..16].to_string();
+            let built = compose::reply(&compose::ReplySpec {
+                from_name: &desk.name,
+                from: &h.inbox_addr,
+                to_name: Some(&agent.name),
+                to: &agent.address,
+                ticket_number: "oauth-alert",
+                in_reply_to: None,
+                references: &[],
+                text: &rendered,
+                unique: &unique,
+                now_ms: now,
+                auto_replied: false,
+                auto_generated: true,
+                message_id: None,
+            })?;
+            let key = format!("out:{}", built.message_id);
+            let row = store::insert_message(
+                &mut tx,
+                &store::NewMessage {
+                    desk: &desk.id,
+                    ticket_id: None,
+                    direction: Direction::Outbound.as_str(),
+                    channel: Channel::Email.as_str(),
+                    inbox: Some(&inbox.name),
+                    idempotency_key: &key,
+                    message_id: Some(&built.message_id),
+                    kind: "oauth_alert",
+                    action: "queued",
+                    reason: None,
+                    peer_address: Some(agent.address.as_str()),
+                    from_address: Some(&built.sender),
+                    to_addresses: &built.recipients,
+                    subject: &built.subject,
+                    body_text: &built.body,
+                    raw: Some(&built.raw),
+                    size: built.raw.len(),
+                    auto_reply: false,
+                    now,
+                },
+            )
+            .await?;
+            store::insert_outbox(&mut tx, &desk.id, None, row, &built.sender, &built.recipients, now).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.outbox_wakeup.notify_one();
+        tracing::warn!(desk = %desk.id, inbox = %inbox.name, alert = kind.as_str(), operators = operators.len(), "operators alerted");
+        Ok(operators.len())
+    }
+}
