@@ -63,24 +63,29 @@ impl OutboxWorker {
         tracing::info!("outbox worker stopped");
     }
 
-    /// One round: claims up to [`CONCURRENCY`] due messages and delivers them concurrently;
-    /// returns how many were attempted. The lease covers one SMTP conversation: a row whose
-    /// worker died becomes due again soon after.
+    /// One round: claims up to [`CLAIM_ROUNDS`] × `outbound.concurrency` due messages in one
+    /// statement and delivers them, `concurrency` at a time (each recorded as soon as it is
+    /// sent, so a crash repeats at most the messages in flight); returns how many were
+    /// attempted. The lease covers the round's SMTP conversations: a row whose worker died
+    /// becomes due again soon after.
     pub async fn deliver_due(&self) -> Result<usize, store::StoreError> {
+        use futures::StreamExt;
         let now = crate::now_ms();
+        let concurrency = self.cfg.concurrency.max(1);
         let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
-        let lease = now + (timeout + 5) * 1000;
+        let lease = now + (timeout + 5) * 1000 * CLAIM_ROUNDS as i64;
         let items = store::claim_outbox(
             self.store.pool(),
             self.store.backend(),
             &self.worker_id,
             now,
             lease,
-            CONCURRENCY as i64,
+            (concurrency * CLAIM_ROUNDS) as i64,
         )
         .await?;
         let n = items.len();
-        let results = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
+        let results: Vec<_> =
+            futures::stream::iter(items).map(|item| self.deliver(item)).buffer_unordered(concurrency).collect().await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(n)
     }
@@ -113,8 +118,8 @@ impl OutboxWorker {
     }
 }
 
-/// Messages delivered at once by one worker.
-pub const CONCURRENCY: usize = 4;
+/// A round claims this many times `outbound.concurrency` messages.
+pub const CLAIM_ROUNDS: usize = 4;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParametersBuilder};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -58,11 +59,12 @@ impl OAuthSmtp {
 }
 
 /// lettre's builder for the relay: host, port, timeout and TLS (no credentials).
-fn smtp_builder(s: &SmtpConfig) -> Result<AsyncSmtpTransportBuilder, ChannelError> {
+fn smtp_builder(s: &SmtpConfig, concurrency: usize) -> Result<AsyncSmtpTransportBuilder, ChannelError> {
     let setup = |m: String| ChannelError::permanent(m);
     let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
         .port(s.port)
-        .timeout(Some(Duration::from_secs(s.timeout_secs)));
+        .timeout(Some(Duration::from_secs(s.timeout_secs)))
+        .pool_config(PoolConfig::new().max_size(concurrency.clamp(1, 256) as u32));
     if s.tls != TlsMode::None {
         let mut pb = TlsParametersBuilder::new(s.host.clone());
         if let Some(ca) = &s.ca_file {
@@ -89,7 +91,7 @@ impl Transport {
             }
             TransportKind::Smtp => {
                 let s = cfg.smtp.as_ref().ok_or_else(|| setup("outbound.smtp missing".into()))?;
-                let mut b = smtp_builder(s)?;
+                let mut b = smtp_builder(s, cfg.concurrency)?;
                 if let (Some(o), Some(user)) = (&s.oauth, &s.user) {
                     let env = |k: &str| std::env::var(k).ok();
                     let checked =

@@ -230,6 +230,9 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
     if raw.outbound.max_attempts == 0 {
         problems.push(p("outbound.max_attempts: must be at least 1".into()));
     }
+    if !(1..=256).contains(&raw.outbound.concurrency) {
+        problems.push(p("outbound.concurrency: must be from 1 to 256".into()));
+    }
     if !(1..=1000).contains(&raw.limits.batch_messages) {
         problems.push(p("limits.batch_messages: must be from 1 to 1000".into()));
     }

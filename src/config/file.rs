@@ -119,6 +119,14 @@ pub struct OutboundConfig {
     /// How often the worker looks for due messages when nothing woke it, in milliseconds.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// Messages one worker delivers at once (also the relay's connection pool: each connection
+    /// carries many messages, one after the other).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_concurrency() -> usize {
+    16
 }
 
 fn default_transport() -> TransportKind {
@@ -150,6 +158,7 @@ impl Default for OutboundConfig {
             initial_backoff_secs: default_backoff(),
             max_backoff_secs: default_max_backoff(),
             poll_interval_ms: default_poll_ms(),
+            concurrency: default_concurrency(),
         }
     }
 }
