@@ -63,29 +63,19 @@ impl OutboxWorker {
         tracing::info!("outbox worker stopped");
     }
 
-    /// One round: claims up to [`CLAIM_ROUNDS`] × `outbound.concurrency` due messages in one
-    /// statement and delivers them, `concurrency` at a time (each recorded as soon as it is
-    /// sent, so a crash repeats at most the messages in flight); returns how many were
-    /// attempted. The lease covers the round's SMTP conversations: a row whose worker died
-    /// becomes due again soon after.
+    /// One round: claims up to `outbound.concurrency` due messages in one statement and
+    /// delivers them at once (each recorded as soon as it is sent, so a crash repeats at most the
+    /// messages in flight); returns how many were attempted. The lease covers one SMTP
+    /// conversation: a row whose worker died becomes due again soon after.
     pub async fn deliver_due(&self) -> Result<usize, store::StoreError> {
-        use futures::StreamExt;
         let now = crate::now_ms();
-        let concurrency = self.cfg.concurrency.max(1);
         let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
-        let lease = now + (timeout + 5) * 1000 * CLAIM_ROUNDS as i64;
-        let items = store::claim_outbox(
-            self.store.pool(),
-            self.store.backend(),
-            &self.worker_id,
-            now,
-            lease,
-            (concurrency * CLAIM_ROUNDS) as i64,
-        )
-        .await?;
+        let lease = now + (timeout + 5) * 1000;
+        let limit = self.cfg.concurrency.max(1) as i64;
+        let items =
+            store::claim_outbox(self.store.pool(), self.store.backend(), &self.worker_id, now, lease, limit).await?;
         let n = items.len();
-        let results: Vec<_> =
-            futures::stream::iter(items).map(|item| self.deliver(item)).buffer_unordered(concurrency).collect().await;
+        let results = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(n)
     }
@@ -117,9 +107,6 @@ impl OutboxWorker {
         store::record_attempt(self.store.pool(), self.store.backend(), item.id, now, outcome).await
     }
 }
-
-/// A round claims this many times `outbound.concurrency` messages.
-pub const CLAIM_ROUNDS: usize = 4;
 
 #[cfg(test)]
 mod tests {
