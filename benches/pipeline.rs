@@ -185,26 +185,32 @@ fn main() {
         bytes as f64 / 1e6
     );
     let pg = std::env::var("LOKET_BENCH_PG_URL").ok();
-    let mut runs: Vec<(&str, &str, Option<&str>, usize)> = vec![
-        ("SQLite full", "full", None, 1),
-        ("SQLite full", "full", None, 64),
-        ("SQLite normal", "normal", None, 1),
-        ("SQLite normal", "normal", None, 64),
-    ];
-    if let Some(url) = pg.as_deref() {
-        runs.push(("PostgreSQL", "full", Some(url), 1));
-        runs.push(("PostgreSQL", "full", Some(url), 64));
+    // `LOKET_BENCH_BATCHES=1` runs only one message per transaction, and `LOKET_BENCH_BARE=0`
+    // skips the reference loop: the same work as the bench of earlier builds, for comparing
+    // them (e.g. instruction counts under callgrind).
+    let batches: Vec<usize> = std::env::var("LOKET_BENCH_BATCHES")
+        .unwrap_or_else(|_| "1,64".into())
+        .split(',')
+        .filter_map(|b| b.trim().parse().ok())
+        .collect();
+    let bare = std::env::var("LOKET_BENCH_BARE").as_deref() != Ok("0");
+    let mut runs: Vec<(&str, &str, Option<&str>, usize)> = Vec::new();
+    for (name, sync, pg) in [("SQLite full", "full", None), ("SQLite normal", "normal", None)]
+        .into_iter()
+        .chain(pg.as_deref().map(|url| ("PostgreSQL", "full", Some(url))))
+    {
+        runs.extend(batches.iter().map(|&b| (name, sync, pg, b)));
     }
     for (name, sync, pg, batch) in runs {
         let mut r = rt.block_on(run(&mails, sync, pg, batch));
         r.per.sort();
         let rate = mails.len() as f64 / r.total.as_secs_f64();
         let reference = match pg {
-            None => {
+            None if bare => {
                 let bare = rt.block_on(bare_sqlite(mails.len(), sync, batch));
                 format!("; bare loop {bare:.0}/s, ratio {:.2}", rate / bare)
             }
-            Some(_) => String::new(),
+            _ => String::new(),
         };
         println!(
             "  {name:<14} batch {batch:>2} {rate:>8.0} mails/s  ({} created, {} appended; total {:.2} s; p50 {:?} p99 {:?}{reference})",

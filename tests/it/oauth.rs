@@ -345,7 +345,9 @@ async fn a_revoked_grant_is_reported_once_and_mail_waits_for_the_new_login() {
     })
     .await;
     assert!(health.contains("\"connected\":false"), "{health}");
-    assert!(daemon.log_text().contains(aadsts), "the log names the provider's error");
+    // The health state is set before the log line is written: wait for the line.
+    wait_for("the log to name the provider's error", || async { daemon.log_text().contains(aadsts).then_some(()) })
+        .await;
     let alerts = wait_mailbox(&operator(&w), "INBOX", 1).await;
     let alert = parsed(&alerts[0]);
     assert!(alert.subject.contains("tidak dapat login"), "{:?}", alert.subject);
