@@ -258,11 +258,13 @@ pub fn graph_body(p: &OutChat) -> Value {
                 row
             })
             .collect();
+        // The labels come from the templates; a row queued before they did shows a symbol.
+        let (button, title) = p.list_labels.clone().unwrap_or_else(|| ("☰".into(), "☰".into()));
         body.insert("type".into(), json!("interactive"));
         body.insert(
             "interactive".into(),
             json!({ "type": "list", "body": { "text": text },
-                    "action": { "button": "Pilih / Choose", "sections": [{ "title": "Pilihan", "rows": rows }] } }),
+                    "action": { "button": short(&button, 20), "sections": [{ "title": short(&title, 24), "rows": rows }] } }),
         );
     } else {
         // More choices than WhatsApp shows as buttons: the numbered list in the text is typed.
@@ -327,14 +329,24 @@ mod tests {
 
     #[test]
     fn outbound_shapes() {
-        let mut p = OutChat { chat_id: "62811".into(), text: "Halo".into(), buttons: vec![], template: None };
+        let mut p = OutChat {
+            chat_id: "62811".into(),
+            text: "Halo".into(),
+            buttons: vec![],
+            template: None,
+            list_labels: Some(("Pilih".into(), "Pilihan".into())),
+        };
         assert_eq!(graph_body(&p)["type"], "text");
         p.buttons = crate::chat::confirm_buttons("Ya", "Belum", "A-HERO26000001");
         let b = graph_body(&p);
         assert_eq!(b["interactive"]["type"], "button");
         assert_eq!(b["interactive"]["action"]["buttons"][0]["reply"]["id"], "ok:A-HERO26000001");
         p.buttons = crate::chat::rating_buttons("A-HERO26000001");
-        assert_eq!(graph_body(&p)["interactive"]["type"], "list");
+        let list = graph_body(&p);
+        assert_eq!(list["interactive"]["type"], "list");
+        // The list's words are the templates' (passed in the payload), never the code's.
+        assert_eq!(list["interactive"]["action"]["button"], "Pilih");
+        assert_eq!(list["interactive"]["action"]["sections"][0]["title"], "Pilihan");
         p.template = Some(crate::chat::TemplateMessage {
             name: "tiket".into(),
             language: "id".into(),

@@ -67,6 +67,10 @@ pub struct OutChat {
     /// WhatsApp outside the 24-hour window: the approved template to send instead.
     #[serde(default)]
     pub template: Option<TemplateMessage>,
+    /// WhatsApp's list of more than three choices: the button that opens it and the list's
+    /// title, in the requester's language (labels `chat_list_button`, `chat_list_title`).
+    #[serde(default)]
+    pub list_labels: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -569,7 +569,13 @@ impl Pipeline {
             }
         }
         let text: String = text.chars().take(MAX_OUT_CHARS).collect();
-        let payload = OutChat { chat_id: user.chat_id.clone(), text: text.clone(), buttons, template };
+        let list_labels = if channel == Channel::Whatsapp && buttons.iter().map(Vec::len).sum::<usize>() > 3 {
+            let lang = user.language.unwrap_or(h.desk.language);
+            Some((self.templates.label(lang, "chat_list_button")?, self.templates.label(lang, "chat_list_title")?))
+        } else {
+            None
+        };
+        let payload = OutChat { chat_id: user.chat_id.clone(), text: text.clone(), buttons, template, list_labels };
         let payload = serde_json::to_value(&payload).unwrap_or_default();
         let raw = payload.to_string();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
