@@ -5,6 +5,7 @@
 //! forced into a wrong queue. Rules are plain files (`rules/`), compiled once at load.
 
 pub mod eval;
+pub mod lint;
 pub mod normalize;
 pub mod rules;
 
@@ -108,9 +109,46 @@ impl Router {
     }
 }
 
+/// What the cues of a message add up to, before the decision.
+struct Scoring {
+    body_raw: String,
+    scores: Vec<Score>,
+    reasons: Vec<(usize, f64, String)>,
+    type_score: HashMap<TicketType, f64>,
+    impact_score: HashMap<Impact, f64>,
+    urgency_score: HashMap<Impact, f64>,
+    cue_reasons: Vec<String>,
+    domain: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Score {
     route: f64,
+    /// Words of the longest keyword that counted for the route (tie-breaker).
+    specific: usize,
+    /// The message arrived at one of the route's inboxes (tie-breaker).
+    inbox: bool,
+}
+
+/// Whether `cue` (words) occurs in `words` at least once with none of `near` within `within`
+/// words of it.
+fn free_occurrence(words: &[&str], cue: &[String], near: &[Vec<String>], within: usize) -> bool {
+    let at = |i: usize, phrase: &[String]| {
+        phrase.iter().enumerate().all(|(k, w)| {
+            words.get(i + k).is_some_and(|x| if k + 1 == phrase.len() { x.starts_with(w.as_str()) } else { x == w })
+        })
+    };
+    let n = cue.len().max(1);
+    (0..words.len()).filter(|&i| at(i, cue)).any(|i| {
+        !near.iter().any(|y| {
+            let m = y.len().max(1);
+            (0..words.len()).filter(|&j| at(j, y)).any(|j| {
+                // Words between the two (0 when they touch or overlap).
+                let gap = if j >= i + n { j - (i + n) } else { i.saturating_sub(j + m) };
+                gap <= within
+            })
+        })
+    })
 }
 
 impl DeskRules {
@@ -119,7 +157,7 @@ impl DeskRules {
         self.automaton.find_overlapping_iter(text).map(|m| m.pattern().as_usize()).collect()
     }
 
-    pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+    fn score(&self, input: &RouteInput<'_>) -> Scoring {
         let subject = normalize::normalize(input.subject, &self.synonyms);
         let body_raw = normalize::strip_quoted(input.body);
         let body = normalize::normalize(&body_raw, &self.synonyms);
@@ -131,13 +169,41 @@ impl DeskRules {
         let mut impact_score: HashMap<Impact, f64> = HashMap::new();
         let mut urgency_score: HashMap<Impact, f64> = HashMap::new();
         let mut cue_reasons = Vec::new();
+        // "X unless Y within N words": where X stands (subject, body) only next to Y, it does
+        // not count for the route.
+        let mut unless_fields: HashMap<(usize, usize), (bool, bool)> = HashMap::new();
+        for u in &self.unless {
+            if in_subject.contains(&u.phrase) || in_body.contains(&u.phrase) {
+                let s: Vec<&str> = subject.split_whitespace().collect();
+                let b: Vec<&str> = body.split_whitespace().collect();
+                let free = (
+                    in_subject.contains(&u.phrase) && free_occurrence(&s, &u.cue, &u.near, u.within),
+                    in_body.contains(&u.phrase) && free_occurrence(&b, &u.cue, &u.near, u.within),
+                );
+                let slot = unless_fields.entry((u.route, u.phrase)).or_insert((true, true));
+                slot.0 &= free.0;
+                slot.1 &= free.1;
+            }
+        }
         for &id in in_subject.union(&in_body) {
             let p = &self.phrases[id];
             let (mult, field) = if in_subject.contains(&id) { (self.subject_weight, "subject") } else { (1.0, "body") };
             for &(target, w) in &p.targets {
                 match target {
                     Target::Route(r) => {
+                        let (mult, field) = match unless_fields.get(&(r, id)) {
+                            None => (mult, field),
+                            Some((true, _)) => (self.subject_weight, "subject"),
+                            Some((false, true)) => (1.0, "body"),
+                            Some((false, false)) => {
+                                reasons.push((r, 0.0, format!("keyword \"{}\" not counted (unless)", p.text.trim())));
+                                continue;
+                            }
+                        };
                         scores[r].route += w * mult;
+                        if w > 0.0 {
+                            scores[r].specific = scores[r].specific.max(p.text.split_whitespace().count());
+                        }
                         reasons.push((r, w * mult, format!("keyword \"{}\" in {field}", p.text.trim())));
                     }
                     Target::Against(r) => {
@@ -162,9 +228,11 @@ impl DeskRules {
         if !self.pattern_targets.is_empty() {
             let both = format!("{subject}{body}");
             for i in self.patterns.matches(&both).iter() {
-                let (r, w, ref pat) = self.pattern_targets[i];
-                scores[r].route += w;
-                reasons.push((r, w, format!("pattern /{pat}/")));
+                let (ref pat, ref targets) = self.pattern_targets[i];
+                for &(r, w) in targets {
+                    scores[r].route += w;
+                    reasons.push((r, w, format!("pattern /{pat}/")));
+                }
             }
         }
         let inbox = input.inbox_address.to_ascii_lowercase();
@@ -174,6 +242,7 @@ impl DeskRules {
             for (addr, w) in &route.inbox {
                 if *addr == inbox || (!addr.contains('@') && addr == inbox_local) {
                     scores[r].route += w;
+                    scores[r].inbox = true;
                     reasons.push((r, *w, format!("arrived at {inbox}")));
                 }
             }
@@ -186,22 +255,55 @@ impl DeskRules {
                 }
             }
         }
+        Scoring { body_raw, scores, reasons, type_score, impact_score, urgency_score, cue_reasons, domain }
+    }
+
+    /// The two best routes when their scores tie exactly (for `loket rules lint`): the route
+    /// names and whether the documented order settled it.
+    pub fn tie(&self, input: &RouteInput<'_>) -> Option<(String, String, bool)> {
+        let scored = self.score(input);
+        let order = self.order(&scored.scores);
+        let (&a, &b) = (order.first()?, order.get(1)?);
+        let (sa, sb) = (&scored.scores[a], &scored.scores[b]);
+        if sa.route < self.threshold || (sa.route * 1e9).round() != (sb.route * 1e9).round() {
+            return None;
+        }
+        let name = |r: usize| format!("{}/{}", self.routes[r].category, self.routes[r].subcategory);
+        Some((name(a), name(b), self.tie_key(&scored.scores, a) != self.tie_key(&scored.scores, b)))
+    }
+
+    pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+        let Scoring { body_raw, scores, reasons, mut type_score, impact_score, urgency_score, mut cue_reasons, domain } =
+            self.score(input);
         let qmarks = input.subject.contains('?') || body_raw.contains('?');
         if qmarks {
             *type_score.entry(TicketType::Question).or_default() += self.question_mark_weight;
             cue_reasons.push(format!("question cue \"?\" +{}", self.question_mark_weight));
         }
 
-        let mut order: Vec<usize> = (0..self.routes.len()).collect();
-        order.sort_by(|a, b| scores[*b].route.total_cmp(&scores[*a].route).then(a.cmp(b)));
+        let order = self.order(&scores);
         let best = order.first().copied();
         let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
         let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
+        // An exact tie that the documented order cannot settle is not settled by file order:
+        // such a message waits in triage.
+        let unsettled = match (order.first(), order.get(1)) {
+            (Some(&a), Some(&b)) => self.tie_key(&scores, a) == self.tie_key(&scores, b),
+            _ => false,
+        };
         let reasons_for = |r: usize| -> Vec<String> {
             reasons.iter().filter(|(x, _, _)| *x == r).map(|(_, w, t)| format!("{w:+.1} {t}")).collect()
         };
 
         let mut decision = match best {
+            Some(b) if best_score >= self.threshold && unsettled => {
+                let other = &self.routes[order[1]];
+                let r = &self.routes[b];
+                RouteDecision::triage(format!(
+                    "{}/{} and {}/{} tie at {best_score:.1} (same longest keyword, inbox and priority)",
+                    r.category, r.subcategory, other.category, other.subcategory
+                ))
+            }
             Some(b) if best_score >= self.threshold => {
                 let route = &self.routes[b];
                 let mut rs = vec![format!(
@@ -294,6 +396,28 @@ impl DeskRules {
         }
         decision.reasons.extend(cue_reasons);
         decision
+    }
+}
+
+impl DeskRules {
+    /// Scores compared to 1e-9, so that sums in another order still tie.
+    fn tie_key(&self, scores: &[Score], r: usize) -> (i64, usize, bool, i32) {
+        let s = &scores[r];
+        ((s.route * 1e9).round() as i64, s.specific, s.inbox, self.routes[r].priority)
+    }
+
+    /// Routes best first: by score, then (on equal scores) the route whose longest matched
+    /// keyword has more words, then the route whose inbox the message arrived at, then the
+    /// higher `priority`. File order never decides; a tie left after that goes to triage.
+    fn order(&self, scores: &[Score]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.routes.len()).collect();
+        order.sort_by(|a, b| {
+            self.tie_key(scores, *b).cmp(&self.tie_key(scores, *a)).then_with(|| {
+                let (x, y) = (&self.routes[*a], &self.routes[*b]);
+                (&x.category, &x.subcategory).cmp(&(&y.category, &y.subcategory))
+            })
+        });
+        order
     }
 }
 
@@ -451,5 +575,138 @@ inbox = { "ska@kemendag.go.id" = 4 }
         assert!(errs.iter().any(|e| e.contains("route[0] (`aplikasi/sigii`).to: unknown subcategory")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("route[1] (`aplikasi/intranet`).patterns")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("default_type: `incident` is not allowed")), "{errs:?}");
+    }
+    fn compile_hero(text: &str) -> DeskRules {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let file: rules::DeskFile = toml::from_str(text).unwrap();
+        rules::compile(Path::new("test.toml"), file, &common, &cat).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn route_with(r: &DeskRules, subject: &str, body: &str) -> RouteDecision {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        r.route(&cat, &RouteInput { subject, body, sender_domain: None, inbox_address: "hero@kemendag.go.id" })
+    }
+
+    #[test]
+    fn shared_sets_are_added_and_subtracted_with_their_factor() {
+        let r = compile_hero(
+            r#"
+desk = "hero"
+[sets.failing.keywords]
+"tidak bisa" = 2
+"error" = 2
+[sets.failing.patterns]
+'\bmati\b' = 1
+[sets.sigi_names.keywords]
+"sigi" = 4
+"pelaporan gaji" = 4
+[[route]]
+to = "aplikasi/sigi"
+use = { sigi_names = 1, failing = 0.5 }
+[[route]]
+to = "aplikasi/intranet"
+keywords = { "intranet" = 5, "error" = 0.5 }
+use = { failing = 1 }
+against = { sigi_names = 2 }
+"#,
+        );
+        let d = route_with(&r, "", "SIGI error, tidak bisa dibuka");
+        assert_eq!(d.route(), "aplikasi/sigi");
+        // 4 (sigi) + 0.5 * (2 + 2) from the set.
+        assert!(d.reasons[0].contains("scored 6.0"), "{:?}", d.reasons);
+        // The route's own weight of a phrase wins over the set's: intranet gets 5 + 0.5 + 2, and
+        // `against` takes 2 * 4 for "sigi".
+        let d = route_with(&r, "", "intranet error tidak bisa");
+        assert!(d.reasons[0].contains("aplikasi/intranet scored 7.5"), "{:?}", d.reasons);
+        let d = route_with(&r, "", "intranet sigi mati");
+        assert!(d.reasons[0].contains("aplikasi/sigi scored 4.5"), "{:?}", d.reasons);
+        assert!(d.reasons[0].contains("runner-up 0.0"), "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn gangguan_routes_inherit_their_service_vocabulary() {
+        let text = r#"
+desk = "hero"
+inherit_min_weight = 2
+[[route]]
+to = "layanan_data/permintaan_data_ska"
+keywords = { "data ska" = 6, "ska" = 0.5 }
+[[route]]
+to = "layanan_data/jaringan"
+keywords = { "internet" = 4 }
+inherit = 0.5
+"#;
+        let r = compile_hero(text);
+        let d = route_with(&r, "", "internet data ska");
+        // jaringan: 4 + 0.5 * 6 ("ska" weighs 0.5, below inherit_min_weight: not inherited).
+        assert!(d.reasons[0].contains("layanan_data/jaringan scored 7.0 (threshold 3.0, runner-up 6.5)"), "{d:?}");
+    }
+
+    #[test]
+    fn a_cue_does_not_count_next_to_its_unless_words() {
+        let r = compile_hero(
+            r#"
+desk = "hero"
+[[route]]
+to = "aplikasi/intranet"
+keywords = { "lisensi" = 4 }
+unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
+"#,
+        );
+        assert_eq!(route_with(&r, "", "mohon lisensi office").route(), "aplikasi/intranet");
+        let d = route_with(&r, "", "kami sudah punya lisensi office, mohon instalasi");
+        assert!(d.is_triage(), "{d:?}");
+        // Too far away to be about the same thing: it counts again.
+        let far = route_with(&r, "", "kami sudah punya laptop baru di kantor cabang jadi mohon lisensi office");
+        assert_eq!(far.route(), "aplikasi/intranet");
+        // An unless rule must name a keyword of its route.
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let file: rules::DeskFile = toml::from_str(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"x\" = 4 }\nunless = [{ cue = \"y\", near = [\"z\"] }]\n",
+        )
+        .unwrap();
+        let errs = rules::compile(Path::new("t.toml"), file, &common, &cat).unwrap_err();
+        assert!(errs[0].to_string().contains("unless[0].cue: `y` is not a keyword"), "{errs:?}");
+    }
+
+    #[test]
+    fn ties_follow_the_documented_order_never_the_file_order() {
+        let make = |first: &str, second: &str| {
+            compile_hero(&format!("desk = \"hero\"\n[[route]]\n{first}\n[[route]]\n{second}\n"))
+        };
+        let a = "to = \"aplikasi/intranet\"\nkeywords = { \"portal pegawai\" = 4 }";
+        let b = "to = \"aplikasi/e_sppd\"\nkeywords = { \"portal\" = 2, \"pegawai\" = 2 }";
+        // Same score 4: the longer keyword (more specific) wins, whatever the file order.
+        for r in [make(a, b), make(b, a)] {
+            assert_eq!(route_with(&r, "", "portal pegawai").route(), "aplikasi/intranet");
+        }
+        // Equal in every respect: the higher priority wins, in either order...
+        let c = "to = \"aplikasi/intranet\"\nkeywords = { \"portal\" = 4 }\npriority = 1";
+        let d = "to = \"aplikasi/e_sppd\"\nkeywords = { \"portal\" = 4 }";
+        for r in [make(c, d), make(d, c)] {
+            assert_eq!(route_with(&r, "", "portal").route(), "aplikasi/intranet");
+        }
+        // ...and without one the message waits in triage, saying why.
+        let c = "to = \"aplikasi/intranet\"\nkeywords = { \"portal\" = 4 }";
+        let r = make(c, d);
+        let t = route_with(&r, "", "portal");
+        assert!(t.is_triage() && t.reasons[0].contains("tie at 4.0"), "{t:?}");
+        let input =
+            RouteInput { subject: "", body: "portal", sender_domain: None, inbox_address: "hero@kemendag.go.id" };
+        assert_eq!(r.tie(&input).map(|t| t.2), Some(false));
+    }
+
+    #[test]
+    fn a_desk_cue_replaces_the_common_cue_of_the_same_phrase() {
+        // common.toml: "reset" = 2.5 for request. The desk says 1: it counts once, at 1.
+        let r = compile_hero(
+            "desk = \"hero\"\n[type_cues.request]\n\"reset\" = 1\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 5 }\n",
+        );
+        let d = route_with(&r, "", "reset intranet");
+        let cues: Vec<&String> = d.reasons.iter().filter(|r| r.contains("request cue \"reset\"")).collect();
+        assert_eq!(cues.len(), 1, "{:?}", d.reasons);
+        assert!(cues[0].ends_with("+1"), "{cues:?}");
     }
 }
