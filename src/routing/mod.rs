@@ -1,6 +1,7 @@
 //! Routing: which category, subcategory, ticket type and impact a new ticket gets, within its
 //! desk's catalogue. Pure: [`DeskRules::route`] takes the message's text and signals and returns
-//! a [`RouteDecision`] with the reasons behind it. Below the desk's threshold, or when an external
+//! a [`RouteDecision`] with the reasons behind it. The body is cut with the pipeline's reply
+//! trimmer ([`crate::mail::trim::trim_reply`]) first. Below the desk's threshold, or when an external
 //! sender asks for an internal-only service, the ticket goes to `triage/unknown`: nothing is
 //! forced into a wrong queue. Rules are plain files (`rules/`), compiled once at load.
 
@@ -159,7 +160,8 @@ impl DeskRules {
 
     fn score(&self, input: &RouteInput<'_>) -> Scoring {
         let subject = normalize::normalize(input.subject, &self.synonyms);
-        let body_raw = normalize::strip_quoted(input.body);
+        // The pipeline's reply trimmer: quoted history, forwarded headers and signatures do not route.
+        let body_raw = crate::mail::trim::trim_reply(input.body).text;
         let body = normalize::normalize(&body_raw, &self.synonyms);
         let in_subject = self.matches(&subject);
         let in_body = self.matches(&body);
@@ -557,6 +559,18 @@ inbox = { "ska@kemendag.go.id" = 4 }
             None,
         );
         assert!(d.is_triage(), "{d:?}");
+    }
+
+    #[test]
+    fn quoted_history_after_an_outlook_or_gmail_marker_does_not_route() {
+        // The old cutter of routing missed both (Indonesian header fields, Gmail's forward marker).
+        for marker in ["-----Pesan Asli-----", "---------- Forwarded message ---------"] {
+            let body = format!(
+                "Terima kasih, sudah beres.\n\n{marker}\nDari: Admin <a@kemendag.go.id>\nTanggal: Sen, 5 Jan 2026\nPerihal: SIGI\nKepada: saya\n\nSIGI error, rekap gaji tidak bisa dibuka.\n"
+            );
+            let d = route("Re: laporan", &body, Some("kemendag.go.id"));
+            assert!(d.is_triage(), "{marker}: {d:?}");
+        }
     }
 
     #[test]
