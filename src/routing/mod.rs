@@ -260,6 +260,23 @@ impl DeskRules {
         Scoring { body_raw, scores, reasons, type_score, impact_score, urgency_score, cue_reasons, domain }
     }
 
+    /// The polite request form in a sentence of `text` that ends in `?`, if any.
+    fn polite_question(&self, text: &str) -> Option<&str> {
+        if self.polite_requests.is_empty() {
+            return None;
+        }
+        let mut rest = text;
+        while let Some(end) = rest.find('?') {
+            let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
+            let sentence = normalize::normalize(&rest[start..end], &self.synonyms);
+            if let Some(p) = self.polite_requests.iter().find(|p| sentence.contains(p.as_str())) {
+                return Some(p);
+            }
+            rest = &rest[end + 1..];
+        }
+        None
+    }
+
     /// The two best routes when their scores tie exactly (for `loket rules lint`): the route
     /// names and whether the documented order settled it.
     pub fn tie(&self, input: &RouteInput<'_>) -> Option<(String, String, bool)> {
@@ -279,8 +296,14 @@ impl DeskRules {
             self.score(input);
         let qmarks = input.subject.contains('?') || body_raw.contains('?');
         if qmarks {
-            *type_score.entry(TicketType::Question).or_default() += self.question_mark_weight;
-            cue_reasons.push(format!("question cue \"?\" +{}", self.question_mark_weight));
+            // A question that asks for an action ("bisa dibantu reset password?") is a request.
+            let polite = self.polite_question(input.subject).or_else(|| self.polite_question(&body_raw));
+            let (t, why) = match polite {
+                Some(p) => (TicketType::Request, format!("request cue \"?\" after \"{}\"", p.trim())),
+                None => (TicketType::Question, "question cue \"?\"".to_string()),
+            };
+            *type_score.entry(t).or_default() += self.question_mark_weight;
+            cue_reasons.push(format!("{why} +{}", self.question_mark_weight));
         }
 
         let order = self.order(&scores);
@@ -520,6 +543,16 @@ inbox = { "ska@kemendag.go.id" = 4 }
         // Intranet allows only question and request: an error report still gets an allowed type.
         let e = route("Intranet error", "intranet tidak bisa login", Some("kemendag.go.id"));
         assert!(matches!(e.ticket_type, Some(TicketType::Question | TicketType::Request)), "{e:?}");
+    }
+
+    #[test]
+    fn a_polite_question_asking_for_an_action_is_a_request() {
+        let r = route("Intranet", "Selamat pagi. Bisa dibantu untuk akun intranet saya?", Some("kemendag.go.id"));
+        assert_eq!(r.ticket_type, Some(TicketType::Request), "{:?}", r.reasons);
+        assert!(r.reasons.iter().any(|x| x.contains("request cue \"?\" after \"bisa dibantu\"")), "{:?}", r.reasons);
+        // The form must stand in the sentence that asks: here the question is another sentence.
+        let q = route("Intranet", "Mohon dibantu. Akun intranet saya yang mana?", Some("kemendag.go.id"));
+        assert_eq!(q.ticket_type, Some(TicketType::Question), "{:?}", q.reasons);
     }
 
     #[test]

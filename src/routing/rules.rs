@@ -41,6 +41,10 @@ pub struct CommonFile {
     pub urgency_cues: BTreeMap<String, Weights>,
     #[serde(default = "default_question_mark")]
     pub question_mark_weight: f64,
+    /// Polite request forms ("bisa dibantu", "mohon", "could you"): a sentence ending in `?`
+    /// that holds one asks for an action, so its `?` counts for `request`, not `question`.
+    #[serde(default)]
+    pub polite_requests: Vec<String>,
     /// Named cue sets every desk may reference (`use`, `against`).
     #[serde(default)]
     pub sets: BTreeMap<String, CueSet>,
@@ -204,6 +208,8 @@ pub struct DeskRules {
     pub subject_weight: f64,
     pub impact_threshold: f64,
     pub question_mark_weight: f64,
+    /// Normalised polite request forms (see [`CommonFile::polite_requests`]).
+    pub polite_requests: Vec<String>,
     pub synonyms: HashMap<String, String>,
     pub routes: Vec<CompiledRoute>,
     pub examples: Vec<Example>,
@@ -502,6 +508,12 @@ pub fn compile(
         subject_weight: file.subject_weight,
         impact_threshold: file.impact_threshold,
         question_mark_weight: common.question_mark_weight,
+        polite_requests: common
+            .polite_requests
+            .iter()
+            .map(|p| normalize(p, &synonyms))
+            .filter(|p| !p.trim().is_empty())
+            .collect(),
         synonyms,
         routes,
         examples: file.examples,
