@@ -163,3 +163,27 @@ fn loket_rules_lint_reports_problems() {
     assert!(!out.status.success(), "{stdout}");
     assert!(stdout.contains("unused set: sets.never_used: no route references it"), "{stdout}");
 }
+
+/// The held-out set (`tests/fixtures/eval/HELDOUT.md`) is well formed: every label is an entry of
+/// its desk's catalogue (or triage) with a type that entry allows, and incidents have an impact.
+/// Its scores are measured with `loket rules eval`, not asserted: nothing is tuned on it.
+#[test]
+fn held_out_set_labels_are_catalogue_entries() {
+    let config = repo_config();
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/eval/routing-heldout.jsonl")).unwrap();
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let m: Labelled = serde_json::from_str(line).unwrap();
+        let e = m.expected.as_ref().unwrap();
+        let desk = config.desk(&m.desk).unwrap();
+        if e.category != "triage" {
+            let s = desk.catalogue.subcategory(&e.category, &e.subcategory);
+            let s = s.unwrap_or_else(|| panic!("{}: {}/{} unknown", m.id, e.category, e.subcategory));
+            assert!(e.ticket_type.is_some_and(|t| s.types.contains(&t)), "{}: type not allowed", m.id);
+        }
+        let incident = e.ticket_type == Some(loket::domain::TicketType::Incident);
+        assert_eq!(incident, e.impact.is_some(), "{}: impact for incidents only", m.id);
+        n += 1;
+    }
+    assert!(n >= 40, "{n} messages");
+}
