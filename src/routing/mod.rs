@@ -110,11 +110,22 @@ impl Router {
     }
 }
 
+/// Why a route gained or lost score; put into words only for the route that wins.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Keyword(usize, &'static str),
+    NotCounted(usize),
+    Negative(usize, &'static str),
+    Pattern(usize),
+    Inbox,
+    Domain,
+}
+
 /// What the cues of a message add up to, before the decision.
 struct Scoring {
     body_raw: String,
     scores: Vec<Score>,
-    reasons: Vec<(usize, f64, String)>,
+    reasons: Vec<(usize, f64, Why)>,
     type_score: HashMap<TicketType, f64>,
     impact_score: HashMap<Impact, f64>,
     urgency_score: HashMap<Impact, f64>,
@@ -166,7 +177,7 @@ impl DeskRules {
         let in_subject = self.matches(&subject);
         let in_body = self.matches(&body);
         let mut scores = vec![Score::default(); self.routes.len()];
-        let mut reasons: Vec<(usize, f64, String)> = Vec::new();
+        let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
         let mut type_score: HashMap<TicketType, f64> = HashMap::new();
         let mut impact_score: HashMap<Impact, f64> = HashMap::new();
         let mut urgency_score: HashMap<Impact, f64> = HashMap::new();
@@ -198,19 +209,19 @@ impl DeskRules {
                             Some((true, _)) => (self.subject_weight, "subject"),
                             Some((false, true)) => (1.0, "body"),
                             Some((false, false)) => {
-                                reasons.push((r, 0.0, format!("keyword \"{}\" not counted (unless)", p.text.trim())));
+                                reasons.push((r, 0.0, Why::NotCounted(id)));
                                 continue;
                             }
                         };
                         scores[r].route += w * mult;
                         if w > 0.0 {
-                            scores[r].specific = scores[r].specific.max(p.text.split_whitespace().count());
+                            scores[r].specific = scores[r].specific.max(p.words);
                         }
-                        reasons.push((r, w * mult, format!("keyword \"{}\" in {field}", p.text.trim())));
+                        reasons.push((r, w * mult, Why::Keyword(id, field)));
                     }
                     Target::Against(r) => {
                         scores[r].route -= w * mult;
-                        reasons.push((r, -w * mult, format!("negative \"{}\" in {field}", p.text.trim())));
+                        reasons.push((r, -w * mult, Why::Negative(id, field)));
                     }
                     Target::Type(t) => {
                         *type_score.entry(t).or_default() += w;
@@ -230,10 +241,10 @@ impl DeskRules {
         if !self.pattern_targets.is_empty() {
             let both = format!("{subject}{body}");
             for i in self.patterns.matches(&both).iter() {
-                let (ref pat, ref targets) = self.pattern_targets[i];
+                let targets = &self.pattern_targets[i].1;
                 for &(r, w) in targets {
                     scores[r].route += w;
-                    reasons.push((r, w, format!("pattern /{pat}/")));
+                    reasons.push((r, w, Why::Pattern(i)));
                 }
             }
         }
@@ -245,14 +256,14 @@ impl DeskRules {
                 if *addr == inbox || (!addr.contains('@') && addr == inbox_local) {
                     scores[r].route += w;
                     scores[r].inbox = true;
-                    reasons.push((r, *w, format!("arrived at {inbox}")));
+                    reasons.push((r, *w, Why::Inbox));
                 }
             }
             if let Some(d) = &domain {
                 for (sd, w) in &route.sender_domains {
                     if d == sd || d.ends_with(&format!(".{sd}")) {
                         scores[r].route += w;
-                        reasons.push((r, *w, format!("sender domain {d}")));
+                        reasons.push((r, *w, Why::Domain));
                     }
                 }
             }
@@ -316,8 +327,24 @@ impl DeskRules {
             (Some(&a), Some(&b)) => self.tie_key(&scores, a) == self.tie_key(&scores, b),
             _ => false,
         };
+        let inbox = input.inbox_address.to_ascii_lowercase();
         let reasons_for = |r: usize| -> Vec<String> {
-            reasons.iter().filter(|(x, _, _)| *x == r).map(|(_, w, t)| format!("{w:+.1} {t}")).collect()
+            let text = |id: usize| self.phrases[id].text.trim();
+            reasons
+                .iter()
+                .filter(|(x, _, _)| *x == r)
+                .map(|(_, w, why)| {
+                    let t = match *why {
+                        Why::Keyword(id, field) => format!("keyword \"{}\" in {field}", text(id)),
+                        Why::NotCounted(id) => format!("keyword \"{}\" not counted (unless)", text(id)),
+                        Why::Negative(id, field) => format!("negative \"{}\" in {field}", text(id)),
+                        Why::Pattern(i) => format!("pattern /{}/", self.pattern_targets[i].0),
+                        Why::Inbox => format!("arrived at {inbox}"),
+                        Why::Domain => format!("sender domain {}", domain.as_deref().unwrap_or("")),
+                    };
+                    format!("{w:+.1} {t}")
+                })
+                .collect()
         };
 
         let mut decision = match best {
@@ -431,18 +458,36 @@ impl DeskRules {
         ((s.route * 1e9).round() as i64, s.specific, s.inbox, self.routes[r].priority)
     }
 
-    /// Routes best first: by score, then (on equal scores) the route whose longest matched
+    /// The best two routes: by score, then (on equal scores) the route whose longest matched
     /// keyword has more words, then the route whose inbox the message arrived at, then the
     /// higher `priority`. File order never decides; a tie left after that goes to triage.
+    /// One pass, no sort: this runs for every message.
     fn order(&self, scores: &[Score]) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.routes.len()).collect();
-        order.sort_by(|a, b| {
-            self.tie_key(scores, *b).cmp(&self.tie_key(scores, *a)).then_with(|| {
-                let (x, y) = (&self.routes[*a], &self.routes[*b]);
-                (&x.category, &x.subcategory).cmp(&(&y.category, &y.subcategory))
-            })
-        });
-        order
+        let key = |r: usize| (self.tie_key(scores, r), std::cmp::Reverse(self.routes[r].name_rank));
+        let mut top: Vec<usize> = Vec::with_capacity(2);
+        for r in 0..scores.len() {
+            let k = key(r);
+            match top.as_slice() {
+                [] => top.push(r),
+                [a] => {
+                    if k > key(*a) {
+                        top.insert(0, r)
+                    } else {
+                        top.push(r)
+                    }
+                }
+                [a, b] => {
+                    if k > key(*a) {
+                        top[1] = *a;
+                        top[0] = r;
+                    } else if k > key(*b) {
+                        top[1] = r;
+                    }
+                }
+                _ => {}
+            }
+        }
+        top
     }
 }
 

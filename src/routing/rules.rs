@@ -197,6 +197,8 @@ pub(crate) enum Target {
 #[derive(Debug, Clone)]
 pub(crate) struct Phrase {
     pub text: String,
+    /// Words in `text` (the tie order prefers longer keywords).
+    pub words: usize,
     pub targets: Vec<(Target, f64)>,
 }
 
@@ -242,6 +244,10 @@ pub struct CompiledRoute {
     pub sender_domains: Vec<(String, f64)>,
     pub default_type: Option<TicketType>,
     pub priority: i32,
+    /// Rank of `category/subcategory` in alphabetical order: the last, arbitrary but stable,
+    /// order of routes that tie in every respect (they go to triage; this only fixes which one
+    /// the reason names first).
+    pub name_rank: usize,
 }
 
 pub fn load_common(path: &Path) -> Result<CommonFile, RulesError> {
@@ -332,7 +338,8 @@ pub fn compile(
         }
         let text = if prefix { n.trim_end().to_string() } else { n };
         let i = *phrase_index.entry(text.clone()).or_insert_with(|| {
-            phrases.push(Phrase { text, targets: Vec::new() });
+            let words = text.split_whitespace().count();
+            phrases.push(Phrase { text, words, targets: Vec::new() });
             phrases.len() - 1
         });
         phrases[i].targets.push((target, weight));
@@ -460,7 +467,15 @@ pub fn compile(
             sender_domains: r.sender_domains.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
             default_type: r.default_type,
             priority: r.priority,
+            name_rank: 0,
         });
+    }
+    let mut by_name: Vec<usize> = (0..routes.len()).collect();
+    by_name.sort_by(|a, b| {
+        (&routes[*a].category, &routes[*a].subcategory).cmp(&(&routes[*b].category, &routes[*b].subcategory))
+    });
+    for (rank, r) in by_name.into_iter().enumerate() {
+        routes[r].name_rank = rank;
     }
     let mut unless = Vec::new();
     for (idx, key, rule) in pending_unless {
