@@ -212,10 +212,16 @@ enum RulesCommand {
         file: Option<PathBuf>,
     },
     /// Route every message of a labelled JSON-lines file; one JSON line per message on standard
-    /// output, the scores on standard error.
+    /// output, the scores (overall and per desk) on standard error.
     Eval {
         #[arg(long)]
         input: PathBuf,
+    },
+    /// Report duplicated cues, unused sets, routes that can never win, routes without examples
+    /// and ties on the examples; exits 1 on any finding.
+    Lint {
+        #[arg(long)]
+        desk: Option<String>,
     },
 }
 
@@ -813,9 +819,41 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
+        RulesCommand::Lint { desk } => {
+            use loket::routing::{lint, rules};
+            let common = rules::load_common(&config.rules.join("common.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut files = Vec::new();
+            let mut findings = 0;
+            for d in &config.desks {
+                let path = config.rules.join(format!("{}.toml", d.id));
+                let Some(compiled) = config.router.desk(&d.id) else { continue };
+                let file = rules::read_desk(&path).map_err(|e| {
+                    anyhow::anyhow!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+                })?;
+                if desk.as_deref().is_none_or(|x| x == d.id) {
+                    let found = lint::lint_desk(&file, &common, compiled, &desk_inbox(d));
+                    outln!("{}: {} finding(s)", d.id, found.len())?;
+                    for f in &found {
+                        outln!("  {}: {}", f.kind, f.message)?;
+                    }
+                    findings += found.len();
+                }
+                files.push(file);
+            }
+            if desk.is_none() {
+                let found = lint::lint_common(&common, &files.iter().collect::<Vec<_>>());
+                outln!("common: {} finding(s)", found.len())?;
+                for f in &found {
+                    outln!("  {}: {}", f.kind, f.message)?;
+                }
+                findings += found.len();
+            }
+            Ok(if findings == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         RulesCommand::Eval { input } => {
             let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
             let mut metrics = eval::Metrics::default();
+            let mut per_desk: std::collections::BTreeMap<String, eval::Metrics> = Default::default();
             for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
                 let m: eval::Labelled = serde_json::from_str(line)
                     .with_context(|| format!("{} line {}: not a labelled message", input.display(), i + 1))?;
@@ -826,9 +864,13 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 outln!("{}", serde_json::to_string(&p)?)?;
                 if let Some(e) = &m.expected {
                     metrics.add(&p, e);
+                    per_desk.entry(m.desk.clone()).or_default().add(&p, e);
                 }
             }
             eprintln!("{}", metrics.summary());
+            for (desk, m) in &per_desk {
+                eprintln!("  {desk}: {}", m.summary());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

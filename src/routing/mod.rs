@@ -1,10 +1,12 @@
 //! Routing: which category, subcategory, ticket type and impact a new ticket gets, within its
 //! desk's catalogue. Pure: [`DeskRules::route`] takes the message's text and signals and returns
-//! a [`RouteDecision`] with the reasons behind it. Below the desk's threshold, or when an external
+//! a [`RouteDecision`] with the reasons behind it. The body is cut with the pipeline's reply
+//! trimmer ([`crate::mail::trim::trim_reply`]) first. Below the desk's threshold, or when an external
 //! sender asks for an internal-only service, the ticket goes to `triage/unknown`: nothing is
 //! forced into a wrong queue. Rules are plain files (`rules/`), compiled once at load.
 
 pub mod eval;
+pub mod lint;
 pub mod normalize;
 pub mod rules;
 
@@ -108,9 +110,57 @@ impl Router {
     }
 }
 
+/// Why a route gained or lost score; put into words only for the route that wins.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Keyword(usize, &'static str),
+    NotCounted(usize),
+    Negative(usize, &'static str),
+    Pattern(usize),
+    Inbox,
+    Domain,
+}
+
+/// What the cues of a message add up to, before the decision.
+struct Scoring {
+    body_raw: String,
+    scores: Vec<Score>,
+    reasons: Vec<(usize, f64, Why)>,
+    type_score: HashMap<TicketType, f64>,
+    impact_score: HashMap<Impact, f64>,
+    urgency_score: HashMap<Impact, f64>,
+    cue_reasons: Vec<String>,
+    domain: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Score {
     route: f64,
+    /// Words of the longest keyword that counted for the route (tie-breaker).
+    specific: usize,
+    /// The message arrived at one of the route's inboxes (tie-breaker).
+    inbox: bool,
+}
+
+/// Whether `cue` (words) occurs in `words` at least once with none of `near` within `within`
+/// words of it.
+fn free_occurrence(words: &[&str], cue: &[String], near: &[Vec<String>], within: usize) -> bool {
+    let at = |i: usize, phrase: &[String]| {
+        phrase.iter().enumerate().all(|(k, w)| {
+            words.get(i + k).is_some_and(|x| if k + 1 == phrase.len() { x.starts_with(w.as_str()) } else { x == w })
+        })
+    };
+    let n = cue.len().max(1);
+    (0..words.len()).filter(|&i| at(i, cue)).any(|i| {
+        !near.iter().any(|y| {
+            let m = y.len().max(1);
+            (0..words.len()).filter(|&j| at(j, y)).any(|j| {
+                // Words between the two (0 when they touch or overlap).
+                let gap = if j >= i + n { j - (i + n) } else { i.saturating_sub(j + m) };
+                gap <= within
+            })
+        })
+    })
 }
 
 impl DeskRules {
@@ -119,30 +169,59 @@ impl DeskRules {
         self.automaton.find_overlapping_iter(text).map(|m| m.pattern().as_usize()).collect()
     }
 
-    pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+    fn score(&self, input: &RouteInput<'_>) -> Scoring {
         let subject = normalize::normalize(input.subject, &self.synonyms);
-        let body_raw = normalize::strip_quoted(input.body);
+        // The pipeline's reply trimmer: quoted history, forwarded headers and signatures do not route.
+        let body_raw = crate::mail::trim::trim_reply(input.body).text;
         let body = normalize::normalize(&body_raw, &self.synonyms);
         let in_subject = self.matches(&subject);
         let in_body = self.matches(&body);
         let mut scores = vec![Score::default(); self.routes.len()];
-        let mut reasons: Vec<(usize, f64, String)> = Vec::new();
+        let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
         let mut type_score: HashMap<TicketType, f64> = HashMap::new();
         let mut impact_score: HashMap<Impact, f64> = HashMap::new();
         let mut urgency_score: HashMap<Impact, f64> = HashMap::new();
         let mut cue_reasons = Vec::new();
+        // "X unless Y within N words": where X stands (subject, body) only next to Y, it does
+        // not count for the route.
+        let mut unless_fields: HashMap<(usize, usize), (bool, bool)> = HashMap::new();
+        for u in &self.unless {
+            if in_subject.contains(&u.phrase) || in_body.contains(&u.phrase) {
+                let s: Vec<&str> = subject.split_whitespace().collect();
+                let b: Vec<&str> = body.split_whitespace().collect();
+                let free = (
+                    in_subject.contains(&u.phrase) && free_occurrence(&s, &u.cue, &u.near, u.within),
+                    in_body.contains(&u.phrase) && free_occurrence(&b, &u.cue, &u.near, u.within),
+                );
+                let slot = unless_fields.entry((u.route, u.phrase)).or_insert((true, true));
+                slot.0 &= free.0;
+                slot.1 &= free.1;
+            }
+        }
         for &id in in_subject.union(&in_body) {
             let p = &self.phrases[id];
             let (mult, field) = if in_subject.contains(&id) { (self.subject_weight, "subject") } else { (1.0, "body") };
             for &(target, w) in &p.targets {
                 match target {
                     Target::Route(r) => {
+                        let (mult, field) = match unless_fields.get(&(r, id)) {
+                            None => (mult, field),
+                            Some((true, _)) => (self.subject_weight, "subject"),
+                            Some((false, true)) => (1.0, "body"),
+                            Some((false, false)) => {
+                                reasons.push((r, 0.0, Why::NotCounted(id)));
+                                continue;
+                            }
+                        };
                         scores[r].route += w * mult;
-                        reasons.push((r, w * mult, format!("keyword \"{}\" in {field}", p.text.trim())));
+                        if w > 0.0 {
+                            scores[r].specific = scores[r].specific.max(p.words);
+                        }
+                        reasons.push((r, w * mult, Why::Keyword(id, field)));
                     }
                     Target::Against(r) => {
                         scores[r].route -= w * mult;
-                        reasons.push((r, -w * mult, format!("negative \"{}\" in {field}", p.text.trim())));
+                        reasons.push((r, -w * mult, Why::Negative(id, field)));
                     }
                     Target::Type(t) => {
                         *type_score.entry(t).or_default() += w;
@@ -162,9 +241,11 @@ impl DeskRules {
         if !self.pattern_targets.is_empty() {
             let both = format!("{subject}{body}");
             for i in self.patterns.matches(&both).iter() {
-                let (r, w, ref pat) = self.pattern_targets[i];
-                scores[r].route += w;
-                reasons.push((r, w, format!("pattern /{pat}/")));
+                let targets = &self.pattern_targets[i].1;
+                for &(r, w) in targets {
+                    scores[r].route += w;
+                    reasons.push((r, w, Why::Pattern(i)));
+                }
             }
         }
         let inbox = input.inbox_address.to_ascii_lowercase();
@@ -174,34 +255,107 @@ impl DeskRules {
             for (addr, w) in &route.inbox {
                 if *addr == inbox || (!addr.contains('@') && addr == inbox_local) {
                     scores[r].route += w;
-                    reasons.push((r, *w, format!("arrived at {inbox}")));
+                    scores[r].inbox = true;
+                    reasons.push((r, *w, Why::Inbox));
                 }
             }
             if let Some(d) = &domain {
                 for (sd, w) in &route.sender_domains {
                     if d == sd || d.ends_with(&format!(".{sd}")) {
                         scores[r].route += w;
-                        reasons.push((r, *w, format!("sender domain {d}")));
+                        reasons.push((r, *w, Why::Domain));
                     }
                 }
             }
         }
+        Scoring { body_raw, scores, reasons, type_score, impact_score, urgency_score, cue_reasons, domain }
+    }
+
+    /// The polite request form in a sentence of `text` that ends in `?`, if any.
+    fn polite_question(&self, text: &str) -> Option<&str> {
+        if self.polite_requests.is_empty() {
+            return None;
+        }
+        let mut rest = text;
+        while let Some(end) = rest.find('?') {
+            let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
+            let sentence = normalize::normalize(&rest[start..end], &self.synonyms);
+            if let Some(p) = self.polite_requests.iter().find(|p| sentence.contains(p.as_str())) {
+                return Some(p);
+            }
+            rest = &rest[end + 1..];
+        }
+        None
+    }
+
+    /// The two best routes when their scores tie exactly (for `loket rules lint`): the route
+    /// names and whether the documented order settled it.
+    pub fn tie(&self, input: &RouteInput<'_>) -> Option<(String, String, bool)> {
+        let scored = self.score(input);
+        let order = self.order(&scored.scores);
+        let (&a, &b) = (order.first()?, order.get(1)?);
+        let (sa, sb) = (&scored.scores[a], &scored.scores[b]);
+        if sa.route < self.threshold || (sa.route * 1e9).round() != (sb.route * 1e9).round() {
+            return None;
+        }
+        let name = |r: usize| format!("{}/{}", self.routes[r].category, self.routes[r].subcategory);
+        Some((name(a), name(b), self.tie_key(&scored.scores, a) != self.tie_key(&scored.scores, b)))
+    }
+
+    pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+        let Scoring { body_raw, scores, reasons, mut type_score, impact_score, urgency_score, mut cue_reasons, domain } =
+            self.score(input);
         let qmarks = input.subject.contains('?') || body_raw.contains('?');
         if qmarks {
-            *type_score.entry(TicketType::Question).or_default() += self.question_mark_weight;
-            cue_reasons.push(format!("question cue \"?\" +{}", self.question_mark_weight));
+            // A question that asks for an action ("bisa dibantu reset password?") is a request.
+            let polite = self.polite_question(input.subject).or_else(|| self.polite_question(&body_raw));
+            let (t, why) = match polite {
+                Some(p) => (TicketType::Request, format!("request cue \"?\" after \"{}\"", p.trim())),
+                None => (TicketType::Question, "question cue \"?\"".to_string()),
+            };
+            *type_score.entry(t).or_default() += self.question_mark_weight;
+            cue_reasons.push(format!("{why} +{}", self.question_mark_weight));
         }
 
-        let mut order: Vec<usize> = (0..self.routes.len()).collect();
-        order.sort_by(|a, b| scores[*b].route.total_cmp(&scores[*a].route).then(a.cmp(b)));
+        let order = self.order(&scores);
         let best = order.first().copied();
         let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
         let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
+        // An exact tie that the documented order cannot settle is not settled by file order:
+        // such a message waits in triage.
+        let unsettled = match (order.first(), order.get(1)) {
+            (Some(&a), Some(&b)) => self.tie_key(&scores, a) == self.tie_key(&scores, b),
+            _ => false,
+        };
+        let inbox = input.inbox_address.to_ascii_lowercase();
         let reasons_for = |r: usize| -> Vec<String> {
-            reasons.iter().filter(|(x, _, _)| *x == r).map(|(_, w, t)| format!("{w:+.1} {t}")).collect()
+            let text = |id: usize| self.phrases[id].text.trim();
+            reasons
+                .iter()
+                .filter(|(x, _, _)| *x == r)
+                .map(|(_, w, why)| {
+                    let t = match *why {
+                        Why::Keyword(id, field) => format!("keyword \"{}\" in {field}", text(id)),
+                        Why::NotCounted(id) => format!("keyword \"{}\" not counted (unless)", text(id)),
+                        Why::Negative(id, field) => format!("negative \"{}\" in {field}", text(id)),
+                        Why::Pattern(i) => format!("pattern /{}/", self.pattern_targets[i].0),
+                        Why::Inbox => format!("arrived at {inbox}"),
+                        Why::Domain => format!("sender domain {}", domain.as_deref().unwrap_or("")),
+                    };
+                    format!("{w:+.1} {t}")
+                })
+                .collect()
         };
 
         let mut decision = match best {
+            Some(b) if best_score >= self.threshold && unsettled => {
+                let other = &self.routes[order[1]];
+                let r = &self.routes[b];
+                RouteDecision::triage(format!(
+                    "{}/{} and {}/{} tie at {best_score:.1} (same longest keyword, inbox and priority)",
+                    r.category, r.subcategory, other.category, other.subcategory
+                ))
+            }
             Some(b) if best_score >= self.threshold => {
                 let route = &self.routes[b];
                 let mut rs = vec![format!(
@@ -294,6 +448,46 @@ impl DeskRules {
         }
         decision.reasons.extend(cue_reasons);
         decision
+    }
+}
+
+impl DeskRules {
+    /// Scores compared to 1e-9, so that sums in another order still tie.
+    fn tie_key(&self, scores: &[Score], r: usize) -> (i64, usize, bool, i32) {
+        let s = &scores[r];
+        ((s.route * 1e9).round() as i64, s.specific, s.inbox, self.routes[r].priority)
+    }
+
+    /// The best two routes: by score, then (on equal scores) the route whose longest matched
+    /// keyword has more words, then the route whose inbox the message arrived at, then the
+    /// higher `priority`. File order never decides; a tie left after that goes to triage.
+    /// One pass, no sort: this runs for every message.
+    fn order(&self, scores: &[Score]) -> Vec<usize> {
+        let key = |r: usize| (self.tie_key(scores, r), std::cmp::Reverse(self.routes[r].name_rank));
+        let mut top: Vec<usize> = Vec::with_capacity(2);
+        for r in 0..scores.len() {
+            let k = key(r);
+            match top.as_slice() {
+                [] => top.push(r),
+                [a] => {
+                    if k > key(*a) {
+                        top.insert(0, r)
+                    } else {
+                        top.push(r)
+                    }
+                }
+                [a, b] => {
+                    if k > key(*a) {
+                        top[1] = *a;
+                        top[0] = r;
+                    } else if k > key(*b) {
+                        top[1] = r;
+                    }
+                }
+                _ => {}
+            }
+        }
+        top
     }
 }
 
@@ -397,6 +591,16 @@ inbox = { "ska@kemendag.go.id" = 4 }
     }
 
     #[test]
+    fn a_polite_question_asking_for_an_action_is_a_request() {
+        let r = route("Intranet", "Selamat pagi. Bisa dibantu untuk akun intranet saya?", Some("kemendag.go.id"));
+        assert_eq!(r.ticket_type, Some(TicketType::Request), "{:?}", r.reasons);
+        assert!(r.reasons.iter().any(|x| x.contains("request cue \"?\" after \"bisa dibantu\"")), "{:?}", r.reasons);
+        // The form must stand in the sentence that asks: here the question is another sentence.
+        let q = route("Intranet", "Mohon dibantu. Akun intranet saya yang mana?", Some("kemendag.go.id"));
+        assert_eq!(q.ticket_type, Some(TicketType::Question), "{:?}", q.reasons);
+    }
+
+    #[test]
     fn impact_cues() {
         let high =
             route("Internet mati", "Internet mati total, semua pegawai tidak bisa bekerja", Some("kemendag.go.id"));
@@ -436,6 +640,18 @@ inbox = { "ska@kemendag.go.id" = 4 }
     }
 
     #[test]
+    fn quoted_history_after_an_outlook_or_gmail_marker_does_not_route() {
+        // The old cutter of routing missed both (Indonesian header fields, Gmail's forward marker).
+        for marker in ["-----Pesan Asli-----", "---------- Forwarded message ---------"] {
+            let body = format!(
+                "Terima kasih, sudah beres.\n\n{marker}\nDari: Admin <a@kemendag.go.id>\nTanggal: Sen, 5 Jan 2026\nPerihal: SIGI\nKepada: saya\n\nSIGI error, rekap gaji tidak bisa dibuka.\n"
+            );
+            let d = route("Re: laporan", &body, Some("kemendag.go.id"));
+            assert!(d.is_triage(), "{marker}: {d:?}");
+        }
+    }
+
+    #[test]
     fn bad_rules_are_reported_with_their_key() {
         let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
         let common = rules::CommonFile::default();
@@ -451,5 +667,138 @@ inbox = { "ska@kemendag.go.id" = 4 }
         assert!(errs.iter().any(|e| e.contains("route[0] (`aplikasi/sigii`).to: unknown subcategory")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("route[1] (`aplikasi/intranet`).patterns")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("default_type: `incident` is not allowed")), "{errs:?}");
+    }
+    fn compile_hero(text: &str) -> DeskRules {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let file: rules::DeskFile = toml::from_str(text).unwrap();
+        rules::compile(Path::new("test.toml"), file, &common, &cat).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn route_with(r: &DeskRules, subject: &str, body: &str) -> RouteDecision {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        r.route(&cat, &RouteInput { subject, body, sender_domain: None, inbox_address: "hero@kemendag.go.id" })
+    }
+
+    #[test]
+    fn shared_sets_are_added_and_subtracted_with_their_factor() {
+        let r = compile_hero(
+            r#"
+desk = "hero"
+[sets.failing.keywords]
+"tidak bisa" = 2
+"error" = 2
+[sets.failing.patterns]
+'\bmati\b' = 1
+[sets.sigi_names.keywords]
+"sigi" = 4
+"pelaporan gaji" = 4
+[[route]]
+to = "aplikasi/sigi"
+use = { sigi_names = 1, failing = 0.5 }
+[[route]]
+to = "aplikasi/intranet"
+keywords = { "intranet" = 5, "error" = 0.5 }
+use = { failing = 1 }
+against = { sigi_names = 2 }
+"#,
+        );
+        let d = route_with(&r, "", "SIGI error, tidak bisa dibuka");
+        assert_eq!(d.route(), "aplikasi/sigi");
+        // 4 (sigi) + 0.5 * (2 + 2) from the set.
+        assert!(d.reasons[0].contains("scored 6.0"), "{:?}", d.reasons);
+        // The route's own weight of a phrase wins over the set's: intranet gets 5 + 0.5 + 2, and
+        // `against` takes 2 * 4 for "sigi".
+        let d = route_with(&r, "", "intranet error tidak bisa");
+        assert!(d.reasons[0].contains("aplikasi/intranet scored 7.5"), "{:?}", d.reasons);
+        let d = route_with(&r, "", "intranet sigi mati");
+        assert!(d.reasons[0].contains("aplikasi/sigi scored 4.5"), "{:?}", d.reasons);
+        assert!(d.reasons[0].contains("runner-up 0.0"), "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn gangguan_routes_inherit_their_service_vocabulary() {
+        let text = r#"
+desk = "hero"
+inherit_min_weight = 2
+[[route]]
+to = "layanan_data/permintaan_data_ska"
+keywords = { "data ska" = 6, "ska" = 0.5 }
+[[route]]
+to = "layanan_data/jaringan"
+keywords = { "internet" = 4 }
+inherit = 0.5
+"#;
+        let r = compile_hero(text);
+        let d = route_with(&r, "", "internet data ska");
+        // jaringan: 4 + 0.5 * 6 ("ska" weighs 0.5, below inherit_min_weight: not inherited).
+        assert!(d.reasons[0].contains("layanan_data/jaringan scored 7.0 (threshold 3.0, runner-up 6.5)"), "{d:?}");
+    }
+
+    #[test]
+    fn a_cue_does_not_count_next_to_its_unless_words() {
+        let r = compile_hero(
+            r#"
+desk = "hero"
+[[route]]
+to = "aplikasi/intranet"
+keywords = { "lisensi" = 4 }
+unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
+"#,
+        );
+        assert_eq!(route_with(&r, "", "mohon lisensi office").route(), "aplikasi/intranet");
+        let d = route_with(&r, "", "kami sudah punya lisensi office, mohon instalasi");
+        assert!(d.is_triage(), "{d:?}");
+        // Too far away to be about the same thing: it counts again.
+        let far = route_with(&r, "", "kami sudah punya laptop baru di kantor cabang jadi mohon lisensi office");
+        assert_eq!(far.route(), "aplikasi/intranet");
+        // An unless rule must name a keyword of its route.
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let file: rules::DeskFile = toml::from_str(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"x\" = 4 }\nunless = [{ cue = \"y\", near = [\"z\"] }]\n",
+        )
+        .unwrap();
+        let errs = rules::compile(Path::new("t.toml"), file, &common, &cat).unwrap_err();
+        assert!(errs[0].to_string().contains("unless[0].cue: `y` is not a keyword"), "{errs:?}");
+    }
+
+    #[test]
+    fn ties_follow_the_documented_order_never_the_file_order() {
+        let make = |first: &str, second: &str| {
+            compile_hero(&format!("desk = \"hero\"\n[[route]]\n{first}\n[[route]]\n{second}\n"))
+        };
+        let a = "to = \"aplikasi/intranet\"\nkeywords = { \"portal pegawai\" = 4 }";
+        let b = "to = \"aplikasi/e_sppd\"\nkeywords = { \"portal\" = 2, \"pegawai\" = 2 }";
+        // Same score 4: the longer keyword (more specific) wins, whatever the file order.
+        for r in [make(a, b), make(b, a)] {
+            assert_eq!(route_with(&r, "", "portal pegawai").route(), "aplikasi/intranet");
+        }
+        // Equal in every respect: the higher priority wins, in either order...
+        let c = "to = \"aplikasi/intranet\"\nkeywords = { \"portal\" = 4 }\npriority = 1";
+        let d = "to = \"aplikasi/e_sppd\"\nkeywords = { \"portal\" = 4 }";
+        for r in [make(c, d), make(d, c)] {
+            assert_eq!(route_with(&r, "", "portal").route(), "aplikasi/intranet");
+        }
+        // ...and without one the message waits in triage, saying why.
+        let c = "to = \"aplikasi/intranet\"\nkeywords = { \"portal\" = 4 }";
+        let r = make(c, d);
+        let t = route_with(&r, "", "portal");
+        assert!(t.is_triage() && t.reasons[0].contains("tie at 4.0"), "{t:?}");
+        let input =
+            RouteInput { subject: "", body: "portal", sender_domain: None, inbox_address: "hero@kemendag.go.id" };
+        assert_eq!(r.tie(&input).map(|t| t.2), Some(false));
+    }
+
+    #[test]
+    fn a_desk_cue_replaces_the_common_cue_of_the_same_phrase() {
+        // common.toml: "reset" = 2.5 for request. The desk says 1: it counts once, at 1.
+        let r = compile_hero(
+            "desk = \"hero\"\n[type_cues.request]\n\"reset\" = 1\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 5 }\n",
+        );
+        let d = route_with(&r, "", "reset intranet");
+        let cues: Vec<&String> = d.reasons.iter().filter(|r| r.contains("request cue \"reset\"")).collect();
+        assert_eq!(cues.len(), 1, "{:?}", d.reasons);
+        assert!(cues[0].ends_with("+1"), "{cues:?}");
     }
 }

@@ -41,6 +41,39 @@ pub struct CommonFile {
     pub urgency_cues: BTreeMap<String, Weights>,
     #[serde(default = "default_question_mark")]
     pub question_mark_weight: f64,
+    /// Polite request forms ("bisa dibantu", "mohon", "could you"): a sentence ending in `?`
+    /// that holds one asks for an action, so its `?` counts for `request`, not `question`.
+    #[serde(default)]
+    pub polite_requests: Vec<String>,
+    /// Named cue sets every desk may reference (`use`, `against`).
+    #[serde(default)]
+    pub sets: BTreeMap<String, CueSet>,
+}
+
+/// A named block of cues, defined once and referenced by routes: `use = { NAME = factor }` adds
+/// its weights (times the factor) to a route, `against = { NAME = factor }` subtracts them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CueSet {
+    #[serde(default)]
+    pub keywords: Weights,
+    #[serde(default)]
+    pub patterns: Weights,
+}
+
+/// "X unless Y within N words": the route's cue `cue` does not count where one of `near` stands
+/// at most `within` words before or after it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unless {
+    pub cue: String,
+    pub near: Vec<String>,
+    #[serde(default = "default_within")]
+    pub within: usize,
+}
+
+fn default_within() -> usize {
+    3
 }
 
 fn default_question_mark() -> f64 {
@@ -68,6 +101,12 @@ pub struct DeskFile {
     pub impact_cues: BTreeMap<String, Weights>,
     #[serde(default)]
     pub urgency_cues: BTreeMap<String, Weights>,
+    /// Named cue sets of this desk (a desk set hides a common set of the same name).
+    #[serde(default)]
+    pub sets: BTreeMap<String, CueSet>,
+    /// `inherit` copies the sibling routes' keywords of at least this weight.
+    #[serde(default = "default_inherit_min")]
+    pub inherit_min_weight: f64,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteRule>,
     #[serde(default, rename = "example")]
@@ -81,6 +120,9 @@ fn default_subject_weight() -> f64 {
     1.5
 }
 fn default_impact_threshold() -> f64 {
+    2.0
+}
+fn default_inherit_min() -> f64 {
     2.0
 }
 
@@ -103,6 +145,22 @@ pub struct RouteRule {
     /// Sender domains (and their subdomains) that lean to this route.
     #[serde(default)]
     pub sender_domains: Weights,
+    /// Cue sets added to this route: set name → factor.
+    #[serde(default, rename = "use")]
+    pub use_sets: BTreeMap<String, f64>,
+    /// Cue sets that speak against this route: set name → factor (subtracted).
+    #[serde(default)]
+    pub against: BTreeMap<String, f64>,
+    /// The service's vocabulary: the keywords (weight at least the desk's `inherit_min_weight`)
+    /// of the other routes of the same category, times this factor. For `gangguan` routes.
+    #[serde(default)]
+    pub inherit: Option<f64>,
+    /// Cues that do not count next to the given words.
+    #[serde(default)]
+    pub unless: Vec<Unless>,
+    /// Last tie-breaker between routes with the same score (higher wins); see `rules/README.md`.
+    #[serde(default)]
+    pub priority: i32,
     /// Type when the cues say nothing; must be allowed by the subcategory.
     #[serde(default)]
     pub default_type: Option<TicketType>,
@@ -139,6 +197,8 @@ pub(crate) enum Target {
 #[derive(Debug, Clone)]
 pub(crate) struct Phrase {
     pub text: String,
+    /// Words in `text` (the tie order prefers longer keywords).
+    pub words: usize,
     pub targets: Vec<(Target, f64)>,
 }
 
@@ -150,14 +210,28 @@ pub struct DeskRules {
     pub subject_weight: f64,
     pub impact_threshold: f64,
     pub question_mark_weight: f64,
+    /// Normalised polite request forms (see [`CommonFile::polite_requests`]).
+    pub polite_requests: Vec<String>,
     pub synonyms: HashMap<String, String>,
     pub routes: Vec<CompiledRoute>,
     pub examples: Vec<Example>,
     pub(crate) phrases: Vec<Phrase>,
     pub(crate) automaton: AhoCorasick,
     pub(crate) patterns: RegexSet,
-    pub(crate) pattern_targets: Vec<(usize, f64, String)>,
+    /// For each distinct pattern of `patterns`: its text and the routes it counts for.
+    pub(crate) pattern_targets: Vec<(String, Vec<(usize, f64)>)>,
+    pub(crate) unless: Vec<CompiledUnless>,
     pub source: PathBuf,
+}
+
+/// A compiled [`Unless`]: route `route`'s keyword phrase `phrase` does not count next to `near`.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledUnless {
+    pub route: usize,
+    pub phrase: usize,
+    pub cue: Vec<String>,
+    pub near: Vec<Vec<String>>,
+    pub within: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +243,11 @@ pub struct CompiledRoute {
     pub inbox: Vec<(String, f64)>,
     pub sender_domains: Vec<(String, f64)>,
     pub default_type: Option<TicketType>,
+    pub priority: i32,
+    /// Rank of `category/subcategory` in alphabetical order: the last, arbitrary but stable,
+    /// order of routes that tie in every respect (they go to triage; this only fixes which one
+    /// the reason names first).
+    pub name_rank: usize,
 }
 
 pub fn load_common(path: &Path) -> Result<CommonFile, RulesError> {
@@ -179,10 +258,36 @@ pub fn load_common(path: &Path) -> Result<CommonFile, RulesError> {
     toml::from_str(&text).map_err(|e| RulesError::Invalid { path: path.into(), message: e.to_string() })
 }
 
-/// Loads and compiles `path` for `catalogue`; every problem is reported.
+/// The examples file next to a desk's rules file: `rules/<desk>.examples.toml`.
+pub fn examples_path(path: &Path) -> PathBuf {
+    path.with_extension("examples.toml")
+}
+
+/// `[[example]]`s kept apart from the rules (`rules/<desk>.examples.toml`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExamplesFile {
+    #[serde(default, rename = "example")]
+    pub examples: Vec<Example>,
+}
+
+/// Reads a desk's rules file and its examples file (if there is one), without compiling.
+pub fn read_desk(path: &Path) -> Result<DeskFile, Vec<RulesError>> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| vec![RulesError::Io { path: p.into(), source }]);
+    let inv = |p: &Path, e: toml::de::Error| vec![RulesError::Invalid { path: p.into(), message: e.to_string() }];
+    let mut file: DeskFile = toml::from_str(&read(path)?).map_err(|e| inv(path, e))?;
+    let ex = examples_path(path);
+    if ex.exists() {
+        let more: ExamplesFile = toml::from_str(&read(&ex)?).map_err(|e| inv(&ex, e))?;
+        file.examples.extend(more.examples);
+    }
+    Ok(file)
+}
+
+/// Loads and compiles `path` (and its examples file) for `catalogue`; every problem is reported.
 pub fn load_desk(path: &Path, common: &CommonFile, catalogue: &Catalogue) -> Result<DeskRules, Vec<RulesError>> {
-    let text = std::fs::read_to_string(path).map_err(|source| vec![RulesError::Io { path: path.into(), source }])?;
-    parse_desk(path, &text, common, catalogue)
+    let file = read_desk(path)?;
+    compile(path, file, common, catalogue)
 }
 
 /// Parses and compiles the text of a desk's rules file (`path` names it in errors). Fuzzed.
@@ -233,7 +338,8 @@ pub fn compile(
         }
         let text = if prefix { n.trim_end().to_string() } else { n };
         let i = *phrase_index.entry(text.clone()).or_insert_with(|| {
-            phrases.push(Phrase { text, targets: Vec::new() });
+            let words = text.split_whitespace().count();
+            phrases.push(Phrase { text, words, targets: Vec::new() });
             phrases.len() - 1
         });
         phrases[i].targets.push((target, weight));
@@ -264,11 +370,19 @@ pub fn compile(
         ),
     ];
     for (table, shared, own, target_of, known) in cue_tables {
+        // A desk's cue replaces the common cue of the same phrase and level: each counts once.
+        let mut merged: BTreeMap<&String, BTreeMap<&String, f64>> = BTreeMap::new();
         for (name, cues) in shared.iter().chain(own.iter()) {
+            let level = merged.entry(name).or_default();
+            for (p, w) in cues {
+                level.insert(p, *w);
+            }
+        }
+        for (name, cues) in merged {
             match target_of(name) {
                 Some(target) => {
                     for (p, w) in cues {
-                        add(p, target, *w, &mut errors, &format!("{table}.{name}"));
+                        add(p, target, w, &mut errors, &format!("{table}.{name}"));
                     }
                 }
                 None => errors.push(inv(format!("{table}.{name}: unknown; known: {known}"))),
@@ -276,8 +390,10 @@ pub fn compile(
         }
     }
     let mut routes = Vec::new();
-    let mut regexes = Vec::new();
-    let mut pattern_targets = Vec::new();
+    let mut regexes: Vec<String> = Vec::new();
+    let mut pattern_targets: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
+    let mut pattern_index: HashMap<String, usize> = HashMap::new();
+    let mut pending_unless: Vec<(usize, String, &Unless)> = Vec::new();
     let mut seen = HashMap::new();
     for (i, r) in file.routes.iter().enumerate() {
         let key = format!("route[{i}] (`{}`)", r.to);
@@ -304,20 +420,43 @@ pub fn compile(
             errors.push(inv(format!("{key}.default_type: `{t}` is not allowed for `{}`", r.to)));
         }
         let idx = routes.len();
-        for (p, w) in &r.keywords {
+        let eff = match effective(r, &file, common, cat) {
+            Ok(e) => e,
+            Err(m) => {
+                errors.push(inv(format!("{key}.{m}")));
+                continue;
+            }
+        };
+        for (p, w) in &eff.keywords {
             add(p, Target::Route(idx), *w, &mut errors, &format!("{key}.keywords"));
         }
-        for (p, w) in &r.negative {
+        for (p, w) in &eff.negative {
             add(p, Target::Against(idx), *w, &mut errors, &format!("{key}.negative"));
         }
-        for (p, w) in &r.patterns {
-            match regex::Regex::new(p) {
-                Ok(_) => {
-                    regexes.push(p.clone());
-                    pattern_targets.push((idx, *w, p.clone()));
-                }
-                Err(e) => errors.push(inv(format!("{key}.patterns: `{p}`: {e}"))),
+        for (p, w) in &eff.patterns {
+            if !w.is_finite() {
+                errors.push(inv(format!("{key}.patterns: weight of `{p}` is not a number")));
+                continue;
             }
+            let n = match pattern_index.get(p) {
+                Some(n) => *n,
+                None => match regex::Regex::new(p) {
+                    Ok(_) => {
+                        regexes.push(p.clone());
+                        pattern_targets.push((p.clone(), Vec::new()));
+                        pattern_index.insert(p.clone(), regexes.len() - 1);
+                        regexes.len() - 1
+                    }
+                    Err(e) => {
+                        errors.push(inv(format!("{key}.patterns: `{p}`: {e}")));
+                        continue;
+                    }
+                },
+            };
+            pattern_targets[n].1.push((idx, *w));
+        }
+        for (u, rule) in r.unless.iter().enumerate() {
+            pending_unless.push((idx, format!("{key}.unless[{u}]"), rule));
         }
         routes.push(CompiledRoute {
             category: cat.to_string(),
@@ -327,7 +466,36 @@ pub fn compile(
             inbox: r.inbox.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
             sender_domains: r.sender_domains.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
             default_type: r.default_type,
+            priority: r.priority,
+            name_rank: 0,
         });
+    }
+    let mut by_name: Vec<usize> = (0..routes.len()).collect();
+    by_name.sort_by(|a, b| {
+        (&routes[*a].category, &routes[*a].subcategory).cmp(&(&routes[*b].category, &routes[*b].subcategory))
+    });
+    for (rank, r) in by_name.into_iter().enumerate() {
+        routes[r].name_rank = rank;
+    }
+    let mut unless = Vec::new();
+    for (idx, key, rule) in pending_unless {
+        let words = |t: &str| -> Vec<String> {
+            normalize(t.trim_end_matches('*'), &synonyms).split_whitespace().map(str::to_string).collect()
+        };
+        let norm = normalize(rule.cue.trim_end().trim_end_matches('*'), &synonyms);
+        let norm = if rule.cue.trim_end().ends_with('*') { norm.trim_end().to_string() } else { norm };
+        let phrase = phrase_index
+            .get(&norm)
+            .copied()
+            .filter(|&p| phrases[p].targets.iter().any(|(t, _)| *t == Target::Route(idx)));
+        let near: Vec<Vec<String>> = rule.near.iter().map(|n| words(n)).filter(|w| !w.is_empty()).collect();
+        match phrase {
+            Some(phrase) if !near.is_empty() => {
+                unless.push(CompiledUnless { route: idx, phrase, cue: words(&rule.cue), near, within: rule.within })
+            }
+            Some(_) => errors.push(inv(format!("{key}.near: no words"))),
+            None => errors.push(inv(format!("{key}.cue: `{}` is not a keyword of this route", rule.cue))),
+        }
     }
     for (i, ex) in file.examples.iter().enumerate() {
         let ok = ex.route == format!("{TRIAGE_CATEGORY}/{TRIAGE_SUBCATEGORY}")
@@ -355,6 +523,12 @@ pub fn compile(
         subject_weight: file.subject_weight,
         impact_threshold: file.impact_threshold,
         question_mark_weight: common.question_mark_weight,
+        polite_requests: common
+            .polite_requests
+            .iter()
+            .map(|p| normalize(p, &synonyms))
+            .filter(|p| !p.trim().is_empty())
+            .collect(),
         synonyms,
         routes,
         examples: file.examples,
@@ -362,6 +536,78 @@ pub fn compile(
         automaton,
         patterns,
         pattern_targets,
+        unless,
         source: path.to_path_buf(),
     })
+}
+
+/// A route's cues after its sets and inheritance are resolved: every phrase once. Its own
+/// weight wins; otherwise the largest a referenced set (or the inherited vocabulary) gives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effective {
+    pub keywords: Weights,
+    pub negative: Weights,
+    pub patterns: Weights,
+}
+
+/// Resolves `r`'s `use`, `against` and `inherit` against the desk's and the common sets; `Err`
+/// names the key at fault (an unknown set, a factor that is not a number).
+pub fn effective(r: &RouteRule, file: &DeskFile, common: &CommonFile, category: &str) -> Result<Effective, String> {
+    let mut e = Effective { keywords: r.keywords.clone(), negative: r.negative.clone(), patterns: Weights::new() };
+    let set_of = |name: &str| file.sets.get(name).or_else(|| common.sets.get(name));
+    let merge = |into: &mut Weights, own: &Weights, p: &str, w: f64| {
+        if !own.contains_key(p) {
+            let slot = into.entry(p.to_string()).or_insert(w);
+            if w.abs() > slot.abs() {
+                *slot = w;
+            }
+        }
+    };
+    let mut patterns = Weights::new();
+    for (table, sets, sign) in [("use", &r.use_sets, 1.0), ("against", &r.against, -1.0)] {
+        for (name, factor) in sets {
+            let Some(set) = set_of(name) else {
+                let mut known: Vec<&String> = file.sets.keys().chain(common.sets.keys()).collect();
+                known.sort();
+                known.dedup();
+                let known: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+                return Err(format!("{table}: unknown set `{name}`; known: {}", known.join(", ")));
+            };
+            if !factor.is_finite() {
+                return Err(format!("{table}: factor of `{name}` is not a number"));
+            }
+            for (p, w) in &set.keywords {
+                if sign > 0.0 {
+                    merge(&mut e.keywords, &r.keywords, p, w * factor);
+                } else {
+                    merge(&mut e.negative, &r.negative, p, w * factor);
+                }
+            }
+            for (p, w) in &set.patterns {
+                merge(&mut patterns, &r.patterns, p, sign * w * factor);
+            }
+        }
+    }
+    if let Some(factor) = r.inherit {
+        if !factor.is_finite() {
+            return Err("inherit: not a number".into());
+        }
+        let mut vocab = Weights::new();
+        for sib in file.routes.iter().filter(|s| s.to != r.to && s.to.split('/').next() == Some(category)) {
+            for (p, w) in &sib.keywords {
+                if *w >= file.inherit_min_weight {
+                    merge(&mut vocab, &Weights::new(), p, *w);
+                }
+            }
+        }
+        let own = e.keywords.clone();
+        for (p, w) in vocab {
+            merge(&mut e.keywords, &own, &p, w * factor);
+        }
+    }
+    e.patterns = r.patterns.clone();
+    for (p, w) in patterns {
+        e.patterns.insert(p, w);
+    }
+    Ok(e)
 }
