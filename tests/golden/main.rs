@@ -9,6 +9,8 @@ mod batch;
 mod bounces;
 mod catalogue;
 mod conversations;
+#[path = "../common/hero.rs"]
+mod hero;
 mod mail;
 mod repo_only;
 mod routing;
