@@ -15,15 +15,10 @@
 mod hero;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hero::Hero;
-use loket::config::Config;
 use loket::pipeline::{Action, Incoming, Pipeline};
-use loket::store::Store;
-use loket::templates::Templates;
-use tokio::sync::Notify;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -57,20 +52,16 @@ async fn pipeline(dir: &Path, url: &str, sync: &str) -> Pipeline {
     let storage = format!("url = \"{url}\"\nsqlite_synchronous = \"{sync}\"\n");
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
     let rules = dir.join("rules");
-    let cfg = Hero {
+    Hero {
         rules: Some(&rules),
         storage: &storage,
         outbound: &out,
         sections: "[limits]\nauto_replies_per_sender_per_hour = 1000000\n",
         ..Default::default()
     }
-    .toml(&repo());
-    let path = dir.join("loket.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let cfg = Arc::new(Config::load(&path).unwrap());
-    let templates = Arc::new(Templates::load(&cfg.templates).unwrap());
-    let store = Store::open(&cfg.storage).await.unwrap();
-    Pipeline::new(store, cfg, templates, Arc::new(Notify::new()))
+    .pipeline(&repo(), dir)
+    .await
+    .0
 }
 
 struct Run {

@@ -3,6 +3,12 @@
 //! each names only what it adds.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use loket::config::Config;
+use loket::pipeline::Pipeline;
+use loket::store::Store;
+use loket::templates::Templates;
 
 /// What a test or benchmark adds to the smallest HERO desk; every text is TOML lines (ending in
 /// a newline) for the place its field names.
@@ -47,5 +53,16 @@ impl Hero<'_> {
             address = self.address,
             inbox = self.inbox,
         )
+    }
+
+    /// Writes the configuration to `dir/loket.toml` and starts a pipeline on it.
+    #[allow(dead_code)] // not every includer starts a pipeline
+    pub async fn pipeline(&self, repo: &Path, dir: &Path) -> (Pipeline, Store) {
+        let path = dir.join("loket.toml");
+        std::fs::write(&path, self.toml(repo)).unwrap();
+        let cfg = Arc::new(Config::load(&path).unwrap());
+        let templates = Arc::new(Templates::load(&cfg.templates).unwrap());
+        let store = Store::open(&cfg.storage).await.unwrap();
+        (Pipeline::new(store.clone(), cfg, templates, Arc::new(tokio::sync::Notify::new())), store)
     }
 }
