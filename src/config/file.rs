@@ -123,6 +123,10 @@ pub struct OutboundConfig {
     /// carries many messages, one after the other).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Messages one sender mailbox may send a minute, where the provider caps it (Exchange
+    /// Online: 30); rows over it wait for room (back-pressure, no failed attempt). Off by default.
+    #[serde(default)]
+    pub sender_per_minute: Option<u32>,
 }
 
 fn default_concurrency() -> usize {
@@ -159,6 +163,7 @@ impl Default for OutboundConfig {
             max_backoff_secs: default_max_backoff(),
             poll_interval_ms: default_poll_ms(),
             concurrency: default_concurrency(),
+            sender_per_minute: None,
         }
     }
 }

@@ -114,6 +114,16 @@ impl Provider {
         }
     }
 
+    /// How many messages one mailbox may send a minute through the provider's SMTP, where it
+    /// documents a per-minute cap (Exchange Online: 30); the default of `outbound.sender_per_minute`.
+    pub fn sends_per_minute(self) -> Option<u32> {
+        match self {
+            Provider::Microsoft365 => Some(30),
+            // Gmail's caps are per day (2,000 for Workspace), which a rate per minute cannot keep.
+            Provider::Google => None,
+        }
+    }
+
     /// The preset's SMTP submission host (port 587, STARTTLS).
     pub fn smtp_host(self) -> &'static str {
         match self {

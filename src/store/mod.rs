@@ -9,6 +9,7 @@ pub mod file;
 mod oauth;
 mod queries;
 pub mod report;
+mod send_rate;
 pub mod sla;
 
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use sqlx::{AnyPool, Executor};
 pub use chat::*;
 pub use oauth::*;
 pub use queries::*;
+pub use send_rate::*;
 
 use crate::config::{StorageConfig, redact_url};
 use file::Need;

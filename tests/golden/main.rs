@@ -15,4 +15,5 @@ mod mail;
 mod repo_only;
 mod routing;
 mod runner;
+mod send_rate;
 mod trimming;
