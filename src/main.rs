@@ -461,8 +461,8 @@ async fn oauth_test(
         Err(e) => return fail("mailbox access", &format!("SELECT {}: {e}", imap.folder)),
     }
     let _ = session.logout().await;
-    if let Some(smtp) = c.outbound.smtp.as_ref().filter(|s| s.oauth.is_some()) {
-        let step = format!("SMTP relay (AUTH XOAUTH2 at {}:{})", smtp.host, smtp.port);
+    if let Some((smtp, o)) = c.outbound.smtp.as_ref().and_then(|s| Some((s, s.oauth.as_ref()?))) {
+        let step = format!("SMTP relay (AUTH {} at {}:{})", o.mechanism.sasl_name(), smtp.host, smtp.port);
         let t = loket::channel::transport::Transport::from_config(&c.outbound, store)?;
         match t.check().await {
             Ok(()) => outln!("{step}: ok")?,
