@@ -974,7 +974,7 @@ async fn run_script(
                 } else {
                     Err("the reply carries no valid ticket token".to_string())
                 };
-                vec![judge(&run, b, &Intent::Agent { agent, reply }, now, &after, &outs)]
+                vec![judge(&run, b, &Intent::Agent { agent, reply, target: None }, now, &after, &outs)]
             }
         };
         for v in verdicts {
