@@ -464,11 +464,18 @@ impl Pipeline {
         let actor = agent.address.as_str();
         let mut ids = mail.references.clone();
         ids.extend(mail.in_reply_to.iter().cloned());
-        let token_ok = self.config.signer.as_ref().is_some_and(|s| {
-            tokens_in(&ids)
-                .iter()
-                .any(|(number, token)| number == t.number.as_str() && s.verify(&h.desk.id, number, actor, token))
-        });
+        let tokens = tokens_in(&ids);
+        let valid = |number: &str| {
+            self.config
+                .signer
+                .as_ref()
+                .is_some_and(|s| tokens.iter().any(|(n, token)| n == number && s.verify(&h.desk.id, n, actor, token)))
+        };
+        let mut token_ok = valid(t.number.as_str());
+        if !token_ok && tokens.iter().any(|(n, _)| n != t.number.as_str()) {
+            // A notification of a ticket merged into this one still carries the agent's word.
+            token_ok = store::numbers_merged_into(tx, t.id).await?.iter().any(|n| valid(n));
+        }
         let reply = if token_ok {
             command::parse(&fresh_text(mail)).map_err(|e| e.to_string())
         } else {

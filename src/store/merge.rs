@@ -62,3 +62,15 @@ pub async fn merged_into(conn: &mut AnyConnection, ticket_id: i64) -> Result<Opt
         .await?;
     Ok(r.map(|r| r.try_get::<i64, _>("into_id")).transpose()?)
 }
+
+/// The numbers of the tickets merged into `ticket_id` (an agent's token for one of them still
+/// counts on the survivor).
+pub async fn numbers_merged_into(conn: &mut AnyConnection, ticket_id: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT t.number FROM ticket_merges m JOIN tickets t ON t.id = m.ticket_id WHERE m.into_id = $1 ORDER BY t.id",
+    )
+    .bind(ticket_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| r.try_get::<String, _>("number").map_err(StoreError::from)).collect()
+}

@@ -278,3 +278,113 @@ async fn merge_moves_the_conversation_and_later_replies_follow() {
     assert_eq!(mailbox(&budi, "INBOX").await.len(), 3);
     drop(daemon);
 }
+
+/// Merges chain without hops: the third ticket merged into the second, then the second into the
+/// first: a reply to the third's number lands on the first; a closed survivor takes a follow-up
+/// as any closed ticket does. In process on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_chain_to_the_last_survivor() {
+    use loket::pipeline::Action;
+    const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
+    const MIN: i64 = 60_000;
+    let w = World::new("chain", WorldOptions { imap: false, outbound_smtp: false, agents: true, ..Default::default() })
+        .await;
+    let (p, store) = pipeline(&w).await;
+    let (budi, agus) = (w.addr("budi"), w.agent("agent1"));
+    let mut numbers = Vec::new();
+    for (i, subject) in ["Internet lantai 2 putus", "Internet masih putus", "Internet belum juga"].iter().enumerate() {
+        let raw = mail(&budi, &w.desk_addr, subject, &format!("{}-n{i}@example.test", w.tag), "", "Internet putus.");
+        let o = p.process("hero", &raw, T0 + i as i64 * MIN).await.unwrap();
+        assert_eq!(o.action, Action::Created, "{o:?}");
+        numbers.push(o.ticket.unwrap().to_string());
+    }
+    let merge = |from: usize, into: usize, at: i64| {
+        let (p, store, w, agus, numbers) = (p.clone(), store.clone(), &w, agus.clone(), numbers.clone());
+        async move {
+            let notif = outbound(&store, &numbers[from])
+                .await
+                .into_iter()
+                .rev()
+                .find(|(k, to, id, _)| {
+                    // Merged tickets' notifications moved here too: the one for this number.
+                    let tokens = loket::ticket::token::tokens_in(std::slice::from_ref(id));
+                    k == "agent_notification" && *to == agus && tokens.iter().any(|(n, _)| *n == numbers[from])
+                })
+                .expect("a notification")
+                .2;
+            let raw = reply(
+                &agus,
+                &w.desk_addr,
+                &format!("Re: [#{}]", numbers[from]),
+                &format!("{}-m{from}@desk.test", w.tag),
+                &notif,
+                &format!("#merge {}", numbers[into]),
+            );
+            let o = p.process("hero", &raw, at).await.unwrap();
+            assert_eq!((o.action, o.reason), (Action::Appended, None));
+        }
+    };
+    merge(2, 1, T0 + 10 * MIN).await;
+    merge(1, 0, T0 + 11 * MIN).await;
+    let hops: Vec<(i64, i64)> = sqlx::query_as("SELECT ticket_id, into_id FROM ticket_merges ORDER BY ticket_id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let first = ticket(&store, &numbers[0]).await.id;
+    assert!(hops.iter().all(|(_, into)| *into == first), "one hop to the survivor: {hops:?}");
+    assert_eq!(hops.len(), 2);
+    // A reply to the third number, by its tag alone, lands on the first.
+    let raw = mail(
+        &budi,
+        &w.desk_addr,
+        &format!("Re: [#{}]", numbers[2]),
+        &format!("{}-r1@example.test", w.tag),
+        "",
+        "Ada kabar?",
+    );
+    let o = p.process("hero", &raw, T0 + 20 * MIN).await.unwrap();
+    assert_eq!((o.action, o.ticket.as_deref()), (Action::Appended, Some(numbers[0].as_str())), "{o:?}");
+    // Every message of the three tickets is on the first now; two merge notices, one per merge.
+    for n in &numbers[1..] {
+        let t = ticket(&store, n).await;
+        assert_eq!(t.status.as_str(), "closed");
+        assert!(store::ticket_messages(store.pool(), t.id).await.unwrap().is_empty(), "{n} kept messages");
+    }
+    // The agent answers the third ticket's old notification: the token still counts, on the first.
+    let old = outbound(&store, &numbers[0])
+        .await
+        .into_iter()
+        .find(|(k, to, id, _)| {
+            let tokens = loket::ticket::token::tokens_in(std::slice::from_ref(id));
+            k == "agent_notification" && *to == agus && tokens.iter().any(|(n, _)| *n == numbers[2])
+        })
+        .expect("the third ticket's notification")
+        .2;
+    let raw = reply(
+        &agus,
+        &w.desk_addr,
+        &format!("Re: [#{}]", numbers[2]),
+        &format!("{}-late@desk.test", w.tag),
+        &old,
+        "#priority P2",
+    );
+    let o = p.process("hero", &raw, T0 + 30 * MIN).await.unwrap();
+    assert_eq!((o.action, o.ticket.as_deref(), o.reason), (Action::Appended, Some(numbers[0].as_str()), None));
+    assert_eq!(ticket(&store, &numbers[0]).await.priority.map(|p| p.as_str()), Some("P2"));
+    // Another agent's token for a merged number does not count: only the agent's own.
+    let sari = w.agent("agent2");
+    let raw = reply(
+        &sari,
+        &w.desk_addr,
+        &format!("Re: [#{}]", numbers[2]),
+        &format!("{}-sari@desk.test", w.tag),
+        &old,
+        "#priority P1",
+    );
+    let o = p.process("hero", &raw, T0 + 31 * MIN).await.unwrap();
+    assert!(o.reason.as_deref().is_some_and(|r| r.contains("no valid ticket token")), "{o:?}");
+    assert_eq!(ticket(&store, &numbers[0]).await.priority.map(|p| p.as_str()), Some("P2"));
+    let merged: Vec<_> = outbound(&store, &numbers[0]).await.into_iter().filter(|(k, ..)| k == "merged").collect();
+    assert_eq!(merged.len(), 2, "{merged:?}");
+    assert!(merged.iter().all(|(_, to, ..)| *to == budi));
+}
