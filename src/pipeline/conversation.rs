@@ -108,6 +108,12 @@ impl Pipeline {
                 let mut out = self.create(tx, h, mail, msg, MailKind::Human, None, None).await?;
                 if let Some(t) = self.created(tx, h, &out).await? {
                     self.event(tx, h, t.id, agent.as_str(), "on_behalf_refused", &json!({ "reason": reason })).await?;
+                    if let Some(a) = h.desk.agent(&agent) {
+                        // The agent is told why, under the ticket it became.
+                        let mut ctx = self.base_ctx(h, &t);
+                        ctx.reason = reason.clone();
+                        self.queue(tx, h, &t, OutMail::to_agent(a, h.desk.language, "agent_refused", ctx)).await?;
+                    }
                 }
                 out.reason = Some(format!("not opened for someone else: {reason}"));
                 return Ok(out);
