@@ -279,16 +279,25 @@ async fn merge_moves_the_conversation_and_later_replies_follow() {
     drop(daemon);
 }
 
-/// Merges chain without hops: the third ticket merged into the second, then the second into the
-/// first: a reply to the third's number lands on the first; a closed survivor takes a follow-up
-/// as any closed ticket does. In process on SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn merges_chain_to_the_last_survivor() {
+async fn merges_chain_to_the_last_survivor_on_sqlite() {
+    merges_chain_to_the_last_survivor(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_chain_to_the_last_survivor_on_postgres() {
+    merges_chain_to_the_last_survivor(true).await;
+}
+
+/// Merges chain without hops: the third ticket merged into the second, then the second into the
+/// first: a reply to the third's number lands on the first, and so does the agent's reply to the
+/// third's old notification. In process, on SQLite or PostgreSQL.
+async fn merges_chain_to_the_last_survivor(pg: bool) {
     use loket::pipeline::Action;
     const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
     const MIN: i64 = 60_000;
-    let w = World::new("chain", WorldOptions { imap: false, outbound_smtp: false, agents: true, ..Default::default() })
-        .await;
+    let opts = WorldOptions { imap: false, outbound_smtp: false, agents: true, pg, ..Default::default() };
+    let w = World::new("chain", opts).await;
     let (p, store) = pipeline(&w).await;
     let (budi, agus) = (w.addr("budi"), w.agent("agent1"));
     let mut numbers = Vec::new();
