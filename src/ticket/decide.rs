@@ -978,7 +978,11 @@ mod tests {
             inbox: "hero",
         };
         let button = |said| Intent::Requester { text: "", said, missing: &[], refused_files: false, inbox: "hero" };
+        let mut open_other = ticket(TicketStatus::Open);
+        open_other.id = 2;
+        open_other.number = TicketNumber::parse("A-HERO26000002").unwrap();
         let mut intents = vec![
+            agent_merges(agus, "#merge A-HERO26000002", &open_other),
             says("Ya, sudah jelas"),
             says("Belum, masih error"),
             says("hmm"),
@@ -1002,6 +1006,9 @@ mod tests {
             "#priority P2",
             "#note cek server",
             "#resolve\n#close",
+            "#cc ani@example.test\nSudah kami cek.",
+            "#uncc ani@example.test",
+            "#merge A-HERO26000002",
         ];
         intents.extend(commands.iter().map(|c| agent_says(agus, c)));
         for from in TicketStatus::ALL {
