@@ -53,9 +53,13 @@ static FORWARD_MARKER: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// One line of a forwarded header block: "From: Budi <budi@…>", "Dari: …", "*Subject:* …".
 static HEADER_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^[\s>]*\**\s*(from|dari|von|de|date|tanggal|sent|dikirim|subject|perihal|subjek|to|kepada|cc)\s*\**\s*:\s*\**\s*(.*)$")
+    Regex::new(r"(?i)^[\s>]*\**\s*(from|dari|von|de|date|tanggal|sent|dikirim|terkirim|subject|perihal|subjek|to|kepada|cc|tembusan)\s*\**\s*:\s*\**\s*(.*)$")
         .expect("regex")
 });
+
+/// An address inside a header value that is not `Name <address>`.
+static ADDRESS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+").expect("regex"));
 
 /// At most this many lines after a marker are read as the forwarded header block.
 const MAX_HEADER_LINES: usize = 12;
@@ -125,9 +129,12 @@ fn forwarded(subject: &str, text: &str) -> Option<OnBehalf> {
         end = i + 1;
     }
     let from = from?;
-    let requester = EmailAddress::parse(&from).ok()?;
+    // "Budi <budi@…>", "budi@…", Outlook's "Budi [mailto:budi@…]".
+    let requester = EmailAddress::parse(&from)
+        .ok()
+        .or_else(|| ADDRESS.find(&from).and_then(|m| EmailAddress::parse(m.as_str()).ok()))?;
     let name = from
-        .rfind('<')
+        .rfind(['<', '['])
         .map(|i| from[..i].trim().trim_matches(|c| c == '"' || c == '\'' || c == '*').trim().to_string())
         .filter(|n| !n.is_empty() && n.len() <= 100);
     let unquote = |l: &&str| l.strip_prefix("> ").or_else(|| l.strip_prefix('>')).unwrap_or(l).to_string();
@@ -191,6 +198,12 @@ mod tests {
         let b = read("FW: Email penuh", outlook, desk).unwrap().unwrap();
         assert_eq!((b.requester.as_str(), b.name, b.subject.as_str()), ("ani@kemenkeu.go.id", None, "Email penuh"));
         assert_eq!((b.text.as_str(), b.note.as_str()), ("Kotak surat saya penuh.", ""));
+
+        let outlook = "-----Original Message-----\nFrom: Eko Saputra [mailto:eko@kemenkeu.go.id]\n\
+                       Terkirim: Senin\nKepada: Agus\nSubjek: Akun terkunci\n\nAkun saya terkunci.";
+        let b = read("FW: Akun", outlook, desk).unwrap().unwrap();
+        assert_eq!((b.requester.as_str(), b.name.as_deref()), ("eko@kemenkeu.go.id", Some("Eko Saputra")));
+        assert_eq!((b.subject.as_str(), b.text.as_str()), ("Akun terkunci", "Akun saya terkunci."));
 
         // A forward of the agent's own or the desk's mail, or no sender at all: the agent's own.
         let own = "---------- Forwarded message ---------\nFrom: sari@desk.test\n\nx";
