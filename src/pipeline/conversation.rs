@@ -102,7 +102,10 @@ impl Pipeline {
         let is_desk = |a: &EmailAddress| h.desk.is_own_address(a) || h.desk.agent(a).is_some();
         let b = match behalf::read(&mail.subject, &mail.text, is_desk) {
             Ok(Some(b)) => b,
-            Ok(None) => return self.create(tx, h, mail, msg, MailKind::Human, None, None).await,
+            Ok(None) => match msg.raw.and_then(|raw| behalf::attached(&mail.subject, raw, &mail.text, is_desk)) {
+                Some(b) => b,
+                None => return self.create(tx, h, mail, msg, MailKind::Human, None, None).await,
+            },
             Err(reason) => {
                 // Opened as the agent's own, so nothing is lost; the event says why not for another.
                 let mut out = self.create(tx, h, mail, msg, MailKind::Human, None, None).await?;

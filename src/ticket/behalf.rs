@@ -146,6 +146,33 @@ fn forwarded(subject: &str, text: &str) -> Option<OnBehalf> {
     Some(OnBehalf { requester, name, subject, text: body.join("\n").trim().to_string(), note, via: Via::Forward })
 }
 
+/// A mail forwarded as an attachment (`message/rfc822`, "forward as attachment", under a `Fwd:`
+/// subject): the first
+/// attached message with a readable sender that is not the desk's (`is_desk`), with its subject
+/// and text; `note` (the agent's own words) stays with the agents. `raw` is the agent's whole mail,
+/// already within the desk's size and MIME limits.
+pub fn attached(subject: &str, raw: &[u8], note: &str, is_desk: impl Fn(&EmailAddress) -> bool) -> Option<OnBehalf> {
+    // Only a mail that says it forwards: an .eml attached to the agent's own request is evidence.
+    if !FORWARD_SUBJECT.is_match(subject) {
+        return None;
+    }
+    let msg = mail_parser::MessageParser::default().parse(raw)?;
+    msg.parts.iter().find_map(|p| {
+        let mail_parser::PartType::Message(inner) = &p.body else { return None };
+        let addr = inner.from()?.first()?;
+        let requester = EmailAddress::parse(addr.address()?).ok().filter(|a| !is_desk(a))?;
+        let name = addr.name().map(|n| n.trim().to_string()).filter(|n| !n.is_empty() && n.len() <= 100);
+        Some(OnBehalf {
+            requester,
+            name,
+            subject: inner.subject().unwrap_or_default().trim().to_string(),
+            text: inner.body_text(0).map(|t| t.trim().to_string()).unwrap_or_default(),
+            note: note.trim().to_string(),
+            via: Via::Forward,
+        })
+    })
+}
+
 fn is_from_name(name: &str) -> bool {
     matches!(name.to_ascii_lowercase().as_str(), "from" | "dari" | "von" | "de")
 }
@@ -211,6 +238,24 @@ mod tests {
         assert_eq!(read("Fwd: x", "Tolong dicek.", desk), Ok(None));
         let no_address = "-----Original Message-----\nFrom: Budi\nSubject: x\n\ny";
         assert_eq!(read("Fwd: x", no_address, desk), Ok(None));
+        // Forwarded as an attachment.
+        let raw = "From: agus@desk.test\r\nTo: desk@desk.test\r\nSubject: Fwd: Printer\r\nMIME-Version: 1.0\r\n\
+                   Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+                   Mohon dibantu.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+                   From: Fitri <fitri@kemenkeu.go.id>\r\nSubject: Printer macet\r\nContent-Type: text/plain\r\n\r\n\
+                   Printer lantai 4 macet.\r\n--b--\r\n";
+        let b = attached("Fwd: Printer", raw.as_bytes(), " Mohon dibantu.\n", desk).unwrap();
+        assert_eq!((b.requester.as_str(), b.name.as_deref()), ("fitri@kemenkeu.go.id", Some("Fitri")));
+        assert_eq!(
+            (b.subject.as_str(), b.text.as_str(), b.note.as_str()),
+            ("Printer macet", "Printer lantai 4 macet.", "Mohon dibantu.")
+        );
+        assert!(
+            attached("Fwd: x", raw.replace("fitri@kemenkeu.go.id", "sari@desk.test").as_bytes(), "", desk).is_none()
+        );
+        assert!(attached("Lihat lampiran", raw.as_bytes(), "", desk).is_none(), "not said to be a forward");
+        assert!(attached("Fwd: x", b"From: a@b.test\r\n\r\nhalo", "", desk).is_none());
+
         // A From line in the middle of an ordinary mail is not a forward.
         assert_eq!(read("Laporan", "Halo,\nFrom: budi@kemenkeu.go.id dia bilang error.", desk), Ok(None));
     }

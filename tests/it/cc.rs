@@ -397,3 +397,38 @@ async fn merges_chain_to_the_last_survivor(pg: bool) {
     assert_eq!(merged.len(), 2, "{merged:?}");
     assert!(merged.iter().all(|(_, to, ..)| *to == budi));
 }
+
+/// A mail forwarded as an attachment (`message/rfc822`) opens the ticket for the attached mail's
+/// sender, like an inline forward. In process on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_forwarded_as_an_attachment_opens_the_ticket_for_its_sender() {
+    use loket::pipeline::Action;
+    let w =
+        World::new("fwdatt", WorldOptions { imap: false, outbound_smtp: false, agents: true, ..Default::default() })
+            .await;
+    let (p, store) = pipeline(&w).await;
+    let (fitri, agus) = (w.addr("fitri"), w.agent("agent1"));
+    let raw = format!(
+        "From: Agus <{agus}>\r\nTo: {desk}\r\nSubject: FW: Printer lantai 4 macet\r\nMessage-ID: <{tag}-fa@desk.test>\r\n\
+         Date: Mon, 5 Jan 2026 09:00:00 +0700\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMohon dibantu, terlampir emailnya.\r\n\
+         --b\r\nContent-Type: message/rfc822\r\n\r\n\
+         From: Fitri Handayani <{fitri}>\r\nTo: {agus}\r\nSubject: Printer lantai 4 macet\r\n\
+         Message-ID: <{tag}-orig@example.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Printer di lantai 4 macet sejak pagi.\r\n--b--\r\n",
+        desk = w.desk_addr,
+        tag = w.tag,
+    );
+    let o = p.process("hero", raw.as_bytes(), 1_767_578_400_000).await.unwrap();
+    assert_eq!(o.action, Action::Created, "{o:?}");
+    let number = o.ticket.unwrap().to_string();
+    let t = ticket(&store, &number).await;
+    assert_eq!((t.requester_address.as_str(), t.requester_name.as_deref()), (fitri.as_str(), Some("Fitri Handayani")));
+    assert_eq!(t.subject, "Printer lantai 4 macet");
+    let out = outbound(&store, &number).await;
+    assert!(out.iter().any(|(k, to, _, _)| k == "acknowledgement" && *to == fitri), "{out:?}");
+    assert!(!out.iter().any(|(k, to, _, _)| k == "acknowledgement" && *to == agus), "{out:?}");
+    let events = store::ticket_events(store.pool(), t.id).await.unwrap();
+    let note = events.iter().find(|e| e.kind == "note").expect("the agent's words as a note");
+    assert_eq!(note.detail["text"].as_str(), Some("Mohon dibantu, terlampir emailnya."));
+}
