@@ -63,6 +63,8 @@ pub struct DeskSettings {
     pub reopen_days: Option<u32>,
     pub response_promise: Option<String>,
     pub participants: ParticipantPolicy,
+    /// Lower-cased, without a leading `@`.
+    pub participant_domains: Vec<String>,
     /// Checked, without the days of its holiday files.
     pub sla: Option<Sla>,
     pub telegram: Option<Telegram>,
@@ -465,6 +467,12 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 reopen_days: d.reopen_days,
                 response_promise: d.response_promise.clone(),
                 participants: d.participants,
+                participant_domains: d
+                    .participant_domains
+                    .iter()
+                    .map(|x| x.trim().trim_start_matches('@').to_ascii_lowercase())
+                    .filter(|x| !x.is_empty())
+                    .collect(),
                 sla,
                 telegram,
                 whatsapp,

@@ -395,6 +395,10 @@ pub struct DeskConfig {
     /// `all`. Anyone else who writes to a ticket gets a ticket of their own.
     #[serde(default)]
     pub participants: ParticipantPolicy,
+    /// Domains whose addresses in To/Cc of a request are admitted as participants besides what
+    /// `participants` admits (partner offices), unless `participants = "off"`.
+    #[serde(default)]
+    pub participant_domains: Vec<String>,
     /// Working calendar and service-level targets.
     #[serde(default)]
     pub sla: Option<crate::sla::SlaConfig>,

@@ -454,6 +454,10 @@ impl Pipeline {
             (_, MailKind::OwnAddress) => self.ignore(tx, msg, "sent by the desk itself (loop guard)").await?,
             (Some(t), MailKind::Human) => self.on_reply(tx, &h, mail, msg, t).await?,
             (Some(t), kind) => self.append_automatic(tx, &h, mail, msg, kind, t).await?,
+            (None, MailKind::Human) if mail.from.as_ref().is_some_and(|f| desk.agent(&f.address).is_some()) => {
+                // An agent's new mail: a request for someone else (`#requester`, a forward), or their own.
+                self.on_behalf(tx, &h, mail, msg).await?
+            }
             (None, kind) if !kind.may_open_ticket() => {
                 let reason = format!("{} that concerns no known ticket", kind.as_str());
                 self.ignore(tx, msg, &reason).await?
@@ -695,9 +699,13 @@ impl Pipeline {
         }];
         if h.channel == Channel::Email {
             let recipients: Vec<EmailAddress> = mail.to.iter().chain(&mail.cc).cloned().collect();
-            let admitted = crate::ticket::thread::admitted(desk.participants, &requester.address, &recipients, |a| {
-                desk.is_own_address(a) || desk.agent(a).is_some()
-            });
+            let admitted = crate::ticket::thread::admitted(
+                desk.participants,
+                &desk.participant_domains,
+                &requester.address,
+                &recipients,
+                |a| desk.is_own_address(a) || desk.agent(a).is_some(),
+            );
             let admitted: Vec<String> = admitted.into_iter().map(String::from).collect();
             store::insert_participants(tx, ticket_id, &admitted, "cc", h.now).await?;
         }
@@ -831,14 +839,18 @@ fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
 }
 
 /// The ticket a mail belongs to: the tickets its subject tags and references name, loaded in (at
-/// most) two queries, and chosen by `ticket::thread::choose`.
+/// most) two queries, and chosen by `ticket::thread::choose`; a merged ticket leads to the one it
+/// was merged into (`conversation::survivor`).
 async fn thread(tx: &mut store::Tx, desk: &str, mail: &ParsedMail) -> Result<Option<Ticket>, StoreError> {
     use crate::ticket::thread::choose;
     let keys = ThreadKeys::of(&mail.subject, &mail.references, &mail.in_reply_to, &mail.reported_message_ids);
     let by_number = store::tickets_by_numbers(tx, desk, &keys.numbers).await?;
     if let Some(t) = choose(&keys, &by_number, &[]) {
-        return Ok(Some(t.clone()));
+        return conversation::survivor(tx, t.clone()).await.map(Some);
     }
     let by_message = store::tickets_by_message_ids(tx, desk, &keys.message_ids).await?;
-    Ok(choose(&keys, &[], &by_message).cloned())
+    match choose(&keys, &[], &by_message) {
+        Some(t) => conversation::survivor(tx, t.clone()).await.map(Some),
+        None => Ok(None),
+    }
 }

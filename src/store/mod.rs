@@ -6,6 +6,7 @@
 
 mod chat;
 pub mod file;
+mod merge;
 mod oauth;
 mod queries;
 pub mod report;
@@ -20,6 +21,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use chat::*;
+pub use merge::*;
 pub use oauth::*;
 pub use queries::*;
 pub use send_rate::*;
