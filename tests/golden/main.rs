@@ -11,6 +11,7 @@ mod catalogue;
 mod conversations;
 #[path = "../common/hero.rs"]
 mod hero;
+mod ingest;
 mod mail;
 mod repo_only;
 mod routing;
