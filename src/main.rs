@@ -570,10 +570,8 @@ async fn ingest(config: &ConfigArg, inbox: &str, file: Option<PathBuf>) -> ExitC
         Ok(c) => c,
         Err(code) => return code,
     };
-    if config.inbox(inbox).is_none() {
-        let known: Vec<&str> = config.desks.iter().flat_map(|d| d.inboxes.iter().map(|i| i.name.as_str())).collect();
-        eprintln!("loket: unknown inbox `{inbox}`; known: {}", known.join(", "));
-        return ExitCode::from(EX_USAGE);
+    if let Err(code) = known_inbox(&config, inbox) {
+        return code;
     }
     let max = config.limits.max_message_bytes;
     let mut raw = Vec::new();
@@ -620,6 +618,16 @@ async fn ingest(config: &ConfigArg, inbox: &str, file: Option<PathBuf>) -> ExitC
     }
 }
 
+/// `inbox` is configured, or the usage error naming those that are.
+fn known_inbox(config: &Config, inbox: &str) -> Result<(), ExitCode> {
+    if config.inbox(inbox).is_some() {
+        return Ok(());
+    }
+    let known: Vec<&str> = config.desks.iter().flat_map(|d| d.inboxes.iter().map(|i| i.name.as_str())).collect();
+    eprintln!("loket: unknown inbox `{inbox}`; known: {}", known.join(", "));
+    Err(ExitCode::from(EX_USAGE))
+}
+
 /// The message files `paths` name: files as given, and the files of each directory (a
 /// Maildir's `new/` and `cur/`, else the directory's own), in name order.
 fn message_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
@@ -652,10 +660,8 @@ async fn ingest_many(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> Exit
         Ok(c) => c,
         Err(code) => return code,
     };
-    if config.inbox(inbox).is_none() {
-        let known: Vec<&str> = config.desks.iter().flat_map(|d| d.inboxes.iter().map(|i| i.name.as_str())).collect();
-        eprintln!("loket: unknown inbox `{inbox}`; known: {}", known.join(", "));
-        return ExitCode::from(EX_USAGE);
+    if let Err(code) = known_inbox(&config, inbox) {
+        return code;
     }
     let files = match message_files(paths) {
         Ok(f) => f,

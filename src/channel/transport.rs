@@ -133,14 +133,17 @@ impl BearerRelay {
 }
 
 impl OAuthSmtp {
-    async fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, ChannelError> {
-        // A token refused or unobtainable keeps the message waiting in the outbox (the operator
-        // logs in again); it never fails the message.
-        let token = self
-            .source
+    /// The current access token. A token refused or unobtainable keeps the message waiting in the
+    /// outbox (the operator logs in again); it never fails the message.
+    async fn token(&self) -> Result<crate::config::Secret, ChannelError> {
+        self.source
             .access_token()
             .await
-            .map_err(|e| ChannelError::temporary(format!("OAuth token for {}: {e}", self.user)))?;
+            .map_err(|e| ChannelError::temporary(format!("OAuth token for {}: {e}", self.user)))
+    }
+
+    async fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, ChannelError> {
+        let token = self.token().await?;
         let mut current = self.current.lock().await;
         if let Some((t, transport)) = current.as_ref()
             && *t == token.0
@@ -240,11 +243,7 @@ impl Transport {
             Transport::Smtp(t) => (**t).clone(),
             Transport::SmtpOAuth(o) => match &o.bearer {
                 Some(relay) => {
-                    let token = o
-                        .source
-                        .access_token()
-                        .await
-                        .map_err(|e| ChannelError::temporary(format!("OAuth token for {}: {e}", o.user)))?;
+                    let token = o.token().await?;
                     let mut conn = relay
                         .connection(&o.user, &token.0)
                         .await
@@ -281,11 +280,7 @@ impl Transport {
                 let env = envelope(sender, recipients)?;
                 let sent = match &o.bearer {
                     Some(relay) => {
-                        let token = o
-                            .source
-                            .access_token()
-                            .await
-                            .map_err(|e| ChannelError::temporary(format!("OAuth token for {}: {e}", o.user)))?;
+                        let token = o.token().await?;
                         relay.send(&o.user, &token.0, &env, raw).await
                     }
                     None => o.transport().await?.send_raw(&env, raw).await.map(|_| ()),
