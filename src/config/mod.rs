@@ -114,6 +114,8 @@ pub struct Desk {
     pub sla: Option<crate::sla::Sla>,
     pub telegram: Option<Telegram>,
     pub whatsapp: Option<Whatsapp>,
+    /// Spam and DMARC-failure handling (`[desk.hygiene]`).
+    pub hygiene: crate::mail::hygiene::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +235,7 @@ impl Config {
                     sla,
                     telegram: d.telegram,
                     whatsapp: d.whatsapp,
+                    hygiene: d.hygiene,
                 }
             })
             .collect();

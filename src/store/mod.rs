@@ -7,6 +7,7 @@
 mod chat;
 pub mod file;
 mod oauth;
+mod quarantine;
 mod queries;
 pub mod report;
 pub mod sla;
@@ -20,6 +21,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use chat::*;
 pub use oauth::*;
+pub use quarantine::*;
 pub use queries::*;
 
 use crate::config::{StorageConfig, redact_url};

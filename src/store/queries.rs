@@ -147,6 +147,7 @@ pub async fn find_seen(conn: &mut AnyConnection, desk: &str, key: &str) -> Resul
         "SELECT t.number AS number, CAST(0 AS BIGINT) AS quarantined FROM messages m \
          LEFT JOIN tickets t ON t.id = m.ticket_id WHERE m.desk = $1 AND m.idempotency_key = $2 \
          UNION ALL SELECT NULL, CAST(1 AS BIGINT) FROM quarantine WHERE desk = $1 AND idempotency_key = $2 \
+         AND released_at IS NULL \
          ORDER BY 2 LIMIT 1",
     )
     .bind(desk)

@@ -9,6 +9,7 @@ mod batch;
 mod bounces;
 mod catalogue;
 mod conversations;
+mod corpus_run;
 mod mail;
 mod repo_only;
 mod routing;
