@@ -52,9 +52,20 @@ fn quarantine_cli(w: &World, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cut_off_spam_and_dmarc_get_no_acknowledgement_and_a_release_makes_one_ticket() {
+    hygiene_story(false).await;
+}
+
+/// The same story on PostgreSQL (the quarantine's release and drop statements on both stores).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hygiene_story_on_postgresql() {
+    hygiene_story(true).await;
+}
+
+async fn hygiene_story(pg: bool) {
     let w = World::new(
-        "hygiene",
+        if pg { "hygiene-pg" } else { "hygiene" },
         WorldOptions {
+            pg,
             poll_interval_secs: 1,
             desk_extra: "[desk.hygiene]\nspam_score_limit = 6.0\nspam = \"no-acknowledgement\"\n\
                          dmarc_fail = \"quarantine\"\n"
