@@ -159,6 +159,14 @@ mod tests {
     }
 
     #[test]
+    fn the_cut_off_is_midnight_in_the_desk_time_zone() {
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        // Jakarta is UTC+7: midnight there is 17:00 UTC the day before.
+        assert_eq!(since_ms(d, chrono_tz::Asia::Jakarta), 1_767_225_600_000 - 7 * 3_600_000);
+        assert_eq!(since_ms(d, chrono_tz::UTC), 1_767_225_600_000);
+    }
+
+    #[test]
     fn the_cut_off_reads_the_arrival() {
         let p = Policy::default();
         let since = 1_767_225_600_000; // 2026-01-01T00:00:00Z
