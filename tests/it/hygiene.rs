@@ -81,6 +81,7 @@ async fn hygiene_story(pg: bool) {
 
     let (old, flagged, scored, forged, dropped, fine) =
         (w.addr("old"), w.addr("flagged"), w.addr("scored"), w.addr("forged"), w.addr("dropped"), w.addr("fine"));
+    let raced = w.addr("raced");
     // Already in the folder at the first connection: received by the server in June 2025.
     let received_2025 = "Received: from mx.example.test by imap.desk.test; Sun, 1 Jun 2025 08:00:00 +0700\r\n";
     let mut raw = received_2025.as_bytes().to_vec();
@@ -95,6 +96,7 @@ async fn hygiene_story(pg: bool) {
             "forged",
         ),
         (&dropped, "Authentication-Results: mx.desk.test; dmarc=fail header.from=example.test\r\n", "dropped"),
+        (&raced, "Authentication-Results: mx.desk.test; dmarc=fail header.from=example.test\r\n", "raced"),
         (
             &fine,
             "Authentication-Results: mx.desk.test; dkim=pass; dmarc=pass header.from=example.test\r\nX-Spam-Score: 1.2\r\n",
@@ -115,11 +117,11 @@ async fn hygiene_story(pg: bool) {
     let mut daemon = w.serve();
     let store = w.store().await;
     // Six messages in: four recorded as messages, two quarantined.
-    wait_for("six messages recorded or quarantined", || async {
+    wait_for("seven messages recorded or quarantined", || async {
         let messages =
             scalar_i64(&store, "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND desk = $1", "hero").await;
         let held = scalar_i64(&store, "SELECT COUNT(*) FROM quarantine WHERE desk = $1", "hero").await;
-        (messages == 4 && held == 2).then_some(())
+        (messages == 4 && held == 3).then_some(())
     })
     .await;
     // The control mail is acknowledged: acknowledgements do go out.
@@ -140,7 +142,7 @@ async fn hygiene_story(pg: bool) {
     }
     // DMARC failures: quarantined with the reason, no ticket.
     let held = loket::store::list_quarantine(store.pool(), 10).await.unwrap();
-    assert_eq!(held.len(), 2);
+    assert_eq!(held.len(), 3);
     assert!(held.iter().all(|q| q.reason.contains("DMARC")), "{held:?}");
     assert!(tickets_of(&store, &forged).await.is_empty());
     // Nothing reached the screened senders (the outbox is empty of anything for them).
@@ -148,7 +150,7 @@ async fn hygiene_story(pg: bool) {
         (scalar_i64(&store, "SELECT COUNT(*) FROM outbox WHERE status = $1", "pending").await == 0).then_some(())
     })
     .await;
-    for who in [&old, &flagged, &scored, &forged, &dropped] {
+    for who in [&old, &flagged, &scored, &forged, &dropped, &raced] {
         assert!(mailbox(who, "INBOX").await.is_empty(), "{who} got mail");
     }
 
@@ -188,7 +190,7 @@ async fn hygiene_story(pg: bool) {
     );
     smtp_send(&forged, &[&w.desk_addr], &raw).await;
     wait_for("the redelivery processed", || async {
-        (mailbox(&w.desk_addr, "Processed").await.len() >= 7).then_some(())
+        (mailbox(&w.desk_addr, "Processed").await.len() >= 8).then_some(())
     })
     .await;
     assert_eq!(tickets_of(&store, &forged).await.len(), 1, "still one ticket");
@@ -203,6 +205,22 @@ async fn hygiene_story(pg: bool) {
     let (ok, _, err) = quarantine_cli(&w, &["release", &dropped_id.to_string()]);
     assert!(!ok && err.contains("dropped"), "{err}");
     assert!(tickets_of(&store, &dropped).await.is_empty());
+    // Two operators release the same message at once: one ticket.
+    let raced_id: i64 = sqlx::query_scalar("SELECT id FROM quarantine WHERE idempotency_key = $1")
+        .bind(format!("mid:raced@{}", w.tag))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let id = raced_id.to_string();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| quarantine_cli(&w, &["release", &id]));
+        let b = s.spawn(|| quarantine_cli(&w, &["release", &id]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(u8::from(a.0) + u8::from(b.0), 1, "exactly one release succeeds: {a:?} {b:?}");
+    assert_eq!(tickets_of(&store, &raced).await.len(), 1, "one ticket from two releases");
+    let (ok, _, err) = quarantine_cli(&w, &["release", &id]);
+    assert!(!ok && err.contains("already released"), "{err}");
     let (ok, _, err) = quarantine_cli(&w, &["release", "999999"]);
     assert!(!ok && err.contains("no quarantined message 999999"), "{err}");
     daemon.terminate();
