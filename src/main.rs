@@ -783,7 +783,7 @@ async fn quarantine_list(config: &ConfigArg, limit: i64) -> anyhow::Result<()> {
         outln!("quarantine is empty")?;
     }
     for q in rows {
-        outln!("{} {} {} {} bytes: {}", q.id, fmt_time(q.created_at), q.inbox, q.size, q.reason)?;
+        outln!("{} {} {} {} {} bytes: {}", q.id, fmt_time(q.created_at), q.state, q.inbox, q.size, q.reason)?;
     }
     Ok(())
 }

@@ -1128,11 +1128,13 @@ pub struct QuarantineRow {
     pub reason: String,
     pub size: i64,
     pub created_at: i64,
+    /// `held`, `released` (run through the pipeline) or `dropped` (bytes deleted).
+    pub state: &'static str,
 }
 
 pub async fn list_quarantine(pool: &AnyPool, limit: i64) -> Result<Vec<QuarantineRow>> {
     let rows =
-        sqlx::query("SELECT id, desk, inbox, reason, size, created_at FROM quarantine ORDER BY id DESC LIMIT $1")
+        sqlx::query("SELECT id, desk, inbox, reason, size, created_at, released_at, dropped_at FROM quarantine ORDER BY id DESC LIMIT $1")
             .bind(limit.clamp(1, 10_000))
             .fetch_all(pool)
             .await?;
@@ -1145,6 +1147,11 @@ pub async fn list_quarantine(pool: &AnyPool, limit: i64) -> Result<Vec<Quarantin
                 reason: r.try_get("reason")?,
                 size: r.try_get("size")?,
                 created_at: r.try_get("created_at")?,
+                state: match (r.try_get::<Option<i64>, _>("released_at")?, r.try_get::<Option<i64>, _>("dropped_at")?) {
+                    (Some(_), _) => "released",
+                    (_, Some(_)) => "dropped",
+                    _ => "held",
+                },
             })
         })
         .collect()

@@ -221,6 +221,10 @@ async fn hygiene_story(pg: bool) {
     assert_eq!(tickets_of(&store, &raced).await.len(), 1, "one ticket from two releases");
     let (ok, _, err) = quarantine_cli(&w, &["release", &id]);
     assert!(!ok && err.contains("already released"), "{err}");
+    let (ok, list, _) = quarantine_cli(&w, &["list"]);
+    for (id, state) in [(forged_id, "released"), (dropped_id, "dropped"), (raced_id, "released")] {
+        assert!(ok && list.lines().any(|l| l.starts_with(&format!("{id} ")) && l.contains(state)), "{list}");
+    }
     let (ok, _, err) = quarantine_cli(&w, &["release", "999999"]);
     assert!(!ok && err.contains("no quarantined message 999999"), "{err}");
     daemon.terminate();
