@@ -358,6 +358,30 @@ mod tests {
         assert_eq!(param(b"attachment", "filename", None), None);
     }
 
+    proptest::proptest! {
+        /// Any bytes: no panic, and what comes out is text (no control characters invented
+        /// beyond those in the input).
+        #[test]
+        fn any_bytes_decode_without_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = decode_header(&raw, None);
+            let _ = decode_header(&raw, Some(encoding_rs::GBK));
+            let _ = param(&raw, "filename", None);
+            let _ = repaired(&raw);
+            let _ = detect(&raw);
+            let _ = utf8_mislabelled(&raw, Some("us-ascii"));
+        }
+
+        /// Encoded words and RFC 2231 pieces built from arbitrary parts: no panic.
+        #[test]
+        fn encoded_words_and_continuations_without_panic(cs in "[a-zA-Z0-9_*-]{0,12}", mode in "[BbQqX]", text in "[ -~]{0,40}", n in 0u8..5) {
+            let word = format!("=?{cs}?{mode}?{text}?= =?{cs}?{mode}?{text}?=");
+            let _ = decode_header(word.as_bytes(), None);
+            let _ = repaired(word.as_bytes());
+            let pieces: String = (0..n).map(|i| format!("; filename*{i}*={cs}'en'{text}")).collect();
+            let _ = param(format!("attachment{pieces}").as_bytes(), "filename", None);
+        }
+    }
+
     #[test]
     fn utf8_in_a_us_ascii_body() {
         assert_eq!(utf8_mislabelled("caf\u{e9}".as_bytes(), Some("us-ascii")).as_deref(), Some("café"));

@@ -635,7 +635,17 @@ fn auto_headers(msg: &Message, is_bounce: bool) -> AutoHeaders {
             || header_text(msg, "X-Spam").is_some_and(|v| v.starts_with("yes")),
         spam_score: spam_score(msg),
         dmarc_fail: all_raw(msg, "Authentication-Results").any(|v| DMARC_FAIL.is_match(v)),
-        received_ms: msg.received().and_then(|r| r.date()).map(|d| d.to_timestamp() * 1000),
+        // The topmost Received header (mail-parser's `received()` gives the last one).
+        received_ms: msg
+            .root_part()
+            .headers()
+            .iter()
+            .find(|h| h.name == HeaderName::Received)
+            .and_then(|h| match &h.value {
+                HeaderValue::Received(r) => r.date(),
+                _ => None,
+            })
+            .map(|d| d.to_timestamp() * 1000),
     }
 }
 
@@ -861,6 +871,42 @@ Content-Type: text/rfc822-headers\r\n\r\nMessage-ID: <ack-1@desk.test>\r\nSubjec
         assert!(reason.starts_with("From header is not a valid address: Nama Sangat"), "{reason}");
         assert!(!reason.contains(['\r', '\n', '\t']), "{reason:?}");
         assert!(reason.chars().count() <= "From header is not a valid address: ".len() + 200, "{reason}");
+    }
+
+    #[test]
+    fn senders_in_obsolete_or_broken_syntax_are_recovered() {
+        let cases: [(&[u8], &str, Option<&str>); 5] = [
+            (b"From  : John Doe <jdoe@machine(comment).  example>\r\n", "jdoe@machine.example", Some("John Doe")),
+            (b"From: Test test@example.com\r\n", "test@example.com", Some("Test")),
+            (b"From: \"=?GB2312?B?ztI=?=\" <>\r\nReply-To: <vipyiming@126.com>\r\n", "vipyiming@126.com", Some("我")),
+            (b"From: <>\r\nSender: Budi <budi@example.test>\r\n", "budi@example.test", Some("Budi")),
+            // A display name that is an address is not shown as the sender's name.
+            (b"From: \"boss@bank.test\"\r\nReply-To: <x@example.test>\r\n", "x@example.test", None),
+        ];
+        for (head, address, name) in cases {
+            let m = parse(&from_line(head)).unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(head)));
+            let from = m.from.unwrap();
+            assert_eq!(
+                (from.address.as_str(), from.name.as_deref()),
+                (address, name),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        // Two addresses in an unparseable From: none is picked (one could be a spoof).
+        assert!(matches!(parse(&from_line(b"From: a@example.test b@example.test\r\n")), Err(ParseError::NoSender(_))));
+    }
+
+    #[test]
+    fn spam_dmarc_and_received_facts_are_read() {
+        let raw = b"Received: from mx by imap.desk.test; Tue, 10 Feb 2026 10:00:00 +0000\r\n\
+Received: from a by b; Mon, 9 Feb 2026 10:00:00 +0000\r\nAuthentication-Results: mx.desk.test; dkim=pass\r\n\
+Authentication-Results: mx.desk.test; dmarc=fail (p=reject) header.from=bank.test\r\n\
+X-Spam-Status: No, score=4.2 required=5.0\r\nFrom: a@example.test\r\nSubject: x\r\n\r\nbody\r\n";
+        let a = parse(raw).unwrap().auto;
+        assert!(a.dmarc_fail && !a.spam_flag);
+        assert_eq!(a.spam_score.as_deref(), Some("4.2"));
+        assert_eq!(a.received_ms, Some(1_770_717_600_000));
     }
 
     #[test]
