@@ -7,11 +7,15 @@
 //! starts them and runs `cargo bench --bench e2e`. Under `cargo test` (no `--bench`) it sends 30
 //! mails and checks every acknowledgement arrives.
 
+#[path = "../tests/common/hero.rs"]
+mod hero;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use hero::Hero;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor, address::Envelope};
 
 fn var(k: &str) -> String {
@@ -67,17 +71,15 @@ fn main() {
     let tag = format!("e2e{}x{stamp}", std::process::id());
     let desk = format!("{tag}-hero@desk.test");
     let senders = n.div_ceil(10).max(1);
-    let config = format!(
-        "templates = \"{t}\"\nrules = \"{r}\"\n[storage]\nurl = \"sqlite://{db}\"\n\
-         [outbound]\ntransport = \"smtp\"\npoll_interval_ms = 200\n[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n\
-         [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\n\
-         [[desk.inbox]]\nname = \"hero\"\naddress = \"{desk}\"\n[desk.inbox.imap]\nhost = \"127.0.0.1\"\nport = {imap_port}\n\
-         tls = \"none\"\nuser = \"{desk}\"\npassword_env = \"LOKET_TEST_MAIL_PASSWORD\"\nprocessed_folder = \"Processed\"\n",
-        t = repo.join("templates").display(),
-        r = repo.join("rules").display(),
-        db = dir.path().join("loket.db").display(),
-        s = repo.join("seeds/hero.toml").display(),
+    let db = format!("url = \"sqlite://{}\"\n", dir.path().join("loket.db").display());
+    let out = format!(
+        "transport = \"smtp\"\npoll_interval_ms = 200\n[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n"
     );
+    let imap = format!(
+        "[desk.inbox.imap]\nhost = \"127.0.0.1\"\nport = {imap_port}\ntls = \"none\"\nuser = \"{desk}\"\n\
+         password_env = \"LOKET_TEST_MAIL_PASSWORD\"\nprocessed_folder = \"Processed\"\n"
+    );
+    let config = Hero { storage: &db, outbound: &out, address: &desk, inbox: &imap, ..Default::default() }.toml(&repo);
     let cfg_path = dir.path().join("loket.toml");
     std::fs::write(&cfg_path, config).unwrap();
     let log_path = dir.path().join("serve.log");

@@ -11,15 +11,14 @@
 //! batch size. Under `cargo test` (no `--bench` argument) it runs a small smoke check instead
 //! and verifies the outcomes.
 
+#[path = "../tests/common/hero.rs"]
+mod hero;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loket::config::Config;
+use hero::Hero;
 use loket::pipeline::{Action, Incoming, Pipeline};
-use loket::store::Store;
-use loket::templates::Templates;
-use tokio::sync::Notify;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,22 +49,19 @@ fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {
 /// run of this bench (routing is measured on its own by `benches/routing.rs`).
 async fn pipeline(dir: &Path, url: &str, sync: &str) -> Pipeline {
     std::fs::create_dir_all(dir.join("rules")).unwrap();
-    let cfg = format!(
-        "templates = \"{t}\"\nrules = \"{r}\"\n[storage]\nurl = \"{url}\"\nsqlite_synchronous = \"{sync}\"\n\
-         [outbound]\ntransport = \"file\"\ndirectory = \"{out}\"\n[limits]\nauto_replies_per_sender_per_hour = 1000000\n\
-         [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\n\
-         [[desk.inbox]]\nname = \"hero\"\naddress = \"hero@desk.test\"\n",
-        t = repo().join("templates").display(),
-        r = dir.join("rules").display(),
-        out = dir.join("out").display(),
-        s = repo().join("seeds/hero.toml").display(),
-    );
-    let path = dir.join("loket.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let cfg = Arc::new(Config::load(&path).unwrap());
-    let templates = Arc::new(Templates::load(&cfg.templates).unwrap());
-    let store = Store::open(&cfg.storage).await.unwrap();
-    Pipeline::new(store, cfg, templates, Arc::new(Notify::new()))
+    let storage = format!("url = \"{url}\"\nsqlite_synchronous = \"{sync}\"\n");
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
+    let rules = dir.join("rules");
+    Hero {
+        rules: Some(&rules),
+        storage: &storage,
+        outbound: &out,
+        sections: "[limits]\nauto_replies_per_sender_per_hour = 1000000\n",
+        ..Default::default()
+    }
+    .pipeline(&repo(), dir)
+    .await
+    .0
 }
 
 struct Run {

@@ -4,10 +4,14 @@
 //! that the work does not grow with the closed ones (the scheduler reads a partial index of
 //! running clocks). Under `cargo test` it runs a small version and checks what fired.
 
+#[path = "../tests/common/hero.rs"]
+mod hero;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use hero::Hero;
 use loket::config::Config;
 use loket::pipeline::Pipeline;
 use loket::store::Store;
@@ -21,19 +25,18 @@ fn repo() -> PathBuf {
 const T0: i64 = 1_783_303_200_000; // Monday 2026-07-06 09:00 WIB
 
 async fn setup(dir: &std::path::Path, closed: i64, open: i64) -> (Pipeline, Store) {
-    let text = format!(
-        "templates = \"{t}\"\nrules = \"{r}\"\n[security]\ntoken_secret_env = \"BENCH_SECRET\"\n[storage]\nurl = \"sqlite://{db}\"\nsqlite_synchronous = \"normal\"\n\
-         [outbound]\ntransport = \"file\"\ndirectory = \"{out}\"\n\
-         [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\n\
-         [desk.sla]\nhours = {{ weekdays = \"08:00-16:00\" }}\nresponse = \"1h\"\n\
-         [[desk.group]]\nid = \"l1\"\nname = \"L1\"\n[[desk.agent]]\naddress = \"agent@desk.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n\
-         [[desk.inbox]]\nname = \"hero\"\naddress = \"hero@desk.test\"\n",
-        t = repo().join("templates").display(),
-        r = repo().join("rules").display(),
-        db = dir.join("bench.db").display(),
-        out = dir.join("out").display(),
-        s = repo().join("seeds/hero.toml").display(),
-    );
+    let storage = format!("url = \"sqlite://{}\"\nsqlite_synchronous = \"normal\"\n", dir.join("bench.db").display());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
+    let text = Hero {
+        storage: &storage,
+        outbound: &out,
+        sections: "[security]\ntoken_secret_env = \"BENCH_SECRET\"\n",
+        desk: "[desk.sla]\nhours = { weekdays = \"08:00-16:00\" }\nresponse = \"1h\"\n\
+               [[desk.group]]\nid = \"l1\"\nname = \"L1\"\n\
+               [[desk.agent]]\naddress = \"agent@desk.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n",
+        ..Default::default()
+    }
+    .toml(&repo());
     let path = dir.join("loket.toml");
     std::fs::write(&path, &text).unwrap();
     let cfg = Config::from_toml(&path, &text, |k| (k == "BENCH_SECRET").then(|| "bench-secret-0123456789".to_string()))

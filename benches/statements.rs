@@ -6,11 +6,15 @@
 //! 50) and each statement's kind; `LOKET_BENCH_SHOW=1` also prints the first ticket's statements. Under `cargo test` it runs five tickets and checks that every
 //! message was counted.
 
+#[path = "../tests/common/hero.rs"]
+mod hero;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use hero::Hero;
 use loket::config::Config;
 use loket::pipeline::{Action, Pipeline};
 use loket::store::Store;
@@ -82,22 +86,20 @@ impl Counter {
 }
 
 async fn pipeline(dir: &Path) -> (Pipeline, Store) {
-    let cfg = format!(
-        "templates = \"{t}\"\nrules = \"{r}\"\n[storage]\nurl = \"sqlite://{db}\"\n\
-         [outbound]\ntransport = \"file\"\ndirectory = \"{out}\"\n\
-         [limits]\nauto_replies_per_sender_per_hour = 1000000\nnew_tickets_per_sender_per_hour = 1000000\n\
-         [security]\ntoken_secret_env = \"BENCH_SECRET\"\n\
-         [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\ntime_zone = \"Asia/Jakarta\"\n\
-         [desk.sla]\nhours = {{ weekdays = \"08:00-16:00\" }}\nresponse = \"1h\"\nresolution = \"2d\"\n\
-         [[desk.inbox]]\nname = \"hero\"\naddress = \"hero@desk.test\"\n\
-         [[desk.group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
-         [[desk.agent]]\naddress = \"agus@desk.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n",
-        t = repo().join("templates").display(),
-        r = repo().join("rules").display(),
-        db = dir.join("bench.db").display(),
-        out = dir.join("out").display(),
-        s = repo().join("seeds/hero.toml").display(),
-    );
+    let db = format!("url = \"sqlite://{}\"\n", dir.join("bench.db").display());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
+    let cfg = Hero {
+        storage: &db,
+        outbound: &out,
+        sections: "[limits]\nauto_replies_per_sender_per_hour = 1000000\nnew_tickets_per_sender_per_hour = 1000000\n\
+                   [security]\ntoken_secret_env = \"BENCH_SECRET\"\n",
+        desk: "time_zone = \"Asia/Jakarta\"\n\
+               [desk.sla]\nhours = { weekdays = \"08:00-16:00\" }\nresponse = \"1h\"\nresolution = \"2d\"\n\
+               [[desk.group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
+               [[desk.agent]]\naddress = \"agus@desk.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n",
+        ..Default::default()
+    }
+    .toml(&repo());
     let path = dir.join("loket.toml");
     std::fs::write(&path, &cfg).unwrap();
     let env = |k: &str| (k == "BENCH_SECRET").then(|| "a bench secret of enough bytes".to_string());

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod report;
 pub mod routing;
+pub mod send_rate;
 pub mod serve;
 pub mod sla;
 pub mod store;

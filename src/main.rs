@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use loket::config::Config;
-use loket::pipeline::Action;
+use loket::pipeline::{Action, Incoming};
 use loket::serve::{App, serve};
 use loket::store::{self, Store, TicketFilter};
 use tokio_util::sync::CancellationToken;
@@ -100,7 +100,10 @@ enum Command {
         /// Inbox the message arrived at.
         #[arg(long)]
         inbox: String,
-        file: Option<PathBuf>,
+        /// Message files, or directories of them (a Maildir: its `new/` and `cur/`), taken in
+        /// one process and committed in batches of `limits.batch_messages`; without any, one
+        /// message from standard input.
+        files: Vec<PathBuf>,
     },
     /// Check the configuration, catalogues and templates, and open the store (without migrating);
     /// report every problem.
@@ -281,7 +284,11 @@ fn load_config(config: &ConfigArg) -> Result<Config, ExitCode> {
 async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
     match cli.command {
         Command::CheckConfig { offline } => check_config(&config, offline).await,
-        Command::Ingest { inbox, file } => ingest(&config, &inbox, file).await,
+        Command::Ingest { inbox, files } if files.len() == 1 && !files[0].is_dir() => {
+            ingest(&config, &inbox, files.into_iter().next()).await
+        }
+        Command::Ingest { inbox, files } if files.is_empty() => ingest(&config, &inbox, None).await,
+        Command::Ingest { inbox, files } => ingest_many(&config, &inbox, &files).await,
         Command::Serve { drain_secs } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
@@ -482,8 +489,8 @@ async fn oauth_test(
         Err(e) => return fail("mailbox access", &format!("SELECT {}: {e}", imap.folder)),
     }
     let _ = session.logout().await;
-    if let Some(smtp) = c.outbound.smtp.as_ref().filter(|s| s.oauth.is_some()) {
-        let step = format!("SMTP relay (AUTH XOAUTH2 at {}:{})", smtp.host, smtp.port);
+    if let Some((smtp, o)) = c.outbound.smtp.as_ref().and_then(|s| Some((s, s.oauth.as_ref()?))) {
+        let step = format!("SMTP relay (AUTH {} at {}:{})", o.mechanism.sasl_name(), smtp.host, smtp.port);
         let t = loket::channel::transport::Transport::from_config(&c.outbound, store)?;
         match t.check().await {
             Ok(()) => outln!("{step}: ok")?,
@@ -632,6 +639,105 @@ async fn ingest(config: &ConfigArg, inbox: &str, file: Option<PathBuf>) -> ExitC
             ExitCode::from(if e.is_temporary() { EX_TEMPFAIL } else { EX_USAGE })
         }
     }
+}
+
+/// The message files `paths` name: files as given, and the files of each directory (a
+/// Maildir's `new/` and `cur/`, else the directory's own), in name order.
+fn message_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let maildir = p.join("new").is_dir() || p.join("cur").is_dir();
+        let dirs = if maildir { vec![p.join("new"), p.join("cur")] } else { vec![p.clone()] };
+        for d in dirs.into_iter().filter(|d| d.is_dir()) {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&d)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .collect();
+            files.sort();
+            out.extend(files);
+        }
+    }
+    Ok(out)
+}
+
+/// `loket ingest --inbox NAME FILE|DIR…`: many messages in one process, committed in batches
+/// (group commit). One JSON line per message, with its file; a file that cannot be read or is
+/// too large is reported on its line and the others go on. Exit status: 0 when every message
+/// was recorded, 75 (try again) when the store failed for some, 65 when some were refused.
+async fn ingest_many(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.inbox(inbox).is_none() {
+        let known: Vec<&str> = config.desks.iter().flat_map(|d| d.inboxes.iter().map(|i| i.name.as_str())).collect();
+        eprintln!("loket: unknown inbox `{inbox}`; known: {}", known.join(", "));
+        return ExitCode::from(EX_USAGE);
+    }
+    let files = match message_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("loket: cannot list the messages: {e}");
+            return ExitCode::from(EX_IOERR);
+        }
+    };
+    let (max, batch) = (config.limits.max_message_bytes, config.limits.batch_messages.max(1));
+    let app = match App::open(config).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("loket: {e}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    let (mut temporary, mut refused) = (false, false);
+    for chunk in files.chunks(batch) {
+        let mut read = Vec::with_capacity(chunk.len());
+        for f in chunk {
+            let mut raw = Vec::new();
+            match std::fs::File::open(f).and_then(|h| h.take(max as u64 + 1).read_to_end(&mut raw)) {
+                Err(e) => {
+                    refused = true;
+                    let _ = outln!("{}", serde_json::json!({"file": f, "error": format!("cannot read: {e}")}));
+                }
+                Ok(_) if raw.len() > max => {
+                    refused = true;
+                    let error = format!("larger than limits.max_message_bytes ({max} bytes)");
+                    let _ = outln!("{}", serde_json::json!({"file": f, "error": error}));
+                }
+                Ok(_) => read.push((f, raw)),
+            }
+        }
+        let now = loket::now_ms();
+        let incoming: Vec<Incoming> = read.iter().map(|(_, raw)| Incoming { raw, now }).collect();
+        let results = app.pipeline.process_batch(inbox, &incoming).await;
+        for ((f, _), r) in read.iter().zip(results) {
+            let line = match r {
+                Ok(outcome) => {
+                    let mut v = serde_json::to_value(&outcome).unwrap_or_default();
+                    v["file"] = serde_json::json!(f);
+                    v
+                }
+                Err(e) => {
+                    temporary |= e.is_temporary();
+                    refused |= !e.is_temporary();
+                    serde_json::json!({"file": f, "error": e.to_string()})
+                }
+            };
+            let _ = outln!("{line}");
+        }
+    }
+    app.store.close().await;
+    ExitCode::from(if temporary {
+        EX_TEMPFAIL
+    } else if refused {
+        EX_DATAERR
+    } else {
+        0
+    })
 }
 
 fn fmt_time(ms: i64) -> String {

@@ -72,12 +72,39 @@ impl OutboxWorker {
         let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
         let lease = now + (timeout + 5) * 1000;
         let limit = self.cfg.concurrency.max(1) as i64;
-        let items =
+        let mut items =
             store::claim_outbox(self.store.pool(), self.store.backend(), &self.worker_id, now, lease, limit).await?;
+        if let Some(per_minute) = self.cfg.sender_per_minute {
+            items = self.within_rate(per_minute, items, now).await?;
+        }
         let n = items.len();
         let results = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(n)
+    }
+
+    /// The claimed rows whose sender's minute has room (`outbound.sender_per_minute`); the others
+    /// are put back to wait, without an attempt counted. Chat rows are not limited here.
+    async fn within_rate(
+        &self,
+        per_minute: u32,
+        items: Vec<store::OutboxItem>,
+        now: i64,
+    ) -> Result<Vec<store::OutboxItem>, store::StoreError> {
+        let email = |i: &store::OutboxItem| Channel::parse(&i.channel) == Some(Channel::Email);
+        let claimed: Vec<(i64, String)> = items.iter().filter(|i| email(i)).map(|i| (i.id, i.sender.clone())).collect();
+        if claimed.is_empty() {
+            return Ok(items);
+        }
+        let sent = store::sends_since(self.store.pool(), now - crate::send_rate::WINDOW_MS).await?;
+        let admission = crate::send_rate::admit(per_minute, now, &sent, &claimed);
+        if admission.held.is_empty() {
+            return Ok(items);
+        }
+        tracing::info!(held = admission.held.len(), per_minute, "outbox: sender's rate reached; messages wait");
+        store::hold_outbox(self.store.pool(), &admission.held).await?;
+        let held: std::collections::HashSet<i64> = admission.held.iter().map(|&(id, _)| id).collect();
+        Ok(items.into_iter().filter(|i| !held.contains(&i.id)).collect())
     }
 
     async fn deliver(&self, item: store::OutboxItem) -> Result<(), store::StoreError> {

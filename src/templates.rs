@@ -71,6 +71,8 @@ pub const REQUIRED: &[&str] = &[
     "chat_status",
     "chat_tickets",
     "chat_notice",
+    "participant_copy",
+    "merged",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -63,6 +63,8 @@ pub struct DeskSettings {
     pub reopen_days: Option<u32>,
     pub response_promise: Option<String>,
     pub participants: ParticipantPolicy,
+    /// Lower-cased, without a leading `@`.
+    pub participant_domains: Vec<String>,
     /// Checked, without the days of its holiday files.
     pub sla: Option<Sla>,
     pub telegram: Option<Telegram>,
@@ -233,6 +235,14 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
     }
     if !(1..=256).contains(&raw.outbound.concurrency) {
         problems.push(p("outbound.concurrency: must be from 1 to 256".into()));
+    }
+    if raw.outbound.sender_per_minute == Some(0) {
+        problems.push(p("outbound.sender_per_minute: must be at least 1 (leave it out for no limit)".into()));
+    }
+    // A relay with a provider preset keeps to the provider's own cap unless the file sets one.
+    if raw.outbound.sender_per_minute.is_none() && raw.outbound.transport == TransportKind::Smtp {
+        let provider = raw.outbound.smtp.as_ref().and_then(|s| s.oauth.as_ref()).map(|o| o.provider);
+        raw.outbound.sender_per_minute = provider.and_then(crate::oauth::config::Provider::sends_per_minute);
     }
     if !(1..=1000).contains(&raw.limits.batch_messages) {
         problems.push(p("limits.batch_messages: must be from 1 to 1000".into()));
@@ -461,6 +471,12 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 reopen_days: d.reopen_days,
                 response_promise: d.response_promise.clone(),
                 participants: d.participants,
+                participant_domains: d
+                    .participant_domains
+                    .iter()
+                    .map(|x| x.trim().trim_start_matches('@').to_ascii_lowercase())
+                    .filter(|x| !x.is_empty())
+                    .collect(),
                 sla,
                 telegram,
                 whatsapp,
@@ -580,6 +596,29 @@ mod tests {
         assert!(all[3].contains("invalid type: integer `5`"), "a wrong type ends the reading: {all:#?}");
         let all = problems("[storage\n");
         assert!(all.len() == 1 && all[0].contains("line 1"), "{all:#?}");
+    }
+
+    #[test]
+    fn a_microsoft_relay_keeps_to_thirty_mails_a_minute_per_mailbox_unless_the_file_says_otherwise() {
+        let rate = |extra: &str| {
+            let text = format!(
+                "[outbound]\ntransport = \"smtp\"\n{extra}[outbound.smtp]\nhost = \"127.0.0.1\"\nuser = \"hero@example.test\"\n\
+                 [outbound.smtp.oauth]\nprovider = \"microsoft365\"\ntenant = \"contoso.onmicrosoft.com\"\n\
+                 client_id = \"app\"\nclient_secret_env = \"S\"\n\
+                 [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"seeds/hero.toml\"\n\
+                 [[desk.inbox]]\nname = \"hero\"\naddress = \"hero@example.test\"\n"
+            );
+            let env = |k: &str| (k == "S").then(|| "secret".to_string());
+            match parse(Path::new(NOWHERE), &text, env) {
+                Ok(Parsed { settings: Ok(s), .. }) => s.outbound.sender_per_minute,
+                Ok(Parsed { settings: Err(p), .. }) => panic!("{p:?}"),
+                Err(ConfigErrors(p)) => panic!("{p:?}"),
+            }
+        };
+        assert_eq!(rate(""), Some(30));
+        assert_eq!(rate("sender_per_minute = 100\n"), Some(100));
+        let zero = problems("[outbound]\nsender_per_minute = 0\n");
+        assert_eq!(zero.iter().filter(|p| p.contains("outbound.sender_per_minute: must be at least 1")).count(), 1);
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub struct OutboundConfig {
     /// carries many messages, one after the other).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Messages one sender mailbox may send a minute, where the provider caps it (Exchange
+    /// Online: 30); rows over it wait for room (back-pressure, no failed attempt). Off by default.
+    #[serde(default)]
+    pub sender_per_minute: Option<u32>,
 }
 
 fn default_concurrency() -> usize {
@@ -159,6 +163,7 @@ impl Default for OutboundConfig {
             max_backoff_secs: default_max_backoff(),
             poll_interval_ms: default_poll_ms(),
             concurrency: default_concurrency(),
+            sender_per_minute: None,
         }
     }
 }
@@ -390,6 +395,10 @@ pub struct DeskConfig {
     /// `all`. Anyone else who writes to a ticket gets a ticket of their own.
     #[serde(default)]
     pub participants: ParticipantPolicy,
+    /// Domains whose addresses in To/Cc of a request are admitted as participants besides what
+    /// `participants` admits (partner offices), unless `participants = "off"`.
+    #[serde(default)]
+    pub participant_domains: Vec<String>,
     /// Working calendar and service-level targets.
     #[serde(default)]
     pub sla: Option<crate::sla::SlaConfig>,

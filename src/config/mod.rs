@@ -111,6 +111,8 @@ pub struct Desk {
     pub reopen_days: u32,
     pub response_promise: Option<String>,
     pub participants: ParticipantPolicy,
+    /// Domains always admitted as participants (unless the policy is `off`).
+    pub participant_domains: Vec<String>,
     pub sla: Option<crate::sla::Sla>,
     pub telegram: Option<Telegram>,
     pub whatsapp: Option<Whatsapp>,
@@ -232,6 +234,7 @@ impl Config {
                     attachments: d.attachments,
                     response_promise: d.response_promise,
                     participants: d.participants,
+                    participant_domains: d.participant_domains,
                     sla,
                     telegram: d.telegram,
                     whatsapp: d.whatsapp,

@@ -39,7 +39,7 @@ pub enum Mechanism {
     /// Google's and Microsoft's `XOAUTH2` (IMAP and SMTP).
     #[default]
     Xoauth2,
-    /// RFC 7628 `OAUTHBEARER` (IMAP only: lettre has no OAUTHBEARER for SMTP).
+    /// RFC 7628 `OAUTHBEARER` (IMAP, and SMTP on connections Loket logs in itself).
     Oauthbearer,
 }
 
@@ -62,7 +62,7 @@ pub struct OAuthConfig {
     /// `client-credentials` (default) or `refresh-token`.
     #[serde(default)]
     pub flow: Flow,
-    /// `xoauth2` (default) or `oauthbearer` (IMAP only).
+    /// `xoauth2` (default) or `oauthbearer`.
     #[serde(default)]
     pub mechanism: Mechanism,
     /// Microsoft: the directory (tenant) id or a verified domain (`contoso.onmicrosoft.com`).
@@ -111,6 +111,16 @@ impl Provider {
         match self {
             Provider::Microsoft365 => "outlook.office365.com",
             Provider::Google => "imap.gmail.com",
+        }
+    }
+
+    /// How many messages one mailbox may send a minute through the provider's SMTP, where it
+    /// documents a per-minute cap (Exchange Online: 30); the default of `outbound.sender_per_minute`.
+    pub fn sends_per_minute(self) -> Option<u32> {
+        match self {
+            Provider::Microsoft365 => Some(30),
+            // Gmail's caps are per day (2,000 for Workspace), which a rate per minute cannot keep.
+            Provider::Google => None,
         }
     }
 
@@ -308,9 +318,6 @@ pub fn check_smtp(
         }
         if smtp.password_env.is_some() {
             problems.push("outbound.smtp.password_env: give `password_env` or `[oauth]`, not both".into());
-        }
-        if o.mechanism == Mechanism::Oauthbearer {
-            problems.push("outbound.smtp.oauth.mechanism: SMTP supports `xoauth2` only".into());
         }
         match &smtp.user {
             None => problems.push("outbound.smtp.user: required with `[oauth]` (the mailbox's address)".into()),

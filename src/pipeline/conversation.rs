@@ -13,8 +13,11 @@ use crate::domain::EmailAddress;
 use crate::mail::loopguard::MailKind;
 use crate::mail::parse::ParsedMail;
 use crate::store::{self, Ticket};
-use crate::ticket::command;
-use crate::ticket::decide::{Actor, Decision, Flow, Intent as Touch, Said, Send, ToRequester, decide};
+use crate::ticket::behalf;
+use crate::ticket::command::{self, Command};
+use crate::ticket::decide::{
+    Actor, Decision, Flow, Intent as Touch, MergeInto, ParticipantChange, Said, Send, ToRequester, decide,
+};
 use crate::ticket::reading;
 use crate::ticket::thread::{SenderRole, sender_role};
 use crate::ticket::token::tokens_in;
@@ -33,6 +36,18 @@ pub(crate) struct About<'a> {
 /// The part of a reply the sender wrote now.
 fn fresh_text(mail: &ParsedMail) -> String {
     crate::mail::trim::trim_reply(&mail.text).text.trim().to_string()
+}
+
+/// The ticket `t` leads to: itself, or, when it was merged (merged tickets are closed), the
+/// ticket it was merged into.
+pub(crate) async fn survivor(tx: &mut store::Tx, t: Ticket) -> Result<Ticket, store::StoreError> {
+    if !t.is_finished() {
+        return Ok(t);
+    }
+    match store::merged_into(tx, t.id).await? {
+        Some(into) => Ok(store::ticket_by_id(tx, into).await?.unwrap_or(t)),
+        None => Ok(t),
+    }
 }
 
 impl Pipeline {
@@ -69,6 +84,73 @@ impl Pipeline {
                 out.reason = Some(format!("sender is not a party to {}: opened a ticket of their own", t.number));
                 Ok(out)
             }
+        }
+    }
+
+    /// An agent's new mail to the desk (it threads to no ticket): a request brought for someone
+    /// else (`ticket::behalf`: a `#requester` line, a forwarded mail) opens the ticket for that
+    /// person, who gets the acknowledgement; the agent's words above a forward are an internal
+    /// note. Anything else is the agent's own request.
+    pub(crate) async fn on_behalf(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        msg: store::NewMessage<'_>,
+    ) -> Result<Outcome, PipelineError> {
+        let agent = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
+        let is_desk = |a: &EmailAddress| h.desk.is_own_address(a) || h.desk.agent(a).is_some();
+        let b = match behalf::read(&mail.subject, &mail.text, is_desk) {
+            Ok(Some(b)) => b,
+            Ok(None) => match msg.raw.and_then(|raw| behalf::attached(&mail.subject, raw, &mail.text, is_desk)) {
+                Some(b) => b,
+                None => return self.create(tx, h, mail, msg, MailKind::Human, None, None).await,
+            },
+            Err(reason) => {
+                // Opened as the agent's own, so nothing is lost; the event says why not for another.
+                let mut out = self.create(tx, h, mail, msg, MailKind::Human, None, None).await?;
+                if let Some(t) = self.created(tx, h, &out).await? {
+                    self.event(tx, h, t.id, agent.as_str(), "on_behalf_refused", &json!({ "reason": reason })).await?;
+                    if let Some(a) = h.desk.agent(&agent) {
+                        // The agent is told why, under the ticket it became.
+                        let mut ctx = self.base_ctx(h, &t);
+                        ctx.reason = reason.clone();
+                        self.queue(tx, h, &t, OutMail::to_agent(a, h.desk.language, "agent_refused", ctx)).await?;
+                    }
+                }
+                out.reason = Some(format!("not opened for someone else: {reason}"));
+                return Ok(out);
+            }
+        };
+        // The request as the requester would have sent it, without the agent's mail's thread
+        // (the acknowledgement is the first mail the requester gets about it).
+        let mut request = mail.clone();
+        request.from = Some(crate::mail::parse::Mailbox { name: b.name.clone(), address: b.requester.clone() });
+        request.reply_to = None;
+        request.subject = b.subject.clone();
+        request.text = b.text.clone();
+        request.to.clear();
+        request.cc.clear();
+        request.message_id = None;
+        request.references.clear();
+        request.in_reply_to.clear();
+        let mut out = self.create(tx, h, &request, msg, MailKind::Human, None, None).await?;
+        if let Some(t) = self.created(tx, h, &out).await? {
+            let detail = json!({ "agent": agent.as_str(), "via": b.via.as_str(), "requester": b.requester.as_str() });
+            self.event(tx, h, t.id, agent.as_str(), "on_behalf", &detail).await?;
+            if !b.note.is_empty() {
+                self.event(tx, h, t.id, agent.as_str(), "note", &json!({ "text": b.note })).await?;
+            }
+            out.reason = Some(format!("opened for {} by {} ({})", b.requester, agent, b.via.as_str()));
+        }
+        Ok(out)
+    }
+
+    /// The ticket an outcome created, if it created one.
+    async fn created(&self, tx: &mut store::Tx, h: &Here<'_>, out: &Outcome) -> Result<Option<Ticket>, PipelineError> {
+        match (&out.ticket, out.action) {
+            (Some(n), Action::Created) => Ok(store::ticket_by_number(tx, &h.desk.id, n).await?),
+            _ => Ok(None),
         }
     }
 
@@ -142,8 +224,38 @@ impl Pipeline {
         let row = self.append(tx, h, mail, msg, &t).await?;
         let reason = d.reason.clone();
         let about = About { mail, row, actor: sender.as_str(), sender: Some(&sender), agent };
-        self.settle(tx, h, &t, d, Some(&about)).await?;
+        let mut d = d;
+        let merge = d.merge.take();
+        for change in std::mem::take(&mut d.participants) {
+            match change {
+                ParticipantChange::Add(a) => {
+                    store::insert_participants(tx, t.id, &[a.to_string()], "agent", h.now).await?;
+                }
+                ParticipantChange::Remove(a) => store::remove_participant(tx, t.id, a.as_str()).await?,
+            }
+        }
+        let t2 = self.settle(tx, h, &t, d, Some(&about)).await?;
+        if let Some(into) = merge {
+            self.merge(tx, h, &t2, &into, sender.as_str()).await?;
+        }
         Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason })
+    }
+
+    /// Merges ticket `t` (already closed by the decision, its notice queued) into `into`: its
+    /// messages and participants move there, and its number and any ticket merged into it
+    /// before now lead there, so that later replies to either number thread to the survivor.
+    async fn merge(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &Ticket,
+        into: &MergeInto,
+        actor: &str,
+    ) -> Result<(), PipelineError> {
+        store::merge_tickets(tx, t.id, into.id, h.now).await?;
+        let detail = json!({ "from": t.number.as_str() });
+        self.event(tx, h, into.id, actor, "merged_from", &detail).await?;
+        Ok(())
     }
 
     /// Settles decision `d` on ticket `t` once its message (if any) is stored: the events in one
@@ -198,8 +310,21 @@ impl Pipeline {
         let agent = about.and_then(|a| a.agent);
         let actor = sender.map_or("loket", |s| s.as_str());
         match send {
-            Send::Requester(ToRequester { template, text, missing, refused_files, answering, personal, record }) => {
+            Send::Requester(ToRequester {
+                template,
+                text,
+                missing,
+                refused_files,
+                answering,
+                personal,
+                record,
+                copy_participants,
+                linked,
+            }) => {
                 let mut ctx = self.base_ctx(h, t);
+                if let Some(n) = linked {
+                    ctx.ticket.linked_number = n.to_string();
+                }
                 if !text.is_empty() {
                     ctx.text = text.clone();
                     ctx.reason = text;
@@ -215,11 +340,15 @@ impl Pipeline {
                 if personal {
                     out = out.personal();
                 }
+                let copy = copy_participants.then(|| out.ctx.clone());
                 if let Some(r) = self.queue(tx, h, t, out).await?
                     && let Some(kind) = record
                 {
                     let detail = json!({ "template": template, "message": r });
                     self.event(tx, h, t.id, actor, kind, &detail).await?;
+                }
+                if let Some(ctx) = copy {
+                    self.copy_to_participants(tx, h, t, template, ctx, personal).await?;
                 }
             }
             Send::Agents { event, text } => {
@@ -252,6 +381,43 @@ impl Pipeline {
                 }
                 self.queue(tx, h, t, out).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// A copy of a message to the requester for each participant of email ticket `t` (agents'
+    /// replies, the resolution notice): the same words in `participant_copy`, which tells them
+    /// why they get it and that only the requester confirms.
+    async fn copy_to_participants(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &Ticket,
+        template: &'static str,
+        ctx: crate::templates::MailContext,
+        personal: bool,
+    ) -> Result<(), PipelineError> {
+        if t.channel != Channel::Email {
+            return Ok(());
+        }
+        let participants = store::participants(tx, t.id).await?;
+        let mut copied = Vec::new();
+        let mut ctx = ctx;
+        ctx.event = template.to_string();
+        for p in participants {
+            let mut out = OutMail::to_requester(t, "participant_copy", ctx.clone());
+            out.to = p.clone();
+            out.to_name = None;
+            if personal {
+                out = out.personal();
+            }
+            if self.queue(tx, h, t, out).await?.is_some() {
+                copied.push(p.to_string());
+            }
+        }
+        if !copied.is_empty() {
+            let detail = json!({ "template": template, "to": copied });
+            self.event(tx, h, t.id, "loket", "copied_to_participants", &detail).await?;
         }
         Ok(())
     }
@@ -307,17 +473,35 @@ impl Pipeline {
         let actor = agent.address.as_str();
         let mut ids = mail.references.clone();
         ids.extend(mail.in_reply_to.iter().cloned());
-        let token_ok = self.config.signer.as_ref().is_some_and(|s| {
-            tokens_in(&ids)
-                .iter()
-                .any(|(number, token)| number == t.number.as_str() && s.verify(&h.desk.id, number, actor, token))
-        });
+        let tokens = tokens_in(&ids);
+        let valid = |number: &str| {
+            self.config
+                .signer
+                .as_ref()
+                .is_some_and(|s| tokens.iter().any(|(n, token)| n == number && s.verify(&h.desk.id, n, actor, token)))
+        };
+        let mut token_ok = valid(t.number.as_str());
+        if !token_ok && tokens.iter().any(|(n, _)| n != t.number.as_str()) {
+            // A notification of a ticket merged into this one still carries the agent's word.
+            token_ok = store::numbers_merged_into(tx, t.id).await?.iter().any(|n| valid(n));
+        }
         let reply = if token_ok {
             command::parse(&fresh_text(mail)).map_err(|e| e.to_string())
         } else {
             Err("the reply carries no valid ticket token: reply to the notification Loket sent to your address".into())
         };
-        let d = decide(&t, &Touch::Agent { agent, reply }, h.desk, h.now);
+        // The ticket a `#merge` names, looked up at this desk only.
+        let named: Vec<_> = match &reply {
+            Ok(r) => r
+                .commands
+                .iter()
+                .filter_map(|c| if let Command::Merge(n) = c { Some(n.clone()) } else { None })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let found =
+            if named.is_empty() { Vec::new() } else { store::tickets_by_numbers(tx, &t.desk, &named[..1]).await? };
+        let d = decide(&t, &Touch::Agent { agent, reply, target: found.first() }, h.desk, h.now);
         self.carry_out(tx, h, mail, msg, t, Some(agent), d).await
     }
 }

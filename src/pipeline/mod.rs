@@ -246,7 +246,7 @@ impl Pipeline {
                 Ok(mail) => {
                     let delay = mail.date_ms.map(|d| m.now - d);
                     (
-                        self.apply_isolated(&mut tx, desk, ib, m, mail).await?,
+                        self.apply_or_quarantine(Some(&mut tx), desk, ib, m, mail).await?.0,
                         Some(loopguard::classify(mail, &desk.own_addresses)),
                         delay,
                     )
@@ -263,37 +263,19 @@ impl Pipeline {
         Ok(done.into_iter().map(|(outcome, kind, delay)| self.processed(desk, ib, outcome, kind, delay)).collect())
     }
 
-    /// A batch of one, as a quiet inbox delivers it: no savepoints. A unique-constraint race with
-    /// another instance is tried once more; a permanent error rolls the transaction back and
-    /// quarantines the message in a new one.
+    /// A batch of one, as a quiet inbox delivers it: no savepoints.
     async fn commit_one(&self, desk: &Desk, ib: &InboxConfig, m: &Incoming<'_>) -> Result<Outcome, PipelineError> {
         let mail = match parse::parse(m.raw) {
             Err(e) => return self.quarantine(desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await,
             Ok(mail) => mail,
         };
-        let mut last = None;
-        for _ in 0..2 {
-            let mut tx = self.store.begin().await?;
-            match self.apply(&mut tx, desk, ib, m.raw, &mail, m.now, false).await {
-                Ok(outcome) => {
-                    tx.commit().await.map_err(StoreError::from)?;
-                    self.outbox_wakeup.notify_one();
-                    let kind = loopguard::classify(&mail, &desk.own_addresses);
-                    return Ok(self.processed(desk, ib, outcome, Some(kind), mail.date_ms.map(|d| m.now - d)));
-                }
-                Err(e) if e.is_temporary() => return Err(e),
-                Err(e) => {
-                    let retry = matches!(&e, PipelineError::Store(s) if s.is_unique_violation());
-                    last = Some(e);
-                    if !retry {
-                        break;
-                    }
-                }
-            }
+        let (outcome, applied) = self.apply_or_quarantine(None, desk, ib, m, &mail).await?;
+        if !applied {
+            return Ok(outcome);
         }
-        let e = last.expect("the loop ends with an error");
-        tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
-        self.quarantine(desk, ib, m.raw, m.raw.len(), &format!("cannot be processed: {e}"), m.now).await
+        self.outbox_wakeup.notify_one();
+        let kind = loopguard::classify(&mail, &desk.own_addresses);
+        Ok(self.processed(desk, ib, outcome, Some(kind), mail.date_ms.map(|d| m.now - d)))
     }
 
     /// After the commit: the message's metrics and log line.
@@ -317,31 +299,29 @@ impl Pipeline {
         outcome
     }
 
-    /// One parsed message inside a batch, under a savepoint. A unique-constraint race with another
-    /// instance is tried once more (and then found as the duplicate it is); a permanent error
-    /// rolls the message back and quarantines it with the reason, so that one message that
-    /// cannot be processed never stalls the inbox behind it. A temporary error is returned.
-    async fn apply_isolated(
+    /// One parsed message: inside `batch`'s transaction under a savepoint, or (`None`) in a
+    /// transaction of its own that is committed. A unique-constraint race with another instance
+    /// is tried once more (and then found as the duplicate it is); a permanent error rolls the
+    /// message back and quarantines it with the reason (`false`: not applied), so that one message
+    /// that cannot be processed never stalls the inbox behind it. A temporary error is returned.
+    async fn apply_or_quarantine(
         &self,
-        tx: &mut store::Tx,
+        mut batch: Option<&mut store::Tx>,
         desk: &Desk,
         ib: &InboxConfig,
         m: &Incoming<'_>,
         mail: &ParsedMail,
-    ) -> Result<Outcome, PipelineError> {
+    ) -> Result<(Outcome, bool), PipelineError> {
         let mut last = None;
         for _ in 0..2 {
-            store::savepoint(tx).await?;
-            match self.apply(tx, desk, ib, m.raw, mail, m.now, false).await {
-                Ok(outcome) => {
-                    store::release_savepoint(tx).await?;
-                    return Ok(outcome);
-                }
+            let attempt = match batch.as_deref_mut() {
+                Some(tx) => self.apply_under_savepoint(tx, desk, ib, m, mail).await,
+                None => self.apply_and_commit(desk, ib, m, mail).await,
+            };
+            match attempt {
+                Ok(outcome) => return Ok((outcome, true)),
+                Err(e) if e.is_temporary() => return Err(e),
                 Err(e) => {
-                    store::rollback_to_savepoint(tx).await?;
-                    if e.is_temporary() {
-                        return Err(e);
-                    }
                     let retry = matches!(&e, PipelineError::Store(s) if s.is_unique_violation());
                     last = Some(e);
                     if !retry {
@@ -353,7 +333,45 @@ impl Pipeline {
         let e = last.expect("the loop ends with an error");
         tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
         let reason = format!("cannot be processed: {e}");
-        self.quarantine_in(tx, desk, ib, m.raw, m.raw.len(), &reason, m.now).await
+        let outcome = match batch {
+            Some(tx) => self.quarantine_in(tx, desk, ib, m.raw, m.raw.len(), &reason, m.now).await?,
+            None => self.quarantine(desk, ib, m.raw, m.raw.len(), &reason, m.now).await?,
+        };
+        Ok((outcome, false))
+    }
+
+    async fn apply_under_savepoint(
+        &self,
+        tx: &mut store::Tx,
+        desk: &Desk,
+        ib: &InboxConfig,
+        m: &Incoming<'_>,
+        mail: &ParsedMail,
+    ) -> Result<Outcome, PipelineError> {
+        store::savepoint(tx).await?;
+        match self.apply(tx, desk, ib, m.raw, mail, m.now, false).await {
+            Ok(outcome) => {
+                store::release_savepoint(tx).await?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                store::rollback_to_savepoint(tx).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_and_commit(
+        &self,
+        desk: &Desk,
+        ib: &InboxConfig,
+        m: &Incoming<'_>,
+        mail: &ParsedMail,
+    ) -> Result<Outcome, PipelineError> {
+        let mut tx = self.store.begin().await?;
+        let outcome = self.apply(&mut tx, desk, ib, m.raw, mail, m.now, false).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(outcome)
     }
 
     /// Records a message that is not processed (unparseable, too large) with its bytes and reason.
@@ -455,6 +473,10 @@ impl Pipeline {
             (_, MailKind::OwnAddress) => self.ignore(tx, msg, "sent by the desk itself (loop guard)").await?,
             (Some(t), MailKind::Human) => self.on_reply(tx, &h, mail, msg, t).await?,
             (Some(t), kind) => self.append_automatic(tx, &h, mail, msg, kind, t).await?,
+            (None, MailKind::Human) if mail.from.as_ref().is_some_and(|f| desk.agent(&f.address).is_some()) => {
+                // An agent's new mail: a request for someone else (`#requester`, a forward), or their own.
+                self.on_behalf(tx, &h, mail, msg).await?
+            }
             (None, kind) if !kind.may_open_ticket() => {
                 let reason = format!("{} that concerns no known ticket", kind.as_str());
                 self.ignore(tx, msg, &reason).await?
@@ -696,9 +718,13 @@ impl Pipeline {
         }];
         if h.channel == Channel::Email {
             let recipients: Vec<EmailAddress> = mail.to.iter().chain(&mail.cc).cloned().collect();
-            let admitted = crate::ticket::thread::admitted(desk.participants, &requester.address, &recipients, |a| {
-                desk.is_own_address(a) || desk.agent(a).is_some()
-            });
+            let admitted = crate::ticket::thread::admitted(
+                desk.participants,
+                &desk.participant_domains,
+                &requester.address,
+                &recipients,
+                |a| desk.is_own_address(a) || desk.agent(a).is_some(),
+            );
             let admitted: Vec<String> = admitted.into_iter().map(String::from).collect();
             store::insert_participants(tx, ticket_id, &admitted, "cc", h.now).await?;
         }
@@ -835,14 +861,18 @@ fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
 }
 
 /// The ticket a mail belongs to: the tickets its subject tags and references name, loaded in (at
-/// most) two queries, and chosen by `ticket::thread::choose`.
+/// most) two queries, and chosen by `ticket::thread::choose`; a merged ticket leads to the one it
+/// was merged into (`conversation::survivor`).
 async fn thread(tx: &mut store::Tx, desk: &str, mail: &ParsedMail) -> Result<Option<Ticket>, StoreError> {
     use crate::ticket::thread::choose;
     let keys = ThreadKeys::of(&mail.subject, &mail.references, &mail.in_reply_to, &mail.reported_message_ids);
     let by_number = store::tickets_by_numbers(tx, desk, &keys.numbers).await?;
     if let Some(t) = choose(&keys, &by_number, &[]) {
-        return Ok(Some(t.clone()));
+        return conversation::survivor(tx, t.clone()).await.map(Some);
     }
     let by_message = store::tickets_by_message_ids(tx, desk, &keys.message_ids).await?;
-    Ok(choose(&keys, &[], &by_message).cloned())
+    match choose(&keys, &[], &by_message) {
+        Some(t) => conversation::survivor(tx, t.clone()).await.map(Some),
+        None => Ok(None),
+    }
 }

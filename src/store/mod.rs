@@ -6,10 +6,12 @@
 
 mod chat;
 pub mod file;
+mod merge;
 mod oauth;
 mod quarantine;
 mod queries;
 pub mod report;
+mod send_rate;
 pub mod sla;
 
 use std::str::FromStr;
@@ -20,9 +22,11 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use chat::*;
+pub use merge::*;
 pub use oauth::*;
 pub use quarantine::*;
 pub use queries::*;
+pub use send_rate::*;
 
 use crate::config::{StorageConfig, redact_url};
 use file::Need;

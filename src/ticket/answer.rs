@@ -198,7 +198,11 @@ const DEFER: &[&str] = &["nanti", "besok", "dulu", "sebentar", "cuti", "later", 
 
 /// Reads a requester's reply to a resolution notice. See the module documentation for the rules.
 pub fn read_answer(text: &str) -> Answer {
-    let clauses = clauses(&crate::routing::normalize::strip_quoted(text));
+    // What the requester wrote now; a quoted line never counts, even one the trimmer keeps (a
+    // reply that is nothing but a quote).
+    let own = crate::mail::trim::trim_reply(text).text;
+    let own: Vec<&str> = own.lines().filter(|l| !l.trim_start().starts_with('>')).collect();
+    let clauses = clauses(&own.join("\n"));
     let words: Vec<&str> = clauses.iter().flat_map(|c| c.words.iter().map(String::as_str)).collect();
     if words.is_empty() {
         return Answer::Unclear;

@@ -11,12 +11,17 @@
 //! #type TYPE           question | request | incident (Indonesian names accepted)
 //! #reject REASON       rejected; the reason is sent to the requester
 //! #close               closed (with the rating request)
+//! #cc ADDRESS          add ADDRESS as a participant (gets agents' replies and the resolution)
+//! #uncc ADDRESS        remove a participant
+//! #merge NUMBER        merge this ticket into the requester's other ticket NUMBER
+//! #requester ADDRESS [Name]   (a new mail to the desk) open the ticket for ADDRESS
 //! ```
 //! Commands are case-insensitive; Indonesian aliases are accepted (`#selesai`, `#tunda`,
 //! `#tugaskan`, `#eskalasi`, `#catatan`, `#prioritas`, `#kategori`, `#jenis`, `#tolak`, `#tutup`,
-//! `#abaikan` for `#waive`).
+//! `#abaikan` for `#waive`, `#gabung` for `#merge`, `#pemohon` for `#requester`).
 
-use crate::domain::{Priority, TicketType};
+use super::TicketNumber;
+use crate::domain::{EmailAddress, Priority, TicketType};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -32,6 +37,14 @@ pub enum Command {
     Close,
     /// Waive the missing requirements of a request held for them (the agent checked otherwise).
     Waive,
+    /// Add a participant: they get the agents' replies and the resolution notice.
+    Cc(EmailAddress),
+    /// Remove a participant.
+    Uncc(EmailAddress),
+    /// Merge this ticket into another open ticket of the same requester.
+    Merge(TicketNumber),
+    /// On a new mail to the desk: the ticket belongs to this address (and name), not the agent.
+    Requester(EmailAddress, Option<String>),
 }
 
 impl Command {
@@ -48,6 +61,10 @@ impl Command {
             Command::Reject(_) => "reject",
             Command::Close => "close",
             Command::Waive => "waive",
+            Command::Cc(_) => "cc",
+            Command::Uncc(_) => "uncc",
+            Command::Merge(_) => "merge",
+            Command::Requester(..) => "requester",
         }
     }
 }
@@ -70,7 +87,7 @@ impl AgentReply {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     #[error(
-        "unknown command `#{0}`; known: #resolve #pending #assign #escalate #note #priority #category #type #reject #close"
+        "unknown command `#{0}`; known: #resolve #pending #assign #escalate #note #priority #category #type #reject #close #waive #cc #uncc #merge #requester"
     )]
     Unknown(String),
     #[error("`#{0}` needs {1}")]
@@ -81,11 +98,26 @@ pub enum CommandError {
     BadType(String),
     #[error("`#category {0}`: use CATEGORY/SUBCATEGORY")]
     BadCategory(String),
+    #[error("`#{0} {1}`: {2}")]
+    BadAddress(&'static str, String, String),
+    #[error("`#merge {0}`: not a ticket number")]
+    BadNumber(String),
     #[error("more than {0} commands")]
     TooMany(usize),
 }
 
 const MAX_COMMANDS: usize = 10;
+
+/// A requester's name given with `#requester` is cut to this many characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// The address argument of `#cc`, `#uncc` and `#requester`.
+fn address(command: &'static str, arg: &str) -> Result<EmailAddress, CommandError> {
+    if arg.is_empty() {
+        return Err(CommandError::MissingArgument(command, "an email address"));
+    }
+    EmailAddress::parse(arg).map_err(|e| CommandError::BadAddress(command, arg.to_string(), e))
+}
 
 /// Parses the leading `#` lines of `text` (blank lines between them are allowed).
 pub fn parse(text: &str) -> Result<AgentReply, CommandError> {
@@ -102,16 +134,18 @@ pub fn parse(text: &str) -> Result<AgentReply, CommandError> {
             rest_start = Some(i);
             break;
         };
-        // "#A-HERO26000001" style ticket tags are not commands.
-        if cmd.chars().next().is_none_or(|c| !c.is_ascii_alphabetic()) || cmd.contains(['[', ']']) {
-            rest_start = Some(i);
-            break;
-        }
         let (word, arg) = match cmd.split_once(char::is_whitespace) {
             Some((w, a)) => (w, a.trim()),
             None => (cmd, ""),
         };
         let word = word.trim_end_matches(':').to_ascii_lowercase();
+        // "#A-HERO26000001" style ticket tags are not commands (`#merge [#A-…]` names one).
+        let names_a_ticket = matches!(word.as_str(), "merge" | "gabung");
+        if cmd.chars().next().is_none_or(|c| !c.is_ascii_alphabetic()) || (cmd.contains(['[', ']']) && !names_a_ticket)
+        {
+            rest_start = Some(i);
+            break;
+        }
         if !word.chars().all(|c| c.is_ascii_alphabetic()) {
             rest_start = Some(i);
             break;
@@ -162,6 +196,25 @@ pub fn parse(text: &str) -> Result<AgentReply, CommandError> {
             }
             "close" | "tutup" => Command::Close,
             "waive" | "abaikan" => Command::Waive,
+            "cc" => Command::Cc(address("cc", arg)?),
+            "uncc" => Command::Uncc(address("uncc", arg)?),
+            "merge" | "gabung" => {
+                if arg.is_empty() {
+                    return Err(CommandError::MissingArgument("merge", "a ticket number"));
+                }
+                let n = arg.split_whitespace().next().unwrap_or(arg);
+                let n = n.trim_matches(|c: char| c == '[' || c == ']' || c == '#');
+                Command::Merge(TicketNumber::parse(n).ok_or_else(|| CommandError::BadNumber(arg.to_string()))?)
+            }
+            "requester" | "pemohon" => {
+                let (addr, name) = match arg.split_once(char::is_whitespace) {
+                    Some((a, n)) => (a, n.trim()),
+                    None => (arg, ""),
+                };
+                let name = name.trim_matches('"').trim();
+                let name = (!name.is_empty()).then(|| name.chars().take(MAX_NAME_CHARS).collect());
+                Command::Requester(address("requester", addr)?, name)
+            }
             other => return Err(CommandError::Unknown(other.to_string())),
         };
         commands.push(c);
@@ -232,6 +285,31 @@ mod tests {
         assert_eq!(parse("#reject"), Err(CommandError::MissingArgument("reject", "a reason")));
         assert!(parse(&"#note\n".repeat(20)).is_err());
         assert!(parse("#frobnicate").unwrap_err().to_string().contains("#resolve"));
+    }
+
+    #[test]
+    fn participants_merge_and_requester() {
+        let r = parse("#cc Ani <Ani@Kemenkeu.go.id>\n#uncc x@y.test\n#gabung [#A-HERO26000002]").unwrap();
+        assert_eq!(
+            r.commands,
+            vec![
+                Command::Cc(EmailAddress::parse("ani@kemenkeu.go.id").unwrap()),
+                Command::Uncc(EmailAddress::parse("x@y.test").unwrap()),
+                Command::Merge(TicketNumber::parse("A-HERO26000002").unwrap()),
+            ]
+        );
+        let r = parse("#requester budi@kemenkeu.go.id Budi Santoso\nPrinter rusak.").unwrap();
+        assert_eq!(
+            r.commands,
+            vec![Command::Requester(EmailAddress::parse("budi@kemenkeu.go.id").unwrap(), Some("Budi Santoso".into()))]
+        );
+        assert_eq!(r.text, "Printer rusak.");
+        assert!(matches!(parse("#cc budi"), Err(CommandError::BadAddress("cc", ..))));
+        assert_eq!(parse("#requester"), Err(CommandError::MissingArgument("requester", "an email address")));
+        assert_eq!(parse("#merge 12"), Err(CommandError::BadNumber("12".into())));
+        assert_eq!(parse("#merge"), Err(CommandError::MissingArgument("merge", "a ticket number")));
+        let long = format!("#requester a@b.test {}", "x".repeat(5_000));
+        assert!(matches!(&parse(&long).unwrap().commands[0], Command::Requester(_, Some(n)) if n.len() == 100));
     }
 
     #[test]

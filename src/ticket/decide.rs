@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::answer::{Answer, read_answer};
 use super::command::{AgentReply, Command};
 use super::reading::parse_rating;
-use super::{Ticket, TicketPatch};
+use super::{Ticket, TicketNumber, TicketPatch};
 use crate::catalogue::Missing;
 use crate::config::{Agent, Desk};
 use crate::domain::{EmailAddress, PendingReason, TicketStatus};
@@ -63,8 +63,9 @@ pub enum Intent<'a> {
     Participant { text: &'a str, inbox: &'a str },
     /// A desk agent replied through the ticket's thread: `reply` is the reply's text and
     /// commands, or why it cannot be read as a verified agent reply (no valid token, a bad
-    /// command line).
-    Agent { agent: &'a Agent, reply: Result<AgentReply, String> },
+    /// command line). `target`: the ticket a `#merge` names, when the desk has one by that
+    /// number (loaded by the caller; another desk's numbers are never found).
+    Agent { agent: &'a Agent, reply: Result<AgentReply, String>, target: Option<&'a Ticket> },
     /// Machine-written mail that threads to the ticket (an auto-reply, bulk mail, a delivery
     /// report): kept on the ticket, never answered. `kind` is the loop guard's verdict.
     Automatic { kind: &'a str, inbox: &'a str, bounce: Option<&'a BounceFacts> },
@@ -124,6 +125,10 @@ pub struct ToRequester {
     pub answering: bool,
     pub personal: bool,
     pub record: Option<&'static str>,
+    /// Copied to the ticket's participants too (agents' replies, the resolution notice).
+    pub copy_participants: bool,
+    /// Another ticket the message names (the merge notice: the surviving ticket).
+    pub linked: Option<TicketNumber>,
 }
 
 impl ToRequester {
@@ -137,8 +142,25 @@ impl ToRequester {
             answering: false,
             personal: false,
             record: None,
+            copy_participants: false,
+            linked: None,
         }
     }
+}
+
+/// A change of the ticket's participants (`#cc`, `#uncc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParticipantChange {
+    Add(EmailAddress),
+    Remove(EmailAddress),
+}
+
+/// This ticket is merged into `into` (another open ticket of the same requester): its
+/// conversation moves there, replies to either number thread there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeInto {
+    pub id: i64,
+    pub number: TicketNumber,
 }
 
 /// A message to send, rendered from the ticket as it is after the patch.
@@ -184,6 +206,10 @@ pub struct Decision {
     pub sends: Vec<Send>,
     /// Why, for the log and the outcome.
     pub reason: Option<String>,
+    /// Participants added or removed, applied with the patch.
+    pub participants: Vec<ParticipantChange>,
+    /// Merged into another ticket: applied after the messages are queued.
+    pub merge: Option<MergeInto>,
 }
 
 impl Decision {
@@ -194,6 +220,8 @@ impl Decision {
             patch: TicketPatch::default(),
             sends: Vec::new(),
             reason: None,
+            participants: Vec::new(),
+            merge: None,
         }
     }
 
@@ -217,8 +245,8 @@ pub fn decide(t: &Ticket, intent: &Intent<'_>, desk: &Desk, now: i64) -> Decisio
             requester(t, text, said, missing, *refused_files, inbox, desk, now)
         }
         Intent::Participant { text, inbox } => participant(t, text, inbox),
-        Intent::Agent { agent, reply } => match reply {
-            Ok(reply) => agent_reply(t, agent, reply, desk, now),
+        Intent::Agent { agent, reply, target } => match reply {
+            Ok(reply) => agent_reply(t, agent, reply, *target, desk, now),
             Err(reason) => refusal(reason.clone(), true),
         },
         Intent::Automatic { kind, inbox, bounce } => automatic(kind, inbox, *bounce),
@@ -384,7 +412,39 @@ fn status_of(c: &Command) -> Option<TicketStatus> {
 /// Notices to the requester that carry the agent's words with them.
 const CARRIES_WORDS: &[&str] = &["resolution", "closed_by_desk", "requirements_waived"];
 
-fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: i64) -> Decision {
+/// What the ticket's participants get a copy of: the agents' words and the resolution.
+const COPIED: &[&str] = &["agent_reply", "resolution"];
+
+/// Why `#merge number` cannot merge ticket `t` into `target` (the desk's ticket of that number).
+fn merge_problem(t: &Ticket, number: &TicketNumber, target: Option<&Ticket>, reply: &AgentReply) -> Option<String> {
+    let Some(into) = target.filter(|x| x.number == *number) else {
+        return Some("no such ticket at this desk".into());
+    };
+    if into.id == t.id {
+        Some("a ticket cannot be merged into itself".into())
+    } else if into.requester_address != t.requester_address {
+        Some("it belongs to another requester; only tickets of the same requester are merged".into())
+    } else if t.is_finished() {
+        Some(format!("{} is {}", t.number, t.status))
+    } else if into.is_finished() {
+        Some(format!("{number} is {}; merge into an open ticket", into.status))
+    } else if reply.commands.iter().filter(|c| matches!(c, Command::Merge(_))).count() > 1 {
+        Some("one merge per reply".into())
+    } else if reply.commands.iter().any(|c| status_of(c).is_some()) {
+        Some("a merge closes this ticket: no status command beside it".into())
+    } else {
+        None
+    }
+}
+
+fn agent_reply(
+    t: &Ticket,
+    agent: &Agent,
+    reply: &AgentReply,
+    target: Option<&Ticket>,
+    desk: &Desk,
+    now: i64,
+) -> Decision {
     // Check everything first: a reply with one bad command changes nothing.
     let mut category = (t.category.clone(), t.subcategory.clone());
     let mut ttype = t.ticket_type;
@@ -418,6 +478,20 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
             {
                 problems.push("#escalate: no higher layer and no supervisor configured".into());
             }
+            Command::Cc(a) if *a == t.requester_address => {
+                problems.push(format!("#cc {a}: the requester gets every message already"));
+            }
+            Command::Cc(a) if desk.is_own_address(a) || desk.agent(a).is_some() => {
+                problems.push(format!("#cc {a}: the desk's own address or an agent cannot be a participant"));
+            }
+            Command::Requester(..) => problems.push(
+                "#requester: only on a new mail to the desk (not a reply), to open a ticket for someone else".into(),
+            ),
+            Command::Merge(n) => {
+                if let Some(p) = merge_problem(t, n, target, reply) {
+                    problems.push(format!("#merge {n}: {p}"));
+                }
+            }
             c if t.is_finished() && status_of(c).is_some() => problems.push(format!(
                 "#{}: ticket {} is {}; a reply from the requester opens a follow-up",
                 c.name(),
@@ -447,6 +521,7 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
     let mut status = t.status;
     let mut group = t.group_id.clone();
     let mut assignee = t.assignee.clone();
+    let mut merged: Option<TicketNumber> = None;
     for c in &reply.commands {
         let detail = match c {
             Command::Resolve => {
@@ -520,6 +595,26 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
                 to_requester.push(("closed_by_desk", words.clone()));
                 "status: closed".to_string()
             }
+            Command::Cc(a) => {
+                d.participants.push(ParticipantChange::Add(a.clone()));
+                format!("participant added: {a}")
+            }
+            Command::Uncc(a) => {
+                d.participants.push(ParticipantChange::Remove(a.clone()));
+                format!("participant removed: {a}")
+            }
+            Command::Merge(n) => {
+                // Checked above: the target is another open ticket of the same requester. This
+                // one closes as merged (no rating asked); the requester is told once.
+                let into = target.expect("checked above");
+                status = TicketStatus::Closed;
+                d.patch.closed_at = Some(Some(now));
+                d.merge = Some(MergeInto { id: into.id, number: into.number.clone() });
+                d.event(Actor::Loket, "merged", json!({ "into": n.as_str() }), false);
+                merged = Some(n.clone());
+                format!("merged into {n}")
+            }
+            Command::Requester(..) => unreachable!("refused above"),
         };
         d.event(Actor::Sender, "command", json!({ "command": c.name(), "change": detail }), true);
         changes.push(detail);
@@ -562,7 +657,15 @@ fn agent_reply(t: &Ticket, agent: &Agent, reply: &AgentReply, desk: &Desk, now: 
             text: body,
             personal: template == "agent_reply",
             record: Some("sent_to_requester"),
+            copy_participants: COPIED.contains(&template),
             ..ToRequester::new(template)
+        }));
+    }
+    if let Some(into) = merged {
+        d.sends.push(Send::Requester(ToRequester {
+            linked: Some(into),
+            record: Some("sent_to_requester"),
+            ..ToRequester::new("merged")
         }));
     }
     for (a, event) in notify {
@@ -771,7 +874,80 @@ mod tests {
     }
 
     fn agent_says<'a>(agent: &'a Agent, text: &str) -> Intent<'a> {
-        Intent::Agent { agent, reply: command::parse(text).map_err(|e| e.to_string()) }
+        Intent::Agent { agent, reply: command::parse(text).map_err(|e| e.to_string()), target: None }
+    }
+
+    fn agent_merges<'a>(agent: &'a Agent, text: &str, target: &'a Ticket) -> Intent<'a> {
+        Intent::Agent { agent, reply: command::parse(text).map_err(|e| e.to_string()), target: Some(target) }
+    }
+
+    #[test]
+    fn participants_get_replies_and_the_resolution_and_agents_name_them() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let agus = desk.find_agent("agus").unwrap();
+        let t = ticket(TicketStatus::Open);
+        let copied = |d: &Decision| -> Vec<&'static str> {
+            d.sends
+                .iter()
+                .filter_map(|s| match s {
+                    Send::Requester(r) if r.copy_participants => Some(r.template),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(copied(&decide(&t, &agent_says(agus, "Sudah kami cek."), desk, NOW)), ["agent_reply"]);
+        assert_eq!(copied(&decide(&t, &agent_says(agus, "#resolve Sudah normal."), desk, NOW)), ["resolution"]);
+        assert!(copied(&decide(&t, &agent_says(agus, "#note internal"), desk, NOW)).is_empty());
+        assert!(copied(&decide(&t, &agent_says(agus, "#reject bukan layanan kami"), desk, NOW)).is_empty());
+
+        let ani = EmailAddress::parse("ani@example.test").unwrap();
+        let d = decide(&t, &agent_says(agus, "#cc ani@example.test\n#uncc old@example.test"), desk, NOW);
+        assert_eq!(
+            d.participants,
+            [ParticipantChange::Add(ani), ParticipantChange::Remove(EmailAddress::parse("old@example.test").unwrap())]
+        );
+        assert_eq!(templates(&d), ["agent_confirmation"], "nothing goes to the requester");
+        for bad in ["#cc budi@example.test", "#cc sari@kemendag.go.id", "#requester x@example.test"] {
+            let d = decide(&t, &agent_says(agus, bad), desk, NOW);
+            assert!(d.patch.is_empty() && d.participants.is_empty(), "{bad}");
+            assert_eq!(kinds(&d), ["agent_reply_refused"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_merge_needs_another_open_ticket_of_the_same_requester() {
+        let cfg = config();
+        let desk = cfg.desk("hero").unwrap();
+        let agus = desk.find_agent("agus").unwrap();
+        let t = ticket(TicketStatus::Open);
+        let mut other = ticket(TicketStatus::New);
+        other.id = 2;
+        other.number = TicketNumber::parse("A-HERO26000002").unwrap();
+        let d = decide(&t, &agent_merges(agus, "#merge A-HERO26000002", &other), desk, NOW);
+        assert_eq!((d.patch.status, d.patch.closed_at), (Some(TicketStatus::Closed), Some(Some(NOW))));
+        assert_eq!(d.patch.rating_requested_at, None, "a merged ticket asks for no rating");
+        assert_eq!(d.merge, Some(MergeInto { id: 2, number: other.number.clone() }));
+        assert_eq!(templates(&d), ["merged", "agent_confirmation"]);
+        assert!(matches!(&d.sends[0], Send::Requester(ToRequester { linked: Some(n), .. }) if *n == other.number));
+
+        let refused = |intent: &Intent<'_>, why: &str| {
+            let d = decide(&t, intent, desk, NOW);
+            assert!(d.patch.is_empty() && d.merge.is_none(), "{why}");
+            assert!(d.reason.as_deref().is_some_and(|r| r.contains(why)), "{why}: {:?}", d.reason);
+        };
+        refused(&agent_says(agus, "#merge A-HERO26000002"), "no such ticket");
+        refused(&agent_merges(agus, "#merge A-HERO26000009", &other), "no such ticket");
+        refused(&agent_merges(agus, "#merge A-HERO26000001", &t), "into itself");
+        let mut strangers = other.clone();
+        strangers.requester_address = EmailAddress::parse("mallory@example.test").unwrap();
+        refused(&agent_merges(agus, "#merge A-HERO26000002", &strangers), "another requester");
+        let mut closed = other.clone();
+        closed.status = TicketStatus::Closed;
+        refused(&agent_merges(agus, "#merge A-HERO26000002", &closed), "merge into an open ticket");
+        refused(&agent_merges(agus, "#merge A-HERO26000002\n#resolve", &other), "no status command");
+        let d = decide(&ticket(TicketStatus::Closed), &agent_merges(agus, "#merge A-HERO26000002", &other), desk, NOW);
+        assert!(d.merge.is_none() && d.patch.is_empty());
     }
 
     fn templates(d: &Decision) -> Vec<&'static str> {
@@ -802,7 +978,11 @@ mod tests {
             inbox: "hero",
         };
         let button = |said| Intent::Requester { text: "", said, missing: &[], refused_files: false, inbox: "hero" };
+        let mut open_other = ticket(TicketStatus::Open);
+        open_other.id = 2;
+        open_other.number = TicketNumber::parse("A-HERO26000002").unwrap();
         let mut intents = vec![
+            agent_merges(agus, "#merge A-HERO26000002", &open_other),
             says("Ya, sudah jelas"),
             says("Belum, masih error"),
             says("hmm"),
@@ -810,7 +990,7 @@ mod tests {
             button(Said::Confirm),
             button(Said::Reopen),
             Intent::Participant { text: "Mohon dipercepat", inbox: "hero" },
-            Intent::Agent { agent: agus, reply: Err("no token".into()) },
+            Intent::Agent { agent: agus, reply: Err("no token".into()), target: None },
             Intent::AutoClose,
         ];
         let commands = [
@@ -826,6 +1006,9 @@ mod tests {
             "#priority P2",
             "#note cek server",
             "#resolve\n#close",
+            "#cc ani@example.test\nSudah kami cek.",
+            "#uncc ani@example.test",
+            "#merge A-HERO26000002",
         ];
         intents.extend(commands.iter().map(|c| agent_says(agus, c)));
         for from in TicketStatus::ALL {
@@ -973,7 +1156,8 @@ mod tests {
         assert!(d.patch.is_empty(), "one bad command changes nothing");
         assert!(matches!(&d.sends[..], [Send::Actor { template: "agent_refused", unverified: false, .. }]));
 
-        let d = decide(&t, &Intent::Agent { agent: agus, reply: Err("no valid token".into()) }, desk, NOW);
+        let d =
+            decide(&t, &Intent::Agent { agent: agus, reply: Err("no valid token".into()), target: None }, desk, NOW);
         assert!(d.patch.is_empty());
         assert!(matches!(&d.sends[..], [Send::Actor { template: "agent_refused", unverified: true, .. }]));
         assert_eq!(kinds(&d), ["agent_reply_refused"]);

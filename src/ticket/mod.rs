@@ -3,6 +3,7 @@
 //! passed in.
 
 pub mod answer;
+pub mod behalf;
 pub mod command;
 pub mod decide;
 mod model;

@@ -112,19 +112,22 @@ pub fn sender_role(
 }
 
 /// The addresses among `recipients` (To and Cc of a request) that `policy` admits as
-/// participants of the ticket `requester` opens: never the requester, the desk's own addresses
-/// or its agents (`is_desk`), at most 20.
+/// participants of the ticket `requester` opens, or that are in one of the `allowed` domains
+/// (unless the policy is `off`): never the requester, the desk's own addresses or its agents
+/// (`is_desk`), at most 20.
 pub fn admitted(
     policy: ParticipantPolicy,
+    allowed: &[String],
     requester: &EmailAddress,
     recipients: &[EmailAddress],
     is_desk: impl Fn(&EmailAddress) -> bool,
 ) -> Vec<EmailAddress> {
     let mut out: Vec<EmailAddress> = Vec::new();
     for r in recipients {
+        let listed = allowed.iter().any(|d| r.domain().eq_ignore_ascii_case(d));
         let admit = match policy {
             ParticipantPolicy::Off => false,
-            ParticipantPolicy::SameDomain => r.domain().eq_ignore_ascii_case(requester.domain()),
+            ParticipantPolicy::SameDomain => listed || r.domain().eq_ignore_ascii_case(requester.domain()),
             ParticipantPolicy::All => true,
         };
         if admit && r != requester && !is_desk(r) && !out.contains(r) && out.len() < 20 {
@@ -239,11 +242,20 @@ mod tests {
             a("boss@kemenkeu.go.id"),
         ];
         let desk = |x: &EmailAddress| x.as_str() == "servicedesk@kemenkeu.go.id";
-        assert!(admitted(ParticipantPolicy::Off, &me, &rcpt, desk).is_empty());
-        assert_eq!(admitted(ParticipantPolicy::SameDomain, &me, &rcpt, desk), vec![a("boss@kemenkeu.go.id")]);
+        assert!(admitted(ParticipantPolicy::Off, &[], &me, &rcpt, desk).is_empty());
+        assert_eq!(admitted(ParticipantPolicy::SameDomain, &[], &me, &rcpt, desk), vec![a("boss@kemenkeu.go.id")]);
         assert_eq!(
-            admitted(ParticipantPolicy::All, &me, &rcpt, desk),
+            admitted(ParticipantPolicy::All, &[], &me, &rcpt, desk),
             vec![a("boss@kemenkeu.go.id"), a("friend@gmail.com")]
         );
+        let partners = ["gmail.com".to_string()];
+        assert_eq!(
+            admitted(ParticipantPolicy::SameDomain, &partners, &me, &rcpt, desk),
+            vec![a("boss@kemenkeu.go.id"), a("friend@gmail.com")],
+            "an allowed domain is admitted besides the requester's own"
+        );
+        assert!(admitted(ParticipantPolicy::Off, &partners, &me, &rcpt, desk).is_empty(), "off is off");
+        let many: Vec<EmailAddress> = (0..50).map(|i| a(&format!("p{i}@kemenkeu.go.id"))).collect();
+        assert_eq!(admitted(ParticipantPolicy::SameDomain, &[], &me, &many, desk).len(), 20, "bounded");
     }
 }

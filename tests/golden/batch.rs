@@ -3,37 +3,27 @@
 //! quarantined while the others of its batch commit.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use loket::config::Config;
 use loket::pipeline::{Action, Incoming, Pipeline};
 use loket::store::Store;
-use loket::templates::Templates;
 use sqlx::Row;
 
+use crate::hero::Hero;
 use crate::runner::repo;
 
 const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
 
 async fn pipeline(dir: &Path) -> (Pipeline, Store) {
-    let cfg = format!(
-        "templates = \"{t}\"\nrules = \"{r}\"\n[storage]\nurl = \"sqlite://{db}\"\n\
-         [outbound]\ntransport = \"file\"\ndirectory = \"{out}\"\n\
-         [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\n\
-         [desk.sla]\nhours = {{ weekdays = \"08:00-16:00\" }}\nresponse = \"1h\"\nresolution = \"2d\"\n\
-         [[desk.inbox]]\nname = \"hero\"\naddress = \"hero@desk.test\"\n",
-        t = repo().join("templates").display(),
-        r = repo().join("rules").display(),
-        db = dir.join("loket.db").display(),
-        out = dir.join("out").display(),
-        s = repo().join("seeds/hero.toml").display(),
-    );
-    let path = dir.join("loket.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let cfg = Arc::new(Config::load(&path).unwrap());
-    let templates = Arc::new(Templates::load(&cfg.templates).unwrap());
-    let store = Store::open(&cfg.storage).await.unwrap();
-    (Pipeline::new(store.clone(), cfg, templates, Arc::new(tokio::sync::Notify::new())), store)
+    let db = format!("url = \"sqlite://{}\"\n", dir.join("loket.db").display());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
+    Hero {
+        storage: &db,
+        outbound: &out,
+        desk: "[desk.sla]\nhours = { weekdays = \"08:00-16:00\" }\nresponse = \"1h\"\nresolution = \"2d\"\n",
+        ..Default::default()
+    }
+    .pipeline(&repo(), dir)
+    .await
 }
 
 fn mail(from: &str, id: &str, subject: &str, body: &str) -> Vec<u8> {

@@ -974,7 +974,14 @@ async fn run_script(
                 } else {
                     Err("the reply carries no valid ticket token".to_string())
                 };
-                vec![judge(&run, b, &Intent::Agent { agent, reply }, now, &after, &outs)]
+                // The ticket a `#merge` names, as the store held it before the step.
+                let named = reply.as_ref().ok().and_then(|r| {
+                    r.commands
+                        .iter()
+                        .find_map(|c| if let command::Command::Merge(n) = c { Some(n.clone()) } else { None })
+                });
+                let target = named.and_then(|n| before.values().find(|t| t.number == n));
+                vec![judge(&run, b, &Intent::Agent { agent, reply, target }, now, &after, &outs)]
             }
         };
         for v in verdicts {

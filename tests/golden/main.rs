@@ -10,8 +10,12 @@ mod bounces;
 mod catalogue;
 mod conversations;
 mod corpus_run;
+#[path = "../common/hero.rs"]
+mod hero;
+mod ingest;
 mod mail;
 mod repo_only;
 mod routing;
 mod runner;
+mod send_rate;
 mod trimming;

@@ -79,7 +79,7 @@ async fn oauth_world_with(name: &str, client: &str, flow: &str, mechanism: &str,
                  [outbound.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout_secs = 10\nuser = \"DESK\"\n\
                  [outbound.smtp.oauth]\n{}",
                 ENV.submission_port,
-                oauth_keys(&client_id, flow, "xoauth2")
+                oauth_keys(&client_id, flow, mechanism)
             )),
             ..Default::default()
         },
@@ -154,8 +154,8 @@ async fn client_credentials_inbox_takes_mail_by_idle_and_answers_over_xoauth2() 
     drop(daemon);
 }
 
-/// OAUTHBEARER for IMAP, and `loket oauth test` naming every step; a wrong secret fails at the
-/// token endpoint with Microsoft's own words.
+/// OAUTHBEARER for IMAP and for the SMTP relay, and `loket oauth test` naming every step; a
+/// wrong secret fails at the token endpoint with Microsoft's own words.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauthbearer_and_the_test_command_name_each_step() {
     let _servers = MAIL_SERVERS.read().await;
@@ -178,7 +178,7 @@ async fn oauthbearer_and_the_test_command_name_each_step() {
         "scope: ok",
         "SASL exchange (IMAP AUTHENTICATE OAUTHBEARER",
         "mailbox access: ok",
-        "SMTP relay (AUTH XOAUTH2",
+        "SMTP relay (AUTH OAUTHBEARER",
     ] {
         assert!(out.contains(step), "missing {step} in {out}");
     }
@@ -215,6 +215,20 @@ async fn oauthbearer_and_the_test_command_name_each_step() {
         dovecot.lines().any(|l| l.contains(&format!("user=<{}>", w.desk_addr)) && l.contains("method=OAUTHBEARER")),
         "no OAUTHBEARER login"
     );
+    // The daemon answers a request through the relay with OAUTHBEARER, twice on one login.
+    let daemon = w.serve();
+    let ack = request_and_ack(&w, "budi", 1).await;
+    assert_eq!(parsed(&ack).from.as_ref().unwrap().address.as_str(), w.desk_addr);
+    request_and_ack(&w, "sari", 2).await;
+    let user = &w.desk_addr;
+    wait_for("Postfix to log the OAUTHBEARER submission", || async {
+        log("postfix.log")
+            .lines()
+            .any(|l| l.contains("sasl_method=OAUTHBEARER") && l.contains(&format!("sasl_username={user}")))
+            .then_some(())
+    })
+    .await;
+    drop(daemon);
 }
 
 /// Runs `loket oauth login --inbox hero`, approves the code at the fake IdP as `user`, waits for
