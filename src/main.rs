@@ -234,6 +234,18 @@ enum QuarantineCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// One quarantined message: why, where from, its audit entries and its headers (`--raw`:
+    /// the whole stored message, byte-exact, on standard output).
+    Show {
+        id: i64,
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Runs a quarantined message through the pipeline again, once (spam and DMARC screens
+    /// skipped: you looked at it); prints what became of it.
+    Release { id: i64 },
+    /// Deletes a quarantined message's bytes, with an audit entry.
+    Drop { id: i64 },
 }
 
 fn main() -> ExitCode {
@@ -334,6 +346,15 @@ async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
         }
         Command::Quarantine { command: QuarantineCommand::List { limit } } => {
             report(quarantine_list(&config, limit).await)
+        }
+        Command::Quarantine { command: QuarantineCommand::Show { id, raw } } => {
+            report(quarantine_show(&config, id, raw).await)
+        }
+        Command::Quarantine { command: QuarantineCommand::Release { id } } => {
+            report(quarantine_change(&config, id, true).await)
+        }
+        Command::Quarantine { command: QuarantineCommand::Drop { id } } => {
+            report(quarantine_change(&config, id, false).await)
         }
         Command::Oauth { command } => oauth(&config, command).await,
     }
@@ -874,8 +895,73 @@ async fn quarantine_list(config: &ConfigArg, limit: i64) -> anyhow::Result<()> {
         outln!("quarantine is empty")?;
     }
     for q in rows {
-        outln!("{} {} {} {} bytes: {}", q.id, fmt_time(q.created_at), q.inbox, q.size, q.reason)?;
+        outln!("{} {} {} {} {} bytes: {}", q.id, fmt_time(q.created_at), q.state, q.inbox, q.size, q.reason)?;
     }
+    Ok(())
+}
+
+async fn quarantine_show(config: &ConfigArg, id: i64, raw: bool) -> anyhow::Result<()> {
+    let config = config.load()?;
+    let store = Store::open_read_only(&config.storage).await?;
+    let (q, audit) =
+        store::show_quarantine(store.pool(), id).await?.with_context(|| format!("no quarantined message {id}"))?;
+    if raw {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(&q.raw).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        };
+    }
+    outln!("id:       {}", q.id)?;
+    outln!("desk:     {}", q.desk)?;
+    outln!("inbox:    {}", q.inbox)?;
+    outln!("received: {}", fmt_time(q.created_at))?;
+    outln!("reason:   {}", q.reason)?;
+    let kept = if q.dropped_at.is_some() {
+        "dropped".to_string()
+    } else if (q.raw.len() as i64) < q.size {
+        format!("headers only ({} of {} bytes)", q.raw.len(), q.size)
+    } else {
+        format!("{} bytes", q.size)
+    };
+    outln!("stored:   {kept}")?;
+    let state = match (q.released_at, q.dropped_at) {
+        (Some(at), _) => format!("released {}", fmt_time(at)),
+        (_, Some(at)) => format!("dropped {}", fmt_time(at)),
+        _ => "held".to_string(),
+    };
+    outln!("state:    {state}")?;
+    for a in &audit {
+        outln!("audit:    {} {} by {}: {}", fmt_time(a.at), a.action, a.actor, a.detail)?;
+    }
+    // The header section, flattened to printable text, at most 64 KiB.
+    let end = q.raw.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| q.raw.windows(2).position(|w| w == b"\n\n"));
+    let head = &q.raw[..end.unwrap_or(q.raw.len()).min(64 * 1024)];
+    if !head.is_empty() {
+        outln!("")?;
+        for line in String::from_utf8_lossy(head).lines() {
+            let line: String = line.chars().map(|c| if c.is_control() && c != '\t' { '\u{FFFD}' } else { c }).collect();
+            outln!("{line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `loket quarantine release|drop ID`.
+async fn quarantine_change(config: &ConfigArg, id: i64, release: bool) -> anyhow::Result<()> {
+    let config = config.load()?;
+    let app = App::open(config).await?;
+    let actor = format!("operator:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let now = loket::now_ms();
+    if release {
+        let outcome = app.pipeline.release_quarantined(id, &actor, now).await?;
+        outln!("{}", serde_json::to_string(&outcome)?)?;
+    } else {
+        app.pipeline.drop_quarantined(id, &actor, now).await?;
+        outln!("quarantined message {id} dropped")?;
+    }
+    app.store.close().await;
     Ok(())
 }
 

@@ -69,6 +69,7 @@ pub struct DeskSettings {
     pub sla: Option<Sla>,
     pub telegram: Option<Telegram>,
     pub whatsapp: Option<Whatsapp>,
+    pub hygiene: crate::mail::hygiene::Policy,
 }
 
 /// The files `loket.toml` names, resolved against its directory.
@@ -319,6 +320,9 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
             }
             inboxes.push(ib);
         }
+        if d.hygiene.spam_score_limit.is_some_and(|l| !l.is_finite()) {
+            problems.push(p(format!("{key}.hygiene.spam_score_limit: must be a number")));
+        }
         let mut group_ids = HashSet::new();
         let mut routes = Vec::new();
         for (j, g) in d.groups.iter().enumerate() {
@@ -476,6 +480,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 sla,
                 telegram,
                 whatsapp,
+                hygiene: d.hygiene.clone(),
             });
         }
     }

@@ -408,6 +408,10 @@ pub struct DeskConfig {
     /// The desk's WhatsApp Business number (Cloud API).
     #[serde(default)]
     pub whatsapp: Option<WhatsappConfig>,
+    /// Hygiene for public addresses: spam and DMARC failures (`[desk.hygiene]`, see
+    /// `mail::hygiene`).
+    #[serde(default)]
+    pub hygiene: crate::mail::hygiene::Policy,
 }
 
 /// `[desk.telegram]`: a bot whose messages become tickets.
@@ -516,6 +520,11 @@ pub struct InboxConfig {
     /// Maildir directory to watch (`new/` → `cur/`).
     #[serde(default)]
     pub maildir: Option<PathBuf>,
+    /// First-connection cut-off (`YYYY-MM-DD`, midnight in the desk's time zone): mail that
+    /// arrived before it (older mail already in the folder) is recorded without an
+    /// acknowledgement.
+    #[serde(default)]
+    pub since: Option<chrono::NaiveDate>,
 }
 
 /// Where an inbox's mail comes from; the file gives `imap`, `maildir` or neither.

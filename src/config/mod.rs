@@ -116,6 +116,8 @@ pub struct Desk {
     pub sla: Option<crate::sla::Sla>,
     pub telegram: Option<Telegram>,
     pub whatsapp: Option<Whatsapp>,
+    /// Spam and DMARC-failure handling (`[desk.hygiene]`).
+    pub hygiene: crate::mail::hygiene::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +238,7 @@ impl Config {
                     sla,
                     telegram: d.telegram,
                     whatsapp: d.whatsapp,
+                    hygiene: d.hygiene,
                 }
             })
             .collect();
@@ -407,6 +410,21 @@ password_env = "LOKET_TEST_UNSET_VAR"
         assert!(cfg.storage.url.starts_with("postgres://"));
         assert_eq!(cfg.desks[0].agents.len(), 3);
         assert!(cfg.desks[0].sla.is_some() && cfg.http.is_some() && cfg.signer.is_some());
+        assert_eq!(cfg.desks[0].hygiene.dmarc_fail, crate::mail::hygiene::Action::Quarantine);
+        assert_eq!(cfg.desks[0].inboxes[0].since, chrono::NaiveDate::from_ymd_opt(2026, 1, 1));
+    }
+
+    #[test]
+    fn hygiene_values_outside_their_sets_are_named() {
+        let path = repo_path("loket.toml");
+        let text = "[[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"seeds/hero.toml\"\n\
+                    [desk.hygiene]\nspam = \"delete\"\n[[desk.inbox]]\nname = \"a\"\naddress = \"hero@example.test\"\n\
+                    since = \"yesterday\"\n";
+        let all = Config::from_toml(&path, text, |_| None).unwrap_err().to_string();
+        assert!(all.contains("unknown variant `delete`, expected `no-acknowledgement` or `quarantine`"), "{all}");
+        let text = text.replace("spam = \"delete\"", "spam = \"quarantine\"");
+        let all = Config::from_toml(&path, &text, |_| None).unwrap_err().to_string();
+        assert!(all.contains("since") && all.contains("yesterday"), "{all}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 pub mod attachments;
 pub mod bounce;
+pub mod charset;
 pub mod compose;
+pub mod hygiene;
 pub mod loopguard;
 pub mod parse;
 pub mod trim;

@@ -2,6 +2,7 @@
 //! mail-parser does the MIME work; this module picks fields, normalises ids and addresses, and
 //! turns HTML into text when there is no text part.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders};
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::EmailAddress;
 use crate::mail::attachments;
 use crate::mail::bounce::{self, Bounce};
+use crate::mail::charset;
 
 /// Longest text body kept for display and routing (the raw message keeps everything).
 pub const MAX_TEXT_CHARS: usize = 256 * 1024;
@@ -88,6 +90,23 @@ pub struct AutoHeaders {
     pub auto_reply_subject: bool,
     /// The subject says the mail was generated automatically ("[Auto generated]", …).
     pub auto_generated_subject: bool,
+    /// A mailing-list server sent it: `List-Subscribe`, `List-Post`, `List-Help`, `List-Owner`,
+    /// `List-Archive`, `Mailing-List` (ezmlm), `X-MLServer` (fml), `X-Mailman-Version`,
+    /// `X-ML-Name`, `X-Mailing-List`, `X-List`.
+    pub list_server: bool,
+    /// The mail carries a returned message (`message/rfc822`, `text/rfc822-headers`): the shape
+    /// of a bounce even when the bounce recogniser found no failed recipient.
+    pub returned_message: bool,
+    /// The receiving server marked it as spam: `X-Spam-Flag: YES`, `X-Spam-Status: Yes…`,
+    /// `X-Spam: Yes`.
+    pub spam_flag: bool,
+    /// The spam score the receiving server wrote (`X-Spam-Score`, `score=` of `X-Spam-Status`,
+    /// `X-Rspamd-Score`), as its text.
+    pub spam_score: Option<String>,
+    /// An `Authentication-Results` header says `dmarc=fail`.
+    pub dmarc_fail: bool,
+    /// The date of the topmost `Received` header (the receiving server's), ms since the epoch.
+    pub received_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,19 +215,30 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     }
     let bounce = bounce::detect(&msg);
     let raw_from = raw_header(&msg, raw, &HeaderName::From);
+    let raw_from_bytes = raw_header_bytes(&msg, raw, &HeaderName::From);
+    let cs = header_charset(&msg, raw);
     let from = first_mailbox(msg.from())
+        .map(|m| repair_name(m, raw_from_bytes, cs))
         .or_else(|| raw_from.as_deref().and_then(mailbox_in_raw))
-        .or_else(|| first_mailbox(msg.sender()));
+        .or_else(|| obsolete_from(raw, cs))
+        .or_else(|| first_mailbox(msg.sender()))
+        // An empty `From: <>` from a person: the Reply-To names them (with From's display name).
+        .or_else(|| {
+            let mut m = first_mailbox(msg.reply_to())?;
+            // From's display name, unless it holds an address (it would pose as the sender).
+            m.name = m.name.or_else(|| first_name(msg.from()).filter(|n| !n.contains('@')));
+            Some(m)
+        });
     let from = match from {
         Some(m) => Some(m),
         // Delivery systems often send from the null address; a bounce needs no sender.
         None if bounce.is_some() => None,
         None => return Err(ParseError::NoSender(no_sender_reason(msg.from(), raw_from.as_deref()))),
     };
-    let text = body_text(&msg);
+    let text = body_text(&msg, raw);
     let mut attachments = Vec::new();
     for (i, part) in msg.attachments().enumerate().take(MAX_ATTACHMENTS) {
-        let filename = part.attachment_name().map(|n| truncate(n, 255));
+        let filename = attachment_name(part, raw, cs).map(|n| truncate(&n, 255));
         let content_type = part
             .content_type()
             .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase())
@@ -260,7 +290,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         from,
         to: addresses(msg.to()),
         cc: addresses(msg.cc()),
-        subject: msg.subject().map(|s| truncate(s.trim(), 998)).unwrap_or_default(),
+        subject: subject(&msg, raw, cs).map(|s| truncate(s.trim(), 998)).unwrap_or_default(),
         date_ms: msg.date().map(|d| d.to_timestamp() * 1000),
         text,
         attachments,
@@ -343,6 +373,182 @@ fn raw_header(msg: &Message, raw: &[u8], name: &HeaderName) -> Option<String> {
     Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
+/// The charset of the raw 8-bit bytes in a message's header sections (all parts' together, so
+/// that a short display name is read in the charset of a longer subject), when one is detected
+/// with confidence.
+type Charset = Option<&'static encoding_rs::Encoding>;
+
+fn header_charset(msg: &Message, raw: &[u8]) -> Charset {
+    let mut bytes = Vec::new();
+    for part in msg.parts.iter().take(MAX_MIME_PARTS) {
+        let head = raw.get(part.raw_header_offset() as usize..part.raw_body_offset() as usize).unwrap_or_default();
+        if !head.is_ascii() && std::str::from_utf8(head).is_err() {
+            bytes.extend_from_slice(&head[..head.len().min(64 * 1024)]);
+            bytes.push(b'\n');
+        }
+    }
+    charset::detect(&bytes)
+}
+
+/// A header's raw value bytes (the first one of that name on the root part).
+fn raw_header_bytes<'r>(msg: &Message, raw: &'r [u8], name: &HeaderName) -> Option<&'r [u8]> {
+    let h = msg.root_part().headers().iter().find(|h| h.name == *name)?;
+    raw.get(h.offset_start as usize..h.offset_end as usize)
+}
+
+/// Whether a raw header value needs [`charset::decode_header`] rather than mail-parser's
+/// decoding: raw 8-bit bytes that are not UTF-8, or an encoded word (whose declared charset may
+/// not fit its bytes).
+fn needs_repair(raw: &[u8]) -> bool {
+    (!raw.is_ascii() && std::str::from_utf8(raw).is_err()) || raw.windows(2).any(|w| w == b"=?")
+}
+
+/// The subject: mail-parser's, or, when that lost bytes or the raw header is 8-bit or encoded
+/// under a charset that does not fit, the raw bytes decoded by [`charset::decode_header`].
+fn subject(msg: &Message, raw: &[u8], cs: Charset) -> Option<String> {
+    let parsed = msg.subject();
+    let Some(bytes) = raw_header_bytes(msg, raw, &HeaderName::Subject) else { return parsed.map(str::to_string) };
+    let lost = parsed.is_none_or(charset::lost_bytes);
+    if needs_repair(bytes) && (lost || charset::repaired(bytes)) {
+        return Some(charset::decode_header(bytes, cs));
+    }
+    parsed.map(str::to_string)
+}
+
+/// The From display name decoded again from the raw header when mail-parser lost its bytes.
+fn repair_name(mut m: Mailbox, raw_from: Option<&[u8]>, cs: Charset) -> Mailbox {
+    let Some(bytes) = raw_from else { return m };
+    if !needs_repair(bytes) || !charset::repaired(bytes) {
+        return m;
+    }
+    let text = charset::decode_header(bytes, cs);
+    if let Some((name, _)) = text.rsplit_once('<') {
+        let name = name.trim().trim_matches('"').trim();
+        if !name.contains('@') {
+            m.name = display_name(name);
+        }
+    }
+    m
+}
+
+fn first_name(a: Option<&Address>) -> Option<String> {
+    a?.iter().find_map(|addr| addr.name().and_then(display_name))
+}
+
+/// An attachment's file name: mail-parser's, or, when that lost bytes, was split into RFC 2231
+/// continuations or came from raw 8-bit bytes, the raw parameter decoded whole
+/// ([`charset::param`]).
+fn attachment_name(part: &mail_parser::MessagePart, raw: &[u8], cs: Charset) -> Option<String> {
+    let parsed = part.attachment_name();
+    let raw_param = |header: HeaderName, param: &str| {
+        let h = part.headers().iter().find(|h| h.name == header)?;
+        let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+        let continued = bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"*1*") || w.eq_ignore_ascii_case(b"*1="));
+        let suspicious = parsed.is_none_or(charset::lost_bytes) || continued || charset::repaired(bytes);
+        if !suspicious {
+            return None;
+        }
+        charset::param(bytes, param, cs)
+    };
+    raw_param(HeaderName::ContentDisposition, "filename")
+        .or_else(|| raw_param(HeaderName::ContentType, "name"))
+        .or_else(|| parsed.map(str::to_string))
+}
+
+/// The text of body part `i` when it is `text/plain`, sent without a transfer encoding, declared
+/// US-ASCII or Latin-1, and is valid UTF-8 with non-ASCII characters: read as UTF-8.
+fn utf8_body(msg: &Message, raw: &[u8], i: usize) -> Option<String> {
+    let part = msg.parts.get(*msg.text_body.get(i)? as usize)?;
+    if !matches!(part.body, mail_parser::PartType::Text(_)) {
+        return None;
+    }
+    let encoding = part.content_transfer_encoding().map(|e| e.trim().to_ascii_lowercase());
+    if matches!(encoding.as_deref(), Some("base64" | "quoted-printable")) {
+        return None;
+    }
+    let declared = part.content_type().and_then(|c| c.attribute("charset"));
+    let bytes = raw.get(part.raw_body_offset() as usize..part.raw_end_offset() as usize)?;
+    charset::utf8_mislabelled(bytes, declared)
+}
+
+/// The sender of a From header in RFC 2822's obsolete syntax (white space before the colon,
+/// comments and folding inside the address: `From  : John Doe <jdoe@machine(comment).  example>`)
+/// or without angle brackets (`From: Test test@example.com`). Only one address may be in it: a
+/// name holding another address could be a spoof.
+fn obsolete_from(raw: &[u8], cs: Charset) -> Option<Mailbox> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| raw.windows(2).position(|w| w == b"\n\n"))?;
+    let head = String::from_utf8_lossy(&raw[..end.min(256 * 1024)]);
+    let mut value: Option<String> = None;
+    for line in head.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = value.as_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if value.is_some() {
+            break;
+        }
+        if let Some((name, rest)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("from")
+        {
+            value = Some(rest.to_string());
+        }
+    }
+    let value = strip_comments(&value?);
+    if value.matches('@').count() != 1 {
+        return None;
+    }
+    let (name, address) = match (value.rfind('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => {
+            (value[..open].to_string(), value[open + 1..close].split_whitespace().collect::<String>())
+        }
+        _ => {
+            let words: Vec<&str> = value.split_whitespace().collect();
+            let at = words.iter().position(|w| w.contains('@'))?;
+            let name: Vec<&str> = words.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, w)| *w).collect();
+            (name.join(" "), words[at].trim_matches(['<', '>', ',', ';']).to_string())
+        }
+    };
+    let address = EmailAddress::parse(&address).ok()?;
+    let name = charset::decode_header(name.trim().as_bytes(), cs);
+    Some(Mailbox { name: display_name(name.trim().trim_matches('"')), address })
+}
+
+/// Text without its RFC 5322 comments (`(…)`, nested), quoted strings kept.
+fn strip_comments(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for c in s.chars() {
+        if escaped {
+            escaped = false;
+            if depth == 0 {
+                out.push(c);
+            }
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            '"' if depth == 0 => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '(' if !quoted => depth += 1,
+            ')' if !quoted && depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The address in `<…>` of a From header the parser could not read, e.g. because its display
 /// name has an unterminated quote or invalid bytes. The name is dropped.
 fn mailbox_in_raw(raw: &str) -> Option<Mailbox> {
@@ -378,11 +584,11 @@ fn addresses(a: Option<&Address>) -> Vec<EmailAddress> {
     a.iter().filter_map(|x| EmailAddress::parse(x.address()?).ok()).take(MAX_RECIPIENTS).collect()
 }
 
-fn body_text(msg: &Message) -> String {
+fn body_text(msg: &Message, raw: &[u8]) -> String {
     // body_text() converts HTML to text when the message has only an HTML body.
     let mut text = String::new();
     for i in 0..msg.text_body_count().min(8) {
-        if let Some(t) = msg.body_text(i) {
+        if let Some(t) = utf8_body(msg, raw, i).map(Cow::Owned).or_else(|| msg.body_text(i)) {
             if !text.is_empty() {
                 text.push_str("\n\n");
             }
@@ -418,7 +624,68 @@ fn auto_headers(msg: &Message, is_bounce: bool) -> AutoHeaders {
         report_type: bounce::report_type(msg),
         auto_reply_subject: AUTO_REPLY_SUBJECT.is_match(subject),
         auto_generated_subject: AUTO_GENERATED_SUBJECT.is_match(subject),
+        list_server: LIST_SERVER_HEADERS.iter().any(|h| msg.header_raw(*h).is_some()),
+        returned_message: msg.parts.iter().any(|p| {
+            p.message().is_some()
+                || p.content_type()
+                    .is_some_and(|c| c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers")))
+        }),
+        spam_flag: header_text(msg, "X-Spam-Flag").is_some_and(|v| v.starts_with("yes"))
+            || header_text(msg, "X-Spam-Status").is_some_and(|v| v.starts_with("yes"))
+            || header_text(msg, "X-Spam").is_some_and(|v| v.starts_with("yes")),
+        spam_score: spam_score(msg),
+        dmarc_fail: all_raw(msg, "Authentication-Results").any(|v| DMARC_FAIL.is_match(v)),
+        // The topmost Received header (mail-parser's `received()` gives the last one).
+        received_ms: msg
+            .root_part()
+            .headers()
+            .iter()
+            .find(|h| h.name == HeaderName::Received)
+            .and_then(|h| match &h.value {
+                HeaderValue::Received(r) => r.date(),
+                _ => None,
+            })
+            .map(|d| d.to_timestamp() * 1000),
     }
+}
+
+/// Headers only list servers add.
+const LIST_SERVER_HEADERS: &[&str] = &[
+    "List-Subscribe",
+    "List-Post",
+    "List-Help",
+    "List-Owner",
+    "List-Archive",
+    "Mailing-List",
+    "X-MLServer",
+    "X-Mailman-Version",
+    "X-ML-Name",
+    "X-Mailing-List",
+    "X-List",
+];
+
+static DMARC_FAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bdmarc\s*=\s*fail\b").expect("valid regex"));
+static SPAM_SCORE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(?:^|score=)\s*(-?[0-9]{1,4}(?:\.[0-9]{1,3})?)").expect("valid regex"));
+
+/// Every raw value of header `name` on the root part.
+fn all_raw<'m>(msg: &'m Message, name: &'m str) -> impl Iterator<Item = &'m str> + 'm {
+    msg.root_part().headers().iter().filter(move |h| h.name.as_str().eq_ignore_ascii_case(name)).filter_map(|h| {
+        msg.raw_message.get(h.offset_start as usize..h.offset_end as usize).and_then(|b| std::str::from_utf8(b).ok())
+    })
+}
+
+/// The spam score the receiving server wrote.
+fn spam_score(msg: &Message) -> Option<String> {
+    let from = |name: &str| {
+        header_text(msg, name)
+            .and_then(|v| SPAM_SCORE.captures(&v).and_then(|c| c.get(1)).map(|m| m.as_str().to_string()))
+    };
+    from("X-Spam-Score").or_else(|| from("X-Rspamd-Score")).or_else(|| {
+        let v = header_text(msg, "X-Spam-Status")?;
+        let i = v.find("score=")?;
+        SPAM_SCORE.captures(&v[i..]).and_then(|c| c.get(1)).map(|m| m.as_str().to_string())
+    })
 }
 
 /// Subjects of automatic replies (Outlook, Exchange, Apple, Gmail and their translations). Only at the
@@ -604,6 +871,42 @@ Content-Type: text/rfc822-headers\r\n\r\nMessage-ID: <ack-1@desk.test>\r\nSubjec
         assert!(reason.starts_with("From header is not a valid address: Nama Sangat"), "{reason}");
         assert!(!reason.contains(['\r', '\n', '\t']), "{reason:?}");
         assert!(reason.chars().count() <= "From header is not a valid address: ".len() + 200, "{reason}");
+    }
+
+    #[test]
+    fn senders_in_obsolete_or_broken_syntax_are_recovered() {
+        let cases: [(&[u8], &str, Option<&str>); 5] = [
+            (b"From  : John Doe <jdoe@machine(comment).  example>\r\n", "jdoe@machine.example", Some("John Doe")),
+            (b"From: Test test@example.com\r\n", "test@example.com", Some("Test")),
+            (b"From: \"=?GB2312?B?ztI=?=\" <>\r\nReply-To: <vipyiming@126.com>\r\n", "vipyiming@126.com", Some("我")),
+            (b"From: <>\r\nSender: Budi <budi@example.test>\r\n", "budi@example.test", Some("Budi")),
+            // A display name that is an address is not shown as the sender's name.
+            (b"From: \"boss@bank.test\"\r\nReply-To: <x@example.test>\r\n", "x@example.test", None),
+        ];
+        for (head, address, name) in cases {
+            let m = parse(&from_line(head)).unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(head)));
+            let from = m.from.unwrap();
+            assert_eq!(
+                (from.address.as_str(), from.name.as_deref()),
+                (address, name),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        // Two addresses in an unparseable From: none is picked (one could be a spoof).
+        assert!(matches!(parse(&from_line(b"From: a@example.test b@example.test\r\n")), Err(ParseError::NoSender(_))));
+    }
+
+    #[test]
+    fn spam_dmarc_and_received_facts_are_read() {
+        let raw = b"Received: from mx by imap.desk.test; Tue, 10 Feb 2026 10:00:00 +0000\r\n\
+Received: from a by b; Mon, 9 Feb 2026 10:00:00 +0000\r\nAuthentication-Results: mx.desk.test; dkim=pass\r\n\
+Authentication-Results: mx.desk.test; dmarc=fail (p=reject) header.from=bank.test\r\n\
+X-Spam-Status: No, score=4.2 required=5.0\r\nFrom: a@example.test\r\nSubject: x\r\n\r\nbody\r\n";
+        let a = parse(raw).unwrap().auto;
+        assert!(a.dmarc_fail && !a.spam_flag);
+        assert_eq!(a.spam_score.as_deref(), Some("4.2"));
+        assert_eq!(a.received_ms, Some(1_770_717_600_000));
     }
 
     #[test]

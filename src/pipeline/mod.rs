@@ -9,6 +9,8 @@ mod clocks;
 mod conversation;
 mod operator;
 mod outgoing;
+mod quarantine;
+pub use quarantine::QuarantineError;
 
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ use crate::config::{Config, Desk, InboxConfig};
 use crate::domain::{Channel, Direction, EmailAddress, Impact, Language, PendingReason, TicketStatus, TicketType};
 use crate::mail::loopguard::MailKind;
 use crate::mail::parse::ParsedMail;
-use crate::mail::{attachments, compose, loopguard, parse};
+use crate::mail::{attachments, compose, hygiene, loopguard, parse};
 use crate::routing::RouteInput;
 use crate::store::{self, Store, StoreError, Ticket};
 use crate::templates::{RefusedCtx, TemplateError, Templates, When};
@@ -132,6 +134,9 @@ pub(crate) struct Here<'a> {
     pub channel: Channel,
     /// The requester's chosen language, when they chose one (chat `/bahasa`).
     pub lang: Option<Language>,
+    /// Why this message gets no acknowledgement although a person wrote it (`mail::hygiene`:
+    /// spam, DMARC failure, before the inbox's cut-off).
+    pub no_ack: Option<String>,
 }
 
 /// How a new ticket relates to an existing one.
@@ -344,7 +349,7 @@ impl Pipeline {
         mail: &ParsedMail,
     ) -> Result<Outcome, PipelineError> {
         store::savepoint(tx).await?;
-        match self.apply(tx, desk, ib, m.raw, mail, m.now).await {
+        match self.apply(tx, desk, ib, m.raw, mail, m.now, false).await {
             Ok(outcome) => {
                 store::release_savepoint(tx).await?;
                 Ok(outcome)
@@ -364,7 +369,7 @@ impl Pipeline {
         mail: &ParsedMail,
     ) -> Result<Outcome, PipelineError> {
         let mut tx = self.store.begin().await?;
-        let outcome = self.apply(&mut tx, desk, ib, m.raw, mail, m.now).await?;
+        let outcome = self.apply(&mut tx, desk, ib, m.raw, mail, m.now, false).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(outcome)
     }
@@ -407,6 +412,9 @@ impl Pipeline {
         Ok(Outcome { ticket: None, action: Action::Quarantined, reason: Some(reason.into()) })
     }
 
+    /// Parse is done; dedupe, hygiene, loop guard, threading and the rest. A message released
+    /// from the quarantine (`released`) skips the hygiene screen: an operator looked at it.
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
         tx: &mut store::Tx,
@@ -415,16 +423,27 @@ impl Pipeline {
         raw: &[u8],
         mail: &ParsedMail,
         now: i64,
+        released: bool,
     ) -> Result<Outcome, PipelineError> {
         let key = parse::idempotency_key(mail.message_id.as_deref(), raw);
         let kind = loopguard::classify(mail, &desk.own_addresses);
-        let h = self.here(desk, inbox, now)?;
+        let mut h = self.here(desk, inbox, now)?;
         if let Some(seen) = store::find_seen(tx, &desk.id, &key).await? {
             return Ok(Outcome {
                 ticket: seen.ticket_number,
                 action: Action::Duplicate,
                 reason: Some(if seen.quarantined { "already quarantined".into() } else { "already received".into() }),
             });
+        }
+        if !released {
+            let since = inbox.since.map(|d| hygiene::since_ms(d, desk.tz));
+            match hygiene::screen(mail, &desk.hygiene, since) {
+                hygiene::Screen::Pass => {}
+                hygiene::Screen::NoAcknowledgement(why) => h.no_ack = Some(why),
+                hygiene::Screen::Quarantine(why) => {
+                    return self.quarantine_in(tx, desk, inbox, raw, raw.len(), &why, now).await;
+                }
+            }
         }
         let ticket = if kind == MailKind::OwnAddress { None } else { thread(tx, &desk.id, mail).await? };
         let from = mail.from.as_ref().map(|m| m.address.as_str());
@@ -472,7 +491,7 @@ impl Pipeline {
         let inbox_addr =
             EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
         let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
-        Ok(Here { desk, inbox, inbox_addr, now, local_now, channel: Channel::Email, lang: None })
+        Ok(Here { desk, inbox, inbox_addr, now, local_now, channel: Channel::Email, lang: None, no_ack: None })
     }
 
     /// Appends an audit event (invariant 6) on the channel the message came through.
@@ -736,6 +755,9 @@ impl Pipeline {
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.
         if !kind.may_auto_reply() {
             let r = format!("no acknowledgement: {} mail", kind.as_str());
+            self.event(tx, h, ticket_id, "loket", "acknowledgement_suppressed", &json!({ "reason": r })).await?;
+        } else if let Some(why) = &h.no_ack {
+            let r = format!("no acknowledgement: {why}");
             self.event(tx, h, ticket_id, "loket", "acknowledgement_suppressed", &json!({ "reason": r })).await?;
         } else if desk.is_own_address(&requester.address) {
             let r = "no acknowledgement: requester is the desk itself";

@@ -8,6 +8,7 @@ mod chat;
 pub mod file;
 mod merge;
 mod oauth;
+mod quarantine;
 mod queries;
 pub mod report;
 mod send_rate;
@@ -23,6 +24,7 @@ use sqlx::{AnyPool, Executor};
 pub use chat::*;
 pub use merge::*;
 pub use oauth::*;
+pub use quarantine::*;
 pub use queries::*;
 pub use send_rate::*;
 

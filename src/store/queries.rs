@@ -147,6 +147,7 @@ pub async fn find_seen(conn: &mut AnyConnection, desk: &str, key: &str) -> Resul
         "SELECT t.number AS number, CAST(0 AS BIGINT) AS quarantined FROM messages m \
          LEFT JOIN tickets t ON t.id = m.ticket_id WHERE m.desk = $1 AND m.idempotency_key = $2 \
          UNION ALL SELECT NULL, CAST(1 AS BIGINT) FROM quarantine WHERE desk = $1 AND idempotency_key = $2 \
+         AND released_at IS NULL \
          ORDER BY 2 LIMIT 1",
     )
     .bind(desk)
@@ -1127,11 +1128,13 @@ pub struct QuarantineRow {
     pub reason: String,
     pub size: i64,
     pub created_at: i64,
+    /// `held`, `released` (run through the pipeline) or `dropped` (bytes deleted).
+    pub state: &'static str,
 }
 
 pub async fn list_quarantine(pool: &AnyPool, limit: i64) -> Result<Vec<QuarantineRow>> {
     let rows =
-        sqlx::query("SELECT id, desk, inbox, reason, size, created_at FROM quarantine ORDER BY id DESC LIMIT $1")
+        sqlx::query("SELECT id, desk, inbox, reason, size, created_at, released_at, dropped_at FROM quarantine ORDER BY id DESC LIMIT $1")
             .bind(limit.clamp(1, 10_000))
             .fetch_all(pool)
             .await?;
@@ -1144,6 +1147,11 @@ pub async fn list_quarantine(pool: &AnyPool, limit: i64) -> Result<Vec<Quarantin
                 reason: r.try_get("reason")?,
                 size: r.try_get("size")?,
                 created_at: r.try_get("created_at")?,
+                state: match (r.try_get::<Option<i64>, _>("released_at")?, r.try_get::<Option<i64>, _>("dropped_at")?) {
+                    (Some(_), _) => "released",
+                    (_, Some(_)) => "dropped",
+                    _ => "held",
+                },
             })
         })
         .collect()

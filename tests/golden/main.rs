@@ -9,6 +9,7 @@ mod batch;
 mod bounces;
 mod catalogue;
 mod conversations;
+mod corpus_run;
 #[path = "../common/hero.rs"]
 mod hero;
 mod ingest;

@@ -11,6 +11,7 @@ mod corpus;
 mod faults;
 mod harness;
 mod http;
+mod hygiene;
 mod mail;
 mod oauth;
 mod report;
