@@ -139,6 +139,11 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
                     };
                     supervise(&tracker, format!("maildir:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
                 }
+                InboxKind::Graph(cfg) => {
+                    let src = crate::channel::graph::source(app.pipeline.clone(), desk, inbox, cfg, &holder)
+                        .map_err(ServeError::Setup)?;
+                    supervise(&tracker, format!("graph:{}", inbox.name), cancel.clone(), move |c| src.clone().run(c));
+                }
                 InboxKind::Pipe => {
                     tracing::info!(inbox = %inbox.name, "no imap or maildir: this inbox takes mail only through `loket ingest`");
                 }

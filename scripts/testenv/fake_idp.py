@@ -24,6 +24,19 @@ For Dovecot and the tests:
   POST /_admin/expire  token=...  let an access token expire now
   POST /_admin/config  JSON body, e.g. {"introspect_fail": true} (introspection answers 503)
   GET  /_admin/stats   counters, e.g. introspection calls made by Dovecot
+Microsoft Graph mail (the endpoints Loket's Graph inbox and sendMail transport use), checking each
+bearer token against the tokens issued here (audience https://graph.microsoft.com, application
+roles Mail.ReadWrite / Mail.Send):
+  GET  /v1.0/users/{u}/mailFolders/{folder}/messages/delta[?$deltatoken=N|$skiptoken=..]
+                       pages of 5 ids ("@odata.nextLink"), then "@odata.deltaLink"; with a delta token
+                       only the changes since it (a message moved away: "@removed")
+  GET  /v1.0/users/{u}/messages/{id}/$value   the message's MIME
+  POST /v1.0/users/{u}/messages/{id}/move     {"destinationId"}: moved, with a new id (as Graph does)
+  GET  /v1.0/users/{u}/mailFolders?$filter=displayName eq 'X'    POST /v1.0/users/{u}/mailFolders {"displayName"}
+  POST /v1.0/users/{u}/sendMail   MIME as base64 text (Content-Type: text/plain): 202
+  POST /_admin/graph/deliver  JSON {user, mime_b64}: a message arrives in the user's Inbox
+  GET  /_admin/graph/mailbox?user=U&folder=F   the folder's message ids;  GET /_admin/graph/sent?user=U
+  POST /_admin/graph/config   JSON, e.g. {"fail_sends": 2} (the next two sendMail calls answer 503)
 Refresh tokens rotate strictly: each refresh returns a new one, the old one gets invalid_grant.
 State lives in memory only.  Usage: fake_idp.py --config idp.json   (start.sh writes that file)
 """
@@ -42,6 +55,8 @@ DEVICE = {}    # device_code -> {user_code, client_id, scope, exp, next_poll, st
 REVOKED = set()  # revoked grant ids
 STATS = {"introspect": 0, "introspect_active": 0, "token": 0}
 CFG = {}
+GRAPH = {"seq": 0, "boxes": {}, "sent": {}, "fail_sends": 0}  # boxes: user -> {folders, msgs}
+GRAPH_RESOURCE = "https://graph.microsoft.com"
 
 class OAuthError(Exception):
     """An OAuth error answer: HTTP status, error code, description (+ AADSTS code for Microsoft)."""
@@ -276,6 +291,149 @@ def approve_device(p, provider):
     raise OAuthError(400, "invalid_request", "unknown or expired user_code")
 
 # ---------------------------------------------------------------- HTTP --------------------------------
+
+# ---------------------------------------------------------------- Microsoft Graph mail -------------
+class GraphError(Exception):
+    def __init__(self, status, code, message):
+        super().__init__(code)
+        self.status, self.code, self.message = status, code, message
+
+def graph_box(user):
+    """The user's mailbox: well-known folder ids map to themselves; messages carry the change
+    counter (seq) of their last change, for delta queries."""
+    u = user.lower()
+    return GRAPH["boxes"].setdefault(u, {"folders": {"inbox": "Inbox"}, "msgs": {}})
+
+def graph_change(box, mid, **fields):
+    GRAPH["seq"] += 1
+    box["msgs"].setdefault(mid, {}).update(fields, seq=GRAPH["seq"])
+
+def graph_auth(headers, role):
+    auth = headers.get("Authorization", "")
+    rec = ACCESS.get(auth[7:]) if auth.startswith("Bearer ") else None
+    if rec is None or rec["grant"] in REVOKED or rec["exp"] <= now():
+        raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty, expired or not valid.")
+    if rec["aud"] != GRAPH_RESOURCE:
+        raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+    if f"{GRAPH_RESOURCE}/{role}" not in rec["scope"].split():
+        raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+
+def graph_folder_id(box, name):
+    fid = box["folders"].get(name.lower()) or (name if name in box["folders"].values() else None)
+    if fid is None:
+        raise GraphError(404, "ErrorInvalidIdMalformed", f"folder {name} not found")
+    return fid
+
+def graph_delta(base, user, folder, q):
+    box = graph_box(user)
+    fid = graph_folder_id(box, folder)
+    since = int(q.get("$deltatoken", ["0"])[0])
+    skip = q.get("$skiptoken", [""])[0]
+    if skip:
+        since, offset = (int(x) for x in skip.split("-"))
+    else:
+        offset = 0
+    changes = sorted((m["seq"], mid, m) for mid, m in box["msgs"].items() if m["seq"] > since)
+    items = []
+    for _, mid, m in changes:
+        if m["folder"] == fid:
+            items.append({"id": mid})
+        elif since:
+            items.append({"id": mid, "@removed": {"reason": "deleted"}})
+    link = f"{base}/v1.0/users/{user}/mailFolders/{folder}/messages/delta"
+    page = items[offset:offset + 5]
+    ans = {"@odata.context": f"{base}/v1.0/$metadata#Collection(message)", "value": page}
+    if offset + 5 < len(items):
+        ans["@odata.nextLink"] = f"{link}?$skiptoken={since}-{offset + 5}"
+    else:
+        ans["@odata.deltaLink"] = f"{link}?$deltatoken={GRAPH['seq']}"
+    return ans
+
+def graph_route(handler, method):
+    """Answers a Graph or /_admin/graph request; False when the path is neither."""
+    split = urllib.parse.urlsplit(handler.path)
+    path, q = split.path, urllib.parse.parse_qs(split.query)
+    parts = path.strip("/").split("/")
+    n = int(handler.headers.get("Content-Length") or 0)
+    body = handler.rfile.read(n) if n and method == "POST" else b""
+    base = CFG["base_url"]
+    try:
+        with LOCK:
+            if path == "/_admin/graph/deliver":
+                p = json.loads(body)
+                box = graph_box(p["user"])
+                mid = "AAMk" + secrets.token_urlsafe(24)
+                graph_change(box, mid, folder="Inbox", mime=base64.b64decode(p["mime_b64"]))
+                return handler.send_json(200, {"id": mid}) or True
+            if path == "/_admin/graph/mailbox":
+                box = graph_box(q["user"][0])
+                fid = graph_folder_id(box, q["folder"][0])
+                return handler.send_json(200, {"ids": [i for i, m in box["msgs"].items() if m["folder"] == fid]}) or True
+            if path == "/_admin/graph/sent":
+                sent = GRAPH["sent"].get(q["user"][0].lower(), [])
+                return handler.send_json(200, {"mime_b64": [base64.b64encode(m).decode() for m in sent]}) or True
+            if path == "/_admin/graph/config":
+                GRAPH.update(json.loads(body))
+                return handler.send_json(200, {}) or True
+            if parts[:2] != ["v1.0", "users"] or len(parts) < 4:
+                return False
+            user = urllib.parse.unquote(parts[2])
+            box = graph_box(user)
+            rest = parts[3:]
+            if method == "GET" and rest[0] == "mailFolders" and len(rest) == 4 and rest[2:] == ["messages", "delta"]:
+                graph_auth(handler.headers, "Mail.ReadWrite")
+                return handler.send_json(200, graph_delta(base, user, rest[1], q)) or True
+            if method == "GET" and rest == ["mailFolders"]:
+                graph_auth(handler.headers, "Mail.ReadWrite")
+                flt = q.get("$filter", [""])[0]
+                name = flt.split("eq", 1)[1].strip().strip("'") if "eq" in flt else ""
+                found = [{"id": fid, "displayName": dn} for dn, fid in box["folders"].items() if dn == name.lower()]
+                return handler.send_json(200, {"value": found}) or True
+            if method == "POST" and rest == ["mailFolders"]:
+                graph_auth(handler.headers, "Mail.ReadWrite")
+                name = json.loads(body)["displayName"]
+                if name.lower() in box["folders"]:
+                    raise GraphError(409, "ErrorFolderExists", "A folder with the specified name already exists.")
+                fid = "AQMk" + secrets.token_urlsafe(16)
+                box["folders"][name.lower()] = fid
+                return handler.send_json(201, {"id": fid, "displayName": name}) or True
+            if rest[0] == "messages" and len(rest) == 3:
+                graph_auth(handler.headers, "Mail.ReadWrite")
+                m = box["msgs"].get(rest[1])
+                if m is None:
+                    raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                if method == "GET" and rest[2] == "$value":
+                    handler.send_response(200)
+                    handler.send_header("Content-Type", "text/plain")
+                    handler.send_header("Content-Length", str(len(m["mime"])))
+                    handler.end_headers()
+                    handler.wfile.write(m["mime"])
+                    return True
+                if method == "POST" and rest[2] == "move":
+                    dest = json.loads(body)["destinationId"]
+                    if dest not in box["folders"].values():
+                        raise GraphError(404, "ErrorInvalidIdMalformed", "Id is malformed.")
+                    new = "AAMk" + secrets.token_urlsafe(24)
+                    graph_change(box, rest[1], folder="(moved)")
+                    graph_change(box, new, folder=dest, mime=m["mime"])
+                    return handler.send_json(201, {"id": new, "parentFolderId": dest}) or True
+            if method == "POST" and rest == ["sendMail"]:
+                graph_auth(handler.headers, "Mail.Send")
+                if GRAPH["fail_sends"] > 0:
+                    GRAPH["fail_sends"] -= 1
+                    raise GraphError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+                if not handler.headers.get("Content-Type", "").startswith("text/plain"):
+                    raise GraphError(400, "ErrorMimeContentInvalid", "MIME content must be base64 text/plain here.")
+                GRAPH["sent"].setdefault(user.lower(), []).append(base64.b64decode(body))
+                handler.send_response(202)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+                return True
+            raise GraphError(400, "BadRequest", f"Unsupported request {method} {path}")
+    except GraphError as e:
+        handler.send_json(e.status, {"error": {"code": e.code, "message": e.message}})
+        return True
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"      # keep-alive: Dovecot's HTTP client reuses connections
 
@@ -302,6 +460,8 @@ class Handler(BaseHTTPRequestHandler):
         return {k: v[0] for k, v in merged.items()}
 
     def do_GET(self):
+        if graph_route(self, "GET"):
+            return
         path = urllib.parse.urlsplit(self.path).path
         if path == "/_admin/stats":
             return self.send_json(200, dict(STATS))
@@ -310,6 +470,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(404, {"error": "not_found"})
 
     def do_POST(self):
+        if self.path.startswith("/v1.0/") or self.path.startswith("/_admin/graph/"):
+            graph_route(self, "POST")
+            return
         path = urllib.parse.urlsplit(self.path).path
         parts = path.strip("/").split("/")
         p = self.params()

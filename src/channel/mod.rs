@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod deferral;
+pub mod graph;
 pub mod imap;
 pub mod lease;
 pub mod maildir;

@@ -26,6 +26,8 @@ pub enum Transport {
     /// SMTP with XOAUTH2.
     SmtpOAuth(Box<OAuthSmtp>),
     File(PathBuf),
+    /// Microsoft Graph's `sendMail`.
+    Graph(std::sync::Arc<super::graph::GraphClient>),
 }
 
 /// An SMTP relay that logs in with a bearer token.
@@ -199,6 +201,14 @@ impl Transport {
                     .map_err(|e| setup(format!("outbound.directory {}: {e}", cfg.directory.display())))?;
                 Ok(Transport::File(cfg.directory.clone()))
             }
+            TransportKind::Graph => {
+                let g = cfg.graph.as_ref().ok_or_else(|| setup("outbound.graph missing".into()))?;
+                let env = |k: &str| std::env::var(k).ok();
+                let oauth = crate::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &g.user, &env)
+                    .map_err(|e| setup(format!("outbound.graph: {}", e.join("; "))))?;
+                let source = super::oauth::shared(&oauth, store);
+                Ok(Transport::Graph(std::sync::Arc::new(super::graph::GraphClient::new(g.endpoint.as_deref(), source))))
+            }
             TransportKind::Smtp => {
                 let s = cfg.smtp.as_ref().ok_or_else(|| setup("outbound.smtp missing".into()))?;
                 let mut b = smtp_builder(s, cfg.concurrency)?;
@@ -253,7 +263,7 @@ impl Transport {
                 }
                 None => o.transport().await?,
             },
-            Transport::File(_) => return Ok(()),
+            Transport::File(_) | Transport::Graph(_) => return Ok(()),
         };
         match t.test_connection().await {
             Ok(true) => Ok(()),
@@ -301,6 +311,7 @@ impl Transport {
                     }
                 })
             }
+            Transport::Graph(client) => client.send_mime(sender, raw).await.map_err(ChannelError::from),
             Transport::File(dir) => {
                 let safe: String =
                     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();

@@ -230,6 +230,17 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
         }
         _ => {}
     }
+    match (&raw.outbound.transport, &raw.outbound.graph) {
+        (TransportKind::Graph, None) => {
+            problems.push(p("outbound.graph: required when outbound.transport = \"graph\"".into()))
+        }
+        (TransportKind::Graph, Some(g)) => {
+            if let Err(found) = crate::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &g.user, &env) {
+                problems.extend(found.into_iter().map(|e| p(format!("outbound.graph.{e}"))));
+            }
+        }
+        _ => {}
+    }
     if raw.outbound.max_attempts == 0 {
         problems.push(p("outbound.max_attempts: must be at least 1".into()));
     }
@@ -240,8 +251,12 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
         problems.push(p("outbound.sender_per_minute: must be at least 1 (leave it out for no limit)".into()));
     }
     // A relay with a provider preset keeps to the provider's own cap unless the file sets one.
-    if raw.outbound.sender_per_minute.is_none() && raw.outbound.transport == TransportKind::Smtp {
-        let provider = raw.outbound.smtp.as_ref().and_then(|s| s.oauth.as_ref()).map(|o| o.provider);
+    if raw.outbound.sender_per_minute.is_none() {
+        let provider = match raw.outbound.transport {
+            TransportKind::Smtp => raw.outbound.smtp.as_ref().and_then(|s| s.oauth.as_ref()).map(|o| o.provider),
+            TransportKind::Graph => raw.outbound.graph.as_ref().map(|g| g.oauth.provider),
+            TransportKind::File => None,
+        };
         raw.outbound.sender_per_minute = provider.and_then(crate::oauth::config::Provider::sends_per_minute);
     }
     if !(1..=1000).contains(&raw.limits.batch_messages) {
@@ -302,8 +317,17 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 }
                 Err(e) => problems.push(p(format!("{ikey}.address: {e}"))),
             }
-            if ib.imap.is_some() && ib.maildir.is_some() {
-                problems.push(p(format!("{ikey}: give `imap` or `maildir`, not both")));
+            if [ib.imap.is_some(), ib.maildir.is_some(), ib.graph.is_some()].iter().filter(|x| **x).count() > 1 {
+                problems.push(p(format!("{ikey}: give one of `imap`, `maildir` and `graph`")));
+            }
+            if let Some(g) = &ib.graph {
+                let user = g.user.clone().unwrap_or_else(|| ib.address.clone());
+                if let Err(found) = crate::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &user, &env) {
+                    problems.extend(found.into_iter().map(|e| p(format!("{ikey}.graph.{e}"))));
+                }
+                if g.poll_interval_secs == 0 {
+                    problems.push(p(format!("{ikey}.graph.poll_interval_secs: must be at least 1")));
+                }
             }
             if let Some(imap) = &mut ib.imap {
                 let found = crate::oauth::config::check_imap(imap, &env);
@@ -557,7 +581,7 @@ mod tests {
         let all = problems(text);
         for needle in [
             "storage.sqlite_synchronous: unknown variant `off`, expected `full` or `normal`",
-            "outbound.transport: unknown variant `pigeon`, expected `smtp` or `file`",
+            "outbound.transport: unknown variant `pigeon`, expected one of `smtp`, `file`, `graph`",
             "outbound.smtp.tls: unknown variant `ssl`, expected one of `none`, `starttls`, `tls`",
             "desk[0] (`hero`).language: unknown variant `fr`, expected `id` or `en`",
             "desk[0] (`hero`).participants: unknown variant `everyone`, expected one of `off`, `same-domain`, `all`",
@@ -583,7 +607,7 @@ mod tests {
         assert_eq!(all.len(), 4, "the checks of values wait for a tree read whole: {all:#?}");
         for (i, needle) in [
             "storage.sqlite_synchronous: unknown variant `off`, expected `full` or `normal` (line 2)",
-            "outbound.transport: unknown variant `x`, expected `smtp` or `file` (line 5)",
+            "outbound.transport: unknown variant `x`, expected one of `smtp`, `file`, `graph` (line 5)",
             "outbound.urll: unknown field `urll`, expected one of `transport`,",
             "line 3",
         ]

@@ -93,6 +93,22 @@ pub enum TransportKind {
     Smtp,
     /// Write one `.eml` file per message into `outbound.directory` (demo, tests).
     File,
+    /// Send through Microsoft Graph's `sendMail` from each message's sender mailbox
+    /// (`[outbound.graph]`).
+    Graph,
+}
+
+/// `[outbound.graph]`: the app that sends through Graph (`provider = "microsoft365"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphRelayConfig {
+    /// The mailbox the credential is for (with client credentials, the app may send as every
+    /// mailbox its access policy allows; each message goes from its own sender).
+    pub user: String,
+    /// Graph's base URL instead of `https://graph.microsoft.com` (tests, national clouds).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub oauth: crate::oauth::config::OAuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +123,9 @@ pub struct OutboundConfig {
     /// SMTP relay for the `smtp` transport.
     #[serde(default)]
     pub smtp: Option<SmtpConfig>,
+    /// Microsoft Graph for the `graph` transport.
+    #[serde(default)]
+    pub graph: Option<GraphRelayConfig>,
     /// Delivery attempts before a message is marked failed.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
@@ -164,6 +183,7 @@ impl Default for OutboundConfig {
             poll_interval_ms: default_poll_ms(),
             concurrency: default_concurrency(),
             sender_per_minute: None,
+            graph: None,
         }
     }
 }
@@ -525,15 +545,54 @@ pub struct InboxConfig {
     /// acknowledgement.
     #[serde(default)]
     pub since: Option<chrono::NaiveDate>,
+    /// A Microsoft 365 mailbox read through Microsoft Graph (for tenants without IMAP).
+    #[serde(default)]
+    pub graph: Option<GraphConfig>,
 }
 
-/// Where an inbox's mail comes from; the file gives `imap`, `maildir` or neither.
+/// `[desk.inbox.graph]`: a mailbox read by Graph delta queries; a message is moved to
+/// `processed_folder` only after its commit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// The mailbox (its address or user id); the inbox's address when left out.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The folder read (a well-known name such as `inbox`, or a folder id).
+    #[serde(default = "default_graph_folder")]
+    pub folder: String,
+    /// Where a message goes once committed (created when missing).
+    #[serde(default = "default_graph_processed")]
+    pub processed_folder: String,
+    /// Seconds between delta queries.
+    #[serde(default = "default_graph_poll")]
+    pub poll_interval_secs: u64,
+    /// Graph's base URL instead of `https://graph.microsoft.com` (tests, national clouds).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The app registration (`provider = "microsoft365"`); its token is asked for Graph.
+    pub oauth: crate::oauth::config::OAuthConfig,
+}
+
+fn default_graph_folder() -> String {
+    "inbox".into()
+}
+fn default_graph_processed() -> String {
+    "Processed".into()
+}
+fn default_graph_poll() -> u64 {
+    30
+}
+
+/// Where an inbox's mail comes from; the file gives `imap`, `maildir`, `graph` or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxKind<'a> {
     /// An IMAP folder `serve` watches.
     Imap(&'a ImapConfig),
     /// A Maildir `serve` watches.
     Maildir(&'a Path),
+    /// A Microsoft 365 mailbox `serve` reads through Graph.
+    Graph(&'a GraphConfig),
     /// Mail arrives only through `loket ingest` (an MTA pipe).
     Pipe,
 }
@@ -544,18 +603,20 @@ impl InboxKind<'_> {
         match self {
             InboxKind::Imap(_) => "imap",
             InboxKind::Maildir(_) => "maildir",
+            InboxKind::Graph(_) => "graph",
             InboxKind::Pipe => "pipe",
         }
     }
 }
 
 impl InboxConfig {
-    /// The inbox's source (the check refuses an inbox with both `imap` and `maildir`).
+    /// The inbox's source (the check refuses an inbox with more than one).
     pub fn kind(&self) -> InboxKind<'_> {
-        match (&self.imap, &self.maildir) {
-            (Some(imap), _) => InboxKind::Imap(imap),
-            (None, Some(path)) => InboxKind::Maildir(path),
-            (None, None) => InboxKind::Pipe,
+        match (&self.imap, &self.maildir, &self.graph) {
+            (Some(imap), _, _) => InboxKind::Imap(imap),
+            (None, Some(path), _) => InboxKind::Maildir(path),
+            (None, None, Some(graph)) => InboxKind::Graph(graph),
+            (None, None, None) => InboxKind::Pipe,
         }
     }
 }

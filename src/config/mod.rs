@@ -20,9 +20,9 @@ use crate::ticket::token::Signer;
 
 pub use check::{DeskFiles, DeskSettings, Files, Parsed, Settings, parse};
 pub use file::{
-    AgentConfig, AttachmentPolicy, DeskConfig, GroupConfig, HttpConfig, ImapConfig, InboxConfig, InboxKind, Limits,
-    OutboundConfig, ParticipantPolicy, RawConfig, SecurityConfig, SmtpConfig, SqliteSynchronous, StorageConfig,
-    TelegramConfig, TelegramMode, TlsMode, TransportKind, WhatsappConfig,
+    AgentConfig, AttachmentPolicy, DeskConfig, GraphConfig, GroupConfig, HttpConfig, ImapConfig, InboxConfig,
+    InboxKind, Limits, OutboundConfig, ParticipantPolicy, RawConfig, SecurityConfig, SmtpConfig, SqliteSynchronous,
+    StorageConfig, TelegramConfig, TelegramMode, TlsMode, TransportKind, WhatsappConfig,
 };
 pub use load::{Loaded, LoadedDesk};
 

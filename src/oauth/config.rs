@@ -146,6 +146,45 @@ impl Provider {
     }
 }
 
+/// Microsoft Graph's resource: its tokens' audience and the base of its scopes.
+pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+
+/// The checked OAuth block of a Graph inbox (`[desk.inbox.graph.oauth]`) for mailbox `user`: a
+/// Microsoft 365 app, asking for Graph's own scopes (the app's `Mail.ReadWrite` and `Mail.Send`
+/// roles with client credentials; the same delegated permissions with a refresh token).
+pub fn graph_oauth(
+    o: &OAuthConfig,
+    endpoint: Option<&str>,
+    user: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<OAuth, Vec<String>> {
+    let mut problems = Vec::new();
+    if o.provider != Provider::Microsoft365 {
+        problems.push("oauth.provider: Graph is Microsoft 365's (`microsoft365`)".to_string());
+    }
+    if let Some(e) = endpoint {
+        let e = e.trim_end_matches('/');
+        if !(e.starts_with("https://") || e.starts_with("http://127.0.0.1") || e.starts_with("http://localhost")) {
+            problems.push(format!("endpoint: `{e}` must be an https URL (http only on loopback)"));
+        }
+    }
+    let mut oauth = o.check(user, env).map_err(|e| {
+        problems.extend(e.into_iter().map(|e| format!("oauth.{e}")));
+        std::mem::take(&mut problems)
+    })?;
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    oauth.graph = true;
+    oauth.scope = match oauth.flow {
+        Flow::ClientCredentials => format!("{GRAPH_RESOURCE}/.default"),
+        Flow::RefreshToken => {
+            format!("{GRAPH_RESOURCE}/Mail.ReadWrite {GRAPH_RESOURCE}/Mail.Send offline_access")
+        }
+    };
+    Ok(oauth)
+}
+
 /// A checked OAuth block: everything a token request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuth {
@@ -165,13 +204,16 @@ pub struct OAuth {
     pub scope: String,
     /// Encrypts the stored refresh token (refresh-token mode only).
     pub key: Option<Secret>,
+    /// The token is for Microsoft Graph, not for IMAP and SMTP (another audience and scope).
+    pub graph: bool,
 }
 
 impl OAuth {
     /// Identifies the credential across inboxes, the relay and instances: the same app and mailbox
     /// share one cached access token and one stored refresh token.
     pub fn credential_key(&self) -> String {
-        format!("{}|{}|{}", self.token_url, self.client_id, self.user.to_lowercase())
+        let graph = if self.graph { "|graph" } else { "" };
+        format!("{}|{}|{}{graph}", self.token_url, self.client_id, self.user.to_lowercase())
     }
 }
 
@@ -274,6 +316,7 @@ impl OAuthConfig {
             device_url,
             scope: self.provider.scope(self.flow).to_string(),
             key,
+            graph: false,
         })
     }
 }

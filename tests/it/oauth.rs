@@ -6,6 +6,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use loket::store;
+
 use crate::harness::*;
 
 /// POSTs a form (or JSON when `json`) to the fake IdP; returns (status, JSON answer).
@@ -493,4 +495,110 @@ async fn google_inbox_with_an_imported_refresh_token_takes_mail() {
         "no XOAUTH2 login for {user}"
     );
     drop(daemon);
+}
+
+/// GETs an admin page of the fake Graph (at the IdP's address).
+async fn graph_admin(path: &str) -> serde_json::Value {
+    let r = reqwest::get(format!("{}{path}", ENV.idp_url)).await.expect("the fake Graph answers");
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Acceptance 5: a Microsoft 365 mailbox read through Graph (delta query, pages of five) and
+/// answered through `sendMail`; a kill between the batch's commit and the "done" move loses and
+/// doubles nothing: after the restart every message is a ticket once, answered once, and moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_inbox_reads_by_delta_answers_by_send_mail_and_a_kill_after_the_commit_doubles_nothing() {
+    let _servers = MAIL_SERVERS.read().await;
+    let tag = unique("graph");
+    let client_id = format!("{tag}-app");
+    let keys = oauth_keys(&client_id, "client-credentials", "xoauth2");
+    let idp_url = &ENV.idp_url;
+    let w = World::new(
+        "graph",
+        WorldOptions {
+            imap: false,
+            outbound: Some(format!(
+                "[outbound]\ntransport = \"graph\"\ninitial_backoff_secs = 1\nmax_backoff_secs = 2\npoll_interval_ms = 200\n\
+                 [outbound.graph]\nuser = \"DESK\"\nendpoint = \"{idp_url}\"\n[outbound.graph.oauth]\n{keys}"
+            )),
+            ..Default::default()
+        },
+    )
+    .await;
+    let text = std::fs::read_to_string(&w.config_path)
+        .unwrap()
+        .replace("user = \"DESK\"", &format!("user = \"{}\"", w.desk_addr));
+    let inbox = format!(
+        "[desk.inbox.graph]\nendpoint = \"{idp_url}\"\npoll_interval_secs = 1\n[desk.inbox.graph.oauth]\n{keys}"
+    );
+    std::fs::write(&w.config_path, format!("{text}{inbox}")).unwrap();
+    let app = serde_json::json!({
+        "client_id": client_id, "provider": "microsoft", "secret": "oauth-app-secret", "tenants": ["desk.test"],
+        "app_mailbox": w.desk_addr, "app_roles": {"https://graph.microsoft.com": ["Mail.ReadWrite", "Mail.Send"]}
+    });
+    assert_eq!(idp("/_admin/client", &[], Some(app)).await.0, 200);
+
+    let users: Vec<String> = (0..7).map(|i| w.addr(&format!("g{i}"))).collect();
+    for (i, user) in users.iter().enumerate() {
+        let raw = mail(
+            user,
+            &w.desk_addr,
+            &format!("Permintaan {i}"),
+            &format!("{}-{i}@example.test", w.tag),
+            "",
+            "Website error.",
+        );
+        let body = serde_json::json!({"user": w.desk_addr, "mime_b64": base64_encode(&raw)});
+        assert_eq!(idp("/_admin/graph/deliver", &[], Some(body)).await.0, 200);
+    }
+    let folder = |name: &str| {
+        let path = format!("/_admin/graph/mailbox?user={}&folder={name}", w.desk_addr);
+        async move { graph_admin(&path).await["ids"].as_array().map_or(0, Vec::len) }
+    };
+    assert_eq!(folder("inbox").await, 7);
+
+    let store = w.store().await;
+    let hold = w.dir.path().join("hold");
+    let spec = format!("after:{}", hold.display());
+    let mut daemon = w.serve_with(&[("LOKET_TEST_HOLD_BATCH", &spec)]);
+    let size: i64 =
+        wait_for("a batch just committed", || async { std::fs::read_to_string(&hold).ok() }).await.parse().unwrap();
+    daemon.kill9();
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.tickets, c.inbound), (size, size), "the whole committed batch");
+    assert_eq!(folder("inbox").await, 7, "nothing was moved: Graph was not told");
+
+    let daemon = w.serve();
+    wait_for("7 tickets and 7 acknowledgements sent", || async {
+        let c = store::counts(store.pool()).await.unwrap();
+        (c.tickets == 7 && c.outbox_sent == 7).then_some(())
+    })
+    .await;
+    wait_for("the inbox drained", || async { (folder("inbox").await == 0).then_some(()) }).await;
+    assert_eq!(folder("Processed").await, 7);
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.tickets, c.inbound, c.outbound, c.outbox_pending, c.outbox_failed), (7, 7, 7, 0, 0));
+    let sent = graph_admin(&format!("/_admin/graph/sent?user={}", w.desk_addr)).await;
+    let mut to = std::collections::BTreeSet::new();
+    for m in sent["mime_b64"].as_array().unwrap() {
+        let raw = base64_decode(m.as_str().unwrap());
+        let p = parsed(&raw);
+        assert_eq!(p.from.as_ref().unwrap().address.as_str(), w.desk_addr);
+        assert_eq!(loket::ticket::find_tags(&p.subject).len(), 1, "ticket tag in {:?}", p.subject);
+        to.insert(p.to[0].as_str().to_string());
+    }
+    assert_eq!(sent["mime_b64"].as_array().unwrap().len(), 7, "one acknowledgement each, none doubled");
+    assert_eq!(to, users.iter().cloned().collect(), "every requester answered once");
+    drop(daemon);
+}
+
+fn base64_encode(raw: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
 }
