@@ -123,10 +123,19 @@ pub struct OutboundConfig {
     /// carries many messages, one after the other).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Most bytes of files one outbound mail carries (the requester's files with an agent
+    /// notification, an agent's files relayed to the requester); a file past it is left out
+    /// with a note naming it (and, for agents, `loket tickets attachment NUMBER N`).
+    #[serde(default = "default_attachment_budget")]
+    pub attachment_budget_bytes: usize,
 }
 
 fn default_concurrency() -> usize {
     16
+}
+
+fn default_attachment_budget() -> usize {
+    10 * 1024 * 1024
 }
 
 fn default_transport() -> TransportKind {
@@ -159,6 +168,7 @@ impl Default for OutboundConfig {
             max_backoff_secs: default_max_backoff(),
             poll_interval_ms: default_poll_ms(),
             concurrency: default_concurrency(),
+            attachment_budget_bytes: default_attachment_budget(),
         }
     }
 }

@@ -87,7 +87,7 @@ impl Pipeline {
         )
         .await?;
         let chosen = user.language.or(m.language.as_deref().and_then(language_of));
-        let h = Here { channel: m.channel, lang: chosen, ..self.here(desk, inbox, now)? };
+        let h = Here { channel: m.channel, lang: chosen, chat_files: &m.files, ..self.here(desk, inbox, now)? };
         let lang = chosen.unwrap_or(desk.language);
         let turn = Turn { h: &h, user, lang, m };
         let outcome = self.turn(&mut tx, &turn).await?;
@@ -162,7 +162,6 @@ impl Pipeline {
         let row = store::insert_message(tx, &msg).await?;
         let mail = self.chat_mail(c, String::new(), text.to_string());
         self.insert_attachments(tx, c.h, row, &mail).await?;
-        self.store_file_bytes(tx, c, row).await?;
         Ok(Outcome { ticket: ticket.map(|t| t.number.clone()), action: Action::Command, reason: Some(what.into()) })
     }
 
@@ -183,16 +182,6 @@ impl Pipeline {
                 })
                 .collect();
         ParsedMail::from_chat(Mailbox { name: c.user.name.clone(), address }, subject, text, attachments)
-    }
-
-    /// Keeps the bytes of the update's accepted files (mail keeps them in its raw form).
-    async fn store_file_bytes(&self, tx: &mut store::Tx, c: &Turn<'_, '_>, row: i64) -> Result<(), StoreError> {
-        for (i, f) in c.m.files.iter().take(parse::MAX_ATTACHMENTS).enumerate() {
-            if let Some(bytes) = &f.bytes {
-                store::set_attachment_content(tx, row, i as u32, bytes).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Free text outside a guided flow: continues the requester's active ticket within the
@@ -239,11 +228,9 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// After an update reached a ticket: its files' bytes, and the ticket becomes the active one.
+    /// After an update reached a ticket (its files' bytes were kept with their rows by
+    /// `insert_attachments`): the ticket becomes the active one.
     async fn after_ticket(&self, tx: &mut store::Tx, c: &Turn<'_, '_>, out: &Outcome) -> Result<(), StoreError> {
-        if let Some(row) = store::message_row_by_key(tx, &c.h.desk.id, &c.m.key).await? {
-            self.store_file_bytes(tx, c, row).await?;
-        }
         if let Some(number) = &out.ticket
             && let Some(t) = store::ticket_by_number(tx, &c.h.desk.id, number).await?
         {

@@ -200,6 +200,7 @@ impl Pipeline {
         match send {
             Send::Requester(ToRequester { template, text, missing, refused_files, answering, personal, record }) => {
                 let mut ctx = self.base_ctx(h, t);
+                let words = personal || !text.is_empty();
                 if !text.is_empty() {
                     ctx.text = text.clone();
                     ctx.reason = text;
@@ -208,7 +209,9 @@ impl Pipeline {
                 if refused_files && let Some(mail) = mail {
                     ctx.refused = super::verdicts(h.desk, mail).refused;
                 }
-                let mut out = OutMail::to_requester(t, template, ctx);
+                // An agent's words carry the agent's files (accepted by the desk's policy).
+                let files = about.filter(|a| a.agent.is_some() && words).map(|a| a.row);
+                let mut out = OutMail::to_requester(t, template, ctx).with_files(files);
                 if answering && let Some(mail) = mail {
                     out = out.answering(mail);
                 }
@@ -224,7 +227,7 @@ impl Pipeline {
             }
             Send::Agents { event, text } => {
                 if let Some(sender) = sender {
-                    self.notify_agents(tx, h, t, event, &text, sender).await?;
+                    self.notify_agents(tx, h, t, event, &text, sender, about.map(|a| a.row)).await?;
                 }
             }
             Send::Alert { address, event, due_at } => {
@@ -238,7 +241,9 @@ impl Pipeline {
             }
             Send::Agent { address, event, text } => {
                 if let Some(a) = h.desk.agent(&address) {
-                    self.notify_agent(tx, h, t, a, event, &text).await?;
+                    // A hand-over carries the handing agent's files with the words.
+                    let files = about.filter(|a| a.agent.is_some()).map(|a| a.row);
+                    self.notify_agent(tx, h, t, a, event, &text, files).await?;
                 }
             }
             Send::Actor { template, reason, changes, unverified } => {

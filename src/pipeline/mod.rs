@@ -132,6 +132,9 @@ pub(crate) struct Here<'a> {
     pub channel: Channel,
     /// The requester's chosen language, when they chose one (chat `/bahasa`).
     pub lang: Option<Language>,
+    /// The files of the chat update being handled, by attachment index (their bytes are kept
+    /// with the attachment rows); empty for mail, whose raw form keeps them.
+    pub chat_files: &'a [crate::chat::ChatFile],
 }
 
 /// How a new ticket relates to an existing one.
@@ -450,7 +453,7 @@ impl Pipeline {
         let inbox_addr =
             EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
         let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
-        Ok(Here { desk, inbox, inbox_addr, now, local_now, channel: Channel::Email, lang: None })
+        Ok(Here { desk, inbox, inbox_addr, now, local_now, channel: Channel::Email, lang: None, chat_files: &[] })
     }
 
     /// Appends an audit event (invariant 6) on the channel the message came through.
@@ -536,6 +539,13 @@ impl Pipeline {
                 refusal.map(|r| r.as_str()),
             )
             .await?;
+            // A chat file's bytes live with its row (a mail's live in its raw form), so that the
+            // agents' notification queued in this transaction can carry it.
+            if refusal.is_none()
+                && let Some(bytes) = h.chat_files.get(a.index as usize).and_then(|f| f.bytes.as_deref())
+            {
+                store::set_attachment_content(tx, row, a.index, bytes).await?;
+            }
         }
         Ok(v)
     }
@@ -748,7 +758,7 @@ impl Pipeline {
             // The request itself was stored after the count (it counts when it came from the
             // requester's own address, not through a Reply-To).
             let own = i64::from(from_requester);
-            let known = Known { inbound_last_hour: Some(load.inbound + own), new_ticket: true };
+            let known = Known { inbound_last_hour: Some(load.inbound + own), new_ticket: true, files_from: Some(row) };
             self.notify_agents_with(tx, h, &t, ctx, &requester.address, known).await?;
         }
         Ok(Outcome { ticket: Some(number), action: Action::Created, reason: None })
@@ -781,7 +791,7 @@ impl Pipeline {
                 self.event(tx, h, t.id, sender, "flood_appended", &detail).await?;
                 let from = EmailAddress::parse(sender).map_err(|_| PipelineError::InboxAddress(sender.into()))?;
                 let text = format!("{}\n\n{}", mail.subject, mail.text);
-                self.notify_agents(tx, h, &t, "reply", &text, &from).await?;
+                self.notify_agents(tx, h, &t, "reply", &text, &from, Some(row)).await?;
                 Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some(reason) })
             }
             None => {

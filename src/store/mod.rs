@@ -6,6 +6,7 @@
 
 mod chat;
 pub mod file;
+mod files;
 mod oauth;
 mod queries;
 pub mod report;
@@ -19,6 +20,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use chat::*;
+pub use files::*;
 pub use oauth::*;
 pub use queries::*;
 

@@ -8,6 +8,7 @@ mod cli;
 mod conversation;
 mod corpus;
 mod faults;
+mod files;
 mod harness;
 mod http;
 mod mail;
