@@ -301,6 +301,18 @@ async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_re
     .await
     .unwrap();
     assert_eq!(stored, b"\xff\xd8\xff\xe0 fake jpeg bytes".to_vec(), "the photo is kept on the ticket");
+    // … and reaches the agents with the notification, in agent2's mailbox (issue 16).
+    let notified = wait_for("the photo with agent2's notification", || async {
+        mailbox(&w.agent("agent2"), "INBOX").await.into_iter().find(|r| parsed(r).subject.contains(&n2))
+    })
+    .await;
+    let photos: Vec<Vec<u8>> = mail_parser::MessageParser::default()
+        .parse(&notified)
+        .unwrap()
+        .attachments()
+        .map(|a| a.contents().to_vec())
+        .collect();
+    assert_eq!(photos, vec![b"\xff\xd8\xff\xe0 fake jpeg bytes".to_vec()], "the chat photo reaches the agent");
 
     // 4. /status of another's ticket says exactly what it says of a number that does not exist.
     fake.push(tg_text(10, 555, &format!("/status {n2}")));
