@@ -76,3 +76,33 @@ pub async fn file_bytes(conn: &mut AnyConnection, file: &StoredFile) -> Result<O
     let found = attachments::extract(&raw).into_iter().nth(file.position);
     Ok(found.filter(|f| sha256_hex(&f.bytes) == file.sha256).map(|f| (f.bytes, f.inline)))
 }
+
+/// The bytes of attachment row `id` (a file queued for a chat), as [`file_bytes`] finds them.
+pub async fn attachment_bytes(conn: &mut AnyConnection, id: i64) -> Result<Option<Vec<u8>>> {
+    let Some(r) = sqlx::query("SELECT message_row, sha256 FROM attachments WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let message_row: i64 = r.try_get("message_row")?;
+    let sha256: String = r.try_get("sha256")?;
+    let siblings: Vec<i64> = sqlx::query_scalar("SELECT id FROM attachments WHERE message_row = $1 ORDER BY id")
+        .bind(message_row)
+        .fetch_all(&mut *conn)
+        .await?;
+    let position = siblings.iter().position(|s| *s == id).unwrap_or(0);
+    let file = StoredFile {
+        n: 0,
+        id,
+        message_row,
+        position,
+        filename: None,
+        content_type: String::new(),
+        size: 0,
+        sha256,
+        accepted: true,
+    };
+    Ok(file_bytes(conn, &file).await?.map(|(bytes, _)| bytes))
+}

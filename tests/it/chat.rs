@@ -113,6 +113,20 @@ async fn tg_api(State(f): State<Fake>, Path((_token, method)): Path<(String, Str
             json!({"message_id": 1001, "date": 1_790_000_100, "chat": {"id": p["chat_id"], "type": "private", "first_name": "U"},
                    "from": bot_user(), "text": p["text"]})
         }
+        // Files to a chat come as multipart uploads: the fake keeps the method, the chat and the
+        // whole body (the file's bytes are in it).
+        "sendphoto" | "senddocument" => {
+            let text = String::from_utf8_lossy(&body).to_string();
+            let chat = regex::Regex::new(r#"name="chat_id"\r\n(?:[^\r]*\r\n)*?\r\n([^\r]+)\r\n"#)
+                .unwrap()
+                .captures(&text)
+                .map(|c| c[1].to_string())
+                .unwrap_or_default();
+            let kept = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body);
+            f.sent.lock().unwrap().push(json!({"method": method, "chat_id": chat, "body": kept}));
+            json!({"message_id": 1002, "date": 1_790_000_100, "chat": {"id": chat.parse::<i64>().unwrap_or(0), "type": "private", "first_name": "U"},
+                   "from": bot_user(), "document": {"file_id": "D1", "file_unique_id": "UD1"}})
+        }
         "getfile" => {
             let id = p["file_id"].as_str().unwrap_or("").to_string();
             let size = f.files.lock().unwrap().get(&id).map(|b| b.len()).unwrap_or(0);
@@ -343,10 +357,29 @@ async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_re
             body,
         )
     };
-    smtp_send(&agent, &[&w.desk_addr], &reply("r1", "Portal sudah kami pulihkan, silakan dicoba lagi.")).await;
+    // The reply carries a PDF: the words, then the file as a document (issue 16).
+    let pdf = b"%PDF-1.4 panduan pemulihan portal".to_vec();
+    let mut with_pdf = reply("r1", "Portal sudah kami pulihkan, silakan dicoba lagi.");
+    let text_part = String::from_utf8(with_pdf.clone()).unwrap();
+    let (head, body) = text_part.split_once("\r\n\r\n").unwrap();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pdf);
+    with_pdf = format!(
+        "{}\r\nContent-Type: multipart/mixed; boundary=\"pp\"\r\n\r\n--pp\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
+         --pp\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"panduan.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--pp--\r\n",
+        head.replace("Content-Type: text/plain; charset=utf-8\r\n", "").trim_end()
+    )
+    .into_bytes();
+    smtp_send(&agent, &[&w.desk_addr], &with_pdf).await;
     let (seen, relayed) = fake.next_to(seen, "555", "chat_id").await;
     assert!(relayed["text"].as_str().unwrap().contains("Portal sudah kami pulihkan"), "{relayed}");
     assert!(!relayed.to_string().contains(&agent), "the agent's address is never shown");
+    let (seen, document) = fake.next_to(seen, "555", "chat_id").await;
+    assert_eq!(document["method"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("senddocument"), "{document}");
+    let sent =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, document["body"].as_str().unwrap()).unwrap();
+    assert!(sent.windows(pdf.len()).any(|w| w == pdf.as_slice()), "the PDF's bytes reach the chat");
+    assert!(String::from_utf8_lossy(&sent).contains("panduan.pdf"), "under its name");
 
     // 6. Resolved by email → the requester confirms with the button → rates with a button.
     smtp_send(&agent, &[&w.desk_addr], &reply("r2", "#resolve Server portal sudah normal.")).await;
