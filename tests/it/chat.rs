@@ -709,3 +709,70 @@ async fn a_chat_flood_is_bounded_and_loses_nothing() {
     .unwrap();
     assert!(to_agents <= notes_limit + 1, "{to_agents} agent mails for one number");
 }
+
+/// The fake's `POST /{phone}/media`: keeps the multipart upload, answers with a media id.
+async fn graph_upload(State(f): State<Fake>, Path(_phone): Path<String>, body: Bytes) -> Json<Value> {
+    let kept = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body);
+    let n = {
+        let mut s = f.sent.lock().unwrap();
+        s.push(json!({"upload": kept}));
+        s.len()
+    };
+    Json(json!({"id": format!("MEDIA{n}")}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_files_are_uploaded_then_sent_as_documents_or_images() {
+    let fake = Fake::default();
+    let app = Router::new()
+        .route("/v21.0/{phone}/messages", post(graph_send))
+        .route("/v21.0/{phone}/media", post(graph_upload))
+        .with_state(fake.clone());
+    let graph_port = Fake::start(app).await;
+    let w = World::new(
+        "wafile",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{}\"\n", free_port()),
+            desk_extra: format!(
+                "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
+                 app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
+                 graph_url = \"http://127.0.0.1:{graph_port}/v21.0\"\n"
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    let clients = loket::channel::chat::ChatClients::from_config(&w.config()).unwrap();
+    let pdf = b"%PDF-1.4 panduan".to_vec();
+    for (name, ctype, kind) in [("panduan.pdf", "application/pdf", "document"), ("layar.png", "image/png", "image")] {
+        let payload = loket::chat::OutChat {
+            chat_id: "62811".into(),
+            text: name.into(),
+            buttons: vec![],
+            template: None,
+            list_labels: None,
+            file: Some(loket::chat::OutChatFile { attachment: 1, filename: name.into(), content_type: ctype.into() }),
+        };
+        let payload = serde_json::to_string(&payload).unwrap();
+        let before = fake.sent().len();
+        clients.send("hero", loket::domain::Channel::Whatsapp, Some(&payload), Some(&pdf)).await.unwrap();
+        let sent = fake.sent();
+        let upload = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            sent[before]["upload"].as_str().expect("the file is uploaded first"),
+        )
+        .unwrap();
+        assert!(upload.windows(pdf.len()).any(|w| w == pdf.as_slice()), "the bytes are uploaded");
+        assert!(String::from_utf8_lossy(&upload).contains(name), "under its name");
+        let message = &sent[before + 1];
+        let media = format!("MEDIA{}", before + 1);
+        assert_eq!((message["type"].as_str(), message[kind]["id"].as_str()), (Some(kind), Some(media.as_str())));
+        assert_eq!(message["to"], "62811");
+    }
+    // A file row whose bytes are gone fails for good instead of sending nothing.
+    let payload = serde_json::json!({"chat_id": "62811", "text": "x", "file": {"attachment": 9, "filename": "x.pdf", "content_type": "application/pdf"}}).to_string();
+    let err = clients.send("hero", loket::domain::Channel::Whatsapp, Some(&payload), None).await.unwrap_err();
+    assert!(!err.is_temporary(), "{err}");
+}
