@@ -194,6 +194,8 @@ impl Pipeline {
         send: Send,
     ) -> Result<(), PipelineError> {
         let mail = about.map(|a| a.mail);
+        // The message's files travel only when it has some (no query otherwise).
+        let about_files = about.filter(|a| !a.mail.attachments.is_empty());
         let sender = about.and_then(|a| a.sender);
         let agent = about.and_then(|a| a.agent);
         let actor = sender.map_or("loket", |s| s.as_str());
@@ -210,7 +212,7 @@ impl Pipeline {
                     ctx.refused = super::verdicts(h.desk, mail).refused;
                 }
                 // An agent's words carry the agent's files (accepted by the desk's policy).
-                let files = about.filter(|a| a.agent.is_some() && words).map(|a| a.row);
+                let files = about_files.filter(|a| a.agent.is_some() && words).map(|a| a.row);
                 let mut out = OutMail::to_requester(t, template, ctx).with_files(files);
                 if answering && let Some(mail) = mail {
                     out = out.answering(mail);
@@ -227,7 +229,7 @@ impl Pipeline {
             }
             Send::Agents { event, text } => {
                 if let Some(sender) = sender {
-                    self.notify_agents(tx, h, t, event, &text, sender, about.map(|a| a.row)).await?;
+                    self.notify_agents(tx, h, t, event, &text, sender, about_files.map(|a| a.row)).await?;
                 }
             }
             Send::Alert { address, event, due_at } => {
@@ -242,7 +244,7 @@ impl Pipeline {
             Send::Agent { address, event, text } => {
                 if let Some(a) = h.desk.agent(&address) {
                     // A hand-over carries the handing agent's files with the words.
-                    let files = about.filter(|a| a.agent.is_some()).map(|a| a.row);
+                    let files = about_files.filter(|a| a.agent.is_some()).map(|a| a.row);
                     self.notify_agent(tx, h, t, a, event, &text, files).await?;
                 }
             }

@@ -758,7 +758,11 @@ impl Pipeline {
             // The request itself was stored after the count (it counts when it came from the
             // requester's own address, not through a Reply-To).
             let own = i64::from(from_requester);
-            let known = Known { inbound_last_hour: Some(load.inbound + own), new_ticket: true, files_from: Some(row) };
+            let known = Known {
+                inbound_last_hour: Some(load.inbound + own),
+                new_ticket: true,
+                files_from: (!mail.attachments.is_empty()).then_some(row),
+            };
             self.notify_agents_with(tx, h, &t, ctx, &requester.address, known).await?;
         }
         Ok(Outcome { ticket: Some(number), action: Action::Created, reason: None })
@@ -791,7 +795,8 @@ impl Pipeline {
                 self.event(tx, h, t.id, sender, "flood_appended", &detail).await?;
                 let from = EmailAddress::parse(sender).map_err(|_| PipelineError::InboxAddress(sender.into()))?;
                 let text = format!("{}\n\n{}", mail.subject, mail.text);
-                self.notify_agents(tx, h, &t, "reply", &text, &from, Some(row)).await?;
+                let files = (!mail.attachments.is_empty()).then_some(row);
+                self.notify_agents(tx, h, &t, "reply", &text, &from, files).await?;
                 Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some(reason) })
             }
             None => {
