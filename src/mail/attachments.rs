@@ -98,8 +98,8 @@ pub struct FileBytes {
     pub filename: Option<String>,
     pub content_type: String,
     pub bytes: Vec<u8>,
-    /// An image the mail showed inside its text (`Content-Disposition: inline` or a
-    /// `Content-ID` on an image): relayed inline in the HTML part.
+    /// A raster image (PNG, JPEG, GIF, WebP) the mail showed inside its text
+    /// (`Content-Disposition: inline` or a `Content-ID`): relayed inline in the HTML part.
     pub inline: bool,
 }
 
@@ -131,7 +131,8 @@ pub fn extract(raw: &[u8]) -> Vec<FileBytes> {
                 continue;
             }
         }
-        let image = content_type.starts_with("image/");
+        // Raster images only: an SVG is a document that may carry scripts, never shown inline.
+        let image = matches!(content_type.as_str(), "image/png" | "image/jpeg" | "image/gif" | "image/webp");
         let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
         let inline = image && (disposition_inline || part.content_id().is_some());
         out.push(FileBytes { filename, content_type, bytes: data.to_vec(), inline });
