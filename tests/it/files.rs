@@ -5,6 +5,7 @@
 //! `loket tickets attachment` gives it back byte for byte; every mail of the story is
 //! `multipart/alternative` with a text and an HTML part, and the HTML of the acknowledgement and
 //! of the relayed reply is rendered in headless Chromium (screenshots in `target/artefacts/`).
+//! In process, on SQLite and PostgreSQL: a ticket's files numbered, fetched and carried.
 
 use std::path::PathBuf;
 
@@ -258,4 +259,54 @@ async fn files_travel_both_ways_a_large_one_is_left_out_with_a_note_and_every_ma
     }
     let dom = crate::report::chromium(&["--dump-dom"], &dir.join("mail-agent-reply.html"));
     assert!(dom.contains("Panduan reset terlampir") && dom.contains("data:image/png"), "the reply and its image");
+}
+
+/// A ticket's files numbered, fetched (from the raw mail and, for chat, from the row) and carried
+/// by the agents' notification, on one backend.
+async fn files_on(pg: bool) {
+    let w = World::new(
+        if pg { "files-pg" } else { "files-sqlite" },
+        WorldOptions { imap: false, pg, outbound_smtp: false, agents: true, ..Default::default() },
+    )
+    .await;
+    let (p, store) = pipeline(&w).await;
+    let now = 1_767_578_400_000; // 2026-01-05 09:00 WIB
+    let budi = w.addr("budi");
+    let files = [
+        File { name: "layar.png", ctype: "image/png", bytes: PNG, cid: Some("layar@example.test") },
+        File { name: "panduan.pdf", ctype: "application/pdf", bytes: PDF, cid: None },
+    ];
+    let raw =
+        mail_with(&budi, &w.desk_addr, "Mohon bantuan", &format!("{}-1@example.test", w.tag), "", "Terlampir.", &files);
+    let number = p.process("hero", &raw, now).await.unwrap().ticket.unwrap().to_string();
+    let t = ticket(&store, &number).await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    let stored = loket::store::ticket_files(&mut conn, t.id).await.unwrap();
+    let names: Vec<(i64, Option<&str>, usize)> =
+        stored.iter().map(|f| (f.n, f.filename.as_deref(), f.position)).collect();
+    assert_eq!(names, [(1, Some("layar.png"), 0), (2, Some("panduan.pdf"), 1)]);
+    let (png, inline) = loket::store::file_bytes(&mut conn, &stored[0]).await.unwrap().unwrap();
+    assert!(png == PNG && inline, "the screenshot, marked inline");
+    assert_eq!(loket::store::attachment_bytes(&mut conn, stored[1].id).await.unwrap().unwrap(), PDF);
+    assert!(loket::store::attachment_bytes(&mut conn, stored[1].id + 1000).await.unwrap().is_none());
+    drop(conn);
+    let notification: Vec<u8> = sqlx::query_scalar(
+        "SELECT raw FROM messages WHERE ticket_id = $1 AND direction = 'out' AND kind = 'agent_notification'",
+    )
+    .bind(t.id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let carried: Vec<(String, Vec<u8>)> = files_in(&notification).into_iter().map(|(n, b, _)| (n, b)).collect();
+    assert_eq!(carried, [("layar.png".to_string(), PNG.to_vec()), ("panduan.pdf".to_string(), PDF.to_vec())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_numbered_fetched_and_carried_on_sqlite() {
+    files_on(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_numbered_fetched_and_carried_on_postgres() {
+    files_on(true).await;
 }
