@@ -197,6 +197,15 @@ enum TicketsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Writes file N of a ticket (the numbers `tickets show` lists) to standard output:
+    /// `loket tickets attachment A-HERO26000001 2 > file`.
+    Attachment {
+        number: String,
+        n: i64,
+        /// The desk, when several desks have a ticket with this number.
+        #[arg(long)]
+        desk: Option<String>,
+    },
     /// Counts of tickets, messages, outbox states and quarantine.
     Stats,
 }
@@ -826,6 +835,7 @@ async fn tickets(config: &ConfigArg, command: TicketsCommand) -> anyhow::Result<
                 outln!("  subject:   {}", t.subject)?;
                 outln!("  created:   {}", fmt_time(t.created_at))?;
                 outln!("Messages:")?;
+                let mut file_n = 0;
                 for m in &messages {
                     outln!(
                         "  {} {:<3} {:<16} {:<9} {} -> {} {}{}",
@@ -839,8 +849,9 @@ async fn tickets(config: &ConfigArg, command: TicketsCommand) -> anyhow::Result<
                         m.delivery.as_deref().map(|d| format!(" [{d}]")).unwrap_or_default()
                     )?;
                     for a in &m.attachments {
+                        file_n += 1;
                         outln!(
-                            "      attachment {} ({}, {} bytes)",
+                            "      attachment {file_n}: {} ({}, {} bytes)",
                             a.filename.as_deref().unwrap_or("-"),
                             a.content_type,
                             a.size
@@ -879,6 +890,38 @@ async fn tickets(config: &ConfigArg, command: TicketsCommand) -> anyhow::Result<
                     }
                 }
             }
+        }
+        TicketsCommand::Attachment { number, n, desk } => {
+            let number = number.trim_start_matches('#').to_ascii_uppercase();
+            let found: Vec<_> = store::tickets_by_number(store.pool(), &number)
+                .await?
+                .into_iter()
+                .filter(|t| desk.as_deref().is_none_or(|d| t.desk == d))
+                .collect();
+            let t = match &found[..] {
+                [] => anyhow::bail!("no ticket numbered {number}"),
+                [t] => t,
+                _ => anyhow::bail!("several desks have a ticket numbered {number}: name one with --desk"),
+            };
+            let mut conn = store.pool().acquire().await?;
+            let files = store::ticket_files(&mut conn, t.id).await?;
+            let Some(file) = files.iter().find(|f| f.n == n) else {
+                anyhow::bail!(
+                    "ticket {number} has {} file(s); there is no file {n} (see `loket tickets show {number}`)",
+                    files.len()
+                );
+            };
+            let Some((bytes, _)) = store::file_bytes(&mut conn, file).await? else {
+                anyhow::bail!("the bytes of file {n} of ticket {number} are no longer stored");
+            };
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&bytes).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Err(PipeClosed.into()),
+                Err(e) => return Err(anyhow::Error::new(e).context("writing to standard output")),
+            }
+            let name = file.filename.as_deref().unwrap_or("-");
+            eprintln!("loket: file {n} of ticket {number}: {name} ({}, {} bytes)", file.content_type, bytes.len());
         }
         TicketsCommand::Stats => {
             outln!("{}", serde_json::to_string_pretty(&store::counts(store.pool()).await?)?)?;

@@ -107,11 +107,26 @@ impl OutboxWorker {
         Ok(items.into_iter().filter(|i| !held.contains(&i.id)).collect())
     }
 
+    /// The bytes of the file a chat row sends, read from the store (None: a text row).
+    async fn chat_file(&self, payload: Option<&str>) -> Result<Option<Vec<u8>>, ChannelError> {
+        let p: Option<crate::chat::OutChat> = payload.and_then(|p| serde_json::from_str(p).ok());
+        let Some(file) = p.and_then(|p| p.file) else { return Ok(None) };
+        let mut conn = self.store.pool().acquire().await.map_err(|e| ChannelError::temporary(format!("store: {e}")))?;
+        match store::attachment_bytes(&mut conn, file.attachment).await {
+            Ok(Some(bytes)) => Ok(Some(bytes)),
+            Ok(None) => Err(ChannelError::permanent(format!("file {} is no longer stored", file.attachment))),
+            Err(e) => Err(ChannelError::temporary(format!("store: {e}"))),
+        }
+    }
+
     async fn deliver(&self, item: store::OutboxItem) -> Result<(), store::StoreError> {
         let name = format!("{}-{}", item.desk, item.id);
         let result = match Channel::parse(&item.channel) {
             Some(Channel::Email) => self.transport.send(&name, &item.sender, &item.recipients, &item.raw).await,
-            Some(chat) => self.chat.send(&item.desk, chat, item.payload.as_deref()).await,
+            Some(chat) => match self.chat_file(item.payload.as_deref()).await {
+                Ok(file) => self.chat.send(&item.desk, chat, item.payload.as_deref(), file.as_deref()).await,
+                Err(e) => Err(e),
+            },
             None => Err(ChannelError::permanent(format!("unknown channel `{}`", item.channel))),
         };
         let now = crate::now_ms();

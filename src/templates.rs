@@ -24,7 +24,12 @@ use crate::domain::Language;
 pub const PAGES: &[&str] = &["track_page.html", "report.html"];
 
 /// The macro files every language must have (`<name>.j2`).
-pub const MACROS: &[&str] = &["_words", "_labels"];
+pub const MACROS: &[&str] = &["_words", "_labels", "_files"];
+
+/// The HTML layout every mail's HTML part is rendered with (`_layout.html.j2`): it receives the
+/// rendered text of the message as escaped paragraphs ([`HtmlMail`]), so the wording lives only
+/// in the `.txt.j2` templates.
+pub const LAYOUT: &str = "_layout.html";
 
 /// The short labels the code puts on chat buttons and lists, or in a subject it makes up, said by
 /// `_labels.j2`'s `label(key)` macro; each must be non-empty in every language.
@@ -134,7 +139,7 @@ impl Templates {
                     .map_err(|source| TemplateError::Render { name: format!("{}", path.display()), source })?;
             }
             let messages = REQUIRED.iter().map(|r| (*r, format!("{r}.txt.j2")));
-            let others = PAGES.iter().chain(MACROS).map(|r| (*r, format!("{r}.j2")));
+            let others = PAGES.iter().chain(MACROS).chain(&[LAYOUT]).map(|r| (*r, format!("{r}.j2")));
             for (req, file) in messages.chain(others) {
                 if env.get_template(&format!("{lang}/{req}")).is_err() {
                     return Err(TemplateError::Missing(format!("{}/{file}", ldir.display())));
@@ -161,6 +166,10 @@ impl Templates {
             for key in LABELS {
                 t.label(lang, key)?;
             }
+            let sample = t.render(lang, "acknowledgement", &sample_context())?;
+            t.render_html(lang, "HERO", &sample, &["img1@loket".to_string()])?;
+            t.files_note(lang, &sample_files_note(true))?;
+            t.files_note(lang, &sample_files_note(false))?;
         }
         Ok(t)
     }
@@ -197,6 +206,48 @@ impl Templates {
         Ok(page)
     }
 
+    /// The HTML part of a mail whose text part is `text`: the layout `_layout.html` with the text
+    /// as escaped paragraphs (lines kept, links clickable) and `images` (content ids) shown below.
+    pub fn render_html(
+        &self,
+        lang: Language,
+        desk: &str,
+        text: &Rendered,
+        images: &[String],
+    ) -> Result<String, TemplateError> {
+        // The signature (from a line `--` on) comes after the images, in smaller print.
+        let (main, footer) = match text.body.split_once("\n--\n") {
+            Some((main, footer)) => (main, footer),
+            None => (text.body.as_str(), ""),
+        };
+        let ctx = HtmlMail {
+            lang: lang.as_str().to_string(),
+            desk: desk.to_string(),
+            subject: text.subject.clone(),
+            paragraphs: html_paragraphs(main),
+            images: images.to_vec(),
+            footer: html_paragraphs(footer),
+        };
+        let full = format!("{lang}/{LAYOUT}");
+        let err = |source| TemplateError::Render { name: full.clone(), source };
+        let tmpl = self.env.get_template(&full).map_err(err)?;
+        let mut page = tmpl.render(minijinja::Value::from_serialize(&ctx)).map_err(err)?;
+        page.push('\n');
+        Ok(page)
+    }
+
+    /// The note added to a mail's text when files were left out of it (`_files.j2`): which, why,
+    /// and for agents the command that fetches them.
+    pub fn files_note(&self, lang: Language, note: &FilesNote) -> Result<String, TemplateError> {
+        let full = format!("{lang}/_files");
+        let err = |source| TemplateError::Render { name: full.clone(), source };
+        let tmpl = self.env.get_template(&full).map_err(err)?;
+        let mut value = serde_json::to_value(note)
+            .map_err(|e| err(minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())))?;
+        flatten_strings(&mut value, "");
+        Ok(tmpl.render(minijinja::Value::from_serialize(&value)).map_err(err)?.trim().to_string())
+    }
+
     /// Whether `lang/name` exists (chat templates are optional per message).
     pub fn has(&self, lang: Language, name: &str) -> bool {
         self.env.get_template(&format!("{lang}/{name}")).is_ok()
@@ -228,6 +279,133 @@ impl Templates {
             body: body.trim_start_matches('\n').to_string(),
         })
     }
+}
+
+/// What the HTML layout of a mail reads.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HtmlMail {
+    pub lang: String,
+    pub desk: String,
+    pub subject: String,
+    /// Paragraphs (text between blank lines) → lines → pieces of text, some of them links.
+    pub paragraphs: Vec<Vec<Vec<Piece>>>,
+    /// Content ids of inline images, shown after the text.
+    pub images: Vec<String>,
+    /// The signature's paragraphs (the text after a line `--`), shown last in smaller print.
+    pub footer: Vec<Vec<Vec<Piece>>>,
+}
+
+/// A piece of a line: text, a link when `href` is set (only `http`/`https`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Piece {
+    pub text: String,
+    pub href: String,
+}
+
+/// Files a mail does not carry, for the note `_files.j2` says.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FilesNote {
+    /// The note is for an agent (it names `loket tickets attachment`).
+    pub for_agent: bool,
+    pub ticket: String,
+    pub files: Vec<OmittedFile>,
+    /// The per-message budget in MB.
+    pub budget_mb: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OmittedFile {
+    /// The file's number on the ticket (`loket tickets attachment TICKET N`).
+    pub n: i64,
+    pub filename: String,
+    /// Size in MB, one decimal.
+    pub size_mb: String,
+}
+
+fn sample_files_note(for_agent: bool) -> FilesNote {
+    FilesNote {
+        for_agent,
+        ticket: "A-HERO26000001".into(),
+        files: vec![OmittedFile { n: 2, filename: "rekaman.mp4".into(), size_mb: "30.0".into() }],
+        budget_mb: "10".into(),
+    }
+}
+
+/// A mail body as HTML paragraphs: blank lines separate paragraphs, lines stay lines, runs of
+/// spaces stay visible, `http(s)://` links become links. Nothing here is HTML yet: the layout
+/// escapes every piece.
+pub fn html_paragraphs(body: &str) -> Vec<Vec<Vec<Piece>>> {
+    let mut paragraphs = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    let flush = |lines: &mut Vec<String>, paragraphs: &mut Vec<Vec<Vec<Piece>>>| {
+        if !lines.is_empty() {
+            paragraphs.push(lines.drain(..).map(|l| line_pieces(&l)).collect());
+        }
+    };
+    for line in body.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            flush(&mut lines, &mut paragraphs);
+            continue;
+        }
+        match lines.last_mut() {
+            Some(prev) if wrapped(prev, line) => {
+                prev.push(' ');
+                prev.push_str(line);
+            }
+            _ => lines.push(line.to_string()),
+        }
+    }
+    flush(&mut lines, &mut paragraphs);
+    paragraphs
+}
+
+/// Whether `next` continues `prev` as one sentence the text template wrapped (so the HTML lets
+/// the reader's window wrap it): `prev` is a long line not ending a heading, and `next` starts
+/// no indented, listed or numbered line.
+fn wrapped(prev: &str, next: &str) -> bool {
+    let starts_item = next.starts_with([' ', '\t', '-', '*', '•', '#', '>', '|'])
+        || next.chars().next().is_some_and(|c| c.is_ascii_digit());
+    prev.chars().count() >= 60 && !prev.ends_with(':') && !prev.starts_with([' ', '-', '*', '•', '>']) && !starts_item
+}
+
+/// One line's pieces; spaces after the first of a run become no-break spaces so that indents and
+/// aligned columns survive HTML's white-space rules.
+fn line_pieces(line: &str) -> Vec<Piece> {
+    let mut kept = String::with_capacity(line.len());
+    let mut prev_space = true; // a leading space is kept too
+    for c in line.chars() {
+        kept.push(if c == ' ' && prev_space { '\u{a0}' } else { c });
+        prev_space = c == ' ';
+    }
+    let line = kept.as_str();
+    let mut pieces = Vec::new();
+    let mut rest = line;
+    while let Some(start) = ["https://", "http://"].iter().filter_map(|p| rest.find(p)).min() {
+        let tail = &rest[start..];
+        let mut end = tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"')).unwrap_or(tail.len());
+        while end > 0 && tail[..end].ends_with(['.', ',', ';', ':', ')', ']', '!', '?', '\'']) {
+            end -= 1;
+        }
+        let url = &tail[..end];
+        if url.len() <= "https://".len() {
+            // A bare scheme: text, and look further on.
+            let cut = start + end.max(1);
+            let cut = (cut..=rest.len()).find(|i| rest.is_char_boundary(*i)).unwrap_or(rest.len());
+            pieces.push(Piece { text: rest[..cut].to_string(), href: String::new() });
+            rest = &rest[cut..];
+            continue;
+        }
+        if start > 0 {
+            pieces.push(Piece { text: rest[..start].to_string(), href: String::new() });
+        }
+        pieces.push(Piece { text: url.to_string(), href: url.to_string() });
+        rest = &tail[end..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece { text: rest.to_string(), href: String::new() });
+    }
+    pieces
 }
 
 /// HTML escaping for pages (`*.html`), none for messages: a mail or chat body is plain text.
@@ -586,6 +764,67 @@ pub fn sample_context() -> MailContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_mail_template_has_an_html_rendering_of_its_own_text() {
+        let t = shipped();
+        let mut ctx = sample_context();
+        ctx.text =
+            "Baris <b>satu</b> & \"dua\"\n\nLihat https://desk.example.test/a?b=1&c=2.\njavascript:alert(1)".into();
+        for name in REQUIRED.iter().filter(|n| !n.starts_with("chat_")) {
+            for &lang in Language::ALL {
+                let text = t.render(lang, name, &ctx).unwrap();
+                let html = t.render_html(lang, "HERO <Test>", &text, &["f1.x@desk.test".into()]).unwrap();
+                assert!(
+                    html.starts_with("<!DOCTYPE html>") && html.contains(&format!("lang=\"{lang}\"")),
+                    "{lang}/{name}"
+                );
+                assert!(
+                    html.contains("HERO &lt;Test&gt;") && html.contains("src=\"cid:f1.x@desk.test\""),
+                    "{lang}/{name}"
+                );
+                assert!(!html.contains("<b>") && !html.contains("<script"), "{lang}/{name}: escaped");
+                if text.body.contains("Baris <b>satu</b>") {
+                    assert!(html.contains("Baris &lt;b&gt;satu&lt;&#x2f;b&gt; &amp; &quot;dua&quot;"), "{html}");
+                    assert!(
+                        html.contains("<a href=\"https:&#x2f;&#x2f;desk.example.test&#x2f;a?b=1&amp;c=2\""),
+                        "{html}"
+                    );
+                    assert!(!html.contains("href=\"javascript"), "{html}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn paragraphs_lines_and_links() {
+        let p = html_paragraphs("Satu\n  dua  tiga\n\n\nhttp://a.test/x), dan https:// saja\n");
+        assert_eq!(p.len(), 2);
+        let long = "Terima kasih telah menghubungi HERO. Permintaan Anda telah kami terima dan dicatat";
+        let q = html_paragraphs(&format!("{long}\ndengan nomor:\n  #A-1\nSalam,\nHERO\n"));
+        let texts: Vec<String> = q[0].iter().map(|l| l.iter().map(|p| p.text.as_str()).collect()).collect();
+        assert_eq!(texts, [format!("{long} dengan nomor:"), "\u{a0}\u{a0}#A-1".into(), "Salam,".into(), "HERO".into()]);
+        assert_eq!(p[0].len(), 2);
+        assert_eq!(p[0][1], vec![Piece { text: "\u{a0}\u{a0}dua \u{a0}tiga".into(), href: String::new() }]);
+        assert_eq!(p[1][0][0], Piece { text: "http://a.test/x".into(), href: "http://a.test/x".into() });
+        assert_eq!(p[1][0][1].href, "");
+        assert_eq!(p[1][0].iter().map(|x| x.text.as_str()).collect::<String>(), "http://a.test/x), dan https:// saja");
+    }
+
+    #[test]
+    fn a_note_names_the_files_left_out() {
+        let t = shipped();
+        for &lang in Language::ALL {
+            let agent = t.files_note(lang, &sample_files_note(true)).unwrap();
+            assert!(
+                agent.contains("loket tickets attachment A-HERO26000001 2") && agent.contains("rekaman.mp4"),
+                "{agent}"
+            );
+            assert!(agent.contains("30.0 MB") && agent.contains("10 MB"), "{agent}");
+            let requester = t.files_note(lang, &sample_files_note(false)).unwrap();
+            assert!(requester.contains("rekaman.mp4") && !requester.contains("loket"), "{requester}");
+        }
+    }
 
     #[test]
     fn shipped_templates_render_in_both_languages() {

@@ -58,6 +58,8 @@ fuzz_target!(|data: &[u8]| {
             auto_replied: true,
             auto_generated: false,
             message_id: None,
+            html: "<p>x</p>",
+            files: &[],
         });
         if let Ok(b) = built {
             // What Loket sends parses back.

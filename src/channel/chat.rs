@@ -39,16 +39,23 @@ impl ChatClients {
     /// Delivers an outbox row of `channel` for `desk`.
     /// A desk without the channel's client is temporary: the configuration may be given it
     /// again before the row runs out of attempts.
-    pub async fn send(&self, desk: &str, channel: Channel, payload: Option<&str>) -> Result<(), ChannelError> {
+    /// `file`: the bytes of the payload's file, when it sends one.
+    pub async fn send(
+        &self,
+        desk: &str,
+        channel: Channel,
+        payload: Option<&str>,
+        file: Option<&[u8]>,
+    ) -> Result<(), ChannelError> {
         let p: OutChat = serde_json::from_str(payload.unwrap_or(""))
             .map_err(|e| ChannelError::permanent(format!("unreadable {channel} payload: {e}")))?;
         match channel {
             Channel::Telegram => match self.telegram.get(desk) {
-                Some(bot) => bot.send(&p).await,
+                Some(bot) => bot.send(&p, file).await,
                 None => Err(ChannelError::temporary(format!("desk {desk} has no Telegram bot configured"))),
             },
             Channel::Whatsapp => match self.whatsapp.get(desk) {
-                Some(w) => w.send(&p).await,
+                Some(w) => w.send(&p, file).await,
                 None => Err(ChannelError::temporary(format!("desk {desk} has no WhatsApp number configured"))),
             },
             Channel::Email => Err(ChannelError::permanent("an email row is not a chat message")),

@@ -226,21 +226,38 @@ impl TelegramBot {
         Ok(file)
     }
 
-    /// Delivers one outbox payload.
-    pub async fn send(&self, payload: &OutChat) -> Result<(), ChannelError> {
+    /// Delivers one outbox payload: its text with buttons, or its file (`file`, the bytes) as a
+    /// photo or a document.
+    pub async fn send(&self, payload: &OutChat, file: Option<&[u8]>) -> Result<(), ChannelError> {
         let chat: i64 = payload
             .chat_id
             .parse()
             .map_err(|_| ChannelError::permanent(format!("bad telegram chat id `{}`", payload.chat_id)))?;
         self.limiter.acquire(&payload.chat_id).await;
-        let mut req = self.bot.send_message(ChatId(chat), payload.text.clone());
-        if !payload.buttons.is_empty() {
-            let rows = payload.buttons.iter().map(|row| {
-                row.iter().map(|b| InlineKeyboardButton::callback(b.label.clone(), b.data.clone())).collect::<Vec<_>>()
-            });
-            req = req.reply_markup(InlineKeyboardMarkup::new(rows));
-        }
-        match req.await {
+        let sent = match (&payload.file, file) {
+            (Some(f), Some(bytes)) => {
+                let input = teloxide::types::InputFile::memory(bytes.to_vec()).file_name(f.filename.clone());
+                if f.is_photo() {
+                    self.bot.send_photo(ChatId(chat), input).await.map(|_| ())
+                } else {
+                    self.bot.send_document(ChatId(chat), input).await.map(|_| ())
+                }
+            }
+            (Some(f), None) => return Err(ChannelError::permanent(format!("file {} without its bytes", f.attachment))),
+            (None, _) => {
+                let mut req = self.bot.send_message(ChatId(chat), payload.text.clone());
+                if !payload.buttons.is_empty() {
+                    let rows = payload.buttons.iter().map(|row| {
+                        row.iter()
+                            .map(|b| InlineKeyboardButton::callback(b.label.clone(), b.data.clone()))
+                            .collect::<Vec<_>>()
+                    });
+                    req = req.reply_markup(InlineKeyboardMarkup::new(rows));
+                }
+                req.await.map(|_| ())
+            }
+        };
+        match sent {
             Ok(_) => Ok(()),
             Err(teloxide::RequestError::RetryAfter(s)) => {
                 self.limiter.pause(&payload.chat_id, s.duration()).await;

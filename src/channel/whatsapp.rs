@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::ChannelError;
-use crate::chat::{Button, ChatFile, ChatMessage, Input, OutChat};
+use crate::chat::{Button, ChatFile, ChatMessage, Input, OutChat, OutChatFile};
 use crate::config::{Desk, Whatsapp};
 use crate::domain::Channel;
 
@@ -192,10 +192,21 @@ impl WhatsappClient {
         Ok(file)
     }
 
-    /// Delivers one outbox payload through the Graph API.
-    pub async fn send(&self, p: &OutChat) -> Result<(), ChannelError> {
-        let body = graph_body(p);
-        self.limiter.acquire(&p.chat_id).await;
+    /// Delivers one outbox payload through the Graph API; a file (`file`, its bytes) is uploaded
+    /// to the number's `media` first and sent as an image or a document.
+    pub async fn send(&self, p: &OutChat, file: Option<&[u8]>) -> Result<(), ChannelError> {
+        let body = match (&p.file, file) {
+            (Some(f), Some(bytes)) => {
+                self.limiter.acquire(&p.chat_id).await;
+                let id = self.upload(f, bytes).await?;
+                media_body(p, f, &id)
+            }
+            (Some(f), None) => return Err(ChannelError::permanent(format!("file {} without its bytes", f.attachment))),
+            (None, _) => {
+                self.limiter.acquire(&p.chat_id).await;
+                graph_body(p)
+            }
+        };
         let url = format!("{}/{}/messages", self.cfg.graph_url, self.cfg.phone_number_id);
         let resp = self
             .client
@@ -205,6 +216,45 @@ impl WhatsappClient {
             .send()
             .await
             .map_err(|e| ChannelError::temporary(format!("whatsapp: {}", e.without_url())))?;
+        Self::outcome(resp).await
+    }
+
+    /// Uploads a file to the number's media store (`POST /{phone_number_id}/media`); its id.
+    async fn upload(&self, f: &OutChatFile, bytes: &[u8]) -> Result<String, ChannelError> {
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name(f.filename.clone())
+            .mime_str(&f.content_type)
+            .or_else(|_| {
+                reqwest::multipart::Part::bytes(bytes.to_vec())
+                    .file_name(f.filename.clone())
+                    .mime_str("application/octet-stream")
+            })
+            .map_err(|e| ChannelError::permanent(format!("whatsapp media: {e}")))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", f.content_type.clone())
+            .part("file", part);
+        let url = format!("{}/{}/media", self.cfg.graph_url, self.cfg.phone_number_id);
+        let resp = self
+            .client
+            .post(url)
+            .bearer_auth(&self.cfg.access_token.0)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| ChannelError::temporary(format!("whatsapp media upload: {}", e.without_url())))?;
+        if !resp.status().is_success() {
+            return Self::outcome(resp).await.map(|()| String::new());
+        }
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| ChannelError::temporary(format!("whatsapp media upload: {}", e.without_url())))?;
+        v["id"].as_str().map(str::to_string).ok_or_else(|| ChannelError::temporary("whatsapp media upload: no id"))
+    }
+
+    /// A Graph API answer as a delivery outcome.
+    async fn outcome(resp: reqwest::Response) -> Result<(), ChannelError> {
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -219,6 +269,16 @@ impl WhatsappClient {
             Err(ChannelError::temporary(message))
         }
     }
+}
+
+/// The Graph API request body that sends uploaded media `id` as a photo or a document.
+pub fn media_body(p: &OutChat, f: &OutChatFile, id: &str) -> Value {
+    let (kind, media) = if f.is_photo() {
+        ("image", json!({ "id": id }))
+    } else {
+        ("document", json!({ "id": id, "filename": f.filename }))
+    };
+    json!({ "messaging_product": "whatsapp", "recipient_type": "individual", "to": p.chat_id, "type": kind, kind: media })
 }
 
 /// The Graph API request body for a payload.
@@ -328,8 +388,31 @@ mod tests {
     }
 
     #[test]
+    fn files_go_as_images_or_documents() {
+        let p = OutChat {
+            chat_id: "62811".into(),
+            text: "panduan.pdf".into(),
+            buttons: vec![],
+            template: None,
+            list_labels: None,
+            file: None,
+        };
+        let pdf = OutChatFile { attachment: 7, filename: "panduan.pdf".into(), content_type: "application/pdf".into() };
+        let b = media_body(&p, &pdf, "M1");
+        assert_eq!((b["type"].as_str(), b["document"]["id"].as_str()), (Some("document"), Some("M1")));
+        assert_eq!(b["document"]["filename"], "panduan.pdf");
+        let png = OutChatFile { content_type: "image/png".into(), ..pdf };
+        let b = media_body(&p, &png, "M2");
+        assert_eq!(
+            (b["type"].as_str(), b["image"]["id"].as_str(), b["to"].as_str()),
+            (Some("image"), Some("M2"), Some("62811"))
+        );
+    }
+
+    #[test]
     fn outbound_shapes() {
         let mut p = OutChat {
+            file: None,
             chat_id: "62811".into(),
             text: "Halo".into(),
             buttons: vec![],

@@ -71,6 +71,26 @@ pub struct OutChat {
     /// title, in the requester's language (labels `chat_list_button`, `chat_list_title`).
     #[serde(default)]
     pub list_labels: Option<(String, String)>,
+    /// A file sent on its own after the message's text (an agent's attachment): a photo or a
+    /// document. Its bytes are read from the store when the row is delivered.
+    #[serde(default)]
+    pub file: Option<OutChatFile>,
+}
+
+/// A ticket's file sent to a chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutChatFile {
+    /// The `attachments` row holding (or pointing at) its bytes.
+    pub attachment: i64,
+    pub filename: String,
+    pub content_type: String,
+}
+
+impl OutChatFile {
+    /// Sent as a photo (shown in the chat) rather than a document: JPEG and PNG.
+    pub fn is_photo(&self) -> bool {
+        matches!(self.content_type.as_str(), "image/jpeg" | "image/jpg" | "image/png")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -146,10 +146,19 @@ pub struct OutboundConfig {
     /// Online: 30); rows over it wait for room (back-pressure, no failed attempt). Off by default.
     #[serde(default)]
     pub sender_per_minute: Option<u32>,
+    /// Most bytes of files one outbound mail carries (the requester's files with an agent
+    /// notification, an agent's files relayed to the requester); a file past it is left out
+    /// with a note naming it (and, for agents, `loket tickets attachment NUMBER N`).
+    #[serde(default = "default_attachment_budget")]
+    pub attachment_budget_bytes: usize,
 }
 
 fn default_concurrency() -> usize {
     16
+}
+
+fn default_attachment_budget() -> usize {
+    10 * 1024 * 1024
 }
 
 fn default_transport() -> TransportKind {
@@ -184,6 +193,7 @@ impl Default for OutboundConfig {
             concurrency: default_concurrency(),
             sender_per_minute: None,
             graph: None,
+            attachment_budget_bytes: default_attachment_budget(),
         }
     }
 }

@@ -92,6 +92,54 @@ pub fn unpack_tnef(data: &[u8]) -> Vec<(String, Vec<u8>)> {
     .unwrap_or_default()
 }
 
+/// One attachment's bytes, as [`extract`] finds it in a raw mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileBytes {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    /// A raster image (PNG, JPEG, GIF, WebP) the mail showed inside its text
+    /// (`Content-Disposition: inline` or a `Content-ID`): relayed inline in the HTML part.
+    pub inline: bool,
+}
+
+/// The attachments of `raw` with their bytes, in the order and numbering of
+/// `parse::ParsedMail::attachments` (winmail.dat unpacked the same way), so that the k-th
+/// `attachments` row of a stored message is the k-th file here. Unparseable mail gives none.
+pub fn extract(raw: &[u8]) -> Vec<FileBytes> {
+    use mail_parser::{MessageParser, MimeHeaders};
+    let Some(msg) = MessageParser::default().parse(raw) else { return Vec::new() };
+    let mut out = Vec::new();
+    for part in msg.attachments().take(crate::mail::parse::MAX_ATTACHMENTS) {
+        let filename = part.attachment_name().map(str::to_string);
+        let content_type = part
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let data = part.contents();
+        if is_tnef(filename.as_deref(), &content_type) {
+            let inner = unpack_tnef(data);
+            if !inner.is_empty() {
+                for (name, bytes) in inner.into_iter().take(crate::mail::parse::MAX_ATTACHMENTS) {
+                    out.push(FileBytes {
+                        filename: Some(name),
+                        content_type: "application/octet-stream".into(),
+                        bytes,
+                        inline: false,
+                    });
+                }
+                continue;
+            }
+        }
+        // Raster images only: an SVG is a document that may carry scripts, never shown inline.
+        let image = matches!(content_type.as_str(), "image/png" | "image/jpeg" | "image/gif" | "image/webp");
+        let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
+        let inline = image && (disposition_inline || part.content_id().is_some());
+        out.push(FileBytes { filename, content_type, bytes: data.to_vec(), inline });
+    }
+    out
+}
+
 pub fn is_tnef(filename: Option<&str>, content_type: &str) -> bool {
     filename.is_some_and(|f| f.eq_ignore_ascii_case("winmail.dat")) || content_type == "application/ms-tnef"
 }
@@ -164,6 +212,35 @@ pub(crate) mod tests {
         for n in 0..full.len() {
             let _ = unpack_tnef(&full[..n]);
         }
+    }
+
+    #[test]
+    fn extracted_files_follow_the_parsed_numbering() {
+        use base64::Engine;
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR rest".to_vec();
+        let tnef = tnef_with("surat.pdf", b"%PDF-1.4 isi");
+        let raw = format!(
+            "From: a@example.test\r\nTo: d@example.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhalo\r\n\
+             --b\r\nContent-Type: image/png\r\nContent-ID: <img1@x>\r\nContent-Disposition: inline; filename=layar.png\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b\r\nContent-Type: application/ms-tnef\r\n\
+             Content-Disposition: attachment; filename=winmail.dat\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            b64(&png),
+            b64(&tnef)
+        );
+        let files = extract(raw.as_bytes());
+        let parsed = crate::mail::parse::parse(raw.as_bytes()).unwrap();
+        assert_eq!(files.len(), parsed.attachments.len());
+        for (f, a) in files.iter().zip(&parsed.attachments) {
+            assert_eq!(crate::mail::parse::sha256_hex(&f.bytes), a.sha256);
+            assert_eq!(f.filename, a.filename);
+        }
+        assert_eq!(files[0].bytes, png);
+        assert!(files[0].inline);
+        assert_eq!(files[1].bytes, b"%PDF-1.4 isi");
+        assert!(!files[1].inline);
+        assert!(extract(b"").is_empty());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Builds outbound mail: the RFC 5322 bytes the outbox stores and the transport sends. Pure apart
-//! from reading nothing: the caller passes `now` and the rendered text.
+//! from reading nothing: the caller passes `now`, the rendered text, its HTML rendering and the
+//! files. Every mail is `multipart/alternative` (text/plain, then text/html); inline images make
+//! the HTML part `multipart/related`; attached files wrap it all in `multipart/mixed`.
 
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use crate::domain::EmailAddress;
 use crate::templates::Rendered;
@@ -49,6 +51,64 @@ pub struct ReplySpec<'a> {
     pub auto_generated: bool,
     /// A Message-ID (without brackets) to use instead of a generated one (signed notifications).
     pub message_id: Option<String>,
+    /// The HTML rendering of `text.body` (the desk's layout template; see
+    /// `Templates::render_html`).
+    pub html: &'a str,
+    /// Files that travel with the mail; inline images are referenced by the HTML part.
+    pub files: &'a [OutFile],
+}
+
+/// A file an outbound mail carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutFile {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    /// `Some(content id)` (without brackets) for an image shown inside the HTML part.
+    pub inline_cid: Option<String>,
+}
+
+/// A MIME content type as lettre takes it; anything unreadable is sent as bytes.
+fn content_type(ct: &str) -> ContentType {
+    ContentType::parse(ct).unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"))
+}
+
+/// The body of a mail: the text and HTML alternatives, inline images, attachments.
+fn body(text: &str, html: &str, files: &[OutFile], boundary: &str) -> MultiPart {
+    let alternative = MultiPart::alternative()
+        .boundary(format!("alt-{boundary}"))
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text.to_string()))
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.to_string()));
+    let inline: Vec<&OutFile> = files.iter().filter(|f| f.inline_cid.is_some()).collect();
+    let attached: Vec<&OutFile> = files.iter().filter(|f| f.inline_cid.is_none()).collect();
+    let main = if inline.is_empty() {
+        alternative
+    } else {
+        let mut related = MultiPart::related().boundary(format!("rel-{boundary}")).multipart(alternative);
+        for f in inline {
+            let cid = f.inline_cid.clone().unwrap_or_default();
+            let part = Attachment::new_inline_with_name(cid, clean_name(&f.filename))
+                .body(f.bytes.clone(), content_type(&f.content_type));
+            related = related.singlepart(part);
+        }
+        related
+    };
+    if attached.is_empty() {
+        return main;
+    }
+    let mut mixed = MultiPart::mixed().boundary(format!("mix-{boundary}")).multipart(main);
+    for f in attached {
+        let part = Attachment::new(clean_name(&f.filename)).body(f.bytes.clone(), content_type(&f.content_type));
+        mixed = mixed.singlepart(part);
+    }
+    mixed
+}
+
+/// A file name safe in a header: one line, no quotes or path, never empty.
+fn clean_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base.chars().filter(|c| !c.is_control() && *c != '"').take(200).collect();
+    if clean.trim().is_empty() { "file".to_string() } else { clean.trim().to_string() }
 }
 
 fn mailbox(name: Option<&str>, addr: &EmailAddress) -> Result<Mailbox, ComposeError> {
@@ -86,8 +146,9 @@ pub fn reply(spec: &ReplySpec<'_>) -> Result<Outgoing, ComposeError> {
     if spec.auto_generated || spec.auto_replied {
         b = b.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"), "All".into()));
     }
+    let boundary: String = unique.chars().chain(spec.now_ms.to_string().chars()).take(32).collect();
     let msg = b
-        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(spec.text.body.clone()))
+        .multipart(body(&spec.text.body, spec.html, spec.files, &boundary))
         .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(Outgoing {
         raw: msg.formatted(),
@@ -99,10 +160,37 @@ pub fn reply(spec: &ReplySpec<'_>) -> Result<Outgoing, ComposeError> {
     })
 }
 
+/// The text and HTML alternatives of a mail, when it has a `multipart/alternative` part with
+/// both a `text/plain` and a `text/html` child (what every mail Loket sends has; the tests check
+/// it on every mail their flows produce).
+pub fn text_and_html(raw: &[u8]) -> Option<(String, String)> {
+    use mail_parser::{MessageParser, MimeHeaders, PartType};
+    let m = MessageParser::default().parse(raw)?;
+    let is = |p: &mail_parser::MessagePart, t: &str, s: &str| {
+        p.content_type().is_some_and(|c| {
+            c.ctype().eq_ignore_ascii_case(t) && c.subtype().is_some_and(|x| x.eq_ignore_ascii_case(s))
+        })
+    };
+    m.parts.iter().find_map(|p| {
+        let PartType::Multipart(children) = &p.body else { return None };
+        if !is(p, "multipart", "alternative") {
+            return None;
+        }
+        let child = |t: &str, s: &str| {
+            children.iter().filter_map(|i| m.parts.get(*i as usize)).find(|c| is(c, t, s)).and_then(|c| match &c.body {
+                PartType::Text(x) | PartType::Html(x) => Some(x.to_string()),
+                _ => None,
+            })
+        };
+        Some((child("text", "plain")?, child("text", "html")?))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mail::parse::parse;
+    use mail_parser::MimeHeaders;
 
     #[test]
     fn acknowledgement_carries_thread_and_loop_headers() {
@@ -124,6 +212,8 @@ mod tests {
             auto_replied: true,
             auto_generated: false,
             message_id: None,
+            html: "<p>Nomor tiket A-HERO26000001</p>",
+            files: &[],
         })
         .unwrap();
         let back = parse(&out.raw).unwrap();
@@ -135,5 +225,64 @@ mod tests {
         assert!(back.auto.loket_marker);
         assert!(back.text.contains("A-HERO26000001"));
         assert_eq!(out.recipients, vec!["budi@example.test"]);
+        let m = mail_parser::MessageParser::default().parse(&out.raw).unwrap();
+        assert_eq!(m.content_type().map(|c| c.subtype()), Some(Some("alternative")));
+        let (text, html) = text_and_html(&out.raw).expect("both alternatives");
+        assert!(text.contains("Nomor tiket A-HERO26000001"), "{text}");
+        assert!(html.contains("<p>Nomor tiket A-HERO26000001</p>"), "{html}");
+        assert!(text_and_html(b"From: a@b.test\r\nSubject: x\r\n\r\nplain\r\n").is_none());
+    }
+
+    #[test]
+    fn files_go_inline_and_attached_beside_both_alternatives() {
+        let from = EmailAddress::parse("hero@desk.test").unwrap();
+        let to = EmailAddress::parse("budi@example.test").unwrap();
+        let text = Rendered { subject: "Re: x".into(), body: "Terlampir.\n".into() };
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR gambar".to_vec();
+        let pdf = b"%PDF-1.4 surat".to_vec();
+        let files = [
+            OutFile {
+                filename: "layar.png".into(),
+                content_type: "image/png".into(),
+                bytes: png.clone(),
+                inline_cid: Some("file1.abc@desk.test".into()),
+            },
+            OutFile {
+                filename: "../../etc/\"surat\".pdf".into(),
+                content_type: "not a type".into(),
+                bytes: pdf.clone(),
+                inline_cid: None,
+            },
+        ];
+        let out = reply(&ReplySpec {
+            from_name: "HERO",
+            from: &from,
+            to_name: None,
+            to: &to,
+            ticket_number: "A-HERO26000001",
+            in_reply_to: None,
+            references: &[],
+            text: &text,
+            unique: "0123456789abcdef",
+            now_ms: 1_767_578_400_000,
+            auto_replied: false,
+            auto_generated: false,
+            message_id: None,
+            html: "<p>Terlampir.</p><img src=\"cid:file1.abc@desk.test\">",
+            files: &files,
+        })
+        .unwrap();
+        let m = mail_parser::MessageParser::default().parse(&out.raw).unwrap();
+        assert_eq!(m.content_type().and_then(|c| c.subtype()), Some("mixed"));
+        assert!(text_and_html(&out.raw).is_some());
+        assert!(m.body_text(0).unwrap().contains("Terlampir."));
+        assert!(m.body_html(0).unwrap().contains("cid:file1.abc@desk.test"));
+        let atts: Vec<_> = m.attachments().collect();
+        assert_eq!(atts.len(), 2);
+        assert_eq!(atts[0].contents(), &png[..]);
+        assert_eq!(atts[0].content_id(), Some("file1.abc@desk.test"));
+        assert_eq!(atts[1].contents(), &pdf[..]);
+        assert_eq!(atts[1].attachment_name(), Some("surat.pdf"));
+        assert!(parse(&out.raw).is_ok());
     }
 }

@@ -87,7 +87,7 @@ impl Pipeline {
         )
         .await?;
         let chosen = user.language.or(m.language.as_deref().and_then(language_of));
-        let h = Here { channel: m.channel, lang: chosen, ..self.here(desk, inbox, now)? };
+        let h = Here { channel: m.channel, lang: chosen, chat_files: &m.files, ..self.here(desk, inbox, now)? };
         let lang = chosen.unwrap_or(desk.language);
         let turn = Turn { h: &h, user, lang, m };
         let outcome = self.turn(&mut tx, &turn).await?;
@@ -162,7 +162,6 @@ impl Pipeline {
         let row = store::insert_message(tx, &msg).await?;
         let mail = self.chat_mail(c, String::new(), text.to_string());
         self.insert_attachments(tx, c.h, row, &mail).await?;
-        self.store_file_bytes(tx, c, row).await?;
         Ok(Outcome { ticket: ticket.map(|t| t.number.clone()), action: Action::Command, reason: Some(what.into()) })
     }
 
@@ -183,16 +182,6 @@ impl Pipeline {
                 })
                 .collect();
         ParsedMail::from_chat(Mailbox { name: c.user.name.clone(), address }, subject, text, attachments)
-    }
-
-    /// Keeps the bytes of the update's accepted files (mail keeps them in its raw form).
-    async fn store_file_bytes(&self, tx: &mut store::Tx, c: &Turn<'_, '_>, row: i64) -> Result<(), StoreError> {
-        for (i, f) in c.m.files.iter().take(parse::MAX_ATTACHMENTS).enumerate() {
-            if let Some(bytes) = &f.bytes {
-                store::set_attachment_content(tx, row, i as u32, bytes).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Free text outside a guided flow: continues the requester's active ticket within the
@@ -239,11 +228,9 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// After an update reached a ticket: its files' bytes, and the ticket becomes the active one.
+    /// After an update reached a ticket (its files' bytes were kept with their rows by
+    /// `insert_attachments`): the ticket becomes the active one.
     async fn after_ticket(&self, tx: &mut store::Tx, c: &Turn<'_, '_>, out: &Outcome) -> Result<(), StoreError> {
-        if let Some(row) = store::message_row_by_key(tx, &c.h.desk.id, &c.m.key).await? {
-            self.store_file_bytes(tx, c, row).await?;
-        }
         if let Some(number) = &out.ticket
             && let Some(t) = store::ticket_by_number(tx, &c.h.desk.id, number).await?
         {
@@ -530,7 +517,7 @@ impl Pipeline {
         ctx.desk = self.desk_ctx(c.h);
         ctx.requester.name = c.user.name.clone().unwrap_or_default();
         let text = self.templates.render(c.lang, template, &ctx)?.body;
-        self.queue_chat(tx, c.h, &c.user, t, template, &text, buttons, false).await?;
+        self.queue_chat(tx, c.h, &c.user, t, template, &text, buttons, false, None).await?;
         Ok(())
     }
 
@@ -548,6 +535,7 @@ impl Pipeline {
         text: &str,
         buttons: Vec<Vec<Button>>,
         auto_reply: bool,
+        file: Option<crate::chat::OutChatFile>,
     ) -> Result<Option<i64>, PipelineError> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let channel = Channel::parse(&user.platform).unwrap_or(Channel::Telegram);
@@ -568,6 +556,10 @@ impl Pipeline {
                 }
             }
         }
+        if template.is_some() && file.is_some() {
+            // Outside the window only the approved template goes; the file waits for the agent.
+            return Ok(None);
+        }
         let text: String = text.chars().take(MAX_OUT_CHARS).collect();
         let list_labels = if channel == Channel::Whatsapp && buttons.iter().map(Vec::len).sum::<usize>() > 3 {
             let lang = user.language.unwrap_or(h.desk.language);
@@ -575,7 +567,8 @@ impl Pipeline {
         } else {
             None
         };
-        let payload = OutChat { chat_id: user.chat_id.clone(), text: text.clone(), buttons, template, list_labels };
+        let payload =
+            OutChat { chat_id: user.chat_id.clone(), text: text.clone(), buttons, template, list_labels, file };
         let payload = serde_json::to_value(&payload).unwrap_or_default();
         let raw = payload.to_string();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -638,7 +631,36 @@ impl Pipeline {
         };
         let chat_name = format!("chat_{}", out.template);
         let name = if self.templates.has(out.lang, &chat_name) { chat_name.as_str() } else { out.template };
-        let text = self.templates.render(out.lang, name, &out.ctx)?.body;
+        let mut text = self.templates.render(out.lang, name, &out.ctx)?.body;
+        // An agent's files follow the words, each on its own (a photo or a document), within
+        // the per-message budget; the rest are named in a note.
+        let mut files = Vec::new();
+        if let Some(from) = out.files_from {
+            let budget = self.config.outbound.attachment_budget_bytes;
+            let mut left = budget;
+            let mut omitted = Vec::new();
+            for f in store::ticket_files(tx, t.id).await?.into_iter().filter(|f| f.message_row == from && f.accepted) {
+                let filename =
+                    f.filename.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| format!("file-{}", f.n));
+                let size = usize::try_from(f.size).unwrap_or(usize::MAX);
+                if size > left {
+                    let size_mb = format!("{:.1}", f.size as f64 / 1_048_576.0);
+                    omitted.push(crate::templates::OmittedFile { n: f.n, filename, size_mb });
+                    continue;
+                }
+                left -= size;
+                files.push(crate::chat::OutChatFile { attachment: f.id, filename, content_type: f.content_type });
+            }
+            if !omitted.is_empty() {
+                let note = crate::templates::FilesNote {
+                    for_agent: false,
+                    ticket: t.number.to_string(),
+                    files: omitted,
+                    budget_mb: format!("{}", (budget as f64 / 1_048_576.0 * 10.0).round() / 10.0),
+                };
+                text = format!("{}\n\n{}", text.trim_end(), self.templates.files_note(out.lang, &note)?);
+            }
+        }
         let buttons = match out.template {
             "resolution" | "confirm_question" => confirm_buttons(
                 &self.templates.label(out.lang, "confirm_yes")?,
@@ -648,7 +670,11 @@ impl Pipeline {
             "closed_rating" | "closed_by_desk" => rating_buttons(t.number.as_str()),
             _ => Vec::new(),
         };
-        let row = self.queue_chat(tx, h, &user, Some(t), kind, &text, buttons, out.auto_reply).await?;
+        let row = self.queue_chat(tx, h, &user, Some(t), kind, &text, buttons, out.auto_reply, None).await?;
+        for file in files {
+            let name = file.filename.clone();
+            self.queue_chat(tx, h, &user, Some(t), kind, &name, Vec::new(), out.auto_reply, Some(file)).await?;
+        }
         if let Some(email) = user.email.as_deref().and_then(|e| EmailAddress::parse(e).ok()) {
             let copy = super::outgoing::OutMail { to: email, ..out };
             self.queue_email(tx, h, t, copy, kind).await?;

@@ -306,6 +306,8 @@ impl Pipeline {
         send: Send,
     ) -> Result<(), PipelineError> {
         let mail = about.map(|a| a.mail);
+        // The message's files travel only when it has some (no query otherwise).
+        let about_files = about.filter(|a| !a.mail.attachments.is_empty());
         let sender = about.and_then(|a| a.sender);
         let agent = about.and_then(|a| a.agent);
         let actor = sender.map_or("loket", |s| s.as_str());
@@ -325,6 +327,7 @@ impl Pipeline {
                 if let Some(n) = linked {
                     ctx.ticket.linked_number = n.to_string();
                 }
+                let words = personal || !text.is_empty();
                 if !text.is_empty() {
                     ctx.text = text.clone();
                     ctx.reason = text;
@@ -333,7 +336,9 @@ impl Pipeline {
                 if refused_files && let Some(mail) = mail {
                     ctx.refused = super::verdicts(h.desk, mail).refused;
                 }
-                let mut out = OutMail::to_requester(t, template, ctx);
+                // An agent's words carry the agent's files (accepted by the desk's policy).
+                let files = about_files.filter(|a| a.agent.is_some() && words).map(|a| a.row);
+                let mut out = OutMail::to_requester(t, template, ctx).with_files(files);
                 if answering && let Some(mail) = mail {
                     out = out.answering(mail);
                 }
@@ -353,7 +358,7 @@ impl Pipeline {
             }
             Send::Agents { event, text } => {
                 if let Some(sender) = sender {
-                    self.notify_agents(tx, h, t, event, &text, sender).await?;
+                    self.notify_agents(tx, h, t, event, &text, sender, about_files.map(|a| a.row)).await?;
                 }
             }
             Send::Alert { address, event, due_at } => {
@@ -367,7 +372,9 @@ impl Pipeline {
             }
             Send::Agent { address, event, text } => {
                 if let Some(a) = h.desk.agent(&address) {
-                    self.notify_agent(tx, h, t, a, event, &text).await?;
+                    // A hand-over carries the handing agent's files with the words.
+                    let files = about_files.filter(|a| a.agent.is_some()).map(|a| a.row);
+                    self.notify_agent(tx, h, t, a, event, &text, files).await?;
                 }
             }
             Send::Actor { template, reason, changes, unverified } => {

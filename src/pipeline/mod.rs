@@ -137,6 +137,9 @@ pub(crate) struct Here<'a> {
     /// Why this message gets no acknowledgement although a person wrote it (`mail::hygiene`:
     /// spam, DMARC failure, before the inbox's cut-off).
     pub no_ack: Option<String>,
+    /// The files of the chat update being handled, by attachment index (their bytes are kept
+    /// with the attachment rows); empty for mail, whose raw form keeps them.
+    pub chat_files: &'a [crate::chat::ChatFile],
 }
 
 /// How a new ticket relates to an existing one.
@@ -491,7 +494,17 @@ impl Pipeline {
         let inbox_addr =
             EmailAddress::parse(&inbox.address).map_err(|_| PipelineError::InboxAddress(inbox.name.clone()))?;
         let local_now = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&desk.tz);
-        Ok(Here { desk, inbox, inbox_addr, now, local_now, channel: Channel::Email, lang: None, no_ack: None })
+        Ok(Here {
+            desk,
+            inbox,
+            inbox_addr,
+            now,
+            local_now,
+            channel: Channel::Email,
+            lang: None,
+            no_ack: None,
+            chat_files: &[],
+        })
     }
 
     /// Appends an audit event (invariant 6) on the channel the message came through.
@@ -577,6 +590,13 @@ impl Pipeline {
                 refusal.map(|r| r.as_str()),
             )
             .await?;
+            // A chat file's bytes live with its row (a mail's live in its raw form), so that the
+            // agents' notification queued in this transaction can carry it.
+            if refusal.is_none()
+                && let Some(bytes) = h.chat_files.get(a.index as usize).and_then(|f| f.bytes.as_deref())
+            {
+                store::set_attachment_content(tx, row, a.index, bytes).await?;
+            }
         }
         Ok(v)
     }
@@ -796,7 +816,11 @@ impl Pipeline {
             // The request itself was stored after the count (it counts when it came from the
             // requester's own address, not through a Reply-To).
             let own = i64::from(from_requester);
-            let known = Known { inbound_last_hour: Some(load.inbound + own), new_ticket: true };
+            let known = Known {
+                inbound_last_hour: Some(load.inbound + own),
+                new_ticket: true,
+                files_from: (!mail.attachments.is_empty()).then_some(row),
+            };
             self.notify_agents_with(tx, h, &t, ctx, &requester.address, known).await?;
         }
         Ok(Outcome { ticket: Some(number), action: Action::Created, reason: None })
@@ -829,7 +853,8 @@ impl Pipeline {
                 self.event(tx, h, t.id, sender, "flood_appended", &detail).await?;
                 let from = EmailAddress::parse(sender).map_err(|_| PipelineError::InboxAddress(sender.into()))?;
                 let text = format!("{}\n\n{}", mail.subject, mail.text);
-                self.notify_agents(tx, h, &t, "reply", &text, &from).await?;
+                let files = (!mail.attachments.is_empty()).then_some(row);
+                self.notify_agents(tx, h, &t, "reply", &text, &from, files).await?;
                 Ok(Outcome { ticket: Some(t.number), action: Action::Appended, reason: Some(reason) })
             }
             None => {

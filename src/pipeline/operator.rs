@@ -44,6 +44,7 @@ impl Pipeline {
                 ..Default::default()
             };
             let rendered = self.templates.render(desk.language, "oauth_alert", &ctx)?;
+            let html = self.templates.render_html(desk.language, &desk.name, &rendered, &[])?;
             let seed = format!("{credential}|{}|{}|{now}", kind.as_str(), agent.address);
             let unique = crate::mail::parse::sha256_hex(seed.as_bytes())[..16].to_string();
             let built = compose::reply(&compose::ReplySpec {
@@ -60,6 +61,8 @@ impl Pipeline {
                 auto_replied: false,
                 auto_generated: true,
                 message_id: None,
+                html: &html,
+                files: &[],
             })?;
             let key = format!("out:{}", built.message_id);
             let row = store::insert_message(

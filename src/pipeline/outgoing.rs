@@ -43,6 +43,9 @@ pub(crate) struct OutMail {
     pub thread: Thread,
     /// Automatic replies sent to `to` in the last hour, when the caller already counted them.
     pub auto_replies_last_hour: Option<i64>,
+    /// The stored message whose accepted files travel with this one (the requester's files to
+    /// the agents, an agent's files to the requester), within `outbound.attachment_budget_bytes`.
+    pub files_from: Option<i64>,
 }
 
 /// Where a message goes in its recipient's thread.
@@ -64,6 +67,13 @@ pub(crate) struct Known {
     pub inbound_last_hour: Option<i64>,
     /// The ticket was opened in this transaction.
     pub new_ticket: bool,
+    /// The stored message whose files go with the notifications.
+    pub files_from: Option<i64>,
+}
+
+/// Megabytes with one decimal, for the notes about files.
+fn mb(bytes: i64) -> String {
+    format!("{:.1}", bytes as f64 / 1_048_576.0)
 }
 
 impl OutMail {
@@ -80,6 +90,7 @@ impl OutMail {
             token_for: None,
             thread: Thread::Seen,
             auto_replies_last_hour: None,
+            files_from: None,
         }
     }
 
@@ -97,6 +108,7 @@ impl OutMail {
             token_for: Some(agent.address.clone()),
             thread: Thread::Seen,
             auto_replies_last_hour: None,
+            files_from: None,
         }
     }
 
@@ -105,6 +117,12 @@ impl OutMail {
         if let Some(id) = &mail.message_id {
             self.thread = Thread::Answering(id.clone(), mail.references.clone());
         }
+        self
+    }
+
+    /// Carries the accepted files of stored message `row` (None: none).
+    pub fn with_files(mut self, row: Option<i64>) -> Self {
+        self.files_from = row;
         self
     }
 
@@ -235,7 +253,14 @@ impl Pipeline {
         kind: &str,
     ) -> Result<Option<i64>, PipelineError> {
         let desk = h.desk;
-        let text = self.templates.render(out.lang, out.template, &out.ctx)?;
+        let mut text = self.templates.render(out.lang, out.template, &out.ctx)?;
+        let unique = fresh_unique();
+        let files = match out.files_from {
+            Some(row) => self.files_of(tx, h, t, row, &out, &unique, &mut text).await?,
+            None => Vec::new(),
+        };
+        let images: Vec<String> = files.iter().filter_map(|f| f.inline_cid.clone()).collect();
+        let html = self.templates.render_html(out.lang, &desk.name, &text, &images)?;
         // Thread headers hold only ids this recipient has already seen (messages it sent or was
         // sent), and never another agent's token (invariant 7).
         let (parent, references) = match &out.thread {
@@ -256,7 +281,6 @@ impl Pipeline {
         };
         let parent = parent.filter(|p| !visible(std::slice::from_ref(p)).is_empty());
         let references = visible(&references);
-        let unique = fresh_unique();
         let message_id = match (&out.token_for, &self.config.signer) {
             (Some(agent), Some(signer)) => {
                 Some(signer.message_id(&desk.id, t.number.as_str(), agent.as_str(), &unique, h.inbox_addr.domain()))
@@ -277,6 +301,8 @@ impl Pipeline {
             auto_replied: out.auto_reply || kind == "over_limit",
             auto_generated: out.auto_generated,
             message_id,
+            html: &html,
+            files: &files,
         })?;
         let out_key = format!("out:{}", built.message_id);
         let row = store::insert_message(
@@ -308,9 +334,69 @@ impl Pipeline {
         Ok(Some(row))
     }
 
+    /// The accepted files of stored message `row` that fit `outbound.attachment_budget_bytes`, in
+    /// the order they came; the ones left out are named in a note added to `text` (for agents
+    /// with the command that fetches them) and recorded as an event.
+    #[allow(clippy::too_many_arguments)]
+    async fn files_of(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        t: &Ticket,
+        row: i64,
+        out: &OutMail,
+        unique: &str,
+        text: &mut crate::templates::Rendered,
+    ) -> Result<Vec<compose::OutFile>, PipelineError> {
+        let budget = self.config.outbound.attachment_budget_bytes;
+        let mut left = budget;
+        let mut files = Vec::new();
+        let mut omitted = Vec::new();
+        for f in store::ticket_files(tx, t.id).await?.into_iter().filter(|f| f.message_row == row && f.accepted) {
+            let name = f.filename.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| format!("file-{}", f.n));
+            let size = usize::try_from(f.size).unwrap_or(usize::MAX);
+            let bytes = if size <= left { store::file_bytes(tx, &f).await? } else { None };
+            match bytes {
+                Some((bytes, inline)) if bytes.len() <= left => {
+                    left -= bytes.len();
+                    let inline_cid = inline.then(|| format!("file{}.{unique}@{}", f.n, h.inbox_addr.domain()));
+                    files.push(compose::OutFile {
+                        filename: name,
+                        content_type: f.content_type.clone(),
+                        bytes,
+                        inline_cid,
+                    });
+                }
+                _ => omitted.push(crate::templates::OmittedFile { n: f.n, filename: name, size_mb: mb(f.size) }),
+            }
+        }
+        if !omitted.is_empty() {
+            let detail = json!({
+                "to": out.to.as_str(),
+                "files": omitted.iter().map(|o| o.n).collect::<Vec<_>>(),
+                "budget_bytes": budget,
+            });
+            self.event(tx, h, t.id, "loket", "attachments_left_out", &detail).await?;
+            let note = crate::templates::FilesNote {
+                for_agent: out.token_for.is_some(),
+                ticket: t.number.to_string(),
+                files: omitted,
+                budget_mb: format!("{}", (budget as f64 / 1_048_576.0 * 10.0).round() / 10.0),
+            };
+            let note = self.templates.files_note(out.lang, &note)?;
+            // Before the signature, where the words of the message end.
+            text.body = match text.body.split_once("\n--\n") {
+                Some((main, signature)) => format!("{}\n\n{note}\n\n--\n{signature}", main.trim_end()),
+                None => format!("{}\n\n{note}\n", text.body.trim_end()),
+            };
+        }
+        Ok(files)
+    }
+
     /// Sends every target agent a notification with its own signed token, about a message from
     /// `from`. Past the per-sender limit an hour, the agents get one flood digest instead and
     /// the messages stay on their tickets without a notification each.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn notify_agents(
         &self,
         tx: &mut store::Tx,
@@ -319,11 +405,12 @@ impl Pipeline {
         event: &str,
         text: &str,
         from: &EmailAddress,
+        files_from: Option<i64>,
     ) -> Result<usize, PipelineError> {
         let mut ctx = self.base_ctx(h, t);
         ctx.event = event.to_string();
         ctx.text = text.to_string();
-        self.notify_agents_with(tx, h, t, ctx, from, Known::default()).await
+        self.notify_agents_with(tx, h, t, ctx, from, Known { files_from, ..Known::default() }).await
     }
 
     /// [`Pipeline::notify_agents`] with a context the caller prepared.
@@ -358,6 +445,9 @@ impl Pipeline {
         let targets = crate::ticket::decide::notify_targets(t, h.desk);
         for agent in &targets {
             let mut out = OutMail::to_agent(agent, h.desk.language, template, ctx.clone());
+            if template == "agent_notification" {
+                out = out.with_files(known.files_from);
+            }
             if known.new_ticket {
                 out.thread = Thread::Fresh;
             }
@@ -368,6 +458,7 @@ impl Pipeline {
 
     /// One agent's notification about ticket `t` (assignments, escalations): agents' own actions,
     /// never limited.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn notify_agent(
         &self,
         tx: &mut store::Tx,
@@ -376,11 +467,12 @@ impl Pipeline {
         agent: &Agent,
         event: &str,
         text: &str,
+        files_from: Option<i64>,
     ) -> Result<(), PipelineError> {
         let mut ctx = self.base_ctx(h, t);
         ctx.event = event.to_string();
         ctx.text = text.to_string();
-        let out = OutMail::to_agent(agent, h.desk.language, "agent_notification", ctx);
+        let out = OutMail::to_agent(agent, h.desk.language, "agent_notification", ctx).with_files(files_from);
         self.queue(tx, h, t, out).await?;
         Ok(())
     }

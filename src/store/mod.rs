@@ -6,6 +6,7 @@
 
 mod chat;
 pub mod file;
+mod files;
 mod merge;
 mod oauth;
 mod quarantine;
@@ -22,6 +23,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use chat::*;
+pub use files::*;
 pub use merge::*;
 pub use oauth::*;
 pub use quarantine::*;

@@ -1022,7 +1022,7 @@ pub async fn ticket_messages(pool: &AnyPool, ticket_id: i64) -> Result<Vec<Messa
         let id: i64 = r.try_get("id")?;
         let to: String = r.try_get("to_addresses")?;
         let atts = sqlx::query(
-            "SELECT filename, content_type, size, sha256 FROM attachments WHERE message_row = $1 ORDER BY part_index",
+            "SELECT filename, content_type, size, sha256 FROM attachments WHERE message_row = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(pool)

@@ -557,6 +557,16 @@ impl Run<'_> {
         let mut idx = Vec::new();
         for r in rows {
             self.last_msg = r.try_get("id").unwrap();
+            let channel: String = r.try_get("channel").unwrap();
+            let raw = r.try_get::<Option<Vec<u8>>, _>("raw").unwrap().unwrap_or_default();
+            if channel == "email" {
+                // Every mail is multipart/alternative: the text part and an HTML part saying it.
+                let (text, html) = loket::mail::compose::text_and_html(&raw)
+                    .unwrap_or_else(|| panic!("mail without text and HTML parts: {}", String::from_utf8_lossy(&raw)));
+                let body: String = r.try_get("body_text").unwrap();
+                assert_eq!(text.replace("\r\n", "\n").trim_end(), body.trim_end(), "the text part is the message");
+                assert!(html.starts_with("<!DOCTYPE html>") && html.contains("</html>"), "{html}");
+            }
             let to: String = r.try_get("to_addresses").unwrap();
             idx.push(self.outs.len());
             self.outs.push(Out {
@@ -624,6 +634,21 @@ impl Run<'_> {
         }
         for l in key_lines(&o.body) {
             s.push_str(&format!("\n                  | {l}"));
+        }
+        if o.channel == "email"
+            && let Some(m) = mail_parser::MessageParser::default().parse(&o.raw)
+        {
+            use mail_parser::MimeHeaders;
+            let files: Vec<String> = m
+                .attachments()
+                .map(|a| {
+                    let inline = if a.content_id().is_some() { " inline" } else { "" };
+                    format!("{} ({} bytes{inline})", a.attachment_name().unwrap_or("-"), a.contents().len())
+                })
+                .collect();
+            if !files.is_empty() {
+                s.push_str(&format!("\n                  | with files: {}", files.join(", ")));
+            }
         }
         if o.channel != "email"
             && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.raw)

@@ -113,6 +113,20 @@ async fn tg_api(State(f): State<Fake>, Path((_token, method)): Path<(String, Str
             json!({"message_id": 1001, "date": 1_790_000_100, "chat": {"id": p["chat_id"], "type": "private", "first_name": "U"},
                    "from": bot_user(), "text": p["text"]})
         }
+        // Files to a chat come as multipart uploads: the fake keeps the method, the chat and the
+        // whole body (the file's bytes are in it).
+        "sendphoto" | "senddocument" => {
+            let text = String::from_utf8_lossy(&body).to_string();
+            let chat = regex::Regex::new(r#"name="chat_id"\r\n(?:[^\r]*\r\n)*?\r\n([^\r]+)\r\n"#)
+                .unwrap()
+                .captures(&text)
+                .map(|c| c[1].to_string())
+                .unwrap_or_default();
+            let kept = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body);
+            f.sent.lock().unwrap().push(json!({"method": method, "chat_id": chat, "body": kept}));
+            json!({"message_id": 1002, "date": 1_790_000_100, "chat": {"id": chat.parse::<i64>().unwrap_or(0), "type": "private", "first_name": "U"},
+                   "from": bot_user(), "document": {"file_id": "D1", "file_unique_id": "UD1"}})
+        }
         "getfile" => {
             let id = p["file_id"].as_str().unwrap_or("").to_string();
             let size = f.files.lock().unwrap().get(&id).map(|b| b.len()).unwrap_or(0);
@@ -301,6 +315,18 @@ async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_re
     .await
     .unwrap();
     assert_eq!(stored, b"\xff\xd8\xff\xe0 fake jpeg bytes".to_vec(), "the photo is kept on the ticket");
+    // … and reaches the agents with the notification, in agent2's mailbox (issue 16).
+    let notified = wait_for("the photo with agent2's notification", || async {
+        mailbox(&w.agent("agent2"), "INBOX").await.into_iter().find(|r| parsed(r).subject.contains(&n2))
+    })
+    .await;
+    let photos: Vec<Vec<u8>> = mail_parser::MessageParser::default()
+        .parse(&notified)
+        .unwrap()
+        .attachments()
+        .map(|a| a.contents().to_vec())
+        .collect();
+    assert_eq!(photos, vec![b"\xff\xd8\xff\xe0 fake jpeg bytes".to_vec()], "the chat photo reaches the agent");
 
     // 4. /status of another's ticket says exactly what it says of a number that does not exist.
     fake.push(tg_text(10, 555, &format!("/status {n2}")));
@@ -331,10 +357,29 @@ async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_re
             body,
         )
     };
-    smtp_send(&agent, &[&w.desk_addr], &reply("r1", "Portal sudah kami pulihkan, silakan dicoba lagi.")).await;
+    // The reply carries a PDF: the words, then the file as a document (issue 16).
+    let pdf = b"%PDF-1.4 panduan pemulihan portal".to_vec();
+    let mut with_pdf = reply("r1", "Portal sudah kami pulihkan, silakan dicoba lagi.");
+    let text_part = String::from_utf8(with_pdf.clone()).unwrap();
+    let (head, body) = text_part.split_once("\r\n\r\n").unwrap();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pdf);
+    with_pdf = format!(
+        "{}\r\nContent-Type: multipart/mixed; boundary=\"pp\"\r\n\r\n--pp\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
+         --pp\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"panduan.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--pp--\r\n",
+        head.replace("Content-Type: text/plain; charset=utf-8\r\n", "").trim_end()
+    )
+    .into_bytes();
+    smtp_send(&agent, &[&w.desk_addr], &with_pdf).await;
     let (seen, relayed) = fake.next_to(seen, "555", "chat_id").await;
     assert!(relayed["text"].as_str().unwrap().contains("Portal sudah kami pulihkan"), "{relayed}");
     assert!(!relayed.to_string().contains(&agent), "the agent's address is never shown");
+    let (seen, document) = fake.next_to(seen, "555", "chat_id").await;
+    assert_eq!(document["method"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("senddocument"), "{document}");
+    let sent =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, document["body"].as_str().unwrap()).unwrap();
+    assert!(sent.windows(pdf.len()).any(|w| w == pdf.as_slice()), "the PDF's bytes reach the chat");
+    assert!(String::from_utf8_lossy(&sent).contains("panduan.pdf"), "under its name");
 
     // 6. Resolved by email → the requester confirms with the button → rates with a button.
     smtp_send(&agent, &[&w.desk_addr], &reply("r2", "#resolve Server portal sudah normal.")).await;
@@ -663,4 +708,71 @@ async fn a_chat_flood_is_bounded_and_loses_nothing() {
     .await
     .unwrap();
     assert!(to_agents <= notes_limit + 1, "{to_agents} agent mails for one number");
+}
+
+/// The fake's `POST /{phone}/media`: keeps the multipart upload, answers with a media id.
+async fn graph_upload(State(f): State<Fake>, Path(_phone): Path<String>, body: Bytes) -> Json<Value> {
+    let kept = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body);
+    let n = {
+        let mut s = f.sent.lock().unwrap();
+        s.push(json!({"upload": kept}));
+        s.len()
+    };
+    Json(json!({"id": format!("MEDIA{n}")}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_files_are_uploaded_then_sent_as_documents_or_images() {
+    let fake = Fake::default();
+    let app = Router::new()
+        .route("/v21.0/{phone}/messages", post(graph_send))
+        .route("/v21.0/{phone}/media", post(graph_upload))
+        .with_state(fake.clone());
+    let graph_port = Fake::start(app).await;
+    let w = World::new(
+        "wafile",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{}\"\n", free_port()),
+            desk_extra: format!(
+                "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
+                 app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
+                 graph_url = \"http://127.0.0.1:{graph_port}/v21.0\"\n"
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    let clients = loket::channel::chat::ChatClients::from_config(&w.config()).unwrap();
+    let pdf = b"%PDF-1.4 panduan".to_vec();
+    for (name, ctype, kind) in [("panduan.pdf", "application/pdf", "document"), ("layar.png", "image/png", "image")] {
+        let payload = loket::chat::OutChat {
+            chat_id: "62811".into(),
+            text: name.into(),
+            buttons: vec![],
+            template: None,
+            list_labels: None,
+            file: Some(loket::chat::OutChatFile { attachment: 1, filename: name.into(), content_type: ctype.into() }),
+        };
+        let payload = serde_json::to_string(&payload).unwrap();
+        let before = fake.sent().len();
+        clients.send("hero", loket::domain::Channel::Whatsapp, Some(&payload), Some(&pdf)).await.unwrap();
+        let sent = fake.sent();
+        let upload = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            sent[before]["upload"].as_str().expect("the file is uploaded first"),
+        )
+        .unwrap();
+        assert!(upload.windows(pdf.len()).any(|w| w == pdf.as_slice()), "the bytes are uploaded");
+        assert!(String::from_utf8_lossy(&upload).contains(name), "under its name");
+        let message = &sent[before + 1];
+        let media = format!("MEDIA{}", before + 1);
+        assert_eq!((message["type"].as_str(), message[kind]["id"].as_str()), (Some(kind), Some(media.as_str())));
+        assert_eq!(message["to"], "62811");
+    }
+    // A file row whose bytes are gone fails for good instead of sending nothing.
+    let payload = serde_json::json!({"chat_id": "62811", "text": "x", "file": {"attachment": 9, "filename": "x.pdf", "content_type": "application/pdf"}}).to_string();
+    let err = clients.send("hero", loket::domain::Channel::Whatsapp, Some(&payload), None).await.unwrap_err();
+    assert!(!err.is_temporary(), "{err}");
 }

@@ -9,6 +9,7 @@ mod cli;
 mod conversation;
 mod corpus;
 mod faults;
+mod files;
 mod harness;
 mod http;
 mod hygiene;

@@ -589,7 +589,7 @@ fn visible_text(html: &str) -> String {
 }
 
 /// Runs Debian's headless Chromium on a local file and returns standard output.
-fn chromium(extra: &[&str], page: &Path) -> String {
+pub(crate) fn chromium(extra: &[&str], page: &Path) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("chromium")
         .args([
@@ -617,7 +617,7 @@ fn chromium(extra: &[&str], page: &Path) -> String {
 /// screenshot, and returns the frame's viewport width, the document's scroll width and the HTML
 /// elements whose right edge passes the viewport. The measuring script is the wrapper's; the
 /// report has none.
-fn layout(page: &Path, width: u32, extra: &str, shot: Option<&Path>) -> (u32, u32, Vec<String>) {
+pub(crate) fn layout(page: &Path, width: u32, extra: &str, shot: Option<&Path>) -> (u32, u32, Vec<String>) {
     let copy =
         page.with_file_name(format!("frame-{}-{}.html", page.file_stem().unwrap().to_string_lossy(), extra.len()));
     std::fs::write(&copy, std::fs::read_to_string(page).unwrap().replace("</body>", &format!("{extra}</body>")))
