@@ -343,6 +343,28 @@ pub struct MailContext {
     /// The deadline the message is about: the first-response deadline in an acknowledgement
     /// (the promise "paling lambat …"), the clock's due time in an SLA alert.
     pub deadline: Option<When>,
+    /// Required information the request does not give (`name`, `malformed`): asked for in the
+    /// acknowledgement, shown to the agents.
+    pub info: Vec<crate::ticket::reading::InfoAsked>,
+    /// A service done on an event date (the catalogue's `schedule`).
+    pub schedule: ScheduleCtx,
+}
+
+/// What the acknowledgement and the agents' notification say of an event-dated service.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScheduleCtx {
+    /// The event's date (and time, when given) as read from the request.
+    pub event: Option<When>,
+    /// Whether the request named a time of day for the event.
+    pub event_time: bool,
+    /// When the ticket is due (working days after the event).
+    pub due: Option<When>,
+    /// The service is event-dated and the request names no date: ask for it.
+    pub ask_date: bool,
+    /// Asked for fewer working days ahead than the document's minimum.
+    pub short: bool,
+    pub lead_days: u32,
+    pub min_lead_days: u32,
 }
 
 /// A moment as the desk's clock shows it, in parts, for a template to say in its language
@@ -578,6 +600,16 @@ pub fn sample_context() -> MailContext {
             }],
         },
         deadline: Some(When { weekday: 0, day: 5, month: 1, year: 2026, hour: 10, minute: 0, zone: "WIB".into() }),
+        info: vec![crate::ticket::reading::InfoAsked { name: "Kode satker".into(), malformed: true }],
+        schedule: ScheduleCtx {
+            event: Some(When { weekday: 1, day: 13, month: 1, year: 2026, hour: 9, minute: 0, zone: "WIB".into() }),
+            event_time: true,
+            due: Some(When { weekday: 2, day: 14, month: 1, year: 2026, hour: 17, minute: 0, zone: "WIB".into() }),
+            ask_date: false,
+            short: true,
+            lead_days: 2,
+            min_lead_days: 7,
+        },
     }
 }
 
@@ -657,10 +689,10 @@ mod tests {
         ctx.ticket.category_name.clear();
         ctx.ticket.subcategory_name.clear();
         for (lang, name, words) in [
-            (Language::Id, "acknowledgement", "Kategori: Triase (akan diklasifikasikan)\n"),
-            (Language::En, "acknowledgement", "Category: Triage (to be classified)\n"),
-            (Language::Id, "chat_status", "Kategori: Triase (akan diklasifikasikan)\n"),
-            (Language::En, "chat_acknowledgement", "Category: Triage (to be classified)\n"),
+            (Language::Id, "acknowledgement", "Kategori: Belum ditentukan\n"),
+            (Language::En, "acknowledgement", "Category: Not yet determined\n"),
+            (Language::Id, "chat_status", "Kategori: Belum ditentukan\n"),
+            (Language::En, "chat_acknowledgement", "Category: Not yet determined\n"),
         ] {
             let body = t.render(lang, name, &ctx).unwrap().body;
             assert!(body.contains(words), "{lang}/{name}: {body}");

@@ -49,6 +49,7 @@ impl Pipeline {
         tx: &mut store::Tx,
         h: &Here<'_>,
         t: &Ticket,
+        target_override: Option<chrono::Duration>,
     ) -> Result<Option<i64>, PipelineError> {
         let Some(sla) = &h.desk.sla else { return Ok(None) };
         let paused = t.status == TicketStatus::Pending;
@@ -61,8 +62,19 @@ impl Pipeline {
             paused,
             &sla.response_calendar,
         );
-        let (target, warn) = resolution_target(sla, h.desk, t);
-        let resolution = Clock::start(ClockKind::Resolution, target, warn, h.now, paused, &sla.working);
+        let (target, warn) = match target_override {
+            // An event-dated service or a fulfilment tier (issue #17) sets the target.
+            Some(target) => (target, warn_threshold(target, sla.resolution_warning)),
+            None => resolution_target(sla, h.desk, t),
+        };
+        let resolution = Clock::start(
+            ClockKind::Resolution,
+            target,
+            warn,
+            h.now,
+            paused,
+            sla.resolution_calendar(t.ticket_type, t.priority),
+        );
         store::sla::insert_clocks(tx, t.id, &h.desk.id, &[&response, &resolution]).await?;
         Ok(response.due_at)
     }
@@ -106,7 +118,9 @@ impl Pipeline {
         for row in store::sla::clocks_of(&mut **tx, after.id).await? {
             let (cal, kind) = match row.clock.kind {
                 ClockKind::Response => (&sla.response_calendar, ClockKind::Response),
-                ClockKind::Resolution => (&sla.working, ClockKind::Resolution),
+                ClockKind::Resolution => {
+                    (sla.resolution_calendar(after.ticket_type, after.priority), ClockKind::Resolution)
+                }
             };
             let mut c = row.clock.clone();
             if kind == ClockKind::Response && m.stop_response {
@@ -155,7 +169,11 @@ impl Pipeline {
                 continue;
             };
             let h = self.here(desk, inbox, now)?;
-            let cal = if row.clock.kind == ClockKind::Response { &sla.response_calendar } else { &sla.working };
+            let cal = if row.clock.kind == ClockKind::Response {
+                &sla.response_calendar
+            } else {
+                sla.resolution_calendar(t.ticket_type, t.priority)
+            };
             let target_state = row.clock.state_at(now, cal);
             let mut c = row.clock.clone();
             let mut from = row.clock.state;

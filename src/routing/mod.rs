@@ -387,9 +387,10 @@ impl DeskRules {
         // Internal-only services are not opened for senders outside the desk's domains.
         if let (Some(b), false) = (best, decision.is_triage()) {
             let route = &self.routes[b];
-            if route.internal_only
-                && let Some(d) = &domain
-                && !catalogue.is_internal_domain(d)
+            // The sender rule (`sender = "internal" | "official"`, issue #17) is answered the same way.
+            let rule = catalogue.subcategory(&route.category, &route.subcategory).map(|s| s.sender).unwrap_or_default();
+            if let Some(d) = &domain
+                && ((route.internal_only && !catalogue.is_internal_domain(d)) || !catalogue.sender_allowed(rule, d))
             {
                 let name = catalogue
                     .subcategory(&route.category, &route.subcategory)

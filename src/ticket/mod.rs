@@ -5,6 +5,7 @@
 pub mod answer;
 pub mod command;
 pub mod decide;
+pub mod event_date;
 mod model;
 mod number;
 pub mod reading;
