@@ -528,6 +528,9 @@ pub struct TicketCtx {
     pub priority: String,
     /// The internal-only service an external sender asked for (the ticket waits in triage).
     pub internal_only_refused: String,
+    /// The refused service takes official (kedinasan) addresses (`sender = "official"`), not
+    /// only the organisation's own.
+    pub official_only: bool,
     /// The earlier ticket a new one continues.
     pub linked_number: String,
     /// The ticket a stranger named when writing (for agents only, never for the sender).
@@ -570,6 +573,7 @@ pub fn sample_context() -> MailContext {
             status: "open".into(),
             priority: "P3".into(),
             internal_only_refused: "SIGI".into(),
+            official_only: false,
             linked_number: "A-HERO26000000".into(),
             mentioned_number: "A-HERO26000002".into(),
         },

@@ -730,6 +730,7 @@ impl Pipeline {
             ctx.schedule = asked.schedule.clone();
             ctx.refused = verdicts.refused.clone();
             ctx.ticket.internal_only_refused = decision.internal_only_refused.clone().unwrap_or_default();
+            ctx.ticket.official_only = decision.official_only;
             // Only a follow-up names the earlier ticket: a stranger learns nothing of the one named.
             ctx.ticket.linked_number = follows.as_ref().map(ToString::to_string).unwrap_or_default();
             // The template promises the deadline in the requester's words ("paling lambat …").

@@ -168,6 +168,7 @@ impl Pipeline {
                 status: t.status.as_str().to_string(),
                 priority: t.priority.map(|v| v.as_str().to_string()).unwrap_or_default(),
                 internal_only_refused: String::new(),
+                official_only: false,
                 linked_number: String::new(),
                 mentioned_number: String::new(),
             },

@@ -13,4 +13,5 @@ mod mail;
 mod repo_only;
 mod routing;
 mod runner;
+mod templates;
 mod trimming;
