@@ -756,6 +756,79 @@ kind = "supervisor_cc"
         assert!(Catalogue::parse(Path::new("hero.toml"), &(GOOD.to_string() + &kind)).is_err());
     }
 
+    const EXTRAS: &str = r#"
+[[category.subcategory]]
+id = "vicon"
+name = "Video conference"
+types = ["request"]
+schedule = { close_after_days = 1, min_lead_days = 7 }
+sender = "official"
+sender_units = ["Unit TIK"]
+
+[[category.subcategory.info]]
+name = "Kode satker"
+labels = ["kode satker"]
+pattern = '^\d{6}$'
+
+[[category.subcategory]]
+id = "akun"
+name = "Akun"
+types = ["request"]
+fulfilment = "1d"
+
+[[category.subcategory.tier]]
+fulfilment = "5d"
+when_any = ["kolektif"]
+when_regex = '\b(3[1-9]|[4-9][0-9]) akun\b'
+"#;
+
+    #[test]
+    fn loads_schedule_information_sender_rule_and_tiers() {
+        let text = GOOD.replace("internal_domains", "official_domains = [\"go.id\"]\ninternal_domains") + EXTRAS;
+        let c = Catalogue::parse(Path::new("hero.toml"), &text).unwrap();
+        let v = c.subcategory("aplikasi", "vicon").unwrap();
+        assert_eq!(v.schedule, Some(Schedule { close_after_days: Some(1), min_lead_days: 7 }));
+        assert_eq!(v.sender, SenderRule::Official);
+        assert_eq!(v.sender_units, vec!["Unit TIK".to_string()]);
+        assert_eq!(v.info[0].name, "Kode satker");
+        assert!(v.info[0].pattern.as_ref().unwrap().is_match("012345"));
+        assert!(c.sender_allowed(SenderRule::Official, "kppn.go.id"));
+        assert!(c.sender_allowed(SenderRule::Official, "kemendag.go.id"));
+        assert!(!c.sender_allowed(SenderRule::Official, "gmail.com"));
+        assert!(!c.sender_allowed(SenderRule::Internal, "kppn.go.id"));
+        assert!(c.sender_allowed(SenderRule::Any, "gmail.com"));
+        let a = c.subcategory("aplikasi", "akun").unwrap();
+        assert_eq!(a.fulfilment_for("buat akun untuk 45 akun"), Some(Fulfilment::WorkingDays(5)));
+        assert_eq!(a.fulfilment_for("akun KOLEKTIF"), Some(Fulfilment::WorkingDays(5)));
+        assert_eq!(a.fulfilment_for("akun untuk 3 pegawai"), Some(Fulfilment::WorkingDays(1)));
+    }
+
+    #[test]
+    fn bad_extras_are_load_errors_naming_the_key() {
+        let bad = EXTRAS
+            .replace("types = [\"request\"]\nschedule", "types = [\"request\"]\nfulfilment = \"2d\"\nschedule")
+            .replace("sender = \"official\"\n", "")
+            .replace(r"'^\d{6}$'", r"'^\d{6$'")
+            .replace("when_any = [\"kolektif\"]\nwhen_regex = '\\b(3[1-9]|[4-9][0-9]) akun\\b'\n", "")
+            + "\n[[category.subcategory]]\nid = \"x\"\nname = \"X\"\ntypes = [\"request\"]\n\
+               [[category.subcategory.info]]\nname = \"PIC (nama)\"\n";
+        let errs = Catalogue::parse(Path::new("seeds/hero.toml"), &(GOOD.to_string() + &bad)).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        for needle in [
+            "schedule.close_after_days",
+            "sender_units",
+            "info[0].pattern",
+            "tier[0]: needs `when_any`",
+            "info[0].name: `PIC (nama)`",
+            "info[0]: needs `labels` or `pattern`",
+        ] {
+            assert!(
+                text.iter().any(|t| t.contains(needle) && t.starts_with("seeds/hero.toml")),
+                "{needle} in {text:#?}"
+            );
+        }
+    }
+
     #[test]
     fn parses_fulfilment_units() {
         assert_eq!(Fulfilment::parse("30m"), Some(Fulfilment::Minutes(30)));
