@@ -509,6 +509,8 @@ pub struct DeskCtx {
     /// Largest attachment in MB and allowed extensions, when the desk has a policy.
     pub attachment_max_mb: String,
     pub attachment_types: String,
+    /// The tracking page's base (`http.public_url` + `/lacak`), when the server has a public URL.
+    pub track_url: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -560,6 +562,7 @@ pub fn sample_context() -> MailContext {
             reopen_days: 7,
             attachment_max_mb: "2".into(),
             attachment_types: "JPG, PNG, PDF".into(),
+            track_url: "https://hero.example.test/lacak".into(),
         },
         ticket: TicketCtx {
             number: "A-HERO26000001".into(),
@@ -643,11 +646,26 @@ mod tests {
                 Language::Id,
                 "acknowledgement",
                 "Surat resmi (sebagai lampiran)",
-                "alamat email atasan Anda pada kolom CC",
+                "alamat email atasan Anda (minimal setingkat eselon III/IV) pada kolom CC",
             ),
-            (Language::Id, "incomplete", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
-            (Language::En, "acknowledgement", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
-            (Language::En, "incomplete", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
+            (
+                Language::Id,
+                "incomplete",
+                "Surat resmi (sebagai lampiran)",
+                "alamat email atasan Anda (minimal setingkat eselon III/IV) pada kolom CC",
+            ),
+            (
+                Language::En,
+                "acknowledgement",
+                "Surat resmi (as an attachment)",
+                "your supervisor (at least echelon III/IV) in CC",
+            ),
+            (
+                Language::En,
+                "incomplete",
+                "Surat resmi (as an attachment)",
+                "your supervisor (at least echelon III/IV) in CC",
+            ),
             (Language::Id, "chat_incomplete", "Surat resmi (sebagai dokumen)", "kolom CC"),
             (Language::En, "chat_acknowledgement", "Surat resmi (as a document)", "in CC"),
         ] {

@@ -135,6 +135,7 @@ impl Pipeline {
                 .as_ref()
                 .map(|p| p.allowed.iter().map(|a| a.to_ascii_uppercase()).collect::<Vec<_>>().join(", "))
                 .unwrap_or_default(),
+            track_url: self.config.public_url.as_ref().map(|u| format!("{u}/lacak")).unwrap_or_default(),
         }
     }
 
