@@ -34,3 +34,39 @@ fn seeds_match_the_routing_label_space() {
         assert_eq!(ours, theirs, "desk {desk}");
     }
 }
+
+/// Issue #17, acceptance 3: the shipped `loket.toml` is the four desks as their documents describe
+/// them, and `loket check-config` finds nothing wrong with it (offline: the store is not opened).
+#[test]
+fn the_shipped_configuration_checks_clean_with_every_inbox_the_seeds_name() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loket"))
+        .args(["check-config", "--offline"])
+        .current_dir(repo())
+        .env_remove("LOKET_CONFIG")
+        .env_remove("LOKET_DATABASE_URL")
+        .output()
+        .expect("loket runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "check-config: {stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "loket.toml: ok (4 desk(s), 7 inbox(es), templates in templates)", "{stderr}");
+    let cfg = loket::config::Config::load(&repo().join("loket.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let hero = cfg.desk("hero").expect("hero");
+    let addresses: Vec<String> = hero.inboxes.iter().map(|i| i.address.to_string()).collect();
+    for a in [
+        "hero@kemendag.go.id",
+        "ska@kemendag.go.id",
+        "layanandata.pdsi@kemendag.go.id",
+        "orgpeg.pusdatin@kemendag.go.id",
+    ] {
+        assert!(addresses.contains(&a.to_string()), "{a} in {addresses:?}");
+    }
+    let policy = hero.attachments.as_ref().expect("HERO's attachment policy");
+    assert_eq!((policy.max_bytes, policy.allowed.len()), (2 * 1024 * 1024, 11));
+    for desk in &cfg.desks {
+        let layers: Vec<u8> = desk.groups.iter().map(|g| g.layer).collect();
+        assert!(layers.contains(&1) && layers.contains(&2), "{}: groups per layer {layers:?}", desk.id);
+    }
+    let djpb = cfg.desk("djpb").and_then(|d| d.sla.as_ref()).expect("DJPb's SLA");
+    assert!(djpb.always_priorities.contains(&loket::domain::Priority::P1), "DJPb's P1 runs around the clock");
+}
