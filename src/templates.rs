@@ -65,6 +65,7 @@ pub const REQUIRED: &[&str] = &[
     "pending_reminder",
     "sla_alert",
     "oauth_alert",
+    "email_code",
     "auto_closed",
     "chat_help",
     "chat_flow",
