@@ -1,5 +1,6 @@
-//! Every message template as a reviewer reads it (issue #17, acceptance 2): each template of
-//! `loket::templates::REQUIRED`, in both languages, for each ticket type (a question, a request, an
+//! Every message template as a reviewer reads it (issue #17, acceptance 2): each
+//! `templates/id/<name>.txt.j2` (mail and chat messages; the HTML pages have their own tests), in
+//! both languages, for each ticket type (a question, a request, an
 //! incident report) and for a message still in triage, rendered from one sample context and kept
 //! as `tests/golden/templates/<lang>/<template>.<variant>.txt` (subject, blank line, body). A change
 //! of wording shows as a diff of these files; `UPDATE_GOLDEN=1` rewrites them.
@@ -11,6 +12,8 @@
 
 use loket::domain::Language;
 use loket::templates::{MailContext, REQUIRED, ScheduleCtx, Templates, sample_context};
+
+use std::collections::BTreeSet;
 
 use crate::runner::{Golden, repo};
 
@@ -75,7 +78,15 @@ fn every_template_in_both_languages_for_each_ticket_type() {
     let templates = Templates::load(&repo().join("templates")).expect("templates load");
     let root = repo().join("tests/golden/templates");
     let mut golden = Golden::in_folder("templates", &root, &["id", "en"], "txt");
-    for name in REQUIRED {
+    let mut names: BTreeSet<String> = REQUIRED.iter().map(|n| n.to_string()).collect();
+    for f in std::fs::read_dir(repo().join("templates/id")).expect("templates/id") {
+        let f = f.expect("entry").file_name().to_string_lossy().to_string();
+        if let Some(name) = f.strip_suffix(".txt.j2").filter(|n| !n.starts_with('_')) {
+            names.insert(name.to_string());
+        }
+    }
+    assert!(names.len() > REQUIRED.len(), "the chat variants are covered too: {names:?}");
+    for name in &names {
         for &lang in Language::ALL {
             for v in ["question", "request", "incident", "triage"] {
                 let r =
