@@ -92,6 +92,16 @@ impl Pipeline {
         let moves = clock_moves(t, &after, h.now, h.desk.reopen_days);
         let timers = store::Timers { auto_close_at: moves.auto_close, remind_at: moves.remind };
         store::update_ticket_and_timers(tx, t.id, patch, timers, h.now).await?;
+        // A target the request's text set at creation (the event's date, a fulfilment tier) is
+        // kept while the ticket stays on its service: a new priority or type does not undo it.
+        let text_set = t.category == after.category
+            && t.subcategory == after.subcategory
+            && after.ticket_type != Some(crate::domain::TicketType::Incident)
+            && h.desk
+                .catalogue
+                .subcategory(&after.category, &after.subcategory)
+                .is_some_and(|s| s.schedule.is_some_and(|sc| sc.close_after_days.is_some()) || !s.tiers.is_empty());
+        let moves = ClockMoves { retarget: moves.retarget && !text_set, ..moves };
         self.move_clocks(tx, h, &after, &moves).await?;
         Ok(after)
     }
