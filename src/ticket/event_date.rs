@@ -203,6 +203,20 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any text (dates and words of both languages mixed in) is read without a panic, and the
+        /// event found is never before today.
+        #[test]
+        fn any_text_gives_no_date_or_one_not_in_the_past(
+            s in "(([0-9]{1,4}[/.-]){0,2}[0-9]{1,4}|senin|selasa|depan|lalu|sejak|besok|lusa|next|pukul 9\\.30|januari|feb|[a-z]{1,8}|[ ,.])*"
+        ) {
+            if let Some(e) = find(&s, today()) {
+                proptest::prop_assert!(e.date >= today(), "{s:?} -> {e:?}");
+            }
+        }
+    }
+
     #[test]
     fn never_panics_on_odd_text() {
         for t in ["99/99/9999", "0 januari", "pukul 99.99", "ç日本 12 mei", &"1/".repeat(20_000)] {
