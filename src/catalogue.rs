@@ -316,12 +316,15 @@ impl Catalogue {
                         Some(t) if !types.contains(&t) => types.push(t),
                         Some(_) => errors.push(invalid(format!("{skey}.types: `{t}` listed twice"))),
                         None => errors.push(invalid(format!(
-                            "{skey}.types: unknown type `{t}`; known: question, request, incident"
+                            "{skey}.types: unknown type `{t}`; known: question, request, incident, change"
                         ))),
                     }
                 }
                 if s.types.is_empty() {
                     errors.push(invalid(format!("{skey}.types: must not be empty")));
+                }
+                if raw.change_tickets && types.contains(&TicketType::Request) && !types.contains(&TicketType::Change) {
+                    types.push(TicketType::Change);
                 }
                 let fulfilment = match s.fulfilment.as_deref().map(|f| (f, Fulfilment::parse(f))) {
                     None => None,
@@ -545,6 +548,10 @@ struct RawCatalogue {
     internal_domains: Vec<String>,
     #[serde(default)]
     official_domains: Vec<String>,
+    /// The desk keeps change tickets apart (Pusintek: Service/Incident/Change): every service that
+    /// takes requests takes change requests too.
+    #[serde(default)]
+    change_tickets: bool,
     #[serde(default)]
     reopen_days: Option<u32>,
     #[serde(default)]

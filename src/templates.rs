@@ -36,6 +36,7 @@ pub const LABELS: &[&str] = &[
     "flow_question",
     "flow_request",
     "flow_incident",
+    "flow_change",
     "flow_impact_low",
     "flow_impact_medium",
     "flow_impact_high",
