@@ -72,3 +72,21 @@ fn the_shipped_configuration_checks_clean_with_every_inbox_the_seeds_name() {
     let djpb = cfg.desk("djpb").and_then(|d| d.sla.as_ref()).expect("DJPb's SLA");
     assert!(djpb.always_priorities.contains(&loket::domain::Priority::P1), "DJPb's P1 runs around the clock");
 }
+
+/// `http.public_url` (the acknowledgement's tracking link) must be an http(s) URL; a trailing slash
+/// is dropped.
+#[test]
+fn the_public_url_is_checked_and_kept_without_its_trailing_slash() {
+    let path = repo().join("loket.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let commented = "# public_url = \"https://helpdesk.example.go.id\"";
+    assert!(text.contains(commented), "the shipped file shows the key");
+    let with = |url: &str| text.replace(commented, &format!("public_url = \"{url}\""));
+    let cfg = loket::config::Config::from_toml(&path, &with("https://helpdesk.example.go.id/"), |_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.public_url.as_deref(), Some("https://helpdesk.example.go.id"));
+    for bad in ["helpdesk.example.go.id", "javascript:alert(1)", "https://x.test/?a=b", "https:// spaced.test"] {
+        let err = loket::config::Config::from_toml(&path, &with(bad), |_| None).err().map(|e| e.to_string());
+        assert!(err.as_deref().is_some_and(|e| e.contains("http.public_url")), "{bad}: {err:?}");
+    }
+}
