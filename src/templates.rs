@@ -535,6 +535,8 @@ pub struct TicketCtx {
     /// The refused service takes official (kedinasan) addresses (`sender = "official"`), not
     /// only the organisation's own.
     pub official_only: bool,
+    /// The units the service is limited to (the catalogue's `sender_units`): for agents to check.
+    pub sender_units: Vec<String>,
     /// The earlier ticket a new one continues.
     pub linked_number: String,
     /// The ticket a stranger named when writing (for agents only, never for the sender).
@@ -579,6 +581,7 @@ pub fn sample_context() -> MailContext {
             priority: "P3".into(),
             internal_only_refused: "SIGI".into(),
             official_only: false,
+            sender_units: vec!["Unit TIK di lingkungan Kemenkeu".into()],
             linked_number: "A-HERO26000000".into(),
             mentioned_number: "A-HERO26000002".into(),
         },

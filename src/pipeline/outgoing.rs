@@ -170,6 +170,11 @@ impl Pipeline {
                 priority: t.priority.map(|v| v.as_str().to_string()).unwrap_or_default(),
                 internal_only_refused: String::new(),
                 official_only: false,
+                sender_units: desk
+                    .catalogue
+                    .subcategory(&t.category, &t.subcategory)
+                    .map(|s| s.sender_units.clone())
+                    .unwrap_or_default(),
                 linked_number: String::new(),
                 mentioned_number: String::new(),
             },
