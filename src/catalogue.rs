@@ -1,5 +1,8 @@
 //! The service catalogue of a desk (`seeds/<desk>.toml`): categories, subcategories, the ticket
-//! types each allows, internal-only services, fulfilment times and requirements. Validated at load;
+//! types each allows, internal-only services, fulfilment times and requirements, and what the
+//! documents ask of a request beyond them (issue #17): a schedule relative to an event date with a
+//! minimum lead, required information with an optional pattern, a sender rule, fulfilment tiers.
+//! Validated at load;
 //! every problem is reported with the file and the key. Format: `seeds/FORMAT.md`.
 
 use std::collections::HashSet;
@@ -46,7 +49,7 @@ impl Fulfilment {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Subcategory {
     pub id: String,
     pub name: String,
@@ -62,6 +65,68 @@ pub struct Subcategory {
     /// unconditional entries here.
     pub requirements: Vec<Requirement>,
     pub requires_info: Vec<String>,
+    /// Due relative to an event the request names (DC visits, conferences, broadcasts, surveys).
+    pub schedule: Option<Schedule>,
+    /// Information the request must give, each checked on its text (`[[...info]]`).
+    pub info: Vec<InfoField>,
+    /// Who may ask for the service.
+    pub sender: SenderRule,
+    /// The units the document limits the service to (checked by the agents; shown to them).
+    pub sender_units: Vec<String>,
+    /// Fulfilment times chosen by a quantity or variant named in the request (first that holds).
+    pub tiers: Vec<Tier>,
+}
+
+impl Subcategory {
+    /// The fulfilment time for a request whose text is `text`: the first tier whose condition
+    /// holds, else the base `fulfilment`.
+    pub fn fulfilment_for(&self, text: &str) -> Option<Fulfilment> {
+        let folded = fold(text);
+        self.tiers.iter().find(|t| t.condition.holds(&folded)).map(|t| t.fulfilment).or(self.fulfilment)
+    }
+}
+
+/// A service tied to a date the requester names (a visit, a conference, a broadcast, a survey):
+/// due `close_after_days` working days after the event when the document says so (else by the
+/// `fulfilment` time), and to be asked for at least `min_lead_days` working days before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub close_after_days: Option<u32>,
+    pub min_lead_days: u32,
+}
+
+/// A piece of information the request must give (kode satker, hostname, PIC).
+#[derive(Debug, Clone)]
+pub struct InfoField {
+    /// What it is called, as the document calls it: the requester is asked for it by this name.
+    pub name: String,
+    /// Folded phrases that introduce the value in a request ("kode satker").
+    pub labels: Vec<String>,
+    /// What the value must look like (matched against the word after a label, or, without a
+    /// label, against every word of the request).
+    pub pattern: Option<regex::Regex>,
+}
+
+/// Who may ask for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderRule {
+    /// Anyone (default).
+    #[default]
+    Any,
+    /// Only an address of the organisation (`internal_domains`).
+    Internal,
+    /// Only an official address (`official_domains`, the internal ones included).
+    Official,
+}
+
+/// A fulfilment time chosen by what the request says (quantity or variant).
+#[derive(Debug, Clone)]
+pub struct Tier {
+    pub condition: Condition,
+    pub fulfilment: Fulfilment,
+    /// The document's wording (agents and operators only).
+    pub note: Option<String>,
 }
 
 /// What a requirement asks for: a closed set.
@@ -161,6 +226,8 @@ pub struct Catalogue {
     pub desk: String,
     pub name: String,
     pub internal_domains: Vec<String>,
+    /// Domains counted as official addresses for `sender = "official"` (besides the internal ones).
+    pub official_domains: Vec<String>,
     pub reopen_days: Option<u32>,
     pub categories: Vec<Category>,
 }
@@ -183,6 +250,17 @@ impl Catalogue {
     pub fn is_internal_domain(&self, domain: &str) -> bool {
         let domain = domain.to_ascii_lowercase();
         self.internal_domains.iter().any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+    }
+
+    /// Whether an address of `domain` may ask for a service with this sender rule.
+    pub fn sender_allowed(&self, rule: SenderRule, domain: &str) -> bool {
+        let domain = domain.to_ascii_lowercase();
+        let under = |d: &String| domain == *d || domain.ends_with(&format!(".{d}"));
+        match rule {
+            SenderRule::Any => true,
+            SenderRule::Internal => self.internal_domains.iter().any(under),
+            SenderRule::Official => self.internal_domains.iter().chain(&self.official_domains).any(under),
+        }
     }
 
     pub fn load(path: &Path) -> Result<Self, Vec<CatalogueError>> {
@@ -238,12 +316,15 @@ impl Catalogue {
                         Some(t) if !types.contains(&t) => types.push(t),
                         Some(_) => errors.push(invalid(format!("{skey}.types: `{t}` listed twice"))),
                         None => errors.push(invalid(format!(
-                            "{skey}.types: unknown type `{t}`; known: question, request, incident"
+                            "{skey}.types: unknown type `{t}`; known: question, request, incident, change"
                         ))),
                     }
                 }
                 if s.types.is_empty() {
                     errors.push(invalid(format!("{skey}.types: must not be empty")));
+                }
+                if raw.change_tickets && types.contains(&TicketType::Request) && !types.contains(&TicketType::Change) {
+                    types.push(TicketType::Change);
                 }
                 let fulfilment = match s.fulfilment.as_deref().map(|f| (f, Fulfilment::parse(f))) {
                     None => None,
@@ -256,6 +337,7 @@ impl Catalogue {
                     }
                 };
                 let requirements = requirements(&raw.desk, &skey, &s, &mut |m| errors.push(invalid(m)));
+                let extra = extras(&raw.desk, &skey, &s, &mut |m| errors.push(invalid(m)));
                 subs.push(Subcategory {
                     id: s.id,
                     name: s.name,
@@ -268,6 +350,11 @@ impl Catalogue {
                     fulfilment_note: s.fulfilment_note,
                     requirements,
                     requires_info: s.requires_info,
+                    schedule: extra.schedule,
+                    info: extra.info,
+                    sender: s.sender,
+                    sender_units: s.sender_units,
+                    tiers: extra.tiers,
                 });
             }
             categories.push(Category { id: c.id, name: c.name, reference: c.r#ref, letter, subcategories: subs });
@@ -280,6 +367,7 @@ impl Catalogue {
                 desk: raw.desk,
                 name: raw.name,
                 internal_domains: raw.internal_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+                official_domains: raw.official_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
                 reopen_days: raw.reopen_days,
                 categories,
             })
@@ -364,6 +452,84 @@ fn requirements(desk: &str, skey: &str, s: &RawSubcategory, error: &mut dyn FnMu
     out
 }
 
+/// What a subcategory asks beyond its requirements: schedule, information, tiers.
+struct Extras {
+    schedule: Option<Schedule>,
+    info: Vec<InfoField>,
+    tiers: Vec<Tier>,
+}
+
+fn extras(desk: &str, skey: &str, s: &RawSubcategory, error: &mut dyn FnMut(String)) -> Extras {
+    let schedule = s.schedule.as_ref().map(|r| {
+        let skey = format!("desk `{desk}`, {skey}.schedule");
+        if r.close_after_days.unwrap_or(0) > 60 || r.min_lead_days > 60 {
+            error(format!("{skey}: days must be at most 60"));
+        }
+        if r.close_after_days.is_none() && r.min_lead_days == 0 {
+            error(format!("{skey}: needs `close_after_days` or `min_lead_days`"));
+        }
+        if r.close_after_days.is_some() && s.fulfilment.is_some() {
+            error(format!("{skey}.close_after_days: a service due after its event has no `fulfilment`"));
+        }
+        Schedule { close_after_days: r.close_after_days, min_lead_days: r.min_lead_days }
+    });
+    let mut info = Vec::new();
+    for (i, f) in s.info.iter().enumerate() {
+        let ikey = format!("desk `{desk}`, {skey}.info[{i}]");
+        let name = f.name.trim();
+        if name.is_empty() || name.contains(['(', ')']) {
+            error(format!("{ikey}.name: `{name}` must name the information in plain words"));
+        }
+        let labels: Vec<String> = f.labels.iter().map(|l| fold(l)).filter(|l| !l.trim().is_empty()).collect();
+        if labels.len() != f.labels.len() {
+            error(format!("{ikey}.labels: every label needs letters or digits"));
+        }
+        let pattern = match f.pattern.as_deref().map(regex::Regex::new) {
+            None => None,
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                error(format!("{ikey}.pattern: invalid regex `{}`: {e}", f.pattern.as_deref().unwrap_or_default()));
+                None
+            }
+        };
+        if labels.is_empty() && pattern.is_none() {
+            error(format!("{ikey}: needs `labels` or `pattern` (how to see it in a request)"));
+        }
+        info.push(InfoField { name: name.to_string(), labels, pattern });
+    }
+    let mut tiers = Vec::new();
+    for (i, t) in s.tier.iter().enumerate() {
+        let tkey = format!("desk `{desk}`, {skey}.tier[{i}]");
+        let fulfilment = Fulfilment::parse(&t.fulfilment).unwrap_or_else(|| {
+            error(format!("{tkey}.fulfilment: `{}` is not <n>h, <n>d or <n>m", t.fulfilment));
+            Fulfilment::WorkingDays(0)
+        });
+        let when_any: Vec<String> = t.when_any.iter().map(|p| fold(p)).filter(|p| !p.trim().is_empty()).collect();
+        let unless_any: Vec<String> = t.unless_any.iter().map(|p| fold(p)).filter(|p| !p.trim().is_empty()).collect();
+        let when_regex =
+            match t.when_regex.as_deref().map(|re| regex::RegexBuilder::new(re).case_insensitive(true).build()) {
+                None => None,
+                Some(Ok(re)) => Some(re),
+                Some(Err(e)) => {
+                    error(format!("{tkey}.when_regex: invalid regex: {e}"));
+                    None
+                }
+            };
+        if when_any.is_empty() && when_regex.is_none() {
+            error(format!("{tkey}: needs `when_any` or `when_regex` (a tier without a condition is the base)"));
+        }
+        tiers.push(Tier {
+            condition: Condition { when_any, when_regex, unless_any },
+            fulfilment,
+            note: t.note.clone(),
+        });
+    }
+    if !s.sender_units.is_empty() && s.sender == SenderRule::Any {
+        error(format!("desk `{desk}`, {skey}.sender_units: needs `sender = \"internal\"` or `\"official\"`"));
+    }
+    Extras { schedule, info, tiers }
+}
+
 fn is_id(s: &str) -> bool {
     !s.is_empty()
         && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -380,6 +546,12 @@ struct RawCatalogue {
     source: Option<String>,
     #[serde(default)]
     internal_domains: Vec<String>,
+    #[serde(default)]
+    official_domains: Vec<String>,
+    /// The desk keeps change tickets apart (Pusintek: Service/Incident/Change): every service that
+    /// takes requests takes change requests too.
+    #[serde(default)]
+    change_tickets: bool,
     #[serde(default)]
     reopen_days: Option<u32>,
     #[serde(default)]
@@ -425,6 +597,49 @@ struct RawSubcategory {
     requires_info: Vec<String>,
     #[serde(default)]
     requirement: Vec<RawRequirement>,
+    #[serde(default)]
+    schedule: Option<RawSchedule>,
+    #[serde(default)]
+    info: Vec<RawInfo>,
+    #[serde(default)]
+    sender: SenderRule,
+    #[serde(default)]
+    sender_units: Vec<String>,
+    #[serde(default)]
+    tier: Vec<RawTier>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    #[serde(default)]
+    close_after_days: Option<u32>,
+    #[serde(default)]
+    min_lead_days: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInfo {
+    name: String,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    pattern: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    fulfilment: String,
+    #[serde(default)]
+    when_any: Vec<String>,
+    #[serde(default)]
+    when_regex: Option<String>,
+    #[serde(default)]
+    unless_any: Vec<String>,
+    #[serde(default)]
+    note: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -546,6 +761,79 @@ kind = "supervisor_cc"
         assert!(errs[0].to_string().contains("requirement[0].item"), "{errs:?}");
         let kind = WITH_REQUIREMENTS.replace("\"attachment\"", "\"lampiran\"");
         assert!(Catalogue::parse(Path::new("hero.toml"), &(GOOD.to_string() + &kind)).is_err());
+    }
+
+    const EXTRAS: &str = r#"
+[[category.subcategory]]
+id = "vicon"
+name = "Video conference"
+types = ["request"]
+schedule = { close_after_days = 1, min_lead_days = 7 }
+sender = "official"
+sender_units = ["Unit TIK"]
+
+[[category.subcategory.info]]
+name = "Kode satker"
+labels = ["kode satker"]
+pattern = '^\d{6}$'
+
+[[category.subcategory]]
+id = "akun"
+name = "Akun"
+types = ["request"]
+fulfilment = "1d"
+
+[[category.subcategory.tier]]
+fulfilment = "5d"
+when_any = ["kolektif"]
+when_regex = '\b(3[1-9]|[4-9][0-9]) akun\b'
+"#;
+
+    #[test]
+    fn loads_schedule_information_sender_rule_and_tiers() {
+        let text = GOOD.replace("internal_domains", "official_domains = [\"go.id\"]\ninternal_domains") + EXTRAS;
+        let c = Catalogue::parse(Path::new("hero.toml"), &text).unwrap();
+        let v = c.subcategory("aplikasi", "vicon").unwrap();
+        assert_eq!(v.schedule, Some(Schedule { close_after_days: Some(1), min_lead_days: 7 }));
+        assert_eq!(v.sender, SenderRule::Official);
+        assert_eq!(v.sender_units, vec!["Unit TIK".to_string()]);
+        assert_eq!(v.info[0].name, "Kode satker");
+        assert!(v.info[0].pattern.as_ref().unwrap().is_match("012345"));
+        assert!(c.sender_allowed(SenderRule::Official, "kppn.go.id"));
+        assert!(c.sender_allowed(SenderRule::Official, "kemendag.go.id"));
+        assert!(!c.sender_allowed(SenderRule::Official, "gmail.com"));
+        assert!(!c.sender_allowed(SenderRule::Internal, "kppn.go.id"));
+        assert!(c.sender_allowed(SenderRule::Any, "gmail.com"));
+        let a = c.subcategory("aplikasi", "akun").unwrap();
+        assert_eq!(a.fulfilment_for("buat akun untuk 45 akun"), Some(Fulfilment::WorkingDays(5)));
+        assert_eq!(a.fulfilment_for("akun KOLEKTIF"), Some(Fulfilment::WorkingDays(5)));
+        assert_eq!(a.fulfilment_for("akun untuk 3 pegawai"), Some(Fulfilment::WorkingDays(1)));
+    }
+
+    #[test]
+    fn bad_extras_are_load_errors_naming_the_key() {
+        let bad = EXTRAS
+            .replace("types = [\"request\"]\nschedule", "types = [\"request\"]\nfulfilment = \"2d\"\nschedule")
+            .replace("sender = \"official\"\n", "")
+            .replace(r"'^\d{6}$'", r"'^\d{6$'")
+            .replace("when_any = [\"kolektif\"]\nwhen_regex = '\\b(3[1-9]|[4-9][0-9]) akun\\b'\n", "")
+            + "\n[[category.subcategory]]\nid = \"x\"\nname = \"X\"\ntypes = [\"request\"]\n\
+               [[category.subcategory.info]]\nname = \"PIC (nama)\"\n";
+        let errs = Catalogue::parse(Path::new("seeds/hero.toml"), &(GOOD.to_string() + &bad)).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        for needle in [
+            "schedule.close_after_days",
+            "sender_units",
+            "info[0].pattern",
+            "tier[0]: needs `when_any`",
+            "info[0].name: `PIC (nama)`",
+            "info[0]: needs `labels` or `pattern`",
+        ] {
+            assert!(
+                text.iter().any(|t| t.contains(needle) && t.starts_with("seeds/hero.toml")),
+                "{needle} in {text:#?}"
+            );
+        }
     }
 
     #[test]

@@ -102,11 +102,13 @@ macro_rules! string_enum {
 }
 
 string_enum!(
-    /// Ticket type as on the HERO form: Pertanyaan, Permohonan, Kendala.
+    /// Ticket type as on the HERO form: Pertanyaan, Permohonan, Kendala; and Pusintek's change
+    /// tickets (Service/Incident/Change), offered where the catalogue has `change_tickets`.
     TicketType {
         Question = "question",
         Request = "request",
         Incident = "incident",
+        Change = "change",
     }
 );
 

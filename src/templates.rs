@@ -41,6 +41,7 @@ pub const LABELS: &[&str] = &[
     "flow_question",
     "flow_request",
     "flow_incident",
+    "flow_change",
     "flow_impact_low",
     "flow_impact_medium",
     "flow_impact_high",
@@ -70,6 +71,7 @@ pub const REQUIRED: &[&str] = &[
     "pending_reminder",
     "sla_alert",
     "oauth_alert",
+    "email_code",
     "auto_closed",
     "chat_help",
     "chat_flow",
@@ -523,6 +525,28 @@ pub struct MailContext {
     /// The deadline the message is about: the first-response deadline in an acknowledgement
     /// (the promise "paling lambat …"), the clock's due time in an SLA alert.
     pub deadline: Option<When>,
+    /// Required information the request does not give (`name`, `malformed`): asked for in the
+    /// acknowledgement, shown to the agents.
+    pub info: Vec<crate::ticket::reading::InfoAsked>,
+    /// A service done on an event date (the catalogue's `schedule`).
+    pub schedule: ScheduleCtx,
+}
+
+/// What the acknowledgement and the agents' notification say of an event-dated service.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScheduleCtx {
+    /// The event's date (and time, when given) as read from the request.
+    pub event: Option<When>,
+    /// Whether the request named a time of day for the event.
+    pub event_time: bool,
+    /// When the ticket is due (working days after the event).
+    pub due: Option<When>,
+    /// The service is event-dated and the request names no date: ask for it.
+    pub ask_date: bool,
+    /// Asked for fewer working days ahead than the document's minimum.
+    pub short: bool,
+    pub lead_days: u32,
+    pub min_lead_days: u32,
 }
 
 /// A moment as the desk's clock shows it, in parts, for a template to say in its language
@@ -667,6 +691,8 @@ pub struct DeskCtx {
     /// Largest attachment in MB and allowed extensions, when the desk has a policy.
     pub attachment_max_mb: String,
     pub attachment_types: String,
+    /// The tracking page's base (`http.public_url` + `/lacak`), when the server has a public URL.
+    pub track_url: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -686,6 +712,11 @@ pub struct TicketCtx {
     pub priority: String,
     /// The internal-only service an external sender asked for (the ticket waits in triage).
     pub internal_only_refused: String,
+    /// The refused service takes official (kedinasan) addresses (`sender = "official"`), not
+    /// only the organisation's own.
+    pub official_only: bool,
+    /// The units the service is limited to (the catalogue's `sender_units`): for agents to check.
+    pub sender_units: Vec<String>,
     /// The earlier ticket a new one continues.
     pub linked_number: String,
     /// The ticket a stranger named when writing (for agents only, never for the sender).
@@ -715,6 +746,7 @@ pub fn sample_context() -> MailContext {
             reopen_days: 7,
             attachment_max_mb: "2".into(),
             attachment_types: "JPG, PNG, PDF".into(),
+            track_url: "https://hero.example.test/lacak".into(),
         },
         ticket: TicketCtx {
             number: "A-HERO26000001".into(),
@@ -728,6 +760,8 @@ pub fn sample_context() -> MailContext {
             status: "open".into(),
             priority: "P3".into(),
             internal_only_refused: "SIGI".into(),
+            official_only: false,
+            sender_units: vec!["Unit TIK di lingkungan Kemenkeu".into()],
             linked_number: "A-HERO26000000".into(),
             mentioned_number: "A-HERO26000002".into(),
         },
@@ -758,6 +792,16 @@ pub fn sample_context() -> MailContext {
             }],
         },
         deadline: Some(When { weekday: 0, day: 5, month: 1, year: 2026, hour: 10, minute: 0, zone: "WIB".into() }),
+        info: vec![crate::ticket::reading::InfoAsked { name: "Kode satker".into(), malformed: true }],
+        schedule: ScheduleCtx {
+            event: Some(When { weekday: 1, day: 13, month: 1, year: 2026, hour: 9, minute: 0, zone: "WIB".into() }),
+            event_time: true,
+            due: Some(When { weekday: 2, day: 14, month: 1, year: 2026, hour: 17, minute: 0, zone: "WIB".into() }),
+            ask_date: false,
+            short: true,
+            lead_days: 2,
+            min_lead_days: 7,
+        },
     }
 }
 
@@ -848,11 +892,26 @@ mod tests {
                 Language::Id,
                 "acknowledgement",
                 "Surat resmi (sebagai lampiran)",
-                "alamat email atasan Anda pada kolom CC",
+                "alamat email atasan Anda (minimal setingkat eselon III/IV) pada kolom CC",
             ),
-            (Language::Id, "incomplete", "Surat resmi (sebagai lampiran)", "alamat email atasan Anda pada kolom CC"),
-            (Language::En, "acknowledgement", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
-            (Language::En, "incomplete", "Surat resmi (as an attachment)", "your supervisor's address in CC"),
+            (
+                Language::Id,
+                "incomplete",
+                "Surat resmi (sebagai lampiran)",
+                "alamat email atasan Anda (minimal setingkat eselon III/IV) pada kolom CC",
+            ),
+            (
+                Language::En,
+                "acknowledgement",
+                "Surat resmi (as an attachment)",
+                "your supervisor (at least echelon III/IV) in CC",
+            ),
+            (
+                Language::En,
+                "incomplete",
+                "Surat resmi (as an attachment)",
+                "your supervisor (at least echelon III/IV) in CC",
+            ),
             (Language::Id, "chat_incomplete", "Surat resmi (sebagai dokumen)", "kolom CC"),
             (Language::En, "chat_acknowledgement", "Surat resmi (as a document)", "in CC"),
         ] {
@@ -898,10 +957,10 @@ mod tests {
         ctx.ticket.category_name.clear();
         ctx.ticket.subcategory_name.clear();
         for (lang, name, words) in [
-            (Language::Id, "acknowledgement", "Kategori: Triase (akan diklasifikasikan)\n"),
-            (Language::En, "acknowledgement", "Category: Triage (to be classified)\n"),
-            (Language::Id, "chat_status", "Kategori: Triase (akan diklasifikasikan)\n"),
-            (Language::En, "chat_acknowledgement", "Category: Triage (to be classified)\n"),
+            (Language::Id, "acknowledgement", "Kategori: Belum ditentukan\n"),
+            (Language::En, "acknowledgement", "Category: Not yet determined\n"),
+            (Language::Id, "chat_status", "Kategori: Belum ditentukan\n"),
+            (Language::En, "chat_acknowledgement", "Category: Not yet determined\n"),
         ] {
             let body = t.render(lang, name, &ctx).unwrap().body;
             assert!(body.contains(words), "{lang}/{name}: {body}");

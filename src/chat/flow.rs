@@ -78,6 +78,7 @@ pub struct FlowLabels {
     pub question: String,
     pub request: String,
     pub incident: String,
+    pub change: String,
     pub impact_low: String,
     pub impact_medium: String,
     pub impact_high: String,
@@ -90,6 +91,7 @@ impl FlowLabels {
             question: t.label(lang, "flow_question")?,
             request: t.label(lang, "flow_request")?,
             incident: t.label(lang, "flow_incident")?,
+            change: t.label(lang, "flow_change")?,
             impact_low: t.label(lang, "flow_impact_low")?,
             impact_medium: t.label(lang, "flow_impact_medium")?,
             impact_high: t.label(lang, "flow_impact_high")?,
@@ -101,6 +103,7 @@ impl FlowLabels {
             TicketType::Question => &self.question,
             TicketType::Request => &self.request,
             TicketType::Incident => &self.incident,
+            TicketType::Change => &self.change,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Settings {
     pub desks: Vec<DeskSettings>,
     pub signer: Option<Signer>,
     pub http: Option<std::net::SocketAddr>,
+    /// `http.public_url` without a trailing slash.
+    pub public_url: Option<String>,
 }
 
 /// A checked desk: a [`Desk`](super::Desk) without its catalogue and its holidays.
@@ -537,6 +539,16 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
         },
         None => None,
     };
+    let public_url = raw.http.as_ref().and_then(|h| h.public_url.as_deref()).and_then(|u| {
+        let u = u.trim().trim_end_matches('/');
+        let ok = (u.starts_with("https://") || u.starts_with("http://"))
+            && u.len() > "https://".len()
+            && !u.contains(|c: char| c.is_whitespace() || c == '?' || c == '#');
+        if !ok {
+            problems.push(p(format!("http.public_url: `{u}` is not an http(s) URL without query or fragment")));
+        }
+        ok.then(|| u.to_string())
+    });
     let files = Files {
         path: path.to_path_buf(),
         templates: resolve(&raw.templates),
@@ -544,7 +556,15 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
         desks: desk_files,
     };
     let settings = if problems.is_empty() {
-        Ok(Settings { storage: raw.storage, outbound: raw.outbound, limits: raw.limits, desks, signer, http })
+        Ok(Settings {
+            storage: raw.storage,
+            outbound: raw.outbound,
+            limits: raw.limits,
+            desks,
+            signer,
+            http,
+            public_url,
+        })
     } else {
         Err(problems)
     };

@@ -319,6 +319,10 @@ pub enum ParticipantPolicy {
 pub struct HttpConfig {
     /// Address to listen on, e.g. `127.0.0.1:8080`.
     pub listen: String,
+    /// The server's public base URL (`https://helpdesk.example.go.id`): acknowledgements link to the
+    /// ticket's tracking page under it (`/lacak/NUMBER`). Without it they name the number only.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -90,6 +90,8 @@ pub struct Config {
     pub signer: Option<Signer>,
     /// Where the HTTP server listens, if it runs.
     pub http: Option<std::net::SocketAddr>,
+    /// The HTTP server's public base URL (`http.public_url`), without a trailing slash.
+    pub public_url: Option<String>,
 }
 
 /// A desk ready to use.
@@ -253,6 +255,7 @@ impl Config {
             router: Arc::new(loaded.router),
             signer: settings.signer,
             http: settings.http,
+            public_url: settings.public_url,
         }
     }
 

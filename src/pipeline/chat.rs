@@ -329,14 +329,35 @@ impl Pipeline {
                 let lower = arg.to_lowercase();
                 if ["hapus", "off", "none", "remove"].contains(&lower.as_str()) {
                     store::set_chat_email(tx, c.user.id, None).await?;
+                    store::set_chat_email_code(tx, c.user.id, None).await?;
                     self.notice(tx, c, None, "email_removed", "").await?;
                     return self.record_command(tx, c, "email unlinked", None).await;
                 }
+                if arg.len() == EMAIL_CODE_DIGITS && arg.bytes().all(|b| b.is_ascii_digit()) {
+                    return self.check_email_code(tx, c, &arg).await;
+                }
                 match EmailAddress::parse(&arg) {
                     Ok(a) if !a.domain().ends_with(".invalid") && !c.h.desk.is_own_address(&a) => {
-                        store::set_chat_email(tx, c.user.id, Some(a.as_str())).await?;
-                        self.notice(tx, c, None, "email_linked", a.as_str()).await?;
-                        self.record_command(tx, c, "email linked", None).await
+                        // Linked only once the code mailed to it comes back (`/email KODE`): an
+                        // address in a desk's domains opens its internal-only services.
+                        let waiting = store::chat_email_code(tx, c.user.id).await?;
+                        if waiting
+                            .is_some_and(|w| w.expires_at - EMAIL_CODE_VALID_MS + EMAIL_CODE_INTERVAL_MS > c.h.now)
+                        {
+                            self.notice(tx, c, None, "email_code_wait", "").await?;
+                            return self.record_command(tx, c, "email code asked again too soon", None).await;
+                        }
+                        let code = email_code();
+                        let pending = store::EmailCode {
+                            address: a.as_str().to_string(),
+                            code_sha256: email_code_hash(c.user.id, a.as_str(), &code),
+                            expires_at: c.h.now + EMAIL_CODE_VALID_MS,
+                            attempts: 0,
+                        };
+                        store::set_chat_email_code(tx, c.user.id, Some(&pending)).await?;
+                        self.mail_email_code(tx, c, &a, &code).await?;
+                        self.notice(tx, c, None, "email_code_sent", a.as_str()).await?;
+                        self.record_command(tx, c, "email code sent", None).await
                     }
                     _ => {
                         self.notice(tx, c, None, "email_invalid", cut(&arg, 100)).await?;
@@ -502,6 +523,56 @@ impl Pipeline {
         ctx.chat.notice = notice.into();
         ctx.chat.arg = arg.into();
         self.say(tx, c, t, "chat_notice", ctx, Vec::new()).await
+    }
+
+    /// `/email KODE`: links the address waiting for this code when it matches in time; five wrong
+    /// codes or an expired one drop the waiting address.
+    async fn check_email_code(
+        &self,
+        tx: &mut store::Tx,
+        c: &Turn<'_, '_>,
+        code: &str,
+    ) -> Result<Outcome, PipelineError> {
+        let (notice, arg, what) = match store::chat_email_code(tx, c.user.id).await? {
+            None => ("email_code_none", String::new(), "email code without an address waiting"),
+            Some(w) if w.expires_at <= c.h.now || w.attempts >= EMAIL_CODE_ATTEMPTS => {
+                store::set_chat_email_code(tx, c.user.id, None).await?;
+                ("email_code_expired", String::new(), "email code expired")
+            }
+            Some(w) if email_code_hash(c.user.id, &w.address, code) == w.code_sha256 => {
+                store::set_chat_email(tx, c.user.id, Some(&w.address)).await?;
+                store::set_chat_email_code(tx, c.user.id, None).await?;
+                ("email_linked", w.address, "email linked")
+            }
+            Some(_) => {
+                store::bump_chat_email_attempts(tx, c.user.id).await?;
+                ("email_code_wrong", String::new(), "wrong email code")
+            }
+        };
+        self.notice(tx, c, None, notice, &arg).await?;
+        self.record_command(tx, c, what, None).await
+    }
+
+    /// Mails the verification code to the address a chat requester gave (template `email_code`).
+    async fn mail_email_code(
+        &self,
+        tx: &mut store::Tx,
+        c: &Turn<'_, '_>,
+        to: &EmailAddress,
+        code: &str,
+    ) -> Result<(), PipelineError> {
+        let ctx = MailContext {
+            desk: self.desk_ctx(c.h),
+            requester: crate::templates::PersonCtx {
+                name: c.user.name.clone().unwrap_or_default(),
+                address: to.to_string(),
+            },
+            text: code.to_string(),
+            ..Default::default()
+        };
+        let seed = format!("email-code|{}|{}|{}", c.user.id, to, c.h.now);
+        self.queue_ticketless(tx, c.h, to, None, ("email_code", c.lang, &ctx), "email-code", &seed).await?;
+        Ok(())
     }
 
     /// Renders a chat template for this turn's requester and queues it.
@@ -692,6 +763,31 @@ fn subject_of(text: &str) -> Option<String> {
         s.push('…');
     }
     Some(s)
+}
+
+/// Digits of the code that links a chat requester's email address.
+const EMAIL_CODE_DIGITS: usize = 6;
+/// How long a code is valid.
+const EMAIL_CODE_VALID_MS: i64 = 30 * 60_000;
+/// The least time between two codes for one requester (no mail flood through `/email`).
+const EMAIL_CODE_INTERVAL_MS: i64 = 5 * 60_000;
+/// Wrong codes before the waiting address is dropped.
+const EMAIL_CODE_ATTEMPTS: i64 = 5;
+
+/// A random six-digit code.
+fn email_code() -> String {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No system randomness: the time's nanoseconds still change every call.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        b = (t.as_nanos() as u64).to_le_bytes();
+    }
+    format!("{:06}", u64::from_le_bytes(b) % 1_000_000)
+}
+
+/// What is stored of a code: bound to the requester and the address.
+fn email_code_hash(user: i64, address: &str, code: &str) -> String {
+    crate::mail::parse::sha256_hex(format!("{user}|{}|{code}", address.to_ascii_lowercase()).as_bytes())
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ impl Pipeline {
         tx: &mut store::Tx,
         h: &Here<'_>,
         t: &Ticket,
+        target_override: Option<chrono::Duration>,
     ) -> Result<Option<i64>, PipelineError> {
         let Some(sla) = &h.desk.sla else { return Ok(None) };
         let paused = t.status == TicketStatus::Pending;
@@ -61,8 +62,19 @@ impl Pipeline {
             paused,
             &sla.response_calendar,
         );
-        let (target, warn) = resolution_target(sla, h.desk, t);
-        let resolution = Clock::start(ClockKind::Resolution, target, warn, h.now, paused, &sla.working);
+        let (target, warn) = match target_override {
+            // An event-dated service or a fulfilment tier (issue #17) sets the target.
+            Some(target) => (target, warn_threshold(target, sla.resolution_warning)),
+            None => resolution_target(sla, h.desk, t),
+        };
+        let resolution = Clock::start(
+            ClockKind::Resolution,
+            target,
+            warn,
+            h.now,
+            paused,
+            sla.resolution_calendar(t.ticket_type, t.priority),
+        );
         store::sla::insert_clocks(tx, t.id, &h.desk.id, &[&response, &resolution]).await?;
         Ok(response.due_at)
     }
@@ -80,6 +92,16 @@ impl Pipeline {
         let moves = clock_moves(t, &after, h.now, h.desk.reopen_days);
         let timers = store::Timers { auto_close_at: moves.auto_close, remind_at: moves.remind };
         store::update_ticket_and_timers(tx, t.id, patch, timers, h.now).await?;
+        // A target the request's text set at creation (the event's date, a fulfilment tier) is
+        // kept while the ticket stays on its service: a new priority or type does not undo it.
+        let text_set = t.category == after.category
+            && t.subcategory == after.subcategory
+            && after.ticket_type != Some(crate::domain::TicketType::Incident)
+            && h.desk
+                .catalogue
+                .subcategory(&after.category, &after.subcategory)
+                .is_some_and(|s| s.schedule.is_some_and(|sc| sc.close_after_days.is_some()) || !s.tiers.is_empty());
+        let moves = ClockMoves { retarget: moves.retarget && !text_set, ..moves };
         self.move_clocks(tx, h, &after, &moves).await?;
         Ok(after)
     }
@@ -106,7 +128,9 @@ impl Pipeline {
         for row in store::sla::clocks_of(&mut **tx, after.id).await? {
             let (cal, kind) = match row.clock.kind {
                 ClockKind::Response => (&sla.response_calendar, ClockKind::Response),
-                ClockKind::Resolution => (&sla.working, ClockKind::Resolution),
+                ClockKind::Resolution => {
+                    (sla.resolution_calendar(after.ticket_type, after.priority), ClockKind::Resolution)
+                }
             };
             let mut c = row.clock.clone();
             if kind == ClockKind::Response && m.stop_response {
@@ -155,7 +179,11 @@ impl Pipeline {
                 continue;
             };
             let h = self.here(desk, inbox, now)?;
-            let cal = if row.clock.kind == ClockKind::Response { &sla.response_calendar } else { &sla.working };
+            let cal = if row.clock.kind == ClockKind::Response {
+                &sla.response_calendar
+            } else {
+                sla.resolution_calendar(t.ticket_type, t.priority)
+            };
             let target_state = row.clock.state_at(now, cal);
             let mut c = row.clock.clone();
             let mut from = row.clock.state;

@@ -11,6 +11,7 @@ mod operator;
 mod outgoing;
 mod quarantine;
 pub use quarantine::QuarantineError;
+mod seed;
 
 use std::sync::Arc;
 
@@ -676,6 +677,7 @@ impl Pipeline {
             // A chat has no CC: the agent checks the supervisor's approval instead.
             missing.retain(|m| m.kind != crate::catalogue::RequirementKind::SupervisorCc);
         }
+        let asked = self.seed_asks(h, &decision, &format!("{}\n{}", mail.subject, mail.text));
         let group = desk.group_for(&decision.category, &decision.subcategory).map(|g| g.id.clone());
         let (status, pending_reason) = if missing.is_empty() {
             (TicketStatus::New, None)
@@ -753,6 +755,13 @@ impl Pipeline {
         if !missing.is_empty() {
             events.push(loket("requirements_missing", json!({ "missing": missing })));
         }
+        if !asked.info.is_empty() {
+            events.push(loket("information_asked", json!({ "info": asked.info })));
+        }
+        if let Some(detail) = &asked.schedule_event {
+            events
+                .push(loket(if asked.schedule.short { "lead_time_short" } else { "event_scheduled" }, detail.clone()));
+        }
         match link {
             Some(Link::FollowUp(l)) => events.push(store::NewEvent {
                 ticket_id: l.id,
@@ -770,7 +779,7 @@ impl Pipeline {
             None => {}
         }
         store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
-        let response_due = self.start_clocks(tx, h, &t).await?;
+        let response_due = self.start_clocks(tx, h, &t, asked.resolution_target).await?;
 
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.
         if !kind.may_auto_reply() {
@@ -785,8 +794,11 @@ impl Pipeline {
         } else {
             let mut ctx = self.base_ctx(h, &t);
             ctx.missing = missing.clone();
+            ctx.info = asked.info.clone();
+            ctx.schedule = asked.schedule.clone();
             ctx.refused = verdicts.refused.clone();
             ctx.ticket.internal_only_refused = decision.internal_only_refused.clone().unwrap_or_default();
+            ctx.ticket.official_only = decision.official_only;
             // Only a follow-up names the earlier ticket: a stranger learns nothing of the one named.
             ctx.ticket.linked_number = follows.as_ref().map(ToString::to_string).unwrap_or_default();
             // The template promises the deadline in the requester's words ("paling lambat …").
@@ -811,6 +823,8 @@ impl Pipeline {
             let mut ctx = self.base_ctx(h, &t);
             ctx.event = if missing.is_empty() { "new" } else { "waiting" }.into();
             ctx.missing = missing.clone();
+            ctx.info = asked.info.clone();
+            ctx.schedule = asked.schedule.clone();
             ctx.text = mail.text.clone();
             ctx.ticket.mentioned_number = mentions.as_ref().map(ToString::to_string).unwrap_or_default();
             // The request itself was stored after the count (it counts when it came from the

@@ -5,8 +5,6 @@
 
 use super::{Pipeline, PipelineError};
 use crate::config::{Desk, InboxConfig};
-use crate::domain::{Channel, Direction};
-use crate::mail::compose;
 use crate::oauth::alert::AlertKind;
 use crate::store::{self, StoreError};
 use crate::templates::{MailContext, PersonCtx};
@@ -43,54 +41,10 @@ impl Pipeline {
                 text: text.to_string(),
                 ..Default::default()
             };
-            let rendered = self.templates.render(desk.language, "oauth_alert", &ctx)?;
-            let html = self.templates.render_html(desk.language, &desk.name, &rendered, &[])?;
             let seed = format!("{credential}|{}|{}|{now}", kind.as_str(), agent.address);
-            let unique = crate::mail::parse::sha256_hex(seed.as_bytes())[..16].to_string();
-            let built = compose::reply(&compose::ReplySpec {
-                from_name: &desk.name,
-                from: &h.inbox_addr,
-                to_name: Some(&agent.name),
-                to: &agent.address,
-                ticket_number: "oauth-alert",
-                in_reply_to: None,
-                references: &[],
-                text: &rendered,
-                unique: &unique,
-                now_ms: now,
-                auto_replied: false,
-                auto_generated: true,
-                message_id: None,
-                html: &html,
-                files: &[],
-            })?;
-            let key = format!("out:{}", built.message_id);
-            let row = store::insert_message(
-                &mut tx,
-                &store::NewMessage {
-                    desk: &desk.id,
-                    ticket_id: None,
-                    direction: Direction::Outbound.as_str(),
-                    channel: Channel::Email.as_str(),
-                    inbox: Some(&inbox.name),
-                    idempotency_key: &key,
-                    message_id: Some(&built.message_id),
-                    kind: "oauth_alert",
-                    action: "queued",
-                    reason: None,
-                    peer_address: Some(agent.address.as_str()),
-                    from_address: Some(&built.sender),
-                    to_addresses: &built.recipients,
-                    subject: &built.subject,
-                    body_text: &built.body,
-                    raw: Some(&built.raw),
-                    size: built.raw.len(),
-                    auto_reply: false,
-                    now,
-                },
-            )
-            .await?;
-            store::insert_outbox(&mut tx, &desk.id, None, row, &built.sender, &built.recipients, now).await?;
+            let message = ("oauth_alert", desk.language, &ctx);
+            self.queue_ticketless(&mut tx, &h, &agent.address, Some(&agent.name), message, "oauth-alert", &seed)
+                .await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
         self.outbox_wakeup.notify_one();

@@ -134,6 +134,72 @@ impl OutMail {
 }
 
 impl Pipeline {
+    /// Queues a mail that belongs to no ticket (an operators' alert, a chat address's code):
+    /// `template` rendered in `lang` (text and HTML), sent from the inbox of `h` to `to`, with
+    /// its outbox row in `tx`. `label` stands where a ticket number would (the subject tag);
+    /// `seed` makes the Message-ID, so the same seed gives the same mail.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn queue_ticketless(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        to: &EmailAddress,
+        to_name: Option<&str>,
+        (template, lang, ctx): (&str, Language, &MailContext),
+        label: &str,
+        seed: &str,
+    ) -> Result<(), PipelineError> {
+        let desk = h.desk;
+        let rendered = self.templates.render(lang, template, ctx)?;
+        let html = self.templates.render_html(lang, &desk.name, &rendered, &[])?;
+        let unique = sha256_hex(seed.as_bytes())[..16].to_string();
+        let built = compose::reply(&compose::ReplySpec {
+            from_name: &desk.name,
+            from: &h.inbox_addr,
+            to_name,
+            to,
+            ticket_number: label,
+            in_reply_to: None,
+            references: &[],
+            text: &rendered,
+            unique: &unique,
+            now_ms: h.now,
+            auto_replied: false,
+            auto_generated: true,
+            message_id: None,
+            html: &html,
+            files: &[],
+        })?;
+        let key = format!("out:{}", built.message_id);
+        let row = store::insert_message(
+            tx,
+            &store::NewMessage {
+                desk: &desk.id,
+                ticket_id: None,
+                direction: Direction::Outbound.as_str(),
+                channel: Channel::Email.as_str(),
+                inbox: Some(&h.inbox.name),
+                idempotency_key: &key,
+                message_id: Some(&built.message_id),
+                kind: template,
+                action: "queued",
+                reason: None,
+                peer_address: Some(to.as_str()),
+                from_address: Some(&built.sender),
+                to_addresses: &built.recipients,
+                subject: &built.subject,
+                body_text: &built.body,
+                raw: Some(&built.raw),
+                size: built.raw.len(),
+                auto_reply: false,
+                now: h.now,
+            },
+        )
+        .await?;
+        store::insert_outbox(tx, &desk.id, None, row, &built.sender, &built.recipients, h.now).await?;
+        Ok(())
+    }
+
     /// What every message says about the desk.
     pub(crate) fn desk_ctx(&self, h: &Here<'_>) -> DeskCtx {
         let desk = h.desk;
@@ -153,6 +219,7 @@ impl Pipeline {
                 .as_ref()
                 .map(|p| p.allowed.iter().map(|a| a.to_ascii_uppercase()).collect::<Vec<_>>().join(", "))
                 .unwrap_or_default(),
+            track_url: self.config.public_url.as_ref().map(|u| format!("{u}/lacak")).unwrap_or_default(),
         }
     }
 
@@ -186,6 +253,12 @@ impl Pipeline {
                 status: t.status.as_str().to_string(),
                 priority: t.priority.map(|v| v.as_str().to_string()).unwrap_or_default(),
                 internal_only_refused: String::new(),
+                official_only: false,
+                sender_units: desk
+                    .catalogue
+                    .subcategory(&t.category, &t.subcategory)
+                    .map(|s| s.sender_units.clone())
+                    .unwrap_or_default(),
                 linked_number: String::new(),
                 mentioned_number: String::new(),
             },

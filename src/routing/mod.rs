@@ -34,6 +34,10 @@ pub struct RouteDecision {
     /// Set when an internal-only service was asked for by an external sender (the
     /// acknowledgement explains it); names the service.
     pub internal_only_refused: Option<String>,
+    /// The refused service takes official (kedinasan) addresses, not only the organisation's own
+    /// (the catalogue's `sender = "official"`): the acknowledgement says so.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub official_only: bool,
 }
 
 impl RouteDecision {
@@ -47,6 +51,7 @@ impl RouteDecision {
             confidence: 0.0,
             reasons: vec![reason.into()],
             internal_only_refused: None,
+            official_only: false,
         }
     }
 
@@ -372,6 +377,7 @@ impl DeskRules {
                     confidence: confidence(best_score, second_score, self.threshold),
                     reasons: rs,
                     internal_only_refused: None,
+                    official_only: false,
                 }
             }
             Some(b) if best_score > 0.0 => {
@@ -387,9 +393,10 @@ impl DeskRules {
         // Internal-only services are not opened for senders outside the desk's domains.
         if let (Some(b), false) = (best, decision.is_triage()) {
             let route = &self.routes[b];
-            if route.internal_only
-                && let Some(d) = &domain
-                && !catalogue.is_internal_domain(d)
+            // The sender rule (`sender = "internal" | "official"`, issue #17) is answered the same way.
+            let rule = catalogue.subcategory(&route.category, &route.subcategory).map(|s| s.sender).unwrap_or_default();
+            if let Some(d) = &domain
+                && ((route.internal_only && !catalogue.is_internal_domain(d)) || !catalogue.sender_allowed(rule, d))
             {
                 let name = catalogue
                     .subcategory(&route.category, &route.subcategory)
@@ -400,6 +407,7 @@ impl DeskRules {
                     route.category, route.subcategory
                 ));
                 t.internal_only_refused = Some(name);
+                t.official_only = !route.internal_only && rule == crate::catalogue::SenderRule::Official;
                 decision = t;
             }
         }

@@ -260,6 +260,22 @@ impl Calendar {
         total
     }
 
+    /// Whether the local day `date` has opening hours (not a closed weekday, not a holiday).
+    pub fn is_working_day(&self, date: NaiveDate) -> bool {
+        !self.intervals(date).is_empty()
+    }
+
+    /// The working days from `from` (included) to `to` (excluded): how many working days ahead of
+    /// an event on `to` a request made on `from` is ("H-5" when it is 5). Capped at 400.
+    pub fn working_days_between(&self, from: NaiveDate, to: NaiveDate) -> u32 {
+        from.iter_days().take_while(|d| *d < to).take(400).filter(|d| self.is_working_day(*d)).count() as u32
+    }
+
+    /// The instant the local day `date` begins.
+    pub fn start_of(&self, date: NaiveDate) -> DateTime<Utc> {
+        self.utc(date, NaiveTime::MIN)
+    }
+
     pub fn holiday(&self, date: NaiveDate) -> Option<&Holiday> {
         self.holidays.get(&date)
     }

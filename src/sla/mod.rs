@@ -71,6 +71,10 @@ pub struct SlaConfig {
     /// Hours of one working day, for `d` durations (default: the longest open day).
     #[serde(default)]
     pub day_hours: Option<f64>,
+    /// Resolution calendar per incident priority: `{ P1 = "always" }` runs a P1's resolution
+    /// clock around the clock (DJPb: "3 jam" for P1); the others follow `hours`.
+    #[serde(default)]
+    pub priority_calendar: BTreeMap<String, String>,
 }
 
 fn working() -> String {
@@ -108,6 +112,10 @@ pub struct Sla {
     pub priority_hours: BTreeMap<Priority, f64>,
     pub matrix: BTreeMap<(Impact, Impact), Priority>,
     pub day_hours: f64,
+    /// Priorities whose resolution clock runs around the clock (`priority_calendar`).
+    pub always_priorities: std::collections::BTreeSet<Priority>,
+    /// The around-the-clock calendar in the desk's time zone.
+    pub always: Calendar,
 }
 
 impl Sla {
@@ -174,6 +182,16 @@ impl Sla {
                 None
             }
         };
+        let mut always_priorities = std::collections::BTreeSet::new();
+        for (p, c) in &cfg.priority_calendar {
+            match (Priority::parse(p), c.as_str()) {
+                (Some(p), "always") => {
+                    always_priorities.insert(p);
+                }
+                (Some(_), "working") => {}
+                _ => errors.push(format!("priority_calendar.{p}: `{c}` (P1..P5 = working | always)")),
+            }
+        }
         match (working, response_calendar, response, resolution, errors.is_empty()) {
             (Some(working), Some(response_calendar), Some(response), Some(resolution), true) => Ok(Sla {
                 working,
@@ -186,6 +204,8 @@ impl Sla {
                 priority_hours,
                 matrix,
                 day_hours,
+                always_priorities,
+                always: Calendar::always(tz),
             }),
             _ => Err(errors),
         }
@@ -201,6 +221,35 @@ impl Sla {
     /// Priority of an incident from the matrix (medium urgency when unknown).
     pub fn priority(&self, urgency: Option<Impact>, impact: Option<Impact>) -> Option<Priority> {
         self.matrix.get(&(urgency.unwrap_or(Impact::Medium), impact.unwrap_or(Impact::Low))).copied()
+    }
+
+    /// The calendar a resolution clock runs on: around the clock for an incident whose priority
+    /// `priority_calendar` says so, else the working hours.
+    pub fn resolution_calendar(&self, ticket_type: Option<TicketType>, priority: Option<Priority>) -> &Calendar {
+        match priority {
+            Some(p) if ticket_type == Some(TicketType::Incident) && self.always_priorities.contains(&p) => &self.always,
+            _ => &self.working,
+        }
+    }
+
+    /// When a service done on `event` (a local date) is due: `close_after_days` working days after
+    /// the event day ("tiket ditutup 1 hari kerja setelah kegiatan"), at the end of that working
+    /// day; the end of the event day itself when it is 0.
+    pub fn event_due(&self, event: chrono::NaiveDate, close_after_days: u32) -> i64 {
+        let next_day = event.succ_opt().unwrap_or(event);
+        let start = self.working.start_of(next_day);
+        if close_after_days == 0 {
+            return start.timestamp_millis();
+        }
+        let work = Duration::seconds((f64::from(close_after_days) * self.day_hours * 3600.0) as i64);
+        self.working.add(start, work).timestamp_millis()
+    }
+
+    /// The resolution target that makes a clock started at `now` on the working calendar due at
+    /// `due` (None when `due` is not after `now`).
+    pub fn target_until(&self, now: i64, due: i64) -> Option<Duration> {
+        let t = self.working.working_between(utc(now), utc(due));
+        (t > Duration::zero()).then_some(t)
     }
 
     pub fn response_target(&self, channel: crate::domain::Channel) -> Duration {

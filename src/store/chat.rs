@@ -113,6 +113,62 @@ pub async fn set_chat_email(conn: &mut AnyConnection, id: i64, email: Option<&st
     Ok(())
 }
 
+/// An address waiting for its verification code (`/email`): the address, the code's SHA-256,
+/// when it expires and how many wrong codes were tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailCode {
+    pub address: String,
+    pub code_sha256: String,
+    pub expires_at: i64,
+    pub attempts: i64,
+}
+
+/// Sets (or, with None, clears) the address waiting for its code; a new code restarts the tries.
+pub async fn set_chat_email_code(conn: &mut AnyConnection, id: i64, code: Option<&EmailCode>) -> Result<()> {
+    sqlx::query(
+        "UPDATE chat_users SET email_pending = $1, email_code_sha256 = $2, email_code_expires_at = $3, \
+         email_code_attempts = 0 WHERE id = $4",
+    )
+    .bind(code.map(|c| c.address.as_str()))
+    .bind(code.map(|c| c.code_sha256.as_str()))
+    .bind(code.map(|c| c.expires_at))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The address waiting for its code, if any.
+pub async fn chat_email_code(conn: &mut AnyConnection, id: i64) -> Result<Option<EmailCode>> {
+    let row = sqlx::query(
+        "SELECT email_pending, email_code_sha256, email_code_expires_at, email_code_attempts \
+         FROM chat_users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let address: Option<String> = row.try_get(0)?;
+    let hash: Option<String> = row.try_get(1)?;
+    let expires: Option<i64> = row.try_get(2)?;
+    let attempts: i64 = row.try_get::<i64, _>(3).or_else(|_| row.try_get::<i32, _>(3).map(i64::from))?;
+    Ok(match (address, hash, expires) {
+        (Some(address), Some(code_sha256), Some(expires_at)) => {
+            Some(EmailCode { address, code_sha256, expires_at, attempts })
+        }
+        _ => None,
+    })
+}
+
+/// Counts one wrong code.
+pub async fn bump_chat_email_attempts(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    sqlx::query("UPDATE chat_users SET email_code_attempts = email_code_attempts + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_chat_language(conn: &mut AnyConnection, id: i64, language: Language) -> Result<()> {
     sqlx::query("UPDATE chat_users SET language = $1 WHERE id = $2")
         .bind(language.as_str())

@@ -8,7 +8,7 @@
 //! #note [text]         internal note: nothing of this reply is relayed
 //! #priority P1..P5     set the priority
 //! #category CAT/SUB    move to another subcategory of the desk's catalogue
-//! #type TYPE           question | request | incident (Indonesian names accepted)
+//! #type TYPE           question | request | incident | change (Indonesian names accepted)
 //! #reject REASON       rejected; the reason is sent to the requester
 //! #close               closed (with the rating request)
 //! #cc ADDRESS          add ADDRESS as a participant (gets agents' replies and the resolution)
@@ -94,7 +94,7 @@ pub enum CommandError {
     MissingArgument(&'static str, &'static str),
     #[error("`#priority {0}`: use P1, P2, P3, P4 or P5")]
     BadPriority(String),
-    #[error("`#type {0}`: use question, request or incident")]
+    #[error("`#type {0}`: use question, request, incident or change")]
     BadType(String),
     #[error("`#category {0}`: use CATEGORY/SUBCATEGORY")]
     BadCategory(String),
@@ -186,6 +186,7 @@ pub fn parse(text: &str) -> Result<AgentReply, CommandError> {
                 "question" | "pertanyaan" => TicketType::Question,
                 "request" | "permohonan" => TicketType::Request,
                 "incident" | "kendala" => TicketType::Incident,
+                "change" | "perubahan" => TicketType::Change,
                 _ => return Err(CommandError::BadType(arg.to_string())),
             }),
             "reject" | "tolak" => {

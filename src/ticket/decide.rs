@@ -824,15 +824,20 @@ mod tests {
     fn config() -> Config {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(root.join("loket.toml")).unwrap();
-        let second = text.match_indices("\n[[desk]]\n").nth(1).map(|(i, _)| i).unwrap();
-        let people = "\n[[desk.group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
-                      [[desk.group]]\nid = \"apps\"\nname = \"Tim Aplikasi\"\nlayer = 2\nroutes = [\"aplikasi/*\"]\n\
-                      [[desk.agent]]\naddress = \"agus@kemendag.go.id\"\nname = \"Agus\"\ngroups = [\"l1\"]\n\
-                      [[desk.agent]]\naddress = \"sari@kemendag.go.id\"\nname = \"Sari\"\ngroups = [\"apps\"]\n\
-                      [[desk.agent]]\naddress = \"kepala@kemendag.go.id\"\nname = \"Pak Kepala\"\nsupervisor = true\n";
-        let first = text.find("\n[[desk]]\n").unwrap();
-        let security = "\n[security]\ntoken_secret_env = \"TEST_SECRET\"\n";
-        let text = format!("{}{security}{}{people}{}", &text[..first], &text[first..second], &text[second..]);
+        let people: toml::Table = toml::from_str(
+            "[[group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
+             [[group]]\nid = \"apps\"\nname = \"Tim Aplikasi\"\nlayer = 2\nroutes = [\"aplikasi/*\"]\n\
+             [[agent]]\naddress = \"agus@kemendag.go.id\"\nname = \"Agus\"\ngroups = [\"l1\"]\n\
+             [[agent]]\naddress = \"sari@kemendag.go.id\"\nname = \"Sari\"\ngroups = [\"apps\"]\n\
+             [[agent]]\naddress = \"kepala@kemendag.go.id\"\nname = \"Pak Kepala\"\nsupervisor = true\n",
+        )
+        .unwrap();
+        // The shipped HERO desk's groups are replaced by these people (as the conversation suite does).
+        let mut doc: toml::Table = toml::from_str(&text).unwrap();
+        let hero = doc["desk"].as_array_mut().unwrap()[0].as_table_mut().unwrap();
+        hero.extend(people);
+        doc.insert("security".into(), toml::Value::Table(toml::toml! { token_secret_env = "TEST_SECRET" }));
+        let text = toml::to_string(&doc).unwrap();
         let env = |k: &str| (k == "TEST_SECRET").then(|| "a test secret of enough bytes".to_string());
         Config::from_toml(&root.join("loket.toml"), &text, env).unwrap()
     }

@@ -6,6 +6,7 @@ pub mod answer;
 pub mod behalf;
 pub mod command;
 pub mod decide;
+pub mod event_date;
 mod model;
 mod number;
 pub mod reading;

@@ -38,6 +38,53 @@ pub fn missing_requirements(
     missing
 }
 
+/// A piece of required information the request does not give (`malformed`: it names it, but the
+/// value does not look like one, e.g. a kode satker that is not six digits).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InfoAsked {
+    pub name: String,
+    pub malformed: bool,
+}
+
+/// The subcategory's required information (`[[...info]]`) that the request's `text` does not give.
+/// Questions are never asked for information. A field is given when one of its labels is followed,
+/// within three words, by a value its pattern accepts (any value when it has no pattern), or, for a
+/// field with a pattern, when any word of the request matches it; a label followed by no such
+/// value makes the field malformed.
+pub fn missing_info(sub: &Subcategory, ticket_type: Option<TicketType>, text: &str) -> Vec<InfoAsked> {
+    if ticket_type == Some(TicketType::Question) || sub.info.is_empty() {
+        return Vec::new();
+    }
+    let bounded = &text[..text.floor_char_boundary(64 * 1024)];
+    let folded = crate::routing::normalize::fold(bounded);
+    let words: Vec<&str> = folded.split_whitespace().collect();
+    let mut out = Vec::new();
+    for f in &sub.info {
+        let fits = |w: &str| f.pattern.as_ref().is_none_or(|p| p.is_match(w));
+        let mut labelled = false;
+        let mut given = false;
+        for label in &f.labels {
+            let label_words: Vec<&str> = label.split_whitespace().collect();
+            for i in 0..words.len().saturating_sub(label_words.len() - 1) {
+                if words[i..i + label_words.len()] == label_words[..] {
+                    labelled = true;
+                    let after = &words[i + label_words.len()..];
+                    if f.pattern.is_none() || after.iter().take(3).any(|w| fits(w)) {
+                        given = true;
+                    }
+                }
+            }
+        }
+        if !given && f.pattern.is_some() && words.iter().any(|w| fits(w)) {
+            given = true;
+        }
+        if !given {
+            out.push(InfoAsked { name: f.name.clone(), malformed: labelled });
+        }
+    }
+    out
+}
+
 /// Language of a requester's text: `en` when English function words clearly outnumber Indonesian
 /// ones, else `id`. The heuristic: counts of common short words of each language.
 pub fn detect_language(text: &str) -> Language {
@@ -133,6 +180,7 @@ mod tests {
             fulfilment_note: None,
             requirements,
             requires_info: vec![],
+            ..Default::default()
         }
     }
 

@@ -24,7 +24,8 @@
 //! token signed with the wrong secret; `none`: a new mail), `cc`, `attach` (file names), `button`
 //! (`ok`, `no`, `rate:N`), `message_id` (reuse one to send a duplicate), `auto` (`ooo`: an
 //! out-of-office reply; `bounce`: a DSN for the acknowledgement), `repeat` (send N such mails),
-//! `ticket` (which ticket of the script the step is about, 1-based; default 1).
+//! `ticket` (which ticket of the script the step is about, 1-based; default 1). A script with
+//! `clocks = true` also shows each touched ticket's SLA clocks (state, due time) after every step.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,6 +59,9 @@ struct Script {
     desk: String,
     /// The requester's address (default `budi@` the desk's domain).
     requester: Option<String>,
+    /// Show each touched ticket's SLA clocks (state and due time) after every step.
+    #[serde(default)]
+    clocks: bool,
     #[serde(default)]
     step: Vec<Step>,
 }
@@ -693,6 +697,9 @@ fn key_lines(body: &str) -> Vec<String> {
         "menyebut tiket",
         "Status sekarang",
         "Catatan penyelesaian",
+        "Catatan:",
+        "Mohon diperhatikan",
+        "Waktu kegiatan",
     ];
     for (i, l) in lines.iter().enumerate() {
         let t = l.trim();
@@ -934,6 +941,19 @@ async fn run_script(
             .collect();
         for id in &touched {
             run.transcript.push_str(&format!("    ticket  {}\n", run.ticket_line(&after[id])));
+        }
+        if script.clocks {
+            for id in &touched {
+                let rows = loket::store::sla::clocks_of(run.store.pool(), *id).await.map_err(|e| e.to_string())?;
+                let parts: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        let due = r.clock.due_at.map(|d| local(d, desk)).unwrap_or_else(|| "-".into());
+                        format!("{} {} due {due}", r.clock.kind.as_str(), r.clock.state.as_str())
+                    })
+                    .collect();
+                run.transcript.push_str(&format!("    clocks  {}: {}\n", run.number(*id), parts.join(" · ")));
+            }
         }
         for id in &touched {
             let kinds = counted(events.iter().filter(|(e, _)| e == id).map(|(_, k)| k.clone()));

@@ -18,4 +18,5 @@ mod repo_only;
 mod routing;
 mod runner;
 mod send_rate;
+mod templates;
 mod trimming;

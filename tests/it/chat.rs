@@ -577,6 +577,29 @@ async fn whatsapp_window_template_and_email_copy() {
     let n = o.ticket.unwrap();
     let budi = w.addr("budi");
     p.chat("hero", &wa_message("wa:2", "62811", &format!("/email {budi}")), T0 + 1000).await.unwrap();
+    // Issue #17: the address is linked only when the code mailed to it comes back.
+    let linked = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT email FROM chat_users WHERE user_id = '62811'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(linked().await, None, "not linked before the code comes back");
+    let mailed: String = sqlx::query_scalar("SELECT body_text FROM messages WHERE kind = 'email_code'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let code = mailed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("/email "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("a code in {mailed}"));
+    assert_eq!(code.len(), 6, "{mailed}");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    p.chat("hero", &wa_message("wa:2b", "62811", &format!("/email {wrong}")), T0 + 2000).await.unwrap();
+    assert_eq!(linked().await, None, "a wrong code links nothing");
+    p.chat("hero", &wa_message("wa:2c", "62811", &format!("/email {code}")), T0 + 3000).await.unwrap();
+    assert_eq!(linked().await.as_deref(), Some(budi.as_str()), "the right code links the address");
 
     // The agent answers 25 hours later by email, through the notification's signed thread.
     let notif = outbound(&store, &n)
