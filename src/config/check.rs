@@ -85,6 +85,8 @@ pub struct Files {
     pub rules: PathBuf,
     /// One per `[[desk]]`, in the file's order.
     pub desks: Vec<DeskFiles>,
+    /// `security.token_secret_file`: the load step reads it (or makes it) into the signer.
+    pub token_secret: Option<PathBuf>,
 }
 
 /// The files of one desk, and what of the text must agree with its catalogue.
@@ -511,6 +513,10 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
         }
     }
     let any_agents = raw.desks.iter().any(|d| !d.agents.is_empty());
+    if raw.security.token_secret_env.is_some() && raw.security.token_secret_file.is_some() {
+        problems.push(p("security: give `token_secret_env` or `token_secret_file`, not both".into()));
+    }
+    let token_secret = raw.security.token_secret_file.as_deref().map(resolve);
     let signer = match &raw.security.token_secret_env {
         Some(var) => match env(var) {
             Some(secret) if secret.len() >= 16 => Some(Signer::new(secret.as_bytes())),
@@ -523,8 +529,9 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 None
             }
         },
-        None if any_agents => {
-            problems.push(p("security.token_secret_env: required when a desk has agents".into()));
+        None if any_agents && token_secret.is_none() => {
+            problems
+                .push(p("security.token_secret_env (or token_secret_file): required when a desk has agents".into()));
             None
         }
         None => None,
@@ -554,6 +561,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
         templates: resolve(&raw.templates),
         rules: resolve(&raw.rules),
         desks: desk_files,
+        token_secret,
     };
     let settings = if problems.is_empty() {
         Ok(Settings {

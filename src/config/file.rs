@@ -332,6 +332,10 @@ pub struct SecurityConfig {
     /// desk has agents; at least 16 bytes).
     #[serde(default)]
     pub token_secret_env: Option<String>,
+    /// Or a file holding that secret, private to the service's user: made (32 random bytes, as
+    /// hex, mode 0600) the first time the configuration is loaded without it.
+    #[serde(default)]
+    pub token_secret_file: Option<PathBuf>,
 }
 
 /// A group of agents: layer 1 (the service desk) or a layer 2/3 resolver team.

@@ -20,6 +20,8 @@ pub struct Loaded {
     pub desks: Vec<LoadedDesk>,
     /// Every desk's compiled routing rules.
     pub router: Router,
+    /// The signer of `security.token_secret_file`.
+    pub signer: Option<crate::ticket::token::Signer>,
 }
 
 /// A desk's catalogue and the days of its holiday files.
@@ -97,15 +99,85 @@ pub fn load(files: &Files) -> Result<Loaded, Vec<ConfigProblem>> {
             None
         }
     };
+    let signer = match files.token_secret.as_deref().map(secret_file).transpose() {
+        Ok(secret) => secret.map(|s| crate::ticket::token::Signer::new(&s)),
+        Err(e) => {
+            problems.push(p(format!("security.token_secret_file: {e}")));
+            None
+        }
+    };
     match router {
-        Some(router) if problems.is_empty() => Ok(Loaded { desks, router }),
+        Some(router) if problems.is_empty() => Ok(Loaded { desks, router, signer }),
         _ => Err(problems),
     }
+}
+
+/// The token secret in `path`, made when missing: 32 random bytes as hex, mode 0600, in a
+/// directory made when missing. A file that others may read, or a secret under 16 bytes, is
+/// refused.
+fn secret_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let name = path.display();
+    if !path.exists() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for {name}: {e}"))?;
+        // Written whole beside it, then linked in: a reader never sees half a secret, and of two
+        // processes making it at once the second reads the first's.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| format!("{name}: cannot make it: {e}"))?;
+        f.write_all(hex::encode(bytes).as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("{name}: {e}"))?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("{name}: cannot make it: {e}")),
+        }
+    }
+    let meta = std::fs::metadata(path).map_err(|e| format!("{name}: {e}"))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{name}: others may read it (mode {:o}); `chmod 600` it",
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    let secret = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?.trim().as_bytes().to_vec();
+    if secret.len() < 16 {
+        return Err(format!("{name}: the secret must hold at least 16 bytes"));
+    }
+    Ok(secret)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_secret_file_is_made_private_once_and_a_readable_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var/token-secret");
+        let first = secret_file(&path).unwrap();
+        assert_eq!(first.len(), 64, "32 random bytes as hex");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(secret_file(&path).unwrap(), first, "made once, then read");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(secret_file(&path).unwrap_err().contains("others may read it"));
+        let short = dir.path().join("short");
+        std::fs::write(&short, "abc").unwrap();
+        std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(secret_file(&short).unwrap_err().contains("at least 16 bytes"));
+    }
     use crate::config::{Parsed, parse};
 
     #[test]

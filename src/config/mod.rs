@@ -253,7 +253,7 @@ impl Config {
             rules: files.rules,
             desks,
             router: Arc::new(loaded.router),
-            signer: settings.signer,
+            signer: settings.signer.or(loaded.signer),
             http: settings.http,
             public_url: settings.public_url,
         }

@@ -417,9 +417,25 @@ impl Pipeline {
     }
 
     /// Parse is done; dedupe, hygiene, loop guard, threading and the rest. A message released
-    /// from the quarantine (`released`) skips the hygiene screen: an operator looked at it.
+    /// from the quarantine (`released`) skips the hygiene screen: an operator looked at it. The
+    /// future lives on the heap: the decision and its effects make a large state machine, which
+    /// a caller's stack (a test's, a debug build's) need not hold.
     #[allow(clippy::too_many_arguments)]
     async fn apply(
+        &self,
+        tx: &mut store::Tx,
+        desk: &Desk,
+        inbox: &InboxConfig,
+        raw: &[u8],
+        mail: &ParsedMail,
+        now: i64,
+        released: bool,
+    ) -> Result<Outcome, PipelineError> {
+        Box::pin(self.apply_here(tx, desk, inbox, raw, mail, now, released)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_here(
         &self,
         tx: &mut store::Tx,
         desk: &Desk,

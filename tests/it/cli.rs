@@ -396,13 +396,16 @@ fn the_readme_demo_routes_and_acknowledges() {
                 assert!(start.elapsed() < DEADLINE, "no acknowledgement: {}", std::fs::read_to_string(&log).unwrap());
                 std::thread::sleep(Duration::from_millis(100));
             }
-            assert_eq!(sh(line).trim(), "hero-1.eml");
+            // The acknowledgement comes first; the agents' notifications follow it.
+            let listed = sh(line);
+            assert!(listed.lines().next() == Some("hero-1.eml"), "{listed}");
         } else if line.starts_with("loket tickets list") {
             listing = sh(line);
         } else {
             sh(line);
         }
     }
+    let notified = wait_for_files(&outbound, 2);
     let _ = serve.kill();
     let _ = serve.wait();
 
@@ -416,6 +419,32 @@ fn the_readme_demo_routes_and_acknowledges() {
     assert!(ack.text.contains("Kategori: Aplikasi / SISP"), "{}", ack.text);
     assert!(ack.text.contains("Petugas kami akan menanggapi paling lambat"), "{}", ack.text);
     assert!(!ack.text.contains("hanya diperuntukkan bagi pegawai internal"), "{}", ack.text);
+    // The desk's agents heard of it: the shipped configuration has them (example addresses).
+    let agents: Vec<String> = notified
+        .iter()
+        .filter(|f| *f != "hero-1.eml")
+        .map(|f| crate::harness::parsed(&std::fs::read(outbound.join(f)).unwrap()))
+        .filter(|m| m.subject.contains("Tiket baru"))
+        .map(|m| m.to[0].as_str().to_string())
+        .collect();
+    assert!(agents.iter().any(|a| a.ends_with("@kemendag.go.id")), "agents notified: {agents:?} of {notified:?}");
     let row = listing.lines().find(|l| l.starts_with(&number)).unwrap_or_else(|| panic!("{listing}"));
     assert!(row.contains("aplikasi/sisp") && row.contains("budi@example.test"), "{row}");
+}
+
+/// The names of the `.eml` files in `dir` once there are at least `n` (sorted).
+fn wait_for_files(dir: &std::path::Path, n: usize) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .unwrap_or_default();
+        names.retain(|n| n.ends_with(".eml"));
+        names.sort();
+        if names.len() >= n {
+            return names;
+        }
+        assert!(start.elapsed() < DEADLINE, "{n} mails in {}: {names:?}", dir.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
