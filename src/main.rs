@@ -383,15 +383,23 @@ async fn oauth(config: &ConfigArg, command: OauthCommand) -> ExitCode {
         eprintln!("loket: no inbox named `{name}` in {}", config.path.display());
         return ExitCode::from(EX_USAGE);
     };
-    let Some((imap, o)) = inbox.imap.as_ref().and_then(|i| i.oauth.as_ref().map(|o| (i, o))) else {
-        eprintln!("loket: inbox `{name}` has no [desk.inbox.imap.oauth] block");
-        return ExitCode::from(EX_USAGE);
-    };
     let env = |k: &str| std::env::var(k).ok();
-    let checked = match o.check(&imap.user, &env) {
+    let imap_oauth = inbox.imap.as_ref().and_then(|i| i.oauth.as_ref().map(|o| (i, o)));
+    let checked = match (imap_oauth, &inbox.graph) {
+        (Some((imap, o)), _) => o.check(&imap.user, &env).map_err(|p| ("imap.oauth", p)),
+        (_, Some(g)) => {
+            let user = g.user.clone().unwrap_or_else(|| inbox.address.clone());
+            loket::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &user, &env).map_err(|p| ("graph", p))
+        }
+        _ => {
+            eprintln!("loket: inbox `{name}` has no [desk.inbox.imap.oauth] or [desk.inbox.graph] block");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let checked = match checked {
         Ok(c) => c,
-        Err(problems) => {
-            eprintln!("loket: inbox `{name}`: imap.oauth: {}", problems.join("; "));
+        Err((block, problems)) => {
+            eprintln!("loket: inbox `{name}`: {block}: {}", problems.join("; "));
             return ExitCode::from(EX_CONFIG);
         }
     };
@@ -419,7 +427,7 @@ async fn oauth(config: &ConfigArg, command: OauthCommand) -> ExitCode {
             }
             report(oauth_import(&checked, &store).await)
         }
-        OauthCommand::Test { .. } => match oauth_test(&c, imap, &checked, &store).await {
+        OauthCommand::Test { .. } => match oauth_test(&c, inbox, &checked, &store).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) if e.is::<PipeClosed>() => ExitCode::SUCCESS,
@@ -457,7 +465,7 @@ async fn oauth_import(o: &loket::oauth::config::OAuth, store: &Store) -> anyhow:
 /// Prints one line per step; false at the first step that fails.
 async fn oauth_test(
     c: &Config,
-    imap: &loket::config::ImapConfig,
+    inbox: &loket::config::InboxConfig,
     o: &loket::oauth::config::OAuth,
     store: &Store,
 ) -> anyhow::Result<bool> {
@@ -475,6 +483,10 @@ async fn oauth_test(
     };
     let left = source.status().access_expires_ms.map(|e| (e - loket::now_ms()) / 1000).unwrap_or(0);
     outln!("token endpoint: ok (access token for {left} s)")?;
+    if let Some(g) = &inbox.graph {
+        return graph_test(c, g, o, source, &tok.0, store).await;
+    }
+    let Some(imap) = &inbox.imap else { return Ok(true) };
     match token::jwt_claims(&tok.0) {
         Some((aud, perms)) if !aud.contains("outlook.office") || !token::grants(&perms, "imap") => {
             let why = format!(
@@ -504,6 +516,51 @@ async fn oauth_test(
         match t.check().await {
             Ok(()) => outln!("{step}: ok")?,
             Err(e) => return fail(&step, &e),
+        }
+    }
+    Ok(true)
+}
+
+/// `oauth test`'s steps after the token for a Graph inbox: the token's audience and roles, the
+/// folder's delta query, and the `sendMail` transport's token when the outbox uses Graph.
+async fn graph_test(
+    c: &Config,
+    g: &loket::config::GraphConfig,
+    o: &loket::oauth::config::OAuth,
+    source: std::sync::Arc<loket::channel::oauth::TokenSource>,
+    token: &str,
+    store: &Store,
+) -> anyhow::Result<bool> {
+    use loket::oauth::config::GRAPH_RESOURCE;
+    let fail = |step: &str, why: &dyn std::fmt::Display| -> anyhow::Result<bool> {
+        outln!("{step}: FAILED: {why}")?;
+        Ok(false)
+    };
+    match loket::oauth::token::jwt_claims(token) {
+        Some((aud, perms))
+            if !aud.contains("graph.microsoft.com") || !perms.iter().any(|p| p.contains("Mail.ReadWrite")) =>
+        {
+            let why = format!(
+                "the token is for `{aud}` with [{}]; a Graph inbox needs the resource {GRAPH_RESOURCE} with \
+                 Mail.ReadWrite and Mail.Send: add the permissions to the app registration and grant admin consent",
+                perms.join(", ")
+            );
+            return fail("scope", &why);
+        }
+        Some((aud, perms)) => outln!("scope: ok ({aud}: {})", perms.join(", "))?,
+        None => outln!("scope: ok (opaque token; Graph checks it)")?,
+    }
+    let client = loket::channel::graph::GraphClient::new(g.endpoint.as_deref(), source);
+    let step = format!("mailbox access (Graph delta of `{}` for {})", g.folder, o.user);
+    match client.delta(&o.user, &g.folder, None).await {
+        Ok((ids, _)) => outln!("{step}: ok ({} message(s) waiting)", ids.len())?,
+        Err(e) => return fail(&step, &e),
+    }
+    if c.outbound.transport == loket::config::TransportKind::Graph {
+        let t = loket::channel::transport::Transport::from_config(&c.outbound, store)?;
+        match t.check().await {
+            Ok(()) => outln!("sendMail transport: ok")?,
+            Err(e) => return fail("sendMail transport", &e),
         }
     }
     Ok(true)
@@ -557,10 +614,21 @@ async fn check_oauth(c: &Config) -> anyhow::Result<bool> {
             blocks.push((format!("inbox {}", inbox.name), o.check(&imap.user, &env)));
         }
     }
+    for inbox in c.desks.iter().flat_map(|d| d.inboxes.iter()) {
+        if let Some(g) = &inbox.graph {
+            let user = g.user.clone().unwrap_or_else(|| inbox.address.clone());
+            let checked = loket::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &user, &env);
+            blocks.push((format!("inbox {} (graph)", inbox.name), checked));
+        }
+    }
     if let Some(smtp) = &c.outbound.smtp
         && let (Some(o), Some(user)) = (&smtp.oauth, &smtp.user)
     {
         blocks.push(("outbound.smtp".to_string(), o.check(user, &env)));
+    }
+    if let Some(g) = &c.outbound.graph {
+        let checked = loket::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &g.user, &env);
+        blocks.push(("outbound.graph".to_string(), checked));
     }
     let mut ok = true;
     for (what, checked) in blocks {

@@ -62,6 +62,8 @@ async fn the_hygiene_story_on_postgresql() {
 }
 
 async fn hygiene_story(pg: bool) {
+    // Dovecot and Postfix stay up throughout (tests that stop them take the write lock).
+    let _servers = MAIL_SERVERS.read().await;
     let w = World::new(
         if pg { "hygiene-pg" } else { "hygiene" },
         WorldOptions {

@@ -262,7 +262,8 @@ async fn device_login(w: &World, user: &str) {
     let (status, answer) = idp("/devicelogin", &[("user_code", &code), ("login", user)], None).await;
     assert_eq!(status, 200, "approving the code: {answer}");
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    let rest: Vec<String> = rx.try_iter().collect();
+    // Every line the reader thread still holds: it ends (and drops its sender) at the pipe's end.
+    let rest: Vec<String> = rx.iter().collect();
     assert!(out.status.success(), "login failed: {rest:?} {}", String::from_utf8_lossy(&out.stderr));
     assert!(rest.iter().any(|l| l.contains("Signed in")), "{rest:?}");
 }
@@ -557,6 +558,26 @@ async fn graph_inbox_reads_by_delta_answers_by_send_mail_and_a_kill_after_the_co
         async move { graph_admin(&path).await["ids"].as_array().map_or(0, Vec::len) }
     };
     assert_eq!(folder("inbox").await, 7);
+
+    // `loket oauth test` names each step for a Graph inbox.
+    let test = Command::new(env!("CARGO_BIN_EXE_loket"))
+        .arg("--config")
+        .arg(&w.config_path)
+        .args(["oauth", "test", "--inbox", "hero"])
+        .envs(OAUTH_SECRETS.iter().copied())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&test.stdout);
+    assert!(test.status.success(), "oauth test: {out}{}", String::from_utf8_lossy(&test.stderr));
+    for step in [
+        "token endpoint: ok",
+        "scope: ok",
+        "mailbox access (Graph delta of `inbox`",
+        "7 message(s) waiting",
+        "sendMail transport: ok",
+    ] {
+        assert!(out.contains(step), "missing {step} in {out}");
+    }
 
     let store = w.store().await;
     let hold = w.dir.path().join("hold");

@@ -281,6 +281,7 @@ async fn a_message_that_cannot_be_processed_never_stalls_the_maildir() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_cannot_be_processed_never_stalls_the_imap_inbox() {
+    let _servers = MAIL_SERVERS.read().await;
     let w = World::new("stallimap", WorldOptions { outbound_smtp: false, ..Default::default() }).await;
     let store = w.store().await;
     poison(&store).await;
