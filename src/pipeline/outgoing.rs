@@ -170,33 +170,7 @@ impl Pipeline {
             html: &html,
             files: &[],
         })?;
-        let key = format!("out:{}", built.message_id);
-        let row = store::insert_message(
-            tx,
-            &store::NewMessage {
-                desk: &desk.id,
-                ticket_id: None,
-                direction: Direction::Outbound.as_str(),
-                channel: Channel::Email.as_str(),
-                inbox: Some(&h.inbox.name),
-                idempotency_key: &key,
-                message_id: Some(&built.message_id),
-                kind: template,
-                action: "queued",
-                reason: None,
-                peer_address: Some(to.as_str()),
-                from_address: Some(&built.sender),
-                to_addresses: &built.recipients,
-                subject: &built.subject,
-                body_text: &built.body,
-                raw: Some(&built.raw),
-                size: built.raw.len(),
-                auto_reply: false,
-                now: h.now,
-            },
-        )
-        .await?;
-        store::insert_outbox(tx, &desk.id, None, row, &built.sender, &built.recipients, h.now).await?;
+        record_mail(tx, h, None, to, &built, template, false).await?;
         Ok(())
     }
 
@@ -377,33 +351,7 @@ impl Pipeline {
             html: &html,
             files: &files,
         })?;
-        let out_key = format!("out:{}", built.message_id);
-        let row = store::insert_message(
-            tx,
-            &store::NewMessage {
-                desk: &desk.id,
-                ticket_id: Some(t.id),
-                direction: Direction::Outbound.as_str(),
-                channel: Channel::Email.as_str(),
-                inbox: Some(&h.inbox.name),
-                idempotency_key: &out_key,
-                message_id: Some(&built.message_id),
-                kind,
-                action: "queued",
-                reason: None,
-                peer_address: Some(out.to.as_str()),
-                from_address: Some(&built.sender),
-                to_addresses: &built.recipients,
-                subject: &built.subject,
-                body_text: &built.body,
-                raw: Some(&built.raw),
-                size: built.raw.len(),
-                auto_reply: out.auto_reply,
-                now: h.now,
-            },
-        )
-        .await?;
-        store::insert_outbox(tx, &desk.id, Some(t.id), row, &built.sender, &built.recipients, h.now).await?;
+        let row = record_mail(tx, h, Some(t.id), &out.to, &built, kind, out.auto_reply).await?;
         Ok(Some(row))
     }
 
@@ -549,4 +497,46 @@ impl Pipeline {
         self.queue(tx, h, t, out).await?;
         Ok(())
     }
+}
+
+/// A composed mail recorded as an outbound message (of ticket `ticket`, or of none) and queued
+/// with its outbox row; returns the message's row.
+async fn record_mail(
+    tx: &mut store::Tx,
+    h: &Here<'_>,
+    ticket: Option<i64>,
+    to: &EmailAddress,
+    built: &compose::Outgoing,
+    kind: &str,
+    auto_reply: bool,
+) -> Result<i64, PipelineError> {
+    let desk = &h.desk.id;
+    let key = format!("out:{}", built.message_id);
+    let row = store::insert_message(
+        tx,
+        &store::NewMessage {
+            desk,
+            ticket_id: ticket,
+            direction: Direction::Outbound.as_str(),
+            channel: Channel::Email.as_str(),
+            inbox: Some(&h.inbox.name),
+            idempotency_key: &key,
+            message_id: Some(&built.message_id),
+            kind,
+            action: "queued",
+            reason: None,
+            peer_address: Some(to.as_str()),
+            from_address: Some(&built.sender),
+            to_addresses: &built.recipients,
+            subject: &built.subject,
+            body_text: &built.body,
+            raw: Some(&built.raw),
+            size: built.raw.len(),
+            auto_reply,
+            now: h.now,
+        },
+    )
+    .await?;
+    store::insert_outbox(tx, desk, ticket, row, &built.sender, &built.recipients, h.now).await?;
+    Ok(row)
 }
