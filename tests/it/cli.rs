@@ -372,17 +372,19 @@ fn the_readme_demo_routes_and_acknowledges() {
     assert_eq!(blocks.len(), 2, "the set-up has the daemon's block and the demo's block");
     assert_eq!(blocks[0], ["cargo install --path .", "loket serve"]);
     let log = root.path().join("serve.log");
-    let mut serve = Command::new("sh")
-        .args(["-c", "exec loket serve"])
-        .current_dir(root.path())
-        .env("PATH", &path)
-        .env_remove("LOKET_CONFIG")
-        .env_remove("LOKET_DATABASE_URL")
-        .env("LOKET_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut serve = KillOnDrop(
+        Command::new("sh")
+            .args(["-c", "exec loket serve"])
+            .current_dir(root.path())
+            .env("PATH", &path)
+            .env_remove("LOKET_CONFIG")
+            .env_remove("LOKET_DATABASE_URL")
+            .env("LOKET_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let outbound = root.path().join("var/outbound");
     let mut listing = String::new();
     for line in &blocks[1] {
@@ -392,7 +394,11 @@ fn the_readme_demo_routes_and_acknowledges() {
                 .map(|d| !d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".eml")))
                 .unwrap_or(true)
             {
-                assert!(serve.try_wait().unwrap().is_none(), "serve died: {}", std::fs::read_to_string(&log).unwrap());
+                assert!(
+                    serve.0.try_wait().unwrap().is_none(),
+                    "serve died: {}",
+                    std::fs::read_to_string(&log).unwrap()
+                );
                 assert!(start.elapsed() < DEADLINE, "no acknowledgement: {}", std::fs::read_to_string(&log).unwrap());
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -406,8 +412,7 @@ fn the_readme_demo_routes_and_acknowledges() {
         }
     }
     let notified = wait_for_files(&outbound, 2);
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
 
     // The subject the README promises, with this year in the number.
     let promised = text.split("with the subject\n`").nth(1).and_then(|s| s.split('`').next()).expect("a subject");
@@ -446,5 +451,15 @@ fn wait_for_files(dir: &std::path::Path, n: usize) -> Vec<String> {
         }
         assert!(start.elapsed() < DEADLINE, "{n} mails in {}: {names:?}", dir.display());
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process killed (and reaped) when the test ends, also when an assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
