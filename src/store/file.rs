@@ -174,26 +174,44 @@ fn missing(path: &Path, dir: &Path, need: Need) -> Result<Found, StoreError> {
         }
         return Ok(Found::WillCreate { dir: create_dir });
     }
+    // Another process starting on the same fresh store (a second `serve`, `migrate`, an operator's
+    // `tickets list`) may create the directory or the file between the check above and here:
+    // what it made is used, not reported as an error.
     if create_dir {
-        std::fs::create_dir(dir).map_err(|e| {
-            setup(format!("cannot create the store's directory {}: {e} (user {})", dir.display(), running_user()))
-        })?;
-        tracing::info!(dir = %dir.display(), "created the store's directory");
+        match std::fs::create_dir(dir) {
+            Ok(()) => tracing::info!(dir = %dir.display(), "created the store's directory"),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => {
+                return Err(setup(format!(
+                    "cannot create the store's directory {}: {e} (user {})",
+                    dir.display(),
+                    running_user()
+                )));
+            }
+        }
     }
-    OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(|e| {
-        let hint = match e.kind() {
-            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => format!(
-                "; {} is {} and the user Loket runs as is {}",
-                dir.display(),
-                owner_and_mode(dir),
-                running_user()
-            ),
-            ErrorKind::StorageFull => "; the disk is full: free space and try again".into(),
-            _ => format!("; {} does not take new files: choose a directory on a writable local disk", dir.display()),
-        };
-        setup(format!("cannot create the store file {shown}: {e}{hint}"))
-    })?;
+    match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return prepare(path, need),
+        Err(e) => return Err(create_error(path, dir, e)),
+    }
     Ok(Found::WillCreate { dir: create_dir })
+}
+
+/// Why the store file could not be created, with the fix.
+fn create_error(path: &Path, dir: &Path, e: std::io::Error) -> StoreError {
+    let shown = path.display();
+    let hint = match e.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => format!(
+            "; {} is {} and the user Loket runs as is {}",
+            dir.display(),
+            owner_and_mode(dir),
+            running_user()
+        ),
+        ErrorKind::StorageFull => "; the disk is full: free space and try again".into(),
+        _ => format!("; {} does not take new files: choose a directory on a writable local disk", dir.display()),
+    };
+    setup(format!("cannot create the store file {shown}: {e}{hint}"))
 }
 
 /// The advisory lock `loket serve` holds on a SQLite store for its lifetime (`PATH.lock`, with
@@ -245,6 +263,22 @@ mod tests {
         assert_eq!(sqlite_path("sqlite://var/loket.db"), Some(PathBuf::from("var/loket.db")));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://u@h/db"), None);
+    }
+
+    /// Two processes starting on one fresh store: the one that finds the file already created
+    /// between its check and its own creation uses it (a CI run once failed a daemon this way).
+    #[test]
+    fn a_store_created_by_another_process_meanwhile_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let var = dir.path().join("var");
+        std::fs::create_dir(&var).unwrap();
+        let db = var.join("loket.db");
+        std::fs::write(&db, b"").unwrap();
+        // `missing` is what `prepare` calls after seeing no file; here the other process won.
+        assert_eq!(missing(&db, &var, Need::Write).unwrap(), Found::Ready);
+        std::fs::remove_file(&db).unwrap();
+        assert_eq!(missing(&db, &var, Need::Write).unwrap(), Found::WillCreate { dir: false });
+        assert!(db.is_file());
     }
 
     #[test]
