@@ -266,6 +266,11 @@ pub struct Limits {
     /// get one flood digest and the messages are recorded without a notification each.
     #[serde(default = "default_notifications")]
     pub agent_notifications_per_sender_per_hour: u32,
+    /// Tickets one agent may open for other people (`#requester`, a forwarded mail) within an
+    /// hour. Past it, the agent's mail opens a ticket of their own and they are told why: a
+    /// stolen agent mailbox cannot make the desk acknowledge strangers without bound.
+    #[serde(default = "default_behalf")]
+    pub behalf_tickets_per_agent_per_hour: u32,
     /// Most messages of one intake round (an IMAP fetch, a Maildir scan) recorded in one store
     /// transaction (group commit); a quiet inbox's round is one message.
     #[serde(default = "default_batch")]
@@ -284,6 +289,9 @@ fn default_new_tickets() -> u32 {
 fn default_notifications() -> u32 {
     20
 }
+fn default_behalf() -> u32 {
+    30
+}
 fn default_batch() -> usize {
     64
 }
@@ -295,6 +303,7 @@ impl Default for Limits {
             auto_replies_per_sender_per_hour: default_rate(),
             new_tickets_per_sender_per_hour: default_new_tickets(),
             agent_notifications_per_sender_per_hour: default_notifications(),
+            behalf_tickets_per_agent_per_hour: default_behalf(),
             batch_messages: default_batch(),
         }
     }
@@ -590,6 +599,22 @@ pub struct GraphConfig {
     pub endpoint: Option<String>,
     /// The app registration (`provider = "microsoft365"`); its token is asked for Graph.
     pub oauth: crate::oauth::config::OAuthConfig,
+}
+
+impl GraphConfig {
+    /// The mailbox read: `user`, else the inbox's address.
+    pub fn mailbox<'a>(&'a self, inbox_address: &'a str) -> &'a str {
+        self.user.as_deref().unwrap_or(inbox_address)
+    }
+
+    /// The checked OAuth block for this inbox's mailbox (see `oauth::config::graph_oauth`).
+    pub fn oauth(
+        &self,
+        inbox_address: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::oauth::config::OAuth, Vec<String>> {
+        crate::oauth::config::graph_oauth(&self.oauth, self.endpoint.as_deref(), self.mailbox(inbox_address), env)
+    }
 }
 
 fn default_graph_folder() -> String {

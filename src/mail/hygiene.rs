@@ -39,6 +39,13 @@ pub struct Policy {
     /// What happens to mail that failed DMARC: `no-acknowledgement` (default) or `quarantine`.
     #[serde(default)]
     pub dmarc_fail: Action,
+    /// The authserv-id the desk's receiving server writes in its `Authentication-Results`
+    /// (e.g. `mx.google.com`, or the host name OpenDMARC/Rspamd use). Only that server's verdicts
+    /// are believed, and only they let an agent's new mail open a ticket for someone else. The
+    /// server must remove headers that claim its id from arriving mail (RFC 8601 §5), as Gmail,
+    /// OpenDMARC and Rspamd do.
+    #[serde(default)]
+    pub authserv_id: Option<String>,
 }
 
 /// The verdict on one mail.
@@ -111,6 +118,57 @@ pub fn screen(mail: &ParsedMail, policy: &Policy, since_ms: Option<i64>) -> Scre
     }
 }
 
+/// Whether the receiving server `authserv_id` found mail from `domain` authentic: one of its
+/// `Authentication-Results` headers says `dmarc=pass` with `header.from=DOMAIN`, or `dkim=pass`
+/// with `header.d=DOMAIN` (or `header.i=…@DOMAIN`). Headers that name another server are not
+/// read: anyone can write one.
+pub fn authenticated(results: &[String], authserv_id: &str, domain: &str) -> bool {
+    results.iter().any(|header| {
+        let header = without_comments(header);
+        let value = match header.split_once(':') {
+            Some((name, rest)) if name.trim().eq_ignore_ascii_case("authentication-results") => rest,
+            _ => header.as_str(),
+        };
+        let mut parts = value.split(';');
+        let id = parts.next().and_then(|p| p.split_whitespace().next()).unwrap_or("");
+        id.eq_ignore_ascii_case(authserv_id) && parts.any(|result| passes_for(result, domain))
+    })
+}
+
+/// One `method=result property=value …` of an `Authentication-Results` header: a DMARC pass for
+/// the From domain, or a DKIM pass signed by it.
+fn passes_for(result: &str, domain: &str) -> bool {
+    let mut words = result.split_whitespace();
+    let Some((method, verdict)) = words.next().and_then(|w| w.split_once('=')) else { return false };
+    if !verdict.eq_ignore_ascii_case("pass") {
+        return false;
+    }
+    let same = |d: &str| d.trim_matches('"').trim_start_matches('@').eq_ignore_ascii_case(domain);
+    words.filter_map(|w| w.split_once('=')).any(|(property, value)| {
+        match (method.to_ascii_lowercase().as_str(), property.to_ascii_lowercase().as_str()) {
+            ("dmarc", "header.from") | ("dkim", "header.d") => same(value),
+            ("dkim", "header.i") => value.rsplit_once('@').is_some_and(|(_, d)| same(d)),
+            _ => false,
+        }
+    })
+}
+
+/// The header with its (non-nested) comments removed and folding undone.
+fn without_comments(header: &str) -> String {
+    let mut out = String::with_capacity(header.len());
+    let mut depth = 0usize;
+    for c in header.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            '\r' | '\n' | '\t' if depth == 0 => out.push(' '),
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +179,45 @@ mod tests {
             "From: budi@example.test\r\nSubject: x\r\nDate: Mon, 5 Jan 2026 09:00:00 +0700\r\n{headers}\r\nbody\r\n"
         );
         parse(raw.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn only_the_desks_own_server_vouches_for_a_domain() {
+        let ar = |v: &str| vec![v.to_string()];
+        let ours = "mx.desk.test";
+        // Gmail's shape, folded, with comments.
+        let gmail = "mx.desk.test;\r\n\tdkim=pass header.i=@kemenkeu.go.id header.s=s1 header.b=abc;\r\n\
+                     \tspf=pass (domain of agus@kemenkeu.go.id designates 1.2.3.4) smtp.mailfrom=agus@kemenkeu.go.id;\r\n\
+                     \tdmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=kemenkeu.go.id";
+        assert!(authenticated(&ar(gmail), ours, "kemenkeu.go.id"));
+        assert!(authenticated(&ar(gmail), "MX.DESK.TEST", "Kemenkeu.go.id"), "ids and domains ignore case");
+        assert!(!authenticated(&ar(gmail), ours, "other.go.id"), "a pass for another domain");
+        assert!(!authenticated(&ar(gmail), "mx.elsewhere.test", "kemenkeu.go.id"), "another server's word");
+        // DKIM alone, by d=.
+        assert!(authenticated(&ar("mx.desk.test 1; dkim=pass header.d=kemenkeu.go.id"), ours, "kemenkeu.go.id"));
+        // The header's name may be part of the raw value.
+        assert!(authenticated(
+            &ar("Authentication-Results: mx.desk.test; dmarc=pass header.from=a.test"),
+            ours,
+            "a.test"
+        ));
+        // Failures, and passes hidden in comments, do not vouch.
+        assert!(!authenticated(&ar("mx.desk.test; dmarc=fail header.from=a.test; dkim=none"), ours, "a.test"));
+        assert!(
+            !authenticated(&ar("mx.desk.test; spf=pass smtp.mailfrom=a.test"), ours, "a.test"),
+            "SPF alone is not the From"
+        );
+        assert!(!authenticated(
+            &ar("mx.desk.test; dkim=fail (dkim=pass header.d=a.test) header.d=a.test"),
+            ours,
+            "a.test"
+        ));
+        // The authserv-id is the first word, not any word.
+        assert!(!authenticated(&ar("evil.test mx.desk.test; dmarc=pass header.from=a.test"), ours, "a.test"));
+        assert!(!authenticated(&[], ours, "a.test"));
+        // Parsed from a mail: kept topmost first, and read.
+        let m = mail("Authentication-Results: mx.desk.test; dmarc=pass header.from=example.test\r\n");
+        assert!(authenticated(&m.auto.authentication_results, ours, "example.test"));
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub struct AutoHeaders {
     pub spam_score: Option<String>,
     /// An `Authentication-Results` header says `dmarc=fail`.
     pub dmarc_fail: bool,
+    /// The `Authentication-Results` headers (RFC 8601) as written, topmost first; at most
+    /// [`MAX_AUTH_RESULTS`], each cut at [`MAX_AUTH_RESULT_CHARS`]. Which of them may be believed
+    /// is `hygiene::authenticated`'s question.
+    pub authentication_results: Vec<String>,
     /// The date of the topmost `Received` header (the receiving server's), ms since the epoch.
     pub received_ms: Option<i64>,
 }
@@ -635,6 +639,10 @@ fn auto_headers(msg: &Message, is_bounce: bool) -> AutoHeaders {
             || header_text(msg, "X-Spam").is_some_and(|v| v.starts_with("yes")),
         spam_score: spam_score(msg),
         dmarc_fail: all_raw(msg, "Authentication-Results").any(|v| DMARC_FAIL.is_match(v)),
+        authentication_results: all_raw(msg, "Authentication-Results")
+            .take(MAX_AUTH_RESULTS)
+            .map(|v| v.chars().take(MAX_AUTH_RESULT_CHARS).collect())
+            .collect(),
         // The topmost Received header (mail-parser's `received()` gives the last one).
         received_ms: msg
             .root_part()
@@ -663,6 +671,10 @@ const LIST_SERVER_HEADERS: &[&str] = &[
     "X-Mailing-List",
     "X-List",
 ];
+
+/// How many `Authentication-Results` headers are kept, and how much of each.
+pub const MAX_AUTH_RESULTS: usize = 8;
+pub const MAX_AUTH_RESULT_CHARS: usize = 2048;
 
 static DMARC_FAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bdmarc\s*=\s*fail\b").expect("valid regex"));
 static SPAM_SCORE: LazyLock<Regex> =

@@ -100,27 +100,17 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let agent = mail.from.as_ref().map(|m| m.address.clone()).expect("parse guarantees a sender");
         let is_desk = |a: &EmailAddress| h.desk.is_own_address(a) || h.desk.agent(a).is_some();
-        let b = match behalf::read(&mail.subject, &mail.text, is_desk) {
-            Ok(Some(b)) => b,
-            Ok(None) => match msg.raw.and_then(|raw| behalf::attached(&mail.subject, raw, &mail.text, is_desk)) {
-                Some(b) => b,
-                None => return self.create(tx, h, mail, msg, MailKind::Human, None, None).await,
+        let read = match behalf::read(&mail.subject, &mail.text, is_desk) {
+            Ok(None) => Ok(msg.raw.and_then(|raw| behalf::attached(&mail.subject, raw, &mail.text, is_desk))),
+            other => other,
+        };
+        let b = match read {
+            Ok(None) => return self.create(tx, h, mail, msg, MailKind::Human, None, None).await,
+            Ok(Some(b)) => match self.behalf_refusal(tx, h, mail, &agent).await? {
+                None => b,
+                Some(reason) => return self.behalf_refused(tx, h, mail, msg, &agent, reason).await,
             },
-            Err(reason) => {
-                // Opened as the agent's own, so nothing is lost; the event says why not for another.
-                let mut out = self.create(tx, h, mail, msg, MailKind::Human, None, None).await?;
-                if let Some(t) = self.created(tx, h, &out).await? {
-                    self.event(tx, h, t.id, agent.as_str(), "on_behalf_refused", &json!({ "reason": reason })).await?;
-                    if let Some(a) = h.desk.agent(&agent) {
-                        // The agent is told why, under the ticket it became.
-                        let mut ctx = self.base_ctx(h, &t);
-                        ctx.reason = reason.clone();
-                        self.queue(tx, h, &t, OutMail::to_agent(a, h.desk.language, "agent_refused", ctx)).await?;
-                    }
-                }
-                out.reason = Some(format!("not opened for someone else: {reason}"));
-                return Ok(out);
-            }
+            Err(reason) => return self.behalf_refused(tx, h, mail, msg, &agent, reason).await,
         };
         // The request as the requester would have sent it, without the agent's mail's thread
         // (the acknowledgement is the first mail the requester gets about it).
@@ -143,6 +133,58 @@ impl Pipeline {
             }
             out.reason = Some(format!("opened for {} by {} ({})", b.requester, agent, b.via.as_str()));
         }
+        Ok(out)
+    }
+
+    /// Why `agent`'s mail may not open a ticket for someone else, if it may not: anyone can
+    /// write an agent's address in `From`, so the desk's own receiving server must have found the
+    /// mail authentic (`hygiene.authserv_id`), and one agent opens at most
+    /// `limits.behalf_tickets_per_agent_per_hour` such tickets an hour.
+    async fn behalf_refusal(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        agent: &EmailAddress,
+    ) -> Result<Option<String>, PipelineError> {
+        let Some(authserv_id) = h.desk.hygiene.authserv_id.as_deref() else {
+            return Ok(Some(
+                "the desk cannot tell an agent's mail from a forgery: it opens tickets for others only from mail its receiving server found authentic (set hygiene.authserv_id)".into(),
+            ));
+        };
+        if !crate::mail::hygiene::authenticated(&mail.auto.authentication_results, authserv_id, agent.domain()) {
+            return Ok(Some(format!(
+                "{authserv_id} did not find this mail authentic for {} (no DMARC or DKIM pass in its Authentication-Results)",
+                agent.domain()
+            )));
+        }
+        let limit = i64::from(self.config.limits.behalf_tickets_per_agent_per_hour);
+        let opened = store::behalf_openings_since(tx, &h.desk.id, agent.as_str(), h.now - super::HOUR_MS).await?;
+        Ok((opened >= limit)
+            .then(|| format!("{opened} tickets opened for others in the last hour, the limit is {limit}")))
+    }
+
+    /// An agent's mail that may not open a ticket for someone else opens one of the agent's own,
+    /// so nothing is lost; the event says why, and the agent is told under that ticket.
+    async fn behalf_refused(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        mail: &ParsedMail,
+        msg: store::NewMessage<'_>,
+        agent: &EmailAddress,
+        reason: String,
+    ) -> Result<Outcome, PipelineError> {
+        let mut out = self.create(tx, h, mail, msg, MailKind::Human, None, None).await?;
+        if let Some(t) = self.created(tx, h, &out).await? {
+            self.event(tx, h, t.id, agent.as_str(), "on_behalf_refused", &json!({ "reason": reason })).await?;
+            if let Some(a) = h.desk.agent(agent) {
+                let mut ctx = self.base_ctx(h, &t);
+                ctx.reason = reason.clone();
+                self.queue(tx, h, &t, OutMail::to_agent(a, h.desk.language, "agent_refused", ctx)).await?;
+            }
+        }
+        out.reason = Some(format!("not opened for someone else: {reason}"));
         Ok(out)
     }
 

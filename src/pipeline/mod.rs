@@ -421,89 +421,81 @@ impl Pipeline {
     /// future lives on the heap: the decision and its effects make a large state machine, which
     /// a caller's stack (a test's, a debug build's) need not hold.
     #[allow(clippy::too_many_arguments)]
-    async fn apply(
-        &self,
-        tx: &mut store::Tx,
-        desk: &Desk,
-        inbox: &InboxConfig,
-        raw: &[u8],
-        mail: &ParsedMail,
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut store::Tx,
+        desk: &'a Desk,
+        inbox: &'a InboxConfig,
+        raw: &'a [u8],
+        mail: &'a ParsedMail,
         now: i64,
         released: bool,
-    ) -> Result<Outcome, PipelineError> {
-        Box::pin(self.apply_here(tx, desk, inbox, raw, mail, now, released)).await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn apply_here(
-        &self,
-        tx: &mut store::Tx,
-        desk: &Desk,
-        inbox: &InboxConfig,
-        raw: &[u8],
-        mail: &ParsedMail,
-        now: i64,
-        released: bool,
-    ) -> Result<Outcome, PipelineError> {
-        let key = parse::idempotency_key(mail.message_id.as_deref(), raw);
-        let kind = loopguard::classify(mail, &desk.own_addresses);
-        let mut h = self.here(desk, inbox, now)?;
-        if let Some(seen) = store::find_seen(tx, &desk.id, &key).await? {
-            return Ok(Outcome {
-                ticket: seen.ticket_number,
-                action: Action::Duplicate,
-                reason: Some(if seen.quarantined { "already quarantined".into() } else { "already received".into() }),
-            });
-        }
-        if !released {
-            let since = inbox.since.map(|d| hygiene::since_ms(d, desk.tz));
-            match hygiene::screen(mail, &desk.hygiene, since) {
-                hygiene::Screen::Pass => {}
-                hygiene::Screen::NoAcknowledgement(why) => h.no_ack = Some(why),
-                hygiene::Screen::Quarantine(why) => {
-                    return self.quarantine_in(tx, desk, inbox, raw, raw.len(), &why, now).await;
+    ) -> futures::future::BoxFuture<'a, Result<Outcome, PipelineError>> {
+        Box::pin(async move {
+            let key = parse::idempotency_key(mail.message_id.as_deref(), raw);
+            let kind = loopguard::classify(mail, &desk.own_addresses);
+            let mut h = self.here(desk, inbox, now)?;
+            if let Some(seen) = store::find_seen(tx, &desk.id, &key).await? {
+                return Ok(Outcome {
+                    ticket: seen.ticket_number,
+                    action: Action::Duplicate,
+                    reason: Some(if seen.quarantined {
+                        "already quarantined".into()
+                    } else {
+                        "already received".into()
+                    }),
+                });
+            }
+            if !released {
+                let since = inbox.since.map(|d| hygiene::since_ms(d, desk.tz));
+                match hygiene::screen(mail, &desk.hygiene, since) {
+                    hygiene::Screen::Pass => {}
+                    hygiene::Screen::NoAcknowledgement(why) => h.no_ack = Some(why),
+                    hygiene::Screen::Quarantine(why) => {
+                        return self.quarantine_in(tx, desk, inbox, raw, raw.len(), &why, now).await;
+                    }
                 }
             }
-        }
-        let ticket = if kind == MailKind::OwnAddress { None } else { thread(tx, &desk.id, mail).await? };
-        let from = mail.from.as_ref().map(|m| m.address.as_str());
-        let to: Vec<String> = mail.to.iter().chain(&mail.cc).map(|a| a.to_string()).collect();
-        let msg = store::NewMessage {
-            desk: &desk.id,
-            ticket_id: None,
-            direction: Direction::Inbound.as_str(),
-            channel: Channel::Email.as_str(),
-            inbox: Some(&inbox.name),
-            idempotency_key: &key,
-            message_id: mail.message_id.as_deref(),
-            kind: kind.as_str(),
-            action: "",
-            reason: None,
-            peer_address: from,
-            from_address: from,
-            to_addresses: &to,
-            subject: &mail.subject,
-            body_text: &mail.text,
-            raw: Some(raw),
-            size: raw.len(),
-            auto_reply: false,
-            now,
-        };
-        let outcome = match (ticket, kind) {
-            (_, MailKind::OwnAddress) => self.ignore(tx, msg, "sent by the desk itself (loop guard)").await?,
-            (Some(t), MailKind::Human) => self.on_reply(tx, &h, mail, msg, t).await?,
-            (Some(t), kind) => self.append_automatic(tx, &h, mail, msg, kind, t).await?,
-            (None, MailKind::Human) if mail.from.as_ref().is_some_and(|f| desk.agent(&f.address).is_some()) => {
-                // An agent's new mail: a request for someone else (`#requester`, a forward), or their own.
-                self.on_behalf(tx, &h, mail, msg).await?
-            }
-            (None, kind) if !kind.may_open_ticket() => {
-                let reason = format!("{} that concerns no known ticket", kind.as_str());
-                self.ignore(tx, msg, &reason).await?
-            }
-            (None, kind) => self.create(tx, &h, mail, msg, kind, None, None).await?,
-        };
-        Ok(outcome)
+            let ticket = if kind == MailKind::OwnAddress { None } else { thread(tx, &desk.id, mail).await? };
+            let from = mail.from.as_ref().map(|m| m.address.as_str());
+            let to: Vec<String> = mail.to.iter().chain(&mail.cc).map(|a| a.to_string()).collect();
+            let msg = store::NewMessage {
+                desk: &desk.id,
+                ticket_id: None,
+                direction: Direction::Inbound.as_str(),
+                channel: Channel::Email.as_str(),
+                inbox: Some(&inbox.name),
+                idempotency_key: &key,
+                message_id: mail.message_id.as_deref(),
+                kind: kind.as_str(),
+                action: "",
+                reason: None,
+                peer_address: from,
+                from_address: from,
+                to_addresses: &to,
+                subject: &mail.subject,
+                body_text: &mail.text,
+                raw: Some(raw),
+                size: raw.len(),
+                auto_reply: false,
+                now,
+            };
+            let outcome = match (ticket, kind) {
+                (_, MailKind::OwnAddress) => self.ignore(tx, msg, "sent by the desk itself (loop guard)").await?,
+                (Some(t), MailKind::Human) => self.on_reply(tx, &h, mail, msg, t).await?,
+                (Some(t), kind) => self.append_automatic(tx, &h, mail, msg, kind, t).await?,
+                (None, MailKind::Human) if mail.from.as_ref().is_some_and(|f| desk.agent(&f.address).is_some()) => {
+                    // An agent's new mail: a request for someone else (`#requester`, a forward), or their own.
+                    self.on_behalf(tx, &h, mail, msg).await?
+                }
+                (None, kind) if !kind.may_open_ticket() => {
+                    let reason = format!("{} that concerns no known ticket", kind.as_str());
+                    self.ignore(tx, msg, &reason).await?
+                }
+                (None, kind) => self.create(tx, &h, mail, msg, kind, None, None).await?,
+            };
+            Ok(outcome)
+        })
     }
 
     /// Where and when: the desk's inbox address and local time at `now`, by email.
@@ -897,7 +889,7 @@ impl Pipeline {
     }
 }
 
-const HOUR_MS: i64 = 3_600_000;
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 
 fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
     let mut refusals = Vec::new();

@@ -550,6 +550,20 @@ pub async fn sender_load(conn: &mut AnyConnection, desk: &str, address: &str, si
     })
 }
 
+/// Tickets `agent` opened for other people at `desk` since `since` (their `on_behalf` events).
+pub async fn behalf_openings_since(conn: &mut AnyConnection, desk: &str, agent: &str, since: i64) -> Result<i64> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id \
+         WHERE e.actor = $2 AND e.kind = 'on_behalf' AND e.at >= $3 AND t.desk = $1",
+    )
+    .bind(desk)
+    .bind(agent)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(r.try_get("n")?)
+}
+
 /// Inbound messages from `peer` at `desk` since `since` (flood control).
 pub async fn count_inbound_since(conn: &mut AnyConnection, desk: &str, peer: &str, since: i64) -> Result<i64> {
     let r = sqlx::query(

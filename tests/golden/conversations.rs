@@ -86,7 +86,13 @@ struct Step {
     repeat: Option<u32>,
     ticket: Option<usize>,
     decide_differs: Option<String>,
+    /// `false`: the desk's receiving server did not find the mail authentic for its From domain
+    /// (a forgery); by default every mail carries its pass.
+    authentic: Option<bool>,
 }
+
+/// The authserv-id of the desks' receiving server in these stories.
+const AUTHSERV_ID: &str = "mx.conversation.test";
 
 /// The people of every desk.
 const AGENTS: &[(&str, &str, &str)] =
@@ -148,6 +154,9 @@ fn config(dir: &Path) -> Config {
         ))
         .expect("people");
         desk.extend(people);
+        // The desk's own receiving server writes `Authentication-Results` (see `mail_bytes`).
+        let hygiene = desk.entry("hygiene").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        hygiene.as_table_mut().expect("hygiene table").insert("authserv_id".into(), AUTHSERV_ID.into());
         for inbox in desk.get_mut("inbox").and_then(|i| i.as_array_mut()).into_iter().flatten() {
             let inbox = inbox.as_table_mut().expect("inbox table");
             let name = inbox["name"].as_str().unwrap_or("inbox").to_string();
@@ -422,6 +431,12 @@ impl Run<'_> {
                 }
                 auto => {
                     let mut extra = headers.clone();
+                    let domain = from.rsplit('@').next().unwrap_or_default();
+                    extra.push_str(&if step.authentic.unwrap_or(true) {
+                        format!("Authentication-Results: {AUTHSERV_ID}; dkim=pass header.d={domain}; dmarc=pass header.from={domain}\r\n")
+                    } else {
+                        format!("Authentication-Results: {AUTHSERV_ID}; dkim=none; spf=softfail smtp.mailfrom={domain}; dmarc=fail (p=quarantine) header.from={domain}\r\n")
+                    });
                     let mut subject = subject.clone();
                     if auto == Some("ooo") {
                         extra.push_str("Auto-Submitted: auto-replied\r\nX-Autoreply: yes\r\n");

@@ -11,6 +11,16 @@ fn reply(from: &str, to: &str, subject: &str, id: &str, parent: &str, body: &str
     mail(from, to, subject, id, &format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"), body)
 }
 
+/// The desk's receiving server, as these tests play it: its `Authentication-Results` vouch for
+/// the agents' mail (`authentic`).
+const TRUST_AGENT_MAIL: &str = "[desk.hygiene]\nauthserv_id = \"mx.desk.test\"\n";
+
+/// The header the desk's server writes on a mail it found authentic for `from`'s domain.
+fn authentic(from: &str) -> String {
+    let domain = from.rsplit('@').next().unwrap_or_default();
+    format!("Authentication-Results: mx.desk.test; dkim=pass header.d={domain}; dmarc=pass header.from={domain}\r\n")
+}
+
 async fn daemon_world(name: &str, desk_extra: &str) -> (World, Daemon) {
     let w = World::new(name, WorldOptions { agents: true, desk_extra: desk_extra.into(), ..Default::default() }).await;
     let daemon = w.serve();
@@ -128,14 +138,14 @@ async fn a_colleague_in_cc_gets_the_reply_and_the_resolution_and_an_outsider_doe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_opens_a_ticket_for_a_walk_in_with_requester() {
     let _servers = MAIL_SERVERS.read().await;
-    let (w, daemon) = daemon_world("behalf", "").await;
+    let (w, daemon) = daemon_world("behalf", TRUST_AGENT_MAIL).await;
     let (citra, agus) = (w.addr("citra"), w.agent("agent1"));
     let walk_in = mail(
         &agus,
         &w.desk_addr,
         "Internet di ruang arsip mati",
         &format!("{}-w1@desk.test", w.tag),
-        "",
+        &authentic(&agus),
         &format!("#requester {citra} Citra Dewi\n\nBu Citra datang ke meja layanan: internet di ruang arsip mati."),
     );
     send(&w, &agus, walk_in).await;
@@ -178,14 +188,21 @@ async fn an_agent_opens_a_ticket_for_a_walk_in_with_requester() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_mail_opens_the_ticket_for_its_original_sender() {
     let _servers = MAIL_SERVERS.read().await;
-    let (w, daemon) = daemon_world("forward", "").await;
+    let (w, daemon) = daemon_world("forward", TRUST_AGENT_MAIL).await;
     let (dodi, agus) = (w.addr("dodi"), w.agent("agent1"));
     let body = format!(
         "Catatan internal: beliau juga menelepon pagi ini.\n\n---------- Forwarded message ---------\n\
          From: Dodi Pratama <{dodi}>\nDate: Mon, 5 Jan 2026 at 08:12\nSubject: Jaringan lantai 2 putus\n\
          To: Agus <{agus}>\n\nSelamat pagi, jaringan di lantai 2 putus sejak jam 8.\nTerima kasih."
     );
-    let fwd = mail(&agus, &w.desk_addr, "Fwd: Jaringan lantai 2 putus", &format!("{}-f1@desk.test", w.tag), "", &body);
+    let fwd = mail(
+        &agus,
+        &w.desk_addr,
+        "Fwd: Jaringan lantai 2 putus",
+        &format!("{}-f1@desk.test", w.tag),
+        &authentic(&agus),
+        &body,
+    );
     send(&w, &agus, fwd).await;
     let ack = parsed(&wait_mailbox(&dodi, "INBOX", 1).await[0]);
     let number = loket::ticket::find_tags(&ack.subject)[0].to_string();
@@ -403,13 +420,21 @@ async fn merges_chain_to_the_last_survivor(pg: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mail_forwarded_as_an_attachment_opens_the_ticket_for_its_sender() {
     use loket::pipeline::Action;
-    let w =
-        World::new("fwdatt", WorldOptions { imap: false, outbound_smtp: false, agents: true, ..Default::default() })
-            .await;
+    let w = World::new(
+        "fwdatt",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            agents: true,
+            desk_extra: TRUST_AGENT_MAIL.into(),
+            ..Default::default()
+        },
+    )
+    .await;
     let (p, store) = pipeline(&w).await;
     let (fitri, agus) = (w.addr("fitri"), w.agent("agent1"));
     let raw = format!(
-        "From: Agus <{agus}>\r\nTo: {desk}\r\nSubject: FW: Printer lantai 4 macet\r\nMessage-ID: <{tag}-fa@desk.test>\r\n\
+        "From: Agus <{agus}>\r\nTo: {desk}\r\nSubject: FW: Printer lantai 4 macet\r\nMessage-ID: <{tag}-fa@desk.test>\r\n{ar}\
          Date: Mon, 5 Jan 2026 09:00:00 +0700\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
          --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMohon dibantu, terlampir emailnya.\r\n\
          --b\r\nContent-Type: message/rfc822\r\n\r\n\
@@ -418,6 +443,7 @@ async fn a_mail_forwarded_as_an_attachment_opens_the_ticket_for_its_sender() {
          Printer di lantai 4 macet sejak pagi.\r\n--b--\r\n",
         desk = w.desk_addr,
         tag = w.tag,
+        ar = authentic(&agus),
     );
     let o = p.process("hero", raw.as_bytes(), 1_767_578_400_000).await.unwrap();
     assert_eq!(o.action, Action::Created, "{o:?}");
@@ -431,4 +457,93 @@ async fn a_mail_forwarded_as_an_attachment_opens_the_ticket_for_its_sender() {
     let events = store::ticket_events(store.pool(), t.id).await.unwrap();
     let note = events.iter().find(|e| e.kind == "note").expect("the agent's words as a note");
     assert_eq!(note.detail["text"].as_str(), Some("Mohon dibantu, terlampir emailnya."));
+}
+
+/// The attacker's view of on-behalf openings: anyone can write an agent's address in `From`.
+/// Only mail the desk's own receiving server found authentic for the agent's domain opens a
+/// ticket for someone else, and one agent opens at most `behalf_tickets_per_agent_per_hour` of
+/// them; anything else opens the agent's own ticket (nothing lost), acknowledges no stranger,
+/// and tells the agent why. In process on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_agent_address_makes_the_desk_acknowledge_no_stranger() {
+    use loket::pipeline::Action;
+    let world = |name: &'static str, desk_extra: &'static str| {
+        World::new(
+            name,
+            WorldOptions {
+                imap: false,
+                outbound_smtp: false,
+                agents: true,
+                desk_extra: desk_extra.into(),
+                extra: "[limits]\nbehalf_tickets_per_agent_per_hour = 2\n".into(),
+                ..Default::default()
+            },
+        )
+    };
+    let at = 1_767_578_400_000;
+    let walk_in = |w: &World, i: usize, ar: &str| {
+        let victim = w.addr(&format!("korban{i}"));
+        let raw = mail(
+            &w.agent("agent1"),
+            &w.desk_addr,
+            "Reset sandi",
+            &format!("{}-forged{i}@desk.test", w.tag),
+            ar,
+            &format!("#requester {victim} Korban\n\nMohon reset sandi email saya."),
+        );
+        (victim, raw)
+    };
+    // Refused: (the desk's setting, the header on the mail, what the reason names).
+    let w = world("forged", TRUST_AGENT_MAIL).await;
+    let agus = w.agent("agent1");
+    let cases = [
+        ("no header", String::new(), "did not find this mail authentic"),
+        ("another server", authentic(&agus).replace("mx.desk.test", "mx.attacker.test"), "did not find"),
+        (
+            "a pass for the attacker's domain",
+            "Authentication-Results: mx.desk.test; dmarc=pass header.from=attacker.test\r\n".into(),
+            "did not find",
+        ),
+        (
+            "a failed DMARC check",
+            "Authentication-Results: mx.desk.test; dkim=none; dmarc=fail header.from=desk.test\r\n".into(),
+            "did not find",
+        ),
+    ];
+    let (p, store) = pipeline(&w).await;
+    for (i, (case, ar, why)) in cases.iter().enumerate() {
+        let (victim, raw) = walk_in(&w, i, ar);
+        let o = p.process("hero", &raw, at + i as i64).await.unwrap();
+        assert_eq!(o.action, Action::Created, "{case}: {o:?}");
+        assert!(o.reason.as_deref().unwrap_or_default().contains(why), "{case}: {o:?}");
+        let number = o.ticket.unwrap().to_string();
+        let t = ticket(&store, &number).await;
+        assert_eq!(t.requester_address.as_str(), agus, "{case}: the ticket is the agent's own");
+        let out = outbound(&store, &number).await;
+        assert!(!out.iter().any(|(_, to, _, _)| to.contains(&victim)), "{case}: the stranger got mail: {out:?}");
+        assert!(out.iter().any(|(k, to, _, _)| k == "agent_refused" && *to == agus), "{case}: {out:?}");
+        let events = store::ticket_events(store.pool(), t.id).await.unwrap();
+        assert!(events.iter().any(|e| e.kind == "on_behalf_refused"), "{case}");
+        assert!(!events.iter().any(|e| e.kind == "on_behalf"), "{case}");
+    }
+    // Authentic mail opens for others, up to the agent's hourly limit (2 here); the third is the
+    // agent's own, and an hour later the limit has room again.
+    for (i, at) in [(10, at), (11, at + 1), (12, at + 2), (13, at + 3_600_001)] {
+        let (victim, raw) = walk_in(&w, i, &authentic(&agus));
+        let o = p.process("hero", &raw, at).await.unwrap();
+        let t = ticket(&store, &o.ticket.clone().unwrap().to_string()).await;
+        let for_victim = i != 12;
+        assert_eq!(t.requester_address.as_str() == victim, for_victim, "walk-in {i}: {o:?}");
+        if !for_victim {
+            assert!(o.reason.as_deref().unwrap_or_default().contains("the limit is 2"), "{o:?}");
+        }
+    }
+    // A desk that names no receiving server believes no header at all.
+    let w = world("noauthserv", "").await;
+    let (p, store) = pipeline(&w).await;
+    let (victim, raw) = walk_in(&w, 0, &authentic(&w.agent("agent1")));
+    let o = p.process("hero", &raw, at).await.unwrap();
+    assert!(o.reason.as_deref().unwrap_or_default().contains("hygiene.authserv_id"), "{o:?}");
+    let t = ticket(&store, &o.ticket.clone().unwrap().to_string()).await;
+    assert_ne!(t.requester_address.as_str(), victim);
 }
