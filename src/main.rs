@@ -59,6 +59,14 @@ impl ConfigArg {
     /// Loads the configuration; a missing file names where Loket looked and how to point it
     /// elsewhere.
     fn load(&self) -> anyhow::Result<Config> {
+        self.load_with(Config::load)
+    }
+
+    /// The file read as [`ConfigArg::load`] does, by `read` (which may create nothing).
+    fn load_with(
+        &self,
+        read: fn(&std::path::Path) -> Result<Config, loket::config::ConfigErrors>,
+    ) -> anyhow::Result<Config> {
         if let Err(e) = std::fs::metadata(&self.path)
             && e.kind() == std::io::ErrorKind::NotFound
         {
@@ -73,7 +81,7 @@ impl ConfigArg {
                 shown.display()
             );
         }
-        Ok(Config::load(&self.path)?)
+        Ok(read(&self.path)?)
     }
 }
 
@@ -387,10 +395,7 @@ async fn oauth(config: &ConfigArg, command: OauthCommand) -> ExitCode {
     let imap_oauth = inbox.imap.as_ref().and_then(|i| i.oauth.as_ref().map(|o| (i, o)));
     let checked = match (imap_oauth, &inbox.graph) {
         (Some((imap, o)), _) => o.check(&imap.user, &env).map_err(|p| ("imap.oauth", p)),
-        (_, Some(g)) => {
-            let user = g.user.clone().unwrap_or_else(|| inbox.address.clone());
-            loket::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &user, &env).map_err(|p| ("graph", p))
-        }
+        (_, Some(g)) => g.oauth(&inbox.address, &env).map_err(|p| ("graph", p)),
         _ => {
             eprintln!("loket: inbox `{name}` has no [desk.inbox.imap.oauth] or [desk.inbox.graph] block");
             return ExitCode::from(EX_USAGE);
@@ -568,9 +573,13 @@ async fn graph_test(
 
 /// `check-config`: the file, catalogues, rules and templates, then the store (unless `offline`).
 async fn check_config(config: &ConfigArg, offline: bool) -> ExitCode {
-    let c = match load_config(config) {
+    // Checking creates nothing: not the store, not the token secret file.
+    let c = match config.load_with(Config::load_to_check) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("loket: {e:#}");
+            return ExitCode::from(EX_CONFIG);
+        }
     };
     let line = outln!(
         "{}: ok ({} desk(s), {} inbox(es), templates in {})",
@@ -579,6 +588,13 @@ async fn check_config(config: &ConfigArg, offline: bool) -> ExitCode {
         c.desks.iter().map(|d| d.inboxes.len()).sum::<usize>(),
         c.templates.display()
     );
+    let line = line.and_then(|()| {
+        if c.signer.is_none() && c.desks.iter().any(|d| !d.agents.is_empty()) {
+            outln!("security.token_secret_file: not made yet; `loket serve` makes it (mode 0600)")
+        } else {
+            Ok(())
+        }
+    });
     if offline || line.is_err() {
         return report(line);
     }
@@ -616,9 +632,7 @@ async fn check_oauth(c: &Config) -> anyhow::Result<bool> {
     }
     for inbox in c.desks.iter().flat_map(|d| d.inboxes.iter()) {
         if let Some(g) = &inbox.graph {
-            let user = g.user.clone().unwrap_or_else(|| inbox.address.clone());
-            let checked = loket::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &user, &env);
-            blocks.push((format!("inbox {} (graph)", inbox.name), checked));
+            blocks.push((format!("inbox {} (graph)", inbox.name), g.oauth(&inbox.address, &env)));
         }
     }
     if let Some(smtp) = &c.outbound.smtp

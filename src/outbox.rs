@@ -33,6 +33,19 @@ pub struct OutboxWorker {
 }
 
 impl OutboxWorker {
+    /// The worker for `cfg`'s outbound settings (its transport built here), sending chat
+    /// messages through `chat` and claiming rows as `worker_id`; `wakeup` is notified by commits.
+    pub fn new(
+        cfg: &OutboundConfig,
+        store: Store,
+        chat: ChatClients,
+        wakeup: Arc<Notify>,
+        worker_id: String,
+    ) -> Result<Self, ChannelError> {
+        let transport = Transport::from_config(cfg, &store)?;
+        Ok(Self { store, transport, chat, cfg: cfg.clone(), wakeup, worker_id })
+    }
+
     /// Delivers until `cancel` fires; a message in flight is finished first.
     pub async fn run(self, cancel: CancellationToken) {
         self.run_ref(cancel).await
@@ -96,7 +109,8 @@ impl OutboxWorker {
         if claimed.is_empty() {
             return Ok(items);
         }
-        let sent = store::sends_since(self.store.pool(), now - crate::send_rate::WINDOW_MS).await?;
+        let senders: Vec<&str> = claimed.iter().map(|(_, s)| s.as_str()).collect();
+        let sent = store::sends_since(self.store.pool(), now - crate::send_rate::WINDOW_MS, &senders).await?;
         let admission = crate::send_rate::admit(per_minute, now, &sent, &claimed);
         if admission.held.is_empty() {
             return Ok(items);

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::channel::{chat::ChatClients, imap, maildir, transport::Transport};
+use crate::channel::{chat::ChatClients, imap, maildir};
 use crate::config::{Config, InboxKind};
 use crate::outbox::OutboxWorker;
 use crate::pipeline::Pipeline;
@@ -78,19 +78,19 @@ where
 pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result<(), ServeError> {
     let cancel = stop.child_token();
     let tracker = TaskTracker::new();
-    let transport =
-        Transport::from_config(&app.config.outbound, &app.store).map_err(|e| ServeError::Setup(e.to_string()))?;
     let chat = ChatClients::from_config(&app.config).map_err(|e| ServeError::Setup(e.to_string()))?;
     // One identity per process: leases and outbox claims name it.
     let holder = format!("{}-{}-{}", hostname(), std::process::id(), crate::now_ms() % 1_000_000);
-    let worker = Arc::new(OutboxWorker {
-        store: app.store.clone(),
-        transport,
-        chat: chat.clone(),
-        cfg: app.config.outbound.clone(),
-        wakeup: app.outbox_wakeup.clone(),
-        worker_id: holder.clone(),
-    });
+    let worker = Arc::new(
+        OutboxWorker::new(
+            &app.config.outbound,
+            app.store.clone(),
+            chat.clone(),
+            app.outbox_wakeup.clone(),
+            holder.clone(),
+        )
+        .map_err(|e| ServeError::Setup(e.to_string()))?,
+    );
     {
         let worker = worker.clone();
         supervise(&tracker, "outbox".into(), cancel.clone(), move |c| {

@@ -60,6 +60,27 @@ pub struct GraphClient {
     source: Arc<TokenSource>,
 }
 
+/// The most of a JSON answer read (a delta page of 50 ids is a few KB) and of an error body.
+const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// The body of `resp`, refused past `max` bytes: a misbehaving server cannot fill the memory.
+async fn bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, GraphError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| GraphError::Http(e.to_string()))? {
+        if body.len() + chunk.len() > max {
+            return Err(GraphError::Http(format!("answer larger than {max} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn json_of(resp: reqwest::Response) -> Result<Value, GraphError> {
+    let body = bounded(resp, MAX_JSON_BYTES).await?;
+    serde_json::from_slice(&body).map_err(|e| GraphError::Http(format!("not JSON: {e}")))
+}
+
 impl GraphClient {
     pub fn new(endpoint: Option<&str>, source: Arc<TokenSource>) -> Self {
         let http = reqwest::Client::builder()
@@ -86,14 +107,15 @@ impl GraphClient {
             self.source.invalidate();
         }
         // Graph's error body: {"error": {"code": "...", "message": "..."}}.
-        let body: Value = resp.json().await.unwrap_or_default();
+        let body: Value =
+            bounded(resp, MAX_ERROR_BYTES).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         let e = &body["error"];
         let message = format!("{}: {}", e["code"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or(""));
         Err(GraphError::Status { status, message })
     }
 
     async fn json(&self, req: reqwest::RequestBuilder) -> Result<Value, GraphError> {
-        self.send(req).await?.json().await.map_err(|e| GraphError::Http(e.to_string()))
+        json_of(self.send(req).await?).await
     }
 
     /// The ids of the messages in `folder` that are new since `link` (all of them without one),
@@ -161,7 +183,7 @@ impl GraphClient {
                 .send(self.http.post(self.url(user, "mailFolders")).json(&serde_json::json!({"displayName": name})));
             match made.await {
                 Ok(r) => {
-                    let v: Value = r.json().await.map_err(|e| GraphError::Http(e.to_string()))?;
+                    let v = json_of(r).await?;
                     if let Some(id) = v["id"].as_str() {
                         return Ok(id.to_string());
                     }
@@ -211,10 +233,10 @@ pub fn source(
     cfg: &GraphConfig,
     holder: &str,
 ) -> Result<GraphSource, String> {
-    let user = cfg.user.clone().unwrap_or_else(|| inbox.address.clone());
+    let user = cfg.mailbox(&inbox.address).to_string();
     let env = |k: &str| std::env::var(k).ok();
-    let oauth = crate::oauth::config::graph_oauth(&cfg.oauth, cfg.endpoint.as_deref(), &user, &env)
-        .map_err(|e| format!("inbox {}: graph: {}", inbox.name, e.join("; ")))?;
+    let oauth =
+        cfg.oauth(&inbox.address, &env).map_err(|e| format!("inbox {}: graph: {}", inbox.name, e.join("; ")))?;
     let store = pipeline.store().clone();
     let client = Arc::new(GraphClient::new(cfg.endpoint.as_deref(), super::oauth::shared(&oauth, &store)));
     Ok(GraphSource {
@@ -234,29 +256,7 @@ impl GraphSource {
     /// 60 s) after errors.
     pub async fn run(self, cancel: CancellationToken) {
         let poll = Duration::from_secs(self.cfg.poll_interval_secs.max(1));
-        let mut delay = poll;
-        while !cancel.is_cancelled() {
-            if !self.lease.acquire(&cancel).await {
-                break;
-            }
-            match self.round(&cancel).await {
-                Ok(_) => {
-                    delay = poll;
-                    self.pipeline.metrics().inbox_ok(&self.inbox.name, crate::now_ms());
-                }
-                Err(e) => {
-                    self.pipeline.metrics().inbox_error(&self.inbox.name, &e.to_string(), crate::now_ms());
-                    tracing::warn!(inbox = %self.inbox.name, error = %e, retry_in_s = delay.as_secs(), "Graph intake error");
-                    delay = (delay * 2).min(Duration::from_secs(60)).max(poll.min(Duration::from_secs(60)));
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(delay) => {}
-            }
-        }
-        self.lease.release().await;
-        tracing::info!(inbox = %self.inbox.name, "Graph intake stopped");
+        super::lease::poll_rounds(&self.lease, &self.pipeline, "Graph", poll, &cancel, || self.round(&cancel)).await;
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, (Option<String>, Option<String>)> {

@@ -76,3 +76,45 @@ impl Lease {
         let _ = store::release_lease(self.store.pool(), &self.inbox, &self.holder).await;
     }
 }
+
+/// A polled intake's life (a Maildir, a Graph mailbox): while it holds the inbox's lease, one
+/// `round` every `poll`, backing off after an error (doubling up to 60 s), each round reported
+/// to the metrics; the lease is released when `cancel` fires. `kind` names the intake in logs.
+pub async fn poll_rounds<F, Fut>(
+    lease: &Lease,
+    pipeline: &crate::pipeline::Pipeline,
+    kind: &str,
+    poll: std::time::Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, super::ChannelError>>,
+{
+    use std::time::Duration;
+    let inbox = lease.inbox.as_str();
+    let poll = poll.max(Duration::from_millis(10));
+    let mut delay = poll;
+    while !cancel.is_cancelled() {
+        if !lease.acquire(cancel).await {
+            break;
+        }
+        match round().await {
+            Ok(_) => {
+                delay = poll;
+                pipeline.metrics().inbox_ok(inbox, crate::now_ms());
+            }
+            Err(e) => {
+                pipeline.metrics().inbox_error(inbox, &e.to_string(), crate::now_ms());
+                tracing::warn!(inbox, error = %e, retry_in_ms = delay.as_millis() as u64, "{kind} intake error");
+                delay = (delay * 2).min(Duration::from_secs(60)).max(poll.min(Duration::from_secs(60)));
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    lease.release().await;
+    tracing::info!(inbox, "{kind} intake stopped");
+}

@@ -36,29 +36,8 @@ impl MaildirSource {
         if let Err(e) = ensure_layout(&self.path) {
             tracing::error!(inbox = %self.inbox.name, path = %self.path.display(), error = %e, "cannot create Maildir");
         }
-        let mut delay = self.poll;
-        while !cancel.is_cancelled() {
-            if !self.lease.acquire(&cancel).await {
-                break;
-            }
-            match self.drain(&cancel).await {
-                Ok(_) => {
-                    delay = self.poll;
-                    self.pipeline.metrics().inbox_ok(&self.inbox.name, crate::now_ms());
-                }
-                Err(e) => {
-                    self.pipeline.metrics().inbox_error(&self.inbox.name, &e.to_string(), crate::now_ms());
-                    tracing::warn!(inbox = %self.inbox.name, error = %e, "Maildir intake error; retrying");
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(delay) => {}
-            }
-        }
-        self.lease.release().await;
-        tracing::info!(inbox = %self.inbox.name, "Maildir intake stopped");
+        super::lease::poll_rounds(&self.lease, &self.pipeline, "Maildir", self.poll, &cancel, || self.drain(&cancel))
+            .await;
     }
 
     /// Processes every file in `new/` (oldest name first); returns how many.

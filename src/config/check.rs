@@ -325,8 +325,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 problems.push(p(format!("{ikey}: give one of `imap`, `maildir` and `graph`")));
             }
             if let Some(g) = &ib.graph {
-                let user = g.user.clone().unwrap_or_else(|| ib.address.clone());
-                if let Err(found) = crate::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &user, &env) {
+                if let Err(found) = g.oauth(&ib.address, &env) {
                     problems.extend(found.into_iter().map(|e| p(format!("{ikey}.graph.{e}"))));
                 }
                 if g.poll_interval_secs == 0 {

@@ -37,9 +37,18 @@ pub fn read(path: &Path) -> Result<String, ConfigErrors> {
         .map_err(|e| ConfigErrors(vec![ConfigProblem(format!("{}: cannot read: {e}", path.display()))]))
 }
 
+/// What loading may create: `Secret` makes a missing token secret file (the daemon and the
+/// commands that work on tickets); `Nothing` leaves it missing, without a signer
+/// (`check-config`, which only reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Make {
+    Secret,
+    Nothing,
+}
+
 /// Reads and checks the files `loket.toml` names; the catalogue must describe its desk and hold
 /// every route the desk's groups name.
-pub fn load(files: &Files) -> Result<Loaded, Vec<ConfigProblem>> {
+pub fn load(files: &Files, make: Make) -> Result<Loaded, Vec<ConfigProblem>> {
     let file = files.path.display().to_string();
     let p = |m: String| ConfigProblem(format!("{file}: {m}"));
     let mut problems = Vec::new();
@@ -99,7 +108,8 @@ pub fn load(files: &Files) -> Result<Loaded, Vec<ConfigProblem>> {
             None
         }
     };
-    let signer = match files.token_secret.as_deref().map(secret_file).transpose() {
+    let secret = files.token_secret.as_deref().filter(|f| make == Make::Secret || f.exists());
+    let signer = match secret.map(secret_file).transpose() {
         Ok(secret) => secret.map(|s| crate::ticket::token::Signer::new(&s)),
         Err(e) => {
             problems.push(p(format!("security.token_secret_file: {e}")));
@@ -191,7 +201,7 @@ mod tests {
                     [[desk.inbox]]\nname = \"a\"\naddress = \"hero@example.test\"\n";
         let Parsed { settings, files } = parse(&path, text, |_| None).unwrap();
         assert!(settings.is_ok(), "{settings:?}");
-        let all: Vec<String> = load(&files).unwrap_err().into_iter().map(|p| p.0).collect();
+        let all: Vec<String> = load(&files, Make::Secret).unwrap_err().into_iter().map(|p| p.0).collect();
         let named = |key: &str, missing: &str| {
             let missing = dir.path().join(missing).display().to_string();
             all.iter().any(|p| p.starts_with(&format!("{}: {key}: {missing}", path.display())))
@@ -210,7 +220,7 @@ mod tests {
                     [[desk.group]]\nid = \"l1\"\nname = \"L1\"\nroutes = [\"nope/*\"]\n\
                     [[desk.inbox]]\nname = \"a\"\naddress = \"p@example.test\"\n";
         let files = parse(&repo.join("loket.toml"), text, |_| None).unwrap().files;
-        let all: Vec<String> = load(&files).unwrap_err().into_iter().map(|p| p.0).collect();
+        let all: Vec<String> = load(&files, Make::Secret).unwrap_err().into_iter().map(|p| p.0).collect();
         for needle in [
             "desk[0] (`pusintek`).catalogue: ",
             "describes desk `hero`, not `pusintek`",

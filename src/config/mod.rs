@@ -196,11 +196,27 @@ impl Config {
         Self::from_toml(path, &text, |k| std::env::var(k).ok())
     }
 
+    /// [`Config::load`] that creates nothing: a missing `security.token_secret_file` stays
+    /// missing (and the configuration has no signer), for `check-config`.
+    pub fn load_to_check(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = load::read(path)?;
+        Self::build(path, &text, |k| std::env::var(k).ok(), load::Make::Nothing)
+    }
+
     /// Checks a configuration text and loads the files it names; `env` looks up environment
     /// variables. The problems of the text and of those files are reported together.
     pub fn from_toml(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        Self::build(path, text, env, load::Make::Secret)
+    }
+
+    fn build(
+        path: &Path,
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+        make: load::Make,
+    ) -> Result<Self, ConfigErrors> {
         let Parsed { settings, files } = parse(path, text, env)?;
-        let loaded = load::load(&files);
+        let loaded = load::load(&files, make);
         match (settings, loaded) {
             (Ok(settings), Ok(loaded)) => Ok(Self::assemble(settings, files, loaded)),
             (settings, loaded) => Err(ConfigErrors(
@@ -397,6 +413,25 @@ password_env = "LOKET_TEST_UNSET_VAR"
         let d = cfg.desk("hero").unwrap();
         assert_eq!(d.telegram.as_ref().unwrap().token.0, "s3cr3t-value");
         assert!(!format!("{cfg:?}").contains("s3cr3t-value"), "secrets are not in Debug output");
+    }
+
+    /// `check-config` (`Make::Nothing`) leaves a missing token secret file missing; the daemon's
+    /// load makes it, and checking then reads it.
+    #[test]
+    fn checking_makes_no_token_secret_and_loading_makes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("var/token-secret");
+        let path = repo_path("loket.toml");
+        let shipped = std::fs::read_to_string(&path).unwrap();
+        let text = shipped.replace("\"var/token-secret\"", &format!("{:?}", secret.display().to_string()));
+        assert_ne!(text, shipped, "the shipped file names var/token-secret");
+        let env = |_: &str| None;
+        let checked = Config::build(&path, &text, env, load::Make::Nothing).unwrap_or_else(|e| panic!("{e}"));
+        assert!(checked.signer.is_none() && !secret.exists() && !dir.path().join("var").exists());
+        let loaded = Config::from_toml(&path, &text, env).unwrap();
+        assert!(loaded.signer.is_some() && secret.is_file());
+        let checked = Config::build(&path, &text, env, load::Make::Nothing).unwrap();
+        assert!(checked.signer.is_some());
     }
 
     #[test]

@@ -9,16 +9,28 @@ use super::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// Every email sent since `since`, by lowercased sender: send times (the partial index
-/// `outbox_sent` keeps this to the rows of the window).
-pub async fn sends_since(pool: &AnyPool, since: i64) -> Result<HashMap<String, Vec<i64>>> {
-    let rows =
-        sqlx::query("SELECT sender, sent_at FROM outbox WHERE status = 'sent' AND sent_at >= $1 AND channel = 'email'")
-            .bind(since)
-            .fetch_all(pool)
-            .await?;
+/// The emails `senders` sent since `since`, by lowercased sender: send times (the partial index
+/// `outbox_sent` keeps this to the rows of the window; only the senders asked about are read).
+pub async fn sends_since(pool: &AnyPool, since: i64, senders: &[&str]) -> Result<HashMap<String, Vec<i64>>> {
     let mut out: HashMap<String, Vec<i64>> = HashMap::new();
-    for r in rows {
+    let mut senders: Vec<String> = senders.iter().map(|s| s.to_ascii_lowercase()).collect();
+    senders.sort();
+    senders.dedup();
+    if senders.is_empty() {
+        return Ok(out);
+    }
+    let placeholders: Vec<String> = (0..senders.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT sender, sent_at FROM outbox WHERE status = 'sent' AND sent_at >= $1 AND channel = 'email' \
+         AND LOWER(sender) IN ({})",
+        placeholders.join(", ")
+    );
+    // Only numbered placeholders are spliced in; the senders are bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since);
+    for s in &senders {
+        q = q.bind(s);
+    }
+    for r in q.fetch_all(pool).await? {
         let sender: String = r.try_get("sender")?;
         out.entry(sender.to_ascii_lowercase()).or_default().push(r.try_get("sent_at")?);
     }

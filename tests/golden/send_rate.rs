@@ -35,14 +35,14 @@ async fn a_mailbox_sends_no_more_than_its_rate_and_the_rest_wait_without_failing
         assert_eq!(p.process("hero", &request(n), T0 + n as i64).await.unwrap().action, Action::Created);
     }
     let cfg = p.config();
-    let worker = OutboxWorker {
-        store: store.clone(),
-        transport: loket::channel::transport::Transport::from_config(&cfg.outbound, &store).unwrap(),
-        chat: Default::default(),
-        cfg: cfg.outbound.clone(),
-        wakeup: std::sync::Arc::new(tokio::sync::Notify::new()),
-        worker_id: "test".into(),
-    };
+    let worker = OutboxWorker::new(
+        &cfg.outbound,
+        store.clone(),
+        Default::default(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        "test".into(),
+    )
+    .unwrap();
     // Three acknowledgements from hero@desk.test are due; two go now.
     assert_eq!(worker.deliver_due().await.unwrap(), 2);
     assert_eq!(worker.deliver_due().await.unwrap(), 0, "the third waits for the minute to have room");

@@ -174,14 +174,14 @@ async fn scheduler_fires_once_and_escalates_by_email() {
 
     // Deliver the outbox over SMTP: the supervisor's mailbox gets the two breach escalations.
     let cfg = w.config();
-    let worker = loket::outbox::OutboxWorker {
-        store: store.clone(),
-        transport: loket::channel::transport::Transport::from_config(&cfg.outbound, &store).unwrap(),
-        chat: Default::default(),
-        cfg: cfg.outbound.clone(),
-        wakeup: std::sync::Arc::new(tokio::sync::Notify::new()),
-        worker_id: "test".into(),
-    };
+    let worker = loket::outbox::OutboxWorker::new(
+        &cfg.outbound,
+        store.clone(),
+        Default::default(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        "test".into(),
+    )
+    .unwrap();
     while worker.deliver_due().await.unwrap() > 0 {}
     let boss = wait_mailbox(&w.agent("boss"), "INBOX", 2).await;
     let subjects: Vec<String> = boss.iter().map(|m| parsed(m).subject).collect();
