@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod outbox;
 pub mod pipeline;
+pub mod privacy;
 pub mod report;
 pub mod routing;
 pub mod send_rate;

@@ -154,6 +154,25 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Everything held about one person (subject access, UU 27/2022): their tickets with every
+    /// message and event, mail from, to or naming them, files, chat identities; as JSON.
+    Export {
+        /// An email address, or a chat id `telegram:ID` / `whatsapp:NUMBER`.
+        who: String,
+        /// Write to FILE (made private, mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Erase one person (UU 27/2022 Pasal 8, 43): their tickets anonymised (numbers, categories,
+    /// times, statuses and ratings kept), their addresses replaced everywhere, raw mail, files,
+    /// participations and chat identities removed. Prints the counts; names no one.
+    Forget {
+        /// An email address, or a chat id `telegram:ID` / `whatsapp:NUMBER`.
+        who: String,
+        /// Required: erasure cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
     /// OAuth2 mailboxes (Microsoft 365, Google Workspace): sign in, and test each step.
     Oauth {
         #[command(subcommand)]
@@ -373,8 +392,72 @@ async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
         Command::Quarantine { command: QuarantineCommand::Drop { id } } => {
             report(quarantine_change(&config, id, false).await)
         }
+        Command::Export { who, out } => report(export(&config, &who, out.as_deref()).await),
+        Command::Forget { who, yes } => report(forget(&config, &who, yes).await),
         Command::Oauth { command } => oauth(&config, command).await,
     }
+}
+
+/// The addresses of the person `who` names (an address or a chat id), with their linked ones.
+async fn person(store: &Store, who: &str) -> anyhow::Result<Vec<String>> {
+    let Some(address) = loket::privacy::address_of(who) else {
+        anyhow::bail!("`{who}` is neither an email address nor a chat id (telegram:ID, whatsapp:NUMBER)");
+    };
+    Ok(loket::store::privacy::person_addresses(store, &address).await?)
+}
+
+/// `loket export WHO [--out FILE]`.
+async fn export(config: &ConfigArg, who: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let config = config.load()?;
+    let store = Store::open_read_only(&config.storage).await?;
+    let addresses = person(&store, who).await?;
+    let data = loket::store::privacy::export(&store, &addresses).await?;
+    let text = serde_json::to_string_pretty(&data)?;
+    store.close().await;
+    match out {
+        Some(path) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            f.write_all(text.as_bytes())?;
+            outln!(
+                "{}: {} ticket(s), {} message(s)",
+                path.display(),
+                data["tickets"].as_array().map_or(0, Vec::len),
+                data["messages"].as_array().map_or(0, Vec::len)
+            )?;
+        }
+        None => outln!("{text}")?,
+    }
+    Ok(())
+}
+
+/// `loket forget WHO --yes`.
+async fn forget(config: &ConfigArg, who: &str, yes: bool) -> anyhow::Result<()> {
+    if !yes {
+        anyhow::bail!(
+            "erasure cannot be undone: run `loket export {who}` first if the person asked for a copy, then `loket forget {who} --yes`"
+        );
+    }
+    let config = config.load()?;
+    let store = Store::open(&config.storage).await?;
+    let addresses = person(&store, who).await?;
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let pseudonym = loket::privacy::pseudonym(random);
+    let actor = format!("operator:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let erased = loket::store::privacy::forget(&store, &addresses, &pseudonym, &actor, loket::now_ms()).await?;
+    // The log and the output name no one: the counts only.
+    tracing::info!(?erased, "personal data erased");
+    outln!("{}", serde_json::to_string(&erased)?)?;
+    store.close().await;
+    Ok(())
 }
 
 /// `loket oauth login|test --inbox NAME`.

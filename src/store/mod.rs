@@ -9,6 +9,7 @@ pub mod file;
 mod files;
 mod merge;
 mod oauth;
+pub mod privacy;
 mod quarantine;
 mod queries;
 pub mod report;

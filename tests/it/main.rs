@@ -15,6 +15,7 @@ mod http;
 mod hygiene;
 mod mail;
 mod oauth;
+mod privacy;
 mod report;
 mod routing;
 mod scale;

@@ -1,0 +1,453 @@
+//! One person's data: everything held about them (`loket export`) and its erasure (`loket
+//! forget`), by the rules of [`crate::privacy`]. Erasure is one transaction; on SQLite it runs
+//! with `secure_delete` (freed cells are zeroed) and is followed by `VACUUM` and a WAL
+//! checkpoint, so the old text is left neither in the database file nor in its journal. On
+//! PostgreSQL the old row versions stay in the table files until autovacuum reclaims them (run
+//! `VACUUM` on `messages`, `tickets` and `ticket_events` to make it at once).
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sqlx::{AnyConnection, Row};
+
+use super::{Backend, Store, StoreError};
+use crate::privacy::{ERASED, mentions, replace_addresses, scrub_detail};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// `$from, $from+1, …` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A `LIKE` pattern that finds `text` anywhere, `%`, `_` and `\` escaped (with `ESCAPE '\'`).
+fn contains_pattern(text: &str) -> String {
+    let escaped: String = text
+        .to_ascii_lowercase()
+        .chars()
+        .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+        .collect();
+    format!("%{escaped}%")
+}
+
+/// `(LOWER(col) LIKE $k ESCAPE '\' OR …)` over `columns` for `n` patterns bound from `from`.
+fn any_like(columns: &[&str], from: usize, n: usize) -> String {
+    let mut terms = Vec::new();
+    for c in columns {
+        for i in from..from + n {
+            terms.push(format!("LOWER(COALESCE({c}, '')) LIKE ${i} ESCAPE '\\'"));
+        }
+    }
+    format!("({})", terms.join(" OR "))
+}
+
+/// The person `address` is, as addresses: it and the chat identities linked to it both ways
+/// (a chat user's `/email` link).
+pub async fn person_addresses(store: &Store, address: &str) -> Result<Vec<String>> {
+    let address = address.to_ascii_lowercase();
+    let rows = sqlx::query(
+        "SELECT LOWER(address) AS a, LOWER(COALESCE(email, '')) AS e FROM chat_users \
+         WHERE LOWER(address) = $1 OR LOWER(COALESCE(email, '')) = $1",
+    )
+    .bind(&address)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = vec![address];
+    for r in rows {
+        for col in ["a", "e"] {
+            let v: String = r.try_get(col)?;
+            if !v.is_empty() && !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The ids of the tickets whose requester is one of `addresses`.
+async fn own_tickets(conn: &mut AnyConnection, addresses: &[String]) -> Result<Vec<i64>> {
+    let sql = format!(
+        "SELECT id FROM tickets WHERE LOWER(requester_address) IN ({}) ORDER BY id",
+        placeholders(1, addresses.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(a);
+    }
+    q.fetch_all(&mut *conn).await?.iter().map(|r| r.try_get::<i64, _>("id").map_err(StoreError::from)).collect()
+}
+
+/// The messages that concern the person: of their tickets, from them, to them, or naming them.
+async fn their_messages(
+    conn: &mut AnyConnection,
+    addresses: &[String],
+    tickets: &[i64],
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    let n = addresses.len();
+    let mut sql = format!(
+        "SELECT m.id, m.ticket_id, m.direction, m.channel, m.kind, m.created_at, m.peer_address, m.from_address, \
+         m.to_addresses, m.subject, m.body_text, m.reason, m.raw, t.number FROM messages m \
+         LEFT JOIN tickets t ON t.id = m.ticket_id WHERE LOWER(COALESCE(m.peer_address, '')) IN ({in1}) \
+         OR LOWER(COALESCE(m.from_address, '')) IN ({in1}) OR {like}",
+        in1 = placeholders(1, n),
+        like = any_like(&["m.to_addresses", "m.body_text", "m.subject", "m.reason"], n + 1, n),
+    );
+    if !tickets.is_empty() {
+        sql.push_str(&format!(" OR m.ticket_id IN ({})", placeholders(2 * n + 1, tickets.len())));
+    }
+    sql.push_str(" ORDER BY m.id");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(a);
+    }
+    for a in addresses {
+        q = q.bind(contains_pattern(a));
+    }
+    for t in tickets {
+        q = q.bind(*t);
+    }
+    Ok(q.fetch_all(&mut *conn).await?)
+}
+
+/// Everything held about the person with `addresses` (see [`person_addresses`]), as JSON:
+/// their tickets with every message and event, the messages elsewhere that came from, went to
+/// or named them (raw mail as base64), files, participations, chat identities and quarantined
+/// mail that names them.
+pub async fn export(store: &Store, addresses: &[String]) -> Result<Value> {
+    let mut conn = store.pool().acquire().await?;
+    let tickets = own_tickets(&mut conn, addresses).await?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut ticket_rows = Vec::new();
+    for id in &tickets {
+        let t = sqlx::query(
+            "SELECT number, desk, category, subcategory, ticket_type, status, channel, subject, requester_address, \
+             requester_name, rating, rating_comment, created_at, updated_at, resolved_at, closed_at FROM tickets WHERE id = $1",
+        )
+        .bind(*id)
+        .fetch_one(&mut *conn)
+        .await?;
+        let events = sqlx::query("SELECT at, actor, kind, detail FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
+            .bind(*id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|e| {
+                let detail: String = e.try_get("detail")?;
+                Ok(json!({
+                    "at": e.try_get::<i64, _>("at")?,
+                    "actor": e.try_get::<String, _>("actor")?,
+                    "kind": e.try_get::<String, _>("kind")?,
+                    "detail": serde_json::from_str::<Value>(&detail).unwrap_or(Value::String(detail)),
+                }))
+            })
+            .collect::<Result<Vec<Value>>>()?;
+        ticket_rows.push(json!({
+            "number": t.try_get::<String, _>("number")?,
+            "desk": t.try_get::<String, _>("desk")?,
+            "category": t.try_get::<String, _>("category")?,
+            "subcategory": t.try_get::<String, _>("subcategory")?,
+            "type": t.try_get::<Option<String>, _>("ticket_type")?,
+            "status": t.try_get::<String, _>("status")?,
+            "channel": t.try_get::<String, _>("channel")?,
+            "subject": t.try_get::<String, _>("subject")?,
+            "requester_address": t.try_get::<String, _>("requester_address")?,
+            "requester_name": t.try_get::<Option<String>, _>("requester_name")?,
+            "rating": t.try_get::<Option<i64>, _>("rating")?,
+            "rating_comment": t.try_get::<Option<String>, _>("rating_comment")?,
+            "created_at": t.try_get::<i64, _>("created_at")?,
+            "updated_at": t.try_get::<i64, _>("updated_at")?,
+            "resolved_at": t.try_get::<Option<i64>, _>("resolved_at")?,
+            "closed_at": t.try_get::<Option<i64>, _>("closed_at")?,
+            "events": events,
+        }));
+    }
+    let mut messages = Vec::new();
+    for m in their_messages(&mut conn, addresses, &tickets).await? {
+        let id: i64 = m.try_get("id")?;
+        let files = sqlx::query(
+            "SELECT filename, content_type, size, sha256, content FROM attachments WHERE message_row = $1 ORDER BY part_index",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|f| {
+            Ok(json!({
+                "filename": f.try_get::<Option<String>, _>("filename")?,
+                "content_type": f.try_get::<String, _>("content_type")?,
+                "size": f.try_get::<i64, _>("size")?,
+                "sha256": f.try_get::<String, _>("sha256")?,
+                "content_base64": f.try_get::<Option<Vec<u8>>, _>("content")?.map(|c| b64.encode(c)),
+            }))
+        })
+        .collect::<Result<Vec<Value>>>()?;
+        let to: String = m.try_get("to_addresses")?;
+        messages.push(json!({
+            "ticket": m.try_get::<Option<String>, _>("number")?,
+            "direction": m.try_get::<String, _>("direction")?,
+            "channel": m.try_get::<String, _>("channel")?,
+            "kind": m.try_get::<String, _>("kind")?,
+            "at": m.try_get::<i64, _>("created_at")?,
+            "from": m.try_get::<Option<String>, _>("from_address")?,
+            "peer": m.try_get::<Option<String>, _>("peer_address")?,
+            "to": serde_json::from_str::<Value>(&to).unwrap_or(Value::String(to)),
+            "subject": m.try_get::<String, _>("subject")?,
+            "text": m.try_get::<String, _>("body_text")?,
+            "files": files,
+            "raw_base64": m.try_get::<Option<Vec<u8>>, _>("raw")?.map(|r| b64.encode(r)),
+        }));
+    }
+    let sql = format!(
+        "SELECT t.number, p.address, p.source, p.created_at FROM ticket_participants p JOIN tickets t ON t.id = p.ticket_id \
+         WHERE LOWER(p.address) IN ({}) ORDER BY p.created_at",
+        placeholders(1, addresses.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(a);
+    }
+    let participations = q
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "ticket": r.try_get::<String, _>("number")?,
+                "address": r.try_get::<String, _>("address")?,
+                "source": r.try_get::<String, _>("source")?,
+                "at": r.try_get::<i64, _>("created_at")?,
+            }))
+        })
+        .collect::<Result<Vec<Value>>>()?;
+    let sql = format!(
+        "SELECT desk, platform, user_id, chat_id, address, name, language, email, created_at FROM chat_users \
+         WHERE LOWER(address) IN ({in1}) OR LOWER(COALESCE(email, '')) IN ({in1}) ORDER BY id",
+        in1 = placeholders(1, addresses.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(a);
+    }
+    let chat = q
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "desk": r.try_get::<String, _>("desk")?,
+                "platform": r.try_get::<String, _>("platform")?,
+                "user_id": r.try_get::<String, _>("user_id")?,
+                "chat_id": r.try_get::<String, _>("chat_id")?,
+                "address": r.try_get::<String, _>("address")?,
+                "name": r.try_get::<Option<String>, _>("name")?,
+                "language": r.try_get::<Option<String>, _>("language")?,
+                "email": r.try_get::<Option<String>, _>("email")?,
+                "created_at": r.try_get::<i64, _>("created_at")?,
+            }))
+        })
+        .collect::<Result<Vec<Value>>>()?;
+    let mut quarantined = Vec::new();
+    for r in sqlx::query("SELECT id, desk, reason, raw, created_at FROM quarantine ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let raw: Vec<u8> = r.try_get("raw")?;
+        if mentions(&String::from_utf8_lossy(&raw), addresses) {
+            quarantined.push(json!({
+                "id": r.try_get::<i64, _>("id")?,
+                "desk": r.try_get::<String, _>("desk")?,
+                "reason": r.try_get::<String, _>("reason")?,
+                "at": r.try_get::<i64, _>("created_at")?,
+                "raw_base64": b64.encode(&raw),
+            }));
+        }
+    }
+    Ok(json!({
+        "addresses": addresses,
+        "tickets": ticket_rows,
+        "messages": messages,
+        "participations": participations,
+        "chat_identities": chat,
+        "quarantine": quarantined,
+    }))
+}
+
+/// What an erasure changed, in counts (the only thing it reports: no personal data).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    pub tickets: usize,
+    pub messages: usize,
+    pub files: usize,
+    pub events: usize,
+    pub participations: usize,
+    pub chat_identities: usize,
+    pub quarantined: usize,
+}
+
+/// Erases the person with `addresses` (see [`crate::privacy`]): their tickets are anonymised
+/// (requester and name, subject, every message's text, raw mail and files; numbers, categories,
+/// times, statuses, clocks and ratings kept), their addresses replaced by `pseudonym` wherever
+/// else they appear (others' tickets keep their text), their participations and chat identities
+/// deleted, quarantined mail naming them emptied. Each of their tickets gets a
+/// `personal_data_erased` event by `actor` whose detail names no one. One transaction.
+pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor: &str, now: i64) -> Result<Erased> {
+    let sqlite = store.backend() == Backend::Sqlite;
+    let mut tx = store.begin().await?;
+    if sqlite {
+        // Freed cells and pages are overwritten, so the old text is not left in the file.
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
+    }
+    let mut erased = Erased::default();
+    let tickets = own_tickets(&mut tx, addresses).await?;
+    erased.tickets = tickets.len();
+    for id in &tickets {
+        sqlx::query(
+            "UPDATE tickets SET requester_address = $1, requester_name = NULL, subject = $2, rating_comment = NULL WHERE id = $3",
+        )
+        .bind(pseudonym)
+        .bind(ERASED)
+        .bind(*id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let replace = |s: &str| replace_addresses(s, addresses, pseudonym);
+    let mut outbox_of = Vec::new();
+    for m in their_messages(&mut tx, addresses, &tickets).await? {
+        let id: i64 = m.try_get("id")?;
+        let ticket: Option<i64> = m.try_get("ticket_id")?;
+        let peer: Option<String> = m.try_get("peer_address")?;
+        let from: Option<String> = m.try_get("from_address")?;
+        let theirs = ticket.is_some_and(|t| tickets.contains(&t))
+            || [&peer, &from].iter().any(|a| a.as_deref().is_some_and(|a| addresses.contains(&a.to_ascii_lowercase())));
+        let (subject, body): (String, String) = if theirs {
+            (ERASED.into(), String::new())
+        } else {
+            (replace(&m.try_get::<String, _>("subject")?), replace(&m.try_get::<String, _>("body_text")?))
+        };
+        sqlx::query(
+            "UPDATE messages SET subject = $1, body_text = $2, raw = NULL, peer_address = $3, from_address = $4, \
+             to_addresses = $5, reason = $6 WHERE id = $7",
+        )
+        .bind(subject)
+        .bind(body)
+        .bind(peer.as_deref().map(replace))
+        .bind(from.as_deref().map(replace))
+        .bind(replace(&m.try_get::<String, _>("to_addresses")?))
+        .bind(m.try_get::<Option<String>, _>("reason")?.as_deref().map(replace))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        erased.messages += 1;
+        if theirs {
+            let files = sqlx::query("UPDATE attachments SET content = NULL, filename = $1 WHERE message_row = $2")
+                .bind(ERASED)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            erased.files += files.rows_affected() as usize;
+        }
+        outbox_of.push(id);
+    }
+    // The outbox rows of those messages, and any other row addressed to the person.
+    let n = addresses.len();
+    let sql = format!(
+        "SELECT id, recipients FROM outbox WHERE {}{}",
+        any_like(&["recipients"], 1, n),
+        if outbox_of.is_empty() {
+            String::new()
+        } else {
+            format!(" OR message_row IN ({})", placeholders(n + 1, outbox_of.len()))
+        }
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(contains_pattern(a));
+    }
+    for m in &outbox_of {
+        q = q.bind(*m);
+    }
+    for r in q.fetch_all(&mut *tx).await? {
+        let id: i64 = r.try_get("id")?;
+        let recipients: String = r.try_get("recipients")?;
+        sqlx::query("UPDATE outbox SET recipients = $1, payload = NULL, last_error = NULL WHERE id = $2")
+            .bind(replace(&recipients))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE outbox_attempts SET error = NULL WHERE outbox_id = $1").bind(id).execute(&mut *tx).await?;
+    }
+    // Events: of their tickets (free text erased), or by them, or naming them (addresses only).
+    let mut sql = format!(
+        "SELECT id, ticket_id, actor, detail FROM ticket_events WHERE LOWER(actor) IN ({}) OR {}",
+        placeholders(1, n),
+        any_like(&["detail"], n + 1, n)
+    );
+    if !tickets.is_empty() {
+        sql.push_str(&format!(" OR ticket_id IN ({})", placeholders(2 * n + 1, tickets.len())));
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(a);
+    }
+    for a in addresses {
+        q = q.bind(contains_pattern(a));
+    }
+    for t in &tickets {
+        q = q.bind(*t);
+    }
+    for e in q.fetch_all(&mut *tx).await? {
+        let own = tickets.contains(&e.try_get::<i64, _>("ticket_id")?);
+        let detail: String = e.try_get("detail")?;
+        let detail = match serde_json::from_str::<Value>(&detail) {
+            Ok(v) => scrub_detail(&v, addresses, pseudonym, own).to_string(),
+            Err(_) if own => "{}".to_string(),
+            Err(_) => replace(&detail),
+        };
+        sqlx::query("UPDATE ticket_events SET actor = $1, detail = $2 WHERE id = $3")
+            .bind(replace(&e.try_get::<String, _>("actor")?))
+            .bind(detail)
+            .bind(e.try_get::<i64, _>("id")?)
+            .execute(&mut *tx)
+            .await?;
+        erased.events += 1;
+    }
+    let in_list = placeholders(1, n);
+    let sql = format!("DELETE FROM ticket_participants WHERE LOWER(address) IN ({in_list})");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(a);
+    }
+    erased.participations = q.execute(&mut *tx).await?.rows_affected() as usize;
+    let sql = format!(
+        "DELETE FROM chat_users WHERE LOWER(address) IN ({in_list}) OR LOWER(COALESCE(email, '')) IN ({in_list})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(a);
+    }
+    erased.chat_identities = q.execute(&mut *tx).await?.rows_affected() as usize;
+    for r in sqlx::query("SELECT id, raw FROM quarantine").fetch_all(&mut *tx).await? {
+        let raw: Vec<u8> = r.try_get("raw")?;
+        if mentions(&String::from_utf8_lossy(&raw), addresses) {
+            sqlx::query("UPDATE quarantine SET raw = $1, size = 0 WHERE id = $2")
+                .bind(Vec::<u8>::new())
+                .bind(r.try_get::<i64, _>("id")?)
+                .execute(&mut *tx)
+                .await?;
+            erased.quarantined += 1;
+        }
+    }
+    let events: Vec<super::NewEvent<'_>> = tickets
+        .iter()
+        .map(|t| super::NewEvent { ticket_id: *t, actor, kind: "personal_data_erased", detail: json!({}) })
+        .collect();
+    super::insert_events(&mut tx, now, "cli", &events).await?;
+    tx.commit().await?;
+    if sqlite {
+        // Earlier updates (a status change rewrites its row) leave stale copies of rows in free
+        // space that `secure_delete` did not zero then: VACUUM rebuilds the file from the live
+        // rows; the checkpoint then empties the journal, which held the old pages.
+        sqlx::query("VACUUM").execute(store.pool()).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
+    }
+    Ok(erased)
+}

@@ -1,0 +1,134 @@
+//! Personal data (issue 19): `loket export` gives one person everything held about them, and
+//! `loket forget` erases them — nothing of theirs left in the SQLite file or its journal, the
+//! desk's statistics unchanged, another requester's ticket that named them keeping its text.
+//! Against the daemon, Postfix and Dovecot.
+
+use std::process::Command;
+
+use crate::harness::*;
+
+fn loket(w: &World, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loket"))
+        .arg("--config")
+        .arg(&w.config_path)
+        .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
+        .args(args)
+        .output()
+        .expect("loket runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// The store's files (the database, its WAL and shared memory) as one lower-cased text.
+fn store_bytes(w: &World) -> String {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        if let Ok(b) = std::fs::read(w.dir.path().join(format!("loket.db{suffix}"))) {
+            all.extend(b);
+        }
+    }
+    String::from_utf8_lossy(&all).to_ascii_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_gives_a_person_everything_and_forget_leaves_nothing_but_the_statistics() {
+    let _servers = MAIL_SERVERS.read().await;
+    let w = World::new("privacy", WorldOptions { agents: true, ..Default::default() }).await;
+    let daemon = w.serve();
+    let (citra, budi) = (w.addr("citra"), w.addr("budi"));
+    let secret_phrase = "kunci lemari arsip nomor tujuh belas";
+    let request = mail(
+        &citra,
+        &w.desk_addr,
+        "Printer ruang arsip macet",
+        &format!("{}-p1@example.test", w.tag),
+        "",
+        &format!("Selamat pagi, printer di ruang arsip macet. Catatan: {secret_phrase}.\nCitra Dewi"),
+    );
+    smtp_send(&citra, &[&w.desk_addr], &request).await;
+    // Budi's own ticket names Citra: it keeps its text, only her address goes.
+    let other = mail(
+        &budi,
+        &w.desk_addr,
+        "Akses folder bersama",
+        &format!("{}-b1@example.test", w.tag),
+        "",
+        &format!("Mohon akses folder bersama seperti milik {citra}."),
+    );
+    smtp_send(&budi, &[&w.desk_addr], &other).await;
+    let ack = parsed(&wait_mailbox(&citra, "INBOX", 1).await[0]);
+    wait_mailbox(&budi, "INBOX", 1).await;
+    let number = loket::ticket::find_tags(&ack.subject)[0].to_string();
+    let store = w.store().await;
+    wait_for("both acknowledgements sent", || async {
+        let c = loket::store::counts(store.pool()).await.unwrap();
+        (c.tickets == 2 && c.outbox_pending == 0).then_some(())
+    })
+    .await;
+    let report = |w: &World| {
+        let (ok, out, err) =
+            loket(w, &["report", "--desk", "hero", "--from", "2026-01-01", "--to", "2030-12-31", "--format", "json"]);
+        assert!(ok, "{err}");
+        let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v.as_object_mut().unwrap().remove("generated_at");
+        v
+    };
+    let before = report(&w);
+
+    // Export: her ticket with its messages, the acknowledgement, and Budi's mail that names her.
+    let (ok, out, err) = loket(&w, &["export", &citra.to_uppercase()]);
+    assert!(ok, "{err}");
+    let data: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(data["tickets"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(data["tickets"][0]["number"], number.as_str());
+    let texts: Vec<&str> = data["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert!(texts.iter().any(|t| t.contains(secret_phrase)), "her request: {texts:?}");
+    assert!(texts.iter().any(|t| t.contains(&number) && t.contains("Terima kasih")), "the acknowledgement: {texts:?}");
+    assert!(texts.iter().any(|t| t.contains("folder bersama")), "Budi's mail naming her: {texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("Akses folder") && !t.contains(&citra)), "nothing else of Budi's");
+    // To a file, private.
+    let file = w.dir.path().join("export.json");
+    let (ok, _, err) = loket(&w, &["export", &citra, "--out", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::remove_file(&file).unwrap();
+
+    // Forget: refused without --yes; then done while the daemon runs.
+    let (ok, _, err) = loket(&w, &["forget", &citra]);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    assert!(store_bytes(&w).contains(secret_phrase) || store_bytes(&w).contains(&citra), "the test can see her data");
+    let (ok, out, err) = loket(&w, &["forget", &citra, "--yes"]);
+    assert!(ok, "{err}");
+    let counts: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(counts["tickets"], 1, "{out}");
+    assert!(!out.contains(&citra) && !err.contains(&citra), "the output names no one: {out} {err}");
+    drop(daemon);
+
+    // Nothing of hers is left in the store's files, nor in what a reader of the store sees.
+    let bytes = store_bytes(&w);
+    for needle in [citra.as_str(), secret_phrase, "citra dewi", "printer ruang arsip macet"] {
+        assert!(!bytes.contains(&needle.to_ascii_lowercase()), "`{needle}` is still in the store's files");
+    }
+    let (ok, out, _) = loket(&w, &["export", &citra]);
+    assert!(ok);
+    let left: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(left["tickets"].as_array().unwrap().is_empty() && left["messages"].as_array().unwrap().is_empty(), "{out}");
+    // Her ticket is still counted, under its number, and says it was erased.
+    let store = w.store().await;
+    let t = ticket(&store, &number).await;
+    assert!(t.requester_address.as_str().ends_with("@erased.invalid"), "{}", t.requester_address);
+    let events = loket::store::ticket_events(store.pool(), t.id).await.unwrap();
+    let erased = events.iter().find(|e| e.kind == "personal_data_erased").expect("the audit event");
+    assert_eq!(erased.detail, serde_json::json!({}));
+    assert_eq!(report(&w), before, "the report's figures are unchanged");
+    // Budi's ticket keeps its words; her address in them is replaced.
+    let budi_messages: Vec<String> = sqlx::query_scalar("SELECT body_text FROM messages WHERE peer_address = $1")
+        .bind(&budi)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        budi_messages.iter().any(|b| b.contains("Mohon akses folder bersama seperti milik erased-")),
+        "{budi_messages:?}"
+    );
+}
