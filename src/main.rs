@@ -173,6 +173,9 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Apply every desk's `[desk.retention]` now (the daemon does it every hour): raw mail past
+    /// its period purged, closed tickets past theirs anonymised. Prints the counts per desk.
+    Retention,
     /// OAuth2 mailboxes (Microsoft 365, Google Workspace): sign in, and test each step.
     Oauth {
         #[command(subcommand)]
@@ -394,6 +397,7 @@ async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
         }
         Command::Export { who, out } => report(export(&config, &who, out.as_deref()).await),
         Command::Forget { who, yes } => report(forget(&config, &who, yes).await),
+        Command::Retention => report(retention(&config).await),
         Command::Oauth { command } => oauth(&config, command).await,
     }
 }
@@ -435,6 +439,18 @@ async fn export(config: &ConfigArg, who: &str, out: Option<&std::path::Path>) ->
         }
         None => outln!("{text}")?,
     }
+    Ok(())
+}
+
+/// `loket retention`.
+async fn retention(config: &ConfigArg) -> anyhow::Result<()> {
+    let config = config.load()?;
+    let store = Store::open(&config.storage).await?;
+    for desk in config.desks.iter().filter(|d| d.retention.is_set()) {
+        let expired = loket::store::privacy::expire(&store, &desk.id, &desk.retention, loket::now_ms()).await?;
+        outln!("{} {}", desk.id, serde_json::to_string(&expired)?)?;
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -13,6 +13,32 @@ use serde_json::Value;
 
 use crate::domain::Channel;
 
+/// `[desk.retention]`: how long personal data is kept, in days; left out, forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Raw mail (and the files cut from it, and chat files) older than this is purged; the
+    /// ticket's text and audit stay.
+    #[serde(default)]
+    pub raw_mail_days: Option<u32>,
+    /// A closed or rejected ticket closed longer ago than this is anonymised (as by `loket
+    /// forget`, for that ticket alone): numbers and statistics stay.
+    #[serde(default)]
+    pub closed_ticket_days: Option<u32>,
+}
+
+impl Retention {
+    /// The instants (ms) before which raw mail, and closed tickets, are past their retention.
+    pub fn cutoffs(&self, now: i64) -> (Option<i64>, Option<i64>) {
+        let before = |days: Option<u32>| days.map(|d| now - i64::from(d) * 86_400_000);
+        (before(self.raw_mail_days), before(self.closed_ticket_days))
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.raw_mail_days.is_some() || self.closed_ticket_days.is_some()
+    }
+}
+
 /// What replaces an erased text.
 pub const ERASED: &str = "[dihapus]";
 

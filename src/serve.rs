@@ -74,6 +74,26 @@ where
     });
 }
 
+/// Every hour (and once at start): each desk's retention applied (`store::privacy::expire`).
+/// Idempotent, so instances sharing a store may all run it.
+async fn retention_job(store: &crate::store::Store, config: &crate::config::Config, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        for desk in config.desks.iter().filter(|d| d.retention.is_set()) {
+            match crate::store::privacy::expire(store, &desk.id, &desk.retention, crate::now_ms()).await {
+                Ok(e) if e.raw_mails > 0 || e.tickets > 0 => {
+                    tracing::info!(desk = %desk.id, raw_mails = e.raw_mails, tickets = e.tickets, "retention applied")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(desk = %desk.id, error = %e, "retention failed; trying again in an hour"),
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
 /// Runs until SIGTERM/SIGINT (or `stop` fires), then drains for at most `drain`.
 pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result<(), ServeError> {
     let cancel = stop.child_token();
@@ -180,6 +200,13 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
         supervise(&tracker, "sla".into(), cancel.clone(), move |c| {
             let s = sched.clone();
             async move { s.run_ref(c).await }
+        });
+    }
+    if app.config.desks.iter().any(|d| d.retention.is_set()) {
+        let (store, config) = (app.store.clone(), app.config.clone());
+        supervise(&tracker, "retention".into(), cancel.clone(), move |c| {
+            let (store, config) = (store.clone(), config.clone());
+            async move { retention_job(&store, &config, c).await }
         });
     }
     tracker.close();

@@ -72,6 +72,7 @@ pub struct DeskSettings {
     pub telegram: Option<Telegram>,
     pub whatsapp: Option<Whatsapp>,
     pub hygiene: crate::mail::hygiene::Policy,
+    pub retention: crate::privacy::Retention,
 }
 
 /// The files `loket.toml` names, resolved against its directory.
@@ -347,6 +348,9 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
             }
             inboxes.push(ib);
         }
+        if d.retention.raw_mail_days == Some(0) || d.retention.closed_ticket_days == Some(0) {
+            problems.push(p(format!("{key}.retention: a period is at least 1 day (leave it out to keep forever)")));
+        }
         if d.hygiene.spam_score_limit.is_some_and(|l| !l.is_finite()) {
             problems.push(p(format!("{key}.hygiene.spam_score_limit: must be a number")));
         }
@@ -508,6 +512,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 telegram,
                 whatsapp,
                 hygiene: d.hygiene.clone(),
+                retention: d.retention,
             });
         }
     }

@@ -459,6 +459,9 @@ pub struct DeskConfig {
     /// `mail::hygiene`).
     #[serde(default)]
     pub hygiene: crate::mail::hygiene::Policy,
+    /// How long personal data is kept (`[desk.retention]`, see `privacy::Retention`).
+    #[serde(default)]
+    pub retention: crate::privacy::Retention,
 }
 
 /// `[desk.telegram]`: a bot whose messages become tickets.

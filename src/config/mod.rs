@@ -120,6 +120,8 @@ pub struct Desk {
     pub whatsapp: Option<Whatsapp>,
     /// Spam and DMARC-failure handling (`[desk.hygiene]`).
     pub hygiene: crate::mail::hygiene::Policy,
+    /// How long personal data is kept (`[desk.retention]`).
+    pub retention: crate::privacy::Retention,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +259,7 @@ impl Config {
                     telegram: d.telegram,
                     whatsapp: d.whatsapp,
                     hygiene: d.hygiene,
+                    retention: d.retention,
                 }
             })
             .collect();

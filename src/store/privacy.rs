@@ -451,3 +451,156 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
     }
     Ok(erased)
 }
+
+/// What a retention run changed, in counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Expired {
+    /// Messages whose raw mail (and files) were purged.
+    pub raw_mails: usize,
+    /// Closed tickets anonymised.
+    pub tickets: usize,
+}
+
+/// Applies `desk`'s retention at `now` (see [`crate::privacy::Retention`]): raw mail and files
+/// older than the raw cut-off are purged (text and audit kept); each closed or rejected ticket
+/// closed before the ticket cut-off is anonymised alone — its requester and participants
+/// replaced by a pseudonym drawn for it, its subject, texts, raw mail and files erased, its
+/// numbers and statistics kept, a `personal_data_erased` event added. On SQLite the file is
+/// then rebuilt and the journal emptied when anything changed. Idempotent: a second run finds
+/// nothing.
+pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Retention, now: i64) -> Result<Expired> {
+    let (raw_before, closed_before) = retention.cutoffs(now);
+    let sqlite = store.backend() == Backend::Sqlite;
+    let mut expired = Expired::default();
+    let mut tx = store.begin().await?;
+    if sqlite {
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
+    }
+    if let Some(before) = raw_before {
+        let purged = sqlx::query(
+            "UPDATE attachments SET content = NULL WHERE content IS NOT NULL AND message_row IN \
+             (SELECT id FROM messages WHERE desk = $1 AND created_at < $2)",
+        )
+        .bind(desk)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        let raw = sqlx::query("UPDATE messages SET raw = NULL WHERE desk = $1 AND created_at < $2 AND raw IS NOT NULL")
+            .bind(desk)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        let _ = purged;
+        expired.raw_mails = raw.rows_affected() as usize;
+    }
+    if let Some(before) = closed_before {
+        let due = sqlx::query(
+            "SELECT id, requester_address FROM tickets WHERE desk = $1 AND status IN ('closed', 'rejected') \
+             AND COALESCE(closed_at, updated_at) < $2 AND requester_address NOT LIKE '%@erased.invalid' ORDER BY id",
+        )
+        .bind(desk)
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?;
+        for t in due {
+            let id: i64 = t.try_get("id")?;
+            let mut people = vec![t.try_get::<String, _>("requester_address")?.to_ascii_lowercase()];
+            for r in sqlx::query("SELECT LOWER(address) AS a FROM ticket_participants WHERE ticket_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                people.push(r.try_get("a")?);
+            }
+            let mut random = [0u8; 8];
+            getrandom::fill(&mut random).map_err(|e| StoreError::Setup(format!("no randomness: {e}")))?;
+            anonymise_ticket(&mut tx, id, &people, &crate::privacy::pseudonym(random), "retention", now).await?;
+            expired.tickets += 1;
+        }
+    }
+    tx.commit().await?;
+    if sqlite && (expired.raw_mails > 0 || expired.tickets > 0) {
+        sqlx::query("VACUUM").execute(store.pool()).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
+    }
+    Ok(expired)
+}
+
+/// One ticket anonymised: `people` (its requester first) replaced by `pseudonym`, its texts,
+/// raw mail and files erased, its participants removed, an event by `actor` added.
+async fn anonymise_ticket(
+    conn: &mut AnyConnection,
+    id: i64,
+    people: &[String],
+    pseudonym: &str,
+    actor: &str,
+    now: i64,
+) -> Result<()> {
+    let replace = |s: &str| replace_addresses(s, people, pseudonym);
+    sqlx::query("UPDATE tickets SET requester_address = $1, requester_name = NULL, subject = $2, rating_comment = NULL WHERE id = $3")
+        .bind(pseudonym)
+        .bind(ERASED)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for m in
+        sqlx::query("SELECT id, peer_address, from_address, to_addresses, reason FROM messages WHERE ticket_id = $1")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?
+    {
+        let row: i64 = m.try_get("id")?;
+        sqlx::query(
+            "UPDATE messages SET subject = $1, body_text = '', raw = NULL, peer_address = $2, from_address = $3, \
+             to_addresses = $4, reason = $5 WHERE id = $6",
+        )
+        .bind(ERASED)
+        .bind(m.try_get::<Option<String>, _>("peer_address")?.as_deref().map(replace))
+        .bind(m.try_get::<Option<String>, _>("from_address")?.as_deref().map(replace))
+        .bind(replace(&m.try_get::<String, _>("to_addresses")?))
+        .bind(m.try_get::<Option<String>, _>("reason")?.as_deref().map(replace))
+        .bind(row)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("UPDATE attachments SET content = NULL, filename = $1 WHERE message_row = $2")
+            .bind(ERASED)
+            .bind(row)
+            .execute(&mut *conn)
+            .await?;
+        for o in sqlx::query("SELECT id, recipients FROM outbox WHERE message_row = $1")
+            .bind(row)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let oid: i64 = o.try_get("id")?;
+            sqlx::query("UPDATE outbox SET recipients = $1, payload = NULL, last_error = NULL WHERE id = $2")
+                .bind(replace(&o.try_get::<String, _>("recipients")?))
+                .bind(oid)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("UPDATE outbox_attempts SET error = NULL WHERE outbox_id = $1")
+                .bind(oid)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    for e in sqlx::query("SELECT id, actor, detail FROM ticket_events WHERE ticket_id = $1")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let detail: String = e.try_get("detail")?;
+        let detail = serde_json::from_str::<Value>(&detail)
+            .map(|v| scrub_detail(&v, people, pseudonym, true).to_string())
+            .unwrap_or_else(|_| "{}".into());
+        sqlx::query("UPDATE ticket_events SET actor = $1, detail = $2 WHERE id = $3")
+            .bind(replace(&e.try_get::<String, _>("actor")?))
+            .bind(detail)
+            .bind(e.try_get::<i64, _>("id")?)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("DELETE FROM ticket_participants WHERE ticket_id = $1").bind(id).execute(&mut *conn).await?;
+    super::insert_event(&mut *conn, id, now, actor, "cli", "personal_data_erased", &json!({"by": actor})).await?;
+    Ok(())
+}

@@ -132,3 +132,109 @@ async fn export_gives_a_person_everything_and_forget_leaves_nothing_but_the_stat
         "{budi_messages:?}"
     );
 }
+
+/// Retention (issue 19, acceptance 3): a closed ticket past `closed_ticket_days` is anonymised by
+/// the daemon's retention job — nothing of it left in the store's files, its statistics in the
+/// report unchanged — while the same requester's open ticket keeps everything; raw mail past
+/// `raw_mail_days` is purged with the text kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_job_anonymises_closed_tickets_past_their_period_and_keeps_the_statistics() {
+    let _servers = MAIL_SERVERS.read().await;
+    let w = World::new(
+        "retention",
+        WorldOptions {
+            agents: true,
+            desk_extra: "[desk.retention]\nraw_mail_days = 7\nclosed_ticket_days = 30\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let daemon = w.serve();
+    let dodi = w.addr("dodi");
+    let old_phrase = "proyektor ruang rapat utama berkedip";
+    for (i, subject, body) in [
+        (1, "Proyektor rusak", format!("Selamat pagi, {old_phrase} sejak kemarin.")),
+        (2, "Akun email terkunci", "Akun email saya terkunci, mohon dibantu.".to_string()),
+    ] {
+        let raw = mail(&dodi, &w.desk_addr, subject, &format!("{}-r{i}@example.test", w.tag), "", &body);
+        smtp_send(&dodi, &[&w.desk_addr], &raw).await;
+    }
+    wait_mailbox(&dodi, "INBOX", 2).await;
+    let store = w.store().await;
+    wait_for("both acknowledgements sent", || async {
+        let c = loket::store::counts(store.pool()).await.unwrap();
+        (c.tickets == 2 && c.outbox_pending == 0).then_some(())
+    })
+    .await;
+    drop(daemon);
+    // Forty days pass for the first ticket, closed long ago; the second stays open and recent.
+    let day = 86_400_000i64;
+    let now = loket::now_ms();
+    let old: i64 = sqlx::query_scalar("SELECT id FROM tickets WHERE subject = 'Proyektor rusak'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE tickets SET status = 'closed', created_at = $1, resolved_at = $2, closed_at = $2 WHERE id = $3",
+    )
+    .bind(now - 45 * day)
+    .bind(now - 40 * day)
+    .bind(old)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE messages SET created_at = $1 WHERE ticket_id = $2")
+        .bind(now - 45 * day)
+        .bind(old)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let report = |w: &World| {
+        let (ok, out, err) =
+            loket(w, &["report", "--desk", "hero", "--from", "2020-01-01", "--to", "2030-12-31", "--format", "csv"]);
+        assert!(ok, "{err}");
+        out
+    };
+    let before = report(&w);
+    assert!(store_bytes(&w).contains(old_phrase), "the test can see the old ticket's words");
+
+    // The daemon's retention job runs at start.
+    let daemon = w.serve();
+    wait_for("the closed ticket anonymised", || async {
+        let t: String = sqlx::query_scalar("SELECT requester_address FROM tickets WHERE id = $1")
+            .bind(old)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        t.ends_with("@erased.invalid").then_some(())
+    })
+    .await;
+    wait_for("the job logged its counts", || async { daemon.log_text().contains("retention applied").then_some(()) })
+        .await;
+    drop(daemon);
+    let bytes = store_bytes(&w);
+    for needle in [old_phrase, "proyektor rusak"] {
+        assert!(!bytes.contains(needle), "`{needle}` is still in the store's files");
+    }
+    // The open ticket keeps its requester and words; its raw mail is recent and kept too.
+    let open: (String, String) = sqlx::query_as(
+        "SELECT t.requester_address, m.body_text FROM tickets t JOIN messages m ON m.ticket_id = t.id \
+                        WHERE t.subject = 'Akun email terkunci' AND m.direction = 'in'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(open.0, dodi);
+    assert!(open.1.contains("terkunci"));
+    let raws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND ticket_id <> $1")
+        .bind(old)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(raws > 0, "recent raw mail is kept");
+    assert_eq!(report(&w), before, "the report's figures are unchanged");
+    // A second run finds nothing.
+    let (ok, out, err) = loket(&w, &["retention"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), r#"hero {"raw_mails":0,"tickets":0}"#);
+}
