@@ -178,7 +178,8 @@ fn missing(path: &Path, dir: &Path, need: Need) -> Result<Found, StoreError> {
     // `tickets list`) may create the directory or the file between the check above and here:
     // what it made is used, not reported as an error.
     if create_dir {
-        match std::fs::create_dir(dir) {
+        // Private to the service's user (issue #19), whatever the umask.
+        match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(dir) {
             Ok(()) => tracing::info!(dir = %dir.display(), "created the store's directory"),
             Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
             Err(e) => {
@@ -190,7 +191,9 @@ fn missing(path: &Path, dir: &Path, need: Need) -> Result<Found, StoreError> {
             }
         }
     }
-    match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
+    match std::os::unix::fs::OpenOptionsExt::mode(OpenOptions::new().read(true).write(true).create_new(true), 0o600)
+        .open(path)
+    {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return prepare(path, need),
         Err(e) => return Err(create_error(path, dir, e)),
@@ -202,12 +205,9 @@ fn missing(path: &Path, dir: &Path, need: Need) -> Result<Found, StoreError> {
 fn create_error(path: &Path, dir: &Path, e: std::io::Error) -> StoreError {
     let shown = path.display();
     let hint = match e.kind() {
-        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => format!(
-            "; {} is {} and the user Loket runs as is {}",
-            dir.display(),
-            owner_and_mode(dir),
-            running_user()
-        ),
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            format!("; {} is {} and the user Loket runs as is {}", dir.display(), owner_and_mode(dir), running_user())
+        }
         ErrorKind::StorageFull => "; the disk is full: free space and try again".into(),
         _ => format!("; {} does not take new files: choose a directory on a writable local disk", dir.display()),
     };
