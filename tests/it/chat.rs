@@ -958,7 +958,8 @@ async fn whatsapp_failed_delivery_falls_back_to_email_and_voice_notes_reach_the_
     assert_eq!(delivery_of(&store, notice_row).await.0.as_deref(), Some("read"));
 
     // A voice note from someone else opens a ticket; the agents receive the recording.
-    let voice = b"OggS\x00\x02 fake opus voice note".to_vec();
+    // An Ogg page header and Opus bytes (binary, as a recording is).
+    let voice = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\xd2\x8f\x1eOpusHead\x01\x01\x38\x01\x80\xbb\xf3\xa9".to_vec();
     fake.files.lock().unwrap().insert("VOICE1".into(), voice.clone());
     let note = wa_body(
         "wamid.V1",

@@ -199,8 +199,8 @@ async fn the_store_and_the_directories_the_daemon_creates_are_private() {
         },
     )
     .await;
-    // The store in a directory the daemon makes.
-    let state = w.dir.path().join("state");
+    // The store in the default directory the daemon makes (`var/`).
+    let state = w.dir.path().join("var");
     let db = state.join("loket.db");
     let config = std::fs::read_to_string(&w.config_path).unwrap();
     assert!(config.contains(&w.db_url));
