@@ -959,7 +959,8 @@ async fn whatsapp_failed_delivery_falls_back_to_email_and_voice_notes_reach_the_
 
     // A voice note from someone else opens a ticket; the agents receive the recording.
     // An Ogg page header and Opus bytes (binary, as a recording is).
-    let voice = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\xd2\x8f\x1eOpusHead\x01\x01\x38\x01\x80\xbb\xf3\xa9".to_vec();
+    let voice =
+        b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\xd2\x8f\x1eOpusHead\x01\x01\x38\x01\x80\xbb\xf3\xa9".to_vec();
     fake.files.lock().unwrap().insert("VOICE1".into(), voice.clone());
     let note = wa_body(
         "wamid.V1",
