@@ -563,7 +563,8 @@ async fn whatsapp_window_template_and_email_copy() {
             extra: format!("[http]\nlisten = \"127.0.0.1:{}\"\n", free_port()),
             desk_extra: "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
                          app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
-                         template = \"pembaruan_tiket\"\n"
+                         template = \"pembaruan_tiket\"\n\
+                         [desk.whatsapp.templates.resolution]\nname = \"tiket_selesai\"\nparams = [\"name\", \"number\", \"subject\"]\n"
                 .into(),
             ..Default::default()
         },
@@ -630,6 +631,32 @@ async fn whatsapp_window_template_and_email_copy() {
     assert_eq!(payload["template"]["params"][0], json!(n));
     let copy = outbound(&store, &n).await.into_iter().find(|(k, to, _, _)| k == "agent_reply" && *to == budi);
     assert!(copy.expect("an email copy to the linked address").3.contains("Website sudah normal"));
+
+    // Issue #19: the resolution notice outside the window goes as its own approved template,
+    // with the parameters the desk configured.
+    let resolve = mail(
+        &agent,
+        &w.desk_addr,
+        &format!("Re: [#{n}] Tiket baru"),
+        &format!("{}-a2@desk.test", w.tag),
+        &format!("In-Reply-To: <{}>\r\nReferences: <{}>\r\n", notif.2, notif.2),
+        "#resolve Website sudah dapat diakses.",
+    );
+    p.process("hero", &resolve, T0 + 26 * 3_600_000).await.unwrap();
+    let payload: String = sqlx::query_scalar(
+        "SELECT o.payload FROM outbox o JOIN messages m ON m.id = o.message_row WHERE m.kind = 'resolution' AND o.channel = 'whatsapp'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let payload: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(payload["template"]["name"], "tiket_selesai", "{payload}");
+    assert_eq!(payload["template"]["language"], "id");
+    assert_eq!(
+        payload["template"]["params"],
+        json!(["Budi", n.to_string(), "Website kemendag tidak bisa dibuka sejak pagi"]),
+        "{payload}"
+    );
 }
 
 async fn post_telegram(port: u16, body: &Value, secret: &str) -> u16 {
