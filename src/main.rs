@@ -294,6 +294,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if matches!(cli.command, Command::Serve { .. } | Command::Migrate | Command::Ingest { .. }) {
+        // Everything the daemon creates (the SQLite store and its -wal/-shm, spool and mail
+        // directories, secrets) is private to the service's user (issue #19).
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    }
     let quiet = matches!(cli.command, Command::Ingest { .. });
     let filter = std::env::var("LOKET_LOG").unwrap_or_else(|_| if quiet { "warn".into() } else { "info".into() });
     tracing_subscriber::fmt()

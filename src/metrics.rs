@@ -23,6 +23,7 @@ pub struct Metrics {
     lag: Mutex<(f64, u64)>,
     inboxes: Mutex<BTreeMap<String, InboxHealth>>,
     floods: Mutex<BTreeMap<(String, String), u64>>,
+    undelivered: Mutex<BTreeMap<(String, String, i64), u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -43,6 +44,15 @@ impl Metrics {
     /// Counts a flood measure taken (`ticket_diverted`, `notification_suppressed`, `digest_sent`).
     pub fn flood(&self, desk: &str, what: &str) {
         *lock(&self.floods).entry((desk.into(), what.into())).or_default() += 1;
+    }
+
+    /// Counts a chat message the platform reported as not delivered, by its error code.
+    pub fn chat_undelivered(&self, desk: &str, channel: &str, code: i64) {
+        *lock(&self.undelivered).entry((desk.into(), channel.into(), code)).or_default() += 1;
+    }
+
+    pub fn undelivered(&self) -> BTreeMap<(String, String, i64), u64> {
+        lock(&self.undelivered).clone()
     }
 
     pub fn floods(&self) -> BTreeMap<(String, String), u64> {

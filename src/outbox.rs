@@ -138,7 +138,18 @@ impl OutboxWorker {
         let result = match Channel::parse(&item.channel) {
             Some(Channel::Email) => self.transport.send(&name, &item.sender, &item.recipients, &item.raw).await,
             Some(chat) => match self.chat_file(item.payload.as_deref()).await {
-                Ok(file) => self.chat.send(&item.desk, chat, item.payload.as_deref(), file.as_deref()).await,
+                Ok(file) => match self.chat.send(&item.desk, chat, item.payload.as_deref(), file.as_deref()).await {
+                    // The platform's id of the message, which its status callbacks name.
+                    Ok(Some(platform_id)) => {
+                        // It was sent: failing to keep the id must not make it go again.
+                        if let Err(e) = store::set_outbox_platform_id(self.store.pool(), item.id, &platform_id).await {
+                            tracing::warn!(outbox = item.id, error = %e, "platform message id not stored");
+                        }
+                        Ok(())
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             },
             None => Err(ChannelError::permanent(format!("unknown channel `{}`", item.channel))),

@@ -78,6 +78,8 @@ pub const REQUIRED: &[&str] = &[
     "chat_status",
     "chat_tickets",
     "chat_notice",
+    "chat_private_only",
+    "undelivered_by_chat",
     "participant_copy",
     "merged",
 ];

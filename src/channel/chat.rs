@@ -40,18 +40,19 @@ impl ChatClients {
     /// A desk without the channel's client is temporary: the configuration may be given it
     /// again before the row runs out of attempts.
     /// `file`: the bytes of the payload's file, when it sends one.
+    /// Returns the platform's id of the sent message where it gives one (WhatsApp's `wamid`).
     pub async fn send(
         &self,
         desk: &str,
         channel: Channel,
         payload: Option<&str>,
         file: Option<&[u8]>,
-    ) -> Result<(), ChannelError> {
+    ) -> Result<Option<String>, ChannelError> {
         let p: OutChat = serde_json::from_str(payload.unwrap_or(""))
             .map_err(|e| ChannelError::permanent(format!("unreadable {channel} payload: {e}")))?;
         match channel {
             Channel::Telegram => match self.telegram.get(desk) {
-                Some(bot) => bot.send(&p, file).await,
+                Some(bot) => bot.send(&p, file).await.map(|()| None),
                 None => Err(ChannelError::temporary(format!("desk {desk} has no Telegram bot configured"))),
             },
             Channel::Whatsapp => match self.whatsapp.get(desk) {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::ChannelError;
 use super::chat::RateLimiter;
 use super::lease::Lease;
-use crate::chat::{ChatFile, ChatMessage, Input, OutChat};
+use crate::chat::{ChatFile, ChatMessage, Input, OutChat, location_text, media_name};
 use crate::config::{Desk, Telegram};
 use crate::domain::Channel;
 use crate::pipeline::Pipeline;
@@ -125,6 +125,19 @@ impl TelegramBot {
     /// An error leaves the update unacknowledged: the caller tries again (polling) or asks
     /// Telegram to (webhook, 503); its variant says whether waiting can help.
     pub async fn handle(&self, pipeline: &Pipeline, u: &Update) -> Result<(), ChannelError> {
+        // Only private chats open tickets: in a group, supergroup or channel the bot says once
+        // that it works in private chat, and keeps nothing of the update.
+        if let Some(chat) = shared_chat(u) {
+            let lang = update_language(u);
+            return match pipeline.chat_group(&self.desk, Channel::Telegram, &chat, lang, crate::now_ms()).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_temporary() => Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(desk = %self.desk, error = %e, "telegram group notice not queued");
+                    Ok(())
+                }
+            };
+        }
         let Some((m, callback)) = self.convert(u).await? else { return Ok(()) };
         match pipeline.chat(&self.desk, &m, crate::now_ms()).await {
             Ok(_) => {}
@@ -149,7 +162,12 @@ impl TelegramBot {
                 if from.is_bot {
                     return Ok(None);
                 }
-                let text = msg.text().or(msg.caption()).unwrap_or("").to_string();
+                let mut text = msg.text().or(msg.caption()).unwrap_or("").to_string();
+                if let Some(v) = msg.venue() {
+                    text = location_text(v.location.latitude, v.location.longitude, &v.title, &v.address);
+                } else if let Some(l) = msg.location() {
+                    text = location_text(l.latitude, l.longitude, "", "");
+                }
                 let mut files = Vec::new();
                 if let Some(sizes) = msg.photo()
                     && let Some(p) = sizes.iter().max_by_key(|p| p.width as u64 * p.height as u64)
@@ -160,6 +178,28 @@ impl TelegramBot {
                 if let Some(d) = msg.document() {
                     let ct = d.mime_type.as_ref().map(|m| m.to_string()).unwrap_or("application/octet-stream".into());
                     files.push(self.fetch(&d.file.id, d.file.size, d.file_name.clone(), &ct).await?);
+                }
+                // Voice notes, audio, video and round video notes: files the agents receive.
+                let key_part = format!("{}", msg.id.0);
+                if let Some(v) = msg.voice() {
+                    let ct = v.mime_type.as_ref().map(ToString::to_string).unwrap_or_else(|| "audio/ogg".into());
+                    files.push(
+                        self.fetch(&v.file.id, v.file.size, Some(media_name("voice", &key_part, &ct)), &ct).await?,
+                    );
+                }
+                if let Some(a) = msg.audio() {
+                    let ct = a.mime_type.as_ref().map(ToString::to_string).unwrap_or_else(|| "audio/mpeg".into());
+                    let name = a.file_name.clone().unwrap_or_else(|| media_name("audio", &key_part, &ct));
+                    files.push(self.fetch(&a.file.id, a.file.size, Some(name), &ct).await?);
+                }
+                if let Some(v) = msg.video() {
+                    let ct = v.mime_type.as_ref().map(ToString::to_string).unwrap_or_else(|| "video/mp4".into());
+                    let name = v.file_name.clone().unwrap_or_else(|| media_name("video", &key_part, &ct));
+                    files.push(self.fetch(&v.file.id, v.file.size, Some(name), &ct).await?);
+                }
+                if let Some(v) = msg.video_note() {
+                    let name = media_name("video", &key_part, "video/mp4");
+                    files.push(self.fetch(&v.file.id, v.file.size, Some(name), "video/mp4").await?);
                 }
                 let m = ChatMessage {
                     channel: Channel::Telegram,
@@ -269,5 +309,50 @@ impl TelegramBot {
             }
             Err(e) => Err(ChannelError::temporary(format!("telegram: {}", self.redact(e)))),
         }
+    }
+}
+
+/// The chat of an update that comes from a group, supergroup or channel (not a private chat).
+pub fn shared_chat(u: &Update) -> Option<String> {
+    let chat = match &u.kind {
+        UpdateKind::Message(m) | UpdateKind::ChannelPost(m) => &m.chat,
+        UpdateKind::CallbackQuery(q) => q.message.as_ref()?.chat(),
+        _ => return None,
+    };
+    (!chat.is_private()).then(|| chat.id.0.to_string())
+}
+
+/// The sender's language hint of an update, if any.
+fn update_language(u: &Update) -> Option<crate::domain::Language> {
+    let from = match &u.kind {
+        UpdateKind::Message(m) => m.from.as_ref(),
+        UpdateKind::CallbackQuery(q) => Some(&q.from),
+        _ => None,
+    };
+    from.and_then(|f| f.language_code.as_deref()).and_then(crate::chat::language_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(chat_type: &str, chat_id: i64) -> Update {
+        let chat = match chat_type {
+            "private" => serde_json::json!({"id": chat_id, "type": "private", "first_name": "U"}),
+            t => serde_json::json!({"id": chat_id, "type": t, "title": "Grup Kantor"}),
+        };
+        let json = serde_json::json!({"update_id": 1, "message": {"message_id": 1, "date": 1_790_000_000,
+            "chat": chat, "from": {"id": 5, "is_bot": false, "first_name": "U", "language_code": "en"}, "text": "halo"}});
+        // As the webhook reads it: from the bytes.
+        serde_json::from_str(&json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn only_private_chats_are_taken() {
+        assert!(matches!(update("group", -100).kind, UpdateKind::Message(_)), "{:?}", update("group", -100).kind);
+        assert_eq!(shared_chat(&update("private", 5)), None);
+        assert_eq!(shared_chat(&update("group", -100)).as_deref(), Some("-100"));
+        assert_eq!(shared_chat(&update("supergroup", -1001)).as_deref(), Some("-1001"));
+        assert_eq!(update_language(&update("group", -100)), Some(crate::domain::Language::En));
     }
 }

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::ChannelError;
-use crate::chat::{Button, ChatFile, ChatMessage, Input, OutChat, OutChatFile};
+use crate::chat::delivery::Delivery;
+use crate::chat::{Button, ChatFile, ChatMessage, Input, OutChat, OutChatFile, location_text, media_name};
 use crate::config::{Desk, Whatsapp};
 use crate::domain::Channel;
 
@@ -92,6 +93,31 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
                         media.push((s("/document/id"), filename, s("/document/mime_type")));
                         Input::Text(s("/document/caption"))
                     }
+                    // Voice notes (`audio.voice`), other audio, video and stickers: files named
+                    // after their kind, the message and their type.
+                    kind @ ("audio" | "video" | "sticker") => {
+                        let kind_name = if kind == "audio" && msg["audio"]["voice"].as_bool() == Some(true) {
+                            "voice"
+                        } else {
+                            kind
+                        };
+                        let mime = s(&format!("/{kind}/mime_type"));
+                        let filename = Some(media_name(kind_name, wamid, &mime));
+                        media.push((s(&format!("/{kind}/id")), filename, mime));
+                        Input::Text(s(&format!("/{kind}/caption")))
+                    }
+                    "location" => {
+                        let loc = &msg["location"];
+                        match (loc["latitude"].as_f64(), loc["longitude"].as_f64()) {
+                            (Some(lat), Some(lon)) => Input::Text(location_text(
+                                lat,
+                                lon,
+                                loc["name"].as_str().unwrap_or(""),
+                                loc["address"].as_str().unwrap_or(""),
+                            )),
+                            _ => Input::Text(String::new()),
+                        }
+                    }
                     _ => Input::Text(String::new()),
                 };
                 out.push(Inbound {
@@ -103,6 +129,59 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
                     media,
                     raw: msg.clone(),
                 });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A delivery status callback (`value.statuses[]`) of a webhook body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusCallback {
+    pub phone_number_id: String,
+    /// The `wamid` the send returned.
+    pub id: String,
+    pub status: Delivery,
+    /// The platform's error codes and titles of a failure (131026 undeliverable, 131047 outside
+    /// the 24-hour window, …), cut to a bounded length.
+    pub errors: Vec<(i64, String)>,
+}
+
+/// The status callbacks of a webhook body (messages and other fields are skipped; a status
+/// Loket does not know, such as `deleted`, is skipped too). Err when the body is not a WhatsApp
+/// notification.
+pub fn parse_statuses(body: &[u8]) -> Result<Vec<StatusCallback>, ChannelError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ChannelError::permanent(format!("not JSON: {e}")))?;
+    if v["object"].as_str() != Some("whatsapp_business_account") {
+        return Err(ChannelError::permanent("not a whatsapp_business_account notification"));
+    }
+    let mut out = Vec::new();
+    for entry in v["entry"].as_array().into_iter().flatten() {
+        for change in entry["changes"].as_array().into_iter().flatten() {
+            if change["field"].as_str() != Some("messages") {
+                continue;
+            }
+            let value = &change["value"];
+            let phone = value["metadata"]["phone_number_id"].as_str().unwrap_or("").to_string();
+            for st in value["statuses"].as_array().into_iter().flatten() {
+                let (Some(id), Some(status)) = (st["id"].as_str(), st["status"].as_str().and_then(Delivery::parse))
+                else {
+                    continue;
+                };
+                if id.is_empty() || id.len() > 200 {
+                    continue;
+                }
+                let errors = st["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .take(5)
+                    .map(|e| {
+                        let title = e["title"].as_str().or(e["message"].as_str()).unwrap_or("");
+                        (e["code"].as_i64().unwrap_or(0), title.chars().take(200).collect())
+                    })
+                    .collect();
+                out.push(StatusCallback { phone_number_id: phone.clone(), id: id.to_string(), status, errors });
             }
         }
     }
@@ -193,8 +272,9 @@ impl WhatsappClient {
     }
 
     /// Delivers one outbox payload through the Graph API; a file (`file`, its bytes) is uploaded
-    /// to the number's `media` first and sent as an image or a document.
-    pub async fn send(&self, p: &OutChat, file: Option<&[u8]>) -> Result<(), ChannelError> {
+    /// to the number's `media` first and sent as an image or a document. Returns the message's
+    /// id (`wamid`) the platform gave, which its status callbacks name.
+    pub async fn send(&self, p: &OutChat, file: Option<&[u8]>) -> Result<Option<String>, ChannelError> {
         let body = match (&p.file, file) {
             (Some(f), Some(bytes)) => {
                 self.limiter.acquire(&p.chat_id).await;
@@ -216,7 +296,12 @@ impl WhatsappClient {
             .send()
             .await
             .map_err(|e| ChannelError::temporary(format!("whatsapp: {}", e.without_url())))?;
-        Self::outcome(resp).await
+        if !resp.status().is_success() {
+            return Self::outcome(resp).await.map(|()| None);
+        }
+        // Accepted: the id is read if the answer has one (an unreadable answer is still a send).
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        Ok(v["messages"][0]["id"].as_str().filter(|id| id.len() <= 200).map(str::to_string))
     }
 
     /// Uploads a file to the number's media store (`POST /{phone_number_id}/media`); its id.
@@ -385,6 +470,56 @@ mod tests {
         assert!(!parse_webhook(b"not json").unwrap_err().is_temporary(), "a bad body is permanent");
         assert!(matches!(parse_webhook(br#"{"object":"page"}"#), Err(ChannelError::Permanent(_))));
         assert!(parse_webhook(br#"{"object":"whatsapp_business_account","entry":"x"}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn status_callbacks_are_read_and_bounded() {
+        let body = json!({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+        "messaging_product":"whatsapp","metadata":{"phone_number_id":"123"},
+        "statuses":[
+          {"id":"wamid.A","status":"delivered","timestamp":"1","recipient_id":"62811"},
+          {"id":"wamid.B","status":"failed","timestamp":"2","recipient_id":"62811",
+           "errors":[{"code":131026,"title":"Message undeliverable"}]},
+          {"id":"wamid.C","status":"deleted"},
+          {"status":"read"},
+          {"id": "x".repeat(300),"status":"read"}
+        ]}}]}]});
+        let got = parse_statuses(body.to_string().as_bytes()).unwrap();
+        assert_eq!(got.len(), 2, "unknown statuses, missing and oversized ids are skipped: {got:?}");
+        assert_eq!(
+            (got[0].id.as_str(), got[0].status, got[0].phone_number_id.as_str()),
+            ("wamid.A", Delivery::Delivered, "123")
+        );
+        assert_eq!(got[1].status, Delivery::Failed);
+        assert_eq!(got[1].errors, vec![(131026, "Message undeliverable".to_string())]);
+        assert!(parse_statuses(b"[]").is_err());
+        // The messages parser skips statuses, and the statuses parser skips messages.
+        assert!(parse_webhook(body.to_string().as_bytes()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn voice_notes_audio_video_and_locations() {
+        let body = json!({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+        "metadata":{"phone_number_id":"123"},
+        "messages":[
+          {"from":"62811","id":"wamid.V","type":"audio","audio":{"id":"M1","mime_type":"audio/ogg; codecs=opus","voice":true}},
+          {"from":"62811","id":"wamid.A","type":"audio","audio":{"id":"M2","mime_type":"audio/mpeg"}},
+          {"from":"62811","id":"wamid.F","type":"video","video":{"id":"M3","mime_type":"video/mp4","caption":"rekaman"}},
+          {"from":"62811","id":"wamid.L","type":"location","location":{"latitude":-6.2,"longitude":106.8,"name":"Kantor"}}
+        ]}}]}]});
+        let got = parse_webhook(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            got[0].media,
+            vec![("M1".into(), Some("voice-wamid.V.ogg".into()), "audio/ogg; codecs=opus".into())]
+        );
+        assert_eq!(got[1].media[0].1.as_deref(), Some("audio-wamid.A.mp3"));
+        assert_eq!(
+            (got[2].media[0].1.as_deref(), &got[2].input),
+            (Some("video-wamid.F.mp4"), &Input::Text("rekaman".into()))
+        );
+        let Input::Text(place) = &got[3].input else { panic!("{:?}", got[3].input) };
+        assert!(place.starts_with("📍 Kantor\n-6.200000, 106.800000\nhttps://"), "{place}");
+        assert!(got[3].media.is_empty());
     }
 
     #[test]

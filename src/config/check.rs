@@ -468,6 +468,23 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
             if !(w.graph_url.starts_with("http://") || w.graph_url.starts_with("https://")) {
                 problems.push(p(format!("{key}.whatsapp.graph_url: `{}` is not an http(s) URL", w.graph_url)));
             }
+            let purposes = [
+                ("resolution", &w.templates.resolution),
+                ("rating", &w.templates.rating),
+                ("reminder", &w.templates.reminder),
+            ];
+            for (purpose, t) in purposes {
+                if let Some(t) = t
+                    && (t.name.is_empty()
+                        || t.name.len() > 512
+                        || !t.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                {
+                    problems.push(p(format!(
+                        "{key}.whatsapp.templates.{purpose}.name: `{}` is not a WhatsApp template name (a-z, 0-9, _)",
+                        t.name
+                    )));
+                }
+            }
             Some(Whatsapp {
                 phone_number_id: w.phone_number_id.clone(),
                 access_token: access_token?,
@@ -476,6 +493,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 graph_url: w.graph_url.trim_end_matches('/').to_string(),
                 template: w.template.clone(),
                 template_language: w.template_language.clone(),
+                templates: w.templates.clone(),
                 session_minutes: w.session_minutes,
             })
         });

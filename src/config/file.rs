@@ -526,6 +526,53 @@ pub struct WhatsappConfig {
     /// As for Telegram.
     #[serde(default = "default_session_minutes")]
     pub session_minutes: u32,
+    /// Approved templates per purpose, sent outside the 24-hour window instead of `template`
+    /// (`[desk.whatsapp.templates.resolution]`, `.rating`, `.reminder`).
+    #[serde(default)]
+    pub templates: WhatsappTemplates,
+}
+
+/// `[desk.whatsapp.templates]`: the approved template for each purpose outside the 24-hour
+/// window; a purpose without one uses `template`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappTemplates {
+    /// The resolution notice (and the question whether the answer helped).
+    pub resolution: Option<ApprovedTemplate>,
+    /// The closing message that asks for a rating.
+    pub rating: Option<ApprovedTemplate>,
+    /// The reminder of a ticket waiting for the requester.
+    pub reminder: Option<ApprovedTemplate>,
+}
+
+/// One approved WhatsApp template: its name, language, and the values of its body parameters
+/// in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedTemplate {
+    pub name: String,
+    #[serde(default = "default_template_lang")]
+    pub language: String,
+    #[serde(default = "default_template_params")]
+    pub params: Vec<TemplateParam>,
+}
+
+/// A value a template's body parameter takes from the ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateParam {
+    /// The ticket number.
+    Number,
+    /// The ticket's subject.
+    Subject,
+    /// The requester's name (empty when unknown).
+    Name,
+    /// The desk's name.
+    Desk,
+}
+
+fn default_template_params() -> Vec<TemplateParam> {
+    vec![TemplateParam::Number]
 }
 
 fn default_telegram_api() -> String {

@@ -20,9 +20,10 @@ use crate::ticket::token::Signer;
 
 pub use check::{DeskFiles, DeskSettings, Files, Parsed, Settings, parse};
 pub use file::{
-    AgentConfig, AttachmentPolicy, DeskConfig, GraphConfig, GroupConfig, HttpConfig, ImapConfig, InboxConfig,
-    InboxKind, Limits, OutboundConfig, ParticipantPolicy, RawConfig, SecurityConfig, SmtpConfig, SqliteSynchronous,
-    StorageConfig, TelegramConfig, TelegramMode, TlsMode, TransportKind, WhatsappConfig,
+    AgentConfig, ApprovedTemplate, AttachmentPolicy, DeskConfig, GraphConfig, GroupConfig, HttpConfig, ImapConfig,
+    InboxConfig, InboxKind, Limits, OutboundConfig, ParticipantPolicy, RawConfig, SecurityConfig, SmtpConfig,
+    SqliteSynchronous, StorageConfig, TelegramConfig, TelegramMode, TemplateParam, TlsMode, TransportKind,
+    WhatsappConfig, WhatsappTemplates,
 };
 pub use load::{Loaded, LoadedDesk};
 
@@ -72,6 +73,7 @@ pub struct Whatsapp {
     pub template: Option<String>,
     pub template_language: String,
     pub session_minutes: u32,
+    pub templates: WhatsappTemplates,
 }
 
 /// A checked configuration with each desk's catalogue loaded.

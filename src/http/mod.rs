@@ -159,6 +159,19 @@ async fn metrics(State(s): State<HttpState>) -> Response {
     for ((desk, what), n) in s.metrics.floods() {
         let _ = writeln!(out, "loket_flood_total{{desk=\"{}\",measure=\"{}\"}} {n}", label(&desk), label(&what));
     }
+    let _ = writeln!(
+        out,
+        "# HELP loket_chat_undelivered_total Chat messages the platform reported as not delivered, by error code."
+    );
+    let _ = writeln!(out, "# TYPE loket_chat_undelivered_total counter");
+    for ((desk, channel, code), n) in s.metrics.undelivered() {
+        let _ = writeln!(
+            out,
+            "loket_chat_undelivered_total{{desk=\"{}\",channel=\"{}\",code=\"{code}\"}} {n}",
+            label(&desk),
+            label(&channel)
+        );
+    }
     let (lag_sum, lag_count) = s.metrics.lag();
     let _ = writeln!(out, "# HELP loket_ingest_lag_seconds Time from a message's Date header to its processing.");
     let _ = writeln!(out, "# TYPE loket_ingest_lag_seconds summary");

@@ -3,6 +3,9 @@
 //! anything is read (401, nothing stored, when it does not match). Telegram (webhook mode):
 //! `POST /telegram/<desk>` must carry the configured `X-Telegram-Bot-Api-Secret-Token`.
 //!
+//! Status callbacks (sent, delivered, read, failed) in the same signed body are recorded against
+//! the outbox row of the message they name (`Pipeline::chat_status`).
+//!
 //! A webhook is answered 200 once every message in it is committed (or was already); 500 when
 //! the store is away, so the platform delivers it again; a replay changes nothing.
 
@@ -14,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
-use crate::channel::whatsapp::{parse_webhook, same_secret, signature_ok};
+use crate::channel::whatsapp::{parse_statuses, parse_webhook, same_secret, signature_ok};
 
 pub async fn whatsapp_verify(
     State(s): State<HttpState>,
@@ -78,6 +81,18 @@ pub async fn whatsapp(
                     return StatusCode::SERVICE_UNAVAILABLE.into_response();
                 }
             }
+        }
+    }
+    // Delivery status callbacks (the body is the same signed, already parsed notification).
+    let statuses = parse_statuses(&body).unwrap_or_default();
+    for st in statuses.iter().filter(|st| st.phone_number_id.is_empty() || st.phone_number_id == w.phone_number_id) {
+        match s.pipeline.chat_status(&desk, st, crate::now_ms()).await {
+            Ok(_) => {}
+            Err(e) if e.is_temporary() => {
+                tracing::warn!(desk, error = %e, "whatsapp status not recorded; asking for redelivery");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            Err(e) => tracing::error!(desk, id = %st.id, error = %e, "whatsapp status cannot be recorded; dropped"),
         }
     }
     StatusCode::OK.into_response()

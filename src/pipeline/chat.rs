@@ -14,8 +14,8 @@ use super::{Action, Here, Outcome, Pipeline, PipelineError};
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::flow::{self, Advance, Flow};
 use crate::chat::{
-    Button, ChatMessage, Input, MAX_TEXT_BYTES, OutChat, TemplateMessage, chat_address, confirm_buttons, cut,
-    language_of, rating_buttons,
+    Button, ChatMessage, Input, MAX_TEXT_BYTES, OutChat, chat_address, confirm_buttons, cut, language_of,
+    rating_buttons,
 };
 use crate::config::Desk;
 use crate::domain::{Channel, Direction, EmailAddress, Language, TicketStatus};
@@ -612,11 +612,14 @@ impl Pipeline {
         let channel = Channel::parse(&user.platform).unwrap_or(Channel::Telegram);
         let mut template = None;
         if channel == Channel::Whatsapp && h.now - user.last_inbound_at > WHATSAPP_WINDOW_MS {
-            match h.desk.whatsapp.as_ref().and_then(|w| w.template.clone().map(|n| (n, w.template_language.clone()))) {
-                Some((name, language)) => {
-                    let number = t.map(|t| t.number.to_string()).unwrap_or_default();
-                    template = Some(TemplateMessage { name, language, params: vec![number] });
-                }
+            let values = crate::chat::TicketValues {
+                number: t.map(|t| t.number.to_string()).unwrap_or_default(),
+                subject: t.map(|t| t.subject.clone()).unwrap_or_default(),
+                name: t.and_then(|t| t.requester_name.clone()).or_else(|| user.name.clone()).unwrap_or_default(),
+                desk: h.desk.name.clone(),
+            };
+            match h.desk.whatsapp.as_ref().and_then(|w| crate::chat::window_template(w, kind, &values)) {
+                Some(message) => template = Some(message),
                 None => {
                     if let Some(t) = t {
                         let detail = json!({ "template": kind, "reason": "outside the WhatsApp 24-hour window and no template configured" });

@@ -5,6 +5,7 @@
 
 pub use clocks::TickReport;
 pub mod chat;
+mod chat_status;
 mod clocks;
 mod conversation;
 mod operator;

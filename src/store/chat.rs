@@ -244,3 +244,92 @@ pub async fn message_row_by_key(conn: &mut AnyConnection, desk: &str, key: &str)
         .await?;
     Ok(r.map(|r| r.try_get("id")).transpose()?)
 }
+
+/// Records that the bot answered group chat `chat_id` that it works in private chat; false when
+/// it already had (the chat is answered once).
+pub async fn claim_group_notice(
+    conn: &mut AnyConnection,
+    desk: &str,
+    platform: &str,
+    chat_id: &str,
+    now: i64,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO chat_group_notices (desk, platform, chat_id, answered_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (desk, platform, chat_id) DO NOTHING",
+    )
+    .bind(desk)
+    .bind(platform)
+    .bind(chat_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Stores the platform's id of a sent chat message on its outbox row.
+pub async fn set_outbox_platform_id(pool: &sqlx::AnyPool, id: i64, platform_id: &str) -> Result<()> {
+    sqlx::query("UPDATE outbox SET platform_id = $1 WHERE id = $2").bind(platform_id).bind(id).execute(pool).await?;
+    Ok(())
+}
+
+/// A chat outbox row as its delivery status callbacks see it.
+#[derive(Debug, Clone)]
+pub struct OutboxDelivery {
+    pub id: i64,
+    pub ticket_id: Option<i64>,
+    pub channel: String,
+    pub payload: Option<String>,
+    /// The last status recorded (`sent`, `delivered`, `read`, `failed`).
+    pub delivery: Option<String>,
+}
+
+/// The outbox row of `desk` whose sent message the platform calls `platform_id`.
+pub async fn outbox_by_platform_id(
+    conn: &mut AnyConnection,
+    desk: &str,
+    platform_id: &str,
+) -> Result<Option<OutboxDelivery>> {
+    let r = sqlx::query(
+        "SELECT id, ticket_id, channel, payload, delivery FROM outbox WHERE desk = $1 AND platform_id = $2 \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(desk)
+    .bind(platform_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    r.map(|r| {
+        Ok(OutboxDelivery {
+            id: r.try_get("id")?,
+            ticket_id: r.try_get("ticket_id")?,
+            channel: r.try_get("channel")?,
+            payload: r.try_get("payload")?,
+            delivery: r.try_get("delivery")?,
+        })
+    })
+    .transpose()
+}
+
+/// Moves row `id`'s delivery status from `from` (None: none yet) to `to`, with the platform's
+/// error of a failure; false when another callback changed it first (nothing is done twice).
+pub async fn record_delivery(
+    conn: &mut AnyConnection,
+    id: i64,
+    from: Option<&str>,
+    to: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE outbox SET delivery = $1, delivery_at = $2, delivery_error = $3 \
+         WHERE id = $4 AND COALESCE(delivery, '') = $5",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(error)
+    .bind(id)
+    .bind(from.unwrap_or(""))
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

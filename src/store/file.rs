@@ -178,7 +178,8 @@ fn missing(path: &Path, dir: &Path, need: Need) -> Result<Found, StoreError> {
     // `tickets list`) may create the directory or the file between the check above and here:
     // what it made is used, not reported as an error.
     if create_dir {
-        match std::fs::create_dir(dir) {
+        // Private to the service's user (issue #19), whatever the umask.
+        match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(dir) {
             Ok(()) => tracing::info!(dir = %dir.display(), "created the store's directory"),
             Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
             Err(e) => {
@@ -190,7 +191,9 @@ fn missing(path: &Path, dir: &Path, need: Need) -> Result<Found, StoreError> {
             }
         }
     }
-    match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
+    match std::os::unix::fs::OpenOptionsExt::mode(OpenOptions::new().read(true).write(true).create_new(true), 0o600)
+        .open(path)
+    {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return prepare(path, need),
         Err(e) => return Err(create_error(path, dir, e)),

@@ -563,7 +563,8 @@ async fn whatsapp_window_template_and_email_copy() {
             extra: format!("[http]\nlisten = \"127.0.0.1:{}\"\n", free_port()),
             desk_extra: "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
                          app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
-                         template = \"pembaruan_tiket\"\n"
+                         template = \"pembaruan_tiket\"\n\
+                         [desk.whatsapp.templates.resolution]\nname = \"tiket_selesai\"\nparams = [\"name\", \"number\", \"subject\"]\n"
                 .into(),
             ..Default::default()
         },
@@ -630,6 +631,32 @@ async fn whatsapp_window_template_and_email_copy() {
     assert_eq!(payload["template"]["params"][0], json!(n));
     let copy = outbound(&store, &n).await.into_iter().find(|(k, to, _, _)| k == "agent_reply" && *to == budi);
     assert!(copy.expect("an email copy to the linked address").3.contains("Website sudah normal"));
+
+    // Issue #19: the resolution notice outside the window goes as its own approved template,
+    // with the parameters the desk configured.
+    let resolve = mail(
+        &agent,
+        &w.desk_addr,
+        &format!("Re: [#{n}] Tiket baru"),
+        &format!("{}-a2@desk.test", w.tag),
+        &format!("In-Reply-To: <{}>\r\nReferences: <{}>\r\n", notif.2, notif.2),
+        "#resolve Website sudah dapat diakses.",
+    );
+    p.process("hero", &resolve, T0 + 26 * 3_600_000).await.unwrap();
+    let payload: String = sqlx::query_scalar(
+        "SELECT o.payload FROM outbox o JOIN messages m ON m.id = o.message_row WHERE m.kind = 'resolution' AND o.channel = 'whatsapp'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let payload: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(payload["template"]["name"], "tiket_selesai", "{payload}");
+    assert_eq!(payload["template"]["language"], "id");
+    assert_eq!(
+        payload["template"]["params"],
+        json!(["Budi", n.to_string(), "Website kemendag tidak bisa dibuka sejak pagi"]),
+        "{payload}"
+    );
 }
 
 async fn post_telegram(port: u16, body: &Value, secret: &str) -> u16 {
@@ -798,4 +825,294 @@ async fn whatsapp_files_are_uploaded_then_sent_as_documents_or_images() {
     let payload = serde_json::json!({"chat_id": "62811", "text": "x", "file": {"attachment": 9, "filename": "x.pdf", "content_type": "application/pdf"}}).to_string();
     let err = clients.send("hero", loket::domain::Channel::Whatsapp, Some(&payload), None).await.unwrap_err();
     assert!(!err.is_temporary(), "{err}");
+}
+
+fn wa_status(id: &str, status: &str, errors: Value) -> Vec<u8> {
+    let mut st = json!({"id": id, "status": status, "timestamp": "1790000100", "recipient_id": "62811"});
+    if !errors.is_null() {
+        st["errors"] = errors;
+    }
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "6221000", "phone_number_id": "1234567"},
+        "statuses": [st]}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// The outbox row that delivered chat message `kind` (the first such), once its platform id is stored.
+async fn sent_row(store: &loket::store::Store, kind: &str, chat: &str) -> (i64, String) {
+    wait_for(&format!("the platform id of the {kind} to {chat}"), || async {
+        let r: Option<(i64, String)> = sqlx::query_as(
+            "SELECT o.id, o.platform_id FROM outbox o JOIN messages m ON m.id = o.message_row \
+             WHERE m.kind = $1 AND o.recipients LIKE $2 AND o.platform_id IS NOT NULL ORDER BY o.id LIMIT 1",
+        )
+        .bind(kind)
+        .bind(format!("%\"{chat}\"%"))
+        .fetch_optional(store.pool())
+        .await
+        .unwrap();
+        r
+    })
+    .await
+}
+
+async fn delivery_of(store: &loket::store::Store, row: i64) -> (Option<String>, Option<String>) {
+    sqlx::query_as("SELECT delivery, delivery_error FROM outbox WHERE id = $1")
+        .bind(row)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+/// Issue #19, acceptance 4 (WhatsApp): status callbacks are recorded against the outbox row of
+/// the message they name; a failure becomes a ticket event and a metric, and the message reaches
+/// the requester's linked address by email (real Postfix and Dovecot); repeated, late and unknown
+/// callbacks change nothing. A voice note opens a ticket and reaches the agents as an attachment
+/// (in their real mailbox); a shared location is kept as text with a map link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_failed_delivery_falls_back_to_email_and_voice_notes_reach_the_agents() {
+    let _servers = MAIL_SERVERS.read().await;
+    let fake = Fake::default();
+    let app = Router::new()
+        .route("/v21.0/{phone}/messages", post(graph_send))
+        .route("/v21.0/{id}", get(graph_media))
+        .route("/download/{id}", get(graph_download))
+        .with_state(fake.clone());
+    let graph_port = Fake::start(app).await;
+    *fake.port.lock().unwrap() = graph_port;
+    let http_port = free_port();
+    let w = World::new(
+        "wadlv",
+        WorldOptions {
+            agents: true,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
+            desk_extra: format!(
+                "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
+                 app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
+                 graph_url = \"http://127.0.0.1:{graph_port}/v21.0\"\n"
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut daemon = w.serve();
+    wait_http(http_port).await;
+    let store = w.store().await;
+    let secret = test_secret("LOKET_TEST_WA_SECRET").unwrap();
+    let post = |body: Vec<u8>| {
+        let sig = sign(&body, &secret);
+        async move { post_webhook(http_port, "/whatsapp/hero", body, Some(sig)).await }
+    };
+
+    // A ticket by WhatsApp; then the requester links a real mailbox with the code mailed to it.
+    let text = "Aplikasi kepegawaian tidak bisa login sejak tadi pagi";
+    assert_eq!(post(wa_body("wamid.D1", "62811", json!({"type": "text", "text": {"body": text}}))).await, 200);
+    let (seen, ack) = fake.next_to(0, "62811", "to").await;
+    let ack_text = ack["text"]["body"].as_str().unwrap().to_string();
+    let n = number_in(&ack_text);
+    let t = ticket(&store, &n).await;
+    let budi = w.addr("budi");
+    assert_eq!(
+        post(wa_body("wamid.D2", "62811", json!({"type": "text", "text": {"body": format!("/email {budi}")}}))).await,
+        200
+    );
+    let code_mail = wait_for("the code in budi's mailbox", || async {
+        mailbox(&budi, "INBOX").await.into_iter().map(|r| parsed(&r)).find(|m| m.text.contains("/email "))
+    })
+    .await;
+    let code = code_mail.text.lines().find_map(|l| l.trim().strip_prefix("/email ")).unwrap().trim().to_string();
+    let (seen, _) = fake.next_to(seen, "62811", "to").await;
+    assert_eq!(
+        post(wa_body("wamid.D3", "62811", json!({"type": "text", "text": {"body": format!("/email {code}")}}))).await,
+        200
+    );
+    let (_, linked) = fake.next_to(seen, "62811", "to").await;
+    assert!(linked.to_string().contains(&budi), "{linked}");
+
+    // Statuses out of order: `read` before `delivered`; the late `delivered` changes nothing.
+    let (notice_row, notice_id) = sent_row(&store, "chat_notice", "62811").await;
+    assert_eq!(post(wa_status(&notice_id, "sent", Value::Null)).await, 200);
+    assert_eq!(delivery_of(&store, notice_row).await.0.as_deref(), Some("sent"));
+    assert_eq!(post(wa_status(&notice_id, "read", Value::Null)).await, 200);
+    assert_eq!(post(wa_status(&notice_id, "delivered", Value::Null)).await, 200);
+    assert_eq!(delivery_of(&store, notice_row).await, (Some("read".into()), None));
+
+    // The acknowledgement failed (131026: the number cannot receive it): recorded, an event, a
+    // metric, and the words by email to the linked address, once, however often Meta reports it.
+    let (ack_row, ack_id) = sent_row(&store, "acknowledgement", "62811").await;
+    let failed = wa_status(&ack_id, "failed", json!([{"code": 131026, "title": "Message undeliverable"}]));
+    assert_eq!(post(failed.clone()).await, 200);
+    assert_eq!(post(failed.clone()).await, 200, "a second failed is accepted and changes nothing");
+    assert_eq!(post(wa_status(&ack_id, "delivered", Value::Null)).await, 200);
+    let (state, error) = delivery_of(&store, ack_row).await;
+    assert_eq!(state.as_deref(), Some("failed"));
+    assert!(error.unwrap_or_default().contains("131026"));
+    let events: Vec<_> = loket::store::ticket_events(store.pool(), t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "chat_delivery_failed")
+        .collect();
+    assert_eq!(events.len(), 1, "one event for the failure: {events:?}");
+    assert_eq!(
+        (events[0].detail["code"].as_i64(), events[0].detail["fallback"].as_str()),
+        (Some(131026), Some("email"))
+    );
+    let fallback = wait_for("the fallback in budi's mailbox", || async {
+        mailbox(&budi, "INBOX").await.into_iter().map(|r| parsed(&r)).find(|m| m.subject.contains(&n))
+    })
+    .await;
+    let words = fallback.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("tidak dapat disampaikan melalui WhatsApp"), "{words}");
+    let ack_words = ack_text.split_whitespace().take(12).collect::<Vec<_>>().join(" ");
+    assert!(words.contains(&ack_words), "the undelivered words `{ack_words}` in: {words}");
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM messages WHERE kind = $1", "undelivered_by_chat").await,
+        1,
+        "one fallback mail"
+    );
+    let (_, metrics) = http_get(http_port, "/metrics").await;
+    assert!(
+        metrics.contains("loket_chat_undelivered_total{desk=\"hero\",channel=\"whatsapp\",code=\"131026\"} 1"),
+        "{metrics}"
+    );
+    // A callback for a message this desk never sent is logged and ignored.
+    assert_eq!(post(wa_status("wamid.NOT-OURS", "failed", json!([{"code": 131047}]))).await, 200);
+    assert!(!http_get(http_port, "/metrics").await.1.contains("code=\"131047\""));
+    // A forged status is refused like a forged message.
+    let forged = wa_status(&notice_id, "failed", json!([{"code": 131026}]));
+    assert_eq!(post_webhook(http_port, "/whatsapp/hero", forged.clone(), Some(sign(&forged, "guess"))).await, 401);
+    assert_eq!(delivery_of(&store, notice_row).await.0.as_deref(), Some("read"));
+
+    // A voice note from someone else opens a ticket; the agents receive the recording.
+    // An Ogg page header and Opus bytes (binary, as a recording is).
+    let voice =
+        b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\xd2\x8f\x1eOpusHead\x01\x01\x38\x01\x80\xbb\xf3\xa9".to_vec();
+    fake.files.lock().unwrap().insert("VOICE1".into(), voice.clone());
+    let note = wa_body(
+        "wamid.V1",
+        "62833",
+        json!({"type": "audio", "audio": {"id": "VOICE1", "mime_type": "audio/ogg; codecs=opus", "voice": true}}),
+    );
+    assert_eq!(post(note).await, 200);
+    let (_, ack_v) = fake.next_to(0, "62833", "to").await;
+    let nv = number_in(ack_v["text"]["body"].as_str().unwrap_or(&ack_v.to_string()));
+    let agents = [w.agent("agent1"), w.agent("agent2")];
+    let notified = wait_for("the voice note in an agent's mailbox", || async {
+        for a in &agents {
+            if let Some(r) = mailbox(a, "INBOX").await.into_iter().find(|r| parsed(r).subject.contains(&nv)) {
+                return Some(r);
+            }
+        }
+        None
+    })
+    .await;
+    let message = mail_parser::MessageParser::default().parse(&notified).unwrap();
+    let files: Vec<(String, Vec<u8>)> = message
+        .attachments()
+        .map(|a| (mail_parser::MimeHeaders::attachment_name(a).unwrap_or("").to_string(), a.contents().to_vec()))
+        .collect();
+    assert_eq!(files, vec![("voice-wamid.V1.ogg".to_string(), voice)], "the voice note reaches the agent");
+
+    // A shared location continues that ticket as text with a map link.
+    let place = wa_body(
+        "wamid.L1",
+        "62833",
+        json!({"type": "location", "location": {"latitude": -6.175392, "longitude": 106.827153,
+               "name": "Gedung Utama", "address": "Jl. M.I. Ridwan Rais No. 5"}}),
+    );
+    assert_eq!(post(place).await, 200);
+    let body: String = sqlx::query_scalar("SELECT body_text FROM messages WHERE idempotency_key = 'wa:wamid.L1'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(body.contains("Gedung Utama") && body.contains("-6.175392, 106.827153"), "{body}");
+    assert!(body.contains("https://www.openstreetmap.org/?mlat=-6.175392&mlon=106.827153"), "{body}");
+    daemon.terminate();
+}
+
+fn tg_in(update: i64, user: i64, chat: Value, text: &str) -> Value {
+    json!({"update_id": update, "message": {"message_id": update, "date": 1_790_000_000,
+        "chat": chat, "from": tg_user(user), "text": text}})
+}
+
+/// Issue #19, acceptance 4 (Telegram): in a group or supergroup the bot opens no ticket, keeps
+/// nothing of the messages or their senders, and answers each group once that it works in
+/// private chat; a private chat works as before, and a voice note there becomes an attachment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_groups_open_no_ticket_and_are_answered_once() {
+    let fake = Fake::default();
+    let app = Router::new()
+        .route("/{token}/{method}", post(tg_api))
+        .route("/file/{token}/{*path}", get(tg_file))
+        .with_state(fake.clone());
+    let tg_port = Fake::start(app).await;
+    let http_port = free_port();
+    let w = World::new(
+        "tggrp",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
+            desk_extra: format!(
+                "[desk.telegram]\ntoken_env = \"LOKET_TEST_TG_TOKEN\"\napi_url = \"http://127.0.0.1:{tg_port}\"\npoll_timeout_secs = 1\n"
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut daemon = w.serve();
+    wait_http(http_port).await;
+    let store = w.store().await;
+    let group = json!({"id": -100555, "type": "group", "title": "Grup Kantor"});
+    let supergroup = json!({"id": -1001777, "type": "supergroup", "title": "Forum TIK"});
+    fake.push(tg_in(1, 901, group.clone(), "Website kemendag tidak bisa dibuka"));
+    fake.push(tg_in(2, 902, group.clone(), "/baru"));
+    fake.push(tg_in(3, 903, supergroup.clone(), "Printer di lantai 3 rusak"));
+    fake.push(json!({"update_id": 4, "callback_query": {"id": "cb4", "from": tg_user(901), "chat_instance": "ci",
+        "data": "r:A-HERO26000001:5", "message": {"message_id": 1001, "date": 1_790_000_100, "chat": group.clone(),
+        "from": bot_user(), "text": "x"}}}));
+    // A private voice note after them: when it is answered, the group updates were all taken.
+    fake.files.lock().unwrap().insert("VOICE9".into(), b"OggS telegram voice".to_vec());
+    fake.push(json!({"update_id": 5, "message": {"message_id": 5, "date": 1_790_000_000,
+        "chat": {"id": 904, "type": "private", "first_name": "User904"}, "from": tg_user(904),
+        "voice": {"file_id": "VOICE9", "file_unique_id": "V9", "duration": 3, "mime_type": "audio/ogg", "file_size": 19}}}));
+    let (_, ack) = fake.next_to(0, "904", "chat_id").await;
+    let n = number_in(ack["text"].as_str().unwrap());
+    let (_, answer) = fake.next_to(0, "-100555", "chat_id").await;
+    assert!(answer["text"].as_str().unwrap().contains("obrolan pribadi"), "{answer}");
+    let (_, answer2) = fake.next_to(0, "-1001777", "chat_id").await;
+    assert_eq!(answer2["text"], answer["text"]);
+
+    // Once per group, however many messages came; no ticket, no message, no person of a group.
+    let sent = fake.sent();
+    for chat in ["-100555", "-1001777"] {
+        assert_eq!(sent.iter().filter(|v| v["chat_id"].to_string().trim_matches('"') == chat).count(), 1, "{chat}");
+    }
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(tickets, 1, "only the private voice note opened a ticket");
+    for key in ["tg:1", "tg:2", "tg:3", "tg:4"] {
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE idempotency_key = $1", key).await, 0, "{key}");
+    }
+    for user in ["901", "902", "903"] {
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM chat_users WHERE user_id = $1", user).await, 0, "{user}");
+    }
+    let inbound = count(&store, "SELECT COUNT(*) FROM messages WHERE direction = $1", "in").await;
+    assert_eq!(inbound, 1, "nothing of the groups' messages is stored");
+    let stored = serde_json::to_string(
+        &sqlx::query_scalar::<_, String>("SELECT body_text FROM messages").fetch_all(store.pool()).await.unwrap(),
+    )
+    .unwrap();
+    assert!(!stored.contains("Printer di lantai 3") && !stored.contains("User901"), "{stored}");
+
+    // The private voice note is kept as the ticket's attachment.
+    let (name, bytes): (Option<String>, Vec<u8>) = sqlx::query_as(
+        "SELECT a.filename, a.content FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'tg:5'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!((name.as_deref(), bytes.as_slice()), (Some("voice-5.ogg"), &b"OggS telegram voice"[..]));
+    assert_eq!(ticket(&store, &n).await.channel.as_str(), "telegram");
+    daemon.terminate();
 }

@@ -180,3 +180,44 @@ async fn store_scenario_on_sqlite() {
 async fn store_scenario_on_postgres() {
     scenario(true).await;
 }
+
+/// Issue #19: what the daemon creates is private to the user it runs as, even when started with
+/// a permissive umask: the SQLite store with its -wal and -shm, the store's directory, the
+/// outbound spool directory and the maildir it makes are neither group- nor other-readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_and_the_directories_the_daemon_creates_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let http_port = free_port();
+    let w = World::new(
+        "modes",
+        WorldOptions {
+            imap: false,
+            outbound_smtp: false,
+            maildir: true,
+            extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
+            ..Default::default()
+        },
+    )
+    .await;
+    // The store in the default directory the daemon makes (`var/`).
+    let state = w.dir.path().join("var");
+    let db = state.join("loket.db");
+    let config = std::fs::read_to_string(&w.config_path).unwrap();
+    assert!(config.contains(&w.db_url));
+    std::fs::write(&w.config_path, config.replace(&w.db_url, &format!("sqlite://{}", db.display()))).unwrap();
+    // A umask that would leave files readable by all (the daemon sets its own).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let mut daemon = w.serve();
+    wait_for("the daemon's HTTP server", || async { (http_get(http_port, "/healthz").await.0 != 0).then_some(()) })
+        .await;
+    let wal = state.join("loket.db-wal");
+    let shm = state.join("loket.db-shm");
+    wait_for("the store's -wal and -shm", || async { (wal.exists() && shm.exists()).then_some(()) }).await;
+    let maildir = w.dir.path().join("maildir");
+    let out = w.dir.path().join("out");
+    for path in [&state, &db, &wal, &shm, &maildir, &maildir.join("new"), &maildir.join("tmp"), &out] {
+        let mode = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is {:o}", path.display(), mode & 0o777);
+    }
+    daemon.terminate();
+}
