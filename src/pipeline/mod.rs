@@ -7,6 +7,7 @@ pub use clocks::TickReport;
 pub mod chat;
 mod clocks;
 mod conversation;
+mod corrections;
 mod operator;
 mod outgoing;
 mod quarantine;
