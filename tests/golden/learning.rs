@@ -137,13 +137,23 @@ async fn an_agents_category_correction_is_recorded_suggested_and_improves_eval()
         &format!("Re: [#{number}] Gajiku macet"),
         "agus-1@desk.test",
         &format!("In-Reply-To: <{id}>\r\nReferences: <{id}>\r\n"),
-        "#category aplikasi/sigi\r\n#priority p2\r\nGajiku adalah SIGI.",
+        "#category aplikasi/sigi\r\n#type kendala\r\n#priority p2\r\nGajiku adalah SIGI.",
     );
     pipeline.process("hero", &reply, now + 60_000).await.unwrap();
+    // A reply in the agent's name without the token (a forged From) changes and records nothing.
+    let forged = mail(
+        "Agus <agus@desk.test>",
+        &format!("Re: [#{number}] Gajiku macet"),
+        "forged-1@elsewhere.test",
+        "",
+        "#category aplikasi/exim\r\n#priority p1",
+    );
+    pipeline.process("hero", &forged, now + 120_000).await.unwrap();
     let rows = loket::store::corrections::corrections(store.pool(), "hero", 0).await.unwrap();
-    let fields: Vec<(&str, Option<&str>, &str)> =
-        rows.iter().map(|c| (c.field.as_str(), c.routed.as_deref(), c.corrected.as_str())).collect();
-    assert_eq!(fields, vec![("category", Some("triage/unknown"), "aplikasi/sigi"), ("priority", None, "P2")]);
+    let fields: Vec<(&str, &str)> = rows.iter().map(|c| (c.field.as_str(), c.corrected.as_str())).collect();
+    assert_eq!(fields, vec![("category", "aplikasi/sigi"), ("type", "incident"), ("priority", "P2")]);
+    assert_eq!(rows[0].routed.as_deref(), Some("triage/unknown"), "what the router said");
+    assert_eq!(rows[0].previous.as_deref(), Some("triage/unknown"));
     let c = &rows[0];
     assert_eq!((c.ticket_number.as_str(), c.agent.as_str()), (number.as_str(), "agus@desk.test"));
     assert_eq!(
