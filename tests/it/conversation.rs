@@ -226,7 +226,13 @@ async fn spoofed_commands_change_nothing() {
 /// gets a confirmation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_change_the_ticket_and_are_confirmed() {
-    let (w, p, store) = world("commands").await;
+    // On PostgreSQL: the recorded corrections (issue 18) go through its migration too.
+    let w = World::new(
+        "commands",
+        WorldOptions { imap: false, outbound_smtp: false, agents: true, pg: true, ..Default::default() },
+    )
+    .await;
+    let (p, store) = pipeline(&w).await;
     let budi = w.addr("budi");
     let l1 = w.agent("agent1");
     let l2 = w.agent("agent2");
