@@ -283,7 +283,10 @@ async fn commands_change_the_ticket_and_are_confirmed() {
     assert_eq!(fields, vec![("priority", "P2"), ("category", "aplikasi/website_kemendag"), ("type", "incident")]);
     let c = &learned[1];
     assert!(c.routed.is_some() && c.routed == c.previous, "no earlier move: the router's route: {c:?}");
-    assert_eq!((c.category.as_str(), c.subcategory.as_str(), c.agent.as_str()), ("aplikasi", "website_kemendag", l1.as_str()));
+    assert_eq!(
+        (c.category.as_str(), c.subcategory.as_str(), c.agent.as_str()),
+        ("aplikasi", "website_kemendag", l1.as_str())
+    );
     assert!(c.subject == "Internet putus" && c.body.contains("Jaringan internet di ruangan saya putus"), "{c:?}");
     let out = outbound(&store, &n).await;
     assert!(!out.iter().any(|(k, _, _, _)| k == "agent_reply"), "a #note is never relayed");
