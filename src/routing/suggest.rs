@@ -303,6 +303,65 @@ fn for_case(
 mod tests {
     use super::*;
 
+    const RULES: &str = r#"
+desk = "hero"
+[[route]]
+to = "aplikasi/sigi"
+keywords = { "sigi" = 5, "rekap" = 3 }
+[[route]]
+to = "aplikasi/siasn"
+keywords = { "siasn" = 5 }
+[[example]]
+body = "Rekap gaji bulan ini belum muncul"
+route = "aplikasi/sigi"
+[[example]]
+body = "SIASN minta login ulang, gaji saya"
+route = "aplikasi/siasn"
+"#;
+
+    fn case(id: &str, subject: &str, body: &str, expected: &str) -> Case {
+        Case {
+            id: id.into(),
+            subject: subject.into(),
+            body: body.into(),
+            sender_domain: None,
+            expected: expected.into(),
+        }
+    }
+
+    fn run(cases: &[Case]) -> Vec<CaseSuggestions> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cat = Catalogue::load(&root.join("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&root.join("rules/common.toml")).unwrap();
+        let path = Path::new("hero.toml");
+        suggest(path, RULES, &[], &common, &cat, "hero@desk.test", cases, cases, Limits { tries: 40, keep: 40 })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_nickname_is_suggested_checked_and_a_cue_that_breaks_an_example_is_reported() {
+        let found = run(&[
+            case("1", "Gajiku macet", "Gajiku gaji tidak terbuka", "aplikasi/siasn"),
+            case("2", "", "SIGI tidak bisa dibuka", "aplikasi/sigi"),
+            case("3", "", "printer di ruang operator SIGI rusak", "triage/unknown"),
+        ]);
+        let first = &found[0];
+        assert_eq!((first.routed_now.as_str(), first.already_right), ("triage/unknown", false));
+        let best = &first.suggestions[0];
+        assert_eq!((best.phrase.as_str(), best.weight, best.elsewhere), ("gajiku", 3.0, 0));
+        assert!(best.breaks.is_empty(), "{best:?}");
+        // "gaji" is in the SIGI example too: routing it to SIASN breaks that example, and it is
+        // ranked after the cues no other route's text holds.
+        let gaji = first.suggestions.iter().find(|s| s.phrase == "gaji").expect("gaji routes it too");
+        assert_eq!(gaji.elsewhere, 1);
+        assert_eq!(gaji.breaks.iter().map(|b| b.expected.as_str()).collect::<Vec<_>>(), ["aplikasi/sigi"]);
+        assert!(first.suggestions.iter().position(|s| s.phrase == "gaji") > Some(0));
+        assert!(found[1].already_right && found[1].suggestions.is_empty());
+        assert!(found[2].note.as_deref().is_some_and(|n| n.contains("triage")), "{:?}", found[2]);
+        // Already a cue of the route: never suggested again.
+        assert!(found.iter().flat_map(|c| &c.suggestions).all(|s| s.phrase != "sigi" && s.phrase != "siasn"));
+    }
+
     #[test]
     fn candidates_are_words_and_adjacent_pairs_without_numbers() {
         let c = candidates(" ruang server kami 12 di dc ");
