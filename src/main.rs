@@ -265,6 +265,37 @@ enum RulesCommand {
         #[arg(long)]
         desk: Option<String>,
     },
+    /// For each ticket an agent re-routed with `#category` (recorded in the store): the words and
+    /// phrases of its first message that would have routed it right, each checked by re-running
+    /// the router with the cue added, with the desk's examples it would break. Applies nothing.
+    Suggest {
+        #[arg(long)]
+        desk: String,
+        /// Only corrections recorded on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The agents' recorded corrections (`#category`, `#type`, `#priority`).
+    Corrections {
+        #[command(subcommand)]
+        command: CorrectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CorrectionsCommand {
+    /// One labelled JSON line per corrected ticket (its labels after the latest correction), in
+    /// the format of `rules eval --input`: `loket rules corrections export --desk D > c.jsonl`.
+    Export {
+        #[arg(long)]
+        desk: String,
+        /// Only corrections recorded on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -377,7 +408,10 @@ async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
             }
         }
         Command::Tickets { command } => report(tickets(&config, command).await),
-        Command::Rules { command } => match rules(&config, command) {
+        Command::Rules { command } => match match command {
+            RulesCommand::Suggest { .. } | RulesCommand::Corrections { .. } => rules_learned(&config, command).await,
+            command => rules(&config, command),
+        } {
             Ok(code) => code,
             Err(e) if e.is::<PipeClosed>() => ExitCode::SUCCESS,
             Err(e) => {
@@ -1300,6 +1334,179 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
+        RulesCommand::Suggest { .. } | RulesCommand::Corrections { .. } => {
+            unreachable!("the store-reading rules commands go to rules_learned")
+        }
+    }
+}
+
+/// UTC milliseconds of the start of `day` (YYYY-MM-DD); 0 without one.
+fn since_ms(day: Option<&str>) -> anyhow::Result<i64> {
+    let Some(day) = day else { return Ok(0) };
+    let d = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").with_context(|| format!("`{day}`: use YYYY-MM-DD"))?;
+    Ok(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
+}
+
+/// The latest correction of each ticket (its labels after every correction so far).
+fn latest_per_ticket(rows: &[store::corrections::Correction]) -> Vec<&store::corrections::Correction> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<_> = rows.iter().rev().filter(|c| seen.insert(c.ticket_number.clone())).collect();
+    out.reverse();
+    out
+}
+
+/// `rules suggest` and `rules corrections`: they read the agents' corrections from the store.
+async fn rules_learned(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> {
+    use loket::routing::{rules as r, suggest};
+    let config = config.load()?;
+    let store = Store::open_read_only(&config.storage).await?;
+    let read = |desk: &str, since: Option<&str>| {
+        let since = since_ms(since);
+        let desk = desk.to_string();
+        let pool = store.pool().clone();
+        async move {
+            let rows = store::corrections::corrections(&pool, &desk, since?)
+                .await
+                .context("reading the recorded corrections (has `loket migrate` run since the upgrade?)")?;
+            anyhow::Ok(rows)
+        }
+    };
+    match command {
+        RulesCommand::Corrections { command: CorrectionsCommand::Export { desk, since } } => {
+            config.desk(&desk).with_context(|| format!("unknown desk `{desk}`"))?;
+            let rows = read(&desk, since.as_deref()).await?;
+            for c in latest_per_ticket(&rows) {
+                let line = serde_json::json!({
+                    "id": format!("{}-{}", c.ticket_number, c.id),
+                    "desk": c.desk,
+                    // Only the sender's domain is kept (a routing signal); the local part is a placeholder.
+                    "from": c.sender_domain.as_ref().map(|d| format!("requester@{d}")),
+                    "subject": c.subject,
+                    "body": c.body,
+                    "expected": { "category": c.category, "subcategory": c.subcategory, "type": c.ticket_type, "impact": null },
+                    "notes": format!("#{} by {}: {} -> {} (router said {})", c.field, c.agent,
+                        c.previous.as_deref().unwrap_or("-"), c.corrected, c.routed.as_deref().unwrap_or("-")),
+                });
+                outln!("{line}")?;
+            }
+            eprintln!(
+                "{desk}: {} corrected ticket(s) from {} correction(s)",
+                latest_per_ticket(&rows).len(),
+                rows.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesCommand::Suggest { desk, since, json } => {
+            let d = config.desk(&desk).with_context(|| format!("unknown desk `{desk}`"))?;
+            let rows = read(&desk, since.as_deref()).await?;
+            let common = r::load_common(&config.rules.join("common.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let path = config.rules.join(format!("{desk}.toml"));
+            let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+            let ex_path = r::examples_path(&path);
+            let examples = if ex_path.exists() {
+                let t = std::fs::read_to_string(&ex_path).with_context(|| ex_path.display().to_string())?;
+                toml::from_str::<r::ExamplesFile>(&t).with_context(|| ex_path.display().to_string())?.examples
+            } else {
+                Vec::new()
+            };
+            let case = |c: &store::corrections::Correction| suggest::Case {
+                id: format!("{} (correction {})", c.ticket_number, c.id),
+                subject: c.subject.clone(),
+                body: c.body.clone(),
+                sender_domain: c.sender_domain.clone(),
+                expected: format!("{}/{}", c.category, c.subcategory),
+            };
+            let latest = latest_per_ticket(&rows);
+            let others: Vec<_> = latest.iter().map(|c| case(c)).collect();
+            // Re-routed tickets: their labels now, and their latest #category (who, what the router said).
+            let routed: Vec<_> = latest
+                .iter()
+                .filter_map(|c| {
+                    let moved =
+                        rows.iter().rev().find(|x| x.ticket_number == c.ticket_number && x.field == "category")?;
+                    Some((c, moved))
+                })
+                .collect();
+            let cases: Vec<_> = routed.iter().map(|(c, _)| case(c)).collect();
+            let routed: Vec<_> = routed.into_iter().map(|(_, moved)| moved).collect();
+            let found = suggest::suggest(
+                &path,
+                &text,
+                &examples,
+                &common,
+                &d.catalogue,
+                &desk_inbox(d),
+                &cases,
+                &others,
+                suggest::Limits::default(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            if json {
+                let cases: Vec<_> = found
+                    .iter()
+                    .zip(&routed)
+                    .map(|(s, c)| {
+                        serde_json::json!({
+                            "ticket": c.ticket_number, "agent": c.agent, "routed": c.routed, "subject": c.subject,
+                            "expected": s.expected, "routed_now": s.routed_now, "already_right": s.already_right,
+                            "note": s.note, "suggestions": s.suggestions,
+                        })
+                    })
+                    .collect();
+                outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "desk": desk, "cases": cases }))?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            outln!("{desk}: {} re-routed ticket(s) among {} correction(s)", cases.len(), rows.len())?;
+            for (s, c) in found.iter().zip(&routed) {
+                let text: String = format!("{} / {}", c.subject, c.body.replace('\n', " ")).chars().take(100).collect();
+                outln!(
+                    "\n{} by {}: router said {}, agent chose {}",
+                    c.ticket_number,
+                    c.agent,
+                    c.routed.as_deref().unwrap_or("-"),
+                    s.expected
+                )?;
+                outln!("  text: {text}")?;
+                outln!("  the rules now route it to {}", s.routed_now)?;
+                if s.already_right {
+                    outln!("  nothing to suggest: the current rules route it right")?;
+                    continue;
+                }
+                if let Some(n) = &s.note {
+                    outln!("  {n}")?;
+                }
+                if !s.suggestions.is_empty() {
+                    outln!("  add to the keywords of [[route]] to = \"{}\" in {}:", s.expected, path.display())?;
+                }
+                for g in &s.suggestions {
+                    let breaks = if g.breaks.is_empty() {
+                        "breaks no example".to_string()
+                    } else {
+                        format!(
+                            "breaks {} example(s): {}",
+                            g.breaks.len(),
+                            g.breaks
+                                .iter()
+                                .map(|b| format!(
+                                    "#{} {} (expected {}, would get {})",
+                                    b.example, b.subject, b.expected, b.got
+                                ))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        )
+                    };
+                    outln!(
+                        "    \"{}\" = {}    # in {} other labelled text(s), {} of this route; {breaks}",
+                        g.phrase,
+                        g.weight,
+                        g.elsewhere,
+                        g.same_route
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => unreachable!("only the store-reading rules commands come here"),
     }
 }
 

@@ -550,7 +550,16 @@ impl Pipeline {
         };
         let found =
             if named.is_empty() { Vec::new() } else { store::tickets_by_numbers(tx, &t.desk, &named[..1]).await? };
+        let commands = reply.as_ref().map(|r| r.commands.clone()).unwrap_or_default();
         let d = decide(&t, &Touch::Agent { agent, reply, target: found.first() }, h.desk, h.now);
-        self.carry_out(tx, h, mail, msg, t, Some(agent), d).await
+        // Learning from agents: an accepted #category / #type / #priority is kept as a labelled
+        // example, in this transaction.
+        let accepted = d.flow == Flow::Append && !d.events.iter().any(|e| e.kind == "agent_reply_refused");
+        let (before, patch) = (t.clone(), d.patch.clone());
+        let out = self.carry_out(tx, h, mail, msg, t, Some(agent), d).await?;
+        if accepted {
+            self.record_corrections(tx, h, &before, &patch, &commands, actor).await?;
+        }
+        Ok(out)
     }
 }

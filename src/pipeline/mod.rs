@@ -8,6 +8,7 @@ pub mod chat;
 mod chat_status;
 mod clocks;
 mod conversation;
+mod corrections;
 mod operator;
 mod outgoing;
 mod quarantine;

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod lint;
 pub mod normalize;
 pub mod rules;
+pub mod suggest;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

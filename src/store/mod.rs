@@ -5,6 +5,7 @@
 //! (the daemon and `loket ingest`) queue on the busy timeout instead of failing.
 
 mod chat;
+pub mod corrections;
 pub mod file;
 mod files;
 mod merge;

@@ -13,6 +13,7 @@ mod corpus_run;
 #[path = "../common/hero.rs"]
 mod hero;
 mod ingest;
+mod learning;
 mod mail;
 mod repo_only;
 mod routing;

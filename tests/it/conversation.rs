@@ -226,7 +226,13 @@ async fn spoofed_commands_change_nothing() {
 /// gets a confirmation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_change_the_ticket_and_are_confirmed() {
-    let (w, p, store) = world("commands").await;
+    // On PostgreSQL: the recorded corrections (issue 18) go through its migration too.
+    let w = World::new(
+        "commands",
+        WorldOptions { imap: false, outbound_smtp: false, agents: true, pg: true, ..Default::default() },
+    )
+    .await;
+    let (p, store) = pipeline(&w).await;
     let budi = w.addr("budi");
     let l1 = w.agent("agent1");
     let l2 = w.agent("agent2");
@@ -265,6 +271,23 @@ async fn commands_change_the_ticket_and_are_confirmed() {
         ),
         (Some("P2"), "aplikasi", "website_kemendag", Some("incident"))
     );
+    // Learning from agents (issue 18): the refused reply recorded nothing; the accepted one its
+    // three corrections, in the order sent, with what the router said and the ticket's labels now.
+    let learned: Vec<_> = loket::store::corrections::corrections(store.pool(), "hero", 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.ticket_number == n)
+        .collect();
+    let fields: Vec<(&str, &str)> = learned.iter().map(|c| (c.field.as_str(), c.corrected.as_str())).collect();
+    assert_eq!(fields, vec![("priority", "P2"), ("category", "aplikasi/website_kemendag"), ("type", "incident")]);
+    let c = &learned[1];
+    assert!(c.routed.is_some() && c.routed == c.previous, "no earlier move: the router's route: {c:?}");
+    assert_eq!(
+        (c.category.as_str(), c.subcategory.as_str(), c.agent.as_str()),
+        ("aplikasi", "website_kemendag", l1.as_str())
+    );
+    assert!(c.subject == "Internet putus" && c.body.contains("Jaringan internet di ruangan saya putus"), "{c:?}");
     let out = outbound(&store, &n).await;
     assert!(!out.iter().any(|(k, _, _, _)| k == "agent_reply"), "a #note is never relayed");
     let conf = out.iter().rev().find(|(k, _, _, _)| k == "agent_confirmation").unwrap();
