@@ -410,6 +410,10 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
             .await?;
         erased.events += 1;
     }
+    // The agents' routing corrections keep a copy of the ticket's first message.
+    for t in &tickets {
+        sqlx::query("DELETE FROM routing_corrections WHERE ticket_id = $1").bind(*t).execute(&mut *tx).await?;
+    }
     let in_list = placeholders(1, n);
     let sql = format!("DELETE FROM ticket_participants WHERE LOWER(address) IN ({in_list})");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -601,6 +605,7 @@ async fn anonymise_ticket(
             .await?;
     }
     sqlx::query("DELETE FROM ticket_participants WHERE ticket_id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM routing_corrections WHERE ticket_id = $1").bind(id).execute(&mut *conn).await?;
     super::insert_event(&mut *conn, id, now, actor, "cli", "personal_data_erased", &json!({"by": actor})).await?;
     Ok(())
 }
