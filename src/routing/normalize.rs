@@ -51,6 +51,52 @@ pub fn normalize(text: &str, synonyms: &HashMap<String, String>) -> String {
     out
 }
 
+/// Splits `text` into sentences: after `.`, `!` or `?` followed by white space, and at blank
+/// lines. (Not at a single line break: mail wraps sentences; nor inside `www.kemendag.go.id`.)
+pub fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = match bytes[i] {
+            b'.' | b'!' | b'?' if bytes.get(i + 1).is_none_or(|c| c.is_ascii_whitespace()) => Some(i + 1),
+            b'\n' if text[i + 1..].trim_start_matches([' ', '\t', '\r']).starts_with('\n') => Some(i + 1),
+            _ => None,
+        };
+        if let Some(end) = end {
+            if !text[start..end].trim().is_empty() {
+                out.push(&text[start..end]);
+            }
+            start = end;
+        }
+        i += 1;
+    }
+    if !text[start..].trim().is_empty() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// [`normalize`] of the whole `text` (the same string), and the end offset in it of each of its
+/// sentences ([`sentences`]) that has words.
+pub fn normalize_sentences(text: &str, synonyms: &HashMap<String, String>) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push(' ');
+    let mut ends = Vec::new();
+    for s in sentences(text) {
+        let n = normalize(s, synonyms);
+        let n = n.trim();
+        if n.is_empty() {
+            continue;
+        }
+        out.push_str(n);
+        out.push(' ');
+        ends.push(out.len());
+    }
+    (out, ends)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +106,30 @@ mod tests {
         assert_eq!(fold("SIGI—Érror!!  (kode: 500)"), " sigi error kode 500 ");
         assert_eq!(fold("e-SKA/INATRADE"), " e ska inatrade ");
         assert_eq!(fold(""), " ");
+    }
+
+    #[test]
+    fn splits_sentences_at_stops_and_blank_lines_only() {
+        let t = "Yth. Admin,\nSAKTI error di www.kemendag.go.id sejak pagi. Bisa dicek?\n\nTerima kasih";
+        assert_eq!(
+            sentences(t),
+            vec!["Yth.", " Admin,\nSAKTI error di www.kemendag.go.id sejak pagi.", " Bisa dicek?", "\nTerima kasih"]
+        );
+        assert_eq!(sentences(""), Vec::<&str>::new());
+        assert_eq!(sentences("tanpa titik"), vec!["tanpa titik"]);
+    }
+
+    #[test]
+    fn sentence_normalisation_is_the_whole_normalisation() {
+        let syn: HashMap<String, String> = [("gk".to_string(), "tidak".to_string())].into_iter().collect();
+        for t in ["Yth. Admin,\nSAKTI gk bisa. Bisa dicek?\n\n-- \nBudi", "", "...", "a. b! c? d", "é. ü"] {
+            let (n, ends) = normalize_sentences(t, &syn);
+            assert_eq!(n, normalize(t, &syn), "{t:?}");
+            assert!(ends.windows(2).all(|w| w[0] < w[1]) && ends.last().is_none_or(|e| *e == n.len()), "{t:?}");
+        }
+        let (n, ends) = normalize_sentences("SIGI aman. SAKTI gk bisa.", &syn);
+        assert_eq!(&n[..ends[0]], " sigi aman ");
+        assert_eq!(&n[ends[0]..ends[1]], "sakti tidak bisa ");
     }
 
     #[test]
