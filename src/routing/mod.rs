@@ -131,6 +131,13 @@ enum Why {
 /// What the cues of a message add up to, before the decision.
 struct Scoring {
     body_raw: String,
+    /// The normalised subject and body, and where the body's sentences end in it.
+    subject: String,
+    body: String,
+    sentence_ends: Vec<usize>,
+    /// The subject holds a question cue; the body's sentences that do.
+    subject_asks: bool,
+    asking_sentences: HashSet<usize>,
     scores: Vec<Score>,
     reasons: Vec<(usize, f64, Why)>,
     type_score: HashMap<TicketType, f64>,
@@ -293,7 +300,25 @@ impl DeskRules {
                 }
             }
         }
-        Scoring { body_raw, scores, reasons, type_score, impact_score, urgency_score, cue_reasons, domain }
+        let is_question =
+            |id: usize| self.phrases[id].targets.iter().any(|(t, _)| *t == Target::Type(TicketType::Question));
+        let subject_asks = in_subject.iter().any(|&id| is_question(id));
+        let asking_sentences = located.iter().filter(|(id, _)| is_question(*id)).map(|(_, s)| *s).collect();
+        Scoring {
+            body_raw,
+            subject,
+            body,
+            sentence_ends,
+            subject_asks,
+            asking_sentences,
+            scores,
+            reasons,
+            type_score,
+            impact_score,
+            urgency_score,
+            cue_reasons,
+            domain,
+        }
     }
 
     /// What the message is about: the subject and the body's sentences that hold a failure or a
@@ -342,20 +367,29 @@ impl DeskRules {
     }
 
     /// The first explicit request ([`speech`]) in the subject or a sentence of the body that
-    /// holds no question cue ("mohon dibuatkan aplikasi, templatenya dimana?" asks).
-    fn explicit_request(&self, subject: &str, body: &str) -> Option<(String, String)> {
-        std::iter::once(subject).chain(normalize::sentences(body)).find_map(|raw| {
-            let n = normalize::normalize(raw, &self.synonyms);
-            let words: Vec<&str> = n.split_whitespace().collect();
-            let found = self.speech.explicit_request(&words)?;
-            let asks = self.automaton.find_overlapping_iter(&n).any(|m| {
-                self.phrases[m.pattern().as_usize()]
-                    .targets
-                    .iter()
-                    .any(|(t, _)| *t == Target::Type(TicketType::Question))
-            });
-            (!asks).then_some(found)
-        })
+    /// holds no question cue ("mohon dibuatkan aplikasi, templatenya dimana?" asks). Works on the
+    /// text [`Self::score`] normalised: nothing is normalised or matched twice.
+    fn explicit_request(&self, scored: &Scoring) -> Option<(String, String)> {
+        fn words(t: &str) -> Vec<&str> {
+            t.split_whitespace().collect()
+        }
+        if !scored.subject_asks
+            && let Some(found) = self.speech.explicit_request(&words(&scored.subject))
+        {
+            return Some(found);
+        }
+        let mut start = 0;
+        for (k, &end) in scored.sentence_ends.iter().enumerate() {
+            let sentence = &scored.body[start..end];
+            start = end;
+            if scored.asking_sentences.contains(&k) {
+                continue;
+            }
+            if let Some(found) = self.speech.explicit_request(&words(sentence)) {
+                return Some(found);
+            }
+        }
+        None
     }
 
     /// The polite request form in a sentence of `text` that ends in `?`, if any.
@@ -395,16 +429,15 @@ impl DeskRules {
     }
 
     pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
-        let Scoring {
-            body_raw,
-            scores,
-            reasons,
-            mut type_score,
-            mut impact_score,
-            urgency_score,
-            mut cue_reasons,
-            domain,
-        } = self.score(input);
+        let mut scored = self.score(input);
+        let body_raw = std::mem::take(&mut scored.body_raw);
+        let scores = std::mem::take(&mut scored.scores);
+        let reasons = std::mem::take(&mut scored.reasons);
+        let mut type_score = std::mem::take(&mut scored.type_score);
+        let mut impact_score = std::mem::take(&mut scored.impact_score);
+        let urgency_score = std::mem::take(&mut scored.urgency_score);
+        let mut cue_reasons = std::mem::take(&mut scored.cue_reasons);
+        let domain = scored.domain.take();
         let qmarks = input.subject.contains('?') || body_raw.contains('?');
         if qmarks {
             // A question that asks for an action ("bisa dibantu reset password?") is a request.
@@ -525,7 +558,7 @@ impl DeskRules {
         }
         // An explicit request ("tolong reset …", "please create …") beats failure words.
         if ttype.is_some_and(|t| t != TicketType::Request) && allowed.contains(&TicketType::Request) {
-            let explicit = self.explicit_request(input.subject, &body_raw);
+            let explicit = self.explicit_request(&scored);
             if let Some((marker, action)) = explicit {
                 ttype = Some(TicketType::Request);
                 cue_reasons

@@ -35,6 +35,10 @@ impl SpeechCues {
     /// The first explicit request in `words`: the marker and the action, as written.
     pub fn explicit_request(&self, words: &[&str]) -> Option<(String, String)> {
         for i in 0..words.len() {
+            // Most words start no marker: one comparison of first words before the rest.
+            if !self.markers.iter().any(|m| m.first().is_some_and(|f| f == words[i])) {
+                continue;
+            }
             for m in &self.markers {
                 if m.is_empty() || words.len() < i + m.len() || !m.iter().zip(&words[i..]).all(|(a, b)| a == b) {
                     continue;
