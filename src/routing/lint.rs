@@ -2,8 +2,8 @@
 //! parsed files and the compiled rules, never the store.
 //!
 //! - duplicated cues: a phrase both in a route's own table and in a set the route references, or
-//!   in two sets one route references (only one counts); a ticket-type, impact or urgency cue
-//!   defined in both `common.toml` and the desk file (the desk's replaces the common one); a block
+//!   in two sets one route references (only one counts); a ticket-type, impact-class or urgency
+//!   cue defined in both `common.toml` and the desk file (the desk's replaces the common one); a block
 //!   of three or more phrases written out in the own tables of more than two routes (make it a
 //!   set);
 //! - unused sets: a desk set no route references (`lint_common` reports the common sets no desk
@@ -67,18 +67,30 @@ pub fn lint_desk(file: &DeskFile, common: &CommonFile, rules: &DeskRules, defaul
         }
     }
 
-    // Cue tables defined both in common.toml and in the desk file.
-    for (table, shared, own) in [
-        ("type_cues", &common.type_cues, &file.type_cues),
-        ("impact_cues", &common.impact_cues, &file.impact_cues),
-        ("urgency_cues", &common.urgency_cues, &file.urgency_cues),
-    ] {
+    // Cues defined both in common.toml and in the desk file: the desk's replaces the common one,
+    // so one of them is dead weight or a silent override; define each cue once.
+    for (table, shared, own) in
+        [("type_cues", &common.type_cues, &file.type_cues), ("urgency_cues", &common.urgency_cues, &file.urgency_cues)]
+    {
         for (level, cues) in own {
             let Some(c) = shared.get(level) else { continue };
-            for (p, w) in cues.iter().filter(|(p, w)| c.get(*p) == Some(*w)) {
+            for (p, w) in cues {
+                if let Some(cw) = c.get(p) {
+                    out.push(finding(
+                        "duplicated cue",
+                        format!("{table}.{level}: `{p}` = {w} is also in common.toml (= {cw}); define it once"),
+                    ));
+                }
+            }
+        }
+    }
+    for (class, cues) in &file.impact_classes {
+        let Some(c) = common.impact_classes.get(class) else { continue };
+        for (p, w) in &cues.keywords {
+            if let Some(cw) = c.keywords.get(p) {
                 out.push(finding(
                     "duplicated cue",
-                    format!("{table}.{level}: `{p}` = {w} repeats common.toml (a desk cue replaces the common one)"),
+                    format!("impact_classes.{class}: `{p}` = {w} is also in common.toml (= {cw}); define it once"),
                 ));
             }
         }
@@ -219,6 +231,9 @@ mod tests {
 desk = "hero"
 [type_cues.request]
 "reset" = 2.5
+"minta" = 3
+[impact_classes.unit.keywords]
+"lantai" = 1
 [sets.unused.keywords]
 "x" = 1
 [sets.names.keywords]
@@ -253,7 +268,9 @@ route = "triage/unknown"
         let text: Vec<String> = found.iter().map(|f| format!("{}: {}", f.kind, f.message)).collect();
         let has = |s: &str| text.iter().any(|t| t.contains(s));
         assert!(has("duplicated cue: aplikasi/sigi: keywords `sigi` is also in set `names`"), "{text:#?}");
-        assert!(has("duplicated cue: type_cues.request: `reset` = 2.5 repeats common.toml"), "{text:#?}");
+        assert!(has("duplicated cue: type_cues.request: `reset` = 2.5 is also in common.toml (= 2.5)"), "{text:#?}");
+        assert!(has("duplicated cue: type_cues.request: `minta` = 3 is also in common.toml (= 1.5)"), "{text:#?}");
+        assert!(has("duplicated cue: impact_classes.unit: `lantai` = 1 is also in common.toml (= 1.5)"), "{text:#?}");
         assert!(has("keywords block of 3 (gagal, hang, lambat) is written out in 3 routes"), "{text:#?}");
         assert!(has("unused set: sets.unused"), "{text:#?}");
         assert!(!has("sets.names"), "{text:#?}");

@@ -9,6 +9,8 @@ pub mod eval;
 pub mod lint;
 pub mod normalize;
 pub mod rules;
+pub mod scope;
+pub mod speech;
 pub mod suggest;
 
 use std::collections::{HashMap, HashSet};
@@ -130,10 +132,18 @@ enum Why {
 /// What the cues of a message add up to, before the decision.
 struct Scoring {
     body_raw: String,
+    /// The normalised subject and body, and where the body's sentences end in it.
+    subject: String,
+    body: String,
+    sentence_ends: Vec<usize>,
+    /// The subject holds a question cue; the body's sentences that do.
+    subject_asks: bool,
+    asking_sentences: HashSet<usize>,
     scores: Vec<Score>,
     reasons: Vec<(usize, f64, Why)>,
     type_score: HashMap<TicketType, f64>,
-    impact_score: HashMap<Impact, f64>,
+    /// Per impact class (index of `DeskRules::impact_classes`).
+    impact_score: Vec<f64>,
     urgency_score: HashMap<Impact, f64>,
     cue_reasons: Vec<String>,
     domain: Option<String>,
@@ -179,13 +189,20 @@ impl DeskRules {
         let subject = normalize::normalize(input.subject, &self.synonyms);
         // The pipeline's reply trimmer: quoted history, forwarded headers and signatures do not route.
         let body_raw = crate::mail::trim::trim_reply(input.body).text;
-        let body = normalize::normalize(&body_raw, &self.synonyms);
+        let (body, sentence_ends) = normalize::normalize_sentences(&body_raw, &self.synonyms);
         let in_subject = self.matches(&subject);
-        let in_body = self.matches(&body);
+        // Body matches with the sentence each stands in.
+        let located: Vec<(usize, usize)> = self
+            .automaton
+            .find_overlapping_iter(&body)
+            .map(|m| (m.pattern().as_usize(), sentence_ends.partition_point(|&e| e <= m.start() + 1)))
+            .collect();
+        let in_body: HashSet<usize> = located.iter().map(|(id, _)| *id).collect();
+        let mentioned_only = self.mentioned_only(&in_subject, &located);
         let mut scores = vec![Score::default(); self.routes.len()];
         let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
         let mut type_score: HashMap<TicketType, f64> = HashMap::new();
-        let mut impact_score: HashMap<Impact, f64> = HashMap::new();
+        let mut impact_score = vec![0.0; self.impact_classes.len()];
         let mut urgency_score: HashMap<Impact, f64> = HashMap::new();
         let mut cue_reasons = Vec::new();
         // "X unless Y within N words": where X stands (subject, body) only next to Y, it does
@@ -219,6 +236,12 @@ impl DeskRules {
                                 continue;
                             }
                         };
+                        // A system named outside the sentences that ask or report counts less.
+                        let (mult, field) = if field == "body" && w > 0.0 && mentioned_only.contains(&r) {
+                            (self.mention_weight, "body, mentioned only")
+                        } else {
+                            (mult, field)
+                        };
                         scores[r].route += w * mult;
                         if w > 0.0 {
                             scores[r].specific = scores[r].specific.max(p.words);
@@ -233,9 +256,13 @@ impl DeskRules {
                         *type_score.entry(t).or_default() += w;
                         cue_reasons.push(format!("{t} cue \"{}\" +{w}", p.text.trim()));
                     }
-                    Target::Impact(level) => {
-                        *impact_score.entry(level).or_default() += w;
-                        cue_reasons.push(format!("{level} impact cue \"{}\" +{w}", p.text.trim()));
+                    Target::Impact(class) => {
+                        impact_score[class] += w;
+                        cue_reasons.push(format!(
+                            "scope class `{}` cue \"{}\" +{w}",
+                            self.impact_classes[class].0,
+                            p.text.trim()
+                        ));
                     }
                     Target::Urgency(level) => {
                         *urgency_score.entry(level).or_default() += w;
@@ -274,12 +301,101 @@ impl DeskRules {
                 }
             }
         }
-        Scoring { body_raw, scores, reasons, type_score, impact_score, urgency_score, cue_reasons, domain }
+        let is_question =
+            |id: usize| self.phrases[id].targets.iter().any(|(t, _)| *t == Target::Type(TicketType::Question));
+        let subject_asks = in_subject.iter().any(|&id| is_question(id));
+        let asking_sentences = located.iter().filter(|(id, _)| is_question(*id)).map(|(_, s)| *s).collect();
+        Scoring {
+            body_raw,
+            subject,
+            body,
+            sentence_ends,
+            subject_asks,
+            asking_sentences,
+            scores,
+            reasons,
+            type_score,
+            impact_score,
+            urgency_score,
+            cue_reasons,
+            domain,
+        }
+    }
+
+    /// What the message is about: the subject and the body's sentences that hold a failure or a
+    /// request cue (an incident or request type cue). When those give some route the threshold,
+    /// a route with no keyword in them (a system merely mentioned: "… data dari SIGI aman")
+    /// counts its keywords `mention_weight` times. Returns those routes; empty when the rule
+    /// does not apply.
+    fn mentioned_only(&self, in_subject: &HashSet<usize>, located: &[(usize, usize)]) -> HashSet<usize> {
+        if self.mention_weight == 1.0 {
+            return HashSet::new();
+        }
+        let asks = |id: usize| {
+            self.phrases[id]
+                .targets
+                .iter()
+                .any(|(t, _)| matches!(t, Target::Type(TicketType::Incident | TicketType::Request)))
+        };
+        let focus: HashSet<usize> = located.iter().filter(|(id, _)| asks(*id)).map(|(_, s)| *s).collect();
+        if focus.is_empty() {
+            return HashSet::new();
+        }
+        let in_focus = located.iter().filter(|(_, s)| focus.contains(s)).map(|(id, _)| *id);
+        let mut about = vec![0.0; self.routes.len()];
+        for id in in_subject.iter().copied().chain(in_focus) {
+            let mult = if in_subject.contains(&id) { self.subject_weight } else { 1.0 };
+            for &(t, w) in &self.phrases[id].targets {
+                if let (Target::Route(r), true) = (t, w > 0.0) {
+                    about[r] += w * mult;
+                }
+            }
+        }
+        if !about.iter().any(|s| *s >= self.threshold) {
+            return HashSet::new();
+        }
+        let mut mentioned = HashSet::new();
+        for (id, _) in located {
+            for &(t, w) in &self.phrases[*id].targets {
+                if let (Target::Route(r), true) = (t, w > 0.0)
+                    && about[r] == 0.0
+                {
+                    mentioned.insert(r);
+                }
+            }
+        }
+        mentioned
+    }
+
+    /// The first explicit request ([`speech`]) in the subject or a sentence of the body that
+    /// holds no question cue ("mohon dibuatkan aplikasi, templatenya dimana?" asks). Works on the
+    /// text [`Self::score`] normalised: nothing is normalised or matched twice.
+    fn explicit_request(&self, scored: &Scoring) -> Option<(String, String)> {
+        fn words(t: &str) -> Vec<&str> {
+            t.split_whitespace().collect()
+        }
+        if !scored.subject_asks
+            && let Some(found) = self.speech.explicit_request(&words(&scored.subject))
+        {
+            return Some(found);
+        }
+        let mut start = 0;
+        for (k, &end) in scored.sentence_ends.iter().enumerate() {
+            let sentence = &scored.body[start..end];
+            start = end;
+            if scored.asking_sentences.contains(&k) {
+                continue;
+            }
+            if let Some(found) = self.speech.explicit_request(&words(sentence)) {
+                return Some(found);
+            }
+        }
+        None
     }
 
     /// The polite request form in a sentence of `text` that ends in `?`, if any.
     fn polite_question(&self, text: &str) -> Option<&str> {
-        if self.polite_requests.is_empty() {
+        if self.polite_requests.is_empty() && self.speech.markers.is_empty() {
             return None;
         }
         let mut rest = text;
@@ -288,6 +404,11 @@ impl DeskRules {
             let sentence = normalize::normalize(&rest[start..end], &self.synonyms);
             if let Some(p) = self.polite_requests.iter().find(|p| sentence.contains(p.as_str())) {
                 return Some(p);
+            }
+            // "tolong reset password saya?": an explicit request asked as a question.
+            let words: Vec<&str> = sentence.split_whitespace().collect();
+            if self.speech.explicit_request(&words).is_some() {
+                return Some("an explicit request");
             }
             rest = &rest[end + 1..];
         }
@@ -309,8 +430,15 @@ impl DeskRules {
     }
 
     pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
-        let Scoring { body_raw, scores, reasons, mut type_score, impact_score, urgency_score, mut cue_reasons, domain } =
-            self.score(input);
+        let mut scored = self.score(input);
+        let body_raw = std::mem::take(&mut scored.body_raw);
+        let scores = std::mem::take(&mut scored.scores);
+        let reasons = std::mem::take(&mut scored.reasons);
+        let mut type_score = std::mem::take(&mut scored.type_score);
+        let mut impact_score = std::mem::take(&mut scored.impact_score);
+        let urgency_score = std::mem::take(&mut scored.urgency_score);
+        let mut cue_reasons = std::mem::take(&mut scored.cue_reasons);
+        let domain = scored.domain.take();
         let qmarks = input.subject.contains('?') || body_raw.contains('?');
         if qmarks {
             // A question that asks for an action ("bisa dibantu reset password?") is a request.
@@ -429,20 +557,41 @@ impl DeskRules {
                 ttype = Some(t);
             }
         }
+        // An explicit request ("tolong reset …", "please create …") beats failure words.
+        if ttype.is_some_and(|t| t != TicketType::Request) && allowed.contains(&TicketType::Request) {
+            let explicit = self.explicit_request(&scored);
+            if let Some((marker, action)) = explicit {
+                ttype = Some(TicketType::Request);
+                cue_reasons
+                    .push(format!("request: the explicit request \"{marker} … {action}\" beats the other type cues"));
+            }
+        }
         let ttype = ttype.or(default_type).or_else(|| (allowed.len() == 1).then(|| allowed[0])).or_else(|| {
             [TicketType::Request, TicketType::Question, TicketType::Incident].into_iter().find(|t| allowed.contains(t))
         });
         decision.ticket_type = ttype;
+        let mut impact_reason = None;
         if ttype == Some(TicketType::Incident) {
-            let hi = impact_score.get(&Impact::High).copied().unwrap_or(0.0);
-            let me = impact_score.get(&Impact::Medium).copied().unwrap_or(0.0);
-            decision.impact = Some(if hi >= self.impact_threshold && hi >= me {
-                Impact::High
-            } else if me >= self.impact_threshold || (hi >= self.impact_threshold) {
-                Impact::Medium
-            } else {
-                Impact::Low
-            });
+            // The service's own scope (public-facing, a payment deadline) counts when it is the route.
+            if let (Some(b), false) = (best, decision.is_triage()) {
+                for &(class, w) in &self.routes[b].scope {
+                    impact_score[class] += w;
+                    cue_reasons.push(format!(
+                        "scope class `{}` +{w} (the service {})",
+                        self.impact_classes[class].0,
+                        decision.route()
+                    ));
+                }
+            }
+            let classes: Vec<scope::ClassScore> = self
+                .impact_classes
+                .iter()
+                .zip(&impact_score)
+                .map(|((name, level), score)| scope::ClassScore { name, level: *level, score: *score })
+                .collect();
+            let found = scope::impact_of(&classes, self.impact_threshold);
+            decision.impact = Some(found.impact);
+            impact_reason = Some(scope::explain(&found, self.impact_threshold));
         }
         if ttype == Some(TicketType::Incident) {
             let hi = urgency_score.get(&Impact::High).copied().unwrap_or(0.0);
@@ -456,6 +605,7 @@ impl DeskRules {
             });
         }
         decision.reasons.extend(cue_reasons);
+        decision.reasons.extend(impact_reason);
         decision
     }
 }
@@ -809,5 +959,106 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let cues: Vec<&String> = d.reasons.iter().filter(|r| r.contains("request cue \"reset\"")).collect();
         assert_eq!(cues.len(), 1, "{:?}", d.reasons);
         assert!(cues[0].ends_with("+1"), "{cues:?}");
+    }
+
+    #[test]
+    fn impact_comes_from_a_scope_class_that_explain_names() {
+        let high = route("Internet mati", "Internet mati total, semua pegawai tidak bisa bekerja", None);
+        assert_eq!(high.impact, Some(Impact::High));
+        assert!(high.reasons.iter().any(|r| r.starts_with("impact high from scope class `organisation`")), "{high:?}");
+        let breach = route("Internet", "Jaringan kantor kena ransomware, file terenkripsi semua", None);
+        assert_eq!(breach.impact, Some(Impact::High));
+        assert!(breach.reasons.iter().any(|r| r.contains("scope class `security_breach`")), "{breach:?}");
+        let threat = route("Internet", "Internet saya error setelah klik link phishing", None);
+        assert_eq!(threat.impact, Some(Impact::Medium), "{threat:?}");
+        let unit = route("Internet", "Internet di ruangan tim kami tidak bisa connect", None);
+        assert!(unit.reasons.iter().any(|r| r.starts_with("impact medium from scope class `unit`")), "{unit:?}");
+        let low = route("Internet", "internet tidak bisa connect", None);
+        assert_eq!(low.impact, Some(Impact::Low));
+        assert!(low.reasons.iter().any(|r| r.starts_with("impact low: no scope class reached 2.0")), "{low:?}");
+        // Not an incident: no impact.
+        assert_eq!(route("Internet", "Bagaimana cara daftar internet tamu?", None).impact, None);
+    }
+
+    #[test]
+    fn a_public_facing_service_down_is_high_and_its_class_is_named() {
+        let text = |scope: &str| {
+            format!(
+                "desk = \"hero\"\n[[route]]\nto = \"layanan_data/jaringan\"\nkeywords = {{ \"internet\" = 4 }}\n{scope}\n"
+            )
+        };
+        let public = compile_hero(&text("scope = { public = 1 }"));
+        let d = route_with(&public, "", "internet tidak bisa diakses sejak pagi");
+        assert_eq!((d.ticket_type, d.impact), (Some(TicketType::Incident), Some(Impact::High)), "{d:?}");
+        assert!(
+            d.reasons.iter().any(|r| r.contains("scope class `public` +1 (the service layanan_data/jaringan)")),
+            "{d:?}"
+        );
+        // The same words for a service that is not public-facing; and a single failure of it.
+        let plain = compile_hero(&text(""));
+        assert_eq!(route_with(&plain, "", "internet tidak bisa diakses sejak pagi").impact, Some(Impact::Low));
+        assert_eq!(route_with(&public, "", "internet saya error").impact, Some(Impact::Low));
+        // An unknown class is an error naming the known ones.
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let file: rules::DeskFile = toml::from_str(&text("scope = { publik = 1 }")).unwrap();
+        let errs = rules::compile(Path::new("t.toml"), file, &common, &cat).unwrap_err();
+        assert!(errs[0].to_string().contains("scope: unknown impact class `publik`; known: "), "{errs:?}");
+    }
+
+    #[test]
+    fn an_explicit_request_verb_beats_failure_words() {
+        let r =
+            route("Internet", "Tolong pasang internet di ruang rapat, sekarang tidak bisa connect sama sekali", None);
+        assert_eq!(r.ticket_type, Some(TicketType::Request), "{r:?}");
+        assert!(r.reasons.iter().any(|x| x.contains("explicit request \"tolong … pasang\"")), "{r:?}");
+        let en = route("Internet", "Please create a guest internet account, the old one failed", None);
+        assert_eq!(en.ticket_type, Some(TicketType::Request), "{en:?}");
+        // Asking to look at a failure is no request; nor is asking how.
+        let i = route("Internet", "internet tidak bisa connect, tolong dicek", None);
+        assert_eq!(i.ticket_type, Some(TicketType::Incident), "{i:?}");
+        let q = route("Internet", "Mohon info cara reset internet kantor?", None);
+        assert_eq!(q.ticket_type, Some(TicketType::Question), "{q:?}");
+        // A question that asks for an action is a request.
+        let p = route("Intranet", "tlg reset pw intranet sy?", None);
+        assert_eq!(p.ticket_type, Some(TicketType::Request), "{p:?}");
+    }
+
+    #[test]
+    fn a_system_merely_mentioned_counts_less_than_the_one_asked_about() {
+        let text = |extra: &str| {
+            format!(
+                "desk = \"hero\"\n{extra}\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = {{ \"sigi\" = 5 }}\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = {{ \"intranet\" = 4 }}\n"
+            )
+        };
+        let body = "Intranet tidak bisa dibuka sejak pagi. Rekap yang saya ambil dari SIGI aman.";
+        let d = route_with(&compile_hero(&text("")), "", body);
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+        let off = compile_hero(&text("mention_weight = 1"));
+        assert_eq!(route_with(&off, "", body).route(), "aplikasi/sigi");
+        // SIGI in the failing sentence: it is what the message is about.
+        let d = route_with(&compile_hero(&text("")), "", "SIGI tidak bisa dibuka. Intranet normal.");
+        assert_eq!(d.route(), "aplikasi/sigi");
+        // Without a sentence that asks or reports, every mention counts.
+        let d = route_with(&compile_hero(&text("")), "", "Intranet. SIGI.");
+        assert_eq!(d.route(), "aplikasi/sigi");
+        // The route asked about keeps the rest of its keywords whole; the other is marked.
+        let sigi = compile_hero(&text("").replace("\"sigi\" = 5", "\"sigi\" = 5, \"rekap gaji\" = 2"));
+        let d = route_with(&sigi, "", "SIGI tidak bisa dibuka. Rekap gaji bulan lalu aman.");
+        assert!(d.reasons.iter().any(|r| r == "+2.0 keyword \"rekap gaji\" in body"), "{d:?}");
+        let d = route_with(&sigi, "", "Intranet tidak bisa dibuka. Rekap gaji dari SIGI bulan lalu aman, SIGI normal.");
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+    }
+
+    #[test]
+    fn english_inflections_and_chat_slang_are_normalised() {
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"layanan_data/izin_data_center\"\nkeywords = { \"data center\" = 5 }\n[[route]]\nto = \"layanan_data/email\"\nkeywords = { \"email\" = 3, \"password\" = 1 }\n",
+        );
+        assert_eq!(route_with(&r, "", "izin masuk DC besok").route(), "layanan_data/izin_data_center");
+        assert_eq!(route_with(&r, "", "access to the data centre").route(), "layanan_data/izin_data_center");
+        let d = route_with(&r, "", "our emails and passwords");
+        assert_eq!(d.route(), "layanan_data/email");
+        assert!(d.reasons.iter().any(|x| x.contains("\"password\"")), "{d:?}");
     }
 }

@@ -12,7 +12,29 @@ use unicode_normalization::UnicodeNormalization;
 pub fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push(' ');
+    fold_into(text, &mut out);
+    out
+}
+
+/// [`fold`] appended to `out` (which ends in a space or is empty), without the leading space.
+fn fold_into(text: &str, out: &mut String) {
     let mut last_space = true;
+    if text.is_ascii() {
+        // Most messages: no decomposition to do (the same result, without the NFD iterator).
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() {
+                out.push(b.to_ascii_lowercase() as char);
+                last_space = false;
+            } else if !last_space {
+                out.push(' ');
+                last_space = true;
+            }
+        }
+        if !last_space {
+            out.push(' ');
+        }
+        return;
+    }
     for c in text.nfd() {
         if unicode_normalization::char::is_combining_mark(c) {
             continue;
@@ -30,7 +52,6 @@ pub fn fold(text: &str) -> String {
     if !last_space {
         out.push(' ');
     }
-    out
 }
 
 /// [`fold`] then replaces whole words by their synonyms (a synonym may be several words).
@@ -51,6 +72,58 @@ pub fn normalize(text: &str, synonyms: &HashMap<String, String>) -> String {
     out
 }
 
+/// Splits `text` into sentences: after `.`, `!` or `?` followed by white space, and at blank
+/// lines. (Not at a single line break: mail wraps sentences; nor inside `www.kemendag.go.id`.)
+pub fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = match bytes[i] {
+            b'.' | b'!' | b'?' if bytes.get(i + 1).is_none_or(|c| c.is_ascii_whitespace()) => Some(i + 1),
+            b'\n' if text[i + 1..].trim_start_matches([' ', '\t', '\r']).starts_with('\n') => Some(i + 1),
+            _ => None,
+        };
+        if let Some(end) = end {
+            if !text[start..end].trim().is_empty() {
+                out.push(&text[start..end]);
+            }
+            start = end;
+        }
+        i += 1;
+    }
+    if !text[start..].trim().is_empty() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// [`normalize`] of the whole `text` (the same string), and the end offset in it of each of its
+/// sentences ([`sentences`]) that has words. One output buffer and one scratch buffer.
+pub fn normalize_sentences(text: &str, synonyms: &HashMap<String, String>) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push(' ');
+    let mut ends = Vec::new();
+    let mut folded = String::new();
+    for s in sentences(text) {
+        folded.clear();
+        fold_into(s, &mut folded);
+        let before = out.len();
+        for word in folded.split_whitespace() {
+            match synonyms.get(word) {
+                Some(rep) => out.push_str(rep),
+                None => out.push_str(word),
+            }
+            out.push(' ');
+        }
+        if out.len() > before {
+            ends.push(out.len());
+        }
+    }
+    (out, ends)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +133,33 @@ mod tests {
         assert_eq!(fold("SIGI—Érror!!  (kode: 500)"), " sigi error kode 500 ");
         assert_eq!(fold("e-SKA/INATRADE"), " e ska inatrade ");
         assert_eq!(fold(""), " ");
+        // The ASCII path and the Unicode path agree.
+        assert_eq!(fold("SIGI--Error!!  (kode: 500)"), fold("SIGI—Error!!  (kode: 500)"));
+        assert_eq!(fold("Tab\tand\nNEWLINE_x"), " tab and newline x ");
+    }
+
+    #[test]
+    fn splits_sentences_at_stops_and_blank_lines_only() {
+        let t = "Yth. Admin,\nSAKTI error di www.kemendag.go.id sejak pagi. Bisa dicek?\n\nTerima kasih";
+        assert_eq!(
+            sentences(t),
+            vec!["Yth.", " Admin,\nSAKTI error di www.kemendag.go.id sejak pagi.", " Bisa dicek?", "\nTerima kasih"]
+        );
+        assert_eq!(sentences(""), Vec::<&str>::new());
+        assert_eq!(sentences("tanpa titik"), vec!["tanpa titik"]);
+    }
+
+    #[test]
+    fn sentence_normalisation_is_the_whole_normalisation() {
+        let syn: HashMap<String, String> = [("gk".to_string(), "tidak".to_string())].into_iter().collect();
+        for t in ["Yth. Admin,\nSAKTI gk bisa. Bisa dicek?\n\n-- \nBudi", "", "...", "a. b! c? d", "é. ü"] {
+            let (n, ends) = normalize_sentences(t, &syn);
+            assert_eq!(n, normalize(t, &syn), "{t:?}");
+            assert!(ends.windows(2).all(|w| w[0] < w[1]) && ends.last().is_none_or(|e| *e == n.len()), "{t:?}");
+        }
+        let (n, ends) = normalize_sentences("SIGI aman. SAKTI gk bisa.", &syn);
+        assert_eq!(&n[..ends[0]], " sigi aman ");
+        assert_eq!(&n[ends[0]..ends[1]], "sakti tidak bisa ");
     }
 
     #[test]

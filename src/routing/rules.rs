@@ -34,8 +34,9 @@ pub struct CommonFile {
     pub synonyms: BTreeMap<String, String>,
     #[serde(default)]
     pub type_cues: BTreeMap<String, Weights>,
+    /// Impact of incidents from the scope a message states: named classes with their level.
     #[serde(default)]
-    pub impact_cues: BTreeMap<String, Weights>,
+    pub impact_classes: BTreeMap<String, ImpactClass>,
     /// Urgency of incidents (for the priority matrix): `high` and `low` cues; medium otherwise.
     #[serde(default)]
     pub urgency_cues: BTreeMap<String, Weights>,
@@ -45,6 +46,10 @@ pub struct CommonFile {
     /// that holds one asks for an action, so its `?` counts for `request`, not `question`.
     #[serde(default)]
     pub polite_requests: Vec<String>,
+    /// Explicit requests: a marker followed by an action beats failure words (see
+    /// [`super::speech`]).
+    #[serde(default)]
+    pub speech: SpeechFile,
     /// Named cue sets every desk may reference (`use`, `against`).
     #[serde(default)]
     pub sets: BTreeMap<String, CueSet>,
@@ -59,6 +64,35 @@ pub struct CueSet {
     pub keywords: Weights,
     #[serde(default)]
     pub patterns: Weights,
+}
+
+/// `[speech]` of `common.toml`: request markers, request actions (a trailing `*` makes a prefix),
+/// the failure and question words that stop the search, and how far an action may stand.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechFile {
+    #[serde(default)]
+    pub request_markers: Vec<String>,
+    #[serde(default)]
+    pub request_actions: Vec<String>,
+    #[serde(default)]
+    pub blockers: Vec<String>,
+    #[serde(default)]
+    pub not_after: Vec<String>,
+    #[serde(default = "default_within")]
+    pub within: usize,
+}
+
+/// A scope class for the impact of incidents (see [`super::scope`]): the level it stands for and
+/// its cues.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactClass {
+    /// `low`, `medium` or `high`; a desk class that extends a common class may leave it out.
+    #[serde(default)]
+    pub level: Option<Impact>,
+    #[serde(default)]
+    pub keywords: Weights,
 }
 
 /// "X unless Y within N words": the route's cue `cue` does not count where one of `near` stands
@@ -97,13 +131,19 @@ pub struct DeskFile {
     pub synonyms: BTreeMap<String, String>,
     #[serde(default)]
     pub type_cues: BTreeMap<String, Weights>,
+    /// The desk's impact classes: new ones (with a `level`), or more cues for a common class
+    /// of the same name (a desk weight replaces the common one).
     #[serde(default)]
-    pub impact_cues: BTreeMap<String, Weights>,
+    pub impact_classes: BTreeMap<String, ImpactClass>,
     #[serde(default)]
     pub urgency_cues: BTreeMap<String, Weights>,
     /// Named cue sets of this desk (a desk set hides a common set of the same name).
     #[serde(default)]
     pub sets: BTreeMap<String, CueSet>,
+    /// A route keyword that stands only outside the sentences that ask or report (a system
+    /// merely mentioned) counts this many times; 1 turns the rule off.
+    #[serde(default = "default_mention_weight")]
+    pub mention_weight: f64,
     /// `inherit` copies the sibling routes' keywords of at least this weight.
     #[serde(default = "default_inherit_min")]
     pub inherit_min_weight: f64,
@@ -121,6 +161,9 @@ fn default_subject_weight() -> f64 {
 }
 fn default_impact_threshold() -> f64 {
     2.0
+}
+fn default_mention_weight() -> f64 {
+    0.5
 }
 fn default_inherit_min() -> f64 {
     2.0
@@ -158,6 +201,11 @@ pub struct RouteRule {
     /// Cues that do not count next to the given words.
     #[serde(default)]
     pub unless: Vec<Unless>,
+    /// Scope classes this service stands for when it fails (`public = 1`: a public-facing
+    /// service; `deadline = 1`: payments with a due date): added to the class's score when the
+    /// route wins.
+    #[serde(default)]
+    pub scope: Weights,
     /// Last tie-breaker between routes with the same score (higher wins); see `rules/README.md`.
     #[serde(default)]
     pub priority: i32,
@@ -190,7 +238,8 @@ pub(crate) enum Target {
     Route(usize),
     Against(usize),
     Type(TicketType),
-    Impact(Impact),
+    /// An impact class, by its index in [`DeskRules::impact_classes`].
+    Impact(usize),
     Urgency(Impact),
 }
 
@@ -209,9 +258,14 @@ pub struct DeskRules {
     pub threshold: f64,
     pub subject_weight: f64,
     pub impact_threshold: f64,
+    pub mention_weight: f64,
+    /// Impact classes: name and level, in name order.
+    pub impact_classes: Vec<(String, Impact)>,
     pub question_mark_weight: f64,
     /// Normalised polite request forms (see [`CommonFile::polite_requests`]).
     pub polite_requests: Vec<String>,
+    /// Explicit request forms (see [`super::speech`]).
+    pub speech: super::speech::SpeechCues,
     pub synonyms: HashMap<String, String>,
     pub routes: Vec<CompiledRoute>,
     pub examples: Vec<Example>,
@@ -243,6 +297,8 @@ pub struct CompiledRoute {
     pub inbox: Vec<(String, f64)>,
     pub sender_domains: Vec<(String, f64)>,
     pub default_type: Option<TicketType>,
+    /// Impact classes (index, weight) this service adds when it fails.
+    pub scope: Vec<(usize, f64)>,
     pub priority: i32,
     /// Rank of `category/subcategory` in alphabetical order: the last, arbitrary but stable,
     /// order of routes that tie in every respect (they go to triage; this only fixes which one
@@ -342,24 +398,23 @@ pub fn compile(
             phrases.push(Phrase { text, words, targets: Vec::new() });
             phrases.len() - 1
         });
-        phrases[i].targets.push((target, weight));
+        // Two spellings of one phrase ("licence", "license"; "eror", "error") are one cue: it
+        // counts once for a target, at its largest weight.
+        match phrases[i].targets.iter_mut().find(|(t, _)| *t == target) {
+            Some(slot) if weight.abs() > slot.1.abs() => slot.1 = weight,
+            Some(_) => {}
+            None => phrases[i].targets.push((target, weight)),
+        }
     };
     type CueTarget = fn(&str) -> Option<Target>;
     type CueTable<'t> = (&'t str, &'t BTreeMap<String, Weights>, &'t BTreeMap<String, Weights>, CueTarget, &'t str);
-    let cue_tables: [CueTable; 3] = [
+    let cue_tables: [CueTable; 2] = [
         (
             "type_cues",
             &common.type_cues,
             &file.type_cues,
             |n| TicketType::parse(n).map(Target::Type),
             "question, request, incident",
-        ),
-        (
-            "impact_cues",
-            &common.impact_cues,
-            &file.impact_cues,
-            |n| Impact::parse(n).map(Target::Impact),
-            "low, medium, high",
         ),
         (
             "urgency_cues",
@@ -387,6 +442,28 @@ pub fn compile(
                 }
                 None => errors.push(inv(format!("{table}.{name}: unknown; known: {known}"))),
             }
+        }
+    }
+    // Impact classes: the common ones, extended or added to by the desk's.
+    let mut classes: BTreeMap<&String, (Option<Impact>, BTreeMap<&String, f64>)> = BTreeMap::new();
+    for (name, class) in common.impact_classes.iter().chain(file.impact_classes.iter()) {
+        let slot = classes.entry(name).or_default();
+        if class.level.is_some() {
+            slot.0 = class.level;
+        }
+        for (p, w) in &class.keywords {
+            slot.1.insert(p, *w);
+        }
+    }
+    let mut impact_classes: Vec<(String, Impact)> = Vec::new();
+    for (i, (name, (level, cues))) in classes.into_iter().enumerate() {
+        let Some(level) = level else {
+            errors.push(inv(format!("impact_classes.{name}.level: missing (low, medium or high)")));
+            continue;
+        };
+        impact_classes.push((name.clone(), level));
+        for (p, w) in cues {
+            add(p, Target::Impact(i), w, &mut errors, &format!("impact_classes.{name}.keywords"));
         }
     }
     let mut routes = Vec::new();
@@ -455,6 +532,17 @@ pub fn compile(
             };
             pattern_targets[n].1.push((idx, *w));
         }
+        let mut scope = Vec::new();
+        for (name, w) in &r.scope {
+            match impact_classes.iter().position(|(n, _)| n == name) {
+                Some(c) if w.is_finite() => scope.push((c, *w)),
+                Some(_) => errors.push(inv(format!("{key}.scope: weight of `{name}` is not a number"))),
+                None => {
+                    let known: Vec<&str> = impact_classes.iter().map(|(n, _)| n.as_str()).collect();
+                    errors.push(inv(format!("{key}.scope: unknown impact class `{name}`; known: {}", known.join(", "))))
+                }
+            }
+        }
         for (u, rule) in r.unless.iter().enumerate() {
             pending_unless.push((idx, format!("{key}.unless[{u}]"), rule));
         }
@@ -466,6 +554,7 @@ pub fn compile(
             inbox: r.inbox.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
             sender_domains: r.sender_domains.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
             default_type: r.default_type,
+            scope,
             priority: r.priority,
             name_rank: 0,
         });
@@ -522,6 +611,8 @@ pub fn compile(
         threshold: file.threshold,
         subject_weight: file.subject_weight,
         impact_threshold: file.impact_threshold,
+        mention_weight: file.mention_weight,
+        impact_classes,
         question_mark_weight: common.question_mark_weight,
         polite_requests: common
             .polite_requests
@@ -529,6 +620,7 @@ pub fn compile(
             .map(|p| normalize(p, &synonyms))
             .filter(|p| !p.trim().is_empty())
             .collect(),
+        speech: compile_speech(&common.speech, &synonyms),
         synonyms,
         routes,
         examples: file.examples,
@@ -539,6 +631,26 @@ pub fn compile(
         unless,
         source: path.to_path_buf(),
     })
+}
+
+fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> super::speech::SpeechCues {
+    let words = |t: &str| -> Vec<String> { normalize(t, synonyms).split_whitespace().map(str::to_string).collect() };
+    let mut cues = super::speech::SpeechCues { within: file.within, ..Default::default() };
+    cues.markers = file.request_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
+    for a in &file.request_actions {
+        let prefix = a.trim_end().ends_with('*');
+        // An action is one word (a synonym may make it several: the last one is the verb).
+        if let Some(w) = words(a.trim_end().trim_end_matches('*')).last() {
+            if prefix {
+                cues.action_prefixes.push(w.clone());
+            } else {
+                cues.actions.insert(w.clone());
+            }
+        }
+    }
+    cues.blockers = file.blockers.iter().flat_map(|b| words(b)).collect();
+    cues.not_after = file.not_after.iter().flat_map(|b| words(b)).collect();
+    cues
 }
 
 /// A route's cues after its sets and inheritance are resolved: every phrase once. Its own

@@ -8,7 +8,7 @@ use loket::config::Config;
 use loket::routing::eval::{self, Labelled, Metrics};
 use serde_json::Value;
 
-use crate::runner::repo;
+use crate::runner::{Golden, golden_root, repo};
 
 fn repo_config() -> Config {
     Config::load(&repo().join("loket.toml")).unwrap_or_else(|e| panic!("{e}"))
@@ -186,4 +186,42 @@ fn held_out_set_labels_are_catalogue_entries() {
         n += 1;
     }
     assert!(n >= 40, "{n} messages");
+}
+
+/// Every dev-set message's decision as one line of a table (`tests/golden/routing/dev-decisions.txt`):
+/// a change to the rules or the scoring shows as a readable diff of the lines it moves. The impact
+/// column names the scope class behind an incident's impact (`-` when no class reached the
+/// threshold); the last column is the label, `=` where the decision agrees with it.
+#[test]
+fn dev_set_decisions_golden_table() {
+    let config = repo_config();
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/eval/routing-dev.jsonl")).unwrap();
+    let mut table = String::from("id | route | type | impact (scope class) | confidence | label\n");
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let m: Labelled = serde_json::from_str(line).unwrap();
+        let desk = config.desk(&m.desk).unwrap();
+        let (p, d) = eval::predict(&config.router, &desk.catalogue, &desk.inboxes[0].address, &m);
+        let class =
+            d.reasons.iter().find_map(|r| r.strip_prefix("impact ").and_then(|r| r.split('`').nth(1))).unwrap_or("-");
+        let impact = p.impact.map(|i| format!("{i} ({class})")).unwrap_or_else(|| "-".into());
+        let ttype = p.ticket_type.map(|t| t.as_str()).unwrap_or("-");
+        let got = format!("{}/{} {ttype} {}", p.category, p.subcategory, p.impact.map(|i| i.as_str()).unwrap_or("-"));
+        let e = m.expected.as_ref().unwrap();
+        let want = format!(
+            "{}/{} {} {}",
+            e.category,
+            e.subcategory,
+            e.ticket_type.map(|t| t.as_str()).unwrap_or("-"),
+            e.impact.map(|i| i.as_str()).unwrap_or("-")
+        );
+        let label = if got == want { "=".to_string() } else { want };
+        table.push_str(&format!(
+            "{} | {}/{} | {ttype} | {impact} | {:.3} | {label}\n",
+            m.id, p.category, p.subcategory, p.confidence
+        ));
+    }
+    let mut g = Golden::in_folder("routing", &golden_root(), &["routing"], "txt");
+    g.check_text(std::path::Path::new("routing/dev-decisions.txt"), &table);
+    g.finish();
+    assert!(table.lines().count() == 91, "{table}");
 }
