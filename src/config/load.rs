@@ -37,9 +37,20 @@ pub fn read(path: &Path) -> Result<String, ConfigErrors> {
         .map_err(|e| ConfigErrors(vec![ConfigProblem(format!("{}: cannot read: {e}", path.display()))]))
 }
 
+/// How much of what the files hold is checked at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything: every desk's rules compiled, the templates rendered with sample values.
+    Full,
+    /// For `loket ingest`, which starts once per mail: the rules are compiled when a desk first
+    /// needs them ([`Router::lazy`]; only `common.toml` is read here), and the templates are left
+    /// to the one load that uses them (`App::open_for_ingest`, which checks them the same way).
+    Ingest,
+}
+
 /// Reads and checks the files `loket.toml` names; the catalogue must describe its desk and hold
 /// every route the desk's groups name.
-pub fn load(files: &Files) -> Result<Loaded, Vec<ConfigProblem>> {
+pub fn load(files: &Files, mode: Mode) -> Result<Loaded, Vec<ConfigProblem>> {
     let file = files.path.display().to_string();
     let p = |m: String| ConfigProblem(format!("{file}: {m}"));
     let mut problems = Vec::new();
@@ -86,13 +97,20 @@ pub fn load(files: &Files) -> Result<Loaded, Vec<ConfigProblem>> {
             desks.push(LoadedDesk { catalogue, holidays });
         }
     }
-    if let Err(e) = crate::templates::Templates::load(&files.templates) {
+    if mode == Mode::Full
+        && let Err(e) = crate::templates::Templates::load(&files.templates)
+    {
         problems.push(p(format!("templates: {e}")));
     }
     if !files.rules.is_dir() {
         problems.push(p(format!("rules: {}: no such directory", files.rules.display())));
     }
-    let router = match Router::load(&files.rules, &desks.iter().map(|d| &d.catalogue).collect::<Vec<_>>()) {
+    let catalogues: Vec<&Catalogue> = desks.iter().map(|d| &d.catalogue).collect();
+    let router = match mode {
+        Mode::Full => Router::load(&files.rules, &catalogues),
+        Mode::Ingest => Router::lazy(&files.rules, &catalogues).map_err(|e| vec![e]),
+    };
+    let router = match router {
         Ok(r) => Some(r),
         Err(errs) => {
             problems.extend(errs.into_iter().map(|e| p(format!("rules: {e}"))));
@@ -191,7 +209,7 @@ mod tests {
                     [[desk.inbox]]\nname = \"a\"\naddress = \"hero@example.test\"\n";
         let Parsed { settings, files } = parse(&path, text, |_| None).unwrap();
         assert!(settings.is_ok(), "{settings:?}");
-        let all: Vec<String> = load(&files).unwrap_err().into_iter().map(|p| p.0).collect();
+        let all: Vec<String> = load(&files, Mode::Full).unwrap_err().into_iter().map(|p| p.0).collect();
         let named = |key: &str, missing: &str| {
             let missing = dir.path().join(missing).display().to_string();
             all.iter().any(|p| p.starts_with(&format!("{}: {key}: {missing}", path.display())))
@@ -210,7 +228,7 @@ mod tests {
                     [[desk.group]]\nid = \"l1\"\nname = \"L1\"\nroutes = [\"nope/*\"]\n\
                     [[desk.inbox]]\nname = \"a\"\naddress = \"p@example.test\"\n";
         let files = parse(&repo.join("loket.toml"), text, |_| None).unwrap().files;
-        let all: Vec<String> = load(&files).unwrap_err().into_iter().map(|p| p.0).collect();
+        let all: Vec<String> = load(&files, Mode::Full).unwrap_err().into_iter().map(|p| p.0).collect();
         for needle in [
             "desk[0] (`pusintek`).catalogue: ",
             "describes desk `hero`, not `pusintek`",

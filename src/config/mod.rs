@@ -196,11 +196,29 @@ impl Config {
         Self::from_toml(path, &text, |k| std::env::var(k).ok())
     }
 
+    /// [`Config::load`] for `loket ingest` ([`load::Mode::Ingest`]): the routing rules are
+    /// compiled only when a desk's message first needs them ([`Router::lazy`]), so the caller
+    /// compiles its desk's with [`Router::prepare`] and sees their problems there; the templates
+    /// are checked when `App::open_for_ingest` loads them.
+    pub fn load_lazy(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = load::read(path)?;
+        Self::from_toml_with(path, &text, |k| std::env::var(k).ok(), load::Mode::Ingest)
+    }
+
     /// Checks a configuration text and loads the files it names; `env` looks up environment
     /// variables. The problems of the text and of those files are reported together.
     pub fn from_toml(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        Self::from_toml_with(path, text, env, load::Mode::Full)
+    }
+
+    fn from_toml_with(
+        path: &Path,
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+        mode: load::Mode,
+    ) -> Result<Self, ConfigErrors> {
         let Parsed { settings, files } = parse(path, text, env)?;
-        let loaded = load::load(&files);
+        let loaded = load::load(&files, mode);
         match (settings, loaded) {
             (Ok(settings), Ok(loaded)) => Ok(Self::assemble(settings, files, loaded)),
             (settings, loaded) => Err(ConfigErrors(

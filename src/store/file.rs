@@ -202,12 +202,9 @@ fn missing(path: &Path, dir: &Path, need: Need) -> Result<Found, StoreError> {
 fn create_error(path: &Path, dir: &Path, e: std::io::Error) -> StoreError {
     let shown = path.display();
     let hint = match e.kind() {
-        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => format!(
-            "; {} is {} and the user Loket runs as is {}",
-            dir.display(),
-            owner_and_mode(dir),
-            running_user()
-        ),
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            format!("; {} is {} and the user Loket runs as is {}", dir.display(), owner_and_mode(dir), running_user())
+        }
         ErrorKind::StorageFull => "; the disk is full: free space and try again".into(),
         _ => format!("; {} does not take new files: choose a directory on a writable local disk", dir.display()),
     };
