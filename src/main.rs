@@ -62,7 +62,13 @@ impl ConfigArg {
         self.load_with(Config::load)
     }
 
-    /// The file read as [`ConfigArg::load`] does, by `read` (which may create nothing).
+    /// [`ConfigArg::load`] with the routing rules compiled only when needed (`loket ingest`).
+    fn load_lazy(&self) -> anyhow::Result<Config> {
+        self.load_with(Config::load_lazy)
+    }
+
+    /// The file read as [`ConfigArg::load`] does, by `read` (which may create nothing, or
+    /// compile lazily); a missing file names where Loket looked and how to point it elsewhere.
     fn load_with(
         &self,
         read: fn(&std::path::Path) -> Result<Config, loket::config::ConfigErrors>,
@@ -359,11 +365,7 @@ fn load_config(config: &ConfigArg) -> Result<Config, ExitCode> {
 async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
     match cli.command {
         Command::CheckConfig { offline } => check_config(&config, offline).await,
-        Command::Ingest { inbox, files } if files.len() == 1 && !files[0].is_dir() => {
-            ingest(&config, &inbox, files.into_iter().next()).await
-        }
-        Command::Ingest { inbox, files } if files.is_empty() => ingest(&config, &inbox, None).await,
-        Command::Ingest { inbox, files } => ingest_many(&config, &inbox, &files).await,
+        Command::Ingest { inbox, files } => ingest(&config, &inbox, &files).await,
         Command::Serve { drain_secs } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
@@ -815,59 +817,6 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn ingest(config: &ConfigArg, inbox: &str, file: Option<PathBuf>) -> ExitCode {
-    let config = match load_config(config) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if let Err(code) = known_inbox(&config, inbox) {
-        return code;
-    }
-    let max = config.limits.max_message_bytes;
-    let mut raw = Vec::new();
-    let read = match &file {
-        Some(f) => std::fs::File::open(f).and_then(|h| h.take(max as u64 + 1).read_to_end(&mut raw)),
-        None => std::io::stdin().lock().take(max as u64 + 1).read_to_end(&mut raw),
-    };
-    if let Err(e) = read {
-        eprintln!("loket: cannot read the message: {e}");
-        return ExitCode::from(EX_IOERR);
-    }
-    if raw.len() > max {
-        eprintln!(
-            "loket: message larger than limits.max_message_bytes ({max} bytes); refused so the MTA returns it to the sender"
-        );
-        return ExitCode::from(EX_DATAERR);
-    }
-    let app = match App::open(config).await {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("loket: {e}");
-            return ExitCode::from(EX_TEMPFAIL);
-        }
-    };
-    match app.pipeline.process(inbox, &raw, loket::now_ms()).await {
-        Ok(outcome) => {
-            // The message is recorded: a reader that went away changes nothing of that.
-            let _ = outln!("{}", serde_json::to_string(&outcome).unwrap_or_default());
-            if outcome.action == Action::Created {
-                tracing::debug!("acknowledgement queued; `loket serve` delivers it");
-            }
-            app.store.close().await;
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            match &e {
-                loket::pipeline::PipelineError::Store(s) if let Some(hint) = s.hint() => {
-                    eprintln!("loket: {e}; {hint}")
-                }
-                _ => eprintln!("loket: {e}"),
-            }
-            ExitCode::from(if e.is_temporary() { EX_TEMPFAIL } else { EX_USAGE })
-        }
-    }
-}
-
 /// `inbox` is configured, or the usage error naming those that are.
 fn known_inbox(config: &Config, inbox: &str) -> Result<(), ExitCode> {
     if config.inbox(inbox).is_some() {
@@ -901,71 +850,160 @@ fn message_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// `loket ingest --inbox NAME FILE|DIR…`: many messages in one process, committed in batches
-/// (group commit). One JSON line per message, with its file; a file that cannot be read or is
-/// too large is reported on its line and the others go on. Exit status: 0 when every message
-/// was recorded, 75 (try again) when the store failed for some, 65 when some were refused.
-async fn ingest_many(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode {
-    let config = match load_config(config) {
+/// Where `loket ingest` reads a message.
+enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+/// Why a message was not handed to the pipeline.
+enum Unread {
+    Io(std::io::Error),
+    TooLarge,
+}
+
+/// The message at `source`, refused unread past `max` bytes.
+fn read_message(source: &Source, max: usize) -> Result<Vec<u8>, Unread> {
+    let mut raw = Vec::new();
+    let limit = max as u64 + 1;
+    match source {
+        Source::Stdin => std::io::stdin().lock().take(limit).read_to_end(&mut raw),
+        Source::File(f) => std::fs::File::open(f).and_then(|h| h.take(limit).read_to_end(&mut raw)),
+    }
+    .map_err(Unread::Io)?;
+    if raw.len() > max { Err(Unread::TooLarge) } else { Ok(raw) }
+}
+
+/// `loket ingest --inbox NAME [FILE|DIR…]`, as an MTA pipes one message (standard input or one
+/// file) or for many at once (several files, directories), committed in batches of
+/// `limits.batch_messages` (group commit); one message is a batch of one. It starts fast: only
+/// the inbox's desk's rules are compiled, and the store is migrated only when it is new or behind.
+///
+/// One message: its outcome as one JSON line; exit 0 recorded, 74 unreadable, 65 too large (the
+/// MTA returns it to the sender), 75 store trouble (the MTA retries), 64 refused by the pipeline.
+/// Many: one JSON line per message, with its file, and an unreadable or too large file on its own
+/// line while the others go on; exit 0 when every message was recorded, 75 when the store failed
+/// for some, 65 when some were refused.
+async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode {
+    let config = match config.load_lazy() {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("loket: {e:#}");
+            return ExitCode::from(EX_CONFIG);
+        }
     };
     if let Err(code) = known_inbox(&config, inbox) {
         return code;
     }
-    let files = match message_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("loket: cannot list the messages: {e}");
-            return ExitCode::from(EX_IOERR);
-        }
+    if let Some((desk, _)) = config.inbox(inbox)
+        && let Err(problems) = config.router.prepare(&desk.catalogue)
+    {
+        eprintln!("loket: {}: rules: {}", config.path.display(), problems.join("; "));
+        return ExitCode::from(EX_CONFIG);
+    }
+    let one = match paths {
+        [] => Some(Source::Stdin),
+        [f] if !f.is_dir() => Some(Source::File(f.clone())),
+        _ => None,
+    };
+    let single = one.is_some();
+    let sources: Vec<Source> = match one {
+        Some(s) => vec![s],
+        None => match message_files(paths) {
+            Ok(f) => f.into_iter().map(Source::File).collect(),
+            Err(e) => {
+                eprintln!("loket: cannot list the messages: {e}");
+                return ExitCode::from(EX_IOERR);
+            }
+        },
     };
     let (max, batch) = (config.limits.max_message_bytes, config.limits.batch_messages.max(1));
-    let app = match App::open(config).await {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("loket: {e}");
-            return ExitCode::from(EX_TEMPFAIL);
+    let line = |source: &Source, v: serde_json::Value| {
+        let mut v = v;
+        if let Source::File(f) = source
+            && !single
+        {
+            v["file"] = serde_json::json!(f);
         }
+        // A reader that went away changes nothing of what was recorded.
+        let _ = outln!("{v}");
     };
+    let mut config = Some(config);
+    let mut app: Option<App> = None;
     let (mut temporary, mut refused) = (false, false);
-    for chunk in files.chunks(batch) {
+    for chunk in sources.chunks(batch) {
         let mut read = Vec::with_capacity(chunk.len());
-        for f in chunk {
-            let mut raw = Vec::new();
-            match std::fs::File::open(f).and_then(|h| h.take(max as u64 + 1).read_to_end(&mut raw)) {
+        for source in chunk {
+            match read_message(source, max) {
+                Ok(raw) => read.push((source, raw)),
+                Err(Unread::Io(e)) if single => {
+                    eprintln!("loket: cannot read the message: {e}");
+                    return ExitCode::from(EX_IOERR);
+                }
+                Err(Unread::TooLarge) if single => {
+                    eprintln!(
+                        "loket: message larger than limits.max_message_bytes ({max} bytes); refused so the MTA returns it to the sender"
+                    );
+                    return ExitCode::from(EX_DATAERR);
+                }
                 Err(e) => {
                     refused = true;
-                    let _ = outln!("{}", serde_json::json!({"file": f, "error": format!("cannot read: {e}")}));
+                    let error = match e {
+                        Unread::Io(e) => format!("cannot read: {e}"),
+                        Unread::TooLarge => format!("larger than limits.max_message_bytes ({max} bytes)"),
+                    };
+                    line(source, serde_json::json!({ "error": error }));
                 }
-                Ok(_) if raw.len() > max => {
-                    refused = true;
-                    let error = format!("larger than limits.max_message_bytes ({max} bytes)");
-                    let _ = outln!("{}", serde_json::json!({"file": f, "error": error}));
-                }
-                Ok(_) => read.push((f, raw)),
             }
         }
+        if read.is_empty() {
+            continue;
+        }
+        if let Some(config) = config.take() {
+            // Opened once the first message is in hand: a message refused unread needs no store.
+            app = match App::open_for_ingest(config).await {
+                Ok(a) => Some(a),
+                Err(e @ loket::serve::ServeError::Templates(_)) => {
+                    eprintln!("loket: {e}");
+                    return ExitCode::from(EX_CONFIG);
+                }
+                Err(e) => {
+                    eprintln!("loket: {e}");
+                    return ExitCode::from(EX_TEMPFAIL);
+                }
+            };
+        }
+        let Some(app) = &app else { break };
         let now = loket::now_ms();
         let incoming: Vec<Incoming> = read.iter().map(|(_, raw)| Incoming { raw, now }).collect();
         let results = app.pipeline.process_batch(inbox, &incoming).await;
-        for ((f, _), r) in read.iter().zip(results) {
-            let line = match r {
+        for ((source, _), r) in read.iter().zip(results) {
+            match r {
                 Ok(outcome) => {
-                    let mut v = serde_json::to_value(&outcome).unwrap_or_default();
-                    v["file"] = serde_json::json!(f);
-                    v
+                    if outcome.action == Action::Created {
+                        tracing::debug!("acknowledgement queued; `loket serve` delivers it");
+                    }
+                    line(source, serde_json::to_value(&outcome).unwrap_or_default());
                 }
                 Err(e) => {
+                    let error = match &e {
+                        loket::pipeline::PipelineError::Store(s) if let Some(hint) = s.hint() => format!("{e}; {hint}"),
+                        _ => e.to_string(),
+                    };
                     temporary |= e.is_temporary();
                     refused |= !e.is_temporary();
-                    serde_json::json!({"file": f, "error": e.to_string()})
+                    if single {
+                        eprintln!("loket: {error}");
+                        return ExitCode::from(if e.is_temporary() { EX_TEMPFAIL } else { EX_USAGE });
+                    }
+                    line(source, serde_json::json!({ "error": error }));
                 }
-            };
-            let _ = outln!("{line}");
+            }
         }
     }
-    app.store.close().await;
+    if let Some(app) = app {
+        app.store.close().await;
+    }
     ExitCode::from(if temporary {
         EX_TEMPFAIL
     } else if refused {

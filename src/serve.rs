@@ -41,12 +41,24 @@ pub struct App {
 
 impl App {
     pub async fn open(config: Config) -> Result<Self, ServeError> {
-        let config = Arc::new(config);
-        let templates = Arc::new(Templates::load(&config.templates)?);
+        let templates = Templates::load(&config.templates)?;
         let store = Store::open(&config.storage).await?;
+        Ok(Self::assemble(config, templates, store))
+    }
+
+    /// [`App::open`] for `loket ingest`: the store is migrated only when it is new or behind
+    /// ([`Store::open_current`]).
+    pub async fn open_for_ingest(config: Config) -> Result<Self, ServeError> {
+        let templates = Templates::load(&config.templates)?;
+        let store = Store::open_current(&config.storage).await?;
+        Ok(Self::assemble(config, templates, store))
+    }
+
+    fn assemble(config: Config, templates: Templates, store: Store) -> Self {
+        let (config, templates) = (Arc::new(config), Arc::new(templates));
         let outbox_wakeup = Arc::new(Notify::new());
         let pipeline = Pipeline::new(store.clone(), config.clone(), templates, outbox_wakeup.clone());
-        Ok(Self { config, store, pipeline, outbox_wakeup, scheduler_wakeup: Arc::new(Notify::new()) })
+        Self { config, store, pipeline, outbox_wakeup, scheduler_wakeup: Arc::new(Notify::new()) }
     }
 }
 

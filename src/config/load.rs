@@ -37,18 +37,24 @@ pub fn read(path: &Path) -> Result<String, ConfigErrors> {
         .map_err(|e| ConfigErrors(vec![ConfigProblem(format!("{}: cannot read: {e}", path.display()))]))
 }
 
-/// What loading may create: `Secret` makes a missing token secret file (the daemon and the
-/// commands that work on tickets); `Nothing` leaves it missing, without a signer
-/// (`check-config`, which only reads).
+/// How much of what the files hold is checked at load, and what may be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Make {
-    Secret,
-    Nothing,
+pub enum Mode {
+    /// Everything: every desk's rules compiled, the templates rendered with sample values, a
+    /// missing token secret file made (the daemon and the commands that work on tickets).
+    Full,
+    /// As `Full`, but nothing is created: a missing token secret file stays missing and the
+    /// configuration has no signer (`check-config`, which only reads).
+    Check,
+    /// For `loket ingest`, which starts once per mail: the rules are compiled when a desk first
+    /// needs them ([`Router::lazy`]; only `common.toml` is read here), and the templates are left
+    /// to the one load that uses them (`App::open_for_ingest`, which checks them the same way).
+    Ingest,
 }
 
 /// Reads and checks the files `loket.toml` names; the catalogue must describe its desk and hold
 /// every route the desk's groups name.
-pub fn load(files: &Files, make: Make) -> Result<Loaded, Vec<ConfigProblem>> {
+pub fn load(files: &Files, mode: Mode) -> Result<Loaded, Vec<ConfigProblem>> {
     let file = files.path.display().to_string();
     let p = |m: String| ConfigProblem(format!("{file}: {m}"));
     let mut problems = Vec::new();
@@ -95,20 +101,27 @@ pub fn load(files: &Files, make: Make) -> Result<Loaded, Vec<ConfigProblem>> {
             desks.push(LoadedDesk { catalogue, holidays });
         }
     }
-    if let Err(e) = crate::templates::Templates::load(&files.templates) {
+    if mode != Mode::Ingest
+        && let Err(e) = crate::templates::Templates::load(&files.templates)
+    {
         problems.push(p(format!("templates: {e}")));
     }
     if !files.rules.is_dir() {
         problems.push(p(format!("rules: {}: no such directory", files.rules.display())));
     }
-    let router = match Router::load(&files.rules, &desks.iter().map(|d| &d.catalogue).collect::<Vec<_>>()) {
+    let catalogues: Vec<&Catalogue> = desks.iter().map(|d| &d.catalogue).collect();
+    let router = match mode {
+        Mode::Full | Mode::Check => Router::load(&files.rules, &catalogues),
+        Mode::Ingest => Router::lazy(&files.rules, &catalogues).map_err(|e| vec![e]),
+    };
+    let router = match router {
         Ok(r) => Some(r),
         Err(errs) => {
             problems.extend(errs.into_iter().map(|e| p(format!("rules: {e}"))));
             None
         }
     };
-    let secret = files.token_secret.as_deref().filter(|f| make == Make::Secret || f.exists());
+    let secret = files.token_secret.as_deref().filter(|f| mode != Mode::Check || f.exists());
     let signer = match secret.map(secret_file).transpose() {
         Ok(secret) => secret.map(|s| crate::ticket::token::Signer::new(&s)),
         Err(e) => {
@@ -201,7 +214,7 @@ mod tests {
                     [[desk.inbox]]\nname = \"a\"\naddress = \"hero@example.test\"\n";
         let Parsed { settings, files } = parse(&path, text, |_| None).unwrap();
         assert!(settings.is_ok(), "{settings:?}");
-        let all: Vec<String> = load(&files, Make::Secret).unwrap_err().into_iter().map(|p| p.0).collect();
+        let all: Vec<String> = load(&files, Mode::Full).unwrap_err().into_iter().map(|p| p.0).collect();
         let named = |key: &str, missing: &str| {
             let missing = dir.path().join(missing).display().to_string();
             all.iter().any(|p| p.starts_with(&format!("{}: {key}: {missing}", path.display())))
@@ -220,7 +233,7 @@ mod tests {
                     [[desk.group]]\nid = \"l1\"\nname = \"L1\"\nroutes = [\"nope/*\"]\n\
                     [[desk.inbox]]\nname = \"a\"\naddress = \"p@example.test\"\n";
         let files = parse(&repo.join("loket.toml"), text, |_| None).unwrap().files;
-        let all: Vec<String> = load(&files, Make::Secret).unwrap_err().into_iter().map(|p| p.0).collect();
+        let all: Vec<String> = load(&files, Mode::Full).unwrap_err().into_iter().map(|p| p.0).collect();
         for needle in [
             "desk[0] (`pusintek`).catalogue: ",
             "describes desk `hero`, not `pusintek`",

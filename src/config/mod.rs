@@ -204,23 +204,32 @@ impl Config {
     /// missing (and the configuration has no signer), for `check-config`.
     pub fn load_to_check(path: &Path) -> Result<Self, ConfigErrors> {
         let text = load::read(path)?;
-        Self::build(path, &text, |k| std::env::var(k).ok(), load::Make::Nothing)
+        Self::from_toml_with(path, &text, |k| std::env::var(k).ok(), load::Mode::Check)
+    }
+
+    /// [`Config::load`] for `loket ingest` ([`load::Mode::Ingest`]): the routing rules are
+    /// compiled only when a desk's message first needs them ([`Router::lazy`]), so the caller
+    /// compiles its desk's with [`Router::prepare`] and sees their problems there; the templates
+    /// are checked when `App::open_for_ingest` loads them.
+    pub fn load_lazy(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = load::read(path)?;
+        Self::from_toml_with(path, &text, |k| std::env::var(k).ok(), load::Mode::Ingest)
     }
 
     /// Checks a configuration text and loads the files it names; `env` looks up environment
     /// variables. The problems of the text and of those files are reported together.
     pub fn from_toml(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
-        Self::build(path, text, env, load::Make::Secret)
+        Self::from_toml_with(path, text, env, load::Mode::Full)
     }
 
-    fn build(
+    fn from_toml_with(
         path: &Path,
         text: &str,
         env: impl Fn(&str) -> Option<String>,
-        make: load::Make,
+        mode: load::Mode,
     ) -> Result<Self, ConfigErrors> {
         let Parsed { settings, files } = parse(path, text, env)?;
-        let loaded = load::load(&files, make);
+        let loaded = load::load(&files, mode);
         match (settings, loaded) {
             (Ok(settings), Ok(loaded)) => Ok(Self::assemble(settings, files, loaded)),
             (settings, loaded) => Err(ConfigErrors(
@@ -420,7 +429,7 @@ password_env = "LOKET_TEST_UNSET_VAR"
         assert!(!format!("{cfg:?}").contains("s3cr3t-value"), "secrets are not in Debug output");
     }
 
-    /// `check-config` (`Make::Nothing`) leaves a missing token secret file missing; the daemon's
+    /// `check-config` (`Mode::Check`) leaves a missing token secret file missing; the daemon's
     /// load makes it, and checking then reads it.
     #[test]
     fn checking_makes_no_token_secret_and_loading_makes_it() {
@@ -431,11 +440,11 @@ password_env = "LOKET_TEST_UNSET_VAR"
         let text = shipped.replace("\"var/token-secret\"", &format!("{:?}", secret.display().to_string()));
         assert_ne!(text, shipped, "the shipped file names var/token-secret");
         let env = |_: &str| None;
-        let checked = Config::build(&path, &text, env, load::Make::Nothing).unwrap_or_else(|e| panic!("{e}"));
+        let checked = Config::from_toml_with(&path, &text, env, load::Mode::Check).unwrap_or_else(|e| panic!("{e}"));
         assert!(checked.signer.is_none() && !secret.exists() && !dir.path().join("var").exists());
         let loaded = Config::from_toml(&path, &text, env).unwrap();
         assert!(loaded.signer.is_some() && secret.is_file());
-        let checked = Config::build(&path, &text, env, load::Make::Nothing).unwrap();
+        let checked = Config::from_toml_with(&path, &text, env, load::Mode::Check).unwrap();
         assert!(checked.signer.is_some());
     }
 

@@ -3,7 +3,8 @@
 //! a [`RouteDecision`] with the reasons behind it. The body is cut with the pipeline's reply
 //! trimmer ([`crate::mail::trim::trim_reply`]) first. Below the desk's threshold, or when an external
 //! sender asks for an internal-only service, the ticket goes to `triage/unknown`: nothing is
-//! forced into a wrong queue. Rules are plain files (`rules/`), compiled once at load.
+//! forced into a wrong queue. Rules are plain files (`rules/`), compiled once: every desk's at load
+//! ([`Router::load`]), or only the desk a message needs, when it first needs them ([`Router::lazy`]).
 
 pub mod eval;
 pub mod lint;
@@ -78,42 +79,97 @@ pub struct RouteInput<'a> {
     pub inbox_address: &'a str,
 }
 
-/// Every desk's compiled rules.
+/// Every desk's compiled rules: all compiled at load ([`Router::load`], for `serve` and the
+/// checks), or each when first needed ([`Router::lazy`], for `loket ingest`, which handles one
+/// desk's mail and should not pay for compiling the others').
 #[derive(Debug, Default)]
 pub struct Router {
-    desks: HashMap<String, DeskRules>,
+    common: rules::CommonFile,
+    desks: HashMap<String, DeskSlot>,
+}
+
+/// One desk's rules file and, once compiled, its rules or the problems that kept them from
+/// compiling.
+#[derive(Debug)]
+struct DeskSlot {
+    path: std::path::PathBuf,
+    compiled: std::sync::OnceLock<Result<DeskRules, Vec<String>>>,
 }
 
 impl Router {
-    /// Loads `dir/common.toml` and `dir/<desk>.toml` for every catalogue. A desk without a rules
-    /// file routes everything to triage.
+    /// A router of one desk's compiled rules (what-if runs: `rules suggest`).
+    pub(crate) fn of_one(desk: &str, rules: DeskRules) -> Self {
+        let compiled = std::sync::OnceLock::new();
+        let _ = compiled.set(Ok(rules));
+        let slot = DeskSlot { path: std::path::PathBuf::new(), compiled };
+        Router { common: rules::CommonFile::default(), desks: HashMap::from([(desk.to_string(), slot)]) }
+    }
+
+    /// The compiled rules of a router made by [`Router::of_one`].
+    pub(crate) fn into_one(self) -> Option<DeskRules> {
+        self.desks.into_values().next().and_then(|s| s.compiled.into_inner()).and_then(Result::ok)
+    }
+
+    /// Loads `dir/common.toml` and compiles `dir/<desk>.toml` for every catalogue. A desk without
+    /// a rules file routes everything to triage.
     pub fn load(dir: &Path, catalogues: &[&Catalogue]) -> Result<Self, Vec<RulesError>> {
-        let common = rules::load_common(&dir.join("common.toml")).map_err(|e| vec![e])?;
-        let mut desks = HashMap::new();
+        let mut router = Self::lazy(dir, catalogues).map_err(|e| vec![e])?;
         let mut errors = Vec::new();
         for cat in catalogues {
-            let path = dir.join(format!("{}.toml", cat.desk));
-            if !path.exists() {
-                continue;
-            }
-            match rules::load_desk(&path, &common, cat) {
-                Ok(r) => {
-                    desks.insert(cat.desk.clone(), r);
-                }
+            let Some(slot) = router.desks.get_mut(&cat.desk) else { continue };
+            match rules::load_desk(&slot.path, &router.common, cat) {
+                Ok(r) => slot.compiled = std::sync::OnceLock::from(Ok(r)),
                 Err(e) => errors.extend(e),
             }
         }
-        if errors.is_empty() { Ok(Self { desks }) } else { Err(errors) }
+        if errors.is_empty() { Ok(router) } else { Err(errors) }
     }
 
+    /// Reads `dir/common.toml` and notes which desks have a rules file; a desk's rules are
+    /// compiled when [`Router::prepare`] (or, failing that, [`Router::route`]) first needs them.
+    pub fn lazy(dir: &Path, catalogues: &[&Catalogue]) -> Result<Self, RulesError> {
+        let common = rules::load_common(&dir.join("common.toml"))?;
+        let desks = catalogues
+            .iter()
+            .map(|cat| (cat.desk.clone(), dir.join(format!("{}.toml", cat.desk))))
+            .filter(|(_, path)| path.exists())
+            .map(|(desk, path)| (desk, DeskSlot { path, compiled: std::sync::OnceLock::new() }))
+            .collect();
+        Ok(Self { common, desks })
+    }
+
+    /// Compiles `catalogue`'s desk's rules, if not done yet; their problems, if any.
+    pub fn prepare(&self, catalogue: &Catalogue) -> Result<(), Vec<String>> {
+        match self.compiled(catalogue) {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(problems)) => Err(problems.clone()),
+        }
+    }
+
+    fn compiled(&self, catalogue: &Catalogue) -> Option<&Result<DeskRules, Vec<String>>> {
+        let slot = self.desks.get(&catalogue.desk)?;
+        Some(slot.compiled.get_or_init(|| {
+            rules::load_desk(&slot.path, &self.common, catalogue)
+                .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+        }))
+    }
+
+    /// The desk's compiled rules, if it has a rules file and they were compiled without problems.
     pub fn desk(&self, desk: &str) -> Option<&DeskRules> {
-        self.desks.get(desk)
+        self.desks.get(desk).and_then(|s| s.compiled.get()).and_then(|r| r.as_ref().ok())
     }
 
     pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
-        match self.desks.get(&catalogue.desk) {
-            Some(r) => r.route(catalogue, input),
+        match self.compiled(catalogue) {
             None => RouteDecision::triage(format!("no rules/{}.toml: new tickets wait in triage", catalogue.desk)),
+            Some(Ok(r)) => r.route(catalogue, input),
+            Some(Err(problems)) => {
+                tracing::error!(desk = %catalogue.desk, problems = %problems.join("; "), "routing rules do not compile");
+                RouteDecision::triage(format!(
+                    "rules/{}.toml does not compile (`loket check-config` names the problems): new tickets wait in triage",
+                    catalogue.desk
+                ))
+            }
         }
     }
 }
@@ -1060,5 +1116,43 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let d = route_with(&r, "", "our emails and passwords");
         assert_eq!(d.route(), "layanan_data/email");
         assert!(d.reasons.iter().any(|x| x.contains("\"password\"")), "{d:?}");
+    }
+
+    #[test]
+    fn a_lazy_router_compiles_a_desk_when_first_needed_and_names_its_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(repo("rules/common.toml"), dir.path().join("common.toml")).unwrap();
+        std::fs::copy(repo("rules/hero.toml"), dir.path().join("hero.toml")).unwrap();
+        std::fs::write(dir.path().join("djpb.toml"), "desk = \"djpb\"\n[[route]]\nto = \"no/such\"\n").unwrap();
+        let hero = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let djpb = Catalogue::load(&repo("seeds/djpb.toml")).unwrap();
+        let jateng = Catalogue::load(&repo("seeds/jateng.toml")).unwrap();
+
+        // The eager load reports the broken desk; the lazy one reads no desk's file.
+        assert!(Router::load(dir.path(), &[&hero, &djpb]).is_err());
+        let router = Router::lazy(dir.path(), &[&hero, &djpb, &jateng]).unwrap();
+        assert!(router.desk("hero").is_none() && router.desk("djpb").is_none(), "nothing compiled yet");
+
+        router.prepare(&hero).unwrap();
+        assert!(router.desk("hero").is_some());
+        assert!(router.desk("djpb").is_none(), "only the desk asked for is compiled");
+        let problems = router.prepare(&djpb).unwrap_err();
+        assert!(problems.iter().any(|p| p.contains("no/such")), "{problems:?}");
+        assert_eq!(router.prepare(&djpb).unwrap_err(), problems, "the problems stay, not compiled again");
+
+        let input = RouteInput {
+            subject: "Tidak bisa login SIMPEG",
+            body: "Mohon bantuan",
+            sender_domain: Some("kemendag.go.id"),
+            inbox_address: "hero@kemendag.go.id",
+        };
+        let eager = Router::load(dir.path(), &[&hero]).unwrap();
+        assert_eq!(router.route(&hero, &input), eager.route(&hero, &input), "lazy and eager route alike");
+        let broken = router.route(&djpb, &input);
+        assert!(broken.is_triage() && broken.reasons[0].contains("does not compile"), "{broken:?}");
+        let none = router.route(&jateng, &input);
+        assert!(none.is_triage() && none.reasons[0].contains("no rules/jateng.toml"), "{none:?}");
+        // A desk without a rules file has nothing to compile.
+        router.prepare(&jateng).unwrap();
     }
 }

@@ -116,9 +116,9 @@ fn route_of(rules: &DeskRules, catalogue: &Catalogue, inbox: &str, c: &Case) -> 
 
 /// The examples' outcomes: `Some(got)` where an example fails.
 fn example_failures(rules: DeskRules, catalogue: &Catalogue, inbox: &str) -> (DeskRules, HashMap<usize, String>) {
-    let router = Router { desks: HashMap::from([(catalogue.desk.clone(), rules)]) };
+    let router = Router::of_one(&catalogue.desk, rules);
     let (_, failures) = eval::run_examples(&router, catalogue, inbox);
-    let rules = router.desks.into_values().next().expect("one desk");
+    let rules = router.into_one().expect("one desk, compiled");
     (rules, failures.into_iter().map(|f| (f.index, f.got)).collect())
 }
 

@@ -169,6 +169,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn open_current_migrates_a_new_store_and_refuses_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let cfg = crate::config::StorageConfig { url, max_connections: 1, ..Default::default() };
+        let store = super::Store::open_current(&cfg).await.unwrap();
+        assert!(store.is_current().await.unwrap(), "a new store is migrated");
+        let (applied, known) = store.schema_versions().await.unwrap();
+        assert_eq!(applied, known);
+        store.close().await;
+        let again = super::Store::open_current(&cfg).await.unwrap();
+        assert!(again.is_current().await.unwrap());
+        // A store a newer loket migrated: not current, and the migrator refuses it (as `open` does)
+        // instead of this binary writing to a schema it does not know.
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (29991231000000, 'from the future', TRUE, X'00', 0)",
+        )
+        .execute(again.pool())
+        .await
+        .unwrap();
+        assert!(!again.is_current().await.unwrap());
+        again.close().await;
+        let err = super::Store::open_current(&cfg).await.unwrap_err();
+        assert!(matches!(err, super::StoreError::Migrate(_)), "{err}");
+        assert!(err.to_string().contains("29991231000000"), "{err}");
+    }
+
+    #[tokio::test]
     async fn a_full_store_says_so_and_how_to_fix_it() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("full.db").display());
@@ -207,6 +235,39 @@ impl Store {
         let store = Self::connect(cfg, Need::Write).await?;
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// [`Store::open`] for `loket ingest`, which starts once per mail: one query tells whether the
+    /// schema is this binary's (the applied migrations' count and last version), and only a store
+    /// that is new or behind pays for the migrator (its table, lock and checksums), with a log line
+    /// saying so. A store migrated by a newer loket is refused by the migrator, as by `open`.
+    pub async fn open_current(cfg: &StorageConfig) -> Result<Self, StoreError> {
+        let store = Self::connect(cfg, Need::Write).await?;
+        if !store.is_current().await? {
+            tracing::info!(store = %redact_url(&cfg.url), "store schema is not this loket's; applying migrations");
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Whether the applied migrations are exactly this binary's: as many, the last one the same.
+    async fn is_current(&self) -> Result<bool, StoreError> {
+        let ups = || self.migrator().iter().filter(|m| m.migration_type.is_up_migration());
+        let (known, last) = (ups().count() as i64, ups().map(|m| m.version).max().unwrap_or(0));
+        let applied: Result<(i64, Option<i64>), sqlx::Error> =
+            sqlx::query_as("SELECT COUNT(*), MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.pool)
+                .await;
+        match applied {
+            Ok((n, max)) => Ok(n == known && max == Some(last)),
+            // No migrations table yet: a new store.
+            Err(sqlx::Error::Database(e))
+                if e.message().contains("no such table") || e.code().as_deref() == Some("42P01") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Whether the store answers a trivial query (for `/healthz`).
