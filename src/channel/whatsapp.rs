@@ -51,85 +51,94 @@ pub struct Inbound {
     pub raw: Value,
 }
 
-/// The messages of a webhook body (status callbacks and other fields are skipped). Err when the
-/// body is not a WhatsApp notification.
-pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
+/// A webhook body as a WhatsApp Business notification, or why it is not one.
+fn notification(body: &[u8]) -> Result<Value, ChannelError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| ChannelError::permanent(format!("not JSON: {e}")))?;
     if v["object"].as_str() != Some("whatsapp_business_account") {
         return Err(ChannelError::permanent("not a whatsapp_business_account notification"));
     }
+    Ok(v)
+}
+
+/// The `value` of each `messages` change of a notification (messages and statuses both come
+/// in these).
+fn message_values(v: &Value) -> impl Iterator<Item = &Value> {
+    v["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|entry| entry["changes"].as_array().into_iter().flatten())
+        .filter(|change| change["field"].as_str() == Some("messages"))
+        .map(|change| &change["value"])
+}
+
+/// The messages of a webhook body (status callbacks and other fields are skipped). Err when the
+/// body is not a WhatsApp notification.
+pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
+    let v = notification(body)?;
     let mut out = Vec::new();
-    for entry in v["entry"].as_array().into_iter().flatten() {
-        for change in entry["changes"].as_array().into_iter().flatten() {
-            if change["field"].as_str() != Some("messages") {
-                continue;
-            }
-            let value = &change["value"];
-            let phone = value["metadata"]["phone_number_id"].as_str().unwrap_or("").to_string();
-            let contacts = value["contacts"].as_array().cloned().unwrap_or_default();
-            for msg in value["messages"].as_array().into_iter().flatten() {
-                let (Some(wamid), Some(from)) = (msg["id"].as_str(), msg["from"].as_str()) else { continue };
-                let name = contacts
-                    .iter()
-                    .find(|c| c["wa_id"].as_str() == Some(from))
-                    .and_then(|c| c["profile"]["name"].as_str())
-                    .map(String::from);
-                let s = |p: &str| msg.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
-                let mut media = Vec::new();
-                let input = match msg["type"].as_str().unwrap_or("") {
-                    "text" => Input::Text(s("/text/body")),
-                    "interactive" => match msg["interactive"]["type"].as_str() {
-                        Some("button_reply") => Input::Button(s("/interactive/button_reply/id")),
-                        Some("list_reply") => Input::Button(s("/interactive/list_reply/id")),
-                        _ => Input::Text(String::new()),
-                    },
-                    "button" => Input::Button(s("/button/payload")),
-                    "image" => {
-                        media.push((s("/image/id"), None, s("/image/mime_type")));
-                        Input::Text(s("/image/caption"))
-                    }
-                    "document" => {
-                        let filename = Some(s("/document/filename")).filter(|f| !f.is_empty());
-                        media.push((s("/document/id"), filename, s("/document/mime_type")));
-                        Input::Text(s("/document/caption"))
-                    }
-                    // Voice notes (`audio.voice`), other audio, video and stickers: files named
-                    // after their kind, the message and their type.
-                    kind @ ("audio" | "video" | "sticker") => {
-                        let kind_name = if kind == "audio" && msg["audio"]["voice"].as_bool() == Some(true) {
-                            "voice"
-                        } else {
-                            kind
-                        };
-                        let mime = s(&format!("/{kind}/mime_type"));
-                        let filename = Some(media_name(kind_name, wamid, &mime));
-                        media.push((s(&format!("/{kind}/id")), filename, mime));
-                        Input::Text(s(&format!("/{kind}/caption")))
-                    }
-                    "location" => {
-                        let loc = &msg["location"];
-                        match (loc["latitude"].as_f64(), loc["longitude"].as_f64()) {
-                            (Some(lat), Some(lon)) => Input::Text(location_text(
-                                lat,
-                                lon,
-                                loc["name"].as_str().unwrap_or(""),
-                                loc["address"].as_str().unwrap_or(""),
-                            )),
-                            _ => Input::Text(String::new()),
-                        }
-                    }
+    for value in message_values(&v) {
+        let phone = value["metadata"]["phone_number_id"].as_str().unwrap_or("").to_string();
+        let contacts = value["contacts"].as_array().cloned().unwrap_or_default();
+        for msg in value["messages"].as_array().into_iter().flatten() {
+            let (Some(wamid), Some(from)) = (msg["id"].as_str(), msg["from"].as_str()) else { continue };
+            let name = contacts
+                .iter()
+                .find(|c| c["wa_id"].as_str() == Some(from))
+                .and_then(|c| c["profile"]["name"].as_str())
+                .map(String::from);
+            let s = |p: &str| msg.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+            let mut media = Vec::new();
+            let input = match msg["type"].as_str().unwrap_or("") {
+                "text" => Input::Text(s("/text/body")),
+                "interactive" => match msg["interactive"]["type"].as_str() {
+                    Some("button_reply") => Input::Button(s("/interactive/button_reply/id")),
+                    Some("list_reply") => Input::Button(s("/interactive/list_reply/id")),
                     _ => Input::Text(String::new()),
-                };
-                out.push(Inbound {
-                    phone_number_id: phone.clone(),
-                    wamid: wamid.to_string(),
-                    from: from.to_string(),
-                    name,
-                    input,
-                    media,
-                    raw: msg.clone(),
-                });
-            }
+                },
+                "button" => Input::Button(s("/button/payload")),
+                "image" => {
+                    media.push((s("/image/id"), None, s("/image/mime_type")));
+                    Input::Text(s("/image/caption"))
+                }
+                "document" => {
+                    let filename = Some(s("/document/filename")).filter(|f| !f.is_empty());
+                    media.push((s("/document/id"), filename, s("/document/mime_type")));
+                    Input::Text(s("/document/caption"))
+                }
+                // Voice notes (`audio.voice`), other audio, video and stickers: files named
+                // after their kind, the message and their type.
+                kind @ ("audio" | "video" | "sticker") => {
+                    let kind_name =
+                        if kind == "audio" && msg["audio"]["voice"].as_bool() == Some(true) { "voice" } else { kind };
+                    let mime = s(&format!("/{kind}/mime_type"));
+                    let filename = Some(media_name(kind_name, wamid, &mime));
+                    media.push((s(&format!("/{kind}/id")), filename, mime));
+                    Input::Text(s(&format!("/{kind}/caption")))
+                }
+                "location" => {
+                    let loc = &msg["location"];
+                    match (loc["latitude"].as_f64(), loc["longitude"].as_f64()) {
+                        (Some(lat), Some(lon)) => Input::Text(location_text(
+                            lat,
+                            lon,
+                            loc["name"].as_str().unwrap_or(""),
+                            loc["address"].as_str().unwrap_or(""),
+                        )),
+                        _ => Input::Text(String::new()),
+                    }
+                }
+                _ => Input::Text(String::new()),
+            };
+            out.push(Inbound {
+                phone_number_id: phone.clone(),
+                wamid: wamid.to_string(),
+                from: from.to_string(),
+                name,
+                input,
+                media,
+                raw: msg.clone(),
+            });
         }
     }
     Ok(out)
@@ -151,38 +160,28 @@ pub struct StatusCallback {
 /// Loket does not know, such as `deleted`, is skipped too). Err when the body is not a WhatsApp
 /// notification.
 pub fn parse_statuses(body: &[u8]) -> Result<Vec<StatusCallback>, ChannelError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ChannelError::permanent(format!("not JSON: {e}")))?;
-    if v["object"].as_str() != Some("whatsapp_business_account") {
-        return Err(ChannelError::permanent("not a whatsapp_business_account notification"));
-    }
+    let v = notification(body)?;
     let mut out = Vec::new();
-    for entry in v["entry"].as_array().into_iter().flatten() {
-        for change in entry["changes"].as_array().into_iter().flatten() {
-            if change["field"].as_str() != Some("messages") {
+    for value in message_values(&v) {
+        let phone = value["metadata"]["phone_number_id"].as_str().unwrap_or("").to_string();
+        for st in value["statuses"].as_array().into_iter().flatten() {
+            let (Some(id), Some(status)) = (st["id"].as_str(), st["status"].as_str().and_then(Delivery::parse)) else {
+                continue;
+            };
+            if id.is_empty() || id.len() > 200 {
                 continue;
             }
-            let value = &change["value"];
-            let phone = value["metadata"]["phone_number_id"].as_str().unwrap_or("").to_string();
-            for st in value["statuses"].as_array().into_iter().flatten() {
-                let (Some(id), Some(status)) = (st["id"].as_str(), st["status"].as_str().and_then(Delivery::parse))
-                else {
-                    continue;
-                };
-                if id.is_empty() || id.len() > 200 {
-                    continue;
-                }
-                let errors = st["errors"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .take(5)
-                    .map(|e| {
-                        let title = e["title"].as_str().or(e["message"].as_str()).unwrap_or("");
-                        (e["code"].as_i64().unwrap_or(0), title.chars().take(200).collect())
-                    })
-                    .collect();
-                out.push(StatusCallback { phone_number_id: phone.clone(), id: id.to_string(), status, errors });
-            }
+            let errors = st["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(5)
+                .map(|e| {
+                    let title = e["title"].as_str().or(e["message"].as_str()).unwrap_or("");
+                    (e["code"].as_i64().unwrap_or(0), title.chars().take(200).collect())
+                })
+                .collect();
+            out.push(StatusCallback { phone_number_id: phone.clone(), id: id.to_string(), status, errors });
         }
     }
     Ok(out)

@@ -128,6 +128,9 @@ async fn setup_sqlite(conn: &mut sqlx::AnyConnection, normal_sync: bool, read_on
     conn.execute("PRAGMA foreign_keys = ON").await?;
     if !read_only {
         conn.execute("PRAGMA journal_mode = WAL").await?;
+        // Deleted and overwritten content is zeroed, so erased personal data (`loket forget`,
+        // retention) leaves no stale copy in the file's free space.
+        conn.execute("PRAGMA secure_delete = ON").await?;
         conn.execute(if normal_sync { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" }).await?;
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! One person's data: everything held about them (`loket export`) and its erasure (`loket
 //! forget`), by the rules of [`crate::privacy`]. Erasure is one transaction; on SQLite it runs
-//! with `secure_delete` (freed cells are zeroed) and is followed by `VACUUM` and a WAL
-//! checkpoint, so the old text is left neither in the database file nor in its journal. On
+//! on connections that zero what they free (`secure_delete`, set on every SQLite connection) and
+//! is followed by a WAL checkpoint, so the old text is left neither in the database file nor in
+//! its journal. On
 //! PostgreSQL the old row versions stay in the table files until autovacuum reclaims them (run
 //! `VACUUM` on `messages`, `tickets` and `ticket_events` to make it at once).
 
@@ -299,25 +300,23 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
     let mut erased = Erased::default();
     let tickets = own_tickets(&mut tx, addresses).await?;
     erased.tickets = tickets.len();
+    // Their own tickets, whole: as the retention job anonymises a ticket.
     for id in &tickets {
-        sqlx::query(
-            "UPDATE tickets SET requester_address = $1, requester_name = NULL, subject = $2, rating_comment = NULL WHERE id = $3",
-        )
-        .bind(pseudonym)
-        .bind(ERASED)
-        .bind(*id)
-        .execute(&mut *tx)
-        .await?;
+        let (messages, files, events) = anonymise_ticket(&mut tx, *id, addresses, pseudonym, actor, now).await?;
+        erased.messages += messages;
+        erased.files += files;
+        erased.events += events;
     }
     let replace = |s: &str| replace_addresses(s, addresses, pseudonym);
     let mut outbox_of = Vec::new();
-    for m in their_messages(&mut tx, addresses, &tickets).await? {
+    // Elsewhere: mail from them (ticketless, or as a participant) erased, mail to or naming them
+    // with their addresses replaced.
+    for m in their_messages(&mut tx, addresses, &[]).await? {
         let id: i64 = m.try_get("id")?;
-        let ticket: Option<i64> = m.try_get("ticket_id")?;
         let peer: Option<String> = m.try_get("peer_address")?;
         let from: Option<String> = m.try_get("from_address")?;
-        let theirs = ticket.is_some_and(|t| tickets.contains(&t))
-            || [&peer, &from].iter().any(|a| a.as_deref().is_some_and(|a| addresses.contains(&a.to_ascii_lowercase())));
+        let theirs =
+            [&peer, &from].iter().any(|a| a.as_deref().is_some_and(|a| addresses.contains(&a.to_ascii_lowercase())));
         let (subject, body): (String, String) = if theirs {
             (ERASED.into(), String::new())
         } else {
@@ -375,15 +374,12 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
             .await?;
         sqlx::query("UPDATE outbox_attempts SET error = NULL WHERE outbox_id = $1").bind(id).execute(&mut *tx).await?;
     }
-    // Events: of their tickets (free text erased), or by them, or naming them (addresses only).
-    let mut sql = format!(
+    // Events elsewhere by them or naming them: addresses replaced.
+    let sql = format!(
         "SELECT id, ticket_id, actor, detail FROM ticket_events WHERE LOWER(actor) IN ({}) OR {}",
         placeholders(1, n),
         any_like(&["detail"], n + 1, n)
     );
-    if !tickets.is_empty() {
-        sql.push_str(&format!(" OR ticket_id IN ({})", placeholders(2 * n + 1, tickets.len())));
-    }
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for a in addresses {
         q = q.bind(a);
@@ -391,15 +387,10 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
     for a in addresses {
         q = q.bind(contains_pattern(a));
     }
-    for t in &tickets {
-        q = q.bind(*t);
-    }
     for e in q.fetch_all(&mut *tx).await? {
-        let own = tickets.contains(&e.try_get::<i64, _>("ticket_id")?);
         let detail: String = e.try_get("detail")?;
         let detail = match serde_json::from_str::<Value>(&detail) {
-            Ok(v) => scrub_detail(&v, addresses, pseudonym, own).to_string(),
-            Err(_) if own => "{}".to_string(),
+            Ok(v) => scrub_detail(&v, addresses, pseudonym, false).to_string(),
             Err(_) => replace(&detail),
         };
         sqlx::query("UPDATE ticket_events SET actor = $1, detail = $2 WHERE id = $3")
@@ -409,10 +400,6 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
             .execute(&mut *tx)
             .await?;
         erased.events += 1;
-    }
-    // The agents' routing corrections keep a copy of the ticket's first message.
-    for t in &tickets {
-        sqlx::query("DELETE FROM routing_corrections WHERE ticket_id = $1").bind(*t).execute(&mut *tx).await?;
     }
     let in_list = placeholders(1, n);
     let sql = format!("DELETE FROM ticket_participants WHERE LOWER(address) IN ({in_list})");
@@ -440,17 +427,10 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
             erased.quarantined += 1;
         }
     }
-    let events: Vec<super::NewEvent<'_>> = tickets
-        .iter()
-        .map(|t| super::NewEvent { ticket_id: *t, actor, kind: "personal_data_erased", detail: json!({}) })
-        .collect();
-    super::insert_events(&mut tx, now, "cli", &events).await?;
     tx.commit().await?;
     if sqlite {
-        // Earlier updates (a status change rewrites its row) leave stale copies of rows in free
-        // space that `secure_delete` did not zero then: VACUUM rebuilds the file from the live
-        // rows; the checkpoint then empties the journal, which held the old pages.
-        sqlx::query("VACUUM").execute(store.pool()).await?;
+        // Every connection zeroes what it frees (`secure_delete`, set for all), so no stale copy
+        // is left in the file; the checkpoint empties the journal, which held the old pages.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
     }
     Ok(erased)
@@ -469,8 +449,8 @@ pub struct Expired {
 /// older than the raw cut-off are purged (text and audit kept); each closed or rejected ticket
 /// closed before the ticket cut-off is anonymised alone — its requester and participants
 /// replaced by a pseudonym drawn for it, its subject, texts, raw mail and files erased, its
-/// numbers and statistics kept, a `personal_data_erased` event added. On SQLite the file is
-/// then rebuilt and the journal emptied when anything changed. Idempotent: a second run finds
+/// numbers and statistics kept, a `personal_data_erased` event added. On SQLite the
+/// journal is emptied when anything changed. Idempotent: a second run finds
 /// nothing.
 pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Retention, now: i64) -> Result<Expired> {
     let (raw_before, closed_before) = retention.cutoffs(now);
@@ -524,14 +504,14 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
     }
     tx.commit().await?;
     if sqlite && (expired.raw_mails > 0 || expired.tickets > 0) {
-        sqlx::query("VACUUM").execute(store.pool()).await?;
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
     }
     Ok(expired)
 }
 
 /// One ticket anonymised: `people` (its requester first) replaced by `pseudonym`, its texts,
-/// raw mail and files erased, its participants removed, an event by `actor` added.
+/// raw mail and files erased, its participants and routing corrections removed, an event by
+/// `actor` added. Returns the messages, files and events rewritten.
 async fn anonymise_ticket(
     conn: &mut AnyConnection,
     id: i64,
@@ -539,8 +519,9 @@ async fn anonymise_ticket(
     pseudonym: &str,
     actor: &str,
     now: i64,
-) -> Result<()> {
+) -> Result<(usize, usize, usize)> {
     let replace = |s: &str| replace_addresses(s, people, pseudonym);
+    let (mut messages, mut files, mut events) = (0, 0, 0);
     sqlx::query("UPDATE tickets SET requester_address = $1, requester_name = NULL, subject = $2, rating_comment = NULL WHERE id = $3")
         .bind(pseudonym)
         .bind(ERASED)
@@ -566,11 +547,13 @@ async fn anonymise_ticket(
         .bind(row)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("UPDATE attachments SET content = NULL, filename = $1 WHERE message_row = $2")
+        messages += 1;
+        files += sqlx::query("UPDATE attachments SET content = NULL, filename = $1 WHERE message_row = $2")
             .bind(ERASED)
             .bind(row)
             .execute(&mut *conn)
-            .await?;
+            .await?
+            .rows_affected() as usize;
         for o in sqlx::query("SELECT id, recipients FROM outbox WHERE message_row = $1")
             .bind(row)
             .fetch_all(&mut *conn)
@@ -603,9 +586,10 @@ async fn anonymise_ticket(
             .bind(e.try_get::<i64, _>("id")?)
             .execute(&mut *conn)
             .await?;
+        events += 1;
     }
     sqlx::query("DELETE FROM ticket_participants WHERE ticket_id = $1").bind(id).execute(&mut *conn).await?;
     sqlx::query("DELETE FROM routing_corrections WHERE ticket_id = $1").bind(id).execute(&mut *conn).await?;
     super::insert_event(&mut *conn, id, now, actor, "cli", "personal_data_erased", &json!({"by": actor})).await?;
-    Ok(())
+    Ok((messages, files, events))
 }

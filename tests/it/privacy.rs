@@ -119,7 +119,7 @@ async fn export_gives_a_person_everything_and_forget_leaves_nothing_but_the_stat
     assert!(t.requester_address.as_str().ends_with("@erased.invalid"), "{}", t.requester_address);
     let events = loket::store::ticket_events(store.pool(), t.id).await.unwrap();
     let erased = events.iter().find(|e| e.kind == "personal_data_erased").expect("the audit event");
-    assert_eq!(erased.detail, serde_json::json!({}));
+    assert!(erased.actor.starts_with("operator:") && !erased.detail.to_string().contains("citra"), "{erased:?}");
     assert_eq!(report(&w), before, "the report's figures are unchanged");
     // Budi's ticket keeps its words; her address in them is replaced.
     let budi_messages: Vec<String> = sqlx::query_scalar("SELECT body_text FROM messages WHERE peer_address = $1")
@@ -217,15 +217,18 @@ async fn the_retention_job_anonymises_closed_tickets_past_their_period_and_keeps
         assert!(!bytes.contains(needle), "`{needle}` is still in the store's files");
     }
     // The open ticket keeps its requester and words; its raw mail is recent and kept too.
-    let open: (String, String) = sqlx::query_as(
-        "SELECT t.requester_address, m.body_text FROM tickets t JOIN messages m ON m.ticket_id = t.id \
-                        WHERE t.subject = 'Akun email terkunci' AND m.direction = 'in'",
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT t.id, t.status, t.requester_address, COALESCE(m.body_text, '') FROM tickets t \
+         LEFT JOIN messages m ON m.ticket_id = t.id AND m.direction = 'in' WHERE t.id <> $1",
     )
-    .fetch_one(store.pool())
+    .bind(old)
+    .fetch_all(store.pool())
     .await
     .unwrap();
-    assert_eq!(open.0, dodi);
-    assert!(open.1.contains("terkunci"));
+    assert!(
+        rows.iter().any(|(_, status, who, text)| status != "closed" && *who == dodi && text.contains("terkunci")),
+        "the open ticket keeps its requester and words: {rows:?}"
+    );
     let raws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND ticket_id <> $1")
         .bind(old)
         .fetch_one(store.pool())
