@@ -4,8 +4,8 @@
 //! the HTML part `multipart/related`; attached files wrap it all in `multipart/mixed`.
 
 use lettre::Message;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 
 use crate::domain::EmailAddress;
 use crate::templates::Rendered;
@@ -88,7 +88,7 @@ fn body(text: &str, html: &str, files: &[OutFile], boundary: &str) -> MultiPart 
         for f in inline {
             let cid = f.inline_cid.clone().unwrap_or_default();
             let part = Attachment::new_inline_with_name(cid, clean_name(&f.filename))
-                .body(f.bytes.clone(), content_type(&f.content_type));
+                .body(file_body(&f.bytes), content_type(&f.content_type));
             related = related.singlepart(part);
         }
         related
@@ -98,10 +98,16 @@ fn body(text: &str, html: &str, files: &[OutFile], boundary: &str) -> MultiPart 
     }
     let mut mixed = MultiPart::mixed().boundary(format!("mix-{boundary}")).multipart(main);
     for f in attached {
-        let part = Attachment::new(clean_name(&f.filename)).body(f.bytes.clone(), content_type(&f.content_type));
+        let part = Attachment::new(clean_name(&f.filename)).body(file_body(&f.bytes), content_type(&f.content_type));
         mixed = mixed.singlepart(part);
     }
     mixed
+}
+
+/// A file's bytes, always base64: lettre would send bytes that happen to be ASCII as 7bit, NUL
+/// bytes and bare CRs included, which servers rewrite (Dovecot stored a NUL as 0x80).
+fn file_body(bytes: &[u8]) -> Body {
+    Body::new_with_encoding(bytes.to_vec(), ContentTransferEncoding::Base64).unwrap_or_else(Body::new)
 }
 
 /// A file name safe in a header: one line, no quotes or path, never empty.
@@ -240,6 +246,7 @@ mod tests {
         let text = Rendered { subject: "Re: x".into(), body: "Terlampir.\n".into() };
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR gambar".to_vec();
         let pdf = b"%PDF-1.4 surat".to_vec();
+        let nul = b"abc\0def\rghi".to_vec();
         let files = [
             OutFile {
                 filename: "layar.png".into(),
@@ -251,6 +258,12 @@ mod tests {
                 filename: "../../etc/\"surat\".pdf".into(),
                 content_type: "not a type".into(),
                 bytes: pdf.clone(),
+                inline_cid: None,
+            },
+            OutFile {
+                filename: "catatan.bin".into(),
+                content_type: "application/octet-stream".into(),
+                bytes: nul.clone(),
                 inline_cid: None,
             },
         ];
@@ -278,7 +291,12 @@ mod tests {
         assert!(m.body_text(0).unwrap().contains("Terlampir."));
         assert!(m.body_html(0).unwrap().contains("cid:file1.abc@desk.test"));
         let atts: Vec<_> = m.attachments().collect();
-        assert_eq!(atts.len(), 2);
+        assert_eq!(atts.len(), 3);
+        // Every file is base64, even bytes that are all ASCII (with a NUL and a bare CR).
+        for a in &atts {
+            assert_eq!(a.content_transfer_encoding(), Some("base64"), "{:?}", a.attachment_name());
+        }
+        assert_eq!(atts[2].contents(), &nul[..]);
         assert_eq!(atts[0].contents(), &png[..]);
         assert_eq!(atts[0].content_id(), Some("file1.abc@desk.test"));
         assert_eq!(atts[1].contents(), &pdf[..]);
