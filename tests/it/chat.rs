@@ -430,8 +430,17 @@ async fn post_webhook(port: u16, path: &str, body: Vec<u8>, signature: Option<St
     req.send().await.unwrap().status().as_u16()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whatsapp_webhook_handshake_signature_replay_media_and_privacy() {
+/// `[desk.whatsapp]` of the test desk, its Graph API the fake on `graph_port`.
+fn whatsapp_desk(graph_port: u16) -> String {
+    format!(
+        "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
+         app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
+         graph_url = \"http://127.0.0.1:{graph_port}/v21.0\"\n"
+    )
+}
+
+/// The fake Graph API for WhatsApp messages and media (send, media URL, download) and its port.
+async fn fake_whatsapp_graph() -> (Fake, u16) {
     let fake = Fake::default();
     let app = Router::new()
         .route("/v21.0/{phone}/messages", post(graph_send))
@@ -440,6 +449,12 @@ async fn whatsapp_webhook_handshake_signature_replay_media_and_privacy() {
         .with_state(fake.clone());
     let graph_port = Fake::start(app).await;
     *fake.port.lock().unwrap() = graph_port;
+    (fake, graph_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_webhook_handshake_signature_replay_media_and_privacy() {
+    let (fake, graph_port) = fake_whatsapp_graph().await;
     let http_port = free_port();
     let w = World::new(
         "wa",
@@ -447,11 +462,7 @@ async fn whatsapp_webhook_handshake_signature_replay_media_and_privacy() {
             imap: false,
             outbound_smtp: false,
             extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
-            desk_extra: format!(
-                "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
-                 app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
-                 graph_url = \"http://127.0.0.1:{graph_port}/v21.0\"\n"
-            ),
+            desk_extra: whatsapp_desk(graph_port),
             ..Default::default()
         },
     )
@@ -785,11 +796,7 @@ async fn whatsapp_files_are_uploaded_then_sent_as_documents_or_images() {
             imap: false,
             outbound_smtp: false,
             extra: format!("[http]\nlisten = \"127.0.0.1:{}\"\n", free_port()),
-            desk_extra: format!(
-                "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
-                 app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
-                 graph_url = \"http://127.0.0.1:{graph_port}/v21.0\"\n"
-            ),
+            desk_extra: whatsapp_desk(graph_port),
             ..Default::default()
         },
     )
@@ -872,25 +879,14 @@ async fn delivery_of(store: &loket::store::Store, row: i64) -> (Option<String>, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whatsapp_failed_delivery_falls_back_to_email_and_voice_notes_reach_the_agents() {
     let _servers = MAIL_SERVERS.read().await;
-    let fake = Fake::default();
-    let app = Router::new()
-        .route("/v21.0/{phone}/messages", post(graph_send))
-        .route("/v21.0/{id}", get(graph_media))
-        .route("/download/{id}", get(graph_download))
-        .with_state(fake.clone());
-    let graph_port = Fake::start(app).await;
-    *fake.port.lock().unwrap() = graph_port;
+    let (fake, graph_port) = fake_whatsapp_graph().await;
     let http_port = free_port();
     let w = World::new(
         "wadlv",
         WorldOptions {
             agents: true,
             extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
-            desk_extra: format!(
-                "[desk.whatsapp]\nphone_number_id = \"1234567\"\naccess_token_env = \"LOKET_TEST_WA_TOKEN\"\n\
-                 app_secret_env = \"LOKET_TEST_WA_SECRET\"\nverify_token_env = \"LOKET_TEST_WA_VERIFY\"\n\
-                 graph_url = \"http://127.0.0.1:{graph_port}/v21.0\"\n"
-            ),
+            desk_extra: whatsapp_desk(graph_port),
             ..Default::default()
         },
     )
