@@ -118,21 +118,22 @@ pub fn screen(mail: &ParsedMail, policy: &Policy, since_ms: Option<i64>) -> Scre
     }
 }
 
-/// Whether the receiving server `authserv_id` found mail from `domain` authentic: one of its
-/// `Authentication-Results` headers says `dmarc=pass` with `header.from=DOMAIN`, or `dkim=pass`
-/// with `header.d=DOMAIN` (or `header.i=…@DOMAIN`). Headers that name another server are not
-/// read: anyone can write one.
+/// Whether the receiving server `authserv_id` found mail from `domain` authentic: its
+/// `Authentication-Results` header says `dmarc=pass` with `header.from=DOMAIN`, or `dkim=pass`
+/// with `header.d=DOMAIN` (or `header.i=…@DOMAIN`). Only the topmost header naming that server
+/// is read — the one it added on arrival; a sender's forgery of it lies below — and headers that
+/// name another server are not read at all: anyone can write one.
 pub fn authenticated(results: &[String], authserv_id: &str, domain: &str) -> bool {
-    results.iter().any(|header| {
-        let header = without_comments(header);
+    let ours = results.iter().map(|h| without_comments(h)).find_map(|header| {
         let value = match header.split_once(':') {
-            Some((name, rest)) if name.trim().eq_ignore_ascii_case("authentication-results") => rest,
-            _ => header.as_str(),
+            Some((name, rest)) if name.trim().eq_ignore_ascii_case("authentication-results") => rest.to_string(),
+            _ => header.clone(),
         };
-        let mut parts = value.split(';');
-        let id = parts.next().and_then(|p| p.split_whitespace().next()).unwrap_or("");
-        id.eq_ignore_ascii_case(authserv_id) && parts.any(|result| passes_for(result, domain))
-    })
+        let (id, rest) = value.split_once(';').unwrap_or((value.as_str(), ""));
+        let id = id.split_whitespace().next().unwrap_or("");
+        id.eq_ignore_ascii_case(authserv_id).then(|| rest.to_string())
+    });
+    ours.is_some_and(|results| results.split(';').any(|result| passes_for(result, domain)))
 }
 
 /// One `method=result property=value …` of an `Authentication-Results` header: a DMARC pass for
@@ -215,6 +216,15 @@ mod tests {
         // The authserv-id is the first word, not any word.
         assert!(!authenticated(&ar("evil.test mx.desk.test; dmarc=pass header.from=a.test"), ours, "a.test"));
         assert!(!authenticated(&[], ours, "a.test"));
+        // A forged pass below the server's own verdict is not read: the topmost header counts.
+        let forged = vec![
+            "mx.desk.test; dkim=none; dmarc=fail header.from=a.test".to_string(),
+            "mx.desk.test; dmarc=pass header.from=a.test".to_string(),
+        ];
+        assert!(!authenticated(&forged, ours, "a.test"));
+        let other_first =
+            vec!["mx.relay.test; dmarc=fail".to_string(), "mx.desk.test; dmarc=pass header.from=a.test".to_string()];
+        assert!(authenticated(&other_first, ours, "a.test"), "another server's header above ours is passed over");
         // Parsed from a mail: kept topmost first, and read.
         let m = mail("Authentication-Results: mx.desk.test; dmarc=pass header.from=example.test\r\n");
         assert!(authenticated(&m.auto.authentication_results, ours, "example.test"));
