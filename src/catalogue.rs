@@ -248,8 +248,7 @@ impl Catalogue {
 
     /// Whether `domain` belongs to the desk's organisation (for internal-only services).
     pub fn is_internal_domain(&self, domain: &str) -> bool {
-        let domain = domain.to_ascii_lowercase();
-        self.internal_domains.iter().any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+        self.sender_allowed(SenderRule::Internal, domain)
     }
 
     /// Whether an address of `domain` may ask for a service with this sender rule.

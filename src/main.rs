@@ -62,11 +62,6 @@ impl ConfigArg {
         self.load_with(Config::load)
     }
 
-    /// [`ConfigArg::load`] with the routing rules compiled only when needed (`loket ingest`).
-    fn load_lazy(&self) -> anyhow::Result<Config> {
-        self.load_with(Config::load_lazy)
-    }
-
     /// The file read as [`ConfigArg::load`] does, by `read` (which may create nothing, or
     /// compile lazily); a missing file names where Loket looked and how to point it elsewhere.
     fn load_with(
@@ -356,7 +351,15 @@ fn main() -> ExitCode {
 }
 
 fn load_config(config: &ConfigArg) -> Result<Config, ExitCode> {
-    config.load().map_err(|e| {
+    load_config_with(config, Config::load)
+}
+
+/// [`load_config`] by `read` (which may create nothing, or compile lazily).
+fn load_config_with(
+    config: &ConfigArg,
+    read: fn(&std::path::Path) -> Result<Config, loket::config::ConfigErrors>,
+) -> Result<Config, ExitCode> {
+    config.load_with(read).map_err(|e| {
         eprintln!("loket: {e:#}");
         ExitCode::from(EX_CONFIG)
     })
@@ -487,9 +490,8 @@ async fn export(config: &ConfigArg, who: &str, out: Option<&std::path::Path>) ->
 async fn retention(config: &ConfigArg) -> anyhow::Result<()> {
     let config = config.load()?;
     let store = Store::open(&config.storage).await?;
-    for desk in config.desks.iter().filter(|d| d.retention.is_set()) {
-        let expired = loket::store::privacy::expire(&store, &desk.id, &desk.retention, loket::now_ms()).await?;
-        outln!("{} {}", desk.id, serde_json::to_string(&expired)?)?;
+    for (desk, expired) in loket::store::privacy::expire_all(&store, &config, loket::now_ms()).await {
+        outln!("{desk} {}", serde_json::to_string(&expired?)?)?;
     }
     store.close().await;
     Ok(())
@@ -714,12 +716,9 @@ async fn graph_test(
 /// `check-config`: the file, catalogues, rules and templates, then the store (unless `offline`).
 async fn check_config(config: &ConfigArg, offline: bool) -> ExitCode {
     // Checking creates nothing: not the store, not the token secret file.
-    let c = match config.load_with(Config::load_to_check) {
+    let c = match load_config_with(config, Config::load_to_check) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("loket: {e:#}");
-            return ExitCode::from(EX_CONFIG);
-        }
+        Err(code) => return code,
     };
     let line = outln!(
         "{}: ok ({} desk(s), {} inbox(es), templates in {})",
@@ -781,7 +780,7 @@ async fn check_oauth(c: &Config) -> anyhow::Result<bool> {
         blocks.push(("outbound.smtp".to_string(), o.check(user, &env)));
     }
     if let Some(g) = &c.outbound.graph {
-        let checked = loket::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &g.user, &env);
+        let checked = g.oauth(&env);
         blocks.push(("outbound.graph".to_string(), checked));
     }
     let mut ok = true;
@@ -885,12 +884,9 @@ fn read_message(source: &Source, max: usize) -> Result<Vec<u8>, Unread> {
 /// line while the others go on; exit 0 when every message was recorded, 75 when the store failed
 /// for some, 65 when some were refused.
 async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode {
-    let config = match config.load_lazy() {
+    let config = match load_config_with(config, Config::load_lazy) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("loket: {e:#}");
-            return ExitCode::from(EX_CONFIG);
-        }
+        Err(code) => return code,
     };
     if let Err(code) = known_inbox(&config, inbox) {
         return code;
@@ -1413,7 +1409,8 @@ async fn rules_learned(config: &ConfigArg, command: RulesCommand) -> anyhow::Res
         RulesCommand::Corrections { command: CorrectionsCommand::Export { desk, since } } => {
             config.desk(&desk).with_context(|| format!("unknown desk `{desk}`"))?;
             let rows = read(&desk, since.as_deref()).await?;
-            for c in latest_per_ticket(&rows) {
+            let latest = latest_per_ticket(&rows);
+            for c in &latest {
                 let line = serde_json::json!({
                     "id": format!("{}-{}", c.ticket_number, c.id),
                     "desk": c.desk,
@@ -1427,11 +1424,7 @@ async fn rules_learned(config: &ConfigArg, command: RulesCommand) -> anyhow::Res
                 });
                 outln!("{line}")?;
             }
-            eprintln!(
-                "{desk}: {} corrected ticket(s) from {} correction(s)",
-                latest_per_ticket(&rows).len(),
-                rows.len()
-            );
+            eprintln!("{desk}: {} corrected ticket(s) from {} correction(s)", latest.len(), rows.len());
             Ok(ExitCode::SUCCESS)
         }
         RulesCommand::Suggest { desk, since, json } => {

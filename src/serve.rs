@@ -90,13 +90,13 @@ where
 /// Idempotent, so instances sharing a store may all run it.
 async fn retention_job(store: &crate::store::Store, config: &crate::config::Config, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
-        for desk in config.desks.iter().filter(|d| d.retention.is_set()) {
-            match crate::store::privacy::expire(store, &desk.id, &desk.retention, crate::now_ms()).await {
+        for (desk, expired) in crate::store::privacy::expire_all(store, config, crate::now_ms()).await {
+            match expired {
                 Ok(e) if e.raw_mails > 0 || e.tickets > 0 => {
-                    tracing::info!(desk = %desk.id, raw_mails = e.raw_mails, tickets = e.tickets, "retention applied")
+                    tracing::info!(desk, raw_mails = e.raw_mails, tickets = e.tickets, "retention applied")
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(desk = %desk.id, error = %e, "retention failed; trying again in an hour"),
+                Err(e) => tracing::warn!(desk, error = %e, "retention failed; trying again in an hour"),
             }
         }
         tokio::select! {

@@ -204,8 +204,7 @@ impl Transport {
             TransportKind::Graph => {
                 let g = cfg.graph.as_ref().ok_or_else(|| setup("outbound.graph missing".into()))?;
                 let env = |k: &str| std::env::var(k).ok();
-                let oauth = crate::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &g.user, &env)
-                    .map_err(|e| setup(format!("outbound.graph: {}", e.join("; "))))?;
+                let oauth = g.oauth(&env).map_err(|e| setup(format!("outbound.graph: {}", e.join("; "))))?;
                 let source = super::oauth::shared(&oauth, store);
                 Ok(Transport::Graph(std::sync::Arc::new(super::graph::GraphClient::new(g.endpoint.as_deref(), source))))
             }

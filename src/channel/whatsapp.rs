@@ -75,9 +75,19 @@ fn message_values(v: &Value) -> impl Iterator<Item = &Value> {
 /// The messages of a webhook body (status callbacks and other fields are skipped). Err when the
 /// body is not a WhatsApp notification.
 pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
+    Ok(messages_of(&notification(body)?))
+}
+
+/// A webhook body's messages and status callbacks, from one parse. Err when the body is not a
+/// WhatsApp notification.
+pub fn parse_notification(body: &[u8]) -> Result<(Vec<Inbound>, Vec<StatusCallback>), ChannelError> {
     let v = notification(body)?;
+    Ok((messages_of(&v), statuses_of(&v)))
+}
+
+fn messages_of(v: &Value) -> Vec<Inbound> {
     let mut out = Vec::new();
-    for value in message_values(&v) {
+    for value in message_values(v) {
         let phone = value["metadata"]["phone_number_id"].as_str().unwrap_or("").to_string();
         let contacts = value["contacts"].as_array().cloned().unwrap_or_default();
         for msg in value["messages"].as_array().into_iter().flatten() {
@@ -141,7 +151,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// A delivery status callback (`value.statuses[]`) of a webhook body.
@@ -160,9 +170,12 @@ pub struct StatusCallback {
 /// Loket does not know, such as `deleted`, is skipped too). Err when the body is not a WhatsApp
 /// notification.
 pub fn parse_statuses(body: &[u8]) -> Result<Vec<StatusCallback>, ChannelError> {
-    let v = notification(body)?;
+    Ok(statuses_of(&notification(body)?))
+}
+
+fn statuses_of(v: &Value) -> Vec<StatusCallback> {
     let mut out = Vec::new();
-    for value in message_values(&v) {
+    for value in message_values(v) {
         let phone = value["metadata"]["phone_number_id"].as_str().unwrap_or("").to_string();
         for st in value["statuses"].as_array().into_iter().flatten() {
             let (Some(id), Some(status)) = (st["id"].as_str(), st["status"].as_str().and_then(Delivery::parse)) else {
@@ -184,7 +197,7 @@ pub fn parse_statuses(body: &[u8]) -> Result<Vec<StatusCallback>, ChannelError> 
             out.push(StatusCallback { phone_number_id: phone.clone(), id: id.to_string(), status, errors });
         }
     }
-    Ok(out)
+    out
 }
 
 /// A desk's WhatsApp number.

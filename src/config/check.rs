@@ -240,7 +240,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
             problems.push(p("outbound.graph: required when outbound.transport = \"graph\"".into()))
         }
         (TransportKind::Graph, Some(g)) => {
-            if let Err(found) = crate::oauth::config::graph_oauth(&g.oauth, g.endpoint.as_deref(), &g.user, &env) {
+            if let Err(found) = g.oauth(&env) {
                 problems.extend(found.into_iter().map(|e| p(format!("outbound.graph.{e}"))));
             }
         }

@@ -111,6 +111,13 @@ pub struct GraphRelayConfig {
     pub oauth: crate::oauth::config::OAuthConfig,
 }
 
+impl GraphRelayConfig {
+    /// The checked OAuth block of the sending app (see `oauth::config::graph_oauth`).
+    pub fn oauth(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<crate::oauth::config::OAuth, Vec<String>> {
+        crate::oauth::config::graph_oauth(&self.oauth, self.endpoint.as_deref(), &self.user, env)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundConfig {

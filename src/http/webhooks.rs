@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
-use crate::channel::whatsapp::{parse_statuses, parse_webhook, same_secret, signature_ok};
+use crate::channel::whatsapp::{parse_notification, same_secret, signature_ok};
 
 pub async fn whatsapp_verify(
     State(s): State<HttpState>,
@@ -55,8 +55,8 @@ pub async fn whatsapp(
         tracing::warn!(desk, bytes = body.len(), "whatsapp webhook with a bad signature refused");
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
-    let messages = match parse_webhook(&body) {
-        Ok(m) => m,
+    let (messages, statuses) = match parse_notification(&body) {
+        Ok(parsed) => parsed,
         Err(e) => {
             tracing::warn!(desk, error = %e, "whatsapp webhook body not understood");
             return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
@@ -83,8 +83,7 @@ pub async fn whatsapp(
             }
         }
     }
-    // Delivery status callbacks (the body is the same signed, already parsed notification).
-    let statuses = parse_statuses(&body).unwrap_or_default();
+    // Delivery status callbacks, from the same signed notification.
     for st in statuses.iter().filter(|st| st.phone_number_id.is_empty() || st.phone_number_id == w.phone_number_id) {
         match s.pipeline.chat_status(&desk, st, crate::now_ms()).await {
             Ok(_) => {}

@@ -660,13 +660,15 @@ impl Pipeline {
             decision.internal_only_refused = None;
             decision.reasons = vec!["chosen by the requester in the guided form".into()];
         }
+        // The request's whole text, read for its language, its missing requirements and its dates.
+        let whole = format!("{}\n{}", mail.subject, mail.text);
         let year = chrono::Datelike::year(&h.local_now);
         let seq = store::next_ticket_seq(tx, &desk.id, year).await?;
         let number = desk.number_format.render(desk.catalogue.letter(&decision.category), &desk.code, year, seq);
         let language = if let Some(l) = h.lang {
             l
         } else if desk.language == Language::Id {
-            reading::detect_language(&format!("{}\n{}", mail.subject, mail.text))
+            reading::detect_language(&whole)
         } else {
             desk.language
         };
@@ -675,7 +677,7 @@ impl Pipeline {
             Some(sub) => reading::missing_requirements(
                 sub,
                 decision.ticket_type,
-                &format!("{}\n{}", mail.subject, mail.text),
+                &whole,
                 verdicts.accepted,
                 &requester.address,
                 &mail.cc,
@@ -687,7 +689,7 @@ impl Pipeline {
             // A chat has no CC: the agent checks the supervisor's approval instead.
             missing.retain(|m| m.kind != crate::catalogue::RequirementKind::SupervisorCc);
         }
-        let asked = self.seed_asks(h, &decision, &format!("{}\n{}", mail.subject, mail.text));
+        let asked = seed::asks(h.desk, &decision, &whole, h.now);
         let group = desk.group_for(&decision.category, &decision.subcategory).map(|g| g.id.clone());
         let (status, pending_reason) = if missing.is_empty() {
             (TicketStatus::New, None)

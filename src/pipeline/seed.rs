@@ -5,7 +5,6 @@
 
 use serde_json::json;
 
-use super::{Here, Pipeline};
 use crate::routing::RouteDecision;
 use crate::templates::{ScheduleCtx, When};
 use crate::ticket::event_date;
@@ -20,12 +19,6 @@ pub(crate) struct Asked {
     pub schedule_event: Option<serde_json::Value>,
     /// The resolution target when the event or a fulfilment tier sets it.
     pub resolution_target: Option<chrono::Duration>,
-}
-
-impl Pipeline {
-    pub(crate) fn seed_asks(&self, h: &Here<'_>, decision: &RouteDecision, text: &str) -> Asked {
-        asks(h.desk, decision, text, h.now)
-    }
 }
 
 /// The decision itself: the desk, the route, the request's text and `now` in.

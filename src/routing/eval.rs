@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{RouteDecision, RouteInput, Router};
+use super::{DeskRules, RouteDecision, RouteInput, Router};
 use crate::catalogue::Catalogue;
 use crate::domain::{Impact, TicketType};
 
@@ -168,7 +168,18 @@ pub struct ExampleFailure {
 
 /// Runs every example of `desk`'s rules file; returns (examples run, failures).
 pub fn run_examples(router: &Router, catalogue: &Catalogue, default_inbox: &str) -> (usize, Vec<ExampleFailure>) {
-    let Some(rules) = router.desk(&catalogue.desk) else { return (0, Vec::new()) };
+    match router.desk(&catalogue.desk) {
+        Some(rules) => run_desk_examples(rules, catalogue, default_inbox),
+        None => (0, Vec::new()),
+    }
+}
+
+/// [`run_examples`] on one desk's compiled rules (what-if runs: `rules suggest`).
+pub fn run_desk_examples(
+    rules: &DeskRules,
+    catalogue: &Catalogue,
+    default_inbox: &str,
+) -> (usize, Vec<ExampleFailure>) {
     let mut failures = Vec::new();
     for (i, ex) in rules.examples.iter().enumerate() {
         let domain = ex.from.as_deref().and_then(sender_domain);

@@ -97,19 +97,6 @@ struct DeskSlot {
 }
 
 impl Router {
-    /// A router of one desk's compiled rules (what-if runs: `rules suggest`).
-    pub(crate) fn of_one(desk: &str, rules: DeskRules) -> Self {
-        let compiled = std::sync::OnceLock::new();
-        let _ = compiled.set(Ok(rules));
-        let slot = DeskSlot { path: std::path::PathBuf::new(), compiled };
-        Router { common: rules::CommonFile::default(), desks: HashMap::from([(desk.to_string(), slot)]) }
-    }
-
-    /// The compiled rules of a router made by [`Router::of_one`].
-    pub(crate) fn into_one(self) -> Option<DeskRules> {
-        self.desks.into_values().next().and_then(|s| s.compiled.into_inner()).and_then(Result::ok)
-    }
-
     /// Loads `dir/common.toml` and compiles `dir/<desk>.toml` for every catalogue. A desk without
     /// a rules file routes everything to triage.
     pub fn load(dir: &Path, catalogues: &[&Catalogue]) -> Result<Self, Vec<RulesError>> {

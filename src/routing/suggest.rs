@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::rules::{self, CommonFile, DeskFile, DeskRules, Example, Target};
-use super::{RouteInput, Router, eval, normalize};
+use super::{RouteInput, eval, normalize};
 use crate::catalogue::{Catalogue, TRIAGE_CATEGORY};
 
 /// A corrected message: the text routing saw and the route the agent chose.
@@ -115,11 +115,9 @@ fn route_of(rules: &DeskRules, catalogue: &Catalogue, inbox: &str, c: &Case) -> 
 }
 
 /// The examples' outcomes: `Some(got)` where an example fails.
-fn example_failures(rules: DeskRules, catalogue: &Catalogue, inbox: &str) -> (DeskRules, HashMap<usize, String>) {
-    let router = Router::of_one(&catalogue.desk, rules);
-    let (_, failures) = eval::run_examples(&router, catalogue, inbox);
-    let rules = router.into_one().expect("one desk, compiled");
-    (rules, failures.into_iter().map(|f| (f.index, f.got)).collect())
+fn example_failures(rules: &DeskRules, catalogue: &Catalogue, inbox: &str) -> HashMap<usize, String> {
+    let (_, failures) = eval::run_desk_examples(rules, catalogue, inbox);
+    failures.into_iter().map(|f| (f.index, f.got)).collect()
 }
 
 /// The text routing matches against: subject and trimmed body, normalised.
@@ -165,7 +163,7 @@ pub fn suggest(
     limits: Limits,
 ) -> Result<Vec<CaseSuggestions>, String> {
     let base = build(path, text, examples, common, catalogue, None)?;
-    let (base, failing_before) = example_failures(base, catalogue, inbox);
+    let failing_before = example_failures(&base, catalogue, inbox);
     // The labelled texts to rank against: (route, normalised text).
     let mut labelled: Vec<(String, String)> =
         base.examples.iter().map(|e| (e.route.clone(), words_of(&base, &e.subject, &e.body))).collect();
@@ -274,7 +272,7 @@ fn for_case(
             }
         }
         let Some((weight, rules)) = found else { continue };
-        let (rules, failing) = example_failures(rules, catalogue, inbox);
+        let failing = example_failures(&rules, catalogue, inbox);
         let breaks = failing
             .iter()
             .filter(|(i, _)| !failing_before.contains_key(i))

@@ -15,9 +15,17 @@ use crate::privacy::{ERASED, mentions, replace_addresses, scrub_detail};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// `$from, $from+1, …` for `n` values.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+use super::queries::placeholders;
+
+/// An outbox row's recipients rewritten, its chat payload and its errors dropped.
+async fn scrub_outbox(conn: &mut AnyConnection, id: i64, recipients: &str) -> Result<()> {
+    sqlx::query("UPDATE outbox SET recipients = $1, payload = NULL, last_error = NULL WHERE id = $2")
+        .bind(recipients)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE outbox_attempts SET error = NULL WHERE outbox_id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// A `LIKE` pattern that finds `text` anywhere, `%`, `_` and `\` escaped (with `ESCAPE '\'`).
@@ -62,6 +70,11 @@ pub async fn person_addresses(store: &Store, address: &str) -> Result<Vec<String
         }
     }
     Ok(out)
+}
+
+/// Every quarantined message's id: their bytes are then read one at a time, not all at once.
+async fn quarantine_ids(conn: &mut AnyConnection) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar("SELECT id FROM quarantine ORDER BY id").fetch_all(&mut *conn).await?)
 }
 
 /// The ids of the tickets whose requester is one of `addresses`.
@@ -247,10 +260,11 @@ pub async fn export(store: &Store, addresses: &[String]) -> Result<Value> {
         })
         .collect::<Result<Vec<Value>>>()?;
     let mut quarantined = Vec::new();
-    for r in sqlx::query("SELECT id, desk, reason, raw, created_at FROM quarantine ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await?
-    {
+    for id in quarantine_ids(&mut conn).await? {
+        let r = sqlx::query("SELECT id, desk, reason, raw, created_at FROM quarantine WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
         let raw: Vec<u8> = r.try_get("raw")?;
         if mentions(&String::from_utf8_lossy(&raw), addresses) {
             quarantined.push(json!({
@@ -293,10 +307,6 @@ pub struct Erased {
 pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor: &str, now: i64) -> Result<Erased> {
     let sqlite = store.backend() == Backend::Sqlite;
     let mut tx = store.begin().await?;
-    if sqlite {
-        // Freed cells and pages are overwritten, so the old text is not left in the file.
-        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
-    }
     let mut erased = Erased::default();
     let tickets = own_tickets(&mut tx, addresses).await?;
     erased.tickets = tickets.len();
@@ -366,13 +376,7 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
     }
     for r in q.fetch_all(&mut *tx).await? {
         let id: i64 = r.try_get("id")?;
-        let recipients: String = r.try_get("recipients")?;
-        sqlx::query("UPDATE outbox SET recipients = $1, payload = NULL, last_error = NULL WHERE id = $2")
-            .bind(replace(&recipients))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE outbox_attempts SET error = NULL WHERE outbox_id = $1").bind(id).execute(&mut *tx).await?;
+        scrub_outbox(&mut tx, id, &replace(&r.try_get::<String, _>("recipients")?)).await?;
     }
     // Events elsewhere by them or naming them: addresses replaced.
     let sql = format!(
@@ -416,12 +420,13 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
         q = q.bind(a);
     }
     erased.chat_identities = q.execute(&mut *tx).await?.rows_affected() as usize;
-    for r in sqlx::query("SELECT id, raw FROM quarantine").fetch_all(&mut *tx).await? {
-        let raw: Vec<u8> = r.try_get("raw")?;
+    for id in quarantine_ids(&mut tx).await? {
+        let raw: Vec<u8> =
+            sqlx::query_scalar("SELECT raw FROM quarantine WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
         if mentions(&String::from_utf8_lossy(&raw), addresses) {
             sqlx::query("UPDATE quarantine SET raw = $1, size = 0 WHERE id = $2")
                 .bind(Vec::<u8>::new())
-                .bind(r.try_get::<i64, _>("id")?)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
             erased.quarantined += 1;
@@ -457,11 +462,8 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
     let sqlite = store.backend() == Backend::Sqlite;
     let mut expired = Expired::default();
     let mut tx = store.begin().await?;
-    if sqlite {
-        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
-    }
     if let Some(before) = raw_before {
-        let purged = sqlx::query(
+        sqlx::query(
             "UPDATE attachments SET content = NULL WHERE content IS NOT NULL AND message_row IN \
              (SELECT id FROM messages WHERE desk = $1 AND created_at < $2)",
         )
@@ -474,7 +476,6 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
             .bind(before)
             .execute(&mut *tx)
             .await?;
-        let _ = purged;
         expired.raw_mails = raw.rows_affected() as usize;
     }
     if let Some(before) = closed_before {
@@ -507,6 +508,20 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
     }
     Ok(expired)
+}
+
+/// Every desk's retention applied at `now` (desks without one are left out), each desk's result
+/// apart: one desk's failure does not stop the others'.
+pub async fn expire_all<'c>(
+    store: &Store,
+    config: &'c crate::config::Config,
+    now: i64,
+) -> Vec<(&'c str, Result<Expired>)> {
+    let mut out = Vec::new();
+    for desk in config.desks.iter().filter(|d| d.retention.is_set()) {
+        out.push((desk.id.as_str(), expire(store, &desk.id, &desk.retention, now).await));
+    }
+    out
 }
 
 /// One ticket anonymised: `people` (its requester first) replaced by `pseudonym`, its texts,
@@ -559,16 +574,7 @@ async fn anonymise_ticket(
             .fetch_all(&mut *conn)
             .await?
         {
-            let oid: i64 = o.try_get("id")?;
-            sqlx::query("UPDATE outbox SET recipients = $1, payload = NULL, last_error = NULL WHERE id = $2")
-                .bind(replace(&o.try_get::<String, _>("recipients")?))
-                .bind(oid)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("UPDATE outbox_attempts SET error = NULL WHERE outbox_id = $1")
-                .bind(oid)
-                .execute(&mut *conn)
-                .await?;
+            scrub_outbox(&mut *conn, o.try_get("id")?, &replace(&o.try_get::<String, _>("recipients")?)).await?;
         }
     }
     for e in sqlx::query("SELECT id, actor, detail FROM ticket_events WHERE ticket_id = $1")

@@ -168,7 +168,7 @@ pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &Tic
 }
 
 /// `$first, $first+1, …` for `n` bound values.
-fn placeholders(first: usize, n: usize) -> String {
+pub(super) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 

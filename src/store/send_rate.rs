@@ -19,11 +19,10 @@ pub async fn sends_since(pool: &AnyPool, since: i64, senders: &[&str]) -> Result
     if senders.is_empty() {
         return Ok(out);
     }
-    let placeholders: Vec<String> = (0..senders.len()).map(|i| format!("${}", i + 2)).collect();
     let sql = format!(
         "SELECT sender, sent_at FROM outbox WHERE status = 'sent' AND sent_at >= $1 AND channel = 'email' \
          AND LOWER(sender) IN ({})",
-        placeholders.join(", ")
+        super::queries::placeholders(2, senders.len())
     );
     // Only numbered placeholders are spliced in; the senders are bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since);

@@ -206,24 +206,35 @@ async fn wait_http(port: u16) {
     wait_for("the daemon's HTTP server", || async { (http_get(port, "/healthz").await.0 != 0).then_some(()) }).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_replays() {
-    let _servers = MAIL_SERVERS.read().await;
+/// The fake Telegram Bot API (methods and file downloads) and its port.
+async fn fake_telegram() -> (Fake, u16) {
     let fake = Fake::default();
     let app = Router::new()
         .route("/{token}/{method}", post(tg_api))
         .route("/file/{token}/{*path}", get(tg_file))
         .with_state(fake.clone());
     let tg_port = Fake::start(app).await;
+    (fake, tg_port)
+}
+
+/// `[desk.telegram]` of the test desk, long-polling the fake on `tg_port`.
+fn telegram_desk(tg_port: u16) -> String {
+    format!(
+        "[desk.telegram]\ntoken_env = \"LOKET_TEST_TG_TOKEN\"\napi_url = \"http://127.0.0.1:{tg_port}\"\npoll_timeout_secs = 1\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_replays() {
+    let _servers = MAIL_SERVERS.read().await;
+    let (fake, tg_port) = fake_telegram().await;
     let http_port = free_port();
     let w = World::new(
         "tg",
         WorldOptions {
             agents: true,
             extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
-            desk_extra: format!(
-                "[desk.telegram]\ntoken_env = \"LOKET_TEST_TG_TOKEN\"\napi_url = \"http://127.0.0.1:{tg_port}\"\npoll_timeout_secs = 1\n"
-            ),
+            desk_extra: telegram_desk(tg_port),
             ..Default::default()
         },
     )
@@ -1037,12 +1048,7 @@ fn tg_in(update: i64, user: i64, chat: Value, text: &str) -> Value {
 /// private chat; a private chat works as before, and a voice note there becomes an attachment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telegram_groups_open_no_ticket_and_are_answered_once() {
-    let fake = Fake::default();
-    let app = Router::new()
-        .route("/{token}/{method}", post(tg_api))
-        .route("/file/{token}/{*path}", get(tg_file))
-        .with_state(fake.clone());
-    let tg_port = Fake::start(app).await;
+    let (fake, tg_port) = fake_telegram().await;
     let http_port = free_port();
     let w = World::new(
         "tggrp",
@@ -1050,9 +1056,7 @@ async fn telegram_groups_open_no_ticket_and_are_answered_once() {
             imap: false,
             outbound_smtp: false,
             extra: format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
-            desk_extra: format!(
-                "[desk.telegram]\ntoken_env = \"LOKET_TEST_TG_TOKEN\"\napi_url = \"http://127.0.0.1:{tg_port}\"\npoll_timeout_secs = 1\n"
-            ),
+            desk_extra: telegram_desk(tg_port),
             ..Default::default()
         },
     )
