@@ -264,7 +264,11 @@ impl DeskRules {
                 slot.1 &= free.1;
             }
         }
-        for &id in in_subject.union(&in_body) {
+        // In phrase order, not the sets' hash order: the same message gets the same reasons in
+        // the same order, and its scores are summed in the same order, every run.
+        let mut found: Vec<usize> = in_subject.union(&in_body).copied().collect();
+        found.sort_unstable();
+        for id in found {
             let p = &self.phrases[id];
             let (mult, field) = if in_subject.contains(&id) { (self.subject_weight, "subject") } else { (1.0, "body") };
             for &(target, w) in &p.targets {
