@@ -684,9 +684,7 @@ async fn graph_test(
         Ok(false)
     };
     match loket::oauth::token::jwt_claims(token) {
-        Some((aud, perms))
-            if !aud.contains("graph.microsoft.com") || !perms.iter().any(|p| p.contains("Mail.ReadWrite")) =>
-        {
+        Some((aud, perms)) if !aud.contains("graph.microsoft.com") || !loket::oauth::token::grants(&perms, "graph") => {
             let why = format!(
                 "the token is for `{aud}` with [{}]; a Graph inbox needs the resource {GRAPH_RESOURCE} with \
                  Mail.ReadWrite and Mail.Send: add the permissions to the app registration and grant admin consent",

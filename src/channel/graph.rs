@@ -64,16 +64,9 @@ pub struct GraphClient {
 const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 
-/// The body of `resp`, refused past `max` bytes: a misbehaving server cannot fill the memory.
-async fn bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, GraphError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| GraphError::Http(e.to_string()))? {
-        if body.len() + chunk.len() > max {
-            return Err(GraphError::Http(format!("answer larger than {max} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// The body of `resp`, refused past `max` bytes.
+async fn bounded(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, GraphError> {
+    super::read_bounded(resp, max).await.map_err(GraphError::Http)
 }
 
 async fn json_of(resp: reqwest::Response) -> Result<Value, GraphError> {

@@ -18,6 +18,19 @@ pub mod whatsapp;
 use crate::pipeline::PipelineError;
 use crate::store::StoreError;
 
+/// The body of an HTTP answer, refused past `max` bytes, so a misbehaving server cannot fill
+/// the memory. The error is reqwest's (the URL left off) or the answer's size.
+pub(crate) async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.without_url().to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("answer larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Why a channel could not take in or deliver a message, and whether trying again can help. The
 /// callers (the intake loops, the outbox worker, the webhooks) decide retry or give up from the
 /// variant, never from the text. Texts are English and never hold a secret (tokens are cut out,

@@ -17,6 +17,15 @@ use crate::chat::{Button, ChatFile, ChatMessage, Input, OutChat, OutChatFile, lo
 use crate::config::{Desk, Whatsapp};
 use crate::domain::Channel;
 
+/// The most of a Graph API answer (JSON or an error) that is read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// A Graph API answer's JSON, read within [`MAX_ANSWER_BYTES`].
+async fn json_of(resp: reqwest::Response) -> Result<Value, String> {
+    let body = super::read_bounded(resp, MAX_ANSWER_BYTES).await?;
+    serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+}
+
 /// Largest webhook body accepted (Meta's batches are far smaller).
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 
@@ -262,7 +271,8 @@ impl WhatsappClient {
             tracing::warn!(desk = %self.desk, status = %resp.status(), "whatsapp media not available; kept without its bytes");
             return Ok(file);
         }
-        let meta: Value = resp.error_for_status().map_err(err)?.json().await.map_err(err)?;
+        let resp = resp.error_for_status().map_err(err)?;
+        let meta = json_of(resp).await.map_err(|e| ChannelError::temporary(format!("whatsapp media {id}: {e}")))?;
         file.size = meta["file_size"].as_u64().unwrap_or(0) as usize;
         let Some(url) = meta["url"].as_str() else { return Ok(file) };
         if file.size > self.max_file {
@@ -312,7 +322,7 @@ impl WhatsappClient {
             return Self::outcome(resp).await.map(|()| None);
         }
         // Accepted: the id is read if the answer has one (an unreadable answer is still a send).
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let v = json_of(resp).await.unwrap_or(Value::Null);
         Ok(v["messages"][0]["id"].as_str().filter(|id| id.len() <= 200).map(str::to_string))
     }
 
@@ -343,10 +353,7 @@ impl WhatsappClient {
         if !resp.status().is_success() {
             return Self::outcome(resp).await.map(|()| String::new());
         }
-        let v: Value = resp
-            .json()
-            .await
-            .map_err(|e| ChannelError::temporary(format!("whatsapp media upload: {}", e.without_url())))?;
+        let v = json_of(resp).await.map_err(|e| ChannelError::temporary(format!("whatsapp media upload: {e}")))?;
         v["id"].as_str().map(str::to_string).ok_or_else(|| ChannelError::temporary("whatsapp media upload: no id"))
     }
 
@@ -356,8 +363,8 @@ impl WhatsappClient {
         if status.is_success() {
             return Ok(());
         }
-        let text = resp.text().await.unwrap_or_default();
-        let text: String = text.chars().take(300).collect();
+        let text = super::read_bounded(resp, MAX_ANSWER_BYTES).await.unwrap_or_default();
+        let text: String = String::from_utf8_lossy(&text).chars().take(300).collect();
         let message = format!("whatsapp: HTTP {status}: {text}");
         // A 4xx other than a timeout or a rate limit is the request's fault: sending it again fails again.
         if status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 408 {
@@ -543,6 +550,7 @@ mod tests {
             template: None,
             list_labels: None,
             file: None,
+            emailed: false,
         };
         let pdf = OutChatFile { attachment: 7, filename: "panduan.pdf".into(), content_type: "application/pdf".into() };
         let b = media_body(&p, &pdf, "M1");
@@ -560,6 +568,7 @@ mod tests {
     fn outbound_shapes() {
         let mut p = OutChat {
             file: None,
+            emailed: false,
             chat_id: "62811".into(),
             text: "Halo".into(),
             buttons: vec![],

@@ -76,6 +76,10 @@ pub struct OutChat {
     /// document. Its bytes are read from the store when the row is delivered.
     #[serde(default)]
     pub file: Option<OutChatFile>,
+    /// The same words went by email to the requester's linked address in the same transaction
+    /// (a failed delivery then sends no second mail).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emailed: bool,
 }
 
 /// A ticket's file sent to a chat.

@@ -202,10 +202,12 @@ pub fn jwt_claims(token: &str) -> Option<(String, Vec<String>)> {
     Some((aud, perms))
 }
 
-/// Whether the permissions name IMAP (`imap`) or SMTP (`smtp`) access, app-only or delegated.
+/// Whether the permissions name IMAP (`imap`), SMTP (`smtp`) or Graph mailbox (`graph`:
+/// `Mail.ReadWrite`, app-only or delegated, or its `.Shared` form) access.
 pub fn grants(perms: &[String], service: &str) -> bool {
     let wanted: &[&str] = match service {
         "imap" => &["IMAP.AccessAsApp", "IMAP.AccessAsUser.All"],
+        "graph" => &["Mail.ReadWrite", "Mail.ReadWrite.Shared"],
         _ => &["SMTP.SendAsApp", "SMTP.Send"],
     };
     perms.iter().any(|p| wanted.iter().any(|w| p == w || p.ends_with(&format!("/{w}"))))
@@ -272,6 +274,11 @@ mod tests {
         assert!(grants(&perms, "imap") && !grants(&perms, "smtp"));
         let graph = format!("{}.{}.sig", enc("{}"), enc(r#"{"aud":"https://graph.microsoft.com","scp":"Mail.Read"}"#));
         assert!(!grants(&jwt_claims(&graph).unwrap().1, "imap"));
+        // Read-only mail, or a permission that merely contains the name, is not enough for a Graph inbox.
+        assert!(!grants(&jwt_claims(&graph).unwrap().1, "graph"));
+        assert!(!grants(&["Mail.ReadWriteX".to_string()], "graph"));
+        assert!(grants(&["Mail.ReadWrite".to_string()], "graph"));
+        assert!(grants(&["Mail.ReadWrite.Shared".to_string(), "Mail.Send".to_string()], "graph"));
         assert!(jwt_claims("ya29.opaque").is_none());
     }
 

@@ -588,7 +588,7 @@ impl Pipeline {
         ctx.desk = self.desk_ctx(c.h);
         ctx.requester.name = c.user.name.clone().unwrap_or_default();
         let text = self.templates.render(c.lang, template, &ctx)?.body;
-        self.queue_chat(tx, c.h, &c.user, t, template, &text, buttons, false, None).await?;
+        self.queue_chat(tx, c.h, &c.user, t, template, &text, buttons, false, None, false).await?;
         Ok(())
     }
 
@@ -607,6 +607,7 @@ impl Pipeline {
         buttons: Vec<Vec<Button>>,
         auto_reply: bool,
         file: Option<crate::chat::OutChatFile>,
+        emailed: bool,
     ) -> Result<Option<i64>, PipelineError> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let channel = Channel::parse(&user.platform).unwrap_or(Channel::Telegram);
@@ -641,8 +642,15 @@ impl Pipeline {
         } else {
             None
         };
-        let payload =
-            OutChat { chat_id: user.chat_id.clone(), text: text.clone(), buttons, template, list_labels, file };
+        let payload = OutChat {
+            chat_id: user.chat_id.clone(),
+            text: text.clone(),
+            buttons,
+            template,
+            list_labels,
+            file,
+            emailed,
+        };
         let payload = serde_json::to_value(&payload).unwrap_or_default();
         let raw = payload.to_string();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -744,12 +752,15 @@ impl Pipeline {
             "closed_rating" | "closed_by_desk" => rating_buttons(t.number.as_str()),
             _ => Vec::new(),
         };
-        let row = self.queue_chat(tx, h, &user, Some(t), kind, &text, buttons, out.auto_reply, None).await?;
+        let email = user.email.as_deref().and_then(|e| EmailAddress::parse(e).ok());
+        let emailed = email.is_some();
+        let row = self.queue_chat(tx, h, &user, Some(t), kind, &text, buttons, out.auto_reply, None, emailed).await?;
         for file in files {
             let name = file.filename.clone();
-            self.queue_chat(tx, h, &user, Some(t), kind, &name, Vec::new(), out.auto_reply, Some(file)).await?;
+            self.queue_chat(tx, h, &user, Some(t), kind, &name, Vec::new(), out.auto_reply, Some(file), emailed)
+                .await?;
         }
-        if let Some(email) = user.email.as_deref().and_then(|e| EmailAddress::parse(e).ok()) {
+        if let Some(email) = email {
             let copy = super::outgoing::OutMail { to: email, ..out };
             self.queue_email(tx, h, t, copy, kind).await?;
         }

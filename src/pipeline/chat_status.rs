@@ -13,7 +13,7 @@ use crate::chat::delivery::{Delivery, Effect, decide};
 use crate::chat::{OutChat, chat_address};
 use crate::domain::{Channel, EmailAddress, Language};
 use crate::store::{self, ChatUser, StoreError};
-use crate::templates::MailContext;
+use crate::templates::{MailContext, PersonCtx};
 
 impl Pipeline {
     /// Applies one WhatsApp status callback of `desk`. A callback for a message Loket does not
@@ -47,22 +47,65 @@ impl Pipeline {
         }
         if effect == Effect::Fail {
             let code = st.errors.first().map(|(c, _)| *c).unwrap_or(0);
-            let mut fallback = "none";
-            if let Some(t) = match row.ticket_id {
+            let sent: Option<OutChat> = row.payload.as_deref().and_then(|p| serde_json::from_str(p).ok());
+            let ticket = match row.ticket_id {
                 Some(id) => store::ticket_by_id(&mut tx, id).await?,
                 None => None,
-            } {
-                let user = store::chat_user_by_address(&mut tx, &t.desk, t.requester_address.as_str()).await?;
-                let email = user.as_ref().and_then(|u| u.email.as_deref()).and_then(|e| EmailAddress::parse(e).ok());
-                if let Some(email) = email {
-                    let sent: Option<OutChat> = row.payload.as_deref().and_then(|p| serde_json::from_str(p).ok());
-                    let mut ctx = self.base_ctx(&h, &t);
-                    ctx.text = sent.map(|p| p.text).unwrap_or_default();
-                    let lang = user.as_ref().and_then(|u| u.language).unwrap_or(t.language);
-                    let out = OutMail { to: email, lang, ..OutMail::to_requester(&t, "undelivered_by_chat", ctx) };
-                    self.queue_email(&mut tx, &h, &t, out, "undelivered_by_chat").await?;
-                    fallback = "email";
+            };
+            // The requester behind the chat: the ticket's, else the chat the row went to.
+            let user = match (&ticket, &sent) {
+                (Some(t), _) => store::chat_user_by_address(&mut tx, &t.desk, t.requester_address.as_str()).await?,
+                (None, Some(p)) => {
+                    store::chat_user_by_address(&mut tx, &d.id, &chat_address(Channel::Whatsapp, &p.chat_id)).await?
                 }
+                (None, None) => None,
+            };
+            let email = user.as_ref().and_then(|u| u.email.as_deref()).and_then(|e| EmailAddress::parse(e).ok());
+            let fallback = match (email, &sent) {
+                // The words already went to the linked address with the chat message.
+                (Some(_), Some(p)) if p.emailed => "email_copy",
+                (Some(email), _) => {
+                    let words = sent.map(|p| p.text).unwrap_or_default();
+                    let lang = user.as_ref().and_then(|u| u.language);
+                    match &ticket {
+                        Some(t) => {
+                            let mut ctx = self.base_ctx(&h, t);
+                            ctx.text = words;
+                            let lang = lang.unwrap_or(t.language);
+                            let out =
+                                OutMail { to: email, lang, ..OutMail::to_requester(t, "undelivered_by_chat", ctx) };
+                            self.queue_email(&mut tx, &h, t, out, "undelivered_by_chat").await?;
+                        }
+                        None => {
+                            let name = user.as_ref().and_then(|u| u.name.clone());
+                            let ctx = MailContext {
+                                desk: self.desk_ctx(&h),
+                                requester: PersonCtx {
+                                    name: name.clone().unwrap_or_default(),
+                                    address: email.to_string(),
+                                },
+                                text: words,
+                                ..Default::default()
+                            };
+                            let lang = lang.unwrap_or(d.language);
+                            let seed = format!("undelivered|{}|{}", row.id, now);
+                            self.queue_ticketless(
+                                &mut tx,
+                                &h,
+                                &email,
+                                name.as_deref(),
+                                ("undelivered_by_chat", lang, &ctx),
+                                "undelivered",
+                                &seed,
+                            )
+                            .await?;
+                        }
+                    }
+                    "email"
+                }
+                (None, _) => "none",
+            };
+            if let Some(t) = &ticket {
                 let detail = json!({ "outbox": row.id, "channel": row.channel, "code": code,
                                      "error": error, "fallback": fallback });
                 self.event(&mut tx, &h, t.id, "loket", "chat_delivery_failed", &detail).await?;
@@ -115,7 +158,7 @@ impl Pipeline {
         };
         let ctx = MailContext { desk: self.desk_ctx(&h), ..Default::default() };
         let text = self.templates.render(lang, "chat_private_only", &ctx)?.body;
-        self.queue_chat(&mut tx, &h, &group, None, "chat_private_only", &text, Vec::new(), true, None).await?;
+        self.queue_chat(&mut tx, &h, &group, None, "chat_private_only", &text, Vec::new(), true, None, false).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.outbox_wakeup.notify_one();
         tracing::info!(desk, channel = channel.as_str(), "a group chat was told the bot works in private chat only");

@@ -653,6 +653,64 @@ async fn whatsapp_window_template_and_email_copy() {
     assert_eq!(payload["template"]["params"][0], json!(n));
     let copy = outbound(&store, &n).await.into_iter().find(|(k, to, _, _)| k == "agent_reply" && *to == budi);
     assert!(copy.expect("an email copy to the linked address").3.contains("Website sudah normal"));
+    assert_eq!(payload["emailed"], json!(true), "the chat row knows its words went by email too: {payload}");
+
+    // Issue #19: that chat message fails later; the linked address already has its words, so
+    // the failure is recorded and no second mail goes.
+    sqlx::query(
+        "UPDATE outbox SET platform_id = 'wamid.COPY1' WHERE message_row IN \
+         (SELECT id FROM messages WHERE kind = 'agent_reply' AND channel = 'whatsapp')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let failed = loket::channel::whatsapp::StatusCallback {
+        phone_number_id: String::new(),
+        id: "wamid.COPY1".into(),
+        status: loket::chat::delivery::Delivery::Failed,
+        errors: vec![(131026, "Message undeliverable".into())],
+    };
+    p.chat_status("hero", &failed, T0 + 25 * 3_600_000 + 60_000).await.unwrap();
+    let events = loket::store::ticket_events(store.pool(), ticket(&store, &n).await.id).await.unwrap();
+    let failures: Vec<_> = events.iter().filter(|e| e.kind == "chat_delivery_failed").collect();
+    assert_eq!(failures.len(), 1, "{events:?}");
+    assert_eq!(failures[0].detail["fallback"], "email_copy");
+    let fallbacks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE kind = 'undelivered_by_chat'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(fallbacks, 0, "no second mail with the same words");
+
+    // A message about no ticket (the notice that the address is linked) fails too: its words go
+    // to the linked address in a mail of their own.
+    sqlx::query(
+        "UPDATE outbox SET platform_id = 'wamid.LINK1' WHERE message_row IN \
+         (SELECT id FROM messages WHERE kind = 'chat_notice' AND channel = 'whatsapp' AND ticket_id IS NULL \
+          AND body_text LIKE '%' || $1 || '%')",
+    )
+    .bind(&budi)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let failed = loket::channel::whatsapp::StatusCallback { id: "wamid.LINK1".into(), ..failed };
+    p.chat_status("hero", &failed, T0 + 25 * 3_600_000 + 120_000).await.unwrap();
+    let notice: String = sqlx::query_scalar(
+        "SELECT m.body_text FROM messages m JOIN outbox o ON o.message_row = m.id WHERE o.platform_id = 'wamid.LINK1'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let (ticket_id, to, subject, body): (Option<i64>, String, String, String) = sqlx::query_as(
+        "SELECT ticket_id, peer_address, subject, body_text FROM messages WHERE kind = 'undelivered_by_chat'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!((ticket_id, to.as_str()), (None, budi.as_str()));
+    assert!(subject.starts_with("Pesan dari "), "{subject}");
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words(&body).contains(&words(&notice)), "the notice's words `{notice}` in: {body}");
+    assert!(!body.contains("tiket #"), "no ticket to name: {body}");
 
     // Issue #19: the resolution notice outside the window goes as its own approved template,
     // with the parameters the desk configured.
@@ -822,6 +880,7 @@ async fn whatsapp_files_are_uploaded_then_sent_as_documents_or_images() {
             template: None,
             list_labels: None,
             file: Some(loket::chat::OutChatFile { attachment: 1, filename: name.into(), content_type: ctype.into() }),
+            emailed: false,
         };
         let payload = serde_json::to_string(&payload).unwrap();
         let before = fake.sent().len();
