@@ -343,3 +343,31 @@ async fn webhook_queue_is_head_of_line_per_subscription_on_sqlite() {
 async fn webhook_queue_is_head_of_line_per_subscription_on_postgres() {
     head_of_line_claims(true).await;
 }
+
+/// The scheduler's changes are events too: the response clock's warning and breach reach a
+/// subscriber of `ticket.sla_warning` and `ticket.sla_breach`, in that order, naming the clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedulers_sla_warning_and_breach_are_webhook_events() {
+    let desk_extra = format!(
+        "[desk.sla]\nhours = {{ weekdays = \"08:00-16:00\" }}\nresponse = \"1h\"\n{}",
+        hook(3, &["ticket.sla_warning", "ticket.sla_breach"], "LOKET_TEST_WEBHOOK_A")
+    );
+    let opts = WorldOptions { imap: false, outbound_smtp: false, desk_extra, ..Default::default() };
+    let w = World::new("webhooks-sla", opts).await;
+    let (p, store) = pipeline(&w).await;
+    let t0 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
+    let request =
+        mail(&w.addr("ani"), &w.desk_addr, "Wifi mati", &format!("{}-1@example.test", w.tag), "", "Wifi mati.");
+    let number = p.process("hero", &request, t0).await.unwrap().ticket.unwrap();
+    let t = ticket(&store, &number).await;
+    assert!(rows(&store, t.id, 3).await.is_empty(), "created is not subscribed");
+    assert_eq!(p.sla_tick(t0 + 50 * 60_000).await.unwrap().fired(), 1);
+    assert_eq!(p.sla_tick(t0 + 65 * 60_000).await.unwrap().fired(), 1);
+    let got = rows(&store, t.id, 3).await;
+    let kinds: Vec<&str> = got.iter().map(|r| r.event_type.as_str()).collect();
+    assert_eq!(kinds, ["ticket.sla_warning", "ticket.sla_breach"]);
+    for r in &got {
+        assert_eq!(field(&r.body, &["data", "clock"]), "response");
+        assert!(field(&r.body, &["data", "due_at"]).starts_with("2026-01-05T03:00:00"), "{}", r.body);
+    }
+}
