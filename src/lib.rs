@@ -25,6 +25,7 @@ pub mod sla;
 pub mod store;
 pub mod templates;
 pub mod ticket;
+pub mod webhook;
 
 /// Current time in milliseconds since the Unix epoch: the one place the wall clock is read for
 /// stored timestamps. The pure core takes `now` as an argument instead.

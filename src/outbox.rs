@@ -2,7 +2,12 @@
 //! the transport, and records each attempt; failures are retried with exponential backoff until
 //! `outbound.max_attempts`, permanent rejections (SMTP 5xx, a chat that blocked the bot) are not
 //! retried. Chat rows go through the desk's Telegram or WhatsApp client. A dead SMTP server delays
-//! replies, never loses them (invariant 3).
+//! replies, never loses them (invariant 3). Outbound webhooks are delivered by [`WebhookWorker`]
+//! (`outbox/webhooks.rs`), head-of-line per subscription.
+
+mod webhooks;
+
+pub use webhooks::WebhookWorker;
 
 use std::sync::Arc;
 use std::time::Duration;

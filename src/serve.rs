@@ -130,6 +130,15 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
             async move { w.run_ref(c).await }
         });
     }
+    if crate::outbox::WebhookWorker::needed(&app.config) {
+        let worker = crate::outbox::WebhookWorker::new(app.store.clone(), app.config.clone(), holder.clone())
+            .map_err(|e| ServeError::Setup(e.to_string()))?;
+        let worker = Arc::new(worker);
+        supervise(&tracker, "webhooks".into(), cancel.clone(), move |c| {
+            let w = worker.clone();
+            async move { w.run(c).await }
+        });
+    }
     if let Some(addr) = app.config.http {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

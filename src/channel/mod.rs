@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod telegram;
 pub mod tls;
 pub mod transport;
+pub mod webhook;
 pub mod whatsapp;
 
 use crate::pipeline::PipelineError;

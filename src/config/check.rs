@@ -73,6 +73,7 @@ pub struct DeskSettings {
     pub whatsapp: Option<Whatsapp>,
     pub hygiene: crate::mail::hygiene::Policy,
     pub retention: crate::privacy::Retention,
+    pub webhooks: Vec<crate::webhook::Subscription>,
 }
 
 /// The files `loket.toml` names, resolved against its directory.
@@ -497,6 +498,8 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 session_minutes: w.session_minutes,
             })
         });
+        let (webhooks, wrong) = check_webhooks(&key, &d.webhooks, &env);
+        problems.extend(wrong.into_iter().map(p));
         desk_files.push(DeskFiles {
             key: key.clone(),
             id: d.id.clone(),
@@ -531,6 +534,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 whatsapp,
                 hygiene: d.hygiene.clone(),
                 retention: d.retention,
+                webhooks,
             });
         }
     }
@@ -601,6 +605,78 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
     Ok(Parsed { settings, files })
 }
 
+/// `[[desk.webhooks]]` checked: http(s) URLs, each once per desk; events from the closed set;
+/// the secret from the environment (at least 16 bytes); bounded timeout and give-up time. Returns
+/// the subscriptions and every problem (with `key`, the desk's place in the file).
+fn check_webhooks(
+    key: &str,
+    raw: &[super::file::WebhookConfig],
+    env: &impl Fn(&str) -> Option<String>,
+) -> (Vec<crate::webhook::Subscription>, Vec<String>) {
+    use crate::webhook::{DEFAULT_GIVE_UP_HOURS, DEFAULT_TIMEOUT_SECS, EventType, MAX_TIMEOUT_SECS, Subscription};
+    let mut subs = Vec::new();
+    let mut problems = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    for (i, w) in raw.iter().enumerate() {
+        let wkey = format!("{key}.webhooks[{i}]");
+        let url = match reqwest::Url::parse(&w.url) {
+            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some() => Some(u),
+            _ => {
+                problems.push(format!("{wkey}.url: `{}` is not an http(s) URL", redact_url(&w.url)));
+                None
+            }
+        };
+        if let Some(u) = &url
+            && !keys.insert(crate::webhook::subscription_key(u.as_str()))
+        {
+            problems.push(format!("{wkey}.url: the desk already has a subscription to this URL"));
+        }
+        let mut events = Vec::new();
+        if w.events.is_empty() {
+            problems.push(format!("{wkey}.events: name at least one event"));
+        }
+        for e in &w.events {
+            match EventType::parse(e.trim()) {
+                Some(e) if !events.contains(&e) => events.push(e),
+                Some(_) => {}
+                None => {
+                    let known: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
+                    problems.push(format!("{wkey}.events: unknown event `{e}`; known: {}", known.join(", ")));
+                }
+            }
+        }
+        let secret = match env(&w.secret_env) {
+            Some(v) if v.trim().len() >= 16 => Some(Secret(v.trim().to_string())),
+            Some(_) => {
+                problems.push(format!("{wkey}.secret_env: `{}` must hold at least 16 bytes", w.secret_env));
+                None
+            }
+            None => {
+                problems.push(format!("{wkey}.secret_env: environment variable `{}` is not set", w.secret_env));
+                None
+            }
+        };
+        let timeout = w.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
+        if !(1..=MAX_TIMEOUT_SECS).contains(&timeout) {
+            problems.push(format!("{wkey}.timeout_secs: between 1 and {MAX_TIMEOUT_SECS}"));
+        }
+        let give_up = w.give_up_after_hours.unwrap_or(DEFAULT_GIVE_UP_HOURS);
+        if !(1..=24 * 30).contains(&give_up) {
+            problems.push(format!("{wkey}.give_up_after_hours: between 1 and 720 (30 days)"));
+        }
+        if let (Some(url), Some(secret)) = (url, secret) {
+            subs.push(Subscription {
+                url,
+                events,
+                secret,
+                timeout: std::time::Duration::from_secs(timeout),
+                give_up_after: std::time::Duration::from_secs(give_up * 3600),
+            });
+        }
+    }
+    (subs, problems)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,6 +722,45 @@ mod tests {
             assert_eq!(hits, 1, "{needle} in {all:#?}");
         }
         assert!(all.iter().all(|p| p.starts_with(&format!("{NOWHERE}: "))), "{all:#?}");
+    }
+
+    #[test]
+    fn webhook_subscriptions_are_checked_with_every_problem_named() {
+        let desk = "[[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"seeds/hero.toml\"\n";
+        let hook = |url: &str, events: &str, secret: &str, extra: &str| {
+            format!("[[desk.webhooks]]\nurl = \"{url}\"\nevents = [{events}]\nsecret_env = \"{secret}\"\n{extra}")
+        };
+        let text = format!(
+            "{desk}{}{}{}",
+            hook("ftp://x.test/", "\"ticket.created\", \"ticket.deleted\"", "NOPE", "timeout_secs = 0\n"),
+            hook("https://glpi.test/hook", "", "SHORT", "give_up_after_hours = 0\n"),
+            hook("https://glpi.test/hook", "\"ticket.rated\"", "GOOD", ""),
+        );
+        let env = |k: &str| match k {
+            "SHORT" => Some("short".to_string()),
+            "GOOD" => Some("a-secret-of-enough-length".to_string()),
+            _ => None,
+        };
+        let all = match parse(Path::new(NOWHERE), &text, env) {
+            Ok(Parsed { settings: Err(problems), .. }) | Err(ConfigErrors(problems)) => {
+                problems.into_iter().map(|p| p.0).collect::<Vec<_>>()
+            }
+            Ok(Parsed { settings: Ok(_), .. }) => panic!("no problem found"),
+        };
+        for needle in [
+            "desk[0] (`hero`).webhooks[0].url: `ftp://x.test/` is not an http(s) URL",
+            "desk[0] (`hero`).webhooks[0].events: unknown event `ticket.deleted`; known: ticket.created, \
+             ticket.replied, ticket.status_changed, ticket.sla_warning, ticket.sla_breach, ticket.rated",
+            "desk[0] (`hero`).webhooks[0].secret_env: environment variable `NOPE` is not set",
+            "desk[0] (`hero`).webhooks[0].timeout_secs: between 1 and 60",
+            "desk[0] (`hero`).webhooks[1].events: name at least one event",
+            "desk[0] (`hero`).webhooks[1].secret_env: `SHORT` must hold at least 16 bytes",
+            "desk[0] (`hero`).webhooks[1].give_up_after_hours: between 1 and 720",
+            "desk[0] (`hero`).webhooks[2].url: the desk already has a subscription to this URL",
+        ] {
+            assert_eq!(all.iter().filter(|p| p.contains(needle)).count(), 1, "{needle} in {all:#?}");
+        }
+        assert!(!all.iter().any(|p| p.contains("a-secret-of")), "a secret in a message: {all:#?}");
     }
 
     #[test]

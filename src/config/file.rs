@@ -469,6 +469,28 @@ pub struct DeskConfig {
     /// How long personal data is kept (`[desk.retention]`, see `privacy::Retention`).
     #[serde(default)]
     pub retention: crate::privacy::Retention,
+    /// Outbound webhooks (`[[desk.webhooks]]`): signed POSTs of ticket events to other systems.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[[desk.webhooks]]`: one receiver of the desk's ticket events (see `webhook`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where the events are POSTed (http or https).
+    pub url: String,
+    /// The events sent: `ticket.created`, `ticket.replied`, `ticket.status_changed`,
+    /// `ticket.sla_warning`, `ticket.sla_breach`, `ticket.rated`.
+    pub events: Vec<String>,
+    /// Environment variable holding the signing secret (at least 16 bytes).
+    pub secret_env: String,
+    /// Seconds one POST may take (default 10, at most 60).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Hours an event is retried before it is given up (default 72).
+    #[serde(default)]
+    pub give_up_after_hours: Option<u64>,
 }
 
 /// `[desk.telegram]`: a bot whose messages become tickets.

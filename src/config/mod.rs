@@ -124,6 +124,8 @@ pub struct Desk {
     pub hygiene: crate::mail::hygiene::Policy,
     /// How long personal data is kept (`[desk.retention]`).
     pub retention: crate::privacy::Retention,
+    /// Outbound webhook subscriptions (`[[desk.webhooks]]`).
+    pub webhooks: Vec<crate::webhook::Subscription>,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +273,7 @@ impl Config {
                     whatsapp: d.whatsapp,
                     hygiene: d.hygiene,
                     retention: d.retention,
+                    webhooks: d.webhooks,
                 }
             })
             .collect();

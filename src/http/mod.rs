@@ -211,6 +211,14 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         let _ = writeln!(out, "# TYPE loket_outbox_failed_attempts_total counter");
         let _ = writeln!(out, "loket_outbox_failed_attempts_total {failures}");
     }
+    if let Ok(rows) = store::webhook_counts(s.store.pool()).await {
+        let _ =
+            writeln!(out, "# HELP loket_webhooks Outbound webhook deliveries by desk and state (failed = given up).");
+        let _ = writeln!(out, "# TYPE loket_webhooks gauge");
+        for (desk, state, n) in rows {
+            let _ = writeln!(out, "loket_webhooks{{desk=\"{}\",state=\"{}\"}} {n}", label(&desk), label(&state));
+        }
+    }
     if let Ok(rows) = store::sla::running_states(s.store.pool()).await {
         let _ = writeln!(out, "# HELP loket_sla_clocks Running SLA clocks by clock and state (warning = at risk).");
         let _ = writeln!(out, "# TYPE loket_sla_clocks gauge");

@@ -21,6 +21,7 @@ use crate::ticket::decide::{
 use crate::ticket::reading;
 use crate::ticket::thread::{SenderRole, sender_role};
 use crate::ticket::token::tokens_in;
+use crate::webhook::{Change, ReplyBy};
 
 /// The stored message a decision is about, and who wrote it: `actor` as the events name them,
 /// `sender` when it is a person's address (notifications count per sender), `agent` when an
@@ -331,6 +332,17 @@ impl Pipeline {
             .collect();
         store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
         let t2 = if d.patch.is_empty() { t.clone() } else { self.change(tx, h, t, &d.patch).await? };
+        // A reply on the public conversation: a person's message (automatic mail has no sender),
+        // an agent's only when their words go to the requester.
+        let words_out = d.sends.iter().any(|s| matches!(s, Send::Requester(r) if !r.text.is_empty()));
+        let reply = about.filter(|a| a.sender.is_some()).and_then(|a| match a.agent {
+            Some(_) => words_out.then_some(ReplyBy::Agent),
+            None if a.sender == Some(&t.requester_address) => Some(ReplyBy::Requester),
+            None => Some(ReplyBy::Participant),
+        });
+        let change =
+            Change { before: Some(t), after: &t2, events: events.iter().map(|e| (e.kind, &e.detail)).collect(), reply };
+        self.queue_webhooks(tx, h, &change).await?;
         for send in d.sends {
             self.send(tx, h, &t2, about, send).await?;
         }

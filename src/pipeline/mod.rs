@@ -14,6 +14,7 @@ mod outgoing;
 mod quarantine;
 pub use quarantine::QuarantineError;
 mod seed;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -791,6 +792,8 @@ impl Pipeline {
             None => {}
         }
         store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
+        let created = crate::webhook::Change { before: None, after: &t, events: Vec::new(), reply: None };
+        self.queue_webhooks(tx, h, &created).await?;
         let response_due = self.start_clocks(tx, h, &t, asked.resolution_target).await?;
 
         // The acknowledgement: only to people, never to the desk itself, at most N an hour.

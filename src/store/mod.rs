@@ -16,6 +16,7 @@ mod queries;
 pub mod report;
 mod send_rate;
 pub mod sla;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use oauth::*;
 pub use quarantine::*;
 pub use queries::*;
 pub use send_rate::*;
+pub use webhooks::*;
 
 use crate::config::{StorageConfig, redact_url};
 use file::Need;

@@ -596,6 +596,12 @@ async fn anonymise_ticket(
     }
     sqlx::query("DELETE FROM ticket_participants WHERE ticket_id = $1").bind(id).execute(&mut *conn).await?;
     sqlx::query("DELETE FROM routing_corrections WHERE ticket_id = $1").bind(id).execute(&mut *conn).await?;
+    // Webhook bodies hold no personal data (`webhook::body`); the delivered and given-up ones are
+    // history no one needs, the pending ones still go out.
+    sqlx::query("DELETE FROM webhook_deliveries WHERE ticket_id = $1 AND status <> 'pending'")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     super::insert_event(&mut *conn, id, now, actor, "cli", "personal_data_erased", &json!({"by": actor})).await?;
     Ok((messages, files, events))
 }

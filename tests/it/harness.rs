@@ -31,12 +31,16 @@ pub const OAUTH_SECRETS: &[(&str, &str)] = &[
     ("LOKET_TEST_OAUTH_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
 ];
 
+/// The outbound webhooks' signing secrets in tests (variable, value).
+pub const WEBHOOK_SECRETS: &[(&str, &str)] =
+    &[("LOKET_TEST_WEBHOOK_A", "whsec-receiver-a-0123456789"), ("LOKET_TEST_WEBHOOK_B", "whsec-receiver-b-9876543210")];
+
 /// A test secret by variable name.
 pub fn test_secret(k: &str) -> Option<String> {
     if k == "LOKET_TEST_TOKEN_SECRET" {
         return Some(TOKEN_SECRET.to_string());
     }
-    CHAT_SECRETS.iter().chain(OAUTH_SECRETS).find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    CHAT_SECRETS.iter().chain(OAUTH_SECRETS).chain(WEBHOOK_SECRETS).find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
 }
 
 #[derive(Debug, Clone)]
@@ -286,7 +290,7 @@ impl World {
             .arg("serve")
             .env("LOKET_LOG", "info,sqlx=warn")
             .env("LOKET_TEST_TOKEN_SECRET", TOKEN_SECRET)
-            .envs(CHAT_SECRETS.iter().chain(OAUTH_SECRETS).copied())
+            .envs(CHAT_SECRETS.iter().chain(OAUTH_SECRETS).chain(WEBHOOK_SECRETS).copied())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

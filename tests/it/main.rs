@@ -22,3 +22,4 @@ mod scale;
 mod sla;
 mod store;
 mod trust;
+mod webhooks_out;
