@@ -79,6 +79,15 @@ pub struct SpeechFile {
     pub blockers: Vec<String>,
     #[serde(default)]
     pub not_after: Vec<String>,
+    /// Action word forms with one `*` for the root (`di*kan`); see [`super::speech`].
+    #[serde(default)]
+    pub action_forms: Vec<String>,
+    /// Words that are no action even where a form matches them ("dijelaskan").
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+    /// Markers of a question (a sentence ending in `?`) that asks for an action ("bisa").
+    #[serde(default)]
+    pub question_markers: Vec<String>,
     #[serde(default = "default_within")]
     pub within: usize,
 }
@@ -616,11 +625,18 @@ pub fn compile(
         }
     }
     let speech = &common.speech;
-    let other_words = [&speech.request_markers, &speech.request_actions, &speech.blockers, &speech.not_after]
-        .into_iter()
-        .chain([&common.polite_requests])
-        .flatten()
-        .map(String::as_str);
+    let other_words = [
+        &speech.request_markers,
+        &speech.request_actions,
+        &speech.blockers,
+        &speech.not_after,
+        &speech.not_actions,
+        &speech.question_markers,
+        &common.polite_requests,
+    ]
+    .into_iter()
+    .flatten()
+    .map(String::as_str);
     add_nya_forms(&mut synonyms, &phrases, other_words);
     for (i, ex) in file.examples.iter().enumerate() {
         let ok = ex.route == format!("{TRIAGE_CATEGORY}/{TRIAGE_SUBCATEGORY}")
@@ -708,6 +724,14 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     }
     cues.blockers = file.blockers.iter().flat_map(|b| words(b)).collect();
     cues.not_after = file.not_after.iter().flat_map(|b| words(b)).collect();
+    cues.action_forms = file
+        .action_forms
+        .iter()
+        .filter_map(|f| f.split_once('*'))
+        .map(|(p, s)| (fold(p).trim().to_string(), fold(s).trim().to_string()))
+        .collect();
+    cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
+    cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
     cues
 }
 
