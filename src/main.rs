@@ -1434,7 +1434,7 @@ async fn rules_learned(config: &ConfigArg, command: RulesCommand) -> anyhow::Res
             let ex_path = r::examples_path(&path);
             let examples = if ex_path.exists() {
                 let t = std::fs::read_to_string(&ex_path).with_context(|| ex_path.display().to_string())?;
-                toml::from_str::<r::ExamplesFile>(&t).with_context(|| ex_path.display().to_string())?.examples
+                r::ExamplesFile::parse(&t).map_err(|e| anyhow::anyhow!("{}: {e}", ex_path.display()))?.examples
             } else {
                 Vec::new()
             };

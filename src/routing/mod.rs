@@ -222,6 +222,9 @@ fn free_occurrence(words: &[&str], cue: &[String], near: &[Vec<String>], within:
     })
 }
 
+/// Why a question counts as a request that beats failure words (see [`DeskRules::polite_question`]).
+const ASKED_ACTION: &str = "a question that asks for an action";
+
 impl DeskRules {
     /// Matched phrase ids in a normalised text.
     fn matches(&self, text: &str) -> HashSet<usize> {
@@ -442,7 +445,8 @@ impl DeskRules {
 
     /// The polite request form in a sentence of `text` that ends in `?`, if any.
     fn polite_question(&self, text: &str) -> Option<&str> {
-        if self.polite_requests.is_empty() && self.speech.markers.is_empty() {
+        if self.polite_requests.is_empty() && self.speech.markers.is_empty() && self.speech.question_markers.is_empty()
+        {
             return None;
         }
         let mut rest = text;
@@ -456,6 +460,10 @@ impl DeskRules {
             let words: Vec<&str> = sentence.split_whitespace().collect();
             if self.speech.explicit_request(&words).is_some() {
                 return Some("an explicit request");
+            }
+            // "bisa ditambah kapasitasnya?": a question that asks for an action.
+            if self.speech.asked_action(&words).is_some() {
+                return Some(ASKED_ACTION);
             }
             rest = &rest[end + 1..];
         }
@@ -487,9 +495,12 @@ impl DeskRules {
         let mut cue_reasons = std::mem::take(&mut scored.cue_reasons);
         let domain = scored.domain.take();
         let qmarks = input.subject.contains('?') || body_raw.contains('?');
+        // A question that names the action it asks for ("bisa ditambah kapasitasnya?").
+        let mut asked_action = false;
         if qmarks {
             // A question that asks for an action ("bisa dibantu reset password?") is a request.
             let polite = self.polite_question(input.subject).or_else(|| self.polite_question(&body_raw));
+            asked_action = polite == Some(ASKED_ACTION);
             let (t, why) = match polite {
                 Some(p) => (TicketType::Request, format!("request cue \"?\" after \"{}\"", p.trim())),
                 None => (TicketType::Question, "question cue \"?\"".to_string()),
@@ -611,6 +622,9 @@ impl DeskRules {
                 ttype = Some(TicketType::Request);
                 cue_reasons
                     .push(format!("request: the explicit request \"{marker} … {action}\" beats the other type cues"));
+            } else if asked_action {
+                ttype = Some(TicketType::Request);
+                cue_reasons.push(format!("request: {ASKED_ACTION} beats the other type cues"));
             }
         }
         let ttype = ttype.or(default_type).or_else(|| (allowed.len() == 1).then(|| allowed[0])).or_else(|| {
@@ -1069,6 +1083,19 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // A question that asks for an action is a request.
         let p = route("Intranet", "tlg reset pw intranet sy?", None);
         assert_eq!(p.ticket_type, Some(TicketType::Request), "{p:?}");
+    }
+
+    #[test]
+    fn a_question_that_names_its_action_beats_failure_words() {
+        let body = "Internet di ruang rapat tidak bisa connect sama sekali. Bisa dipasangkan access point baru?";
+        let r = route("Internet", body, None);
+        assert_eq!(r.ticket_type, Some(TicketType::Request), "{r:?}");
+        assert!(r.reasons.iter().any(|x| x.contains("a question that asks for an action beats")), "{r:?}");
+        // Reporting that it cannot, or asking whether it can, is no request.
+        let i = route("Internet", "Internet di ruang rapat tidak bisa dibuka?", None);
+        assert_ne!(i.ticket_type, Some(TicketType::Request), "{i:?}");
+        let q = route("Internet", "Apakah internet kantor bisa dinaikkan kecepatannya?", None);
+        assert_eq!(q.ticket_type, Some(TicketType::Question), "{q:?}");
     }
 
     #[test]

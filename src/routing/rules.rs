@@ -1,7 +1,7 @@
 //! Routing rules files: `rules/common.toml` (synonyms, ticket-type and impact cues shared by every
 //! desk) and `rules/<desk>.toml` (one `[[route]]` per subcategory, with its keywords, patterns,
-//! negative keywords, inbox and sender-domain signals, plus `[[example]]` messages with the
-//! route they must get). Format: `rules/README.md`. Compiled once at load: one Aho-Corasick
+//! negative keywords, inbox and sender-domain signals) and `rules/<desk>.examples.toml` (messages
+//! with the route they must get). Format: `rules/README.md`. Compiled once at load: one Aho-Corasick
 //! automaton and one `RegexSet` per desk; nothing is compiled per message.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,7 +11,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::RegexSet;
 use serde::Deserialize;
 
-use super::normalize::normalize;
+use super::normalize::{fold, normalize};
 use crate::catalogue::{Catalogue, TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
 use crate::domain::{Impact, TicketType};
 
@@ -79,6 +79,15 @@ pub struct SpeechFile {
     pub blockers: Vec<String>,
     #[serde(default)]
     pub not_after: Vec<String>,
+    /// Action word forms with one `*` for the root (`di*kan`); see [`super::speech`].
+    #[serde(default)]
+    pub action_forms: Vec<String>,
+    /// Words that are no action even where a form matches them ("dijelaskan").
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+    /// Markers of a question (a sentence ending in `?`) that asks for an action ("bisa").
+    #[serde(default)]
+    pub question_markers: Vec<String>,
     #[serde(default = "default_within")]
     pub within: usize,
 }
@@ -224,7 +233,9 @@ pub struct Example {
     pub from: Option<String>,
     #[serde(default)]
     pub inbox: Option<String>,
-    /// Expected `category/subcategory` (or `triage/unknown`).
+    /// Expected `category/subcategory` (or `triage/unknown`); in an examples file's grouped
+    /// form, the key the example stands under.
+    #[serde(default)]
     pub route: String,
     #[serde(default, rename = "type")]
     pub ticket_type: Option<TicketType>,
@@ -319,12 +330,38 @@ pub fn examples_path(path: &Path) -> PathBuf {
     path.with_extension("examples.toml")
 }
 
-/// `[[example]]`s kept apart from the rules (`rules/<desk>.examples.toml`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The examples kept apart from the rules (`rules/<desk>.examples.toml`), in either form:
+/// grouped under their route (`"category/subcategory" = [{ body = "…", type = "request" }, …]`,
+/// one example a line) or `[[example]]` tables that name their `route`.
+#[derive(Debug, Default)]
 pub struct ExamplesFile {
-    #[serde(default, rename = "example")]
     pub examples: Vec<Example>,
+}
+
+impl ExamplesFile {
+    /// The `[[example]]`s first, then the grouped ones in route order. An example under a route
+    /// key that names another route, or a key whose value is not a list of examples, is an error.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut examples: Vec<Example> = Vec::new();
+        let mut grouped = Vec::new();
+        for (key, value) in table {
+            let list: Vec<Example> = value.try_into().map_err(|e| format!("`{key}`: {e}"))?;
+            if key == "example" {
+                examples.extend(list);
+                continue;
+            }
+            for mut ex in list {
+                if !ex.route.is_empty() && ex.route != key {
+                    return Err(format!("`{key}`: an example under it names route `{}`", ex.route));
+                }
+                ex.route = key.clone();
+                grouped.push(ex);
+            }
+        }
+        examples.extend(grouped);
+        Ok(Self { examples })
+    }
 }
 
 /// Reads a desk's rules file and its examples file (if there is one), without compiling.
@@ -334,7 +371,8 @@ pub fn read_desk(path: &Path) -> Result<DeskFile, Vec<RulesError>> {
     let mut file: DeskFile = toml::from_str(&read(path)?).map_err(|e| inv(path, e))?;
     let ex = examples_path(path);
     if ex.exists() {
-        let more: ExamplesFile = toml::from_str(&read(&ex)?).map_err(|e| inv(&ex, e))?;
+        let more = ExamplesFile::parse(&read(&ex)?)
+            .map_err(|message| vec![RulesError::Invalid { path: ex.clone(), message }])?;
         file.examples.extend(more.examples);
     }
     Ok(file)
@@ -586,10 +624,26 @@ pub fn compile(
             None => errors.push(inv(format!("{key}.cue: `{}` is not a keyword of this route", rule.cue))),
         }
     }
+    let speech = &common.speech;
+    let other_words = [
+        &speech.request_markers,
+        &speech.request_actions,
+        &speech.blockers,
+        &speech.not_after,
+        &speech.not_actions,
+        &speech.question_markers,
+        &common.polite_requests,
+    ]
+    .into_iter()
+    .flatten()
+    .map(String::as_str);
+    add_nya_forms(&mut synonyms, &phrases, other_words);
     for (i, ex) in file.examples.iter().enumerate() {
         let ok = ex.route == format!("{TRIAGE_CATEGORY}/{TRIAGE_SUBCATEGORY}")
             || ex.route.split_once('/').is_some_and(|(c, s)| catalogue.subcategory(c, s).is_some());
-        if !ok {
+        if ex.route.is_empty() {
+            errors.push(inv(format!("example[{i}]: no route")));
+        } else if !ok {
             errors.push(inv(format!("example[{i}].route: unknown `{}`", ex.route)));
         }
     }
@@ -633,6 +687,26 @@ pub fn compile(
     })
 }
 
+/// The "-nya" form of a cue word (Indonesian "its", "the": "sertifikatnya", "aksesnya") reads as
+/// the word: `WORDnya` → `WORD` for every word of four letters or more in a cue, unless a synonym
+/// already maps that form or the form is itself a word of a cue or of `other` (the speech and
+/// polite-request forms: "caranya" stays a question cue).
+fn add_nya_forms<'a>(synonyms: &mut HashMap<String, String>, phrases: &[Phrase], other: impl Iterator<Item = &'a str>) {
+    let mut words: std::collections::HashSet<String> =
+        phrases.iter().flat_map(|p| p.text.split_whitespace()).map(str::to_string).collect();
+    let cue_words: Vec<String> = words.iter().cloned().collect();
+    words.extend(other.flat_map(|t| fold(t).split_whitespace().map(str::to_string).collect::<Vec<_>>()));
+    for w in cue_words {
+        if w.chars().count() < 4 || !w.chars().all(char::is_alphabetic) || w.ends_with("nya") {
+            continue;
+        }
+        let form = format!("{w}nya");
+        if !words.contains(&form) && !synonyms.contains_key(&form) {
+            synonyms.insert(form, w);
+        }
+    }
+}
+
 fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> super::speech::SpeechCues {
     let words = |t: &str| -> Vec<String> { normalize(t, synonyms).split_whitespace().map(str::to_string).collect() };
     let mut cues = super::speech::SpeechCues { within: file.within, ..Default::default() };
@@ -650,6 +724,14 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     }
     cues.blockers = file.blockers.iter().flat_map(|b| words(b)).collect();
     cues.not_after = file.not_after.iter().flat_map(|b| words(b)).collect();
+    cues.action_forms = file
+        .action_forms
+        .iter()
+        .filter_map(|f| f.split_once('*'))
+        .map(|(p, s)| (fold(p).trim().to_string(), fold(s).trim().to_string()))
+        .collect();
+    cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
+    cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
     cues
 }
 
@@ -722,4 +804,62 @@ pub fn effective(r: &RouteRule, file: &DeskFile, common: &CommonFile, category: 
         e.patterns.insert(p, w);
     }
     Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn examples_file_reads_both_forms() {
+        let text = r#"
+"aplikasi/sigi" = [
+  { type = "incident", impact = "low", subject = "SIGI", body = "SIGI error" },
+  { body = "rekap gaji", route = "aplikasi/sigi" },
+]
+
+[[example]]
+body = "printer rusak"
+route = "triage/unknown"
+"#;
+        let ex = ExamplesFile::parse(text).unwrap().examples;
+        let got: Vec<(&str, &str)> = ex.iter().map(|e| (e.route.as_str(), e.body.as_str())).collect();
+        assert_eq!(
+            got,
+            [("triage/unknown", "printer rusak"), ("aplikasi/sigi", "SIGI error"), ("aplikasi/sigi", "rekap gaji")]
+        );
+        assert_eq!(ex[1].ticket_type, Some(TicketType::Incident));
+        assert_eq!(ex[1].impact, Some(Impact::Low));
+        assert_eq!(ex[1].subject, "SIGI");
+    }
+
+    fn phrase(text: &str) -> Phrase {
+        Phrase { text: format!(" {text} "), words: text.split_whitespace().count(), targets: Vec::new() }
+    }
+
+    #[test]
+    fn nya_forms_read_as_the_cue_word() {
+        let mut synonyms = HashMap::from([("zoomnya".to_string(), "zoom".to_string())]);
+        let phrases =
+            [phrase("sertifikat elektronik"), phrase("vpn"), phrase("cara"), phrase("caranya"), phrase("12345")];
+        add_nya_forms(&mut synonyms, &phrases, ["mohon bantuannya", "bantuan"].into_iter());
+        assert_eq!(synonyms.get("sertifikatnya").map(String::as_str), Some("sertifikat"));
+        assert_eq!(synonyms.get("elektroniknya").map(String::as_str), Some("elektronik"));
+        assert!(!synonyms.contains_key("vpnnya"), "three letters: too short to be sure");
+        assert!(!synonyms.contains_key("caranya"), "a cue word of its own");
+        assert!(!synonyms.contains_key("12345nya"));
+        assert_eq!(synonyms.len(), 3, "{synonyms:?}");
+        let text = normalize("Sertifikatnya sudah kedaluwarsa", &synonyms);
+        assert_eq!(text, " sertifikat sudah kedaluwarsa ");
+    }
+
+    #[test]
+    fn examples_file_refuses_a_mismatched_route_and_unknown_keys() {
+        let e = ExamplesFile::parse("\"a/b\" = [{ body = \"x\", route = \"c/d\" }]").unwrap_err();
+        assert!(e.contains("names route `c/d`"), "{e}");
+        let e = ExamplesFile::parse("\"a/b\" = [{ body = \"x\", typo = 1 }]").unwrap_err();
+        assert!(e.contains("typo"), "{e}");
+        let e = ExamplesFile::parse("\"a/b\" = 3").unwrap_err();
+        assert!(e.contains("`a/b`"), "{e}");
+    }
 }

@@ -6,6 +6,13 @@
 //! "please create a mailbox") — makes the ticket a request whatever failure words the message
 //! also holds ("… karena tidak bisa login"). "Mohon info cara reset" is not one: a question word
 //! stands between. The markers, actions and blockers are `rules/common.toml`'s `[speech]`.
+//!
+//! Actions are listed words, prefixes (`reset*`) and word forms: Indonesian asks for an action
+//! with a verb's passive or imperative form ("mohon di…kan": "disediakan", "dibukakan"; chat
+//! "di…in": "dipasangin"), so `action_forms` such as `di*kan` match any such verb whose root has
+//! three letters or more, except the `not_actions` ("dijelaskan" asks for information, "digunakan"
+//! describes). A question that asks for an action ("bisa ditambah kapasitasnya?", "could we get
+//! …?") starts with one of the `question_markers` instead of a request marker.
 
 use std::collections::HashSet;
 
@@ -18,6 +25,13 @@ pub struct SpeechCues {
     pub actions: HashSet<String>,
     /// Action prefixes (written with a trailing `*`: `aktif*` matches `aktifkan`).
     pub action_prefixes: Vec<String>,
+    /// Action word forms as (prefix, suffix): `di*kan` matches `disediakan` (a root of three
+    /// letters or more between them).
+    pub action_forms: Vec<(String, String)>,
+    /// Words that are never actions, whatever form they have.
+    pub not_actions: HashSet<String>,
+    /// Markers of a question that asks for an action ("bisa", "could we"), each as its words.
+    pub question_markers: Vec<Vec<String>>,
     /// Words that end the search for an action after a marker (failure and question words).
     pub blockers: HashSet<String>,
     /// Words that make the marker a condition or an intention, not a request, when they stand
@@ -29,17 +43,44 @@ pub struct SpeechCues {
 
 impl SpeechCues {
     fn is_action(&self, word: &str) -> bool {
-        self.actions.contains(word) || self.action_prefixes.iter().any(|p| word.starts_with(p.as_str()))
+        if self.not_actions.contains(word) {
+            return false;
+        }
+        self.actions.contains(word)
+            || self.action_prefixes.iter().any(|p| word.starts_with(p.as_str()))
+            || self.action_forms.iter().any(|(p, s)| {
+                word.len() >= p.len() + s.len() + 3 && word.starts_with(p.as_str()) && word.ends_with(s.as_str())
+            })
     }
 
     /// The first explicit request in `words`: the marker and the action, as written.
     pub fn explicit_request(&self, words: &[&str]) -> Option<(String, String)> {
+        self.marker_then_action(&self.markers, words, false)
+    }
+
+    /// In the words of a sentence that ends in `?`: the first question that asks for an action
+    /// ("bisa ditambah kapasitasnya", "could we get a subnet"), or an explicit request.
+    /// A question marker counts only with no failure or question word before it in the sentence
+    /// ("tidak bisa dibuka?" reports, "apakah … bisa dilakukan?" asks whether).
+    pub fn asked_action(&self, words: &[&str]) -> Option<(String, String)> {
+        self.marker_then_action(&self.question_markers, words, true).or_else(|| self.explicit_request(words))
+    }
+
+    fn marker_then_action(
+        &self,
+        markers: &[Vec<String>],
+        words: &[&str],
+        clean_before: bool,
+    ) -> Option<(String, String)> {
         for i in 0..words.len() {
             // Most words start no marker: one comparison of first words before the rest.
-            if !self.markers.iter().any(|m| m.first().is_some_and(|f| f == words[i])) {
+            if !markers.iter().any(|m| m.first().is_some_and(|f| f == words[i])) {
                 continue;
             }
-            for m in &self.markers {
+            if clean_before && words[..i].iter().any(|w| self.blockers.contains(*w)) {
+                return None;
+            }
+            for m in markers {
                 if m.is_empty() || words.len() < i + m.len() || !m.iter().zip(&words[i..]).all(|(a, b)| a == b) {
                     continue;
                 }
@@ -71,7 +112,10 @@ mod tests {
             markers: vec![vec!["tolong".into()], vec!["mohon".into()], vec!["could".into(), "you".into()]],
             actions: words(&["reset", "direset", "dibuatkan", "create"]),
             action_prefixes: vec!["aktif".into()],
-            blockers: words(&["tidak", "cara", "bagaimana", "not"]),
+            action_forms: Vec::new(),
+            not_actions: HashSet::new(),
+            question_markers: vec![vec!["bisa".into()]],
+            blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
             within: 3,
         }
@@ -98,6 +142,33 @@ mod tests {
         assert_eq!(find("could you not reset"), None);
         assert_eq!(find("kalau tolong reset"), None, "a condition, not a request");
         assert_eq!(find("mau mohon direset"), None);
+    }
+
+    #[test]
+    fn verb_forms_are_actions_except_the_listed_ones() {
+        let mut c = cues();
+        c.action_forms = vec![("di".into(), "kan".into()), ("di".into(), "in".into())];
+        c.not_actions = ["dijelaskan".to_string()].into();
+        let find = |t: &str| c.explicit_request(&t.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(find("mohon disediakan ruang rapat"), Some(("mohon".into(), "disediakan".into())));
+        assert_eq!(find("tolong dipasangin kabel"), Some(("tolong".into(), "dipasangin".into())));
+        assert_eq!(find("mohon dijelaskan prosedurnya"), None, "asks for information");
+        assert_eq!(find("mohon dikan"), None, "no root");
+        assert_eq!(find("mohon dingin"), None, "a root of three letters or more");
+        assert_eq!(find("mohon maaf aplikasi tidak bisa digunakan"), None, "a failure word between");
+    }
+
+    #[test]
+    fn a_question_may_ask_for_an_action() {
+        let c = cues();
+        let asked = |t: &str| c.asked_action(&t.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(asked("kuota email saya bisa direset"), Some(("bisa".into(), "direset".into())));
+        assert_eq!(asked("tolong reset password"), Some(("tolong".into(), "reset".into())));
+        assert_eq!(asked("bagaimana cara agar bisa tidak direset"), None);
+        assert_eq!(asked("apakah akun saya bisa direset"), None, "asks whether");
+        assert_eq!(asked("sigi tidak bisa dibuka"), None, "reports a failure");
+        assert_eq!(asked("apakah bisa"), None);
+        assert_eq!(c.explicit_request(&["bisa", "direset"]), None, "not a request marker outside a question");
     }
 
     #[test]
