@@ -14,6 +14,14 @@
 //! at the time once more right before it deletes. Erasure (`loket forget`, retention) deletes the
 //! blobs it stopped referencing at once ([`release`]), whatever their age, unless they were
 //! written again since the erasure began.
+//!
+//! What is left open, and why it is negligible: the check of a file's time and its unlink are two
+//! steps, so a transaction that writes the very same bytes between them (an old orphan's, or an
+//! erased person's) and commits would name a file that is gone; and an erasure deletes a file that
+//! a concurrent transaction wrote with the same bytes *before* the erasure began but commits after
+//! it. Both need byte-identical raw mail or files in flight at that moment — for mail, the same
+//! message, which the idempotency key makes a duplicate — and end in a row whose bytes read as
+//! purged (`Files::read` warns), never in a failure to process.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
