@@ -394,6 +394,22 @@ async fn files_on(pg: bool) {
     assert!(store.files().get(&blob).await.unwrap().is_some(), "the referenced mail is kept");
     assert_every_reference_is_on_disk(&store).await;
 
+    // Quarantined mail is on disk too; `quarantine drop` deletes its file.
+    let poison = format!(
+        "From: {citra}\r\nTo: {}\r\nSubject: Racun\r\nMessage-ID: <{}-q1@example.test>\r\n\r\nWebsite\0 error\r\n",
+        w.desk_addr, w.tag
+    )
+    .into_bytes();
+    assert_eq!(p.process("hero", &poison, now).await.unwrap().action, Action::Quarantined);
+    let (qid, q_inline, q_blob): (i64, Vec<u8>, Option<String>) =
+        sqlx::query_as("SELECT id, raw, raw_blob FROM quarantine").fetch_one(store.pool()).await.unwrap();
+    assert!(q_inline.is_empty(), "the quarantine row holds no bytes");
+    let q_blob = BlobId::parse(&q_blob.expect("the row names its file")).unwrap();
+    let (entry, _) = store::show_quarantine(store.pool(), store.files(), qid).await.unwrap().unwrap();
+    assert_eq!(entry.raw, poison, "`quarantine show --raw` reads the file");
+    p.drop_quarantined(qid, "operator:test", now).await.unwrap();
+    assert!(store.files().get(&q_blob).await.unwrap().is_none(), "a dropped message's file is deleted");
+
     // Forget deletes her files at once (they are fresh: the grace period does not hold them).
     let mine: Vec<String> =
         sqlx::query_scalar("SELECT raw_blob FROM messages WHERE ticket_id = $1 AND raw_blob IS NOT NULL")
