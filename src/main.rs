@@ -493,6 +493,7 @@ async fn retention(config: &ConfigArg) -> anyhow::Result<()> {
     for (desk, expired) in loket::store::privacy::expire_all(&store, &config, loket::now_ms()).await {
         outln!("{desk} {}", serde_json::to_string(&expired?)?)?;
     }
+    sweep(&store, &config).await?;
     store.close().await;
     Ok(())
 }
@@ -515,7 +516,17 @@ async fn forget(config: &ConfigArg, who: &str, yes: bool) -> anyhow::Result<()> 
     // The log and the output name no one: the counts only.
     tracing::info!(?erased, "personal data erased");
     outln!("{}", serde_json::to_string(&erased)?)?;
+    sweep(&store, &config).await?;
     store.close().await;
+    Ok(())
+}
+
+/// The files no row names any more, older than `storage.files_grace_secs`, deleted (after
+/// `forget` and `retention`, as the daemon does every hour); the counts in the log.
+async fn sweep(store: &Store, config: &loket::config::Config) -> anyhow::Result<()> {
+    let grace = std::time::Duration::from_secs(config.storage.files_grace_secs);
+    let swept = loket::store::blobs::sweep(store, loket::now_ms(), grace).await?;
+    tracing::info!(files = swept.files, deleted = swept.deleted, "unreferenced files swept");
     Ok(())
 }
 
@@ -1163,7 +1174,7 @@ async fn tickets(config: &ConfigArg, command: TicketsCommand) -> anyhow::Result<
                     files.len()
                 );
             };
-            let Some((bytes, _)) = store::file_bytes(&mut conn, file).await? else {
+            let Some((bytes, _)) = store::file_bytes(&mut conn, store.files(), file).await? else {
                 anyhow::bail!("the bytes of file {n} of ticket {number} are no longer stored");
             };
             let mut out = std::io::stdout().lock();
@@ -1198,8 +1209,9 @@ async fn quarantine_list(config: &ConfigArg, limit: i64) -> anyhow::Result<()> {
 async fn quarantine_show(config: &ConfigArg, id: i64, raw: bool) -> anyhow::Result<()> {
     let config = config.load()?;
     let store = Store::open_read_only(&config.storage).await?;
-    let (q, audit) =
-        store::show_quarantine(store.pool(), id).await?.with_context(|| format!("no quarantined message {id}"))?;
+    let (q, audit) = store::show_quarantine(store.pool(), store.files(), id)
+        .await?
+        .with_context(|| format!("no quarantined message {id}"))?;
     if raw {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

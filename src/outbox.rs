@@ -90,8 +90,7 @@ impl OutboxWorker {
         let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
         let lease = now + (timeout + 5) * 1000;
         let limit = self.cfg.concurrency.max(1) as i64;
-        let mut items =
-            store::claim_outbox(self.store.pool(), self.store.backend(), &self.worker_id, now, lease, limit).await?;
+        let mut items = store::claim_outbox(&self.store, &self.worker_id, now, lease, limit).await?;
         if let Some(per_minute) = self.cfg.sender_per_minute {
             items = self.within_rate(per_minute, items, now).await?;
         }
@@ -131,7 +130,7 @@ impl OutboxWorker {
         let p: Option<crate::chat::OutChat> = payload.and_then(|p| serde_json::from_str(p).ok());
         let Some(file) = p.and_then(|p| p.file) else { return Ok(None) };
         let mut conn = self.store.pool().acquire().await.map_err(|e| ChannelError::temporary(format!("store: {e}")))?;
-        match store::attachment_bytes(&mut conn, file.attachment).await {
+        match store::attachment_bytes(&mut conn, self.store.files(), file.attachment).await {
             Ok(Some(bytes)) => Ok(Some(bytes)),
             Ok(None) => Err(ChannelError::permanent(format!("file {} is no longer stored", file.attachment))),
             Err(e) => Err(ChannelError::temporary(format!("store: {e}"))),

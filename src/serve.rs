@@ -86,9 +86,11 @@ where
     });
 }
 
-/// Every hour (and once at start): each desk's retention applied (`store::privacy::expire`).
-/// Idempotent, so instances sharing a store may all run it.
+/// Every hour (and once at start): each desk's retention applied (`store::privacy::expire`),
+/// then the files no row names any more swept (`store::blobs::sweep`, past
+/// `storage.files_grace_secs`). Idempotent, so instances sharing a store may all run it.
 async fn retention_job(store: &crate::store::Store, config: &crate::config::Config, cancel: CancellationToken) {
+    let grace = Duration::from_secs(config.storage.files_grace_secs);
     while !cancel.is_cancelled() {
         for (desk, expired) in crate::store::privacy::expire_all(store, config, crate::now_ms()).await {
             match expired {
@@ -98,6 +100,11 @@ async fn retention_job(store: &crate::store::Store, config: &crate::config::Conf
                 Ok(_) => {}
                 Err(e) => tracing::warn!(desk, error = %e, "retention failed; trying again in an hour"),
             }
+        }
+        match crate::store::blobs::sweep(store, crate::now_ms(), grace).await {
+            Ok(s) if s.deleted > 0 => tracing::info!(files = s.files, deleted = s.deleted, "unreferenced files swept"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweeping the files directory failed; trying again in an hour"),
         }
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -223,7 +230,7 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
             async move { s.run_ref(c).await }
         });
     }
-    if app.config.desks.iter().any(|d| d.retention.is_set()) {
+    {
         let (store, config) = (app.store.clone(), app.config.clone());
         supervise(&tracker, "retention".into(), cancel.clone(), move |c| {
             let (store, config) = (store.clone(), config.clone());

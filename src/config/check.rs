@@ -211,6 +211,8 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
     if raw.storage.max_connections == 0 {
         problems.push(p("storage.max_connections: must be at least 1".into()));
     }
+    // The files directory, resolved like the SQLite file (its default sits beside it).
+    raw.storage.files = Some(resolve(&raw.storage.files_dir()));
 
     // outbound
     raw.outbound.directory = resolve(&raw.outbound.directory);

@@ -60,6 +60,36 @@ pub struct StorageConfig {
     /// SQLite `synchronous` pragma: `full` (default; a commit survives power loss) or `normal`.
     #[serde(default)]
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Directory of the content-addressed files: raw mail and chat files (`ab/cd/<sha256>`).
+    /// Default: `files` beside the SQLite file, `var/files` with PostgreSQL. Instances sharing a
+    /// PostgreSQL store must share it too (one path on shared storage).
+    #[serde(default)]
+    pub files: Option<PathBuf>,
+    /// Seconds a file no row references is kept before the sweep deletes it (a file written for
+    /// a transaction that has not committed yet must outlive the transaction).
+    #[serde(default = "default_files_grace")]
+    pub files_grace_secs: u64,
+}
+
+fn default_files_grace() -> u64 {
+    3600
+}
+
+impl StorageConfig {
+    /// The files directory: `files` when given, else `files` beside the SQLite file, else
+    /// `var/files`.
+    pub fn files_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.files {
+            return dir.clone();
+        }
+        let sqlite = self.url.strip_prefix("sqlite:").map(|r| r.trim_start_matches("//"));
+        match sqlite.map(|r| r.split_once('?').map_or(r, |(f, _)| f)) {
+            Some(file) if !file.is_empty() && file != ":memory:" => {
+                Path::new(file).parent().map_or_else(|| PathBuf::from("files"), |d| d.join("files"))
+            }
+            _ => PathBuf::from("var/files"),
+        }
+    }
 }
 
 /// SQLite's `synchronous` pragma, the two settings Loket allows with WAL.
@@ -82,7 +112,13 @@ fn default_pool() -> u32 {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { url: default_db_url(), max_connections: default_pool(), sqlite_synchronous: SqliteSynchronous::Full }
+        Self {
+            url: default_db_url(),
+            max_connections: default_pool(),
+            sqlite_synchronous: SqliteSynchronous::Full,
+            files: None,
+            files_grace_secs: default_files_grace(),
+        }
     }
 }
 

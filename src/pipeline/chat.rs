@@ -159,7 +159,7 @@ impl Pipeline {
         let mut msg = self.chat_msg(c, text, "");
         msg.action = Action::Command.as_str();
         msg.reason = Some(what);
-        let row = store::insert_message(tx, &msg).await?;
+        let row = store::insert_message(tx, self.store.files(), &msg).await?;
         let mail = self.chat_mail(c, String::new(), text.to_string());
         self.insert_attachments(tx, c.h, row, &mail).await?;
         Ok(Outcome { ticket: ticket.map(|t| t.number.clone()), action: Action::Command, reason: Some(what.into()) })
@@ -659,6 +659,7 @@ impl Pipeline {
         let to = vec![user.chat_id.clone()];
         let row = store::insert_message(
             tx,
+            self.store.files(),
             &store::NewMessage {
                 desk: &h.desk.id,
                 ticket_id: t.map(|t| t.id),

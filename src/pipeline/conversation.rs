@@ -494,7 +494,7 @@ impl Pipeline {
     ) -> Result<i64, PipelineError> {
         msg.ticket_id = Some(t.id);
         msg.action = Action::Appended.as_str();
-        let row = store::insert_message(tx, &msg).await?;
+        let row = store::insert_message(tx, self.store.files(), &msg).await?;
         self.insert_attachments(tx, h, row, mail).await?;
         Ok(row)
     }

@@ -414,7 +414,7 @@ impl Pipeline {
         if store::find_seen(tx, &desk.id, &key).await?.is_some() {
             return Ok(Outcome { ticket: None, action: Action::Duplicate, reason: Some(reason.into()) });
         }
-        store::insert_quarantine(tx, &desk.id, &inbox.name, &key, reason, raw, size, now).await?;
+        store::insert_quarantine(tx, self.store.files(), &desk.id, &inbox.name, &key, reason, raw, size, now).await?;
         tracing::warn!(desk = %desk.id, inbox = %inbox.name, size, reason, "message quarantined");
         Ok(Outcome { ticket: None, action: Action::Quarantined, reason: Some(reason.into()) })
     }
@@ -540,7 +540,7 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         msg.action = Action::Ignored.as_str();
         msg.reason = Some(reason);
-        store::insert_message(tx, &msg).await?;
+        store::insert_message(tx, self.store.files(), &msg).await?;
         Ok(Outcome { ticket: None, action: Action::Ignored, reason: Some(reason.into()) })
     }
 
@@ -573,7 +573,7 @@ impl Pipeline {
         let d = crate::ticket::decide::decide(&t, &touch, h.desk, h.now);
         msg.ticket_id = Some(t.id);
         msg.action = Action::Appended.as_str();
-        let row = store::insert_message(tx, &msg).await?;
+        let row = store::insert_message(tx, self.store.files(), &msg).await?;
         self.insert_attachments(tx, h, row, mail).await?;
         let from = msg.from_address.unwrap_or("unknown");
         let about = conversation::About { mail, row, actor: from, sender: None, agent: None };
@@ -607,7 +607,7 @@ impl Pipeline {
             if refusal.is_none()
                 && let Some(bytes) = h.chat_files.get(a.index as usize).and_then(|f| f.bytes.as_deref())
             {
-                store::set_attachment_content(tx, row, a.index, bytes).await?;
+                store::set_attachment_content(tx, self.store.files(), row, a.index, bytes).await?;
             }
         }
         Ok(v)
@@ -736,7 +736,7 @@ impl Pipeline {
         let ticket_id = t.id;
         msg.ticket_id = Some(ticket_id);
         msg.action = Action::Created.as_str();
-        let row = store::insert_message(tx, &msg).await?;
+        let row = store::insert_message(tx, self.store.files(), &msg).await?;
         self.insert_attachments(tx, h, row, mail).await?;
         let actor = requester.address.as_str();
         let (follows, mentions) = match link {
@@ -876,7 +876,7 @@ impl Pipeline {
                 msg.ticket_id = Some(t.id);
                 msg.action = Action::Appended.as_str();
                 msg.reason = Some(&reason);
-                let row = store::insert_message(tx, &msg).await?;
+                let row = store::insert_message(tx, self.store.files(), &msg).await?;
                 self.insert_attachments(tx, h, row, mail).await?;
                 let detail = json!({ "message": row, "reason": reason });
                 self.event(tx, h, t.id, sender, "flood_appended", &detail).await?;
@@ -889,7 +889,7 @@ impl Pipeline {
             None => {
                 msg.action = Action::Held.as_str();
                 msg.reason = Some(&reason);
-                store::insert_message(tx, &msg).await?;
+                store::insert_message(tx, self.store.files(), &msg).await?;
                 Ok(Outcome { ticket: None, action: Action::Held, reason: Some(reason) })
             }
         }

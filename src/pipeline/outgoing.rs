@@ -170,7 +170,7 @@ impl Pipeline {
             html: &html,
             files: &[],
         })?;
-        record_mail(tx, h, None, to, &built, template, false).await?;
+        record_mail(tx, self.store.files(), h, None, to, &built, template, false).await?;
         Ok(())
     }
 
@@ -351,7 +351,7 @@ impl Pipeline {
             html: &html,
             files: &files,
         })?;
-        let row = record_mail(tx, h, Some(t.id), &out.to, &built, kind, out.auto_reply).await?;
+        let row = record_mail(tx, self.store.files(), h, Some(t.id), &out.to, &built, kind, out.auto_reply).await?;
         Ok(Some(row))
     }
 
@@ -376,7 +376,7 @@ impl Pipeline {
         for f in store::ticket_files(tx, t.id).await?.into_iter().filter(|f| f.message_row == row && f.accepted) {
             let name = f.filename.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| format!("file-{}", f.n));
             let size = usize::try_from(f.size).unwrap_or(usize::MAX);
-            let bytes = if size <= left { store::file_bytes(tx, &f).await? } else { None };
+            let bytes = if size <= left { store::file_bytes(tx, self.store.files(), &f).await? } else { None };
             match bytes {
                 Some((bytes, inline)) if bytes.len() <= left => {
                     left -= bytes.len();
@@ -501,8 +501,10 @@ impl Pipeline {
 
 /// A composed mail recorded as an outbound message (of ticket `ticket`, or of none) and queued
 /// with its outbox row; returns the message's row.
+#[allow(clippy::too_many_arguments)]
 async fn record_mail(
     tx: &mut store::Tx,
+    files: &store::blobs::Files,
     h: &Here<'_>,
     ticket: Option<i64>,
     to: &EmailAddress,
@@ -514,6 +516,7 @@ async fn record_mail(
     let key = format!("out:{}", built.message_id);
     let row = store::insert_message(
         tx,
+        files,
         &store::NewMessage {
             desk,
             ticket_id: ticket,

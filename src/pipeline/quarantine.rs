@@ -40,7 +40,8 @@ impl Pipeline {
     /// operator looked at it), once. `actor` names who released it in the audit entry.
     pub async fn release_quarantined(&self, id: i64, actor: &str, now: i64) -> Result<Outcome, QuarantineError> {
         let mut tx = self.store.begin().await?;
-        let entry = store::quarantine_entry(&mut tx, id).await?.ok_or(QuarantineError::NotFound(id))?;
+        let entry =
+            store::quarantine_entry(&mut tx, self.store.files(), id).await?.ok_or(QuarantineError::NotFound(id))?;
         if entry.released_at.is_some() {
             return Err(QuarantineError::AlreadyReleased(id));
         }
@@ -74,8 +75,10 @@ impl Pipeline {
     /// Deletes quarantined message `id`'s bytes (the entry stays, so a redelivery is still a
     /// duplicate), with an audit entry naming `actor`.
     pub async fn drop_quarantined(&self, id: i64, actor: &str, now: i64) -> Result<(), QuarantineError> {
+        let started = crate::now_ms();
         let mut tx = self.store.begin().await?;
-        let entry = store::quarantine_entry(&mut tx, id).await?.ok_or(QuarantineError::NotFound(id))?;
+        let entry =
+            store::quarantine_entry(&mut tx, self.store.files(), id).await?.ok_or(QuarantineError::NotFound(id))?;
         if entry.released_at.is_some() {
             return Err(QuarantineError::AlreadyReleased(id));
         }
@@ -85,6 +88,10 @@ impl Pipeline {
         let detail = json!({ "reason": entry.reason, "size": entry.size, "desk": entry.desk, "inbox": entry.inbox });
         store::insert_quarantine_audit(&mut tx, id, now, actor, "dropped", &detail).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        // The bytes on disk go with the row's name of them.
+        if let Some(blob) = &entry.raw_blob {
+            store::blobs::release(&self.store, std::slice::from_ref(blob), started).await?;
+        }
         tracing::warn!(id, actor, "quarantined message dropped");
         Ok(())
     }

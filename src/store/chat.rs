@@ -224,10 +224,18 @@ pub async fn insert_chat_outbox(
     Ok(r.try_get("id")?)
 }
 
-/// Stores the bytes of an attachment that came by chat (mail attachments live in the raw mail).
-pub async fn set_attachment_content(conn: &mut AnyConnection, message_row: i64, part: u32, bytes: &[u8]) -> Result<()> {
-    sqlx::query("UPDATE attachments SET content = $1 WHERE message_row = $2 AND part_index = $3 AND accepted = 1")
-        .bind(bytes.to_vec())
+/// Stores the bytes of an attachment that came by chat (mail attachments live in the raw mail):
+/// in the files directory first, then the row names them.
+pub async fn set_attachment_content(
+    conn: &mut AnyConnection,
+    files: &super::blobs::Files,
+    message_row: i64,
+    part: u32,
+    bytes: &[u8],
+) -> Result<()> {
+    let blob = files.put(bytes).await?;
+    sqlx::query("UPDATE attachments SET content_blob = $1 WHERE message_row = $2 AND part_index = $3 AND accepted = 1")
+        .bind(blob.as_str())
         .bind(message_row)
         .bind(part as i64)
         .execute(&mut *conn)

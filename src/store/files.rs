@@ -1,10 +1,12 @@
 //! The files of a ticket: every attachment row of its messages, numbered in the order they
 //! arrived (the `N` of `loket tickets attachment NUMBER N` and of the notes in mail), and their
-//! bytes — kept in the row for chat files, else cut from the stored raw mail.
+//! bytes — a chat file's in the files directory (or, stored before it, in the row), else cut from
+//! the stored raw mail.
 
 use sqlx::{AnyConnection, Row};
 
 use super::StoreError;
+use super::blobs::Files;
 use crate::mail::attachments;
 use crate::mail::parse::sha256_hex;
 
@@ -62,23 +64,28 @@ pub async fn ticket_files(conn: &mut AnyConnection, ticket_id: i64) -> Result<Ve
 /// The bytes of `file` and whether its mail showed it inline: from the row (chat files), else
 /// from the stored raw mail; None when neither holds it any more (or the bytes no longer match
 /// the recorded SHA-256).
-pub async fn file_bytes(conn: &mut AnyConnection, file: &StoredFile) -> Result<Option<(Vec<u8>, bool)>> {
-    let r =
-        sqlx::query("SELECT content FROM attachments WHERE id = $1").bind(file.id).fetch_optional(&mut *conn).await?;
+pub async fn file_bytes(conn: &mut AnyConnection, files: &Files, file: &StoredFile) -> Result<Option<(Vec<u8>, bool)>> {
+    let r = sqlx::query("SELECT content, content_blob FROM attachments WHERE id = $1")
+        .bind(file.id)
+        .fetch_optional(&mut *conn)
+        .await?;
     if let Some(r) = r
-        && let Some(content) = r.try_get::<Option<Vec<u8>>, _>("content")?
+        && let Some(content) = files.read(r.try_get("content")?, r.try_get("content_blob")?).await?
     {
         return Ok(Some((content, false)));
     }
-    let r =
-        sqlx::query("SELECT raw FROM messages WHERE id = $1").bind(file.message_row).fetch_optional(&mut *conn).await?;
-    let Some(raw) = r.map(|r| r.try_get::<Option<Vec<u8>>, _>("raw")).transpose()?.flatten() else { return Ok(None) };
+    let r = sqlx::query("SELECT raw, raw_blob FROM messages WHERE id = $1")
+        .bind(file.message_row)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(r) = r else { return Ok(None) };
+    let Some(raw) = files.read(r.try_get("raw")?, r.try_get("raw_blob")?).await? else { return Ok(None) };
     let found = attachments::extract(&raw).into_iter().nth(file.position);
     Ok(found.filter(|f| sha256_hex(&f.bytes) == file.sha256).map(|f| (f.bytes, f.inline)))
 }
 
 /// The bytes of attachment row `id` (a file queued for a chat), as [`file_bytes`] finds them.
-pub async fn attachment_bytes(conn: &mut AnyConnection, id: i64) -> Result<Option<Vec<u8>>> {
+pub async fn attachment_bytes(conn: &mut AnyConnection, files: &Files, id: i64) -> Result<Option<Vec<u8>>> {
     let Some(r) = sqlx::query("SELECT message_row, sha256 FROM attachments WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -104,5 +111,5 @@ pub async fn attachment_bytes(conn: &mut AnyConnection, id: i64) -> Result<Optio
         sha256,
         accepted: true,
     };
-    Ok(file_bytes(conn, &file).await?.map(|(bytes, _)| bytes))
+    Ok(file_bytes(conn, files, &file).await?.map(|(bytes, _)| bytes))
 }

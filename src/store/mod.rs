@@ -4,6 +4,7 @@
 //! milliseconds. Transactions on SQLite start with `BEGIN IMMEDIATE` so that concurrent writers
 //! (the daemon and `loket ingest`) queue on the busy timeout instead of failing.
 
+pub mod blobs;
 mod chat;
 pub mod corrections;
 pub mod file;
@@ -59,6 +60,9 @@ pub enum StoreError {
     /// The store cannot be used as configured; the message names the cause and the fix.
     #[error("{0}")]
     Setup(String),
+    /// The files directory (raw mail and chat files) could not be read or written.
+    #[error("files directory: {0}")]
+    Files(String),
 }
 
 impl StoreError {
@@ -67,7 +71,8 @@ impl StoreError {
     /// and inconsistent data are properties of the message or the data, and permanent.
     pub fn is_temporary(&self) -> bool {
         match self {
-            StoreError::Unavailable { .. } => true,
+            // A full disk or a directory that cannot be reached now: try again later.
+            StoreError::Unavailable { .. } | StoreError::Files(_) => true,
             StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::Setup(_) => false,
             StoreError::Sql(e) => match e {
                 sqlx::Error::Database(db) => {
@@ -229,6 +234,7 @@ mod tests {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    files: blobs::Files,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -370,7 +376,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, files: blobs::Files::local(cfg.files_dir()) })
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -424,6 +430,11 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Where raw mail and chat files live (the rows keep their names).
+    pub fn files(&self) -> &blobs::Files {
+        &self.files
     }
 
     /// Starts a write transaction.

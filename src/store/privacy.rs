@@ -4,12 +4,15 @@
 //! is followed by a WAL checkpoint, so the old text is left neither in the database file nor in
 //! its journal. On
 //! PostgreSQL the old row versions stay in the table files until autovacuum reclaims them (run
-//! `VACUUM` on `messages`, `tickets` and `ticket_events` to make it at once).
+//! `VACUUM` on `messages`, `tickets` and `ticket_events` to make it at once). Raw mail and chat
+//! files live in the files directory ([`blobs`]): the rows an erasure clears name blobs, which are
+//! deleted once it committed and no other row names them ([`blobs::release`]).
 
 use base64::Engine;
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, Row};
 
+use super::blobs::{self, BlobId};
 use super::{Backend, Store, StoreError};
 use crate::privacy::{ERASED, mentions, replace_addresses, scrub_detail};
 
@@ -72,6 +75,15 @@ pub async fn person_addresses(store: &Store, address: &str) -> Result<Vec<String
     Ok(out)
 }
 
+/// A quarantine row's bytes: in the row (stored before the files directory), else its file.
+async fn quarantined_bytes(store: &Store, r: &sqlx::any::AnyRow) -> Result<Vec<u8>> {
+    let inline: Vec<u8> = r.try_get("raw")?;
+    if !inline.is_empty() {
+        return Ok(inline);
+    }
+    Ok(store.files().read(None, r.try_get("raw_blob")?).await?.unwrap_or_default())
+}
+
 /// Every quarantined message's id: their bytes are then read one at a time, not all at once.
 async fn quarantine_ids(conn: &mut AnyConnection) -> Result<Vec<i64>> {
     Ok(sqlx::query_scalar("SELECT id FROM quarantine ORDER BY id").fetch_all(&mut *conn).await?)
@@ -90,6 +102,16 @@ async fn own_tickets(conn: &mut AnyConnection, addresses: &[String]) -> Result<V
     q.fetch_all(&mut *conn).await?.iter().map(|r| r.try_get::<i64, _>("id").map_err(StoreError::from)).collect()
 }
 
+/// The files on disk of message `row`'s attachments (chat files).
+async fn file_blobs(conn: &mut AnyConnection, row: i64) -> Result<Vec<BlobId>> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT content_blob FROM attachments WHERE message_row = $1 AND content_blob IS NOT NULL")
+            .bind(row)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(names.iter().filter_map(|n| BlobId::parse(n)).collect())
+}
+
 /// The messages that concern the person: of their tickets, from them, to them, or naming them.
 async fn their_messages(
     conn: &mut AnyConnection,
@@ -99,7 +121,7 @@ async fn their_messages(
     let n = addresses.len();
     let mut sql = format!(
         "SELECT m.id, m.ticket_id, m.direction, m.channel, m.kind, m.created_at, m.peer_address, m.from_address, \
-         m.to_addresses, m.subject, m.body_text, m.reason, m.raw, t.number FROM messages m \
+         m.to_addresses, m.subject, m.body_text, m.reason, m.raw, m.raw_blob, t.number FROM messages m \
          LEFT JOIN tickets t ON t.id = m.ticket_id WHERE LOWER(COALESCE(m.peer_address, '')) IN ({in1}) \
          OR LOWER(COALESCE(m.from_address, '')) IN ({in1}) OR {like}",
         in1 = placeholders(1, n),
@@ -177,23 +199,25 @@ pub async fn export(store: &Store, addresses: &[String]) -> Result<Value> {
     let mut messages = Vec::new();
     for m in their_messages(&mut conn, addresses, &tickets).await? {
         let id: i64 = m.try_get("id")?;
-        let files = sqlx::query(
-            "SELECT filename, content_type, size, sha256, content FROM attachments WHERE message_row = $1 ORDER BY part_index",
+        let mut files = Vec::new();
+        for f in sqlx::query(
+            "SELECT filename, content_type, size, sha256, content, content_blob FROM attachments WHERE message_row = $1 \
+             ORDER BY part_index",
         )
         .bind(id)
         .fetch_all(&mut *conn)
         .await?
-        .iter()
-        .map(|f| {
-            Ok(json!({
+        {
+            let content = store.files().read(f.try_get("content")?, f.try_get("content_blob")?).await?;
+            files.push(json!({
                 "filename": f.try_get::<Option<String>, _>("filename")?,
                 "content_type": f.try_get::<String, _>("content_type")?,
                 "size": f.try_get::<i64, _>("size")?,
                 "sha256": f.try_get::<String, _>("sha256")?,
-                "content_base64": f.try_get::<Option<Vec<u8>>, _>("content")?.map(|c| b64.encode(c)),
-            }))
-        })
-        .collect::<Result<Vec<Value>>>()?;
+                "content_base64": content.map(|c| b64.encode(c)),
+            }));
+        }
+        let raw = store.files().read(m.try_get("raw")?, m.try_get("raw_blob")?).await?;
         let to: String = m.try_get("to_addresses")?;
         messages.push(json!({
             "ticket": m.try_get::<Option<String>, _>("number")?,
@@ -207,7 +231,7 @@ pub async fn export(store: &Store, addresses: &[String]) -> Result<Value> {
             "subject": m.try_get::<String, _>("subject")?,
             "text": m.try_get::<String, _>("body_text")?,
             "files": files,
-            "raw_base64": m.try_get::<Option<Vec<u8>>, _>("raw")?.map(|r| b64.encode(r)),
+            "raw_base64": raw.map(|r| b64.encode(r)),
         }));
     }
     let sql = format!(
@@ -261,11 +285,11 @@ pub async fn export(store: &Store, addresses: &[String]) -> Result<Value> {
         .collect::<Result<Vec<Value>>>()?;
     let mut quarantined = Vec::new();
     for id in quarantine_ids(&mut conn).await? {
-        let r = sqlx::query("SELECT id, desk, reason, raw, created_at FROM quarantine WHERE id = $1")
+        let r = sqlx::query("SELECT id, desk, reason, raw, raw_blob, created_at FROM quarantine WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
             .await?;
-        let raw: Vec<u8> = r.try_get("raw")?;
+        let raw = quarantined_bytes(store, &r).await?;
         if mentions(&String::from_utf8_lossy(&raw), addresses) {
             quarantined.push(json!({
                 "id": r.try_get::<i64, _>("id")?,
@@ -306,13 +330,16 @@ pub struct Erased {
 /// `personal_data_erased` event by `actor` whose detail names no one. One transaction.
 pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor: &str, now: i64) -> Result<Erased> {
     let sqlite = store.backend() == Backend::Sqlite;
+    let started = crate::now_ms();
+    let mut released = Vec::new();
     let mut tx = store.begin().await?;
     let mut erased = Erased::default();
     let tickets = own_tickets(&mut tx, addresses).await?;
     erased.tickets = tickets.len();
     // Their own tickets, whole: as the retention job anonymises a ticket.
     for id in &tickets {
-        let (messages, files, events) = anonymise_ticket(&mut tx, *id, addresses, pseudonym, actor, now).await?;
+        let (messages, files, events) =
+            anonymise_ticket(&mut tx, *id, addresses, pseudonym, actor, now, &mut released).await?;
         erased.messages += messages;
         erased.files += files;
         erased.events += events;
@@ -332,9 +359,10 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
         } else {
             (replace(&m.try_get::<String, _>("subject")?), replace(&m.try_get::<String, _>("body_text")?))
         };
+        released.extend(m.try_get::<Option<String>, _>("raw_blob")?.as_deref().and_then(BlobId::parse));
         sqlx::query(
-            "UPDATE messages SET subject = $1, body_text = $2, raw = NULL, peer_address = $3, from_address = $4, \
-             to_addresses = $5, reason = $6 WHERE id = $7",
+            "UPDATE messages SET subject = $1, body_text = $2, raw = NULL, raw_blob = NULL, peer_address = $3, \
+             from_address = $4, to_addresses = $5, reason = $6 WHERE id = $7",
         )
         .bind(subject)
         .bind(body)
@@ -347,11 +375,14 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
         .await?;
         erased.messages += 1;
         if theirs {
-            let files = sqlx::query("UPDATE attachments SET content = NULL, filename = $1 WHERE message_row = $2")
-                .bind(ERASED)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            released.extend(file_blobs(&mut tx, id).await?);
+            let files = sqlx::query(
+                "UPDATE attachments SET content = NULL, content_blob = NULL, filename = $1 WHERE message_row = $2",
+            )
+            .bind(ERASED)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             erased.files += files.rows_affected() as usize;
         }
         outbox_of.push(id);
@@ -421,10 +452,11 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
     }
     erased.chat_identities = q.execute(&mut *tx).await?.rows_affected() as usize;
     for id in quarantine_ids(&mut tx).await? {
-        let raw: Vec<u8> =
-            sqlx::query_scalar("SELECT raw FROM quarantine WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+        let r = sqlx::query("SELECT raw, raw_blob FROM quarantine WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+        let raw = quarantined_bytes(store, &r).await?;
         if mentions(&String::from_utf8_lossy(&raw), addresses) {
-            sqlx::query("UPDATE quarantine SET raw = $1, size = 0 WHERE id = $2")
+            released.extend(r.try_get::<Option<String>, _>("raw_blob")?.as_deref().and_then(BlobId::parse));
+            sqlx::query("UPDATE quarantine SET raw = $1, raw_blob = NULL, size = 0 WHERE id = $2")
                 .bind(Vec::<u8>::new())
                 .bind(id)
                 .execute(&mut *tx)
@@ -438,6 +470,8 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
         // is left in the file; the checkpoint empties the journal, which held the old pages.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
     }
+    // Their raw mail and files on disk: gone with the last row that named them.
+    blobs::release(store, &released, started).await?;
     Ok(erased)
 }
 
@@ -460,22 +494,39 @@ pub struct Expired {
 pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Retention, now: i64) -> Result<Expired> {
     let (raw_before, closed_before) = retention.cutoffs(now);
     let sqlite = store.backend() == Backend::Sqlite;
+    let started = crate::now_ms();
+    let mut released = Vec::new();
     let mut expired = Expired::default();
     let mut tx = store.begin().await?;
     if let Some(before) = raw_before {
+        for r in sqlx::query(
+            "SELECT content_blob AS b FROM attachments WHERE content_blob IS NOT NULL AND message_row IN \
+             (SELECT id FROM messages WHERE desk = $1 AND created_at < $2) \
+             UNION SELECT raw_blob AS b FROM messages WHERE desk = $1 AND created_at < $2 AND raw_blob IS NOT NULL",
+        )
+        .bind(desk)
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            released.extend(BlobId::parse(&r.try_get::<String, _>("b")?));
+        }
         sqlx::query(
-            "UPDATE attachments SET content = NULL WHERE content IS NOT NULL AND message_row IN \
-             (SELECT id FROM messages WHERE desk = $1 AND created_at < $2)",
+            "UPDATE attachments SET content = NULL, content_blob = NULL WHERE (content IS NOT NULL OR content_blob IS NOT NULL) \
+             AND message_row IN (SELECT id FROM messages WHERE desk = $1 AND created_at < $2)",
         )
         .bind(desk)
         .bind(before)
         .execute(&mut *tx)
         .await?;
-        let raw = sqlx::query("UPDATE messages SET raw = NULL WHERE desk = $1 AND created_at < $2 AND raw IS NOT NULL")
-            .bind(desk)
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
+        let raw = sqlx::query(
+            "UPDATE messages SET raw = NULL, raw_blob = NULL WHERE desk = $1 AND created_at < $2 \
+             AND (raw IS NOT NULL OR raw_blob IS NOT NULL)",
+        )
+        .bind(desk)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
         expired.raw_mails = raw.rows_affected() as usize;
     }
     if let Some(before) = closed_before {
@@ -499,7 +550,8 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
             }
             let mut random = [0u8; 8];
             getrandom::fill(&mut random).map_err(|e| StoreError::Setup(format!("no randomness: {e}")))?;
-            anonymise_ticket(&mut tx, id, &people, &crate::privacy::pseudonym(random), "retention", now).await?;
+            let pseudonym = crate::privacy::pseudonym(random);
+            anonymise_ticket(&mut tx, id, &people, &pseudonym, "retention", now, &mut released).await?;
             expired.tickets += 1;
         }
     }
@@ -507,6 +559,7 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
     if sqlite && (expired.raw_mails > 0 || expired.tickets > 0) {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
     }
+    blobs::release(store, &released, started).await?;
     Ok(expired)
 }
 
@@ -527,6 +580,7 @@ pub async fn expire_all<'c>(
 /// One ticket anonymised: `people` (its requester first) replaced by `pseudonym`, its texts,
 /// raw mail and files erased, its participants and routing corrections removed, an event by
 /// `actor` added. Returns the messages, files and events rewritten.
+#[allow(clippy::too_many_arguments)]
 async fn anonymise_ticket(
     conn: &mut AnyConnection,
     id: i64,
@@ -534,6 +588,7 @@ async fn anonymise_ticket(
     pseudonym: &str,
     actor: &str,
     now: i64,
+    released: &mut Vec<BlobId>,
 ) -> Result<(usize, usize, usize)> {
     let replace = |s: &str| replace_addresses(s, people, pseudonym);
     let (mut messages, mut files, mut events) = (0, 0, 0);
@@ -543,16 +598,19 @@ async fn anonymise_ticket(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    for m in
-        sqlx::query("SELECT id, peer_address, from_address, to_addresses, reason FROM messages WHERE ticket_id = $1")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?
+    for m in sqlx::query(
+        "SELECT id, peer_address, from_address, to_addresses, reason, raw_blob FROM messages WHERE ticket_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
     {
         let row: i64 = m.try_get("id")?;
+        released.extend(m.try_get::<Option<String>, _>("raw_blob")?.as_deref().and_then(BlobId::parse));
+        released.extend(file_blobs(&mut *conn, row).await?);
         sqlx::query(
-            "UPDATE messages SET subject = $1, body_text = '', raw = NULL, peer_address = $2, from_address = $3, \
-             to_addresses = $4, reason = $5 WHERE id = $6",
+            "UPDATE messages SET subject = $1, body_text = '', raw = NULL, raw_blob = NULL, peer_address = $2, \
+             from_address = $3, to_addresses = $4, reason = $5 WHERE id = $6",
         )
         .bind(ERASED)
         .bind(m.try_get::<Option<String>, _>("peer_address")?.as_deref().map(replace))
@@ -563,12 +621,14 @@ async fn anonymise_ticket(
         .execute(&mut *conn)
         .await?;
         messages += 1;
-        files += sqlx::query("UPDATE attachments SET content = NULL, filename = $1 WHERE message_row = $2")
-            .bind(ERASED)
-            .bind(row)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected() as usize;
+        files += sqlx::query(
+            "UPDATE attachments SET content = NULL, content_blob = NULL, filename = $1 WHERE message_row = $2",
+        )
+        .bind(ERASED)
+        .bind(row)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as usize;
         for o in sqlx::query("SELECT id, recipients FROM outbox WHERE message_row = $1")
             .bind(row)
             .fetch_all(&mut *conn)

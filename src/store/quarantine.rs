@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::StoreError;
+use super::blobs::{BlobId, Files};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -16,10 +17,14 @@ pub struct QuarantineEntry {
     pub inbox: String,
     pub idempotency_key: String,
     pub reason: String,
-    /// The stored bytes: the whole message, or only its header section when it was too large
+    /// The stored bytes (from the files directory, or the row for an entry stored before it):
+    /// the whole message, or only its header section when it was too large
     /// (`raw.len() < size`); empty once dropped.
     #[serde(skip)]
     pub raw: Vec<u8>,
+    /// The file holding the bytes, when they are in the files directory.
+    #[serde(skip)]
+    pub raw_blob: Option<BlobId>,
     pub size: i64,
     pub created_at: i64,
     pub released_at: Option<i64>,
@@ -35,16 +40,22 @@ pub struct QuarantineAudit {
     pub detail: String,
 }
 
-const COLS: &str = "id, desk, inbox, idempotency_key, reason, raw, size, created_at, released_at, dropped_at";
+const COLS: &str = "id, desk, inbox, idempotency_key, reason, raw, raw_blob, size, created_at, released_at, dropped_at";
 
-fn entry(r: &sqlx::any::AnyRow) -> Result<QuarantineEntry> {
+async fn entry(files: &Files, r: &sqlx::any::AnyRow) -> Result<QuarantineEntry> {
+    let inline: Vec<u8> = r.try_get("raw")?;
+    let blob: Option<String> = r.try_get("raw_blob")?;
+    let raw_blob = blob.as_deref().and_then(BlobId::parse);
+    let raw =
+        if inline.is_empty() && blob.is_some() { files.read(None, blob).await?.unwrap_or_default() } else { inline };
     Ok(QuarantineEntry {
         id: r.try_get("id")?,
         desk: r.try_get("desk")?,
         inbox: r.try_get("inbox")?,
         idempotency_key: r.try_get("idempotency_key")?,
         reason: r.try_get("reason")?,
-        raw: r.try_get("raw")?,
+        raw,
+        raw_blob,
         size: r.try_get("size")?,
         created_at: r.try_get("created_at")?,
         released_at: r.try_get("released_at")?,
@@ -53,14 +64,21 @@ fn entry(r: &sqlx::any::AnyRow) -> Result<QuarantineEntry> {
 }
 
 /// The entry `id`, read on a connection (inside the release's transaction).
-pub async fn quarantine_entry(conn: &mut AnyConnection, id: i64) -> Result<Option<QuarantineEntry>> {
+pub async fn quarantine_entry(conn: &mut AnyConnection, files: &Files, id: i64) -> Result<Option<QuarantineEntry>> {
     let sql = format!("SELECT {COLS} FROM quarantine WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(entry).transpose()
+    match row {
+        Some(r) => Ok(Some(entry(files, &r).await?)),
+        None => Ok(None),
+    }
 }
 
 /// The entry `id` and its audit entries (`loket quarantine show`).
-pub async fn show_quarantine(pool: &AnyPool, id: i64) -> Result<Option<(QuarantineEntry, Vec<QuarantineAudit>)>> {
+pub async fn show_quarantine(
+    pool: &AnyPool,
+    files: &Files,
+    id: i64,
+) -> Result<Option<(QuarantineEntry, Vec<QuarantineAudit>)>> {
     let sql = format!("SELECT {COLS} FROM quarantine WHERE id = $1");
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await? else {
         return Ok(None);
@@ -82,7 +100,7 @@ pub async fn show_quarantine(pool: &AnyPool, id: i64) -> Result<Option<(Quaranti
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Some((entry(&row)?, audit)))
+    Ok(Some((entry(files, &row).await?, audit)))
 }
 
 /// Marks the entry released, once: false when it was already released or dropped (another
@@ -101,7 +119,8 @@ pub async fn mark_quarantine_released(conn: &mut AnyConnection, id: i64, now: i6
 /// Drops the entry's bytes, once: false when it was already released or dropped.
 pub async fn mark_quarantine_dropped(conn: &mut AnyConnection, id: i64, now: i64) -> Result<bool> {
     let r = sqlx::query(
-        "UPDATE quarantine SET dropped_at = $1, raw = $2 WHERE id = $3 AND released_at IS NULL AND dropped_at IS NULL",
+        "UPDATE quarantine SET dropped_at = $1, raw = $2, raw_blob = NULL WHERE id = $3 AND released_at IS NULL \
+         AND dropped_at IS NULL",
     )
     .bind(now)
     .bind(Vec::<u8>::new())

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, Row, any::AnyRow};
 
+use super::blobs::Files;
 use super::{Backend, StoreError};
 use crate::domain::{Channel, EmailAddress, Impact, Language, PendingReason, Priority, TicketStatus, TicketType};
 use crate::ticket::TicketNumber;
@@ -274,11 +275,17 @@ pub async fn touch_ticket(conn: &mut AnyConnection, ticket_id: i64, now: i64) ->
     Ok(())
 }
 
-pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<i64> {
+/// Records a message; its raw bytes go to the files directory first (`files`), and the row names
+/// them, so a crash before the commit leaves at most an unreferenced file.
+pub async fn insert_message(conn: &mut AnyConnection, files: &Files, m: &NewMessage<'_>) -> Result<i64> {
     let to = serde_json::to_string(m.to_addresses).unwrap_or_else(|_| "[]".into());
+    let raw_blob = match m.raw {
+        Some(raw) => Some(files.put(raw).await?),
+        None => None,
+    };
     let r = sqlx::query(
         "INSERT INTO messages (desk, ticket_id, direction, channel, inbox, idempotency_key, message_id, kind, action, \
-         reason, peer_address, from_address, to_addresses, subject, body_text, raw, size, auto_reply, created_at) \
+         reason, peer_address, from_address, to_addresses, subject, body_text, raw_blob, size, auto_reply, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
     )
     .bind(m.desk)
@@ -296,7 +303,7 @@ pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Res
     .bind(to)
     .bind(m.subject)
     .bind(m.body_text)
-    .bind(m.raw.map(|r| r.to_vec()))
+    .bind(raw_blob.as_ref().map(|b| b.as_str().to_string()))
     .bind(m.size as i64)
     .bind(m.auto_reply as i64)
     .bind(m.now)
@@ -714,6 +721,7 @@ pub async fn count_kind_since(
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_quarantine(
     conn: &mut AnyConnection,
+    files: &Files,
     desk: &str,
     inbox: &str,
     key: &str,
@@ -723,14 +731,15 @@ pub async fn insert_quarantine(
     now: i64,
 ) -> Result<i64> {
     let r = sqlx::query(
-        "INSERT INTO quarantine (desk, inbox, idempotency_key, reason, raw, size, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO quarantine (desk, inbox, idempotency_key, reason, raw, raw_blob, size, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(desk)
     .bind(inbox)
     .bind(key)
     .bind(reason)
-    .bind(raw.to_vec())
+    .bind(Vec::<u8>::new())
+    .bind(files.put(raw).await?.as_str().to_string())
     .bind(size as i64)
     .bind(now)
     .fetch_one(&mut *conn)
@@ -750,6 +759,8 @@ pub struct OutboxItem {
     pub recipients: Vec<String>,
     pub attempts: i64,
     pub raw: Vec<u8>,
+    /// Where `raw` came from (read before the item is handed out).
+    raw_blob: Option<String>,
     /// `email`, `telegram` or `whatsapp`.
     pub channel: String,
     /// What a chat sender delivers (JSON); None for mail.
@@ -760,13 +771,13 @@ pub struct OutboxItem {
 /// another instance holds are skipped (`FOR UPDATE SKIP LOCKED`), so no row is delivered twice at
 /// once; a lease that expires (its worker died) makes the row due again.
 pub async fn claim_outbox(
-    pool: &AnyPool,
-    backend: Backend,
+    store: &super::Store,
     worker: &str,
     now: i64,
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<OutboxItem>> {
+    let (pool, backend) = (store.pool(), store.backend());
     let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE outbox SET locked_by = $1, locked_until = $2 WHERE id IN (\
@@ -796,7 +807,8 @@ pub async fn claim_outbox(
     // The claimed rows with their messages' bytes, in one query.
     let sql = format!(
         "SELECT o.id, o.desk, o.ticket_id, o.sender, o.recipients, o.attempts, o.channel, o.payload, \
-         CASE WHEN o.channel = 'email' THEN m.raw ELSE NULL END AS raw \
+         CASE WHEN o.channel = 'email' THEN m.raw ELSE NULL END AS raw, \
+         CASE WHEN o.channel = 'email' THEN m.raw_blob ELSE NULL END AS raw_blob \
          FROM outbox o JOIN messages m ON m.id = o.message_row WHERE o.id IN ({}) ORDER BY o.next_attempt_at, o.id",
         placeholders(1, ids.len())
     );
@@ -816,11 +828,18 @@ pub async fn claim_outbox(
                 .map_err(|e| StoreError::Corrupt(format!("outbox {id} recipients: {e}")))?,
             attempts: r.try_get("attempts")?,
             raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+            raw_blob: r.try_get("raw_blob")?,
             channel: r.try_get("channel")?,
             payload: r.try_get("payload")?,
         });
     }
     tx.commit().await?;
+    // The mails' bytes, from the files directory, once the claim is committed.
+    for item in &mut items {
+        if let Some(blob) = item.raw_blob.take() {
+            item.raw = store.files().read(None, Some(blob)).await?.unwrap_or_default();
+        }
+    }
     Ok(items)
 }
 
@@ -1071,13 +1090,17 @@ pub async fn ticket_messages(pool: &AnyPool, ticket_id: i64) -> Result<Vec<Messa
     Ok(out)
 }
 
-/// The raw bytes of a stored message.
-pub async fn message_raw(pool: &AnyPool, message_row: i64) -> Result<Option<Vec<u8>>> {
-    let r = sqlx::query("SELECT raw FROM messages WHERE id = $1").bind(message_row).fetch_optional(pool).await?;
-    Ok(match r {
-        Some(r) => r.try_get("raw")?,
-        None => None,
-    })
+/// The raw bytes of a stored message (from the files directory, or from the row for a message
+/// stored before it).
+pub async fn message_raw(store: &super::Store, message_row: i64) -> Result<Option<Vec<u8>>> {
+    let r = sqlx::query("SELECT raw, raw_blob FROM messages WHERE id = $1")
+        .bind(message_row)
+        .fetch_optional(store.pool())
+        .await?;
+    match r {
+        Some(r) => store.files().read(r.try_get("raw")?, r.try_get("raw_blob")?).await,
+        None => Ok(None),
+    }
 }
 
 pub async fn ticket_events(pool: &AnyPool, ticket_id: i64) -> Result<Vec<EventRow>> {

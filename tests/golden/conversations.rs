@@ -566,7 +566,7 @@ impl Run<'_> {
 
     async fn new_outs(&mut self) -> Vec<usize> {
         let rows = sqlx::query(
-            "SELECT id, ticket_id, channel, kind, to_addresses, subject, body_text, raw, message_id FROM messages \
+            "SELECT id, ticket_id, channel, kind, to_addresses, subject, body_text, raw, raw_blob, message_id FROM messages \
              WHERE direction = 'out' AND id > $1 ORDER BY id",
         )
         .bind(self.last_msg)
@@ -577,7 +577,13 @@ impl Run<'_> {
         for r in rows {
             self.last_msg = r.try_get("id").unwrap();
             let channel: String = r.try_get("channel").unwrap();
-            let raw = r.try_get::<Option<Vec<u8>>, _>("raw").unwrap().unwrap_or_default();
+            let raw = self
+                .store
+                .files()
+                .read(r.try_get("raw").unwrap(), r.try_get("raw_blob").unwrap())
+                .await
+                .unwrap()
+                .unwrap_or_default();
             if channel == "email" {
                 // Every mail is multipart/alternative: the text part and an HTML part saying it.
                 let (text, html) = loket::mail::compose::text_and_html(&raw)
@@ -594,7 +600,7 @@ impl Run<'_> {
                 to: serde_json::from_str(&to).unwrap_or_default(),
                 subject: r.try_get("subject").unwrap(),
                 body: r.try_get("body_text").unwrap(),
-                raw: r.try_get::<Option<Vec<u8>>, _>("raw").unwrap().unwrap_or_default(),
+                raw,
                 message_id: r.try_get("message_id").unwrap(),
                 channel: r.try_get("channel").unwrap(),
             });
@@ -877,6 +883,7 @@ async fn run_script(
         url,
         max_connections: 2,
         sqlite_synchronous: loket::config::SqliteSynchronous::Full,
+        ..Default::default()
     })
     .await
     .map_err(|e| e.to_string())?;

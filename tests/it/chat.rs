@@ -319,12 +319,13 @@ async fn telegram_guided_ticket_free_text_agent_reply_confirmation_rating_and_re
         (expected.category.as_str(), expected.subcategory.as_str())
     );
     assert_eq!(t2.subcategory, "website_kemendag", "the rules know the ministry's website");
-    let stored: Vec<u8> = sqlx::query_scalar(
-        "SELECT a.content FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'tg:9'",
+    let photo: i64 = sqlx::query_scalar(
+        "SELECT a.id FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'tg:9'",
     )
     .fetch_one(store.pool())
     .await
     .unwrap();
+    let stored = chat_file(&store, photo).await;
     assert_eq!(stored, b"\xff\xd8\xff\xe0 fake jpeg bytes".to_vec(), "the photo is kept on the ticket");
     // … and reaches the agents with the notification, in agent2's mailbox (issue 16).
     let notified = wait_for("the photo with agent2's notification", || async {
@@ -532,13 +533,13 @@ async fn whatsapp_webhook_handshake_signature_replay_media_and_privacy() {
     assert_eq!(post_webhook(http_port, "/whatsapp/hero", img.clone(), Some(sign(&img, &secret))).await, 200);
     let row: (Option<i64>, Vec<u8>) = {
         let r = sqlx::query(
-            "SELECT m.ticket_id, a.content FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'wa:wamid.IMG'",
+            "SELECT m.ticket_id, a.id FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'wa:wamid.IMG'",
         )
         .fetch_one(store.pool())
         .await
         .unwrap();
         use sqlx::Row;
-        (r.get(0), r.get(1))
+        (r.get(0), chat_file(&store, r.get(1)).await)
     };
     assert_eq!(row, (Some(t.id), png));
 
@@ -1165,13 +1166,27 @@ async fn telegram_groups_open_no_ticket_and_are_answered_once() {
     assert!(!stored.contains("Printer di lantai 3") && !stored.contains("User901"), "{stored}");
 
     // The private voice note is kept as the ticket's attachment.
-    let (name, bytes): (Option<String>, Vec<u8>) = sqlx::query_as(
-        "SELECT a.filename, a.content FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'tg:5'",
+    let (name, id): (Option<String>, i64) = sqlx::query_as(
+        "SELECT a.filename, a.id FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.idempotency_key = 'tg:5'",
     )
     .fetch_one(store.pool())
     .await
     .unwrap();
+    let bytes = chat_file(&store, id).await;
     assert_eq!((name.as_deref(), bytes.as_slice()), (Some("voice-5.ogg"), &b"OggS telegram voice"[..]));
     assert_eq!(ticket(&store, &n).await.channel.as_str(), "telegram");
     daemon.terminate();
+}
+
+/// The bytes of chat file (attachment row) `id`, as the store reads them: from the files
+/// directory, by the name its row keeps.
+async fn chat_file(store: &loket::store::Store, id: i64) -> Vec<u8> {
+    let named: Option<String> = sqlx::query_scalar("SELECT content_blob FROM attachments WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(named.is_some(), "chat file {id} is in the files directory");
+    let mut conn = store.pool().acquire().await.unwrap();
+    loket::store::attachment_bytes(&mut conn, store.files(), id).await.unwrap().expect("the chat file's bytes")
 }

@@ -72,10 +72,9 @@ async fn agents_are_notified_and_their_replies_relayed_without_their_address() {
     assert_eq!(t.status.as_str(), "open");
     assert_eq!(t.first_response_at, Some(T0 + 60_000), "the agent's reply is the first response");
     // The raw mail to the requester comes from the desk.
-    let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM messages WHERE kind = 'agent_reply'")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let row: i64 =
+        sqlx::query_scalar("SELECT id FROM messages WHERE kind = 'agent_reply'").fetch_one(store.pool()).await.unwrap();
+    let raw = loket::store::message_raw(&store, row).await.unwrap().unwrap();
     let m = parsed(&raw);
     assert_eq!(m.from.unwrap().address.as_str(), w.desk_addr);
     assert!(!String::from_utf8_lossy(&raw).contains(&l1));
@@ -679,8 +678,8 @@ async fn two_desks_do_not_loop() {
     // Deliver every outbound message to the inbox it is addressed to, until nothing moves.
     let mut delivered = 0;
     for round in 0..50 {
-        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
-            "SELECT o.id, o.recipients, m.raw FROM outbox o JOIN messages m ON m.id = o.message_row WHERE o.status = 'pending' ORDER BY o.id",
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT o.id, o.recipients, o.message_row FROM outbox o WHERE o.status = 'pending' ORDER BY o.id",
         )
         .fetch_all(store.pool())
         .await
@@ -689,7 +688,8 @@ async fn two_desks_do_not_loop() {
             break;
         }
         assert!(round < 10, "mail keeps bouncing between the desks");
-        for (id, to, raw) in rows {
+        for (id, to, row) in rows {
+            let raw = loket::store::message_raw(&store, row).await.unwrap().unwrap();
             sqlx::query("UPDATE outbox SET status = 'sent' WHERE id = $1")
                 .bind(id)
                 .execute(store.pool())

@@ -230,9 +230,11 @@ async fn store_full_is_a_clear_temporary_error_and_the_mail_is_kept() {
         .await
         .unwrap();
     let pdf = "JVBERi0xLjQK".repeat(150_000); // about 1.8 MB of base64
+    // The attachment goes to the files directory; the text (about 300 KB) fills the database.
+    let log: String = (0..12_000).map(|i| format!("Log {i}: website error\r\n")).collect();
     let raw = format!(
         "From: budi@example.test\r\nTo: {}\r\nSubject: Laporan\r\nMessage-ID: <full-1@example.test>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nWebsite error, terlampir.\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nWebsite error, terlampir.\r\n{log}\
          --b\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--b--\r\n",
         w.desk_addr
     )

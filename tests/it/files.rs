@@ -219,11 +219,15 @@ async fn files_travel_both_ways_a_large_one_is_left_out_with_a_note_and_every_ma
     assert!(!none.status.success() && String::from_utf8_lossy(&none.stderr).contains("no file 9"));
 
     // 4. Acceptance 3: every mail of the story has a text and an HTML alternative …
-    let raws: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT raw FROM messages WHERE direction = 'out' AND channel = 'email' ORDER BY id")
+    let rows: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE direction = 'out' AND channel = 'email' ORDER BY id")
             .fetch_all(store.pool())
             .await
             .unwrap();
+    let mut raws = Vec::new();
+    for id in rows {
+        raws.push(loket::store::message_raw(&store, id).await.unwrap().unwrap());
+    }
     assert!(raws.len() >= 4, "acknowledgement, two notifications, the relayed reply: {}", raws.len());
     for raw in &raws {
         let (text, html) = loket::mail::compose::text_and_html(raw)
@@ -285,18 +289,19 @@ async fn files_on(pg: bool) {
     let names: Vec<(i64, Option<&str>, usize)> =
         stored.iter().map(|f| (f.n, f.filename.as_deref(), f.position)).collect();
     assert_eq!(names, [(1, Some("layar.png"), 0), (2, Some("panduan.pdf"), 1)]);
-    let (png, inline) = loket::store::file_bytes(&mut conn, &stored[0]).await.unwrap().unwrap();
+    let (png, inline) = loket::store::file_bytes(&mut conn, store.files(), &stored[0]).await.unwrap().unwrap();
     assert!(png == PNG && inline, "the screenshot, marked inline");
-    assert_eq!(loket::store::attachment_bytes(&mut conn, stored[1].id).await.unwrap().unwrap(), PDF);
-    assert!(loket::store::attachment_bytes(&mut conn, stored[1].id + 1000).await.unwrap().is_none());
+    assert_eq!(loket::store::attachment_bytes(&mut conn, store.files(), stored[1].id).await.unwrap().unwrap(), PDF);
+    assert!(loket::store::attachment_bytes(&mut conn, store.files(), stored[1].id + 1000).await.unwrap().is_none());
     drop(conn);
-    let notification: Vec<u8> = sqlx::query_scalar(
-        "SELECT raw FROM messages WHERE ticket_id = $1 AND direction = 'out' AND kind = 'agent_notification'",
+    let notification: i64 = sqlx::query_scalar(
+        "SELECT id FROM messages WHERE ticket_id = $1 AND direction = 'out' AND kind = 'agent_notification'",
     )
     .bind(t.id)
     .fetch_one(store.pool())
     .await
     .unwrap();
+    let notification = loket::store::message_raw(&store, notification).await.unwrap().unwrap();
     let carried: Vec<(String, Vec<u8>)> = files_in(&notification).into_iter().map(|(n, b, _)| (n, b)).collect();
     assert_eq!(carried, [("layar.png".to_string(), PNG.to_vec()), ("panduan.pdf".to_string(), PDF.to_vec())]);
 }

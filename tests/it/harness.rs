@@ -161,6 +161,8 @@ pub struct WorldOptions {
     pub imap_login: Option<String>,
     /// The whole `[outbound]` section instead of the plain SMTP relay or the file transport.
     pub outbound: Option<String>,
+    /// Extra keys of `[storage]` (e.g. `files_grace_secs = 1`).
+    pub storage_extra: String,
 }
 
 impl Default for WorldOptions {
@@ -177,6 +179,7 @@ impl Default for WorldOptions {
             imap_tls: None,
             imap_login: None,
             outbound: None,
+            storage_extra: String::new(),
         }
     }
 }
@@ -238,7 +241,8 @@ impl World {
         };
         let security = if opts.agents { "[security]\ntoken_secret_env = \"LOKET_TEST_TOKEN_SECRET\"\n" } else { "" };
         let config = format!(
-            "templates = \"{templates}\"\nrules = \"{rules}\"\n{security}[storage]\nurl = \"{db_url}\"\n{outbound}{extra}\n\
+            "templates = \"{templates}\"\nrules = \"{rules}\"\n{security}[storage]\nurl = \"{db_url}\"\n\
+             files = \"{files}\"\n{storage_extra}{outbound}{extra}\n\
              [[desk]]\nid = \"hero\"\nname = \"HERO Test\"\ncode = \"HERO\"\ncatalogue = \"{seeds}/hero.toml\"\n\
              {desk_extra}{people}[[desk.inbox]]\nname = \"hero\"\naddress = \"{desk_addr}\"\n{inbox_src}",
             templates = repo().join("templates").display(),
@@ -246,6 +250,8 @@ impl World {
             seeds = repo().join("seeds").display(),
             extra = opts.extra,
             desk_extra = opts.desk_extra,
+            files = dir.path().join("files").display(),
+            storage_extra = opts.storage_extra,
         );
         let config_path = dir.path().join("loket.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -266,11 +272,18 @@ impl World {
         format!("{}-{n}@desk.test", self.tag)
     }
 
+    /// The world's files directory (raw mail and chat files; `[storage] files`).
+    pub fn files_dir(&self) -> PathBuf {
+        self.dir.path().join("files")
+    }
+
     pub async fn store(&self) -> Store {
         Store::open(&StorageConfig {
             url: self.db_url.clone(),
             max_connections: 2,
             sqlite_synchronous: loket::config::SqliteSynchronous::Full,
+            files: Some(self.files_dir()),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -361,6 +374,22 @@ impl Daemon {
             if start.elapsed() > DEADLINE {
                 let _ = c.kill();
                 panic!("loket serve did not exit after SIGTERM; log: {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the daemon to end on its own (a failpoint's abort); returns its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let c = self.child.as_mut().expect("the daemon runs");
+        let start = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                self.child = None;
+                return s;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!("loket serve did not end on its own; log: {}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

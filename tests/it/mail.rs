@@ -62,7 +62,7 @@ async fn email_becomes_ticket_and_replies_thread() {
     assert_eq!(inbound.len(), 1);
     assert!(inbound[0].body_text.contains("SIGI error sejak pagi"));
     // The ticket holds the original message byte for byte (Postfix adds trace headers on top).
-    let raw = store::message_raw(store.pool(), inbound[0].id).await.unwrap().unwrap();
+    let raw = store::message_raw(&store, inbound[0].id).await.unwrap().unwrap();
     let (orig, kept) = (parsed(&first), parsed(&raw));
     assert_eq!((kept.message_id, kept.subject, kept.text), (orig.message_id, orig.subject, orig.text), "original kept");
     assert!(raw.windows(37).any(|w| w == b"Mohon bantuan, SIGI error sejak pagi."), "original bytes kept");

@@ -18,7 +18,8 @@ fn loket(w: &World, args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
-/// The store's files (the database, its WAL and shared memory) as one lower-cased text.
+/// The store's files (the database, its WAL and shared memory, and every file of the files
+/// directory: raw mail and chat files) as one lower-cased text.
 fn store_bytes(w: &World) -> String {
     let mut all = Vec::new();
     for suffix in ["", "-wal", "-shm", "-journal"] {
@@ -26,6 +27,24 @@ fn store_bytes(w: &World) -> String {
             all.extend(b);
         }
     }
+    all.extend(files_bytes(w).into_bytes());
+    String::from_utf8_lossy(&all).to_ascii_lowercase()
+}
+
+/// Every file under the files directory, as one lower-cased text.
+fn files_bytes(w: &World) -> String {
+    fn walk(dir: &std::path::Path, all: &mut Vec<u8>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, all);
+            } else if let Ok(b) = std::fs::read(&path) {
+                all.extend(b);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(&w.files_dir(), &mut all);
     String::from_utf8_lossy(&all).to_ascii_lowercase()
 }
 
@@ -82,6 +101,17 @@ async fn export_gives_a_person_everything_and_forget_leaves_nothing_but_the_stat
     assert_eq!(data["tickets"][0]["number"], number.as_str());
     let texts: Vec<&str> = data["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert!(texts.iter().any(|t| t.contains(secret_phrase)), "her request: {texts:?}");
+    // Her raw mail too, read back from the files directory.
+    use base64::Engine;
+    let raws: Vec<String> = data["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["raw_base64"].as_str())
+        .map(|r| String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(r).unwrap()).into_owned())
+        .collect();
+    assert_eq!(raws.len(), data["messages"].as_array().unwrap().len(), "every message with its raw mail: {out}");
+    assert!(raws.iter().any(|r| r.contains(secret_phrase)), "her request's raw mail");
     assert!(texts.iter().any(|t| t.contains(&number) && t.contains("Terima kasih")), "the acknowledgement: {texts:?}");
     assert!(texts.iter().any(|t| t.contains("folder bersama")), "Budi's mail naming her: {texts:?}");
     assert!(!texts.iter().any(|t| t.contains("Akses folder") && !t.contains(&citra)), "nothing else of Budi's");
@@ -97,6 +127,7 @@ async fn export_gives_a_person_everything_and_forget_leaves_nothing_but_the_stat
     let (ok, _, err) = loket(&w, &["forget", &citra]);
     assert!(!ok && err.contains("--yes"), "{err}");
     assert!(store_bytes(&w).contains(secret_phrase) || store_bytes(&w).contains(&citra), "the test can see her data");
+    assert!(files_bytes(&w).contains(secret_phrase), "her raw mail is in the files directory");
     let (ok, out, err) = loket(&w, &["forget", &citra, "--yes"]);
     assert!(ok, "{err}");
     let counts: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
@@ -197,6 +228,7 @@ async fn the_retention_job_anonymises_closed_tickets_past_their_period_and_keeps
     };
     let before = report(&w);
     assert!(store_bytes(&w).contains(old_phrase), "the test can see the old ticket's words");
+    assert!(files_bytes(&w).contains(old_phrase), "the old ticket's raw mail is in the files directory");
 
     // The daemon's retention job runs at start.
     let daemon = w.serve();
@@ -229,7 +261,7 @@ async fn the_retention_job_anonymises_closed_tickets_past_their_period_and_keeps
         rows.iter().any(|(_, status, who, text)| status != "closed" && *who == dodi && text.contains("terkunci")),
         "the open ticket keeps its requester and words: {rows:?}"
     );
-    let raws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND ticket_id <> $1")
+    let raws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE raw_blob IS NOT NULL AND ticket_id <> $1")
         .bind(old)
         .fetch_one(store.pool())
         .await

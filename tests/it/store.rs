@@ -87,14 +87,11 @@ async fn scenario(pg: bool) {
     assert_eq!((c.tickets, c.inbound, c.outbound, c.outbox_pending, c.quarantined), (42, 44, 42, 42, 1));
 
     // Outbox: claim with a lease, record outcomes.
-    let claimed = store::claim_outbox(store.pool(), store.backend(), "w1", now + 100, now + 60_000, 100).await.unwrap();
+    let claimed = store::claim_outbox(&store, "w1", now + 100, now + 60_000, 100).await.unwrap();
     assert_eq!(claimed.len(), 42);
     assert!(claimed.iter().all(|i| !i.raw.is_empty() && i.recipients.len() == 1));
     assert!(
-        store::claim_outbox(store.pool(), store.backend(), "w2", now + 101, now + 60_000, 100)
-            .await
-            .unwrap()
-            .is_empty(),
+        store::claim_outbox(&store, "w2", now + 101, now + 60_000, 100).await.unwrap().is_empty(),
         "leased rows are not claimed twice"
     );
     store::record_attempt(store.pool(), store.backend(), claimed[0].id, now, Ok(())).await.unwrap();
@@ -113,8 +110,7 @@ async fn scenario(pg: bool) {
     let c = store::counts(store.pool()).await.unwrap();
     assert_eq!((c.outbox_sent, c.outbox_pending, c.outbox_failed), (1, 40, 1));
     // After the lease expires the rest are due again; the retried one only after its delay.
-    let again =
-        store::claim_outbox(store.pool(), store.backend(), "w2", now + 61_000, now + 120_000, 100).await.unwrap();
+    let again = store::claim_outbox(&store, "w2", now + 61_000, now + 120_000, 100).await.unwrap();
     assert_eq!(again.len(), 40);
     assert!(again.iter().any(|i| i.id == claimed[1].id && i.attempts == 1));
 

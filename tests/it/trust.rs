@@ -20,18 +20,22 @@ async fn world(name: &str) -> World {
 
 /// Every outbound mail of the desk: (kind, recipient, raw bytes).
 async fn sent(store: &Store) -> Vec<(String, String, String)> {
-    sqlx::query(
-        "SELECT kind, peer_address, raw FROM messages WHERE direction = 'out' AND channel = 'email' ORDER BY id",
+    let rows = sqlx::query(
+        "SELECT id, kind, peer_address FROM messages WHERE direction = 'out' AND channel = 'email' ORDER BY id",
     )
     .fetch_all(store.pool())
     .await
-    .unwrap()
-    .iter()
-    .map(|r| {
-        let raw: Vec<u8> = r.try_get("raw").unwrap();
-        (r.try_get("kind").unwrap(), r.try_get("peer_address").unwrap(), String::from_utf8_lossy(&raw).into_owned())
-    })
-    .collect()
+    .unwrap();
+    let mut out = Vec::new();
+    for r in rows {
+        let raw = loket::store::message_raw(store, r.try_get("id").unwrap()).await.unwrap().unwrap();
+        out.push((
+            r.try_get("kind").unwrap(),
+            r.try_get("peer_address").unwrap(),
+            String::from_utf8_lossy(&raw).into_owned(),
+        ));
+    }
+    out
 }
 
 /// The Message-IDs named anywhere in a raw mail (headers and body).

@@ -1,0 +1,481 @@
+//! Raw mail and files on disk, not in the row: a content-addressed blob store. A blob is named by
+//! the SHA-256 of its bytes ([`BlobId`]); the database keeps only that name (`messages.raw_blob`,
+//! `attachments.content_blob`, `quarantine.raw_blob`). [`BlobStore`] is the interface (put, get, delete, list), ready
+//! for an object store shared by several machines; [`LocalDir`] keeps blobs in a directory
+//! (`ab/cd/<sha256>`, each written to a temporary file, fsynced, renamed, its directory fsynced;
+//! files 0600, directories 0700).
+//!
+//! The order that keeps a row from ever naming a missing file: a blob is written (and synced)
+//! *before* the transaction that references it commits. A crash in between leaves an orphan
+//! file, which is harmless: [`sweep`] deletes blobs that no row references and that were last
+//! written longer ago than a grace period (a blob just written for a transaction not yet
+//! committed is young, so it is kept). Writing a blob that already exists renews its time, so a
+//! second transaction that needs an old, unreferenced blob makes it young again; the sweep looks
+//! at the time once more right before it deletes. Erasure (`loket forget`, retention) deletes the
+//! blobs it stopped referencing at once ([`release`]), whatever their age, unless they were
+//! written again since the erasure began.
+//!
+//! What is left open, and why it is negligible: the check of a file's time and its unlink are two
+//! steps, so a transaction that writes the very same bytes between them (an old orphan's, or an
+//! erased person's) and commits would name a file that is gone; and an erasure deletes a file that
+//! a concurrent transaction wrote with the same bytes *before* the erasure began but commits after
+//! it. Both need byte-identical raw mail or files in flight at that moment — for mail, the same
+//! message, which the idempotency key makes a duplicate — and end in a row whose bytes read as
+//! purged (`Files::read` warns), never in a failure to process.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::{AnyPool, Row};
+
+use super::StoreError;
+use super::queries::placeholders;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The name of a blob: the lowercase hex SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobId(String);
+
+impl BlobId {
+    /// The name `bytes` are stored under.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(crate::mail::parse::sha256_hex(bytes))
+    }
+
+    /// A stored name read back (from a row or a file name): 64 lowercase hex digits, else None.
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where blobs live. Implementations are blocking (the [`Files`] handle runs them off the async
+/// runtime); times are UTC milliseconds of the wall clock.
+pub trait BlobStore: Send + Sync + std::fmt::Debug {
+    /// Stores `bytes` durably and returns their name; storing bytes that are already there
+    /// renews their time (see [`BlobStore::list`]).
+    fn put(&self, bytes: &[u8]) -> io::Result<BlobId>;
+    /// The bytes of `id`, checked against their name; None when there is no such blob.
+    fn get(&self, id: &BlobId) -> io::Result<Option<Vec<u8>>>;
+    /// Deletes `id` if it was last written before `written_before` (ms); true when it is gone.
+    fn delete(&self, id: &BlobId, written_before: i64) -> io::Result<bool>;
+    /// Every blob with the time it was last written (ms). Leftovers of interrupted writes older
+    /// than `partial_before` are removed on the way.
+    fn list(&self, partial_before: i64) -> io::Result<Vec<(BlobId, i64)>>;
+}
+
+/// Blobs in a local directory: `DIR/ab/cd/<sha256>`.
+#[derive(Debug, Clone)]
+pub struct LocalDir {
+    root: PathBuf,
+}
+
+const TMP_PREFIX: &str = ".tmp-";
+
+fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl LocalDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, id: &BlobId) -> PathBuf {
+        let s = id.as_str();
+        self.root.join(&s[..2]).join(&s[2..4]).join(s)
+    }
+
+    /// Renews the time of an existing blob; false when there is none.
+    fn touch(path: &Path) -> io::Result<bool> {
+        match std::fs::File::options().write(true).open(path) {
+            Ok(f) => {
+                f.set_modified(SystemTime::now())?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes `dir` and its missing parents up to the root (0700), syncing the parent of each new
+    /// one so that the new entry survives a power loss.
+    fn make_dirs(&self, dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        let mut d = dir;
+        while !d.is_dir() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) if !p.as_os_str().is_empty() => d = p,
+                _ => break,
+            }
+        }
+        for m in missing.iter().rev() {
+            match std::fs::DirBuilder::new().mode(0o700).create(m) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+            if let Some(parent) = m.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BlobStore for LocalDir {
+    fn put(&self, bytes: &[u8]) -> io::Result<BlobId> {
+        let id = BlobId::of(bytes);
+        let path = self.path(&id);
+        if Self::touch(&path)? {
+            return Ok(id);
+        }
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        self.make_dirs(&dir)?;
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
+        let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(random)));
+        let written = (|| {
+            let mut f = std::fs::File::options().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&dir)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map(|()| id)
+    }
+
+    fn get(&self, id: &BlobId) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.path(id)) {
+            Ok(bytes) if BlobId::of(&bytes) == *id => Ok(Some(bytes)),
+            Ok(_) => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, format!("blob {id}: its bytes do not match its name")))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn delete(&self, id: &BlobId, written_before: i64) -> io::Result<bool> {
+        let path = self.path(id);
+        match std::fs::metadata(&path) {
+            Ok(meta) if mtime_ms(&meta) >= written_before => return Ok(false),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e),
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(true)
+    }
+
+    fn list(&self, partial_before: i64) -> io::Result<Vec<(BlobId, i64)>> {
+        let mut out = Vec::new();
+        let entries = |d: &Path| -> io::Result<Vec<std::fs::DirEntry>> {
+            match std::fs::read_dir(d) {
+                Ok(it) => it.collect(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        };
+        for a in entries(&self.root)? {
+            if !a.file_type()?.is_dir() {
+                continue;
+            }
+            for b in entries(&a.path())? {
+                if !b.file_type()?.is_dir() {
+                    continue;
+                }
+                for f in entries(&b.path())? {
+                    let name = f.file_name();
+                    let name = name.to_string_lossy();
+                    let meta = match f.metadata() {
+                        Ok(m) => m,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if let Some(id) = BlobId::parse(&name) {
+                        out.push((id, mtime_ms(&meta)));
+                    } else if name.starts_with(TMP_PREFIX) && mtime_ms(&meta) < partial_before {
+                        let _ = std::fs::remove_file(f.path());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The store's blobs, cheap to clone; each call runs the blocking implementation on tokio's
+/// blocking pool.
+#[derive(Debug, Clone)]
+pub struct Files(Arc<dyn BlobStore>);
+
+fn io_err(what: &str, e: io::Error) -> StoreError {
+    StoreError::Files(format!("{what}: {e}"))
+}
+
+fn join_err(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Files(format!("file task failed: {e}"))
+}
+
+/// A failpoint for tests, unset in production: `LOKET_TEST_ABORT_AFTER_BLOB_WRITE=N` makes the
+/// process abort right after its Nth blob write, before the transaction that references the blob
+/// commits (the crash the invariant "file before row" is about). Read once.
+const FAILPOINT_ENV: &str = "LOKET_TEST_ABORT_AFTER_BLOB_WRITE";
+
+fn abort_after_blob_write() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let Some(at) = *AT.get_or_init(|| std::env::var(FAILPOINT_ENV).ok().and_then(|v| v.parse().ok())) else {
+        return false;
+    };
+    WRITES.fetch_add(1, Ordering::SeqCst) + 1 == at
+}
+
+impl Files {
+    pub fn new(store: Arc<dyn BlobStore>) -> Self {
+        Self(store)
+    }
+
+    /// A local directory.
+    pub fn local(root: impl Into<PathBuf>) -> Self {
+        Self(Arc::new(LocalDir::new(root)))
+    }
+
+    /// Stores `bytes` durably (before the caller's transaction commits) and returns their name.
+    pub async fn put(&self, bytes: &[u8]) -> Result<BlobId> {
+        let (store, bytes) = (self.0.clone(), bytes.to_vec());
+        let id = tokio::task::spawn_blocking(move || store.put(&bytes))
+            .await
+            .map_err(join_err)?
+            .map_err(|e| io_err("cannot write a file to the files directory", e))?;
+        if abort_after_blob_write() {
+            tracing::error!(blob = %id, "{} is set: aborting after the blob write, before the commit", FAILPOINT_ENV);
+            std::process::abort();
+        }
+        Ok(id)
+    }
+
+    /// The bytes of `id`; None when the file is gone.
+    pub async fn get(&self, id: &BlobId) -> Result<Option<Vec<u8>>> {
+        let (store, id) = (self.0.clone(), id.clone());
+        tokio::task::spawn_blocking(move || store.get(&id))
+            .await
+            .map_err(join_err)?
+            .map_err(|e| io_err("cannot read a file of the files directory", e))
+    }
+
+    /// The bytes a row holds: in its column (rows written before the files directory), else in
+    /// the blob it names (a blob that is gone reads as purged, with a warning).
+    pub async fn read(&self, inline: Option<Vec<u8>>, blob: Option<String>) -> Result<Option<Vec<u8>>> {
+        if inline.is_some() {
+            return Ok(inline);
+        }
+        let Some(name) = blob else { return Ok(None) };
+        let Some(id) = BlobId::parse(&name) else {
+            return Err(StoreError::Corrupt(format!("a row names the file `{name}`, which is not a SHA-256")));
+        };
+        let bytes = self.get(&id).await?;
+        if bytes.is_none() {
+            tracing::warn!(blob = %id, "a row names a file that is missing from the files directory");
+        }
+        Ok(bytes)
+    }
+
+    async fn delete(&self, id: &BlobId, written_before: i64) -> Result<bool> {
+        let (store, id) = (self.0.clone(), id.clone());
+        tokio::task::spawn_blocking(move || store.delete(&id, written_before))
+            .await
+            .map_err(join_err)?
+            .map_err(|e| io_err("cannot delete a file of the files directory", e))
+    }
+
+    async fn list(&self, partial_before: i64) -> Result<Vec<(BlobId, i64)>> {
+        let store = self.0.clone();
+        tokio::task::spawn_blocking(move || store.list(partial_before))
+            .await
+            .map_err(join_err)?
+            .map_err(|e| io_err("cannot list the files directory", e))
+    }
+}
+
+/// What the sweep deletes, decided without I/O: the listed blobs last written before
+/// `now - grace` that no row references.
+pub fn doomed(listed: &[(BlobId, i64)], referenced: &HashSet<BlobId>, now: i64, grace: Duration) -> Vec<BlobId> {
+    let before = now.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
+    listed.iter().filter(|(id, at)| *at < before && !referenced.contains(id)).map(|(id, _)| id.clone()).collect()
+}
+
+/// Of `ids`, those a row references (messages' raw mail, chat files, quarantined mail).
+pub async fn referenced(pool: &AnyPool, ids: &[BlobId]) -> Result<HashSet<BlobId>> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(400) {
+        let list = placeholders(1, chunk.len());
+        let sql = format!(
+            "SELECT raw_blob AS b FROM messages WHERE raw_blob IN ({list}) \
+             UNION SELECT content_blob AS b FROM attachments WHERE content_blob IN ({list}) \
+             UNION SELECT raw_blob AS b FROM quarantine WHERE raw_blob IN ({list})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        for r in q.fetch_all(pool).await? {
+            if let Some(id) = BlobId::parse(&r.try_get::<String, _>("b")?) {
+                found.insert(id);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Swept {
+    /// Blobs in the directory before the sweep.
+    pub files: usize,
+    /// Unreferenced blobs older than the grace period, deleted.
+    pub deleted: usize,
+}
+
+/// Deletes the blobs no row references that were last written before `now - grace` (`now`: the
+/// wall clock's UTC milliseconds, which the files' times are compared with).
+pub async fn sweep(store: &super::Store, now: i64, grace: Duration) -> Result<Swept> {
+    let before = now.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
+    let listed = store.files().list(before).await?;
+    let old: Vec<BlobId> = listed.iter().filter(|(_, at)| *at < before).map(|(id, _)| id.clone()).collect();
+    let refs = referenced(store.pool(), &old).await?;
+    let mut swept = Swept { files: listed.len(), deleted: 0 };
+    for id in doomed(&listed, &refs, now, grace) {
+        // The time is looked at again: a transaction that wrote the same bytes since the listing
+        // made the blob young, and it stays.
+        if store.files().delete(&id, before).await? {
+            swept.deleted += 1;
+        }
+    }
+    Ok(swept)
+}
+
+/// After an erasure committed: deletes each of `ids` that no row references any more, unless it
+/// was written again since `since` (the erasure's start, wall clock ms). Returns how many went.
+pub async fn release(store: &super::Store, ids: &[BlobId], since: i64) -> Result<usize> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let refs = referenced(store.pool(), &ids).await?;
+    let mut gone = 0;
+    for id in ids.iter().filter(|id| !refs.contains(id)) {
+        if store.files().delete(id, since).await? {
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> BlobId {
+        BlobId::of(&[n])
+    }
+
+    #[test]
+    fn the_sweep_takes_only_old_unreferenced_blobs() {
+        let now = 10_000_000;
+        let grace = Duration::from_secs(3600);
+        let old = now - 3_600_001;
+        let listed = vec![(id(1), old), (id(2), old), (id(3), now - 1000), (id(4), now - 3_600_000)];
+        let referenced: HashSet<BlobId> = [id(2)].into_iter().collect();
+        // 1: old and unreferenced → deleted; 2: referenced; 3: fresh (an uncommitted
+        // transaction's); 4: exactly at the edge of the grace period, kept.
+        assert_eq!(doomed(&listed, &referenced, now, grace), vec![id(1)]);
+        assert!(doomed(&listed, &referenced, now, Duration::from_secs(u64::MAX)).is_empty());
+    }
+
+    #[test]
+    fn names_are_sha256_hex_only() {
+        assert!(BlobId::parse(id(1).as_str()).is_some());
+        assert!(BlobId::parse(&id(1).as_str().to_uppercase()).is_none());
+        assert!(BlobId::parse("../../etc/passwd").is_none());
+        assert!(BlobId::parse(&format!("{}x", &id(1).as_str()[1..])).is_none());
+    }
+
+    #[test]
+    fn a_local_dir_keeps_bytes_privately_and_deletes_only_what_is_old() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("files");
+        let store = LocalDir::new(&root);
+        let a = store.put(b"raw mail").unwrap();
+        assert_eq!(a, BlobId::of(b"raw mail"));
+        assert_eq!(store.get(&a).unwrap().as_deref(), Some(&b"raw mail"[..]));
+        assert_eq!(store.put(b"raw mail").unwrap(), a, "the same bytes, the same name");
+        let path = root.join(&a.as_str()[..2]).join(&a.as_str()[2..4]).join(a.as_str());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        for d in [&root, &root.join(&a.as_str()[..2]), path.parent().unwrap()] {
+            assert_eq!(std::fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
+        }
+        let listed = store.list(0).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, a);
+        // Written after the cut-off: kept; before it: deleted.
+        assert!(!store.delete(&a, listed[0].1).unwrap());
+        assert!(store.get(&a).unwrap().is_some());
+        assert!(store.delete(&a, listed[0].1 + 1).unwrap());
+        assert!(store.get(&a).unwrap().is_none());
+        // A file whose bytes do not match its name is refused, not returned.
+        let b = store.put(b"other").unwrap();
+        let bpath = root.join(&b.as_str()[..2]).join(&b.as_str()[2..4]).join(b.as_str());
+        std::fs::write(&bpath, b"tampered").unwrap();
+        assert!(store.get(&b).is_err());
+        // A partial write left by a crash goes once it is old.
+        let partial = bpath.parent().unwrap().join(".tmp-0011223344556677");
+        std::fs::write(&partial, b"half").unwrap();
+        assert_eq!(store.list(0).unwrap().len(), 1);
+        assert!(partial.exists());
+        store.list(i64::MAX).unwrap();
+        assert!(!partial.exists());
+    }
+}
