@@ -63,10 +63,10 @@ impl ConfigArg {
     }
 
     /// The file read as [`ConfigArg::load`] does, by `read` (which may create nothing, or
-    /// compile lazily); a missing file names where Loket looked and how to point it elsewhere.
+    /// load one desk); a missing file names where Loket looked and how to point it elsewhere.
     fn load_with(
         &self,
-        read: fn(&std::path::Path) -> Result<Config, loket::config::ConfigErrors>,
+        read: impl FnOnce(&std::path::Path) -> Result<Config, loket::config::ConfigErrors>,
     ) -> anyhow::Result<Config> {
         if let Err(e) = std::fs::metadata(&self.path)
             && e.kind() == std::io::ErrorKind::NotFound
@@ -354,10 +354,10 @@ fn load_config(config: &ConfigArg) -> Result<Config, ExitCode> {
     load_config_with(config, Config::load)
 }
 
-/// [`load_config`] by `read` (which may create nothing, or compile lazily).
+/// [`load_config`] by `read` (which may create nothing, or load one desk).
 fn load_config_with(
     config: &ConfigArg,
-    read: fn(&std::path::Path) -> Result<Config, loket::config::ConfigErrors>,
+    read: impl FnOnce(&std::path::Path) -> Result<Config, loket::config::ConfigErrors>,
 ) -> Result<Config, ExitCode> {
     config.load_with(read).map_err(|e| {
         eprintln!("loket: {e:#}");
@@ -885,7 +885,9 @@ fn read_message(source: &Source, max: usize) -> Result<Vec<u8>, Unread> {
 /// `loket ingest --inbox NAME [FILE|DIR…]`, as an MTA pipes one message (standard input or one
 /// file) or for many at once (several files, directories), committed in batches of
 /// `limits.batch_messages` (group commit); one message is a batch of one. It starts fast: only
-/// the inbox's desk's rules are compiled, and the store is migrated only when it is new or behind.
+/// the inbox's desk is loaded (its catalogue; its rules compiled without their examples), the
+/// templates are parsed without rendering their samples, and the store is migrated only when it
+/// is new or behind.
 ///
 /// One message: its outcome as one JSON line; exit 0 recorded, 74 unreadable, 65 too large (the
 /// MTA returns it to the sender), 75 store trouble (the MTA retries), 64 refused by the pipeline.
@@ -893,7 +895,7 @@ fn read_message(source: &Source, max: usize) -> Result<Vec<u8>, Unread> {
 /// line while the others go on; exit 0 when every message was recorded, 75 when the store failed
 /// for some, 65 when some were refused.
 async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode {
-    let config = match load_config_with(config, Config::load_lazy) {
+    let config = match load_config_with(config, |path| Config::load_for_inbox(path, inbox)) {
         Ok(c) => c,
         Err(code) => return code,
     };

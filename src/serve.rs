@@ -46,10 +46,11 @@ impl App {
         Ok(Self::assemble(config, templates, store))
     }
 
-    /// [`App::open`] for `loket ingest`: the store is migrated only when it is new or behind
+    /// [`App::open`] for `loket ingest`: the templates are parsed, not rendered with samples
+    /// ([`Templates::parse`]), and the store is migrated only when it is new or behind
     /// ([`Store::open_current`]).
     pub async fn open_for_ingest(config: Config) -> Result<Self, ServeError> {
-        let templates = Templates::load(&config.templates)?;
+        let templates = Templates::parse(&config.templates)?;
         let store = Store::open_current(&config.storage).await?;
         Ok(Self::assemble(config, templates, store))
     }

@@ -8,7 +8,8 @@
 //! Indonesian (`id`) is the default; English (`en`) is available. No word a requester reads is
 //! in the code: the code passes values (a status name, a [`When`]) and the templates say them.
 //! Every template is compiled and rendered once with sample values at load, so
-//! `loket check-config` catches errors before any requester does.
+//! `loket check-config` catches errors before any requester does (`loket ingest`, which starts
+//! once per mail, only parses them: [`Templates::parse`]).
 
 use std::path::Path;
 
@@ -112,7 +113,20 @@ impl std::fmt::Debug for Templates {
 }
 
 impl Templates {
+    /// Parses every template of `dir` ([`Templates::parse`]) and renders each once with sample
+    /// values, so that `loket check-config` and the daemon's start catch an error before any
+    /// requester does.
     pub fn load(dir: &Path) -> Result<Self, TemplateError> {
+        let t = Self::parse(dir)?;
+        t.check()?;
+        Ok(t)
+    }
+
+    /// Reads and parses every template of `dir` (a syntax error or a missing template is an
+    /// error) without rendering any: for `loket ingest`, which starts once per mail and renders
+    /// only the few a message needs; the full check ([`Templates::load`]) is `check-config`'s and
+    /// the daemon's.
+    pub fn parse(dir: &Path) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_keep_trailing_newline(false);
@@ -150,7 +164,13 @@ impl Templates {
                 }
             }
         }
-        let t = Self { env };
+        Ok(Self { env })
+    }
+
+    /// Every template rendered with sample values (pages, messages, labels, the HTML layout, the
+    /// files note) in every language.
+    fn check(&self) -> Result<(), TemplateError> {
+        let t = self;
         let names: Vec<String> = t.env.templates().map(|(n, _)| n.to_string()).collect();
         for name in names {
             let (lang, stem) = name.split_once('/').unwrap_or(("id", &name));
@@ -175,7 +195,7 @@ impl Templates {
             t.files_note(lang, &sample_files_note(true))?;
             t.files_note(lang, &sample_files_note(false))?;
         }
-        Ok(t)
+        Ok(())
     }
 
     /// The label `key` (one of [`LABELS`]) in `lang`, from `_labels.j2`. An unknown key or an

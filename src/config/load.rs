@@ -39,22 +39,24 @@ pub fn read(path: &Path) -> Result<String, ConfigErrors> {
 
 /// How much of what the files hold is checked at load, and what may be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum Mode<'a> {
     /// Everything: every desk's rules compiled, the templates rendered with sample values, a
     /// missing token secret file made (the daemon and the commands that work on tickets).
     Full,
     /// As `Full`, but nothing is created: a missing token secret file stays missing and the
     /// configuration has no signer (`check-config`, which only reads).
     Check,
-    /// For `loket ingest`, which starts once per mail: the rules are compiled when a desk first
-    /// needs them ([`Router::lazy`]; only `common.toml` is read here), and the templates are left
-    /// to the one load that uses them (`App::open_for_ingest`, which checks them the same way).
-    Ingest,
+    /// For `loket ingest --inbox NAME`, which starts once per mail: only the desk that owns
+    /// `inbox` is loaded (`Config::load_for_inbox` leaves the others out of [`Files::desks`]);
+    /// its rules are compiled when first needed, without their examples ([`Router::lazy`]; only
+    /// `common.toml` is read here), and the templates are left to the one load that uses them
+    /// (`App::open_for_ingest`, which parses them without rendering their samples).
+    Ingest { inbox: &'a str },
 }
 
 /// Reads and checks the files `loket.toml` names; the catalogue must describe its desk and hold
 /// every route the desk's groups name.
-pub fn load(files: &Files, mode: Mode) -> Result<Loaded, Vec<ConfigProblem>> {
+pub fn load(files: &Files, mode: Mode<'_>) -> Result<Loaded, Vec<ConfigProblem>> {
     let file = files.path.display().to_string();
     let p = |m: String| ConfigProblem(format!("{file}: {m}"));
     let mut problems = Vec::new();
@@ -101,7 +103,7 @@ pub fn load(files: &Files, mode: Mode) -> Result<Loaded, Vec<ConfigProblem>> {
             desks.push(LoadedDesk { catalogue, holidays });
         }
     }
-    if mode != Mode::Ingest
+    if !matches!(mode, Mode::Ingest { .. })
         && let Err(e) = crate::templates::Templates::load(&files.templates)
     {
         problems.push(p(format!("templates: {e}")));
@@ -112,7 +114,7 @@ pub fn load(files: &Files, mode: Mode) -> Result<Loaded, Vec<ConfigProblem>> {
     let catalogues: Vec<&Catalogue> = desks.iter().map(|d| &d.catalogue).collect();
     let router = match mode {
         Mode::Full | Mode::Check => Router::load(&files.rules, &catalogues),
-        Mode::Ingest => Router::lazy(&files.rules, &catalogues).map_err(|e| vec![e]),
+        Mode::Ingest { .. } => Router::lazy(&files.rules, &catalogues).map_err(|e| vec![e]),
     };
     let router = match router {
         Ok(r) => Some(r),

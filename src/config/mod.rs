@@ -85,8 +85,10 @@ pub struct Config {
     pub limits: Limits,
     pub templates: PathBuf,
     pub rules: PathBuf,
+    /// Every desk (for `loket ingest`, only its inbox's: [`Config::load_for_inbox`]).
     pub desks: Vec<Desk>,
-    /// Every desk's compiled routing rules.
+    /// Every desk's compiled routing rules (for `loket ingest`, its desk's, compiled when first
+    /// needed).
     pub router: Arc<Router>,
     /// Signs and checks agents' reply tokens (None when no desk has agents).
     pub signer: Option<Signer>,
@@ -209,13 +211,16 @@ impl Config {
         Self::from_toml_with(path, &text, |k| std::env::var(k).ok(), load::Mode::Check)
     }
 
-    /// [`Config::load`] for `loket ingest` ([`load::Mode::Ingest`]): the routing rules are
-    /// compiled only when a desk's message first needs them ([`Router::lazy`]), so the caller
-    /// compiles its desk's with [`Router::prepare`] and sees their problems there; the templates
-    /// are checked when `App::open_for_ingest` loads them.
-    pub fn load_lazy(path: &Path) -> Result<Self, ConfigErrors> {
+    /// [`Config::load`] for `loket ingest --inbox NAME` ([`load::Mode::Ingest`]), which starts
+    /// once per mail: the whole file is checked, but only the desk that owns the inbox is loaded
+    /// and kept (its catalogue and holidays; the other desks' files are not read). Its routing
+    /// rules are compiled when first needed ([`Router::lazy`]), so the caller compiles them with
+    /// [`Router::prepare`] and sees their problems there; the templates are checked when
+    /// `App::open_for_ingest` parses them. When no desk owns the inbox every desk is loaded, so
+    /// the caller can name the inboxes there are.
+    pub fn load_for_inbox(path: &Path, inbox: &str) -> Result<Self, ConfigErrors> {
         let text = load::read(path)?;
-        Self::from_toml_with(path, &text, |k| std::env::var(k).ok(), load::Mode::Ingest)
+        Self::from_toml_with(path, &text, |k| std::env::var(k).ok(), load::Mode::Ingest { inbox })
     }
 
     /// Checks a configuration text and loads the files it names; `env` looks up environment
@@ -228,9 +233,17 @@ impl Config {
         path: &Path,
         text: &str,
         env: impl Fn(&str) -> Option<String>,
-        mode: load::Mode,
+        mode: load::Mode<'_>,
     ) -> Result<Self, ConfigErrors> {
-        let Parsed { settings, files } = parse(path, text, env)?;
+        let Parsed { mut settings, mut files } = parse(path, text, env)?;
+        // `ingest` keeps only its inbox's desk: the others' files are not read.
+        if let load::Mode::Ingest { inbox } = mode
+            && let Ok(s) = &mut settings
+            && let Some(desk) = s.desks.iter().find(|d| d.inboxes.iter().any(|i| i.name == inbox)).map(|d| d.id.clone())
+        {
+            s.desks.retain(|d| d.id == desk);
+            files.desks.retain(|d| d.id == desk);
+        }
         let loaded = load::load(&files, mode);
         match (settings, loaded) {
             (Ok(settings), Ok(loaded)) => Ok(Self::assemble(settings, files, loaded)),

@@ -96,6 +96,9 @@ struct DeskSlot {
     compiled: std::sync::OnceLock<Result<DeskRules, Vec<String>>>,
 }
 
+/// What a lazy router's rules are compiled for: `loket ingest`'s few messages.
+const LAZY: rules::Purpose = rules::Purpose::Few;
+
 impl Router {
     /// Loads `dir/common.toml` and compiles `dir/<desk>.toml` for every catalogue. A desk without
     /// a rules file routes everything to triage.
@@ -113,7 +116,9 @@ impl Router {
     }
 
     /// Reads `dir/common.toml` and notes which desks have a rules file; a desk's rules are
-    /// compiled when [`Router::prepare`] (or, failing that, [`Router::route`]) first needs them.
+    /// compiled when [`Router::prepare`] (or, failing that, [`Router::route`]) first needs them,
+    /// for a few messages ([`rules::Purpose::Few`]: without the examples file, with the automaton
+    /// that builds fastest; they route alike).
     pub fn lazy(dir: &Path, catalogues: &[&Catalogue]) -> Result<Self, RulesError> {
         let common = rules::load_common(&dir.join("common.toml"))?;
         let desks = catalogues
@@ -136,7 +141,7 @@ impl Router {
     fn compiled(&self, catalogue: &Catalogue) -> Option<&Result<DeskRules, Vec<String>>> {
         let slot = self.desks.get(&catalogue.desk)?;
         Some(slot.compiled.get_or_init(|| {
-            rules::load_desk(&slot.path, &self.common, catalogue)
+            rules::load_desk_for(&slot.path, &self.common, catalogue, LAZY)
                 .map_err(|errors| errors.iter().map(ToString::to_string).collect())
         }))
     }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::RegexSet;
 use serde::Deserialize;
 
@@ -366,22 +366,59 @@ impl ExamplesFile {
 
 /// Reads a desk's rules file and its examples file (if there is one), without compiling.
 pub fn read_desk(path: &Path) -> Result<DeskFile, Vec<RulesError>> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| vec![RulesError::Io { path: p.into(), source }]);
-    let inv = |p: &Path, e: toml::de::Error| vec![RulesError::Invalid { path: p.into(), message: e.to_string() }];
-    let mut file: DeskFile = toml::from_str(&read(path)?).map_err(|e| inv(path, e))?;
+    let mut file = read_rules(path)?;
     let ex = examples_path(path);
     if ex.exists() {
-        let more = ExamplesFile::parse(&read(&ex)?)
+        let more = ExamplesFile::parse(&read_text(&ex)?)
             .map_err(|message| vec![RulesError::Invalid { path: ex.clone(), message }])?;
         file.examples.extend(more.examples);
     }
     Ok(file)
 }
 
+/// Reads a desk's rules file alone (its own `[[example]]`s kept, the examples file not read).
+fn read_rules(path: &Path) -> Result<DeskFile, Vec<RulesError>> {
+    toml::from_str(&read_text(path)?).map_err(|e| invalid(path, e))
+}
+
+fn read_text(p: &Path) -> Result<String, Vec<RulesError>> {
+    std::fs::read_to_string(p).map_err(|source| vec![RulesError::Io { path: p.into(), source }])
+}
+
+fn invalid(p: &Path, e: toml::de::Error) -> Vec<RulesError> {
+    vec![RulesError::Invalid { path: p.into(), message: e.to_string() }]
+}
+
+/// What a desk's rules are compiled for. Both route every message alike (the golden test
+/// `routing::the_ingest_router_decides_the_dev_set_as_the_serve_router` compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Many messages and the checks (`serve`, `check-config`, `rules test`): the examples file
+    /// read with the rules, and the keyword automaton that searches fastest (aho-corasick's own
+    /// choice, a DFA or a contiguous NFA).
+    Many,
+    /// The few messages of one `loket ingest` process: no examples file, and the automaton that
+    /// builds fastest (a noncontiguous NFA).
+    Few,
+}
+
 /// Loads and compiles `path` (and its examples file) for `catalogue`; every problem is reported.
 pub fn load_desk(path: &Path, common: &CommonFile, catalogue: &Catalogue) -> Result<DeskRules, Vec<RulesError>> {
-    let file = read_desk(path)?;
-    compile(path, file, common, catalogue)
+    load_desk_for(path, common, catalogue, Purpose::Many)
+}
+
+/// [`load_desk`] for `purpose`: [`Purpose::Few`] reads no examples file.
+pub fn load_desk_for(
+    path: &Path,
+    common: &CommonFile,
+    catalogue: &Catalogue,
+    purpose: Purpose,
+) -> Result<DeskRules, Vec<RulesError>> {
+    let file = match purpose {
+        Purpose::Many => read_desk(path)?,
+        Purpose::Few => read_rules(path)?,
+    };
+    compile_for(path, file, common, catalogue, purpose)
 }
 
 /// Parses and compiles the text of a desk's rules file (`path` names it in errors). Fuzzed.
@@ -401,6 +438,17 @@ pub fn compile(
     file: DeskFile,
     common: &CommonFile,
     catalogue: &Catalogue,
+) -> Result<DeskRules, Vec<RulesError>> {
+    compile_for(path, file, common, catalogue, Purpose::Many)
+}
+
+/// [`compile`] for `purpose` (which chooses the keyword automaton).
+pub fn compile_for(
+    path: &Path,
+    file: DeskFile,
+    common: &CommonFile,
+    catalogue: &Catalogue,
+    purpose: Purpose,
 ) -> Result<DeskRules, Vec<RulesError>> {
     let inv = |message: String| RulesError::Invalid { path: path.into(), message };
     let mut errors = Vec::new();
@@ -508,6 +556,8 @@ pub fn compile(
     let mut regexes: Vec<String> = Vec::new();
     let mut pattern_targets: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
     let mut pattern_index: HashMap<String, usize> = HashMap::new();
+    // The routes (their keys) that name each distinct pattern.
+    let mut pattern_keys: Vec<Vec<String>> = Vec::new();
     let mut pending_unless: Vec<(usize, String, &Unless)> = Vec::new();
     let mut seen = HashMap::new();
     for (i, r) in file.routes.iter().enumerate() {
@@ -553,21 +603,15 @@ pub fn compile(
                 errors.push(inv(format!("{key}.patterns: weight of `{p}` is not a number")));
                 continue;
             }
-            let n = match pattern_index.get(p) {
-                Some(n) => *n,
-                None => match regex::Regex::new(p) {
-                    Ok(_) => {
-                        regexes.push(p.clone());
-                        pattern_targets.push((p.clone(), Vec::new()));
-                        pattern_index.insert(p.clone(), regexes.len() - 1);
-                        regexes.len() - 1
-                    }
-                    Err(e) => {
-                        errors.push(inv(format!("{key}.patterns: `{p}`: {e}")));
-                        continue;
-                    }
-                },
-            };
+            // Each distinct pattern compiled once, in the set below; a pattern that keeps the
+            // set from compiling is named there, under every route that has it.
+            let n = *pattern_index.entry(p.clone()).or_insert_with(|| {
+                regexes.push(p.clone());
+                pattern_targets.push((p.clone(), Vec::new()));
+                pattern_keys.push(Vec::new());
+                regexes.len() - 1
+            });
+            pattern_keys[n].push(key.clone());
             pattern_targets[n].1.push((idx, *w));
         }
         let mut scope = Vec::new();
@@ -647,11 +691,25 @@ pub fn compile(
             errors.push(inv(format!("example[{i}].route: unknown `{}`", ex.route)));
         }
     }
+    let kind = match purpose {
+        Purpose::Many => None,
+        Purpose::Few => Some(AhoCorasickKind::NoncontiguousNFA),
+    };
     let automaton = AhoCorasick::builder()
         .match_kind(MatchKind::Standard)
+        .kind(kind)
         .build(phrases.iter().map(|p| p.text.as_str()))
         .map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))]);
-    let patterns = RegexSet::new(&regexes).map_err(|e| vec![inv(format!("cannot compile patterns: {e}"))]);
+    let patterns = RegexSet::new(&regexes).map_err(|set_error| {
+        // Which patterns are at fault, each compiled alone (only when the set fails).
+        let bad: Vec<RulesError> = regexes
+            .iter()
+            .zip(&pattern_keys)
+            .filter_map(|(p, keys)| regex::Regex::new(p).err().map(|e| (p, keys, e)))
+            .flat_map(|(p, keys, e)| keys.iter().map(move |key| inv(format!("{key}.patterns: `{p}`: {e}"))))
+            .collect();
+        if bad.is_empty() { vec![inv(format!("cannot compile patterns: {set_error}"))] } else { bad }
+    });
     let (automaton, patterns) = match (automaton, patterns) {
         (Ok(a), Ok(p)) if errors.is_empty() => (a, p),
         (a, p) => {

@@ -41,6 +41,53 @@ fn dev_set_meets_the_quality_bar() {
     assert!(metrics.confidently_wrong_pct() <= 5.0, "{summary}");
 }
 
+/// `loket ingest` loads only its inbox's desk and compiles its rules for a few messages (no
+/// examples file, the keyword automaton that builds fastest): it must route exactly as the
+/// daemon does. Every message of the dev and held-out sets and every rules example, through the
+/// ingest configuration of its desk and through the daemon's: the same decision, reasons and
+/// confidence included.
+#[test]
+fn the_ingest_router_decides_the_dev_set_as_the_serve_router() {
+    let serve = repo_config();
+    let mut messages: Vec<Labelled> = Vec::new();
+    for set in ["routing-dev.jsonl", "routing-heldout.jsonl"] {
+        let text = std::fs::read_to_string(repo().join("tests/fixtures/eval").join(set)).unwrap();
+        messages.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()));
+    }
+    for desk in &serve.desks {
+        let rules = serve.router.desk(&desk.id).unwrap_or_else(|| panic!("no rules/{}.toml", desk.id));
+        messages.extend(rules.examples.iter().enumerate().map(|(i, ex)| Labelled {
+            id: format!("{}-example-{i}", desk.id),
+            desk: desk.id.clone(),
+            channel: None,
+            from: ex.from.clone(),
+            subject: Some(ex.subject.clone()),
+            body: ex.body.clone(),
+            expected: None,
+        }));
+    }
+    let mut compared = BTreeMap::<String, usize>::new();
+    for desk in &serve.desks {
+        let inbox = &desk.inboxes[0];
+        let ingest = Config::load_for_inbox(&repo().join("loket.toml"), &inbox.name).unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<&str> = ingest.desks.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, [desk.id.as_str()], "ingest loads only the inbox's desk");
+        let one = &ingest.desks[0];
+        assert!(ingest.router.desk(&desk.id).is_none(), "{}: rules compiled before a message needs them", desk.id);
+        ingest.router.prepare(&one.catalogue).unwrap();
+        assert!(ingest.router.desk(&desk.id).unwrap().examples.is_empty(), "{}: examples read at ingest", desk.id);
+        for m in messages.iter().filter(|m| m.desk == desk.id) {
+            let (_, daemon) = eval::predict(&serve.router, &desk.catalogue, &inbox.address, m);
+            let (_, ingested) = eval::predict(&ingest.router, &one.catalogue, &inbox.address, m);
+            assert_eq!(ingested, daemon, "{}: ingest and serve route differently", m.id);
+            *compared.entry(desk.id.clone()).or_default() += 1;
+        }
+    }
+    let total: usize = compared.values().sum();
+    assert_eq!(compared.len(), 4, "{compared:?}");
+    assert!(total >= 90 + 238 + 500, "{total} messages compared: {compared:?}");
+}
+
 #[test]
 fn rules_examples_pass_with_three_per_subcategory() {
     let config = repo_config();
