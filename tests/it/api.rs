@@ -87,12 +87,14 @@ impl Api {
     }
 }
 
-/// A world with the HTTP server, agents, a second desk (`pusintek`) and the API budget given.
-async fn api_world(name: &str, port: u16, smtp: bool, limits: &str) -> World {
+/// A world with the HTTP server, agents, a second desk (`pusintek`) and the API budget given;
+/// on PostgreSQL with `pg`.
+async fn api_world(name: &str, port: u16, smtp: bool, pg: bool, limits: &str) -> World {
     let w = World::new(
         name,
         WorldOptions {
             imap: false,
+            pg,
             outbound_smtp: smtp,
             agents: true,
             extra: format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[limits]\n{limits}"),
@@ -147,7 +149,7 @@ async fn wait_healthy(port: u16) {
 async fn a_ticket_opened_by_the_api_is_acknowledged_by_mail_and_changed_like_an_agent() {
     let _smtp = MAIL_SERVERS.read().await;
     let port = free_port();
-    let w = api_world("api-ack", port, true, "").await;
+    let w = api_world("api-ack", port, true, false, "").await;
     let key = new_key(&w, &["hero"], "write", "glpi");
     let daemon = w.serve();
     wait_healthy(port).await;
@@ -243,13 +245,14 @@ async fn a_ticket_opened_by_the_api_is_acknowledged_by_mail_and_changed_like_an_
     drop(daemon);
 }
 
-/// Acceptance 2 (API): a key sees only its desks — another desk's ticket is 404 like a number
+/// Acceptance 2 (API), on PostgreSQL: a key sees only its desks — another desk's ticket is 404 like a number
 /// that does not exist — and a read key cannot write (403); no key, a wrong or a revoked key
 /// is 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_see_only_their_desks_and_read_keys_cannot_write() {
     let port = free_port();
-    let w = api_world("api-scope", port, false, "").await;
+    // On PostgreSQL: the key, audit and list statements on the second backend.
+    let w = api_world("api-scope", port, false, true, "").await;
     let hero_write = new_key(&w, &["hero"], "write", "hero-writer");
     let hero_read = new_key(&w, &["hero"], "read", "hero-reader");
     let other = new_key(&w, &["pusintek"], "write", "pusintek-writer");
@@ -339,9 +342,14 @@ async fn one_key_is_rate_limited_and_another_is_not() {
     const BURST: u64 = 40;
     const PER_MINUTE: u64 = 6;
     let port = free_port();
-    let w =
-        api_world("api-rate", port, false, &format!("api_burst = {BURST}\napi_requests_per_minute = {PER_MINUTE}\n"))
-            .await;
+    let w = api_world(
+        "api-rate",
+        port,
+        false,
+        false,
+        &format!("api_burst = {BURST}\napi_requests_per_minute = {PER_MINUTE}\n"),
+    )
+    .await;
     let busy = new_key(&w, &["hero"], "read", "busy");
     let calm = new_key(&w, &["hero"], "read", "calm");
     let daemon = w.serve();
