@@ -319,6 +319,13 @@ async fn keys_see_only_their_desks_and_read_keys_cannot_write() {
         api.call(Some(&hero_write), "POST", "/api/v1/tickets/{number}/messages", &msgs, Some(huge)).await;
     assert_eq!(status, 413, "bodies are bounded");
 
+    // A method the path does not take is a problem too.
+    let r = reqwest::Client::new().delete(format!("{}{path}", api.base)).bearer_auth(&hero_write).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!((p["type"].as_str(), p["status"].as_u64()), (Some("/api/v1/problems/method-not-allowed"), Some(405)));
+
     // No key, a wrong secret, a revoked key: 401.
     let (status, _, h) = api.call(None, "GET", one, &path, None).await;
     assert_eq!(status, 401);

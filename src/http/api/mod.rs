@@ -48,6 +48,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/v1/tickets", get(list).post(create))
         .route("/api/v1/tickets/{number}", get(show).patch(patch))
         .route("/api/v1/tickets/{number}/messages", axum::routing::post(message))
+        .method_not_allowed_fallback(not_allowed)
         .route("/api/v1/{*rest}", axum::routing::any(no_route))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
@@ -174,6 +175,11 @@ async fn find(s: &HttpState, grant: &Grant, number: &str) -> Result<Option<Ticke
 
 fn no_ticket(number: &str) -> Problem {
     Problem::not_found(format!("no ticket {number}"))
+}
+
+/// A method the path does not take (the `Allow` header names those it does).
+async fn not_allowed() -> Problem {
+    Problem::method_not_allowed("see docs/api/openapi.json for the operations of this path")
 }
 
 async fn no_route(State(s): State<HttpState>, headers: HeaderMap) -> Response {

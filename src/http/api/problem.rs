@@ -62,6 +62,10 @@ impl Problem {
         }
     }
 
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", detail)
+    }
+
     pub fn held(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "requester-flood", "The requester opened too many tickets", detail)
     }
