@@ -1,4 +1,4 @@
-//! The `loket` command line: serve, ingest, check-config, tickets, quarantine, migrate, oauth.
+//! The `loket` command line: serve, ingest, check-config, tickets, quarantine, migrate, oauth, api-key.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -182,6 +182,32 @@ enum Command {
         #[command(subcommand)]
         command: OauthCommand,
     },
+    /// Keys of the ticket API (`/api/v1`): make one (shown once), list them, revoke one.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Makes a key and prints it once (only its hash is kept): `loket api-key create --desk hero
+    /// --scope write --name glpi`.
+    Create {
+        /// A desk the key may see (repeat for several).
+        #[arg(long, required = true)]
+        desk: Vec<String>,
+        /// `read` (read tickets) or `write` (also open and change them).
+        #[arg(long)]
+        scope: String,
+        /// Who uses the key (audit events name it).
+        #[arg(long)]
+        name: String,
+    },
+    /// Every key: id, name, desks, scope, when made and revoked (never the key).
+    List,
+    /// Revokes key ID: it is refused from the next call on.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -443,7 +469,63 @@ async fn run(cli: Cli, config: ConfigArg) -> ExitCode {
         Command::Forget { who, yes } => report(forget(&config, &who, yes).await),
         Command::Retention => report(retention(&config).await),
         Command::Oauth { command } => oauth(&config, command).await,
+        Command::ApiKey { command } => report(api_key(&config, command).await),
     }
+}
+
+/// `loket api-key create|list|revoke`.
+async fn api_key(config: &ConfigArg, command: ApiKeyCommand) -> anyhow::Result<()> {
+    use loket::http::api::key;
+    let config = config.load()?;
+    let store = Store::open(&config.storage).await?;
+    match command {
+        ApiKeyCommand::Create { desk, scope, name } => {
+            let Some(scope) = key::Scope::parse(&scope) else {
+                anyhow::bail!("--scope {scope}: use read or write");
+            };
+            if let Some(d) = desk.iter().find(|d| config.desk(d).is_none()) {
+                let known: Vec<_> = config.desks.iter().map(|d| d.id.as_str()).collect();
+                anyhow::bail!("--desk {d}: no such desk; known: {}", known.join(", "));
+            }
+            let name = name.trim();
+            anyhow::ensure!(!name.is_empty() && name.len() <= 100, "--name: 1 to 100 characters");
+            let mut random = [0u8; key::SECRET_BYTES];
+            getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            let secret = key::secret_of(random);
+            let id =
+                store::api::insert_api_key(&store, name, &desk, scope, &key::hash(&secret), loket::now_ms()).await?;
+            tracing::info!(key = id, scope = scope.as_str(), "api key created");
+            outln!("{}", key::key_text(id, &secret))?;
+            eprintln!("key {id} ({name}, {}, {}): shown once; only its hash is kept", scope.as_str(), desk.join(", "));
+        }
+        ApiKeyCommand::List => {
+            let keys = store::api::api_keys(store.pool()).await?;
+            if keys.is_empty() {
+                eprintln!("no API keys");
+            }
+            for k in keys {
+                let state = match k.revoked_at {
+                    Some(at) => format!("revoked {}", fmt_time(at)),
+                    None => "live".into(),
+                };
+                outln!(
+                    "{}\t{}\t{}\t{}\t{}\t{state}",
+                    k.id,
+                    k.name,
+                    k.desks.join(","),
+                    k.scope.as_str(),
+                    fmt_time(k.created_at)
+                )?;
+            }
+        }
+        ApiKeyCommand::Revoke { id } => {
+            anyhow::ensure!(store::api::revoke_api_key(&store, id, loket::now_ms()).await?, "no live API key {id}");
+            tracing::info!(key = id, "api key revoked");
+            outln!("key {id} revoked")?;
+        }
+    }
+    store.close().await;
+    Ok(())
 }
 
 /// The addresses of the person `who` names (an address or a chat id), with their linked ones.

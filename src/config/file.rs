@@ -318,6 +318,12 @@ pub struct Limits {
     /// transaction (group commit); a quiet inbox's round is one message.
     #[serde(default = "default_batch")]
     pub batch_messages: usize,
+    /// Requests one ticket-API key gains a minute (its token bucket's refill).
+    #[serde(default = "default_api_rate")]
+    pub api_requests_per_minute: u32,
+    /// Requests one ticket-API key may make at once (its token bucket's size).
+    #[serde(default = "default_api_burst")]
+    pub api_burst: u32,
 }
 
 fn default_max_message() -> usize {
@@ -338,6 +344,12 @@ fn default_behalf() -> u32 {
 fn default_batch() -> usize {
     64
 }
+fn default_api_rate() -> u32 {
+    120
+}
+fn default_api_burst() -> u32 {
+    60
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -348,6 +360,8 @@ impl Default for Limits {
             agent_notifications_per_sender_per_hour: default_notifications(),
             behalf_tickets_per_agent_per_hour: default_behalf(),
             batch_messages: default_batch(),
+            api_requests_per_minute: default_api_rate(),
+            api_burst: default_api_burst(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! HTTP (axum): `/healthz` (store reachable; each inbox's last successful fetch and last error),
 //! `/metrics` (Prometheus text), and the public ticket tracking page `/lacak` (HERO's "Lacak
 //! Tiket": status, category, public timeline and deadlines — never addresses or message bodies),
-//! rate-limited per client address against guessing numbers.
+//! rate-limited per client address against guessing numbers; the ticket API `/api/v1` (`api`).
 
+pub mod api;
 mod track;
 mod webhooks;
 
@@ -36,6 +37,8 @@ pub struct HttpState {
     pub pipeline: Pipeline,
     pub chat: ChatClients,
     limiter: Arc<Mutex<HashMap<IpAddr, (i64, u32)>>>,
+    /// The ticket API's token bucket per key id.
+    api_buckets: Arc<Mutex<HashMap<i64, api::bucket::Bucket>>>,
 }
 
 impl HttpState {
@@ -47,7 +50,18 @@ impl HttpState {
             pipeline,
             chat,
             limiter: Arc::default(),
+            api_buckets: Arc::default(),
         }
+    }
+
+    /// Charges key `id` one API request at `now`: Ok, or Err with the seconds to wait.
+    fn api_take(&self, id: i64, now: i64) -> Result<(), u64> {
+        let budget = api::bucket::Budget {
+            per_minute: self.config.limits.api_requests_per_minute,
+            burst: self.config.limits.api_burst,
+        };
+        let mut g = self.api_buckets.lock().unwrap_or_else(|p| p.into_inner());
+        g.entry(id).or_insert_with(|| api::bucket::Bucket::full(budget, now)).take(budget, now)
     }
 
     /// Fixed one-minute windows per client; the table is bounded.
@@ -73,6 +87,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/lacak/{number}", get(track::ticket))
         .route("/whatsapp/{desk}", get(webhooks::whatsapp_verify).post(webhooks::whatsapp))
         .route("/telegram/{desk}", axum::routing::post(webhooks::telegram))
+        .merge(api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(crate::channel::whatsapp::MAX_WEBHOOK_BYTES))
         .with_state(state)
 }

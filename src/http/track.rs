@@ -64,7 +64,7 @@ fn too_many(s: &HttpState, lang: Language) -> Response {
 }
 
 /// The public key of an event (see [`TrackEvent::what`]), or None when the event is internal.
-fn public_event(kind: &str, detail: &serde_json::Value) -> Option<&'static str> {
+pub(super) fn public_event(kind: &str, detail: &serde_json::Value) -> Option<&'static str> {
     Some(match kind {
         "created" => "created",
         "acknowledgement_queued" => "acknowledged",

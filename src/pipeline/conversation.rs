@@ -247,7 +247,7 @@ impl Pipeline {
     /// message stored, the events recorded, the patch written (clocks moved along) and the
     /// messages queued. `agent` is the sender when an agent wrote.
     #[allow(clippy::too_many_arguments)]
-    async fn carry_out(
+    pub(super) async fn carry_out(
         &self,
         tx: &mut store::Tx,
         h: &Here<'_>,

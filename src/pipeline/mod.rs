@@ -4,6 +4,7 @@
 //! caller tells its source "done" only after [`Pipeline::process`] returned Ok (invariant 1).
 
 pub use clocks::TickReport;
+pub mod api;
 pub mod chat;
 mod chat_status;
 mod clocks;

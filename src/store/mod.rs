@@ -4,6 +4,7 @@
 //! milliseconds. Transactions on SQLite start with `BEGIN IMMEDIATE` so that concurrent writers
 //! (the daemon and `loket ingest`) queue on the busy timeout instead of failing.
 
+pub mod api;
 pub mod blobs;
 mod chat;
 pub mod corrections;

@@ -3,6 +3,7 @@
 //! `LOKET_TEST_*` variables), and runs the real `loket` binary where a test is about the daemon or
 //! the MTA pipe. Tests that need nothing but the repository live in the `golden` binary.
 
+mod api;
 mod blobs;
 mod cc;
 mod chat;

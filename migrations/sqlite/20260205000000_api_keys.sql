@@ -1,0 +1,25 @@
+-- The ticket API's clients (issue 19). A key is shown once when it is made; only the SHA-256 of
+-- its secret is kept. `desks` is a JSON array of desk ids the key may see; `scope` is `read` or
+-- `write`.
+CREATE TABLE api_keys (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    desks TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+
+-- One row per API call: which key, what it asked (the operation, never the key or a body), on
+-- which desk and ticket, and the answer's status.
+CREATE TABLE api_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id INTEGER NOT NULL REFERENCES api_keys (id),
+    at INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    desk TEXT,
+    ticket TEXT,
+    status INTEGER NOT NULL
+);
+CREATE INDEX api_audit_key ON api_audit (key_id, at);
