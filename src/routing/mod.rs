@@ -644,6 +644,15 @@ impl DeskRules {
                     ));
                 }
             }
+            // A count of people or units ("6 developer", "12 kanwil") names its class outright.
+            let words: Vec<&str> = scored.subject.split_whitespace().chain(scored.body.split_whitespace()).collect();
+            for found in scope::counts(&words, &self.impact_counts) {
+                impact_score[found.class] += self.impact_threshold;
+                cue_reasons.push(format!(
+                    "scope class `{}` from the count \"{}\" ({}: {}) +{}",
+                    self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
+                ));
+            }
             let classes: Vec<scope::ClassScore> = self
                 .impact_classes
                 .iter()
@@ -1039,6 +1048,24 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         assert!(low.reasons.iter().any(|r| r.starts_with("impact low: no scope class reached 2.0")), "{low:?}");
         // Not an incident: no impact.
         assert_eq!(route("Internet", "Bagaimana cara daftar internet tamu?", None).impact, None);
+    }
+
+    #[test]
+    fn a_count_of_people_or_offices_gives_the_impact_and_explain_names_it() {
+        let unit = route("Internet", "Internet mati sejak pagi, 6 developer tidak bisa kerja", None);
+        assert_eq!(unit.impact, Some(Impact::Medium), "{unit:?}");
+        assert!(
+            unit.reasons.iter().any(|r| r.contains("scope class `unit` from the count \"6 developer\"")),
+            "{unit:?}"
+        );
+        assert!(unit.reasons.iter().any(|r| r.starts_with("impact medium from scope class `unit`")), "{unit:?}");
+        let org = route("Internet", "Internet mati di seluruh 12 kanwil", None);
+        assert_eq!(org.impact, Some(Impact::High), "{org:?}");
+        let many = route("Internet", "internet error, semua 40 pegawai tidak bisa kerja", None);
+        assert_eq!(many.impact, Some(Impact::High), "{many:?}");
+        // A floor's number is no count of offices; one person is no unit.
+        assert_eq!(route("Internet", "internet lantai 2 kantor mati", None).impact, Some(Impact::Low));
+        assert_eq!(route("Internet", "internet error, 1 pegawai tidak bisa kerja", None).impact, Some(Impact::Low));
     }
 
     #[test]
