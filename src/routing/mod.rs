@@ -244,7 +244,8 @@ impl DeskRules {
             .map(|m| (m.pattern().as_usize(), sentence_ends.partition_point(|&e| e <= m.start() + 1)))
             .collect();
         let in_body: HashSet<usize> = located.iter().map(|(id, _)| *id).collect();
-        let mentioned_only = self.mentioned_only(&in_subject, &located);
+        let reply = is_reply_subject(input.subject);
+        let mentioned_only = self.mentioned_only(&in_subject, &located, reply);
         let mut scores = vec![Score::default(); self.routes.len()];
         let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
         let mut type_score: HashMap<TicketType, f64> = HashMap::new();
@@ -321,6 +322,9 @@ impl DeskRules {
                 }
             }
         }
+        if reply {
+            self.demote_reply_subject(&in_body, &mentioned_only, &mut scores, &mut reasons);
+        }
         if !self.pattern_targets.is_empty() {
             let both = format!("{subject}{body}");
             for i in self.patterns.matches(&both).iter() {
@@ -372,12 +376,54 @@ impl DeskRules {
         }
     }
 
+    /// The subject of a reply or a forward ("Re: VPS down") names the thread's first topic; the
+    /// new text may be about another ("VPS sudah normal, sekarang mohon subdomain baru"). When
+    /// the body alone gives some route the threshold, a keyword that stands only in such a
+    /// subject counts `mention_weight` times (one that stands in the body too counts as a body
+    /// match, unless only mentioned there), so the old topic does not outvote the new one; `rules explain` marks it
+    /// "subject of a reply". Without such a body the subject keeps its weight: "Re: SIGI" above
+    /// "masih belum bisa" is still about SIGI.
+    fn demote_reply_subject(
+        &self,
+        in_body: &HashSet<usize>,
+        mentioned_only: &HashSet<usize>,
+        scores: &mut [Score],
+        reasons: &mut [(usize, f64, Why)],
+    ) {
+        let mut from_subject = vec![0.0; scores.len()];
+        for (r, w, why) in reasons.iter() {
+            if matches!(why, Why::Keyword(_, "subject") | Why::Negative(_, "subject")) {
+                from_subject[*r] += w;
+            }
+        }
+        let body_reaches = scores.iter().zip(&from_subject).any(|(s, subj)| s.route - subj >= self.threshold);
+        if !body_reaches || from_subject.iter().all(|w| *w == 0.0) {
+            return;
+        }
+        for (r, w, why) in reasons.iter_mut() {
+            let id = match why {
+                Why::Keyword(id, "subject") | Why::Negative(id, "subject") => *id,
+                _ => continue,
+            };
+            let mult = if in_body.contains(&id) && !mentioned_only.contains(r) { 1.0 } else { self.mention_weight };
+            let new = *w / self.subject_weight * mult;
+            scores[*r].route += new - *w;
+            *w = new;
+            *why = match why {
+                Why::Negative(..) => Why::Negative(id, "subject of a reply"),
+                _ => Why::Keyword(id, "subject of a reply"),
+            };
+        }
+    }
+
     /// What the message is about: the subject and the body's sentences that hold a failure or a
     /// request cue (an incident or request type cue). When those give some route the threshold,
     /// a route with no keyword in them (a system merely mentioned: "… data dari SIGI aman")
     /// counts its keywords `mention_weight` times. Returns those routes; empty when the rule
     /// does not apply.
-    fn mentioned_only(&self, in_subject: &HashSet<usize>, located: &[(usize, usize)]) -> HashSet<usize> {
+    /// The subject of a reply (`reply`) names the thread's first topic, not necessarily this
+    /// message's: it does not say what the message is about.
+    fn mentioned_only(&self, in_subject: &HashSet<usize>, located: &[(usize, usize)], reply: bool) -> HashSet<usize> {
         if self.mention_weight == 1.0 {
             return HashSet::new();
         }
@@ -393,8 +439,9 @@ impl DeskRules {
         }
         let in_focus = located.iter().filter(|(_, s)| focus.contains(s)).map(|(id, _)| *id);
         let mut about = vec![0.0; self.routes.len()];
-        for id in in_subject.iter().copied().chain(in_focus) {
-            let mult = if in_subject.contains(&id) { self.subject_weight } else { 1.0 };
+        let subject = in_subject.iter().copied().filter(|_| !reply);
+        for id in subject.chain(in_focus) {
+            let mult = if !reply && in_subject.contains(&id) { self.subject_weight } else { 1.0 };
             for &(t, w) in &self.phrases[id].targets {
                 if let (Target::Route(r), true) = (t, w > 0.0) {
                     about[r] += w * mult;
@@ -718,6 +765,13 @@ impl DeskRules {
         }
         top
     }
+}
+
+/// A reply's or a forward's subject: "Re:", "RE :", "Fwd:", "FW:", "AW:", "Bls:" first.
+fn is_reply_subject(subject: &str) -> bool {
+    let Some((prefix, _)) = subject.trim_start().split_once(':') else { return false };
+    let prefix = prefix.trim().to_ascii_lowercase();
+    ["re", "fw", "fwd", "aw", "wg", "sv", "tr", "bls", "balas"].contains(&prefix.as_str())
 }
 
 fn confidence(best: f64, second: f64, threshold: f64) -> f64 {
@@ -1149,6 +1203,30 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         assert!(d.reasons.iter().any(|r| r == "+2.0 keyword \"rekap gaji\" in body"), "{d:?}");
         let d = route_with(&sigi, "", "Intranet tidak bisa dibuka. Rekap gaji dari SIGI bulan lalu aman, SIGI normal.");
         assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+    }
+
+    #[test]
+    fn a_reply_subject_does_not_outvote_the_new_topic_of_the_body() {
+        let rules = || {
+            compile_hero(
+                "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 4 }\n",
+            )
+        };
+        let r = rules();
+        let body = "Terima kasih, yang kemarin sudah beres. Sekarang intranet tidak bisa dibuka.";
+        // A new message with this subject is about SIGI (7.5 against 4)...
+        assert_eq!(route_with(&r, "SIGI error", body).route(), "aplikasi/sigi");
+        // ...a reply's subject names the old thread: the body's new topic wins, and explain says why.
+        let d = route_with(&r, "Re: SIGI error", body);
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+        let d = route_with(&r, "RE : SIGI error", "SIGI sudah normal. Sekarang intranet tidak bisa dibuka.");
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+        // A reply whose body names no route of its own is still about the thread's topic.
+        let d = route_with(&r, "Fwd: SIGI error", "masih belum bisa, mohon dicek lagi");
+        assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
+        assert!(d.reasons.iter().any(|x| x == "+7.5 keyword \"sigi\" in subject"), "{d:?}");
+        assert!(is_reply_subject("Re: x") && is_reply_subject(" FW: x") && is_reply_subject("Bls: x"));
+        assert!(!is_reply_subject("Rekap: x") && !is_reply_subject("Reset password"));
     }
 
     #[test]
