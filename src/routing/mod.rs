@@ -556,7 +556,27 @@ impl DeskRules {
             cue_reasons.push(format!("{why} +{}", self.question_mark_weight));
         }
 
-        let order = self.order(&scores);
+        let mut order = self.order(&scores);
+        // The speech act against the route's types: a message that asks for an action (an
+        // explicit request, or a question naming its action) is no report of a fault, so a
+        // route that takes only incidents (a service's `gangguan`, a call centre's complaints)
+        // yields to the runner-up when that takes requests and reaches the threshold too.
+        let explicit = self.explicit_request(&scored);
+        let mut yielded = None;
+        if let (Some(&a), Some(&b)) = (order.first(), order.get(1)) {
+            let (ra, rb) = (&self.routes[a], &self.routes[b]);
+            if (explicit.is_some() || asked_action)
+                && !ra.allowed.contains(&TicketType::Request)
+                && rb.allowed.contains(&TicketType::Request)
+                && scores[b].route >= self.threshold
+            {
+                yielded = Some(format!(
+                    "{}/{} scored {:.1} but takes only incidents, and the message asks for an action",
+                    ra.category, ra.subcategory, scores[a].route
+                ));
+                order.swap(0, 1);
+            }
+        }
         let best = order.first().copied();
         let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
         let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
@@ -601,6 +621,7 @@ impl DeskRules {
                     "{}/{} scored {best_score:.1} (threshold {:.1}, runner-up {second_score:.1})",
                     route.category, route.subcategory, self.threshold
                 )];
+                rs.extend(yielded);
                 rs.extend(reasons_for(b));
                 RouteDecision {
                     category: route.category.clone(),
@@ -664,7 +685,6 @@ impl DeskRules {
         }
         // An explicit request ("tolong reset …", "please create …") beats failure words.
         if ttype.is_some_and(|t| t != TicketType::Request) && allowed.contains(&TicketType::Request) {
-            let explicit = self.explicit_request(&scored);
             if let Some((marker, action)) = explicit {
                 ttype = Some(TicketType::Request);
                 cue_reasons
@@ -1227,6 +1247,20 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         assert!(d.reasons.iter().any(|x| x == "+7.5 keyword \"sigi\" in subject"), "{d:?}");
         assert!(is_reply_subject("Re: x") && is_reply_subject(" FW: x") && is_reply_subject("Bls: x"));
         assert!(!is_reply_subject("Rekap: x") && !is_reply_subject("Reset password"));
+    }
+
+    #[test]
+    fn a_request_is_not_routed_to_an_incident_only_route_when_the_runner_up_takes_it() {
+        // aplikasi/sigi takes only incidents; aplikasi/intranet takes questions and requests.
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 4 }\n",
+        );
+        let d = route_with(&r, "", "Mohon dibuatkan akun intranet untuk operator SIGI");
+        assert_eq!((d.route(), d.ticket_type), ("aplikasi/intranet".into(), Some(TicketType::Request)), "{d:?}");
+        assert!(d.reasons.iter().any(|x| x.contains("aplikasi/sigi scored 5.0 but takes only incidents")), "{d:?}");
+        // A report of a fault stays; so does a request whose runner-up is below the threshold.
+        assert_eq!(route_with(&r, "", "SIGI error, intranet juga lambat").route(), "aplikasi/sigi");
+        assert_eq!(route_with(&r, "", "Mohon dibuatkan rekap SIGI").route(), "aplikasi/sigi");
     }
 
     #[test]
