@@ -245,7 +245,9 @@ impl DeskRules {
             .collect();
         let in_body: HashSet<usize> = located.iter().map(|(id, _)| *id).collect();
         let reply = is_reply_subject(input.subject);
-        let mentioned_only = self.mentioned_only(&in_subject, &located, reply);
+        let settled = self.settled_sentences(&body, &sentence_ends);
+        let mut mentioned_only = self.mentioned_only(&in_subject, &located, reply, &settled);
+        mentioned_only.extend(self.only_in_resolved(&settled, &located));
         let mut scores = vec![Score::default(); self.routes.len()];
         let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
         let mut type_score: HashMap<TicketType, f64> = HashMap::new();
@@ -421,9 +423,58 @@ impl DeskRules {
     /// a route with no keyword in them (a system merely mentioned: "… data dari SIGI aman")
     /// counts its keywords `mention_weight` times. Returns those routes; empty when the rule
     /// does not apply.
+    /// The body's sentences that say a problem is over (`[speech]`'s `resolved`).
+    fn settled_sentences(&self, body: &str, sentence_ends: &[usize]) -> HashSet<usize> {
+        let mut settled = HashSet::new();
+        if self.speech.resolved.is_empty() {
+            return settled;
+        }
+        let mut start = 0;
+        for (k, &end) in sentence_ends.iter().enumerate() {
+            let sentence = format!(" {} ", body.get(start..end).unwrap_or("").trim());
+            start = end;
+            if self.speech.resolved.iter().any(|r| sentence.contains(r.as_str())) {
+                settled.insert(k);
+            }
+        }
+        settled
+    }
+
+    /// Routes whose keywords in the body all stand in sentences that say a problem is over
+    /// ("masalah SAKTI kemarin sudah beres"), when another route has a keyword elsewhere in the
+    /// body: the thread's past is merely mentioned; the new sentences say what is asked.
+    fn only_in_resolved(&self, settled: &HashSet<usize>, located: &[(usize, usize)]) -> HashSet<usize> {
+        if settled.is_empty() || self.mention_weight == 1.0 {
+            return HashSet::new();
+        }
+        let (mut inside, mut outside) = (HashSet::new(), HashSet::new());
+        for (id, s) in located {
+            for &(t, w) in &self.phrases[*id].targets {
+                if let (Target::Route(r), true) = (t, w > 0.0) {
+                    if settled.contains(s) {
+                        inside.insert(r)
+                    } else {
+                        outside.insert(r)
+                    };
+                }
+            }
+        }
+        if outside.is_empty() {
+            return HashSet::new();
+        }
+        inside.difference(&outside).copied().collect()
+    }
+
     /// The subject of a reply (`reply`) names the thread's first topic, not necessarily this
     /// message's: it does not say what the message is about.
-    fn mentioned_only(&self, in_subject: &HashSet<usize>, located: &[(usize, usize)], reply: bool) -> HashSet<usize> {
+    /// A sentence that says a problem is over (`settled`) tells the past: it is no focus.
+    fn mentioned_only(
+        &self,
+        in_subject: &HashSet<usize>,
+        located: &[(usize, usize)],
+        reply: bool,
+        settled: &HashSet<usize>,
+    ) -> HashSet<usize> {
         if self.mention_weight == 1.0 {
             return HashSet::new();
         }
@@ -433,7 +484,8 @@ impl DeskRules {
                 .iter()
                 .any(|(t, _)| matches!(t, Target::Type(TicketType::Incident | TicketType::Request)))
         };
-        let focus: HashSet<usize> = located.iter().filter(|(id, _)| asks(*id)).map(|(_, s)| *s).collect();
+        let focus: HashSet<usize> =
+            located.iter().filter(|(id, s)| asks(*id) && !settled.contains(s)).map(|(_, s)| *s).collect();
         if focus.is_empty() {
             return HashSet::new();
         }
@@ -1261,6 +1313,27 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // A report of a fault stays; so does a request whose runner-up is below the threshold.
         assert_eq!(route_with(&r, "", "SIGI error, intranet juga lambat").route(), "aplikasi/sigi");
         assert_eq!(route_with(&r, "", "Mohon dibuatkan rekap SIGI").route(), "aplikasi/sigi");
+    }
+
+    #[test]
+    fn a_system_named_only_where_its_problem_is_over_is_merely_mentioned() {
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 4 }\n",
+        );
+        let body =
+            "Terima kasih, masalah SIGI kemarin sudah beres. Pertanyaan lain: menu intranet untuk cuti ada di mana?";
+        let d = route_with(&r, "", body);
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+        // Without the words that close it, SIGI is what the message is about.
+        let d = route_with(
+            &r,
+            "",
+            "Terima kasih, masalah SIGI kemarin. Pertanyaan lain: menu intranet untuk cuti ada di mana?",
+        );
+        assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
+        // Named in the closed sentence and again in a new one: it counts whole.
+        let d = route_with(&r, "", "SIGI kemarin sudah beres. Sekarang SIGI error lagi, intranet juga");
+        assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub struct SpeechFile {
     pub blockers: Vec<String>,
     #[serde(default)]
     pub not_after: Vec<String>,
+    /// Phrases that say a problem is over ("sudah beres", "already fixed"): a system named only
+    /// in such sentences is merely mentioned.
+    #[serde(default)]
+    pub resolved: Vec<String>,
     /// Action word forms with one `*` for the root (`di*kan`); see [`super::speech`].
     #[serde(default)]
     pub action_forms: Vec<String>,
@@ -788,6 +792,13 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
         .collect();
     cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
+    cues.resolved = file
+        .resolved
+        .iter()
+        .map(|r| words(r))
+        .filter(|w| !w.is_empty())
+        .map(|w| format!(" {} ", w.join(" ")))
+        .collect();
     cues
 }
 
