@@ -249,7 +249,10 @@ impl DeskRules {
             .map(|m| (m.pattern().as_usize(), sentence_ends.partition_point(|&e| e <= m.start() + 1)))
             .collect();
         let in_body: HashSet<usize> = located.iter().map(|(id, _)| *id).collect();
-        let mentioned_only = self.mentioned_only(&in_subject, &located);
+        let reply = is_reply_subject(input.subject);
+        let settled = self.settled_sentences(&body, &sentence_ends);
+        let mut mentioned_only = self.mentioned_only(&in_subject, &located, reply, &settled);
+        mentioned_only.extend(self.only_in_resolved(&settled, &located));
         let mut scores = vec![Score::default(); self.routes.len()];
         let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
         let mut type_score: HashMap<TicketType, f64> = HashMap::new();
@@ -326,6 +329,9 @@ impl DeskRules {
                 }
             }
         }
+        if reply {
+            self.demote_reply_subject(&in_body, &mentioned_only, &mut scores, &mut reasons);
+        }
         if !self.pattern_targets.is_empty() {
             let both = format!("{subject}{body}");
             for i in self.patterns.matches(&both).iter() {
@@ -377,12 +383,103 @@ impl DeskRules {
         }
     }
 
+    /// The subject of a reply or a forward ("Re: VPS down") names the thread's first topic; the
+    /// new text may be about another ("VPS sudah normal, sekarang mohon subdomain baru"). When
+    /// the body alone gives some route the threshold, a keyword that stands only in such a
+    /// subject counts `mention_weight` times (one that stands in the body too counts as a body
+    /// match, unless only mentioned there), so the old topic does not outvote the new one; `rules explain` marks it
+    /// "subject of a reply". Without such a body the subject keeps its weight: "Re: SIGI" above
+    /// "masih belum bisa" is still about SIGI.
+    fn demote_reply_subject(
+        &self,
+        in_body: &HashSet<usize>,
+        mentioned_only: &HashSet<usize>,
+        scores: &mut [Score],
+        reasons: &mut [(usize, f64, Why)],
+    ) {
+        let mut from_subject = vec![0.0; scores.len()];
+        for (r, w, why) in reasons.iter() {
+            if matches!(why, Why::Keyword(_, "subject") | Why::Negative(_, "subject")) {
+                from_subject[*r] += w;
+            }
+        }
+        let body_reaches = scores.iter().zip(&from_subject).any(|(s, subj)| s.route - subj >= self.threshold);
+        if !body_reaches || from_subject.iter().all(|w| *w == 0.0) {
+            return;
+        }
+        for (r, w, why) in reasons.iter_mut() {
+            let id = match why {
+                Why::Keyword(id, "subject") | Why::Negative(id, "subject") => *id,
+                _ => continue,
+            };
+            let mult = if in_body.contains(&id) && !mentioned_only.contains(r) { 1.0 } else { self.mention_weight };
+            let new = *w / self.subject_weight * mult;
+            scores[*r].route += new - *w;
+            *w = new;
+            *why = match why {
+                Why::Negative(..) => Why::Negative(id, "subject of a reply"),
+                _ => Why::Keyword(id, "subject of a reply"),
+            };
+        }
+    }
+
     /// What the message is about: the subject and the body's sentences that hold a failure or a
     /// request cue (an incident or request type cue). When those give some route the threshold,
     /// a route with no keyword in them (a system merely mentioned: "… data dari SIGI aman")
     /// counts its keywords `mention_weight` times. Returns those routes; empty when the rule
     /// does not apply.
-    fn mentioned_only(&self, in_subject: &HashSet<usize>, located: &[(usize, usize)]) -> HashSet<usize> {
+    /// The body's sentences that say a problem is over (`[speech]`'s `resolved`).
+    fn settled_sentences(&self, body: &str, sentence_ends: &[usize]) -> HashSet<usize> {
+        let mut settled = HashSet::new();
+        if self.speech.resolved.is_empty() {
+            return settled;
+        }
+        let mut start = 0;
+        for (k, &end) in sentence_ends.iter().enumerate() {
+            let sentence = format!(" {} ", body.get(start..end).unwrap_or("").trim());
+            start = end;
+            if self.speech.resolved.iter().any(|r| sentence.contains(r.as_str())) {
+                settled.insert(k);
+            }
+        }
+        settled
+    }
+
+    /// Routes whose keywords in the body all stand in sentences that say a problem is over
+    /// ("masalah SAKTI kemarin sudah beres"), when another route has a keyword elsewhere in the
+    /// body: the thread's past is merely mentioned; the new sentences say what is asked.
+    fn only_in_resolved(&self, settled: &HashSet<usize>, located: &[(usize, usize)]) -> HashSet<usize> {
+        if settled.is_empty() || self.mention_weight == 1.0 {
+            return HashSet::new();
+        }
+        let (mut inside, mut outside) = (HashSet::new(), HashSet::new());
+        for (id, s) in located {
+            for &(t, w) in &self.phrases[*id].targets {
+                if let (Target::Route(r), true) = (t, w > 0.0) {
+                    if settled.contains(s) {
+                        inside.insert(r)
+                    } else {
+                        outside.insert(r)
+                    };
+                }
+            }
+        }
+        if outside.is_empty() {
+            return HashSet::new();
+        }
+        inside.difference(&outside).copied().collect()
+    }
+
+    /// The subject of a reply (`reply`) names the thread's first topic, not necessarily this
+    /// message's: it does not say what the message is about.
+    /// A sentence that says a problem is over (`settled`) tells the past: it is no focus.
+    fn mentioned_only(
+        &self,
+        in_subject: &HashSet<usize>,
+        located: &[(usize, usize)],
+        reply: bool,
+        settled: &HashSet<usize>,
+    ) -> HashSet<usize> {
         if self.mention_weight == 1.0 {
             return HashSet::new();
         }
@@ -392,14 +489,16 @@ impl DeskRules {
                 .iter()
                 .any(|(t, _)| matches!(t, Target::Type(TicketType::Incident | TicketType::Request)))
         };
-        let focus: HashSet<usize> = located.iter().filter(|(id, _)| asks(*id)).map(|(_, s)| *s).collect();
+        let focus: HashSet<usize> =
+            located.iter().filter(|(id, s)| asks(*id) && !settled.contains(s)).map(|(_, s)| *s).collect();
         if focus.is_empty() {
             return HashSet::new();
         }
         let in_focus = located.iter().filter(|(_, s)| focus.contains(s)).map(|(id, _)| *id);
         let mut about = vec![0.0; self.routes.len()];
-        for id in in_subject.iter().copied().chain(in_focus) {
-            let mult = if in_subject.contains(&id) { self.subject_weight } else { 1.0 };
+        let subject = in_subject.iter().copied().filter(|_| !reply);
+        for id in subject.chain(in_focus) {
+            let mult = if !reply && in_subject.contains(&id) { self.subject_weight } else { 1.0 };
             for &(t, w) in &self.phrases[id].targets {
                 if let (Target::Route(r), true) = (t, w > 0.0) {
                     about[r] += w * mult;
@@ -514,7 +613,27 @@ impl DeskRules {
             cue_reasons.push(format!("{why} +{}", self.question_mark_weight));
         }
 
-        let order = self.order(&scores);
+        let mut order = self.order(&scores);
+        // The speech act against the route's types: a message that asks for an action (an
+        // explicit request, or a question naming its action) is no report of a fault, so a
+        // route that takes only incidents (a service's `gangguan`, a call centre's complaints)
+        // yields to the runner-up when that takes requests and reaches the threshold too.
+        let explicit = self.explicit_request(&scored);
+        let mut yielded = None;
+        if let (Some(&a), Some(&b)) = (order.first(), order.get(1)) {
+            let (ra, rb) = (&self.routes[a], &self.routes[b]);
+            if (explicit.is_some() || asked_action)
+                && !ra.allowed.contains(&TicketType::Request)
+                && rb.allowed.contains(&TicketType::Request)
+                && scores[b].route >= self.threshold
+            {
+                yielded = Some(format!(
+                    "{}/{} scored {:.1} but takes only incidents, and the message asks for an action",
+                    ra.category, ra.subcategory, scores[a].route
+                ));
+                order.swap(0, 1);
+            }
+        }
         let best = order.first().copied();
         let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
         let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
@@ -559,6 +678,7 @@ impl DeskRules {
                     "{}/{} scored {best_score:.1} (threshold {:.1}, runner-up {second_score:.1})",
                     route.category, route.subcategory, self.threshold
                 )];
+                rs.extend(yielded);
                 rs.extend(reasons_for(b));
                 RouteDecision {
                     category: route.category.clone(),
@@ -622,7 +742,6 @@ impl DeskRules {
         }
         // An explicit request ("tolong reset …", "please create …") beats failure words.
         if ttype.is_some_and(|t| t != TicketType::Request) && allowed.contains(&TicketType::Request) {
-            let explicit = self.explicit_request(&scored);
             if let Some((marker, action)) = explicit {
                 ttype = Some(TicketType::Request);
                 cue_reasons
@@ -648,6 +767,15 @@ impl DeskRules {
                         decision.route()
                     ));
                 }
+            }
+            // A count of people or units ("6 developer", "12 kanwil") names its class outright.
+            let words: Vec<&str> = scored.subject.split_whitespace().chain(scored.body.split_whitespace()).collect();
+            for found in scope::counts(&words, &self.impact_counts) {
+                impact_score[found.class] += self.impact_threshold;
+                cue_reasons.push(format!(
+                    "scope class `{}` from the count \"{}\" ({}: {}) +{}",
+                    self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
+                ));
             }
             let classes: Vec<scope::ClassScore> = self
                 .impact_classes
@@ -714,6 +842,13 @@ impl DeskRules {
         }
         top
     }
+}
+
+/// A reply's or a forward's subject: "Re:", "RE :", "Fwd:", "FW:", "AW:", "Bls:" first.
+fn is_reply_subject(subject: &str) -> bool {
+    let Some((prefix, _)) = subject.trim_start().split_once(':') else { return false };
+    let prefix = prefix.trim().to_ascii_lowercase();
+    ["re", "fw", "fwd", "aw", "wg", "sv", "tr", "bls", "balas"].contains(&prefix.as_str())
 }
 
 fn confidence(best: f64, second: f64, threshold: f64) -> f64 {
@@ -1047,6 +1182,24 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
     }
 
     #[test]
+    fn a_count_of_people_or_offices_gives_the_impact_and_explain_names_it() {
+        let unit = route("Internet", "Internet mati sejak pagi, 6 developer tidak bisa kerja", None);
+        assert_eq!(unit.impact, Some(Impact::Medium), "{unit:?}");
+        assert!(
+            unit.reasons.iter().any(|r| r.contains("scope class `unit` from the count \"6 developer\"")),
+            "{unit:?}"
+        );
+        assert!(unit.reasons.iter().any(|r| r.starts_with("impact medium from scope class `unit`")), "{unit:?}");
+        let org = route("Internet", "Internet mati di seluruh 12 kanwil", None);
+        assert_eq!(org.impact, Some(Impact::High), "{org:?}");
+        let many = route("Internet", "internet error, semua 40 pegawai tidak bisa kerja", None);
+        assert_eq!(many.impact, Some(Impact::High), "{many:?}");
+        // A floor's number is no count of offices; one person is no unit.
+        assert_eq!(route("Internet", "internet lantai 2 kantor mati", None).impact, Some(Impact::Low));
+        assert_eq!(route("Internet", "internet error, 1 pegawai tidak bisa kerja", None).impact, Some(Impact::Low));
+    }
+
+    #[test]
     fn a_public_facing_service_down_is_high_and_its_class_is_named() {
         let text = |scope: &str| {
             format!(
@@ -1127,6 +1280,65 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         assert!(d.reasons.iter().any(|r| r == "+2.0 keyword \"rekap gaji\" in body"), "{d:?}");
         let d = route_with(&sigi, "", "Intranet tidak bisa dibuka. Rekap gaji dari SIGI bulan lalu aman, SIGI normal.");
         assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+    }
+
+    #[test]
+    fn a_reply_subject_does_not_outvote_the_new_topic_of_the_body() {
+        let rules = || {
+            compile_hero(
+                "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 4 }\n",
+            )
+        };
+        let r = rules();
+        let body = "Terima kasih, yang kemarin sudah beres. Sekarang intranet tidak bisa dibuka.";
+        // A new message with this subject is about SIGI (7.5 against 4)...
+        assert_eq!(route_with(&r, "SIGI error", body).route(), "aplikasi/sigi");
+        // ...a reply's subject names the old thread: the body's new topic wins, and explain says why.
+        let d = route_with(&r, "Re: SIGI error", body);
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+        let d = route_with(&r, "RE : SIGI error", "SIGI sudah normal. Sekarang intranet tidak bisa dibuka.");
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+        // A reply whose body names no route of its own is still about the thread's topic.
+        let d = route_with(&r, "Fwd: SIGI error", "masih belum bisa, mohon dicek lagi");
+        assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
+        assert!(d.reasons.iter().any(|x| x == "+7.5 keyword \"sigi\" in subject"), "{d:?}");
+        assert!(is_reply_subject("Re: x") && is_reply_subject(" FW: x") && is_reply_subject("Bls: x"));
+        assert!(!is_reply_subject("Rekap: x") && !is_reply_subject("Reset password"));
+    }
+
+    #[test]
+    fn a_request_is_not_routed_to_an_incident_only_route_when_the_runner_up_takes_it() {
+        // aplikasi/sigi takes only incidents; aplikasi/intranet takes questions and requests.
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 4 }\n",
+        );
+        let d = route_with(&r, "", "Mohon dibuatkan akun intranet untuk operator SIGI");
+        assert_eq!((d.route(), d.ticket_type), ("aplikasi/intranet".into(), Some(TicketType::Request)), "{d:?}");
+        assert!(d.reasons.iter().any(|x| x.contains("aplikasi/sigi scored 5.0 but takes only incidents")), "{d:?}");
+        // A report of a fault stays; so does a request whose runner-up is below the threshold.
+        assert_eq!(route_with(&r, "", "SIGI error, intranet juga lambat").route(), "aplikasi/sigi");
+        assert_eq!(route_with(&r, "", "Mohon dibuatkan rekap SIGI").route(), "aplikasi/sigi");
+    }
+
+    #[test]
+    fn a_system_named_only_where_its_problem_is_over_is_merely_mentioned() {
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 4 }\n",
+        );
+        let body =
+            "Terima kasih, masalah SIGI kemarin sudah beres. Pertanyaan lain: menu intranet untuk cuti ada di mana?";
+        let d = route_with(&r, "", body);
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+        // Without the words that close it, SIGI is what the message is about.
+        let d = route_with(
+            &r,
+            "",
+            "Terima kasih, masalah SIGI kemarin. Pertanyaan lain: menu intranet untuk cuti ada di mana?",
+        );
+        assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
+        // Named in the closed sentence and again in a new one: it counts whole.
+        let d = route_with(&r, "", "SIGI kemarin sudah beres. Sekarang SIGI error lagi, intranet juga");
+        assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
     }
 
     #[test]

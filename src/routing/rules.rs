@@ -37,6 +37,9 @@ pub struct CommonFile {
     /// Impact of incidents from the scope a message states: named classes with their level.
     #[serde(default)]
     pub impact_classes: BTreeMap<String, ImpactClass>,
+    /// Counts of people or units that name an impact class ("6 developer", "12 kanwil").
+    #[serde(default)]
+    pub impact_counts: BTreeMap<String, ImpactCount>,
     /// Urgency of incidents (for the priority matrix): `high` and `low` cues; medium otherwise.
     #[serde(default)]
     pub urgency_cues: BTreeMap<String, Weights>,
@@ -79,6 +82,10 @@ pub struct SpeechFile {
     pub blockers: Vec<String>,
     #[serde(default)]
     pub not_after: Vec<String>,
+    /// Phrases that say a problem is over ("sudah beres", "already fixed"): a system named only
+    /// in such sentences is merely mentioned.
+    #[serde(default)]
+    pub resolved: Vec<String>,
     /// Action word forms with one `*` for the root (`di*kan`); see [`super::speech`].
     #[serde(default)]
     pub action_forms: Vec<String>,
@@ -102,6 +109,19 @@ pub struct ImpactClass {
     pub level: Option<Impact>,
     #[serde(default)]
     pub keywords: Weights,
+}
+
+/// A kind of counted thing for the impact of incidents (see [`super::scope::counts`]): a number
+/// before one of its `nouns` ("6 developer", "12 kanwil") names the class of `classes` (class =
+/// least count) with the largest least count reached.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactCount {
+    /// One word each; a trailing `*` makes it a prefix (`user*`: users).
+    #[serde(default)]
+    pub nouns: Vec<String>,
+    #[serde(default)]
+    pub classes: BTreeMap<String, u64>,
 }
 
 /// "X unless Y within N words": the route's cue `cue` does not count where one of `near` stands
@@ -144,6 +164,9 @@ pub struct DeskFile {
     /// of the same name (a desk weight replaces the common one).
     #[serde(default)]
     pub impact_classes: BTreeMap<String, ImpactClass>,
+    /// The desk's count kinds: new ones, or one that replaces the common kind of the same name.
+    #[serde(default)]
+    pub impact_counts: BTreeMap<String, ImpactCount>,
     #[serde(default)]
     pub urgency_cues: BTreeMap<String, Weights>,
     /// Named cue sets of this desk (a desk set hides a common set of the same name).
@@ -272,6 +295,8 @@ pub struct DeskRules {
     pub mention_weight: f64,
     /// Impact classes: name and level, in name order.
     pub impact_classes: Vec<(String, Impact)>,
+    /// Counts of people or units that name an impact class (see [`super::scope::counts`]).
+    pub impact_counts: Vec<super::scope::CountKind>,
     pub question_mark_weight: f64,
     /// Normalised polite request forms (see [`CommonFile::polite_requests`]).
     pub polite_requests: Vec<String>,
@@ -552,6 +577,40 @@ pub fn compile_for(
             add(p, Target::Impact(i), w, &mut errors, &format!("impact_classes.{name}.keywords"));
         }
     }
+    // Count kinds: the common ones, a desk kind of the same name replacing the common one.
+    let mut count_kinds: BTreeMap<&String, &ImpactCount> = BTreeMap::new();
+    for (name, kind) in common.impact_counts.iter().chain(file.impact_counts.iter()) {
+        count_kinds.insert(name, kind);
+    }
+    let mut impact_counts = Vec::new();
+    for (name, kind) in count_kinds {
+        let key = format!("impact_counts.{name}");
+        let mut nouns = Vec::new();
+        for raw in &kind.nouns {
+            let prefix = raw.trim_end().ends_with('*');
+            let n = normalize(raw.trim_end().trim_end_matches('*'), &synonyms);
+            let word = n.trim();
+            if word.is_empty() || word.contains(' ') {
+                errors.push(inv(format!("{key}.nouns: `{raw}` must be one word")));
+                continue;
+            }
+            nouns.push(if prefix { format!("{word}*") } else { word.to_string() });
+        }
+        let mut classes = Vec::new();
+        for (class, least) in &kind.classes {
+            match impact_classes.iter().position(|(n, _)| n == class) {
+                Some(c) => classes.push((c, *least)),
+                None => {
+                    let known: Vec<&str> = impact_classes.iter().map(|(n, _)| n.as_str()).collect();
+                    errors.push(inv(format!(
+                        "{key}.classes: unknown impact class `{class}`; known: {}",
+                        known.join(", ")
+                    )))
+                }
+            }
+        }
+        impact_counts.push(super::scope::CountKind { name: name.clone(), nouns, classes });
+    }
     let mut routes = Vec::new();
     let mut regexes: Vec<String> = Vec::new();
     let mut pattern_targets: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
@@ -725,6 +784,7 @@ pub fn compile_for(
         impact_threshold: file.impact_threshold,
         mention_weight: file.mention_weight,
         impact_classes,
+        impact_counts,
         question_mark_weight: common.question_mark_weight,
         polite_requests: common
             .polite_requests
@@ -790,6 +850,13 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
         .collect();
     cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
+    cues.resolved = file
+        .resolved
+        .iter()
+        .map(|r| words(r))
+        .filter(|w| !w.is_empty())
+        .map(|w| format!(" {} ", w.join(" ")))
+        .collect();
     cues
 }
 

@@ -7,8 +7,113 @@
 //! impact `level` it stands for. A class is present when its cues (and the winning route's
 //! `scope` weight for it) reach the desk's `impact_threshold`. The impact is the highest level
 //! among the present classes; with none, `low` (one person, or scope not stated).
+//!
+//! A count of people or units the message states ("6 developer", "300 pegawai", "semua 40
+//! pegawai", "20+ users", "seluruh 12 kanwil") names a class too: [`counts`] reads a number
+//! (digits, or a word such as "ratusan") followed, at most one word later, by a noun of a
+//! `[impact_counts.KIND]` of the rules, and gives the class that kind assigns to that many.
 
 use crate::domain::Impact;
+
+/// One kind of counted thing (`[impact_counts.KIND]`: staff, offices, rooms, the public), compiled:
+/// its nouns (normalised words; a trailing `*` makes a prefix) and, per class (index into the
+/// desk's impact classes), the least count that stands for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountKind {
+    pub name: String,
+    pub nouns: Vec<String>,
+    /// (class, least count), in any order: the class with the largest least count reached wins.
+    pub classes: Vec<(usize, u64)>,
+}
+
+/// A count found in a message: the words as they stand, the number read, and the class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountFound<'a> {
+    pub text: String,
+    pub number: u64,
+    pub kind: &'a str,
+    pub class: usize,
+}
+
+/// Number words and their value (a vague quantity counts as a typical number of it).
+const NUMBER_WORDS: &[(&str, u64)] = &[
+    ("satu", 1),
+    ("dua", 2),
+    ("tiga", 3),
+    ("empat", 4),
+    ("lima", 5),
+    ("enam", 6),
+    ("tujuh", 7),
+    ("delapan", 8),
+    ("sembilan", 9),
+    ("sepuluh", 10),
+    ("belasan", 12),
+    ("puluhan", 20),
+    ("ratusan", 200),
+    ("ribuan", 2000),
+    ("two", 2),
+    ("three", 3),
+    ("four", 4),
+    ("five", 5),
+    ("six", 6),
+    ("seven", 7),
+    ("eight", 8),
+    ("nine", 9),
+    ("ten", 10),
+    ("dozens", 24),
+    ("hundreds", 200),
+    ("thousands", 2000),
+];
+
+/// Words that multiply the number before them ("50 ribu orang").
+const MULTIPLIERS: &[(&str, u64)] = &[("ribu", 1000), ("rb", 1000), ("thousand", 1000), ("juta", 1_000_000)];
+
+/// The number a word stands for: digits (at most nine, and no leading zero: "01400" in
+/// "ORA-01400" and a longer figure are codes, not counts) or a number word.
+fn number(word: &str) -> Option<u64> {
+    if !word.is_empty() && word.len() <= 9 && !word.starts_with('0') && word.bytes().all(|b| b.is_ascii_digit()) {
+        return word.parse().ok();
+    }
+    NUMBER_WORDS.iter().find(|(w, _)| *w == word).map(|(_, n)| *n)
+}
+
+fn noun_matches(noun: &str, word: &str) -> bool {
+    match noun.strip_suffix('*') {
+        Some(prefix) => word.starts_with(prefix),
+        None => noun == word,
+    }
+}
+
+/// Every count of a known noun in `words` (normalised text split on spaces): a number, an
+/// optional multiplier ("ribu"), then the noun directly or after one other word ("6 orang
+/// developer", "300 pegawai"), unless a counted noun stands just before the number ("lantai 2
+/// kanwil": a label). Each count gives the class of the highest least count it
+/// reaches in its kind; a count below every least count gives nothing.
+pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>> {
+    let mut out = Vec::new();
+    let is_noun = |w: &str| kinds.iter().any(|k| k.nouns.iter().any(|noun| noun_matches(noun, w)));
+    for i in 0..words.len() {
+        let Some(mut n) = number(words[i]) else { continue };
+        // "lantai 2", "gedung 3": a number after such a noun labels it, it counts nothing.
+        if i > 0 && is_noun(words[i - 1]) {
+            continue;
+        }
+        let mut next = i + 1;
+        if let Some((_, m)) = words.get(next).and_then(|w| MULTIPLIERS.iter().find(|(x, _)| x == w)) {
+            n = n.saturating_mul(*m);
+            next += 1;
+        }
+        let found = (next..(next + 2).min(words.len())).find_map(|j| {
+            kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, words[j]))).map(|k| (j, k))
+        });
+        let Some((j, kind)) = found else { continue };
+        let class = kind.classes.iter().filter(|(_, least)| n >= *least).max_by_key(|(_, least)| *least);
+        if let Some(&(class, _)) = class {
+            out.push(CountFound { text: words[i..=j].join(" "), number: n, kind: &kind.name, class });
+        }
+    }
+    out
+}
 
 /// One class's score for a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +159,52 @@ mod tests {
 
     fn class(name: &'static str, level: Impact, score: f64) -> ClassScore<'static> {
         ClassScore { name, level, score }
+    }
+
+    fn kinds() -> Vec<CountKind> {
+        // Classes by index: 0 unit, 1 organisation, 2 public.
+        vec![
+            CountKind {
+                name: "staff".into(),
+                nouns: vec!["pegawai".into(), "developer*".into(), "user*".into(), "orang".into()],
+                classes: vec![(1, 30), (0, 2)],
+            },
+            CountKind { name: "offices".into(), nouns: vec!["kanwil".into(), "kantor".into()], classes: vec![(1, 2)] },
+            CountKind { name: "public".into(), nouns: vec!["warga".into()], classes: vec![(0, 2), (2, 10)] },
+        ]
+    }
+
+    fn count_classes(text: &str) -> Vec<(String, u64, usize)> {
+        let k = kinds();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        counts(&words, &k).into_iter().map(|c| (c.text, c.number, c.class)).collect()
+    }
+
+    #[test]
+    fn a_count_of_people_or_units_names_the_class_its_kind_gives_that_many() {
+        assert_eq!(count_classes("server kami crash 6 developer nganggur"), vec![("6 developer".into(), 6, 0)]);
+        assert_eq!(count_classes("semua 40 pegawai tidak bisa login"), vec![("40 pegawai".into(), 40, 1)]);
+        assert_eq!(count_classes("20 users affected"), vec![("20 users".into(), 20, 0)]);
+        assert_eq!(count_classes("seluruh 12 kanwil terdampak"), vec![("12 kanwil".into(), 12, 1)]);
+        // The noun may stand one word after the number; a multiplier and number words count.
+        assert_eq!(count_classes("6 orang developer"), vec![("6 orang".into(), 6, 0)]);
+        assert_eq!(count_classes("50 ribu warga"), vec![("50 ribu warga".into(), 50_000, 2)]);
+        assert_eq!(count_classes("ratusan warga mengeluh"), vec![("ratusan warga".into(), 200, 2)]);
+    }
+
+    #[test]
+    fn numbers_that_count_nothing_known_give_no_class() {
+        // One person is below every least count of staff; a figure, a floor number, a price.
+        assert!(count_classes("1 pegawai saja").is_empty());
+        assert!(count_classes("lantai 5 gedung 2 error 500 bayar 2 jt").is_empty());
+        assert!(count_classes("nomor 1234567890123 pegawai").is_empty(), "a long figure is an id");
+        assert!(count_classes("pesan ora 01400 kanwil").is_empty(), "a leading zero makes a code");
+        // A noun two words after the number is too far to be what it counts.
+        assert!(count_classes("300 kali dalam sehari pegawai").is_empty());
+        assert!(count_classes("").is_empty());
+        // A number after a counted noun labels it ("kantor 2", the second office).
+        assert!(count_classes("lan kantor 2 kanwil putus").is_empty());
+        assert_eq!(count_classes("kantor 2 dan 3 kanwil").len(), 1);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct SpeechCues {
     pub not_after: HashSet<String>,
     /// How many words may stand between a marker and its action.
     pub within: usize,
+    /// Phrases that say a problem is over ("sudah beres", "sudah normal"), normalised and
+    /// padded with spaces: a sentence holding one tells the thread's past, not the request.
+    pub resolved: Vec<String>,
 }
 
 impl SpeechCues {
@@ -118,6 +121,7 @@ mod tests {
             blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
             within: 3,
+            resolved: Vec::new(),
         }
     }
 
