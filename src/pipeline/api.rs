@@ -75,11 +75,7 @@ impl Pipeline {
         let inbox = desk.inboxes.first().ok_or_else(|| PipelineError::UnknownInbox(desk.id.clone()))?;
         let key = match &req.idempotency_key {
             Some(k) => format!("api:{}:{k}", client.key_id),
-            None => {
-                let mut random = [0u8; 16];
-                getrandom::fill(&mut random).map_err(|e| StoreError::Setup(format!("no randomness: {e}")))?;
-                format!("api:{}:{}", client.key_id, hex::encode(random))
-            }
+            None => fresh_key(&client)?,
         };
         let mut tx = self.store.begin().await?;
         if let Some(seen) = store::find_seen(&mut tx, &desk.id, &key).await? {
@@ -181,9 +177,7 @@ impl Pipeline {
             tx.rollback().await.map_err(StoreError::from)?;
             return Ok(answer);
         }
-        let mut random = [0u8; 16];
-        getrandom::fill(&mut random).map_err(|e| StoreError::Setup(format!("no randomness: {e}")))?;
-        let key = format!("api:{}:{}", client.key_id, hex::encode(random));
+        let key = fresh_key(&client)?;
         let msg = store::NewMessage {
             desk: &desk.id,
             ticket_id: None,
@@ -213,4 +207,11 @@ impl Pipeline {
         tracing::info!(desk = %desk.id, key = client.key_id, ticket = %number, "api reply applied");
         Ok(answer)
     }
+}
+
+/// A message key of `client` that no other call has: the call names no idempotency key.
+fn fresh_key(client: &ApiClient<'_>) -> Result<String, StoreError> {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|e| StoreError::Setup(format!("no randomness: {e}")))?;
+    Ok(format!("api:{}:{}", client.key_id, hex::encode(random)))
 }

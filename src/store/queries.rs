@@ -767,6 +767,35 @@ pub struct OutboxItem {
     pub payload: Option<String>,
 }
 
+/// Leases for `worker` the rows that `sql` picks — an `UPDATE … SET locked_by = $1,
+/// locked_until = $2 … RETURNING id` with `$3` now and `$4` the limit — inside a claim
+/// transaction (on SQLite `BEGIN IMMEDIATE`), which stays open for the caller to read the rows.
+pub(super) async fn lease_rows(
+    pool: &AnyPool,
+    backend: Backend,
+    sql: String,
+    worker: &str,
+    lease_until: i64,
+    now: i64,
+    limit: i64,
+) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Vec<i64>)> {
+    let mut tx = match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    };
+    let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((tx, ids))
+}
+
 /// Claims up to `limit` due outbox rows for `worker` until `lease_until`. On PostgreSQL rows
 /// another instance holds are skipped (`FOR UPDATE SKIP LOCKED`), so no row is delivered twice at
 /// once; a lease that expires (its worker died) makes the row due again.
@@ -785,20 +814,7 @@ pub async fn claim_outbox(
            AND (locked_until IS NULL OR locked_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
          RETURNING id"
     );
-    let mut tx = match backend {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => pool.begin().await?,
-    };
-    let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(worker)
-        .bind(lease_until)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<std::result::Result<_, _>>()?;
+    let (mut tx, ids) = lease_rows(pool, backend, sql, worker, lease_until, now, limit).await?;
     let mut items = Vec::with_capacity(ids.len());
     if ids.is_empty() {
         tx.commit().await?;

@@ -75,20 +75,7 @@ pub async fn claim_webhooks(
            ORDER BY w.id LIMIT $4{lock}) \
          RETURNING id"
     );
-    let mut tx = match backend {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => pool.begin().await?,
-    };
-    let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(worker)
-        .bind(lease_until)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<std::result::Result<_, _>>()?;
+    let (mut tx, ids) = super::queries::lease_rows(pool, backend, sql, worker, lease_until, now, limit).await?;
     let mut items = Vec::with_capacity(ids.len());
     if !ids.is_empty() {
         let sql = format!(

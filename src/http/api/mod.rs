@@ -333,18 +333,7 @@ async fn message(
     Path(number): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let grant = match admit(&s, &headers).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let mut call = Call::new("add_message");
-    let result = async {
-        let body: change::NewMessage = json_body(body)?;
-        let reply = change::message(&body).map_err(|e| Problem::invalid(e.0))?;
-        act(&s, &grant, &number, reply, &mut call, StatusCode::CREATED).await
-    }
-    .await;
-    finish(&s, &grant, call, result).await
+    write(&s, &headers, &number, body, "add_message", change::message, StatusCode::CREATED).await
 }
 
 async fn patch(
@@ -353,18 +342,32 @@ async fn patch(
     Path(number): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let grant = match admit(&s, &headers).await {
+    write(&s, &headers, &number, body, "change_ticket", change::change, StatusCode::OK).await
+}
+
+/// A write call (`op`): the key admitted, the body read as `B` and turned into an agent's reply
+/// by `reply_of`, then applied to ticket `number` ([`act`]); audited either way.
+async fn write<B: for<'de> Deserialize<'de>>(
+    s: &HttpState,
+    headers: &HeaderMap,
+    number: &str,
+    body: Result<Bytes, BytesRejection>,
+    op: &'static str,
+    reply_of: fn(&B) -> Result<crate::ticket::command::AgentReply, change::Invalid>,
+    status: StatusCode,
+) -> Response {
+    let grant = match admit(s, headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
-    let mut call = Call::new("change_ticket");
+    let mut call = Call::new(op);
     let result = async {
-        let body: change::Change = json_body(body)?;
-        let reply = change::change(&body).map_err(|e| Problem::invalid(e.0))?;
-        act(&s, &grant, &number, reply, &mut call, StatusCode::OK).await
+        let body: B = json_body(body)?;
+        let reply = reply_of(&body).map_err(|e| Problem::invalid(e.0))?;
+        act(s, &grant, number, reply, &mut call, status).await
     }
     .await;
-    finish(&s, &grant, call, result).await
+    finish(s, &grant, call, result).await
 }
 
 /// A reply on the key's ticket `number`, written as the key's client; the ticket as it is after.
