@@ -143,6 +143,7 @@ async fn bare_sqlite(n: usize, sync: &str, batch: usize) -> f64 {
                     .unwrap();
             }
         }
+        #[allow(clippy::disallowed_methods)] // the bare reference loop: plain sqlx, no Loket
         tx.commit().await.unwrap();
     }
     n as f64 / start.elapsed().as_secs_f64()

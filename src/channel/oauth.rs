@@ -223,7 +223,7 @@ impl TokenSource {
             let sealed = crypto::seal(&key, &cred, &new.0)?;
             store::replace_refresh_token(&mut tx, &cred, &sealed, now).await?;
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         if granted.refresh_token.is_some() {
             tracing::info!(user = %self.oauth.user, rotations = row.rotations + 1, "OAuth refresh token rotated and stored");
         }

@@ -118,7 +118,7 @@ impl Pipeline {
             let detail = serde_json::json!({ "key": client.key_id, "client": client.name });
             self.event(&mut tx, &h, t.id, actor.address.as_str(), "api_created", &detail).await?;
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         self.outbox_wakeup.notify_one();
         self.metrics.message(&desk.id, API_CHANNEL, out.action.as_str(), None);
         tracing::info!(
@@ -202,7 +202,7 @@ impl Pipeline {
         let (before, patch) = (t.clone(), d.patch.clone());
         self.carry_out(&mut tx, &h, &mail, msg, t, Some(&agent), d).await?;
         self.record_corrections(&mut tx, &h, &before, &patch, &commands, agent.address.as_str()).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         self.outbox_wakeup.notify_one();
         tracing::info!(desk = %desk.id, key = client.key_id, ticket = %number, "api reply applied");
         Ok(answer)

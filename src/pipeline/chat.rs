@@ -91,7 +91,7 @@ impl Pipeline {
         let lang = chosen.unwrap_or(desk.language);
         let turn = Turn { h: &h, user, lang, m };
         let outcome = self.turn(&mut tx, &turn).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         self.outbox_wakeup.notify_one();
         self.metrics.message(&desk.id, channel, outcome.action.as_str(), None);
         tracing::info!(

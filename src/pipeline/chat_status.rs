@@ -110,12 +110,12 @@ impl Pipeline {
                                      "error": error, "fallback": fallback });
                 self.event(&mut tx, &h, t.id, "loket", "chat_delivery_failed", &detail).await?;
             }
-            tx.commit().await.map_err(StoreError::from)?;
+            self.store.commit(tx).await?;
             self.outbox_wakeup.notify_one();
             self.metrics.chat_undelivered(&d.id, &row.channel, code);
             tracing::warn!(desk, outbox = row.id, code, fallback, "whatsapp message not delivered");
         } else {
-            tx.commit().await.map_err(StoreError::from)?;
+            self.store.commit(tx).await?;
         }
         Ok(effect)
     }
@@ -159,7 +159,7 @@ impl Pipeline {
         let ctx = MailContext { desk: self.desk_ctx(&h), ..Default::default() };
         let text = self.templates.render(lang, "chat_private_only", &ctx)?.body;
         self.queue_chat(&mut tx, &h, &group, None, "chat_private_only", &text, Vec::new(), true, None, false).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         self.outbox_wakeup.notify_one();
         tracing::info!(desk, channel = channel.as_str(), "a group chat was told the bot works in private chat only");
         Ok(true)

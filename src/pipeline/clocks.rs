@@ -235,7 +235,7 @@ impl Pipeline {
             report.reminders += d.sends.len();
             self.settle(&mut tx, &h, &t, d, None).await?;
         }
-        tx.commit().await.map_err(store::StoreError::from)?;
+        self.store.commit(tx).await?;
         if report.fired() > 0 {
             self.outbox_wakeup.notify_one();
         }

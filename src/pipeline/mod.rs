@@ -264,7 +264,7 @@ impl Pipeline {
         }
         #[cfg(feature = "server-tests")]
         hold_for_a_kill("before", batch.len()).await;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         #[cfg(feature = "server-tests")]
         hold_for_a_kill("after", batch.len()).await;
         self.outbox_wakeup.notify_one();
@@ -378,7 +378,7 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let mut tx = self.store.begin().await?;
         let outcome = self.apply(&mut tx, desk, ib, m.raw, mail, m.now, false).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         Ok(outcome)
     }
 
@@ -395,7 +395,7 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let mut tx = self.store.begin().await?;
         let outcome = self.quarantine_in(&mut tx, desk, inbox, raw, size, reason, now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         self.metrics.message(&desk.id, &inbox.name, outcome.action.as_str(), None);
         Ok(outcome)
     }

@@ -6,7 +6,7 @@
 use super::{Pipeline, PipelineError};
 use crate::config::{Desk, InboxConfig};
 use crate::oauth::alert::AlertKind;
-use crate::store::{self, StoreError};
+use crate::store;
 use crate::templates::{MailContext, PersonCtx};
 
 impl Pipeline {
@@ -46,7 +46,7 @@ impl Pipeline {
             self.queue_ticketless(&mut tx, &h, &agent.address, Some(&agent.name), message, "oauth-alert", &seed)
                 .await?;
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         self.outbox_wakeup.notify_one();
         tracing::warn!(desk = %desk.id, inbox = %inbox.name, alert = kind.as_str(), operators = operators.len(), "operators alerted");
         Ok(operators.len())

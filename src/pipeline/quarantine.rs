@@ -66,7 +66,7 @@ impl Pipeline {
         let detail = json!({ "action": outcome.action.as_str(), "ticket": outcome.ticket.as_ref().map(|t| t.as_str()),
                              "reason": outcome.reason });
         store::insert_quarantine_audit(&mut tx, id, now, actor, "released", &detail).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         self.outbox_wakeup.notify_one();
         tracing::info!(desk = %desk.id, inbox = %ib.name, id, action = outcome.action.as_str(), "quarantined message released");
         Ok(outcome)
@@ -87,7 +87,7 @@ impl Pipeline {
         }
         let detail = json!({ "reason": entry.reason, "size": entry.size, "desk": entry.desk, "inbox": entry.inbox });
         store::insert_quarantine_audit(&mut tx, id, now, actor, "dropped", &detail).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.store.commit(tx).await?;
         // The bytes on disk go with the row's name of them.
         if let Some(blob) = &entry.raw_blob {
             store::blobs::release(&self.store, std::slice::from_ref(blob), started).await?;

@@ -58,6 +58,7 @@ pub async fn insert_api_key(
     .fetch_one(&mut *tx)
     .await?;
     let id: i64 = r.try_get("id")?;
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     Ok(id)
 }
@@ -93,6 +94,7 @@ pub async fn revoke_api_key(store: &Store, id: i64, now: i64) -> Result<bool> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     Ok(n == 1)
 }

@@ -1,13 +1,18 @@
 //! Raw mail and files on disk, not in the row: a content-addressed blob store. A blob is named by
 //! the SHA-256 of its bytes ([`BlobId`]); the database keeps only that name (`messages.raw_blob`,
-//! `attachments.content_blob`, `quarantine.raw_blob`). [`BlobStore`] is the interface (put, get, delete, list), ready
-//! for an object store shared by several machines; [`LocalDir`] keeps blobs in a directory
-//! (`ab/cd/<sha256>`, each written to a temporary file, fsynced, renamed, its directory fsynced;
-//! files 0600, directories 0700).
+//! `attachments.content_blob`, `quarantine.raw_blob`). [`BlobStore`] is the interface (put, sync,
+//! get, delete, list), ready for an object store shared by several machines; [`LocalDir`] keeps
+//! blobs in a directory (`ab/cd/<sha256>`, each written to a temporary file, fsynced, renamed, its
+//! directory fsynced; files 0600, directories 0700).
 //!
 //! The order that keeps a row from ever naming a missing file: a blob is written (and synced)
-//! *before* the transaction that references it commits. A crash in between leaves an orphan
-//! file, which is harmless: [`sweep`] deletes blobs that no row references and that were last
+//! *before* the transaction that references it commits. `put` only stages the bytes (a
+//! transaction reads its own staged blobs); [`Files::sync`], which [`super::Store::commit`] runs
+//! right before every commit, writes everything staged at once — the files in parallel, so that
+//! the file system joins their flushes, then their directories — and a commit waits for a sync
+//! already under way, which may hold its blobs. So a batch of 64 messages costs one round of
+//! parallel flushes, not 64 sequential ones. A crash in between leaves an orphan file, which is
+//! harmless: [`sweep`] deletes blobs that no row references and that were last
 //! written longer ago than a grace period (a blob just written for a transaction not yet
 //! committed is young, so it is kept). Writing a blob that already exists renews its time, so a
 //! second transaction that needs an old, unreferenced blob makes it young again; the sweep looks
@@ -23,11 +28,12 @@
 //! message, which the idempotency key makes a duplicate — and end in a row whose bytes read as
 //! purged (`Files::read` warns), never in a failure to process.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{AnyPool, Row};
@@ -67,10 +73,15 @@ impl std::fmt::Display for BlobId {
 /// Where blobs live. Implementations are blocking (the [`Files`] handle runs them off the async
 /// runtime); times are UTC milliseconds of the wall clock.
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
-    /// Stores `bytes` durably and returns their name; storing bytes that are already there
-    /// renews their time (see [`BlobStore::list`]).
+    /// Stages `bytes` and returns their name; they are durable once [`BlobStore::sync`] returned.
+    /// Storing bytes that are already there renews their time (see [`BlobStore::list`]).
     fn put(&self, bytes: &[u8]) -> io::Result<BlobId>;
-    /// The bytes of `id`, checked against their name; None when there is no such blob.
+    /// Makes every blob staged so far durable; returns how many were written. A call waits for a
+    /// sync under way in another thread (it may hold blobs the caller staged). What could not be
+    /// written stays staged, and the error is returned (so the caller's commit does not happen).
+    fn sync(&self) -> io::Result<usize>;
+    /// The bytes of `id` (staged or stored), checked against their name; None when there is no
+    /// such blob.
     fn get(&self, id: &BlobId) -> io::Result<Option<Vec<u8>>>;
     /// Deletes `id` if it was last written before `written_before` (ms); true when it is gone.
     fn delete(&self, id: &BlobId, written_before: i64) -> io::Result<bool>;
@@ -80,9 +91,45 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 }
 
 /// Blobs in a local directory: `DIR/ab/cd/<sha256>`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LocalDir {
     root: PathBuf,
+    /// Blobs put and not yet written, by name.
+    staged: Mutex<HashMap<BlobId, Vec<u8>>>,
+    /// Held for a whole sync, so that a commit waits for a sync that took its blobs.
+    syncing: Mutex<()>,
+}
+
+/// At most this many files are written and flushed at once by a sync.
+const SYNC_THREADS: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `f` on every item, on up to [`SYNC_THREADS`] threads (inline for one item); the first
+/// error, if any, after all have run.
+fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> io::Result<()> + Sync) -> io::Result<()> {
+    if let [one] = items {
+        return f(one);
+    }
+    let next = AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..items.len().min(SYNC_THREADS) {
+            s.spawn(|| {
+                while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(e) = f(item) {
+                        lock(&first_error).get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 const TMP_PREFIX: &str = ".tmp-";
@@ -100,7 +147,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 impl LocalDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), staged: Mutex::default(), syncing: Mutex::default() }
     }
 
     pub fn root(&self) -> &Path {
@@ -153,15 +200,11 @@ impl LocalDir {
     }
 }
 
-impl BlobStore for LocalDir {
-    fn put(&self, bytes: &[u8]) -> io::Result<BlobId> {
-        let id = BlobId::of(bytes);
-        let path = self.path(&id);
-        if Self::touch(&path)? {
-            return Ok(id);
-        }
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        self.make_dirs(&dir)?;
+impl LocalDir {
+    /// Writes one blob: a temporary file, flushed, renamed to its name.
+    fn write(&self, id: &BlobId, bytes: &[u8]) -> io::Result<()> {
+        let path = self.path(id);
+        let dir = path.parent().unwrap_or(&self.root);
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
         let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(random)));
@@ -169,16 +212,60 @@ impl BlobStore for LocalDir {
             let mut f = std::fs::File::options().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(&dir)
+            std::fs::rename(&tmp, &path)
         })();
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        written.map(|()| id)
+        written
+    }
+
+    fn dir_of(&self, id: &BlobId) -> PathBuf {
+        self.path(id).parent().unwrap_or(&self.root).to_path_buf()
+    }
+}
+
+impl BlobStore for LocalDir {
+    fn put(&self, bytes: &[u8]) -> io::Result<BlobId> {
+        let id = BlobId::of(bytes);
+        if lock(&self.staged).contains_key(&id) || Self::touch(&self.path(&id))? {
+            return Ok(id);
+        }
+        lock(&self.staged).entry(id.clone()).or_insert_with(|| bytes.to_vec());
+        Ok(id)
+    }
+
+    fn sync(&self) -> io::Result<usize> {
+        let _one_at_a_time = lock(&self.syncing);
+        let staged: Vec<(BlobId, Vec<u8>)> = std::mem::take(&mut *lock(&self.staged)).into_iter().collect();
+        if staged.is_empty() {
+            return Ok(0);
+        }
+        let mut dirs: Vec<PathBuf> = staged.iter().map(|(id, _)| self.dir_of(id)).collect();
+        dirs.sort();
+        dirs.dedup();
+        let written = dirs
+            .iter()
+            .try_for_each(|d| self.make_dirs(d))
+            .and_then(|()| in_parallel(&staged, |(id, bytes)| self.write(id, bytes)))
+            .and_then(|()| in_parallel(&dirs, |d| sync_dir(d)));
+        match written {
+            Ok(()) => Ok(staged.len()),
+            Err(e) => {
+                // All of them again at the next sync: rewriting one that did get written is harmless.
+                let mut again = lock(&self.staged);
+                for (id, bytes) in staged {
+                    again.entry(id).or_insert(bytes);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn get(&self, id: &BlobId) -> io::Result<Option<Vec<u8>>> {
+        if let Some(bytes) = lock(&self.staged).get(id) {
+            return Ok(Some(bytes.clone()));
+        }
         match std::fs::read(self.path(id)) {
             Ok(bytes) if BlobId::of(&bytes) == *id => Ok(Some(bytes)),
             Ok(_) => {
@@ -259,18 +346,19 @@ fn join_err(e: tokio::task::JoinError) -> StoreError {
 }
 
 /// A failpoint for tests, unset in production: `LOKET_TEST_ABORT_AFTER_BLOB_WRITE=N` makes the
-/// process abort right after its Nth blob write, before the transaction that references the blob
-/// commits (the crash the invariant "file before row" is about). Read once.
+/// process abort after the sync that wrote its Nth blob, before the transaction that references
+/// the blobs commits (the crash the invariant "file before row" is about). Read once.
 const FAILPOINT_ENV: &str = "LOKET_TEST_ABORT_AFTER_BLOB_WRITE";
 
-fn abort_after_blob_write() -> bool {
-    use std::sync::atomic::{AtomicU64, Ordering};
+fn abort_after_blob_writes(written: usize) -> bool {
+    use std::sync::atomic::AtomicU64;
     static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let Some(at) = *AT.get_or_init(|| std::env::var(FAILPOINT_ENV).ok().and_then(|v| v.parse().ok())) else {
         return false;
     };
-    WRITES.fetch_add(1, Ordering::SeqCst) + 1 == at
+    let before = WRITES.fetch_add(written as u64, Ordering::SeqCst);
+    before < at && before + written as u64 >= at
 }
 
 impl Files {
@@ -283,18 +371,28 @@ impl Files {
         Self(Arc::new(LocalDir::new(root)))
     }
 
-    /// Stores `bytes` durably (before the caller's transaction commits) and returns their name.
+    /// Stages `bytes` and returns their name; [`Files::sync`] (run by [`super::Store::commit`])
+    /// makes them durable before the caller's transaction commits.
     pub async fn put(&self, bytes: &[u8]) -> Result<BlobId> {
         let (store, bytes) = (self.0.clone(), bytes.to_vec());
-        let id = tokio::task::spawn_blocking(move || store.put(&bytes))
+        tokio::task::spawn_blocking(move || store.put(&bytes))
+            .await
+            .map_err(join_err)?
+            .map_err(|e| io_err("cannot write a file to the files directory", e))
+    }
+
+    /// Writes every staged blob durably (see [`BlobStore::sync`]); runs before every commit.
+    pub async fn sync(&self) -> Result<()> {
+        let store = self.0.clone();
+        let written = tokio::task::spawn_blocking(move || store.sync())
             .await
             .map_err(join_err)?
             .map_err(|e| io_err("cannot write a file to the files directory", e))?;
-        if abort_after_blob_write() {
-            tracing::error!(blob = %id, "{} is set: aborting after the blob write, before the commit", FAILPOINT_ENV);
+        if written > 0 && abort_after_blob_writes(written) {
+            tracing::error!(written, "{} is set: aborting after the blob writes, before the commit", FAILPOINT_ENV);
             std::process::abort();
         }
-        Ok(id)
+        Ok(())
     }
 
     /// The bytes of `id`; None when the file is gone.
@@ -453,6 +551,10 @@ mod tests {
         assert_eq!(store.get(&a).unwrap().as_deref(), Some(&b"raw mail"[..]));
         assert_eq!(store.put(b"raw mail").unwrap(), a, "the same bytes, the same name");
         let path = root.join(&a.as_str()[..2]).join(&a.as_str()[2..4]).join(a.as_str());
+        assert!(!path.exists(), "staged, not written before the sync");
+        assert_eq!(store.sync().unwrap(), 1, "staged once");
+        assert_eq!(std::fs::read(&path).unwrap(), b"raw mail");
+        assert_eq!(store.sync().unwrap(), 0, "nothing left staged");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         for d in [&root, &root.join(&a.as_str()[..2]), path.parent().unwrap()] {
             assert_eq!(std::fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
@@ -467,6 +569,7 @@ mod tests {
         assert!(store.get(&a).unwrap().is_none());
         // A file whose bytes do not match its name is refused, not returned.
         let b = store.put(b"other").unwrap();
+        store.sync().unwrap();
         let bpath = root.join(&b.as_str()[..2]).join(&b.as_str()[2..4]).join(b.as_str());
         std::fs::write(&bpath, b"tampered").unwrap();
         assert!(store.get(&b).is_err());
@@ -477,5 +580,57 @@ mod tests {
         assert!(partial.exists());
         store.list(i64::MAX).unwrap();
         assert!(!partial.exists());
+    }
+
+    #[test]
+    fn what_a_sync_cannot_write_stays_staged_for_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("files");
+        let store = LocalDir::new(&root);
+        let a = store.put(b"mail one").unwrap();
+        let b = store.put(b"mail two").unwrap();
+        // The files directory's place is taken by a plain file: nothing can be written.
+        std::fs::write(&root, b"in the way").unwrap();
+        assert!(store.sync().is_err());
+        assert_eq!(store.get(&a).unwrap().as_deref(), Some(&b"mail one"[..]), "still staged, still readable");
+        std::fs::remove_file(&root).unwrap();
+        assert_eq!(store.sync().unwrap(), 2, "both written by the next sync");
+        for (id, bytes) in [(&a, &b"mail one"[..]), (&b, &b"mail two"[..])] {
+            let path = root.join(&id.as_str()[..2]).join(&id.as_str()[2..4]).join(id.as_str());
+            assert_eq!(std::fs::read(path).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn blobs_staged_by_many_threads_are_all_on_disk_after_each_ones_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalDir::new(dir.path().join("files")));
+        let ids: Vec<BlobId> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|t| {
+                    let store = store.clone();
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        for n in 0..40u8 {
+                            mine.push(store.put(&[t, n, 7]).unwrap());
+                            if n % 5 == 4 {
+                                store.sync().unwrap();
+                                // What this thread staged is on disk once its sync returned,
+                                // whichever thread's sync wrote it.
+                                for id in &mine {
+                                    assert!(store.path(id).exists(), "{id} on disk");
+                                }
+                            }
+                        }
+                        store.sync().unwrap();
+                        mine
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(ids.len(), 320);
+        let listed: HashSet<BlobId> = store.list(0).unwrap().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(listed, ids.into_iter().collect::<HashSet<_>>());
     }
 }

@@ -446,6 +446,16 @@ impl Store {
         })
     }
 
+    /// Commits `tx` once the files its rows name are durable: every blob staged in the files
+    /// directory is written first ([`blobs::Files::sync`]). The only way Loket commits (clippy's
+    /// `disallowed-methods` keeps it so).
+    pub async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+        self.files.sync().await?;
+        #[allow(clippy::disallowed_methods)]
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -464,6 +464,7 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
             erased.quarantined += 1;
         }
     }
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     if sqlite {
         // Every connection zeroes what it frees (`secure_delete`, set for all), so no stale copy
@@ -555,6 +556,7 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
             expired.tickets += 1;
         }
     }
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     if sqlite && (expired.raw_mails > 0 || expired.tickets > 0) {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;

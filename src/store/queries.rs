@@ -817,6 +817,7 @@ pub async fn claim_outbox(
     let (mut tx, ids) = lease_rows(pool, backend, sql, worker, lease_until, now, limit).await?;
     let mut items = Vec::with_capacity(ids.len());
     if ids.is_empty() {
+        #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
         tx.commit().await?;
         return Ok(items);
     }
@@ -849,6 +850,7 @@ pub async fn claim_outbox(
             payload: r.try_get("payload")?,
         });
     }
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     // The mails' bytes, from the files directory, once the claim is committed.
     for item in &mut items {
@@ -916,6 +918,7 @@ pub async fn record_attempt(
             .await?;
         }
     }
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     Ok(())
 }

@@ -101,6 +101,7 @@ pub async fn claim_webhooks(
             });
         }
     }
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     Ok(items)
 }
@@ -172,6 +173,7 @@ pub async fn record_webhook(
             }
         }
     }
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     Ok(())
 }

@@ -262,9 +262,19 @@ async fn a_crash_between_the_file_and_the_commit_leaves_an_orphan_that_is_swept_
 /// one ticket and every file a row names is on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_during_ingest_leave_no_row_naming_a_missing_file() {
-    let w =
-        World::new("blobkill", WorldOptions { imap: false, maildir: true, outbound_smtp: false, ..Default::default() })
-            .await;
+    // Two messages per transaction: a transaction's files are written together right before its
+    // commit, so small batches give the kills many such moments to fall into.
+    let w = World::new(
+        "blobkill",
+        WorldOptions {
+            imap: false,
+            maildir: true,
+            outbound_smtp: false,
+            extra: "[limits]\nbatch_messages = 2\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
     let maildir = w.dir.path().join("maildir");
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(maildir.join(sub)).unwrap();
@@ -382,6 +392,7 @@ async fn files_on(pg: bool) {
     // The sweep: an orphan (a file no row names) is kept while fresh and deleted once old;
     // referenced files are kept whatever their age.
     let orphan = store.files().put(b"an uncommitted transaction's file").await.unwrap();
+    store.files().sync().await.unwrap();
     let real_now = loket::now_ms();
     let grace = Duration::from_secs(3600);
     let swept = blobs::sweep(&store, real_now, grace).await.unwrap();

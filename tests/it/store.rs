@@ -159,7 +159,7 @@ async fn scenario(pg: bool) {
         let at = now + 1_000 * (i as i64 + 1);
         let mut tx = store.begin().await.unwrap();
         store::update_ticket(&mut tx, t.id, patch, at).await.unwrap();
-        tx.commit().await.unwrap();
+        store.commit(tx).await.unwrap();
         expected = patch.apply(&expected, at);
         let stored = store::tickets_by_number(store.pool(), &number).await.unwrap().remove(0);
         assert_eq!(stored, expected, "patch {i}");
