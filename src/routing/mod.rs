@@ -619,10 +619,11 @@ impl DeskRules {
         // route that takes only incidents (a service's `gangguan`, a call centre's complaints)
         // yields to the runner-up when that takes requests and reaches the threshold too.
         let explicit = self.explicit_request(&scored);
+        let asks_action = explicit.is_some() || asked_action;
         let mut yielded = None;
         if let (Some(&a), Some(&b)) = (order.first(), order.get(1)) {
             let (ra, rb) = (&self.routes[a], &self.routes[b]);
-            if (explicit.is_some() || asked_action)
+            if asks_action
                 && !ra.allowed.contains(&TicketType::Request)
                 && rb.allowed.contains(&TicketType::Request)
                 && scores[b].route >= self.threshold
@@ -638,9 +639,15 @@ impl DeskRules {
         let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
         let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
         // An exact tie that the documented order cannot settle is not settled by file order:
-        // such a message waits in triage.
+        // such a message waits in triage. A message that asks for an action has settled a tie
+        // between a route that takes requests (now first) and one that does not.
         let unsettled = match (order.first(), order.get(1)) {
-            (Some(&a), Some(&b)) => self.tie_key(&scores, a) == self.tie_key(&scores, b),
+            (Some(&a), Some(&b)) => {
+                self.tie_key(&scores, a) == self.tie_key(&scores, b)
+                    && !(asks_action
+                        && self.routes[a].allowed.contains(&TicketType::Request)
+                        && !self.routes[b].allowed.contains(&TicketType::Request))
+            }
             _ => false,
         };
         let inbox = input.inbox_address.to_ascii_lowercase();
@@ -741,7 +748,8 @@ impl DeskRules {
             }
         }
         // An explicit request ("tolong reset …", "please create …") beats failure words.
-        if ttype.is_some_and(|t| t != TicketType::Request) && allowed.contains(&TicketType::Request) {
+        // With no type cue at all, it beats the route's default type too ("mohon update berita …").
+        if ttype != Some(TicketType::Request) && allowed.contains(&TicketType::Request) {
             if let Some((marker, action)) = explicit {
                 ttype = Some(TicketType::Request);
                 cue_reasons
@@ -1318,6 +1326,27 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // A report of a fault stays; so does a request whose runner-up is below the threshold.
         assert_eq!(route_with(&r, "", "SIGI error, intranet juga lambat").route(), "aplikasi/sigi");
         assert_eq!(route_with(&r, "", "Mohon dibuatkan rekap SIGI").route(), "aplikasi/sigi");
+    }
+
+    #[test]
+    fn a_tie_between_a_route_that_takes_requests_and_one_that_does_not_follows_the_speech_act() {
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 5 }\n",
+        );
+        // Same score, same longest keyword: a request goes where requests are taken.
+        let d = route_with(&r, "", "tolong dibuatkan akun intranet untuk operator sigi");
+        assert_eq!((d.route(), d.ticket_type), ("aplikasi/intranet".into(), Some(TicketType::Request)), "{d:?}");
+        // A report of a fault that ties stays unsettled: triage.
+        assert!(route_with(&r, "", "sigi dan intranet error").is_triage());
+    }
+
+    #[test]
+    fn an_explicit_request_without_other_type_cues_beats_the_default_type() {
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/siasn\"\ndefault_type = \"incident\"\nkeywords = { \"siasn\" = 5 }\n",
+        );
+        assert_eq!(route_with(&r, "", "Mohon update foto profil siasn saya").ticket_type, Some(TicketType::Request));
+        assert_eq!(route_with(&r, "", "Profil siasn saya").ticket_type, Some(TicketType::Incident));
     }
 
     #[test]

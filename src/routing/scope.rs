@@ -87,15 +87,18 @@ fn noun_matches(noun: &str, word: &str) -> bool {
 /// Every count of a known noun in `words` (normalised text split on spaces): a number, an
 /// optional multiplier ("ribu"), then the noun directly or after one other word ("6 orang
 /// developer", "300 pegawai"), unless a counted noun stands just before the number ("lantai 2
-/// kanwil": a label). Each count gives the class of the highest least count it
+/// kanwil": a label; but a number word directly before a noun counts: "teman satu subbag"). Each count gives the class of the highest least count it
 /// reaches in its kind; a count below every least count gives nothing.
 pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>> {
     let mut out = Vec::new();
     let is_noun = |w: &str| kinds.iter().any(|k| k.nouns.iter().any(|noun| noun_matches(noun, w)));
     for i in 0..words.len() {
         let Some(mut n) = number(words[i]) else { continue };
-        // "lantai 2", "gedung 3": a number after such a noun labels it, it counts nothing.
-        if i > 0 && is_noun(words[i - 1]) {
+        // "lantai 2", "gedung 3": a number after such a noun labels it, it counts nothing. A
+        // number word directly before a counted noun counts all the same: in "teman satu subbag"
+        // "satu" is the whole subsection, not a label of "teman".
+        let word_before_noun = !words[i].as_bytes()[0].is_ascii_digit() && words.get(i + 1).is_some_and(|w| is_noun(w));
+        if i > 0 && is_noun(words[i - 1]) && !word_before_noun {
             continue;
         }
         let mut next = i + 1;
@@ -190,6 +193,9 @@ mod tests {
         assert_eq!(count_classes("6 orang developer"), vec![("6 orang".into(), 6, 0)]);
         assert_eq!(count_classes("50 ribu warga"), vec![("50 ribu warga".into(), 50_000, 2)]);
         assert_eq!(count_classes("ratusan warga mengeluh"), vec![("ratusan warga".into(), 200, 2)]);
+        // A number word after a counted noun still counts when a counted noun follows it directly.
+        assert_eq!(count_classes("rekan dua kanwil terdampak"), vec![("dua kanwil".into(), 2, 1)]);
+        assert!(count_classes("kantor 2 kanwil").is_empty());
     }
 
     #[test]
