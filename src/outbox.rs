@@ -81,10 +81,11 @@ impl OutboxWorker {
         tracing::info!("outbox worker stopped");
     }
 
-    /// One round: claims up to `outbound.concurrency` due messages in one statement and
-    /// delivers them at once (each recorded as soon as it is sent, so a crash repeats at most the
-    /// messages in flight); returns how many were attempted. The lease covers one SMTP
-    /// conversation: a row whose worker died becomes due again soon after.
+    /// One round: claims up to `outbound.concurrency` due messages in one statement, delivers
+    /// them at once, and records the round's attempts in one transaction (one commit per round,
+    /// not per message; a crash repeats at most the round's messages); returns how many were
+    /// attempted. The lease covers one SMTP conversation: a row whose worker died becomes due
+    /// again soon after.
     pub async fn deliver_due(&self) -> Result<usize, store::StoreError> {
         let now = crate::now_ms();
         let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
@@ -95,8 +96,8 @@ impl OutboxWorker {
             items = self.within_rate(per_minute, items, now).await?;
         }
         let n = items.len();
-        let results = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let outcomes = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
+        store::record_attempts(self.store.pool(), self.store.backend(), crate::now_ms(), outcomes).await?;
         Ok(n)
     }
 
@@ -137,7 +138,8 @@ impl OutboxWorker {
         }
     }
 
-    async fn deliver(&self, item: store::OutboxItem) -> Result<(), store::StoreError> {
+    /// Sends one claimed row; its outcome is recorded with the round's.
+    async fn deliver(&self, item: store::OutboxItem) -> (i64, store::AttemptOutcome) {
         let name = format!("{}-{}", item.desk, item.id);
         let result = match Channel::parse(&item.channel) {
             Some(Channel::Email) => self.transport.send(&name, &item.sender, &item.recipients, &item.raw).await,
@@ -175,7 +177,7 @@ impl OutboxWorker {
                 Err((e.to_string(), Some(now + delay.as_millis() as i64)))
             }
         };
-        store::record_attempt(self.store.pool(), self.store.backend(), item.id, now, outcome).await
+        (item.id, outcome)
     }
 }
 

@@ -861,61 +861,80 @@ pub async fn claim_outbox(
     Ok(items)
 }
 
-/// Records a delivery attempt. `outcome`: `Ok(())` sent; `Err((error, Some(retry_at)))` retry
+/// What became of one delivery attempt: `Ok(())` sent; `Err((error, Some(retry_at)))` retry
 /// later; `Err((error, None))` give up (status `failed`).
+pub type AttemptOutcome = std::result::Result<(), (String, Option<i64>)>;
+
+/// Records a delivery attempt (see [`AttemptOutcome`]).
 pub async fn record_attempt(
     pool: &AnyPool,
     backend: Backend,
     id: i64,
     now: i64,
-    outcome: std::result::Result<(), (String, Option<i64>)>,
+    outcome: AttemptOutcome,
 ) -> Result<()> {
+    record_attempts(pool, backend, now, vec![(id, outcome)]).await
+}
+
+/// Records the attempts of one delivery round in one transaction: one commit (on SQLite one
+/// write lock and one sync) per round instead of one per message.
+pub async fn record_attempts(
+    pool: &AnyPool,
+    backend: Backend,
+    now: i64,
+    outcomes: Vec<(i64, AttemptOutcome)>,
+) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
     let mut tx = match backend {
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => pool.begin().await?,
     };
-    let (ok, error) = match &outcome {
-        Ok(()) => (1i64, None),
-        Err((e, _)) => (0, Some(e.clone())),
-    };
-    sqlx::query("INSERT INTO outbox_attempts (outbox_id, at, ok, error) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(now)
-        .bind(ok)
-        .bind(error.clone())
-        .execute(&mut *tx)
-        .await?;
-    match outcome {
-        Ok(()) => {
-            sqlx::query(
-                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, locked_by = NULL, \
-                 locked_until = NULL, last_error = NULL WHERE id = $2",
-            )
+    for (id, outcome) in outcomes {
+        let (ok, error) = match &outcome {
+            Ok(()) => (1i64, None),
+            Err((e, _)) => (0, Some(e.clone())),
+        };
+        sqlx::query("INSERT INTO outbox_attempts (outbox_id, at, ok, error) VALUES ($1, $2, $3, $4)")
+            .bind(id)
             .bind(now)
-            .bind(id)
+            .bind(ok)
+            .bind(error)
             .execute(&mut *tx)
             .await?;
-        }
-        Err((e, Some(retry_at))) => {
-            sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, locked_by = NULL, \
-                 locked_until = NULL WHERE id = $3",
-            )
-            .bind(retry_at)
-            .bind(e)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        Err((e, None)) => {
-            sqlx::query(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, locked_by = NULL, \
-                 locked_until = NULL WHERE id = $2",
-            )
-            .bind(e)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        match outcome {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, locked_by = NULL, \
+                     locked_until = NULL, last_error = NULL WHERE id = $2",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Err((e, Some(retry_at))) => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, locked_by = NULL, \
+                     locked_until = NULL WHERE id = $3",
+                )
+                .bind(retry_at)
+                .bind(e)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Err((e, None)) => {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, locked_by = NULL, \
+                     locked_until = NULL WHERE id = $2",
+                )
+                .bind(e)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
     }
     #[allow(clippy::disallowed_methods)] // no file is staged in this transaction

@@ -113,6 +113,32 @@ async fn scenario(pg: bool) {
     let again = store::claim_outbox(&store, "w2", now + 61_000, now + 120_000, 100).await.unwrap();
     assert_eq!(again.len(), 40);
     assert!(again.iter().any(|i| i.id == claimed[1].id && i.attempts == 1));
+    // A round's attempts recorded together (the worker's one commit per round): each row gets
+    // its own outcome and its own attempt row.
+    let round: Vec<(i64, store::AttemptOutcome)> = vec![
+        (again[0].id, Ok(())),
+        (again[1].id, Err(("451 try later".into(), Some(now + 200_000)))),
+        (again[2].id, Err(("550 no such user".into(), None))),
+        (again[3].id, Ok(())),
+    ];
+    let ids: Vec<i64> = round.iter().map(|(id, _)| *id).collect();
+    store::record_attempts(store.pool(), store.backend(), now + 61_500, round).await.unwrap();
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.outbox_sent, c.outbox_pending, c.outbox_failed), (3, 37, 2));
+    let attempts: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox_attempts WHERE at = $1 AND outbox_id IN ($2, $3, $4, $5)")
+            .bind(now + 61_500)
+            .bind(ids[0])
+            .bind(ids[1])
+            .bind(ids[2])
+            .bind(ids[3])
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(attempts, 4, "one attempt row per message of the round");
+    let due = store::claim_outbox(&store, "w3", now + 121_000, now + 180_000, 100).await.unwrap();
+    assert!(!due.iter().any(|i| i.id == ids[1]), "the retried row waits for its time");
+    assert_eq!(due.len(), 36, "the rest of the round's claim is due again");
 
     // Checkpoints.
     store::save_checkpoint(store.pool(), "hero", 7, 10, now).await.unwrap();
