@@ -14,6 +14,57 @@ pub mod loopguard;
 pub mod parse;
 pub mod trim;
 
+/// Whether `text` may match a case-insensitive built-in regex every match of which, in ASCII
+/// text, holds one of `needles` (lower case): the cheap test that spares a line or header the
+/// regex (and the one-message process of `loket ingest` the regex's compilation, done on first
+/// use). Text with a character beyond ASCII is always tried: Unicode case folding makes `ſ` an
+/// `s` and the Kelvin sign a `k`, and some of the regexes' words are not ASCII.
+pub(crate) fn may_hold(text: &str, needles: &[&str]) -> bool {
+    if !text.is_ascii() {
+        return true;
+    }
+    let lower = text.to_ascii_lowercase();
+    needles.iter().any(|n| lower.contains(n))
+}
+
+/// Asserts that every ASCII text that `pattern` matches holds one of `needles`, on texts
+/// generated from the pattern: its classes cut down to ASCII (case folding included), its anchors
+/// and word boundaries dropped (more texts match).
+#[cfg(test)]
+pub(crate) fn assert_needles_cover(pattern: &str, needles: &[&str]) {
+    use proptest::test_runner::{Config, TestRunner};
+    use regex_syntax::hir::{Capture, Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Repetition};
+    fn ascii(h: &Hir) -> Hir {
+        match h.kind() {
+            HirKind::Look(_) => Hir::empty(),
+            HirKind::Class(Class::Unicode(c)) => {
+                let mut a = c.clone();
+                a.intersect(&ClassUnicode::new([ClassUnicodeRange::new('\0', '\x7f')]));
+                // A class of other characters only: the texts through it are not ASCII.
+                if a.ranges().is_empty() { h.clone() } else { Hir::class(Class::Unicode(a)) }
+            }
+            HirKind::Repetition(r) => Hir::repetition(Repetition { sub: Box::new(ascii(&r.sub)), ..r.clone() }),
+            HirKind::Capture(c) => Hir::capture(Capture { sub: Box::new(ascii(&c.sub)), ..c.clone() }),
+            HirKind::Concat(v) => Hir::concat(v.iter().map(ascii).collect()),
+            HirKind::Alternation(v) => Hir::alternation(v.iter().map(ascii).collect()),
+            _ => h.clone(),
+        }
+    }
+    let hir = regex_syntax::Parser::new().parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+    let texts = proptest::string::string_regex_parsed(&ascii(&hir)).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+    let ascii_texts = std::cell::Cell::new(0);
+    let mut runner = TestRunner::new(Config { cases: 3000, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&texts, |t| {
+        ascii_texts.set(ascii_texts.get() + usize::from(t.is_ascii()));
+        proptest::prop_assert!(may_hold(&t, needles), "{t:?} holds none of {needles:?}");
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{pattern}: {e}");
+    }
+    assert!(ascii_texts.get() >= 1000, "{pattern}: only {} ASCII texts generated", ascii_texts.get());
+}
+
 #[cfg(test)]
 mod tests {
     /// The mail leaves and the SLA arithmetic do no I/O and read no clock: no `use` of the store,
