@@ -14,24 +14,41 @@ pub mod loopguard;
 pub mod parse;
 pub mod trim;
 
-/// Whether `text` may match a case-insensitive built-in regex every match of which, in ASCII
-/// text, holds one of `needles` (lower case): the cheap test that spares a line or header the
-/// regex (and the one-message process of `loket ingest` the regex's compilation, done on first
-/// use). Text with a character beyond ASCII is always tried: Unicode case folding makes `ſ` an
-/// `s` and the Kelvin sign a `k`, and some of the regexes' words are not ASCII.
-pub(crate) fn may_hold(text: &str, needles: &[&str]) -> bool {
-    if !text.is_ascii() {
-        return true;
-    }
-    let lower = text.to_ascii_lowercase();
-    needles.iter().any(|n| lower.contains(n))
+/// Words one of which every match of a case-insensitive built-in regex in ASCII text holds: the
+/// cheap test ([`Words::may_hold`]) that spares a line or header the regex (and the one-message
+/// process of `loket ingest` the regex's compilation, done on first use).
+pub(crate) struct Words {
+    list: &'static [&'static str],
+    finder: std::sync::OnceLock<aho_corasick::AhoCorasick>,
 }
 
-/// Asserts that every ASCII text that `pattern` matches holds one of `needles`, on texts
+impl Words {
+    pub(crate) const fn new(list: &'static [&'static str]) -> Self {
+        Self { list, finder: std::sync::OnceLock::new() }
+    }
+
+    /// Whether `text` may match the regex: it holds one of the words (ASCII case ignored), or a
+    /// character beyond ASCII (always tried: Unicode case folding makes `ſ` an `s` and the Kelvin
+    /// sign a `k`, and some of the regexes' words are not ASCII).
+    pub(crate) fn may_hold(&self, text: &str) -> bool {
+        !text.is_ascii()
+            || self
+                .finder
+                .get_or_init(|| {
+                    aho_corasick::AhoCorasick::builder()
+                        .ascii_case_insensitive(true)
+                        .build(self.list)
+                        .expect("a few built-in words")
+                })
+                .is_match(text)
+    }
+}
+
+/// Asserts that every ASCII text that `pattern` matches holds one of the words `needles`, on texts
 /// generated from the pattern: its classes cut down to ASCII (case folding included), its anchors
 /// and word boundaries dropped (more texts match).
 #[cfg(test)]
-pub(crate) fn assert_needles_cover(pattern: &str, needles: &[&str]) {
+pub(crate) fn assert_needles_cover(pattern: &str, needles: &Words) {
     use proptest::test_runner::{Config, TestRunner};
     use regex_syntax::hir::{Capture, Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Repetition};
     fn ascii(h: &Hir) -> Hir {
@@ -56,7 +73,7 @@ pub(crate) fn assert_needles_cover(pattern: &str, needles: &[&str]) {
     let mut runner = TestRunner::new(Config { cases: 3000, failure_persistence: None, ..Config::default() });
     let result = runner.run(&texts, |t| {
         ascii_texts.set(ascii_texts.get() + usize::from(t.is_ascii()));
-        proptest::prop_assert!(may_hold(&t, needles), "{t:?} holds none of {needles:?}");
+        proptest::prop_assert!(needles.may_hold(&t), "{t:?} holds none of {:?}", needles.list);
         Ok(())
     });
     if let Err(e) = result {

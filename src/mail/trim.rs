@@ -113,8 +113,9 @@ static BEGIN_FORWARD: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("regex")
 });
-/// Every match of [`BEGIN_FORWARD`] in ASCII text holds one of these (see [`super::may_hold`]).
-const BEGIN_FORWARD_NEEDLES: &[&str] = &["forwarded", "diteruskan", "weitergeleiteten", "reenviado", "reencaminhada"];
+/// Every match of [`BEGIN_FORWARD`] in ASCII text holds one of these (see [`super::Words`]).
+static BEGIN_FORWARD_WORDS: super::Words =
+    super::Words::new(&["forwarded", "diteruskan", "weitergeleiteten", "reenviado", "reencaminhada"]);
 /// Outlook's one-line header: "From: X Sent: Y To: Z Subject: W".
 static ONE_LINE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -182,9 +183,9 @@ static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("regex")
 });
 
-/// Every match of [`MOBILE_SIGNATURE`] in ASCII text holds one of these (see [`super::may_hold`]).
-const MOBILE_SIGNATURE_NEEDLES: &[&str] =
-    &["sen", "envia", "inviato", "verzonden", "verstuurd", "kirim", "skickat", "from", "outlook"];
+/// Every match of [`MOBILE_SIGNATURE`] in ASCII text holds one of these (see [`super::Words`]).
+static MOBILE_SIGNATURE_WORDS: super::Words =
+    super::Words::new(&["sen", "envia", "inviato", "verzonden", "verstuurd", "kirim", "skickat", "from", "outlook"]);
 
 /// Trims a reply body: see the module documentation for the rules. Never panics; linear in the
 /// size of `body`.
@@ -256,7 +257,7 @@ fn is_marker(s: &str) -> bool {
     if s.len() > MAX_MARKER_LEN {
         return false;
     }
-    if is_dashed_title(s) || (super::may_hold(s, BEGIN_FORWARD_NEEDLES) && BEGIN_FORWARD.is_match(s)) {
+    if is_dashed_title(s) || (BEGIN_FORWARD_WORDS.may_hold(s) && BEGIN_FORWARD.is_match(s)) {
         return true;
     }
     let s = s.trim_start_matches(|c: char| c == '-' || c == '*' || c == '_' || c.is_whitespace());
@@ -324,7 +325,7 @@ fn classify(lines: &[&str]) -> Vec<Kind> {
         } else if is_delimiter(line.trim(), kinds.last().copied()) {
             Kind::Delimiter
         } else if line.len() <= MAX_SIGNATURE_LEN
-            && super::may_hold(line, MOBILE_SIGNATURE_NEEDLES)
+            && MOBILE_SIGNATURE_WORDS.may_hold(line)
             && MOBILE_SIGNATURE.is_match(line.trim())
         {
             Kind::Signature
@@ -615,11 +616,11 @@ mod tests {
     /// every ASCII line they match holds one, and ordinary prose holds none.
     #[test]
     fn line_regexes_are_tried_only_where_their_words_are() {
-        crate::mail::assert_needles_cover(BEGIN_FORWARD.as_str(), BEGIN_FORWARD_NEEDLES);
-        crate::mail::assert_needles_cover(MOBILE_SIGNATURE.as_str(), MOBILE_SIGNATURE_NEEDLES);
+        crate::mail::assert_needles_cover(BEGIN_FORWARD.as_str(), &BEGIN_FORWARD_WORDS);
+        crate::mail::assert_needles_cover(MOBILE_SIGNATURE.as_str(), &MOBILE_SIGNATURE_WORDS);
         for line in ["Selamat pagi,", "Saya tidak bisa login ke aplikasi SIMPEG.", "Terima kasih."] {
-            assert!(!crate::mail::may_hold(line, BEGIN_FORWARD_NEEDLES), "{line}");
-            assert!(!crate::mail::may_hold(line, MOBILE_SIGNATURE_NEEDLES), "{line}");
+            assert!(!BEGIN_FORWARD_WORDS.may_hold(line), "{line}");
+            assert!(!MOBILE_SIGNATURE_WORDS.may_hold(line), "{line}");
         }
         // Words beyond ASCII are always tried.
         for sig in ["Envoyé de mon iPhone", "Отправлено с iPhone", "Sent from my iPhone"] {
