@@ -357,15 +357,23 @@ fn main() -> ExitCode {
         // directories, secrets) is private to the service's user (issue #19).
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     }
-    let quiet = matches!(cli.command, Command::Ingest { .. });
-    let filter = std::env::var("LOKET_LOG").unwrap_or_else(|_| if quiet { "warn".into() } else { "info".into() });
+    let ingest = matches!(cli.command, Command::Ingest { .. });
+    let filter = std::env::var("LOKET_LOG").unwrap_or_else(|_| if ingest { "warn".into() } else { "info".into() });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `ingest` handles its messages one after another: one thread, no worker pool to start.
+    let rt = if ingest {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build();
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("loket: cannot start the runtime: {e}");

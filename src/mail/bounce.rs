@@ -407,12 +407,13 @@ impl HeadSignals {
         // `From: <>` (or an empty From): the null sender of delivery systems. A missing From is
         // no sign of a machine.
         let null_from = msg.header_raw("From").map(str::trim).is_some_and(|f| f.is_empty() || f.contains("<>"));
-        let machine_name = from_name.as_deref().is_some_and(|n| MACHINE_NAME_RE.is_match(n));
+        let machine_name =
+            from_name.as_deref().is_some_and(|n| MACHINE_NAME_WORDS.may_hold(n) && MACHINE_NAME_RE.is_match(n));
         let strong_machine = is_machine_local(from_local) || machine_name || null_rp || null_from;
         let auto_submitted = msg
             .header_raw("Auto-Submitted")
             .is_some_and(|v| !v.trim().to_ascii_lowercase().starts_with("no") && !v.trim().is_empty());
-        let no_reply = NO_REPLY_RE.is_match(from_local);
+        let no_reply = NO_REPLY_WORDS.may_hold(from_local) && NO_REPLY_RE.is_match(from_local);
         let x_failed_recipients =
             msg.header_raw("X-Failed-Recipients").map(|v| capped(v.trim(), 8 * 1024)).filter(|v| v.contains('@'));
         let exchange_ndr = msg.header_raw("X-MS-Exchange-Message-Is-Ndr").is_some();
@@ -432,9 +433,11 @@ impl HeadSignals {
                 original_ids.extend(v.split_whitespace().map(clean_id).filter(|s| s.contains('@')).take(5));
             }
         }
-        let forwarded = FORWARD_RE.is_match(&subject);
+        // Each regex is tried (and so, in a process that reads one message, compiled) only on
+        // a header that may match it.
+        let forwarded = subject.contains(':') && FORWARD_RE.is_match(&subject);
         HeadSignals {
-            bounce_subject: SUBJECT_RE.is_match(&subject),
+            bounce_subject: SUBJECT_WORDS.may_hold(&subject) && SUBJECT_RE.is_match(&subject),
             subject,
             strong_machine,
             weak_machine: auto_submitted || no_reply,
@@ -903,6 +906,11 @@ static MACHINE_NAME_RE: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// Every match of [`MACHINE_NAME_RE`] in ASCII text holds one of these (see [`super::Words`]).
+static MACHINE_NAME_WORDS: super::Words = super::Words::new(&["daemon", "postmaster", "deliver", "ndr administrator"]);
+/// Every match of [`NO_REPLY_RE`] holds this.
+static NO_REPLY_WORDS: super::Words = super::Words::new(&["reply"]);
+
 static NO_REPLY_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)^(no[-_.]?reply|do[-_.]?not[-_.]?reply)"));
 
 static FORWARD_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)^\s*(fwd?|fw|aw|wg|tr|rv|re|sv|vs)\s*:"));
@@ -920,6 +928,29 @@ static SUBJECT_RE: LazyLock<Regex> = LazyLock::new(|| {
         r"|nie można dostarczyć|kézbesíthetetlen|olevererbart|ei voitu toimittaa|tidak terkirim|メールエラー|配信エラー|未達",
     ))
 });
+
+/// Every match of [`SUBJECT_RE`] in ASCII text holds one of these (see [`super::Words`]; the test
+/// `header_regexes_are_tried_only_where_their_words_are`).
+static SUBJECT_WORDS: super::Words = super::Words::new(&[
+    "deliver",
+    "fail",
+    "return",
+    "could not",
+    "error",
+    "message",
+    "postmaster",
+    "warning",
+    "delay",
+    "bounce",
+    "zustellbar",
+    "remis",
+    "entregar",
+    "recapitabile",
+    "onbestelbaar",
+    "olevererbart",
+    "toimittaa",
+    "terkirim",
+]);
 
 /// Explanation texts of bounces and delay notices.
 static BODY_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -1195,6 +1226,22 @@ The error that the other server returned was:\n550 5.1.1 <nobody@example.jp>... 
         let complaint = "From: no-reply@sns.amazonaws.example\nTo: hero@desk.test\nSubject: AWS Notification Message\n\n\
 {\"notificationType\":\"Complaint\",\"complaint\":{\"complainedRecipients\":[{\"emailAddress\":\"x@example.org\"}]}}\n";
         assert_eq!(detect_raw(complaint), None);
+    }
+
+    /// The header regexes are tried only on headers that hold one of their words: every ASCII
+    /// text they match holds one, and an ordinary request's headers hold none.
+    #[test]
+    fn header_regexes_are_tried_only_where_their_words_are() {
+        crate::mail::assert_needles_cover(SUBJECT_RE.as_str(), &SUBJECT_WORDS);
+        crate::mail::assert_needles_cover(MACHINE_NAME_RE.as_str(), &MACHINE_NAME_WORDS);
+        crate::mail::assert_needles_cover(NO_REPLY_RE.as_str(), &NO_REPLY_WORDS);
+        assert!(!SUBJECT_WORDS.holds("Tidak bisa login aplikasi SIMPEG (7)"));
+        assert!(!MACHINE_NAME_WORDS.holds("pegawai budi"));
+        // Unicode case folding: a long s is an `s`, so "poſtmaſter" names a delivery system.
+        assert!(MACHINE_NAME_RE.is_match("poſtmaſter") && MACHINE_NAME_WORDS.holds("poſtmaſter"));
+        let raw = "From: =?utf-8?q?Mail_Delivery_Sy=C5=BFtem?= <x@mx.example.test>\nSubject: Undelivered Mail\n\n\
+This is the mail system. I'm sorry to have to inform you that your message could not be delivered.\n";
+        assert!(detect_raw(raw).is_some());
     }
 
     #[test]

@@ -14,6 +14,90 @@ pub mod loopguard;
 pub mod parse;
 pub mod trim;
 
+/// Words one of which every match of a case-insensitive built-in regex in ASCII text holds: the
+/// cheap test ([`Words::may_hold`]) that spares a line or header the regex (and the one-message
+/// process of `loket ingest` the regex's compilation, done on first use).
+pub(crate) struct Words {
+    list: &'static [&'static str],
+    finder: std::sync::OnceLock<aho_corasick::AhoCorasick>,
+    /// A text has passed: the regex it guards is compiled, and its own search is as quick.
+    passed: std::sync::atomic::AtomicBool,
+}
+
+impl Words {
+    pub(crate) const fn new(list: &'static [&'static str]) -> Self {
+        Self { list, finder: std::sync::OnceLock::new(), passed: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Whether `text` may match the regex: [`Words::holds`], or the regex is compiled already
+    /// (every use tries it right after a text passes), so this test would only add work.
+    pub(crate) fn may_hold(&self, text: &str) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.passed.load(Relaxed) {
+            return true;
+        }
+        let holds = self.holds(text);
+        if holds {
+            self.passed.store(true, Relaxed);
+        }
+        holds
+    }
+
+    /// Whether `text` holds one of the words (ASCII case ignored), or a character beyond ASCII
+    /// (always tried: Unicode case folding makes `ſ` an `s` and the Kelvin sign a `k`, and some
+    /// of the regexes' words are not ASCII).
+    pub(crate) fn holds(&self, text: &str) -> bool {
+        !text.is_ascii()
+            || self
+                .finder
+                .get_or_init(|| {
+                    aho_corasick::AhoCorasick::builder()
+                        .ascii_case_insensitive(true)
+                        .build(self.list)
+                        .expect("a few built-in words")
+                })
+                .is_match(text)
+    }
+}
+
+/// Asserts that every ASCII text that `pattern` matches holds one of the words `needles`, on texts
+/// generated from the pattern: its classes cut down to ASCII (case folding included), its anchors
+/// and word boundaries dropped (more texts match).
+#[cfg(test)]
+pub(crate) fn assert_needles_cover(pattern: &str, needles: &Words) {
+    use proptest::test_runner::{Config, TestRunner};
+    use regex_syntax::hir::{Capture, Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Repetition};
+    fn ascii(h: &Hir) -> Hir {
+        match h.kind() {
+            HirKind::Look(_) => Hir::empty(),
+            HirKind::Class(Class::Unicode(c)) => {
+                let mut a = c.clone();
+                a.intersect(&ClassUnicode::new([ClassUnicodeRange::new('\0', '\x7f')]));
+                // A class of other characters only: the texts through it are not ASCII.
+                if a.ranges().is_empty() { h.clone() } else { Hir::class(Class::Unicode(a)) }
+            }
+            HirKind::Repetition(r) => Hir::repetition(Repetition { sub: Box::new(ascii(&r.sub)), ..r.clone() }),
+            HirKind::Capture(c) => Hir::capture(Capture { sub: Box::new(ascii(&c.sub)), ..c.clone() }),
+            HirKind::Concat(v) => Hir::concat(v.iter().map(ascii).collect()),
+            HirKind::Alternation(v) => Hir::alternation(v.iter().map(ascii).collect()),
+            _ => h.clone(),
+        }
+    }
+    let hir = regex_syntax::Parser::new().parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+    let texts = proptest::string::string_regex_parsed(&ascii(&hir)).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+    let ascii_texts = std::cell::Cell::new(0);
+    let mut runner = TestRunner::new(Config { cases: 3000, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&texts, |t| {
+        ascii_texts.set(ascii_texts.get() + usize::from(t.is_ascii()));
+        proptest::prop_assert!(needles.holds(&t), "{t:?} holds none of {:?}", needles.list);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{pattern}: {e}");
+    }
+    assert!(ascii_texts.get() >= 1000, "{pattern}: only {} ASCII texts generated", ascii_texts.get());
+}
+
 #[cfg(test)]
 mod tests {
     /// The mail leaves and the SLA arithmetic do no I/O and read no clock: no `use` of the store,

@@ -113,6 +113,9 @@ static BEGIN_FORWARD: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("regex")
 });
+/// Every match of [`BEGIN_FORWARD`] in ASCII text holds one of these (see [`super::Words`]).
+static BEGIN_FORWARD_WORDS: super::Words =
+    super::Words::new(&["forwarded", "diteruskan", "weitergeleiteten", "reenviado", "reencaminhada"]);
 /// Outlook's one-line header: "From: X Sent: Y To: Z Subject: W".
 static ONE_LINE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -180,6 +183,10 @@ static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("regex")
 });
 
+/// Every match of [`MOBILE_SIGNATURE`] in ASCII text holds one of these (see [`super::Words`]).
+static MOBILE_SIGNATURE_WORDS: super::Words =
+    super::Words::new(&["sen", "envia", "inviato", "verzonden", "verstuurd", "kirim", "skickat", "from", "outlook"]);
+
 /// Trims a reply body: see the module documentation for the rules. Never panics; linear in the
 /// size of `body`.
 pub fn trim_reply(body: &str) -> Trimmed {
@@ -244,12 +251,13 @@ fn is_dashed_title(s: &str) -> bool {
 
 /// Whether `s` (quote characters already removed) is a complete attribution or forward line.
 /// Each regex is tried (and so, in a process that reads one message, compiled) only on a line
-/// that has what it needs: a leading digit, a colon, a last character that can end it.
+/// that has what it needs: a leading digit, a colon, a last character that can end it, one of
+/// its words.
 fn is_marker(s: &str) -> bool {
     if s.len() > MAX_MARKER_LEN {
         return false;
     }
-    if is_dashed_title(s) || BEGIN_FORWARD.is_match(s) {
+    if is_dashed_title(s) || (BEGIN_FORWARD_WORDS.may_hold(s) && BEGIN_FORWARD.is_match(s)) {
         return true;
     }
     let s = s.trim_start_matches(|c: char| c == '-' || c == '*' || c == '_' || c.is_whitespace());
@@ -316,7 +324,10 @@ fn classify(lines: &[&str]) -> Vec<Kind> {
             Kind::Quote
         } else if is_delimiter(line.trim(), kinds.last().copied()) {
             Kind::Delimiter
-        } else if line.len() <= MAX_SIGNATURE_LEN && MOBILE_SIGNATURE.is_match(line.trim()) {
+        } else if line.len() <= MAX_SIGNATURE_LEN
+            && MOBILE_SIGNATURE_WORDS.may_hold(line)
+            && MOBILE_SIGNATURE.is_match(line.trim())
+        {
             Kind::Signature
         } else {
             if let Some(c) = line.contains([':', '：']).then(|| HEADER.captures(line)).flatten() {
@@ -599,6 +610,23 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(is_dashed_title(&line), COUNTED_DASHED_TITLE.is_match(&line));
         }
+    }
+
+    /// The forward and signature regexes are tried only on lines that hold one of their words:
+    /// every ASCII line they match holds one, and ordinary prose holds none.
+    #[test]
+    fn line_regexes_are_tried_only_where_their_words_are() {
+        crate::mail::assert_needles_cover(BEGIN_FORWARD.as_str(), &BEGIN_FORWARD_WORDS);
+        crate::mail::assert_needles_cover(MOBILE_SIGNATURE.as_str(), &MOBILE_SIGNATURE_WORDS);
+        for line in ["Selamat pagi,", "Saya tidak bisa login ke aplikasi SIMPEG.", "Terima kasih."] {
+            assert!(!BEGIN_FORWARD_WORDS.holds(line), "{line}");
+            assert!(!MOBILE_SIGNATURE_WORDS.holds(line), "{line}");
+        }
+        // Words beyond ASCII are always tried.
+        for sig in ["Envoyé de mon iPhone", "Отправлено с iPhone", "Sent from my iPhone"] {
+            assert_eq!(text(&format!("Printer sudah normal.\n\n{sig}\n")), "Printer sudah normal.", "{sig}");
+        }
+        assert_eq!(text("Halo\n\nDébut du message réexpédié :\n\nDe: x\n"), "Halo");
     }
 
     fn text(body: &str) -> String {
