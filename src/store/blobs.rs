@@ -171,9 +171,9 @@ impl LocalDir {
         }
     }
 
-    /// Makes `dir` and its missing parents up to the root (0700), syncing the parent of each new
-    /// one so that the new entry survives a power loss.
-    fn make_dirs(&self, dir: &Path) -> io::Result<()> {
+    /// Makes `dir` and its missing parents up to the root (0700), adding the parent of each new
+    /// one to `to_sync`: syncing it makes the new entry survive a power loss.
+    fn make_dirs(&self, dir: &Path, to_sync: &mut Vec<PathBuf>) -> io::Result<()> {
         if dir.is_dir() {
             return Ok(());
         }
@@ -193,7 +193,7 @@ impl LocalDir {
                 Err(e) => return Err(e),
             }
             if let Some(parent) = m.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
+                to_sync.push(parent.to_path_buf());
             }
         }
         Ok(())
@@ -244,11 +244,18 @@ impl BlobStore for LocalDir {
         let mut dirs: Vec<PathBuf> = staged.iter().map(|(id, _)| self.dir_of(id)).collect();
         dirs.sort();
         dirs.dedup();
+        // The blobs' directories, and the parents of those this sync creates, are synced together
+        // at the end: all of it is durable before the caller commits, whatever the order.
+        let mut to_sync = dirs.clone();
         let written = dirs
             .iter()
-            .try_for_each(|d| self.make_dirs(d))
+            .try_for_each(|d| self.make_dirs(d, &mut to_sync))
             .and_then(|()| in_parallel(&staged, |(id, bytes)| self.write(id, bytes)))
-            .and_then(|()| in_parallel(&dirs, |d| sync_dir(d)));
+            .and_then(|()| {
+                to_sync.sort();
+                to_sync.dedup();
+                in_parallel(&to_sync, |d| sync_dir(d))
+            });
         match written {
             Ok(()) => Ok(staged.len()),
             Err(e) => {
