@@ -15,12 +15,14 @@
 //! starts them and runs `cargo bench --bench e2e`. Under `cargo test` (no `--bench`) it sends 30
 //! requests at 10 a second and checks every acknowledgement and notification arrives once.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/common/hero.rs"]
 mod hero;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,24 +31,6 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor, address::Envelo
 
 fn var(k: &str) -> String {
     std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run scripts/test.sh or scripts/bench-e2e.sh"))
-}
-
-/// (VmRSS, VmHWM) of a process in KiB.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
 }
 
 /// What arrived in a set of Maildirs for one run: per request number, each file's time and
@@ -164,16 +148,7 @@ fn run(n: usize, rate: f64) -> RunResult {
     let cfg_path = dir.path().join("loket.toml");
     std::fs::write(&cfg_path, config).unwrap();
     let log_path = dir.path().join("serve.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loket"))
-        .arg("--config")
-        .arg(&cfg_path)
-        .arg("serve")
-        .env("LOKET_LOG", "info,sqlx=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .expect("spawn loket serve");
+    let mut child = common::spawn_serve(&cfg_path, &log_path, "info,sqlx=warn");
     let pid = child.id();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let result = rt.block_on(async {
@@ -184,7 +159,7 @@ fn run(n: usize, rate: f64) -> RunResult {
         }
         // Settled and idle: watching one inbox in IDLE.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (idle_rss, _) = memory(pid);
+        let (idle_rss, _) = common::memory(pid);
         let smtp: AsyncSmtpTransport<Tokio1Executor> =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1").port(smtp_port.parse().unwrap()).build();
         let mailbox = |address: &str| {
@@ -209,7 +184,7 @@ fn run(n: usize, rate: f64) -> RunResult {
                     }
                     {
                         let mut m = max_rss.lock().unwrap();
-                        *m = (*m).max(memory(pid).0);
+                        *m = (*m).max(common::memory(pid).0);
                     }
                     for m in &requesters {
                         acks.scan(m, &tag);
@@ -262,7 +237,7 @@ fn run(n: usize, rate: f64) -> RunResult {
             s.await.unwrap();
         }
         let (acks, notes, floor) = watcher.await.unwrap();
-        let (_, hwm) = memory(pid);
+        let (_, hwm) = common::memory(pid);
         let max_rss = *max_rss.lock().unwrap();
         let sent = sent.lock().unwrap().clone();
         RunResult { n, sent, acks, notes, floor, idle_rss, max_rss, hwm }
@@ -289,7 +264,7 @@ fn main() {
         println!(
             "e2e smoke check: {} acknowledgements and notifications delivered once, p50 {:?}",
             r.n,
-            pct(&r.acks.latencies(&r.sent), 0.5)
+            common::pct(&r.acks.latencies(&r.sent), 0.5)
         );
         return;
     }
@@ -317,16 +292,16 @@ fn main() {
         );
         println!(
             "    Loket  p50 {:>6.0} ms  p95 {:>6.0} ms  p99 {:>6.0} ms  max {:>6.0} ms",
-            ms(pct(&lat, 0.5)),
-            ms(pct(&lat, 0.95)),
-            ms(pct(&lat, 0.99)),
+            ms(common::pct(&lat, 0.5)),
+            ms(common::pct(&lat, 0.95)),
+            ms(common::pct(&lat, 0.99)),
             ms(lat.last().copied().unwrap_or_default())
         );
         println!(
             "    floor  p50 {:>6.0} ms  p95 {:>6.0} ms  p99 {:>6.0} ms  max {:>6.0} ms  ({} of {n} arrived)",
-            ms(pct(&floor, 0.5)),
-            ms(pct(&floor, 0.95)),
-            ms(pct(&floor, 0.99)),
+            ms(common::pct(&floor, 0.5)),
+            ms(common::pct(&floor, 0.95)),
+            ms(common::pct(&floor, 0.99)),
             ms(floor.last().copied().unwrap_or_default()),
             r.floor.counts().0
         );

@@ -13,44 +13,17 @@
 //! the pipeline bench). Under `cargo test` (no `--bench`) it drops 150 mails and checks that each
 //! is committed once and that every queued outbound mail is written.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/common/hero.rs"]
 mod hero;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hero::Hero;
 use loket::pipeline::Incoming;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The first `n` mails of the generator's set in `dir` (generated when missing).
-fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {
-    let manifest = dir.join("manifest.jsonl");
-    let have = std::fs::read_to_string(&manifest).map(|m| m.lines().count()).unwrap_or(0);
-    if have < n {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("python3")
-            .arg(repo().join("scripts/gen_emails.py"))
-            .arg(dir)
-            .args(["-n", &n.to_string(), "--seed", "42", "--to", "hero@desk.test"])
-            .status()
-            .expect("python3 for the mail generator");
-        assert!(status.success(), "scripts/gen_emails.py failed");
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
-    files.truncate(n);
-    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
-}
 
 /// The desk: HERO with one agent in its first-line group (so a new request queues an
 /// acknowledgement and an agents' notification), limits out of the way, SQLite durable.
@@ -73,21 +46,7 @@ fn config(dir: &Path, inbox: Option<&Path>) -> String {
         inbox: &inbox,
         ..Default::default()
     }
-    .toml(&repo())
-}
-
-/// (VmRSS, VmHWM) of a process in KiB.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    .toml(&common::repo())
 }
 
 fn files_in(dir: &Path) -> usize {
@@ -130,16 +89,7 @@ async fn serve(mails: &[Vec<u8>]) -> Serve {
     let cfg_path = dir.path().join("loket.toml");
     std::fs::write(&cfg_path, config(dir.path(), Some(&inbox))).unwrap();
     let log_path = dir.path().join("serve.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loket"))
-        .arg("--config")
-        .arg(&cfg_path)
-        .arg("serve")
-        .env("LOKET_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .expect("spawn loket serve");
+    let mut child = common::spawn_serve(&cfg_path, &log_path, "warn");
     let pid = child.id();
     let db = dir.path().join("loket.db");
     // Started: its store migrated (the outbox table answers) and a round of the empty inbox done.
@@ -154,7 +104,7 @@ async fn serve(mails: &[Vec<u8>]) -> Serve {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (idle_rss, _) = memory(pid);
+    let (idle_rss, _) = common::memory(pid);
     // Written to tmp/ first, then renamed into new/ at once: the burst.
     for (i, raw) in mails.iter().enumerate() {
         std::fs::write(inbox.join("tmp").join(format!("{i:06}.bench")), raw).unwrap();
@@ -173,7 +123,7 @@ async fn serve(mails: &[Vec<u8>]) -> Serve {
             "the daemon exited: {}",
             std::fs::read_to_string(&log_path).unwrap()
         );
-        max_rss = max_rss.max(memory(pid).0);
+        max_rss = max_rss.max(common::memory(pid).0);
         if intake.is_none() && files_in(&inbox.join("cur")) == mails.len() {
             intake = Some(t0.elapsed());
         }
@@ -185,7 +135,7 @@ async fn serve(mails: &[Vec<u8>]) -> Serve {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let (_, hwm) = memory(pid);
+    let (_, hwm) = common::memory(pid);
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let _ = child.wait();
     let rows = outbox(&db).await.0 as usize;
@@ -223,7 +173,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if !bench {
         let dir = tempfile::tempdir().unwrap();
-        let mails = generate(dir.path(), 150);
+        let mails = common::generate(dir.path(), 150);
         let s = rt.block_on(serve(&mails));
         assert!(s.outbound > 100, "new requests are acknowledged and notified: {} outbound", s.outbound);
         println!("maildir smoke check: 150 mails committed, {} outbound mails written", s.outbound);
@@ -234,8 +184,9 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let dir = std::env::var("LOKET_BENCH_MAIL_DIR").map_or_else(|_| repo().join("target/bench-mail"), PathBuf::from);
-    let all = generate(&dir, sizes.iter().copied().max().unwrap_or(0));
+    let dir =
+        std::env::var("LOKET_BENCH_MAIL_DIR").map_or_else(|_| common::repo().join("target/bench-mail"), PathBuf::from);
+    let all = common::generate(&dir, sizes.iter().copied().max().unwrap_or(0));
     println!("serve's Maildir path: generated mails dropped into new/ at once; outbound transport = \"file\"");
     for n in sizes {
         let mails = &all[..n.min(all.len())];

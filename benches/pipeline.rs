@@ -11,6 +11,8 @@
 //! batch size. Under `cargo test` (no `--bench` argument) it runs a small smoke check instead
 //! and verifies the outcomes.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/common/hero.rs"]
 mod hero;
 
@@ -19,31 +21,6 @@ use std::time::{Duration, Instant};
 
 use hero::Hero;
 use loket::pipeline::{Action, Incoming, Pipeline};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {
-    if !dir.join("manifest.jsonl").exists() {
-        let gen_script = repo().join("scripts/gen_emails.py");
-        let status = std::process::Command::new("python3")
-            .arg(&gen_script)
-            .arg(dir)
-            .args(["-n", &n.to_string(), "--seed", "42", "--to", "hero@desk.test"])
-            .status()
-            .expect("python3 for the mail generator");
-        assert!(status.success(), "{} failed", gen_script.display());
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
-    files.truncate(n);
-    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
-}
 
 /// The pipeline on an empty rules directory: every ticket goes to triage, as in every earlier
 /// run of this bench (routing is measured on its own by `benches/routing.rs`).
@@ -59,7 +36,7 @@ async fn pipeline(dir: &Path, url: &str, sync: &str) -> Pipeline {
         sections: "[limits]\nauto_replies_per_sender_per_hour = 1000000\n",
         ..Default::default()
     }
-    .pipeline(&repo(), dir)
+    .pipeline(&common::repo(), dir)
     .await
     .0
 }
@@ -149,17 +126,13 @@ async fn bare_sqlite(n: usize, sync: &str, batch: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if !bench {
         // Smoke check under `cargo test`: 200 generated mails, replies thread to their tickets.
         let dir = tempfile::tempdir().unwrap();
-        let mails = generate(dir.path(), 200);
+        let mails = common::generate(dir.path(), 200);
         let r = rt.block_on(run(&mails, "normal", None, 1));
         let b = rt.block_on(run(&mails, "normal", None, 64));
         assert_eq!((b.created, b.appended), (r.created, r.appended), "a batch routes and threads the same");
@@ -171,10 +144,10 @@ fn main() {
     let n: usize = std::env::var("LOKET_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let dir = match std::env::var("LOKET_BENCH_MAIL_DIR") {
         Ok(d) => PathBuf::from(d),
-        Err(_) => repo().join("target/bench-mail"),
+        Err(_) => common::repo().join("target/bench-mail"),
     };
     std::fs::create_dir_all(&dir).unwrap();
-    let mails = generate(&dir, n);
+    let mails = common::generate(&dir, n);
     let bytes: usize = mails.iter().map(|m| m.len()).sum();
     println!(
         "pipeline benchmark: {} mails, {:.1} MB (PostgreSQL too when LOKET_BENCH_PG_URL is set)",
@@ -214,8 +187,8 @@ fn main() {
             r.created,
             r.appended,
             r.total.as_secs_f64(),
-            pct(&r.per, 0.5),
-            pct(&r.per, 0.99),
+            common::pct(&r.per, 0.5),
+            common::pct(&r.per, 0.99),
         );
     }
 }
