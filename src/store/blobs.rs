@@ -2,16 +2,18 @@
 //! the SHA-256 of its bytes ([`BlobId`]); the database keeps only that name (`messages.raw_blob`,
 //! `attachments.content_blob`, `quarantine.raw_blob`). [`BlobStore`] is the interface (put, sync,
 //! get, delete, list), ready for an object store shared by several machines; [`LocalDir`] keeps
-//! blobs in a directory (`ab/cd/<sha256>`, each written to a temporary file, fsynced, renamed, its
-//! directory fsynced; files 0600, directories 0700).
+//! blobs in a directory (`ab/cd/<sha256>`, each written to a temporary file, flushed, renamed, the
+//! names flushed; files 0600, directories 0700).
 //!
 //! The order that keeps a row from ever naming a missing file: a blob is written (and synced)
 //! *before* the transaction that references it commits. `put` only stages the bytes (a
 //! transaction reads its own staged blobs); [`Files::sync`], which [`super::Store::commit`] runs
-//! right before every commit, writes everything staged at once — the files in parallel, so that
-//! the file system joins their flushes, then their directories — and a commit waits for a sync
-//! already under way, which may hold its blobs. So a batch of 64 messages costs one round of
-//! parallel flushes, not 64 sequential ones. A crash in between leaves an orphan file, which is
+//! right before every commit, writes everything staged at once — the temporary files, one
+//! `syncfs` for all their bytes, the renames, one `syncfs` for all the names (file by file where
+//! `syncfs` is missing) — and a commit waits for a sync already under way, which may hold its
+//! blobs. So a batch of 64 messages costs two flushes of the file system, not one per file and
+//! directory. The price: `syncfs` also flushes whatever else is waiting on that file system, so
+//! the files directory is best on a file system of its own where other programs write much. A crash in between leaves an orphan file, which is
 //! harmless: [`sweep`] deletes blobs that no row references and that were last
 //! written longer ago than a grace period (a blob just written for a transaction not yet
 //! committed is young, so it is kept). Writing a blob that already exists renews its time, so a
@@ -98,6 +100,8 @@ pub struct LocalDir {
     staged: Mutex<HashMap<BlobId, Vec<u8>>>,
     /// Held for a whole sync, so that a commit waits for a sync that took its blobs.
     syncing: Mutex<()>,
+    /// Flush with `syncfs` (Linux), else each file and directory.
+    whole_fs: bool,
 }
 
 /// At most this many files are written and flushed at once by a sync.
@@ -147,7 +151,17 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 impl LocalDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), staged: Mutex::default(), syncing: Mutex::default() }
+        Self {
+            root: root.into(),
+            staged: Mutex::default(),
+            syncing: Mutex::default(),
+            whole_fs: cfg!(target_os = "linux"),
+        }
+    }
+
+    /// A directory whose syncs flush each file and directory, as where `syncfs` is missing.
+    pub fn flushing_each_file(root: impl Into<PathBuf>) -> Self {
+        Self { whole_fs: false, ..Self::new(root) }
     }
 
     pub fn root(&self) -> &Path {
@@ -201,23 +215,82 @@ impl LocalDir {
 }
 
 impl LocalDir {
-    /// Writes one blob: a temporary file, flushed, renamed to its name.
-    fn write(&self, id: &BlobId, bytes: &[u8]) -> io::Result<()> {
-        let path = self.path(id);
-        let dir = path.parent().unwrap_or(&self.root);
+    /// Writes one blob to a new temporary file beside its name and returns the file's path.
+    fn write_tmp(&self, id: &BlobId, bytes: &[u8]) -> io::Result<PathBuf> {
+        let dir = self.dir_of(id);
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
         let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(random)));
-        let written = (|| {
-            let mut f = std::fs::File::options().write(true).create_new(true).mode(0o600).open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        let written = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(bytes));
+        match written {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        written
+    }
+
+    /// Writes the staged blobs durably: every file's bytes on disk before any gets its name, and
+    /// the names (and new directories) on disk before this returns. On Linux two `syncfs` calls
+    /// do it for all of them at once, one after the temporary files are written and one after
+    /// they are renamed, where flushing each file and each directory costs a journal commit
+    /// apiece. Elsewhere, or when the file system refuses `syncfs`, each file and then each
+    /// directory is flushed, in parallel.
+    fn write_all(&self, staged: &[(BlobId, Vec<u8>)], dirs: &[PathBuf]) -> io::Result<()> {
+        let mut to_sync = dirs.to_vec();
+        for d in dirs {
+            self.make_dirs(d, &mut to_sync)?;
+        }
+        let tmps = Mutex::new(Vec::with_capacity(staged.len()));
+        let written = in_parallel(staged, |(id, bytes)| {
+            let tmp = self.write_tmp(id, bytes)?;
+            lock(&tmps).push((tmp, self.path(id)));
+            Ok(())
+        });
+        let tmps = tmps.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let renamed = written
+            .and_then(|()| match self.syncfs()? {
+                true => Ok(()),
+                false => in_parallel(&tmps, |(tmp, _)| std::fs::File::open(tmp)?.sync_all()),
+            })
+            .and_then(|()| tmps.iter().try_for_each(|(tmp, path)| std::fs::rename(tmp, path)));
+        if renamed.is_err() {
+            for (tmp, _) in &tmps {
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+        renamed?;
+        if self.syncfs()? {
+            return Ok(());
+        }
+        to_sync.sort();
+        to_sync.dedup();
+        in_parallel(&to_sync, |d| sync_dir(d))
+    }
+
+    /// Flushes the whole file system that holds the root (`syncfs`); false where that is not
+    /// available, and the caller flushes file by file.
+    fn syncfs(&self) -> io::Result<bool> {
+        if !self.whole_fs {
+            return Ok(false);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let root = std::fs::File::open(&self.root)?;
+            match rustix::fs::syncfs(&root) {
+                Ok(()) => Ok(true),
+                Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Ok(false)
     }
 
     fn dir_of(&self, id: &BlobId) -> PathBuf {
@@ -244,18 +317,7 @@ impl BlobStore for LocalDir {
         let mut dirs: Vec<PathBuf> = staged.iter().map(|(id, _)| self.dir_of(id)).collect();
         dirs.sort();
         dirs.dedup();
-        // The blobs' directories, and the parents of those this sync creates, are synced together
-        // at the end: all of it is durable before the caller commits, whatever the order.
-        let mut to_sync = dirs.clone();
-        let written = dirs
-            .iter()
-            .try_for_each(|d| self.make_dirs(d, &mut to_sync))
-            .and_then(|()| in_parallel(&staged, |(id, bytes)| self.write(id, bytes)))
-            .and_then(|()| {
-                to_sync.sort();
-                to_sync.dedup();
-                in_parallel(&to_sync, |d| sync_dir(d))
-            });
+        let written = self.write_all(&staged, &dirs);
         match written {
             Ok(()) => Ok(staged.len()),
             Err(e) => {
@@ -591,9 +653,15 @@ mod tests {
 
     #[test]
     fn what_a_sync_cannot_write_stays_staged_for_the_next() {
+        for each_file in [false, true] {
+            a_sync_that_cannot_write(each_file);
+        }
+    }
+
+    fn a_sync_that_cannot_write(each_file: bool) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("files");
-        let store = LocalDir::new(&root);
+        let store = if each_file { LocalDir::flushing_each_file(&root) } else { LocalDir::new(&root) };
         let a = store.put(b"mail one").unwrap();
         let b = store.put(b"mail two").unwrap();
         // The files directory's place is taken by a plain file: nothing can be written.
@@ -606,12 +674,34 @@ mod tests {
             let path = root.join(&id.as_str()[..2]).join(&id.as_str()[2..4]).join(id.as_str());
             assert_eq!(std::fs::read(path).unwrap(), bytes);
         }
+        // A blob whose name is taken by a directory cannot be renamed into place: the sync fails,
+        // leaves no temporary file behind, and the blob stays staged.
+        let c = store.put(b"mail three").unwrap();
+        std::fs::create_dir_all(store.path(&c).join("in-the-way")).unwrap();
+        assert!(store.sync().is_err());
+        let dir_of_c = store.dir_of(&c);
+        let leftovers: Vec<_> = std::fs::read_dir(&dir_of_c)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+        std::fs::remove_dir_all(store.path(&c)).unwrap();
+        assert_eq!(store.sync().unwrap(), 1);
+        assert_eq!(store.get(&c).unwrap().as_deref(), Some(&b"mail three"[..]));
     }
 
     #[test]
     fn blobs_staged_by_many_threads_are_all_on_disk_after_each_ones_sync() {
+        for each_file in [false, true] {
+            many_threads_syncing(each_file);
+        }
+    }
+
+    fn many_threads_syncing(each_file: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(LocalDir::new(dir.path().join("files")));
+        let root = dir.path().join("files");
+        let store = Arc::new(if each_file { LocalDir::flushing_each_file(&root) } else { LocalDir::new(&root) });
         let ids: Vec<BlobId> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8u8)
                 .map(|t| {
