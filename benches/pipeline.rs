@@ -26,7 +26,9 @@ use loket::pipeline::{Action, Incoming, Pipeline};
 /// run of this bench (routing is measured on its own by `benches/routing.rs`).
 async fn pipeline(dir: &Path, url: &str, sync: &str) -> Pipeline {
     std::fs::create_dir_all(dir.join("rules")).unwrap();
-    let storage = format!("url = \"{url}\"\nsqlite_synchronous = \"{sync}\"\n");
+    // `LOKET_BENCH_FILES_FLUSH=file_system` measures `storage.files_flush = "file_system"`.
+    let flush = std::env::var("LOKET_BENCH_FILES_FLUSH").unwrap_or_else(|_| "each_file".into());
+    let storage = format!("url = \"{url}\"\nsqlite_synchronous = \"{sync}\"\nfiles_flush = \"{flush}\"\n");
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
     let rules = dir.join("rules");
     Hero {

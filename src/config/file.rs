@@ -69,6 +69,22 @@ pub struct StorageConfig {
     /// a transaction that has not committed yet must outlive the transaction).
     #[serde(default = "default_files_grace")]
     pub files_grace_secs: u64,
+    /// How a transaction's files reach the disk before it commits: `each_file` (default; each
+    /// file and directory flushed, in parallel) or `file_system` (two `syncfs` calls for all of
+    /// them, Linux; faster, but they also flush whatever else is waiting on that file system).
+    #[serde(default)]
+    pub files_flush: FilesFlush,
+}
+
+/// How the files directory flushes a transaction's files (`storage.files_flush`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilesFlush {
+    /// Each file, then each directory (in parallel).
+    #[default]
+    EachFile,
+    /// The whole file system at once (`syncfs`), where the platform has it.
+    FileSystem,
 }
 
 fn default_files_grace() -> u64 {
@@ -118,6 +134,7 @@ impl Default for StorageConfig {
             sqlite_synchronous: SqliteSynchronous::Full,
             files: None,
             files_grace_secs: default_files_grace(),
+            files_flush: FilesFlush::EachFile,
         }
     }
 }

@@ -20,9 +20,9 @@ use crate::ticket::token::Signer;
 
 pub use check::{DeskFiles, DeskSettings, Files, Parsed, Settings, parse};
 pub use file::{
-    AgentConfig, ApprovedTemplate, AttachmentPolicy, DeskConfig, GraphConfig, GroupConfig, HttpConfig, ImapConfig,
-    InboxConfig, InboxKind, Limits, OutboundConfig, ParticipantPolicy, RawConfig, SecurityConfig, SmtpConfig,
-    SqliteSynchronous, StorageConfig, TelegramConfig, TelegramMode, TemplateParam, TlsMode, TransportKind,
+    AgentConfig, ApprovedTemplate, AttachmentPolicy, DeskConfig, FilesFlush, GraphConfig, GroupConfig, HttpConfig,
+    ImapConfig, InboxConfig, InboxKind, Limits, OutboundConfig, ParticipantPolicy, RawConfig, SecurityConfig,
+    SmtpConfig, SqliteSynchronous, StorageConfig, TelegramConfig, TelegramMode, TemplateParam, TlsMode, TransportKind,
     WhatsappConfig, WhatsappTemplates,
 };
 pub use load::{Loaded, LoadedDesk};

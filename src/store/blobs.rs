@@ -8,12 +8,12 @@
 //! The order that keeps a row from ever naming a missing file: a blob is written (and synced)
 //! *before* the transaction that references it commits. `put` only stages the bytes (a
 //! transaction reads its own staged blobs); [`Files::sync`], which [`super::Store::commit`] runs
-//! right before every commit, writes everything staged at once — the temporary files, one
-//! `syncfs` for all their bytes, the renames, one `syncfs` for all the names (file by file where
-//! `syncfs` is missing) — and a commit waits for a sync already under way, which may hold its
-//! blobs. So a batch of 64 messages costs two flushes of the file system, not one per file and
-//! directory. The price: `syncfs` also flushes whatever else is waiting on that file system, so
-//! the files directory is best on a file system of its own where other programs write much. A crash in between leaves an orphan file, which is
+//! right before every commit, writes everything staged at once — the temporary files, their
+//! bytes flushed, the renames, the names flushed — and a commit waits for a sync already under
+//! way, which may hold its blobs. Flushing is each file and then each directory, in parallel (the
+//! file system joins their journal commits), or, with `storage.files_flush = "file_system"`, two
+//! `syncfs` calls for all of them: fewer journal commits, but `syncfs` also flushes whatever else
+//! is waiting on that file system, so it suits a files directory on a file system of its own. A crash in between leaves an orphan file, which is
 //! harmless: [`sweep`] deletes blobs that no row references and that were last
 //! written longer ago than a grace period (a blob just written for a transaction not yet
 //! committed is young, so it is kept). Writing a blob that already exists renews its time, so a
@@ -150,18 +150,15 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl LocalDir {
+    /// A directory whose syncs flush each file and then each directory (in parallel).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self {
-            root: root.into(),
-            staged: Mutex::default(),
-            syncing: Mutex::default(),
-            whole_fs: cfg!(target_os = "linux"),
-        }
+        Self { root: root.into(), staged: Mutex::default(), syncing: Mutex::default(), whole_fs: false }
     }
 
-    /// A directory whose syncs flush each file and directory, as where `syncfs` is missing.
-    pub fn flushing_each_file(root: impl Into<PathBuf>) -> Self {
-        Self { whole_fs: false, ..Self::new(root) }
+    /// A directory whose syncs flush the whole file system with `syncfs` (Linux; elsewhere, or
+    /// where the file system refuses it, file by file).
+    pub fn flushing_the_file_system(root: impl Into<PathBuf>) -> Self {
+        Self { whole_fs: true, ..Self::new(root) }
     }
 
     pub fn root(&self) -> &Path {
@@ -237,11 +234,10 @@ impl LocalDir {
     }
 
     /// Writes the staged blobs durably: every file's bytes on disk before any gets its name, and
-    /// the names (and new directories) on disk before this returns. On Linux two `syncfs` calls
-    /// do it for all of them at once, one after the temporary files are written and one after
-    /// they are renamed, where flushing each file and each directory costs a journal commit
-    /// apiece. Elsewhere, or when the file system refuses `syncfs`, each file and then each
-    /// directory is flushed, in parallel.
+    /// the names (and new directories) on disk before this returns. With `whole_fs` (Linux) two
+    /// `syncfs` calls do it for all of them at once, one after the temporary files are written
+    /// and one after they are renamed; otherwise, or when the file system refuses `syncfs`, each
+    /// file and then each directory is flushed, in parallel.
     fn write_all(&self, staged: &[(BlobId, Vec<u8>)], dirs: &[PathBuf]) -> io::Result<()> {
         let mut to_sync = dirs.to_vec();
         for d in dirs {
@@ -401,8 +397,11 @@ impl BlobStore for LocalDir {
     }
 }
 
+/// Blobs up to this size are staged on the caller's thread, larger ones on tokio's blocking pool.
+const INLINE_PUT_BYTES: usize = 64 * 1024;
+
 /// The store's blobs, cheap to clone; each call runs the blocking implementation on tokio's
-/// blocking pool.
+/// blocking pool, except `put` of a small blob ([`INLINE_PUT_BYTES`]).
 #[derive(Debug, Clone)]
 pub struct Files(Arc<dyn BlobStore>);
 
@@ -435,14 +434,19 @@ impl Files {
         Self(store)
     }
 
-    /// A local directory.
-    pub fn local(root: impl Into<PathBuf>) -> Self {
-        Self(Arc::new(LocalDir::new(root)))
+    /// A local directory; `whole_fs`: flushed with `syncfs` (`storage.files_flush`).
+    pub fn local(root: impl Into<PathBuf>, whole_fs: bool) -> Self {
+        Self(Arc::new(if whole_fs { LocalDir::flushing_the_file_system(root) } else { LocalDir::new(root) }))
     }
 
     /// Stages `bytes` and returns their name; [`Files::sync`] (run by [`super::Store::commit`])
     /// makes them durable before the caller's transaction commits.
     pub async fn put(&self, bytes: &[u8]) -> Result<BlobId> {
+        if bytes.len() <= INLINE_PUT_BYTES {
+            // Hashing a mail of a few kilobytes and one `open` take microseconds: cheaper than
+            // the two thread switches of the blocking pool, three times per new ticket.
+            return self.0.put(bytes).map_err(|e| io_err("cannot write a file to the files directory", e));
+        }
         let (store, bytes) = (self.0.clone(), bytes.to_vec());
         tokio::task::spawn_blocking(move || store.put(&bytes))
             .await
@@ -661,7 +665,7 @@ mod tests {
     fn a_sync_that_cannot_write(each_file: bool) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("files");
-        let store = if each_file { LocalDir::flushing_each_file(&root) } else { LocalDir::new(&root) };
+        let store = if each_file { LocalDir::new(&root) } else { LocalDir::flushing_the_file_system(&root) };
         let a = store.put(b"mail one").unwrap();
         let b = store.put(b"mail two").unwrap();
         // The files directory's place is taken by a plain file: nothing can be written.
@@ -701,7 +705,7 @@ mod tests {
     fn many_threads_syncing(each_file: bool) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("files");
-        let store = Arc::new(if each_file { LocalDir::flushing_each_file(&root) } else { LocalDir::new(&root) });
+        let store = Arc::new(if each_file { LocalDir::new(&root) } else { LocalDir::flushing_the_file_system(&root) });
         let ids: Vec<BlobId> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8u8)
                 .map(|t| {

@@ -380,7 +380,11 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        Ok(Self { pool, backend, files: blobs::Files::local(cfg.files_dir()) })
+        Ok(Self {
+            pool,
+            backend,
+            files: blobs::Files::local(cfg.files_dir(), cfg.files_flush == crate::config::FilesFlush::FileSystem),
+        })
     }
 
     fn migrator(&self) -> &'static Migrator {
