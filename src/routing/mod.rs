@@ -574,6 +574,26 @@ impl DeskRules {
         None
     }
 
+    /// The word of [`speech::SpeechCues::self_words`] ("sendiri") in a sentence of the subject or
+    /// `body` that ends in `?`, if any: the asker asks about doing something themselves.
+    fn own_action_asked(&self, subject: &str, body: &str) -> Option<String> {
+        if self.speech.self_words.is_empty() {
+            return None;
+        }
+        for text in [subject, body] {
+            let mut rest = text;
+            while let Some(end) = rest.find('?') {
+                let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
+                let sentence = normalize::normalize(&rest[start..end], &self.synonyms);
+                if let Some(w) = sentence.split_whitespace().find(|w| self.speech.self_words.contains(*w)) {
+                    return Some(w.to_string());
+                }
+                rest = &rest[end + 1..];
+            }
+        }
+        None
+    }
+
     /// The two best routes when their scores tie exactly (for `loket rules lint`): the route
     /// names and whether the documented order settled it.
     pub fn tie(&self, input: &RouteInput<'_>) -> Option<(String, String, bool)> {
@@ -605,12 +625,23 @@ impl DeskRules {
             // A question that asks for an action ("bisa dibantu reset password?") is a request.
             let polite = self.polite_question(input.subject).or_else(|| self.polite_question(&body_raw));
             asked_action = polite == Some(ASKED_ACTION);
-            let (t, why) = match polite {
-                Some(p) => (TicketType::Request, format!("request cue \"?\" after \"{}\"", p.trim())),
-                None => (TicketType::Question, "question cue \"?\"".to_string()),
+            // "boleh install docker sendiri?": the asker would do it, so it asks whether, twice over.
+            let own = if polite.is_none() { self.own_action_asked(input.subject, &body_raw) } else { None };
+            let (t, why, w) = match (polite, own) {
+                (Some(p), _) => (
+                    TicketType::Request,
+                    format!("request cue \"?\" after \"{}\"", p.trim()),
+                    self.question_mark_weight,
+                ),
+                (None, Some(o)) => (
+                    TicketType::Question,
+                    format!("question cue \"?\" (the asker does it: \"{o}\")"),
+                    2.0 * self.question_mark_weight,
+                ),
+                (None, None) => (TicketType::Question, "question cue \"?\"".to_string(), self.question_mark_weight),
             };
-            *type_score.entry(t).or_default() += self.question_mark_weight;
-            cue_reasons.push(format!("{why} +{}", self.question_mark_weight));
+            *type_score.entry(t).or_default() += w;
+            cue_reasons.push(format!("{why} +{w}"));
         }
 
         let mut order = self.order(&scores);
@@ -785,12 +816,18 @@ impl DeskRules {
                     self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
                 ));
             }
-            let classes: Vec<scope::ClassScore> = self
+            let mut classes: Vec<scope::ClassScore> = self
                 .impact_classes
                 .iter()
                 .zip(&impact_score)
                 .map(|((name, level), score)| scope::ClassScore { name, level: *level, score: *score })
                 .collect();
+            for (by, capped) in scope::apply_caps(&mut classes, &self.impact_caps, self.impact_threshold) {
+                cue_reasons.push(format!(
+                    "scope class `{}` not counted: `{}` bounds it",
+                    self.impact_classes[capped].0, self.impact_classes[by].0
+                ));
+            }
             let found = scope::impact_of(&classes, self.impact_threshold);
             decision.impact = Some(found.impact);
             impact_reason = Some(scope::explain(&found, self.impact_threshold));
@@ -1035,6 +1072,21 @@ inbox = { "ska@kemendag.go.id" = 4 }
         assert!(errs.iter().any(|e| e.contains("route[0] (`aplikasi/sigii`).to: unknown subcategory")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("route[1] (`aplikasi/intranet`).patterns")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("default_type: `incident` is not allowed")), "{errs:?}");
+        // A class may only bound another known class.
+        let file: rules::DeskFile = toml::from_str(
+            "desk = \"hero\"\n[impact_classes.person]\nlevel = \"low\"\ncaps = [\"units\", \"person\"]\n[impact_classes.unit]\nlevel = \"medium\"\n",
+        )
+        .unwrap();
+        let errs: Vec<String> = rules::compile(Path::new("rules/hero.toml"), file, &common, &cat)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errs.iter().any(|e| e.contains("impact_classes.person.caps: `units` is no impact class")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("impact_classes.person.caps: `person` is the class itself")),
+            "{errs:?}"
+        );
     }
     fn compile_hero(text: &str) -> DeskRules {
         let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
@@ -1168,6 +1220,34 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let cues: Vec<&String> = d.reasons.iter().filter(|r| r.contains("request cue \"reset\"")).collect();
         assert_eq!(cues.len(), 1, "{:?}", d.reasons);
         assert!(cues[0].ends_with("+1"), "{cues:?}");
+    }
+
+    #[test]
+    fn a_scope_the_message_bounds_is_not_counted_and_explain_says_so() {
+        // "the others are fine": one person, though the fault keeps coming back.
+        let one = route("Wifi", "wifi saya putus putus terus, yang lain aman", None);
+        assert_eq!(one.impact, Some(Impact::Low), "{one:?}");
+        assert!(one.reasons.iter().any(|r| r == "scope class `degraded` not counted: `person` bounds it"), "{one:?}");
+        let many = route("Wifi", "wifi saya putus putus terus", None);
+        assert_eq!(many.impact, Some(Impact::Medium), "{many:?}");
+        // Slow for the public but usable: degraded, not down.
+        let slow = route("Website", "website kemendag lambat sekali dibuka masyarakat, masih bisa tapi lama", None);
+        assert_eq!(slow.impact, Some(Impact::Medium), "{slow:?}");
+        assert!(slow.reasons.iter().any(|r| r == "scope class `public` not counted: `degraded` bounds it"), "{slow:?}");
+        let down = route("Website", "website kemendag tidak bisa dibuka masyarakat", None);
+        assert_eq!(down.impact, Some(Impact::High), "{down:?}");
+    }
+
+    #[test]
+    fn a_question_about_doing_it_oneself_is_a_question() {
+        let own = route("SIASN", "Boleh saya install aplikasi SIASN sendiri di laptop?", Some("kemendag.go.id"));
+        assert_eq!(own.ticket_type, Some(TicketType::Question), "{:?}", own.reasons);
+        assert!(own.reasons.iter().any(|r| r.contains("the asker does it: \"sendiri\"")), "{:?}", own.reasons);
+        let asked = route("SIASN", "Boleh diinstalkan aplikasi SIASN di laptop saya?", Some("kemendag.go.id"));
+        assert_eq!(asked.ticket_type, Some(TicketType::Request), "{:?}", asked.reasons);
+        // An imperative with the marker last asks for the action too.
+        let tail = route("SIASN", "reset password SIASN saya bisa ga?", Some("kemendag.go.id"));
+        assert_eq!(tail.ticket_type, Some(TicketType::Request), "{:?}", tail.reasons);
     }
 
     #[test]

@@ -96,6 +96,12 @@ pub struct SpeechFile {
     /// Words that are no action even where a form matches them ("dijelaskan").
     #[serde(default)]
     pub not_actions: Vec<String>,
+    /// Words that say the asker does the action ("sendiri"); see [`super::speech`].
+    #[serde(default)]
+    pub self_words: Vec<String>,
+    /// Particles after a question marker that ends a sentence ("bisa ga?").
+    #[serde(default)]
+    pub question_tails: Vec<String>,
     /// Markers of a question (a sentence ending in `?`) that asks for an action ("bisa").
     #[serde(default)]
     pub question_markers: Vec<String>,
@@ -113,6 +119,10 @@ pub struct ImpactClass {
     pub level: Option<Impact>,
     #[serde(default)]
     pub keywords: Weights,
+    /// Classes this one bounds: when it counts, they do not ("only me" is no floor even where
+    /// "my colleagues" stands; a service "slow but usable" is not down for the public).
+    #[serde(default)]
+    pub caps: Vec<String>,
 }
 
 /// A kind of counted thing for the impact of incidents (see [`super::scope::counts`]): a number
@@ -299,6 +309,8 @@ pub struct DeskRules {
     pub mention_weight: f64,
     /// Impact classes: name and level, in name order.
     pub impact_classes: Vec<(String, Impact)>,
+    /// Per impact class (same index), the classes it caps (see [`ImpactClass::caps`]).
+    pub impact_caps: Vec<Vec<usize>>,
     /// Counts of people or units that name an impact class (see [`super::scope::counts`]).
     pub impact_counts: Vec<super::scope::CountKind>,
     pub question_mark_weight: f64,
@@ -562,7 +574,8 @@ pub fn compile_for(
         }
     }
     // Impact classes: the common ones, extended or added to by the desk's.
-    let mut classes: BTreeMap<&String, (Option<Impact>, BTreeMap<&String, f64>)> = BTreeMap::new();
+    type ClassSlot<'a> = (Option<Impact>, BTreeMap<&'a String, f64>, Vec<&'a String>);
+    let mut classes: BTreeMap<&String, ClassSlot<'_>> = BTreeMap::new();
     for (name, class) in common.impact_classes.iter().chain(file.impact_classes.iter()) {
         let slot = classes.entry(name).or_default();
         if class.level.is_some() {
@@ -571,17 +584,35 @@ pub fn compile_for(
         for (p, w) in &class.keywords {
             slot.1.insert(p, *w);
         }
+        // A desk's `caps` replaces the common class's.
+        if !class.caps.is_empty() {
+            slot.2 = class.caps.iter().collect();
+        }
     }
     let mut impact_classes: Vec<(String, Impact)> = Vec::new();
-    for (i, (name, (level, cues))) in classes.into_iter().enumerate() {
+    let mut caps_named: Vec<(String, Vec<&String>)> = Vec::new();
+    for (i, (name, (level, cues, caps))) in classes.into_iter().enumerate() {
         let Some(level) = level else {
             errors.push(inv(format!("impact_classes.{name}.level: missing (low, medium or high)")));
             continue;
         };
         impact_classes.push((name.clone(), level));
+        caps_named.push((name.clone(), caps));
         for (p, w) in cues {
             add(p, Target::Impact(i), w, &mut errors, &format!("impact_classes.{name}.keywords"));
         }
+    }
+    let mut impact_caps: Vec<Vec<usize>> = Vec::new();
+    for (name, caps) in caps_named {
+        let mut ids = Vec::new();
+        for c in caps {
+            match impact_classes.iter().position(|(n, _)| n == c) {
+                Some(i) if *c != name => ids.push(i),
+                Some(_) => errors.push(inv(format!("impact_classes.{name}.caps: `{c}` is the class itself"))),
+                None => errors.push(inv(format!("impact_classes.{name}.caps: `{c}` is no impact class"))),
+            }
+        }
+        impact_caps.push(ids);
     }
     // Count kinds: the common ones, a desk kind of the same name replacing the common one.
     let mut count_kinds: BTreeMap<&String, &ImpactCount> = BTreeMap::new();
@@ -795,6 +826,7 @@ pub fn compile_for(
         impact_threshold: file.impact_threshold,
         mention_weight: file.mention_weight,
         impact_classes,
+        impact_caps,
         impact_counts,
         question_mark_weight: common.question_mark_weight,
         polite_requests: common
@@ -860,6 +892,8 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
         .map(|(p, s)| (fold(p).trim().to_string(), fold(s).trim().to_string()))
         .collect();
     cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
+    cues.self_words = file.self_words.iter().flat_map(|b| words(b)).collect();
+    cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
     cues.resolved = file
         .resolved

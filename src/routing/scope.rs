@@ -146,6 +146,25 @@ pub fn impact_of<'a>(classes: &'a [ClassScore<'a>], threshold: f64) -> ScopeImpa
     ScopeImpact { impact: best.map(|c| c.level).unwrap_or(Impact::Low), class: best }
 }
 
+/// Classes that bound others (`caps` in the rules: `person` caps `unit`, "only me" where "my
+/// colleagues" also stands; `degraded` caps `public`, a site slow for its visitors but usable):
+/// each class present (score at least `threshold`) sets the score of every present class it caps
+/// to zero. One pass over the classes present before any is capped, so the answer does not
+/// depend on their order. Returns the (capping, capped) pairs, for `rules explain`.
+pub fn apply_caps(classes: &mut [ClassScore<'_>], caps: &[Vec<usize>], threshold: f64) -> Vec<(usize, usize)> {
+    let present: Vec<bool> = classes.iter().map(|c| c.score >= threshold).collect();
+    let mut capped = Vec::new();
+    for (i, bounds) in caps.iter().enumerate() {
+        if present.get(i).copied().unwrap_or(false) {
+            capped.extend(bounds.iter().filter(|&&j| present.get(j).copied().unwrap_or(false)).map(|&j| (i, j)));
+        }
+    }
+    for &(_, j) in &capped {
+        classes[j].score = 0.0;
+    }
+    capped
+}
+
 /// The sentence `rules explain` shows for an incident's impact.
 pub fn explain(found: &ScopeImpact<'_>, threshold: f64) -> String {
     match found.class {
@@ -211,6 +230,40 @@ mod tests {
         // A number after a counted noun labels it ("kantor 2", the second office).
         assert!(count_classes("lan kantor 2 kanwil putus").is_empty());
         assert_eq!(count_classes("kantor 2 dan 3 kanwil").len(), 1);
+    }
+
+    #[test]
+    fn a_class_present_caps_the_classes_it_bounds_and_only_those() {
+        // 0 person (caps unit, degraded), 1 unit, 2 degraded (caps public), 3 public.
+        let caps = vec![vec![1, 2], vec![], vec![3], vec![]];
+        let mut cs = [
+            class("person", Impact::Low, 3.0),
+            class("unit", Impact::Medium, 2.0),
+            class("degraded", Impact::Medium, 2.5),
+            class("public", Impact::High, 2.0),
+        ];
+        // Both caps come from the classes present before capping: degraded, though capped by
+        // person, still bounds public.
+        assert_eq!(apply_caps(&mut cs, &caps, 2.0), vec![(0, 1), (0, 2), (2, 3)]);
+        assert_eq!(impact_of(&cs, 2.0).impact, Impact::Low);
+        // Without the person cue, unit counts: medium; public stays capped by degraded.
+        let mut cs = [
+            class("person", Impact::Low, 1.0),
+            class("unit", Impact::Medium, 2.0),
+            class("degraded", Impact::Medium, 2.0),
+            class("public", Impact::High, 2.5),
+        ];
+        assert_eq!(apply_caps(&mut cs, &caps, 2.0), vec![(2, 3)]);
+        assert_eq!(impact_of(&cs, 2.0).impact, Impact::Medium);
+        // A class below the threshold caps nothing: the public outage stands.
+        let mut cs = [
+            class("person", Impact::Low, 0.0),
+            class("unit", Impact::Medium, 0.0),
+            class("degraded", Impact::Medium, 1.5),
+            class("public", Impact::High, 2.5),
+        ];
+        assert!(apply_caps(&mut cs, &caps, 2.0).is_empty());
+        assert_eq!(impact_of(&cs, 2.0).impact, Impact::High);
     }
 
     #[test]
