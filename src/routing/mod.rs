@@ -250,7 +250,7 @@ impl DeskRules {
             .collect();
         let in_body: HashSet<usize> = located.iter().map(|(id, _)| *id).collect();
         let reply = is_reply_subject(input.subject);
-        let settled = self.settled_sentences(&body, &sentence_ends);
+        let settled = self.settled_sentences(&located);
         let mut mentioned_only = self.mentioned_only(&in_subject, &located, reply, &settled);
         mentioned_only.extend(self.only_in_resolved(&settled, &located));
         let mut scores = vec![Score::default(); self.routes.len()];
@@ -322,6 +322,7 @@ impl DeskRules {
                             p.text.trim()
                         ));
                     }
+                    Target::Resolved => {}
                     Target::Urgency(level) => {
                         *urgency_score.entry(level).or_default() += w;
                         cue_reasons.push(format!("{level} urgency cue \"{}\" +{w}", p.text.trim()));
@@ -423,26 +424,14 @@ impl DeskRules {
         }
     }
 
-    /// What the message is about: the subject and the body's sentences that hold a failure or a
-    /// request cue (an incident or request type cue). When those give some route the threshold,
-    /// a route with no keyword in them (a system merely mentioned: "… data dari SIGI aman")
-    /// counts its keywords `mention_weight` times. Returns those routes; empty when the rule
-    /// does not apply.
-    /// The body's sentences that say a problem is over (`[speech]`'s `resolved`).
-    fn settled_sentences(&self, body: &str, sentence_ends: &[usize]) -> HashSet<usize> {
-        let mut settled = HashSet::new();
-        if self.speech.resolved.is_empty() {
-            return settled;
-        }
-        let mut start = 0;
-        for (k, &end) in sentence_ends.iter().enumerate() {
-            let sentence = format!(" {} ", body.get(start..end).unwrap_or("").trim());
-            start = end;
-            if self.speech.resolved.iter().any(|r| sentence.contains(r.as_str())) {
-                settled.insert(k);
-            }
-        }
-        settled
+    /// The body's sentences that say a problem is over (`[speech]`'s `resolved`: phrases of the
+    /// automaton, found in the one pass over the text that finds every cue).
+    fn settled_sentences(&self, located: &[(usize, usize)]) -> HashSet<usize> {
+        located
+            .iter()
+            .filter(|(id, _)| self.phrases[*id].targets.iter().any(|(t, _)| *t == Target::Resolved))
+            .map(|&(_, s)| s)
+            .collect()
     }
 
     /// Routes whose keywords in the body all stand in sentences that say a problem is over
@@ -470,6 +459,11 @@ impl DeskRules {
         inside.difference(&outside).copied().collect()
     }
 
+    /// What the message is about: the subject and the body's sentences that hold a failure or a
+    /// request cue (an incident or request type cue). When those give some route the threshold,
+    /// a route with no keyword in them (a system merely mentioned: "… data dari SIGI aman")
+    /// counts its keywords `mention_weight` times. Returns those routes; empty when the rule
+    /// does not apply.
     /// The subject of a reply (`reply`) names the thread's first topic, not necessarily this
     /// message's: it does not say what the message is about.
     /// A sentence that says a problem is over (`settled`) tells the past: it is no focus.
@@ -547,16 +541,24 @@ impl DeskRules {
         None
     }
 
-    /// The polite request form in a sentence of `text` that ends in `?`, if any.
-    fn polite_question(&self, text: &str) -> Option<&str> {
+    /// The sentences of `text` that end in `?`, normalised, in order.
+    fn question_sentences(&self, text: &str, out: &mut Vec<String>) {
+        let mut rest = text;
+        while let Some(end) = rest.find('?') {
+            let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
+            out.push(normalize::normalize(&rest[start..end], &self.synonyms));
+            rest = &rest[end + 1..];
+        }
+    }
+
+    /// The polite request form in one of the `asked` sentences (those that end in `?`,
+    /// normalised), if any.
+    fn polite_question(&self, asked: &[String]) -> Option<&str> {
         if self.polite_requests.is_empty() && self.speech.markers.is_empty() && self.speech.question_markers.is_empty()
         {
             return None;
         }
-        let mut rest = text;
-        while let Some(end) = rest.find('?') {
-            let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
-            let sentence = normalize::normalize(&rest[start..end], &self.synonyms);
+        for sentence in asked {
             if let Some(p) = self.polite_requests.iter().find(|p| sentence.contains(p.as_str())) {
                 return Some(p);
             }
@@ -569,29 +571,16 @@ impl DeskRules {
             if self.speech.asked_action(&words).is_some() {
                 return Some(ASKED_ACTION);
             }
-            rest = &rest[end + 1..];
         }
         None
     }
 
-    /// The word of [`speech::SpeechCues::self_words`] ("sendiri") in a sentence of the subject or
-    /// `body` that ends in `?`, if any: the asker asks about doing something themselves.
-    fn own_action_asked(&self, subject: &str, body: &str) -> Option<String> {
-        if self.speech.self_words.is_empty() {
-            return None;
-        }
-        for text in [subject, body] {
-            let mut rest = text;
-            while let Some(end) = rest.find('?') {
-                let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
-                let sentence = normalize::normalize(&rest[start..end], &self.synonyms);
-                if let Some(w) = sentence.split_whitespace().find(|w| self.speech.self_words.contains(*w)) {
-                    return Some(w.to_string());
-                }
-                rest = &rest[end + 1..];
-            }
-        }
-        None
+    /// The word of [`speech::SpeechCues::self_words`] ("sendiri") in one of the `asked`
+    /// sentences, if any: the asker asks about doing something themselves.
+    fn own_action_asked(&self, asked: &[String]) -> Option<String> {
+        asked.iter().find_map(|sentence| {
+            sentence.split_whitespace().find(|w| self.speech.self_words.contains(*w)).map(str::to_string)
+        })
     }
 
     /// The two best routes when their scores tie exactly (for `loket rules lint`): the route
@@ -623,10 +612,14 @@ impl DeskRules {
         let mut asked_action = false;
         if qmarks {
             // A question that asks for an action ("bisa dibantu reset password?") is a request.
-            let polite = self.polite_question(input.subject).or_else(|| self.polite_question(&body_raw));
+            // The sentences that ask, normalised once for both readings below.
+            let mut asked = Vec::new();
+            self.question_sentences(input.subject, &mut asked);
+            self.question_sentences(&body_raw, &mut asked);
+            let polite = self.polite_question(&asked);
             asked_action = polite == Some(ASKED_ACTION);
             // "boleh install docker sendiri?": the asker would do it, so it asks whether, twice over.
-            let own = if polite.is_none() { self.own_action_asked(input.subject, &body_raw) } else { None };
+            let own = if polite.is_none() { self.own_action_asked(&asked) } else { None };
             let (t, why, w) = match (polite, own) {
                 (Some(p), _) => (
                     TicketType::Request,

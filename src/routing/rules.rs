@@ -289,6 +289,9 @@ pub(crate) enum Target {
     /// An impact class, by its index in [`DeskRules::impact_classes`].
     Impact(usize),
     Urgency(Impact),
+    /// A phrase that says a problem is over (`[speech] resolved`): matched in the same one pass
+    /// over the text as every cue, it marks its sentence as settled.
+    Resolved,
 }
 
 #[derive(Debug, Clone)]
@@ -602,6 +605,9 @@ pub fn compile_for(
             add(p, Target::Impact(i), w, &mut errors, &format!("impact_classes.{name}.keywords"));
         }
     }
+    for r in &common.speech.resolved {
+        add(r, Target::Resolved, 1.0, &mut errors, "speech.resolved");
+    }
     let mut impact_caps: Vec<Vec<usize>> = Vec::new();
     for (name, caps) in caps_named {
         let mut ids = Vec::new();
@@ -895,13 +901,6 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     cues.self_words = file.self_words.iter().flat_map(|b| words(b)).collect();
     cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
-    cues.resolved = file
-        .resolved
-        .iter()
-        .map(|r| words(r))
-        .filter(|w| !w.is_empty())
-        .map(|w| format!(" {} ", w.join(" ")))
-        .collect();
     cues
 }
 

@@ -45,9 +45,6 @@ pub struct SpeechCues {
     /// Particles that may follow a question marker at the end of a sentence ("bisa ga?",
     /// "boleh ya?").
     pub question_tails: HashSet<String>,
-    /// Phrases that say a problem is over ("sudah beres", "sudah normal"), normalised and
-    /// padded with spaces: a sentence holding one tells the thread's past, not the request.
-    pub resolved: Vec<String>,
 }
 
 impl SpeechCues {
@@ -154,7 +151,6 @@ mod tests {
             blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
             within: 3,
-            resolved: Vec::new(),
             self_words: words(&["sendiri", "myself"]),
             question_tails: words(&["tidak", "ya"]),
         }
