@@ -102,6 +102,9 @@ pub struct SpeechFile {
     /// Particles after a question marker that ends a sentence ("bisa ga?").
     #[serde(default)]
     pub question_tails: Vec<String>,
+    /// Question words that open a polite request right before a question marker ("apakah bisa").
+    #[serde(default)]
+    pub question_openers: Vec<String>,
     /// Markers of a question (a sentence ending in `?`) that asks for an action ("bisa").
     #[serde(default)]
     pub question_markers: Vec<String>,
@@ -900,6 +903,7 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
     cues.self_words = file.self_words.iter().flat_map(|b| words(b)).collect();
     cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
+    cues.question_openers = file.question_openers.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
     cues
 }

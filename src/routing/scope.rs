@@ -69,8 +69,14 @@ const NUMBER_WORDS: &[(&str, u64)] = &[
 const MULTIPLIERS: &[(&str, u64)] = &[("ribu", 1000), ("rb", 1000), ("thousand", 1000), ("juta", 1_000_000)];
 
 /// The number a word stands for: digits (at most nine, and no leading zero: "01400" in
-/// "ORA-01400" and a longer figure are codes, not counts) or a number word.
+/// "ORA-01400" and a longer figure are codes, not counts), digits with chat's "-an" ("200an",
+/// about 200), or a number word.
 fn number(word: &str) -> Option<u64> {
+    if let Some(digits) =
+        word.strip_suffix("an").filter(|d| d.len() >= 2 && !d.starts_with('0') && d.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return number(digits);
+    }
     if !word.is_empty() && word.len() <= 9 && !word.starts_with('0') && word.bytes().all(|b| b.is_ascii_digit()) {
         return word.parse().ok();
     }
@@ -215,6 +221,10 @@ mod tests {
         // A number word after a counted noun still counts when a counted noun follows it directly.
         assert_eq!(count_classes("rekan dua kanwil terdampak"), vec![("dua kanwil".into(), 2, 1)]);
         assert!(count_classes("kantor 2 kanwil").is_empty());
+        // Chat's "200an" is about 200; a single digit with "an" is no such count.
+        assert_eq!(count_classes("200an pegawai"), vec![("200an pegawai".into(), 200, 1)]);
+        assert_eq!(count_classes("20an orang"), vec![("20an orang".into(), 20, 0)]);
+        assert!(count_classes("2an pegawai 0200an pegawai").is_empty());
     }
 
     #[test]

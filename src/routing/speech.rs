@@ -45,6 +45,9 @@ pub struct SpeechCues {
     /// Particles that may follow a question marker at the end of a sentence ("bisa ga?",
     /// "boleh ya?").
     pub question_tails: HashSet<String>,
+    /// Question words that, right before a question marker, open a polite request ("apakah
+    /// bisa dibuatkan …?") instead of asking whether.
+    pub question_openers: HashSet<String>,
 }
 
 impl SpeechCues {
@@ -110,7 +113,13 @@ impl SpeechCues {
             if !markers.iter().any(|m| m.first().is_some_and(|f| f == words[i])) {
                 continue;
             }
-            if clean_before && words[..i].iter().any(|w| self.blockers.contains(*w)) {
+            // "apakah bisa dibuatkan …?": an opener right before the marker is part of the
+            // polite form; a question word anywhere else before it asks whether.
+            let before = match i.checked_sub(1) {
+                Some(j) if self.question_openers.contains(words[j]) => &words[..j],
+                _ => &words[..i],
+            };
+            if clean_before && before.iter().any(|w| self.blockers.contains(*w)) {
                 return None;
             }
             for m in markers {
@@ -153,6 +162,7 @@ mod tests {
             within: 3,
             self_words: words(&["sendiri", "myself"]),
             question_tails: words(&["tidak", "ya"]),
+            question_openers: words(&["apakah"]),
         }
     }
 
@@ -201,6 +211,8 @@ mod tests {
         assert_eq!(asked("tolong reset password"), Some(("tolong".into(), "reset".into())));
         assert_eq!(asked("bagaimana cara agar bisa tidak direset"), None);
         assert_eq!(asked("apakah akun saya bisa direset"), None, "asks whether");
+        assert_eq!(asked("apakah bisa direset akun saya"), Some(("bisa".into(), "direset".into())), "a polite opener");
+        assert_eq!(asked("bagaimana apakah bisa direset"), None, "a question word before the opener");
         assert_eq!(asked("sigi tidak bisa dibuka"), None, "reports a failure");
         assert_eq!(asked("apakah bisa"), None);
         assert_eq!(c.explicit_request(&["bisa", "direset"]), None, "not a request marker outside a question");

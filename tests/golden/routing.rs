@@ -269,7 +269,7 @@ fn dev_and_train_set_decisions_golden_tables() {
         ("routing-dev", "dev", 90),
         ("routing-train", "train", 225),
         ("routing-train-pusintek", "train-pusintek", 315),
-        ("routing-train-3", "train-3", 194),
+        ("routing-train-3", "train-3", 218),
     ] {
         let table = decisions_table(&format!("{set}.jsonl"));
         g.check_text(std::path::Path::new(&format!("routing/{golden}-decisions.txt")), &table);
