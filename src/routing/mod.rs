@@ -175,6 +175,8 @@ enum Why {
     Pattern(usize),
     Inbox,
     Domain,
+    /// None of the route's `requires` keywords stands in the message.
+    Requires,
 }
 
 /// What the cues of a message add up to, before the decision.
@@ -361,6 +363,18 @@ impl DeskRules {
                         reasons.push((r, *w, Why::Domain));
                     }
                 }
+            }
+        }
+        // A route that requires one of its keywords ("sakti" for SAKTI's user administration)
+        // scores nothing without it, whatever else it shares with its siblings ("reset mfa").
+        for (r, route) in self.routes.iter().enumerate() {
+            if !route.requires.is_empty()
+                && scores[r].route > 0.0
+                && !route.requires.iter().any(|p| in_subject.contains(p) || in_body.contains(p))
+            {
+                reasons.push((r, -scores[r].route, Why::Requires));
+                scores[r].route = 0.0;
+                scores[r].specific = 0;
             }
         }
         let is_question =
@@ -688,6 +702,7 @@ impl DeskRules {
                         Why::Pattern(i) => format!("pattern /{}/", self.pattern_targets[i].0),
                         Why::Inbox => format!("arrived at {inbox}"),
                         Why::Domain => format!("sender domain {}", domain.as_deref().unwrap_or("")),
+                        Why::Requires => "none of the keywords the route requires".to_string(),
                     };
                     format!("{w:+.1} {t}")
                 })
@@ -1229,6 +1244,34 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         assert!(slow.reasons.iter().any(|r| r == "scope class `public` not counted: `degraded` bounds it"), "{slow:?}");
         let down = route("Website", "website kemendag tidak bisa dibuka masyarakat", None);
         assert_eq!(down.impact, Some(Impact::High), "{down:?}");
+    }
+
+    #[test]
+    fn a_route_that_requires_a_keyword_scores_nothing_without_it() {
+        let rules = |requires: &str| {
+            compile_hero(&format!(
+                "desk = \"hero\"\n[[route]]\nto = \"aplikasi/siasn\"\n{requires}\nkeywords = {{ siasn = 3, \"reset mfa\" = 6 }}\n\
+                 [[route]]\nto = \"aplikasi/intranet\"\nkeywords = {{ intranet = 3, \"reset mfa\" = 2 }}\n"
+            ))
+        };
+        let free = rules("");
+        assert_eq!(route_with(&free, "", "tolong reset mfa intranet saya").route(), "aplikasi/siasn");
+        let needs = rules("requires = [\"siasn\"]");
+        let d = route_with(&needs, "", "tolong reset mfa intranet saya");
+        assert_eq!(d.route(), "aplikasi/intranet", "{:?}", d.reasons);
+        assert_eq!(route_with(&needs, "", "tolong reset mfa siasn saya").route(), "aplikasi/siasn");
+        // Only the route's own keywords can be required.
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let file: rules::DeskFile = toml::from_str(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/siasn\"\nrequires = [\"sigi\"]\nkeywords = { siasn = 3 }\n",
+        )
+        .unwrap();
+        let errs = rules::compile(Path::new("t.toml"), file, &common, &cat).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.to_string().contains("requires: `sigi` is not a keyword of this route")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -250,6 +250,10 @@ pub struct RouteRule {
     /// Cues that do not count next to the given words.
     #[serde(default)]
     pub unless: Vec<Unless>,
+    /// Keywords of this route of which the message must hold one for the route to score at all
+    /// ("a SAKTI user administration needs SAKTI named"); empty: no such need.
+    #[serde(default)]
+    pub requires: Vec<String>,
     /// Scope classes this service stands for when it fails (`public = 1`: a public-facing
     /// service; `deadline = 1`: payments with a due date): added to the class's score when the
     /// route wins.
@@ -357,6 +361,8 @@ pub struct CompiledRoute {
     pub default_type: Option<TicketType>,
     /// Impact classes (index, weight) this service adds when it fails.
     pub scope: Vec<(usize, f64)>,
+    /// Phrase ids of [`RouteRule::requires`]: the route scores nothing unless one matched.
+    pub requires: Vec<usize>,
     pub priority: i32,
     /// Rank of `category/subcategory` in alphabetical order: the last, arbitrary but stable,
     /// order of routes that tie in every respect (they go to triage; this only fixes which one
@@ -742,6 +748,7 @@ pub fn compile_for(
             sender_domains: r.sender_domains.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
             default_type: r.default_type,
             scope,
+            requires: Vec::new(),
             priority: r.priority,
             name_rank: 0,
         });
@@ -752,6 +759,24 @@ pub fn compile_for(
     });
     for (rank, r) in by_name.into_iter().enumerate() {
         routes[r].name_rank = rank;
+    }
+    for (idx, r) in file.routes.iter().enumerate().filter(|(_, r)| !r.requires.is_empty()) {
+        let key = format!("route[{idx}] (`{}`).requires", r.to);
+        let Some(route) = routes.iter().position(|c| format!("{}/{}", c.category, c.subcategory) == r.to) else {
+            continue;
+        };
+        for need in &r.requires {
+            let norm = normalize(need.trim_end().trim_end_matches('*'), &synonyms);
+            let norm = if need.trim_end().ends_with('*') { norm.trim_end().to_string() } else { norm };
+            match phrase_index
+                .get(&norm)
+                .copied()
+                .filter(|&p| phrases[p].targets.iter().any(|&(t, w)| t == Target::Route(route) && w > 0.0))
+            {
+                Some(p) => routes[route].requires.push(p),
+                None => errors.push(inv(format!("{key}: `{need}` is not a keyword of this route"))),
+            }
+        }
     }
     let mut unless = Vec::new();
     for (idx, key, rule) in pending_unless {
