@@ -367,11 +367,9 @@ impl DeskRules {
         }
         // A route that requires one of its keywords ("sakti" for SAKTI's user administration)
         // scores nothing without it, whatever else it shares with its siblings ("reset mfa").
-        for (r, route) in self.routes.iter().enumerate() {
-            if !route.requires.is_empty()
-                && scores[r].route > 0.0
-                && !route.requires.iter().any(|p| in_subject.contains(p) || in_body.contains(p))
-            {
+        for &r in &self.requiring {
+            let route = &self.routes[r];
+            if scores[r].route > 0.0 && !route.requires.iter().any(|p| in_subject.contains(p) || in_body.contains(p)) {
                 reasons.push((r, -scores[r].route, Why::Requires));
                 scores[r].route = 0.0;
                 scores[r].specific = 0;

@@ -330,6 +330,8 @@ pub struct DeskRules {
     pub speech: super::speech::SpeechCues,
     pub synonyms: HashMap<String, String>,
     pub routes: Vec<CompiledRoute>,
+    /// The routes with `requires` (most have none: only these are checked per message).
+    pub(crate) requiring: Vec<usize>,
     pub examples: Vec<Example>,
     pub(crate) phrases: Vec<Phrase>,
     pub(crate) automaton: AhoCorasick,
@@ -871,6 +873,7 @@ pub fn compile_for(
             .collect(),
         speech: compile_speech(&common.speech, &synonyms),
         synonyms,
+        requiring: routes.iter().enumerate().filter(|(_, r)| !r.requires.is_empty()).map(|(i, _)| i).collect(),
         routes,
         examples: file.examples,
         phrases,
