@@ -175,6 +175,8 @@ enum Why {
     Pattern(usize),
     Inbox,
     Domain,
+    /// None of the route's `requires` keywords stands in the message.
+    Requires,
 }
 
 /// What the cues of a message add up to, before the decision.
@@ -250,7 +252,7 @@ impl DeskRules {
             .collect();
         let in_body: HashSet<usize> = located.iter().map(|(id, _)| *id).collect();
         let reply = is_reply_subject(input.subject);
-        let settled = self.settled_sentences(&body, &sentence_ends);
+        let settled = self.settled_sentences(&located);
         let mut mentioned_only = self.mentioned_only(&in_subject, &located, reply, &settled);
         mentioned_only.extend(self.only_in_resolved(&settled, &located));
         let mut scores = vec![Score::default(); self.routes.len()];
@@ -322,6 +324,7 @@ impl DeskRules {
                             p.text.trim()
                         ));
                     }
+                    Target::Resolved => {}
                     Target::Urgency(level) => {
                         *urgency_score.entry(level).or_default() += w;
                         cue_reasons.push(format!("{level} urgency cue \"{}\" +{w}", p.text.trim()));
@@ -360,6 +363,16 @@ impl DeskRules {
                         reasons.push((r, *w, Why::Domain));
                     }
                 }
+            }
+        }
+        // A route that requires one of its keywords ("sakti" for SAKTI's user administration)
+        // scores nothing without it, whatever else it shares with its siblings ("reset mfa").
+        for &r in &self.requiring {
+            let route = &self.routes[r];
+            if scores[r].route > 0.0 && !route.requires.iter().any(|p| in_subject.contains(p) || in_body.contains(p)) {
+                reasons.push((r, -scores[r].route, Why::Requires));
+                scores[r].route = 0.0;
+                scores[r].specific = 0;
             }
         }
         let is_question =
@@ -423,26 +436,14 @@ impl DeskRules {
         }
     }
 
-    /// What the message is about: the subject and the body's sentences that hold a failure or a
-    /// request cue (an incident or request type cue). When those give some route the threshold,
-    /// a route with no keyword in them (a system merely mentioned: "… data dari SIGI aman")
-    /// counts its keywords `mention_weight` times. Returns those routes; empty when the rule
-    /// does not apply.
-    /// The body's sentences that say a problem is over (`[speech]`'s `resolved`).
-    fn settled_sentences(&self, body: &str, sentence_ends: &[usize]) -> HashSet<usize> {
-        let mut settled = HashSet::new();
-        if self.speech.resolved.is_empty() {
-            return settled;
-        }
-        let mut start = 0;
-        for (k, &end) in sentence_ends.iter().enumerate() {
-            let sentence = format!(" {} ", body.get(start..end).unwrap_or("").trim());
-            start = end;
-            if self.speech.resolved.iter().any(|r| sentence.contains(r.as_str())) {
-                settled.insert(k);
-            }
-        }
-        settled
+    /// The body's sentences that say a problem is over (`[speech]`'s `resolved`: phrases of the
+    /// automaton, found in the one pass over the text that finds every cue).
+    fn settled_sentences(&self, located: &[(usize, usize)]) -> HashSet<usize> {
+        located
+            .iter()
+            .filter(|(id, _)| self.phrases[*id].targets.iter().any(|(t, _)| *t == Target::Resolved))
+            .map(|&(_, s)| s)
+            .collect()
     }
 
     /// Routes whose keywords in the body all stand in sentences that say a problem is over
@@ -470,6 +471,11 @@ impl DeskRules {
         inside.difference(&outside).copied().collect()
     }
 
+    /// What the message is about: the subject and the body's sentences that hold a failure or a
+    /// request cue (an incident or request type cue). When those give some route the threshold,
+    /// a route with no keyword in them (a system merely mentioned: "… data dari SIGI aman")
+    /// counts its keywords `mention_weight` times. Returns those routes; empty when the rule
+    /// does not apply.
     /// The subject of a reply (`reply`) names the thread's first topic, not necessarily this
     /// message's: it does not say what the message is about.
     /// A sentence that says a problem is over (`settled`) tells the past: it is no focus.
@@ -547,16 +553,24 @@ impl DeskRules {
         None
     }
 
-    /// The polite request form in a sentence of `text` that ends in `?`, if any.
-    fn polite_question(&self, text: &str) -> Option<&str> {
+    /// The sentences of `text` that end in `?`, normalised, in order.
+    fn question_sentences(&self, text: &str, out: &mut Vec<String>) {
+        let mut rest = text;
+        while let Some(end) = rest.find('?') {
+            let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
+            out.push(normalize::normalize(&rest[start..end], &self.synonyms));
+            rest = &rest[end + 1..];
+        }
+    }
+
+    /// The polite request form in one of the `asked` sentences (those that end in `?`,
+    /// normalised), if any.
+    fn polite_question(&self, asked: &[String]) -> Option<&str> {
         if self.polite_requests.is_empty() && self.speech.markers.is_empty() && self.speech.question_markers.is_empty()
         {
             return None;
         }
-        let mut rest = text;
-        while let Some(end) = rest.find('?') {
-            let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
-            let sentence = normalize::normalize(&rest[start..end], &self.synonyms);
+        for sentence in asked {
             if let Some(p) = self.polite_requests.iter().find(|p| sentence.contains(p.as_str())) {
                 return Some(p);
             }
@@ -569,9 +583,16 @@ impl DeskRules {
             if self.speech.asked_action(&words).is_some() {
                 return Some(ASKED_ACTION);
             }
-            rest = &rest[end + 1..];
         }
         None
+    }
+
+    /// The word of [`speech::SpeechCues::self_words`] ("sendiri") in one of the `asked`
+    /// sentences, if any: the asker asks about doing something themselves.
+    fn own_action_asked(&self, asked: &[String]) -> Option<String> {
+        asked.iter().find_map(|sentence| {
+            sentence.split_whitespace().find(|w| self.speech.self_words.contains(*w)).map(str::to_string)
+        })
     }
 
     /// The two best routes when their scores tie exactly (for `loket rules lint`): the route
@@ -603,14 +624,29 @@ impl DeskRules {
         let mut asked_action = false;
         if qmarks {
             // A question that asks for an action ("bisa dibantu reset password?") is a request.
-            let polite = self.polite_question(input.subject).or_else(|| self.polite_question(&body_raw));
+            // The sentences that ask, normalised once for both readings below.
+            let mut asked = Vec::new();
+            self.question_sentences(input.subject, &mut asked);
+            self.question_sentences(&body_raw, &mut asked);
+            let polite = self.polite_question(&asked);
             asked_action = polite == Some(ASKED_ACTION);
-            let (t, why) = match polite {
-                Some(p) => (TicketType::Request, format!("request cue \"?\" after \"{}\"", p.trim())),
-                None => (TicketType::Question, "question cue \"?\"".to_string()),
+            // "boleh install docker sendiri?": the asker would do it, so it asks whether, twice over.
+            let own = if polite.is_none() { self.own_action_asked(&asked) } else { None };
+            let (t, why, w) = match (polite, own) {
+                (Some(p), _) => (
+                    TicketType::Request,
+                    format!("request cue \"?\" after \"{}\"", p.trim()),
+                    self.question_mark_weight,
+                ),
+                (None, Some(o)) => (
+                    TicketType::Question,
+                    format!("question cue \"?\" (the asker does it: \"{o}\")"),
+                    2.0 * self.question_mark_weight,
+                ),
+                (None, None) => (TicketType::Question, "question cue \"?\"".to_string(), self.question_mark_weight),
             };
-            *type_score.entry(t).or_default() += self.question_mark_weight;
-            cue_reasons.push(format!("{why} +{}", self.question_mark_weight));
+            *type_score.entry(t).or_default() += w;
+            cue_reasons.push(format!("{why} +{w}"));
         }
 
         let mut order = self.order(&scores);
@@ -664,6 +700,7 @@ impl DeskRules {
                         Why::Pattern(i) => format!("pattern /{}/", self.pattern_targets[i].0),
                         Why::Inbox => format!("arrived at {inbox}"),
                         Why::Domain => format!("sender domain {}", domain.as_deref().unwrap_or("")),
+                        Why::Requires => "none of the keywords the route requires".to_string(),
                     };
                     format!("{w:+.1} {t}")
                 })
@@ -785,12 +822,18 @@ impl DeskRules {
                     self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
                 ));
             }
-            let classes: Vec<scope::ClassScore> = self
+            let mut classes: Vec<scope::ClassScore> = self
                 .impact_classes
                 .iter()
                 .zip(&impact_score)
                 .map(|((name, level), score)| scope::ClassScore { name, level: *level, score: *score })
                 .collect();
+            for (by, capped) in scope::apply_caps(&mut classes, &self.impact_caps, self.impact_threshold) {
+                cue_reasons.push(format!(
+                    "scope class `{}` not counted: `{}` bounds it",
+                    self.impact_classes[capped].0, self.impact_classes[by].0
+                ));
+            }
             let found = scope::impact_of(&classes, self.impact_threshold);
             decision.impact = Some(found.impact);
             impact_reason = Some(scope::explain(&found, self.impact_threshold));
@@ -1035,6 +1078,21 @@ inbox = { "ska@kemendag.go.id" = 4 }
         assert!(errs.iter().any(|e| e.contains("route[0] (`aplikasi/sigii`).to: unknown subcategory")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("route[1] (`aplikasi/intranet`).patterns")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("default_type: `incident` is not allowed")), "{errs:?}");
+        // A class may only bound another known class.
+        let file: rules::DeskFile = toml::from_str(
+            "desk = \"hero\"\n[impact_classes.person]\nlevel = \"low\"\ncaps = [\"units\", \"person\"]\n[impact_classes.unit]\nlevel = \"medium\"\n",
+        )
+        .unwrap();
+        let errs: Vec<String> = rules::compile(Path::new("rules/hero.toml"), file, &common, &cat)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errs.iter().any(|e| e.contains("impact_classes.person.caps: `units` is no impact class")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("impact_classes.person.caps: `person` is the class itself")),
+            "{errs:?}"
+        );
     }
     fn compile_hero(text: &str) -> DeskRules {
         let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
@@ -1168,6 +1226,62 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let cues: Vec<&String> = d.reasons.iter().filter(|r| r.contains("request cue \"reset\"")).collect();
         assert_eq!(cues.len(), 1, "{:?}", d.reasons);
         assert!(cues[0].ends_with("+1"), "{cues:?}");
+    }
+
+    #[test]
+    fn a_scope_the_message_bounds_is_not_counted_and_explain_says_so() {
+        // "the others are fine": one person, though the fault keeps coming back.
+        let one = route("Wifi", "wifi saya putus putus terus, yang lain aman", None);
+        assert_eq!(one.impact, Some(Impact::Low), "{one:?}");
+        assert!(one.reasons.iter().any(|r| r == "scope class `degraded` not counted: `person` bounds it"), "{one:?}");
+        let many = route("Wifi", "wifi saya putus putus terus", None);
+        assert_eq!(many.impact, Some(Impact::Medium), "{many:?}");
+        // Slow for the public but usable: degraded, not down.
+        let slow = route("Website", "website kemendag lambat sekali dibuka masyarakat, masih bisa tapi lama", None);
+        assert_eq!(slow.impact, Some(Impact::Medium), "{slow:?}");
+        assert!(slow.reasons.iter().any(|r| r == "scope class `public` not counted: `degraded` bounds it"), "{slow:?}");
+        let down = route("Website", "website kemendag tidak bisa dibuka masyarakat", None);
+        assert_eq!(down.impact, Some(Impact::High), "{down:?}");
+    }
+
+    #[test]
+    fn a_route_that_requires_a_keyword_scores_nothing_without_it() {
+        let rules = |requires: &str| {
+            compile_hero(&format!(
+                "desk = \"hero\"\n[[route]]\nto = \"aplikasi/siasn\"\n{requires}\nkeywords = {{ siasn = 3, \"reset mfa\" = 6 }}\n\
+                 [[route]]\nto = \"aplikasi/intranet\"\nkeywords = {{ intranet = 3, \"reset mfa\" = 2 }}\n"
+            ))
+        };
+        let free = rules("");
+        assert_eq!(route_with(&free, "", "tolong reset mfa intranet saya").route(), "aplikasi/siasn");
+        let needs = rules("requires = [\"siasn\"]");
+        let d = route_with(&needs, "", "tolong reset mfa intranet saya");
+        assert_eq!(d.route(), "aplikasi/intranet", "{:?}", d.reasons);
+        assert_eq!(route_with(&needs, "", "tolong reset mfa siasn saya").route(), "aplikasi/siasn");
+        // Only the route's own keywords can be required.
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let file: rules::DeskFile = toml::from_str(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/siasn\"\nrequires = [\"sigi\"]\nkeywords = { siasn = 3 }\n",
+        )
+        .unwrap();
+        let errs = rules::compile(Path::new("t.toml"), file, &common, &cat).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.to_string().contains("requires: `sigi` is not a keyword of this route")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_question_about_doing_it_oneself_is_a_question() {
+        let own = route("SIASN", "Boleh saya install aplikasi SIASN sendiri di laptop?", Some("kemendag.go.id"));
+        assert_eq!(own.ticket_type, Some(TicketType::Question), "{:?}", own.reasons);
+        assert!(own.reasons.iter().any(|r| r.contains("the asker does it: \"sendiri\"")), "{:?}", own.reasons);
+        let asked = route("SIASN", "Boleh diinstalkan aplikasi SIASN di laptop saya?", Some("kemendag.go.id"));
+        assert_eq!(asked.ticket_type, Some(TicketType::Request), "{:?}", asked.reasons);
+        // An imperative with the marker last asks for the action too.
+        let tail = route("SIASN", "reset password SIASN saya bisa ga?", Some("kemendag.go.id"));
+        assert_eq!(tail.ticket_type, Some(TicketType::Request), "{:?}", tail.reasons);
     }
 
     #[test]

@@ -63,13 +63,28 @@ pub fn normalize(text: &str, synonyms: &HashMap<String, String>) -> String {
     let mut out = String::with_capacity(folded.len() + 16);
     out.push(' ');
     for word in folded.split_whitespace() {
-        match synonyms.get(word) {
-            Some(rep) => out.push_str(rep),
-            None => out.push_str(word),
-        }
-        out.push(' ');
+        push_word(&mut out, word, synonyms);
     }
     out
+}
+
+/// One word and a space, as its synonym; chat's reduplication "X2" ("aman2", "tmn2": a word of
+/// three letters or more and a final `2`, with no synonym of its own) as "X X", each X as its
+/// synonym ("teman teman").
+fn push_word(out: &mut String, word: &str, synonyms: &HashMap<String, String>) {
+    if let Some(rep) = synonyms.get(word) {
+        out.push_str(rep);
+    } else if let Some(root) =
+        word.strip_suffix('2').filter(|r| r.len() >= 3 && r.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        let root = synonyms.get(root).map(String::as_str).unwrap_or(root);
+        out.push_str(root);
+        out.push(' ');
+        out.push_str(root);
+    } else {
+        out.push_str(word);
+    }
+    out.push(' ');
 }
 
 /// Splits `text` into sentences: after `.`, `!` or `?` followed by white space, and at blank
@@ -111,11 +126,7 @@ pub fn normalize_sentences(text: &str, synonyms: &HashMap<String, String>) -> (S
         fold_into(s, &mut folded);
         let before = out.len();
         for word in folded.split_whitespace() {
-            match synonyms.get(word) {
-                Some(rep) => out.push_str(rep),
-                None => out.push_str(word),
-            }
-            out.push(' ');
+            push_word(&mut out, word, synonyms);
         }
         if out.len() > before {
             ends.push(out.len());
@@ -136,6 +147,18 @@ mod tests {
         // The ASCII path and the Unicode path agree.
         assert_eq!(fold("SIGI--Error!!  (kode: 500)"), fold("SIGI—Error!!  (kode: 500)"));
         assert_eq!(fold("Tab\tand\nNEWLINE_x"), " tab and newline x ");
+    }
+
+    #[test]
+    fn chat_reduplication_is_the_word_twice() {
+        let syn: HashMap<String, String> =
+            [("tmn", "teman"), ("putus2", "putus putus")].into_iter().map(|(a, b)| (a.into(), b.into())).collect();
+        assert_eq!(normalize("yg lain aman2 aja", &syn), " yg lain aman aman aja ");
+        assert_eq!(normalize("tmn2 juga", &syn), " teman teman juga ");
+        assert_eq!(normalize("putus2", &syn), " putus putus ", "a listed synonym first");
+        // Codes and short words stay as they are.
+        assert_eq!(normalize("sp2 ab2 ip4v2 1002", &syn), " sp2 ab2 ip4v2 1002 ");
+        assert_eq!(normalize_sentences("aman2. tmn2?", &syn).0, normalize("aman2. tmn2?", &syn));
     }
 
     #[test]

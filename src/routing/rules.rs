@@ -96,6 +96,15 @@ pub struct SpeechFile {
     /// Words that are no action even where a form matches them ("dijelaskan").
     #[serde(default)]
     pub not_actions: Vec<String>,
+    /// Words that say the asker does the action ("sendiri"); see [`super::speech`].
+    #[serde(default)]
+    pub self_words: Vec<String>,
+    /// Particles after a question marker that ends a sentence ("bisa ga?").
+    #[serde(default)]
+    pub question_tails: Vec<String>,
+    /// Question words that open a polite request right before a question marker ("apakah bisa").
+    #[serde(default)]
+    pub question_openers: Vec<String>,
     /// Markers of a question (a sentence ending in `?`) that asks for an action ("bisa").
     #[serde(default)]
     pub question_markers: Vec<String>,
@@ -113,6 +122,10 @@ pub struct ImpactClass {
     pub level: Option<Impact>,
     #[serde(default)]
     pub keywords: Weights,
+    /// Classes this one bounds: when it counts, they do not ("only me" is no floor even where
+    /// "my colleagues" stands; a service "slow but usable" is not down for the public).
+    #[serde(default)]
+    pub caps: Vec<String>,
 }
 
 /// A kind of counted thing for the impact of incidents (see [`super::scope::counts`]): a number
@@ -237,6 +250,10 @@ pub struct RouteRule {
     /// Cues that do not count next to the given words.
     #[serde(default)]
     pub unless: Vec<Unless>,
+    /// Keywords of this route of which the message must hold one for the route to score at all
+    /// ("a SAKTI user administration needs SAKTI named"); empty: no such need.
+    #[serde(default)]
+    pub requires: Vec<String>,
     /// Scope classes this service stands for when it fails (`public = 1`: a public-facing
     /// service; `deadline = 1`: payments with a due date): added to the class's score when the
     /// route wins.
@@ -279,6 +296,9 @@ pub(crate) enum Target {
     /// An impact class, by its index in [`DeskRules::impact_classes`].
     Impact(usize),
     Urgency(Impact),
+    /// A phrase that says a problem is over (`[speech] resolved`): matched in the same one pass
+    /// over the text as every cue, it marks its sentence as settled.
+    Resolved,
 }
 
 #[derive(Debug, Clone)]
@@ -299,6 +319,8 @@ pub struct DeskRules {
     pub mention_weight: f64,
     /// Impact classes: name and level, in name order.
     pub impact_classes: Vec<(String, Impact)>,
+    /// Per impact class (same index), the classes it caps (see [`ImpactClass::caps`]).
+    pub impact_caps: Vec<Vec<usize>>,
     /// Counts of people or units that name an impact class (see [`super::scope::counts`]).
     pub impact_counts: Vec<super::scope::CountKind>,
     pub question_mark_weight: f64,
@@ -308,6 +330,8 @@ pub struct DeskRules {
     pub speech: super::speech::SpeechCues,
     pub synonyms: HashMap<String, String>,
     pub routes: Vec<CompiledRoute>,
+    /// The routes with `requires` (most have none: only these are checked per message).
+    pub(crate) requiring: Vec<usize>,
     pub examples: Vec<Example>,
     pub(crate) phrases: Vec<Phrase>,
     pub(crate) automaton: AhoCorasick,
@@ -339,6 +363,8 @@ pub struct CompiledRoute {
     pub default_type: Option<TicketType>,
     /// Impact classes (index, weight) this service adds when it fails.
     pub scope: Vec<(usize, f64)>,
+    /// Phrase ids of [`RouteRule::requires`]: the route scores nothing unless one matched.
+    pub requires: Vec<usize>,
     pub priority: i32,
     /// Rank of `category/subcategory` in alphabetical order: the last, arbitrary but stable,
     /// order of routes that tie in every respect (they go to triage; this only fixes which one
@@ -562,7 +588,8 @@ pub fn compile_for(
         }
     }
     // Impact classes: the common ones, extended or added to by the desk's.
-    let mut classes: BTreeMap<&String, (Option<Impact>, BTreeMap<&String, f64>)> = BTreeMap::new();
+    type ClassSlot<'a> = (Option<Impact>, BTreeMap<&'a String, f64>, Vec<&'a String>);
+    let mut classes: BTreeMap<&String, ClassSlot<'_>> = BTreeMap::new();
     for (name, class) in common.impact_classes.iter().chain(file.impact_classes.iter()) {
         let slot = classes.entry(name).or_default();
         if class.level.is_some() {
@@ -571,17 +598,38 @@ pub fn compile_for(
         for (p, w) in &class.keywords {
             slot.1.insert(p, *w);
         }
+        // A desk's `caps` replaces the common class's.
+        if !class.caps.is_empty() {
+            slot.2 = class.caps.iter().collect();
+        }
     }
     let mut impact_classes: Vec<(String, Impact)> = Vec::new();
-    for (i, (name, (level, cues))) in classes.into_iter().enumerate() {
+    let mut caps_named: Vec<(String, Vec<&String>)> = Vec::new();
+    for (i, (name, (level, cues, caps))) in classes.into_iter().enumerate() {
         let Some(level) = level else {
             errors.push(inv(format!("impact_classes.{name}.level: missing (low, medium or high)")));
             continue;
         };
         impact_classes.push((name.clone(), level));
+        caps_named.push((name.clone(), caps));
         for (p, w) in cues {
             add(p, Target::Impact(i), w, &mut errors, &format!("impact_classes.{name}.keywords"));
         }
+    }
+    for r in &common.speech.resolved {
+        add(r, Target::Resolved, 1.0, &mut errors, "speech.resolved");
+    }
+    let mut impact_caps: Vec<Vec<usize>> = Vec::new();
+    for (name, caps) in caps_named {
+        let mut ids = Vec::new();
+        for c in caps {
+            match impact_classes.iter().position(|(n, _)| n == c) {
+                Some(i) if *c != name => ids.push(i),
+                Some(_) => errors.push(inv(format!("impact_classes.{name}.caps: `{c}` is the class itself"))),
+                None => errors.push(inv(format!("impact_classes.{name}.caps: `{c}` is no impact class"))),
+            }
+        }
+        impact_caps.push(ids);
     }
     // Count kinds: the common ones, a desk kind of the same name replacing the common one.
     let mut count_kinds: BTreeMap<&String, &ImpactCount> = BTreeMap::new();
@@ -702,6 +750,7 @@ pub fn compile_for(
             sender_domains: r.sender_domains.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
             default_type: r.default_type,
             scope,
+            requires: Vec::new(),
             priority: r.priority,
             name_rank: 0,
         });
@@ -712,6 +761,24 @@ pub fn compile_for(
     });
     for (rank, r) in by_name.into_iter().enumerate() {
         routes[r].name_rank = rank;
+    }
+    for (idx, r) in file.routes.iter().enumerate().filter(|(_, r)| !r.requires.is_empty()) {
+        let key = format!("route[{idx}] (`{}`).requires", r.to);
+        let Some(route) = routes.iter().position(|c| format!("{}/{}", c.category, c.subcategory) == r.to) else {
+            continue;
+        };
+        for need in &r.requires {
+            let norm = normalize(need.trim_end().trim_end_matches('*'), &synonyms);
+            let norm = if need.trim_end().ends_with('*') { norm.trim_end().to_string() } else { norm };
+            match phrase_index
+                .get(&norm)
+                .copied()
+                .filter(|&p| phrases[p].targets.iter().any(|&(t, w)| t == Target::Route(route) && w > 0.0))
+            {
+                Some(p) => routes[route].requires.push(p),
+                None => errors.push(inv(format!("{key}: `{need}` is not a keyword of this route"))),
+            }
+        }
     }
     let mut unless = Vec::new();
     for (idx, key, rule) in pending_unless {
@@ -795,6 +862,7 @@ pub fn compile_for(
         impact_threshold: file.impact_threshold,
         mention_weight: file.mention_weight,
         impact_classes,
+        impact_caps,
         impact_counts,
         question_mark_weight: common.question_mark_weight,
         polite_requests: common
@@ -805,6 +873,7 @@ pub fn compile_for(
             .collect(),
         speech: compile_speech(&common.speech, &synonyms),
         synonyms,
+        requiring: routes.iter().enumerate().filter(|(_, r)| !r.requires.is_empty()).map(|(i, _)| i).collect(),
         routes,
         examples: file.examples,
         phrases,
@@ -860,14 +929,10 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
         .map(|(p, s)| (fold(p).trim().to_string(), fold(s).trim().to_string()))
         .collect();
     cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
+    cues.self_words = file.self_words.iter().flat_map(|b| words(b)).collect();
+    cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
+    cues.question_openers = file.question_openers.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
-    cues.resolved = file
-        .resolved
-        .iter()
-        .map(|r| words(r))
-        .filter(|w| !w.is_empty())
-        .map(|w| format!(" {} ", w.join(" ")))
-        .collect();
     cues
 }
 

@@ -69,8 +69,14 @@ const NUMBER_WORDS: &[(&str, u64)] = &[
 const MULTIPLIERS: &[(&str, u64)] = &[("ribu", 1000), ("rb", 1000), ("thousand", 1000), ("juta", 1_000_000)];
 
 /// The number a word stands for: digits (at most nine, and no leading zero: "01400" in
-/// "ORA-01400" and a longer figure are codes, not counts) or a number word.
+/// "ORA-01400" and a longer figure are codes, not counts), digits with chat's "-an" ("200an",
+/// about 200), or a number word.
 fn number(word: &str) -> Option<u64> {
+    if let Some(digits) =
+        word.strip_suffix("an").filter(|d| d.len() >= 2 && !d.starts_with('0') && d.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return number(digits);
+    }
     if !word.is_empty() && word.len() <= 9 && !word.starts_with('0') && word.bytes().all(|b| b.is_ascii_digit()) {
         return word.parse().ok();
     }
@@ -146,6 +152,25 @@ pub fn impact_of<'a>(classes: &'a [ClassScore<'a>], threshold: f64) -> ScopeImpa
     ScopeImpact { impact: best.map(|c| c.level).unwrap_or(Impact::Low), class: best }
 }
 
+/// Classes that bound others (`caps` in the rules: `person` caps `unit`, "only me" where "my
+/// colleagues" also stands; `degraded` caps `public`, a site slow for its visitors but usable):
+/// each class present (score at least `threshold`) sets the score of every present class it caps
+/// to zero. One pass over the classes present before any is capped, so the answer does not
+/// depend on their order. Returns the (capping, capped) pairs, for `rules explain`.
+pub fn apply_caps(classes: &mut [ClassScore<'_>], caps: &[Vec<usize>], threshold: f64) -> Vec<(usize, usize)> {
+    let present: Vec<bool> = classes.iter().map(|c| c.score >= threshold).collect();
+    let mut capped = Vec::new();
+    for (i, bounds) in caps.iter().enumerate() {
+        if present.get(i).copied().unwrap_or(false) {
+            capped.extend(bounds.iter().filter(|&&j| present.get(j).copied().unwrap_or(false)).map(|&j| (i, j)));
+        }
+    }
+    for &(_, j) in &capped {
+        classes[j].score = 0.0;
+    }
+    capped
+}
+
 /// The sentence `rules explain` shows for an incident's impact.
 pub fn explain(found: &ScopeImpact<'_>, threshold: f64) -> String {
     match found.class {
@@ -196,6 +221,10 @@ mod tests {
         // A number word after a counted noun still counts when a counted noun follows it directly.
         assert_eq!(count_classes("rekan dua kanwil terdampak"), vec![("dua kanwil".into(), 2, 1)]);
         assert!(count_classes("kantor 2 kanwil").is_empty());
+        // Chat's "200an" is about 200; a single digit with "an" is no such count.
+        assert_eq!(count_classes("200an pegawai"), vec![("200an pegawai".into(), 200, 1)]);
+        assert_eq!(count_classes("20an orang"), vec![("20an orang".into(), 20, 0)]);
+        assert!(count_classes("2an pegawai 0200an pegawai").is_empty());
     }
 
     #[test]
@@ -211,6 +240,40 @@ mod tests {
         // A number after a counted noun labels it ("kantor 2", the second office).
         assert!(count_classes("lan kantor 2 kanwil putus").is_empty());
         assert_eq!(count_classes("kantor 2 dan 3 kanwil").len(), 1);
+    }
+
+    #[test]
+    fn a_class_present_caps_the_classes_it_bounds_and_only_those() {
+        // 0 person (caps unit, degraded), 1 unit, 2 degraded (caps public), 3 public.
+        let caps = vec![vec![1, 2], vec![], vec![3], vec![]];
+        let mut cs = [
+            class("person", Impact::Low, 3.0),
+            class("unit", Impact::Medium, 2.0),
+            class("degraded", Impact::Medium, 2.5),
+            class("public", Impact::High, 2.0),
+        ];
+        // Both caps come from the classes present before capping: degraded, though capped by
+        // person, still bounds public.
+        assert_eq!(apply_caps(&mut cs, &caps, 2.0), vec![(0, 1), (0, 2), (2, 3)]);
+        assert_eq!(impact_of(&cs, 2.0).impact, Impact::Low);
+        // Without the person cue, unit counts: medium; public stays capped by degraded.
+        let mut cs = [
+            class("person", Impact::Low, 1.0),
+            class("unit", Impact::Medium, 2.0),
+            class("degraded", Impact::Medium, 2.0),
+            class("public", Impact::High, 2.5),
+        ];
+        assert_eq!(apply_caps(&mut cs, &caps, 2.0), vec![(2, 3)]);
+        assert_eq!(impact_of(&cs, 2.0).impact, Impact::Medium);
+        // A class below the threshold caps nothing: the public outage stands.
+        let mut cs = [
+            class("person", Impact::Low, 0.0),
+            class("unit", Impact::Medium, 0.0),
+            class("degraded", Impact::Medium, 1.5),
+            class("public", Impact::High, 2.5),
+        ];
+        assert!(apply_caps(&mut cs, &caps, 2.0).is_empty());
+        assert_eq!(impact_of(&cs, 2.0).impact, Impact::High);
     }
 
     #[test]

@@ -39,9 +39,15 @@ pub struct SpeechCues {
     pub not_after: HashSet<String>,
     /// How many words may stand between a marker and its action.
     pub within: usize,
-    /// Phrases that say a problem is over ("sudah beres", "sudah normal"), normalised and
-    /// padded with spaces: a sentence holding one tells the thread's past, not the request.
-    pub resolved: Vec<String>,
+    /// Words that say the asker does the action ("sendiri", "myself"): a question holding one
+    /// asks whether they may or how, it asks the desk for no action ("boleh install sendiri?").
+    pub self_words: HashSet<String>,
+    /// Particles that may follow a question marker at the end of a sentence ("bisa ga?",
+    /// "boleh ya?").
+    pub question_tails: HashSet<String>,
+    /// Question words that, right before a question marker, open a polite request ("apakah
+    /// bisa dibuatkan …?") instead of asking whether.
+    pub question_openers: HashSet<String>,
 }
 
 impl SpeechCues {
@@ -65,8 +71,35 @@ impl SpeechCues {
     /// ("bisa ditambah kapasitasnya", "could we get a subnet"), or an explicit request.
     /// A question marker counts only with no failure or question word before it in the sentence
     /// ("tidak bisa dibuka?" reports, "apakah … bisa dilakukan?" asks whether).
+    /// The asker doing the action themselves ("sendiri") makes it no request; an imperative
+    /// first and a question marker last ("tambah fitur export excel bisa?", "upgrade ram jadi
+    /// 16 gb bisa ga?") asks for the action too.
     pub fn asked_action(&self, words: &[&str]) -> Option<(String, String)> {
-        self.marker_then_action(&self.question_markers, words, true).or_else(|| self.explicit_request(words))
+        if words.iter().any(|w| self.self_words.contains(*w)) {
+            return None;
+        }
+        self.marker_then_action(&self.question_markers, words, true)
+            .or_else(|| self.explicit_request(words))
+            .or_else(|| self.action_then_marker(words))
+    }
+
+    /// An action among the first two words, a one-word question marker last (then only
+    /// `question_tails`), no failure or question word before the marker.
+    fn action_then_marker(&self, words: &[&str]) -> Option<(String, String)> {
+        let mut end = words.len();
+        while end > 1 && self.question_tails.contains(words[end - 1]) {
+            end -= 1;
+        }
+        let last = *words.get(end.checked_sub(1)?)?;
+        if !self.question_markers.iter().any(|m| m.len() == 1 && m[0] == last) {
+            return None;
+        }
+        let body = &words[..end - 1];
+        if body.iter().any(|w| self.blockers.contains(*w)) {
+            return None;
+        }
+        let action = body.iter().take(2).find(|w| self.is_action(w))?;
+        Some((last.to_string(), action.to_string()))
     }
 
     fn marker_then_action(
@@ -80,7 +113,13 @@ impl SpeechCues {
             if !markers.iter().any(|m| m.first().is_some_and(|f| f == words[i])) {
                 continue;
             }
-            if clean_before && words[..i].iter().any(|w| self.blockers.contains(*w)) {
+            // "apakah bisa dibuatkan …?": an opener right before the marker is part of the
+            // polite form; a question word anywhere else before it asks whether.
+            let before = match i.checked_sub(1) {
+                Some(j) if self.question_openers.contains(words[j]) => &words[..j],
+                _ => &words[..i],
+            };
+            if clean_before && before.iter().any(|w| self.blockers.contains(*w)) {
                 return None;
             }
             for m in markers {
@@ -121,7 +160,9 @@ mod tests {
             blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
             within: 3,
-            resolved: Vec::new(),
+            self_words: words(&["sendiri", "myself"]),
+            question_tails: words(&["tidak", "ya"]),
+            question_openers: words(&["apakah"]),
         }
     }
 
@@ -170,9 +211,33 @@ mod tests {
         assert_eq!(asked("tolong reset password"), Some(("tolong".into(), "reset".into())));
         assert_eq!(asked("bagaimana cara agar bisa tidak direset"), None);
         assert_eq!(asked("apakah akun saya bisa direset"), None, "asks whether");
+        assert_eq!(asked("apakah bisa direset akun saya"), Some(("bisa".into(), "direset".into())), "a polite opener");
+        assert_eq!(asked("bagaimana apakah bisa direset"), None, "a question word before the opener");
         assert_eq!(asked("sigi tidak bisa dibuka"), None, "reports a failure");
         assert_eq!(asked("apakah bisa"), None);
         assert_eq!(c.explicit_request(&["bisa", "direset"]), None, "not a request marker outside a question");
+    }
+
+    #[test]
+    fn an_imperative_asked_with_a_marker_at_the_end_asks_for_an_action() {
+        let c = cues();
+        let asked = |t: &str| c.asked_action(&t.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(asked("reset password email kantor bisa"), Some(("bisa".into(), "reset".into())));
+        assert_eq!(asked("min reset kuota bisa tidak"), Some(("bisa".into(), "reset".into())), "a tail particle");
+        assert_eq!(asked("email saya reset bisa"), None, "the action must open the sentence");
+        assert_eq!(asked("reset password bagaimana bisa"), None, "a question word before the marker");
+        assert_eq!(asked("reset bisa tidak dibuka"), None, "the marker must end the sentence");
+        assert_eq!(asked("bisa"), None);
+        assert_eq!(asked("tidak"), None);
+    }
+
+    #[test]
+    fn an_action_the_asker_does_themselves_is_no_request() {
+        let c = cues();
+        let asked = |t: &str| c.asked_action(&t.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(asked("vps bisa direset sendiri"), None);
+        assert_eq!(asked("can i reset it myself"), None);
+        assert_eq!(asked("vps bisa direset"), Some(("bisa".into(), "direset".into())));
     }
 
     #[test]
