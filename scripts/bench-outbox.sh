@@ -5,7 +5,7 @@
 # concurrency before and after it).
 # Usage: scripts/bench-outbox.sh   (run as root)
 # Env: LOKET_BENCH_OUTBOX_N (5000), LOKET_BENCH_OUTBOX_CONCURRENCY (16), LOKET_BENCH_OUTBOX_SYNC
-#      (full | normal); IMAP_PORT SMTP_PORT LMTP_PORT PG_PORT SUBMISSION_PORT IDP_PORT choose the
+#      (full | normal), LOKET_BENCH_OUTBOX_ROUNDS=1 (the earlier round shape, for comparison); IMAP_PORT SMTP_PORT LMTP_PORT PG_PORT SUBMISSION_PORT IDP_PORT choose the
 #      servers' ports (defaults 63143 64525 64424 56433 64587 58081), so that runs can coexist.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -51,20 +51,17 @@ impl OutboxWorker {
         Ok(Self { store, transport, chat, cfg: cfg.clone(), wakeup, worker_id })
     }
 
-    /// Delivers until `cancel` fires; a message in flight is finished first.
+    /// Delivers until `cancel` fires; the sends in flight are finished and recorded first.
     pub async fn run(self, cancel: CancellationToken) {
-        self.run_ref(cancel).await
+        Arc::new(self).run_shared(cancel).await
     }
 
-    pub(crate) async fn run_ref(&self, cancel: CancellationToken) {
+    /// [`run`](Self::run) for a worker shared with its supervisor (restarted on a panic).
+    pub(crate) async fn run_shared(self: Arc<Self>, cancel: CancellationToken) {
         let poll = Duration::from_millis(self.cfg.poll_interval_ms.max(10));
         let mut failures = 0u32;
         while !cancel.is_cancelled() {
-            match self.deliver_due().await {
-                Ok(n) if n > 0 => {
-                    failures = 0;
-                    continue;
-                }
+            match self.deliver_all_due(&cancel).await {
                 Ok(_) => failures = 0,
                 Err(e) => {
                     failures += 1;
@@ -81,20 +78,98 @@ impl OutboxWorker {
         tracing::info!("outbox worker stopped");
     }
 
-    /// One round: claims up to `outbound.concurrency` due messages in one statement, delivers
-    /// them at once, and records the round's attempts in one transaction (one commit per round,
-    /// not per message; a crash repeats at most the round's messages); returns how many were
-    /// attempted. The lease covers one SMTP conversation: a row whose worker died becomes due
-    /// again soon after.
-    pub async fn deliver_due(&self) -> Result<usize, store::StoreError> {
+    /// Delivers until nothing is due and nothing is in flight (or `cancel` fires), keeping up to
+    /// `outbound.concurrency` sends in flight all along: a finished send frees its slot for the
+    /// next claim at once, so no send waits for a slower one of its round. Finished attempts are
+    /// recorded together, one transaction for all that finished while the previous one committed
+    /// (a group commit that grows with the load). Rows committed meanwhile are claimed when the
+    /// pipeline's wake-up arrives. A crash repeats at most the sends in flight and the finished
+    /// ones not yet recorded (SMTP is at-least-once; the Message-ID stays the same). Returns how
+    /// many rows were attempted; a store error stops the claims, lets the sends in flight finish
+    /// and be recorded, then is returned.
+    pub async fn deliver_all_due(self: &Arc<Self>, cancel: &CancellationToken) -> Result<usize, store::StoreError> {
+        let limit = self.cfg.concurrency.max(1);
+        let mut sends = tokio::task::JoinSet::new();
+        let mut finished: Vec<(i64, store::AttemptOutcome)> = Vec::new();
+        let mut attempted = 0;
+        // `dry`: the last claim found fewer due rows than it asked for; claim again when the
+        // pipeline commits more (its wake-up) rather than after every send.
+        let mut dry = false;
+        let mut failed: Option<store::StoreError> = None;
+        loop {
+            if !dry && failed.is_none() && !cancel.is_cancelled() && sends.len() < limit {
+                let room = limit - sends.len();
+                match self.claim(room).await {
+                    Ok(items) => {
+                        dry = items.len() < room;
+                        attempted += items.len();
+                        for item in items {
+                            let me = self.clone();
+                            sends.spawn(async move { me.deliver(item).await });
+                        }
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if sends.is_empty() {
+                // Nothing in flight: done when nothing more can be claimed now.
+                if dry || failed.is_some() || cancel.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                joined = sends.join_next() => finished.extend(joined.and_then(|j| self.joined(j))),
+                _ = self.wakeup.notified(), if dry => dry = false,
+            }
+            while let Some(joined) = sends.try_join_next() {
+                finished.extend(self.joined(joined));
+            }
+            if !finished.is_empty() {
+                let outcomes = std::mem::take(&mut finished);
+                if let Err(e) =
+                    store::record_attempts(self.store.pool(), self.store.backend(), crate::now_ms(), outcomes).await
+                {
+                    // These rows stay leased and become due again when the lease runs out.
+                    tracing::warn!(error = %e, "outbox: attempts not recorded; their rows are retried after the lease");
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(attempted),
+        }
+    }
+
+    /// A finished send's outcome; a send that panicked leaves its row leased (retried after the
+    /// lease, like a crash).
+    fn joined(
+        &self,
+        joined: Result<(i64, store::AttemptOutcome), tokio::task::JoinError>,
+    ) -> Option<(i64, store::AttemptOutcome)> {
+        joined.map_err(|e| tracing::error!(error = %e, "outbox: a send did not finish")).ok()
+    }
+
+    /// Claims up to `limit` due rows with a lease that covers one SMTP conversation (a row whose
+    /// worker died becomes due again soon after), then puts back those over their sender's rate.
+    async fn claim(&self, limit: usize) -> Result<Vec<store::OutboxItem>, store::StoreError> {
         let now = crate::now_ms();
         let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
         let lease = now + (timeout + 5) * 1000;
-        let limit = self.cfg.concurrency.max(1) as i64;
-        let mut items = store::claim_outbox(&self.store, &self.worker_id, now, lease, limit).await?;
+        let mut items = store::claim_outbox(&self.store, &self.worker_id, now, lease, limit as i64).await?;
         if let Some(per_minute) = self.cfg.sender_per_minute {
             items = self.within_rate(per_minute, items, now).await?;
         }
+        Ok(items)
+    }
+
+    /// One round: claims up to `outbound.concurrency` due messages, delivers them at once, and
+    /// records the round's attempts in one transaction; returns how many were attempted. The
+    /// daemon keeps sends in flight continuously instead ([`deliver_all_due`](Self::deliver_all_due));
+    /// a round is what a test steps through.
+    pub async fn deliver_due(&self) -> Result<usize, store::StoreError> {
+        let items = self.claim(self.cfg.concurrency.max(1)).await?;
         let n = items.len();
         let outcomes = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
         store::record_attempts(self.store.pool(), self.store.backend(), crate::now_ms(), outcomes).await?;

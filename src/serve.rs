@@ -135,7 +135,7 @@ pub async fn serve(app: App, stop: CancellationToken, drain: Duration) -> Result
         let worker = worker.clone();
         supervise(&tracker, "outbox".into(), cancel.clone(), move |c| {
             let w = worker.clone();
-            async move { w.run_ref(c).await }
+            async move { w.run_shared(c).await }
         });
     }
     if crate::outbox::WebhookWorker::needed(&app.config) {

@@ -15,6 +15,7 @@ mod hero;
 mod ingest;
 mod learning;
 mod mail;
+mod outbox_flow;
 mod repo_only;
 mod routing;
 mod runner;
