@@ -111,24 +111,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Runs `f` on every item, on up to [`SYNC_THREADS`] threads (inline for one item); the first
-/// error, if any, after all have run.
+/// Runs `f` on every item, on up to [`SYNC_THREADS`] threads, the caller's among them (inline
+/// for one item: no thread is started); the first error, if any, after all have run.
 fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> io::Result<()> + Sync) -> io::Result<()> {
     if let [one] = items {
         return f(one);
     }
     let next = AtomicUsize::new(0);
     let first_error = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..items.len().min(SYNC_THREADS) {
-            s.spawn(|| {
-                while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(e) = f(item) {
-                        lock(&first_error).get_or_insert(e);
-                    }
-                }
-            });
+    let work = || {
+        while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if let Err(e) = f(item) {
+                lock(&first_error).get_or_insert(e);
+            }
         }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..items.len().min(SYNC_THREADS) {
+            s.spawn(work);
+        }
+        work();
     });
     match first_error.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         Some(e) => Err(e),
