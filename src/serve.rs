@@ -48,10 +48,17 @@ impl App {
 
     /// [`App::open`] for `loket ingest`: the templates are parsed, not rendered with samples
     /// ([`Templates::parse`]), and the store is migrated only when it is new or behind
-    /// ([`Store::open_current`]).
+    /// ([`Store::open_current`]). Its messages are handled one after another, so a SQLite store
+    /// is opened with one connection: sqlx returns a connection to its pool asynchronously, and
+    /// a larger pool opens a second connection (its own thread, its own schema read) for the
+    /// next query instead of waiting for the first.
     pub async fn open_for_ingest(config: Config) -> Result<Self, ServeError> {
         let templates = Templates::parse(&config.templates)?;
-        let store = Store::open_current(&config.storage).await?;
+        let mut storage = config.storage.clone();
+        if storage.url.starts_with("sqlite:") {
+            storage.max_connections = 1;
+        }
+        let store = Store::open_current(&storage).await?;
         Ok(Self::assemble(config, templates, store))
     }
 
