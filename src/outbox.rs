@@ -90,7 +90,6 @@ impl OutboxWorker {
     pub async fn deliver_all_due(self: &Arc<Self>, cancel: &CancellationToken) -> Result<usize, store::StoreError> {
         let limit = self.cfg.concurrency.max(1);
         let mut sends = tokio::task::JoinSet::new();
-        let mut finished: Vec<(i64, store::AttemptOutcome)> = Vec::new();
         let mut attempted = 0;
         // `dry`: the last claim found fewer due rows than it asked for; claim again when the
         // pipeline commits more (its wake-up) rather than after every send.
@@ -112,28 +111,23 @@ impl OutboxWorker {
                 }
             }
             if sends.is_empty() {
-                // Nothing in flight: done when nothing more can be claimed now.
-                if dry || failed.is_some() || cancel.is_cancelled() {
-                    break;
-                }
-                continue;
+                // Nothing in flight after a claim (or none was allowed): nothing more can be
+                // claimed now.
+                break;
             }
+            let mut finished = Vec::new();
             tokio::select! {
-                joined = sends.join_next() => finished.extend(joined.and_then(|j| self.joined(j))),
+                joined = sends.join_next() => finished.extend(joined.and_then(outcome_of)),
                 _ = self.wakeup.notified(), if dry => dry = false,
             }
             while let Some(joined) = sends.try_join_next() {
-                finished.extend(self.joined(joined));
+                finished.extend(outcome_of(joined));
             }
-            if !finished.is_empty() {
-                let outcomes = std::mem::take(&mut finished);
-                if let Err(e) =
-                    store::record_attempts(self.store.pool(), self.store.backend(), crate::now_ms(), outcomes).await
-                {
-                    // These rows stay leased and become due again when the lease runs out.
-                    tracing::warn!(error = %e, "outbox: attempts not recorded; their rows are retried after the lease");
-                    failed.get_or_insert(e);
-                }
+            // (Nothing is written when only the wake-up came.)
+            if let Err(e) = self.record(finished).await {
+                // These rows stay leased and become due again when the lease runs out.
+                tracing::warn!(error = %e, "outbox: attempts not recorded; their rows are retried after the lease");
+                failed.get_or_insert(e);
             }
         }
         match failed {
@@ -142,13 +136,9 @@ impl OutboxWorker {
         }
     }
 
-    /// A finished send's outcome; a send that panicked leaves its row leased (retried after the
-    /// lease, like a crash).
-    fn joined(
-        &self,
-        joined: Result<(i64, store::AttemptOutcome), tokio::task::JoinError>,
-    ) -> Option<(i64, store::AttemptOutcome)> {
-        joined.map_err(|e| tracing::error!(error = %e, "outbox: a send did not finish")).ok()
+    /// Records finished attempts in one transaction (none: nothing is written).
+    async fn record(&self, outcomes: Vec<(i64, store::AttemptOutcome)>) -> Result<(), store::StoreError> {
+        store::record_attempts(self.store.pool(), self.store.backend(), crate::now_ms(), outcomes).await
     }
 
     /// Claims up to `limit` due rows with a lease that covers one SMTP conversation (a row whose
@@ -172,7 +162,7 @@ impl OutboxWorker {
         let items = self.claim(self.cfg.concurrency.max(1)).await?;
         let n = items.len();
         let outcomes = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
-        store::record_attempts(self.store.pool(), self.store.backend(), crate::now_ms(), outcomes).await?;
+        self.record(outcomes).await?;
         Ok(n)
     }
 
@@ -254,6 +244,14 @@ impl OutboxWorker {
         };
         (item.id, outcome)
     }
+}
+
+/// A finished send's outcome; a send that panicked leaves its row leased (retried after the
+/// lease, like a crash).
+fn outcome_of(
+    joined: Result<(i64, store::AttemptOutcome), tokio::task::JoinError>,
+) -> Option<(i64, store::AttemptOutcome)> {
+    joined.map_err(|e| tracing::error!(error = %e, "outbox: a send did not finish")).ok()
 }
 
 #[cfg(test)]

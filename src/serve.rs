@@ -55,7 +55,7 @@ impl App {
     pub async fn open_for_ingest(config: Config) -> Result<Self, ServeError> {
         let templates = Templates::parse(&config.templates)?;
         let mut storage = config.storage.clone();
-        if storage.url.starts_with("sqlite:") {
+        if crate::store::Backend::of(&storage.url) == crate::store::Backend::Sqlite {
             storage.max_connections = 1;
         }
         let store = Store::open_current(&storage).await?;

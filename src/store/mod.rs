@@ -48,6 +48,13 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a storage URL names: `sqlite:…` or else PostgreSQL.
+    pub fn of(url: &str) -> Self {
+        if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable ({url}): {source}")]
@@ -331,7 +338,7 @@ impl Store {
         install_default_drivers();
         let url = cfg.url.clone();
         let unavailable = |source| StoreError::Unavailable { url: redact_url(&url), source };
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = Backend::of(&url);
         let read_only = need != Need::Write && backend == Backend::Sqlite;
         let mut connect_url = url.clone();
         if let Some(path) = file::sqlite_path(&url) {

@@ -35,6 +35,23 @@ impl Default for Hero<'_> {
     }
 }
 
+/// `[storage]` lines for a SQLite store `loket.db` in `dir`.
+#[allow(dead_code)] // not every includer uses it
+pub fn sqlite_in(dir: &Path) -> String {
+    format!("url = \"sqlite://{}\"\n", dir.join("loket.db").display())
+}
+
+/// A new request to the desk from `user{n}@example.test` about printer `n`, its Message-ID
+/// `<{tag}-{n}@example.test>`.
+#[allow(dead_code)] // not every includer uses it
+pub fn printer_request(n: usize, tag: &str) -> Vec<u8> {
+    format!(
+        "From: user{n}@example.test\r\nTo: hero@desk.test\r\nSubject: Printer {n} rusak\r\n\
+         Message-ID: <{tag}-{n}@example.test>\r\nDate: Mon, 05 Jan 2026 09:00:00 +0700\r\n\r\nPrinter rusak.\r\n"
+    )
+    .into_bytes()
+}
+
 impl Hero<'_> {
     /// The configuration text; `repo` is the checkout (templates, rules, catalogue).
     pub fn toml(&self, repo: &Path) -> String {

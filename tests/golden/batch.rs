@@ -8,13 +8,13 @@ use loket::pipeline::{Action, Incoming, Pipeline};
 use loket::store::Store;
 use sqlx::Row;
 
-use crate::hero::Hero;
+use crate::hero::{self, Hero};
 use crate::runner::repo;
 
 const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
 
 async fn pipeline(dir: &Path) -> (Pipeline, Store) {
-    let db = format!("url = \"sqlite://{}\"\n", dir.join("loket.db").display());
+    let db = hero::sqlite_in(dir);
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
     Hero {
         storage: &db,

@@ -15,14 +15,14 @@ use loket::store::Store;
 use loket::templates::Templates;
 use serde_json::Value;
 
-use crate::hero::Hero;
+use crate::hero::{self, Hero};
 use crate::runner::repo;
 
 const SECRET_ENV: &str = "LEARNING_STORY_SECRET";
 const SECRET: &str = "the learning story's token secret";
 
 fn config_text(dir: &Path, rules: Option<&Path>) -> String {
-    let db = format!("url = \"sqlite://{}\"\n", dir.join("loket.db").display());
+    let db = hero::sqlite_in(dir);
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
     Hero {
         rules,

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::hero::Hero;
+use crate::hero::{self, Hero};
 use crate::runner::repo;
 
 const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
@@ -83,20 +83,12 @@ impl Relay {
 }
 
 async fn pipeline(dir: &Path, port: u16) -> (Pipeline, Store) {
-    let db = format!("url = \"sqlite://{}\"\n", dir.join("loket.db").display());
+    let db = hero::sqlite_in(dir);
     let out = format!(
         "transport = \"smtp\"\nconcurrency = 2\n[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {port}\n\
          tls = \"none\"\ntimeout_secs = 60\n"
     );
     Hero { storage: &db, outbound: &out, ..Default::default() }.pipeline(&repo(), dir).await
-}
-
-fn request(n: usize) -> Vec<u8> {
-    format!(
-        "From: user{n}@example.test\r\nTo: hero@desk.test\r\nSubject: Printer {n} rusak\r\n\
-         Message-ID: <flow-{n}@example.test>\r\nDate: Mon, 05 Jan 2026 09:00:00 +0700\r\n\r\nPrinter rusak.\r\n"
-    )
-    .into_bytes()
 }
 
 /// Each outbox row's recipient and status, in the order the rows were queued.
@@ -118,7 +110,10 @@ async fn a_slow_send_holds_its_own_slot_and_the_others_go_past_it() {
     let (p, store) = pipeline(dir.path(), port).await;
     let n = 6;
     for i in 0..n {
-        assert_eq!(p.process("hero", &request(i), T0 + i as i64).await.unwrap().action, Action::Created);
+        assert_eq!(
+            p.process("hero", &hero::printer_request(i, "flow"), T0 + i as i64).await.unwrap().action,
+            Action::Created
+        );
     }
     assert_eq!(rows(&store).await.len(), n, "one acknowledgement per request");
     let worker = Arc::new(

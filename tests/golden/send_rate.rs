@@ -8,23 +8,15 @@ use loket::pipeline::{Action, Pipeline};
 use loket::store::Store;
 use sqlx::Row;
 
-use crate::hero::Hero;
+use crate::hero::{self, Hero};
 use crate::runner::repo;
 
 const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
 
 async fn pipeline(dir: &Path) -> (Pipeline, Store) {
-    let db = format!("url = \"sqlite://{}\"\n", dir.join("loket.db").display());
+    let db = hero::sqlite_in(dir);
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\nsender_per_minute = 2\n", dir.join("out").display());
     Hero { storage: &db, outbound: &out, ..Default::default() }.pipeline(&repo(), dir).await
-}
-
-fn request(n: usize) -> Vec<u8> {
-    format!(
-        "From: user{n}@example.test\r\nTo: hero@desk.test\r\nSubject: Printer {n} rusak\r\n\
-         Message-ID: <rate-{n}@example.test>\r\nDate: Mon, 05 Jan 2026 09:00:00 +0700\r\n\r\nPrinter rusak.\r\n"
-    )
-    .into_bytes()
 }
 
 #[tokio::test]
@@ -32,7 +24,10 @@ async fn a_mailbox_sends_no_more_than_its_rate_and_the_rest_wait_without_failing
     let dir = tempfile::tempdir().unwrap();
     let (p, store) = pipeline(dir.path()).await;
     for n in 0..3 {
-        assert_eq!(p.process("hero", &request(n), T0 + n as i64).await.unwrap().action, Action::Created);
+        assert_eq!(
+            p.process("hero", &hero::printer_request(n, "rate"), T0 + n as i64).await.unwrap().action,
+            Action::Created
+        );
     }
     let cfg = p.config();
     let worker = OutboxWorker::new(
