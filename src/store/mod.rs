@@ -359,14 +359,17 @@ impl Store {
         }
         let options = AnyConnectOptions::from_str(&connect_url).map_err(unavailable)?;
         let sync = cfg.sqlite_synchronous == crate::config::SqliteSynchronous::Normal;
+        let mut probe = None;
         if backend == Backend::Sqlite {
             // One connection first, so that a failure names its cause instead of ending, ten
             // seconds later, in the pool's "timed out while waiting for an open connection".
-            let mut probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+            // It stays open until the pool has its own: closed as the file's last connection, it
+            // would checkpoint the WAL and delete it, for the pool to create it again.
+            let mut first = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
                 .await
                 .map_err(|e| sqlite_hint(&url, e))?;
-            setup_sqlite(&mut probe, sync, read_only).await.map_err(|e| sqlite_hint(&url, e))?;
-            let _ = sqlx::Connection::close(probe).await;
+            setup_sqlite(&mut first, sync, read_only).await.map_err(|e| sqlite_hint(&url, e))?;
+            probe = Some(first);
         } else if need == Need::Check {
             // `check-config` wants the cause (refused, bad password, no such database), not the
             // pool's timeout; `serve` and `ingest` keep retrying through the pool.
@@ -387,6 +390,9 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
+        if let Some(probe) = probe {
+            let _ = sqlx::Connection::close(probe).await;
+        }
         Ok(Self {
             pool,
             backend,
@@ -472,5 +478,18 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Ends a short-lived process's use of the store (`loket ingest`). A SQLite store is left
+    /// open for the process's exit to end: closing the file's last connection would checkpoint
+    /// the WAL into the database and delete it (three more fsyncs per piped mail), work that the
+    /// daemon, or the next connection, does anyway. Every commit is already durable in the WAL,
+    /// and SQLite is built for a process that ends with its connections open. PostgreSQL's
+    /// connections are closed.
+    pub async fn close_for_exit(self) {
+        match self.backend {
+            Backend::Sqlite => std::mem::forget(self.pool),
+            Backend::Postgres => self.pool.close().await,
+        }
     }
 }
