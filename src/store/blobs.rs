@@ -96,8 +96,9 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct LocalDir {
     root: PathBuf,
-    /// Blobs put and not yet written, by name.
-    staged: Mutex<HashMap<BlobId, Vec<u8>>>,
+    /// Blobs put and not yet written, by name. A sync leaves them here until they have their
+    /// names on disk, so that a transaction reads its blobs while another thread writes them.
+    staged: Mutex<HashMap<BlobId, Arc<[u8]>>>,
     /// Held for a whole sync, so that a commit waits for a sync that took its blobs.
     syncing: Mutex<()>,
     /// Flush with `syncfs` (Linux), else each file and directory.
@@ -240,7 +241,7 @@ impl LocalDir {
     /// `syncfs` calls do it for all of them at once, one after the temporary files are written
     /// and one after they are renamed; otherwise, or when the file system refuses `syncfs`, each
     /// file and then each directory is flushed, in parallel.
-    fn write_all(&self, staged: &[(BlobId, Vec<u8>)], dirs: &[PathBuf]) -> io::Result<()> {
+    fn write_all(&self, staged: &[(BlobId, Arc<[u8]>)], dirs: &[PathBuf]) -> io::Result<()> {
         let mut to_sync = dirs.to_vec();
         for d in dirs {
             self.make_dirs(d, &mut to_sync)?;
@@ -302,36 +303,34 @@ impl BlobStore for LocalDir {
         if lock(&self.staged).contains_key(&id) || Self::touch(&self.path(&id))? {
             return Ok(id);
         }
-        lock(&self.staged).entry(id.clone()).or_insert_with(|| bytes.to_vec());
+        lock(&self.staged).entry(id.clone()).or_insert_with(|| bytes.into());
         Ok(id)
     }
 
     fn sync(&self) -> io::Result<usize> {
         let _one_at_a_time = lock(&self.syncing);
-        let staged: Vec<(BlobId, Vec<u8>)> = std::mem::take(&mut *lock(&self.staged)).into_iter().collect();
+        // What is staged now; it stays staged (readable, and not staged twice) until written.
+        let staged: Vec<(BlobId, Arc<[u8]>)> =
+            lock(&self.staged).iter().map(|(id, b)| (id.clone(), b.clone())).collect();
         if staged.is_empty() {
             return Ok(0);
         }
         let mut dirs: Vec<PathBuf> = staged.iter().map(|(id, _)| self.dir_of(id)).collect();
         dirs.sort();
         dirs.dedup();
-        let written = self.write_all(&staged, &dirs);
-        match written {
-            Ok(()) => Ok(staged.len()),
-            Err(e) => {
-                // All of them again at the next sync: rewriting one that did get written is harmless.
-                let mut again = lock(&self.staged);
-                for (id, bytes) in staged {
-                    again.entry(id).or_insert(bytes);
-                }
-                Err(e)
-            }
+        // On an error all of them stay staged for the next sync: rewriting one that did get
+        // written is harmless.
+        self.write_all(&staged, &dirs)?;
+        let mut left = lock(&self.staged);
+        for (id, _) in &staged {
+            left.remove(id);
         }
+        Ok(staged.len())
     }
 
     fn get(&self, id: &BlobId) -> io::Result<Option<Vec<u8>>> {
         if let Some(bytes) = lock(&self.staged).get(id) {
-            return Ok(Some(bytes.clone()));
+            return Ok(Some(bytes.to_vec()));
         }
         match std::fs::read(self.path(id)) {
             Ok(bytes) if BlobId::of(&bytes) == *id => Ok(Some(bytes)),
@@ -404,8 +403,18 @@ const INLINE_PUT_BYTES: usize = 64 * 1024;
 
 /// The store's blobs, cheap to clone; each call runs the blocking implementation on tokio's
 /// blocking pool, except `put` of a small blob ([`INLINE_PUT_BYTES`]).
+///
+/// Blobs are written behind the transaction that puts them: a `put` starts a sync on the
+/// blocking pool unless one is under way (it goes on while blobs are staged), so the files'
+/// flushes run while the transaction does its other work, and the sync before the commit mostly
+/// waits for one already done. The order stays the same: every blob durable before its row
+/// commits.
 #[derive(Debug, Clone)]
-pub struct Files(Arc<dyn BlobStore>);
+pub struct Files {
+    store: Arc<dyn BlobStore>,
+    /// A sync behind the transactions is under way.
+    behind: Arc<std::sync::atomic::AtomicBool>,
+}
 
 fn io_err(what: &str, e: io::Error) -> StoreError {
     StoreError::Files(format!("{what}: {e}"))
@@ -433,46 +442,73 @@ fn abort_after_blob_writes(written: usize) -> bool {
 
 impl Files {
     pub fn new(store: Arc<dyn BlobStore>) -> Self {
-        Self(store)
+        Self { store, behind: Arc::default() }
     }
 
     /// A local directory; `whole_fs`: flushed with `syncfs` (`storage.files_flush`).
     pub fn local(root: impl Into<PathBuf>, whole_fs: bool) -> Self {
-        Self(Arc::new(if whole_fs { LocalDir::flushing_the_file_system(root) } else { LocalDir::new(root) }))
+        Self::new(Arc::new(if whole_fs { LocalDir::flushing_the_file_system(root) } else { LocalDir::new(root) }))
     }
 
     /// Stages `bytes` and returns their name; [`Files::sync`] (run by [`super::Store::commit`])
     /// makes them durable before the caller's transaction commits.
     pub async fn put(&self, bytes: &[u8]) -> Result<BlobId> {
-        if bytes.len() <= INLINE_PUT_BYTES {
+        let id = if bytes.len() <= INLINE_PUT_BYTES {
             // Hashing a mail of a few kilobytes and one `open` take microseconds: cheaper than
             // the two thread switches of the blocking pool, three times per new ticket.
-            return self.0.put(bytes).map_err(|e| io_err("cannot write a file to the files directory", e));
-        }
-        let (store, bytes) = (self.0.clone(), bytes.to_vec());
-        tokio::task::spawn_blocking(move || store.put(&bytes))
-            .await
-            .map_err(join_err)?
-            .map_err(|e| io_err("cannot write a file to the files directory", e))
+            self.store.put(bytes).map_err(|e| io_err("cannot write a file to the files directory", e))?
+        } else {
+            let (store, bytes) = (self.store.clone(), bytes.to_vec());
+            tokio::task::spawn_blocking(move || store.put(&bytes))
+                .await
+                .map_err(join_err)?
+                .map_err(|e| io_err("cannot write a file to the files directory", e))?
+        };
+        self.write_behind();
+        Ok(id)
     }
 
-    /// Writes every staged blob durably (see [`BlobStore::sync`]); runs before every commit.
-    pub async fn sync(&self) -> Result<()> {
-        let store = self.0.clone();
-        let written = tokio::task::spawn_blocking(move || store.sync())
-            .await
-            .map_err(join_err)?
-            .map_err(|e| io_err("cannot write a file to the files directory", e))?;
+    /// Starts a sync on the blocking pool unless one is under way; it syncs again while a round
+    /// wrote something. Its errors leave the blobs staged: the sync before the commit meets
+    /// them again and fails the commit.
+    fn write_behind(&self) {
+        if self.behind.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            while let Ok(written) = this.store.sync()
+                && written > 0
+            {
+                this.written(written);
+            }
+            this.behind.store(false, Ordering::Release);
+        });
+    }
+
+    /// The failpoint after `written` blobs were made durable (see [`FAILPOINT_ENV`]).
+    fn written(&self, written: usize) {
         if written > 0 && abort_after_blob_writes(written) {
             tracing::error!(written, "{} is set: aborting after the blob writes, before the commit", FAILPOINT_ENV);
             std::process::abort();
         }
+    }
+
+    /// Writes every staged blob durably (see [`BlobStore::sync`]), waiting for a sync under way;
+    /// runs before every commit.
+    pub async fn sync(&self) -> Result<()> {
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .map_err(join_err)?
+            .map_err(|e| io_err("cannot write a file to the files directory", e))?;
+        self.written(written);
         Ok(())
     }
 
     /// The bytes of `id`; None when the file is gone.
     pub async fn get(&self, id: &BlobId) -> Result<Option<Vec<u8>>> {
-        let (store, id) = (self.0.clone(), id.clone());
+        let (store, id) = (self.store.clone(), id.clone());
         tokio::task::spawn_blocking(move || store.get(&id))
             .await
             .map_err(join_err)?
@@ -497,7 +533,7 @@ impl Files {
     }
 
     async fn delete(&self, id: &BlobId, written_before: i64) -> Result<bool> {
-        let (store, id) = (self.0.clone(), id.clone());
+        let (store, id) = (self.store.clone(), id.clone());
         tokio::task::spawn_blocking(move || store.delete(&id, written_before))
             .await
             .map_err(join_err)?
@@ -505,7 +541,7 @@ impl Files {
     }
 
     async fn list(&self, partial_before: i64) -> Result<Vec<(BlobId, i64)>> {
-        let store = self.0.clone();
+        let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.list(partial_before))
             .await
             .map_err(join_err)?
@@ -735,5 +771,58 @@ mod tests {
         assert_eq!(ids.len(), 320);
         let listed: HashSet<BlobId> = store.list(0).unwrap().into_iter().map(|(id, _)| id).collect();
         assert_eq!(listed, ids.into_iter().collect::<HashSet<_>>());
+    }
+
+    /// A transaction reads the blobs it staged while another thread's sync is writing them
+    /// (before, a sync took them out of the staged set before they had their names on disk, and
+    /// such a read found neither).
+    #[test]
+    fn a_blob_reads_back_while_another_thread_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalDir::new(dir.path().join("files")));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        /// Stops the syncing thread however the reads end (a failed assertion too).
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    store.sync().unwrap();
+                }
+            });
+            let _stop = Stop(&done);
+            for round in 0..100u32 {
+                let mails: Vec<String> = (0..20).map(|n| format!("mail {round}.{n}")).collect();
+                let ids: Vec<BlobId> = mails.iter().map(|m| store.put(m.as_bytes()).unwrap()).collect();
+                for (id, mail) in ids.iter().zip(&mails) {
+                    assert_eq!(store.get(id).unwrap().as_deref(), Some(mail.as_bytes()), "{mail} read back");
+                }
+            }
+        });
+        store.sync().unwrap();
+        assert_eq!(store.list(0).unwrap().len(), 2_000);
+    }
+
+    /// `Files::put` starts writing at once, so the sync before the commit finds the blob already
+    /// written; nothing is left for it.
+    #[tokio::test]
+    async fn files_are_written_behind_the_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Arc::new(LocalDir::new(dir.path().join("files")));
+        let files = Files::new(local.clone());
+        let id = files.put(b"raw mail").await.unwrap();
+        let path = local.path(&id);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !path.exists() {
+            assert!(std::time::Instant::now() < deadline, "the blob was never written behind");
+            tokio::task::yield_now().await;
+        }
+        files.sync().await.unwrap();
+        assert_eq!(local.sync().unwrap(), 0, "nothing staged is left after the commit's sync");
+        assert_eq!(files.get(&id).await.unwrap().as_deref(), Some(&b"raw mail"[..]));
     }
 }
