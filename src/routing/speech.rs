@@ -48,6 +48,10 @@ pub struct SpeechCues {
     /// Question words that, right before a question marker, open a polite request ("apakah
     /// bisa dibuatkan …?") instead of asking whether.
     pub question_openers: HashSet<String>,
+    /// Words that ask how ("cara", "how"): questions holding one ask for no action.
+    pub how_words: HashSet<String>,
+    /// Words that deny the request or question cue right after them ("bukan minta …").
+    pub negations: HashSet<String>,
 }
 
 impl SpeechCues {
@@ -163,6 +167,8 @@ mod tests {
             self_words: words(&["sendiri", "myself"]),
             question_tails: words(&["tidak", "ya"]),
             question_openers: words(&["apakah"]),
+            how_words: words(&["cara", "how"]),
+            negations: words(&["bukan"]),
         }
     }
 
