@@ -171,6 +171,8 @@ impl Router {
 enum Why {
     Keyword(usize, &'static str),
     NotCounted(usize),
+    /// A keyword that stands only right after a negation ("bukan minta install").
+    Denied(usize),
     Negative(usize, &'static str),
     Pattern(usize),
     Inbox,
@@ -287,6 +289,10 @@ impl DeskRules {
             let (mult, field) = if in_subject.contains(&id) { (self.subject_weight, "subject") } else { (1.0, "body") };
             for &(target, w) in &p.targets {
                 match target {
+                    // "bukan minta install baru, SPSS saya error": a route cue denied asks nothing.
+                    Target::Route(r) if w > 0.0 && denied.contains(&id) => {
+                        reasons.push((r, 0.0, Why::Denied(id)));
+                    }
                     Target::Route(r) => {
                         let (mult, field) = match unless_fields.get(&(r, id)) {
                             None => (mult, field),
@@ -731,6 +737,7 @@ impl DeskRules {
                     let t = match *why {
                         Why::Keyword(id, field) => format!("keyword \"{}\" in {field}", text(id)),
                         Why::NotCounted(id) => format!("keyword \"{}\" not counted (unless)", text(id)),
+                        Why::Denied(id) => format!("keyword \"{}\" not counted (denied)", text(id)),
                         Why::Negative(id, field) => format!("negative \"{}\" in {field}", text(id)),
                         Why::Pattern(i) => format!("pattern /{}/", self.pattern_targets[i].0),
                         Why::Inbox => format!("arrived at {inbox}"),

@@ -143,6 +143,10 @@ impl SpeechCues {
                 if i > 0 && self.not_after.contains(words[i - 1]) {
                     continue;
                 }
+                // "bukan minta install baru": a denied request asks for nothing.
+                if words[i.saturating_sub(self.within)..i].iter().any(|w| self.negations.contains(*w)) {
+                    continue;
+                }
                 let start = i + m.len();
                 for &w in words.iter().skip(start).take(self.within + 1) {
                     if self.blockers.contains(w) {
@@ -194,6 +198,14 @@ mod tests {
         let asked = |t: &str| c.asked_action(&t.split_whitespace().collect::<Vec<_>>()).map(|(_, a)| a);
         assert_eq!(asked("apakah tim bisa reset password saya"), Some("reset".to_string()));
         assert_eq!(asked("apakah akun saya bisa direset"), None);
+    }
+
+    #[test]
+    fn a_denied_request_asks_for_nothing() {
+        let c = cues();
+        let words = |t: &'static str| t.split_whitespace().collect::<Vec<_>>();
+        assert_eq!(c.explicit_request(&words("bukan mohon reset ya")), None);
+        assert!(c.explicit_request(&words("mohon reset ya")).is_some());
     }
 
     #[test]
