@@ -281,7 +281,8 @@ mod tests {
         assert_eq!(count_classes("seluruh pegawai kantor kami"), vec![("seluruh pegawai kantor".into(), 1, 1)]);
         // "semua 40 pegawai" is the number's; a whole place is no group of people.
         assert_eq!(count_classes("semua 40 pegawai"), vec![("40 pegawai".into(), 40, 1)]);
-        assert!(count_classes("seluruh kantor").is_empty());
+        let rooms = [CountKind { name: "rooms".into(), nouns: vec!["ruangan".into()], classes: vec![(0, 1), (1, 3)] }];
+        assert!(counts(&["seluruh", "ruangan"], &rooms).is_empty());
         // A number does not reach over a whole group: "error 413. Seluruh tim …".
         assert_eq!(count_classes("error 413 seluruh pegawai"), vec![("seluruh pegawai".into(), 30, 1)]);
     }
