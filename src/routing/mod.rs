@@ -171,6 +171,8 @@ impl Router {
 enum Why {
     Keyword(usize, &'static str),
     NotCounted(usize),
+    /// A keyword that stands only right after a negation ("bukan minta install").
+    Denied(usize),
     Negative(usize, &'static str),
     Pattern(usize),
     Inbox,
@@ -281,11 +283,16 @@ impl DeskRules {
         // the same order, and its scores are summed in the same order, every run.
         let mut found: Vec<usize> = in_subject.union(&in_body).copied().collect();
         found.sort_unstable();
+        let denied = self.denied_cues(&body, &in_subject);
         for id in found {
             let p = &self.phrases[id];
             let (mult, field) = if in_subject.contains(&id) { (self.subject_weight, "subject") } else { (1.0, "body") };
             for &(target, w) in &p.targets {
                 match target {
+                    // "bukan minta install baru, SPSS saya error": a route cue denied asks nothing.
+                    Target::Route(r) if w > 0.0 && denied.contains(&id) => {
+                        reasons.push((r, 0.0, Why::Denied(id)));
+                    }
                     Target::Route(r) => {
                         let (mult, field) = match unless_fields.get(&(r, id)) {
                             None => (mult, field),
@@ -311,6 +318,9 @@ impl DeskRules {
                     Target::Against(r) => {
                         scores[r].route -= w * mult;
                         reasons.push((r, -w * mult, Why::Negative(id, field)));
+                    }
+                    Target::Type(t) if t != TicketType::Incident && denied.contains(&id) => {
+                        cue_reasons.push(format!("{t} cue \"{}\" not counted (denied)", p.text.trim()));
                     }
                     Target::Type(t) => {
                         *type_score.entry(t).or_default() += w;
@@ -563,6 +573,31 @@ impl DeskRules {
         }
     }
 
+    /// The phrases that stand in the body only right after a negation ("bukan minta akun
+    /// baru": "minta" and "akun baru" at most `within` words after "bukan") and not in the
+    /// subject: a request or question cue there is denied, not asked. Only where the body holds
+    /// a negation does this look at the matches again.
+    fn denied_cues(&self, body: &str, in_subject: &HashSet<usize>) -> HashSet<usize> {
+        let mut denied = HashSet::new();
+        let negations = &self.speech.negations;
+        if negations.is_empty() || !body.split_whitespace().any(|w| negations.contains(w)) {
+            return denied;
+        }
+        let mut free = HashSet::new();
+        for m in self.automaton.find_overlapping_iter(body) {
+            let id = m.pattern().as_usize();
+            let near =
+                body[..m.start()].split_whitespace().rev().take(self.speech.within).any(|w| negations.contains(w));
+            if near {
+                denied.insert(id)
+            } else {
+                free.insert(id)
+            };
+        }
+        denied.retain(|id| !free.contains(id) && !in_subject.contains(id));
+        denied
+    }
+
     /// The polite request form in one of the `asked` sentences (those that end in `?`,
     /// normalised), if any.
     fn polite_question(&self, asked: &[String]) -> Option<&str> {
@@ -628,7 +663,13 @@ impl DeskRules {
             let mut asked = Vec::new();
             self.question_sentences(input.subject, &mut asked);
             self.question_sentences(&body_raw, &mut asked);
-            let polite = self.polite_question(&asked);
+            let mut polite = self.polite_question(&asked);
+            // "bisa dijadwalkan otomatis ga? caranya gimana?": it asks how to do it, not for it.
+            if polite == Some(ASKED_ACTION)
+                && asked.iter().any(|s| s.split_whitespace().any(|w| self.speech.how_words.contains(w)))
+            {
+                polite = None;
+            }
             asked_action = polite == Some(ASKED_ACTION);
             // "boleh install docker sendiri?": the asker would do it, so it asks whether, twice over.
             let own = if polite.is_none() { self.own_action_asked(&asked) } else { None };
@@ -696,6 +737,7 @@ impl DeskRules {
                     let t = match *why {
                         Why::Keyword(id, field) => format!("keyword \"{}\" in {field}", text(id)),
                         Why::NotCounted(id) => format!("keyword \"{}\" not counted (unless)", text(id)),
+                        Why::Denied(id) => format!("keyword \"{}\" not counted (denied)", text(id)),
                         Why::Negative(id, field) => format!("negative \"{}\" in {field}", text(id)),
                         Why::Pattern(i) => format!("pattern /{}/", self.pattern_targets[i].0),
                         Why::Inbox => format!("arrived at {inbox}"),

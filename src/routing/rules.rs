@@ -108,6 +108,17 @@ pub struct SpeechFile {
     /// Markers of a question (a sentence ending in `?`) that asks for an action ("bisa").
     #[serde(default)]
     pub question_markers: Vec<String>,
+    /// Words that ask how ("cara", "how"): a message whose questions hold one asks how to do
+    /// it, not for the action ("bisa dijadwalkan ga? caranya gimana?").
+    #[serde(default)]
+    pub how_words: Vec<String>,
+    /// Words that name the desk or its staff ("tim", "bapak"): "apakah tim bisa …?" asks for it.
+    #[serde(default)]
+    pub addressees: Vec<String>,
+    /// Words that deny what follows ("bukan"): a request or question cue at most `within`
+    /// words after one does not count ("bukan minta akun baru").
+    #[serde(default)]
+    pub negations: Vec<String>,
     #[serde(default = "default_within")]
     pub within: usize,
 }
@@ -932,6 +943,9 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     cues.self_words = file.self_words.iter().flat_map(|b| words(b)).collect();
     cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
     cues.question_openers = file.question_openers.iter().flat_map(|b| words(b)).collect();
+    cues.how_words = file.how_words.iter().flat_map(|b| words(b)).collect();
+    cues.addressees = file.addressees.iter().flat_map(|b| words(b)).collect();
+    cues.negations = file.negations.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
     cues
 }

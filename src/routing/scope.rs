@@ -90,6 +90,13 @@ fn noun_matches(noun: &str, word: &str) -> bool {
     }
 }
 
+/// Words that take a whole group of people: "semua pegawai", "seluruh user", "all users".
+const WHOLE_WORDS: &[&str] = &["semua", "seluruh", "segenap", "all", "every"];
+/// A word that may stand between such a word and the people: "semua para pegawai", "all our users".
+const WHOLE_FILLERS: &[&str] = &["para", "the", "our"];
+/// Before a place or unit, these say the group is that place's or unit's: "semua pegawai di biro umum".
+const BOUND_BEFORE: &[&str] = &["di", "pada", "in", "of", "at"];
+
 /// Every count of a known noun in `words` (normalised text split on spaces): a number, an
 /// optional multiplier ("ribu"), then the noun directly or after one other word ("6 orang
 /// developer", "300 pegawai"), unless a counted noun stands just before the number ("lantai 2
@@ -99,6 +106,10 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
     let mut out = Vec::new();
     let is_noun = |w: &str| kinds.iter().any(|k| k.nouns.iter().any(|noun| noun_matches(noun, w)));
     for i in 0..words.len() {
+        if WHOLE_WORDS.contains(&words[i]) {
+            out.extend(whole_group(words, i, kinds));
+            continue;
+        }
         let Some(mut n) = number(words[i]) else { continue };
         // "lantai 2", "gedung 3": a number after such a noun labels it, it counts nothing. A
         // number word directly before a counted noun counts all the same: in "teman satu subbag"
@@ -112,9 +123,11 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
             n = n.saturating_mul(*m);
             next += 1;
         }
-        let found = (next..(next + 2).min(words.len())).find_map(|j| {
-            kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, words[j]))).map(|k| (j, k))
-        });
+        // "error 413. Seluruh tim …": a whole group after the number is its own.
+        let found =
+            (next..(next + 2).min(words.len())).take_while(|&j| !WHOLE_WORDS.contains(&words[j])).find_map(|j| {
+                kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, words[j]))).map(|k| (j, k))
+            });
         let Some((j, kind)) = found else { continue };
         let class = kind.classes.iter().filter(|(_, least)| n >= *least).max_by_key(|(_, least)| *least);
         if let Some(&(class, _)) = class {
@@ -122,6 +135,38 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
         }
     }
     out
+}
+
+/// "semua pegawai", "seluruh user": a whole group of people (a kind whose least count is two or
+/// more: staff, the public; not rooms or offices, where "seluruh ruangan" is one whole room) is as
+/// many as the kind's largest least count. A place or unit right after the group, or after "di"
+/// ("semua pegawai di biro umum", "seluruh staf bagian keuangan"), bounds
+/// the group: it is that one place or unit, with its kind's first class (the least count's).
+fn whole_group<'a>(words: &[&str], i: usize, kinds: &'a [CountKind]) -> Option<CountFound<'a>> {
+    let kind_of = |w: &str| kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, w)));
+    let mut j = i + 1;
+    if words.get(j).is_some_and(|w| WHOLE_FILLERS.contains(w)) {
+        j += 1;
+    }
+    let kind = kind_of(words.get(j)?)?;
+    let least = kind.classes.iter().map(|(_, l)| *l).min()?;
+    if least < 2 {
+        return None;
+    }
+    let k = j + 1;
+    let place = match words.get(k) {
+        Some(w) if BOUND_BEFORE.contains(w) => words.get(k + 1).map(|p| (k + 1, *p)),
+        Some(p) => Some((k, *p)),
+        _ => None,
+    };
+    if let Some((at, place)) = place
+        && let Some(one) = kind_of(place).filter(|p| p.name != kind.name)
+    {
+        let &(class, _) = one.classes.iter().min_by_key(|(_, l)| *l)?;
+        return Some(CountFound { text: words[i..=at].join(" "), number: 1, kind: &one.name, class });
+    }
+    let &(class, number) = kind.classes.iter().max_by_key(|(_, l)| *l)?;
+    Some(CountFound { text: words[i..=j].join(" "), number, kind: &kind.name, class })
 }
 
 /// One class's score for a message.
@@ -225,6 +270,21 @@ mod tests {
         assert_eq!(count_classes("200an pegawai"), vec![("200an pegawai".into(), 200, 1)]);
         assert_eq!(count_classes("20an orang"), vec![("20an orang".into(), 20, 0)]);
         assert!(count_classes("2an pegawai 0200an pegawai").is_empty());
+    }
+
+    #[test]
+    fn a_whole_group_of_people_counts_as_many_unless_a_place_bounds_it() {
+        assert_eq!(count_classes("seluruh pegawai tidak bisa login"), vec![("seluruh pegawai".into(), 30, 1)]);
+        assert_eq!(count_classes("all our users"), vec![("all our users".into(), 30, 1)]);
+        // One place's people: the class one of that place stands for.
+        assert_eq!(count_classes("semua pegawai di kanwil timur"), vec![("semua pegawai di kanwil".into(), 1, 1)]);
+        assert_eq!(count_classes("seluruh pegawai kantor kami"), vec![("seluruh pegawai kantor".into(), 1, 1)]);
+        // "semua 40 pegawai" is the number's; a whole place is no group of people.
+        assert_eq!(count_classes("semua 40 pegawai"), vec![("40 pegawai".into(), 40, 1)]);
+        let rooms = [CountKind { name: "rooms".into(), nouns: vec!["ruangan".into()], classes: vec![(0, 1), (1, 3)] }];
+        assert!(counts(&["seluruh", "ruangan"], &rooms).is_empty());
+        // A number does not reach over a whole group: "error 413. Seluruh tim …".
+        assert_eq!(count_classes("error 413 seluruh pegawai"), vec![("seluruh pegawai".into(), 30, 1)]);
     }
 
     #[test]

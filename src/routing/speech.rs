@@ -48,6 +48,13 @@ pub struct SpeechCues {
     /// Question words that, right before a question marker, open a polite request ("apakah
     /// bisa dibuatkan …?") instead of asking whether.
     pub question_openers: HashSet<String>,
+    /// Words that name the desk or its staff ("pusintek", "tim", "bapak"): between a question
+    /// opener and a marker they keep the polite form ("apakah tim bisa mendampingi …?").
+    pub addressees: HashSet<String>,
+    /// Words that ask how ("cara", "how"): questions holding one ask for no action.
+    pub how_words: HashSet<String>,
+    /// Words that deny the request or question cue right after them ("bukan minta …").
+    pub negations: HashSet<String>,
 }
 
 impl SpeechCues {
@@ -115,8 +122,15 @@ impl SpeechCues {
             }
             // "apakah bisa dibuatkan …?": an opener right before the marker is part of the
             // polite form; a question word anywhere else before it asks whether.
+            // "apakah tim bisa mendampingi …?": the desk addressed between them is part of it too.
             let before = match i.checked_sub(1) {
                 Some(j) if self.question_openers.contains(words[j]) => &words[..j],
+                Some(j)
+                    if self.addressees.contains(words[j])
+                        && j.checked_sub(1).is_some_and(|o| self.question_openers.contains(words[o])) =>
+                {
+                    &words[..j - 1]
+                }
                 _ => &words[..i],
             };
             if clean_before && before.iter().any(|w| self.blockers.contains(*w)) {
@@ -127,6 +141,10 @@ impl SpeechCues {
                     continue;
                 }
                 if i > 0 && self.not_after.contains(words[i - 1]) {
+                    continue;
+                }
+                // "bukan minta install baru": a denied request asks for nothing.
+                if words[i.saturating_sub(self.within)..i].iter().any(|w| self.negations.contains(*w)) {
                     continue;
                 }
                 let start = i + m.len();
@@ -163,12 +181,31 @@ mod tests {
             self_words: words(&["sendiri", "myself"]),
             question_tails: words(&["tidak", "ya"]),
             question_openers: words(&["apakah"]),
+            addressees: words(&["tim"]),
+            how_words: words(&["cara", "how"]),
+            negations: words(&["bukan"]),
         }
     }
 
     fn find(text: &str) -> Option<(String, String)> {
         let words: Vec<&str> = text.split_whitespace().collect();
         cues().explicit_request(&words)
+    }
+
+    #[test]
+    fn the_desk_addressed_between_opener_and_marker_keeps_the_polite_form() {
+        let c = cues();
+        let asked = |t: &str| c.asked_action(&t.split_whitespace().collect::<Vec<_>>()).map(|(_, a)| a);
+        assert_eq!(asked("apakah tim bisa reset password saya"), Some("reset".to_string()));
+        assert_eq!(asked("apakah akun saya bisa direset"), None);
+    }
+
+    #[test]
+    fn a_denied_request_asks_for_nothing() {
+        let c = cues();
+        let words = |t: &'static str| t.split_whitespace().collect::<Vec<_>>();
+        assert_eq!(c.explicit_request(&words("bukan mohon reset ya")), None);
+        assert!(c.explicit_request(&words("mohon reset ya")).is_some());
     }
 
     #[test]
