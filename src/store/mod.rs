@@ -488,7 +488,14 @@ impl Store {
     /// connections are closed.
     pub async fn close_for_exit(self) {
         match self.backend {
-            Backend::Sqlite => std::mem::forget(self.pool),
+            Backend::Sqlite => {
+                // A connection held (and never returned) until the process ends: one on its way
+                // back to the pool would be dropped with the runtime, and closed.
+                if let Ok(connection) = self.pool.acquire().await {
+                    std::mem::forget(connection);
+                }
+                std::mem::forget(self.pool);
+            }
             Backend::Postgres => self.pool.close().await,
         }
     }
