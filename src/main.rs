@@ -1099,7 +1099,7 @@ async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode 
         }
     }
     if let Some(app) = app {
-        app.store.close_for_exit().await;
+        app.store.close().await;
     }
     ExitCode::from(if temporary {
         EX_TEMPFAIL

@@ -7,9 +7,11 @@
 //!
 //! The order that keeps a row from ever naming a missing file: a blob is written (and synced)
 //! *before* the transaction that references it commits. `put` only stages the bytes (a
-//! transaction reads its own staged blobs); [`Files::sync`], which [`super::Store::commit`] runs
-//! right before every commit, writes everything staged at once — the temporary files, their
-//! bytes flushed, the renames, the names flushed — and a commit waits for a sync already under
+//! transaction reads its own staged blobs, until they have their names on disk) and
+//! [`Files::put`] starts a sync behind the transaction; [`Files::sync`], which
+//! [`super::Store::commit`] runs right before every commit, writes everything still staged at
+//! once — the temporary files, their bytes flushed, the renames, the names flushed — and a
+//! commit waits for a sync already under
 //! way, which may hold its blobs. Flushing is each file and then each directory, in parallel (the
 //! file system joins their journal commits), or, with `storage.files_flush = "file_system"`, two
 //! `syncfs` calls for all of them: fewer journal commits, but `syncfs` also flushes whatever else

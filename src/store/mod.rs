@@ -479,24 +479,4 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
-    /// Ends a short-lived process's use of the store (`loket ingest`). A SQLite store is left
-    /// open for the process's exit to end: closing the file's last connection would checkpoint
-    /// the WAL into the database and delete it (three more fsyncs per piped mail), work that the
-    /// daemon, or the next connection, does anyway. Every commit is already durable in the WAL,
-    /// and SQLite is built for a process that ends with its connections open. PostgreSQL's
-    /// connections are closed.
-    pub async fn close_for_exit(self) {
-        match self.backend {
-            Backend::Sqlite => {
-                // A connection held (and never returned) until the process ends: one on its way
-                // back to the pool would be dropped with the runtime, and closed.
-                if let Ok(connection) = self.pool.acquire().await {
-                    std::mem::forget(connection);
-                }
-                std::mem::forget(self.pool);
-            }
-            Backend::Postgres => self.pool.close().await,
-        }
-    }
 }
