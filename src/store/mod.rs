@@ -376,9 +376,15 @@ impl Store {
             let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await.map_err(unavailable)?;
             let _ = sqlx::Connection::close(probe).await;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(cfg.max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+        let mut pool =
+            AnyPoolOptions::new().max_connections(cfg.max_connections).acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            // A connection to a local file costs nothing idle, and a new one reads the schema
+            // again: no reaper closes idle or old ones. (sqlx's reaper task was also seen
+            // spinning forever at a runtime's shutdown, in `ArrayQueue::push`, once in a test run.)
+            pool = pool.idle_timeout(None).max_lifetime(None);
+        }
+        let pool = pool
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
