@@ -410,10 +410,13 @@ const INLINE_PUT_BYTES: usize = 64 * 1024;
 /// blocking pool unless one is under way (it goes on while blobs are staged), so the files'
 /// flushes run while the transaction does its other work, and the sync before the commit mostly
 /// waits for one already done. The order stays the same: every blob durable before its row
-/// commits.
+/// commits. Not with `storage.files_flush = "file_system"`, whose point is few `syncfs` calls: one
+/// pair per commit.
 #[derive(Debug, Clone)]
 pub struct Files {
     store: Arc<dyn BlobStore>,
+    /// Whether `put` starts a sync behind the transaction.
+    write_behind: bool,
     /// A sync behind the transactions is under way.
     behind: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -444,12 +447,17 @@ fn abort_after_blob_writes(written: usize) -> bool {
 
 impl Files {
     pub fn new(store: Arc<dyn BlobStore>) -> Self {
-        Self { store, behind: Arc::default() }
+        Self { store, write_behind: true, behind: Arc::default() }
     }
 
-    /// A local directory; `whole_fs`: flushed with `syncfs` (`storage.files_flush`).
+    /// A local directory; `whole_fs`: flushed with `syncfs` (`storage.files_flush`), once before
+    /// each commit and not behind the transaction.
     pub fn local(root: impl Into<PathBuf>, whole_fs: bool) -> Self {
-        Self::new(Arc::new(if whole_fs { LocalDir::flushing_the_file_system(root) } else { LocalDir::new(root) }))
+        if whole_fs {
+            Self { write_behind: false, ..Self::new(Arc::new(LocalDir::flushing_the_file_system(root))) }
+        } else {
+            Self::new(Arc::new(LocalDir::new(root)))
+        }
     }
 
     /// Stages `bytes` and returns their name; [`Files::sync`] (run by [`super::Store::commit`])
@@ -474,7 +482,7 @@ impl Files {
     /// wrote something. Its errors leave the blobs staged: the sync before the commit meets
     /// them again and fails the commit.
     fn write_behind(&self) {
-        if self.behind.swap(true, Ordering::AcqRel) {
+        if !self.write_behind || self.behind.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
