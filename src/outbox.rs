@@ -95,14 +95,13 @@ impl OutboxWorker {
         // pipeline commits more (its wake-up) rather than after every send.
         let mut dry = false;
         let mut failed: Option<store::StoreError> = None;
-        // The conversations (recipient and ticket) with a send in flight: one at a time each, so
-        // that a chat's words come before the file that follows them, and a ticket's mails to
-        // one person in the order queued.
-        let mut busy: std::collections::HashSet<(String, String, String)> = std::collections::HashSet::new();
+        // The recipients with a send in flight: one at a time each, so that a chat's words come
+        // before the file that follows them, and a requester's mails in the order queued.
+        let mut busy: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
         loop {
             if !dry && failed.is_none() && !cancel.is_cancelled() && sends.len() < limit {
                 let room = limit - sends.len();
-                let except: Vec<(String, String, String)> = busy.iter().cloned().collect();
+                let except: Vec<(String, String)> = busy.iter().cloned().collect();
                 match self.claim(room, &except).await {
                     Ok(items) => {
                         dry = items.len() < room;
@@ -183,11 +182,11 @@ impl OutboxWorker {
 
     /// Claims up to `limit` due rows with a lease that covers one SMTP conversation (a row whose
     /// worker died becomes due again soon after), then puts back those over their sender's rate.
-    /// `busy`: conversations with a send in flight, whose rows wait.
+    /// `busy`: recipients with a send in flight, whose rows wait.
     async fn claim(
         &self,
         limit: usize,
-        busy: &[(String, String, String)],
+        busy: &[(String, String)],
     ) -> Result<Vec<store::OutboxItem>, store::StoreError> {
         let now = crate::now_ms();
         let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
@@ -302,24 +301,18 @@ fn outcome_of<K>(
     joined.map_err(|e| tracing::error!(error = %e, "outbox: a send did not finish")).ok()
 }
 
-/// The conversation a row belongs to: its channel, its recipients as the row stores them, and
-/// its ticket (0: none). Rows of different tickets to one agent are independent: they go in
-/// parallel.
-fn recipient_key(item: &store::OutboxItem) -> (String, String, String) {
-    (
-        item.channel.clone(),
-        serde_json::to_string(&item.recipients).unwrap_or_default(),
-        item.ticket_id.unwrap_or(0).to_string(),
-    )
+/// Who a row goes to: its channel and its recipients as the row stores them.
+fn recipient_key(item: &store::OutboxItem) -> (String, String) {
+    (item.channel.clone(), serde_json::to_string(&item.recipients).unwrap_or_default())
 }
 
 /// Splits claimed rows (in the order they are due) into those that may be sent now, the first
 /// of each recipient that has no send in flight (`busy`), and the later ones, which wait.
 fn one_per_recipient(
     items: Vec<store::OutboxItem>,
-    busy: &std::collections::HashSet<(String, String, String)>,
+    busy: &std::collections::HashSet<(String, String)>,
 ) -> (Vec<store::OutboxItem>, Vec<store::OutboxItem>) {
-    let mut taken: std::collections::HashSet<(String, String, String)> = std::collections::HashSet::new();
+    let mut taken: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     items.into_iter().partition(|i| {
         let key = recipient_key(i);
         !busy.contains(&key) && taken.insert(key)

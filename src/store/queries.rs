@@ -807,27 +807,19 @@ pub async fn claim_outbox(
     claim_outbox_except(store, worker, now, lease_until, limit, &[]).await
 }
 
-/// [`claim_outbox`] without the rows of `busy` conversations: (channel, recipients as stored,
-/// ticket id or 0).
+/// [`claim_outbox`] without the rows of `busy` recipients: (channel, recipients as stored).
 pub async fn claim_outbox_except(
     store: &super::Store,
     worker: &str,
     now: i64,
     lease_until: i64,
     limit: i64,
-    busy: &[(String, String, String)],
+    busy: &[(String, String)],
 ) -> Result<Vec<OutboxItem>> {
     let (pool, backend) = (store.pool(), store.backend());
     let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let except: String = (0..busy.len())
-        .map(|i| {
-            let n = 5 + 3 * i;
-            format!(
-                " AND NOT (channel = ${n} AND recipients = ${} AND COALESCE(CAST(ticket_id AS TEXT), '0') = ${})",
-                n + 1,
-                n + 2
-            )
-        })
+        .map(|i| format!(" AND NOT (channel = ${} AND recipients = ${})", 5 + 2 * i, 6 + 2 * i))
         .collect();
     let sql = format!(
         "UPDATE outbox SET locked_by = $1, locked_until = $2 WHERE id IN (\
@@ -835,7 +827,7 @@ pub async fn claim_outbox_except(
            AND (locked_until IS NULL OR locked_until < $3){except} ORDER BY next_attempt_at, id LIMIT $4{lock}) \
          RETURNING id"
     );
-    let extra: Vec<&str> = busy.iter().flat_map(|(c, r, t)| [c.as_str(), r.as_str(), t.as_str()]).collect();
+    let extra: Vec<&str> = busy.iter().flat_map(|(c, r)| [c.as_str(), r.as_str()]).collect();
     let (mut tx, ids) = lease_rows(pool, backend, sql, worker, lease_until, now, limit, &extra).await?;
     let mut items = Vec::with_capacity(ids.len());
     if ids.is_empty() {
