@@ -95,39 +95,16 @@ impl OutboxWorker {
         // pipeline commits more (its wake-up) rather than after every send.
         let mut dry = false;
         let mut failed: Option<store::StoreError> = None;
-        // The recipients with a send in flight: one at a time each, so that a chat's words come
-        // before the file that follows them, and a requester's mails in the order queued.
-        let mut busy: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
         loop {
             if !dry && failed.is_none() && !cancel.is_cancelled() && sends.len() < limit {
                 let room = limit - sends.len();
-                let except: Vec<(String, String)> = busy.iter().cloned().collect();
-                match self.claim(room, &except).await {
+                match self.claim(room).await {
                     Ok(items) => {
                         dry = items.len() < room;
-                        let (now, later) = one_per_recipient(items, &busy);
-                        if now.is_empty() {
-                            // Nothing that may go now: claim again when a send finished.
-                            dry = true;
-                        }
-                        if !later.is_empty() {
-                            // Claimed again once their recipient's send finished.
-                            let ids: Vec<i64> = later.iter().map(|i| i.id).collect();
-                            if let Err(e) = store::release_outbox(self.store.pool(), &ids).await {
-                                tracing::warn!(error = %e, "outbox: rows not given back; they are due again after the lease");
-                            }
-                        }
-                        attempted += now.len();
-                        let again = !later.is_empty() && !dry;
-                        for item in now {
+                        attempted += items.len();
+                        for item in items {
                             let me = self.clone();
-                            let key = recipient_key(&item);
-                            busy.insert(key.clone());
-                            sends.spawn(async move { (key, me.deliver(item).await) });
-                        }
-                        if again {
-                            // Room is left for other recipients' rows: claim them now.
-                            continue;
+                            sends.spawn(async move { me.deliver(item).await });
                         }
                     }
                     Err(e) => failed = Some(e),
@@ -138,29 +115,13 @@ impl OutboxWorker {
                 // claimed now.
                 break;
             }
-            let mut joined = Vec::new();
+            let mut finished = Vec::new();
             tokio::select! {
-                j = sends.join_next() => joined.extend(j),
+                joined = sends.join_next() => finished.extend(joined.and_then(outcome_of)),
                 _ = self.wakeup.notified(), if dry => dry = false,
             }
-            while let Some(j) = sends.try_join_next() {
-                joined.push(j);
-            }
-            if !joined.is_empty() {
-                // A finished send frees its recipient: its next row may be claimed.
-                dry = false;
-            }
-            let mut finished = Vec::new();
-            for j in joined {
-                if let Some((key, outcome)) = outcome_of(j) {
-                    busy.remove(&key);
-                    finished.push(outcome);
-                } else {
-                    // A send that did not finish (its task panicked): its row is due again after
-                    // the lease; nothing is known of which recipient it was, so none stays busy
-                    // longer than the sends in flight.
-                    busy.retain(|_| !sends.is_empty());
-                }
+            while let Some(joined) = sends.try_join_next() {
+                finished.extend(outcome_of(joined));
             }
             // (Nothing is written when only the wake-up came.)
             if let Err(e) = self.record(finished).await {
@@ -182,17 +143,11 @@ impl OutboxWorker {
 
     /// Claims up to `limit` due rows with a lease that covers one SMTP conversation (a row whose
     /// worker died becomes due again soon after), then puts back those over their sender's rate.
-    /// `busy`: recipients with a send in flight, whose rows wait.
-    async fn claim(
-        &self,
-        limit: usize,
-        busy: &[(String, String)],
-    ) -> Result<Vec<store::OutboxItem>, store::StoreError> {
+    async fn claim(&self, limit: usize) -> Result<Vec<store::OutboxItem>, store::StoreError> {
         let now = crate::now_ms();
         let timeout = self.cfg.smtp.as_ref().map(|s| s.timeout_secs).unwrap_or(30) as i64;
         let lease = now + (timeout + 5) * 1000;
-        let mut items =
-            store::claim_outbox_except(&self.store, &self.worker_id, now, lease, limit as i64, busy).await?;
+        let mut items = store::claim_outbox(&self.store, &self.worker_id, now, lease, limit as i64).await?;
         if let Some(per_minute) = self.cfg.sender_per_minute {
             items = self.within_rate(per_minute, items, now).await?;
         }
@@ -204,9 +159,7 @@ impl OutboxWorker {
     /// daemon keeps sends in flight continuously instead ([`deliver_all_due`](Self::deliver_all_due));
     /// a round is what a test steps through.
     pub async fn deliver_due(&self) -> Result<usize, store::StoreError> {
-        let items = self.claim(self.cfg.concurrency.max(1), &[]).await?;
-        let (items, later) = one_per_recipient(items, &Default::default());
-        store::release_outbox(self.store.pool(), &later.iter().map(|i| i.id).collect::<Vec<_>>()).await?;
+        let items = self.claim(self.cfg.concurrency.max(1)).await?;
         let n = items.len();
         let outcomes = futures::future::join_all(items.into_iter().map(|item| self.deliver(item))).await;
         self.record(outcomes).await?;
@@ -295,28 +248,10 @@ impl OutboxWorker {
 
 /// A finished send's outcome; a send that panicked leaves its row leased (retried after the
 /// lease, like a crash).
-fn outcome_of<K>(
-    joined: Result<(K, (i64, store::AttemptOutcome)), tokio::task::JoinError>,
-) -> Option<(K, (i64, store::AttemptOutcome))> {
+fn outcome_of(
+    joined: Result<(i64, store::AttemptOutcome), tokio::task::JoinError>,
+) -> Option<(i64, store::AttemptOutcome)> {
     joined.map_err(|e| tracing::error!(error = %e, "outbox: a send did not finish")).ok()
-}
-
-/// Who a row goes to: its channel and its recipients as the row stores them.
-fn recipient_key(item: &store::OutboxItem) -> (String, String) {
-    (item.channel.clone(), serde_json::to_string(&item.recipients).unwrap_or_default())
-}
-
-/// Splits claimed rows (in the order they are due) into those that may be sent now, the first
-/// of each recipient that has no send in flight (`busy`), and the later ones, which wait.
-fn one_per_recipient(
-    items: Vec<store::OutboxItem>,
-    busy: &std::collections::HashSet<(String, String)>,
-) -> (Vec<store::OutboxItem>, Vec<store::OutboxItem>) {
-    let mut taken: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
-    items.into_iter().partition(|i| {
-        let key = recipient_key(i);
-        !busy.contains(&key) && taken.insert(key)
-    })
 }
 
 #[cfg(test)]

@@ -770,7 +770,6 @@ pub struct OutboxItem {
 /// Leases for `worker` the rows that `sql` picks — an `UPDATE … SET locked_by = $1,
 /// locked_until = $2 … RETURNING id` with `$3` now and `$4` the limit — inside a claim
 /// transaction (on SQLite `BEGIN IMMEDIATE`), which stays open for the caller to read the rows.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn lease_rows(
     pool: &AnyPool,
     backend: Backend,
@@ -779,18 +778,21 @@ pub(super) async fn lease_rows(
     lease_until: i64,
     now: i64,
     limit: i64,
-    extra: &[&str],
 ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Vec<i64>)> {
     let mut tx = match backend {
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => pool.begin().await?,
     };
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker).bind(lease_until).bind(now).bind(limit);
-    for e in extra {
-        q = q.bind(*e);
-    }
-    let ids: Vec<i64> =
-        q.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
+    let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
     Ok((tx, ids))
 }
 
@@ -804,31 +806,15 @@ pub async fn claim_outbox(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<OutboxItem>> {
-    claim_outbox_except(store, worker, now, lease_until, limit, &[]).await
-}
-
-/// [`claim_outbox`] without the rows of `busy` recipients: (channel, recipients as stored).
-pub async fn claim_outbox_except(
-    store: &super::Store,
-    worker: &str,
-    now: i64,
-    lease_until: i64,
-    limit: i64,
-    busy: &[(String, String)],
-) -> Result<Vec<OutboxItem>> {
     let (pool, backend) = (store.pool(), store.backend());
     let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    let except: String = (0..busy.len())
-        .map(|i| format!(" AND NOT (channel = ${} AND recipients = ${})", 5 + 2 * i, 6 + 2 * i))
-        .collect();
     let sql = format!(
         "UPDATE outbox SET locked_by = $1, locked_until = $2 WHERE id IN (\
            SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
-           AND (locked_until IS NULL OR locked_until < $3){except} ORDER BY next_attempt_at, id LIMIT $4{lock}) \
+           AND (locked_until IS NULL OR locked_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
          RETURNING id"
     );
-    let extra: Vec<&str> = busy.iter().flat_map(|(c, r)| [c.as_str(), r.as_str()]).collect();
-    let (mut tx, ids) = lease_rows(pool, backend, sql, worker, lease_until, now, limit, &extra).await?;
+    let (mut tx, ids) = lease_rows(pool, backend, sql, worker, lease_until, now, limit).await?;
     let mut items = Vec::with_capacity(ids.len());
     if ids.is_empty() {
         #[allow(clippy::disallowed_methods)] // no file is staged in this transaction

@@ -47,16 +47,3 @@ pub async fn hold_outbox(pool: &AnyPool, held: &[(i64, i64)]) -> Result<()> {
     }
     Ok(())
 }
-
-/// Gives claimed rows back without an attempt and without changing when they are due: their
-/// lease ends now, so the next claim may take them again (a recipient's later rows while an
-/// earlier one is being sent).
-pub async fn release_outbox(pool: &AnyPool, ids: &[i64]) -> Result<()> {
-    for id in ids {
-        sqlx::query("UPDATE outbox SET locked_by = NULL, locked_until = NULL WHERE id = $1 AND status = 'pending'")
-            .bind(*id)
-            .execute(pool)
-            .await?;
-    }
-    Ok(())
-}

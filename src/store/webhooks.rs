@@ -75,7 +75,7 @@ pub async fn claim_webhooks(
            ORDER BY w.id LIMIT $4{lock}) \
          RETURNING id"
     );
-    let (mut tx, ids) = super::queries::lease_rows(pool, backend, sql, worker, lease_until, now, limit, &[]).await?;
+    let (mut tx, ids) = super::queries::lease_rows(pool, backend, sql, worker, lease_until, now, limit).await?;
     let mut items = Vec::with_capacity(ids.len());
     if !ids.is_empty() {
         let sql = format!(
