@@ -415,10 +415,8 @@ const INLINE_PUT_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Files {
     store: Arc<dyn BlobStore>,
-    /// Whether `put` starts a sync behind the transaction.
-    write_behind: bool,
-    /// A sync behind the transactions is under way.
-    behind: Arc<std::sync::atomic::AtomicBool>,
+    /// Set while a sync behind the transactions is under way; None: `put` starts none.
+    behind: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 fn io_err(what: &str, e: io::Error) -> StoreError {
@@ -447,14 +445,14 @@ fn abort_after_blob_writes(written: usize) -> bool {
 
 impl Files {
     pub fn new(store: Arc<dyn BlobStore>) -> Self {
-        Self { store, write_behind: true, behind: Arc::default() }
+        Self { store, behind: Some(Arc::default()) }
     }
 
     /// A local directory; `whole_fs`: flushed with `syncfs` (`storage.files_flush`), once before
     /// each commit and not behind the transaction.
     pub fn local(root: impl Into<PathBuf>, whole_fs: bool) -> Self {
         if whole_fs {
-            Self { write_behind: false, ..Self::new(Arc::new(LocalDir::flushing_the_file_system(root))) }
+            Self { store: Arc::new(LocalDir::flushing_the_file_system(root)), behind: None }
         } else {
             Self::new(Arc::new(LocalDir::new(root)))
         }
@@ -482,7 +480,8 @@ impl Files {
     /// wrote something. Its errors leave the blobs staged: the sync before the commit meets
     /// them again and fails the commit.
     fn write_behind(&self) {
-        if !self.write_behind || self.behind.swap(true, Ordering::AcqRel) {
+        let Some(behind) = self.behind.clone() else { return };
+        if behind.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
@@ -492,7 +491,7 @@ impl Files {
             {
                 this.written(written);
             }
-            this.behind.store(false, Ordering::Release);
+            behind.store(false, Ordering::Release);
         });
     }
 

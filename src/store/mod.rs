@@ -359,18 +359,20 @@ impl Store {
         }
         let options = AnyConnectOptions::from_str(&connect_url).map_err(unavailable)?;
         let sync = cfg.sqlite_synchronous == crate::config::SqliteSynchronous::Normal;
-        let mut probe = None;
-        if backend == Backend::Sqlite {
-            // One connection first, so that a failure names its cause instead of ending, ten
-            // seconds later, in the pool's "timed out while waiting for an open connection".
-            // It stays open until the pool has its own: closed as the file's last connection, it
-            // would checkpoint the WAL and delete it, for the pool to create it again.
+        // SQLite: one connection first, so that a failure names its cause instead of ending, ten
+        // seconds later, in the pool's "timed out while waiting for an open connection". It stays
+        // open until the pool has its own: closed as the file's last connection, it would
+        // checkpoint the WAL and delete it, for the pool to create it again.
+        let probe = if backend == Backend::Sqlite {
             let mut first = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
                 .await
                 .map_err(|e| sqlite_hint(&url, e))?;
             setup_sqlite(&mut first, sync, read_only).await.map_err(|e| sqlite_hint(&url, e))?;
-            probe = Some(first);
-        } else if need == Need::Check {
+            Some(first)
+        } else {
+            None
+        };
+        if backend == Backend::Postgres && need == Need::Check {
             // `check-config` wants the cause (refused, bad password, no such database), not the
             // pool's timeout; `serve` and `ingest` keep retrying through the pool.
             let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await.map_err(unavailable)?;
