@@ -3,7 +3,7 @@
 //! (`gk`→`tidak`, `pwd`→`password`, `eror`→`error`, from the rules' `[synonyms]`), and quoted
 //! replies and signatures cut off so they are not scored. Pure.
 
-use std::collections::HashMap;
+use super::HashMap;
 
 use unicode_normalization::UnicodeNormalization;
 

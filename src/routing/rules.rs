@@ -6,7 +6,7 @@
 //! of `loket ingest`, [`Purpose::Few`], a route pattern is compiled when the first message that
 //! holds its literals needs it: [`PatternSet::Lazy`].)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -15,6 +15,7 @@ use regex::RegexSet;
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 use serde::Deserialize;
 
+use super::HashMap;
 use super::normalize::{fold, normalize};
 use crate::catalogue::{Catalogue, TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
 use crate::domain::{Impact, TicketType};
@@ -523,17 +524,17 @@ pub fn compile_for(
     if file.desk != catalogue.desk {
         errors.push(inv(format!("desk = `{}` but the catalogue is for `{}`", file.desk, catalogue.desk)));
     }
-    let mut synonyms: HashMap<String, String> = HashMap::new();
+    let mut synonyms: HashMap<String, String> = HashMap::default();
     for (k, v) in common.synonyms.iter().chain(file.synonyms.iter()) {
-        let key = normalize(k, &HashMap::new());
+        let key = normalize(k, &HashMap::default());
         let key = key.trim();
         if key.contains(' ') || key.is_empty() {
             errors.push(inv(format!("synonyms: `{k}` must be one word")));
             continue;
         }
-        synonyms.insert(key.to_string(), normalize(v, &HashMap::new()).trim().to_string());
+        synonyms.insert(key.to_string(), normalize(v, &HashMap::default()).trim().to_string());
     }
-    let mut phrase_index: HashMap<String, usize> = HashMap::new();
+    let mut phrase_index: HashMap<String, usize> = HashMap::default();
     let mut phrases: Vec<Phrase> = Vec::new();
     let mut add = |raw: &str, target: Target, weight: f64, errors: &mut Vec<RulesError>, key: &str| {
         let prefix = raw.trim_end().ends_with('*');
@@ -679,11 +680,11 @@ pub fn compile_for(
     let mut routes = Vec::new();
     let mut regexes: Vec<String> = Vec::new();
     let mut pattern_targets: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
-    let mut pattern_index: HashMap<String, usize> = HashMap::new();
+    let mut pattern_index: HashMap<String, usize> = HashMap::default();
     // The routes (their keys) that name each distinct pattern.
     let mut pattern_keys: Vec<Vec<String>> = Vec::new();
     let mut pending_unless: Vec<(usize, String, &Unless)> = Vec::new();
-    let mut seen = HashMap::new();
+    let mut seen = HashMap::default();
     for (i, r) in file.routes.iter().enumerate() {
         let key = format!("route[{i}] (`{}`)", r.to);
         let Some((cat, sub)) = r.to.split_once('/') else {
@@ -1296,7 +1297,7 @@ route = "triage/unknown"
 
     #[test]
     fn nya_forms_read_as_the_cue_word() {
-        let mut synonyms = HashMap::from([("zoomnya".to_string(), "zoom".to_string())]);
+        let mut synonyms: HashMap<String, String> = [("zoomnya".to_string(), "zoom".to_string())].into_iter().collect();
         let phrases =
             [phrase("sertifikat elektronik"), phrase("vpn"), phrase("cara"), phrase("caranya"), phrase("12345")];
         add_nya_forms(&mut synonyms, &phrases, ["mohon bantuannya", "bantuan"].into_iter());

@@ -220,9 +220,17 @@ pub fn apply_caps(classes: &mut [ClassScore<'_>], caps: &[Vec<usize>], threshold
 pub fn explain(found: &ScopeImpact<'_>, threshold: f64) -> String {
     match found.class {
         Some(c) => {
-            format!("impact {} from scope class `{}` ({:.1}, threshold {threshold:.1})", found.impact, c.name, c.score)
+            format!(
+                "impact {} from scope class `{}` ({}, threshold {})",
+                found.impact,
+                c.name,
+                super::Tenths(c.score),
+                super::Tenths(threshold)
+            )
         }
-        None => format!("impact low: no scope class reached {threshold:.1} (one person, or scope not stated)"),
+        None => {
+            format!("impact low: no scope class reached {} (one person, or scope not stated)", super::Tenths(threshold))
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //! describes). A question that asks for an action ("bisa ditambah kapasitasnya?", "could we get
 //! …?") starts with one of the `question_markers` instead of a request marker.
 
-use std::collections::HashSet;
+use super::HashSet;
 
 /// Compiled `[speech]` cues.
 #[derive(Debug, Clone, Default)]
@@ -173,7 +173,7 @@ mod tests {
             actions: words(&["reset", "direset", "dibuatkan", "create"]),
             action_prefixes: vec!["aktif".into()],
             action_forms: Vec::new(),
-            not_actions: HashSet::new(),
+            not_actions: HashSet::default(),
             question_markers: vec![vec!["bisa".into()]],
             blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
@@ -230,7 +230,7 @@ mod tests {
     fn verb_forms_are_actions_except_the_listed_ones() {
         let mut c = cues();
         c.action_forms = vec![("di".into(), "kan".into()), ("di".into(), "in".into())];
-        c.not_actions = ["dijelaskan".to_string()].into();
+        c.not_actions = ["dijelaskan".to_string()].into_iter().collect();
         let find = |t: &str| c.explicit_request(&t.split_whitespace().collect::<Vec<_>>());
         assert_eq!(find("mohon disediakan ruang rapat"), Some(("mohon".into(), "disediakan".into())));
         assert_eq!(find("tolong dipasangin kabel"), Some(("tolong".into(), "dipasangin".into())));
