@@ -864,6 +864,16 @@ impl DeskRules {
                     self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
                 ));
             }
+            // A duty due soon ("harus dikirim … sore ini", "batas usulan hari ini") names its class too.
+            if let Some(due) = &self.impact_due
+                && let Some(text) = scope::due_soon(&words, due)
+            {
+                impact_score[due.class] += self.impact_threshold;
+                cue_reasons.push(format!(
+                    "scope class `{}` from the duty due soon \"{text}\" +{}",
+                    self.impact_classes[due.class].0, self.impact_threshold
+                ));
+            }
             let mut classes: Vec<scope::ClassScore> = self
                 .impact_classes
                 .iter()
