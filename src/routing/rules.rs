@@ -122,6 +122,23 @@ pub struct SpeechFile {
     /// words after one does not count ("bukan minta akun baru").
     #[serde(default)]
     pub negations: Vec<String>,
+    /// A fault said as a negated verb ("OTP tidak pernah sampai", "belum muncul"): one of
+    /// these, then (after any `negation_fillers`) a word none of `not_failures`.
+    #[serde(default)]
+    pub failure_negations: Vec<String>,
+    #[serde(default)]
+    pub negation_fillers: Vec<String>,
+    #[serde(default)]
+    pub not_failures: Vec<String>,
+    /// A negation right after one of these is a question tag ("bisa ga …?", "sudah belum?").
+    #[serde(default)]
+    pub negation_tags_after: Vec<String>,
+    /// A sentence holding one of these asks about what it negates ("blm keluar, kenapa ya").
+    #[serde(default)]
+    pub negation_asks: Vec<String>,
+    /// What such a negated verb counts for `incident`, where no incident cue matched.
+    #[serde(default)]
+    pub failure_negation_weight: f64,
     #[serde(default = "default_within")]
     pub within: usize,
 }
@@ -998,6 +1015,12 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
     cues.question_openers = file.question_openers.iter().flat_map(|b| words(b)).collect();
     cues.how_words = file.how_words.iter().flat_map(|b| words(b)).collect();
+    cues.failure_negations = file.failure_negations.iter().flat_map(|b| words(b)).collect();
+    cues.negation_fillers = file.negation_fillers.iter().flat_map(|b| words(b)).collect();
+    cues.not_failures = file.not_failures.iter().flat_map(|b| words(b)).collect();
+    cues.negation_tags_after = file.negation_tags_after.iter().flat_map(|b| words(b)).collect();
+    cues.negation_asks = file.negation_asks.iter().flat_map(|b| words(b)).collect();
+    cues.failure_negation_weight = file.failure_negation_weight;
     cues.addressees = file.addressees.iter().flat_map(|b| words(b)).collect();
     cues.negations = file.negations.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
