@@ -388,7 +388,7 @@ mod tests {
         // Either order; the words between at most `within`.
         assert_eq!(due_in("padahal jam 3 sore ini harus dikirim").as_deref(), Some("sore ini harus"));
         assert_eq!(due_in("batas usulan hari ini").as_deref(), Some("batas usulan hari ini"));
-        assert_eq!(due_in("batas a b c d e hari ini"), None);
+        assert_eq!(due_in("batas a b c d e f hari ini"), None);
         // A time alone, or an obligation alone, is no duty.
         assert_eq!(due_in("error sejak hari ini"), None);
         assert_eq!(due_in("harus restart terus"), None);
