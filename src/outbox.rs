@@ -92,7 +92,8 @@ impl OutboxWorker {
         let mut sends = tokio::task::JoinSet::new();
         let mut attempted = 0;
         // `dry`: the last claim found fewer due rows than it asked for; claim again when the
-        // pipeline commits more (its wake-up) rather than after every send.
+        // pipeline commits more (its wake-up) or a send finishes (its conversation's next row,
+        // held back by the claim, may go now), rather than polling.
         let mut dry = false;
         let mut failed: Option<store::StoreError> = None;
         loop {
@@ -122,6 +123,10 @@ impl OutboxWorker {
             }
             while let Some(joined) = sends.try_join_next() {
                 finished.extend(outcome_of(joined));
+            }
+            if !finished.is_empty() {
+                // A finished send frees its conversation: the row queued after it may be claimed.
+                dry = false;
             }
             // (Nothing is written when only the wake-up came.)
             if let Err(e) = self.record(finished).await {

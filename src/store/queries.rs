@@ -799,6 +799,12 @@ pub(super) async fn lease_rows(
 /// Claims up to `limit` due outbox rows for `worker` until `lease_until`. On PostgreSQL rows
 /// another instance holds are skipped (`FOR UPDATE SKIP LOCKED`), so no row is delivered twice at
 /// once; a lease that expires (its worker died) makes the row due again.
+///
+/// A conversation's rows go one at a time, in the order queued: a row of a ticket is claimed only
+/// when no earlier row of the same ticket, channel and recipients is still pending (being sent,
+/// waiting for a retry or for its sender's rate). So a chat's words come before the file that
+/// follows them, and a requester reads a ticket's mails in order, whichever instance sends them.
+/// Different tickets, and different recipients of one ticket, go in parallel.
 pub async fn claim_outbox(
     store: &super::Store,
     worker: &str,
@@ -810,8 +816,11 @@ pub async fn claim_outbox(
     let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE outbox SET locked_by = $1, locked_until = $2 WHERE id IN (\
-           SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
-           AND (locked_until IS NULL OR locked_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
+           SELECT id FROM outbox o WHERE status = 'pending' AND next_attempt_at <= $3 \
+           AND (locked_until IS NULL OR locked_until < $3) \
+           AND (ticket_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox e WHERE e.ticket_id = o.ticket_id \
+             AND e.status = 'pending' AND e.id < o.id AND e.channel = o.channel AND e.recipients = o.recipients)) \
+           ORDER BY next_attempt_at, id LIMIT $4{lock}) \
          RETURNING id"
     );
     let (mut tx, ids) = lease_rows(pool, backend, sql, worker, lease_until, now, limit).await?;

@@ -25,6 +25,8 @@ const HELD: &str = "user0@example.test";
 #[derive(Clone, Default)]
 struct Relay {
     accepted: Arc<Mutex<Vec<String>>>,
+    /// The data of each mail as it arrived, before any was held.
+    arrived: Arc<Mutex<Vec<String>>>,
     release: Arc<Notify>,
 }
 
@@ -59,6 +61,7 @@ impl Relay {
                         data.push_str(&l);
                         data.push('\n');
                     }
+                    self.arrived.lock().unwrap().push(data.clone());
                     if data.contains(HELD) {
                         self.release.notified().await;
                     }
@@ -82,10 +85,10 @@ impl Relay {
     }
 }
 
-async fn pipeline(dir: &Path, port: u16) -> (Pipeline, Store) {
+async fn pipeline(dir: &Path, port: u16, concurrency: usize) -> (Pipeline, Store) {
     let db = hero::sqlite_in(dir);
     let out = format!(
-        "transport = \"smtp\"\nconcurrency = 2\n[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {port}\n\
+        "transport = \"smtp\"\nconcurrency = {concurrency}\n[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {port}\n\
          tls = \"none\"\ntimeout_secs = 60\n"
     );
     Hero { storage: &db, outbound: &out, ..Default::default() }.pipeline(&repo(), dir).await
@@ -107,7 +110,7 @@ async fn a_slow_send_holds_its_own_slot_and_the_others_go_past_it() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::default();
     let port = relay.start().await;
-    let (p, store) = pipeline(dir.path(), port).await;
+    let (p, store) = pipeline(dir.path(), port, 2).await;
     let n = 6;
     for i in 0..n {
         assert_eq!(
@@ -163,4 +166,100 @@ async fn a_slow_send_holds_its_own_slot_and_the_others_go_past_it() {
     let attempts: i64 =
         sqlx::query("SELECT COUNT(*) AS n FROM outbox_attempts").fetch_one(store.pool()).await.unwrap().get("n");
     assert_eq!(attempts, n as i64);
+}
+
+/// A ticket's mails to one person go one at a time, in the order they were queued. Four rows are
+/// due at once and the worker has four slots, so its first claim could take them all: it takes
+/// three, and user0's second row on the same ticket stays unclaimed while the relay holds the
+/// first; it follows once the first is accepted. (A chat's words and the file after them are two
+/// such rows.) Rows of different tickets to one person are independent.
+#[tokio::test]
+async fn a_tickets_mails_to_one_person_go_one_at_a_time_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::default();
+    let port = relay.start().await;
+    let (p, store) = pipeline(dir.path(), port, 4).await;
+    for i in 0..3 {
+        let raw = hero::printer_request(i, "order");
+        assert_eq!(p.process("hero", &raw, T0 + i as i64).await.unwrap().action, Action::Created);
+    }
+    // A second row for user0's ticket, queued after the others (as a relayed reply would be).
+    sqlx::query(
+        "INSERT INTO outbox (desk, ticket_id, message_row, sender, recipients, status, attempts, next_attempt_at, \
+         created_at, channel) SELECT desk, ticket_id, message_row, sender, recipients, 'pending', 0, next_attempt_at + 10, \
+         created_at + 10, channel FROM outbox WHERE recipients LIKE '%user0@%'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let second: i64 = sqlx::query("SELECT MAX(id) AS id FROM outbox").fetch_one(store.pool()).await.unwrap().get("id");
+    let worker = Arc::new(
+        OutboxWorker::new(&p.config().outbound, store.clone(), Default::default(), Arc::new(Notify::new()), "w".into())
+            .unwrap(),
+    );
+    let run = {
+        let worker = worker.clone();
+        tokio::spawn(async move { worker.deliver_all_due(&CancellationToken::new()).await })
+    };
+    let held = |relay: &Relay| relay.arrived.lock().unwrap().iter().filter(|d| d.contains(HELD)).count();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while relay.accepted().len() < 2 || held(&relay) < 1 {
+        assert!(Instant::now() < deadline, "the other recipients' mails were not sent: {:?}", rows(&store).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The others are through and the first row to user0 is held at the relay; the second was
+    // not claimed (nor sent).
+    let leased: Option<String> = sqlx::query("SELECT locked_by FROM outbox WHERE id = $1")
+        .bind(second)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get("locked_by");
+    assert_eq!(leased, None, "the second row was claimed while the first was being sent");
+    assert_eq!(held(&relay), 1, "the second row did not wait for the first");
+    relay.release.notify_one();
+    while held(&relay) < 2 {
+        assert!(Instant::now() < deadline, "the second row never followed: {:?}", rows(&store).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.release.notify_one();
+    let attempted = tokio::time::timeout(Duration::from_secs(60), run).await.expect("worker finishes").unwrap();
+    assert_eq!(attempted.unwrap(), 4, "each row attempted once");
+    let order: Vec<i64> = sqlx::query(
+        "SELECT a.outbox_id AS id FROM outbox_attempts a JOIN outbox o ON o.id = a.outbox_id \
+         WHERE o.recipients LIKE '%user0@%' ORDER BY a.id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get("id"))
+    .collect();
+    assert_eq!(order.len(), 2);
+    assert!(order[0] < order[1], "the row queued first was sent first: {order:?}");
+
+    // Two tickets of one person: their acknowledgements go at once (both reach the relay while
+    // the first is held).
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::default();
+    let port = relay.start().await;
+    let (p, store) = pipeline(dir.path(), port, 2).await;
+    for (i, tag) in ["one", "two"].iter().enumerate() {
+        let raw =
+            String::from_utf8(hero::printer_request(0, tag)).unwrap().replace("Printer 0", &format!("Printer {tag}"));
+        assert_eq!(p.process("hero", raw.as_bytes(), T0 + i as i64).await.unwrap().action, Action::Created);
+    }
+    let worker = Arc::new(
+        OutboxWorker::new(&p.config().outbound, store.clone(), Default::default(), Arc::new(Notify::new()), "w".into())
+            .unwrap(),
+    );
+    let run = tokio::spawn(async move { worker.deliver_all_due(&CancellationToken::new()).await });
+    while held(&relay) < 2 {
+        assert!(Instant::now() < deadline, "two tickets' mails waited for each other: {:?}", rows(&store).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.release.notify_one();
+    relay.release.notify_one();
+    let attempted = tokio::time::timeout(Duration::from_secs(60), run).await.expect("worker finishes").unwrap();
+    assert_eq!(attempted.unwrap(), 2);
 }
