@@ -734,6 +734,37 @@ impl DeskRules {
             cue_reasons.push(format!("{why} +{w}"));
         }
 
+        // A fault said as a negated verb ("OTP tidak pernah sampai", "belum muncul") where no
+        // incident cue matched: the failure words are open-ended, the negation is not. Only in
+        // the subject and the sentences that ask nothing: in "bisa ga hosting pake PHP 8.3?" and
+        // "blm keluar, kenapa ya" the negation asks.
+        if type_score.get(&TicketType::Incident).copied().unwrap_or(0.0) == 0.0
+            && self.speech.failure_negation_weight > 0.0
+        {
+            let mut asked = Vec::new();
+            self.question_sentences(input.subject, &mut asked);
+            self.question_sentences(&body_raw, &mut asked);
+            let mut told: Vec<&str> = Vec::new();
+            if !scored.subject_asks {
+                told.push(&scored.subject);
+            }
+            let mut start = 0;
+            for (k, &end) in scored.sentence_ends.iter().enumerate() {
+                if !scored.asking_sentences.contains(&k) {
+                    told.push(&scored.body[start..end]);
+                }
+                start = end;
+            }
+            let found = told.iter().find_map(|t| {
+                let words: Vec<&str> = t.split_whitespace().collect();
+                self.speech.negated_verbs(&words).into_iter().find(|f| !asked.iter().any(|a| a.contains(f.as_str())))
+            });
+            if let Some(found) = found {
+                let w = self.speech.failure_negation_weight;
+                *type_score.entry(TicketType::Incident).or_default() += w;
+                cue_reasons.push(format!("incident cue \"{found}\" (a negated verb) +{w}"));
+            }
+        }
         let mut order = self.order(&scores);
         // The speech act against the route's types: a message that asks for an action (an
         // explicit request, or a question naming its action) is no report of a fault, so a
@@ -919,6 +950,16 @@ impl DeskRules {
                 cue_reasons.push(format!(
                     "scope class `{}` from the count \"{}\" ({}: {}) +{}",
                     self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
+                ));
+            }
+            // A duty due soon ("harus dikirim … sore ini", "batas usulan hari ini") names its class too.
+            if let Some(due) = &self.impact_due
+                && let Some(text) = scope::due_soon(&words, due)
+            {
+                impact_score[due.class] += self.impact_threshold;
+                cue_reasons.push(format!(
+                    "scope class `{}` from the duty due soon \"{text}\" +{}",
+                    self.impact_classes[due.class].0, self.impact_threshold
                 ));
             }
             let mut classes: Vec<scope::ClassScore> = self

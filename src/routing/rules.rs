@@ -45,6 +45,9 @@ pub struct CommonFile {
     /// Counts of people or units that name an impact class ("6 developer", "12 kanwil").
     #[serde(default)]
     pub impact_counts: BTreeMap<String, ImpactCount>,
+    /// A duty due soon ("harus dikirim … sore ini", "batas … hari ini") names an impact class.
+    #[serde(default)]
+    pub impact_due: Option<ImpactDue>,
     /// Urgency of incidents (for the priority matrix): `high` and `low` cues; medium otherwise.
     #[serde(default)]
     pub urgency_cues: BTreeMap<String, Weights>,
@@ -120,6 +123,23 @@ pub struct SpeechFile {
     /// words after one does not count ("bukan minta akun baru").
     #[serde(default)]
     pub negations: Vec<String>,
+    /// A fault said as a negated verb ("OTP tidak pernah sampai", "belum muncul"): one of
+    /// these, then (after any `negation_fillers`) a word none of `not_failures`.
+    #[serde(default)]
+    pub failure_negations: Vec<String>,
+    #[serde(default)]
+    pub negation_fillers: Vec<String>,
+    #[serde(default)]
+    pub not_failures: Vec<String>,
+    /// A negation right after one of these is a question tag ("bisa ga …?", "sudah belum?").
+    #[serde(default)]
+    pub negation_tags_after: Vec<String>,
+    /// A sentence holding one of these asks about what it negates ("blm keluar, kenapa ya").
+    #[serde(default)]
+    pub negation_asks: Vec<String>,
+    /// What such a negated verb counts for `incident`, where no incident cue matched.
+    #[serde(default)]
+    pub failure_negation_weight: f64,
     #[serde(default = "default_within")]
     pub within: usize,
 }
@@ -151,6 +171,26 @@ pub struct ImpactCount {
     pub nouns: Vec<String>,
     #[serde(default)]
     pub classes: BTreeMap<String, u64>,
+    /// The class a whole group of this kind stands for ("semua peserta": one event's, `unit`);
+    /// default: the class of the largest least count ("semua pegawai": `organisation`).
+    #[serde(default)]
+    pub whole: Option<String>,
+}
+
+/// A duty due soon (see [`super::scope::due_soon`]): one of `obligations` (one word each) and
+/// one of `times` (phrases) at most `within` words apart give the impact class `class`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactDue {
+    pub class: String,
+    #[serde(default = "default_due_within")]
+    pub within: usize,
+    pub obligations: Vec<String>,
+    pub times: Vec<String>,
+}
+
+fn default_due_within() -> usize {
+    5
 }
 
 /// "X unless Y within N words": the route's cue `cue` does not count where one of `near` stands
@@ -335,6 +375,8 @@ pub struct DeskRules {
     pub impact_caps: Vec<Vec<usize>>,
     /// Counts of people or units that name an impact class (see [`super::scope::counts`]).
     pub impact_counts: Vec<super::scope::CountKind>,
+    /// A duty due soon names an impact class (see [`super::scope::due_soon`]).
+    pub impact_due: Option<super::scope::DueCues>,
     pub question_mark_weight: f64,
     /// Normalised polite request forms (see [`CommonFile::polite_requests`]).
     pub polite_requests: Vec<String>,
@@ -675,8 +717,36 @@ pub fn compile_for(
                 }
             }
         }
-        impact_counts.push(super::scope::CountKind { name: name.clone(), nouns, classes });
+        let whole = kind.whole.as_ref().and_then(|w| match impact_classes.iter().position(|(n, _)| n == w) {
+            Some(c) if classes.iter().any(|(x, _)| *x == c) => Some(c),
+            _ => {
+                errors.push(inv(format!("{key}.whole: `{w}` is none of the kind's classes")));
+                None
+            }
+        });
+        impact_counts.push(super::scope::CountKind { name: name.clone(), nouns, classes, whole });
     }
+    let impact_due = common.impact_due.as_ref().and_then(|due| {
+        let Some(class) = impact_classes.iter().position(|(n, _)| *n == due.class) else {
+            errors.push(inv(format!("impact_due.class: unknown impact class `{}`", due.class)));
+            return None;
+        };
+        let mut obligations = Vec::new();
+        for raw in &due.obligations {
+            let n = normalize(raw, &synonyms);
+            match n.split_whitespace().collect::<Vec<_>>().as_slice() {
+                [w] => obligations.push(w.to_string()),
+                _ => errors.push(inv(format!("impact_due.obligations: `{raw}` must be one word"))),
+            }
+        }
+        let times: Vec<Vec<String>> = due
+            .times
+            .iter()
+            .map(|raw| normalize(raw, &synonyms).split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|t| !t.is_empty())
+            .collect();
+        Some(super::scope::DueCues { class, within: due.within, obligations, times })
+    });
     let mut routes = Vec::new();
     let mut regexes: Vec<String> = Vec::new();
     let mut pattern_targets: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
@@ -876,6 +946,7 @@ pub fn compile_for(
         impact_classes,
         impact_caps,
         impact_counts,
+        impact_due,
         question_mark_weight: common.question_mark_weight,
         polite_requests: common
             .polite_requests
@@ -945,6 +1016,12 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
     cues.question_openers = file.question_openers.iter().flat_map(|b| words(b)).collect();
     cues.how_words = file.how_words.iter().flat_map(|b| words(b)).collect();
+    cues.failure_negations = file.failure_negations.iter().flat_map(|b| words(b)).collect();
+    cues.negation_fillers = file.negation_fillers.iter().flat_map(|b| words(b)).collect();
+    cues.not_failures = file.not_failures.iter().flat_map(|b| words(b)).collect();
+    cues.negation_tags_after = file.negation_tags_after.iter().flat_map(|b| words(b)).collect();
+    cues.negation_asks = file.negation_asks.iter().flat_map(|b| words(b)).collect();
+    cues.failure_negation_weight = file.failure_negation_weight;
     cues.addressees = file.addressees.iter().flat_map(|b| words(b)).collect();
     cues.negations = file.negations.iter().flat_map(|b| words(b)).collect();
     cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();

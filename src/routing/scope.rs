@@ -24,6 +24,9 @@ pub struct CountKind {
     pub nouns: Vec<String>,
     /// (class, least count), in any order: the class with the largest least count reached wins.
     pub classes: Vec<(usize, u64)>,
+    /// The class a whole group of this kind stands for ("semua peserta kelas": one class's),
+    /// if not the one of the largest least count.
+    pub whole: Option<usize>,
 }
 
 /// A count found in a message: the words as they stand, the number read, and the class.
@@ -92,8 +95,14 @@ fn noun_matches(noun: &str, word: &str) -> bool {
 
 /// Words that take a whole group of people: "semua pegawai", "seluruh user", "all users".
 const WHOLE_WORDS: &[&str] = &["semua", "seluruh", "segenap", "all", "every"];
-/// A word that may stand between such a word and the people: "semua para pegawai", "all our users".
-const WHOLE_FILLERS: &[&str] = &["para", "the", "our"];
+/// Words that are themselves a whole group of people: "everyone" is "all people" (the kind that
+/// counts "people"), bounded like it: "everyone in our bureau" is one unit's people.
+const WHOLE_PEOPLE: &[&str] = &["everyone", "everybody"];
+/// The noun such a word stands for.
+const PEOPLE_NOUN: &str = "people";
+/// A word that may stand between such a word and the people: "semua para pegawai", "all our
+/// users"; or between a bounding "di" / "in" and the place: "in our bureau".
+const WHOLE_FILLERS: &[&str] = &["para", "the", "our", "this"];
 /// Before a place or unit, these say the group is that place's or unit's: "semua pegawai di biro umum".
 const BOUND_BEFORE: &[&str] = &["di", "pada", "in", "of", "at"];
 
@@ -106,7 +115,7 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
     let mut out = Vec::new();
     let is_noun = |w: &str| kinds.iter().any(|k| k.nouns.iter().any(|noun| noun_matches(noun, w)));
     for i in 0..words.len() {
-        if WHOLE_WORDS.contains(&words[i]) {
+        if WHOLE_WORDS.contains(&words[i]) || WHOLE_PEOPLE.contains(&words[i]) {
             out.extend(whole_group(words, i, kinds));
             continue;
         }
@@ -144,18 +153,25 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
 /// the group: it is that one place or unit, with its kind's first class (the least count's).
 fn whole_group<'a>(words: &[&str], i: usize, kinds: &'a [CountKind]) -> Option<CountFound<'a>> {
     let kind_of = |w: &str| kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, w)));
-    let mut j = i + 1;
-    if words.get(j).is_some_and(|w| WHOLE_FILLERS.contains(w)) {
-        j += 1;
-    }
-    let kind = kind_of(words.get(j)?)?;
+    let (j, kind) = if WHOLE_PEOPLE.contains(&words[i]) {
+        (i, kind_of(PEOPLE_NOUN)?)
+    } else {
+        let mut j = i + 1;
+        if words.get(j).is_some_and(|w| WHOLE_FILLERS.contains(w)) {
+            j += 1;
+        }
+        (j, kind_of(words.get(j)?)?)
+    };
     let least = kind.classes.iter().map(|(_, l)| *l).min()?;
     if least < 2 {
         return None;
     }
     let k = j + 1;
     let place = match words.get(k) {
-        Some(w) if BOUND_BEFORE.contains(w) => words.get(k + 1).map(|p| (k + 1, *p)),
+        Some(w) if BOUND_BEFORE.contains(w) => {
+            let p = if words.get(k + 1).is_some_and(|f| WHOLE_FILLERS.contains(f)) { k + 2 } else { k + 1 };
+            words.get(p).map(|w| (p, *w))
+        }
         Some(p) => Some((k, *p)),
         _ => None,
     };
@@ -165,8 +181,56 @@ fn whole_group<'a>(words: &[&str], i: usize, kinds: &'a [CountKind]) -> Option<C
         let &(class, _) = one.classes.iter().min_by_key(|(_, l)| *l)?;
         return Some(CountFound { text: words[i..=at].join(" "), number: 1, kind: &one.name, class });
     }
-    let &(class, number) = kind.classes.iter().max_by_key(|(_, l)| *l)?;
+    let &(class, number) = match kind.whole {
+        Some(w) => kind.classes.iter().find(|(c, _)| *c == w)?,
+        None => kind.classes.iter().max_by_key(|(_, l)| *l)?,
+    };
     Some(CountFound { text: words[i..=j].join(" "), number, kind: &kind.name, class })
+}
+
+/// A duty due soon (`[impact_due]` in the rules), compiled: an obligation or limit word
+/// ("harus", "batas", "must") and a near time ("hari ini", "besok", "by noon") at most `within`
+/// words apart, in either order, stand for `class` (the rules give `deadline`: one person
+/// blocked on a time-critical duty). Times are phrases of normalised words.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DueCues {
+    pub class: usize,
+    pub within: usize,
+    pub obligations: Vec<String>,
+    pub times: Vec<Vec<String>>,
+}
+
+/// The first obligation and near time of `due` that stand at most `due.within` words apart in
+/// `words` ("jam 3 sore ini harus dikirim": "sore ini … harus"), as the words from one to the
+/// other; `None` without such a pair.
+pub fn due_soon(words: &[&str], due: &DueCues) -> Option<String> {
+    let obliged: Vec<usize> = (0..words.len()).filter(|&i| due.obligations.iter().any(|o| o == words[i])).collect();
+    if obliged.is_empty() {
+        return None;
+    }
+    for t in 0..words.len() {
+        for time in &due.times {
+            let n = time.len();
+            if n == 0 || t + n > words.len() || words[t..t + n].iter().zip(time).any(|(w, x)| w != x) {
+                continue;
+            }
+            for &o in &obliged {
+                // Words between the two (0 when they touch).
+                let gap = if o >= t + n {
+                    o - (t + n)
+                } else if o < t {
+                    t - o - 1
+                } else {
+                    continue;
+                };
+                if gap <= due.within {
+                    let (a, b) = (o.min(t), o.max(t + n - 1));
+                    return Some(words[a..=b].join(" "));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// One class's score for a message.
@@ -247,11 +311,29 @@ mod tests {
         vec![
             CountKind {
                 name: "staff".into(),
-                nouns: vec!["pegawai".into(), "developer*".into(), "user*".into(), "orang".into()],
+                nouns: vec!["pegawai".into(), "developer*".into(), "user*".into(), "orang".into(), "people".into()],
                 classes: vec![(1, 30), (0, 2)],
+                whole: None,
             },
-            CountKind { name: "offices".into(), nouns: vec!["kanwil".into(), "kantor".into()], classes: vec![(1, 2)] },
-            CountKind { name: "public".into(), nouns: vec!["warga".into()], classes: vec![(0, 2), (2, 10)] },
+            CountKind {
+                name: "offices".into(),
+                nouns: vec!["kanwil".into(), "kantor".into()],
+                classes: vec![(1, 2)],
+                whole: None,
+            },
+            CountKind { name: "rooms".into(), nouns: vec!["biro".into()], classes: vec![(0, 1), (1, 3)], whole: None },
+            CountKind {
+                name: "public".into(),
+                nouns: vec!["warga".into()],
+                classes: vec![(0, 2), (2, 10)],
+                whole: None,
+            },
+            CountKind {
+                name: "participants".into(),
+                nouns: vec!["peserta".into()],
+                classes: vec![(0, 2), (1, 100)],
+                whole: Some(0),
+            },
         ]
     }
 
@@ -281,6 +363,46 @@ mod tests {
     }
 
     #[test]
+    fn everyone_is_a_whole_group_and_a_kind_may_say_what_its_whole_group_is() {
+        assert_eq!(count_classes("everyone gets an error"), vec![("everyone".into(), 30, 1)]);
+        // "in our bureau" bounds it like "semua pegawai di biro umum".
+        assert_eq!(
+            count_classes("error for everyone in our biro since 10"),
+            vec![("everyone in our biro".into(), 1, 0)]
+        );
+        assert_eq!(count_classes("everybody di biro umum"), vec![("everybody di biro".into(), 1, 0)]);
+        // All of one class's participants are one unit's; a hundred participants are many.
+        assert_eq!(count_classes("semua peserta kelas ekspor"), vec![("semua peserta".into(), 2, 0)]);
+        assert_eq!(count_classes("300 peserta menunggu"), vec![("300 peserta".into(), 300, 1)]);
+        assert_eq!(count_classes("bimtek 80 peserta"), vec![("80 peserta".into(), 80, 0)]);
+    }
+
+    fn due() -> DueCues {
+        DueCues {
+            class: 3,
+            within: 5,
+            obligations: vec!["harus".into(), "batas".into(), "must".into()],
+            times: vec![vec!["hari".into(), "ini".into()], vec!["besok".into()], vec!["sore".into(), "ini".into()]],
+        }
+    }
+
+    fn due_in(text: &str) -> Option<String> {
+        due_soon(&text.split_whitespace().collect::<Vec<_>>(), &due())
+    }
+
+    #[test]
+    fn an_obligation_near_a_near_time_is_a_duty_due_soon() {
+        assert_eq!(due_in("gaji harus dibayar besok").as_deref(), Some("harus dibayar besok"));
+        // Either order; the words between at most `within`.
+        assert_eq!(due_in("padahal jam 3 sore ini harus dikirim").as_deref(), Some("sore ini harus"));
+        assert_eq!(due_in("batas usulan hari ini").as_deref(), Some("batas usulan hari ini"));
+        assert_eq!(due_in("batas a b c d e f hari ini"), None);
+        // A time alone, or an obligation alone, is no duty.
+        assert_eq!(due_in("error sejak hari ini"), None);
+        assert_eq!(due_in("harus restart terus"), None);
+    }
+
+    #[test]
     fn a_whole_group_of_people_counts_as_many_unless_a_place_bounds_it() {
         assert_eq!(count_classes("seluruh pegawai tidak bisa login"), vec![("seluruh pegawai".into(), 30, 1)]);
         assert_eq!(count_classes("all our users"), vec![("all our users".into(), 30, 1)]);
@@ -289,7 +411,12 @@ mod tests {
         assert_eq!(count_classes("seluruh pegawai kantor kami"), vec![("seluruh pegawai kantor".into(), 1, 1)]);
         // "semua 40 pegawai" is the number's; a whole place is no group of people.
         assert_eq!(count_classes("semua 40 pegawai"), vec![("40 pegawai".into(), 40, 1)]);
-        let rooms = [CountKind { name: "rooms".into(), nouns: vec!["ruangan".into()], classes: vec![(0, 1), (1, 3)] }];
+        let rooms = [CountKind {
+            name: "rooms".into(),
+            nouns: vec!["ruangan".into()],
+            classes: vec![(0, 1), (1, 3)],
+            whole: None,
+        }];
         assert!(counts(&["seluruh", "ruangan"], &rooms).is_empty());
         // A number does not reach over a whole group: "error 413. Seluruh tim …".
         assert_eq!(count_classes("error 413 seluruh pegawai"), vec![("seluruh pegawai".into(), 30, 1)]);

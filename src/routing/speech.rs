@@ -55,9 +55,52 @@ pub struct SpeechCues {
     pub how_words: HashSet<String>,
     /// Words that deny the request or question cue right after them ("bukan minta …").
     pub negations: HashSet<String>,
+    /// Negations that, before a verb, report a fault ("tidak", "belum", "never").
+    pub failure_negations: HashSet<String>,
+    /// Words that may stand between such a negation and its verb ("pernah", "juga").
+    pub negation_fillers: HashSet<String>,
+    /// Words after such a negation that report no fault ("perlu", "tahu", "ada").
+    pub not_failures: HashSet<String>,
+    /// Words after which such a negation is a question tag ("bisa ga", "sudah belum").
+    pub negation_tags_after: HashSet<String>,
+    /// Words that make a sentence ask about what it negates ("kenapa", "why").
+    pub negation_asks: HashSet<String>,
+    /// What a negated verb counts for `incident` where no incident cue matched (0: off).
+    pub failure_negation_weight: f64,
 }
 
 impl SpeechCues {
+    /// The faults said as negated verbs in `words`: one of `failure_negations`, any
+    /// `negation_fillers`, then a word of three letters or more that is none of `not_failures`
+    /// and no negation or filler itself ("otp tidak pernah sampai", "belum muncul", "video tidak
+    /// keputer"), each as the words from the negation to the verb. "tidak perlu", "belum tahu"
+    /// are none; nor is a question tag ("bisa ga hosting pakai PHP 8.3": after one of
+    /// `negation_tags_after`), nor anything in words that ask (one of `negation_asks`: "kenapa").
+    pub fn negated_verbs(&self, words: &[&str]) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.failure_negation_weight <= 0.0 || words.iter().any(|w| self.negation_asks.contains(*w)) {
+            return found;
+        }
+        for (i, w) in words.iter().enumerate() {
+            if !self.failure_negations.contains(*w) || (i > 0 && self.negation_tags_after.contains(words[i - 1])) {
+                continue;
+            }
+            let mut j = i + 1;
+            while words.get(j).is_some_and(|x| self.negation_fillers.contains(*x)) {
+                j += 1;
+            }
+            let Some(verb) = words.get(j) else { continue };
+            if verb.len() >= 3
+                && !self.not_failures.contains(*verb)
+                && !self.failure_negations.contains(*verb)
+                && !verb.bytes().all(|b| b.is_ascii_digit())
+            {
+                found.push(words[i..=j].join(" "));
+            }
+        }
+        found
+    }
+
     fn is_action(&self, word: &str) -> bool {
         if self.not_actions.contains(word) {
             return false;
@@ -184,7 +227,33 @@ mod tests {
             addressees: words(&["tim"]),
             how_words: words(&["cara", "how"]),
             negations: words(&["bukan"]),
+            failure_negations: words(&["tidak", "belum", "never"]),
+            negation_fillers: words(&["pernah"]),
+            not_failures: words(&["perlu", "tahu", "punya"]),
+            negation_tags_after: words(&["bisa", "sudah"]),
+            negation_asks: words(&["kenapa"]),
+            failure_negation_weight: 2.0,
         }
+    }
+
+    fn negated(text: &str) -> Vec<String> {
+        cues().negated_verbs(&text.split_whitespace().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_negated_verb_reports_a_fault_unless_it_needs_knows_or_asks() {
+        assert_eq!(negated("otp nya tidak pernah nyampe ke hp"), vec!["tidak pernah nyampe".to_string()]);
+        assert_eq!(negated("angka kredit belum muncul padahal sudah diajukan"), vec!["belum muncul".to_string()]);
+        assert_eq!(negated("the code never arrives"), vec!["never arrives".to_string()]);
+        // Need, knowledge, possession: no fault.
+        assert!(negated("tidak perlu buru buru saya belum tahu belum punya akun").is_empty());
+        // A question tag ("bisa ga …?", "sudah belum"), or a sentence that asks why.
+        assert!(negated("bisa tidak hosting pakai php").is_empty());
+        assert!(negated("sudah belum diproses").is_empty());
+        assert!(negated("angka kredit belum keluar kenapa ya").is_empty());
+        // Off with no weight.
+        let off = SpeechCues { failure_negation_weight: 0.0, ..cues() };
+        assert!(off.negated_verbs(&["tidak", "muncul"]).is_empty());
     }
 
     fn find(text: &str) -> Option<(String, String)> {
