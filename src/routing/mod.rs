@@ -585,13 +585,13 @@ impl DeskRules {
     /// holds no question cue ("mohon dibuatkan aplikasi, templatenya dimana?" asks). Works on the
     /// text [`Self::score`] normalised: nothing is normalised or matched twice.
     fn explicit_request(&self, scored: &Scoring) -> Option<(String, String)> {
-        fn words(t: &str) -> Vec<&str> {
-            t.split_whitespace().collect()
-        }
-        if !scored.subject_asks
-            && let Some(found) = self.speech.explicit_request(&words(&scored.subject))
-        {
-            return Some(found);
+        // One buffer for the words of every sentence.
+        let mut words: Vec<&str> = Vec::new();
+        if !scored.subject_asks {
+            words.extend(scored.subject.split_whitespace());
+            if let Some(found) = self.speech.explicit_request(&words) {
+                return Some(found);
+            }
         }
         let mut start = 0;
         for (k, &end) in scored.sentence_ends.iter().enumerate() {
@@ -600,7 +600,9 @@ impl DeskRules {
             if scored.asking_sentences.contains(&k) {
                 continue;
             }
-            if let Some(found) = self.speech.explicit_request(&words(sentence)) {
+            words.clear();
+            words.extend(sentence.split_whitespace());
+            if let Some(found) = self.speech.explicit_request(&words) {
                 return Some(found);
             }
         }
@@ -811,17 +813,22 @@ impl DeskRules {
                 .iter()
                 .filter(|(x, _, _)| *x == r)
                 .map(|(_, w, why)| {
-                    let t = match *why {
-                        Why::Keyword(id, field) => format!("keyword \"{}\" in {field}", text(id)),
-                        Why::NotCounted(id) => format!("keyword \"{}\" not counted (unless)", text(id)),
-                        Why::Denied(id) => format!("keyword \"{}\" not counted (denied)", text(id)),
-                        Why::Negative(id, field) => format!("negative \"{}\" in {field}", text(id)),
-                        Why::Pattern(i) => format!("pattern /{}/", self.pattern_targets[i].0),
-                        Why::Inbox => format!("arrived at {inbox}"),
-                        Why::Domain => format!("sender domain {}", domain.as_deref().unwrap_or("")),
-                        Why::Requires => "none of the keywords the route requires".to_string(),
+                    use std::fmt::Write;
+                    // One string per reason, written in place.
+                    let mut t = String::with_capacity(48);
+                    let _ = match *why {
+                        Why::Keyword(id, field) => write!(t, "{} keyword \"{}\" in {field}", Signed(*w), text(id)),
+                        Why::NotCounted(id) => {
+                            write!(t, "{} keyword \"{}\" not counted (unless)", Signed(*w), text(id))
+                        }
+                        Why::Denied(id) => write!(t, "{} keyword \"{}\" not counted (denied)", Signed(*w), text(id)),
+                        Why::Negative(id, field) => write!(t, "{} negative \"{}\" in {field}", Signed(*w), text(id)),
+                        Why::Pattern(i) => write!(t, "{} pattern /{}/", Signed(*w), self.pattern_targets[i].0),
+                        Why::Inbox => write!(t, "{} arrived at {inbox}", Signed(*w)),
+                        Why::Domain => write!(t, "{} sender domain {}", Signed(*w), domain.as_deref().unwrap_or("")),
+                        Why::Requires => write!(t, "{} none of the keywords the route requires", Signed(*w)),
                     };
-                    format!("{} {t}", Signed(*w))
+                    t
                 })
                 .collect()
         };
