@@ -417,6 +417,10 @@ pub struct Files {
     store: Arc<dyn BlobStore>,
     /// Set while a sync behind the transactions is under way; None: `put` starts none.
     behind: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Held across a sync and its count of written blobs, so that a sync before a commit that
+    /// finds its blobs already written also waits until they are counted (the failpoint below
+    /// fires there, before the commit, not beside it).
+    step: Arc<std::sync::Mutex<()>>,
 }
 
 fn io_err(what: &str, e: io::Error) -> StoreError {
@@ -445,14 +449,14 @@ fn abort_after_blob_writes(written: usize) -> bool {
 
 impl Files {
     pub fn new(store: Arc<dyn BlobStore>) -> Self {
-        Self { store, behind: Some(Arc::default()) }
+        Self { store, behind: Some(Arc::default()), step: Arc::default() }
     }
 
     /// A local directory; `whole_fs`: flushed with `syncfs` (`storage.files_flush`), once before
     /// each commit and not behind the transaction.
     pub fn local(root: impl Into<PathBuf>, whole_fs: bool) -> Self {
         if whole_fs {
-            Self { store: Arc::new(LocalDir::flushing_the_file_system(root)), behind: None }
+            Self { store: Arc::new(LocalDir::flushing_the_file_system(root)), behind: None, step: Arc::default() }
         } else {
             Self::new(Arc::new(LocalDir::new(root)))
         }
@@ -486,13 +490,19 @@ impl Files {
         }
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            while let Ok(written) = this.store.sync()
+            while let Ok(written) = this.sync_step()
                 && written > 0
-            {
-                this.written(written);
-            }
+            {}
             behind.store(false, Ordering::Release);
         });
+    }
+
+    /// One sync of the staged blobs and its count (the failpoint), as one step.
+    fn sync_step(&self) -> io::Result<usize> {
+        let _step = self.step.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let written = self.store.sync()?;
+        self.written(written);
+        Ok(written)
     }
 
     /// The failpoint after `written` blobs were made durable (see [`FAILPOINT_ENV`]).
@@ -506,12 +516,11 @@ impl Files {
     /// Writes every staged blob durably (see [`BlobStore::sync`]), waiting for a sync under way;
     /// runs before every commit.
     pub async fn sync(&self) -> Result<()> {
-        let store = self.store.clone();
-        let written = tokio::task::spawn_blocking(move || store.sync())
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.sync_step())
             .await
             .map_err(join_err)?
             .map_err(|e| io_err("cannot write a file to the files directory", e))?;
-        self.written(written);
         Ok(())
     }
 
