@@ -757,8 +757,11 @@ impl DeskRules {
                 }
                 start = end;
             }
+            // One buffer for the words of every sentence.
+            let mut words: Vec<&str> = Vec::new();
             let found = told.iter().find_map(|t| {
-                let words: Vec<&str> = t.split_whitespace().collect();
+                words.clear();
+                words.extend(t.split_whitespace());
                 self.speech.negated_verbs(&words).into_iter().find(|f| !asked.iter().any(|a| a.contains(f.as_str())))
             });
             if let Some(found) = found {

@@ -11,8 +11,7 @@
 //! [`Files::put`] starts a sync behind the transaction; [`Files::sync`], which
 //! [`super::Store::commit`] runs right before every commit, writes everything still staged at
 //! once — the temporary files, their bytes flushed, the renames, the names flushed — and a
-//! commit waits for a sync already under
-//! way, which may hold its blobs. Flushing is each file and then each directory, in parallel (the
+//! commit waits for a sync already under way, which may hold its blobs. Flushing is each file and then each directory, in parallel (the
 //! file system joins their journal commits), or, with `storage.files_flush = "file_system"`, two
 //! `syncfs` calls for all of them: fewer journal commits, but `syncfs` also flushes whatever else
 //! is waiting on that file system, so it suits a files directory on a file system of its own. A crash in between leaves an orphan file, which is
@@ -501,16 +500,12 @@ impl Files {
     fn sync_step(&self) -> io::Result<usize> {
         let _step = self.step.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let written = self.store.sync()?;
-        self.written(written);
-        Ok(written)
-    }
-
-    /// The failpoint after `written` blobs were made durable (see [`FAILPOINT_ENV`]).
-    fn written(&self, written: usize) {
+        // The failpoint after `written` blobs were made durable (see [`FAILPOINT_ENV`]).
         if written > 0 && abort_after_blob_writes(written) {
             tracing::error!(written, "{} is set: aborting after the blob writes, before the commit", FAILPOINT_ENV);
             std::process::abort();
         }
+        Ok(written)
     }
 
     /// Writes every staged blob durably (see [`BlobStore::sync`]), waiting for a sync under way;

@@ -94,6 +94,16 @@ async fn pipeline(dir: &Path, port: u16, concurrency: usize) -> (Pipeline, Store
     Hero { storage: &db, outbound: &out, ..Default::default() }.pipeline(&repo(), dir).await
 }
 
+/// The outbox worker of `p`'s configuration, delivering everything due on its own task until
+/// nothing is due or in flight; the task returns how many rows it attempted.
+fn deliver_all_due(p: &Pipeline, store: &Store) -> tokio::task::JoinHandle<Result<usize, loket::store::StoreError>> {
+    let worker = Arc::new(
+        OutboxWorker::new(&p.config().outbound, store.clone(), Default::default(), Arc::new(Notify::new()), "w".into())
+            .unwrap(),
+    );
+    tokio::spawn(async move { worker.deliver_all_due(&CancellationToken::new()).await })
+}
+
 /// Each outbox row's recipient and status, in the order the rows were queued.
 async fn rows(store: &Store) -> Vec<(String, String)> {
     sqlx::query("SELECT recipients, status FROM outbox ORDER BY id")
@@ -119,14 +129,7 @@ async fn a_slow_send_holds_its_own_slot_and_the_others_go_past_it() {
         );
     }
     assert_eq!(rows(&store).await.len(), n, "one acknowledgement per request");
-    let worker = Arc::new(
-        OutboxWorker::new(&p.config().outbound, store.clone(), Default::default(), Arc::new(Notify::new()), "w".into())
-            .unwrap(),
-    );
-    let run = {
-        let worker = worker.clone();
-        tokio::spawn(async move { worker.deliver_all_due(&CancellationToken::new()).await })
-    };
+    let run = deliver_all_due(&p, &store);
 
     // The first acknowledgement (user0's) is held by the relay; with two sends in flight, the
     // other five still go, one after another through the second slot, and are recorded sent.
@@ -193,14 +196,7 @@ async fn a_tickets_mails_to_one_person_go_one_at_a_time_in_order() {
     .await
     .unwrap();
     let second: i64 = sqlx::query("SELECT MAX(id) AS id FROM outbox").fetch_one(store.pool()).await.unwrap().get("id");
-    let worker = Arc::new(
-        OutboxWorker::new(&p.config().outbound, store.clone(), Default::default(), Arc::new(Notify::new()), "w".into())
-            .unwrap(),
-    );
-    let run = {
-        let worker = worker.clone();
-        tokio::spawn(async move { worker.deliver_all_due(&CancellationToken::new()).await })
-    };
+    let run = deliver_all_due(&p, &store);
     let held = |relay: &Relay| relay.arrived.lock().unwrap().iter().filter(|d| d.contains(HELD)).count();
     let deadline = Instant::now() + Duration::from_secs(60);
     while relay.accepted().len() < 2 || held(&relay) < 1 {
@@ -249,11 +245,7 @@ async fn a_tickets_mails_to_one_person_go_one_at_a_time_in_order() {
             String::from_utf8(hero::printer_request(0, tag)).unwrap().replace("Printer 0", &format!("Printer {tag}"));
         assert_eq!(p.process("hero", raw.as_bytes(), T0 + i as i64).await.unwrap().action, Action::Created);
     }
-    let worker = Arc::new(
-        OutboxWorker::new(&p.config().outbound, store.clone(), Default::default(), Arc::new(Notify::new()), "w".into())
-            .unwrap(),
-    );
-    let run = tokio::spawn(async move { worker.deliver_all_due(&CancellationToken::new()).await });
+    let run = deliver_all_due(&p, &store);
     while held(&relay) < 2 {
         assert!(Instant::now() < deadline, "two tickets' mails waited for each other: {:?}", rows(&store).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
