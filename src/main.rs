@@ -1402,7 +1402,7 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 Err(_) => (String::new(), String::from_utf8_lossy(&raw).to_string(), None),
             };
             let inbox = desk_inbox(d);
-            let decision = config.router.route(
+            let decision = config.router.explain(
                 &d.catalogue,
                 &RouteInput { subject: &subject, body: &body, sender_domain: domain.as_deref(), inbox_address: &inbox },
             );

@@ -50,22 +50,41 @@ pub fn sender_domain(from: &str) -> Option<String> {
     crate::domain::EmailAddress::parse(from).ok().map(|a| a.domain().to_string())
 }
 
+/// The router's decision on a labelled message (without its reasons, as the daemon routes).
 pub fn predict(
     router: &Router,
     catalogue: &Catalogue,
     inbox_address: &str,
     m: &Labelled,
 ) -> (Prediction, RouteDecision) {
+    decide(router, catalogue, inbox_address, m, false)
+}
+
+/// [`predict`] with the decision's reasons ([`Router::explain`]).
+pub fn explain(
+    router: &Router,
+    catalogue: &Catalogue,
+    inbox_address: &str,
+    m: &Labelled,
+) -> (Prediction, RouteDecision) {
+    decide(router, catalogue, inbox_address, m, true)
+}
+
+fn decide(
+    router: &Router,
+    catalogue: &Catalogue,
+    inbox_address: &str,
+    m: &Labelled,
+    explain: bool,
+) -> (Prediction, RouteDecision) {
     let domain = m.from.as_deref().and_then(sender_domain);
-    let d = router.route(
-        catalogue,
-        &RouteInput {
-            subject: m.subject.as_deref().unwrap_or(""),
-            body: &m.body,
-            sender_domain: domain.as_deref(),
-            inbox_address,
-        },
-    );
+    let input = RouteInput {
+        subject: m.subject.as_deref().unwrap_or(""),
+        body: &m.body,
+        sender_domain: domain.as_deref(),
+        inbox_address,
+    };
+    let d = if explain { router.explain(catalogue, &input) } else { router.route(catalogue, &input) };
     (
         Prediction {
             id: m.id.clone(),

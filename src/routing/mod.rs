@@ -1,6 +1,6 @@
 //! Routing: which category, subcategory, ticket type and impact a new ticket gets, within its
 //! desk's catalogue. Pure: [`DeskRules::route`] takes the message's text and signals and returns
-//! a [`RouteDecision`] with the reasons behind it. The body is cut with the pipeline's reply
+//! a [`RouteDecision`]; [`DeskRules::explain`] returns the same decision with the reasons behind it. The body is cut with the pipeline's reply
 //! trimmer ([`crate::mail::trim::trim_reply`]) first. Below the desk's threshold, or when an external
 //! sender asks for an internal-only service, the ticket goes to `triage/unknown`: nothing is
 //! forced into a wrong queue. Rules are plain files (`rules/`), compiled once: every desk's at load
@@ -155,10 +155,20 @@ impl Router {
         self.desks.get(desk).and_then(|s| s.compiled.get()).and_then(|r| r.as_ref().ok())
     }
 
+    /// The decision for `input`, without its reasons ([`DeskRules::route`]).
     pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+        self.with_rules(catalogue, |r| r.route(catalogue, input))
+    }
+
+    /// The decision for `input` with its reasons ([`DeskRules::explain`]).
+    pub fn explain(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+        self.with_rules(catalogue, |r| r.explain(catalogue, input))
+    }
+
+    fn with_rules(&self, catalogue: &Catalogue, decide: impl FnOnce(&DeskRules) -> RouteDecision) -> RouteDecision {
         match self.compiled(catalogue) {
             None => RouteDecision::triage(format!("no rules/{}.toml: new tickets wait in triage", catalogue.desk)),
-            Some(Ok(r)) => r.route(catalogue, input),
+            Some(Ok(r)) => decide(r),
             Some(Err(problems)) => {
                 tracing::error!(desk = %catalogue.desk, problems = %problems.join("; "), "routing rules do not compile");
                 RouteDecision::triage(format!(
@@ -177,6 +187,32 @@ pub(crate) struct Tenths(pub f64);
 
 /// A score as `{:+.1}` writes it (the sign always shown).
 pub(crate) struct Signed(pub f64);
+
+/// The lines of `rules explain` (a decision's reasons), written only when asked for: the daemon
+/// and `rules eval` route without them, and writing them was about a fifth of a route.
+#[derive(Debug, Default)]
+struct Notes(Option<Vec<String>>);
+
+impl Notes {
+    fn new(explain: bool) -> Self {
+        Self(explain.then(Vec::new))
+    }
+
+    fn on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Adds the line `line` writes, when explaining.
+    fn add(&mut self, line: impl FnOnce() -> String) {
+        if let Some(lines) = &mut self.0 {
+            lines.push(line());
+        }
+    }
+
+    fn into_lines(self) -> Vec<String> {
+        self.0.unwrap_or_default()
+    }
+}
 
 fn write_tenths(f: &mut std::fmt::Formatter<'_>, v: f64, plus: bool) -> std::fmt::Result {
     let y = v * 10.0;
@@ -223,13 +259,56 @@ enum Why {
     Requires,
 }
 
-/// What the cues of a message add up to, before the decision.
-struct Scoring {
+/// A message's text as routing reads it: the body cut by the reply trimmer, subject and body
+/// normalised, and where the body's sentences end.
+struct Text {
     body_raw: String,
-    /// The normalised subject and body, and where the body's sentences end in it.
     subject: String,
     body: String,
     sentence_ends: Vec<usize>,
+}
+
+/// The words of a [`Text`], split once for every reading that needs them.
+struct Split<'a> {
+    /// The subject's words, then the body's.
+    all: Vec<&'a str>,
+    /// How many of `all` are the subject's.
+    subject: usize,
+    /// For each body sentence, where its words end in `all`.
+    sentence_ends: Vec<usize>,
+}
+
+impl<'a> Split<'a> {
+    fn new(text: &'a Text) -> Self {
+        let mut all: Vec<&str> = text.subject.split_whitespace().collect();
+        let subject = all.len();
+        let mut sentence_ends = Vec::with_capacity(text.sentence_ends.len());
+        let mut start = 0;
+        for &end in &text.sentence_ends {
+            all.extend(text.body[start..end].split_whitespace());
+            sentence_ends.push(all.len());
+            start = end;
+        }
+        Self { all, subject, sentence_ends }
+    }
+
+    fn subject(&self) -> &[&'a str] {
+        &self.all[..self.subject]
+    }
+
+    fn body(&self) -> &[&'a str] {
+        &self.all[self.subject..]
+    }
+
+    /// The words of each body sentence, in order.
+    fn sentences(&self) -> impl Iterator<Item = &[&'a str]> {
+        let starts = std::iter::once(self.subject).chain(self.sentence_ends.iter().copied());
+        starts.zip(&self.sentence_ends).map(|(s, &e)| &self.all[s..e])
+    }
+}
+
+/// What the cues of a message add up to, before the decision.
+struct Scoring {
     /// The subject holds a question cue; the body's sentences that do.
     subject_asks: bool,
     asking_sentences: HashSet<usize>,
@@ -239,7 +318,7 @@ struct Scoring {
     /// Per impact class (index of `DeskRules::impact_classes`).
     impact_score: Vec<f64>,
     urgency_score: HashMap<Impact, f64>,
-    cue_reasons: Vec<String>,
+    cue_reasons: Notes,
     domain: Option<String>,
 }
 
@@ -282,16 +361,21 @@ impl DeskRules {
         self.automaton.find_overlapping_iter(text).map(|m| m.pattern().as_usize()).collect()
     }
 
-    fn score(&self, input: &RouteInput<'_>) -> Scoring {
+    fn read(&self, input: &RouteInput<'_>) -> Text {
         let subject = normalize::normalize(input.subject, &self.synonyms);
         // The pipeline's reply trimmer: quoted history, forwarded headers and signatures do not route.
         let body_raw = crate::mail::trim::trim_reply(input.body).text;
         let (body, sentence_ends) = normalize::normalize_sentences(&body_raw, &self.synonyms);
-        let in_subject = self.matches(&subject);
+        Text { body_raw, subject, body, sentence_ends }
+    }
+
+    fn score(&self, input: &RouteInput<'_>, text: &Text, split: &Split<'_>, explain: bool) -> Scoring {
+        let Text { subject, body, sentence_ends, .. } = text;
+        let in_subject = self.matches(subject);
         // Body matches with the sentence each stands in.
         let located: Vec<(usize, usize)> = self
             .automaton
-            .find_overlapping_iter(&body)
+            .find_overlapping_iter(body)
             .map(|m| (m.pattern().as_usize(), sentence_ends.partition_point(|&e| e <= m.start() + 1)))
             .collect();
         let in_body: HashSet<usize> = located.iter().map(|(id, _)| *id).collect();
@@ -304,16 +388,13 @@ impl DeskRules {
         let mut type_score: HashMap<TicketType, f64> = HashMap::default();
         let mut impact_score = vec![0.0; self.impact_classes.len()];
         let mut urgency_score: HashMap<Impact, f64> = HashMap::default();
-        let mut cue_reasons = Vec::new();
+        let mut cue_reasons = Notes::new(explain);
         // "X unless Y within N words": where X stands (subject, body) only next to Y, it does
         // not count for the route.
         let mut unless_fields: HashMap<(usize, usize), (bool, bool)> = HashMap::default();
-        // The words of subject and body, split once for all the `unless` rules that need them.
-        let mut words: Option<(Vec<&str>, Vec<&str>)> = None;
         for u in &self.unless {
             if in_subject.contains(&u.phrase) || in_body.contains(&u.phrase) {
-                let (s, b) = words
-                    .get_or_insert_with(|| (subject.split_whitespace().collect(), body.split_whitespace().collect()));
+                let (s, b) = (split.subject(), split.body());
                 let free = (
                     in_subject.contains(&u.phrase) && free_occurrence(s, &u.cue, &u.near, u.within),
                     in_body.contains(&u.phrase) && free_occurrence(b, &u.cue, &u.near, u.within),
@@ -327,7 +408,7 @@ impl DeskRules {
         // the same order, and its scores are summed in the same order, every run.
         let mut found: Vec<usize> = in_subject.union(&in_body).copied().collect();
         found.sort_unstable();
-        let denied = self.denied_cues(&body, &in_subject);
+        let denied = self.denied_cues(body, &in_subject);
         for id in found {
             let p = &self.phrases[id];
             let (mult, field) = if in_subject.contains(&id) { (self.subject_weight, "subject") } else { (1.0, "body") };
@@ -364,24 +445,22 @@ impl DeskRules {
                         reasons.push((r, -w * mult, Why::Negative(id, field)));
                     }
                     Target::Type(t) if t != TicketType::Incident && denied.contains(&id) => {
-                        cue_reasons.push(format!("{t} cue \"{}\" not counted (denied)", p.text.trim()));
+                        cue_reasons.add(|| format!("{t} cue \"{}\" not counted (denied)", p.text.trim()));
                     }
                     Target::Type(t) => {
                         *type_score.entry(t).or_default() += w;
-                        cue_reasons.push(format!("{t} cue \"{}\" +{w}", p.text.trim()));
+                        cue_reasons.add(|| format!("{t} cue \"{}\" +{w}", p.text.trim()));
                     }
                     Target::Impact(class) => {
                         impact_score[class] += w;
-                        cue_reasons.push(format!(
-                            "scope class `{}` cue \"{}\" +{w}",
-                            self.impact_classes[class].0,
-                            p.text.trim()
-                        ));
+                        cue_reasons.add(|| {
+                            format!("scope class `{}` cue \"{}\" +{w}", self.impact_classes[class].0, p.text.trim())
+                        });
                     }
                     Target::Resolved => {}
                     Target::Urgency(level) => {
                         *urgency_score.entry(level).or_default() += w;
-                        cue_reasons.push(format!("{level} urgency cue \"{}\" +{w}", p.text.trim()));
+                        cue_reasons.add(|| format!("{level} urgency cue \"{}\" +{w}", p.text.trim()));
                     }
                 }
             }
@@ -412,7 +491,7 @@ impl DeskRules {
             }
             if let Some(d) = &domain {
                 for (sd, w) in &route.sender_domains {
-                    if d == sd || d.ends_with(&format!(".{sd}")) {
+                    if d == sd || d.strip_suffix(sd.as_str()).is_some_and(|p| p.ends_with('.')) {
                         scores[r].route += w;
                         reasons.push((r, *w, Why::Domain));
                     }
@@ -434,10 +513,6 @@ impl DeskRules {
         let subject_asks = in_subject.iter().any(|&id| is_question(id));
         let asking_sentences = located.iter().filter(|(id, _)| is_question(*id)).map(|(_, s)| *s).collect();
         Scoring {
-            body_raw,
-            subject,
-            body,
-            sentence_ends,
             subject_asks,
             asking_sentences,
             scores,
@@ -583,30 +658,18 @@ impl DeskRules {
 
     /// The first explicit request ([`speech`]) in the subject or a sentence of the body that
     /// holds no question cue ("mohon dibuatkan aplikasi, templatenya dimana?" asks). Works on the
-    /// text [`Self::score`] normalised: nothing is normalised or matched twice.
-    fn explicit_request(&self, scored: &Scoring) -> Option<(String, String)> {
-        // One buffer for the words of every sentence.
-        let mut words: Vec<&str> = Vec::new();
-        if !scored.subject_asks {
-            words.extend(scored.subject.split_whitespace());
-            if let Some(found) = self.speech.explicit_request(&words) {
-                return Some(found);
-            }
+    /// words [`Self::read`] normalised and [`Split`] split: nothing is normalised or split twice.
+    fn explicit_request(&self, scored: &Scoring, split: &Split<'_>) -> Option<(String, String)> {
+        if !scored.subject_asks
+            && let Some(found) = self.speech.explicit_request(split.subject())
+        {
+            return Some(found);
         }
-        let mut start = 0;
-        for (k, &end) in scored.sentence_ends.iter().enumerate() {
-            let sentence = &scored.body[start..end];
-            start = end;
-            if scored.asking_sentences.contains(&k) {
-                continue;
-            }
-            words.clear();
-            words.extend(sentence.split_whitespace());
-            if let Some(found) = self.speech.explicit_request(&words) {
-                return Some(found);
-            }
-        }
-        None
+        split
+            .sentences()
+            .enumerate()
+            .filter(|(k, _)| !scored.asking_sentences.contains(k))
+            .find_map(|(_, words)| self.speech.explicit_request(words))
     }
 
     /// The sentences of `text` that end in `?`, normalised, in order.
@@ -679,7 +742,8 @@ impl DeskRules {
     /// The two best routes when their scores tie exactly (for `loket rules lint`): the route
     /// names and whether the documented order settled it.
     pub fn tie(&self, input: &RouteInput<'_>) -> Option<(String, String, bool)> {
-        let scored = self.score(input);
+        let text = self.read(input);
+        let scored = self.score(input, &text, &Split::new(&text), false);
         let order = self.order(&scored.scores);
         let (&a, &b) = (order.first()?, order.get(1)?);
         let (sa, sb) = (&scored.scores[a], &scored.scores[b]);
@@ -690,9 +754,22 @@ impl DeskRules {
         Some((name(a), name(b), self.tie_key(&scored.scores, a) != self.tie_key(&scored.scores, b)))
     }
 
+    /// The decision for `input`, without its reasons (the daemon's and `rules eval`'s routing).
     pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
-        let mut scored = self.score(input);
-        let body_raw = std::mem::take(&mut scored.body_raw);
+        self.decide(catalogue, input, false)
+    }
+
+    /// The decision for `input` with the reasons behind it (`rules explain`): the same decision
+    /// as [`Self::route`].
+    pub fn explain(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
+        self.decide(catalogue, input, true)
+    }
+
+    fn decide(&self, catalogue: &Catalogue, input: &RouteInput<'_>, explain: bool) -> RouteDecision {
+        let text = self.read(input);
+        let split = Split::new(&text);
+        let mut scored = self.score(input, &text, &split, explain);
+        let body_raw = &text.body_raw;
         let scores = std::mem::take(&mut scored.scores);
         let reasons = std::mem::take(&mut scored.reasons);
         let mut type_score = std::mem::take(&mut scored.type_score);
@@ -701,14 +778,16 @@ impl DeskRules {
         let mut cue_reasons = std::mem::take(&mut scored.cue_reasons);
         let domain = scored.domain.take();
         let qmarks = input.subject.contains('?') || body_raw.contains('?');
+        // The sentences that ask, normalised once for the readings below.
+        let mut asked = Vec::new();
+        if qmarks {
+            self.question_sentences(input.subject, &mut asked);
+            self.question_sentences(body_raw, &mut asked);
+        }
         // A question that names the action it asks for ("bisa ditambah kapasitasnya?").
         let mut asked_action = false;
         if qmarks {
             // A question that asks for an action ("bisa dibantu reset password?") is a request.
-            // The sentences that ask, normalised once for both readings below.
-            let mut asked = Vec::new();
-            self.question_sentences(input.subject, &mut asked);
-            self.question_sentences(&body_raw, &mut asked);
             let mut polite = self.polite_question(&asked);
             // "bisa dijadwalkan otomatis ga? caranya gimana?": it asks how to do it, not for it.
             if polite == Some(ASKED_ACTION)
@@ -719,21 +798,17 @@ impl DeskRules {
             asked_action = polite == Some(ASKED_ACTION);
             // "boleh install docker sendiri?": the asker would do it, so it asks whether, twice over.
             let own = if polite.is_none() { self.own_action_asked(&asked) } else { None };
-            let (t, why, w) = match (polite, own) {
-                (Some(p), _) => (
-                    TicketType::Request,
-                    format!("request cue \"?\" after \"{}\"", p.trim()),
-                    self.question_mark_weight,
-                ),
-                (None, Some(o)) => (
-                    TicketType::Question,
-                    format!("question cue \"?\" (the asker does it: \"{o}\")"),
-                    2.0 * self.question_mark_weight,
-                ),
-                (None, None) => (TicketType::Question, "question cue \"?\"".to_string(), self.question_mark_weight),
+            let (t, w) = match (polite, &own) {
+                (Some(_), _) => (TicketType::Request, self.question_mark_weight),
+                (None, Some(_)) => (TicketType::Question, 2.0 * self.question_mark_weight),
+                (None, None) => (TicketType::Question, self.question_mark_weight),
             };
             *type_score.entry(t).or_default() += w;
-            cue_reasons.push(format!("{why} +{w}"));
+            cue_reasons.add(|| match (polite, own) {
+                (Some(p), _) => format!("request cue \"?\" after \"{}\" +{w}", p.trim()),
+                (None, Some(o)) => format!("question cue \"?\" (the asker does it: \"{o}\") +{w}"),
+                (None, None) => format!("question cue \"?\" +{w}"),
+            });
         }
 
         // A fault said as a negated verb ("OTP tidak pernah sampai", "belum muncul") where no
@@ -743,31 +818,17 @@ impl DeskRules {
         if type_score.get(&TicketType::Incident).copied().unwrap_or(0.0) == 0.0
             && self.speech.failure_negation_weight > 0.0
         {
-            let mut asked = Vec::new();
-            self.question_sentences(input.subject, &mut asked);
-            self.question_sentences(&body_raw, &mut asked);
-            let mut told: Vec<&str> = Vec::new();
-            if !scored.subject_asks {
-                told.push(&scored.subject);
-            }
-            let mut start = 0;
-            for (k, &end) in scored.sentence_ends.iter().enumerate() {
-                if !scored.asking_sentences.contains(&k) {
-                    told.push(&scored.body[start..end]);
-                }
-                start = end;
-            }
-            // One buffer for the words of every sentence.
-            let mut words: Vec<&str> = Vec::new();
-            let found = told.iter().find_map(|t| {
-                words.clear();
-                words.extend(t.split_whitespace());
-                self.speech.negated_verbs(&words).into_iter().find(|f| !asked.iter().any(|a| a.contains(f.as_str())))
+            let subject = (!scored.subject_asks).then(|| split.subject());
+            let told = subject.into_iter().chain(
+                split.sentences().enumerate().filter(|(k, _)| !scored.asking_sentences.contains(k)).map(|(_, w)| w),
+            );
+            let found = told.into_iter().find_map(|words| {
+                self.speech.negated_verbs(words).into_iter().find(|f| !asked.iter().any(|a| a.contains(f.as_str())))
             });
             if let Some(found) = found {
                 let w = self.speech.failure_negation_weight;
                 *type_score.entry(TicketType::Incident).or_default() += w;
-                cue_reasons.push(format!("incident cue \"{found}\" (a negated verb) +{w}"));
+                cue_reasons.add(|| format!("incident cue \"{found}\" (a negated verb) +{w}"));
             }
         }
         let mut order = self.order(&scores);
@@ -775,7 +836,7 @@ impl DeskRules {
         // explicit request, or a question naming its action) is no report of a fault, so a
         // route that takes only incidents (a service's `gangguan`, a call centre's complaints)
         // yields to the runner-up when that takes requests and reaches the threshold too.
-        let explicit = self.explicit_request(&scored);
+        let explicit = self.explicit_request(&scored, &split);
         let asks_action = explicit.is_some() || asked_action;
         let mut yielded = None;
         if let (Some(&a), Some(&b)) = (order.first(), order.get(1)) {
@@ -851,16 +912,19 @@ impl DeskRules {
             }
             Some(b) if best_score >= self.threshold => {
                 let route = &self.routes[b];
-                let mut rs = vec![format!(
-                    "{}/{} scored {} (threshold {}, runner-up {})",
-                    route.category,
-                    route.subcategory,
-                    Tenths(best_score),
-                    Tenths(self.threshold),
-                    Tenths(second_score)
-                )];
-                rs.extend(yielded);
-                rs.extend(reasons_for(b));
+                let mut rs = Vec::new();
+                if cue_reasons.on() {
+                    rs.push(format!(
+                        "{}/{} scored {} (threshold {}, runner-up {})",
+                        route.category,
+                        route.subcategory,
+                        Tenths(best_score),
+                        Tenths(self.threshold),
+                        Tenths(second_score)
+                    ));
+                    rs.extend(yielded);
+                    rs.extend(reasons_for(b));
+                }
                 RouteDecision {
                     category: route.category.clone(),
                     subcategory: route.subcategory.clone(),
@@ -930,10 +994,10 @@ impl DeskRules {
             if let Some((marker, action)) = explicit {
                 ttype = Some(TicketType::Request);
                 cue_reasons
-                    .push(format!("request: the explicit request \"{marker} … {action}\" beats the other type cues"));
+                    .add(|| format!("request: the explicit request \"{marker} … {action}\" beats the other type cues"));
             } else if asked_action {
                 ttype = Some(TicketType::Request);
-                cue_reasons.push(format!("request: {ASKED_ACTION} beats the other type cues"));
+                cue_reasons.add(|| format!("request: {ASKED_ACTION} beats the other type cues"));
             }
         }
         let ttype = ttype.or(default_type).or_else(|| (allowed.len() == 1).then(|| allowed[0])).or_else(|| {
@@ -946,31 +1010,37 @@ impl DeskRules {
             if let (Some(b), false) = (best, decision.is_triage()) {
                 for &(class, w) in &self.routes[b].scope {
                     impact_score[class] += w;
-                    cue_reasons.push(format!(
-                        "scope class `{}` +{w} (the service {})",
-                        self.impact_classes[class].0,
-                        decision.route()
-                    ));
+                    cue_reasons.add(|| {
+                        format!(
+                            "scope class `{}` +{w} (the service {})",
+                            self.impact_classes[class].0,
+                            decision.route()
+                        )
+                    });
                 }
             }
             // A count of people or units ("6 developer", "12 kanwil") names its class outright.
-            let words: Vec<&str> = scored.subject.split_whitespace().chain(scored.body.split_whitespace()).collect();
-            for found in scope::counts(&words, &self.impact_counts) {
+            let words = &split.all;
+            for found in scope::counts(words, &self.impact_counts) {
                 impact_score[found.class] += self.impact_threshold;
-                cue_reasons.push(format!(
-                    "scope class `{}` from the count \"{}\" ({}: {}) +{}",
-                    self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
-                ));
+                cue_reasons.add(|| {
+                    format!(
+                        "scope class `{}` from the count \"{}\" ({}: {}) +{}",
+                        self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
+                    )
+                });
             }
             // A duty due soon ("harus dikirim … sore ini", "batas usulan hari ini") names its class too.
             if let Some(due) = &self.impact_due
-                && let Some(text) = scope::due_soon(&words, due)
+                && let Some(text) = scope::due_soon(words, due)
             {
                 impact_score[due.class] += self.impact_threshold;
-                cue_reasons.push(format!(
-                    "scope class `{}` from the duty due soon \"{text}\" +{}",
-                    self.impact_classes[due.class].0, self.impact_threshold
-                ));
+                cue_reasons.add(|| {
+                    format!(
+                        "scope class `{}` from the duty due soon \"{text}\" +{}",
+                        self.impact_classes[due.class].0, self.impact_threshold
+                    )
+                });
             }
             let mut classes: Vec<scope::ClassScore> = self
                 .impact_classes
@@ -979,14 +1049,18 @@ impl DeskRules {
                 .map(|((name, level), score)| scope::ClassScore { name, level: *level, score: *score })
                 .collect();
             for (by, capped) in scope::apply_caps(&mut classes, &self.impact_caps, self.impact_threshold) {
-                cue_reasons.push(format!(
-                    "scope class `{}` not counted: `{}` bounds it",
-                    self.impact_classes[capped].0, self.impact_classes[by].0
-                ));
+                cue_reasons.add(|| {
+                    format!(
+                        "scope class `{}` not counted: `{}` bounds it",
+                        self.impact_classes[capped].0, self.impact_classes[by].0
+                    )
+                });
             }
             let found = scope::impact_of(&classes, self.impact_threshold);
             decision.impact = Some(found.impact);
-            impact_reason = Some(scope::explain(&found, self.impact_threshold));
+            if cue_reasons.on() {
+                impact_reason = Some(scope::explain(&found, self.impact_threshold));
+            }
         }
         if ttype == Some(TicketType::Incident) {
             let hi = urgency_score.get(&Impact::High).copied().unwrap_or(0.0);
@@ -999,7 +1073,7 @@ impl DeskRules {
                 Impact::Medium
             });
         }
-        decision.reasons.extend(cue_reasons);
+        decision.reasons.extend(cue_reasons.into_lines());
         decision.reasons.extend(impact_reason);
         decision
     }
@@ -1121,7 +1195,7 @@ inbox = { "ska@kemendag.go.id" = 4 }
 
     fn route(subject: &str, body: &str, domain: Option<&str>) -> RouteDecision {
         let (cat, r) = hero();
-        r.route(&cat, &RouteInput { subject, body, sender_domain: domain, inbox_address: "hero@kemendag.go.id" })
+        r.explain(&cat, &RouteInput { subject, body, sender_domain: domain, inbox_address: "hero@kemendag.go.id" })
     }
 
     #[test]
@@ -1272,7 +1346,7 @@ inbox = { "ska@kemendag.go.id" = 4 }
 
     fn route_with(r: &DeskRules, subject: &str, body: &str) -> RouteDecision {
         let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
-        r.route(&cat, &RouteInput { subject, body, sender_domain: None, inbox_address: "hero@kemendag.go.id" })
+        r.explain(&cat, &RouteInput { subject, body, sender_domain: None, inbox_address: "hero@kemendag.go.id" })
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use loket::config::Config;
+use loket::routing::RouteDecision;
 use loket::routing::eval::{self, Labelled, Metrics};
 use serde_json::Value;
 
@@ -77,9 +78,18 @@ fn the_ingest_router_decides_the_dev_set_as_the_serve_router() {
         ingest.router.prepare(&one.catalogue).unwrap();
         assert!(ingest.router.desk(&desk.id).unwrap().examples.is_empty(), "{}: examples read at ingest", desk.id);
         for m in messages.iter().filter(|m| m.desk == desk.id) {
-            let (_, daemon) = eval::predict(&serve.router, &desk.catalogue, &inbox.address, m);
-            let (_, ingested) = eval::predict(&ingest.router, &one.catalogue, &inbox.address, m);
+            let (_, daemon) = eval::explain(&serve.router, &desk.catalogue, &inbox.address, m);
+            let (_, ingested) = eval::explain(&ingest.router, &one.catalogue, &inbox.address, m);
             assert_eq!(ingested, daemon, "{}: ingest and serve route differently", m.id);
+            // Routing without the reasons decides the same.
+            let (_, quiet) = eval::predict(&serve.router, &desk.catalogue, &inbox.address, m);
+            assert!(quiet.reasons.len() <= 1, "{}: reasons written without explain: {:?}", m.id, quiet.reasons);
+            assert_eq!(
+                quiet,
+                RouteDecision { reasons: quiet.reasons.clone(), ..daemon },
+                "{}: explain decides otherwise than route",
+                m.id
+            );
             *compared.entry(desk.id.clone()).or_default() += 1;
         }
     }
@@ -370,7 +380,7 @@ fn decisions_table(set: &str) -> String {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let m: Labelled = serde_json::from_str(line).unwrap();
         let desk = config.desk(&m.desk).unwrap();
-        let (p, d) = eval::predict(&config.router, &desk.catalogue, &desk.inboxes[0].address, &m);
+        let (p, d) = eval::explain(&config.router, &desk.catalogue, &desk.inboxes[0].address, &m);
         let class =
             d.reasons.iter().find_map(|r| r.strip_prefix("impact ").and_then(|r| r.split('`').nth(1))).unwrap_or("-");
         let impact = p.impact.map(|i| format!("{i} ({class})")).unwrap_or_else(|| "-".into());
