@@ -972,6 +972,16 @@ impl DeskRules {
                     self.impact_classes[due.class].0, self.impact_threshold
                 ));
             }
+            // A pair of cues: a place named ("di bidang anggaran"), the public hit ("importir ga bisa bayar").
+            for pair in &self.impact_pairs {
+                if let Some(text) = scope::pair_found(&words, pair) {
+                    impact_score[pair.class] += self.impact_threshold;
+                    cue_reasons.push(format!(
+                        "scope class `{}` from {} \"{text}\" +{}",
+                        self.impact_classes[pair.class].0, pair.name, self.impact_threshold
+                    ));
+                }
+            }
             let mut classes: Vec<scope::ClassScore> = self
                 .impact_classes
                 .iter()
