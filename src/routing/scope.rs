@@ -188,7 +188,15 @@ fn whole_group<'a>(words: &[&str], i: usize, kinds: &'a [CountKind]) -> Option<C
     };
     let least = kind.classes.iter().map(|(_, l)| *l).min()?;
     if least < 2 {
-        return None;
+        // Places: "seluruh ruangan" is one whole room, no group. But where every count of the
+        // kind is one class ("semua kanwil", "seluruh KPPN", "all offices": each office alone
+        // is an organisation), all of them are that class too.
+        return match kind.classes.as_slice() {
+            [(class, number)] => {
+                Some(CountFound { text: words[i..=j].join(" "), number: *number, kind: &kind.name, class: *class })
+            }
+            _ => None,
+        };
     }
     let k = j + 1;
     // "semua operator gaji di biro keuangan": a bounding "di" may stand up to two words after
@@ -508,6 +516,8 @@ mod tests {
             whole: None,
         }];
         assert!(counts(&["seluruh", "ruangan"], &rooms).is_empty());
+        // Every office of a kind whose one office is already a class: that class.
+        assert_eq!(count_classes("semua kanwil tidak bisa akses"), vec![("semua kanwil".into(), 1, 1)]);
         // A number does not reach over a whole group: "error 413. Seluruh tim …".
         assert_eq!(count_classes("error 413 seluruh pegawai"), vec![("seluruh pegawai".into(), 30, 1)]);
     }
