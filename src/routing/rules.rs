@@ -48,6 +48,10 @@ pub struct CommonFile {
     /// A duty due soon ("harus dikirim … sore ini", "batas … hari ini") names an impact class.
     #[serde(default)]
     pub impact_due: Option<ImpactDue>,
+    /// Pairs of cues near each other that name an impact class: a place named ("di bidang …"),
+    /// a unit's own ("tim saya"), the public hit ("importir ga bisa bayar").
+    #[serde(default)]
+    pub impact_pairs: Vec<ImpactPair>,
     /// Urgency of incidents (for the priority matrix): `high` and `low` cues; medium otherwise.
     #[serde(default)]
     pub urgency_cues: BTreeMap<String, Weights>,
@@ -191,6 +195,30 @@ pub struct ImpactDue {
 
 fn default_due_within() -> usize {
     5
+}
+
+/// A pair of cues (see [`super::scope::pair_found`]): one of `first`, then one of `then` at most
+/// `within` words later (either order unless `ordered`), give the impact class `class`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactPair {
+    /// What the pair stands for, for `rules explain` ("a place named").
+    pub name: String,
+    pub class: String,
+    #[serde(default)]
+    pub within: usize,
+    #[serde(default = "default_true")]
+    pub ordered: bool,
+    pub first: Vec<String>,
+    pub then: Vec<String>,
+    /// Words right before a `first` cue that keep it from counting ("kami importir": one of
+    /// them writing, not the public hit).
+    #[serde(default)]
+    pub not_after: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// "X unless Y within N words": the route's cue `cue` does not count where one of `near` stands
@@ -377,6 +405,8 @@ pub struct DeskRules {
     pub impact_counts: Vec<super::scope::CountKind>,
     /// A duty due soon names an impact class (see [`super::scope::due_soon`]).
     pub impact_due: Option<super::scope::DueCues>,
+    /// Pairs of cues that name an impact class (see [`super::scope::pair_found`]).
+    pub impact_pairs: Vec<super::scope::PairCues>,
     pub question_mark_weight: f64,
     /// Normalised polite request forms (see [`CommonFile::polite_requests`]).
     pub polite_requests: Vec<String>,
@@ -747,6 +777,47 @@ pub fn compile_for(
             .collect();
         Some(super::scope::DueCues { class, within: due.within, obligations, times })
     });
+    let mut impact_pairs = Vec::new();
+    for (i, pair) in common.impact_pairs.iter().enumerate() {
+        let Some(class) = impact_classes.iter().position(|(n, _)| *n == pair.class) else {
+            errors.push(inv(format!("impact_pairs[{i}].class: unknown impact class `{}`", pair.class)));
+            continue;
+        };
+        let phrases = |raws: &[String]| -> Vec<Vec<String>> {
+            raws.iter()
+                .map(|raw| {
+                    let prefix = raw.trim_end().ends_with('*');
+                    let mut words: Vec<String> = normalize(raw.trim_end().trim_end_matches('*'), &synonyms)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect();
+                    if prefix && let Some(last) = words.last_mut() {
+                        last.push('*');
+                    }
+                    words
+                })
+                .filter(|p| !p.is_empty())
+                .collect()
+        };
+        let (first, then) = (phrases(&pair.first), phrases(&pair.then));
+        if first.is_empty() || then.is_empty() {
+            errors.push(inv(format!("impact_pairs[{i}]: `first` and `then` need a cue each")));
+            continue;
+        }
+        impact_pairs.push(super::scope::PairCues {
+            name: pair.name.clone(),
+            class,
+            within: pair.within,
+            ordered: pair.ordered,
+            first,
+            then,
+            not_after: pair
+                .not_after
+                .iter()
+                .flat_map(|w| normalize(w, &synonyms).split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .collect(),
+        });
+    }
     let mut routes = Vec::new();
     let mut regexes: Vec<String> = Vec::new();
     let mut pattern_targets: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
@@ -947,6 +1018,7 @@ pub fn compile_for(
         impact_caps,
         impact_counts,
         impact_due,
+        impact_pairs,
         question_mark_weight: common.question_mark_weight,
         polite_requests: common
             .polite_requests

@@ -86,6 +86,17 @@ fn number(word: &str) -> Option<u64> {
     NUMBER_WORDS.iter().find(|(w, _)| *w == word).map(|(_, n)| *n)
 }
 
+/// The kind whose nouns hold `word`, if any.
+fn kind_of<'a>(kinds: &'a [CountKind], word: &str) -> Option<&'a CountKind> {
+    kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, word)))
+}
+
+/// A kind that counts people (its least count is two or more: staff, the public, participants),
+/// not places (one office, one room already is a class).
+fn counts_people(kind: &CountKind) -> bool {
+    kind.classes.iter().map(|(_, l)| *l).min().is_some_and(|l| l >= 2)
+}
+
 fn noun_matches(noun: &str, word: &str) -> bool {
     match noun.strip_suffix('*') {
         Some(prefix) => word.starts_with(prefix),
@@ -120,14 +131,27 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
             continue;
         }
         let Some(mut n) = number(words[i]) else { continue };
+        // "2.000 peserta", "10,000 users": groups of three digits after the first (the
+        // punctuation is a space once normalised) continue the number.
+        let mut next = i + 1;
+        if words[i].len() <= 3 && words[i].bytes().all(|b| b.is_ascii_digit()) {
+            while let Some(group) = words.get(next).filter(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit())) {
+                n = n.saturating_mul(1000).saturating_add(group.parse::<u64>().unwrap_or(0));
+                next += 1;
+            }
+        }
         // "lantai 2", "gedung 3": a number after such a noun labels it, it counts nothing. A
         // number word directly before a counted noun counts all the same: in "teman satu subbag"
-        // "satu" is the whole subsection, not a label of "teman".
+        // "satu" is the whole subsection, not a label of "teman". So does a number between two
+        // nouns that count people ("tim developer 6 orang"): it says how many of them.
         let word_before_noun = !words[i].as_bytes()[0].is_ascii_digit() && words.get(i + 1).is_some_and(|w| is_noun(w));
+        let people_before = i > 0 && kind_of(kinds, words[i - 1]).is_some_and(counts_people);
         if i > 0 && is_noun(words[i - 1]) && !word_before_noun {
-            continue;
+            let people_after = words.get(next).and_then(|w| kind_of(kinds, w)).is_some_and(counts_people);
+            if !(people_before && people_after) {
+                continue;
+            }
         }
-        let mut next = i + 1;
         if let Some((_, m)) = words.get(next).and_then(|w| MULTIPLIERS.iter().find(|(x, _)| x == w)) {
             n = n.saturating_mul(*m);
             next += 1;
@@ -164,15 +188,28 @@ fn whole_group<'a>(words: &[&str], i: usize, kinds: &'a [CountKind]) -> Option<C
     };
     let least = kind.classes.iter().map(|(_, l)| *l).min()?;
     if least < 2 {
-        return None;
+        // Places: "seluruh ruangan" is one whole room, no group. But where every count of the
+        // kind is one class ("semua kanwil", "seluruh KPPN", "all offices": each office alone
+        // is an organisation), all of them are that class too.
+        return match kind.classes.as_slice() {
+            [(class, number)] => {
+                Some(CountFound { text: words[i..=j].join(" "), number: *number, kind: &kind.name, class: *class })
+            }
+            _ => None,
+        };
     }
     let k = j + 1;
-    let place = match words.get(k) {
-        Some(w) if BOUND_BEFORE.contains(w) => {
-            let p = if words.get(k + 1).is_some_and(|f| WHOLE_FILLERS.contains(f)) { k + 2 } else { k + 1 };
+    // "semua operator gaji di biro keuangan": a bounding "di" may stand up to two words after
+    // the group (what the people are), not past another group.
+    let bound = (k..(k + 3).min(words.len()))
+        .take_while(|&b| !WHOLE_WORDS.contains(&words[b]))
+        .find(|&b| BOUND_BEFORE.contains(&words[b]));
+    let place = match (bound, words.get(k)) {
+        (Some(b), _) => {
+            let p = if words.get(b + 1).is_some_and(|f| WHOLE_FILLERS.contains(f)) { b + 2 } else { b + 1 };
             words.get(p).map(|w| (p, *w))
         }
-        Some(p) => Some((k, *p)),
+        (None, Some(p)) => Some((k, *p)),
         _ => None,
     };
     if let Some((at, place)) = place
@@ -231,6 +268,66 @@ pub fn due_soon(words: &[&str], due: &DueCues) -> Option<String> {
         }
     }
     None
+}
+
+/// A pair of cues that names an impact class (`[[impact_pairs]]` in the rules), compiled: one of
+/// `first` and then one of `then` at most `within` words later (in either order unless
+/// `ordered`): a place named ("di" … "bidang": "di bidang anggaran"), a unit's own ("tim" …
+/// "saya"), the public hit by the fault ("importir" … "tidak": "importir ga bisa bayar").
+/// Phrases of normalised words; a trailing `*` on a word makes it a prefix.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PairCues {
+    pub name: String,
+    pub class: usize,
+    pub within: usize,
+    pub ordered: bool,
+    pub first: Vec<Vec<String>>,
+    pub then: Vec<Vec<String>>,
+    /// Words right before a `first` cue that keep it from counting ("kami importir").
+    pub not_after: Vec<String>,
+}
+
+/// Where `phrase` stands in `words`: (start, end exclusive) of each match.
+fn phrase_at<'w>(words: &'w [&str], phrase: &'w [String]) -> impl Iterator<Item = (usize, usize)> + 'w {
+    let n = phrase.len();
+    (0..words.len().saturating_sub(n.saturating_sub(1)))
+        .filter(move |&t| n > 0 && words[t..t + n].iter().zip(phrase).all(|(w, x)| noun_matches(x, w)))
+        .map(move |t| (t, t + n))
+}
+
+/// The first pair of `pair` in `words`, as the words from one cue to the other; `None` without
+/// such a pair.
+pub fn pair_found(words: &[&str], pair: &PairCues) -> Option<String> {
+    let firsts: Vec<(usize, usize)> = pair
+        .first
+        .iter()
+        .flat_map(|p| phrase_at(words, p))
+        .filter(|&(f0, _)| f0 == 0 || !pair.not_after.iter().any(|w| w == words[f0 - 1]))
+        .collect();
+    if firsts.is_empty() {
+        return None;
+    }
+    let mut best: Option<(usize, usize)> = None;
+    for then in &pair.then {
+        for (t0, t1) in phrase_at(words, then) {
+            for &(f0, f1) in &firsts {
+                let gap = if t0 >= f1 {
+                    t0 - f1
+                } else if !pair.ordered && f0 >= t1 {
+                    f0 - t1
+                } else {
+                    continue;
+                };
+                if gap <= pair.within {
+                    let span = (f0.min(t0), f1.max(t1));
+                    if best.is_none_or(|b| span.0 < b.0) {
+                        best = Some(span);
+                    }
+                }
+            }
+        }
+    }
+    best.map(|(a, b)| words[a..b].join(" "))
 }
 
 /// One class's score for a message.
@@ -318,7 +415,8 @@ mod tests {
             CountKind {
                 name: "offices".into(),
                 nouns: vec!["kanwil".into(), "kantor".into()],
-                classes: vec![(1, 2)],
+                // As in the rules: one whole office is an organisation (a place, not people).
+                classes: vec![(1, 1)],
                 whole: None,
             },
             CountKind { name: "rooms".into(), nouns: vec!["biro".into()], classes: vec![(0, 1), (1, 3)], whole: None },
@@ -418,8 +516,68 @@ mod tests {
             whole: None,
         }];
         assert!(counts(&["seluruh", "ruangan"], &rooms).is_empty());
+        // Every office of a kind whose one office is already a class: that class.
+        assert_eq!(count_classes("semua kanwil tidak bisa akses"), vec![("semua kanwil".into(), 1, 1)]);
         // A number does not reach over a whole group: "error 413. Seluruh tim …".
         assert_eq!(count_classes("error 413 seluruh pegawai"), vec![("seluruh pegawai".into(), 30, 1)]);
+    }
+
+    #[test]
+    fn digit_groups_continue_a_number_and_a_number_between_people_counts() {
+        // "2.000 peserta", "10,000 users": the punctuation is a space once normalised.
+        assert_eq!(count_classes("data 2 000 peserta bocor"), vec![("2 000 peserta".into(), 2000, 1)]);
+        assert_eq!(count_classes("10 000 users"), vec![("10 000 users".into(), 10000, 1)]);
+        // A group of two digits is no thousands ("jam 10.30").
+        assert_eq!(count_classes("1 30 pegawai"), vec![("30 pegawai".into(), 30, 1)]);
+        // "tim developer 6 orang": how many developers, not a label.
+        assert_eq!(count_classes("developer 6 orang nganggur"), vec![("6 orang".into(), 6, 0)]);
+        // A label still: a number between a place and another kind ("biro 2 kanwil").
+        assert!(count_classes("biro 2 kanwil").is_empty());
+    }
+
+    #[test]
+    fn a_bounding_place_may_stand_two_words_after_the_group() {
+        assert_eq!(
+            count_classes("semua pegawai gaji di biro keuangan"),
+            vec![("semua pegawai gaji di biro".into(), 1, 0)]
+        );
+        // Past two words it bounds nothing.
+        assert_eq!(count_classes("semua pegawai tidak bisa login di biro"), vec![("semua pegawai".into(), 30, 1)]);
+    }
+
+    fn pair(first: &[&str], then: &[&str], within: usize, ordered: bool) -> PairCues {
+        let phrases = |ps: &[&str]| ps.iter().map(|p| p.split(' ').map(str::to_string).collect()).collect();
+        PairCues {
+            name: "p".into(),
+            class: 0,
+            within,
+            ordered,
+            first: phrases(first),
+            then: phrases(then),
+            not_after: vec!["kami".into()],
+        }
+    }
+
+    fn pair_in(text: &str, p: &PairCues) -> Option<String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        pair_found(&words, p)
+    }
+
+    #[test]
+    fn a_pair_of_cues_near_each_other_is_found() {
+        let place = pair(&["di", "ruang"], &["bidang", "lantai"], 0, true);
+        assert_eq!(pair_in("intranet di ruang bidang anggaran putus", &place).as_deref(), Some("ruang bidang"));
+        assert_eq!(pair_in("wifi di lantai 5 mati", &place).as_deref(), Some("di lantai"));
+        assert_eq!(pair_in("bidang di sini", &place), None, "ordered: `then` after `first`");
+        let hit = pair(&["importir", "pelaku usaha"], &["tidak", "can t"], 2, true);
+        assert_eq!(pair_in("importir tidak bisa bayar", &hit).as_deref(), Some("importir tidak"));
+        assert_eq!(pair_in("pelaku usaha di sini can t log in", &hit).as_deref(), Some("pelaku usaha di sini can t"));
+        assert_eq!(pair_in("importir a b c tidak", &hit), None, "too far apart");
+        assert_eq!(pair_in("kami importir tidak bisa bayar", &hit), None, "one of them writing");
+        let either = pair(&["harus"], &["besok"], 1, false);
+        assert_eq!(pair_in("besok pagi harus", &either).as_deref(), Some("besok pagi harus"));
+        let prefix = pair(&["reader*"], &["cannot"], 0, true);
+        assert_eq!(pair_in("readers cannot open", &prefix).as_deref(), Some("readers cannot"));
     }
 
     #[test]
