@@ -1044,12 +1044,17 @@ impl DeskRules {
             }
             // A pair of cues: a place named ("di bidang anggaran"), the public hit ("importir ga bisa bayar").
             for pair in &self.impact_pairs {
-                if let Some(text) = scope::pair_found(words, pair) {
+                if let Some(span) = scope::pair_found(words, pair) {
                     impact_score[pair.class] += self.impact_threshold;
-                    cue_reasons.add(|| format!(
-                        "scope class `{}` from {} \"{text}\" +{}",
-                        self.impact_classes[pair.class].0, pair.name, self.impact_threshold
-                    ));
+                    cue_reasons.add(|| {
+                        format!(
+                            "scope class `{}` from {} \"{}\" +{}",
+                            self.impact_classes[pair.class].0,
+                            pair.name,
+                            words[span].join(" "),
+                            self.impact_threshold
+                        )
+                    });
                 }
             }
             let mut classes: Vec<scope::ClassScore> = self

@@ -809,8 +809,8 @@ pub fn compile_for(
             class,
             within: pair.within,
             ordered: pair.ordered,
-            first,
-            then,
+            first: super::scope::Phrases::new(first),
+            then: super::scope::Phrases::new(then),
             not_after: pair
                 .not_after
                 .iter()

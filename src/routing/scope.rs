@@ -281,53 +281,95 @@ pub struct PairCues {
     pub class: usize,
     pub within: usize,
     pub ordered: bool,
-    pub first: Vec<Vec<String>>,
-    pub then: Vec<Vec<String>>,
+    pub first: Phrases,
+    pub then: Phrases,
     /// Words right before a `first` cue that keep it from counting ("kami importir").
     pub not_after: Vec<String>,
 }
 
-/// Where `phrase` stands in `words`: (start, end exclusive) of each match.
-fn phrase_at<'w>(words: &'w [&str], phrase: &'w [String]) -> impl Iterator<Item = (usize, usize)> + 'w {
-    let n = phrase.len();
-    (0..words.len().saturating_sub(n.saturating_sub(1)))
-        .filter(move |&t| n > 0 && words[t..t + n].iter().zip(phrase).all(|(w, x)| noun_matches(x, w)))
-        .map(move |t| (t, t + n))
+/// Phrases of normalised words (a trailing `*` on a word makes it a prefix), with their first
+/// words set apart: most words of a message start none of them, and that is one look-up.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Phrases {
+    list: Vec<Vec<String>>,
+    /// The phrases' whole first words.
+    starts: super::HashSet<String>,
+    /// The phrases' first words that are prefixes (without the `*`).
+    start_prefixes: Vec<String>,
 }
 
-/// The first pair of `pair` in `words`, as the words from one cue to the other; `None` without
+impl Phrases {
+    pub fn new(list: Vec<Vec<String>>) -> Self {
+        let mut starts = super::HashSet::default();
+        let mut start_prefixes = Vec::new();
+        for first in list.iter().filter_map(|p| p.first()) {
+            match first.strip_suffix('*') {
+                Some(prefix) => start_prefixes.push(prefix.to_string()),
+                None => {
+                    starts.insert(first.clone());
+                }
+            }
+        }
+        Self { list, starts, start_prefixes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Where the phrases stand in `words`: (phrase, start, end exclusive) of each match, by
+    /// phrase, then by position.
+    fn find(&self, words: &[&str]) -> Vec<(usize, usize, usize)> {
+        let mut found = Vec::new();
+        for (t, w) in words.iter().enumerate() {
+            if !self.starts.contains(*w) && !self.start_prefixes.iter().any(|p| w.starts_with(p.as_str())) {
+                continue;
+            }
+            for (i, phrase) in self.list.iter().enumerate() {
+                let n = phrase.len();
+                if n > 0 && words.len() >= t + n && words[t..t + n].iter().zip(phrase).all(|(w, x)| noun_matches(x, w))
+                {
+                    found.push((i, t, t + n));
+                }
+            }
+        }
+        found.sort_unstable();
+        found
+    }
+}
+
+/// The first pair of `pair` in `words`, as the span of words from one cue to the other; `None` without
 /// such a pair.
-pub fn pair_found(words: &[&str], pair: &PairCues) -> Option<String> {
+pub fn pair_found(words: &[&str], pair: &PairCues) -> Option<std::ops::Range<usize>> {
     let firsts: Vec<(usize, usize)> = pair
         .first
-        .iter()
-        .flat_map(|p| phrase_at(words, p))
+        .find(words)
+        .into_iter()
+        .map(|(_, f0, f1)| (f0, f1))
         .filter(|&(f0, _)| f0 == 0 || !pair.not_after.iter().any(|w| w == words[f0 - 1]))
         .collect();
     if firsts.is_empty() {
         return None;
     }
     let mut best: Option<(usize, usize)> = None;
-    for then in &pair.then {
-        for (t0, t1) in phrase_at(words, then) {
-            for &(f0, f1) in &firsts {
-                let gap = if t0 >= f1 {
-                    t0 - f1
-                } else if !pair.ordered && f0 >= t1 {
-                    f0 - t1
-                } else {
-                    continue;
-                };
-                if gap <= pair.within {
-                    let span = (f0.min(t0), f1.max(t1));
-                    if best.is_none_or(|b| span.0 < b.0) {
-                        best = Some(span);
-                    }
+    for (_, t0, t1) in pair.then.find(words) {
+        for &(f0, f1) in &firsts {
+            let gap = if t0 >= f1 {
+                t0 - f1
+            } else if !pair.ordered && f0 >= t1 {
+                f0 - t1
+            } else {
+                continue;
+            };
+            if gap <= pair.within {
+                let span = (f0.min(t0), f1.max(t1));
+                if best.is_none_or(|b| span.0 < b.0) {
+                    best = Some(span);
                 }
             }
         }
     }
-    best.map(|(a, b)| words[a..b].join(" "))
+    best.map(|(a, b)| a..b)
 }
 
 /// One class's score for a message.
@@ -546,7 +588,8 @@ mod tests {
     }
 
     fn pair(first: &[&str], then: &[&str], within: usize, ordered: bool) -> PairCues {
-        let phrases = |ps: &[&str]| ps.iter().map(|p| p.split(' ').map(str::to_string).collect()).collect();
+        let phrases =
+            |ps: &[&str]| Phrases::new(ps.iter().map(|p| p.split(' ').map(str::to_string).collect()).collect());
         PairCues {
             name: "p".into(),
             class: 0,
@@ -560,7 +603,7 @@ mod tests {
 
     fn pair_in(text: &str, p: &PairCues) -> Option<String> {
         let words: Vec<&str> = text.split_whitespace().collect();
-        pair_found(&words, p)
+        pair_found(&words, p).map(|r| words[r].join(" "))
     }
 
     #[test]
