@@ -51,8 +51,13 @@ impl Words {
             || self
                 .finder
                 .get_or_init(|| {
+                    // The texts are short (a line, a name, a subject): a DFA without a
+                    // prefilter reads them in one pass, where setting up the prefilter's
+                    // vector search cost more than the search itself.
                     aho_corasick::AhoCorasick::builder()
                         .ascii_case_insensitive(true)
+                        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                        .prefilter(false)
                         .build(self.list)
                         .expect("a few built-in words")
                 })

@@ -190,16 +190,33 @@ static MOBILE_SIGNATURE_WORDS: super::Words =
 /// Trims a reply body: see the module documentation for the rules. Never panics; linear in the
 /// size of `body`.
 pub fn trim_reply(body: &str) -> Trimmed {
-    let normalized = body.replace("\r\n", "\n").replace('\r', "\n");
+    trim(body, true)
+}
+
+/// The text of [`trim_reply`] alone: what the sender wrote now, without writing out what was cut.
+pub fn trim_reply_text(body: &str) -> String {
+    trim(body, false).text
+}
+
+fn trim(body: &str, with_elided: bool) -> Trimmed {
+    let normalized = if body.contains('\r') {
+        std::borrow::Cow::Owned(body.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    };
     let lines: Vec<&str> = normalized.split('\n').collect();
     let kinds = classify(&lines);
     let keep = decide(&kinds);
     let mut text = Vec::new();
     let mut elided = Vec::new();
     for (line, kept) in lines.iter().zip(&keep) {
-        if *kept { text.push(*line) } else { elided.push(*line) }
+        if *kept {
+            text.push(*line)
+        } else if with_elided {
+            elided.push(*line)
+        }
     }
-    Trimmed { text: tidy(&text.join("\n")), elided: tidy(&elided.join("\n")) }
+    Trimmed { text: tidy(&text.join("\n")), elided: if with_elided { tidy(&elided.join("\n")) } else { String::new() } }
 }
 
 /// Drops leading blank lines (keeping the first line's indentation) and trailing white space.
@@ -609,6 +626,18 @@ mod tests {
             line in "[*_ ]{0,3}-{1,4} {0,2}[aÉ1 ][aж ’.\t\u{2003}]{0,55}-{1,3}[*_ ]{0,2}"
         ) {
             proptest::prop_assert_eq!(is_dashed_title(&line), COUNTED_DASHED_TITLE.is_match(&line));
+        }
+
+        /// The text alone is the text of the whole trim, CR line ends or not.
+        #[test]
+        fn the_text_alone_is_the_text_of_the_trim(
+            lines in proptest::collection::vec(
+                "(> |-- |On 1 Jan 2026, A <a@b.c> wrote:|Sent from my iPhone|From: a@b.c|)[a-z :\r]{0,20}",
+                0..8,
+            )
+        ) {
+            let body = lines.join("\n");
+            proptest::prop_assert_eq!(trim_reply_text(&body), trim_reply(&body).text);
         }
     }
 

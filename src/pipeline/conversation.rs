@@ -36,7 +36,7 @@ pub(crate) struct About<'a> {
 
 /// The part of a reply the sender wrote now.
 fn fresh_text(mail: &ParsedMail) -> String {
-    crate::mail::trim::trim_reply(&mail.text).text.trim().to_string()
+    crate::mail::trim::trim_reply_text(&mail.text).trim().to_string()
 }
 
 /// The ticket `t` leads to: itself, or, when it was merged (merged tickets are closed), the

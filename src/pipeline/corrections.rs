@@ -73,7 +73,7 @@ impl Pipeline {
             tracing::warn!(ticket = %t.number, "no first message: the agent's correction is not recorded");
             return Ok(());
         };
-        let body = crate::mail::trim::trim_reply(&body).text;
+        let body = crate::mail::trim::trim_reply_text(&body);
         let domain = from.as_deref().and_then(|f| f.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
         let (category, subcategory) =
             patch.category.clone().unwrap_or_else(|| (t.category.clone(), t.subcategory.clone()));

@@ -280,12 +280,16 @@ struct Split<'a> {
 
 impl<'a> Split<'a> {
     fn new(text: &'a Text) -> Self {
-        let mut all: Vec<&str> = text.subject.split_whitespace().collect();
+        // Normalised text is words between single ASCII spaces (see [`normalize::fold`]).
+        let words = |t: &'a str| t.split(' ').filter(|w| !w.is_empty());
+        // At most one word in two bytes: room for all of them at once.
+        let mut all: Vec<&str> = Vec::with_capacity((text.subject.len() + text.body.len()) / 2);
+        all.extend(words(&text.subject));
         let subject = all.len();
         let mut sentence_ends = Vec::with_capacity(text.sentence_ends.len());
         let mut start = 0;
         for &end in &text.sentence_ends {
-            all.extend(text.body[start..end].split_whitespace());
+            all.extend(words(&text.body[start..end]));
             sentence_ends.push(all.len());
             start = end;
         }
@@ -364,7 +368,7 @@ impl DeskRules {
     fn read(&self, input: &RouteInput<'_>) -> Text {
         let subject = normalize::normalize(input.subject, &self.synonyms);
         // The pipeline's reply trimmer: quoted history, forwarded headers and signatures do not route.
-        let body_raw = crate::mail::trim::trim_reply(input.body).text;
+        let body_raw = crate::mail::trim::trim_reply_text(input.body);
         let (body, sentence_ends) = normalize::normalize_sentences(&body_raw, &self.synonyms);
         Text { body_raw, subject, body, sentence_ends }
     }

@@ -149,6 +149,20 @@ mod tests {
         assert_eq!(fold("Tab\tand\nNEWLINE_x"), " tab and newline x ");
     }
 
+    proptest::proptest! {
+        /// Routing splits normalised text at ASCII spaces only (`Split`): no other white space
+        /// is left in it, whatever the input and the synonyms.
+        #[test]
+        fn normalised_words_stand_between_single_spaces(text in "[\\PC\\t\\n\\r\\x0b\\x0c]{0,80}", syn in "\\PC{0,12}") {
+            let synonyms: HashMap<String, String> =
+                [("gk".to_string(), normalize(&syn, &HashMap::default()).trim().to_string())].into_iter().collect();
+            for n in [normalize(&text, &synonyms), normalize_sentences(&text, &synonyms).0] {
+                let by_space: Vec<&str> = n.split(' ').filter(|w| !w.is_empty()).collect();
+                proptest::prop_assert_eq!(by_space, n.split_whitespace().collect::<Vec<_>>(), "{:?}", n);
+            }
+        }
+    }
+
     #[test]
     fn chat_reduplication_is_the_word_twice() {
         let syn: HashMap<String, String> =

@@ -1061,9 +1061,10 @@ fn add_nya_forms<'a>(synonyms: &mut HashMap<String, String>, phrases: &[Phrase],
 }
 
 fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> super::speech::SpeechCues {
+    use super::speech::Markers;
     let words = |t: &str| -> Vec<String> { normalize(t, synonyms).split_whitespace().map(str::to_string).collect() };
     let mut cues = super::speech::SpeechCues { within: file.within, ..Default::default() };
-    cues.markers = file.request_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
+    cues.markers = Markers::new(file.request_markers.iter().map(|m| words(m)).collect());
     for a in &file.request_actions {
         let prefix = a.trim_end().ends_with('*');
         // An action is one word (a synonym may make it several: the last one is the verb).
@@ -1096,7 +1097,7 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     cues.failure_negation_weight = file.failure_negation_weight;
     cues.addressees = file.addressees.iter().flat_map(|b| words(b)).collect();
     cues.negations = file.negations.iter().flat_map(|b| words(b)).collect();
-    cues.question_markers = file.question_markers.iter().map(|m| words(m)).filter(|m| !m.is_empty()).collect();
+    cues.question_markers = Markers::new(file.question_markers.iter().map(|m| words(m)).collect());
     cues
 }
 

@@ -20,7 +20,7 @@ use super::HashSet;
 #[derive(Debug, Clone, Default)]
 pub struct SpeechCues {
     /// Markers, each as its words ("could you" → ["could", "you"]).
-    pub markers: Vec<Vec<String>>,
+    pub markers: Markers,
     /// Whole-word actions.
     pub actions: HashSet<String>,
     /// Action prefixes (written with a trailing `*`: `aktif*` matches `aktifkan`).
@@ -31,7 +31,7 @@ pub struct SpeechCues {
     /// Words that are never actions, whatever form they have.
     pub not_actions: HashSet<String>,
     /// Markers of a question that asks for an action ("bisa", "could we"), each as its words.
-    pub question_markers: Vec<Vec<String>>,
+    pub question_markers: Markers,
     /// Words that end the search for an action after a marker (failure and question words).
     pub blockers: HashSet<String>,
     /// Words that make the marker a condition or an intention, not a request, when they stand
@@ -67,6 +67,27 @@ pub struct SpeechCues {
     pub negation_asks: HashSet<String>,
     /// What a negated verb counts for `incident` where no incident cue matched (0: off).
     pub failure_negation_weight: f64,
+}
+
+/// Markers, each as its words, with the set of their first words: most words of a message start
+/// no marker, and that is one look-up.
+#[derive(Debug, Clone, Default)]
+pub struct Markers {
+    list: Vec<Vec<String>>,
+    starts: HashSet<String>,
+}
+
+impl Markers {
+    /// The markers (empty ones left out).
+    pub fn new(list: Vec<Vec<String>>) -> Self {
+        let list: Vec<Vec<String>> = list.into_iter().filter(|m| !m.is_empty()).collect();
+        let starts = list.iter().map(|m| m[0].clone()).collect();
+        Self { list, starts }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
 }
 
 impl SpeechCues {
@@ -141,7 +162,7 @@ impl SpeechCues {
             end -= 1;
         }
         let last = *words.get(end.checked_sub(1)?)?;
-        if !self.question_markers.iter().any(|m| m.len() == 1 && m[0] == last) {
+        if !self.question_markers.list.iter().any(|m| m.len() == 1 && m[0] == last) {
             return None;
         }
         let body = &words[..end - 1];
@@ -152,15 +173,10 @@ impl SpeechCues {
         Some((last.to_string(), action.to_string()))
     }
 
-    fn marker_then_action(
-        &self,
-        markers: &[Vec<String>],
-        words: &[&str],
-        clean_before: bool,
-    ) -> Option<(String, String)> {
+    fn marker_then_action(&self, markers: &Markers, words: &[&str], clean_before: bool) -> Option<(String, String)> {
         for i in 0..words.len() {
             // Most words start no marker: one comparison of first words before the rest.
-            if !markers.iter().any(|m| m.first().is_some_and(|f| f == words[i])) {
+            if !markers.starts.contains(words[i]) {
                 continue;
             }
             // "apakah bisa dibuatkan …?": an opener right before the marker is part of the
@@ -179,8 +195,8 @@ impl SpeechCues {
             if clean_before && before.iter().any(|w| self.blockers.contains(*w)) {
                 return None;
             }
-            for m in markers {
-                if m.is_empty() || words.len() < i + m.len() || !m.iter().zip(&words[i..]).all(|(a, b)| a == b) {
+            for m in &markers.list {
+                if words.len() < i + m.len() || !m.iter().zip(&words[i..]).all(|(a, b)| a == b) {
                     continue;
                 }
                 if i > 0 && self.not_after.contains(words[i - 1]) {
@@ -212,12 +228,16 @@ mod tests {
     fn cues() -> SpeechCues {
         let words = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
         SpeechCues {
-            markers: vec![vec!["tolong".into()], vec!["mohon".into()], vec!["could".into(), "you".into()]],
+            markers: Markers::new(vec![
+                vec!["tolong".into()],
+                vec!["mohon".into()],
+                vec!["could".into(), "you".into()],
+            ]),
             actions: words(&["reset", "direset", "dibuatkan", "create"]),
             action_prefixes: vec!["aktif".into()],
             action_forms: Vec::new(),
             not_actions: HashSet::default(),
-            question_markers: vec![vec!["bisa".into()]],
+            question_markers: Markers::new(vec![vec!["bisa".into()]]),
             blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
             within: 3,

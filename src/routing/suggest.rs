@@ -122,7 +122,7 @@ fn example_failures(rules: &DeskRules, catalogue: &Catalogue, inbox: &str) -> Ha
 
 /// The text routing matches against: subject and trimmed body, normalised.
 fn words_of(rules: &DeskRules, subject: &str, body: &str) -> String {
-    let body = crate::mail::trim::trim_reply(body).text;
+    let body = crate::mail::trim::trim_reply_text(body);
     normalize::normalize(&format!("{subject}\n{body}"), &rules.synonyms)
 }
 

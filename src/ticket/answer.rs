@@ -200,7 +200,7 @@ const DEFER: &[&str] = &["nanti", "besok", "dulu", "sebentar", "cuti", "later", 
 pub fn read_answer(text: &str) -> Answer {
     // What the requester wrote now; a quoted line never counts, even one the trimmer keeps (a
     // reply that is nothing but a quote).
-    let own = crate::mail::trim::trim_reply(text).text;
+    let own = crate::mail::trim::trim_reply_text(text);
     let own: Vec<&str> = own.lines().filter(|l| !l.trim_start().starts_with('>')).collect();
     let clauses = clauses(&own.join("\n"));
     let words: Vec<&str> = clauses.iter().flat_map(|c| c.words.iter().map(String::as_str)).collect();
