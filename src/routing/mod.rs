@@ -388,7 +388,10 @@ impl DeskRules {
         let mut mentioned_only = self.mentioned_only(&in_subject, &located, reply, &settled);
         mentioned_only.extend(self.only_in_resolved(&settled, &located));
         let mut scores = vec![Score::default(); self.routes.len()];
+        // Every reason when explaining; otherwise only what a reply's subject needs
+        // ([`Self::demote_reply_subject`] reweighs the subject's keywords from them).
         let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
+        let keep = |field: &str| explain || (reply && field == "subject");
         let mut type_score: HashMap<TicketType, f64> = HashMap::default();
         let mut impact_score = vec![0.0; self.impact_classes.len()];
         let mut urgency_score: HashMap<Impact, f64> = HashMap::default();
@@ -420,15 +423,20 @@ impl DeskRules {
                 match target {
                     // "bukan minta install baru, SPSS saya error": a route cue denied asks nothing.
                     Target::Route(r) if w > 0.0 && denied.contains(&id) => {
-                        reasons.push((r, 0.0, Why::Denied(id)));
+                        if explain {
+                            reasons.push((r, 0.0, Why::Denied(id)));
+                        }
                     }
                     Target::Route(r) => {
-                        let (mult, field) = match unless_fields.get(&(r, id)) {
+                        let unless = if unless_fields.is_empty() { None } else { unless_fields.get(&(r, id)) };
+                        let (mult, field) = match unless {
                             None => (mult, field),
                             Some((true, _)) => (self.subject_weight, "subject"),
                             Some((false, true)) => (1.0, "body"),
                             Some((false, false)) => {
-                                reasons.push((r, 0.0, Why::NotCounted(id)));
+                                if explain {
+                                    reasons.push((r, 0.0, Why::NotCounted(id)));
+                                }
                                 continue;
                             }
                         };
@@ -442,11 +450,15 @@ impl DeskRules {
                         if w > 0.0 {
                             scores[r].specific = scores[r].specific.max(p.words);
                         }
-                        reasons.push((r, w * mult, Why::Keyword(id, field)));
+                        if keep(field) {
+                            reasons.push((r, w * mult, Why::Keyword(id, field)));
+                        }
                     }
                     Target::Against(r) => {
                         scores[r].route -= w * mult;
-                        reasons.push((r, -w * mult, Why::Negative(id, field)));
+                        if keep(field) {
+                            reasons.push((r, -w * mult, Why::Negative(id, field)));
+                        }
                     }
                     Target::Type(t) if t != TicketType::Incident && denied.contains(&id) => {
                         cue_reasons.add(|| format!("{t} cue \"{}\" not counted (denied)", p.text.trim()));
@@ -478,7 +490,9 @@ impl DeskRules {
                 let targets = &self.pattern_targets[i].1;
                 for &(r, w) in targets {
                     scores[r].route += w;
-                    reasons.push((r, w, Why::Pattern(i)));
+                    if explain {
+                        reasons.push((r, w, Why::Pattern(i)));
+                    }
                 }
             }
         }
@@ -490,14 +504,18 @@ impl DeskRules {
                 if *addr == inbox || (!addr.contains('@') && addr == inbox_local) {
                     scores[r].route += w;
                     scores[r].inbox = true;
-                    reasons.push((r, *w, Why::Inbox));
+                    if explain {
+                        reasons.push((r, *w, Why::Inbox));
+                    }
                 }
             }
             if let Some(d) = &domain {
                 for (sd, w) in &route.sender_domains {
                     if d == sd || d.strip_suffix(sd.as_str()).is_some_and(|p| p.ends_with('.')) {
                         scores[r].route += w;
-                        reasons.push((r, *w, Why::Domain));
+                        if explain {
+                            reasons.push((r, *w, Why::Domain));
+                        }
                     }
                 }
             }
@@ -507,13 +525,14 @@ impl DeskRules {
         for &r in &self.requiring {
             let route = &self.routes[r];
             if scores[r].route > 0.0 && !route.requires.iter().any(|p| in_subject.contains(p) || in_body.contains(p)) {
-                reasons.push((r, -scores[r].route, Why::Requires));
+                if explain {
+                    reasons.push((r, -scores[r].route, Why::Requires));
+                }
                 scores[r].route = 0.0;
                 scores[r].specific = 0;
             }
         }
-        let is_question =
-            |id: usize| self.phrases[id].targets.iter().any(|(t, _)| *t == Target::Type(TicketType::Question));
+        let is_question = |id: usize| self.phrases[id].marks.question;
         let subject_asks = in_subject.iter().any(|&id| is_question(id));
         let asking_sentences = located.iter().filter(|(id, _)| is_question(*id)).map(|(_, s)| *s).collect();
         Scoring {
@@ -572,11 +591,7 @@ impl DeskRules {
     /// The body's sentences that say a problem is over (`[speech]`'s `resolved`: phrases of the
     /// automaton, found in the one pass over the text that finds every cue).
     fn settled_sentences(&self, located: &[(usize, usize)]) -> HashSet<usize> {
-        located
-            .iter()
-            .filter(|(id, _)| self.phrases[*id].targets.iter().any(|(t, _)| *t == Target::Resolved))
-            .map(|&(_, s)| s)
-            .collect()
+        located.iter().filter(|(id, _)| self.phrases[*id].marks.resolved).map(|&(_, s)| s).collect()
     }
 
     /// Routes whose keywords in the body all stand in sentences that say a problem is over
@@ -622,12 +637,7 @@ impl DeskRules {
         if self.mention_weight == 1.0 {
             return HashSet::default();
         }
-        let asks = |id: usize| {
-            self.phrases[id]
-                .targets
-                .iter()
-                .any(|(t, _)| matches!(t, Target::Type(TicketType::Incident | TicketType::Request)))
-        };
+        let asks = |id: usize| self.phrases[id].marks.asks;
         let focus: HashSet<usize> =
             located.iter().filter(|(id, s)| asks(*id) && !settled.contains(s)).map(|(_, s)| *s).collect();
         if focus.is_empty() {

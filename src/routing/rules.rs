@@ -387,6 +387,31 @@ pub(crate) struct Phrase {
     /// Words in `text` (the tie order prefers longer keywords).
     pub words: usize,
     pub targets: Vec<(Target, f64)>,
+    /// What `targets` say about the sentence the phrase stands in.
+    pub marks: Marks,
+}
+
+/// What a phrase's targets say about the sentence it stands in, read once when the rules
+/// compile: routing asks it of every match, and a shared failure word targets dozens of routes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Marks {
+    /// It says a problem is over (`[speech] resolved`).
+    pub resolved: bool,
+    /// An incident or request type cue: the sentence reports a fault or asks for something.
+    pub asks: bool,
+    /// A question type cue.
+    pub question: bool,
+}
+
+impl Marks {
+    fn of(targets: &[(Target, f64)]) -> Self {
+        let has = |f: fn(&Target) -> bool| targets.iter().any(|(t, _)| f(t));
+        Self {
+            resolved: has(|t| *t == Target::Resolved),
+            asks: has(|t| matches!(t, Target::Type(TicketType::Incident | TicketType::Request))),
+            question: has(|t| *t == Target::Type(TicketType::Question)),
+        }
+    }
 }
 
 /// One desk's rules, compiled.
@@ -622,7 +647,7 @@ pub fn compile_for(
         let text = if prefix { n.trim_end().to_string() } else { n };
         let i = *phrase_index.entry(text.clone()).or_insert_with(|| {
             let words = text.split_whitespace().count();
-            phrases.push(Phrase { text, words, targets: Vec::new() });
+            phrases.push(Phrase { text, words, targets: Vec::new(), marks: Marks::default() });
             phrases.len() - 1
         });
         // Two spellings of one phrase ("licence", "license"; "eror", "error") are one cue: it
@@ -1008,6 +1033,9 @@ pub fn compile_for(
             return Err(errors);
         }
     };
+    for p in &mut phrases {
+        p.marks = Marks::of(&p.targets);
+    }
     Ok(DeskRules {
         desk: file.desk,
         threshold: file.threshold,
@@ -1442,7 +1470,12 @@ route = "triage/unknown"
     }
 
     fn phrase(text: &str) -> Phrase {
-        Phrase { text: format!(" {text} "), words: text.split_whitespace().count(), targets: Vec::new() }
+        Phrase {
+            text: format!(" {text} "),
+            words: text.split_whitespace().count(),
+            targets: Vec::new(),
+            marks: Marks::default(),
+        }
     }
 
     #[test]
