@@ -1,13 +1,14 @@
 //! Routing benchmark: all four desks' rules loaded (the repository's `loket.toml`, `rules/`,
 //! `seeds/`), one thread, the labelled dev messages routed over and over. `cargo bench --bench
-//! routing` prints messages per second; under `cargo test` it routes each message once and checks
+//! routing` prints messages per second (`LOKET_BENCH_EXPLAIN=1`: with the reasons, as the daemon
+//! routes); under `cargo test` it routes each message once and checks
 //! every answer is a route of the message's desk.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use loket::config::Config;
-use loket::routing::eval::{Labelled, predict};
+use loket::routing::eval::{Labelled, explain, predict};
 
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -24,6 +25,10 @@ fn main() {
         })
         .collect();
     let bench = std::env::args().any(|a| a == "--bench");
+    // `LOKET_BENCH_EXPLAIN=1`: with the reasons, as the daemon routes a new ticket (they are its
+    // `routed` event); otherwise without them, as `rules eval` and `rules suggest` route.
+    let with_reasons = std::env::var("LOKET_BENCH_EXPLAIN").is_ok_and(|v| v == "1");
+    let decide = if with_reasons { explain } else { predict };
     let rounds =
         if bench { std::env::var("LOKET_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000) } else { 1 };
     let start = Instant::now();
@@ -31,7 +36,7 @@ fn main() {
     let mut n = 0usize;
     for _ in 0..rounds {
         for (m, (desk, inbox)) in msgs.iter().zip(&desks) {
-            let (p, _) = predict(&config.router, &desk.catalogue, inbox, m);
+            let (p, _) = decide(&config.router, &desk.catalogue, inbox, m);
             assert!(p.category == "triage" || desk.catalogue.subcategory(&p.category, &p.subcategory).is_some());
             routed += (p.category != "triage") as usize;
             n += 1;
@@ -41,7 +46,8 @@ fn main() {
     let bytes: usize = msgs.iter().map(|m| m.body.len() + m.subject.as_deref().unwrap_or("").len()).sum();
     if bench {
         println!(
-            "routing benchmark: {n} messages ({} distinct, mean {} bytes), 4 desks' rules, 1 thread: {:.0} messages/s ({:.1} µs each)",
+            "routing benchmark{}: {n} messages ({} distinct, mean {} bytes), 4 desks' rules, 1 thread: {:.0} messages/s ({:.1} µs each)",
+            if with_reasons { " with reasons" } else { "" },
             msgs.len(),
             bytes / msgs.len(),
             n as f64 / secs,

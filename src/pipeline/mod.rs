@@ -643,7 +643,8 @@ impl Pipeline {
             return self.divert_flood(tx, h, mail, msg, requester.address.as_str(), opened).await;
         }
         let linked = link.map(Link::ticket);
-        let mut decision = self.config.router.route(
+        // With its reasons: they are the `routed` event, the ticket's record of why it went where.
+        let mut decision = self.config.router.explain(
             &desk.catalogue,
             &RouteInput {
                 subject: &mail.subject,
