@@ -209,6 +209,15 @@ impl Notes {
         }
     }
 
+    /// Adds a line written from `args`, when explaining, into a string sized once.
+    fn add_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        if let Some(lines) = &mut self.0 {
+            let mut line = String::with_capacity(64);
+            let _ = std::fmt::Write::write_fmt(&mut line, args);
+            lines.push(line);
+        }
+    }
+
     fn into_lines(self) -> Vec<String> {
         self.0.unwrap_or_default()
     }
@@ -392,6 +401,13 @@ impl DeskRules {
         // ([`Self::demote_reply_subject`] reweighs the subject's keywords from them).
         let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
         let keep = |field: &str| explain || (reply && field == "subject");
+        if explain {
+            // Every target of every phrase found, and the inbox, domain and pattern reasons: one
+            // allocation.
+            let targets: usize =
+                in_subject.iter().chain(in_body.iter()).map(|&id| self.phrases[id].targets.len()).sum();
+            reasons.reserve(targets + self.routes.len());
+        }
         let mut type_score: HashMap<TicketType, f64> = HashMap::default();
         let mut impact_score = vec![0.0; self.impact_classes.len()];
         let mut urgency_score: HashMap<Impact, f64> = HashMap::default();
@@ -461,11 +477,11 @@ impl DeskRules {
                         }
                     }
                     Target::Type(t) if t != TicketType::Incident && denied.contains(&id) => {
-                        cue_reasons.add(|| format!("{t} cue \"{}\" not counted (denied)", p.text.trim()));
+                        cue_reasons.add_fmt(format_args!("{t} cue \"{}\" not counted (denied)", p.text.trim()));
                     }
                     Target::Type(t) => {
                         *type_score.entry(t).or_default() += w;
-                        cue_reasons.add(|| format!("{t} cue \"{}\" +{w}", p.text.trim()));
+                        cue_reasons.add_fmt(format_args!("{t} cue \"{}\" +{w}", p.text.trim()));
                     }
                     Target::Impact(class) => {
                         impact_score[class] += w;
@@ -476,7 +492,7 @@ impl DeskRules {
                     Target::Resolved => {}
                     Target::Urgency(level) => {
                         *urgency_score.entry(level).or_default() += w;
-                        cue_reasons.add(|| format!("{level} urgency cue \"{}\" +{w}", p.text.trim()));
+                        cue_reasons.add_fmt(format_args!("{level} urgency cue \"{}\" +{w}", p.text.trim()));
                     }
                 }
             }
@@ -842,7 +858,7 @@ impl DeskRules {
             if let Some(found) = found {
                 let w = self.speech.failure_negation_weight;
                 *type_score.entry(TicketType::Incident).or_default() += w;
-                cue_reasons.add(|| format!("incident cue \"{found}\" (a negated verb) +{w}"));
+                cue_reasons.add_fmt(format_args!("incident cue \"{found}\" (a negated verb) +{w}"));
             }
         }
         let mut order = self.order(&scores);
@@ -1007,11 +1023,12 @@ impl DeskRules {
         if ttype != Some(TicketType::Request) && allowed.contains(&TicketType::Request) {
             if let Some((marker, action)) = explicit {
                 ttype = Some(TicketType::Request);
-                cue_reasons
-                    .add(|| format!("request: the explicit request \"{marker} … {action}\" beats the other type cues"));
+                cue_reasons.add_fmt(format_args!(
+                    "request: the explicit request \"{marker} … {action}\" beats the other type cues"
+                ));
             } else if asked_action {
                 ttype = Some(TicketType::Request);
-                cue_reasons.add(|| format!("request: {ASKED_ACTION} beats the other type cues"));
+                cue_reasons.add_fmt(format_args!("request: {ASKED_ACTION} beats the other type cues"));
             }
         }
         let ttype = ttype.or(default_type).or_else(|| (allowed.len() == 1).then(|| allowed[0])).or_else(|| {
