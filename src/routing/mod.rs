@@ -9,6 +9,7 @@
 pub mod eval;
 pub mod lint;
 pub mod normalize;
+pub mod phrases;
 pub mod rules;
 pub mod scope;
 pub mod speech;

@@ -794,12 +794,8 @@ pub fn compile_for(
                 _ => errors.push(inv(format!("impact_due.obligations: `{raw}` must be one word"))),
             }
         }
-        let times: Vec<Vec<String>> = due
-            .times
-            .iter()
-            .map(|raw| normalize(raw, &synonyms).split_whitespace().map(str::to_string).collect::<Vec<_>>())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let times: Vec<Vec<String>> =
+            due.times.iter().map(|raw| normalized_words(raw, &synonyms)).filter(|t| !t.is_empty()).collect();
         Some(super::scope::DueCues { class, within: due.within, obligations, times })
     });
     let mut impact_pairs = Vec::new();
@@ -834,13 +830,9 @@ pub fn compile_for(
             class,
             within: pair.within,
             ordered: pair.ordered,
-            first: super::scope::Phrases::new(first),
-            then: super::scope::Phrases::new(then),
-            not_after: pair
-                .not_after
-                .iter()
-                .flat_map(|w| normalize(w, &synonyms).split_whitespace().map(str::to_string).collect::<Vec<_>>())
-                .collect(),
+            first: super::phrases::Phrases::new(first),
+            then: super::phrases::Phrases::new(then),
+            not_after: pair.not_after.iter().flat_map(|w| normalized_words(w, &synonyms)).collect(),
         });
     }
     let mut routes = Vec::new();
@@ -1088,11 +1080,16 @@ fn add_nya_forms<'a>(synonyms: &mut HashMap<String, String>, phrases: &[Phrase],
     }
 }
 
+/// The words of `text` normalised with `synonyms`.
+fn normalized_words(text: &str, synonyms: &HashMap<String, String>) -> Vec<String> {
+    normalize(text, synonyms).split_whitespace().map(str::to_string).collect()
+}
+
 fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> super::speech::SpeechCues {
-    use super::speech::Markers;
-    let words = |t: &str| -> Vec<String> { normalize(t, synonyms).split_whitespace().map(str::to_string).collect() };
+    use super::phrases::Phrases;
+    let words = |t: &str| normalized_words(t, synonyms);
     let mut cues = super::speech::SpeechCues { within: file.within, ..Default::default() };
-    cues.markers = Markers::new(file.request_markers.iter().map(|m| words(m)).collect());
+    cues.markers = Phrases::new(file.request_markers.iter().map(|m| words(m)).collect());
     for a in &file.request_actions {
         let prefix = a.trim_end().ends_with('*');
         // An action is one word (a synonym may make it several: the last one is the verb).
@@ -1125,7 +1122,7 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     cues.failure_negation_weight = file.failure_negation_weight;
     cues.addressees = file.addressees.iter().flat_map(|b| words(b)).collect();
     cues.negations = file.negations.iter().flat_map(|b| words(b)).collect();
-    cues.question_markers = Markers::new(file.question_markers.iter().map(|m| words(m)).collect());
+    cues.question_markers = Phrases::new(file.question_markers.iter().map(|m| words(m)).collect());
     cues
 }
 

@@ -13,6 +13,7 @@
 //! (digits, or a word such as "ratusan") followed, at most one word later, by a noun of a
 //! `[impact_counts.KIND]` of the rules, and gives the class that kind assigns to that many.
 
+use super::phrases::{Phrases, word_matches};
 use crate::domain::Impact;
 
 /// One kind of counted thing (`[impact_counts.KIND]`: staff, offices, rooms, the public), compiled:
@@ -88,20 +89,13 @@ fn number(word: &str) -> Option<u64> {
 
 /// The kind whose nouns hold `word`, if any.
 fn kind_of<'a>(kinds: &'a [CountKind], word: &str) -> Option<&'a CountKind> {
-    kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, word)))
+    kinds.iter().find(|k| k.nouns.iter().any(|noun| word_matches(noun, word)))
 }
 
 /// A kind that counts people (its least count is two or more: staff, the public, participants),
 /// not places (one office, one room already is a class).
 fn counts_people(kind: &CountKind) -> bool {
     kind.classes.iter().map(|(_, l)| *l).min().is_some_and(|l| l >= 2)
-}
-
-fn noun_matches(noun: &str, word: &str) -> bool {
-    match noun.strip_suffix('*') {
-        Some(prefix) => word.starts_with(prefix),
-        None => noun == word,
-    }
 }
 
 /// Words that take a whole group of people: "semua pegawai", "seluruh user", "all users".
@@ -124,7 +118,7 @@ const BOUND_BEFORE: &[&str] = &["di", "pada", "in", "of", "at"];
 /// reaches in its kind; a count below every least count gives nothing.
 pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>> {
     let mut out = Vec::new();
-    let is_noun = |w: &str| kinds.iter().any(|k| k.nouns.iter().any(|noun| noun_matches(noun, w)));
+    let is_noun = |w: &str| kind_of(kinds, w).is_some();
     for i in 0..words.len() {
         if WHOLE_WORDS.contains(&words[i]) || WHOLE_PEOPLE.contains(&words[i]) {
             out.extend(whole_group(words, i, kinds));
@@ -157,10 +151,9 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
             next += 1;
         }
         // "error 413. Seluruh tim …": a whole group after the number is its own.
-        let found =
-            (next..(next + 2).min(words.len())).take_while(|&j| !WHOLE_WORDS.contains(&words[j])).find_map(|j| {
-                kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, words[j]))).map(|k| (j, k))
-            });
+        let found = (next..(next + 2).min(words.len()))
+            .take_while(|&j| !WHOLE_WORDS.contains(&words[j]))
+            .find_map(|j| kind_of(kinds, words[j]).map(|k| (j, k)));
         let Some((j, kind)) = found else { continue };
         let class = kind.classes.iter().filter(|(_, least)| n >= *least).max_by_key(|(_, least)| *least);
         if let Some(&(class, _)) = class {
@@ -176,7 +169,7 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
 /// ("semua pegawai di biro umum", "seluruh staf bagian keuangan"), bounds
 /// the group: it is that one place or unit, with its kind's first class (the least count's).
 fn whole_group<'a>(words: &[&str], i: usize, kinds: &'a [CountKind]) -> Option<CountFound<'a>> {
-    let kind_of = |w: &str| kinds.iter().find(|k| k.nouns.iter().any(|noun| noun_matches(noun, w)));
+    let kind_of = |w: &str| kind_of(kinds, w);
     let (j, kind) = if WHOLE_PEOPLE.contains(&words[i]) {
         (i, kind_of(PEOPLE_NOUN)?)
     } else {
@@ -285,57 +278,6 @@ pub struct PairCues {
     pub then: Phrases,
     /// Words right before a `first` cue that keep it from counting ("kami importir").
     pub not_after: Vec<String>,
-}
-
-/// Phrases of normalised words (a trailing `*` on a word makes it a prefix), with their first
-/// words set apart: most words of a message start none of them, and that is one look-up.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Phrases {
-    list: Vec<Vec<String>>,
-    /// The phrases' whole first words.
-    starts: super::HashSet<String>,
-    /// The phrases' first words that are prefixes (without the `*`).
-    start_prefixes: Vec<String>,
-}
-
-impl Phrases {
-    pub fn new(list: Vec<Vec<String>>) -> Self {
-        let mut starts = super::HashSet::default();
-        let mut start_prefixes = Vec::new();
-        for first in list.iter().filter_map(|p| p.first()) {
-            match first.strip_suffix('*') {
-                Some(prefix) => start_prefixes.push(prefix.to_string()),
-                None => {
-                    starts.insert(first.clone());
-                }
-            }
-        }
-        Self { list, starts, start_prefixes }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
-    /// Where the phrases stand in `words`: (phrase, start, end exclusive) of each match, by
-    /// phrase, then by position.
-    fn find(&self, words: &[&str]) -> Vec<(usize, usize, usize)> {
-        let mut found = Vec::new();
-        for (t, w) in words.iter().enumerate() {
-            if !self.starts.contains(*w) && !self.start_prefixes.iter().any(|p| w.starts_with(p.as_str())) {
-                continue;
-            }
-            for (i, phrase) in self.list.iter().enumerate() {
-                let n = phrase.len();
-                if n > 0 && words.len() >= t + n && words[t..t + n].iter().zip(phrase).all(|(w, x)| noun_matches(x, w))
-                {
-                    found.push((i, t, t + n));
-                }
-            }
-        }
-        found.sort_unstable();
-        found
-    }
 }
 
 /// The first pair of `pair` in `words`, as the span of words from one cue to the other; `None` without

@@ -15,12 +15,13 @@
 //! …?") starts with one of the `question_markers` instead of a request marker.
 
 use super::HashSet;
+use super::phrases::Phrases;
 
 /// Compiled `[speech]` cues.
 #[derive(Debug, Clone, Default)]
 pub struct SpeechCues {
     /// Markers, each as its words ("could you" → ["could", "you"]).
-    pub markers: Markers,
+    pub markers: Phrases,
     /// Whole-word actions.
     pub actions: HashSet<String>,
     /// Action prefixes (written with a trailing `*`: `aktif*` matches `aktifkan`).
@@ -31,7 +32,7 @@ pub struct SpeechCues {
     /// Words that are never actions, whatever form they have.
     pub not_actions: HashSet<String>,
     /// Markers of a question that asks for an action ("bisa", "could we"), each as its words.
-    pub question_markers: Markers,
+    pub question_markers: Phrases,
     /// Words that end the search for an action after a marker (failure and question words).
     pub blockers: HashSet<String>,
     /// Words that make the marker a condition or an intention, not a request, when they stand
@@ -67,27 +68,6 @@ pub struct SpeechCues {
     pub negation_asks: HashSet<String>,
     /// What a negated verb counts for `incident` where no incident cue matched (0: off).
     pub failure_negation_weight: f64,
-}
-
-/// Markers, each as its words, with the set of their first words: most words of a message start
-/// no marker, and that is one look-up.
-#[derive(Debug, Clone, Default)]
-pub struct Markers {
-    list: Vec<Vec<String>>,
-    starts: HashSet<String>,
-}
-
-impl Markers {
-    /// The markers (empty ones left out).
-    pub fn new(list: Vec<Vec<String>>) -> Self {
-        let list: Vec<Vec<String>> = list.into_iter().filter(|m| !m.is_empty()).collect();
-        let starts = list.iter().map(|m| m[0].clone()).collect();
-        Self { list, starts }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
 }
 
 impl SpeechCues {
@@ -162,7 +142,7 @@ impl SpeechCues {
             end -= 1;
         }
         let last = *words.get(end.checked_sub(1)?)?;
-        if !self.question_markers.list.iter().any(|m| m.len() == 1 && m[0] == last) {
+        if !self.question_markers.at(&[last], 0).any(|(_, m)| m.len() == 1) {
             return None;
         }
         let body = &words[..end - 1];
@@ -173,10 +153,10 @@ impl SpeechCues {
         Some((last.to_string(), action.to_string()))
     }
 
-    fn marker_then_action(&self, markers: &Markers, words: &[&str], clean_before: bool) -> Option<(String, String)> {
+    fn marker_then_action(&self, markers: &Phrases, words: &[&str], clean_before: bool) -> Option<(String, String)> {
         for i in 0..words.len() {
-            // Most words start no marker: one comparison of first words before the rest.
-            if !markers.starts.contains(words[i]) {
+            // Most words start no marker: one look-up of first words before the rest.
+            if !markers.may_start(words[i]) {
                 continue;
             }
             // "apakah bisa dibuatkan …?": an opener right before the marker is part of the
@@ -195,10 +175,7 @@ impl SpeechCues {
             if clean_before && before.iter().any(|w| self.blockers.contains(*w)) {
                 return None;
             }
-            for m in &markers.list {
-                if words.len() < i + m.len() || !m.iter().zip(&words[i..]).all(|(a, b)| a == b) {
-                    continue;
-                }
+            for (_, m) in markers.at(words, i) {
                 if i > 0 && self.not_after.contains(words[i - 1]) {
                     continue;
                 }
@@ -228,7 +205,7 @@ mod tests {
     fn cues() -> SpeechCues {
         let words = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
         SpeechCues {
-            markers: Markers::new(vec![
+            markers: Phrases::new(vec![
                 vec!["tolong".into()],
                 vec!["mohon".into()],
                 vec!["could".into(), "you".into()],
@@ -237,7 +214,7 @@ mod tests {
             action_prefixes: vec!["aktif".into()],
             action_forms: Vec::new(),
             not_actions: HashSet::default(),
-            question_markers: Markers::new(vec![vec!["bisa".into()]]),
+            question_markers: Phrases::new(vec![vec!["bisa".into()]]),
             blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
             within: 3,
