@@ -186,9 +186,6 @@ impl Router {
 /// one within a hair of a half tenth, where that could round otherwise, is left to `std`.
 pub(crate) struct Tenths(pub f64);
 
-/// A score as `{:+.1}` writes it (the sign always shown).
-pub(crate) struct Signed(pub f64);
-
 /// The lines of `rules explain` (a decision's reasons), written only when asked for: the daemon
 /// and `rules eval` route without them, and writing them was about a fifth of a route.
 #[derive(Debug, Default)]
@@ -210,47 +207,105 @@ impl Notes {
         }
     }
 
-    /// Adds a line written from `args`, when explaining, into a string sized once.
-    fn add_fmt(&mut self, args: std::fmt::Arguments<'_>) {
-        if let Some(lines) = &mut self.0 {
-            let mut line = String::with_capacity(64);
-            let _ = std::fmt::Write::write_fmt(&mut line, args);
-            lines.push(line);
-        }
-    }
-
     fn into_lines(self) -> Vec<String> {
         self.0.unwrap_or_default()
     }
 }
 
-fn write_tenths(f: &mut std::fmt::Formatter<'_>, v: f64, plus: bool) -> std::fmt::Result {
-    let y = v * 10.0;
+/// `v` to tenths as `{:.1}` (`plus`: `{:+.1}`) writes it, in pieces handed to `out`: a sign,
+/// the whole number and the tenth. `std`'s formatting machinery was most of the cost of a
+/// reason line.
+fn tenths_pieces(v: f64, plus: bool, mut out: impl FnMut(&str)) {
+    let y = (v * 10.0).abs();
     // Below 1e9 the product is off the exact one by less than 1.2e-7, so rounding it to a whole
-    // number gives the exact result unless it lies within that of a half.
-    if !y.is_finite() || y.abs() >= 1e9 || ((y - y.trunc()).abs() - 0.5).abs() < 1e-6 {
-        return if plus { write!(f, "{v:+.1}") } else { write!(f, "{v:.1}") };
+    // number gives the exact result unless it lies within that of a half. (Casts, not `trunc` and
+    // `round`: those are calls into libm here.)
+    if y.is_nan() || y >= 1e9 || ((y - (y as u64) as f64) - 0.5).abs() < 1e-6 {
+        return out(&if plus { format!("{v:+.1}") } else { format!("{v:.1}") });
     }
-    let t = y.round().abs() as u64;
-    let sign = if v.is_sign_negative() {
-        "-"
+    let t = (y + 0.5) as u64;
+    if v.is_sign_negative() {
+        out("-");
     } else if plus {
-        "+"
-    } else {
-        ""
-    };
-    write!(f, "{sign}{}.{}", t / 10, t % 10)
+        out("+");
+    }
+    out(itoa::Buffer::new().format(t / 10));
+    const TENTHS: [&str; 10] = [".0", ".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".9"];
+    out(TENTHS[(t % 10) as usize]);
+}
+
+fn write_tenths(f: &mut std::fmt::Formatter<'_>, v: f64, plus: bool) -> std::fmt::Result {
+    let mut result = Ok(());
+    tenths_pieces(v, plus, |s| result = result.and_then(|()| f.write_str(s)));
+    result
+}
+
+/// A reason line: the score `w` with its sign, then `parts`, into a string sized once.
+fn signed_line(w: f64, parts: &[&str]) -> String {
+    let mut line = Line(String::with_capacity(8 + parts.iter().map(|p| p.len()).sum::<usize>())).signed(w);
+    for p in parts {
+        line = line.s(p);
+    }
+    line.0
+}
+
+/// A reason line written piece by piece: `core::fmt`'s machinery cost more than the text.
+pub(crate) struct Line(String);
+
+impl Line {
+    pub(crate) fn new() -> Self {
+        Self(String::with_capacity(96))
+    }
+
+    pub(crate) fn s(mut self, s: &str) -> Self {
+        self.0.push_str(s);
+        self
+    }
+
+    /// `v` as `{:.1}` writes it.
+    pub(crate) fn tenths(mut self, v: f64) -> Self {
+        tenths_pieces(v, false, |p| self.0.push_str(p));
+        self
+    }
+
+    /// `v` as `{:+.1}` writes it.
+    pub(crate) fn signed(mut self, v: f64) -> Self {
+        tenths_pieces(v, true, |p| self.0.push_str(p));
+        self
+    }
+
+    /// A weight as `{}` writes it ("2", "1.5", "0.25"): whole numbers and tenths directly, any
+    /// other value through `std`.
+    pub(crate) fn weight(mut self, w: f64) -> Self {
+        let y = w * 10.0;
+        let k = y.round();
+        // `k / 10` is then the double nearest that decimal of at most eight digits, which is the
+        // shortest text that reads back as `w`.
+        if y == k && k.abs() < 1e8 && k / 10.0 == w && !(w == 0.0 && w.is_sign_negative()) {
+            let t = k.abs() as u64;
+            if w < 0.0 {
+                self.0.push('-');
+            }
+            self.0.push_str(itoa::Buffer::new().format(t / 10));
+            if !t.is_multiple_of(10) {
+                const TENTHS: [&str; 10] = [".0", ".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".9"];
+                self.0.push_str(TENTHS[(t % 10) as usize]);
+            }
+        } else {
+            use std::fmt::Write;
+            let _ = write!(self.0, "{w}");
+        }
+        self
+    }
+
+    pub(crate) fn done(self) -> String {
+        self.0
+    }
 }
 
 impl std::fmt::Display for Tenths {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write_tenths(f, self.0, false)
-    }
-}
-
-impl std::fmt::Display for Signed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write_tenths(f, self.0, true)
     }
 }
 
@@ -327,6 +382,9 @@ struct Scoring {
     subject_asks: bool,
     asking_sentences: HashSet<usize>,
     scores: Vec<Score>,
+    /// The phrases found, what the route scores were summed from.
+    cues: Cues,
+    /// The reasons that are no phrase's: patterns, inbox, sender domain, `requires`.
     reasons: Vec<(usize, f64, Why)>,
     type_score: HashMap<TicketType, f64>,
     /// Per impact class (index of `DeskRules::impact_classes`).
@@ -334,6 +392,26 @@ struct Scoring {
     urgency_score: HashMap<Impact, f64>,
     cue_reasons: Notes,
     domain: Option<String>,
+}
+
+/// Where a message's phrases stand and what stops one counting for a route: what the route
+/// scores are summed from ([`DeskRules::route_part`]), kept so that the winner's keyword reasons
+/// are written from the phrases after the decision. A shared failure word targets dozens of
+/// routes; a reason kept for each would be dropped unread.
+#[derive(Default)]
+struct Cues {
+    /// Found in the subject or the body, in phrase order.
+    found: Vec<usize>,
+    in_subject: HashSet<usize>,
+    in_body: HashSet<usize>,
+    /// Stands only right after a negation ([`DeskRules::denied_cues`]).
+    denied: HashSet<usize>,
+    /// (route, phrase) of an `unless` rule: whether the cue stands free of it in (subject, body).
+    unless_fields: HashMap<(usize, usize), (bool, bool)>,
+    /// Routes whose body keywords are mentions only ([`DeskRules::mentioned_only`]).
+    mentioned_only: HashSet<usize>,
+    /// A reply's subject counted as a mention ([`DeskRules::demote_reply_subject`]).
+    reply_subject_demoted: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -398,17 +476,8 @@ impl DeskRules {
         let mut mentioned_only = self.mentioned_only(&in_subject, &located, reply, &settled);
         mentioned_only.extend(self.only_in_resolved(&settled, &located));
         let mut scores = vec![Score::default(); self.routes.len()];
-        // Every reason when explaining; otherwise only what a reply's subject needs
-        // ([`Self::demote_reply_subject`] reweighs the subject's keywords from them).
+        // The reasons that are no phrase's (pattern, inbox, domain, requires), when explaining.
         let mut reasons: Vec<(usize, f64, Why)> = Vec::new();
-        let keep = |field: &str| explain || (reply && field == "subject");
-        if explain {
-            // Every target of every phrase found, and the inbox, domain and pattern reasons: one
-            // allocation.
-            let targets: usize =
-                in_subject.iter().chain(in_body.iter()).map(|&id| self.phrases[id].targets.len()).sum();
-            reasons.reserve(targets + self.routes.len());
-        }
         let mut type_score: HashMap<TicketType, f64> = HashMap::default();
         let mut impact_score = vec![0.0; self.impact_classes.len()];
         let mut urgency_score: HashMap<Impact, f64> = HashMap::default();
@@ -433,76 +502,51 @@ impl DeskRules {
         let mut found: Vec<usize> = in_subject.union(&in_body).copied().collect();
         found.sort_unstable();
         let denied = self.denied_cues(body, &in_subject);
-        for id in found {
+        let mut cues =
+            Cues { found, in_subject, in_body, denied, unless_fields, mentioned_only, reply_subject_demoted: false };
+        for &id in &cues.found {
             let p = &self.phrases[id];
-            let (mult, field) = if in_subject.contains(&id) { (self.subject_weight, "subject") } else { (1.0, "body") };
-            for &(target, w) in &p.targets {
+            let subject = cues.in_subject.contains(&id);
+            for (k, &(target, w)) in p.targets.iter().enumerate() {
                 match target {
-                    // "bukan minta install baru, SPSS saya error": a route cue denied asks nothing.
-                    Target::Route(r) if w > 0.0 && denied.contains(&id) => {
-                        if explain {
-                            reasons.push((r, 0.0, Why::Denied(id)));
-                        }
-                    }
-                    Target::Route(r) => {
-                        let unless = if unless_fields.is_empty() { None } else { unless_fields.get(&(r, id)) };
-                        let (mult, field) = match unless {
-                            None => (mult, field),
-                            Some((true, _)) => (self.subject_weight, "subject"),
-                            Some((false, true)) => (1.0, "body"),
-                            Some((false, false)) => {
-                                if explain {
-                                    reasons.push((r, 0.0, Why::NotCounted(id)));
+                    Target::Route(_) | Target::Against(_) => {
+                        if let Some((r, part, why)) = self.route_part(&cues, id, subject, target, w) {
+                            match why {
+                                Why::Keyword(..) => {
+                                    scores[r].route += part;
+                                    if w > 0.0 {
+                                        scores[r].specific = scores[r].specific.max(p.words);
+                                    }
                                 }
-                                continue;
+                                Why::Negative(..) => scores[r].route += part,
+                                _ => {}
                             }
-                        };
-                        // A system named outside the sentences that ask or report counts less.
-                        let (mult, field) = if field == "body" && w > 0.0 && mentioned_only.contains(&r) {
-                            (self.mention_weight, "body, mentioned only")
-                        } else {
-                            (mult, field)
-                        };
-                        scores[r].route += w * mult;
-                        if w > 0.0 {
-                            scores[r].specific = scores[r].specific.max(p.words);
-                        }
-                        if keep(field) {
-                            reasons.push((r, w * mult, Why::Keyword(id, field)));
                         }
                     }
-                    Target::Against(r) => {
-                        scores[r].route -= w * mult;
-                        if keep(field) {
-                            reasons.push((r, -w * mult, Why::Negative(id, field)));
-                        }
-                    }
-                    Target::Type(t) if t != TicketType::Incident && denied.contains(&id) => {
-                        cue_reasons.add_fmt(format_args!("{t} cue \"{}\" not counted (denied)", p.text.trim()));
+                    Target::Type(t) if t != TicketType::Incident && cues.denied.contains(&id) => {
+                        cue_reasons.add(|| [t.as_str(), " cue \"", p.text.trim(), "\" not counted (denied)"].concat());
                     }
                     Target::Type(t) => {
                         *type_score.entry(t).or_default() += w;
-                        cue_reasons.add_fmt(format_args!("{t} cue \"{}\" +{w}", p.text.trim()));
+                        cue_reasons.add(|| self.cue_line(id, k).to_owned());
                     }
                     Target::Impact(class) => {
                         impact_score[class] += w;
-                        cue_reasons.add(|| {
-                            format!("scope class `{}` cue \"{}\" +{w}", self.impact_classes[class].0, p.text.trim())
-                        });
+                        cue_reasons.add(|| self.cue_line(id, k).to_owned());
                     }
                     Target::Resolved => {}
                     Target::Urgency(level) => {
                         *urgency_score.entry(level).or_default() += w;
-                        cue_reasons.add_fmt(format_args!("{level} urgency cue \"{}\" +{w}", p.text.trim()));
+                        cue_reasons.add(|| self.cue_line(id, k).to_owned());
                     }
                 }
             }
         }
         if reply {
-            self.demote_reply_subject(&in_body, &mentioned_only, &mut scores, &mut reasons);
+            self.demote_reply_subject(&mut cues, &mut scores);
         }
         if !self.pattern_targets.is_empty() {
-            let both = format!("{subject}{body}");
+            let both = [subject.as_str(), body.as_str()].concat();
             for i in self.patterns.matches(&both).iter() {
                 let targets = &self.pattern_targets[i].1;
                 for &(r, w) in targets {
@@ -541,7 +585,9 @@ impl DeskRules {
         // scores nothing without it, whatever else it shares with its siblings ("reset mfa").
         for &r in &self.requiring {
             let route = &self.routes[r];
-            if scores[r].route > 0.0 && !route.requires.iter().any(|p| in_subject.contains(p) || in_body.contains(p)) {
+            if scores[r].route > 0.0
+                && !route.requires.iter().any(|p| cues.in_subject.contains(p) || cues.in_body.contains(p))
+            {
                 if explain {
                     reasons.push((r, -scores[r].route, Why::Requires));
                 }
@@ -550,12 +596,13 @@ impl DeskRules {
             }
         }
         let is_question = |id: usize| self.phrases[id].marks.question;
-        let subject_asks = in_subject.iter().any(|&id| is_question(id));
+        let subject_asks = cues.in_subject.iter().any(|&id| is_question(id));
         let asking_sentences = located.iter().filter(|(id, _)| is_question(*id)).map(|(_, s)| *s).collect();
         Scoring {
             subject_asks,
             asking_sentences,
             scores,
+            cues,
             reasons,
             type_score,
             impact_score,
@@ -572,36 +619,144 @@ impl DeskRules {
     /// match, unless only mentioned there), so the old topic does not outvote the new one; `rules explain` marks it
     /// "subject of a reply". Without such a body the subject keeps its weight: "Re: SIGI" above
     /// "masih belum bisa" is still about SIGI.
-    fn demote_reply_subject(
-        &self,
-        in_body: &HashSet<usize>,
-        mentioned_only: &HashSet<usize>,
-        scores: &mut [Score],
-        reasons: &mut [(usize, f64, Why)],
-    ) {
+    fn demote_reply_subject(&self, cues: &mut Cues, scores: &mut [Score]) {
         let mut from_subject = vec![0.0; scores.len()];
-        for (r, w, why) in reasons.iter() {
-            if matches!(why, Why::Keyword(_, "subject") | Why::Negative(_, "subject")) {
-                from_subject[*r] += w;
-            }
+        for (r, w, _) in self.subject_parts(cues) {
+            from_subject[r] += w;
         }
         let body_reaches = scores.iter().zip(&from_subject).any(|(s, subj)| s.route - subj >= self.threshold);
         if !body_reaches || from_subject.iter().all(|w| *w == 0.0) {
             return;
         }
-        for (r, w, why) in reasons.iter_mut() {
-            let id = match why {
-                Why::Keyword(id, "subject") | Why::Negative(id, "subject") => *id,
-                _ => continue,
-            };
-            let mult = if in_body.contains(&id) && !mentioned_only.contains(r) { 1.0 } else { self.mention_weight };
-            let new = *w / self.subject_weight * mult;
-            scores[*r].route += new - *w;
-            *w = new;
-            *why = match why {
-                Why::Negative(..) => Why::Negative(id, "subject of a reply"),
-                _ => Why::Keyword(id, "subject of a reply"),
-            };
+        for (r, w, why) in self.subject_parts(cues) {
+            let (new, _) = self.as_reply_subject(cues, r, w, why);
+            scores[r].route += new - w;
+        }
+        cues.reply_subject_demoted = true;
+    }
+
+    /// What the subject's phrases give their routes, counted as the subject's (in phrase order).
+    fn subject_parts<'a>(&'a self, cues: &'a Cues) -> impl Iterator<Item = (usize, f64, Why)> + 'a {
+        cues.found.iter().filter(|id| cues.in_subject.contains(id)).flat_map(move |&id| {
+            self.phrases[id]
+                .targets
+                .iter()
+                .filter_map(move |&(t, w)| self.route_part(cues, id, true, t, w))
+                .filter(|(_, _, why)| matches!(why, Why::Keyword(_, "subject") | Why::Negative(_, "subject")))
+        })
+    }
+
+    /// A subject keyword's part once the reply's subject counts as a mention
+    /// ([`Self::demote_reply_subject`]); any other part as it is.
+    fn as_reply_subject(&self, cues: &Cues, r: usize, w: f64, why: Why) -> (f64, Why) {
+        let id = match why {
+            Why::Keyword(id, "subject") | Why::Negative(id, "subject") => id,
+            _ => return (w, why),
+        };
+        let mult =
+            if cues.in_body.contains(&id) && !cues.mentioned_only.contains(&r) { 1.0 } else { self.mention_weight };
+        let why = match why {
+            Why::Negative(..) => Why::Negative(id, "subject of a reply"),
+            _ => Why::Keyword(id, "subject of a reply"),
+        };
+        (w / self.subject_weight * mult, why)
+    }
+
+    /// What the route target `target` (weight `w`) of phrase `id`, found in the message (in its
+    /// subject: `subject`), gives its route: the route, the score and why. The one place that
+    /// says how a keyword counts; the scores are summed from it, and the winner's reasons are
+    /// written from it. `None` for a target that is no route's.
+    fn route_part(&self, cues: &Cues, id: usize, subject: bool, target: Target, w: f64) -> Option<(usize, f64, Why)> {
+        let (mult, field) = if subject { (self.subject_weight, "subject") } else { (1.0, "body") };
+        match target {
+            // "bukan minta install baru, SPSS saya error": a route cue denied asks nothing.
+            Target::Route(r) if w > 0.0 && cues.denied.contains(&id) => Some((r, 0.0, Why::Denied(id))),
+            Target::Route(r) => {
+                let unless = if cues.unless_fields.is_empty() { None } else { cues.unless_fields.get(&(r, id)) };
+                let (mult, field) = match unless {
+                    None => (mult, field),
+                    Some((true, _)) => (self.subject_weight, "subject"),
+                    Some((false, true)) => (1.0, "body"),
+                    Some((false, false)) => return Some((r, 0.0, Why::NotCounted(id))),
+                };
+                // A system named outside the sentences that ask or report counts less.
+                let (mult, field) = if field == "body" && w > 0.0 && cues.mentioned_only.contains(&r) {
+                    (self.mention_weight, "body, mentioned only")
+                } else {
+                    (mult, field)
+                };
+                Some((r, w * mult, Why::Keyword(id, field)))
+            }
+            Target::Against(r) => Some((r, -w * mult, Why::Negative(id, field))),
+            _ => None,
+        }
+    }
+
+    /// The reason line of target `k` of phrase `id` when it is a type, scope or urgency cue,
+    /// written once for the life of the rules.
+    fn cue_line(&self, id: usize, k: usize) -> &str {
+        let p = &self.phrases[id];
+        let lines = p.lines.get_or_init(|| {
+            let text = p.text.trim();
+            p.targets
+                .iter()
+                .map(|&(target, w)| match target {
+                    Target::Type(t) => format!("{t} cue \"{text}\" +{w}"),
+                    Target::Impact(class) => {
+                        format!("scope class `{}` cue \"{text}\" +{w}", self.impact_classes[class].0)
+                    }
+                    Target::Urgency(level) => format!("{level} urgency cue \"{text}\" +{w}"),
+                    _ => String::new(),
+                })
+                .collect()
+        });
+        &lines[k]
+    }
+
+    /// The reasons route `r` won by, in the order its score was summed: its keywords' (from the
+    /// phrases found), then the others (`reasons`: patterns, inbox, domain, `requires`).
+    fn reasons_for(
+        &self,
+        cues: &Cues,
+        reasons: &[(usize, f64, Why)],
+        r: usize,
+        inbox: &str,
+        domain: &str,
+    ) -> Vec<String> {
+        let mut lines = Vec::new();
+        for &id in &cues.found {
+            let subject = cues.in_subject.contains(&id);
+            for &(target, w) in &self.phrases[id].targets {
+                if !matches!(target, Target::Route(x) | Target::Against(x) if x == r) {
+                    continue;
+                }
+                if let Some((_, part, why)) = self.route_part(cues, id, subject, target, w) {
+                    let (part, why) = if cues.reply_subject_demoted {
+                        self.as_reply_subject(cues, r, part, why)
+                    } else {
+                        (part, why)
+                    };
+                    lines.push(self.reason_line(part, why, inbox, domain));
+                }
+            }
+        }
+        lines.extend(
+            reasons.iter().filter(|(x, _, _)| *x == r).map(|&(_, w, why)| self.reason_line(w, why, inbox, domain)),
+        );
+        lines
+    }
+
+    fn reason_line(&self, w: f64, why: Why, inbox: &str, domain: &str) -> String {
+        let text = |id: usize| self.phrases[id].text.trim();
+        match why {
+            Why::Keyword(id, field) => signed_line(w, &[" keyword \"", text(id), "\" in ", field]),
+            Why::NotCounted(id) => signed_line(w, &[" keyword \"", text(id), "\" not counted (unless)"]),
+            Why::Denied(id) => signed_line(w, &[" keyword \"", text(id), "\" not counted (denied)"]),
+            Why::Negative(id, field) => signed_line(w, &[" negative \"", text(id), "\" in ", field]),
+            Why::Pattern(i) => signed_line(w, &[" pattern /", &self.pattern_targets[i].0, "/"]),
+            Why::Inbox => signed_line(w, &[" arrived at ", inbox]),
+            Why::Domain => signed_line(w, &[" sender domain ", domain]),
+            Why::Requires => signed_line(w, &[" none of the keywords the route requires"]),
         }
     }
 
@@ -803,6 +958,7 @@ impl DeskRules {
         let body_raw = &text.body_raw;
         let scores = std::mem::take(&mut scored.scores);
         let reasons = std::mem::take(&mut scored.reasons);
+        let cues = std::mem::take(&mut scored.cues);
         let mut type_score = std::mem::take(&mut scored.type_score);
         let mut impact_score = std::mem::take(&mut scored.impact_score);
         let urgency_score = std::mem::take(&mut scored.urgency_score);
@@ -835,10 +991,14 @@ impl DeskRules {
                 (None, None) => (TicketType::Question, self.question_mark_weight),
             };
             *type_score.entry(t).or_default() += w;
-            cue_reasons.add(|| match (polite, own) {
-                (Some(p), _) => format!("request cue \"?\" after \"{}\" +{w}", p.trim()),
-                (None, Some(o)) => format!("question cue \"?\" (the asker does it: \"{o}\") +{w}"),
-                (None, None) => format!("question cue \"?\" +{w}"),
+            cue_reasons.add(|| {
+                match (polite, own) {
+                    (Some(p), _) => Line::new().s("request cue \"?\" after \"").s(p.trim()).s("\" +"),
+                    (None, Some(o)) => Line::new().s("question cue \"?\" (the asker does it: \"").s(&o).s("\") +"),
+                    (None, None) => Line::new().s("question cue \"?\" +"),
+                }
+                .weight(w)
+                .done()
             });
         }
 
@@ -859,7 +1019,8 @@ impl DeskRules {
             if let Some(found) = found {
                 let w = self.speech.failure_negation_weight;
                 *type_score.entry(TicketType::Incident).or_default() += w;
-                cue_reasons.add_fmt(format_args!("incident cue \"{found}\" (a negated verb) +{w}"));
+                cue_reasons
+                    .add(|| Line::new().s("incident cue \"").s(&found).s("\" (a negated verb) +").weight(w).done());
             }
         }
         let mut order = self.order(&scores);
@@ -902,32 +1063,6 @@ impl DeskRules {
             _ => false,
         };
         let inbox = input.inbox_address.to_ascii_lowercase();
-        let reasons_for = |r: usize| -> Vec<String> {
-            let text = |id: usize| self.phrases[id].text.trim();
-            reasons
-                .iter()
-                .filter(|(x, _, _)| *x == r)
-                .map(|(_, w, why)| {
-                    use std::fmt::Write;
-                    // One string per reason, written in place.
-                    let mut t = String::with_capacity(48);
-                    let _ = match *why {
-                        Why::Keyword(id, field) => write!(t, "{} keyword \"{}\" in {field}", Signed(*w), text(id)),
-                        Why::NotCounted(id) => {
-                            write!(t, "{} keyword \"{}\" not counted (unless)", Signed(*w), text(id))
-                        }
-                        Why::Denied(id) => write!(t, "{} keyword \"{}\" not counted (denied)", Signed(*w), text(id)),
-                        Why::Negative(id, field) => write!(t, "{} negative \"{}\" in {field}", Signed(*w), text(id)),
-                        Why::Pattern(i) => write!(t, "{} pattern /{}/", Signed(*w), self.pattern_targets[i].0),
-                        Why::Inbox => write!(t, "{} arrived at {inbox}", Signed(*w)),
-                        Why::Domain => write!(t, "{} sender domain {}", Signed(*w), domain.as_deref().unwrap_or("")),
-                        Why::Requires => write!(t, "{} none of the keywords the route requires", Signed(*w)),
-                    };
-                    t
-                })
-                .collect()
-        };
-
         let mut decision = match best {
             Some(b) if best_score >= self.threshold && unsettled => {
                 let other = &self.routes[order[1]];
@@ -945,16 +1080,22 @@ impl DeskRules {
                 let route = &self.routes[b];
                 let mut rs = Vec::new();
                 if cue_reasons.on() {
-                    rs.push(format!(
-                        "{}/{} scored {} (threshold {}, runner-up {})",
-                        route.category,
-                        route.subcategory,
-                        Tenths(best_score),
-                        Tenths(self.threshold),
-                        Tenths(second_score)
-                    ));
+                    rs.push(
+                        Line::new()
+                            .s(&route.category)
+                            .s("/")
+                            .s(&route.subcategory)
+                            .s(" scored ")
+                            .tenths(best_score)
+                            .s(" (threshold ")
+                            .tenths(self.threshold)
+                            .s(", runner-up ")
+                            .tenths(second_score)
+                            .s(")")
+                            .done(),
+                    );
                     rs.extend(yielded);
-                    rs.extend(reasons_for(b));
+                    rs.extend(self.reasons_for(&cues, &reasons, b, &inbox, domain.as_deref().unwrap_or("")));
                 }
                 RouteDecision {
                     category: route.category.clone(),
@@ -970,13 +1111,18 @@ impl DeskRules {
             }
             Some(b) if best_score > 0.0 => {
                 let r = &self.routes[b];
-                RouteDecision::triage(format!(
-                    "best route {}/{} scored {}, below the threshold {}",
-                    r.category,
-                    r.subcategory,
-                    Tenths(best_score),
-                    Tenths(self.threshold)
-                ))
+                RouteDecision::triage(
+                    Line::new()
+                        .s("best route ")
+                        .s(&r.category)
+                        .s("/")
+                        .s(&r.subcategory)
+                        .s(" scored ")
+                        .tenths(best_score)
+                        .s(", below the threshold ")
+                        .tenths(self.threshold)
+                        .done(),
+                )
             }
             _ => RouteDecision::triage("no rule matched"),
         };
@@ -1024,12 +1170,18 @@ impl DeskRules {
         if ttype != Some(TicketType::Request) && allowed.contains(&TicketType::Request) {
             if let Some((marker, action)) = explicit {
                 ttype = Some(TicketType::Request);
-                cue_reasons.add_fmt(format_args!(
-                    "request: the explicit request \"{marker} … {action}\" beats the other type cues"
-                ));
+                cue_reasons.add(|| {
+                    Line::new()
+                        .s("request: the explicit request \"")
+                        .s(&marker)
+                        .s(" … ")
+                        .s(&action)
+                        .s("\" beats the other type cues")
+                        .done()
+                });
             } else if asked_action {
                 ttype = Some(TicketType::Request);
-                cue_reasons.add_fmt(format_args!("request: {ASKED_ACTION} beats the other type cues"));
+                cue_reasons.add(|| ["request: ", ASKED_ACTION, " beats the other type cues"].concat());
             }
         }
         let ttype = ttype.or(default_type).or_else(|| (allowed.len() == 1).then(|| allowed[0])).or_else(|| {
@@ -1056,10 +1208,18 @@ impl DeskRules {
             for found in scope::counts(words, &self.impact_counts) {
                 impact_score[found.class] += self.impact_threshold;
                 cue_reasons.add(|| {
-                    format!(
-                        "scope class `{}` from the count \"{}\" ({}: {}) +{}",
-                        self.impact_classes[found.class].0, found.text, found.kind, found.number, self.impact_threshold
-                    )
+                    Line::new()
+                        .s("scope class `")
+                        .s(&self.impact_classes[found.class].0)
+                        .s("` from the count \"")
+                        .s(&found.text)
+                        .s("\" (")
+                        .s(found.kind)
+                        .s(": ")
+                        .s(itoa::Buffer::new().format(found.number))
+                        .s(") +")
+                        .weight(self.impact_threshold)
+                        .done()
                 });
             }
             // A duty due soon ("harus dikirim … sore ini", "batas usulan hari ini") names its class too.
@@ -1068,10 +1228,14 @@ impl DeskRules {
             {
                 impact_score[due.class] += self.impact_threshold;
                 cue_reasons.add(|| {
-                    format!(
-                        "scope class `{}` from the duty due soon \"{text}\" +{}",
-                        self.impact_classes[due.class].0, self.impact_threshold
-                    )
+                    Line::new()
+                        .s("scope class `")
+                        .s(&self.impact_classes[due.class].0)
+                        .s("` from the duty due soon \"")
+                        .s(&text)
+                        .s("\" +")
+                        .weight(self.impact_threshold)
+                        .done()
                 });
             }
             // A pair of cues: a place named ("di bidang anggaran"), the public hit ("importir ga bisa bayar").
@@ -1079,13 +1243,16 @@ impl DeskRules {
                 if let Some(span) = scope::pair_found(words, pair) {
                     impact_score[pair.class] += self.impact_threshold;
                     cue_reasons.add(|| {
-                        format!(
-                            "scope class `{}` from {} \"{}\" +{}",
-                            self.impact_classes[pair.class].0,
-                            pair.name,
-                            words[span].join(" "),
-                            self.impact_threshold
-                        )
+                        Line::new()
+                            .s("scope class `")
+                            .s(&self.impact_classes[pair.class].0)
+                            .s("` from ")
+                            .s(&pair.name)
+                            .s(" \"")
+                            .s(&words[span].join(" "))
+                            .s("\" +")
+                            .weight(self.impact_threshold)
+                            .done()
                     });
                 }
             }
@@ -1198,7 +1365,7 @@ mod tests {
     fn tenths_are_written_as_std_writes_them() {
         for v in [0.0, -0.0, 0.25, 0.35, 0.45, 1.05, 2.5, -0.04, -0.25, 0.05, 0.15, 3.0, 12.349_999, 1e12, -7.75] {
             assert_eq!(Tenths(v).to_string(), format!("{v:.1}"), "{v}");
-            assert_eq!(Signed(v).to_string(), format!("{v:+.1}"), "{v}");
+            assert_eq!(signed_line(v, &[]), format!("{v:+.1}"), "{v}");
         }
     }
 
@@ -1206,9 +1373,18 @@ mod tests {
         #[test]
         fn tenths_match_std_for_any_score(v in -1.0e4f64..1.0e4, w in proptest::num::f64::ANY) {
             proptest::prop_assert_eq!(Tenths(v).to_string(), format!("{v:.1}"));
-            proptest::prop_assert_eq!(Signed(v).to_string(), format!("{v:+.1}"));
             proptest::prop_assert_eq!(Tenths(w).to_string(), format!("{w:.1}"));
-            proptest::prop_assert_eq!(Signed(w).to_string(), format!("{w:+.1}"));
+            proptest::prop_assert_eq!(signed_line(v, &[" x"]), format!("{v:+.1} x"));
+            proptest::prop_assert_eq!(signed_line(w, &[]), format!("{w:+.1}"));
+            proptest::prop_assert_eq!(Line::new().weight(w).done(), format!("{w}"));
+            proptest::prop_assert_eq!(Line::new().weight(v).done(), format!("{v}"));
+        }
+
+        /// Weights as rules files give them (tenths, quarters) are written as `{}` writes them.
+        #[test]
+        fn weights_are_written_as_std_writes_them(k in -100_000i64..100_000, d in 1i64..=8) {
+            let w = k as f64 / d as f64;
+            proptest::prop_assert_eq!(Line::new().weight(w).done(), format!("{w}"));
         }
     }
 

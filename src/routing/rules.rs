@@ -389,6 +389,9 @@ pub(crate) struct Phrase {
     pub targets: Vec<(Target, f64)>,
     /// What `targets` say about the sentence the phrase stands in.
     pub marks: Marks,
+    /// The reason line of each target that is a type, scope or urgency cue (empty for the
+    /// others), written the first time a message is explained with it and kept with the rules.
+    pub lines: std::sync::OnceLock<Box<[String]>>,
 }
 
 /// What a phrase's targets say about the sentence it stands in, read once when the rules
@@ -647,7 +650,13 @@ pub fn compile_for(
         let text = if prefix { n.trim_end().to_string() } else { n };
         let i = *phrase_index.entry(text.clone()).or_insert_with(|| {
             let words = text.split_whitespace().count();
-            phrases.push(Phrase { text, words, targets: Vec::new(), marks: Marks::default() });
+            phrases.push(Phrase {
+                text,
+                words,
+                targets: Vec::new(),
+                marks: Marks::default(),
+                lines: Default::default(),
+            });
             phrases.len() - 1
         });
         // Two spellings of one phrase ("licence", "license"; "eror", "error") are one cue: it
@@ -1472,6 +1481,7 @@ route = "triage/unknown"
             words: text.split_whitespace().count(),
             targets: Vec::new(),
             marks: Marks::default(),
+            lines: Default::default(),
         }
     }
 

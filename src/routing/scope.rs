@@ -364,18 +364,22 @@ pub fn apply_caps(classes: &mut [ClassScore<'_>], caps: &[Vec<usize>], threshold
 /// The sentence `rules explain` shows for an incident's impact.
 pub fn explain(found: &ScopeImpact<'_>, threshold: f64) -> String {
     match found.class {
-        Some(c) => {
-            format!(
-                "impact {} from scope class `{}` ({}, threshold {})",
-                found.impact,
-                c.name,
-                super::Tenths(c.score),
-                super::Tenths(threshold)
-            )
-        }
-        None => {
-            format!("impact low: no scope class reached {} (one person, or scope not stated)", super::Tenths(threshold))
-        }
+        Some(c) => super::Line::new()
+            .s("impact ")
+            .s(found.impact.as_str())
+            .s(" from scope class `")
+            .s(c.name)
+            .s("` (")
+            .tenths(c.score)
+            .s(", threshold ")
+            .tenths(threshold)
+            .s(")")
+            .done(),
+        None => super::Line::new()
+            .s("impact low: no scope class reached ")
+            .tenths(threshold)
+            .s(" (one person, or scope not stated)")
+            .done(),
     }
 }
 
