@@ -334,6 +334,8 @@ struct Scoring {
     urgency_score: HashMap<Impact, f64>,
     cue_reasons: Notes,
     domain: Option<String>,
+    /// The routes whose body keywords stand only where their system is merely mentioned.
+    mentioned_only: HashSet<usize>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -471,6 +473,12 @@ impl DeskRules {
                             reasons.push((r, w * mult, Why::Keyword(id, field)));
                         }
                     }
+                    // "scan aja, ga usah pentest": a phrase denied speaks against no route either.
+                    Target::Against(r) if denied.contains(&id) => {
+                        if explain {
+                            reasons.push((r, 0.0, Why::Denied(id)));
+                        }
+                    }
                     Target::Against(r) => {
                         scores[r].route -= w * mult;
                         if keep(field) {
@@ -562,6 +570,7 @@ impl DeskRules {
             urgency_score,
             cue_reasons,
             domain,
+            mentioned_only,
         }
     }
 
@@ -879,6 +888,31 @@ impl DeskRules {
             {
                 yielded = Some(format!(
                     "{}/{} scored {} but takes only incidents, and the message asks for an action",
+                    ra.category,
+                    ra.subcategory,
+                    Tenths(scores[a].route)
+                ));
+                order.swap(0, 1);
+            }
+            // The mirror: a message that only reports a fault (incident cues, no request cue, and
+            // its question cues, if any, fewer) asks no sub-service for anything, so a route that
+            // takes no incidents yields to the runner-up of its own category that does (the
+            // service's `gangguan`) when that reaches the threshold and three quarters of its score,
+            // and is not merely mentioned.
+            let cue = |t: TicketType| type_score.get(&t).copied().unwrap_or(0.0);
+            let reports = cue(TicketType::Request) == 0.0 && cue(TicketType::Incident) > cue(TicketType::Question);
+            if yielded.is_none()
+                && reports
+                && !asks_action
+                && ra.category == rb.category
+                && !ra.allowed.contains(&TicketType::Incident)
+                && rb.allowed.contains(&TicketType::Incident)
+                && !scored.mentioned_only.contains(&b)
+                && scores[b].route >= self.threshold
+                && scores[b].route >= 0.75 * scores[a].route
+            {
+                yielded = Some(format!(
+                    "{}/{} scored {} but takes no incidents, and the message reports a fault",
                     ra.category,
                     ra.subcategory,
                     Tenths(scores[a].route)
@@ -1730,6 +1764,38 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // A report of a fault stays; so does a request whose runner-up is below the threshold.
         assert_eq!(route_with(&r, "", "SIGI error, intranet juga lambat").route(), "aplikasi/sigi");
         assert_eq!(route_with(&r, "", "Mohon dibuatkan rekap SIGI").route(), "aplikasi/sigi");
+    }
+
+    #[test]
+    fn a_fault_report_yields_to_the_sibling_that_takes_incidents() {
+        // aplikasi/intranet takes questions and requests; aplikasi/sigi, of the same category, only incidents.
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 5 }\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 4 }\n",
+        );
+        let d = route_with(&r, "", "intranet dan sigi error sejak pagi");
+        assert_eq!((d.route(), d.ticket_type), ("aplikasi/sigi".into(), Some(TicketType::Incident)), "{d:?}");
+        assert!(d.reasons.iter().any(|x| x.contains("aplikasi/intranet scored 5.0 but takes no incidents")), "{d:?}");
+        // A message that asks for an action stays.
+        assert_eq!(route_with(&r, "", "tolong reset intranet saya, sigi juga error").route(), "aplikasi/intranet");
+        // So does one whose runner-up is far behind (under three quarters of the best).
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 8 }\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 4 }\n",
+        );
+        assert_eq!(route_with(&r, "", "intranet dan sigi error sejak pagi").route(), "aplikasi/intranet");
+    }
+
+    #[test]
+    fn a_denied_phrase_speaks_against_no_route() {
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 8 }\nnegative = { \"sigi\" = 3 }\n",
+        );
+        // "sigi" right after a negation ("tanpa", "usah", "bukan") is denied: not subtracted.
+        let d = route_with(&r, "", "mohon reset akun intranet saya. bukan sigi ya");
+        assert!(d.reasons.iter().any(|x| x.contains("\"sigi\" not counted (denied)")), "{d:?}");
+        assert!(d.reasons.iter().any(|x| x.contains("scored 8.0")), "{d:?}");
+        // Free, it still counts against the route.
+        let d = route_with(&r, "", "akun intranet dan sigi saya mohon direset");
+        assert!(d.reasons.iter().any(|x| x.contains("negative \"sigi\"")), "{d:?}");
     }
 
     #[test]
