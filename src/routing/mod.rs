@@ -878,6 +878,13 @@ impl DeskRules {
         // yields to the runner-up when that takes requests and reaches the threshold too.
         let explicit = self.explicit_request(&scored, &split);
         let asks_action = explicit.is_some() || asked_action;
+        // A message that only reports a fault: incident cues, no request cue or marker ("mohon
+        // diaktivasi"), fewer question cues, and it asks for no action.
+        let cue = |t: TicketType| type_score.get(&t).copied().unwrap_or(0.0);
+        let reports = !asks_action
+            && cue(TicketType::Request) == 0.0
+            && cue(TicketType::Incident) > cue(TicketType::Question)
+            && self.speech.markers.find(&split.all).is_empty();
         let mut yielded = None;
         if let (Some(&a), Some(&b)) = (order.first(), order.get(1)) {
             let (ra, rb) = (&self.routes[a], &self.routes[b]);
@@ -894,17 +901,14 @@ impl DeskRules {
                 ));
                 order.swap(0, 1);
             }
-            // The mirror: a message that only reports a fault (incident cues, no request cue, and
-            // its question cues, if any, fewer) asks no sub-service for anything, so a route that
-            // takes no incidents yields to the runner-up of its own category that does (the
-            // service's `gangguan`) when that reaches the threshold and three quarters of its score,
-            // and is not merely mentioned.
-            let cue = |t: TicketType| type_score.get(&t).copied().unwrap_or(0.0);
-            let reports = cue(TicketType::Request) == 0.0 && cue(TicketType::Incident) > cue(TicketType::Question);
+            // The mirror: a message that only reports a fault asks no sub-service for anything, so
+            // a route that takes no incidents yields to the runner-up of its own service that does
+            // (of its category, the service's `gangguan`; or of its subcategory id in another
+            // category, DJPb's consultation on the same application) when that reaches the
+            // threshold and three quarters of its score, and is not merely mentioned.
             if yielded.is_none()
                 && reports
-                && !asks_action
-                && ra.category == rb.category
+                && (ra.category == rb.category || ra.subcategory == rb.subcategory)
                 && !ra.allowed.contains(&TicketType::Incident)
                 && rb.allowed.contains(&TicketType::Incident)
                 && !scored.mentioned_only.contains(&b)
@@ -925,13 +929,16 @@ impl DeskRules {
         let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
         // An exact tie that the documented order cannot settle is not settled by file order:
         // such a message waits in triage. A message that asks for an action has settled a tie
-        // between a route that takes requests (now first) and one that does not.
+        // between a route that takes requests (now first) and one that does not; one that only
+        // reports a fault, a tie between a route that takes incidents (now first) and one that
+        // does not.
         let unsettled = match (order.first(), order.get(1)) {
             (Some(&a), Some(&b)) => {
+                let (ra, rb) = (&self.routes[a], &self.routes[b]);
+                let settles = |t: TicketType| ra.allowed.contains(&t) && !rb.allowed.contains(&t);
                 self.tie_key(&scores, a) == self.tie_key(&scores, b)
-                    && !(asks_action
-                        && self.routes[a].allowed.contains(&TicketType::Request)
-                        && !self.routes[b].allowed.contains(&TicketType::Request))
+                    && !(asks_action && settles(TicketType::Request))
+                    && !(reports && settles(TicketType::Incident))
             }
             _ => false,
         };
@@ -1806,8 +1813,37 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // Same score, same longest keyword: a request goes where requests are taken.
         let d = route_with(&r, "", "tolong dibuatkan akun intranet untuk operator sigi");
         assert_eq!((d.route(), d.ticket_type), ("aplikasi/intranet".into(), Some(TicketType::Request)), "{d:?}");
-        // A report of a fault that ties stays unsettled: triage.
-        assert!(route_with(&r, "", "sigi dan intranet error").is_triage());
+        // A report of a fault goes where incidents are taken.
+        let d = route_with(&r, "", "sigi dan intranet error");
+        assert_eq!((d.route(), d.ticket_type), ("aplikasi/sigi".into(), Some(TicketType::Incident)), "{d:?}");
+        // A message that does neither stays unsettled: triage.
+        assert!(route_with(&r, "", "sigi dan intranet").is_triage());
+        // So does a fault report that ties two routes that both take incidents.
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/tnde\"\nkeywords = { \"tnde\" = 5 }\n",
+        );
+        assert!(route_with(&r, "", "sigi dan tnde error").is_triage());
+    }
+
+    #[test]
+    fn a_fault_report_yields_to_the_consultation_on_the_same_application() {
+        // DJPb: tik_2_pengelolaan_user/digit takes questions and requests, tik_1_konsultasi/digit
+        // (another category, the same subcategory id) questions and incidents.
+        let cat = Catalogue::load(&repo("seeds/djpb.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let text = "desk = \"djpb\"\n[[route]]\nto = \"tik_2_pengelolaan_user/digit\"\nkeywords = { \"akun digit\" = 5 }\n[[route]]\nto = \"tik_1_konsultasi/digit\"\nkeywords = { \"digit\" = 4 }\n";
+        let file: rules::DeskFile = toml::from_str(text).unwrap();
+        let r = rules::compile(Path::new("test.toml"), file, &common, &cat).unwrap();
+        let route = |body: &str| {
+            r.explain(
+                &cat,
+                &RouteInput { subject: "", body, sender_domain: None, inbox_address: "hai.djpb@kemenkeu.go.id" },
+            )
+        };
+        let d = route("akun digit error sejak pagi");
+        assert_eq!((d.route(), d.ticket_type), ("tik_1_konsultasi/digit".into(), Some(TicketType::Incident)), "{d:?}");
+        // A request marker keeps the user administration ("akun digit sy blm aktif, mohon diaktivasi").
+        assert_eq!(route("akun digit belum aktif, mohon diaktivasi").route(), "tik_2_pengelolaan_user/digit");
     }
 
     #[test]
