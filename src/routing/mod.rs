@@ -924,6 +924,20 @@ impl DeskRules {
                 order.swap(0, 1);
             }
         }
+        // A sender outside the desk's domains settles a tie between an internal-only route and
+        // one open to them: the open one ("our company cannot upload … in INATRADE" is the call
+        // centre's, not the internal INATRADE's).
+        let mut open_settles = false;
+        if let (Some(&a), Some(&b)) = (order.first(), order.get(1))
+            && domain.as_deref().is_some_and(|d| !catalogue.is_internal_domain(d))
+            && self.routes[a].internal_only != self.routes[b].internal_only
+            && self.tie_key(&scores, a) == self.tie_key(&scores, b)
+        {
+            if self.routes[a].internal_only {
+                order.swap(0, 1);
+            }
+            open_settles = true;
+        }
         let best = order.first().copied();
         let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
         let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
@@ -937,6 +951,7 @@ impl DeskRules {
                 let (ra, rb) = (&self.routes[a], &self.routes[b]);
                 let settles = |t: TicketType| ra.allowed.contains(&t) && !rb.allowed.contains(&t);
                 self.tie_key(&scores, a) == self.tie_key(&scores, b)
+                    && !open_settles
                     && !(asks_action && settles(TicketType::Request))
                     && !(reports && settles(TicketType::Incident))
             }
@@ -1823,6 +1838,26 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
             "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/tnde\"\nkeywords = { \"tnde\" = 5 }\n",
         );
         assert!(route_with(&r, "", "sigi dan tnde error").is_triage());
+    }
+
+    #[test]
+    fn an_outside_sender_settles_a_tie_for_the_route_open_to_them() {
+        // aplikasi/inatrade is internal-only; call_center/inatrade is open to businesses.
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/inatrade\"\nkeywords = { \"inatrade\" = 5 }\n[[route]]\nto = \"call_center/inatrade\"\nkeywords = { \"inatrade\" = 5 }\n",
+        );
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let route = |domain: Option<&str>| {
+            let body = "our company cannot upload documents in INATRADE";
+            r.explain(
+                &cat,
+                &RouteInput { subject: "", body, sender_domain: domain, inbox_address: "hero@kemendag.go.id" },
+            )
+        };
+        assert_eq!(route(Some("globalfoods.co.id")).route(), "call_center/inatrade");
+        // From inside, or with no domain (a chat), the tie stays unsettled.
+        assert!(route(Some("kemendag.go.id")).is_triage());
+        assert!(route(None).is_triage());
     }
 
     #[test]
