@@ -950,10 +950,10 @@ impl DeskRules {
             (Some(&a), Some(&b)) => {
                 let (ra, rb) = (&self.routes[a], &self.routes[b]);
                 let settles = |t: TicketType| ra.allowed.contains(&t) && !rb.allowed.contains(&t);
-                self.tie_key(&scores, a) == self.tie_key(&scores, b)
-                    && !open_settles
-                    && !(asks_action && settles(TicketType::Request))
-                    && !(reports && settles(TicketType::Incident))
+                let settled = open_settles
+                    || (asks_action && settles(TicketType::Request))
+                    || (reports && settles(TicketType::Incident));
+                self.tie_key(&scores, a) == self.tie_key(&scores, b) && !settled
             }
             _ => false,
         };
