@@ -837,7 +837,10 @@ impl DeskRules {
             }
             asked_action = polite == Some(ASKED_ACTION);
             // "boleh install docker sendiri?": the asker would do it, so it asks whether, twice over.
-            let own = if polite.is_none() { self.own_action_asked(&asked) } else { None };
+            // Not where the message reports a fault: in "kenapa SPAN logout sendiri terus?" the
+            // system does it by itself.
+            let reported = type_score.get(&TicketType::Incident).is_some_and(|w| *w > 0.0);
+            let own = if polite.is_none() && !reported { self.own_action_asked(&asked) } else { None };
             let (t, w) = match (polite, &own) {
                 (Some(_), _) => (TicketType::Request, self.question_mark_weight),
                 (None, Some(_)) => (TicketType::Question, 2.0 * self.question_mark_weight),
@@ -1628,6 +1631,10 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // An imperative with the marker last asks for the action too.
         let tail = route("SIASN", "reset password SIASN saya bisa ga?", Some("kemendag.go.id"));
         assert_eq!(tail.ticket_type, Some(TicketType::Request), "{:?}", tail.reasons);
+        // A system that does it by itself is a fault, not the asker doing it.
+        let itself = route("SIASN", "Kenapa SIASN logout sendiri terus ya?", Some("kemendag.go.id"));
+        assert_eq!(itself.ticket_type, Some(TicketType::Incident), "{:?}", itself.reasons);
+        assert!(!itself.reasons.iter().any(|r| r.contains("the asker does it")), "{:?}", itself.reasons);
     }
 
     #[test]
