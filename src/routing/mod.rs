@@ -506,11 +506,11 @@ impl DeskRules {
                 }
             }
         }
-        if reply {
-            self.demote_reply_subject(&in_body, &mentioned_only, &mut scores, &mut reasons);
-        }
+        let demoted = reply && self.demote_reply_subject(&in_body, &mentioned_only, &mut scores, &mut reasons);
         if !self.pattern_targets.is_empty() {
-            let both = format!("{subject}{body}");
+            // A reply's subject that does not say what the message is about speaks through no
+            // pattern either ("RE: Reset password email" above "sekarang mohon shared folder").
+            let both = if demoted { body.to_string() } else { format!("{subject}{body}") };
             for i in self.patterns.matches(&both).iter() {
                 let targets = &self.pattern_targets[i].1;
                 for &(r, w) in targets {
@@ -580,14 +580,14 @@ impl DeskRules {
     /// subject counts `mention_weight` times (one that stands in the body too counts as a body
     /// match, unless only mentioned there), so the old topic does not outvote the new one; `rules explain` marks it
     /// "subject of a reply". Without such a body the subject keeps its weight: "Re: SIGI" above
-    /// "masih belum bisa" is still about SIGI.
+    /// "masih belum bisa" is still about SIGI. Says whether it demoted the subject.
     fn demote_reply_subject(
         &self,
         in_body: &HashSet<usize>,
         mentioned_only: &HashSet<usize>,
         scores: &mut [Score],
         reasons: &mut [(usize, f64, Why)],
-    ) {
+    ) -> bool {
         let mut from_subject = vec![0.0; scores.len()];
         for (r, w, why) in reasons.iter() {
             if matches!(why, Why::Keyword(_, "subject") | Why::Negative(_, "subject")) {
@@ -596,7 +596,7 @@ impl DeskRules {
         }
         let body_reaches = scores.iter().zip(&from_subject).any(|(s, subj)| s.route - subj >= self.threshold);
         if !body_reaches || from_subject.iter().all(|w| *w == 0.0) {
-            return;
+            return false;
         }
         for (r, w, why) in reasons.iter_mut() {
             let id = match why {
@@ -612,6 +612,7 @@ impl DeskRules {
                 _ => Why::Keyword(id, "subject of a reply"),
             };
         }
+        true
     }
 
     /// The body's sentences that say a problem is over (`[speech]`'s `resolved`: phrases of the
@@ -1777,6 +1778,12 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let d = route_with(&r, "Fwd: SIGI error", "masih belum bisa, mohon dicek lagi");
         assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
         assert!(d.reasons.iter().any(|x| x == "+7.5 keyword \"sigi\" in subject"), "{d:?}");
+        // Nor does a pattern that matches only in such a subject.
+        let p = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\npatterns = { 'sigi\\s+error' = 6 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 4 }\n",
+        );
+        assert_eq!(route_with(&p, "Re: SIGI error", body).route(), "aplikasi/intranet");
+        assert_eq!(route_with(&p, "SIGI error", body).route(), "aplikasi/sigi");
         assert!(is_reply_subject("Re: x") && is_reply_subject(" FW: x") && is_reply_subject("Bls: x"));
         assert!(!is_reply_subject("Rekap: x") && !is_reply_subject("Reset password"));
     }
