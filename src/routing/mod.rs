@@ -546,7 +546,10 @@ impl DeskRules {
             self.demote_reply_subject(&mut cues, &mut scores);
         }
         if !self.pattern_targets.is_empty() {
-            let both = [subject.as_str(), body.as_str()].concat();
+            // A reply's subject that does not say what the message is about speaks through no
+            // pattern either ("RE: Reset password email" above "sekarang mohon shared folder").
+            let both =
+                if cues.reply_subject_demoted { body.clone() } else { [subject.as_str(), body.as_str()].concat() };
             for i in self.patterns.matches(&both).iter() {
                 let targets = &self.pattern_targets[i].1;
                 for &(r, w) in targets {
@@ -687,6 +690,8 @@ impl DeskRules {
                 };
                 Some((r, w * mult, Why::Keyword(id, field)))
             }
+            // "scan aja, ga usah pentest": a phrase denied speaks against no route either.
+            Target::Against(r) if cues.denied.contains(&id) => Some((r, 0.0, Why::Denied(id))),
             Target::Against(r) => Some((r, -w * mult, Why::Negative(id, field))),
             _ => None,
         }
@@ -984,7 +989,10 @@ impl DeskRules {
             }
             asked_action = polite == Some(ASKED_ACTION);
             // "boleh install docker sendiri?": the asker would do it, so it asks whether, twice over.
-            let own = if polite.is_none() { self.own_action_asked(&asked) } else { None };
+            // Not where the message reports a fault: in "kenapa SPAN logout sendiri terus?" the
+            // system does it by itself.
+            let reported = type_score.get(&TicketType::Incident).is_some_and(|w| *w > 0.0);
+            let own = if polite.is_none() && !reported { self.own_action_asked(&asked) } else { None };
             let (t, w) = match (polite, &own) {
                 (Some(_), _) => (TicketType::Request, self.question_mark_weight),
                 (None, Some(_)) => (TicketType::Question, 2.0 * self.question_mark_weight),
@@ -1030,6 +1038,13 @@ impl DeskRules {
         // yields to the runner-up when that takes requests and reaches the threshold too.
         let explicit = self.explicit_request(&scored, &split);
         let asks_action = explicit.is_some() || asked_action;
+        // A message that only reports a fault: incident cues, no request cue or marker ("mohon
+        // diaktivasi"), fewer question cues, and it asks for no action.
+        let cue = |t: TicketType| type_score.get(&t).copied().unwrap_or(0.0);
+        let reports = !asks_action
+            && cue(TicketType::Request) == 0.0
+            && cue(TicketType::Incident) > cue(TicketType::Question)
+            && self.speech.markers.find(&split.all).is_empty();
         let mut yielded = None;
         if let (Some(&a), Some(&b)) = (order.first(), order.get(1)) {
             let (ra, rb) = (&self.routes[a], &self.routes[b]);
@@ -1046,19 +1061,59 @@ impl DeskRules {
                 ));
                 order.swap(0, 1);
             }
+            // The mirror: a message that only reports a fault asks no sub-service for anything, so
+            // a route that takes no incidents yields to the runner-up of its own service that does
+            // (of its category, the service's `gangguan`; or of its subcategory id in another
+            // category, DJPb's consultation on the same application) when that reaches the
+            // threshold and three quarters of its score, and is not merely mentioned.
+            if yielded.is_none()
+                && reports
+                && (ra.category == rb.category || ra.subcategory == rb.subcategory)
+                && !ra.allowed.contains(&TicketType::Incident)
+                && rb.allowed.contains(&TicketType::Incident)
+                && !cues.mentioned_only.contains(&b)
+                && scores[b].route >= self.threshold
+                && scores[b].route >= 0.75 * scores[a].route
+            {
+                yielded = Some(format!(
+                    "{}/{} scored {} but takes no incidents, and the message reports a fault",
+                    ra.category,
+                    ra.subcategory,
+                    Tenths(scores[a].route)
+                ));
+                order.swap(0, 1);
+            }
+        }
+        // A sender outside the desk's domains settles a tie between an internal-only route and
+        // one open to them: the open one ("our company cannot upload … in INATRADE" is the call
+        // centre's, not the internal INATRADE's).
+        let mut open_settles = false;
+        if let (Some(&a), Some(&b)) = (order.first(), order.get(1))
+            && domain.as_deref().is_some_and(|d| !catalogue.is_internal_domain(d))
+            && self.routes[a].internal_only != self.routes[b].internal_only
+            && self.tie_key(&scores, a) == self.tie_key(&scores, b)
+        {
+            if self.routes[a].internal_only {
+                order.swap(0, 1);
+            }
+            open_settles = true;
         }
         let best = order.first().copied();
         let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
         let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
         // An exact tie that the documented order cannot settle is not settled by file order:
         // such a message waits in triage. A message that asks for an action has settled a tie
-        // between a route that takes requests (now first) and one that does not.
+        // between a route that takes requests (now first) and one that does not; one that only
+        // reports a fault, a tie between a route that takes incidents (now first) and one that
+        // does not.
         let unsettled = match (order.first(), order.get(1)) {
             (Some(&a), Some(&b)) => {
-                self.tie_key(&scores, a) == self.tie_key(&scores, b)
-                    && !(asks_action
-                        && self.routes[a].allowed.contains(&TicketType::Request)
-                        && !self.routes[b].allowed.contains(&TicketType::Request))
+                let (ra, rb) = (&self.routes[a], &self.routes[b]);
+                let settles = |t: TicketType| ra.allowed.contains(&t) && !rb.allowed.contains(&t);
+                let settled = open_settles
+                    || (asks_action && settles(TicketType::Request))
+                    || (reports && settles(TicketType::Incident));
+                self.tie_key(&scores, a) == self.tie_key(&scores, b) && !settled
             }
             _ => false,
         };
@@ -1748,6 +1803,10 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // An imperative with the marker last asks for the action too.
         let tail = route("SIASN", "reset password SIASN saya bisa ga?", Some("kemendag.go.id"));
         assert_eq!(tail.ticket_type, Some(TicketType::Request), "{:?}", tail.reasons);
+        // A system that does it by itself is a fault, not the asker doing it.
+        let itself = route("SIASN", "Kenapa SIASN logout sendiri terus ya?", Some("kemendag.go.id"));
+        assert_eq!(itself.ticket_type, Some(TicketType::Incident), "{:?}", itself.reasons);
+        assert!(!itself.reasons.iter().any(|r| r.contains("the asker does it")), "{:?}", itself.reasons);
     }
 
     #[test]
@@ -1890,6 +1949,12 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let d = route_with(&r, "Fwd: SIGI error", "masih belum bisa, mohon dicek lagi");
         assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
         assert!(d.reasons.iter().any(|x| x == "+7.5 keyword \"sigi\" in subject"), "{d:?}");
+        // Nor does a pattern that matches only in such a subject.
+        let p = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\npatterns = { 'sigi\\s+error' = 6 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 4 }\n",
+        );
+        assert_eq!(route_with(&p, "Re: SIGI error", body).route(), "aplikasi/intranet");
+        assert_eq!(route_with(&p, "SIGI error", body).route(), "aplikasi/sigi");
         assert!(is_reply_subject("Re: x") && is_reply_subject(" FW: x") && is_reply_subject("Bls: x"));
         assert!(!is_reply_subject("Rekap: x") && !is_reply_subject("Reset password"));
     }
@@ -1909,6 +1974,38 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
     }
 
     #[test]
+    fn a_fault_report_yields_to_the_sibling_that_takes_incidents() {
+        // aplikasi/intranet takes questions and requests; aplikasi/sigi, of the same category, only incidents.
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 5 }\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 4 }\n",
+        );
+        let d = route_with(&r, "", "intranet dan sigi error sejak pagi");
+        assert_eq!((d.route(), d.ticket_type), ("aplikasi/sigi".into(), Some(TicketType::Incident)), "{d:?}");
+        assert!(d.reasons.iter().any(|x| x.contains("aplikasi/intranet scored 5.0 but takes no incidents")), "{d:?}");
+        // A message that asks for an action stays.
+        assert_eq!(route_with(&r, "", "tolong reset intranet saya, sigi juga error").route(), "aplikasi/intranet");
+        // So does one whose runner-up is far behind (under three quarters of the best).
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 8 }\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 4 }\n",
+        );
+        assert_eq!(route_with(&r, "", "intranet dan sigi error sejak pagi").route(), "aplikasi/intranet");
+    }
+
+    #[test]
+    fn a_denied_phrase_speaks_against_no_route() {
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 8 }\nnegative = { \"sigi\" = 3 }\n",
+        );
+        // "sigi" right after a negation ("tanpa", "usah", "bukan") is denied: not subtracted.
+        let d = route_with(&r, "", "mohon reset akun intranet saya. bukan sigi ya");
+        assert!(d.reasons.iter().any(|x| x.contains("\"sigi\" not counted (denied)")), "{d:?}");
+        assert!(d.reasons.iter().any(|x| x.contains("scored 8.0")), "{d:?}");
+        // Free, it still counts against the route.
+        let d = route_with(&r, "", "akun intranet dan sigi saya mohon direset");
+        assert!(d.reasons.iter().any(|x| x.contains("negative \"sigi\"")), "{d:?}");
+    }
+
+    #[test]
     fn a_tie_between_a_route_that_takes_requests_and_one_that_does_not_follows_the_speech_act() {
         let r = compile_hero(
             "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 5 }\n",
@@ -1916,8 +2013,57 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // Same score, same longest keyword: a request goes where requests are taken.
         let d = route_with(&r, "", "tolong dibuatkan akun intranet untuk operator sigi");
         assert_eq!((d.route(), d.ticket_type), ("aplikasi/intranet".into(), Some(TicketType::Request)), "{d:?}");
-        // A report of a fault that ties stays unsettled: triage.
-        assert!(route_with(&r, "", "sigi dan intranet error").is_triage());
+        // A report of a fault goes where incidents are taken.
+        let d = route_with(&r, "", "sigi dan intranet error");
+        assert_eq!((d.route(), d.ticket_type), ("aplikasi/sigi".into(), Some(TicketType::Incident)), "{d:?}");
+        // A message that does neither stays unsettled: triage.
+        assert!(route_with(&r, "", "sigi dan intranet").is_triage());
+        // So does a fault report that ties two routes that both take incidents.
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 5 }\n[[route]]\nto = \"aplikasi/tnde\"\nkeywords = { \"tnde\" = 5 }\n",
+        );
+        assert!(route_with(&r, "", "sigi dan tnde error").is_triage());
+    }
+
+    #[test]
+    fn an_outside_sender_settles_a_tie_for_the_route_open_to_them() {
+        // aplikasi/inatrade is internal-only; call_center/inatrade is open to businesses.
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/inatrade\"\nkeywords = { \"inatrade\" = 5 }\n[[route]]\nto = \"call_center/inatrade\"\nkeywords = { \"inatrade\" = 5 }\n",
+        );
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let route = |domain: Option<&str>| {
+            let body = "our company cannot upload documents in INATRADE";
+            r.explain(
+                &cat,
+                &RouteInput { subject: "", body, sender_domain: domain, inbox_address: "hero@kemendag.go.id" },
+            )
+        };
+        assert_eq!(route(Some("globalfoods.co.id")).route(), "call_center/inatrade");
+        // From inside, or with no domain (a chat), the tie stays unsettled.
+        assert!(route(Some("kemendag.go.id")).is_triage());
+        assert!(route(None).is_triage());
+    }
+
+    #[test]
+    fn a_fault_report_yields_to_the_consultation_on_the_same_application() {
+        // DJPb: tik_2_pengelolaan_user/digit takes questions and requests, tik_1_konsultasi/digit
+        // (another category, the same subcategory id) questions and incidents.
+        let cat = Catalogue::load(&repo("seeds/djpb.toml")).unwrap();
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let text = "desk = \"djpb\"\n[[route]]\nto = \"tik_2_pengelolaan_user/digit\"\nkeywords = { \"akun digit\" = 5 }\n[[route]]\nto = \"tik_1_konsultasi/digit\"\nkeywords = { \"digit\" = 4 }\n";
+        let file: rules::DeskFile = toml::from_str(text).unwrap();
+        let r = rules::compile(Path::new("test.toml"), file, &common, &cat).unwrap();
+        let route = |body: &str| {
+            r.explain(
+                &cat,
+                &RouteInput { subject: "", body, sender_domain: None, inbox_address: "hai.djpb@kemenkeu.go.id" },
+            )
+        };
+        let d = route("akun digit error sejak pagi");
+        assert_eq!((d.route(), d.ticket_type), ("tik_1_konsultasi/digit".into(), Some(TicketType::Incident)), "{d:?}");
+        // A request marker keeps the user administration ("akun digit sy blm aktif, mohon diaktivasi").
+        assert_eq!(route("akun digit belum aktif, mohon diaktivasi").route(), "tik_2_pengelolaan_user/digit");
     }
 
     #[test]
