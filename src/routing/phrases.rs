@@ -72,4 +72,9 @@ impl Phrases {
         found.sort_unstable();
         found
     }
+
+    /// Whether any phrase stands in `words` (the search stops at the first).
+    pub fn any_in(&self, words: &[&str]) -> bool {
+        (0..words.len()).any(|t| self.at(words, t).next().is_some())
+    }
 }
