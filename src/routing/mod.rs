@@ -193,7 +193,8 @@ struct Notes(Option<Vec<String>>);
 
 impl Notes {
     fn new(explain: bool) -> Self {
-        Self(explain.then(Vec::new))
+        // A decision has about a dozen lines: one allocation.
+        Self(explain.then(|| Vec::with_capacity(16)))
     }
 
     fn on(&self) -> bool {
@@ -726,17 +727,17 @@ impl DeskRules {
         &lines[k]
     }
 
-    /// The reasons route `r` won by, in the order its score was summed: its keywords' (from the
-    /// phrases found), then the others (`reasons`: patterns, inbox, domain, `requires`).
+    /// The reasons route `r` won by, added to `lines` in the order its score was summed: its
+    /// keywords' (from the phrases found), then the others (`reasons`: patterns, inbox, domain,
+    /// `requires`).
     fn reasons_for(
         &self,
         cues: &Cues,
         reasons: &[(usize, f64, Why)],
         r: usize,
-        inbox: &str,
-        domain: &str,
-    ) -> Vec<String> {
-        let mut lines = Vec::new();
+        (inbox, domain): (&str, &str),
+        lines: &mut Vec<String>,
+    ) {
         for &id in &cues.found {
             let subject = cues.in_subject.contains(&id);
             for &(target, w) in &self.phrases[id].targets {
@@ -756,7 +757,6 @@ impl DeskRules {
         lines.extend(
             reasons.iter().filter(|(x, _, _)| *x == r).map(|&(_, w, why)| self.reason_line(w, why, inbox, domain)),
         );
-        lines
     }
 
     fn reason_line(&self, w: f64, why: Why, inbox: &str, domain: &str) -> String {
@@ -1141,7 +1141,8 @@ impl DeskRules {
             }
             Some(b) if best_score >= self.threshold => {
                 let route = &self.routes[b];
-                let mut rs = Vec::new();
+                // The route's lines, then the type's and the impact's (`cue_reasons`): sized once.
+                let mut rs = Vec::with_capacity(if cue_reasons.on() { 32 } else { 0 });
                 if cue_reasons.on() {
                     rs.push(
                         Line::new()
@@ -1158,7 +1159,7 @@ impl DeskRules {
                             .done(),
                     );
                     rs.extend(yielded);
-                    rs.extend(self.reasons_for(&cues, &reasons, b, &inbox, domain.as_deref().unwrap_or("")));
+                    self.reasons_for(&cues, &reasons, b, (&inbox, domain.as_deref().unwrap_or("")), &mut rs);
                 }
                 RouteDecision {
                     category: route.category.clone(),
