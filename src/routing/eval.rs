@@ -50,7 +50,8 @@ pub fn sender_domain(from: &str) -> Option<String> {
     crate::domain::EmailAddress::parse(from).ok().map(|a| a.domain().to_string())
 }
 
-/// The router's decision on a labelled message (without its reasons, as the daemon routes).
+/// The router's decision on a labelled message, without its reasons (as `rules eval` and
+/// `rules suggest` route; the daemon routes with them, [`explain`]).
 pub fn predict(
     router: &Router,
     catalogue: &Catalogue,

@@ -222,16 +222,18 @@ fn tenths_pieces(v: f64, plus: bool, mut out: impl FnMut(&str)) {
     // number gives the exact result unless it lies within that of a half. (Casts, not `trunc` and
     // `round`: those are calls into libm here.)
     let whole = y as u64;
-    let t = if y.is_nan() || y >= 1e9 {
-        return out(&if plus { format!("{v:+.1}") } else { format!("{v:.1}") });
-    } else if y - whole as f64 == 0.5 && v * 2.0 == v * 10.0 - v * 8.0 {
-        // Exactly a half tenth (`v * 10` was exact: `v * 8` and `v * 2` are, and the sum lost
-        // nothing), as quarter weights give: `std` rounds it to the even tenth.
-        whole + (whole & 1)
-    } else if ((y - whole as f64) - 0.5).abs() < 1e-6 {
-        return out(&if plus { format!("{v:+.1}") } else { format!("{v:.1}") });
+    let half = y - whole as f64 == 0.5;
+    let t = if y.is_nan() || y >= 1e9 || (!half && ((y - whole as f64) - 0.5).abs() < 1e-6) {
+        None
+    } else if half {
+        // Exactly a half tenth when `v * 10` was exact (`v * 8` and `v * 2` are, and the sum
+        // lost nothing), as quarter weights give: `std` rounds it to the even tenth.
+        (v * 2.0 == v * 10.0 - v * 8.0).then_some(whole + (whole & 1))
     } else {
-        (y + 0.5) as u64
+        Some((y + 0.5) as u64)
+    };
+    let Some(t) = t else {
+        return out(&if plus { format!("{v:+.1}") } else { format!("{v:.1}") });
     };
     if v.is_sign_negative() {
         out("-");
@@ -239,9 +241,11 @@ fn tenths_pieces(v: f64, plus: bool, mut out: impl FnMut(&str)) {
         out("+");
     }
     out(itoa::Buffer::new().format(t / 10));
-    const TENTHS: [&str; 10] = [".0", ".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".9"];
     out(TENTHS[(t % 10) as usize]);
 }
+
+/// A tenth's digit after its point.
+const TENTHS: [&str; 10] = [".0", ".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".9"];
 
 fn write_tenths(f: &mut std::fmt::Formatter<'_>, v: f64, plus: bool) -> std::fmt::Result {
     let mut result = Ok(());
@@ -297,7 +301,6 @@ impl Line {
             }
             self.0.push_str(itoa::Buffer::new().format(t / 10));
             if !t.is_multiple_of(10) {
-                const TENTHS: [&str; 10] = [".0", ".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".9"];
                 self.0.push_str(TENTHS[(t % 10) as usize]);
             }
         } else {
@@ -1125,7 +1128,6 @@ impl DeskRules {
             }
             _ => false,
         };
-        let inbox = input.inbox_address.to_ascii_lowercase();
         let mut decision = match best {
             Some(b) if best_score >= self.threshold && unsettled => {
                 let other = &self.routes[order[1]];
@@ -1159,6 +1161,7 @@ impl DeskRules {
                             .done(),
                     );
                     rs.extend(yielded);
+                    let inbox = input.inbox_address.to_ascii_lowercase();
                     self.reasons_for(&cues, &reasons, b, (&inbox, domain.as_deref().unwrap_or("")), &mut rs);
                 }
                 RouteDecision {
