@@ -9,6 +9,7 @@
 pub mod eval;
 pub mod lint;
 pub mod normalize;
+mod patterns;
 pub mod phrases;
 pub mod rules;
 pub mod scope;
@@ -26,6 +27,7 @@ use serde::Serialize;
 
 use crate::catalogue::{Catalogue, TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
 use crate::domain::{Impact, TicketType};
+use patterns::{Field, Held};
 use rules::Target;
 pub use rules::{DeskRules, RulesError};
 
@@ -460,9 +462,37 @@ fn free_occurrence(words: &[&str], cue: &[String], near: &[Vec<String>], within:
 const ASKED_ACTION: &str = "a question that asks for an action";
 
 impl DeskRules {
-    /// Matched phrase ids in a normalised text.
-    fn matches(&self, text: &str) -> HashSet<usize> {
-        self.automaton.find_overlapping_iter(text).map(|m| m.pattern().as_usize()).collect()
+    /// The phrases found in the subject, those found in the body with the sentence each stands
+    /// in, and what the route patterns' needles held: one pass of the automaton over each text.
+    fn find(&self, text: &Text) -> (HashSet<usize>, Vec<(usize, usize)>, Held) {
+        let mut held = self.patterns.held();
+        let mut in_subject = HashSet::default();
+        for m in self.automaton.find_overlapping_iter(&text.subject) {
+            let id = m.pattern().as_usize();
+            match id.checked_sub(self.phrases.len()) {
+                None => {
+                    in_subject.insert(id);
+                }
+                Some(needle) => self.patterns.hold(&mut held, needle, &text.subject, m.end(), Field::Subject),
+            }
+        }
+        let mut located = Vec::new();
+        for m in self.automaton.find_overlapping_iter(&text.body) {
+            let id = m.pattern().as_usize();
+            match id.checked_sub(self.phrases.len()) {
+                None => located.push((id, text.sentence_ends.partition_point(|&e| e <= m.start() + 1))),
+                Some(needle) => self.patterns.hold(&mut held, needle, &text.body, m.end(), Field::Body),
+            }
+        }
+        (in_subject, located, held)
+    }
+
+    /// The route patterns that match, in index order, from what `held` says (the subject's
+    /// needles only `with_subject`).
+    fn pattern_matches(&self, held: &Held, text: &Text, with_subject: bool) -> Vec<usize> {
+        let Text { subject, body, .. } = text;
+        let joined = || if with_subject { [subject.as_str(), body.as_str()].concat() } else { body.clone() };
+        self.patterns.matches(held, with_subject, subject.is_ascii() && body.is_ascii(), joined)
     }
 
     fn read(&self, input: &RouteInput<'_>) -> Text {
@@ -474,14 +504,9 @@ impl DeskRules {
     }
 
     fn score(&self, input: &RouteInput<'_>, text: &Text, split: &Split<'_>, explain: bool) -> Scoring {
-        let Text { subject, body, sentence_ends, .. } = text;
-        let in_subject = self.matches(subject);
+        let body = &text.body;
         // Body matches with the sentence each stands in.
-        let located: Vec<(usize, usize)> = self
-            .automaton
-            .find_overlapping_iter(body)
-            .map(|m| (m.pattern().as_usize(), sentence_ends.partition_point(|&e| e <= m.start() + 1)))
-            .collect();
+        let (in_subject, located, held) = self.find(text);
         let in_body: HashSet<usize> = located.iter().map(|(id, _)| *id).collect();
         let reply = is_reply_subject(input.subject);
         let settled = self.settled_sentences(&located);
@@ -557,12 +582,10 @@ impl DeskRules {
         if reply {
             self.demote_reply_subject(&mut cues, &mut scores);
         }
-        if !self.pattern_targets.is_empty() {
+        if !self.patterns.is_empty() {
             // A reply's subject that does not say what the message is about speaks through no
             // pattern either ("RE: Reset password email" above "sekarang mohon shared folder").
-            let both =
-                if cues.reply_subject_demoted { body.clone() } else { [subject.as_str(), body.as_str()].concat() };
-            for i in self.patterns.matches(&both).iter() {
+            for i in self.pattern_matches(&held, text, !cues.reply_subject_demoted) {
                 let targets = &self.pattern_targets[i].1;
                 for &(r, w) in targets {
                     scores[r].route += w;
@@ -897,6 +920,9 @@ impl DeskRules {
         let mut free = HashSet::default();
         for m in self.automaton.find_overlapping_iter(body) {
             let id = m.pattern().as_usize();
+            if id >= self.phrases.len() {
+                continue;
+            }
             let near =
                 body[..m.start()].split_whitespace().rev().take(self.speech.within).any(|w| negations.contains(w));
             if near {
@@ -1461,6 +1487,60 @@ mod tests {
             proptest::prop_assert_eq!(Line::new().tenths(w).done(), format!("{w:.1}"));
             proptest::prop_assert_eq!(signed_line(w, &[]), format!("{w:+.1}"));
         }
+    }
+
+    /// The route patterns found through the keyword automaton's needles are those one `RegexSet`
+    /// finds over the subject and body joined (as routing found them before), on every dev and
+    /// training message and every rules example, with and without the subject, in the daemon's
+    /// form (compiled at load) and `ingest`'s (compiled when needed).
+    #[test]
+    fn route_patterns_find_what_a_regex_set_finds_on_the_labelled_messages() {
+        let mut messages: Vec<eval::Labelled> = Vec::new();
+        for entry in std::fs::read_dir(repo("tests/fixtures/eval")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // Not the held-out set: this test reads what it routes.
+            if name.starts_with("routing-") && name.ends_with(".jsonl") && !name.contains("heldout") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                messages
+                    .extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()));
+            }
+        }
+        assert!(messages.len() > 1000, "{} messages", messages.len());
+        let common = rules::load_common(&repo("rules/common.toml")).unwrap();
+        let (mut compared, mut matched) = (0, 0);
+        for desk in ["hero", "pusintek", "djpb", "jateng"] {
+            let cat = Catalogue::load(&repo(&format!("seeds/{desk}.toml"))).unwrap();
+            let path = repo(&format!("rules/{desk}.toml"));
+            let many = rules::load_desk_for(&path, &common, &cat, rules::Purpose::Many).unwrap();
+            let few = rules::load_desk_for(&path, &common, &cat, rules::Purpose::Few).unwrap();
+            let set = regex::RegexSet::new(many.pattern_targets.iter().map(|(p, _)| p)).unwrap();
+            let texts = messages
+                .iter()
+                .filter(|m| m.desk == desk)
+                .map(|m| (m.subject.as_deref().unwrap_or(""), m.body.as_str()))
+                .chain(many.examples.iter().map(|e| (e.subject.as_str(), e.body.as_str())));
+            for (subject, body) in texts {
+                let input = RouteInput { subject, body, sender_domain: None, inbox_address: "" };
+                for rules in [&many, &few] {
+                    let text = rules.read(&input);
+                    let (_, _, held) = rules.find(&text);
+                    for with_subject in [true, false] {
+                        let joined =
+                            if with_subject { [text.subject.as_str(), &text.body].concat() } else { text.body.clone() };
+                        let want: Vec<usize> = set.matches(&joined).iter().collect();
+                        assert_eq!(
+                            rules.pattern_matches(&held, &text, with_subject),
+                            want,
+                            "{desk}: {subject:?} {body:?}"
+                        );
+                        compared += 1;
+                        matched += want.len();
+                    }
+                }
+            }
+        }
+        assert!(compared > 4000 && matched > 1000, "{compared} texts compared, {matched} patterns matched");
     }
 
     /// The shipped catalogue and common cues, with a small rules file of our own.

@@ -2,21 +2,20 @@
 //! desk) and `rules/<desk>.toml` (one `[[route]]` per subcategory, with its keywords, patterns,
 //! negative keywords, inbox and sender-domain signals) and `rules/<desk>.examples.toml` (messages
 //! with the route they must get). Format: `rules/README.md`. Compiled once at load: one Aho-Corasick
-//! automaton and one `RegexSet` per desk; nothing is compiled per message. (For the few messages
-//! of `loket ingest`, [`Purpose::Few`], a route pattern is compiled when the first message that
-//! holds its literals needs it: [`PatternSet::Lazy`].)
+//! automaton per desk, which finds the keywords and the route patterns' needles in one pass
+//! ([`super::patterns`]); nothing is compiled per message. (For the few messages of `loket
+//! ingest`, [`Purpose::Few`], a pattern's regex, where one must run, is compiled when the first
+//! message that holds its literals needs it.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::RegexSet;
-use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 use serde::Deserialize;
 
 use super::HashMap;
 use super::normalize::{fold, normalize};
+use super::patterns::{Compile, RoutePatterns};
 use crate::catalogue::{Catalogue, TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
 use crate::domain::{Impact, TicketType};
 
@@ -447,7 +446,7 @@ pub struct DeskRules {
     pub examples: Vec<Example>,
     pub(crate) phrases: Vec<Phrase>,
     pub(crate) automaton: AhoCorasick,
-    pub(crate) patterns: PatternSet,
+    pub(crate) patterns: RoutePatterns,
     /// For each distinct pattern of `patterns`: its text and the routes it counts for.
     pub(crate) pattern_targets: Vec<(String, Vec<(usize, f64)>)>,
     pub(crate) unless: Vec<CompiledUnless>,
@@ -565,8 +564,8 @@ pub enum Purpose {
     /// choice, a DFA or a contiguous NFA).
     Many,
     /// The few messages of one `loket ingest` process: no examples file, the automaton that
-    /// builds fastest (a noncontiguous NFA), and each route pattern compiled only for a message
-    /// that holds its literals ([`PatternSet::Lazy`]).
+    /// builds fastest (a noncontiguous NFA), and a route pattern's regex compiled only for a
+    /// message that needs it to run ([`super::patterns`]).
     Few,
 }
 
@@ -610,8 +609,8 @@ pub fn compile(
     compile_for(path, file, common, catalogue, Purpose::Many)
 }
 
-/// [`compile`] for `purpose` (which chooses the keyword automaton and how the route patterns are
-/// compiled: [`PatternSet`]).
+/// [`compile`] for `purpose` (which chooses the keyword automaton and when the route patterns'
+/// regexes are compiled: [`super::patterns::Compile`]).
 pub fn compile_for(
     path: &Path,
     file: DeskFile,
@@ -1002,29 +1001,28 @@ pub fn compile_for(
             errors.push(inv(format!("example[{i}].route: unknown `{}`", ex.route)));
         }
     }
-    let kind = match purpose {
-        Purpose::Many => None,
-        Purpose::Few => Some(AhoCorasickKind::NoncontiguousNFA),
+    let (kind, compile) = match purpose {
+        Purpose::Many => (None, Compile::AtLoad),
+        Purpose::Few => (Some(AhoCorasickKind::NoncontiguousNFA), Compile::WhenNeeded),
     };
-    let automaton = AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .kind(kind)
-        .build(phrases.iter().map(|p| p.text.as_str()))
-        .map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))]);
-    // Which patterns are at fault, each compiled alone (only when the set fails, or, for a few
-    // messages, when a pattern does not parse).
-    let faults = |set_error: String| {
-        let bad: Vec<RulesError> = regexes
-            .iter()
-            .zip(&pattern_keys)
-            .filter_map(|(p, keys)| regex::Regex::new(p).err().map(|e| (p, keys, e)))
-            .flat_map(|(p, keys, e)| keys.iter().map(move |key| inv(format!("{key}.patterns: `{p}`: {e}"))))
-            .collect();
-        if bad.is_empty() { vec![inv(format!("cannot compile patterns: {set_error}"))] } else { bad }
-    };
-    let patterns = match purpose {
-        Purpose::Many => RegexSet::new(&regexes).map(PatternSet::Set).map_err(|e| faults(e.to_string())),
-        Purpose::Few => PatternSet::lazy(&regexes).map_err(faults),
+    // A pattern that does not parse (or, for many messages, compile) is named under every route
+    // that has it.
+    let patterns = RoutePatterns::new(&regexes, compile).map_err(|bad| {
+        bad.iter()
+            .flat_map(|(i, e)| {
+                let p = &regexes[*i];
+                pattern_keys[*i].iter().map(move |key| inv(format!("{key}.patterns: `{p}`: {e}")))
+            })
+            .collect::<Vec<_>>()
+    });
+    // The phrases, then the patterns' needles: one pass over a text finds both.
+    let automaton = match &patterns {
+        Ok(set) => AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(kind)
+            .build(phrases.iter().map(|p| p.text.as_bytes()).chain(set.needles()))
+            .map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))]),
+        Err(_) => Err(Vec::new()),
     };
     let (automaton, patterns) = match (automaton, patterns) {
         (Ok(a), Ok(p)) if errors.is_empty() => (a, p),
@@ -1206,231 +1204,9 @@ pub fn effective(r: &RouteRule, file: &DeskFile, common: &CommonFile, category: 
     Ok(e)
 }
 
-/// A desk's distinct route patterns. Both forms find the same patterns in every text (the unit
-/// test `lazy_patterns_match_as_the_set` and the golden test
-/// `routing::the_ingest_router_decides_the_dev_set_as_the_serve_router`).
-#[derive(Debug)]
-pub(crate) enum PatternSet {
-    /// One `RegexSet`, compiled at load: the daemon's many messages.
-    Set(RegexSet),
-    /// Each pattern compiled when the first text that holds its literals needs it: the one
-    /// message of a `loket ingest` process rarely holds any, and compiling the patterns (Unicode
-    /// `\w`, `\s`, `\b` under counted repetitions) was most of that process's work.
-    Lazy(LazyPatterns),
-}
-
-/// The patterns of [`PatternSet::Lazy`] with the literals each needs.
-#[derive(Debug)]
-pub(crate) struct LazyPatterns {
-    patterns: Vec<LazyPattern>,
-    /// Every needed literal (bytes), in `literals` order.
-    finder: Option<AhoCorasick>,
-    /// For each literal of `finder`: the pattern and which end (`false`: start, `true`: end).
-    literals: Vec<(usize, bool)>,
-}
-
-#[derive(Debug)]
-struct LazyPattern {
-    text: String,
-    /// Whether a match must start with one of the pattern's prefix literals (then the text must
-    /// hold one of them), and the same for its suffix literals.
-    needs_prefix: bool,
-    needs_suffix: bool,
-    /// `None` when the pattern does not compile (a size limit: `check-config` says so).
-    compiled: OnceLock<Option<RegexSet>>,
-}
-
-/// The patterns that match a text, by index.
-pub(crate) enum PatternMatches {
-    Set(regex::SetMatches),
-    Lazy(Vec<usize>),
-}
-
-impl PatternMatches {
-    /// The indices, in increasing order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        let (set, lazy) = match self {
-            Self::Set(m) => (Some(m), None),
-            Self::Lazy(v) => (None, Some(v)),
-        };
-        set.into_iter().flat_map(|m| m.iter()).chain(lazy.into_iter().flat_map(|v| v.iter().copied()))
-    }
-}
-
-/// Literals one of which starts (`kind` prefix) or ends (suffix) every match of `hir`; `None` when
-/// there is no such finite set or it holds the empty string (no help).
-fn needed_literals(hir: &regex_syntax::hir::Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
-    let mut extractor = Extractor::new();
-    extractor.kind(kind);
-    let seq: Seq = extractor.extract(hir);
-    let literals = seq.literals()?;
-    if literals.iter().any(|l| l.is_empty()) {
-        return None;
-    }
-    Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
-}
-
-impl PatternSet {
-    /// The lazy form of `patterns`: each parsed (as `regex` does) to extract the literals every
-    /// match starts and ends with, none compiled yet. Err: a pattern does not parse.
-    fn lazy(patterns: &[String]) -> Result<Self, String> {
-        let mut lazy = Vec::with_capacity(patterns.len());
-        let mut needles: Vec<Vec<u8>> = Vec::new();
-        let mut literals = Vec::new();
-        for (i, p) in patterns.iter().enumerate() {
-            let hir = regex_syntax::Parser::new().parse(p).map_err(|e| e.to_string())?;
-            let mut need = |kind: ExtractKind, end: bool| match needed_literals(&hir, kind) {
-                Some(lits) => {
-                    for l in lits {
-                        needles.push(l);
-                        literals.push((i, end));
-                    }
-                    true
-                }
-                None => false,
-            };
-            let needs_prefix = need(ExtractKind::Prefix, false);
-            let needs_suffix = need(ExtractKind::Suffix, true);
-            lazy.push(LazyPattern { text: p.clone(), needs_prefix, needs_suffix, compiled: OnceLock::new() });
-        }
-        let finder = if needles.is_empty() {
-            None
-        } else {
-            let finder = AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::NoncontiguousNFA))
-                .build(&needles)
-                .map_err(|e| format!("cannot compile the patterns' literals: {e}"))?;
-            Some(finder)
-        };
-        Ok(Self::Lazy(LazyPatterns { patterns: lazy, finder, literals }))
-    }
-
-    /// The patterns that match somewhere in `text`, in index order (as `RegexSet::matches`).
-    pub(crate) fn matches(&self, text: &str) -> PatternMatches {
-        match self {
-            Self::Set(set) => PatternMatches::Set(set.matches(text)),
-            Self::Lazy(lazy) => PatternMatches::Lazy(lazy.matches(text)),
-        }
-    }
-}
-
-impl LazyPatterns {
-    fn matches(&self, text: &str) -> Vec<usize> {
-        // Which ends of which patterns the text holds a literal for.
-        let mut held = vec![(false, false); self.patterns.len()];
-        if let Some(finder) = &self.finder {
-            for m in finder.find_overlapping_iter(text.as_bytes()) {
-                let (p, end) = self.literals[m.pattern().as_usize()];
-                if end { held[p].1 = true } else { held[p].0 = true }
-            }
-        }
-        let mut found = Vec::new();
-        for (i, (p, (start, end))) in self.patterns.iter().zip(held).enumerate() {
-            if (p.needs_prefix && !start) || (p.needs_suffix && !end) {
-                continue;
-            }
-            let compiled = p.compiled.get_or_init(|| match RegexSet::new([&p.text]) {
-                Ok(set) => Some(set),
-                Err(e) => {
-                    tracing::warn!(pattern = %p.text, error = %e, "a route pattern does not compile; it matches nothing");
-                    None
-                }
-            });
-            if compiled.as_ref().is_some_and(|set| set.is_match(text)) {
-                found.push(i);
-            }
-        }
-        found
-    }
-
-    /// How many patterns are compiled so far (tests).
-    #[cfg(test)]
-    fn compiled(&self) -> usize {
-        self.patterns.iter().filter(|p| p.compiled.get().is_some()).count()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The lazy form finds exactly the patterns the one set finds, and compiles only what a text
-    /// can match: texts holding a pattern's literals without matching it, case folding (the
-    /// Kelvin sign is a `k`, `ẞ` an `ß`), Unicode classes and letters, patterns without a usable
-    /// literal, one that matches the empty text, one that never matches.
-    #[test]
-    fn lazy_patterns_match_as_the_set() {
-        let patterns: Vec<String> = [
-            r"\bdata\s+(\w+\s+){0,3}harga\b",
-            r"\b(mohon|minta)\s+(\w+\s+){0,4}(akses|akun)\s+(\w+\s+){0,4}(portal\s+)?satu\s*data\b",
-            r"(?i)\bvpn\b",
-            r"(?i)straße",
-            r"(?i)k[a-z]+s\b",
-            r"caf[ée]\b",
-            r"\w+@\w+",
-            r"\d{3}",
-            r"^$",
-            r"[a&&b]",
-            r"\bva\b[a-z0-9 ]{0,60}\b(aplikasi|web)\b",
-            r"sertifikat|tte",
-        ]
-        .map(String::from)
-        .to_vec();
-        let texts = [
-            "",
-            " selamat pagi tidak bisa login ",
-            " harga data beras ",
-            " data harga ",
-            " data beras dan gula harga ",
-            " data beras dan gula minyak harga ",
-            " mohon dibuatkan akun portal satu data ",
-            " mohon akses satu data ",
-            " mohon dibuatkan akses untuk data satu ",
-            " mohon bantuan akun satudata ",
-            " pakai VPN kantor ",
-            " pakai vpnku ",
-            " Vpn ",
-            " STRAẞE ",
-            " strasse ",
-            " \u{212A}abels ",
-            " Kabels ",
-            " kabel ",
-            " café ",
-            " cafe\u{301} ",
-            " cafés ",
-            " user@host ",
-            " user@ ",
-            " kode 503 ",
-            " kode ٥٠٣ ",
-            " va untuk aplikasi ",
-            " vaksin aplikasi ",
-            " va ",
-            " tte sertifikat ",
-            " ttd ",
-            " данные δεδομένα ",
-        ];
-        let set = RegexSet::new(&patterns).unwrap();
-        let PatternSet::Lazy(lazy) = PatternSet::lazy(&patterns).unwrap() else { panic!("not lazy") };
-        let always = lazy.patterns.iter().filter(|p| !p.needs_prefix && !p.needs_suffix).count();
-        assert_eq!(always, 3, "`\\w+@\\w+`, `\\d{{3}}` and `^$` have no usable literal");
-        lazy.matches(" halo ");
-        assert_eq!(lazy.compiled(), always, "a text without their literals compiles no other pattern");
-        // "tidak" and "bisa" hold the literals of `(?i)k[a-z]+s\b` (compiled, no match), but
-        // neither `data` nor `mohon` is there.
-        assert!(lazy.matches(" selamat pagi tidak bisa login ").is_empty());
-        assert_eq!(lazy.compiled(), always + 1);
-        assert!(lazy.patterns[0].compiled.get().is_none() && lazy.patterns[1].compiled.get().is_none());
-        for t in texts {
-            let want: Vec<usize> = set.matches(t).iter().collect();
-            assert_eq!(PatternMatches::Lazy(lazy.matches(t)).iter().collect::<Vec<_>>(), want, "{t:?}");
-            assert_eq!(PatternSet::Set(set.clone()).matches(t).iter().collect::<Vec<_>>(), want);
-        }
-        // Every pattern matched at least one text but `[a&&b]`, and it was never compiled.
-        let matched: std::collections::HashSet<usize> = texts.iter().flat_map(|t| set.matches(t).into_iter()).collect();
-        assert_eq!(matched.len(), patterns.len() - 1, "{matched:?}");
-        assert!(lazy.patterns[9].compiled.get().is_none());
-    }
 
     /// A pattern that does not parse is named under its route for a few messages too, though
     /// nothing is compiled then.
