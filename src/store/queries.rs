@@ -7,7 +7,9 @@ use sqlx::{AnyConnection, AnyPool, Row, any::AnyRow};
 
 use super::blobs::Files;
 use super::{Backend, StoreError};
-use crate::domain::{Channel, EmailAddress, Impact, Language, PendingReason, Priority, TicketStatus, TicketType};
+use crate::domain::{
+    Channel, Direction, EmailAddress, Impact, Language, PendingReason, Priority, TicketStatus, TicketType,
+};
 use crate::ticket::TicketNumber;
 pub use crate::ticket::{Ticket, TicketPatch};
 
@@ -275,18 +277,30 @@ pub async fn touch_ticket(conn: &mut AnyConnection, ticket_id: i64, now: i64) ->
     Ok(())
 }
 
-/// Records a message; its raw bytes go to the files directory first (`files`), and the row names
-/// them, so a crash before the commit leaves at most an unreferenced file.
+/// A mail Loket composed (an acknowledgement, a notification, a relayed reply) of at most this many
+/// bytes stays in its row, beside its text (`body_text`, most of it already): a file for each cost
+/// a new ticket two of its three file writes and their flushes. What arrives, and a larger
+/// composed mail (a notification that carries the requester's files), goes to the files
+/// directory, so the database does not grow by the mail people send.
+pub const INLINE_COMPOSED_MAX: usize = 32 * 1024;
+
+/// Records a message. Its raw bytes go to the files directory first (`files`), and the row names
+/// them, so a crash before the commit leaves at most an unreferenced file; a small composed mail
+/// stays in the row ([`INLINE_COMPOSED_MAX`]).
 pub async fn insert_message(conn: &mut AnyConnection, files: &Files, m: &NewMessage<'_>) -> Result<i64> {
     let to = serde_json::to_string(m.to_addresses).unwrap_or_else(|_| "[]".into());
-    let raw_blob = match m.raw {
-        Some(raw) => Some(files.put(raw).await?),
-        None => None,
+    let (raw, raw_blob) = match m.raw {
+        Some(raw) if m.direction == Direction::Outbound.as_str() && raw.len() <= INLINE_COMPOSED_MAX => {
+            (Some(raw), None)
+        }
+        Some(raw) => (None, Some(files.put(raw).await?)),
+        None => (None, None),
     };
     let r = sqlx::query(
         "INSERT INTO messages (desk, ticket_id, direction, channel, inbox, idempotency_key, message_id, kind, action, \
-         reason, peer_address, from_address, to_addresses, subject, body_text, raw_blob, size, auto_reply, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
+         reason, peer_address, from_address, to_addresses, subject, body_text, raw, raw_blob, size, auto_reply, \
+         created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id",
     )
     .bind(m.desk)
     .bind(m.ticket_id)
@@ -303,6 +317,7 @@ pub async fn insert_message(conn: &mut AnyConnection, files: &Files, m: &NewMess
     .bind(to)
     .bind(m.subject)
     .bind(m.body_text)
+    .bind(raw.map(<[u8]>::to_vec))
     .bind(raw_blob.as_ref().map(|b| b.as_str().to_string()))
     .bind(m.size as i64)
     .bind(m.auto_reply as i64)

@@ -155,11 +155,24 @@ async fn large_files_live_on_disk_and_the_database_grows_by_far_less_than_the_ma
     eprintln!("mail {mail_bytes} bytes; database grew by {growth} bytes; files directory holds {on_disk} bytes");
     assert!(growth < mail_bytes / 20, "the database grew by {growth} bytes for {mail_bytes} bytes of mail");
     assert!(on_disk >= mail_bytes, "the raw mail is in the files directory ({on_disk} of {mail_bytes} bytes)");
-    let rows_with_bytes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(rows_with_bytes, 0, "no row holds raw mail");
+    // No row holds the mail that arrived, nor a notification that carries its file; only the
+    // small mails Loket composed (the acknowledgements) stay in their rows.
+    let in_rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT direction, kind, CAST(length(raw) AS BIGINT) FROM messages WHERE raw IS NOT NULL")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(!in_rows.is_empty(), "the acknowledgements stay in their rows");
+    for (direction, kind, len) in &in_rows {
+        assert_eq!(direction, "out", "a {kind} that arrived is in a row ({len} bytes)");
+        assert!(*len as usize <= store::INLINE_COMPOSED_MAX, "a {kind} of {len} bytes is in a row");
+    }
+    let composed_on_disk: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'out' AND raw_blob IS NOT NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(composed_on_disk, 5, "each notification carrying its 2 MB file is in the files directory");
     assert_every_reference_is_on_disk(&store).await;
 
     // Each file, fetched back from the stored mail, byte for byte.
@@ -182,7 +195,8 @@ async fn large_files_live_on_disk_and_the_database_grows_by_far_less_than_the_ma
 }
 
 /// Acceptance 5 (second half), with a failpoint: the daemon aborts right after writing the
-/// acknowledgement's file, before the transaction commits. Nothing is recorded, the mail stays
+/// agents' notification's file (it carries the mail's file; the acknowledgement is small and stays
+/// in its row), before the transaction commits. Nothing is recorded, the mail stays
 /// in the Maildir, and the files written are orphans; restarted, the daemon makes one ticket;
 /// every file a row names exists; the orphan is swept once older than the grace period, and the
 /// referenced files stay.
@@ -194,6 +208,7 @@ async fn a_crash_between_the_file_and_the_commit_leaves_an_orphan_that_is_swept_
             imap: false,
             maildir: true,
             outbound_smtp: false,
+            agents: true,
             storage_extra: "files_grace_secs = 1\n".into(),
             ..Default::default()
         },
@@ -215,7 +230,7 @@ async fn a_crash_between_the_file_and_the_commit_leaves_an_orphan_that_is_swept_
     );
     std::fs::write(maildir.join("new").join("c1.eml"), &raw).unwrap();
 
-    // Abort after the second file write: the mail's own, then its acknowledgement's.
+    // Abort after the second file write: the mail's own, then its agents' notification's.
     let mut daemon = w.serve_with(&[("LOKET_TEST_ABORT_AFTER_BLOB_WRITE", "2")]);
     let status = daemon.wait_exit();
     assert!(!status.success(), "the failpoint aborted the daemon: {status:?}");
@@ -223,15 +238,15 @@ async fn a_crash_between_the_file_and_the_commit_leaves_an_orphan_that_is_swept_
     let c = store::counts(store.pool()).await.unwrap();
     assert_eq!((c.tickets, c.inbound, c.outbound), (0, 0, 0), "nothing of the uncommitted transaction");
     let orphans: HashSet<String> = files_on_disk(&w.files_dir()).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(orphans.len(), 2, "the mail's file and the acknowledgement's, written before the commit: {orphans:?}");
+    assert_eq!(orphans.len(), 2, "the mail's file and the notification's, written before the commit: {orphans:?}");
     assert!(referenced(&store).await.is_empty());
     assert_eq!(std::fs::read_dir(maildir.join("new")).unwrap().count(), 1, "the mail waits in new/");
 
     // Restarted: the mail is processed once.
     let daemon = w.serve();
-    wait_for("one ticket, its acknowledgement sent", || async {
+    wait_for("one ticket, its acknowledgement and notification sent", || async {
         let c = store::counts(store.pool()).await.unwrap();
-        (c.tickets == 1 && c.outbox_pending == 0 && c.outbox_sent >= 1).then_some(())
+        (c.tickets == 1 && c.outbox_pending == 0 && c.outbox_sent >= 2).then_some(())
     })
     .await;
     drop(daemon);
@@ -240,7 +255,7 @@ async fn a_crash_between_the_file_and_the_commit_leaves_an_orphan_that_is_swept_
     assert_every_reference_is_on_disk(&store).await;
     let refs = referenced(&store).await;
     let left: Vec<String> = orphans.iter().filter(|o| !refs.contains(*o)).cloned().collect();
-    assert_eq!(left.len(), 1, "the first acknowledgement's file is an orphan (the mail's own is used again)");
+    assert_eq!(left.len(), 1, "the first notification's file is an orphan (the mail's own is used again)");
 
     // The sweep (`loket retention` runs it) deletes the orphan once it is older than the grace
     // period, and keeps every referenced file.
