@@ -269,9 +269,10 @@ fn held_out_set_labels_are_catalogue_entries() {
 /// and every training-set message's (`tests/fixtures/eval/routing-train.jsonl`, see its `TRAIN.md`,
 /// `routing-train-pusintek.jsonl`, see `TRAIN-PUSINTEK.md`, `routing-train-3.jsonl`, see `TRAIN-3.md`,
 /// `routing-train-4.jsonl`, see `TRAIN-4.md`, `routing-train-5.jsonl`, see `TRAIN-5.md`,
-/// `routing-train-6.jsonl`, see `TRAIN-6.md`, `routing-train-7.jsonl`, see `TRAIN-7.md`, and
-/// `routing-train-8.jsonl`, see `TRAIN-8.md`; `tests/golden/routing/train-decisions.txt`,
-/// `train-pusintek-decisions.txt`, `train-3-decisions.txt` … `train-8-decisions.txt`): a change to the rules or the scoring shows as a readable diff of
+/// `routing-train-6.jsonl`, see `TRAIN-6.md`, `routing-train-7.jsonl`, see `TRAIN-7.md`,
+/// `routing-train-8.jsonl`, see `TRAIN-8.md`, and `routing-train-9.jsonl`, see `TRAIN-9.md`;
+/// `tests/golden/routing/train-decisions.txt`, `train-pusintek-decisions.txt`,
+/// `train-3-decisions.txt` … `train-9-decisions.txt`): a change to the rules or the scoring shows as a readable diff of
 /// the lines it moves. The impact column names the scope class behind an incident's impact (`-` when
 /// no class reached the threshold); the last column is the label, `=` where the decision agrees
 /// with it.
@@ -288,6 +289,7 @@ fn dev_and_train_set_decisions_golden_tables() {
         ("routing-train-6", "train-6", 228),
         ("routing-train-7", "train-7", 242),
         ("routing-train-8", "train-8", 224),
+        ("routing-train-9", "train-9", 161),
     ] {
         let table = decisions_table(&format!("{set}.jsonl"));
         g.check_text(std::path::Path::new(&format!("routing/{golden}-decisions.txt")), &table);
