@@ -466,7 +466,8 @@ impl DeskRules {
     /// in, and what the route patterns' needles held: one pass of the automaton over each text.
     fn find(&self, text: &Text) -> (HashSet<usize>, Vec<(usize, usize)>, Held) {
         let mut held = self.patterns.held();
-        let mut in_subject = HashSet::default();
+        // Sized for a usual message's hits, so that neither grows while the automaton runs.
+        let mut in_subject = HashSet::with_capacity_and_hasher(16, Default::default());
         for m in self.automaton.find_overlapping_iter(&text.subject) {
             let id = m.pattern().as_usize();
             match id.checked_sub(self.phrases.len()) {
@@ -476,7 +477,7 @@ impl DeskRules {
                 Some(needle) => self.patterns.hold(&mut held, needle, &text.subject, m.end(), Field::Subject),
             }
         }
-        let mut located = Vec::new();
+        let mut located = Vec::with_capacity(64);
         for m in self.automaton.find_overlapping_iter(&text.body) {
             let id = m.pattern().as_usize();
             match id.checked_sub(self.phrases.len()) {

@@ -120,7 +120,7 @@ pub fn normalize_sentences(text: &str, synonyms: &HashMap<String, String>) -> (S
     let mut out = String::with_capacity(text.len() + 16);
     out.push(' ');
     let mut ends = Vec::new();
-    let mut folded = String::new();
+    let mut folded = String::with_capacity(text.len() + 1);
     for s in sentences(text) {
         folded.clear();
         fold_into(s, &mut folded);
