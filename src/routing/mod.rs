@@ -312,6 +312,21 @@ impl Line {
         self
     }
 
+    /// "category/subcategory scored N.N": how a decision's line names its route.
+    pub(crate) fn route_scored(self, route: &rules::CompiledRoute, score: f64) -> Self {
+        self.s(&route.category).s("/").s(&route.subcategory).s(" scored ").tenths(score)
+    }
+
+    /// "scope class `name`": how an impact reason's line names its class.
+    pub(crate) fn scope_class(name: &str) -> Self {
+        Self::new().s("scope class `").s(name)
+    }
+
+    /// A line that starts with [`Line::route_scored`].
+    pub(crate) fn scored(route: &rules::CompiledRoute, score: f64) -> Self {
+        Self::new().route_scored(route, score)
+    }
+
     pub(crate) fn done(self) -> String {
         self.0
     }
@@ -1174,12 +1189,7 @@ impl DeskRules {
                 let mut rs = Vec::with_capacity(if cue_reasons.on() { 32 } else { 0 });
                 if cue_reasons.on() {
                     rs.push(
-                        Line::new()
-                            .s(&route.category)
-                            .s("/")
-                            .s(&route.subcategory)
-                            .s(" scored ")
-                            .tenths(best_score)
+                        Line::scored(route, best_score)
                             .s(" (threshold ")
                             .tenths(self.threshold)
                             .s(", runner-up ")
@@ -1208,11 +1218,7 @@ impl DeskRules {
                 RouteDecision::triage(
                     Line::new()
                         .s("best route ")
-                        .s(&r.category)
-                        .s("/")
-                        .s(&r.subcategory)
-                        .s(" scored ")
-                        .tenths(best_score)
+                        .route_scored(r, best_score)
                         .s(", below the threshold ")
                         .tenths(self.threshold)
                         .done(),
@@ -1302,9 +1308,7 @@ impl DeskRules {
             for found in scope::counts(words, &self.impact_counts) {
                 impact_score[found.class] += self.impact_threshold;
                 cue_reasons.add(|| {
-                    Line::new()
-                        .s("scope class `")
-                        .s(&self.impact_classes[found.class].0)
+                    Line::scope_class(&self.impact_classes[found.class].0)
                         .s("` from the count \"")
                         .s(&found.text)
                         .s("\" (")
@@ -1322,9 +1326,7 @@ impl DeskRules {
             {
                 impact_score[due.class] += self.impact_threshold;
                 cue_reasons.add(|| {
-                    Line::new()
-                        .s("scope class `")
-                        .s(&self.impact_classes[due.class].0)
+                    Line::scope_class(&self.impact_classes[due.class].0)
                         .s("` from the duty due soon \"")
                         .s(&text)
                         .s("\" +")
@@ -1337,9 +1339,7 @@ impl DeskRules {
                 if let Some(span) = scope::pair_found(words, pair) {
                     impact_score[pair.class] += self.impact_threshold;
                     cue_reasons.add(|| {
-                        Line::new()
-                            .s("scope class `")
-                            .s(&self.impact_classes[pair.class].0)
+                        Line::scope_class(&self.impact_classes[pair.class].0)
                             .s("` from ")
                             .s(&pair.name)
                             .s(" \"")

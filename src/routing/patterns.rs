@@ -15,7 +15,6 @@
 //! and body joined: a phrase no longer runs from the subject's last word into the body's first
 //! (the two are separate texts; test `a_phrase_does_not_run_from_the_subject_into_the_body`).
 
-use std::cell::OnceCell;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -189,8 +188,8 @@ impl RoutePatterns {
         ascii: bool,
         joined: impl FnOnce() -> String,
     ) -> Vec<usize> {
-        let text = OnceCell::new();
-        let mut joined = Some(joined);
+        // Joined once, by the first pattern whose regex must run.
+        let (mut joined, mut text) = (Some(joined), None);
         let mut found = Vec::new();
         for (i, p) in self.patterns.iter().enumerate() {
             let bits = held.0[i] >> BODY | if subject { held.0[i] & 7 } else { 0 };
@@ -199,7 +198,7 @@ impl RoutePatterns {
             } else if (p.needs_start && bits & START == 0) || (p.needs_end && bits & END == 0) {
                 false
             } else {
-                let t = text.get_or_init(|| joined.take().map(|f| f()).unwrap_or_default());
+                let t: &String = text.get_or_insert_with(|| joined.take().map_or_else(String::new, |f| f()));
                 p.regex().is_some_and(|r| r.is_match(t))
             };
             if hit {
