@@ -318,14 +318,23 @@ async fn kills_during_ingest_leave_no_row_naming_a_missing_file() {
         }
         let files_before = files_on_disk(&w.files_dir()).len();
         let mut daemon = w.serve();
-        // A random point: once 1 to 25 more files were written (a file is written before its
+        // A random point: once 1 to 12 more files were written (a file is written before its
         // transaction commits), or the mail ran out.
-        let more = 1 + rng.next(25) as usize;
-        wait_for("progress before the kill", || async {
-            let c = store::counts(store.pool()).await.unwrap();
-            (files_on_disk(&w.files_dir()).len() >= files_before + more || c.tickets >= total).then_some(())
-        })
-        .await;
+        // The files are counted every few milliseconds (a `wait_for` tick lets a fast daemon
+        // write dozens between looks, and the mail would run out before the kills do); the
+        // store is asked only now and then whether the mail ran out.
+        let more = 1 + rng.next(12) as usize;
+        let start = std::time::Instant::now();
+        for look in 0u32.. {
+            if files_on_disk(&w.files_dir()).len() >= files_before + more {
+                break;
+            }
+            if look % 20 == 19 && store::counts(store.pool()).await.unwrap().tickets >= total {
+                break;
+            }
+            assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for progress before the kill");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         daemon.kill9();
         kills += 1;
         assert_every_reference_is_on_disk(&store).await;
