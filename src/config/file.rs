@@ -60,7 +60,7 @@ pub struct StorageConfig {
     /// SQLite `synchronous` pragma: `full` (default; a commit survives power loss) or `normal`.
     #[serde(default)]
     pub sqlite_synchronous: SqliteSynchronous,
-    /// Directory of the content-addressed files: raw mail and chat files (`ab/cd/<sha256>`).
+    /// Directory of the content-addressed files: raw mail and chat files (`ab/<sha256>`).
     /// Default: `files` beside the SQLite file, `var/files` with PostgreSQL. Instances sharing a
     /// PostgreSQL store must share it too (one path on shared storage).
     #[serde(default)]

@@ -2,8 +2,9 @@
 //! the SHA-256 of its bytes ([`BlobId`]); the database keeps only that name (`messages.raw_blob`,
 //! `attachments.content_blob`, `quarantine.raw_blob`). [`BlobStore`] is the interface (put, sync,
 //! get, delete, list), ready for an object store shared by several machines; [`LocalDir`] keeps
-//! blobs in a directory (`ab/cd/<sha256>`, each written to a temporary file, flushed, renamed, the
-//! names flushed; files 0600, directories 0700).
+//! blobs in a directory (`ab/<sha256>`, each written to a temporary file, flushed, renamed, the
+//! names flushed; files 0600, directories 0700; blobs written by earlier versions under
+//! `ab/cd/<sha256>` are still read, renewed, listed and deleted where they are).
 //!
 //! The order that keeps a row from ever naming a missing file: a blob is written (and synced)
 //! *before* the transaction that references it commits. `put` only stages the bytes (a
@@ -93,7 +94,9 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     fn list(&self, partial_before: i64) -> io::Result<Vec<(BlobId, i64)>>;
 }
 
-/// Blobs in a local directory: `DIR/ab/cd/<sha256>`.
+/// Blobs in a local directory: `DIR/ab/<sha256>` — 256 directories, made once, so a new blob is
+/// one new file and not also a new directory (a second level, `ab/cd/`, as earlier versions
+/// wrote it, cost an inode and a directory flush per blob; such blobs stay where they are).
 #[derive(Debug)]
 pub struct LocalDir {
     root: PathBuf,
@@ -170,6 +173,12 @@ impl LocalDir {
     }
 
     fn path(&self, id: &BlobId) -> PathBuf {
+        let s = id.as_str();
+        self.root.join(&s[..2]).join(s)
+    }
+
+    /// Where earlier versions wrote `id`: `DIR/ab/cd/<sha256>`.
+    fn legacy_path(&self, id: &BlobId) -> PathBuf {
         let s = id.as_str();
         self.root.join(&s[..2]).join(&s[2..4]).join(s)
     }
@@ -301,7 +310,8 @@ impl LocalDir {
 impl BlobStore for LocalDir {
     fn put(&self, bytes: &[u8]) -> io::Result<BlobId> {
         let id = BlobId::of(bytes);
-        if lock(&self.staged).contains_key(&id) || Self::touch(&self.path(&id))? {
+        if lock(&self.staged).contains_key(&id) || Self::touch(&self.path(&id))? || Self::touch(&self.legacy_path(&id))?
+        {
             return Ok(id);
         }
         lock(&self.staged).entry(id.clone()).or_insert_with(|| bytes.into());
@@ -333,31 +343,42 @@ impl BlobStore for LocalDir {
         if let Some(bytes) = lock(&self.staged).get(id) {
             return Ok(Some(bytes.to_vec()));
         }
-        match std::fs::read(self.path(id)) {
-            Ok(bytes) if BlobId::of(&bytes) == *id => Ok(Some(bytes)),
-            Ok(_) => {
-                Err(io::Error::new(io::ErrorKind::InvalidData, format!("blob {id}: its bytes do not match its name")))
+        for path in [self.path(id), self.legacy_path(id)] {
+            match std::fs::read(path) {
+                Ok(bytes) if BlobId::of(&bytes) == *id => return Ok(Some(bytes)),
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("blob {id}: its bytes do not match its name"),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
         }
+        Ok(None)
     }
 
     fn delete(&self, id: &BlobId, written_before: i64) -> io::Result<bool> {
-        let path = self.path(id);
-        match std::fs::metadata(&path) {
-            Ok(meta) if mtime_ms(&meta) >= written_before => return Ok(false),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(e),
+        // Both places are checked first: a blob renewed in either is kept in both.
+        let mut found = Vec::with_capacity(1);
+        for path in [self.path(id), self.legacy_path(id)] {
+            match std::fs::metadata(&path) {
+                Ok(meta) if mtime_ms(&meta) >= written_before => return Ok(false),
+                Ok(_) => found.push(path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        if let Some(dir) = path.parent() {
-            sync_dir(dir)?;
+        for path in found {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(dir) = path.parent() {
+                sync_dir(dir)?;
+            }
         }
         Ok(true)
     }
@@ -371,30 +392,47 @@ impl BlobStore for LocalDir {
                 Err(e) => Err(e),
             }
         };
+        let mut file = |f: std::fs::DirEntry| -> io::Result<()> {
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            let meta = match f.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if let Some(id) = BlobId::parse(&name) {
+                out.push((id, mtime_ms(&meta)));
+            } else if name.starts_with(TMP_PREFIX) && mtime_ms(&meta) < partial_before {
+                let _ = std::fs::remove_file(f.path());
+            }
+            Ok(())
+        };
         for a in entries(&self.root)? {
             if !a.file_type()?.is_dir() {
                 continue;
             }
             for b in entries(&a.path())? {
                 if !b.file_type()?.is_dir() {
+                    file(b)?;
                     continue;
                 }
+                // An earlier version's second level, `ab/cd/`.
                 for f in entries(&b.path())? {
-                    let name = f.file_name();
-                    let name = name.to_string_lossy();
-                    let meta = match f.metadata() {
-                        Ok(m) => m,
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(e),
-                    };
-                    if let Some(id) = BlobId::parse(&name) {
-                        out.push((id, mtime_ms(&meta)));
-                    } else if name.starts_with(TMP_PREFIX) && mtime_ms(&meta) < partial_before {
-                        let _ = std::fs::remove_file(f.path());
+                    if !f.file_type()?.is_dir() {
+                        file(f)?;
                     }
                 }
             }
         }
+        // A blob in both places (written again by this version) is one blob, at its newest time.
+        out.sort();
+        out.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                earlier.1 = earlier.1.max(later.1);
+            }
+            same
+        });
         Ok(out)
     }
 }
@@ -674,13 +712,13 @@ mod tests {
         assert_eq!(a, BlobId::of(b"raw mail"));
         assert_eq!(store.get(&a).unwrap().as_deref(), Some(&b"raw mail"[..]));
         assert_eq!(store.put(b"raw mail").unwrap(), a, "the same bytes, the same name");
-        let path = root.join(&a.as_str()[..2]).join(&a.as_str()[2..4]).join(a.as_str());
+        let path = root.join(&a.as_str()[..2]).join(a.as_str());
         assert!(!path.exists(), "staged, not written before the sync");
         assert_eq!(store.sync().unwrap(), 1, "staged once");
         assert_eq!(std::fs::read(&path).unwrap(), b"raw mail");
         assert_eq!(store.sync().unwrap(), 0, "nothing left staged");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        for d in [&root, &root.join(&a.as_str()[..2]), path.parent().unwrap()] {
+        for d in [&root, path.parent().unwrap()] {
             assert_eq!(std::fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
         }
         let listed = store.list(0).unwrap();
@@ -694,7 +732,7 @@ mod tests {
         // A file whose bytes do not match its name is refused, not returned.
         let b = store.put(b"other").unwrap();
         store.sync().unwrap();
-        let bpath = root.join(&b.as_str()[..2]).join(&b.as_str()[2..4]).join(b.as_str());
+        let bpath = root.join(&b.as_str()[..2]).join(b.as_str());
         std::fs::write(&bpath, b"tampered").unwrap();
         assert!(store.get(&b).is_err());
         // A partial write left by a crash goes once it is old.
@@ -704,6 +742,48 @@ mod tests {
         assert!(partial.exists());
         store.list(i64::MAX).unwrap();
         assert!(!partial.exists());
+    }
+
+    /// Blobs an earlier version wrote under `ab/cd/<sha256>` are read, renewed (not written
+    /// again), listed and deleted where they are; new blobs go to `ab/<sha256>`.
+    #[test]
+    fn blobs_in_the_earlier_two_level_layout_stay_readable_and_deletable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("files");
+        let store = LocalDir::new(&root);
+        let old = BlobId::of(b"written by 0.1");
+        let s = old.as_str();
+        let old_path = root.join(&s[..2]).join(&s[2..4]).join(s);
+        std::fs::create_dir_all(old_path.parent().unwrap()).unwrap();
+        std::fs::write(&old_path, b"written by 0.1").unwrap();
+        let long_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&old_path).unwrap().set_modified(long_ago).unwrap();
+        assert_eq!(store.get(&old).unwrap().as_deref(), Some(&b"written by 0.1"[..]));
+        let listed = store.list(0).unwrap();
+        assert_eq!(listed.len(), 1);
+        let listed_at = listed[0].1;
+        // Put again: renewed where it is, nothing staged, no second copy.
+        assert_eq!(store.put(b"written by 0.1").unwrap(), old);
+        assert_eq!(store.sync().unwrap(), 0, "an existing blob is not written again");
+        assert!(!store.path(&old).exists());
+        let listed = store.list(0).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].1 > listed_at, "renewed: {} > {listed_at}", listed[0].1);
+        // A new blob beside it in the one-level layout; both listed, each deleted where it is.
+        let new = store.put(b"written now").unwrap();
+        store.sync().unwrap();
+        assert!(store.path(&new).is_file());
+        let mut ids: Vec<BlobId> = store.list(0).unwrap().into_iter().map(|(id, _)| id).collect();
+        ids.sort();
+        let mut want = vec![old.clone(), new.clone()];
+        want.sort();
+        assert_eq!(ids, want);
+        assert!(!store.delete(&old, listed_at).unwrap(), "renewed after the cut-off: kept");
+        assert!(store.delete(&old, i64::MAX).unwrap());
+        assert!(!old_path.exists());
+        assert!(store.get(&old).unwrap().is_none());
+        assert!(store.delete(&new, i64::MAX).unwrap());
+        assert!(store.list(0).unwrap().is_empty());
     }
 
     #[test]
@@ -726,8 +806,7 @@ mod tests {
         std::fs::remove_file(&root).unwrap();
         assert_eq!(store.sync().unwrap(), 2, "both written by the next sync");
         for (id, bytes) in [(&a, &b"mail one"[..]), (&b, &b"mail two"[..])] {
-            let path = root.join(&id.as_str()[..2]).join(&id.as_str()[2..4]).join(id.as_str());
-            assert_eq!(std::fs::read(path).unwrap(), bytes);
+            assert_eq!(std::fs::read(store.path(id)).unwrap(), bytes);
         }
         // A blob whose name is taken by a directory cannot be renamed into place: the sync fails,
         // leaves no temporary file behind, and the blob stays staged.
