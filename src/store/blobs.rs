@@ -225,18 +225,17 @@ impl LocalDir {
 }
 
 impl LocalDir {
-    /// Writes one blob to a new temporary file beside its name and returns the file's path.
-    fn write_tmp(&self, id: &BlobId, bytes: &[u8]) -> io::Result<PathBuf> {
+    /// Writes one blob to a new temporary file beside its name (its bytes flushed through the
+    /// same handle when `flush`) and returns the file's path.
+    fn write_tmp(&self, id: &BlobId, bytes: &[u8], flush: bool) -> io::Result<PathBuf> {
         let dir = self.dir_of(id);
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
         let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(random)));
-        let written = std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(bytes));
+        let written = std::fs::File::options().write(true).create_new(true).mode(0o600).open(&tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            if flush { f.sync_all() } else { Ok(()) }
+        });
         match written {
             Ok(()) => Ok(tmp),
             Err(e) => {
@@ -256,15 +255,17 @@ impl LocalDir {
         for d in dirs {
             self.make_dirs(d, &mut to_sync)?;
         }
+        // Each file flushed by the thread that wrote it, unless one `syncfs` flushes them all.
+        let each_file = !self.whole_fs;
         let tmps = Mutex::new(Vec::with_capacity(staged.len()));
         let written = in_parallel(staged, |(id, bytes)| {
-            let tmp = self.write_tmp(id, bytes)?;
+            let tmp = self.write_tmp(id, bytes, each_file)?;
             lock(&tmps).push((tmp, self.path(id)));
             Ok(())
         });
         let tmps = tmps.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let renamed = written
-            .and_then(|()| match self.syncfs()? {
+            .and_then(|()| match each_file || self.syncfs()? {
                 true => Ok(()),
                 false => in_parallel(&tmps, |(tmp, _)| std::fs::File::open(tmp)?.sync_all()),
             })
