@@ -8,7 +8,8 @@
 //! inbox) and 64 per transaction (group commit, an intake round under load), each beside the
 //! reference measured in the same run: a bare SQLite loop (sqlx's own SQLite driver, no Loket)
 //! on the same disk writing ten rows per message, one of them a 4 KB body, committed at the same
-//! batch size. Under `cargo test` (no `--bench` argument) it runs a small smoke check instead
+//! batch size; with `LOKET_BENCH_PG_URL`, the pipeline on PostgreSQL beside the same loop through
+//! sqlx's PostgreSQL driver on the same server. Under `cargo test` (no `--bench` argument) it runs a small smoke check instead
 //! and verifies the outcomes.
 
 #[path = "common/mod.rs"]
@@ -128,6 +129,36 @@ async fn bare_sqlite(n: usize, sync: &str, batch: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The same reference on PostgreSQL: a fresh database next to `pg_admin`, the same ten rows per
+/// message through sqlx's own PostgreSQL driver, `batch` messages per commit, the server's
+/// durability settings (`fsync` on, `synchronous_commit` on). Messages per second.
+async fn bare_postgres(n: usize, pg_admin: &str, batch: usize) -> f64 {
+    use sqlx::{Connection, Executor};
+    let url = fresh_url(Path::new("."), Some(pg_admin)).await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("PostgreSQL");
+    conn.execute("CREATE TABLE rows (id BIGSERIAL PRIMARY KEY, message BIGINT NOT NULL, body TEXT NOT NULL)")
+        .await
+        .unwrap();
+    let (big, small) = ("x".repeat(4096), "y".repeat(100));
+    let start = Instant::now();
+    for first in (0..n).step_by(batch) {
+        let mut tx = conn.begin().await.unwrap();
+        for m in first..(first + batch).min(n) {
+            for r in 0..10 {
+                sqlx::query("INSERT INTO rows (message, body) VALUES ($1, $2)")
+                    .bind(m as i64)
+                    .bind(if r == 0 { &big } else { &small })
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+        }
+        #[allow(clippy::disallowed_methods)] // the bare reference loop: plain sqlx, no Loket
+        tx.commit().await.unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -177,13 +208,12 @@ fn main() {
         let mut r = rt.block_on(run(&mails, sync, pg, batch));
         r.per.sort();
         let rate = mails.len() as f64 / r.total.as_secs_f64();
-        let reference = match pg {
-            None if bare => {
-                let bare = rt.block_on(bare_sqlite(mails.len(), sync, batch));
-                format!("; bare loop {bare:.0}/s, ratio {:.2}", rate / bare)
-            }
-            _ => String::new(),
-        };
+        let reference = match (bare, pg) {
+            (false, _) => None,
+            (true, None) => Some(rt.block_on(bare_sqlite(mails.len(), sync, batch))),
+            (true, Some(admin)) => Some(rt.block_on(bare_postgres(mails.len(), admin, batch))),
+        }
+        .map_or(String::new(), |bare| format!("; bare loop {bare:.0}/s, ratio {:.2}", rate / bare));
         println!(
             "  {name:<14} batch {batch:>2} {rate:>8.0} mails/s  ({} created, {} appended; total {:.2} s; p50 {:?} p99 {:?}{reference})",
             r.created,
