@@ -242,6 +242,7 @@ impl Pipeline {
             return self.commit_one(desk, ib, m).await.map(|o| vec![o]);
         }
         let mut tx = self.store.begin().await?;
+        let mut savepoint = store::MessageSavepoint::default();
         let mut done = Vec::with_capacity(batch.len());
         for m in batch {
             let parsed = parse::parse(m.raw);
@@ -254,7 +255,7 @@ impl Pipeline {
                 Ok(mail) => {
                     let delay = mail.date_ms.map(|d| m.now - d);
                     (
-                        self.apply_or_quarantine(Some(&mut tx), desk, ib, m, mail).await?.0,
+                        self.apply_or_quarantine(Some((&mut tx, &mut savepoint)), desk, ib, m, mail).await?.0,
                         Some(loopguard::classify(mail, &desk.own_addresses)),
                         delay,
                     )
@@ -314,7 +315,7 @@ impl Pipeline {
     /// that cannot be processed never stalls the inbox behind it. A temporary error is returned.
     async fn apply_or_quarantine(
         &self,
-        mut batch: Option<&mut store::Tx>,
+        mut batch: Option<(&mut store::Tx, &mut store::MessageSavepoint)>,
         desk: &Desk,
         ib: &InboxConfig,
         m: &Incoming<'_>,
@@ -322,8 +323,8 @@ impl Pipeline {
     ) -> Result<(Outcome, bool), PipelineError> {
         let mut last = None;
         for _ in 0..2 {
-            let attempt = match batch.as_deref_mut() {
-                Some(tx) => self.apply_under_savepoint(tx, desk, ib, m, mail).await,
+            let attempt = match batch.as_mut() {
+                Some((tx, savepoint)) => self.apply_under_savepoint(tx, savepoint, desk, ib, m, mail).await,
                 None => self.apply_and_commit(desk, ib, m, mail).await,
             };
             match attempt {
@@ -342,28 +343,28 @@ impl Pipeline {
         tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
         let reason = format!("cannot be processed: {e}");
         let outcome = match batch {
-            Some(tx) => self.quarantine_in(tx, desk, ib, m.raw, m.raw.len(), &reason, m.now).await?,
+            Some((tx, _)) => self.quarantine_in(tx, desk, ib, m.raw, m.raw.len(), &reason, m.now).await?,
             None => self.quarantine(desk, ib, m.raw, m.raw.len(), &reason, m.now).await?,
         };
         Ok((outcome, false))
     }
 
+    /// One message of a batch under its savepoint: kept open on success (the next message's
+    /// start or the commit ends it), rolled back to on failure.
     async fn apply_under_savepoint(
         &self,
         tx: &mut store::Tx,
+        savepoint: &mut store::MessageSavepoint,
         desk: &Desk,
         ib: &InboxConfig,
         m: &Incoming<'_>,
         mail: &ParsedMail,
     ) -> Result<Outcome, PipelineError> {
-        store::savepoint(tx).await?;
+        savepoint.start(tx).await?;
         match self.apply(tx, desk, ib, m.raw, mail, m.now, false).await {
-            Ok(outcome) => {
-                store::release_savepoint(tx).await?;
-                Ok(outcome)
-            }
+            Ok(outcome) => Ok(outcome),
             Err(e) => {
-                store::rollback_to_savepoint(tx).await?;
+                savepoint.undo(tx).await?;
                 Err(e)
             }
         }

@@ -319,3 +319,81 @@ async fn poison_messages_are_quarantined_while_the_rest_flows() {
     assert!(!daemon.log_text().contains("panicked"));
     drop(daemon);
 }
+
+/// Group commit's savepoints on both backends: in one batch, every other message fails after it
+/// wrote its ticket (a trigger refuses its message row, a permanent error), the first and the
+/// last among them. Each failing message is rolled back alone — its ticket too — and
+/// quarantined; the ones between commit with everything of theirs; delivered again, nothing
+/// doubles.
+async fn failures_inside_a_batch(pg: bool) {
+    let w = World::new(
+        if pg { "batchsp-pg" } else { "batchsp-sqlite" },
+        WorldOptions { imap: false, pg, outbound_smtp: false, ..Default::default() },
+    )
+    .await;
+    let (p, store) = pipeline(&w).await;
+    let refuse = if pg {
+        vec![
+            "CREATE FUNCTION refuse_racun() RETURNS trigger AS $$ BEGIN \
+             IF NEW.direction = 'in' AND NEW.subject LIKE '%RACUN%' THEN \
+             RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_racun BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_racun()",
+        ]
+    } else {
+        vec![
+            "CREATE TRIGGER refuse_racun BEFORE INSERT ON messages \
+             WHEN NEW.direction = 'in' AND NEW.subject LIKE '%RACUN%' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ]
+    };
+    for sql in refuse {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
+    }
+    let now = 1_767_578_400_000; // 2026-01-05 09:00 WIB
+    let raws: Vec<Vec<u8>> = (0..7)
+        .map(|i| {
+            let subject = if i % 2 == 0 { format!("RACUN {i}") } else { format!("Aplikasi error {i}") };
+            mail(
+                &w.addr(&format!("s{i}")),
+                &w.desk_addr,
+                &subject,
+                &format!("{}-sp{i}@example.test", w.tag),
+                "",
+                "Aplikasi error.",
+            )
+        })
+        .collect();
+    let batch: Vec<loket::pipeline::Incoming<'_>> =
+        raws.iter().map(|raw| loket::pipeline::Incoming { raw, now }).collect();
+    let actions: Vec<Action> =
+        p.process_batch("hero", &batch).await.into_iter().map(|r| r.expect("no temporary error").action).collect();
+    use Action::{Created as C, Quarantined as Q};
+    assert_eq!(actions, [Q, C, Q, C, Q, C, Q]);
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.tickets, c.inbound), (3, 3), "only the three good messages, each one ticket");
+    let quarantined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(quarantined, 4);
+    let refused: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE subject LIKE '%RACUN%'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(refused, 0, "a failing message's ticket is rolled back with it");
+    let acks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE kind = 'acknowledgement'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(acks, 3, "each good message's acknowledgement committed");
+    let again: Vec<Action> = p.process_batch("hero", &batch).await.into_iter().map(|r| r.unwrap().action).collect();
+    assert!(again.iter().all(|a| *a == Action::Duplicate), "{again:?}");
+    assert_eq!(store::counts(store.pool()).await.unwrap().tickets, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_inside_a_batch_roll_back_alone_on_sqlite() {
+    failures_inside_a_batch(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_inside_a_batch_roll_back_alone_on_postgres() {
+    failures_inside_a_batch(true).await;
+}
