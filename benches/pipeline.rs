@@ -93,6 +93,33 @@ async fn run(mails: &[Vec<u8>], sync: &str, pg_admin: Option<&str>, batch: usize
     Run { total: start.elapsed(), per, created, appended }
 }
 
+/// The bare loop itself, the same for each driver (a macro: sqlx's generic bounds for "any
+/// connection of driver X" would be longer than the loop): `n` messages of ten rows, one of them a
+/// 4 KB body, `batch` messages per commit; messages per second.
+macro_rules! bare_loop {
+    ($conn:ident, $insert:expr, $n:expr, $batch:expr) => {{
+        let (n, batch) = ($n, $batch);
+        let (big, small) = ("x".repeat(4096), "y".repeat(100));
+        let start = Instant::now();
+        for first in (0..n).step_by(batch) {
+            let mut tx = $conn.begin().await.unwrap();
+            for m in first..(first + batch).min(n) {
+                for r in 0..10 {
+                    sqlx::query($insert)
+                        .bind(m as i64)
+                        .bind(if r == 0 { &big } else { &small })
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+            }
+            #[allow(clippy::disallowed_methods)] // the bare reference loop: plain sqlx, no Loket
+            tx.commit().await.unwrap();
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    }};
+}
+
 /// The reference: `n` messages of ten rows each (one a 4 KB body, nine of 100 bytes) written by
 /// a bare loop through sqlx's SQLite driver on the same disk, `batch` messages per commit, WAL,
 /// the same `synchronous`. Messages per second.
@@ -109,24 +136,7 @@ async fn bare_sqlite(n: usize, sync: &str, batch: usize) -> f64 {
     conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, message INTEGER NOT NULL, body TEXT NOT NULL)")
         .await
         .unwrap();
-    let (big, small) = ("x".repeat(4096), "y".repeat(100));
-    let start = Instant::now();
-    for first in (0..n).step_by(batch) {
-        let mut tx = conn.begin().await.unwrap();
-        for m in first..(first + batch).min(n) {
-            for r in 0..10 {
-                sqlx::query("INSERT INTO rows (message, body) VALUES (?1, ?2)")
-                    .bind(m as i64)
-                    .bind(if r == 0 { &big } else { &small })
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
-            }
-        }
-        #[allow(clippy::disallowed_methods)] // the bare reference loop: plain sqlx, no Loket
-        tx.commit().await.unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+    bare_loop!(conn, "INSERT INTO rows (message, body) VALUES (?1, ?2)", n, batch)
 }
 
 /// The same reference on PostgreSQL: a fresh database next to `pg_admin`, the same ten rows per
@@ -139,24 +149,7 @@ async fn bare_postgres(n: usize, pg_admin: &str, batch: usize) -> f64 {
     conn.execute("CREATE TABLE rows (id BIGSERIAL PRIMARY KEY, message BIGINT NOT NULL, body TEXT NOT NULL)")
         .await
         .unwrap();
-    let (big, small) = ("x".repeat(4096), "y".repeat(100));
-    let start = Instant::now();
-    for first in (0..n).step_by(batch) {
-        let mut tx = conn.begin().await.unwrap();
-        for m in first..(first + batch).min(n) {
-            for r in 0..10 {
-                sqlx::query("INSERT INTO rows (message, body) VALUES ($1, $2)")
-                    .bind(m as i64)
-                    .bind(if r == 0 { &big } else { &small })
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
-            }
-        }
-        #[allow(clippy::disallowed_methods)] // the bare reference loop: plain sqlx, no Loket
-        tx.commit().await.unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+    bare_loop!(conn, "INSERT INTO rows (message, body) VALUES ($1, $2)", n, batch)
 }
 
 fn main() {
