@@ -177,10 +177,11 @@ impl LocalDir {
         self.root.join(&s[..2]).join(s)
     }
 
-    /// Where earlier versions wrote `id`: `DIR/ab/cd/<sha256>`.
-    fn legacy_path(&self, id: &BlobId) -> PathBuf {
+    /// Every place `id` may be, newest layout first: `DIR/ab/<sha256>`, then where earlier
+    /// versions wrote it, `DIR/ab/cd/<sha256>`.
+    fn places(&self, id: &BlobId) -> [PathBuf; 2] {
         let s = id.as_str();
-        self.root.join(&s[..2]).join(&s[2..4]).join(s)
+        [self.path(id), self.root.join(&s[..2]).join(&s[2..4]).join(s)]
     }
 
     /// Renews the time of an existing blob; false when there is none.
@@ -311,9 +312,13 @@ impl LocalDir {
 impl BlobStore for LocalDir {
     fn put(&self, bytes: &[u8]) -> io::Result<BlobId> {
         let id = BlobId::of(bytes);
-        if lock(&self.staged).contains_key(&id) || Self::touch(&self.path(&id))? || Self::touch(&self.legacy_path(&id))?
-        {
+        if lock(&self.staged).contains_key(&id) {
             return Ok(id);
+        }
+        for place in self.places(&id) {
+            if Self::touch(&place)? {
+                return Ok(id);
+            }
         }
         lock(&self.staged).entry(id.clone()).or_insert_with(|| bytes.into());
         Ok(id)
@@ -344,7 +349,7 @@ impl BlobStore for LocalDir {
         if let Some(bytes) = lock(&self.staged).get(id) {
             return Ok(Some(bytes.to_vec()));
         }
-        for path in [self.path(id), self.legacy_path(id)] {
+        for path in self.places(id) {
             match std::fs::read(path) {
                 Ok(bytes) if BlobId::of(&bytes) == *id => return Ok(Some(bytes)),
                 Ok(_) => {
@@ -363,7 +368,7 @@ impl BlobStore for LocalDir {
     fn delete(&self, id: &BlobId, written_before: i64) -> io::Result<bool> {
         // Both places are checked first: a blob renewed in either is kept in both.
         let mut found = Vec::with_capacity(1);
-        for path in [self.path(id), self.legacy_path(id)] {
+        for path in self.places(id) {
             match std::fs::metadata(&path) {
                 Ok(meta) if mtime_ms(&meta) >= written_before => return Ok(false),
                 Ok(_) => found.push(path),
@@ -425,7 +430,8 @@ impl BlobStore for LocalDir {
                 }
             }
         }
-        // A blob in both places (written again by this version) is one blob, at its newest time.
+        // A blob in both places is one blob, at its newest time. (This version never writes a
+        // second copy; an earlier build run again after it may.)
         out.sort();
         out.dedup_by(|later, earlier| {
             let same = later.0 == earlier.0;

@@ -324,17 +324,18 @@ async fn kills_during_ingest_leave_no_row_naming_a_missing_file() {
         // write dozens between looks, and the mail would run out before the kills do); the
         // store is asked only now and then whether the mail ran out.
         let more = 1 + rng.next(12) as usize;
-        let start = std::time::Instant::now();
-        for look in 0u32.. {
-            if files_on_disk(&w.files_dir()).len() >= files_before + more {
-                break;
+        let mut look = 0u32;
+        wait_for_every("progress before the kill", Duration::from_millis(5), || {
+            look += 1;
+            let ask_store = look.is_multiple_of(20);
+            let (w, store) = (&w, &store);
+            async move {
+                let written = files_on_disk(&w.files_dir()).len() >= files_before + more;
+                let ran_out = ask_store && store::counts(store.pool()).await.unwrap().tickets >= total;
+                (written || ran_out).then_some(())
             }
-            if look % 20 == 19 && store::counts(store.pool()).await.unwrap().tickets >= total {
-                break;
-            }
-            assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for progress before the kill");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        })
+        .await;
         daemon.kill9();
         kills += 1;
         assert_every_reference_is_on_disk(&store).await;

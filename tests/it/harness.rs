@@ -118,7 +118,16 @@ pub fn unique(name: &str) -> String {
 }
 
 /// Polls `f` until it returns Some, or panics after [`DEADLINE`] naming `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    wait_for_every(what, Duration::from_millis(100), f).await
+}
+
+/// [`wait_for`], looking every `every` (a short interval where the moment matters).
+pub async fn wait_for_every<T, F, Fut>(what: &str, every: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -129,7 +138,7 @@ where
             return v;
         }
         assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
