@@ -1335,7 +1335,11 @@ impl DeskRules {
                 });
             }
             // A pair of cues: a place named ("di bidang anggaran"), the public hit ("importir ga bisa bayar").
-            for pair in &self.impact_pairs {
+            let candidates = self.impact_pair_starts.candidates(words);
+            for (i, pair) in self.impact_pairs.iter().enumerate() {
+                if !self.impact_pair_starts.may_hold(candidates, i) {
+                    continue;
+                }
                 if let Some(span) = scope::pair_found(words, pair) {
                     impact_score[pair.class] += self.impact_threshold;
                     cue_reasons.add(|| {

@@ -1,7 +1,7 @@
 //! Phrases of normalised words found in a message's words: the request markers, the impact
 //! pairs' cues. Pure.
 
-use super::HashSet;
+use super::{HashMap, HashSet};
 
 /// Whether `cue_word` (a normalised word; a trailing `*` makes it a prefix) matches `word`.
 pub(crate) fn word_matches(cue_word: &str, word: &str) -> bool {
@@ -76,5 +76,101 @@ impl Phrases {
     /// Whether any phrase stands in `words` (the search stops at the first).
     pub fn any_in(&self, words: &[&str]) -> bool {
         (0..words.len()).any(|t| self.at(words, t).next().is_some())
+    }
+}
+
+/// The first words of several sets of phrases at once, for a message's one pass: which sets have
+/// a phrase that may start somewhere in it (up to 64 sets; a set past the 64th is always a
+/// candidate). A set not named can have no phrase in the message, so its own search is skipped.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StartIndex {
+    /// Whole first words → the sets (bits) with a phrase starting with that word.
+    exact: HashMap<String, u64>,
+    /// First words that are prefixes (without the `*`) → their sets, each prefix once.
+    prefixes: Vec<(String, u64)>,
+    /// Sets past the 64th.
+    always: bool,
+}
+
+impl StartIndex {
+    pub fn new<'a>(sets: impl IntoIterator<Item = &'a Phrases>) -> Self {
+        let mut index = Self::default();
+        for (i, set) in sets.into_iter().enumerate() {
+            let Some(bit) = u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)) else {
+                index.always = true;
+                continue;
+            };
+            for word in &set.starts {
+                *index.exact.entry(word.clone()).or_default() |= bit;
+            }
+            for prefix in &set.start_prefixes {
+                match index.prefixes.iter_mut().find(|(p, _)| p == prefix) {
+                    Some((_, bits)) => *bits |= bit,
+                    None => index.prefixes.push((prefix.clone(), bit)),
+                }
+            }
+        }
+        index
+    }
+
+    /// The sets (bit `i` for the `i`th) with a phrase whose first word matches a word of `words`.
+    pub fn candidates(&self, words: &[&str]) -> u64 {
+        let mut bits = 0;
+        for w in words {
+            if let Some(b) = self.exact.get(*w) {
+                bits |= b;
+            }
+            for (prefix, b) in &self.prefixes {
+                if w.starts_with(prefix.as_str()) {
+                    bits |= b;
+                }
+            }
+        }
+        bits
+    }
+
+    /// Whether the `i`th set may have a phrase among the words `candidates` was made of.
+    pub fn may_hold(&self, candidates: u64, i: usize) -> bool {
+        match u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)) {
+            Some(bit) => candidates & bit != 0,
+            None => self.always,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phrases(list: &[&str]) -> Phrases {
+        Phrases::new(list.iter().map(|p| p.split_whitespace().map(str::to_string).collect()).collect())
+    }
+
+    #[test]
+    fn the_start_index_names_exactly_the_sets_that_may_start_in_the_words() {
+        let sets = [phrases(&["di bidang", "pada"]), phrases(&["importer*", "warga"]), phrases(&["tim kami"])];
+        let index = StartIndex::new(&sets);
+        for text in ["error di subbag", "importers cannot pay", "tim", "nothing here", "warga di tim", ""] {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let candidates = index.candidates(&words);
+            for (i, set) in sets.iter().enumerate() {
+                let starts = words.iter().any(|w| set.may_start(w));
+                assert_eq!(index.may_hold(candidates, i), starts, "set {i} in {text:?}");
+                // A set that is no candidate has no phrase in the words.
+                if !index.may_hold(candidates, i) {
+                    assert!(!set.any_in(&words), "set {i} in {text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sets_past_the_64th_are_always_candidates() {
+        let sets: Vec<Phrases> = (0..66).map(|i| phrases(&[&format!("w{i}")])).collect();
+        let index = StartIndex::new(&sets);
+        let candidates = index.candidates(&["w3"]);
+        assert!(index.may_hold(candidates, 3));
+        assert!(!index.may_hold(candidates, 4));
+        assert!(index.may_hold(candidates, 64) && index.may_hold(candidates, 65));
     }
 }

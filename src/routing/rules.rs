@@ -434,6 +434,9 @@ pub struct DeskRules {
     pub impact_due: Option<super::scope::DueCues>,
     /// Pairs of cues that name an impact class (see [`super::scope::pair_found`]).
     pub impact_pairs: Vec<super::scope::PairCues>,
+    /// The pairs' `first` cues' first words, for one pass over a message's words: a pair none of
+    /// whose `first` cues may start there is not searched.
+    pub impact_pair_starts: super::phrases::StartIndex,
     pub question_mark_weight: f64,
     /// Normalised polite request forms (see [`CommonFile::polite_requests`]).
     pub polite_requests: Vec<String>,
@@ -1045,6 +1048,7 @@ pub fn compile_for(
         impact_caps,
         impact_counts,
         impact_due,
+        impact_pair_starts: super::phrases::StartIndex::new(impact_pairs.iter().map(|p| &p.first)),
         impact_pairs,
         question_mark_weight: common.question_mark_weight,
         polite_requests: common
