@@ -86,47 +86,99 @@ pub fn missing_info(sub: &Subcategory, ticket_type: Option<TicketType>, text: &s
 }
 
 /// Language of a requester's text: `en` when English function words clearly outnumber Indonesian
-/// ones, else `id`. The heuristic: counts of common short words of each language.
+/// ones, else `id`. The heuristic: counts of common short words of each language, among the first
+/// 400 words.
 pub fn detect_language(text: &str) -> Language {
-    const EN: &[&str] = &[
-        "the", "and", "is", "are", "to", "of", "my", "i", "please", "can", "not", "cannot", "with", "for", "this",
-        "it", "we", "you", "have", "has", "was", "since", "our", "thank", "thanks", "hello", "dear", "would",
-    ];
-    const ID: &[&str] = &[
-        "dan",
-        "yang",
-        "saya",
-        "tidak",
-        "bisa",
-        "untuk",
-        "dengan",
-        "ini",
-        "itu",
-        "mohon",
-        "kami",
-        "di",
-        "ke",
-        "dari",
-        "ada",
-        "sudah",
-        "belum",
-        "terima",
-        "kasih",
-        "bapak",
-        "ibu",
-        "tolong",
-        "apakah",
-        "bagaimana",
-        "pada",
-        "akan",
-    ];
     let (mut en, mut id) = (0, 0);
     for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(400) {
-        let w = w.to_lowercase();
-        en += EN.contains(&w.as_str()) as usize;
-        id += ID.contains(&w.as_str()) as usize;
+        let (e, i) = function_word(w);
+        en += usize::from(e);
+        id += usize::from(i);
     }
     if en >= 3 && en > id * 2 { Language::En } else { Language::Id }
+}
+
+/// Whether `word` (any case) is one of the English or Indonesian function words that
+/// [`detect_language`] counts. Called for every word, so without an allocation for the words
+/// that are plain ASCII; the longest function word has nine letters.
+fn function_word(word: &str) -> (bool, bool) {
+    const LONGEST: usize = 9;
+    let mut buf = [0u8; LONGEST];
+    let lower;
+    let w: &str = if word.is_ascii() {
+        if word.len() > LONGEST {
+            return (false, false);
+        }
+        let b = &mut buf[..word.len()];
+        b.copy_from_slice(word.as_bytes());
+        b.make_ascii_lowercase();
+        std::str::from_utf8(b).unwrap_or_default()
+    } else {
+        // Rare, and a few letters lower-case to ASCII (the Kelvin sign to `k`).
+        lower = word.to_lowercase();
+        &lower
+    };
+    let en = matches!(
+        w,
+        "the"
+            | "and"
+            | "is"
+            | "are"
+            | "to"
+            | "of"
+            | "my"
+            | "i"
+            | "please"
+            | "can"
+            | "not"
+            | "cannot"
+            | "with"
+            | "for"
+            | "this"
+            | "it"
+            | "we"
+            | "you"
+            | "have"
+            | "has"
+            | "was"
+            | "since"
+            | "our"
+            | "thank"
+            | "thanks"
+            | "hello"
+            | "dear"
+            | "would"
+    );
+    let id = matches!(
+        w,
+        "dan"
+            | "yang"
+            | "saya"
+            | "tidak"
+            | "bisa"
+            | "untuk"
+            | "dengan"
+            | "ini"
+            | "itu"
+            | "mohon"
+            | "kami"
+            | "di"
+            | "ke"
+            | "dari"
+            | "ada"
+            | "sudah"
+            | "belum"
+            | "terima"
+            | "kasih"
+            | "bapak"
+            | "ibu"
+            | "tolong"
+            | "apakah"
+            | "bagaimana"
+            | "pada"
+            | "akan"
+    );
+    (en, id)
 }
 
 /// A rating reply: a digit 1–5 first (also "5/5", "bintang 5", "nilai 4"), then an optional comment.
@@ -408,6 +460,13 @@ mod tests {
         assert_eq!(detect_language("Mohon bantuan, saya tidak bisa login ke portal sejak pagi."), Language::Id);
         assert_eq!(detect_language("SIGI error"), Language::Id);
         assert_eq!(detect_language(""), Language::Id);
+        // Case, long words and non-ASCII letters: "THANKS", "PLEASE", "Dear" count; the Kelvin
+        // sign lower-cases to "k", so "\u{212A}e" is "ke".
+        assert_eq!(detect_language("THANKS. PLEASE help, Dear TEAM, administrator"), Language::En);
+        assert_eq!(function_word("\u{212A}E"), (false, true));
+        assert_eq!(function_word("Bagaimana"), (false, true));
+        assert_eq!(function_word("bagaimanapun"), (false, false));
+        assert_eq!(function_word("Ünd"), (false, false));
     }
 
     #[test]
