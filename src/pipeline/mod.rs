@@ -361,13 +361,11 @@ impl Pipeline {
         mail: &ParsedMail,
     ) -> Result<Outcome, PipelineError> {
         savepoint.start(tx).await?;
-        match self.apply(tx, desk, ib, m.raw, mail, m.now, false).await {
-            Ok(outcome) => Ok(outcome),
-            Err(e) => {
-                savepoint.undo(tx).await?;
-                Err(e)
-            }
+        let applied = self.apply(tx, desk, ib, m.raw, mail, m.now, false).await;
+        if applied.is_err() {
+            savepoint.undo(tx).await?;
         }
+        applied
     }
 
     async fn apply_and_commit(

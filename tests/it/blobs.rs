@@ -361,7 +361,7 @@ async fn kills_during_ingest_leave_no_row_naming_a_missing_file() {
 async fn files_on(pg: bool) {
     let w = World::new(
         if pg { "blobs-pg" } else { "blobs-sqlite" },
-        WorldOptions { imap: false, pg, outbound_smtp: false, agents: true, ..Default::default() },
+        WorldOptions { agents: true, ..WorldOptions::in_process(pg) },
     )
     .await;
     let (p, store) = pipeline(&w).await;

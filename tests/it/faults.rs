@@ -326,11 +326,7 @@ async fn poison_messages_are_quarantined_while_the_rest_flows() {
 /// quarantined; the ones between commit with everything of theirs; delivered again, nothing
 /// doubles.
 async fn failures_inside_a_batch(pg: bool) {
-    let w = World::new(
-        if pg { "batchsp-pg" } else { "batchsp-sqlite" },
-        WorldOptions { imap: false, pg, outbound_smtp: false, ..Default::default() },
-    )
-    .await;
+    let w = World::new(if pg { "batchsp-pg" } else { "batchsp-sqlite" }, WorldOptions::in_process(pg)).await;
     let (p, store) = pipeline(&w).await;
     let refuse = if pg {
         vec![

@@ -270,7 +270,7 @@ async fn files_travel_both_ways_a_large_one_is_left_out_with_a_note_and_every_ma
 async fn files_on(pg: bool) {
     let w = World::new(
         if pg { "files-pg" } else { "files-sqlite" },
-        WorldOptions { imap: false, pg, outbound_smtp: false, agents: true, ..Default::default() },
+        WorldOptions { agents: true, ..WorldOptions::in_process(pg) },
     )
     .await;
     let (p, store) = pipeline(&w).await;

@@ -174,6 +174,14 @@ pub struct WorldOptions {
     pub storage_extra: String,
 }
 
+impl WorldOptions {
+    /// A world for the pipeline in process: no IMAP inbox, no SMTP relay (outbound mail to
+    /// files), on PostgreSQL when `pg`, else SQLite.
+    pub fn in_process(pg: bool) -> Self {
+        Self { imap: false, pg, outbound_smtp: false, ..Default::default() }
+    }
+}
+
 impl Default for WorldOptions {
     fn default() -> Self {
         Self {

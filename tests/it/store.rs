@@ -6,11 +6,7 @@ use loket::store;
 use crate::harness::*;
 
 async fn scenario(pg: bool) {
-    let w = World::new(
-        if pg { "store-pg" } else { "store-sqlite" },
-        WorldOptions { imap: false, pg, outbound_smtp: false, ..Default::default() },
-    )
-    .await;
+    let w = World::new(if pg { "store-pg" } else { "store-sqlite" }, WorldOptions::in_process(pg)).await;
     let (p, store) = pipeline(&w).await;
     let now = 1_767_578_400_000; // 2026-01-05 09:00 WIB
     let budi = w.addr("budi");

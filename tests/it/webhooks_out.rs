@@ -282,8 +282,7 @@ async fn head_of_line_claims(pg: bool) {
         hook(2, &["ticket.replied"], "LOKET_TEST_WEBHOOK_B")
     );
     let name = if pg { "webhooks-queue-pg" } else { "webhooks-queue-sqlite" };
-    let w = World::new(name, WorldOptions { imap: false, pg, outbound_smtp: false, desk_extra, ..Default::default() })
-        .await;
+    let w = World::new(name, WorldOptions { desk_extra, ..WorldOptions::in_process(pg) }).await;
     let (p, store) = pipeline(&w).await;
     let t0 = 1_767_578_400_000; // 2026-01-05 09:00 WIB
     let budi = w.addr("budi");
