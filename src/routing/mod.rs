@@ -1304,8 +1304,12 @@ impl DeskRules {
                 }
             }
             // A count of people or units ("6 developer", "12 kanwil") names its class outright.
+            // Counted within the subject and within each sentence: a number never counts the
+            // noun that opens the next one ("Error 504" then "Petugas …", "'HTTP 500'. Direktorat
+            // lain …").
             let words = &split.all;
-            for found in scope::counts(words, &self.impact_counts) {
+            let segments = std::iter::once(split.subject()).chain(split.sentences());
+            for found in segments.flat_map(|segment| scope::counts(segment, &self.impact_counts)) {
                 impact_score[found.class] += self.impact_threshold;
                 cue_reasons.add(|| {
                     Line::scope_class(&self.impact_classes[found.class].0)
@@ -1949,6 +1953,16 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         // A floor's number is no count of offices; one person is no unit.
         assert_eq!(route("Internet", "internet lantai 2 kantor mati", None).impact, Some(Impact::Low));
         assert_eq!(route("Internet", "internet error, 1 pegawai tidak bisa kerja", None).impact, Some(Impact::Low));
+        // A number counts within its own sentence or subject: an error code that ends one does
+        // not count the people or offices that open the next.
+        let code_then_staff = route("Internet error 504", "Pegawai tidak bisa kerja.", None);
+        assert_eq!(code_then_staff.impact, Some(Impact::Low), "{code_then_staff:?}");
+        let code_then_offices =
+            route("Internet", "Internet mati, muncul kode 500. Kanwil lain tidak ada masalah.", None);
+        assert_eq!(code_then_offices.impact, Some(Impact::Low), "{code_then_offices:?}");
+        assert!(!code_then_offices.reasons.iter().any(|r| r.contains("from the count")), "{code_then_offices:?}");
+        // The same number and noun in one sentence still count.
+        assert_eq!(route("Internet", "Internet mati. 500 pegawai tidak bisa kerja.", None).impact, Some(Impact::High));
     }
 
     #[test]
