@@ -913,11 +913,22 @@ impl DeskRules {
             .find_map(|(_, words)| self.speech.explicit_request(words))
     }
 
-    /// The sentences of `text` that end in `?`, normalised, in order.
+    /// The sentences of `text` that end in `?`, normalised, in order. A sentence starts after a
+    /// line break, a `!`, or a `.` that a space follows (as [`normalize::sentences`] splits):
+    /// the dots of "pukul 10.00?" or "kemendag.go.id?" end no sentence.
     fn question_sentences(&self, text: &str, out: &mut Vec<String>) {
         let mut rest = text;
         while let Some(end) = rest.find('?') {
-            let start = rest[..end].rfind(['.', '!', '\n']).map(|i| i + 1).unwrap_or(0);
+            let head = rest[..end].as_bytes();
+            let start = (0..head.len())
+                .rev()
+                .find(|&i| match head[i] {
+                    b'!' | b'\n' => true,
+                    b'.' => head.get(i + 1).is_some_and(|c| c.is_ascii_whitespace()),
+                    _ => false,
+                })
+                .map(|i| i + 1)
+                .unwrap_or(0);
             out.push(normalize::normalize(&rest[start..end], &self.synonyms));
             rest = &rest[end + 1..];
         }
@@ -1639,6 +1650,18 @@ inbox = { "ska@kemendag.go.id" = 4 }
         // The form must stand in the sentence that asks: here the question is another sentence.
         let q = route("Intranet", "Mohon dibantu. Akun intranet saya yang mana?", Some("kemendag.go.id"));
         assert_eq!(q.ticket_type, Some(TicketType::Question), "{:?}", q.reasons);
+        // A dot inside a time or an address ends no sentence: the form still stands in it.
+        for body in [
+            "Selamat pagi. Bisa dibantu untuk akun intranet saya sebelum pukul 10.00?",
+            "Bisa dibantu untuk akun intranet.kemendag.go.id saya?",
+        ] {
+            let r = route("Intranet", body, Some("kemendag.go.id"));
+            assert!(
+                r.reasons.iter().any(|x| x.contains("request cue \"?\" after \"bisa dibantu\"")),
+                "{body}: {:?}",
+                r.reasons
+            );
+        }
     }
 
     #[test]
