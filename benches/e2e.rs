@@ -1,6 +1,7 @@
 //! End-to-end latency: requests submitted over SMTP to the private Postfix at steady rates
 //! (`LOKET_BENCH_E2E_RATES`, default 10, 50 and 100 a second, each for `LOKET_BENCH_E2E_SECS`,
-//! default 60); the time from submission to the acknowledgement landing in the requester's
+//! default 60; `LOKET_BENCH_E2E_CONCURRENCY` sets the outbox's `outbound.concurrency`, default
+//! 16); the time from submission to the acknowledgement landing in the requester's
 //! mailbox (the Maildir file Dovecot's LMTP wrote), p50, p95 and p99; requests never acknowledged
 //! (lost) and acknowledged more than once (doubled, by the subject's request number and by
 //! Message-ID); the agents' notifications counted the same way (each request makes two outbound
@@ -118,8 +119,14 @@ fn run(n: usize, rate: f64) -> RunResult {
     // Up to 50 requesters (the desk's per-sender limits are lifted), so the watcher reads few folders.
     let senders = n.div_ceil(10).clamp(1, 50);
     let db = format!("url = \"sqlite://{}\"\n", dir.path().join("loket.db").display());
+    // `outbound.concurrency`: the default (16) unless `LOKET_BENCH_E2E_CONCURRENCY` sets it.
+    let concurrency = std::env::var("LOKET_BENCH_E2E_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(|c| format!("concurrency = {c}\n"))
+        .unwrap_or_default();
     let out = format!(
-        "transport = \"smtp\"\npoll_interval_ms = 200\n[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n"
+        "transport = \"smtp\"\npoll_interval_ms = 200\n{concurrency}[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n"
     );
     let imap = format!(
         "[desk.inbox.imap]\nhost = \"127.0.0.1\"\nport = {imap_port}\ntls = \"none\"\nuser = \"{desk}\"\n\

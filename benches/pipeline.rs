@@ -141,7 +141,8 @@ async fn bare_sqlite(n: usize, sync: &str, batch: usize) -> f64 {
 
 /// The same reference on PostgreSQL: a fresh database next to `pg_admin`, the same ten rows per
 /// message through sqlx's own PostgreSQL driver, `batch` messages per commit, the server's
-/// durability settings (`fsync` on, `synchronous_commit` on). Messages per second.
+/// durability settings (`scripts/bench-e2e.sh` starts the lab's cluster with its durable
+/// defaults; `scripts/testenv/start.sh` alone turns `fsync` off). Messages per second.
 async fn bare_postgres(n: usize, pg_admin: &str, batch: usize) -> f64 {
     use sqlx::{Connection, Executor};
     let url = fresh_url(Path::new("."), Some(pg_admin)).await;

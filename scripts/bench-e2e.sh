@@ -5,6 +5,11 @@
 # and doubled; daemon RSS) and then the pipeline benchmark on SQLite and PostgreSQL.
 # Usage: scripts/bench-e2e.sh   (run as root)
 # Env: LOKET_BENCH_E2E_RATES ("10,50,100") and LOKET_BENCH_E2E_SECS (60) adjust the run;
+#      LOKET_BENCH_E2E_CONCURRENCY the outbox's outbound.concurrency (default 16);
+#      LOKET_BENCH_LAB_DIR where the lab's servers keep their queues, mailboxes and database
+#      (default /tmp; /dev/shm keeps the lab off the disk Loket's store writes to, which stays
+#      in TMPDIR, /tmp by default; the PostgreSQL pipeline run then has its database there too);
+#      the lab's PostgreSQL runs with its durable defaults (start.sh's PG_DURABLE=1);
 #      BENCH_PIPELINE=0 skips the pipeline benchmark; IMAP_PORT SMTP_PORT LMTP_PORT PG_PORT
 #      SUBMISSION_PORT IDP_PORT choose the servers' ports (defaults 53143 54525 54424 56432 54587
 #      58080), so that two runs can coexist.
@@ -12,11 +17,11 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TE=$ROOT/scripts/testenv
 "$TE/install.sh"
-DIR=$(mktemp -d /tmp/loket-e2e.XXXXXX)
+DIR=$(mktemp -d "${LOKET_BENCH_LAB_DIR:-/tmp}/loket-e2e.XXXXXX")
 chmod 755 "$DIR"
 trap '"$TE/stop.sh" "$DIR/env-dir" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
 IMAP_PORT=${IMAP_PORT:-53143} SMTP_PORT=${SMTP_PORT:-54525} LMTP_PORT=${LMTP_PORT:-54424} PG_PORT=${PG_PORT:-56432} \
-    SUBMISSION_PORT=${SUBMISSION_PORT:-54587} IDP_PORT=${IDP_PORT:-58080} TLS=0 "$TE/start.sh" "$DIR/env-dir" >/dev/null
+    SUBMISSION_PORT=${SUBMISSION_PORT:-54587} IDP_PORT=${IDP_PORT:-58080} TLS=0 PG_DURABLE=1 "$TE/start.sh" "$DIR/env-dir" >/dev/null
 # shellcheck source=/dev/null
 . "$DIR/env-dir/env"
 cd "$ROOT"

@@ -11,7 +11,7 @@ TE=$ROOT/scripts/testenv
 DIR=$(mktemp -d /tmp/loket-bench.XXXXXX)
 chmod 755 "$DIR"
 trap '"$TE/stop.sh" "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
-IMAP_PORT=51143 SMTP_PORT=52525 LMTP_PORT=52424 PG_PORT=55432 TLS=0 "$TE/start.sh" "$DIR/env-dir" >/dev/null
+IMAP_PORT=51143 SMTP_PORT=52525 LMTP_PORT=52424 PG_PORT=55432 TLS=0 PG_DURABLE=1 "$TE/start.sh" "$DIR/env-dir" >/dev/null
 # shellcheck source=/dev/null
 . "$DIR/env-dir/env"
 (cd "$ROOT" && cargo build --release --quiet)

@@ -13,6 +13,9 @@
 #        LOKET_TEST_MAIL_PASSWORD (testpass)  the password of every mail user
 #        TLS=1 (optional): self-signed cert, STARTTLS on IMAP_PORT + implicit TLS on IMAPS_PORT (31993)
 #        PG_BIN (optional): PostgreSQL bin dir; default the newest /usr/lib/postgresql/<ver>/bin
+#        PG_DURABLE=1 (optional): PostgreSQL with its durable defaults (fsync, synchronous_commit,
+#          full_page_writes on), for benchmarks; without it the test cluster skips them (tests only
+#          need correctness, and the suite runs faster)
 # Mail users: ANY address at desk.test, example.test and other.test exists (static passdb/userdb,
 # regexp virtual_mailbox_maps); mail to any other domain is refused at RCPT time. Every user logs in
 # with the password (PLAIN/LOGIN) or with a bearer token the fake IdP issued for that user (XOAUTH2,
@@ -34,6 +37,7 @@ SUBMISSION_PORT=${SUBMISSION_PORT:-32587}
 IDP_PORT=${IDP_PORT:-38080}
 IMAPS_PORT=${IMAPS_PORT:-31993}
 TLS=${TLS:-0}
+PG_DURABLE=${PG_DURABLE:-0}
 MAIL_PASSWORD=${LOKET_TEST_MAIL_PASSWORD:-testpass}
 DOMAINS="desk.test example.test other.test"
 DEADLINE_S=30
@@ -406,8 +410,10 @@ if ! postfix -c "$P/etc" start </dev/null >>"$D/postfix-ctl.log" 2>&1; then
 fi
 if ! wait "$initdb_pid"; then initdb_pid=""; cat "$D/pg-initdb.log" >&2; die "initdb failed"; fi
 initdb_pid=""
+pg_durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+if [ "$PG_DURABLE" = 1 ]; then pg_durability=""; fi
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$D/pg" -l "$D/pg.log" -W \
-    -o "-p $PG_PORT -k $D/pg-sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-p $PG_PORT -k $D/pg-sock -c listen_addresses=127.0.0.1 $pg_durability -c max_connections=300" \
     start </dev/null >>"$D/pg-ctl.log" 2>&1 || { cat "$D/pg-ctl.log" >&2; die "pg_ctl start failed; see $D/pg.log"; }
 
 # ---------- wait until every port accepts TCP connections ----------
