@@ -1,7 +1,8 @@
 //! Routing: which category, subcategory, ticket type and impact a new ticket gets, within its
 //! desk's catalogue. Pure: [`DeskRules::route`] takes the message's text and signals and returns
 //! a [`RouteDecision`]; [`DeskRules::explain`] returns the same decision with the reasons behind it. The body is cut with the pipeline's reply
-//! trimmer ([`crate::mail::trim::trim_reply`]) first. Below the desk's threshold, or when an external
+//! trimmer ([`crate::mail::trim::trim_reply`]) first (a forward whose own text is only a cover note keeps the
+//! mail it forwards). Below the desk's threshold, or when an external
 //! sender asks for an internal-only service, the ticket goes to `triage/unknown`: nothing is
 //! forced into a wrong queue. Rules are plain files (`rules/`), compiled once: every desk's at load
 //! ([`Router::load`]), or only the desk a message needs, when it first needs them ([`Router::lazy`]).
@@ -513,8 +514,18 @@ impl DeskRules {
 
     fn read(&self, input: &RouteInput<'_>) -> Text {
         let subject = normalize::normalize(input.subject, &self.synonyms);
-        // The pipeline's reply trimmer: quoted history, forwarded headers and signatures do not route.
-        let body_raw = crate::mail::trim::trim_reply_text(input.body);
+        // The pipeline's reply trimmer: quoted history, forwarded headers and signatures do not
+        // route. Except a forward whose own words are only a cover note ("Mohon bantuan, detail di
+        // bawah."): there the forwarded mail says what is asked, and routes with the note.
+        let trimmed = crate::mail::trim::trim_reply(input.body);
+        let body_raw = if is_forward_subject(input.subject)
+            && !trimmed.elided.is_empty()
+            && trimmed.text.split_whitespace().count() <= COVER_NOTE_WORDS
+        {
+            format!("{}\n\n{}", trimmed.text, trimmed.elided)
+        } else {
+            trimmed.text
+        };
         let (body, sentence_ends) = normalize::normalize_sentences(&body_raw, &self.synonyms);
         Text { body_raw, subject, body, sentence_ends }
     }
@@ -1449,10 +1460,24 @@ impl DeskRules {
 
 /// A reply's or a forward's subject: "Re:", "RE :", "Fwd:", "FW:", "AW:", "Bls:" first.
 fn is_reply_subject(subject: &str) -> bool {
-    let Some((prefix, _)) = subject.trim_start().split_once(':') else { return false };
-    let prefix = prefix.trim().to_ascii_lowercase();
-    ["re", "fw", "fwd", "aw", "wg", "sv", "tr", "bls", "balas"].contains(&prefix.as_str())
+    subject_prefix(subject)
+        .is_some_and(|p| ["re", "fw", "fwd", "aw", "wg", "sv", "tr", "bls", "balas"].contains(&p.as_str()))
 }
+
+/// A forward's subject: "Fwd:", "FW:", "WG:", "TR:" first.
+fn is_forward_subject(subject: &str) -> bool {
+    subject_prefix(subject).is_some_and(|p| ["fw", "fwd", "wg", "tr"].contains(&p.as_str()))
+}
+
+/// The subject's first word before a colon, lower-cased.
+fn subject_prefix(subject: &str) -> Option<String> {
+    let (prefix, _) = subject.trim_start().split_once(':')?;
+    Some(prefix.trim().to_ascii_lowercase())
+}
+
+/// The most words a forward's own text may have and still be only a cover note for the mail it
+/// forwards ("Mohon ditindaklanjuti segera.", "FYI, please see below").
+const COVER_NOTE_WORDS: usize = 6;
 
 fn confidence(best: f64, second: f64, threshold: f64) -> f64 {
     if best <= 0.0 {
@@ -1662,6 +1687,22 @@ inbox = { "ska@kemendag.go.id" = 4 }
                 r.reasons
             );
         }
+    }
+
+    #[test]
+    fn a_forward_with_only_a_cover_note_routes_with_the_mail_it_forwards() {
+        let forwarded = "---------- Forwarded message ---------\nFrom: Kepala Bagian Umum <umum@kemendag.go.id>\n\
+                         Date: Rab, 15 Mei 2024 06.40\nSubject: Internet\n\n\
+                         Internet mati total, semua pegawai tidak bisa bekerja";
+        let note = route("Fwd: Internet", &format!("Mohon bantuan, detail di bawah.\n\n{forwarded}"), None);
+        assert_eq!((note.ticket_type, note.impact), (Some(TicketType::Incident), Some(Impact::High)), "{note:?}");
+        // Own words beyond a cover note say what is asked; the forwarded mail stays cut.
+        let own = format!("Mohon dibantu, internet di laptop saya tidak bisa connect.\n\n{forwarded}");
+        assert_eq!(route("Fwd: Internet", &own, None).impact, Some(Impact::Low));
+        // Not a forward: a reply's quoted history never routes.
+        let reply = "Masih sama.\n\nPada Rab, 15 Mei 2024 06.40, Umum <umum@kemendag.go.id> menulis:\n\
+                     > Internet mati total, semua pegawai tidak bisa bekerja";
+        assert_ne!(route("Re: Internet", reply, None).impact, Some(Impact::High));
     }
 
     #[test]
