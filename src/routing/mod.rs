@@ -930,7 +930,7 @@ impl DeskRules {
     fn question_sentences(&self, text: &str, out: &mut Vec<String>) {
         let mut rest = text;
         while let Some(end) = rest.find('?') {
-            let head = rest[..end].as_bytes();
+            let head = &rest.as_bytes()[..end];
             let start = (0..head.len())
                 .rev()
                 .find(|&i| match head[i] {
