@@ -1116,10 +1116,15 @@ impl DeskRules {
         // A message that only reports a fault: incident cues, no request cue or marker ("mohon
         // diaktivasi"), fewer question cues, and it asks for no action.
         let cue = |t: TicketType| type_score.get(&t).copied().unwrap_or(0.0);
+        // A marker that asks only for the fault to be handled ("… berhenti. Mohon segera
+        // ditangani.") asks for nothing else: the fault still outweighs it.
+        let handling_only = || {
+            cue(TicketType::Incident) > cue(TicketType::Request)
+                && self.speech.asks_only_handling(std::iter::once(split.subject()).chain(split.sentences()))
+        };
         let reports = !asks_action
-            && cue(TicketType::Request) == 0.0
             && cue(TicketType::Incident) > cue(TicketType::Question)
-            && !self.speech.markers.any_in(&split.all);
+            && ((cue(TicketType::Request) == 0.0 && !self.speech.markers.any_in(&split.all)) || handling_only());
         let mut yielded = None;
         if let (Some(&a), Some(&b)) = (order.first(), order.get(1)) {
             let (ra, rb) = (&self.routes[a], &self.routes[b]);
@@ -2165,8 +2170,15 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let d = route_with(&r, "", "intranet dan sigi error sejak pagi");
         assert_eq!((d.route(), d.ticket_type), ("aplikasi/sigi".into(), Some(TicketType::Incident)), "{d:?}");
         assert!(d.reasons.iter().any(|x| x.contains("aplikasi/intranet scored 5.0 but takes no incidents")), "{d:?}");
-        // A message that asks for an action stays.
+        // A request marker that asks only for the fault to be dealt with asks for nothing else.
+        let handled = route_with(&r, "", "intranet dan sigi error sejak pagi. Mohon segera ditangani.");
+        assert_eq!(handled.route(), "aplikasi/sigi", "{handled:?}");
+        // A message that asks for an action stays, also where the action is no known verb form.
         assert_eq!(route_with(&r, "", "tolong reset intranet saya, sigi juga error").route(), "aplikasi/intranet");
+        assert_eq!(
+            route_with(&r, "", "intranet dan sigi error sejak pagi, mohon diaktivasi lagi").route(),
+            "aplikasi/intranet"
+        );
         // So does one whose runner-up is far behind (under three quarters of the best).
         let r = compile_hero(
             "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 8 }\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = { \"sigi\" = 4 }\n",

@@ -103,6 +103,10 @@ pub struct SpeechFile {
     /// Words that are no action even where a form matches them ("dijelaskan").
     #[serde(default)]
     pub not_actions: Vec<String>,
+    /// Words that ask only for a reported fault to be dealt with ("ditangani", "dicek",
+    /// "segera"); see [`super::speech::SpeechCues::asks_only_handling`].
+    #[serde(default)]
+    pub handling: Vec<String>,
     /// Words that say the asker does the action ("sendiri"); see [`super::speech`].
     #[serde(default)]
     pub self_words: Vec<String>,
@@ -1121,6 +1125,7 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
         .map(|(p, s)| (fold(p).trim().to_string(), fold(s).trim().to_string()))
         .collect();
     cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
+    cues.handling = file.handling.iter().flat_map(|b| words(b)).collect();
     cues.self_words = file.self_words.iter().flat_map(|b| words(b)).collect();
     cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
     cues.question_openers = file.question_openers.iter().flat_map(|b| words(b)).collect();

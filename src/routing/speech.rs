@@ -31,6 +31,8 @@ pub struct SpeechCues {
     pub action_forms: Vec<(String, String)>,
     /// Words that are never actions, whatever form they have.
     pub not_actions: HashSet<String>,
+    /// Words that ask only for a reported fault to be dealt with ("mohon segera ditangani").
+    pub handling: HashSet<String>,
     /// Markers of a question that asks for an action ("bisa", "could we"), each as its words.
     pub question_markers: Phrases,
     /// Words that end the search for an action after a marker (failure and question words).
@@ -100,6 +102,26 @@ impl SpeechCues {
             }
         }
         found
+    }
+
+    /// Whether `sentences` hold a request marker and every marker asks only for the fault to be
+    /// dealt with: up to `within` words after it (in its sentence) are all `handling` words,
+    /// or there are none ("Mohon segera ditangani.", "tolong dicek ya"). A marker before any
+    /// other word ("mohon diaktivasi", "tlg dikasih akses") asks for something.
+    pub fn asks_only_handling<'a>(&self, sentences: impl Iterator<Item = &'a [&'a str]>) -> bool {
+        let mut any = false;
+        for words in sentences {
+            for t in 0..words.len() {
+                for (_, marker) in self.markers.at(words, t) {
+                    any = true;
+                    let after = &words[t + marker.len()..];
+                    if !after.iter().take(self.within).all(|w| self.handling.contains(*w)) {
+                        return false;
+                    }
+                }
+            }
+        }
+        any
     }
 
     fn is_action(&self, word: &str) -> bool {
@@ -214,6 +236,7 @@ mod tests {
             action_prefixes: vec!["aktif".into()],
             action_forms: Vec::new(),
             not_actions: HashSet::default(),
+            handling: words(&["segera", "ditangani", "dicek", "ya"]),
             question_markers: Phrases::new(vec![vec!["bisa".into()]]),
             blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
@@ -349,5 +372,19 @@ mod tests {
         assert_eq!(find("reset tolong"), None, "the action follows the marker");
         assert_eq!(find(""), None);
         assert_eq!(find("could"), None);
+    }
+
+    #[test]
+    fn a_marker_may_ask_only_for_the_fault_to_be_handled() {
+        let c = cues();
+        let only = |sentences: &[&str]| {
+            let split: Vec<Vec<&str>> = sentences.iter().map(|s| s.split_whitespace().collect()).collect();
+            c.asks_only_handling(split.iter().map(Vec::as_slice))
+        };
+        assert!(only(&["api gateway 503 sejak pagi", "mohon segera ditangani"]));
+        assert!(only(&["sigi error tolong dicek ya", "mohon"]), "a marker with nothing after it");
+        assert!(!only(&["akun digit belum aktif mohon diaktivasi"]), "a marker before another word asks for it");
+        assert!(!only(&["tolong dicek", "mohon dibuatkan akun"]), "every marker counts");
+        assert!(!only(&["sigi error sejak pagi"]), "no marker at all");
     }
 }
