@@ -404,6 +404,11 @@ impl<'a> Split<'a> {
         let starts = std::iter::once(self.subject).chain(self.sentence_ends.iter().copied());
         starts.zip(&self.sentence_ends).map(|(s, &e)| &self.all[s..e])
     }
+
+    /// The subject's words, then each body sentence's: the spans a reading must not cross.
+    fn segments(&self) -> impl Iterator<Item = &[&'a str]> {
+        std::iter::once(self.subject()).chain(self.sentences())
+    }
 }
 
 /// What the cues of a message add up to, before the decision.
@@ -517,14 +522,16 @@ impl DeskRules {
         // The pipeline's reply trimmer: quoted history, forwarded headers and signatures do not
         // route. Except a forward whose own words are only a cover note ("Mohon bantuan, detail di
         // bawah."): there the forwarded mail says what is asked, and routes with the note.
-        let trimmed = crate::mail::trim::trim_reply(input.body);
-        let body_raw = if is_forward_subject(input.subject)
-            && !trimmed.elided.is_empty()
-            && trimmed.text.split_whitespace().count() <= COVER_NOTE_WORDS
-        {
-            format!("{}\n\n{}", trimmed.text, trimmed.elided)
+        // What was cut is kept only for a forward: every other message trims as the pipeline does.
+        let body_raw = if is_forward_subject(input.subject) {
+            let trimmed = crate::mail::trim::trim_reply(input.body);
+            if !trimmed.elided.is_empty() && trimmed.text.split_whitespace().count() <= COVER_NOTE_WORDS {
+                format!("{}\n\n{}", trimmed.text, trimmed.elided)
+            } else {
+                trimmed.text
+            }
         } else {
-            trimmed.text
+            crate::mail::trim::trim_reply_text(input.body)
         };
         let (body, sentence_ends) = normalize::normalize_sentences(&body_raw, &self.synonyms);
         Text { body_raw, subject, body, sentence_ends }
@@ -1118,10 +1125,8 @@ impl DeskRules {
         let cue = |t: TicketType| type_score.get(&t).copied().unwrap_or(0.0);
         // A marker that asks only for the fault to be handled ("… berhenti. Mohon segera
         // ditangani.") asks for nothing else: the fault still outweighs it.
-        let handling_only = || {
-            cue(TicketType::Incident) > cue(TicketType::Request)
-                && self.speech.asks_only_handling(std::iter::once(split.subject()).chain(split.sentences()))
-        };
+        let handling_only =
+            || cue(TicketType::Incident) > cue(TicketType::Request) && self.speech.asks_only_handling(split.segments());
         let reports = !asks_action
             && cue(TicketType::Incident) > cue(TicketType::Question)
             && ((cue(TicketType::Request) == 0.0 && !self.speech.markers.any_in(&split.all)) || handling_only());
@@ -1336,8 +1341,7 @@ impl DeskRules {
             // noun that opens the next one ("Error 504" then "Petugas …", "'HTTP 500'. Direktorat
             // lain …").
             let words = &split.all;
-            let segments = std::iter::once(split.subject()).chain(split.sentences());
-            for found in segments.flat_map(|segment| scope::counts(segment, &self.impact_counts)) {
+            for found in split.segments().flat_map(|segment| scope::counts(segment, &self.impact_counts)) {
                 impact_score[found.class] += self.impact_threshold;
                 cue_reasons.add(|| {
                     Line::scope_class(&self.impact_classes[found.class].0)
@@ -1466,19 +1470,17 @@ impl DeskRules {
 
 /// A reply's or a forward's subject: "Re:", "RE :", "Fwd:", "FW:", "AW:", "Bls:" first.
 fn is_reply_subject(subject: &str) -> bool {
-    subject_prefix(subject)
-        .is_some_and(|p| ["re", "fw", "fwd", "aw", "wg", "sv", "tr", "bls", "balas"].contains(&p.as_str()))
+    subject_prefix_is(subject, &["re", "fw", "fwd", "aw", "wg", "sv", "tr", "bls", "balas"])
 }
 
 /// A forward's subject: "Fwd:", "FW:", "WG:", "TR:" first.
 fn is_forward_subject(subject: &str) -> bool {
-    subject_prefix(subject).is_some_and(|p| ["fw", "fwd", "wg", "tr"].contains(&p.as_str()))
+    subject_prefix_is(subject, &["fw", "fwd", "wg", "tr"])
 }
 
-/// The subject's first word before a colon, lower-cased.
-fn subject_prefix(subject: &str) -> Option<String> {
-    let (prefix, _) = subject.trim_start().split_once(':')?;
-    Some(prefix.trim().to_ascii_lowercase())
+/// Whether the subject's first word before a colon is one of `prefixes` (lower case), in any case.
+fn subject_prefix_is(subject: &str, prefixes: &[&str]) -> bool {
+    subject.trim_start().split_once(':').is_some_and(|(p, _)| prefixes.iter().any(|x| p.trim().eq_ignore_ascii_case(x)))
 }
 
 /// The least share of the best score a sibling that takes incidents needs to take a message
