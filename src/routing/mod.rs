@@ -502,7 +502,14 @@ impl DeskRules {
         for m in self.automaton.find_overlapping_iter(&text.body) {
             let id = m.pattern().as_usize();
             match id.checked_sub(self.phrases.len()) {
-                None => located.push((id, text.sentence_ends.partition_point(|&e| e <= m.start() + 1))),
+                None => {
+                    // A phrase of several words stands in one sentence: "ikon rusak semua. halaman
+                    // lain normal" holds no "semua halaman".
+                    let sentence = text.sentence_ends.partition_point(|&e| e <= m.start() + 1);
+                    if text.sentence_ends.partition_point(|&e| e < m.end()) == sentence {
+                        located.push((id, sentence));
+                    }
+                }
                 Some(needle) => self.patterns.hold(&mut held, needle, &text.body, m.end(), Field::Body),
             }
         }
@@ -1147,19 +1154,26 @@ impl DeskRules {
                 order.swap(0, 1);
             }
             // The mirror: a message that only reports a fault asks no sub-service for anything, so
-            // a route that takes no incidents yields to the runner-up of its own service that does
+            // a route that takes no incidents yields to the best route of its own service that does
             // (of its category, the service's `gangguan`; or of its subcategory id in another
-            // category, DJPb's consultation on the same application) when that reaches the
-            // threshold and six tenths of its score (a sub-service's name in the subject weighs
-            // half again: "API Gateway production 503"), and is not merely mentioned.
+            // category, DJPb's consultation on the same application), also past a sibling that
+            // takes none either and ties it, when that reaches the threshold and six tenths of its
+            // score (a sub-service's name in the subject weighs half again: "API Gateway
+            // production 503"), and is not merely mentioned.
+            let takes_fault = |k: usize| {
+                let rk = &self.routes[k];
+                (ra.category == rk.category || ra.subcategory == rk.subcategory)
+                    && rk.allowed.contains(&TicketType::Incident)
+                    && !cues.mentioned_only.contains(&k)
+                    && scores[k].route >= self.threshold
+                    && scores[k].route >= FAULT_YIELD_SHARE * scores[a].route
+            };
             if yielded.is_none()
                 && reports
-                && (ra.category == rb.category || ra.subcategory == rb.subcategory)
                 && !ra.allowed.contains(&TicketType::Incident)
-                && rb.allowed.contains(&TicketType::Incident)
-                && !cues.mentioned_only.contains(&b)
-                && scores[b].route >= self.threshold
-                && scores[b].route >= FAULT_YIELD_SHARE * scores[a].route
+                && let Some(k) = (0..scores.len())
+                    .filter(|&k| k != a && takes_fault(k))
+                    .max_by(|&x, &y| self.tie_key(&scores, x).cmp(&self.tie_key(&scores, y)))
             {
                 yielded = Some(format!(
                     "{}/{} scored {} but takes no incidents, and the message reports a fault",
@@ -1167,7 +1181,8 @@ impl DeskRules {
                     ra.subcategory,
                     Tenths(scores[a].route)
                 ));
-                order.swap(0, 1);
+                order.retain(|&r| r != k);
+                order.insert(0, k);
             }
         }
         // A sender outside the desk's domains settles a tie between an internal-only route and
@@ -2195,6 +2210,36 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         };
         assert_eq!(route_with(&with(8), "", "intranet dan sigi error sejak pagi").route(), "aplikasi/intranet");
         assert_eq!(route_with(&with(6), "", "intranet dan sigi error sejak pagi").route(), "aplikasi/sigi");
+    }
+
+    #[test]
+    fn a_fault_report_yields_past_two_siblings_that_take_none() {
+        // aplikasi/intranet (questions, requests) and aplikasi/akses_satu_data (requests) tie on
+        // a shared word; aplikasi/sigi, of the same category, takes incidents and comes third.
+        let with = |sigi: &str| {
+            compile_hero(&format!(
+                "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = {{ \"akun\" = 5 }}\n[[route]]\nto = \"aplikasi/akses_satu_data\"\nkeywords = {{ \"akun\" = 5 }}\n[[route]]\nto = \"aplikasi/sigi\"\nkeywords = {{ \"sigi\" = {sigi} }}\n"
+            ))
+        };
+        let d = route_with(&with("4"), "", "akun sigi error sejak pagi");
+        assert_eq!((d.route(), d.ticket_type), ("aplikasi/sigi".into(), Some(TicketType::Incident)), "{d:?}");
+        assert!(
+            d.reasons.iter().any(|x| x.contains("but takes no incidents, and the message reports a fault")),
+            "{d:?}"
+        );
+        // Under six tenths of the best, the tie stays, and so does a request.
+        assert!(route_with(&with("2.5"), "", "akun sigi error sejak pagi").is_triage());
+        assert!(route_with(&with("4"), "", "mohon dibuatkan akun sigi").is_triage());
+    }
+
+    #[test]
+    fn a_phrase_does_not_span_two_sentences() {
+        let r =
+            compile_hero("desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"akun email\" = 5 }\n");
+        assert_eq!(route_with(&r, "", "mohon reset akun email saya").route(), "aplikasi/intranet");
+        // A comma joins; a full stop before white space ends the sentence.
+        assert_eq!(route_with(&r, "", "mohon reset akun, email saya").route(), "aplikasi/intranet");
+        assert!(route_with(&r, "", "ini sudah akun. Email saya penuh").is_triage());
     }
 
     #[test]

@@ -69,6 +69,13 @@ const NUMBER_WORDS: &[(&str, u64)] = &[
     ("thousands", 2000),
 ];
 
+/// Words after which a number is a time, a code or a label, not a count: "dari jam 9, satu
+/// lantai" is one floor from nine o'clock, "error 500 tiap responden" no 500 respondents.
+const LABEL_WORDS: &[&str] = &[
+    "jam", "pukul", "pk", "error", "kode", "code", "http", "status", "versi", "version", "port", "no", "nomor",
+    "tanggal", "tahun",
+];
+
 /// Words that multiply the number before them ("50 ribu orang").
 const MULTIPLIERS: &[(&str, u64)] = &[("ribu", 1000), ("rb", 1000), ("thousand", 1000), ("juta", 1_000_000)];
 
@@ -125,6 +132,9 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
             continue;
         }
         let Some(mut n) = number(words[i]) else { continue };
+        if i > 0 && LABEL_WORDS.contains(&words[i - 1]) {
+            continue;
+        }
         // "2.000 peserta", "10,000 users": groups of three digits after the first (the
         // punctuation is a space once normalised) continue the number.
         let mut next = i + 1;
@@ -582,6 +592,13 @@ mod tests {
         // A number after a counted noun labels it ("kantor 2", the second office).
         assert!(count_classes("lan kantor 2 kanwil putus").is_empty());
         assert_eq!(count_classes("kantor 2 dan 3 kanwil").len(), 1);
+        // A time, an error code, a date: the number labels it ("dari jam 9, satu lantai").
+        assert!(count_classes("mati dari jam 9 pegawai").is_empty());
+        assert!(count_classes("error 500 tiap warga").is_empty());
+        assert!(count_classes("sejak tanggal 12 pegawai kanwil").is_empty());
+        assert_eq!(count_classes("dari jam 9 12 pegawai"), vec![("12 pegawai".into(), 12, 0)]);
+        // "ke" is no label: "ke 5 kanwil" counts five offices.
+        assert_eq!(count_classes("link ke 5 kanwil putus").len(), 1);
     }
 
     #[test]
