@@ -70,10 +70,11 @@ const NUMBER_WORDS: &[(&str, u64)] = &[
 ];
 
 /// Words after which a number is a time, a code or a label, not a count: "dari jam 9, satu
-/// lantai" is one floor from nine o'clock, "error 500 tiap responden" no 500 respondents.
+/// lantai" is one floor from nine o'clock, "error 500 tiap responden" no 500 respondents, "PPh 21
+/// pegawai" a tax on staff's pay.
 const LABEL_WORDS: &[&str] = &[
     "jam", "pukul", "pk", "error", "kode", "code", "http", "status", "versi", "version", "port", "no", "nomor",
-    "tanggal", "tahun",
+    "tanggal", "tahun", "pph", "pasal",
 ];
 
 /// Words that multiply the number before them ("50 ribu orang").
@@ -596,6 +597,7 @@ mod tests {
         assert!(count_classes("mati dari jam 9 pegawai").is_empty());
         assert!(count_classes("error 500 tiap warga").is_empty());
         assert!(count_classes("sejak tanggal 12 pegawai kanwil").is_empty());
+        assert!(count_classes("potongan pph 21 pegawai salah").is_empty());
         assert_eq!(count_classes("dari jam 9 12 pegawai"), vec![("12 pegawai".into(), 12, 0)]);
         // "ke" is no label: "ke 5 kanwil" counts five offices.
         assert_eq!(count_classes("link ke 5 kanwil putus").len(), 1);
