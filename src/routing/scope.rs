@@ -10,7 +10,7 @@
 //!
 //! A count of people or units the message states ("6 developer", "300 pegawai", "semua 40
 //! pegawai", "20+ users", "seluruh 12 kanwil") names a class too: [`counts`] reads a number
-//! (digits, or a word such as "ratusan") followed, at most one word later, by a noun of a
+//! (digits, or a word such as "ratusan") followed, at most one counting word later, by a noun of a
 //! `[impact_counts.KIND]` of the rules, and gives the class that kind assigns to that many.
 
 use super::phrases::{Phrases, word_matches};
@@ -77,6 +77,10 @@ const LABEL_WORDS: &[&str] = &[
     "tanggal", "tahun", "pph", "pasal",
 ];
 
+/// Words that may stand between a number and what it counts ("20 buah PC", "400 pelaku UMKM",
+/// "hundreds of traders"); any other word ends the count: "30 naskah dinas" counts no office.
+const SKIPPABLE: &[&str] = &["orang", "org", "buah", "unit", "lebih", "an", "para", "pelaku", "of", "more", "other", "lain"];
+
 /// Words that multiply the number before them ("50 ribu orang").
 const MULTIPLIERS: &[(&str, u64)] = &[("ribu", 1000), ("rb", 1000), ("thousand", 1000), ("juta", 1_000_000)];
 
@@ -120,8 +124,8 @@ const WHOLE_FILLERS: &[&str] = &["para", "the", "our", "this"];
 const BOUND_BEFORE: &[&str] = &["di", "pada", "in", "of", "at"];
 
 /// Every count of a known noun in `words` (normalised text split on spaces): a number, an
-/// optional multiplier ("ribu"), then the noun directly or after one other word ("6 orang
-/// developer", "300 pegawai"), unless a counted noun stands just before the number ("lantai 2
+/// optional multiplier ("ribu"), then the noun directly or after one counting word or counted
+/// noun ("6 orang developer", "20 buah PC", "300 pegawai"), unless a counted noun stands just before the number ("lantai 2
 /// kanwil": a label; but a number word directly before a noun counts: "teman satu subbag"). Each count gives the class of the highest least count it
 /// reaches in its kind; a count below every least count gives nothing.
 pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>> {
@@ -164,6 +168,7 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
         // "error 413. Seluruh tim …": a whole group after the number is its own.
         let found = (next..(next + 2).min(words.len()))
             .take_while(|&j| !WHOLE_WORDS.contains(&words[j]))
+            .take_while(|&j| j == next || kind_of(kinds, words[next]).is_some() || SKIPPABLE.contains(&words[next]))
             .find_map(|j| kind_of(kinds, words[j]).map(|k| (j, k)));
         let Some((j, kind)) = found else { continue };
         let class = kind.classes.iter().filter(|(_, least)| n >= *least).max_by_key(|(_, least)| *least);
@@ -589,6 +594,11 @@ mod tests {
         assert!(count_classes("pesan ora 01400 kanwil").is_empty(), "a leading zero makes a code");
         // A noun two words after the number is too far to be what it counts.
         assert!(count_classes("300 kali dalam sehari pegawai").is_empty());
+        // One word between counts only when it is a counting word: "30 naskah kantor" names
+        // documents, "3 buah kanwil" three offices, "hundreds of users" many users.
+        assert!(count_classes("ada 30 naskah kantor yang gagal").is_empty());
+        assert_eq!(count_classes("3 buah kanwil").len(), 1);
+        assert_eq!(count_classes("hundreds of users"), vec![("hundreds of users".into(), 200, 1)]);
         assert!(count_classes("").is_empty());
         // A number after a counted noun labels it ("kantor 2", the second office).
         assert!(count_classes("lan kantor 2 kanwil putus").is_empty());
