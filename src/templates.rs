@@ -11,7 +11,9 @@
 //! `loket check-config` catches errors before any requester does (`loket ingest`, which starts
 //! once per mail, only parses them: [`Templates::parse`]).
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::LazyLock;
 
 use chrono::{Datelike, Timelike};
 use minijinja::{AutoEscape, Environment};
@@ -104,7 +106,17 @@ pub struct Rendered {
 
 pub struct Templates {
     env: Environment<'static>,
+    /// The mail templates that are their subject block, line breaks and their body block, and
+    /// nothing else: rendered whole, the body is what follows the subject (one rendering).
+    two_blocks: HashSet<String>,
 }
+
+/// A mail template laid out as its subject block, line breaks, its body block and at most one
+/// line break (which `trim_blocks` and `keep_trailing_newline = false` take away).
+static TWO_BLOCKS: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(?s)\A\{% block subject %\}.*?\{% endblock %\}\n*\{% block body %\}.*\{% endblock %\}\n?\z")
+        .expect("a valid pattern")
+});
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +140,7 @@ impl Templates {
     /// the daemon's.
     pub fn parse(dir: &Path) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
+        let mut two_blocks = HashSet::new();
         env.set_trim_blocks(true);
         env.set_keep_trailing_newline(false);
         env.set_auto_escape_callback(auto_escape);
@@ -153,6 +166,9 @@ impl Templates {
                 let src = std::fs::read_to_string(&path)
                     .map_err(|source| TemplateError::Io { path: path.display().to_string(), source })?;
                 let name = format!("{lang}/{stem}");
+                if TWO_BLOCKS.is_match(&src) {
+                    two_blocks.insert(name.clone());
+                }
                 env.add_template_owned(name.clone(), src)
                     .map_err(|source| TemplateError::Render { name: format!("{}", path.display()), source })?;
             }
@@ -164,7 +180,7 @@ impl Templates {
                 }
             }
         }
-        Ok(Self { env })
+        Ok(Self { env, two_blocks })
     }
 
     /// Every template rendered with sample values (pages, messages, labels, the HTML layout, the
@@ -293,11 +309,11 @@ impl Templates {
             return Ok(Rendered { subject: String::new(), body: body.trim().to_string() });
         }
         let mut captured = tmpl.render_captured(&ctx).map_err(err)?;
-        let (subject, body) = captured
-            .with_state_mut(|state| {
-                Ok::<_, minijinja::Error>((state.render_block("subject")?, state.render_block("body")?))
-            })
-            .map_err(err)?;
+        let subject = captured.with_state_mut(|state| state.render_block("subject")).map_err(err)?;
+        let body = match captured.output().strip_prefix(subject.as_str()) {
+            Some(body) if self.two_blocks.contains(&full) => body.to_string(),
+            _ => captured.with_state_mut(|state| state.render_block("body")).map_err(err)?,
+        };
         Ok(Rendered {
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
             body: body.trim_start_matches('\n').to_string(),
@@ -860,6 +876,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_mail_is_rendered_once_where_its_template_is_two_blocks() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let shipped = Templates::parse(&root).unwrap();
+        for name in REQUIRED.iter().filter(|n| !n.starts_with("chat_")) {
+            for &lang in Language::ALL {
+                assert!(shipped.two_blocks.contains(&format!("{lang}/{name}")), "{lang}/{name}");
+            }
+        }
+        // Text outside the two blocks: the body is the body block's alone, rendered on its own.
+        let dir = tempfile::tempdir().unwrap();
+        for &lang in Language::ALL {
+            std::fs::create_dir(dir.path().join(lang.as_str())).unwrap();
+            for entry in std::fs::read_dir(root.join(lang.as_str())).unwrap() {
+                let p = entry.unwrap().path();
+                std::fs::copy(&p, dir.path().join(lang.as_str()).join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let ack = dir.path().join("id/acknowledgement.txt.j2");
+        let text = std::fs::read_to_string(&ack).unwrap();
+        std::fs::write(&ack, format!("{text}\nCATATAN DI LUAR BLOK\n")).unwrap();
+        let custom = Templates::parse(dir.path()).unwrap();
+        assert!(!custom.two_blocks.contains("id/acknowledgement"));
+        let ctx = sample_context();
+        let mine = custom.render(Language::Id, "acknowledgement", &ctx).unwrap();
+        assert!(!mine.body.contains("CATATAN DI LUAR BLOK"), "{}", mine.body);
+        assert_eq!(mine, shipped.render(Language::Id, "acknowledgement", &ctx).unwrap());
     }
 
     #[test]
