@@ -79,7 +79,8 @@ const LABEL_WORDS: &[&str] = &[
 
 /// Words that may stand between a number and what it counts ("20 buah PC", "400 pelaku UMKM",
 /// "hundreds of traders"); any other word ends the count: "30 naskah dinas" counts no office.
-const SKIPPABLE: &[&str] = &["orang", "org", "buah", "unit", "lebih", "an", "para", "pelaku", "of", "more", "other", "lain"];
+const SKIPPABLE: &[&str] =
+    &["orang", "org", "buah", "unit", "lebih", "an", "para", "pelaku", "of", "more", "other", "lain"];
 
 /// Words that multiply the number before them ("50 ribu orang").
 const MULTIPLIERS: &[(&str, u64)] = &[("ribu", 1000), ("rb", 1000), ("thousand", 1000), ("juta", 1_000_000)];
