@@ -112,7 +112,8 @@ pub struct Templates {
 }
 
 /// A mail template laid out as its subject block, line breaks, its body block and at most one
-/// line break (which `trim_blocks` and `keep_trailing_newline = false` take away).
+/// line break (which `trim_blocks` and `keep_trailing_newline = false` take away), with no other
+/// block (counted apart: the pattern's body could span a third).
 static TWO_BLOCKS: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"(?s)\A\{% block subject %\}.*?\{% endblock %\}\n*\{% block body %\}.*\{% endblock %\}\n?\z")
         .expect("a valid pattern")
@@ -166,7 +167,7 @@ impl Templates {
                 let src = std::fs::read_to_string(&path)
                     .map_err(|source| TemplateError::Io { path: path.display().to_string(), source })?;
                 let name = format!("{lang}/{stem}");
-                if TWO_BLOCKS.is_match(&src) {
+                if TWO_BLOCKS.is_match(&src) && src.matches("{% block ").count() == 2 {
                     two_blocks.insert(name.clone());
                 }
                 env.add_template_owned(name.clone(), src)
@@ -905,6 +906,11 @@ mod tests {
         let mine = custom.render(Language::Id, "acknowledgement", &ctx).unwrap();
         assert!(!mine.body.contains("CATATAN DI LUAR BLOK"), "{}", mine.body);
         assert_eq!(mine, shipped.render(Language::Id, "acknowledgement", &ctx).unwrap());
+        // So does a third block after the body.
+        std::fs::write(&ack, format!("{text}\n{{% block note %}}CATATAN{{% endblock %}}\n")).unwrap();
+        let custom = Templates::parse(dir.path()).unwrap();
+        assert!(!custom.two_blocks.contains("id/acknowledgement"));
+        assert_eq!(custom.render(Language::Id, "acknowledgement", &ctx).unwrap().body, mine.body);
     }
 
     #[test]
