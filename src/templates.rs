@@ -311,9 +311,10 @@ impl Templates {
         }
         let mut captured = tmpl.render_captured(&ctx).map_err(err)?;
         let subject = captured.with_state_mut(|state| state.render_block("subject")).map_err(err)?;
-        let body = match captured.output().strip_prefix(subject.as_str()) {
-            Some(body) if self.two_blocks.contains(&full) => body.to_string(),
-            _ => captured.with_state_mut(|state| state.render_block("body")).map_err(err)?,
+        let whole = self.two_blocks.contains(&full).then(|| captured.output().strip_prefix(subject.as_str())).flatten();
+        let body = match whole {
+            Some(body) => body.to_string(),
+            None => captured.with_state_mut(|state| state.render_block("body")).map_err(err)?,
         };
         Ok(Rendered {
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),

@@ -1355,7 +1355,6 @@ impl DeskRules {
             // Counted within the subject and within each sentence: a number never counts the
             // noun that opens the next one ("Error 504" then "Petugas …", "'HTTP 500'. Direktorat
             // lain …").
-            let words = &split.all;
             for found in split.segments().flat_map(|segment| scope::counts(segment, &self.impact_counts)) {
                 impact_score[found.class] += self.impact_threshold;
                 cue_reasons.add(|| {
@@ -1372,6 +1371,7 @@ impl DeskRules {
                 });
             }
             // A duty due soon ("harus dikirim … sore ini", "batas usulan hari ini") names its class too.
+            let words = &split.all;
             if let Some(due) = &self.impact_due
                 && let Some(text) = scope::due_soon(words, due)
             {

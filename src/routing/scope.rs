@@ -125,8 +125,8 @@ const WHOLE_FILLERS: &[&str] = &["para", "the", "our", "this"];
 const BOUND_BEFORE: &[&str] = &["di", "pada", "in", "of", "at"];
 
 /// Every count of a known noun in `words` (normalised text split on spaces): a number, an
-/// optional multiplier ("ribu"), then the noun directly or after one counting word or counted
-/// noun ("6 orang developer", "20 buah PC", "300 pegawai"), unless a counted noun stands just before the number ("lantai 2
+/// optional multiplier ("ribu"), then the noun directly or after one counting word ("300
+/// pegawai", "20 buah PC"; "6 orang developer" counts "orang" itself), unless a counted noun stands just before the number ("lantai 2
 /// kanwil": a label; but a number word directly before a noun counts: "teman satu subbag"). Each count gives the class of the highest least count it
 /// reaches in its kind; a count below every least count gives nothing.
 pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>> {
@@ -169,7 +169,7 @@ pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>>
         // "error 413. Seluruh tim …": a whole group after the number is its own.
         let found = (next..(next + 2).min(words.len()))
             .take_while(|&j| !WHOLE_WORDS.contains(&words[j]))
-            .take_while(|&j| j == next || kind_of(kinds, words[next]).is_some() || SKIPPABLE.contains(&words[next]))
+            .take_while(|&j| j == next || SKIPPABLE.contains(&words[next]))
             .find_map(|j| kind_of(kinds, words[j]).map(|k| (j, k)));
         let Some((j, kind)) = found else { continue };
         let class = kind.classes.iter().filter(|(_, least)| n >= *least).max_by_key(|(_, least)| *least);
