@@ -57,7 +57,7 @@ async fn fresh_url(dir: &Path, pg_admin: Option<&str>) -> String {
     match pg_admin {
         None => format!("sqlite://{}", dir.join("bench.db").display()),
         Some(admin) => {
-            sqlx::any::install_default_drivers();
+            loket::store::install_drivers();
             let name = format!("bench_{}_{}", std::process::id(), loket::now_ms() % 1_000_000);
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin).await.expect("PostgreSQL");
             sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();

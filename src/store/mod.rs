@@ -10,6 +10,7 @@ mod chat;
 pub mod corrections;
 pub mod file;
 mod files;
+pub mod inline;
 mod merge;
 mod oauth;
 pub mod privacy;
@@ -23,7 +24,7 @@ mod webhooks;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
@@ -240,12 +241,30 @@ mod tests {
     }
 }
 
+/// Installs the drivers sqlx's `Any` connects through: Loket's own SQLite driver, which runs
+/// each statement on the awaiting thread ([`inline`]), and sqlx's PostgreSQL driver. Every
+/// store opens through here; tests and benchmarks call it before using `Any` themselves.
+///
+/// `LOKET_SQLITE_DRIVER=sqlx` installs sqlx's own SQLite driver instead (a statement per hand-off
+/// to its worker thread): the way back should a deployment meet a difference, and the
+/// benchmarks' same-binary reference.
+pub fn install_drivers() {
+    static DRIVERS: [sqlx_core::any::driver::AnyDriver; 2] = [inline::DRIVER, sqlx::postgres::any::DRIVER];
+    static SQLX_DRIVERS: [sqlx_core::any::driver::AnyDriver; 2] =
+        [sqlx::sqlite::any::DRIVER, sqlx::postgres::any::DRIVER];
+    let sqlx_sqlite = std::env::var("LOKET_SQLITE_DRIVER").as_deref() == Ok("sqlx");
+    // Installed once per process; a second call finds them there.
+    let _ = sqlx::any::install_drivers(if sqlx_sqlite { &SQLX_DRIVERS } else { &DRIVERS });
+}
+
 /// A handle to the store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
     files: blobs::Files,
+    /// SQLite: the URL the pool connected with, for the migrator's own connection.
+    sqlite_url: Option<String>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -335,7 +354,7 @@ impl Store {
     }
 
     async fn connect(cfg: &StorageConfig, need: Need) -> Result<Self, StoreError> {
-        install_default_drivers();
+        install_drivers();
         let url = cfg.url.clone();
         let unavailable = |source| StoreError::Unavailable { url: redact_url(&url), source };
         let backend = Backend::of(&url);
@@ -404,6 +423,7 @@ impl Store {
         Ok(Self {
             pool,
             backend,
+            sqlite_url: (backend == Backend::Sqlite).then_some(connect_url),
             files: blobs::Files::local(cfg.files_dir(), cfg.files_flush == crate::config::FilesFlush::FileSystem),
         })
     }
@@ -422,7 +442,7 @@ impl Store {
         // and then finds the migration applied.
         let mut attempt = 0;
         loop {
-            match self.migrator().run(&self.pool).await {
+            match self.run_migrator().await {
                 Ok(()) => return Ok(()),
                 Err(e) if backend == Backend::Sqlite && attempt < 5 => {
                     attempt += 1;
@@ -432,6 +452,18 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Runs the migrator: on PostgreSQL through the pool; on SQLite on a connection of sqlx's own
+    /// SQLite driver (Loket's, [`inline`], does not implement sqlx's migration interface).
+    async fn run_migrator(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let Some(url) = &self.sqlite_url else { return self.migrator().run(&self.pool).await };
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(30));
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+        let ran = self.migrator().run(&mut conn).await;
+        let _ = conn.close().await;
+        ran
     }
 
     /// (migrations applied, migrations this binary knows).

@@ -430,7 +430,7 @@ impl Drop for Daemon {
 }
 
 pub async fn fresh_pg_database(tag: &str) -> String {
-    sqlx::any::install_default_drivers();
+    loket::store::install_drivers();
     let name: String =
         tag.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     let name = format!("t_{name}");
