@@ -10,7 +10,7 @@
 //!
 //! `cargo bench --bench maildir` (no servers needed) runs 2,000 and 10,000 mails
 //! (`LOKET_BENCH_MAILDIR_N="2000,10000"`; `LOKET_BENCH_MAIL_DIR` shares the generated mails with
-//! the pipeline bench). Under `cargo test` (no `--bench`) it drops 150 mails and checks that each
+//! the pipeline bench; `LOKET_BENCH_KEEP` as there). Under `cargo test` (no `--bench`) it drops 150 mails and checks that each
 //! is committed once and that every queued outbound mail is written.
 
 #[path = "common/mod.rs"]
@@ -81,7 +81,7 @@ async fn outbox(db: &Path) -> (i64, i64) {
 
 /// `loket serve` watching a Maildir, the mails dropped into `new/` at once.
 async fn serve(mails: &[Vec<u8>]) -> Serve {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::run_dir();
     let inbox = dir.path().join("inbox");
     for d in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(inbox.join(d)).unwrap();
@@ -147,7 +147,7 @@ async fn serve(mails: &[Vec<u8>]) -> Serve {
 
 /// The reference: the pipeline in process over the same mails, 64 per transaction; seconds.
 async fn pipeline(mails: &[Vec<u8>]) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::run_dir();
     let (p, _store) = {
         let path = dir.path().join("loket.toml");
         std::fs::write(&path, config(dir.path(), None)).unwrap();

@@ -9,7 +9,9 @@
 //! reference measured in the same run: a bare SQLite loop (sqlx's own SQLite driver, no Loket)
 //! on the same disk writing ten rows per message, one of them a 4 KB body, committed at the same
 //! batch size; with `LOKET_BENCH_PG_URL`, the pipeline on PostgreSQL beside the same loop through
-//! sqlx's PostgreSQL driver on the same server. Under `cargo test` (no `--bench` argument) it runs a small smoke check instead
+//! sqlx's PostgreSQL driver on the same server. `LOKET_SQLITE_DRIVER=sqlx` runs the pipeline on
+//! sqlx's SQLite driver instead of Loket's (the same binary's reference); `LOKET_BENCH_KEEP=DIR`
+//! keeps each run's store in DIR instead of deleting it at the run's end. Under `cargo test` (no `--bench` argument) it runs a small smoke check instead
 //! and verifies the outcomes.
 
 #[path = "common/mod.rs"]
@@ -69,7 +71,7 @@ async fn fresh_url(dir: &Path, pg_admin: Option<&str>) -> String {
 /// The pipeline over `mails`, `batch` messages per transaction (`per` is the time of each
 /// batch, divided among its messages).
 async fn run(mails: &[Vec<u8>], sync: &str, pg_admin: Option<&str>, batch: usize) -> Run {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::run_dir();
     let url = fresh_url(dir.path(), pg_admin).await;
     let p = pipeline(dir.path(), &url, sync).await;
     let mut per = Vec::with_capacity(mails.len());

@@ -3,6 +3,9 @@
 
 Usage: scripts/bench-ingest.py [-n RUNS] LOKET [OTHER_LOKET…]
 
+A binary may be given with environment variables of its own, `NAME=VALUE@LOKET` (e.g.
+`LOKET_SQLITE_DRIVER=sqlx@target/release/loket` against the same binary with Loket's driver).
+
 Each binary gets its own copy of the shipped `loket.toml` (all four desks; `seeds/`, `rules/` and
 `templates/` linked from the repository) and its own SQLite store, migrated beforehand with
 `loket migrate` (the steady state of an MTA pipe). Then RUNS rounds, each feeding every binary a
@@ -36,7 +39,8 @@ def mail(n: int) -> bytes:
     ).encode()
 
 
-def setup(binary: str, base: str, i: int) -> dict:
+def setup(spec: str, base: str, i: int) -> dict:
+    own, binary = spec.split("@", 1) if "@" in spec else ("", spec)
     d = os.path.join(base, f"b{i}")
     os.makedirs(d)
     for name in ("seeds", "rules", "templates"):
@@ -46,9 +50,10 @@ def setup(binary: str, base: str, i: int) -> dict:
     with open(os.path.join(d, "loket.toml"), "w") as f:
         f.write(text)
     env = dict(os.environ, LOKET_DATABASE_URL=f"sqlite://{d}/loket.db", LOKET_LOG="warn")
+    env.update(kv.split("=", 1) for kv in own.split(",") if kv)
     cfg = os.path.join(d, "loket.toml")
     subprocess.run([binary, "--config", cfg, "migrate"], env=env, check=True, capture_output=True)
-    return {"bin": binary, "cfg": cfg, "env": env, "times": []}
+    return {"bin": binary, "name": spec, "cfg": cfg, "env": env, "times": []}
 
 
 def timed(args, env, stdin: bytes):
@@ -72,7 +77,7 @@ def main() -> int:
         runs = [setup(b, base, i) for i, b in enumerate(a.binaries)]
         floor = []
         for n in range(a.n):
-            t, _ = timed([a.binaries[0], "--version"], os.environ, b"")
+            t, _ = timed([runs[0]["bin"], "--version"], os.environ, b"")
             floor.append(t)
             for r in runs:
                 t, p = timed([r["bin"], "--config", r["cfg"], "ingest", "--inbox", "hero"], r["env"], mail(n))
@@ -83,7 +88,7 @@ def main() -> int:
         print(f"load average before/after: {os.getloadavg()}")
         print(summary("floor (loket --version)", floor))
         for r in runs:
-            print(summary(r["bin"], r["times"]))
+            print(summary(r["name"], r["times"]))
     return 0
 
 

@@ -13,6 +13,23 @@ pub fn repo() -> PathBuf {
 
 /// The first `n` mails of the benchmark generator's set in `dir` (`scripts/gen_emails.py --seed
 /// 42`), generated anew when the directory holds fewer.
+/// A run's working directory (store, files, outbound mail): a temporary directory deleted at the
+/// end of the run, or with `LOKET_BENCH_KEEP=DIR` one kept in DIR for the caller to delete after
+/// the last run. ext4 without a journal (this project's VM) skips, one by one, every inode deleted
+/// in the last minute or more (`recently_deleted`), so a run that starts right after another's
+/// files were deleted pays for them; kept directories measure the steady state of a server whose
+/// retention has not just run.
+pub fn run_dir() -> tempfile::TempDir {
+    match std::env::var("LOKET_BENCH_KEEP") {
+        Ok(keep) => {
+            let mut dir = tempfile::Builder::new().prefix("run.").tempdir_in(keep).unwrap();
+            dir.disable_cleanup(true);
+            dir
+        }
+        Err(_) => tempfile::tempdir().unwrap(),
+    }
+}
+
 pub fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {
     let manifest = dir.join("manifest.jsonl");
     let have = std::fs::read_to_string(&manifest).map(|m| m.lines().count()).unwrap_or(0);

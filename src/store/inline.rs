@@ -221,25 +221,18 @@ impl InlineConnection {
     }
 
     /// Runs `sql`, trying again while the file is locked by another writer, up to the busy
-    /// timeout. `commit` runs it where a wait for the disk does not hold the runtime's thread.
-    async fn run(
-        &mut self,
-        sql: &SqlStr,
-        persistent: bool,
-        args: Option<&[AnyValueKind]>,
-        limit: Option<usize>,
-        commit: bool,
-    ) -> Result<Vec<Either<AnyQueryResult, AnyRow>>, Error> {
+    /// timeout, logged or not as `what` says; an outermost commit waits for the disk off the runtime's thread.
+    async fn run(&mut self, req: Request<'_>) -> Result<Vec<Either<AnyQueryResult, AnyRow>>, Error> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         let mut out = Vec::new();
         // Statements of a multi-statement string already done, when a later one was busy.
         let mut done = 0;
         loop {
-            let attempt = if commit && on_multi_thread_runtime() {
-                tokio::task::block_in_place(|| self.run_once(sql, persistent, args, limit, &mut out, &mut done))
+            let attempt = if req.what == What::Commit && on_multi_thread_runtime() {
+                tokio::task::block_in_place(|| self.run_once(&req, &mut out, &mut done))
             } else {
-                self.run_once(sql, persistent, args, limit, &mut out, &mut done)
+                self.run_once(&req, &mut out, &mut done)
             };
             match attempt {
                 Err(e) if is_busy(&e) && started.elapsed() < self.busy_timeout => {
@@ -251,7 +244,7 @@ impl InlineConnection {
             }
         }
         const BUSY_PRAGMA: &str = "PRAGMA busy_timeout";
-        if sql.as_str().trim_start().get(..BUSY_PRAGMA.len()).is_some_and(|p| p.eq_ignore_ascii_case(BUSY_PRAGMA)) {
+        if req.sql.as_str().trim_start().get(..BUSY_PRAGMA.len()).is_some_and(|p| p.eq_ignore_ascii_case(BUSY_PRAGMA)) {
             self.take_busy_timeout()?;
         }
         Ok(out)
@@ -266,18 +259,17 @@ impl InlineConnection {
 
     fn run_once(
         &mut self,
-        sql: &SqlStr,
-        persistent: bool,
-        args: Option<&[AnyValueKind]>,
-        limit: Option<usize>,
+        req: &Request<'_>,
         out: &mut Vec<Either<AnyQueryResult, AnyRow>>,
         done: &mut usize,
     ) -> rusqlite::Result<()> {
+        let Request { sql, persistent, args, limit, what } = *req;
         let text = sql.as_str();
+        let settings = if what == What::Query { self.log.clone() } else { quiet() };
         let Some(args) = args else {
             // No parameters: the string may hold several statements (`raw_sql`), run in turn and
             // logged as one, as sqlx's driver logs them.
-            let mut logger = QueryLogger::new(sql.clone(), self.log.clone());
+            let mut logger = QueryLogger::new(sql.clone(), settings);
             let mut batch = rusqlite::Batch::new(&self.db, text);
             let mut index = 0;
             while let Some(mut stmt) = rusqlite::fallible_iterator::FallibleIterator::next(&mut batch)? {
@@ -290,8 +282,8 @@ impl InlineConnection {
             }
             return Ok(());
         };
-        let Self { db, shapes, log, .. } = self;
-        let mut logger = QueryLogger::new(sql.clone(), log.clone());
+        let Self { db, shapes, .. } = self;
+        let mut logger = QueryLogger::new(sql.clone(), settings);
         let (mut cached, mut plain);
         let stmt: &mut rusqlite::Statement<'_> = if persistent {
             cached = db.prepare_cached(text)?;
@@ -317,8 +309,9 @@ impl InlineConnection {
         step_all(db, stmt, &shape, limit, out, &mut logger)
     }
 
-    async fn execute(&mut self, sql: SqlStr, commit: bool) -> Result<(), Error> {
-        self.run(&sql, false, None, None, commit).await.map(drop)
+    /// Transaction control: not in the statement log, as with sqlx's driver.
+    async fn control(&mut self, sql: SqlStr, what: What) -> Result<(), Error> {
+        self.run(Request { sql: &sql, persistent: false, args: None, limit: None, what }).await.map(drop)
     }
 
     async fn begin_with(&mut self, statement: Option<SqlStr>) -> Result<(), Error> {
@@ -327,15 +320,15 @@ impl InlineConnection {
             Some(sql) => sql,
             None => begin_ansi_transaction_sql(self.depth),
         };
-        self.execute(sql, false).await?;
+        self.control(sql, What::Control).await?;
         self.depth += 1;
         Ok(())
     }
 
     async fn commit_tx(&mut self) -> Result<(), Error> {
         if self.depth > 0 {
-            let outermost = self.depth == 1;
-            self.execute(commit_ansi_transaction_sql(self.depth), outermost).await?;
+            let what = if self.depth == 1 { What::Commit } else { What::Control };
+            self.control(commit_ansi_transaction_sql(self.depth), what).await?;
             self.depth -= 1;
         }
         Ok(())
@@ -351,6 +344,36 @@ impl InlineConnection {
         }
         Ok(())
     }
+}
+
+/// A statement to run: its text, whether to keep it prepared, its arguments (`None`: an
+/// unparameterized string that may hold several statements), at most how many rows to return.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    sql: &'a SqlStr,
+    persistent: bool,
+    args: Option<&'a [AnyValueKind]>,
+    limit: Option<usize>,
+    what: What,
+}
+
+/// What a statement is to the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum What {
+    /// The caller's query: in the statement log.
+    Query,
+    /// `BEGIN`, `SAVEPOINT`, `RELEASE`: not logged (as sqlx's driver).
+    Control,
+    /// The outermost `COMMIT`: not logged, and it waits for the disk off the runtime's thread.
+    Commit,
+}
+
+/// Log settings that log nothing.
+fn quiet() -> LogSettings {
+    let mut settings = LogSettings::default();
+    settings.log_statements(log::LevelFilter::Off);
+    settings.log_slow_statements(log::LevelFilter::Off, Duration::MAX);
+    settings
 }
 
 fn on_multi_thread_runtime() -> bool {
@@ -614,7 +637,8 @@ impl AnyConnectionBackend for InlineConnection {
         Box::pin(
             futures::stream::once(async move {
                 let args = arguments.map(|a| a.values.0);
-                self.run(&query, persistent, args.as_deref(), None, false).await
+                self.run(Request { sql: &query, persistent, args: args.as_deref(), limit: None, what: What::Query })
+                    .await
             })
             .flat_map(|r: Result<Vec<_>, Error>| match r {
                 Ok(items) => futures::stream::iter(items.into_iter().map(Ok)).left_stream(),
@@ -631,7 +655,8 @@ impl AnyConnectionBackend for InlineConnection {
     ) -> BoxFuture<'_, sqlx_core::Result<Option<AnyRow>>> {
         Box::pin(async move {
             let args = arguments.map(|a| a.values.0);
-            let out = self.run(&query, persistent, args.as_deref(), Some(1), false).await?;
+            let req = Request { sql: &query, persistent, args: args.as_deref(), limit: Some(1), what: What::Query };
+            let out = self.run(req).await?;
             Ok(out.into_iter().find_map(|item| item.right()))
         })
     }

@@ -463,3 +463,40 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Loket's SQLite driver and sqlx's (`LOKET_SQLITE_DRIVER=sqlx`, the way back) write and read the
+/// same store, each continuing what the other wrote: numbering, duplicates, the listing.
+#[test]
+fn the_store_is_the_same_through_either_sqlite_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), None);
+    let ingest_with = |driver: Option<&str>, id: &str| {
+        let file = dir.path().join(format!("{id}.eml"));
+        std::fs::write(&file, request(id, "SISP tidak bisa diakses")).unwrap();
+        let mut c = loket(Some(&config));
+        c.env_remove("LOKET_SQLITE_DRIVER");
+        if let Some(driver) = driver {
+            c.env("LOKET_SQLITE_DRIVER", driver);
+        }
+        let (out, stdout, stderr) = run(c.args(["ingest", "--inbox", "hero"]).arg(&file));
+        assert!(out.status.success(), "ingest {id} with {driver:?}: {stdout} {stderr}");
+        stdout
+    };
+    assert!(ingest_with(None, "one").contains("\"created\""));
+    assert!(ingest_with(Some("sqlx"), "two").contains("\"created\""));
+    assert!(ingest_with(None, "three").contains("\"created\""));
+    // The same mail again, through the other driver: a duplicate, not a fourth ticket.
+    assert!(!ingest_with(Some("sqlx"), "three").contains("\"created\""));
+    for driver in ["inline", "sqlx"] {
+        let (out, stdout, stderr) =
+            run(loket(Some(&config)).env("LOKET_SQLITE_DRIVER", driver).args(["tickets", "list", "--json"]));
+        assert!(out.status.success(), "{stderr}");
+        let numbers: Vec<&str> =
+            stdout.lines().filter_map(|l| l.split("\"number\":\"").nth(1)?.split('"').next()).collect();
+        assert_eq!(numbers.len(), 3, "{driver}: {stdout}");
+        let mut distinct = numbers.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3, "{driver}: {stdout}");
+    }
+}
