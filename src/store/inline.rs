@@ -17,8 +17,10 @@
 //! Waiting never holds the thread: SQLite's own busy handler is off, and a statement that finds
 //! the file locked by another writer is tried again after an asynchronous pause, for as long as
 //! the connection's `PRAGMA busy_timeout` allows (that pragma sets this wait instead of SQLite's).
-//! A commit, which waits for the disk, runs under `block_in_place` on a multi-threaded runtime so
-//! that the runtime's other tasks move to another thread meanwhile.
+//! A commit's wait for the disk does hold the thread, as any statement's own work does: handing the
+//! runtime's other tasks to another thread meanwhile (`block_in_place`) was measured, and it
+//! doubled the daemon's peak memory in a 10,000-mail burst (a malloc arena per thread that ran
+//! SQLite) and was slower (BENCHMARKS.md).
 //!
 //! Migrations do not run through this driver: the store runs them on sqlx's own SQLite
 //! connection (`Store::migrate`).
@@ -221,7 +223,7 @@ impl InlineConnection {
     }
 
     /// Runs `sql`, trying again while the file is locked by another writer, up to the busy
-    /// timeout, logged or not as `what` says; an outermost commit waits for the disk off the runtime's thread.
+    /// timeout; logged or not as `req.what` says.
     async fn run(&mut self, req: Request<'_>) -> Result<Vec<Either<AnyQueryResult, AnyRow>>, Error> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
@@ -229,12 +231,7 @@ impl InlineConnection {
         // Statements of a multi-statement string already done, when a later one was busy.
         let mut done = 0;
         loop {
-            let attempt = if req.what == What::Commit && on_multi_thread_runtime() {
-                tokio::task::block_in_place(|| self.run_once(&req, &mut out, &mut done))
-            } else {
-                self.run_once(&req, &mut out, &mut done)
-            };
-            match attempt {
+            match self.run_once(&req, &mut out, &mut done) {
                 Err(e) if is_busy(&e) && started.elapsed() < self.busy_timeout => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(LONGEST_PAUSE);
@@ -327,8 +324,7 @@ impl InlineConnection {
 
     async fn commit_tx(&mut self) -> Result<(), Error> {
         if self.depth > 0 {
-            let what = if self.depth == 1 { What::Commit } else { What::Control };
-            self.control(commit_ansi_transaction_sql(self.depth), what).await?;
+            self.control(commit_ansi_transaction_sql(self.depth), What::Control).await?;
             self.depth -= 1;
         }
         Ok(())
@@ -336,8 +332,9 @@ impl InlineConnection {
 
     fn rollback_now(&mut self) -> Result<(), Error> {
         if self.depth > 0 {
-            // SQLite may have ended the transaction itself (a full disk, for one): nothing to undo.
-            if !(self.depth == 1 && self.db.is_autocommit()) {
+            // SQLite may have ended the whole transaction itself (a full disk, an I/O error):
+            // nothing to undo here, and an outer level's commit will fail and say so.
+            if !self.db.is_autocommit() {
                 self.db.execute_batch(rollback_ansi_transaction_sql(self.depth).as_str()).map_err(sql_error)?;
             }
             self.depth -= 1;
@@ -362,10 +359,8 @@ struct Request<'a> {
 enum What {
     /// The caller's query: in the statement log.
     Query,
-    /// `BEGIN`, `SAVEPOINT`, `RELEASE`: not logged (as sqlx's driver).
+    /// `BEGIN`, `SAVEPOINT`, `RELEASE`, `COMMIT`: not logged (as sqlx's driver).
     Control,
-    /// The outermost `COMMIT`: not logged, and it waits for the disk off the runtime's thread.
-    Commit,
 }
 
 /// Log settings that log nothing.
@@ -374,11 +369,6 @@ fn quiet() -> LogSettings {
     settings.log_statements(log::LevelFilter::Off);
     settings.log_slow_statements(log::LevelFilter::Off, Duration::MAX);
     settings
-}
-
-fn on_multi_thread_runtime() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 fn shape_of(stmt: &rusqlite::Statement<'_>) -> Shape {
