@@ -11,8 +11,6 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The first `n` mails of the benchmark generator's set in `dir` (`scripts/gen_emails.py --seed
-/// 42`), generated anew when the directory holds fewer.
 /// A run's working directory (store, files, outbound mail): a temporary directory deleted at the
 /// end of the run, or with `LOKET_BENCH_KEEP=DIR` one kept in DIR for the caller to delete after
 /// the last run. ext4 without a journal (this project's VM) skips, one by one, every inode deleted
@@ -30,6 +28,8 @@ pub fn run_dir() -> tempfile::TempDir {
     }
 }
 
+/// The first `n` mails of the benchmark generator's set in `dir` (`scripts/gen_emails.py --seed
+/// 42`), generated anew when the directory holds fewer.
 pub fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {
     let manifest = dir.join("manifest.jsonl");
     let have = std::fs::read_to_string(&manifest).map(|m| m.lines().count()).unwrap_or(0);
