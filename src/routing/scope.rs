@@ -126,8 +126,9 @@ const BOUND_BEFORE: &[&str] = &["di", "pada", "in", "of", "at"];
 
 /// Every count of a known noun in `words` (normalised text split on spaces): a number, an
 /// optional multiplier ("ribu"), then the noun directly or after one counting word ("300
-/// pegawai", "20 buah PC"; "6 orang developer" counts "orang" itself), unless a counted noun stands just before the number ("lantai 2
-/// kanwil": a label; but a number word directly before a noun counts: "teman satu subbag"). Each count gives the class of the highest least count it
+/// pegawai", "20 buah PC"; "6 orang developer" counts "orang" itself), unless a counted noun
+/// stands just before the number ("lantai 2 kanwil": a label; but a number word directly before
+/// a noun counts: "teman satu subbag"). Each count gives the class of the highest least count it
 /// reaches in its kind; a count below every least count gives nothing.
 pub fn counts<'a>(words: &[&str], kinds: &'a [CountKind]) -> Vec<CountFound<'a>> {
     let mut out = Vec::new();

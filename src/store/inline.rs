@@ -37,7 +37,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -127,9 +126,9 @@ impl InlineOptions {
             }
         }
         let uri = if path.is_empty() || path == ":memory:" || mode == "memory" {
-            // One in-memory database per options value, shared by the pool's connections.
-            static SEQ: AtomicU64 = AtomicU64::new(0);
-            format!("file:loket-memory-{}?mode=memory&cache=shared", SEQ.fetch_add(1, Ordering::Relaxed))
+            // `Any` parses the URL again for every connection: each has a private in-memory
+            // database, as with sqlx's driver through `Any` (Loket's stores are files).
+            "file:memory?mode=memory".to_owned()
         } else {
             let path = sqlx_core::percent_encoding::percent_decode_str(path)
                 .decode_utf8()
@@ -198,6 +197,8 @@ impl ConnectOptions for InlineOptions {
 struct Shape {
     names: Arc<sqlx_core::HashMap<UStr, usize>>,
     columns: Vec<AnyColumn>,
+    /// Whether the statement cannot write (SQLite's `sqlite3_stmt_readonly`).
+    readonly: bool,
 }
 
 /// One SQLite connection, used on the thread that awaits it.
@@ -272,6 +273,9 @@ impl InlineConnection {
     /// Whether `req`, outside a transaction, may write (and so takes the gate for its run).
     fn may_write(&self, req: &Request<'_>) -> bool {
         let text = req.sql.as_str();
+        if let Some(shape) = self.shapes.get(text) {
+            return !shape.readonly;
+        }
         let readonly = if req.persistent && req.args.is_some() {
             self.db.prepare_cached(text).map(|s| s.readonly())
         } else {
@@ -461,7 +465,7 @@ fn shape_of(stmt: &rusqlite::Statement<'_>) -> Shape {
             AnyColumn { ordinal, name, type_info: AnyTypeInfo { kind: declared_kind(c.decl_type()) } }
         })
         .collect();
-    Shape { names: Arc::new(names), columns }
+    Shape { names: Arc::new(names), columns, readonly: stmt.readonly() }
 }
 
 /// A column's type by SQLite's affinity rules (values are typed by what they hold, see
@@ -496,13 +500,13 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[AnyValueKind]) -> rusqlite::
             }
         };
         let value = args.get(n.wrapping_sub(1)).ok_or(rusqlite::Error::InvalidParameterCount(n, args.len()))?;
-        stmt.raw_bind_parameter(index, argument(value))?;
+        stmt.raw_bind_parameter(index, argument(value)?)?;
     }
     Ok(())
 }
 
-fn argument(value: &AnyValueKind) -> ToSqlOutput<'_> {
-    ToSqlOutput::Borrowed(match value {
+fn argument(value: &AnyValueKind) -> rusqlite::Result<ToSqlOutput<'_>> {
+    Ok(ToSqlOutput::Borrowed(match value {
         AnyValueKind::Null(_) => ValueRef::Null,
         AnyValueKind::Bool(b) => ValueRef::Integer(i64::from(*b)),
         AnyValueKind::SmallInt(i) => ValueRef::Integer(i64::from(*i)),
@@ -513,10 +517,9 @@ fn argument(value: &AnyValueKind) -> ToSqlOutput<'_> {
         AnyValueKind::Text(t) => ValueRef::Text(t.as_bytes()),
         AnyValueKind::TextSlice(t) => ValueRef::Text(t.as_bytes()),
         AnyValueKind::Blob(b) => ValueRef::Blob(b),
-        // `AnyValueKind` is non-exhaustive; a kind added later binds as NULL would be wrong, so
-        // it binds as its text for SQLite to reject or store visibly.
-        other => return ToSqlOutput::Owned(rusqlite::types::Value::Text(format!("{other:?}"))),
-    })
+        // `AnyValueKind` is non-exhaustive: a kind added later is refused, not guessed at.
+        other => return Err(rusqlite::Error::ToSqlConversionFailure(format!("unsupported value {other:?}").into())),
+    }))
 }
 
 /// Steps `stmt` to its end (or to `limit` rows), each row into `out`, then its result.
