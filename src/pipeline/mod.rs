@@ -268,6 +268,7 @@ impl Pipeline {
         self.store.commit(tx).await?;
         #[cfg(feature = "server-tests")]
         hold_for_a_kill("after", batch.len()).await;
+        self.store.committed_messages(batch.len());
         self.outbox_wakeup.notify_one();
         Ok(done.into_iter().map(|(outcome, kind, delay)| self.processed(desk, ib, outcome, kind, delay)).collect())
     }
@@ -282,6 +283,7 @@ impl Pipeline {
         if !applied {
             return Ok(outcome);
         }
+        self.store.committed_messages(1);
         self.outbox_wakeup.notify_one();
         let kind = loopguard::classify(&mail, &desk.own_addresses);
         Ok(self.processed(desk, ib, outcome, Some(kind), mail.date_ms.map(|d| m.now - d)))

@@ -19,6 +19,7 @@ mod queries;
 pub mod report;
 mod send_rate;
 pub mod sla;
+mod statistics;
 mod webhooks;
 
 use std::str::FromStr;
@@ -265,6 +266,8 @@ pub struct Store {
     files: blobs::Files,
     /// SQLite: the URL the pool connected with, for the migrator's own connection.
     sqlite_url: Option<String>,
+    /// PostgreSQL: the messages committed while the store is young ([`statistics`]).
+    young: std::sync::Arc<statistics::Young>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -424,6 +427,7 @@ impl Store {
             pool,
             backend,
             sqlite_url: (backend == Backend::Sqlite).then_some(connect_url),
+            young: Default::default(),
             files: blobs::Files::local(cfg.files_dir(), cfg.files_flush == crate::config::FilesFlush::FileSystem),
         })
     }
@@ -514,6 +518,15 @@ impl Store {
         #[allow(clippy::disallowed_methods)]
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The intake committed `n` messages. On PostgreSQL a young store's tables are analyzed when
+    /// due, so that its connections plan their statements for the tables' size
+    /// ([`statistics`]).
+    pub fn committed_messages(&self, n: usize) {
+        if self.backend == Backend::Postgres {
+            self.young.committed(&self.pool, n);
+        }
     }
 
     pub async fn close(&self) {

@@ -239,3 +239,63 @@ async fn the_store_and_the_directories_the_daemon_creates_are_private() {
     }
     daemon.terminate();
 }
+
+/// A young PostgreSQL store analyzes the intake's tables itself as messages are committed
+/// (`store/statistics.rs`): plans made on its empty tables would otherwise stay with each
+/// connection until autovacuum's first analyze. `last_analyze` is set by an `ANALYZE` statement
+/// only (autovacuum's is `last_autoanalyze`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_young_postgres_store_analyzes_its_tables_as_messages_are_committed() {
+    use loket::pipeline::Incoming;
+    let w = World::new("young-pg", WorldOptions::in_process(true)).await;
+    let (p, store) = pipeline(&w).await;
+    let now = 1_767_578_400_000;
+    let mails: Vec<Vec<u8>> = (0..128)
+        .map(|i| {
+            let from = w.addr(&format!("u{i}"));
+            mail(&from, &w.desk_addr, "Printer macet", &format!("{}-y{i}@example.test", w.tag), "", "Printer rusak.")
+        })
+        .collect();
+    let stats = || async {
+        sqlx::query_as::<_, (f64, i64)>(
+            "SELECT CAST(c.reltuples AS DOUBLE PRECISION), CAST(COUNT(s.last_analyze) AS BIGINT) \
+             FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relname = 'messages' GROUP BY c.reltuples",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
+    let batch = |range: std::ops::Range<usize>| -> Vec<Incoming<'_>> {
+        mails[range].iter().map(|raw| Incoming { raw, now }).collect()
+    };
+    for r in p.process_batch("hero", &batch(0..63)).await {
+        assert_eq!(r.unwrap().action, Action::Created);
+    }
+    // 63 committed (the acknowledgements are rows too): not yet due, nothing analyzed.
+    assert_eq!(stats().await, (-1.0, 0), "(rows as estimated, analyzed) before the first 64 messages");
+    assert_eq!(p.process_batch("hero", &batch(63..64)).await[0].as_ref().unwrap().action, Action::Created);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let first = loop {
+        let s = stats().await;
+        if s.1 == 1 {
+            break s.0;
+        }
+        assert!(std::time::Instant::now() < deadline, "no ANALYZE after 64 messages: {s:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // 64 inbound and 64 acknowledgements.
+    assert!(first >= 128.0, "{first} rows estimated after the first analyze");
+    // The next is due when the messages committed since reach half the table's rows then (128):
+    // 64 more messages.
+    for r in p.process_batch("hero", &batch(64..128)).await {
+        assert_eq!(r.unwrap().action, Action::Created);
+    }
+    loop {
+        let s = stats().await;
+        if s.0 >= 256.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no second ANALYZE after 128 messages: {s:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
