@@ -206,9 +206,8 @@ impl Pipeline {
     }
 
     /// Processes the messages of one intake round (an IMAP fetch, a Maildir scan) in one store
-    /// transaction — one durable commit for all of them — each under its own savepoint, so that a
-    /// message that cannot be processed is rolled back alone and quarantined while the others
-    /// commit. Returns one result per message, in order; the source may call a message done only
+    /// transaction — one durable commit for all of them —; a message that cannot be processed is
+    /// quarantined in it while the others commit ([`Pipeline::commit_batch`]). Returns one result per message, in order; the source may call a message done only
     /// when its result is `Ok` (the batch committed). When the store fails temporarily, the batch
     /// is rolled back and each message is tried again alone, so that one message that keeps
     /// failing holds up only itself.
@@ -231,7 +230,12 @@ impl Pipeline {
     }
 
     /// [`Pipeline::process_batch`]'s one attempt: all of `batch` committed, or an error and
-    /// nothing written.
+    /// nothing written. The batch runs without a savepoint per message (a round trip each, on
+    /// PostgreSQL): a message that fails permanently rolls the whole transaction back, and the
+    /// batch runs again with that message quarantined in it instead of processed (a unique
+    /// constraint broken by another instance's copy first runs again as it is, and is then found
+    /// as the duplicate it is). After [`BATCH_RUNS`] runs the error goes to `process_batch`,
+    /// which takes the messages one by one.
     async fn commit_batch(
         &self,
         desk: &Desk,
@@ -241,24 +245,65 @@ impl Pipeline {
         if let [m] = batch {
             return self.commit_one(desk, ib, m).await.map(|o| vec![o]);
         }
+        let mut poisoned: Vec<Option<String>> = vec![None; batch.len()];
+        let mut raced = vec![false; batch.len()];
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            let (index, e) = match self.run_batch(desk, ib, batch, &poisoned).await? {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(failed) => failed,
+            };
+            if runs == BATCH_RUNS {
+                return Err(e);
+            }
+            let unique = matches!(&e, PipelineError::Store(s) if s.is_unique_violation());
+            if unique && !raced[index] {
+                raced[index] = true;
+            } else {
+                tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
+                poisoned[index] = Some(format!("cannot be processed: {e}"));
+            }
+        }
+    }
+
+    /// One run of [`Pipeline::commit_batch`]: `Ok(Ok(..))` committed; `Ok(Err((i, e)))` message
+    /// `i` failed permanently and the transaction is rolled back; `Err` a temporary error (rolled
+    /// back too). Messages `poisoned` are quarantined with their reason instead.
+    async fn run_batch(
+        &self,
+        desk: &Desk,
+        ib: &InboxConfig,
+        batch: &[Incoming<'_>],
+        poisoned: &[Option<String>],
+    ) -> Result<Result<Vec<Outcome>, (usize, PipelineError)>, PipelineError> {
         let mut tx = self.store.begin().await?;
-        let mut savepoint = store::MessageSavepoint::default();
         let mut done = Vec::with_capacity(batch.len());
-        for m in batch {
+        for (i, m) in batch.iter().enumerate() {
             let parsed = parse::parse(m.raw);
-            let (outcome, kind, delay) = match &parsed {
-                Err(e) => (
+            let (outcome, kind, delay) = match (&parsed, &poisoned[i]) {
+                (Err(e), _) => (
                     self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await?,
                     None,
                     None,
                 ),
-                Ok(mail) => {
-                    let delay = mail.date_ms.map(|d| m.now - d);
-                    (
-                        self.apply_or_quarantine(Some((&mut tx, &mut savepoint)), desk, ib, m, mail).await?.0,
-                        Some(loopguard::classify(mail, &desk.own_addresses)),
-                        delay,
-                    )
+                (Ok(mail), poison) => {
+                    let applied = match poison {
+                        Some(reason) => self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), reason, m.now).await,
+                        None => self.apply(&mut tx, desk, ib, m.raw, mail, m.now, false).await,
+                    };
+                    match applied {
+                        Ok(outcome) => (
+                            outcome,
+                            Some(loopguard::classify(mail, &desk.own_addresses)),
+                            mail.date_ms.map(|d| m.now - d),
+                        ),
+                        Err(e) if e.is_temporary() || poison.is_some() => return Err(e),
+                        Err(e) => {
+                            tx.rollback().await.map_err(StoreError::from)?;
+                            return Ok(Err((i, e)));
+                        }
+                    }
                 }
             };
             done.push((outcome, kind, delay));
@@ -270,16 +315,16 @@ impl Pipeline {
         hold_for_a_kill("after", batch.len()).await;
         self.store.committed_messages(batch.len());
         self.outbox_wakeup.notify_one();
-        Ok(done.into_iter().map(|(outcome, kind, delay)| self.processed(desk, ib, outcome, kind, delay)).collect())
+        Ok(Ok(done.into_iter().map(|(outcome, kind, delay)| self.processed(desk, ib, outcome, kind, delay)).collect()))
     }
 
-    /// A batch of one, as a quiet inbox delivers it: no savepoints.
+    /// A batch of one, as a quiet inbox delivers it.
     async fn commit_one(&self, desk: &Desk, ib: &InboxConfig, m: &Incoming<'_>) -> Result<Outcome, PipelineError> {
         let mail = match parse::parse(m.raw) {
             Err(e) => return self.quarantine(desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await,
             Ok(mail) => mail,
         };
-        let (outcome, applied) = self.apply_or_quarantine(None, desk, ib, m, &mail).await?;
+        let (outcome, applied) = self.apply_or_quarantine(desk, ib, m, &mail).await?;
         if !applied {
             return Ok(outcome);
         }
@@ -310,14 +355,13 @@ impl Pipeline {
         outcome
     }
 
-    /// One parsed message: inside `batch`'s transaction under a savepoint, or (`None`) in a
-    /// transaction of its own that is committed. A unique-constraint race with another instance
-    /// is tried once more (and then found as the duplicate it is); a permanent error rolls the
-    /// message back and quarantines it with the reason (`false`: not applied), so that one message
-    /// that cannot be processed never stalls the inbox behind it. A temporary error is returned.
+    /// One parsed message in a transaction of its own that is committed. A unique-constraint race
+    /// with another instance is tried once more (and then found as the duplicate it is); a
+    /// permanent error rolls the message back and quarantines it with the reason (`false`: not
+    /// applied), so that one message that cannot be processed never stalls the inbox behind it. A
+    /// temporary error is returned.
     async fn apply_or_quarantine(
         &self,
-        mut batch: Option<(&mut store::Tx, &mut store::MessageSavepoint)>,
         desk: &Desk,
         ib: &InboxConfig,
         m: &Incoming<'_>,
@@ -325,11 +369,7 @@ impl Pipeline {
     ) -> Result<(Outcome, bool), PipelineError> {
         let mut last = None;
         for _ in 0..2 {
-            let attempt = match batch.as_mut() {
-                Some((tx, savepoint)) => self.apply_under_savepoint(tx, savepoint, desk, ib, m, mail).await,
-                None => self.apply_and_commit(desk, ib, m, mail).await,
-            };
-            match attempt {
+            match self.apply_and_commit(desk, ib, m, mail).await {
                 Ok(outcome) => return Ok((outcome, true)),
                 Err(e) if e.is_temporary() => return Err(e),
                 Err(e) => {
@@ -344,30 +384,8 @@ impl Pipeline {
         let e = last.expect("the loop ends with an error");
         tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
         let reason = format!("cannot be processed: {e}");
-        let outcome = match batch {
-            Some((tx, _)) => self.quarantine_in(tx, desk, ib, m.raw, m.raw.len(), &reason, m.now).await?,
-            None => self.quarantine(desk, ib, m.raw, m.raw.len(), &reason, m.now).await?,
-        };
+        let outcome = self.quarantine(desk, ib, m.raw, m.raw.len(), &reason, m.now).await?;
         Ok((outcome, false))
-    }
-
-    /// One message of a batch under its savepoint: kept open on success (the next message's
-    /// start or the commit ends it), rolled back to on failure.
-    async fn apply_under_savepoint(
-        &self,
-        tx: &mut store::Tx,
-        savepoint: &mut store::MessageSavepoint,
-        desk: &Desk,
-        ib: &InboxConfig,
-        m: &Incoming<'_>,
-        mail: &ParsedMail,
-    ) -> Result<Outcome, PipelineError> {
-        savepoint.start(tx).await?;
-        let applied = self.apply(tx, desk, ib, m.raw, mail, m.now, false).await;
-        if applied.is_err() {
-            savepoint.undo(tx).await?;
-        }
-        applied
     }
 
     async fn apply_and_commit(
@@ -900,6 +918,10 @@ impl Pipeline {
 }
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+/// Runs of a batch before its messages are taken one by one: each run after the first has one
+/// more message quarantined in it (or one unique-constraint race run again).
+const BATCH_RUNS: usize = 8;
 
 fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
     let mut refusals = Vec::new();

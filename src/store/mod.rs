@@ -148,8 +148,9 @@ async fn setup_sqlite(conn: &mut sqlx::AnyConnection, normal_sync: bool, read_on
         // Deleted and overwritten content is zeroed, so erased personal data (`loket forget`,
         // retention) leaves no stale copy in the file's free space.
         conn.execute("PRAGMA secure_delete = ON").await?;
-        // The savepoint sub-journals of a batch (one savepoint per message) in memory, not in a
-        // temporary file written page by page: a tenth of the pipeline's time went there.
+        // Statement and savepoint sub-journals in memory, not in a temporary file written page by
+        // page: a tenth of the pipeline's time went there when each message of a batch had a
+        // savepoint.
         conn.execute("PRAGMA temp_store = MEMORY").await?;
         conn.execute(if normal_sync { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" }).await?;
     }

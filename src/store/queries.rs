@@ -116,34 +116,6 @@ pub struct NewMessage<'a> {
     pub now: i64,
 }
 
-/// Where each message of a batch starts inside the transaction (SQLite and PostgreSQL alike),
-/// so that it alone can be rolled back: `SAVEPOINT message`. A message that succeeded keeps its
-/// savepoint open until the next message starts — `RELEASE` and the next `SAVEPOINT` go in one
-/// round trip — or until the commit, which ends it with the transaction: one round trip per
-/// message instead of two. At most one is open at a time.
-#[derive(Debug, Default)]
-pub struct MessageSavepoint {
-    open: bool,
-}
-
-impl MessageSavepoint {
-    /// Marks where the next message starts (keeping what the previous one wrote).
-    pub async fn start(&mut self, conn: &mut AnyConnection) -> Result<()> {
-        let sql = if self.open { "RELEASE SAVEPOINT message; SAVEPOINT message" } else { "SAVEPOINT message" };
-        sqlx::raw_sql(sql).execute(&mut *conn).await?;
-        self.open = true;
-        Ok(())
-    }
-
-    /// Undoes what the message wrote since [`MessageSavepoint::start`] (and ends its savepoint);
-    /// the batch goes on.
-    pub async fn undo(&mut self, conn: &mut AnyConnection) -> Result<()> {
-        sqlx::raw_sql("ROLLBACK TO SAVEPOINT message; RELEASE SAVEPOINT message").execute(&mut *conn).await?;
-        self.open = false;
-        Ok(())
-    }
-}
-
 /// What an earlier delivery of the same message became.
 #[derive(Debug, Clone)]
 pub struct Seen {
