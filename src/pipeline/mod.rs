@@ -812,21 +812,20 @@ impl Pipeline {
             }),
             None => {}
         }
-        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
         let created = crate::webhook::Change { before: None, after: &t, events: Vec::new(), reply: None };
         self.queue_webhooks(tx, h, &created).await?;
         let response_due = self.start_clocks(tx, h, &t, asked.resolution_target).await?;
 
-        // The acknowledgement: only to people, never to the desk itself, at most N an hour.
+        // The acknowledgement: only to people, never to the desk itself, at most N an hour. Its
+        // event (queued or suppressed) is the last of the ticket's first events, written with
+        // them in one statement.
+        let suppressed = |r: String| loket("acknowledgement_suppressed", json!({ "reason": r }));
         if !kind.may_auto_reply() {
-            let r = format!("no acknowledgement: {} mail", kind.as_str());
-            self.event(tx, h, ticket_id, "loket", "acknowledgement_suppressed", &json!({ "reason": r })).await?;
+            events.push(suppressed(format!("no acknowledgement: {} mail", kind.as_str())));
         } else if let Some(why) = &h.no_ack {
-            let r = format!("no acknowledgement: {why}");
-            self.event(tx, h, ticket_id, "loket", "acknowledgement_suppressed", &json!({ "reason": r })).await?;
+            events.push(suppressed(format!("no acknowledgement: {why}")));
         } else if desk.is_own_address(&requester.address) {
-            let r = "no acknowledgement: requester is the desk itself";
-            self.event(tx, h, ticket_id, "loket", "acknowledgement_suppressed", &json!({ "reason": r })).await?;
+            events.push(suppressed("no acknowledgement: requester is the desk itself".into()));
         } else {
             let mut ctx = self.base_ctx(h, &t);
             ctx.missing = missing.clone();
@@ -841,18 +840,19 @@ impl Pipeline {
             ctx.deadline = response_due.map(|due| When::at(due, desk.tz));
             let mut out = OutMail::to_requester(&t, "acknowledgement", ctx).answering(mail);
             out.auto_replies_last_hour = Some(load.auto_replies);
+            if load.auto_replies >= self.config.limits.auto_replies_per_sender_per_hour as i64 {
+                // `queue` will write its own event (suppressed by the sender's hourly limit):
+                // the ticket's first events go before it.
+                store::insert_events(tx, h.now, h.channel.as_str(), &std::mem::take(&mut events)).await?;
+            }
             if let Some(out_row) = self.queue(tx, h, &t, out).await? {
-                self.event(
-                    tx,
-                    h,
-                    ticket_id,
-                    "loket",
+                events.push(loket(
                     "acknowledgement_queued",
-                    &json!({ "message": out_row, "to": requester.address.as_str() }),
-                )
-                .await?;
+                    json!({ "message": out_row, "to": requester.address.as_str() }),
+                ));
             }
         }
+        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
         {
             // A request held for its requirements is still seen by the agents, as waiting, so
             // one can waive them (`#waive`).

@@ -1,6 +1,6 @@
-//! Group commit, in process on SQLite: the messages of one intake round share one transaction,
-//! each under its own savepoint, so a message that fails half-way is rolled back alone and
-//! quarantined while the others of its batch commit.
+//! Group commit, in process on SQLite: the messages of one intake round share one transaction;
+//! a message that fails half-way is rolled back with the batch, which runs again with it
+//! quarantined, so nothing of it stays and the others of its batch commit.
 
 use std::path::Path;
 
@@ -144,4 +144,41 @@ async fn a_batch_is_the_same_as_its_messages_one_by_one() {
         summaries.push((actions, tickets));
     }
     assert_eq!(summaries[0], summaries[1]);
+}
+
+/// A new ticket's first events go in one statement with its acknowledgement's event last; when
+/// the sender's hourly limit on automatic replies suppresses the acknowledgement, the event that
+/// says so (written by the outbox's queue) still comes after the ticket's first events.
+#[tokio::test]
+async fn a_new_tickets_events_keep_their_order_with_and_without_the_auto_reply_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = hero::sqlite_in(dir.path());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
+    let (p, store) = Hero {
+        storage: &db,
+        outbound: &out,
+        sections: "[limits]\nauto_replies_per_sender_per_hour = 1\n",
+        ..Default::default()
+    }
+    .pipeline(&repo(), dir.path())
+    .await;
+    let mut kinds = Vec::new();
+    for (i, subject) in ["Printer rusak", "Monitor mati", "Keyboard hilang"].iter().enumerate() {
+        let raw = mail("budi@example.test", &format!("lim{i}"), subject, "Mohon dibantu.");
+        let outcome = p.process("hero", &raw, T0 + i as i64).await.unwrap();
+        assert_eq!(outcome.action, Action::Created);
+        let t = &loket::store::tickets_by_number(store.pool(), &outcome.ticket.unwrap()).await.unwrap()[0];
+        let events = loket::store::ticket_events(store.pool(), t.id).await.unwrap();
+        kinds.push(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>().join(", "));
+    }
+    assert_eq!(
+        kinds,
+        [
+            "created, routed, acknowledgement_queued",
+            // Over the limit: one notice that further automatic replies are held (queued as the
+            // acknowledgement's row), then nothing.
+            "created, routed, auto_reply_suppressed, acknowledgement_queued",
+            "created, routed, auto_reply_suppressed",
+        ]
+    );
 }
