@@ -247,36 +247,30 @@ impl Pipeline {
         }
         let mut poisoned: Vec<Option<String>> = vec![None; batch.len()];
         let mut raced = vec![false; batch.len()];
-        let mut runs = 0;
-        loop {
-            runs += 1;
+        for _ in 1..BATCH_RUNS {
             let (index, e) = match self.run_batch(desk, ib, batch, &poisoned).await? {
-                Ok(outcomes) => return Ok(outcomes),
-                Err(failed) => failed,
+                Run::Committed(outcomes) => return Ok(outcomes),
+                Run::Failed(index, e) => (index, e),
             };
-            if runs == BATCH_RUNS {
-                return Err(e);
+            if !run_again(&e, &mut raced[index]) {
+                poisoned[index] = Some(self.poisoned(desk, ib, &e));
             }
-            let unique = matches!(&e, PipelineError::Store(s) if s.is_unique_violation());
-            if unique && !raced[index] {
-                raced[index] = true;
-            } else {
-                tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
-                poisoned[index] = Some(format!("cannot be processed: {e}"));
-            }
+        }
+        match self.run_batch(desk, ib, batch, &poisoned).await? {
+            Run::Committed(outcomes) => Ok(outcomes),
+            Run::Failed(_, e) => Err(e),
         }
     }
 
-    /// One run of [`Pipeline::commit_batch`]: `Ok(Ok(..))` committed; `Ok(Err((i, e)))` message
-    /// `i` failed permanently and the transaction is rolled back; `Err` a temporary error (rolled
-    /// back too). Messages `poisoned` are quarantined with their reason instead.
+    /// One run of [`Pipeline::commit_batch`]; an `Err` is a temporary error (rolled back).
+    /// Messages `poisoned` are quarantined with their reason instead of processed.
     async fn run_batch(
         &self,
         desk: &Desk,
         ib: &InboxConfig,
         batch: &[Incoming<'_>],
         poisoned: &[Option<String>],
-    ) -> Result<Result<Vec<Outcome>, (usize, PipelineError)>, PipelineError> {
+    ) -> Result<Run, PipelineError> {
         let mut tx = self.store.begin().await?;
         let mut done = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
@@ -301,7 +295,7 @@ impl Pipeline {
                         Err(e) if e.is_temporary() || poison.is_some() => return Err(e),
                         Err(e) => {
                             tx.rollback().await.map_err(StoreError::from)?;
-                            return Ok(Err((i, e)));
+                            return Ok(Run::Failed(i, e));
                         }
                     }
                 }
@@ -315,7 +309,9 @@ impl Pipeline {
         hold_for_a_kill("after", batch.len()).await;
         self.store.committed_messages(batch.len());
         self.outbox_wakeup.notify_one();
-        Ok(Ok(done.into_iter().map(|(outcome, kind, delay)| self.processed(desk, ib, outcome, kind, delay)).collect()))
+        Ok(Run::Committed(
+            done.into_iter().map(|(outcome, kind, delay)| self.processed(desk, ib, outcome, kind, delay)).collect(),
+        ))
     }
 
     /// A batch of one, as a quiet inbox delivers it.
@@ -367,25 +363,25 @@ impl Pipeline {
         m: &Incoming<'_>,
         mail: &ParsedMail,
     ) -> Result<(Outcome, bool), PipelineError> {
-        let mut last = None;
-        for _ in 0..2 {
+        let mut raced = false;
+        loop {
             match self.apply_and_commit(desk, ib, m, mail).await {
                 Ok(outcome) => return Ok((outcome, true)),
                 Err(e) if e.is_temporary() => return Err(e),
+                Err(e) if run_again(&e, &mut raced) => {}
                 Err(e) => {
-                    let retry = matches!(&e, PipelineError::Store(s) if s.is_unique_violation());
-                    last = Some(e);
-                    if !retry {
-                        break;
-                    }
+                    let reason = self.poisoned(desk, ib, &e);
+                    let outcome = self.quarantine(desk, ib, m.raw, m.raw.len(), &reason, m.now).await?;
+                    return Ok((outcome, false));
                 }
             }
         }
-        let e = last.expect("the loop ends with an error");
+    }
+
+    /// A message that cannot be processed: logged; the reason its quarantine records.
+    fn poisoned(&self, desk: &Desk, ib: &InboxConfig, e: &PipelineError) -> String {
         tracing::error!(desk = %desk.id, inbox = %ib.name, error = %e, "message cannot be processed; quarantined");
-        let reason = format!("cannot be processed: {e}");
-        let outcome = self.quarantine(desk, ib, m.raw, m.raw.len(), &reason, m.now).await?;
-        Ok((outcome, false))
+        format!("cannot be processed: {e}")
     }
 
     async fn apply_and_commit(
@@ -922,6 +918,22 @@ pub(crate) const HOUR_MS: i64 = 3_600_000;
 /// Runs of a batch before its messages are taken one by one: each run after the first has one
 /// more message quarantined in it (or one unique-constraint race run again).
 const BATCH_RUNS: usize = 8;
+
+/// What one run of a batch came to.
+enum Run {
+    Committed(Vec<Outcome>),
+    /// Message `.0` failed permanently; the transaction is rolled back.
+    Failed(usize, PipelineError),
+}
+
+/// After a message's permanent failure: true when it runs again as it is — a unique constraint
+/// broken by another instance's copy, the first time (`raced`): the next run finds that copy as
+/// the duplicate it is; false when it is quarantined.
+fn run_again(e: &PipelineError, raced: &mut bool) -> bool {
+    let again = !*raced && matches!(e, PipelineError::Store(s) if s.is_unique_violation());
+    *raced |= again;
+    again
+}
 
 fn verdicts(desk: &Desk, mail: &ParsedMail) -> AttachmentVerdicts {
     let mut refusals = Vec::new();

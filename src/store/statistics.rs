@@ -27,40 +27,41 @@ pub const GROWN: f64 = 65_536.0;
 const TABLES: &str = "ANALYZE tickets, messages, quarantine, outbox";
 
 /// Counts the messages committed through one store and analyzes when they are due.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Young {
     committed: AtomicU64,
-    /// The count at which the next analyze is due; 0 until the first ([`FIRST`]).
+    /// The count at which the next analyze is due; `u64::MAX` once the store is grown (or an
+    /// analyze failed: autovacuum's).
     due: AtomicU64,
     running: AtomicBool,
-    done: AtomicBool,
+}
+
+impl Default for Young {
+    fn default() -> Self {
+        Self { committed: AtomicU64::new(0), due: AtomicU64::new(FIRST), running: AtomicBool::new(false) }
+    }
 }
 
 impl Young {
     /// `n` more messages are committed; starts an analyze on `pool` (a task of its own) when one
     /// is due and none is running.
     pub fn committed(self: &Arc<Self>, pool: &AnyPool, n: usize) {
-        if self.done.load(Ordering::Relaxed) {
-            return;
-        }
         let committed = self.committed.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        if committed < self.due.load(Ordering::Relaxed).max(FIRST) || self.running.swap(true, Ordering::AcqRel) {
+        if committed < self.due.load(Ordering::Relaxed) || self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         let (young, pool) = (self.clone(), pool.clone());
         tokio::spawn(async move {
-            match analyze(&pool).await {
-                Ok(rows) if rows >= GROWN => young.done.store(true, Ordering::Relaxed),
-                Ok(rows) => {
-                    let next = young.committed.load(Ordering::Relaxed) + (rows as u64 / 2).max(FIRST);
-                    young.due.store(next, Ordering::Relaxed);
-                }
+            let next = match analyze(&pool).await {
+                Ok(rows) if rows >= GROWN => u64::MAX,
+                Ok(rows) => young.committed.load(Ordering::Relaxed) + (rows as u64 / 2).max(FIRST),
                 Err(e) => {
                     // Autovacuum will do it later; the intake goes on either way.
                     tracing::warn!(error = %e, "analyzing the young store's tables failed; left to autovacuum");
-                    young.done.store(true, Ordering::Relaxed);
+                    u64::MAX
                 }
-            }
+            };
+            young.due.store(next, Ordering::Relaxed);
             young.running.store(false, Ordering::Release);
         });
     }
