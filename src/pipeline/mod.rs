@@ -4,6 +4,7 @@
 //! caller tells its source "done" only after [`Pipeline::process`] returned Ok (invariant 1).
 
 pub use clocks::TickReport;
+mod ahead;
 pub mod api;
 pub mod chat;
 mod chat_status;
@@ -30,7 +31,7 @@ use crate::domain::{Channel, Direction, EmailAddress, Impact, Language, PendingR
 use crate::mail::loopguard::MailKind;
 use crate::mail::parse::ParsedMail;
 use crate::mail::{attachments, compose, hygiene, loopguard, parse};
-use crate::routing::RouteInput;
+use crate::routing::RouteDecision;
 use crate::store::{self, Store, StoreError, Ticket};
 use crate::templates::{RefusedCtx, TemplateError, Templates, When};
 use crate::ticket::TicketNumber;
@@ -145,6 +146,9 @@ pub(crate) struct Here<'a> {
     /// The files of the chat update being handled, by attachment index (their bytes are kept
     /// with the attachment rows); empty for mail, whose raw form keeps them.
     pub chat_files: &'a [crate::chat::ChatFile],
+    /// The route made ahead for the mail being handled ([`ahead`]); `create` uses it only for
+    /// that very mail.
+    pub routed_ahead: Option<(&'a ParsedMail, &'a RouteDecision)>,
 }
 
 /// How a new ticket relates to an existing one.
@@ -247,8 +251,11 @@ impl Pipeline {
         }
         let mut poisoned: Vec<Option<String>> = vec![None; batch.len()];
         let mut raced = vec![false; batch.len()];
+        // Parsing and routing run ahead of the writer, on the blocking pool.
+        let raws = batch.iter().map(|m| m.raw.to_vec()).collect();
+        let mut ahead = ahead::Ahead::start(self.config.clone(), &ib.name, raws);
         for _ in 1..BATCH_RUNS {
-            let (index, e) = match self.run_batch(desk, ib, batch, &poisoned).await? {
+            let (index, e) = match self.run_batch(desk, ib, batch, &poisoned, &mut ahead).await? {
                 Run::Committed(outcomes) => return Ok(outcomes),
                 Run::Failed(index, e) => (index, e),
             };
@@ -256,7 +263,7 @@ impl Pipeline {
                 poisoned[index] = Some(self.poisoned(desk, ib, &e));
             }
         }
-        match self.run_batch(desk, ib, batch, &poisoned).await? {
+        match self.run_batch(desk, ib, batch, &poisoned, &mut ahead).await? {
             Run::Committed(outcomes) => Ok(outcomes),
             Run::Failed(_, e) => Err(e),
         }
@@ -270,12 +277,15 @@ impl Pipeline {
         ib: &InboxConfig,
         batch: &[Incoming<'_>],
         poisoned: &[Option<String>],
+        ahead: &mut ahead::Ahead,
     ) -> Result<Run, PipelineError> {
         let mut tx = self.store.begin().await?;
         let mut done = Vec::with_capacity(batch.len());
+        let inbox_addr = EmailAddress::parse(&ib.address).ok();
         for (i, m) in batch.iter().enumerate() {
-            let parsed = parse::parse(m.raw);
-            let (outcome, kind, delay) = match (&parsed, &poisoned[i]) {
+            let here = |j: usize| ahead::prepare(&self.config, desk, inbox_addr.as_ref(), batch[j].raw);
+            let prepared = ahead.get(i, here).await;
+            let (outcome, kind, delay) = match (&prepared.mail, &poisoned[i]) {
                 (Err(e), _) => (
                     self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await?,
                     None,
@@ -284,7 +294,7 @@ impl Pipeline {
                 (Ok(mail), poison) => {
                     let applied = match poison {
                         Some(reason) => self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), reason, m.now).await,
-                        None => self.apply(&mut tx, desk, ib, m.raw, mail, m.now, false).await,
+                        None => self.apply(&mut tx, desk, ib, m.raw, mail, prepared.route.as_ref(), m.now, false).await,
                     };
                     match applied {
                         Ok(outcome) => (
@@ -316,17 +326,19 @@ impl Pipeline {
 
     /// A batch of one, as a quiet inbox delivers it.
     async fn commit_one(&self, desk: &Desk, ib: &InboxConfig, m: &Incoming<'_>) -> Result<Outcome, PipelineError> {
-        let mail = match parse::parse(m.raw) {
+        let inbox_addr = EmailAddress::parse(&ib.address).ok();
+        let prepared = ahead::prepare(&self.config, desk, inbox_addr.as_ref(), m.raw);
+        let mail = match &prepared.mail {
             Err(e) => return self.quarantine(desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await,
             Ok(mail) => mail,
         };
-        let (outcome, applied) = self.apply_or_quarantine(desk, ib, m, &mail).await?;
+        let (outcome, applied) = self.apply_or_quarantine(desk, ib, m, mail, prepared.route.as_ref()).await?;
         if !applied {
             return Ok(outcome);
         }
         self.store.committed_messages(1);
         self.outbox_wakeup.notify_one();
-        let kind = loopguard::classify(&mail, &desk.own_addresses);
+        let kind = loopguard::classify(mail, &desk.own_addresses);
         Ok(self.processed(desk, ib, outcome, Some(kind), mail.date_ms.map(|d| m.now - d)))
     }
 
@@ -362,10 +374,11 @@ impl Pipeline {
         ib: &InboxConfig,
         m: &Incoming<'_>,
         mail: &ParsedMail,
+        route: Option<&RouteDecision>,
     ) -> Result<(Outcome, bool), PipelineError> {
         let mut raced = false;
         loop {
-            match self.apply_and_commit(desk, ib, m, mail).await {
+            match self.apply_and_commit(desk, ib, m, mail, route).await {
                 Ok(outcome) => return Ok((outcome, true)),
                 Err(e) if e.is_temporary() => return Err(e),
                 Err(e) if run_again(&e, &mut raced) => {}
@@ -390,9 +403,10 @@ impl Pipeline {
         ib: &InboxConfig,
         m: &Incoming<'_>,
         mail: &ParsedMail,
+        route: Option<&RouteDecision>,
     ) -> Result<Outcome, PipelineError> {
         let mut tx = self.store.begin().await?;
-        let outcome = self.apply(&mut tx, desk, ib, m.raw, mail, m.now, false).await?;
+        let outcome = self.apply(&mut tx, desk, ib, m.raw, mail, route, m.now, false).await?;
         self.store.commit(tx).await?;
         Ok(outcome)
     }
@@ -435,7 +449,8 @@ impl Pipeline {
         Ok(Outcome { ticket: None, action: Action::Quarantined, reason: Some(reason.into()) })
     }
 
-    /// Parse is done; dedupe, hygiene, loop guard, threading and the rest. A message released
+    /// Parse is done; dedupe, hygiene, loop guard, threading and the rest. `route` is the mail's
+    /// route made ahead, if it was ([`ahead`]). A message released
     /// from the quarantine (`released`) skips the hygiene screen: an operator looked at it. The
     /// future lives on the heap: the decision and its effects make a large state machine, which
     /// a caller's stack (a test's, a debug build's) need not hold.
@@ -447,6 +462,7 @@ impl Pipeline {
         inbox: &'a InboxConfig,
         raw: &'a [u8],
         mail: &'a ParsedMail,
+        route: Option<&'a RouteDecision>,
         now: i64,
         released: bool,
     ) -> futures::future::BoxFuture<'a, Result<Outcome, PipelineError>> {
@@ -454,6 +470,7 @@ impl Pipeline {
             let key = parse::idempotency_key(mail.message_id.as_deref(), raw);
             let kind = loopguard::classify(mail, &desk.own_addresses);
             let mut h = self.here(desk, inbox, now)?;
+            h.routed_ahead = route.map(|r| (mail, r));
             if let Some(seen) = store::find_seen(tx, &desk.id, &key).await? {
                 return Ok(Outcome {
                     ticket: seen.ticket_number,
@@ -532,6 +549,7 @@ impl Pipeline {
             lang: None,
             no_ack: None,
             chat_files: &[],
+            routed_ahead: None,
         })
     }
 
@@ -659,15 +677,10 @@ impl Pipeline {
         }
         let linked = link.map(Link::ticket);
         // With its reasons: they are the `routed` event, the ticket's record of why it went where.
-        let mut decision = self.config.router.explain(
-            &desk.catalogue,
-            &RouteInput {
-                subject: &mail.subject,
-                body: &mail.text,
-                sender_domain: Some(requester.address.domain()),
-                inbox_address: h.inbox_addr.as_str(),
-            },
-        );
+        let mut decision = match h.routed_ahead {
+            Some((ahead, d)) if std::ptr::eq(ahead, mail) => d.clone(),
+            _ => ahead::route(&self.config, desk, &h.inbox_addr, mail),
+        };
         if let Some(form) = chosen {
             // The requester chose the service in the guided form; the rules still judge urgency.
             decision.category = form.category.clone();

@@ -96,12 +96,17 @@ async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantine
 
 #[tokio::test]
 async fn a_batch_is_the_same_as_its_messages_one_by_one() {
-    let mails: Vec<Vec<u8>> = (0..12)
+    let mut mails: Vec<Vec<u8>> = (0..12)
         .map(|i| {
             let body = if i % 3 == 0 { "Printer rusak" } else { "Tidak bisa login aplikasi" };
             mail(&format!("u{}@example.test", i % 5), &format!("m{i}"), &format!("Permintaan {i}"), body)
         })
         .collect();
+    // A reply to a message the desk never had opens a ticket too: routed by the writer itself,
+    // where the others were routed ahead of it (`pipeline::ahead`) in the batch.
+    let mut reply = mail("u7@example.test", "m12", "Re: Akun INATRADE", "Akun INATRADE saya terkunci");
+    reply.splice(0..0, b"In-Reply-To: <elsewhere@example.test>\r\n".iter().copied());
+    mails.push(reply);
     let mut summaries = Vec::new();
     for batched in [false, true] {
         let dir = tempfile::tempdir().unwrap();
@@ -140,8 +145,17 @@ async fn a_batch_is_the_same_as_its_messages_one_by_one() {
                 )
             })
             .collect();
-        assert_eq!(tickets.len(), 12);
-        summaries.push((actions, tickets));
+        assert_eq!(tickets.len(), 13);
+        // The routes with their reasons, as the `routed` events keep them.
+        let routed: Vec<String> = sqlx::query("SELECT detail FROM ticket_events WHERE kind = 'routed' ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        assert_eq!(routed.len(), 13);
+        summaries.push((actions, tickets, routed));
     }
     assert_eq!(summaries[0], summaries[1]);
 }
