@@ -196,3 +196,47 @@ async fn a_new_tickets_events_keep_their_order_with_and_without_the_auto_reply_l
         ]
     );
 }
+
+/// Copies inside one batch: a copy of a message committed earlier in the same transaction, and
+/// one of a message quarantined in it, are found as duplicates; a batch delivered again is all
+/// duplicates; and a copy of a quarantined message that would not fail is found in the
+/// quarantine.
+#[tokio::test]
+async fn copies_inside_one_batch_are_found_as_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, store) = pipeline(dir.path()).await;
+    let first =
+        p.process("hero", &mail("budi@example.test", "b1", "Printer rusak", "Printer rusak."), T0).await.unwrap();
+    let number = first.ticket.expect("a ticket");
+    // Budi's answer fails on its ticket's clocks (as in the test above) and is quarantined.
+    sqlx::query("UPDATE tickets SET status = 'pending', pending_reason = 'requester' WHERE number = $1")
+        .bind(number.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sla_clocks SET state = 'bogus'").execute(store.pool()).await.unwrap();
+
+    let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
+    let b = mail("budi@example.test", "b2", &format!("Re: [#{number}] Printer rusak"), "Masih rusak.");
+    // The same Message-ID again, in other words and without the ticket's tag: it would open a
+    // ticket of its own if its key were not known.
+    let b_again = mail("budi@example.test", "b2", "Scanner", "Scanner juga tidak bisa dipakai.");
+    let a_again = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
+    let c = mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung.");
+    let raws = [&a, &b, &b_again, &a_again, &c];
+    let batch: Vec<Incoming<'_>> = raws.iter().map(|raw| Incoming { raw, now: T0 + 60_000 }).collect();
+    let actions: Vec<Action> = p.process_batch("hero", &batch).await.into_iter().map(|r| r.unwrap().action).collect();
+    assert_eq!(actions, [Action::Created, Action::Quarantined, Action::Duplicate, Action::Duplicate, Action::Created]);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 3, "Budi's first, Ani's and Citra's");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE direction = 'in'").await, 3);
+
+    let again: Vec<Action> = p.process_batch("hero", &batch).await.into_iter().map(|r| r.unwrap().action).collect();
+    assert_eq!(again, [Action::Duplicate; 5]);
+    // The copy that would not fail, first in a batch of its own: its key is found in the
+    // quarantine by the batch's look-up.
+    let d = mail("dewi@example.test", "d1", "Akun terkunci", "Akun email saya terkunci.");
+    let batch = [Incoming { raw: &b_again, now: T0 + 120_000 }, Incoming { raw: &d, now: T0 + 120_000 }];
+    let actions: Vec<Action> = p.process_batch("hero", &batch).await.into_iter().map(|r| r.unwrap().action).collect();
+    assert_eq!(actions, [Action::Duplicate, Action::Created]);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 4);
+}
