@@ -60,6 +60,10 @@ fn looks_new(desk: &Desk, mail: &ParsedMail) -> bool {
     keys.numbers.is_empty() && keys.message_ids.is_empty()
 }
 
+/// The bytes of a batch copied for the task ahead, at most: the messages past them (a batch of
+/// large mails) are prepared by the writer in place, as a batch of one is.
+pub(crate) const AHEAD_BYTES: usize = 8 << 20;
+
 /// A batch's preparations, made on the blocking pool in order and taken by the writer in order.
 /// Each is kept once taken, so that a batch that runs again (a message poisoned) reuses them.
 pub(crate) struct Ahead {
@@ -68,8 +72,23 @@ pub(crate) struct Ahead {
 }
 
 impl Ahead {
-    /// Starts preparing `raws` (the messages of a batch at `inbox`, in order) on the blocking pool.
-    pub fn start(config: std::sync::Arc<Config>, inbox: &str, raws: Vec<Vec<u8>>) -> Self {
+    /// Starts preparing the messages of a batch at `inbox` (`raws`, in order) on the blocking
+    /// pool: the first of them, as many as fit in `budget` bytes together (copies of them go to
+    /// the task).
+    pub fn start<'r>(
+        config: std::sync::Arc<Config>,
+        inbox: &str,
+        raws: impl IntoIterator<Item = &'r [u8]>,
+        budget: usize,
+    ) -> Self {
+        let mut left = budget;
+        let raws: Vec<Vec<u8>> = raws
+            .into_iter()
+            .map_while(|raw| {
+                left = left.checked_sub(raw.len())?;
+                Some(raw.to_vec())
+            })
+            .collect();
         let (tx, rx) = mpsc::unbounded_channel();
         let inbox = inbox.to_string();
         tokio::task::spawn_blocking(move || {
@@ -150,22 +169,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_batch_is_prepared_in_order_and_made_here_when_the_task_ahead_is_gone() {
+    async fn a_batch_is_prepared_in_order_within_its_budget_and_the_rest_is_made_in_place() {
         let cfg = config();
         let cfg = std::sync::Arc::new(cfg);
         let raws: Vec<Vec<u8>> =
             (0..5).map(|i| mail(&format!("u{i}@example.test"), "", &format!("Permintaan {i}"))).collect();
-        let mut ahead = Ahead::start(cfg.clone(), "hero", raws.clone());
+        let slices = || raws.iter().map(Vec::as_slice);
+        let mut ahead = Ahead::start(cfg.clone(), "hero", slices(), AHEAD_BYTES);
         for i in [0, 3, 1, 4, 2] {
             let p = ahead.get(i, |_| panic!("the task ahead made every one")).await;
             assert_eq!(p.mail.as_ref().unwrap().subject, format!("Permintaan {i}"));
         }
-        // An unknown inbox: the task ahead ends at once, and each is made here, in order.
-        let mut gone = Ahead::start(cfg.clone(), "nowhere", raws.clone());
         let (desk, ib) = cfg.inbox("hero").unwrap();
         let addr = EmailAddress::parse(&ib.address).unwrap();
-        let p = gone.get(2, |j| prepare(&cfg, desk, Some(&addr), &raws[j])).await;
+        let made_here = std::sync::Mutex::new(Vec::new());
+        let here = |j: usize| {
+            made_here.lock().unwrap().push(j);
+            prepare(&cfg, desk, Some(&addr), &raws[j])
+        };
+        // An unknown inbox: the task ahead ends at once, and each is made here, in order.
+        let mut gone = Ahead::start(cfg.clone(), "nowhere", slices(), AHEAD_BYTES);
+        let p = gone.get(2, here).await;
         assert_eq!(p.mail.as_ref().unwrap().subject, "Permintaan 2");
         assert!(p.route.is_some());
+        assert_eq!(std::mem::take(&mut *made_here.lock().unwrap()), [0, 1, 2]);
+        // A budget for two of them: the task ahead makes those, the writer the rest.
+        let two = raws[0].len() + raws[1].len() + raws[2].len() - 1;
+        let mut within = Ahead::start(cfg.clone(), "hero", slices(), two);
+        for i in 0..5 {
+            let p = within.get(i, here).await;
+            assert_eq!(p.mail.as_ref().unwrap().subject, format!("Permintaan {i}"));
+        }
+        assert_eq!(*made_here.lock().unwrap(), [2, 3, 4]);
     }
 }

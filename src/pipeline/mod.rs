@@ -252,8 +252,8 @@ impl Pipeline {
         let mut poisoned: Vec<Option<String>> = vec![None; batch.len()];
         let mut raced = vec![false; batch.len()];
         // Parsing and routing run ahead of the writer, on the blocking pool.
-        let raws = batch.iter().map(|m| m.raw.to_vec()).collect();
-        let mut ahead = ahead::Ahead::start(self.config.clone(), &ib.name, raws);
+        let raws = batch.iter().map(|m| m.raw);
+        let mut ahead = ahead::Ahead::start(self.config.clone(), &ib.name, raws, ahead::AHEAD_BYTES);
         for _ in 1..BATCH_RUNS {
             let (index, e) = match self.run_batch(desk, ib, batch, &poisoned, &mut ahead).await? {
                 Run::Committed(outcomes) => return Ok(outcomes),
