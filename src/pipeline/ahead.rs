@@ -49,8 +49,9 @@ pub(crate) fn prepare(config: &Config, desk: &Desk, inbox_addr: Option<&EmailAdd
 }
 
 fn looks_new(desk: &Desk, mail: &ParsedMail) -> bool {
+    // An agent's new mail is opened for someone else (`on_behalf`), with that person's words.
     let Some(from) = &mail.from else { return false };
-    if desk.agent(&from.address).is_some() || mail.requester().is_none() {
+    if desk.agent(&from.address).is_some() {
         return false;
     }
     if !loopguard::classify(mail, &desk.own_addresses).may_open_ticket() {
