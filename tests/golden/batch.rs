@@ -38,19 +38,16 @@ async fn count(store: &Store, sql: &str) -> i64 {
     sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(store.pool()).await.unwrap().get::<i64, _>(0)
 }
 
-#[tokio::test]
-async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantined() {
-    let dir = tempfile::tempdir().unwrap();
-    let (p, store) = pipeline(dir.path()).await;
+/// Budi's ticket, waiting on him, with clocks that hold a value no Loket writes: his answer will
+/// store his message first and then fail on the clocks (inconsistent data, permanent), after
+/// having written.
+async fn a_ticket_whose_replies_fail(p: &Pipeline, store: &Store) -> loket::ticket::TicketNumber {
     let first = p
         .process("hero", &mail("budi@example.test", "b1", "Printer rusak", "Printer di lantai 3 rusak."), T0)
         .await
         .unwrap();
     assert_eq!(first.action, Action::Created);
     let number = first.ticket.expect("a ticket");
-    // The ticket waits on its requester, and its clocks hold a value no Loket writes: Budi's
-    // answer will store his message first and then fail on the clocks (inconsistent data,
-    // permanent), after having written.
     sqlx::query("UPDATE tickets SET status = 'pending', pending_reason = 'requester' WHERE number = $1")
         .bind(number.as_str())
         .execute(store.pool())
@@ -58,6 +55,14 @@ async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantine
         .unwrap();
     let clocks = sqlx::query("UPDATE sla_clocks SET state = 'bogus'").execute(store.pool()).await.unwrap();
     assert!(clocks.rows_affected() > 0, "the ticket has clocks");
+    number
+}
+
+#[tokio::test]
+async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, store) = pipeline(dir.path()).await;
+    let number = a_ticket_whose_replies_fail(&p, &store).await;
     let messages_before = count(&store, "SELECT COUNT(*) FROM messages").await;
 
     let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
@@ -205,16 +210,7 @@ async fn a_new_tickets_events_keep_their_order_with_and_without_the_auto_reply_l
 async fn copies_inside_one_batch_are_found_as_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let (p, store) = pipeline(dir.path()).await;
-    let first =
-        p.process("hero", &mail("budi@example.test", "b1", "Printer rusak", "Printer rusak."), T0).await.unwrap();
-    let number = first.ticket.expect("a ticket");
-    // Budi's answer fails on its ticket's clocks (as in the test above) and is quarantined.
-    sqlx::query("UPDATE tickets SET status = 'pending', pending_reason = 'requester' WHERE number = $1")
-        .bind(number.as_str())
-        .execute(store.pool())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE sla_clocks SET state = 'bogus'").execute(store.pool()).await.unwrap();
+    let number = a_ticket_whose_replies_fail(&p, &store).await;
 
     let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
     let b = mail("budi@example.test", "b2", &format!("Re: [#{number}] Printer rusak"), "Masih rusak.");
