@@ -1,10 +1,12 @@
-//! A message's work that needs no store, done before the writer reaches it: the mail parsed and,
-//! when it looks like a new request, routed. For a batch it runs on the blocking pool, one
-//! message after another, while the writer applies the messages before it; the writer takes each
-//! result in order, so the parsing and the routing of a batch overlap its statements and its
-//! flushes instead of adding to them. The results are the ones the writer would make itself:
-//! `create` uses a route made ahead only for the very mail it was made for, and routes any other
-//! itself ([`route`] is the one rule for both).
+//! A batch's work that needs no store, done before the writer reaches it: each mail parsed and,
+//! when it looks like a new request, routed. It runs on the blocking pool, one message after
+//! another, while the writer applies the messages before it; the writer takes each result in
+//! order, so the parsing and the routing of a batch overlap its statements and its flushes
+//! instead of adding to them. The results are the ones the writer would make itself: `create`
+//! uses a route made ahead only for the very mail it was made for, and routes any other itself
+//! ([`route`] is the one rule for both). A message the writer prepares itself (a batch of one,
+//! or past the copied bytes' budget) is only parsed: `create` routes it if it opens a ticket,
+//! after the duplicate check, as it always did.
 
 use tokio::sync::mpsc;
 
@@ -36,6 +38,13 @@ pub(crate) fn route(config: &Config, desk: &Desk, inbox_addr: &EmailAddress, mai
             inbox_address: inbox_addr.as_str(),
         },
     )
+}
+
+impl Prepared {
+    /// `raw` parsed by the writer itself, in place; `create` routes it if it opens a ticket.
+    pub fn in_place(raw: &[u8]) -> Self {
+        Prepared { mail: parse::parse(raw), route: None }
+    }
 }
 
 /// Parses `raw` and routes it when it looks like a new request (see [`Prepared::route`]).
@@ -105,13 +114,14 @@ impl Ahead {
         Ahead { rx, done: Vec::new() }
     }
 
-    /// Message `i`'s preparation, waiting for it if need be. Should the task ahead be gone before
-    /// it (it never panics on input, but a runtime shutting down drops it), `here` makes it.
-    pub async fn get(&mut self, i: usize, here: impl Fn(usize) -> Prepared) -> &Prepared {
+    /// Message `i` of `batch` (the raws the task was started with), prepared: waiting for the task
+    /// if need be, and made in place ([`Prepared::in_place`]) past the budget or should the task be
+    /// gone (it never panics on input, but a runtime shutting down drops it).
+    pub async fn get<'b>(&mut self, i: usize, batch: impl Fn(usize) -> &'b [u8]) -> &Prepared {
         while self.done.len() <= i {
             let next = match self.rx.recv().await {
                 Some(p) => p,
-                None => here(self.done.len()),
+                None => Prepared::in_place(batch(self.done.len())),
             };
             self.done.push(next);
         }
@@ -180,19 +190,19 @@ mod tests {
         for i in [0, 3, 1, 4, 2] {
             let p = ahead.get(i, |_| panic!("the task ahead made every one")).await;
             assert_eq!(p.mail.as_ref().unwrap().subject, format!("Permintaan {i}"));
+            assert!(p.route.is_some(), "routed ahead");
         }
-        let (desk, ib) = cfg.inbox("hero").unwrap();
-        let addr = EmailAddress::parse(&ib.address).unwrap();
         let made_here = std::sync::Mutex::new(Vec::new());
         let here = |j: usize| {
             made_here.lock().unwrap().push(j);
-            prepare(&cfg, desk, Some(&addr), &raws[j])
+            raws[j].as_slice()
         };
-        // An unknown inbox: the task ahead ends at once, and each is made here, in order.
+        // An unknown inbox: the task ahead ends at once, and each is made here, in order (parsed
+        // only: `create` routes it).
         let mut gone = Ahead::start(cfg.clone(), "nowhere", slices(), AHEAD_BYTES);
         let p = gone.get(2, here).await;
         assert_eq!(p.mail.as_ref().unwrap().subject, "Permintaan 2");
-        assert!(p.route.is_some());
+        assert!(p.route.is_none());
         assert_eq!(std::mem::take(&mut *made_here.lock().unwrap()), [0, 1, 2]);
         // A budget for two of them: the task ahead makes those, the writer the rest.
         let two = raws[0].len() + raws[1].len() + raws[2].len() - 1;
@@ -200,6 +210,7 @@ mod tests {
         for i in 0..5 {
             let p = within.get(i, here).await;
             assert_eq!(p.mail.as_ref().unwrap().subject, format!("Permintaan {i}"));
+            assert_eq!(p.route.is_some(), i < 2, "message {i}");
         }
         assert_eq!(*made_here.lock().unwrap(), [2, 3, 4]);
     }

@@ -211,8 +211,9 @@ impl Pipeline {
 
     /// Processes the messages of one intake round (an IMAP fetch, a Maildir scan) in one store
     /// transaction — one durable commit for all of them —; a message that cannot be processed is
-    /// quarantined in it while the others commit ([`Pipeline::commit_batch`]). Returns one result per message, in order; the source may call a message done only
-    /// when its result is `Ok` (the batch committed). When the store fails temporarily, the batch
+    /// quarantined in it while the others commit ([`Pipeline::commit_batch`]). Returns one result
+    /// per message, in order; the source may call a message done only when its result is `Ok`
+    /// (the batch committed). When the store fails temporarily, the batch
     /// is rolled back and each message is tried again alone, so that one message that keeps
     /// failing holds up only itself.
     pub async fn process_batch(&self, inbox: &str, batch: &[Incoming<'_>]) -> Vec<Result<Outcome, PipelineError>> {
@@ -254,18 +255,18 @@ impl Pipeline {
         // Parsing and routing run ahead of the writer, on the blocking pool.
         let raws = batch.iter().map(|m| m.raw);
         let mut ahead = ahead::Ahead::start(self.config.clone(), &ib.name, raws, ahead::AHEAD_BYTES);
-        for _ in 1..BATCH_RUNS {
-            let (index, e) = match self.run_batch(desk, ib, batch, &poisoned, &mut ahead).await? {
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            match self.run_batch(desk, ib, batch, &poisoned, &mut ahead).await? {
                 Run::Committed(outcomes) => return Ok(outcomes),
-                Run::Failed(index, e) => (index, e),
-            };
-            if !run_again(&e, &mut raced[index]) {
-                poisoned[index] = Some(self.poisoned(desk, ib, &e));
+                Run::Failed(_, e) if runs == BATCH_RUNS => return Err(e),
+                Run::Failed(index, e) => {
+                    if !run_again(&e, &mut raced[index]) {
+                        poisoned[index] = Some(self.poisoned(desk, ib, &e));
+                    }
+                }
             }
-        }
-        match self.run_batch(desk, ib, batch, &poisoned, &mut ahead).await? {
-            Run::Committed(outcomes) => Ok(outcomes),
-            Run::Failed(_, e) => Err(e),
         }
     }
 
@@ -281,10 +282,8 @@ impl Pipeline {
     ) -> Result<Run, PipelineError> {
         let mut tx = self.store.begin().await?;
         let mut done = Vec::with_capacity(batch.len());
-        let inbox_addr = EmailAddress::parse(&ib.address).ok();
         for (i, m) in batch.iter().enumerate() {
-            let here = |j: usize| ahead::prepare(&self.config, desk, inbox_addr.as_ref(), batch[j].raw);
-            let prepared = ahead.get(i, here).await;
+            let prepared = ahead.get(i, |j| batch[j].raw).await;
             let (outcome, kind, delay) = match (&prepared.mail, &poisoned[i]) {
                 (Err(e), _) => (
                     self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await?,
@@ -326,8 +325,7 @@ impl Pipeline {
 
     /// A batch of one, as a quiet inbox delivers it.
     async fn commit_one(&self, desk: &Desk, ib: &InboxConfig, m: &Incoming<'_>) -> Result<Outcome, PipelineError> {
-        let inbox_addr = EmailAddress::parse(&ib.address).ok();
-        let prepared = ahead::prepare(&self.config, desk, inbox_addr.as_ref(), m.raw);
+        let prepared = ahead::Prepared::in_place(m.raw);
         let mail = match &prepared.mail {
             Err(e) => return self.quarantine(desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await,
             Ok(mail) => mail,
