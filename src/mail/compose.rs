@@ -125,11 +125,31 @@ fn mailbox(name: Option<&str>, addr: &EmailAddress) -> Result<Mailbox, ComposeEr
     Ok(Mailbox::new(name.map(|n| n.replace(['\r', '\n'], " ")), address))
 }
 
-pub fn reply(spec: &ReplySpec<'_>) -> Result<Outgoing, ComposeError> {
-    let unique: String = spec.unique.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
+/// What [`reply`] records of a mail besides its bytes (`raw` left empty): its Message-ID, sender,
+/// recipients, subject and text. Cheap; [`reply`] gives the same values.
+pub fn envelope(spec: &ReplySpec<'_>) -> Outgoing {
+    let unique = unique_part(spec.unique);
     let message_id = spec.message_id.clone().unwrap_or_else(|| {
         format!("loket.{}.{}.{}@{}", spec.ticket_number.to_ascii_lowercase(), spec.now_ms, unique, spec.from.domain())
     });
+    Outgoing {
+        raw: Vec::new(),
+        message_id,
+        sender: spec.from.to_string(),
+        recipients: vec![spec.to.to_string()],
+        subject: spec.text.subject.clone(),
+        body: spec.text.body.clone(),
+    }
+}
+
+fn unique_part(unique: &str) -> String {
+    unique.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect()
+}
+
+pub fn reply(spec: &ReplySpec<'_>) -> Result<Outgoing, ComposeError> {
+    let mut out = envelope(spec);
+    let unique = unique_part(spec.unique);
+    let message_id = &out.message_id;
     let mut b = Message::builder()
         .from(mailbox(Some(spec.from_name), spec.from)?)
         .to(mailbox(spec.to_name, spec.to)?)
@@ -156,14 +176,8 @@ pub fn reply(spec: &ReplySpec<'_>) -> Result<Outgoing, ComposeError> {
     let msg = b
         .multipart(body(&spec.text.body, spec.html, spec.files, &boundary))
         .map_err(|e| ComposeError::Build(e.to_string()))?;
-    Ok(Outgoing {
-        raw: msg.formatted(),
-        message_id,
-        sender: spec.from.to_string(),
-        recipients: vec![spec.to.to_string()],
-        subject: spec.text.subject.clone(),
-        body: spec.text.body.clone(),
-    })
+    out.raw = msg.formatted();
+    Ok(out)
 }
 
 /// The text and HTML alternatives of a mail, when it has a `multipart/alternative` part with

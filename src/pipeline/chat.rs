@@ -683,6 +683,10 @@ impl Pipeline {
             },
         )
         .await?;
+        if let Some(behind) = h.behind {
+            // Emails queued earlier in the batch go first: a ticket's rows are sent in id order.
+            store::insert_outbox(tx, &behind.take_outbox()).await?;
+        }
         store::insert_chat_outbox(
             tx,
             &h.desk.id,

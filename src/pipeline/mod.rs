@@ -6,6 +6,7 @@
 pub use clocks::TickReport;
 mod ahead;
 pub mod api;
+mod behind;
 pub mod chat;
 mod chat_status;
 mod clocks;
@@ -88,13 +89,21 @@ pub enum PipelineError {
     Compose(#[from] compose::ComposeError),
     #[error("inbox `{0}` has an invalid address")]
     InboxAddress(String),
+    /// Composing a mail behind the writer failed ([`behind`]); `temporary` when the composing
+    /// task itself ended (the runtime shutting down), not the mail.
+    #[error("composing a mail behind the writer: {reason}")]
+    Behind { reason: String, temporary: bool },
 }
 
 impl PipelineError {
     /// Whether trying again later may succeed (the store was unavailable, busy or full). Anything
     /// else is a property of the message (or a bug) that retrying would only repeat.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, PipelineError::Store(e) if e.is_temporary())
+        match self {
+            PipelineError::Store(e) => e.is_temporary(),
+            PipelineError::Behind { temporary, .. } => *temporary,
+            _ => false,
+        }
     }
 }
 
@@ -149,6 +158,9 @@ pub(crate) struct Here<'a> {
     /// The route made ahead for the mail being handled ([`ahead`]); `create` uses it only for
     /// that very mail.
     pub routed_ahead: Option<(&'a ParsedMail, &'a RouteDecision)>,
+    /// Where a batch's outbound mails are composed behind the writer ([`behind`]); `None`:
+    /// composed in place.
+    pub behind: Option<&'a behind::Behind>,
 }
 
 /// How a new ticket relates to an existing one.
@@ -282,8 +294,10 @@ impl Pipeline {
     ) -> Result<Run, PipelineError> {
         let mut tx = self.store.begin().await?;
         let mut done = Vec::with_capacity(batch.len());
+        let behind = behind::Behind::new(behind::BEHIND_BYTES);
         for (i, m) in batch.iter().enumerate() {
             let prepared = ahead.get(i, |j| batch[j].raw).await;
+            behind.at(i);
             let (outcome, kind, delay) = match (&prepared.mail, &poisoned[i]) {
                 (Err(e), _) => (
                     self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), &e.to_string(), m.now).await?,
@@ -293,7 +307,10 @@ impl Pipeline {
                 (Ok(mail), poison) => {
                     let applied = match poison {
                         Some(reason) => self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), reason, m.now).await,
-                        None => self.apply(&mut tx, desk, ib, m.raw, mail, prepared.route.as_ref(), m.now, false).await,
+                        None => {
+                            let route = prepared.route.as_ref();
+                            self.apply(&mut tx, desk, ib, m.raw, mail, route, Some(&behind), m.now, false).await
+                        }
                     };
                     match applied {
                         Ok(outcome) => (
@@ -310,6 +327,17 @@ impl Pipeline {
                 }
             };
             done.push((outcome, kind, delay));
+        }
+        match behind.finish().await {
+            Ok(finished) => {
+                store::set_composed_raw(&mut tx, self.store.files(), &finished.composed).await?;
+                store::insert_outbox(&mut tx, &finished.outbox).await?;
+            }
+            Err((_, e)) if e.is_temporary() => return Err(e),
+            Err((i, e)) => {
+                tx.rollback().await.map_err(StoreError::from)?;
+                return Ok(Run::Failed(i, e));
+            }
         }
         #[cfg(feature = "server-tests")]
         hold_for_a_kill("before", batch.len()).await;
@@ -404,7 +432,7 @@ impl Pipeline {
         route: Option<&RouteDecision>,
     ) -> Result<Outcome, PipelineError> {
         let mut tx = self.store.begin().await?;
-        let outcome = self.apply(&mut tx, desk, ib, m.raw, mail, route, m.now, false).await?;
+        let outcome = self.apply(&mut tx, desk, ib, m.raw, mail, route, None, m.now, false).await?;
         self.store.commit(tx).await?;
         Ok(outcome)
     }
@@ -461,6 +489,7 @@ impl Pipeline {
         raw: &'a [u8],
         mail: &'a ParsedMail,
         route: Option<&'a RouteDecision>,
+        behind: Option<&'a behind::Behind>,
         now: i64,
         released: bool,
     ) -> futures::future::BoxFuture<'a, Result<Outcome, PipelineError>> {
@@ -469,6 +498,7 @@ impl Pipeline {
             let kind = loopguard::classify(mail, &desk.own_addresses);
             let mut h = self.here(desk, inbox, now)?;
             h.routed_ahead = route.map(|r| (mail, r));
+            h.behind = behind;
             if let Some(seen) = store::find_seen(tx, &desk.id, &key).await? {
                 return Ok(Outcome {
                     ticket: seen.ticket_number,
@@ -548,6 +578,7 @@ impl Pipeline {
             no_ack: None,
             chat_files: &[],
             routed_ahead: None,
+            behind: None,
         })
     }
 

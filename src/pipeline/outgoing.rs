@@ -170,7 +170,7 @@ impl Pipeline {
             html: &html,
             files: &[],
         })?;
-        record_mail(tx, self.store.files(), h, None, to, &built, template, false).await?;
+        record_mail(tx, self.store.files(), h, None, to, &built, Some(&built.raw), template, false).await?;
         Ok(())
     }
 
@@ -306,8 +306,6 @@ impl Pipeline {
             Some(row) => self.files_of(tx, h, t, row, &out, &unique, &mut text).await?,
             None => Vec::new(),
         };
-        let images: Vec<String> = files.iter().filter_map(|f| f.inline_cid.clone()).collect();
-        let html = self.templates.render_html(out.lang, &desk.name, &text, &images)?;
         // Thread headers hold only ids this recipient has already seen (messages it sent or was
         // sent), and never another agent's token (invariant 7).
         let (parent, references) = match &out.thread {
@@ -334,24 +332,39 @@ impl Pipeline {
             }
             _ => None,
         };
-        let built = compose::reply(&compose::ReplySpec {
-            from_name: &desk.name,
-            from: &h.inbox_addr,
-            to_name: out.to_name.as_deref(),
-            to: &out.to,
-            ticket_number: t.number.as_str(),
-            in_reply_to: parent.as_deref(),
-            references: &references,
-            text: &text,
-            unique: &unique,
+        let mail = Composition {
+            lang: out.lang,
+            desk_name: desk.name.clone(),
+            from: h.inbox_addr.clone(),
+            to_name: out.to_name.clone(),
+            to: out.to.clone(),
+            ticket_number: t.number.to_string(),
+            in_reply_to: parent,
+            references,
+            text,
+            unique,
             now_ms: h.now,
             auto_replied: out.auto_reply || kind == "over_limit",
             auto_generated: out.auto_generated,
             message_id,
-            html: &html,
-            files: &files,
-        })?;
-        let row = record_mail(tx, self.store.files(), h, Some(t.id), &out.to, &built, kind, out.auto_reply).await?;
+            files,
+        };
+        let files = self.store.files();
+        // In a batch, the HTML part and the MIME bytes are made behind the writer (`behind`).
+        let row = match h.behind.filter(|b| b.reserve(mail.input_bytes())) {
+            Some(behind) => {
+                let envelope = compose::envelope(&mail.spec(""));
+                let row = record_mail(tx, files, h, Some(t.id), &out.to, &envelope, None, kind, out.auto_reply).await?;
+                let templates = self.templates.clone();
+                behind.push(row, Box::new(move || Ok(mail.compose(&templates)?.raw)));
+                row
+            }
+            None => {
+                let built = mail.compose(&self.templates)?;
+                let raw = Some(built.raw.as_slice());
+                record_mail(tx, files, h, Some(t.id), &out.to, &built, raw, kind, out.auto_reply).await?
+            }
+        };
         Ok(Some(row))
     }
 
@@ -499,8 +512,63 @@ impl Pipeline {
     }
 }
 
+/// Everything one mail of a ticket is composed from, owned, so that it can be composed on
+/// another thread ([`super::behind`]).
+struct Composition {
+    lang: Language,
+    desk_name: String,
+    from: EmailAddress,
+    to_name: Option<String>,
+    to: EmailAddress,
+    ticket_number: String,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
+    text: crate::templates::Rendered,
+    unique: String,
+    now_ms: i64,
+    auto_replied: bool,
+    auto_generated: bool,
+    message_id: Option<String>,
+    files: Vec<compose::OutFile>,
+}
+
+impl Composition {
+    fn spec<'a>(&'a self, html: &'a str) -> compose::ReplySpec<'a> {
+        compose::ReplySpec {
+            from_name: &self.desk_name,
+            from: &self.from,
+            to_name: self.to_name.as_deref(),
+            to: &self.to,
+            ticket_number: &self.ticket_number,
+            in_reply_to: self.in_reply_to.as_deref(),
+            references: &self.references,
+            text: &self.text,
+            unique: &self.unique,
+            now_ms: self.now_ms,
+            auto_replied: self.auto_replied,
+            auto_generated: self.auto_generated,
+            message_id: self.message_id.clone(),
+            html,
+            files: &self.files,
+        }
+    }
+
+    /// The text and files it holds: what composing it behind the writer keeps in memory.
+    fn input_bytes(&self) -> usize {
+        self.text.body.len() + self.files.iter().map(|f| f.bytes.len()).sum::<usize>()
+    }
+
+    /// The HTML rendering of its text (in the desk's layout) and the mail's bytes.
+    fn compose(&self, templates: &crate::templates::Templates) -> Result<compose::Outgoing, PipelineError> {
+        let images: Vec<String> = self.files.iter().filter_map(|f| f.inline_cid.clone()).collect();
+        let html = templates.render_html(self.lang, &self.desk_name, &self.text, &images)?;
+        Ok(compose::reply(&self.spec(&html))?)
+    }
+}
+
 /// A composed mail recorded as an outbound message (of ticket `ticket`, or of none) and queued
-/// with its outbox row; returns the message's row.
+/// with its outbox row; returns the message's row. `raw`: its bytes, or `None` when they are
+/// being composed behind the writer ([`store::set_composed_raw`] writes them before the commit).
 #[allow(clippy::too_many_arguments)]
 async fn record_mail(
     tx: &mut store::Tx,
@@ -509,6 +577,7 @@ async fn record_mail(
     ticket: Option<i64>,
     to: &EmailAddress,
     built: &compose::Outgoing,
+    raw: Option<&[u8]>,
     kind: &str,
     auto_reply: bool,
 ) -> Result<i64, PipelineError> {
@@ -533,13 +602,25 @@ async fn record_mail(
             to_addresses: &built.recipients,
             subject: &built.subject,
             body_text: &built.body,
-            raw: Some(&built.raw),
-            size: built.raw.len(),
+            raw,
+            size: raw.map_or(0, <[u8]>::len),
             auto_reply,
             now: h.now,
         },
     )
     .await?;
-    store::insert_outbox(tx, desk, ticket, row, &built.sender, &built.recipients, h.now).await?;
+    let queued = store::NewOutbox {
+        desk: desk.clone(),
+        ticket_id: ticket,
+        message_row: row,
+        sender: built.sender.clone(),
+        recipients: built.recipients.clone(),
+        now: h.now,
+    };
+    // In a batch, the outbox rows go in one statement before the commit, in the order queued.
+    match h.behind {
+        Some(behind) => behind.queue_outbox(queued),
+        None => store::insert_outbox(tx, &[queued]).await?,
+    }
     Ok(row)
 }

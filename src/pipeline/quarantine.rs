@@ -58,7 +58,7 @@ impl Pipeline {
             return Err(QuarantineError::AlreadyReleased(id));
         }
         let mail = parse::parse(&entry.raw).map_err(|e| QuarantineError::StillRefused { id, reason: e.to_string() })?;
-        let outcome = self.apply(&mut tx, desk, ib, &entry.raw, &mail, None, now, true).await?;
+        let outcome = self.apply(&mut tx, desk, ib, &entry.raw, &mail, None, None, now, true).await?;
         if matches!(outcome.action, Action::Quarantined) {
             let reason = outcome.reason.unwrap_or_default();
             return Err(QuarantineError::StillRefused { id, reason });

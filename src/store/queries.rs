@@ -270,9 +270,7 @@ pub const INLINE_COMPOSED_MAX: usize = 32 * 1024;
 pub async fn insert_message(conn: &mut AnyConnection, files: &Files, m: &NewMessage<'_>) -> Result<i64> {
     let to = serde_json::to_string(m.to_addresses).unwrap_or_else(|_| "[]".into());
     let (raw, raw_blob) = match m.raw {
-        Some(raw) if m.direction == Direction::Outbound.as_str() && raw.len() <= INLINE_COMPOSED_MAX => {
-            (Some(raw), None)
-        }
+        Some(raw) if m.direction == Direction::Outbound.as_str() => composed_place(files, raw).await?,
         Some(raw) => (None, Some(files.put(raw).await?)),
         None => (None, None),
     };
@@ -305,6 +303,39 @@ pub async fn insert_message(conn: &mut AnyConnection, files: &Files, m: &NewMess
     .fetch_one(&mut *conn)
     .await?;
     Ok(r.try_get("id")?)
+}
+
+/// Where a composed mail's bytes go: in its row, or to the files directory when larger than
+/// [`INLINE_COMPOSED_MAX`].
+async fn composed_place<'a>(files: &Files, raw: &'a [u8]) -> Result<(Option<&'a [u8]>, Option<super::blobs::BlobId>)> {
+    Ok(if raw.len() <= INLINE_COMPOSED_MAX { (Some(raw), None) } else { (None, Some(files.put(raw).await?)) })
+}
+
+/// Composed mails' bytes (row, bytes) for outbound rows recorded without them (composed behind
+/// the pipeline's writer), with their sizes: one statement for up to 200 rows.
+pub async fn set_composed_raw(conn: &mut AnyConnection, files: &Files, mails: &[(i64, Vec<u8>)]) -> Result<()> {
+    for chunk in mails.chunks(200) {
+        let mut placed = Vec::with_capacity(chunk.len());
+        for (row, raw) in chunk {
+            let (inline, blob) = composed_place(files, raw).await?;
+            placed.push((*row, inline.map(<[u8]>::to_vec), blob.map(|b| b.as_str().to_string()), raw.len() as i64));
+        }
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+            .collect();
+        // `VALUES` names its columns column1… on SQLite and PostgreSQL alike.
+        let sql = format!(
+            "UPDATE messages SET raw = v.column2, raw_blob = v.column3, size = v.column4 FROM (VALUES {}) AS v \
+             WHERE messages.id = v.column1",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (row, inline, blob, size) in placed {
+            q = q.bind(row).bind(inline).bind(blob).bind(size);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -654,28 +685,45 @@ pub async fn insert_event(
     Ok(())
 }
 
-pub async fn insert_outbox(
-    conn: &mut AnyConnection,
-    desk: &str,
-    ticket_id: Option<i64>,
-    message_row: i64,
-    sender: &str,
-    recipients: &[String],
-    now: i64,
-) -> Result<i64> {
-    let r = sqlx::query(
-        "INSERT INTO outbox (desk, ticket_id, message_row, sender, recipients, status, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) RETURNING id",
-    )
-    .bind(desk)
-    .bind(ticket_id)
-    .bind(message_row)
-    .bind(sender)
-    .bind(serde_json::to_string(recipients).unwrap_or_else(|_| "[]".into()))
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(r.try_get("id")?)
+/// An email's outbox row, to be inserted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutbox {
+    pub desk: String,
+    pub ticket_id: Option<i64>,
+    pub message_row: i64,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub now: i64,
+}
+
+/// Queues emails, in the order given (a ticket's rows are sent in id order): one statement for
+/// up to 500 rows.
+pub async fn insert_outbox(conn: &mut AnyConnection, rows: &[NewOutbox]) -> Result<()> {
+    for chunk in rows.chunks(500) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = |k: usize| 6 * i + k;
+                format!("(${}, ${}, ${}, ${}, ${}, 'pending', 0, ${}, ${})", p(1), p(2), p(3), p(4), p(5), p(6), p(6))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO outbox (desk, ticket_id, message_row, sender, recipients, status, attempts, next_attempt_at, \
+             created_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.desk.as_str())
+                .bind(r.ticket_id)
+                .bind(r.message_row)
+                .bind(r.sender.as_str())
+                .bind(serde_json::to_string(&r.recipients).unwrap_or_else(|_| "[]".into()))
+                .bind(r.now);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Automatic replies sent to `address` by `desk` since `since`.

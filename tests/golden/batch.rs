@@ -13,18 +13,27 @@ use crate::runner::repo;
 
 const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
 
+const SLA: &str = "[desk.sla]\nhours = { weekdays = \"08:00-16:00\" }\nresponse = \"1h\"\nresolution = \"2d\"\n";
+
 async fn pipeline(dir: &Path) -> (Pipeline, Store) {
+    pipeline_with(dir, "").await
+}
+
+/// The desk with its SLA and `more` of its tables.
+async fn pipeline_with(dir: &Path, more: &str) -> (Pipeline, Store) {
     let db = hero::sqlite_in(dir);
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
-    Hero {
-        storage: &db,
-        outbound: &out,
-        desk: "[desk.sla]\nhours = { weekdays = \"08:00-16:00\" }\nresponse = \"1h\"\nresolution = \"2d\"\n",
-        ..Default::default()
-    }
-    .pipeline(&repo(), dir)
-    .await
+    let desk = format!("{SLA}{more}");
+    // Agents' notifications carry signed Message-IDs: a secret, made in `dir` at the first load.
+    let security = format!("[security]\ntoken_secret_file = \"{}\"\n", dir.join("secret").display());
+    Hero { storage: &db, outbound: &out, sections: &security, desk: &desk, ..Default::default() }
+        .pipeline(&repo(), dir)
+        .await
 }
+
+/// An agent, so that every new ticket is also a notification to compose.
+const AGENT: &str = "[[desk.group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
+                     [[desk.agent]]\naddress = \"agus@desk.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n";
 
 fn mail(from: &str, id: &str, subject: &str, body: &str) -> Vec<u8> {
     format!(
@@ -99,6 +108,19 @@ async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantine
     assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 3);
 }
 
+/// A sent mail as its reader sees it: kind, recipient, the headers that thread and mark it
+/// (Message-IDs are unique per mail: only their form), its text and its HTML.
+fn outbound_summary(kind: &str, to: &str, raw: &[u8]) -> String {
+    let m = loket::mail::parse::parse(raw).expect("a composed mail parses");
+    let (text, html) = loket::mail::compose::text_and_html(raw).expect("text and HTML alternatives");
+    let id = m.message_id.unwrap_or_default();
+    let id_form = id.split('.').take(2).collect::<Vec<_>>().join(".");
+    format!(
+        "{kind} to {to} ({}) id {id_form} in-reply-to {:?} auto {:?}\n{text}\n{html}",
+        m.subject, m.in_reply_to, m.auto.auto_submitted
+    )
+}
+
 #[tokio::test]
 async fn a_batch_is_the_same_as_its_messages_one_by_one() {
     let mut mails: Vec<Vec<u8>> = (0..12)
@@ -115,7 +137,7 @@ async fn a_batch_is_the_same_as_its_messages_one_by_one() {
     let mut summaries = Vec::new();
     for batched in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let (p, store) = pipeline(dir.path()).await;
+        let (p, store) = pipeline_with(dir.path(), AGENT).await;
         let batch: Vec<Incoming<'_>> = mails.iter().map(|raw| Incoming { raw, now: T0 }).collect();
         let results = if batched {
             p.process_batch("hero", &batch).await
@@ -160,7 +182,32 @@ async fn a_batch_is_the_same_as_its_messages_one_by_one() {
             .map(|r| r.get::<String, _>(0))
             .collect();
         assert_eq!(routed.len(), 13);
-        summaries.push((actions, tickets, routed));
+        // The mails Loket sends, composed in place one by one and behind the writer in the batch
+        // (`pipeline::behind`): the same headers, text and HTML, with their sizes.
+        let outbound: Vec<String> =
+            sqlx::query("SELECT kind, peer_address, raw, size FROM messages WHERE direction = 'out' ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let raw: Vec<u8> = r.get::<Option<Vec<u8>>, _>(2).expect("a composed mail's bytes in its row");
+                    assert_eq!(r.get::<i64, _>(3), raw.len() as i64, "size");
+                    outbound_summary(&r.get::<String, _>(0), &r.get::<String, _>(1), &raw)
+                })
+                .collect();
+        assert_eq!(outbound.len(), 26, "an acknowledgement and the agents' notification per ticket");
+        // Queued in the order composed: a ticket's mails are sent in outbox id order.
+        let queued: Vec<i64> = sqlx::query("SELECT message_row FROM outbox ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<i64, _>(0))
+            .collect();
+        assert_eq!(queued.len(), 26);
+        assert!(queued.windows(2).all(|w| w[0] < w[1]), "{queued:?}");
+        summaries.push((actions, tickets, routed, outbound));
     }
     assert_eq!(summaries[0], summaries[1]);
 }
@@ -235,4 +282,36 @@ async fn copies_inside_one_batch_are_found_as_duplicates() {
     let actions: Vec<Action> = p.process_batch("hero", &batch).await.into_iter().map(|r| r.unwrap().action).collect();
     assert_eq!(actions, [Action::Duplicate, Action::Created]);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 4);
+}
+
+/// A mail that cannot be composed (here: the requester's address, which the mail library refuses
+/// in a header) fails the message that queued it, also when it is composed behind the writer:
+/// that message is quarantined and the rest of the batch commits with every mail composed.
+#[tokio::test]
+async fn a_mail_that_cannot_be_composed_quarantines_only_its_message_in_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, store) = pipeline_with(dir.path(), AGENT).await;
+    let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
+    let b = mail("budi@ex..test", "b1", "Printer rusak", "Printer di lantai 3 rusak.");
+    let c = mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung.");
+    let batch = [Incoming { raw: &a, now: T0 }, Incoming { raw: &b, now: T0 }, Incoming { raw: &c, now: T0 }];
+    let results = p.process_batch("hero", &batch).await;
+    let actions: Vec<Action> = results.iter().map(|r| r.as_ref().expect("no temporary error").action).collect();
+    assert_eq!(actions, [Action::Created, Action::Quarantined, Action::Created]);
+    let reason = results[1].as_ref().unwrap().reason.clone().unwrap_or_default();
+    assert!(reason.contains("cannot build outbound mail") && reason.contains("budi@ex..test"), "{reason}");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 2);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM quarantine").await, 1);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE peer_address = 'budi@ex..test'").await, 0);
+    // Ani's and Citra's acknowledgements and notifications, each with its bytes and size, and
+    // each queued.
+    let out = count(&store, "SELECT COUNT(*) FROM messages WHERE direction = 'out'").await;
+    assert_eq!(out, 4);
+    let composed = count(
+        &store,
+        "SELECT COUNT(*) FROM messages WHERE direction = 'out' AND raw IS NOT NULL AND size = LENGTH(raw)",
+    )
+    .await;
+    assert_eq!(composed, out);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, out);
 }

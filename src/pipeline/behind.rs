@@ -1,0 +1,199 @@
+//! Composing a batch's outbound mails behind the writer. Rendering a mail's HTML part and
+//! building its MIME bytes (quoted-printable bodies, attachments in base64) is most of the CPU a
+//! new ticket costs the writer, and nothing in the transaction reads those bytes: the writer
+//! records each mail's row with its Message-ID, subject and text, and hands the composition to
+//! one task on the blocking pool ([`Behind::push`]); before the batch commits it takes the
+//! bytes back ([`Behind::finish`]) and writes them into their rows. A composition that fails is
+//! the failure of the message that queued the mail, as when it is composed in place.
+//!
+//! The batch's email outbox rows wait here too ([`Behind::queue_outbox`]) and go in one
+//! statement before the commit, in the order queued (a round trip each, on PostgreSQL).
+//!
+//! Bounded: the inputs of the compositions under way hold at most [`BEHIND_BYTES`]; past them
+//! the writer composes in place ([`Behind::reserve`]).
+
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use super::PipelineError;
+use crate::store;
+
+/// The bytes (texts and files) one batch's compositions under way may hold.
+pub const BEHIND_BYTES: usize = 8 * 1024 * 1024;
+
+/// A composition: the mail's bytes, or why they cannot be made.
+pub(crate) type Job = Box<dyn FnOnce() -> Result<Vec<u8>, PipelineError> + Send>;
+
+/// One composed mail: its batch message, its row and its bytes.
+struct Done {
+    index: usize,
+    row: i64,
+    raw: Result<Vec<u8>, PipelineError>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The batch message being applied; its compositions are its own.
+    index: usize,
+    /// Input bytes handed over so far.
+    bytes: usize,
+    jobs: Option<mpsc::Sender<(usize, i64, Job)>>,
+    worker: Option<tokio::task::JoinHandle<Vec<Done>>>,
+    /// Compositions made by the writer after all, the worker being gone.
+    here: Vec<Done>,
+    /// Emails' outbox rows not yet inserted, in the order queued.
+    outbox: Vec<store::NewOutbox>,
+}
+
+/// A composition's result; a panic is that mail's failure, never the writer's.
+fn composed(job: Job) -> Result<Vec<u8>, PipelineError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+        .unwrap_or_else(|_| Err(PipelineError::Behind { reason: "the composition panicked".into(), temporary: false }))
+}
+
+/// What a batch run leaves to write before its commit.
+#[derive(Debug, Default)]
+pub(crate) struct Finished {
+    /// Composed mails: their rows and bytes.
+    pub composed: Vec<(i64, Vec<u8>)>,
+    /// Outbox rows, in the order queued.
+    pub outbox: Vec<store::NewOutbox>,
+}
+
+/// One batch run's compositions and outbox rows (see the module's documentation).
+pub(crate) struct Behind {
+    budget: usize,
+    state: Mutex<State>,
+}
+
+impl Behind {
+    pub fn new(budget: usize) -> Self {
+        Self { budget, state: Mutex::default() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The writer now applies batch message `index`.
+    pub fn at(&self, index: usize) {
+        self.state().index = index;
+    }
+
+    /// Whether a composition of `bytes` input may go behind; counts it when it may.
+    pub fn reserve(&self, bytes: usize) -> bool {
+        let mut state = self.state();
+        if state.bytes.saturating_add(bytes) > self.budget {
+            return false;
+        }
+        state.bytes += bytes;
+        true
+    }
+
+    /// Composes the mail of row `row` behind the writer (after [`Behind::reserve`]).
+    pub fn push(&self, row: i64, job: Job) {
+        let mut state = self.state();
+        let index = state.index;
+        if state.jobs.is_none() {
+            let (jobs, queue) = mpsc::channel::<(usize, i64, Job)>();
+            state.worker = Some(tokio::task::spawn_blocking(move || {
+                queue.into_iter().map(|(index, row, job)| Done { index, row, raw: composed(job) }).collect()
+            }));
+            state.jobs = Some(jobs);
+        }
+        if let Some(jobs) = &state.jobs
+            && let Err(mpsc::SendError((index, row, job))) = jobs.send((index, row, job))
+        {
+            // The worker is gone (its runtime shuts down): composed here instead.
+            state.here.push(Done { index, row, raw: composed(job) });
+        }
+    }
+
+    /// Queues an email's outbox row for the batch's one insert ([`Behind::finish`]).
+    pub fn queue_outbox(&self, row: store::NewOutbox) {
+        self.state().outbox.push(row);
+    }
+
+    /// The outbox rows queued so far, for a caller that inserts a row of its own (a chat
+    /// message's) after them.
+    pub fn take_outbox(&self) -> Vec<store::NewOutbox> {
+        std::mem::take(&mut self.state().outbox)
+    }
+
+    /// Every composed mail's row and bytes once all are done, and the outbox rows queued; or the
+    /// first failure and the batch message whose mail it was.
+    pub async fn finish(self) -> Result<Finished, (usize, PipelineError)> {
+        let State { index, jobs, worker, here, outbox, .. } =
+            self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        drop(jobs);
+        let mut done = match worker {
+            // A worker that did not run to its end (the runtime shutting down) loses nothing that
+            // was committed: the batch is rolled back and tried again.
+            Some(worker) => worker.await.map_err(|e| {
+                (index, PipelineError::Behind { reason: format!("the composing task ended: {e}"), temporary: true })
+            })?,
+            None => Vec::new(),
+        };
+        done.extend(here);
+        let composed: Result<Vec<_>, _> =
+            done.into_iter().map(|d| d.raw.map(|raw| (d.row, raw)).map_err(|e| (d.index, e))).collect();
+        Ok(Finished { composed: composed?, outbox })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(bytes: &'static [u8]) -> Job {
+        Box::new(move || Ok(bytes.to_vec()))
+    }
+
+    #[tokio::test]
+    async fn every_mail_comes_back_with_its_row() {
+        let behind = Behind::new(BEHIND_BYTES);
+        assert!(Behind::new(BEHIND_BYTES).finish().await.unwrap().composed.is_empty(), "nothing pushed, nothing back");
+        for (i, (row, bytes)) in [(7, &b"seven"[..]), (3, b"three"), (9, b"nine")].into_iter().enumerate() {
+            behind.at(i);
+            behind.push(row, job(bytes));
+        }
+        let mut back = behind.finish().await.unwrap().composed;
+        back.sort();
+        assert_eq!(back, [(3, b"three".to_vec()), (7, b"seven".to_vec()), (9, b"nine".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn a_failure_or_a_panic_is_the_failure_of_the_message_that_queued_it() {
+        for panics in [false, true] {
+            let behind = Behind::new(BEHIND_BYTES);
+            behind.at(0);
+            behind.push(1, job(b"fine"));
+            behind.at(4);
+            behind.push(2, job(b"fine too"));
+            behind.push(
+                3,
+                Box::new(move || {
+                    if panics {
+                        panic!("a bug in composing");
+                    }
+                    Err(PipelineError::InboxAddress("x".into()))
+                }),
+            );
+            behind.at(5);
+            behind.push(4, job(b"after it"));
+            let (index, e) = behind.finish().await.unwrap_err();
+            assert_eq!(index, 4);
+            assert!(!e.is_temporary(), "{e}: the message's own failure");
+            assert_eq!(e.to_string().contains("panicked"), panics, "{e}");
+        }
+    }
+
+    #[test]
+    fn inputs_past_the_budget_are_composed_in_place() {
+        let behind = Behind::new(100);
+        assert!(behind.reserve(60));
+        assert!(!behind.reserve(41), "160 bytes would be held");
+        assert!(behind.reserve(40));
+        assert!(!behind.reserve(1));
+    }
+}
