@@ -10,7 +10,7 @@
 //!
 //! `cargo bench --bench maildir` (no servers needed) runs 2,000 and 10,000 mails
 //! (`LOKET_BENCH_MAILDIR_N="2000,10000"`; `LOKET_BENCH_MAIL_DIR` shares the generated mails with
-//! the pipeline bench; `LOKET_BENCH_KEEP` as there). Under `cargo test` (no `--bench`) it drops 150 mails and checks that each
+//! the pipeline bench; `LOKET_BENCH_KEEP` and `LOKET_BENCH_FILES_FLUSH` as there). Under `cargo test` (no `--bench`) it drops 150 mails and checks that each
 //! is committed once and that every queued outbound mail is written.
 
 #[path = "common/mod.rs"]
@@ -28,7 +28,9 @@ use loket::pipeline::Incoming;
 /// The desk: HERO with one agent in its first-line group (so a new request queues an
 /// acknowledgement and an agents' notification), limits out of the way, SQLite durable.
 fn config(dir: &Path, inbox: Option<&Path>) -> String {
-    let storage = format!("url = \"sqlite://{}\"\n", dir.join("loket.db").display());
+    // `LOKET_BENCH_FILES_FLUSH=file_system` measures `storage.files_flush = "file_system"`.
+    let flush = std::env::var("LOKET_BENCH_FILES_FLUSH").unwrap_or_else(|_| "each_file".into());
+    let storage = format!("url = \"sqlite://{}\"\nfiles_flush = \"{flush}\"\n", dir.join("loket.db").display());
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
     let inbox = inbox.map(|p| format!("maildir = \"{}\"\n", p.display())).unwrap_or_default();
     // Agents' tokens need a secret: made in this file on first load.
