@@ -117,6 +117,13 @@ fn clean_name(name: &str) -> String {
     if clean.trim().is_empty() { "file".to_string() } else { clean.trim().to_string() }
 }
 
+/// Whether `addr` can be written in a mail's header. Loket reads some addresses the mail library
+/// will not write (`taro..yamada@…`, a domain label that starts or ends with `-`): their owners
+/// still get tickets, but no mail; the caller records why.
+pub fn addressable(addr: &EmailAddress) -> Result<(), ComposeError> {
+    mailbox(None, addr).map(|_| ())
+}
+
 fn mailbox(name: Option<&str>, addr: &EmailAddress) -> Result<Mailbox, ComposeError> {
     let address = addr
         .as_str()
@@ -211,6 +218,18 @@ mod tests {
     use super::*;
     use crate::mail::parse::parse;
     use mail_parser::MimeHeaders;
+
+    #[test]
+    fn addresses_the_mail_library_cannot_write_are_told_apart() {
+        for ok in ["budi@example.test", "budi.santoso+it@dinas.go.id", "bü@x.test"] {
+            assert!(addressable(&EmailAddress::parse(ok).unwrap()).is_ok(), "{ok}");
+        }
+        for bad in ["taro..yamada@example.test", ".budi@example.test", "budi@ex..test", "budi@-x.test"] {
+            let addr = EmailAddress::parse(bad).expect("read as an address");
+            let e = addressable(&addr).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn acknowledgement_carries_thread_and_loop_headers() {

@@ -864,6 +864,8 @@ impl Pipeline {
             events.push(suppressed(format!("no acknowledgement: {why}")));
         } else if desk.is_own_address(&requester.address) {
             events.push(suppressed("no acknowledgement: requester is the desk itself".into()));
+        } else if let Err(e) = compose::addressable(&requester.address) {
+            events.push(suppressed(format!("no acknowledgement: {e}")));
         } else {
             let mut ctx = self.base_ctx(h, &t);
             ctx.missing = missing.clone();

@@ -300,6 +300,12 @@ impl Pipeline {
         kind: &str,
     ) -> Result<Option<i64>, PipelineError> {
         let desk = h.desk;
+        if let Err(e) = compose::addressable(&out.to) {
+            // The ticket goes on; the agents see why this person got no mail.
+            let detail = json!({ "template": out.template, "to": out.to.as_str(), "reason": e.to_string() });
+            self.event(tx, h, t.id, "loket", "mail_not_addressable", &detail).await?;
+            return Ok(None);
+        }
         let mut text = self.templates.render(out.lang, out.template, &out.ctx)?;
         let unique = fresh_unique();
         let files = match out.files_from {

@@ -15,6 +15,8 @@ use loket::templates::Templates;
 pub struct Hero<'a> {
     /// The rules directory (the repository's `rules/` when `None`).
     pub rules: Option<&'a Path>,
+    /// The templates directory (the repository's `templates/` when `None`).
+    pub templates: Option<&'a Path>,
     /// Lines of `[storage]` (at least `url`).
     pub storage: &'a str,
     /// Lines of `[outbound]`, and its own tables after them.
@@ -31,7 +33,16 @@ pub struct Hero<'a> {
 
 impl Default for Hero<'_> {
     fn default() -> Self {
-        Hero { rules: None, storage: "", outbound: "", sections: "", desk: "", address: "hero@desk.test", inbox: "" }
+        Hero {
+            rules: None,
+            templates: None,
+            storage: "",
+            outbound: "",
+            sections: "",
+            desk: "",
+            address: "hero@desk.test",
+            inbox: "",
+        }
     }
 }
 
@@ -56,11 +67,12 @@ impl Hero<'_> {
     /// The configuration text; `repo` is the checkout (templates, rules, catalogue).
     pub fn toml(&self, repo: &Path) -> String {
         let rules = self.rules.map_or_else(|| repo.join("rules"), Path::to_path_buf);
+        let templates = self.templates.map_or_else(|| repo.join("templates"), Path::to_path_buf);
         format!(
             "templates = \"{t}\"\nrules = \"{r}\"\n[storage]\n{storage}[outbound]\n{outbound}{sections}\
              [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"{s}\"\n{desk}\
              [[desk.inbox]]\nname = \"hero\"\naddress = \"{address}\"\n{inbox}",
-            t = repo.join("templates").display(),
+            t = templates.display(),
             r = rules.display(),
             s = repo.join("seeds/hero.toml").display(),
             storage = self.storage,

@@ -284,25 +284,57 @@ async fn copies_inside_one_batch_are_found_as_duplicates() {
     assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 4);
 }
 
-/// A mail that cannot be composed (here: the requester's address, which the mail library refuses
-/// in a header) fails the message that queued it, also when it is composed behind the writer:
-/// that message is quarantined and the rest of the batch commits with every mail composed.
+/// A copy of the repository's templates whose HTML layout fails on a mail whose subject holds
+/// `marker`, as an operator's own template might fail on some text.
+fn templates_failing_on(dir: &Path, marker: &str) -> std::path::PathBuf {
+    let to = dir.join("templates");
+    for lang in ["id", "en"] {
+        std::fs::create_dir_all(to.join(lang)).unwrap();
+        for f in std::fs::read_dir(repo().join("templates").join(lang)).unwrap() {
+            let f = f.unwrap().path();
+            let mut text = std::fs::read_to_string(&f).unwrap();
+            if f.file_name().unwrap() == "_layout.html.j2" {
+                text = format!("{{% if \"{marker}\" in subject %}}{{{{ no_such_function() }}}}{{% endif %}}{text}");
+            }
+            std::fs::write(to.join(lang).join(f.file_name().unwrap()), text).unwrap();
+        }
+    }
+    to
+}
+
+/// A mail that cannot be composed (here: its HTML layout fails on the request's subject) fails the
+/// message that queued it, also when it is composed behind the writer: that message is
+/// quarantined and the rest of the batch commits with every mail composed.
 #[tokio::test]
 async fn a_mail_that_cannot_be_composed_quarantines_only_its_message_in_a_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let (p, store) = pipeline_with(dir.path(), AGENT).await;
+    let templates = templates_failing_on(dir.path(), "TATA-LETAK-RUSAK");
+    let db = hero::sqlite_in(dir.path());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
+    let security = format!("[security]\ntoken_secret_file = \"{}\"\n", dir.path().join("secret").display());
+    let desk = format!("{SLA}{AGENT}");
+    let (p, store) = Hero {
+        templates: Some(&templates),
+        storage: &db,
+        outbound: &out,
+        sections: &security,
+        desk: &desk,
+        ..Default::default()
+    }
+    .pipeline(&repo(), dir.path())
+    .await;
     let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
-    let b = mail("budi@ex..test", "b1", "Printer rusak", "Printer di lantai 3 rusak.");
+    let b = mail("budi@example.test", "b1", "Printer TATA-LETAK-RUSAK", "Printer di lantai 3 rusak.");
     let c = mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung.");
     let batch = [Incoming { raw: &a, now: T0 }, Incoming { raw: &b, now: T0 }, Incoming { raw: &c, now: T0 }];
     let results = p.process_batch("hero", &batch).await;
     let actions: Vec<Action> = results.iter().map(|r| r.as_ref().expect("no temporary error").action).collect();
     assert_eq!(actions, [Action::Created, Action::Quarantined, Action::Created]);
     let reason = results[1].as_ref().unwrap().reason.clone().unwrap_or_default();
-    assert!(reason.contains("cannot build outbound mail") && reason.contains("budi@ex..test"), "{reason}");
+    assert!(reason.contains("cannot be processed") && reason.contains("no_such_function"), "{reason}");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 2);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM quarantine").await, 1);
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE peer_address = 'budi@ex..test'").await, 0);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages WHERE peer_address = 'budi@example.test'").await, 0);
     // Ani's and Citra's acknowledgements and notifications, each with its bytes and size, and
     // each queued.
     let out = count(&store, "SELECT COUNT(*) FROM messages WHERE direction = 'out'").await;
@@ -314,4 +346,61 @@ async fn a_mail_that_cannot_be_composed_quarantines_only_its_message_in_a_batch(
     .await;
     assert_eq!(composed, out);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, out);
+}
+
+/// A requester whose address the mail library will not write in a header (two dots in a row)
+/// still gets a ticket, and the agents their notification, in a batch and alone; the ticket's
+/// events say why no acknowledgement went out, and an agent's answer is kept with the reason it
+/// was not mailed. Before, composing the acknowledgement failed and the request was quarantined.
+#[tokio::test]
+async fn a_requester_whose_address_cannot_be_written_gets_a_ticket_but_no_mail() {
+    for batched in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, store) = pipeline_with(dir.path(), AGENT).await;
+        let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
+        let b = mail("taro..yamada@example.test", "t1", "Printer rusak", "Printer di lantai 3 rusak.");
+        let batch = [Incoming { raw: &a, now: T0 }, Incoming { raw: &b, now: T0 }];
+        let results = if batched {
+            p.process_batch("hero", &batch).await
+        } else {
+            vec![p.process("hero", &a, T0).await, p.process("hero", &b, T0).await]
+        };
+        let actions: Vec<Action> = results.iter().map(|r| r.as_ref().unwrap().action).collect();
+        assert_eq!(actions, [Action::Created, Action::Created], "batched: {batched}");
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM quarantine").await, 0);
+        let number = results[1].as_ref().unwrap().ticket.clone().unwrap();
+        let t = &loket::store::tickets_by_number(store.pool(), &number).await.unwrap()[0];
+        let events = loket::store::ticket_events(store.pool(), t.id).await.unwrap();
+        let suppressed =
+            events.iter().find(|e| e.kind == "acknowledgement_suppressed").expect("why no acknowledgement");
+        assert!(suppressed.detail.to_string().contains("taro..yamada@example.test"), "{:?}", suppressed.detail);
+        let to_taro =
+            "SELECT COUNT(*) FROM messages WHERE direction = 'out' AND peer_address = 'taro..yamada@example.test'";
+        assert_eq!(count(&store, to_taro).await, 0);
+        // The agents were told of both requests.
+        let notified = count(&store, "SELECT COUNT(*) FROM messages WHERE kind = 'agent_notification'").await;
+        assert_eq!(notified, 2, "batched: {batched}");
+
+        // Agus answers in the notification's thread: his answer is kept on the ticket, with why it
+        // was not mailed to the requester.
+        let notification: String =
+            sqlx::query("SELECT message_id FROM messages WHERE ticket_id = $1 AND kind = 'agent_notification'")
+                .bind(t.id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+                .get(0);
+        let mut answer =
+            mail("agus@desk.test", "g1", &format!("Re: [#{number}] Printer rusak"), "Sudah kami perbaiki.");
+        answer.splice(0..0, format!("In-Reply-To: <{notification}>\r\n").into_bytes());
+        let outcome = p.process("hero", &answer, T0 + 60_000).await.unwrap();
+        assert_eq!(outcome.ticket.as_ref(), Some(&number));
+        assert_ne!(outcome.action, Action::Quarantined);
+        let events = loket::store::ticket_events(store.pool(), t.id).await.unwrap();
+        let unsent = events.iter().find(|e| e.kind == "mail_not_addressable").expect("why the answer was not mailed");
+        assert!(unsent.detail.to_string().contains("taro..yamada@example.test"), "{:?}", unsent.detail);
+        assert_eq!(count(&store, to_taro).await, 0);
+        let kept = "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND from_address = 'agus@desk.test'";
+        assert_eq!(count(&store, kept).await, 1);
+    }
 }
