@@ -319,6 +319,10 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
             }
             match EmailAddress::parse(&ib.address) {
                 Ok(a) => {
+                    // Every mail the inbox sends carries it in `From`.
+                    if let Err(e) = crate::mail::compose::addressable(&a) {
+                        problems.push(p(format!("{ikey}.address: {e}")));
+                    }
                     if !own.contains(&a) {
                         own.push(a)
                     }
@@ -384,6 +388,10 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
                 Ok(addr) => {
                     if own.contains(&addr) {
                         problems.push(p(format!("{akey}.address: an agent cannot use the desk's own address")));
+                    }
+                    // An agent who could be sent no mail would never hear of a ticket.
+                    if let Err(e) = crate::mail::compose::addressable(&addr) {
+                        problems.push(p(format!("{akey}.address: {e}")));
                     }
                     agents.push(Agent {
                         address: addr,
@@ -724,6 +732,24 @@ mod tests {
             assert_eq!(hits, 1, "{needle} in {all:#?}");
         }
         assert!(all.iter().all(|p| p.starts_with(&format!("{NOWHERE}: "))), "{all:#?}");
+    }
+
+    #[test]
+    fn addresses_no_mail_can_be_sent_from_or_to_are_refused() {
+        let text = "[security]\ntoken_secret_env = \"PATH\"\n\
+                    [[desk]]\nid = \"hero\"\nname = \"HERO\"\ncode = \"HERO\"\ncatalogue = \"seeds/hero.toml\"\n\
+                    [[desk.group]]\nid = \"l1\"\nname = \"L1\"\nlayer = 1\n\
+                    [[desk.agent]]\naddress = \"agus..santoso@example.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n\
+                    [[desk.inbox]]\nname = \"a\"\naddress = \"hero@-desk.test\"\n";
+        let all = problems(text);
+        for needle in [
+            "desk[0] (`hero`).agent[0] (`agus..santoso@example.test`).address: address `agus..santoso@example.test` \
+             cannot be used in a header",
+            "desk[0] (`hero`).inbox[0] (`a`).address: address `hero@-desk.test` cannot be used in a header",
+        ] {
+            let hits = all.iter().filter(|p| p.contains(needle)).count();
+            assert_eq!(hits, 1, "{needle} in {all:#?}");
+        }
     }
 
     #[test]

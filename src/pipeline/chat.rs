@@ -337,7 +337,13 @@ impl Pipeline {
                     return self.check_email_code(tx, c, &arg).await;
                 }
                 match EmailAddress::parse(&arg) {
-                    Ok(a) if !a.domain().ends_with(".invalid") && !c.h.desk.is_own_address(&a) => {
+                    // An address the mail library will not write (`taro..yamada@…`) cannot get
+                    // the code: refused like any invalid one.
+                    Ok(a)
+                        if !a.domain().ends_with(".invalid")
+                            && !c.h.desk.is_own_address(&a)
+                            && crate::mail::compose::addressable(&a).is_ok() =>
+                    {
                         // Linked only once the code mailed to it comes back (`/email KODE`): an
                         // address in a desk's domains opens its internal-only services.
                         let waiting = store::chat_email_code(tx, c.user.id).await?;

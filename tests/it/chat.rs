@@ -600,6 +600,12 @@ async fn whatsapp_window_template_and_email_copy() {
         .unwrap();
     let n = o.ticket.unwrap();
     let budi = w.addr("budi");
+    // An address the mail library cannot write is refused like any invalid one: no code mailed,
+    // nothing quarantined.
+    let refused = p.chat("hero", &wa_message("wa:1b", "62811", "/email taro..yamada@example.test"), T0 + 500).await;
+    assert_ne!(refused.unwrap().action, loket::pipeline::Action::Quarantined);
+    let codes = "SELECT COUNT(*) FROM messages WHERE kind = 'email_code'";
+    assert_eq!(sqlx::query_scalar::<_, i64>(codes).fetch_one(store.pool()).await.unwrap(), 0);
     p.chat("hero", &wa_message("wa:2", "62811", &format!("/email {budi}")), T0 + 1000).await.unwrap();
     // Issue #17: the address is linked only when the code mailed to it comes back.
     let linked = || async {
