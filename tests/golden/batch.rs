@@ -21,12 +21,17 @@ async fn pipeline(dir: &Path) -> (Pipeline, Store) {
 
 /// The desk with its SLA and `more` of its tables.
 async fn pipeline_with(dir: &Path, more: &str) -> (Pipeline, Store) {
+    pipeline_on(dir, more, None).await
+}
+
+/// [`pipeline_with`] on the templates in `templates` (the repository's when `None`).
+async fn pipeline_on(dir: &Path, more: &str, templates: Option<&Path>) -> (Pipeline, Store) {
     let db = hero::sqlite_in(dir);
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
     let desk = format!("{SLA}{more}");
     // Agents' notifications carry signed Message-IDs: a secret, made in `dir` at the first load.
     let security = format!("[security]\ntoken_secret_file = \"{}\"\n", dir.join("secret").display());
-    Hero { storage: &db, outbound: &out, sections: &security, desk: &desk, ..Default::default() }
+    Hero { templates, storage: &db, outbound: &out, sections: &security, desk: &desk, ..Default::default() }
         .pipeline(&repo(), dir)
         .await
 }
@@ -41,6 +46,15 @@ fn mail(from: &str, id: &str, subject: &str, body: &str) -> Vec<u8> {
          Date: Mon, 05 Jan 2026 09:00:00 +0700\r\n\r\n{body}\r\n"
     )
     .into_bytes()
+}
+
+/// The first column of every row `sql` selects.
+async fn column<T>(store: &Store, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(store.pool()).await.unwrap();
+    rows.iter().map(|r| r.get::<T, _>(0)).collect()
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
@@ -174,13 +188,8 @@ async fn a_batch_is_the_same_as_its_messages_one_by_one() {
             .collect();
         assert_eq!(tickets.len(), 13);
         // The routes with their reasons, as the `routed` events keep them.
-        let routed: Vec<String> = sqlx::query("SELECT detail FROM ticket_events WHERE kind = 'routed' ORDER BY id")
-            .fetch_all(store.pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
+        let routed: Vec<String> =
+            column(&store, "SELECT detail FROM ticket_events WHERE kind = 'routed' ORDER BY id").await;
         assert_eq!(routed.len(), 13);
         // The mails Loket sends, composed in place one by one and behind the writer in the batch
         // (`pipeline::behind`): the same headers, text and HTML, with their sizes.
@@ -198,13 +207,7 @@ async fn a_batch_is_the_same_as_its_messages_one_by_one() {
                 .collect();
         assert_eq!(outbound.len(), 26, "an acknowledgement and the agents' notification per ticket");
         // Queued in the order composed: a ticket's mails are sent in outbox id order.
-        let queued: Vec<i64> = sqlx::query("SELECT message_row FROM outbox ORDER BY id")
-            .fetch_all(store.pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<i64, _>(0))
-            .collect();
+        let queued: Vec<i64> = column(&store, "SELECT message_row FROM outbox ORDER BY id").await;
         assert_eq!(queued.len(), 26);
         assert!(queued.windows(2).all(|w| w[0] < w[1]), "{queued:?}");
         summaries.push((actions, tickets, routed, outbound));
@@ -309,20 +312,7 @@ fn templates_failing_on(dir: &Path, marker: &str) -> std::path::PathBuf {
 async fn a_mail_that_cannot_be_composed_quarantines_only_its_message_in_a_batch() {
     let dir = tempfile::tempdir().unwrap();
     let templates = templates_failing_on(dir.path(), "TATA-LETAK-RUSAK");
-    let db = hero::sqlite_in(dir.path());
-    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
-    let security = format!("[security]\ntoken_secret_file = \"{}\"\n", dir.path().join("secret").display());
-    let desk = format!("{SLA}{AGENT}");
-    let (p, store) = Hero {
-        templates: Some(&templates),
-        storage: &db,
-        outbound: &out,
-        sections: &security,
-        desk: &desk,
-        ..Default::default()
-    }
-    .pipeline(&repo(), dir.path())
-    .await;
+    let (p, store) = pipeline_on(dir.path(), AGENT, Some(&templates)).await;
     let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
     let b = mail("budi@example.test", "b1", "Printer TATA-LETAK-RUSAK", "Printer di lantai 3 rusak.");
     let c = mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung.");
