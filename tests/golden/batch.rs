@@ -103,8 +103,10 @@ async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantine
     assert!(reason.contains("cannot be processed") && reason.contains("bogus"), "{reason}");
 
     // Budi's message row was rolled back with the rest of his message; it is in quarantine.
-    let b_rows = count(&store, "SELECT COUNT(*) FROM messages WHERE message_id = '<b2@example.test>'").await;
+    let b_rows = count(&store, "SELECT COUNT(*) FROM messages WHERE message_id = 'b2@example.test'").await;
     assert_eq!(b_rows, 0);
+    let a_rows = count(&store, "SELECT COUNT(*) FROM messages WHERE message_id = 'a1@example.test'").await;
+    assert_eq!(a_rows, 1, "Message-IDs are kept without their brackets");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM quarantine").await, 1);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 3);
     // Ani's and Citra's requests, each with its acknowledgement and the agents' notification
@@ -393,4 +395,39 @@ async fn a_requester_whose_address_cannot_be_written_gets_a_ticket_but_no_mail()
         let kept = "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND from_address = 'agus@desk.test'";
         assert_eq!(count(&store, kept).await, 1);
     }
+}
+
+/// A composed mail larger than a row keeps (`store::INLINE_COMPOSED_MAX`: here the agents'
+/// notification that carries a long request) goes to the files directory also when it was
+/// composed behind the writer; the small acknowledgement stays in its row; both read back whole.
+#[tokio::test]
+async fn a_large_mail_composed_behind_the_writer_goes_to_the_files_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, store) = pipeline_with(dir.path(), AGENT).await;
+    let long = "Printer di lantai 3 rusak dan mengeluarkan bunyi keras setiap mencetak. ".repeat(600);
+    assert!(long.len() > loket::store::INLINE_COMPOSED_MAX);
+    let a = mail("ani@example.test", "a1", "Printer rusak", &long);
+    let b = mail("budi@example.test", "b1", "Lupa password", "Saya lupa password email dinas.");
+    let results = p.process_batch("hero", &[Incoming { raw: &a, now: T0 }, Incoming { raw: &b, now: T0 }]).await;
+    assert!(results.iter().all(|r| r.as_ref().unwrap().action == Action::Created));
+    let rows = sqlx::query(
+        "SELECT m.id, m.kind, CAST(m.raw IS NOT NULL AS BIGINT), CAST(m.raw_blob IS NOT NULL AS BIGINT), m.size \
+         FROM messages m \
+         WHERE m.direction = 'out' \
+         AND m.ticket_id = (SELECT ticket_id FROM messages WHERE message_id = 'a1@example.test') ORDER BY m.id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let mut places = Vec::new();
+    for r in &rows {
+        let (id, kind): (i64, String) = (r.get(0), r.get(1));
+        let raw = loket::store::message_raw(&store, id).await.unwrap().expect("the mail's bytes");
+        assert_eq!(r.get::<i64, _>(4), raw.len() as i64, "{kind}: size");
+        assert!(loket::mail::compose::text_and_html(&raw).is_some(), "{kind}: a whole mail");
+        let (in_row, in_file) = (r.get::<i64, _>(2) == 1, r.get::<i64, _>(3) == 1);
+        assert_ne!(in_row, in_file, "{kind}: in its row or in a file, not both");
+        places.push(format!("{kind} {}", if in_row { "row" } else { "file" }));
+    }
+    assert_eq!(places, ["acknowledgement row", "agent_notification file"]);
 }
