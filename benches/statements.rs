@@ -3,7 +3,8 @@
 //! (`sqlx::query` events) on SQLite, on a desk with agents, groups and SLA clocks.
 //!
 //! `cargo bench --bench statements` prints the counts (mean over `LOKET_BENCH_N` tickets, default
-//! 50) and each statement's kind; `LOKET_BENCH_SHOW=1` also prints the first ticket's statements. Under `cargo test` it runs five tickets and checks that every
+//! 50; and per new ticket in batches of 64, as an intake round under load delivers them) and each
+//! statement's kind; `LOKET_BENCH_SHOW=1` also prints the first ticket's statements. Under `cargo test` it runs five tickets and checks that every
 //! message was counted.
 
 #[path = "../tests/common/hero.rs"]
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use hero::Hero;
 use loket::config::Config;
-use loket::pipeline::{Action, Pipeline};
+use loket::pipeline::{Action, Incoming, Pipeline};
 use loket::store::Store;
 use loket::templates::Templates;
 use tokio::sync::Notify;
@@ -134,6 +135,12 @@ impl Tally {
         }
     }
 
+    /// A batch of `messages` counted together: the mean is per message.
+    fn add_batch(&mut self, messages: usize, counted: (usize, BTreeMap<String, usize>)) {
+        self.add(counted);
+        self.n += messages - 1;
+    }
+
     fn line(&self, what: &str) -> String {
         let mean = |v: usize| v as f64 / self.n.max(1) as f64;
         let kinds: Vec<String> = self.kinds.iter().map(|(k, v)| format!("{k} {:.1}", mean(*v))).collect();
@@ -188,6 +195,28 @@ async fn measure(n: usize, counter: &Counter) -> [Tally; 3] {
     tallies
 }
 
+/// New requests from `n` people as an intake round delivers them under load: in batches of up to
+/// 64 (`limits.batch_messages`), one transaction each.
+async fn measure_batches(n: usize, counter: &Counter) -> Tally {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _store) = pipeline(dir.path()).await;
+    let mails: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let from = format!("pegawai{i}@example.test");
+            mail(&from, "SISP tidak bisa diakses", &format!("batch-{i}@example.test"), "", "Tidak bisa login.")
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for chunk in mails.chunks(64) {
+        let batch: Vec<Incoming<'_>> = chunk.iter().map(|raw| Incoming { raw, now: T0 }).collect();
+        counter.take();
+        let outcomes = p.process_batch("hero", &batch).await;
+        assert!(outcomes.iter().all(|o| o.as_ref().unwrap().action == Action::Created));
+        tally.add_batch(chunk.len(), counter.take());
+    }
+    tally
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let counter = Counter::default();
@@ -199,11 +228,15 @@ fn main() {
     let n = if bench { std::env::var("LOKET_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(50) } else { 5 };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let [new, reply, agent] = rt.block_on(measure(n, &counter));
+    let batched = rt.block_on(measure_batches(n.max(64), &counter));
     if !bench {
         assert!(new.total >= n && reply.total >= n && agent.total >= n, "statements were not counted");
+        // In a batch the outbox rows and the composed mails' bytes go once per batch.
+        assert!(batched.total * new.n < new.total * batched.n, "{}\n{}", batched.line("batched"), new.line("alone"));
     }
     println!("SQL statements per message on SQLite, mean over {n} tickets (sqlx statement log):");
     println!("{}", new.line("new ticket"));
     println!("{}", reply.line("requester reply"));
     println!("{}", agent.line("agent reply with #resolve"));
+    println!("{}", batched.line("new ticket, 64 per batch"));
 }

@@ -6,8 +6,11 @@
 //! bytes back ([`Behind::finish`]) and writes them into their rows. A composition that fails is
 //! the failure of the message that queued the mail, as when it is composed in place.
 //!
-//! The batch's email outbox rows wait here too ([`Behind::queue_outbox`]) and go in one
-//! statement before the commit, in the order queued (a round trip each, on PostgreSQL).
+//! The batch's email outbox rows and its audit events wait here too ([`Behind::queue_outbox`],
+//! [`Behind::queue_events`]) and go in one statement each before the commit, in the order queued
+//! (a round trip each, on PostgreSQL). Nothing in the batch reads outbox rows; the two reads of
+//! events on the writer's path (an agent's openings for others this hour, a ticket's first route
+//! for a correction) insert the events queued before them first.
 //!
 //! Bounded: the inputs of the compositions under way hold at most [`BEHIND_BYTES`]; past them
 //! the writer composes in place ([`Behind::reserve`]).
@@ -43,6 +46,8 @@ struct State {
     here: Vec<Done>,
     /// Emails' outbox rows not yet inserted, in the order queued.
     outbox: Vec<store::NewOutbox>,
+    /// Audit events not yet inserted, in order.
+    events: Vec<store::EventToInsert>,
 }
 
 /// A composition's result; a panic is that mail's failure, never the writer's.
@@ -58,6 +63,8 @@ pub(crate) struct Finished {
     pub composed: Vec<(i64, Vec<u8>)>,
     /// Outbox rows, in the order queued.
     pub outbox: Vec<store::NewOutbox>,
+    /// Audit events, in order.
+    pub events: Vec<store::EventToInsert>,
 }
 
 /// One batch run's compositions and outbox rows (see the module's documentation).
@@ -120,10 +127,20 @@ impl Behind {
         std::mem::take(&mut self.state().outbox)
     }
 
-    /// Every composed mail's row and bytes once all are done, and the outbox rows queued; or the
-    /// first failure and the batch message whose mail it was.
+    /// Queues audit events for the batch's one insert ([`Behind::finish`]).
+    pub fn queue_events(&self, events: impl IntoIterator<Item = store::EventToInsert>) {
+        self.state().events.extend(events);
+    }
+
+    /// The events queued so far, for a caller about to read the ticket's events.
+    pub fn take_events(&self) -> Vec<store::EventToInsert> {
+        std::mem::take(&mut self.state().events)
+    }
+
+    /// Every composed mail's row and bytes once all are done, and the outbox rows and events
+    /// queued; or the first failure and the batch message whose mail it was.
     pub async fn finish(self) -> Result<Finished, (usize, PipelineError)> {
-        let State { index, jobs, worker, here, outbox, .. } =
+        let State { index, jobs, worker, here, outbox, events, .. } =
             self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         drop(jobs);
         let mut done = match worker {
@@ -137,7 +154,7 @@ impl Behind {
         done.extend(here);
         let composed: Result<Vec<_>, _> =
             done.into_iter().map(|d| d.raw.map(|raw| (d.row, raw)).map_err(|e| (d.index, e))).collect();
-        Ok(Finished { composed: composed?, outbox })
+        Ok(Finished { composed: composed?, outbox, events })
     }
 }
 

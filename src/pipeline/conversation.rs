@@ -160,6 +160,7 @@ impl Pipeline {
             )));
         }
         let limit = i64::from(self.config.limits.behalf_tickets_per_agent_per_hour);
+        self.events_written(tx, h).await?;
         let opened = store::behalf_openings_since(tx, &h.desk.id, agent.as_str(), h.now - super::HOUR_MS).await?;
         Ok((opened >= limit)
             .then(|| format!("{opened} tickets opened for others in the last hour, the limit is {limit}")))
@@ -330,7 +331,7 @@ impl Pipeline {
                 store::NewEvent { ticket_id: t.id, actor, kind: e.kind, detail }
             })
             .collect();
-        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
+        self.events(tx, h, &events).await?;
         let t2 = if d.patch.is_empty() { t.clone() } else { self.change(tx, h, t, &d.patch).await? };
         // A reply on the public conversation: a person's message (automatic mail has no sender),
         // an agent's only when their words go to the requester.

@@ -69,6 +69,7 @@ impl Pipeline {
         if !commands.iter().any(|c| matches!(c, Command::Category(..) | Command::Type(_) | Command::Priority(_))) {
             return Ok(());
         }
+        self.events_written(tx, h).await?;
         let Some((subject, body, from, routed)) = store::corrections::first_message_and_route(tx, t.id).await? else {
             tracing::warn!(ticket = %t.number, "no first message: the agent's correction is not recorded");
             return Ok(());

@@ -332,6 +332,7 @@ impl Pipeline {
             Ok(finished) => {
                 store::set_composed_raw(&mut tx, self.store.files(), &finished.composed).await?;
                 store::insert_outbox(&mut tx, &finished.outbox).await?;
+                store::insert_event_rows(&mut tx, &finished.events).await?;
             }
             Err((_, e)) if e.is_temporary() => return Err(e),
             Err((i, e)) => {
@@ -592,7 +593,32 @@ impl Pipeline {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        store::insert_event(tx, ticket_id, h.now, actor, h.channel.as_str(), kind, detail).await
+        self.events(tx, h, &[store::NewEvent { ticket_id, actor, kind, detail: detail.clone() }]).await
+    }
+
+    /// Records `events` in order: at once, or in a batch with the batch's events before its
+    /// commit ([`behind`]).
+    pub(crate) async fn events(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        events: &[store::NewEvent<'_>],
+    ) -> Result<(), StoreError> {
+        match h.behind {
+            Some(behind) => {
+                behind.queue_events(events.iter().map(|e| store::EventToInsert::new(h.now, h.channel.as_str(), e)));
+                Ok(())
+            }
+            None => store::insert_events(tx, h.now, h.channel.as_str(), events).await,
+        }
+    }
+
+    /// Writes the events a batch has queued so far, before a read of events.
+    pub(crate) async fn events_written(&self, tx: &mut store::Tx, h: &Here<'_>) -> Result<(), StoreError> {
+        match h.behind {
+            Some(behind) => store::insert_event_rows(tx, &behind.take_events()).await,
+            None => Ok(()),
+        }
     }
 
     async fn ignore(
@@ -883,7 +909,7 @@ impl Pipeline {
             if load.auto_replies >= self.config.limits.auto_replies_per_sender_per_hour as i64 {
                 // `queue` will write its own event (suppressed by the sender's hourly limit):
                 // the ticket's first events go before it.
-                store::insert_events(tx, h.now, h.channel.as_str(), &std::mem::take(&mut events)).await?;
+                self.events(tx, h, &std::mem::take(&mut events)).await?;
             }
             if let Some(out_row) = self.queue(tx, h, &t, out).await? {
                 events.push(loket(
@@ -892,7 +918,7 @@ impl Pipeline {
                 ));
             }
         }
-        store::insert_events(tx, h.now, h.channel.as_str(), &events).await?;
+        self.events(tx, h, &events).await?;
         {
             // A request held for its requirements is still seen by the agents, as waiting, so
             // one can waive them (`#waive`).

@@ -646,19 +646,59 @@ pub struct NewEvent<'a> {
 
 /// Records events in one statement, in order.
 pub async fn insert_events(conn: &mut AnyConnection, now: i64, channel: &str, events: &[NewEvent<'_>]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
+    let rows: Vec<EventToInsert> = events.iter().map(|e| EventToInsert::new(now, channel, e)).collect();
+    insert_event_rows(conn, &rows).await
+}
+
+/// An event as [`insert_event_rows`] writes it, owned (a batch keeps its events until its commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventToInsert {
+    pub ticket_id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub channel: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+impl EventToInsert {
+    pub fn new(now: i64, channel: &str, e: &NewEvent<'_>) -> Self {
+        Self {
+            ticket_id: e.ticket_id,
+            at: now,
+            actor: e.actor.to_string(),
+            channel: channel.to_string(),
+            kind: e.kind.to_string(),
+            detail: e.detail.to_string(),
+        }
     }
-    let rows: Vec<String> = (0..events.len())
-        .map(|i| format!("(${}, $1, ${}, $2, ${}, ${})", 3 + 4 * i, 4 + 4 * i, 5 + 4 * i, 6 + 4 * i))
-        .collect();
-    let sql =
-        format!("INSERT INTO ticket_events (ticket_id, at, actor, channel, kind, detail) VALUES {}", rows.join(", "));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(channel);
-    for e in events {
-        q = q.bind(e.ticket_id).bind(e.actor).bind(e.kind).bind(e.detail.to_string());
+}
+
+/// Records events, in order: one statement for up to 500.
+pub async fn insert_event_rows(conn: &mut AnyConnection, events: &[EventToInsert]) -> Result<()> {
+    for chunk in events.chunks(500) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = |k: usize| 6 * i + k;
+                format!("(${}, ${}, ${}, ${}, ${}, ${})", p(1), p(2), p(3), p(4), p(5), p(6))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO ticket_events (ticket_id, at, actor, channel, kind, detail) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.ticket_id)
+                .bind(e.at)
+                .bind(e.actor.as_str())
+                .bind(e.channel.as_str())
+                .bind(e.kind.as_str())
+                .bind(e.detail.as_str());
+        }
+        q.execute(&mut *conn).await?;
     }
-    q.execute(&mut *conn).await?;
     Ok(())
 }
 

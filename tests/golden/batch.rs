@@ -193,6 +193,14 @@ async fn a_batch_is_the_same_as_its_messages_one_by_one() {
         let routed: Vec<String> =
             column(&store, "SELECT detail FROM ticket_events WHERE kind = 'routed' ORDER BY id").await;
         assert_eq!(routed.len(), 13);
+        // Every event, in order (a batch inserts its events in one statement before its commit).
+        let events: Vec<String> = column(
+            &store,
+            "SELECT t.number || ' ' || e.actor || ' ' || e.kind FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id \
+             ORDER BY e.id",
+        )
+        .await;
+        assert_eq!(events.len(), 13 * 3, "created, routed, acknowledgement_queued: {events:#?}");
         // The mails Loket sends, composed in place one by one and behind the writer in the batch
         // (`pipeline::behind`): the same headers, text and HTML, with their sizes.
         let outbound: Vec<String> =
@@ -212,7 +220,7 @@ async fn a_batch_is_the_same_as_its_messages_one_by_one() {
         let queued: Vec<i64> = column(&store, "SELECT message_row FROM outbox ORDER BY id").await;
         assert_eq!(queued.len(), 26);
         assert!(queued.windows(2).all(|w| w[0] < w[1]), "{queued:?}");
-        summaries.push((actions, tickets, routed, outbound));
+        summaries.push((actions, tickets, routed, events, outbound));
     }
     assert_eq!(summaries[0], summaries[1]);
 }

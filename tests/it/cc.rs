@@ -538,6 +538,20 @@ async fn a_forged_agent_address_makes_the_desk_acknowledge_no_stranger() {
             assert!(o.reason.as_deref().unwrap_or_default().contains("the limit is 2"), "{o:?}");
         }
     }
+    // The same in one batch (an intake round under load), whose events wait until its commit:
+    // the count of openings still sees the ones before it in the batch.
+    let later = at + 3 * 3_600_000;
+    let walk_ins: Vec<(String, Vec<u8>)> = (20..23).map(|i| walk_in(&w, i, &authentic(&agus))).collect();
+    let batch: Vec<loket::pipeline::Incoming<'_>> =
+        walk_ins.iter().map(|(_, raw)| loket::pipeline::Incoming { raw, now: later }).collect();
+    let outcomes = p.process_batch("hero", &batch).await;
+    for ((victim, _), o) in walk_ins.iter().zip(outcomes) {
+        let o = o.unwrap();
+        let t = ticket(&store, &o.ticket.clone().unwrap().to_string()).await;
+        let for_victim = victim != &walk_ins[2].0;
+        assert_eq!(t.requester_address.as_str() == victim, for_victim, "batched walk-in for {victim}: {o:?}");
+    }
+
     // A desk that names no receiving server believes no header at all.
     let w = world("noauthserv", "").await;
     let (p, store) = pipeline(&w).await;
