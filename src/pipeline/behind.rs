@@ -67,7 +67,7 @@ pub(crate) struct Finished {
     pub events: Vec<store::EventToInsert>,
 }
 
-/// One batch run's compositions and outbox rows (see the module's documentation).
+/// One batch run's compositions, outbox rows and events (see the module's documentation).
 pub(crate) struct Behind {
     budget: usize,
     state: Mutex<State>,
