@@ -593,7 +593,9 @@ impl Pipeline {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.events(tx, h, &[store::NewEvent { ticket_id, actor, kind, detail: detail.clone() }]).await
+        let channel = h.channel.as_str().to_string();
+        let (actor, kind, detail) = (actor.to_string(), kind.to_string(), detail.to_string());
+        self.event_rows(tx, h, vec![store::EventToInsert { ticket_id, at: h.now, actor, channel, kind, detail }]).await
     }
 
     /// Records `events` in order: at once, or in a batch with the batch's events before its
@@ -604,12 +606,22 @@ impl Pipeline {
         h: &Here<'_>,
         events: &[store::NewEvent<'_>],
     ) -> Result<(), StoreError> {
+        let rows = events.iter().map(|e| store::EventToInsert::new(h.now, h.channel.as_str(), e)).collect();
+        self.event_rows(tx, h, rows).await
+    }
+
+    async fn event_rows(
+        &self,
+        tx: &mut store::Tx,
+        h: &Here<'_>,
+        rows: Vec<store::EventToInsert>,
+    ) -> Result<(), StoreError> {
         match h.behind {
             Some(behind) => {
-                behind.queue_events(events.iter().map(|e| store::EventToInsert::new(h.now, h.channel.as_str(), e)));
+                behind.queue_events(rows);
                 Ok(())
             }
-            None => store::insert_events(tx, h.now, h.channel.as_str(), events).await,
+            None => store::insert_event_rows(tx, &rows).await,
         }
     }
 

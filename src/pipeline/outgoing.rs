@@ -355,12 +355,12 @@ impl Pipeline {
             message_id,
             files,
         };
-        let files = self.store.files();
+        let blobs = self.store.files();
         // In a batch, the HTML part and the MIME bytes are made behind the writer (`behind`).
         let row = match h.behind.filter(|b| b.reserve(mail.input_bytes())) {
             Some(behind) => {
                 let envelope = compose::envelope(&mail.spec(""));
-                let row = record_mail(tx, files, h, Some(t.id), &out.to, &envelope, None, kind, out.auto_reply).await?;
+                let row = record_mail(tx, blobs, h, Some(t.id), &out.to, &envelope, None, kind, out.auto_reply).await?;
                 let templates = self.templates.clone();
                 behind.push(row, Box::new(move || Ok(mail.compose(&templates)?.raw)));
                 row
@@ -368,7 +368,7 @@ impl Pipeline {
             None => {
                 let built = mail.compose(&self.templates)?;
                 let raw = Some(built.raw.as_slice());
-                record_mail(tx, files, h, Some(t.id), &out.to, &built, raw, kind, out.auto_reply).await?
+                record_mail(tx, blobs, h, Some(t.id), &out.to, &built, raw, kind, out.auto_reply).await?
             }
         };
         Ok(Some(row))

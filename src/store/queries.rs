@@ -702,6 +702,7 @@ pub async fn insert_event_rows(conn: &mut AnyConnection, events: &[EventToInsert
     Ok(())
 }
 
+/// One event, as [`insert_event_rows`] writes it.
 pub async fn insert_event(
     conn: &mut AnyConnection,
     ticket_id: i64,
@@ -711,18 +712,7 @@ pub async fn insert_event(
     kind: &str,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ticket_events (ticket_id, at, actor, channel, kind, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(ticket_id)
-    .bind(now)
-    .bind(actor)
-    .bind(channel)
-    .bind(kind)
-    .bind(detail.to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    insert_events(conn, now, channel, &[NewEvent { ticket_id, actor, kind, detail: detail.clone() }]).await
 }
 
 /// An email's outbox row, to be inserted.
