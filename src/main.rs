@@ -285,6 +285,10 @@ enum RulesCommand {
     Eval {
         #[arg(long)]
         input: PathBuf,
+        /// Labelled JSON-lines files to learn a second opinion from (one model per desk): the
+        /// scores then show the rules with that opinion ([`loket::routing::examples`]).
+        #[arg(long)]
+        learn: Vec<PathBuf>,
     },
     /// Report duplicated cues, unused sets, routes that can never win, routes without examples
     /// and ties on the examples; exits 1 on any finding.
@@ -1447,7 +1451,27 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(if findings == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        RulesCommand::Eval { input } => {
+        RulesCommand::Eval { input, learn } => {
+            let mut sets = Vec::new();
+            for path in &learn {
+                let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+                for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                    let m: eval::Labelled = serde_json::from_str(line)
+                        .with_context(|| format!("{} line {}: not a labelled message", path.display(), i + 1))?;
+                    sets.push(m);
+                }
+            }
+            let models = eval::models(&sets);
+            if !learn.is_empty() {
+                let desks: Vec<&str> = models.keys().map(String::as_str).collect();
+                eprintln!(
+                    "second opinion learned from {} labelled messages (desks: {})",
+                    sets.iter().filter(|m| m.expected.is_some()).count(),
+                    if desks.is_empty() { "none".to_string() } else { desks.join(", ") }
+                );
+            }
+            // Kept (agreeing or close), overruled, sent to triage.
+            let mut judged = [0usize; 3];
             let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
             let mut metrics = eval::Metrics::default();
             let mut per_desk: std::collections::BTreeMap<String, eval::Metrics> = Default::default();
@@ -1457,7 +1481,17 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 let d = config
                     .desk(&m.desk)
                     .with_context(|| format!("{} line {}: unknown desk `{}`", input.display(), i + 1, m.desk))?;
-                let (p, _) = eval::predict(&config.router, &d.catalogue, &desk_inbox(d), &m);
+                let (mut p, _) = eval::predict(&config.router, &d.catalogue, &desk_inbox(d), &m);
+                if let Some(model) = models.get(&m.desk) {
+                    use loket::routing::examples::Judgement;
+                    let (q, judgement) = eval::second_opinion(model, &m, p);
+                    p = q;
+                    judged[match judgement {
+                        Judgement::Agrees | Judgement::Close { .. } => 0,
+                        Judgement::Overrules { .. } => 1,
+                        Judgement::Unclear { .. } => 2,
+                    }] += 1;
+                }
                 outln!("{}", serde_json::to_string(&p)?)?;
                 if let Some(e) = &m.expected {
                     metrics.add(&p, e);
@@ -1467,6 +1501,10 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             eprintln!("{}", metrics.summary());
             for (desk, m) in &per_desk {
                 eprintln!("  {desk}: {}", m.summary());
+            }
+            if !learn.is_empty() {
+                let [kept, overruled, triaged] = judged;
+                eprintln!("second opinion: {kept} routes kept, {overruled} overruled, {triaged} sent to triage");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -99,6 +99,46 @@ fn decide(
     )
 }
 
+/// One model per desk, trained on the labelled messages of `sets` (the messages with labels;
+/// [`super::examples`]).
+pub fn models(sets: &[Labelled]) -> std::collections::BTreeMap<String, super::examples::Model> {
+    let mut per_desk: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    for m in sets {
+        if let Some(e) = &m.expected {
+            let text = super::examples::text(m.subject.as_deref().unwrap_or(""), &m.body);
+            per_desk.entry(m.desk.clone()).or_default().push((text, format!("{}/{}", e.category, e.subcategory)));
+        }
+    }
+    per_desk.into_iter().filter_map(|(desk, ex)| Some((desk, super::examples::Model::train(&ex)?))).collect()
+}
+
+/// The rules' prediction `p` for `m` after the second opinion of the desk's model
+/// ([`super::examples::judge`]): overruled, sent to triage, or kept; with the judgement.
+pub fn second_opinion(
+    model: &super::examples::Model,
+    m: &Labelled,
+    mut p: Prediction,
+) -> (Prediction, super::examples::Judgement) {
+    use super::examples::{Judgement, judge, text};
+    let scores = model.scores(&text(m.subject.as_deref().unwrap_or(""), &m.body));
+    let route = format!("{}/{}", p.category, p.subcategory);
+    let triage = p.category == crate::catalogue::TRIAGE_CATEGORY;
+    let judgement = judge(model, &scores, &route, triage);
+    match &judgement {
+        Judgement::Agrees | Judgement::Close { .. } => {}
+        Judgement::Overrules { best, .. } => {
+            let (category, subcategory) = best.split_once('/').unwrap_or((best.as_str(), ""));
+            (p.category, p.subcategory) = (category.to_string(), subcategory.to_string());
+        }
+        Judgement::Unclear { .. } => {
+            p.category = crate::catalogue::TRIAGE_CATEGORY.into();
+            p.subcategory = crate::catalogue::TRIAGE_SUBCATEGORY.into();
+            p.confidence = 0.0;
+        }
+    }
+    (p, judgement)
+}
+
 /// Scores over a labelled set.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Metrics {
@@ -233,4 +273,112 @@ pub fn run_desk_examples(
         }
     }
     (rules.examples.len(), failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(id: &str, desk: &str, body: &str, route: Option<&str>) -> Labelled {
+        Labelled {
+            id: id.into(),
+            desk: desk.into(),
+            channel: None,
+            from: None,
+            subject: None,
+            body: body.into(),
+            expected: route.map(|r| {
+                let (category, subcategory) = r.split_once('/').unwrap();
+                Expected { category: category.into(), subcategory: subcategory.into(), ticket_type: None, impact: None }
+            }),
+        }
+    }
+
+    fn prediction(route: &str) -> Prediction {
+        let (category, subcategory) = route.split_once('/').unwrap();
+        Prediction {
+            id: "m".into(),
+            category: category.into(),
+            subcategory: subcategory.into(),
+            ticket_type: Some(TicketType::Incident),
+            impact: None,
+            confidence: 0.7,
+        }
+    }
+
+    /// Three routes of one desk, five messages each; a message without labels and another desk's
+    /// message teach the desk's model nothing.
+    fn sets() -> Vec<Labelled> {
+        let mut out = Vec::new();
+        for (route, texts) in [
+            (
+                "akun/password",
+                [
+                    "lupa password email",
+                    "reset password akun",
+                    "password terkunci",
+                    "ganti password",
+                    "password salah terus",
+                ],
+            ),
+            (
+                "jaringan/wifi",
+                [
+                    "wifi lantai 3 mati",
+                    "wifi kantor putus",
+                    "sinyal wifi lemah",
+                    "wifi tidak konek",
+                    "wifi lambat sekali",
+                ],
+            ),
+            (
+                "aplikasi/sigi",
+                ["sigi error login", "sigi tidak bisa dibuka", "laporan sigi gagal", "sigi lambat", "menu sigi hilang"],
+            ),
+        ] {
+            for (i, t) in texts.iter().enumerate() {
+                out.push(labelled(&format!("{route}-{i}"), "hero", t, Some(route)));
+            }
+        }
+        out.push(labelled("u", "hero", "printer rusak", None));
+        out.push(labelled("o", "djpb", "span error", Some("aplikasi/span")));
+        out
+    }
+
+    #[test]
+    fn a_desk_model_learns_from_its_own_labelled_messages_only() {
+        let models = models(&sets());
+        assert_eq!(models.keys().collect::<Vec<_>>(), ["hero"], "djpb has one route: nothing to learn");
+        assert_eq!(models["hero"].routes(), ["akun/password", "aplikasi/sigi", "jaringan/wifi"]);
+    }
+
+    #[test]
+    fn the_second_opinion_keeps_agreement_and_triage_and_overrules_a_clear_mistake() {
+        let models = models(&sets());
+        let model = &models["hero"];
+        let m = labelled("m", "hero", "wifi kantor mati lagi, sinyal wifi putus", None);
+        // The rules agree: kept as it was.
+        let (kept, _) = second_opinion(model, &m, prediction("jaringan/wifi"));
+        assert_eq!((kept.category.as_str(), kept.subcategory.as_str(), kept.confidence), ("jaringan", "wifi", 0.7));
+        // The rules chose another service: the model's clear choice replaces it.
+        let (overruled, _) = second_opinion(model, &m, prediction("aplikasi/sigi"));
+        assert_eq!((overruled.category.as_str(), overruled.subcategory.as_str()), ("jaringan", "wifi"));
+        assert_eq!(overruled.ticket_type, Some(TicketType::Incident), "only the route changes");
+        // The rules' triage stands, whatever the model thinks.
+        let (triage, _) = second_opinion(model, &m, prediction("triage/unknown"));
+        assert_eq!((triage.category.as_str(), triage.subcategory.as_str()), ("triage", "unknown"));
+    }
+
+    #[test]
+    fn an_unclear_disagreement_goes_to_triage() {
+        let models = models(&sets());
+        let model = &models["hero"];
+        // Words of two services and none of the third: the model is torn, and the rules' third
+        // service is far from both.
+        let m = labelled("m", "hero", "password wifi", None);
+        let scores = model.scores(&super::super::examples::text("", &m.body));
+        let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"));
+        assert!(matches!(j, super::super::examples::Judgement::Unclear { .. }), "{j:?}");
+        assert_eq!((p.category.as_str(), p.confidence), ("triage", 0.0), "scores {scores:?}");
+    }
 }

@@ -8,6 +8,7 @@
 //! ([`Router::load`]), or only the desk a message needs, when it first needs them ([`Router::lazy`]).
 
 pub mod eval;
+pub mod examples;
 pub mod lint;
 pub mod normalize;
 mod patterns;

@@ -162,6 +162,39 @@ fn loket_rules_eval_interface() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("subcategory"));
 }
 
+/// Issue 18: a second opinion learned from the training sets (`rules eval --learn`,
+/// `routing::examples`) changes no decision on the dev set, which it never learned from: every
+/// line is the rules' own, and the opinion says it kept all 90 routes.
+#[test]
+fn a_second_opinion_from_the_training_sets_keeps_every_dev_route() {
+    let eval = |learn: &[String]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_loket"))
+            .current_dir(repo())
+            .args(["rules", "eval", "--input", "tests/fixtures/eval/routing-dev.jsonl"])
+            .args(learn.iter().flat_map(|f| ["--learn", f.as_str()]))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let mut sets: Vec<String> = std::fs::read_dir(repo().join("tests/fixtures/eval"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("routing-train") && n.ends_with(".jsonl"))
+        .map(|n| format!("tests/fixtures/eval/{n}"))
+        .collect();
+    sets.sort();
+    assert!(sets.len() >= 29, "{sets:?}");
+    let (rules, _) = eval(&[]);
+    let (with_opinion, said) = eval(&sets);
+    assert!(
+        said.contains("second opinion learned from") && said.contains("(desks: djpb, hero, jateng, pusintek)"),
+        "{said}"
+    );
+    assert!(said.contains("second opinion: 90 routes kept, 0 overruled, 0 sent to triage"), "{said}");
+    assert_eq!(with_opinion, rules);
+}
+
 /// Issue 18, acceptance 1: the desks' rules in the shared-set format. `loket rules lint` finds
 /// nothing (no cue block written out in more than two routes, no unused set, every route can win
 /// and has an example, no tie on an example), and the two largest desks' rules are at most 40 % of
