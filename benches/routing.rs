@@ -2,13 +2,15 @@
 //! `seeds/`), one thread, the labelled dev messages routed over and over. `cargo bench --bench
 //! routing` prints messages per second (`LOKET_BENCH_EXPLAIN=1`: with the reasons, as the daemon
 //! routes); under `cargo test` it routes each message once and checks
-//! every answer is a route of the message's desk.
+//! every answer is a route of the message's desk. `LOKET_BENCH_OPINION=1` also learns the second
+//! opinion (`routing::examples`) from the training sets and routes the messages again with it, in
+//! the same run, beside the rules alone.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use loket::config::Config;
-use loket::routing::eval::{Labelled, explain, predict};
+use loket::routing::eval::{Labelled, explain, models, predict, second_opinion};
 
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -31,29 +33,53 @@ fn main() {
     let decide = if with_reasons { explain } else { predict };
     let rounds =
         if bench { std::env::var("LOKET_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000) } else { 1 };
-    let start = Instant::now();
-    let mut routed = 0usize;
-    let mut n = 0usize;
-    for _ in 0..rounds {
-        for (m, (desk, inbox)) in msgs.iter().zip(&desks) {
-            let (p, _) = decide(&config.router, &desk.catalogue, inbox, m);
-            assert!(p.category == "triage" || desk.catalogue.subcategory(&p.category, &p.subcategory).is_some());
-            routed += (p.category != "triage") as usize;
-            n += 1;
+    let opinion = std::env::var("LOKET_BENCH_OPINION").is_ok_and(|v| v == "1");
+    let learned = if opinion {
+        let dir = repo.join("tests/fixtures/eval");
+        let mut sets = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            if name.starts_with("routing-train") && name.ends_with(".jsonl") {
+                let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+                sets.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()));
+            }
         }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let bytes: usize = msgs.iter().map(|m| m.body.len() + m.subject.as_deref().unwrap_or("").len()).sum();
-    if bench {
-        println!(
-            "routing benchmark{}: {n} messages ({} distinct, mean {} bytes), 4 desks' rules, 1 thread: {:.0} messages/s ({:.1} µs each)",
-            if with_reasons { " with reasons" } else { "" },
-            msgs.len(),
-            bytes / msgs.len(),
-            n as f64 / secs,
-            secs * 1e6 / n as f64
-        );
+        models(&sets)
     } else {
-        println!("routing smoke check: {n} messages, {routed} routed");
+        Default::default()
+    };
+    let bytes: usize = msgs.iter().map(|m| m.body.len() + m.subject.as_deref().unwrap_or("").len()).sum();
+    for with_opinion in if opinion { &[false, true][..] } else { &[false][..] } {
+        let start = Instant::now();
+        let mut routed = 0usize;
+        let mut n = 0usize;
+        for _ in 0..rounds {
+            for (m, (desk, inbox)) in msgs.iter().zip(&desks) {
+                let (mut p, _) = decide(&config.router, &desk.catalogue, inbox, m);
+                if *with_opinion && let Some(model) = learned.get(&m.desk) {
+                    p = second_opinion(model, m, p).0;
+                }
+                assert!(p.category == "triage" || desk.catalogue.subcategory(&p.category, &p.subcategory).is_some());
+                routed += (p.category != "triage") as usize;
+                n += 1;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if bench {
+            println!(
+                "routing benchmark{}{}: {n} messages ({} distinct, mean {} bytes), 4 desks' rules, 1 thread: {:.0} messages/s ({:.1} µs each)",
+                if with_reasons { " with reasons" } else { "" },
+                if *with_opinion { " and the second opinion" } else { "" },
+                msgs.len(),
+                bytes / msgs.len(),
+                n as f64 / secs,
+                secs * 1e6 / n as f64
+            );
+        } else {
+            println!(
+                "routing smoke check{}: {n} messages, {routed} routed",
+                if *with_opinion { " with the second opinion" } else { "" }
+            );
+        }
     }
 }

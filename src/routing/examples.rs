@@ -19,8 +19,7 @@
 //! regularised, squared hinge loss, trained by dual coordinate descent as liblinear does, with a
 //! fixed visiting order so that a model is the same on every machine). Pure: no I/O.
 
-use std::collections::HashMap;
-
+use super::HashMap;
 use super::normalize::fold;
 
 /// The regularisation constant: how much a training message may pull the weights.
@@ -76,7 +75,7 @@ impl Model {
         }
         let tokenised: Vec<Vec<String>> = examples.iter().map(|(t, _)| terms(t)).collect();
         // Document frequencies, then the vocabulary in sorted order (the same on every run).
-        let mut df: HashMap<&str, u32> = HashMap::new();
+        let mut df: HashMap<&str, u32> = HashMap::default();
         for ts in &tokenised {
             let mut seen: Vec<&str> = ts.iter().map(String::as_str).collect();
             seen.sort_unstable();
@@ -92,7 +91,10 @@ impl Model {
         let vocabulary: HashMap<String, u32> =
             kept.iter().enumerate().map(|(i, (t, _))| ((*t).to_string(), i as u32)).collect();
         let mut model = Model { vocabulary, idf, routes, weights: Vec::new(), bias: Vec::new() };
-        let rows: Vec<Row> = tokenised.iter().map(|ts| model.row(ts)).collect();
+        let rows: Vec<Row> = tokenised
+            .iter()
+            .map(|ts| model.row(ts.iter().filter_map(|t| model.vocabulary.get(t.as_str()).copied()).collect()))
+            .collect();
         let labels: Vec<usize> = examples
             .iter()
             .map(|(_, r)| model.routes.binary_search(r).expect("every route was collected above"))
@@ -110,16 +112,19 @@ impl Model {
         Some(model)
     }
 
-    fn row(&self, terms: &[String]) -> Row {
-        let mut counts: HashMap<u32, u32> = HashMap::new();
-        for t in terms {
-            if let Some(&f) = self.vocabulary.get(t) {
-                *counts.entry(f).or_default() += 1;
+    /// The weighted row of a message's features (each once per occurrence, in any order).
+    fn row(&self, mut found: Vec<u32>) -> Row {
+        found.sort_unstable();
+        let mut row: Row = Vec::with_capacity(found.len());
+        for f in found {
+            match row.last_mut() {
+                Some((g, c)) if *g == f => *c += 1.0,
+                _ => row.push((f, 1.0)),
             }
         }
-        let mut row: Row =
-            counts.into_iter().map(|(f, c)| (f, (1.0 + (c as f32).ln()) * self.idf[f as usize])).collect();
-        row.sort_unstable_by_key(|(f, _)| *f);
+        for (f, v) in row.iter_mut() {
+            *v = (1.0 + v.ln()) * self.idf[*f as usize];
+        }
         let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
         if norm > 0.0 {
             row.iter_mut().for_each(|(_, v)| *v /= norm);
@@ -127,11 +132,36 @@ impl Model {
         row
     }
 
+    /// The features of `text`: its terms ([`terms`]) found in the vocabulary, looked up without
+    /// building each term apart (a word pair goes through one reused buffer).
+    fn features(&self, text: &str) -> Vec<u32> {
+        let folded = fold(text);
+        let mut found = Vec::new();
+        let mut pair = String::new();
+        let mut last: Option<&str> = None;
+        for w in folded.split(' ').filter(|w| w.chars().nth(1).is_some()) {
+            if let Some(&f) = self.vocabulary.get(w) {
+                found.push(f);
+            }
+            if let Some(prev) = last {
+                pair.clear();
+                pair.push_str(prev);
+                pair.push(' ');
+                pair.push_str(w);
+                if let Some(&f) = self.vocabulary.get(pair.as_str()) {
+                    found.push(f);
+                }
+            }
+            last = Some(w);
+        }
+        found
+    }
+
     /// Every route's score for `text`, in the order of [`Model::routes`].
     pub fn scores(&self, text: &str) -> Vec<f32> {
         let k = self.routes.len();
         let mut out = self.bias.clone();
-        for (f, v) in self.row(&terms(text)) {
+        for (f, v) in self.row(self.features(text)) {
             let w = &self.weights[f as usize * k..(f as usize + 1) * k];
             out.iter_mut().zip(w).for_each(|(s, w)| *s += v * w);
         }
@@ -207,9 +237,18 @@ pub enum Judgement {
 /// Judges the rules' route (`category/subcategory`; `triage` when the rules sent the message to
 /// triage) by the model's `scores` (from [`Model::scores`]).
 pub fn judge(model: &Model, scores: &[f32], rules_route: &str, rules_triage: bool) -> Judgement {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
-    let (first, second) = (order[0], order[1]);
+    // The best and the runner-up (the first of equals), in one pass.
+    let (mut first, mut second) = (0, 1);
+    if scores[1] > scores[0] {
+        (first, second) = (1, 0);
+    }
+    for (i, s) in scores.iter().enumerate().skip(2) {
+        if *s > scores[first] {
+            (first, second) = (i, first);
+        } else if *s > scores[second] {
+            second = i;
+        }
+    }
     let best = &model.routes[first];
     if rules_triage || best == rules_route {
         return Judgement::Agrees;
@@ -267,6 +306,16 @@ mod tests {
             let best = (0..3).max_by(|a, b| s[*a].total_cmp(&s[*b])).unwrap();
             assert_eq!(best, route, "{text}: {s:?}");
         }
+    }
+
+    #[test]
+    fn a_message_is_read_as_training_read_it() {
+        let m = Model::train(&examples()).unwrap();
+        for text in ["Password email saya lupa, wifi juga mati", "SIGI: error di R. 3 (wifi?)", "", "a b c"] {
+            let by_terms: Vec<u32> = terms(text).iter().filter_map(|t| m.vocabulary.get(t.as_str()).copied()).collect();
+            assert_eq!(m.row(m.features(text)), m.row(by_terms), "{text}");
+        }
+        assert!(!m.features("lupa password email").is_empty());
     }
 
     #[test]
