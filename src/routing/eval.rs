@@ -129,6 +129,10 @@ pub fn second_opinion(
         Judgement::Overrules { best, .. } => {
             let (category, subcategory) = best.split_once('/').unwrap_or((best.as_str(), ""));
             (p.category, p.subcategory) = (category.to_string(), subcategory.to_string());
+            if p.category == crate::catalogue::TRIAGE_CATEGORY {
+                // Labelled messages like this one went to triage: as the rules' own triage.
+                p.confidence = 0.0;
+            }
         }
         Judgement::Unclear { .. } => {
             p.category = crate::catalogue::TRIAGE_CATEGORY.into();
@@ -367,6 +371,26 @@ mod tests {
         // The rules' triage stands, whatever the model thinks.
         let (triage, _) = second_opinion(model, &m, prediction("triage/unknown"));
         assert_eq!((triage.category.as_str(), triage.subcategory.as_str()), ("triage", "unknown"));
+    }
+
+    #[test]
+    fn messages_labelled_for_triage_teach_the_model_to_send_their_like_there() {
+        let mut sets = sets();
+        for (i, t) in ["printer kantor macet", "printer tidak bisa cetak", "tinta printer habis", "printer rusak lagi"]
+            .iter()
+            .enumerate()
+        {
+            sets.push(labelled(&format!("t{i}"), "hero", t, Some("triage/unknown")));
+        }
+        let models = models(&sets);
+        let model = &models["hero"];
+        let m = labelled("m", "hero", "printer di ruang rapat macet tidak bisa cetak", None);
+        let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"));
+        assert!(
+            matches!(&j, super::super::examples::Judgement::Overrules { best, .. } if best == "triage/unknown"),
+            "{j:?}"
+        );
+        assert_eq!((p.category.as_str(), p.subcategory.as_str(), p.confidence), ("triage", "unknown", 0.0));
     }
 
     #[test]
