@@ -195,6 +195,30 @@ fn a_second_opinion_from_the_training_sets_keeps_every_dev_route() {
     assert_eq!(with_opinion, rules);
 }
 
+/// `rules eval --learn` refuses a label its desk cannot route to, naming the file and line,
+/// rather than learning it as a route of its own.
+#[test]
+fn a_second_opinion_refuses_a_label_that_is_no_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let learn = dir.path().join("learn.jsonl");
+    std::fs::write(
+        &learn,
+        "{\"id\": \"a\", \"desk\": \"hero\", \"body\": \"wifi mati\", \"expected\": {\"category\": \"triage\", \"subcategory\": \"unknown\", \"type\": null, \"impact\": null}}\n\
+         {\"id\": \"b\", \"desk\": \"hero\", \"body\": \"printer\", \"expected\": {\"category\": \"aplikasi\", \"subcategory\": \"printer_pribadi\", \"type\": \"request\", \"impact\": null}}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loket"))
+        .current_dir(repo())
+        .args(["rules", "eval", "--input", "tests/fixtures/eval/routing-dev.jsonl", "--learn"])
+        .arg(&learn)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2: `aplikasi/printer_pribadi` is not a route of desk `hero`"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing scored");
+}
+
 /// Issue 18, acceptance 1: the desks' rules in the shared-set format. `loket rules lint` finds
 /// nothing (no cue block written out in more than two routes, no unused set, every route can win
 /// and has an example, no tie on an example), and the two largest desks' rules are at most 40 % of
