@@ -8,6 +8,9 @@
 //! 95.3 % and 2.1 % (`loket rules eval --learn`; BENCHMARKS.md, "A second opinion from labelled
 //! messages").
 //!
+//! Used by the router when the rules directory has labelled messages (`rules/labelled/`,
+//! [`super::LABELLED_DIR`]) and by `loket rules eval --learn`.
+//!
 //! So the model does not route on its own. [`judge`] compares its scores with the rules' decision:
 //! agreement keeps the rules' route; a clear disagreement takes the model's route; an unclear one
 //! goes to triage. The rules' triage (below their threshold, or a service refused to an outside

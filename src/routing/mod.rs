@@ -6,6 +6,9 @@
 //! sender asks for an internal-only service, the ticket goes to `triage/unknown`: nothing is
 //! forced into a wrong queue. Rules are plain files (`rules/`), compiled once: every desk's at load
 //! ([`Router::load`]), or only the desk a message needs, when it first needs them ([`Router::lazy`]).
+//! Labelled messages in `rules/labelled/*.jsonl`, when there are any, teach each desk a second
+//! opinion on its rules' route ([`examples`]), learned when the desk's rules compile and applied
+//! before the internal-only rule.
 
 pub mod eval;
 pub mod examples;
@@ -102,7 +105,59 @@ pub struct Router {
 #[derive(Debug)]
 struct DeskSlot {
     path: std::path::PathBuf,
+    /// The desk's labelled messages (`rules/labelled/*.jsonl`) as (text, route), for its second
+    /// opinion; learned from when the rules compile.
+    labelled: Vec<(String, String)>,
     compiled: std::sync::OnceLock<Result<DeskRules, Vec<String>>>,
+}
+
+/// The directory of labelled messages under the rules directory: every `*.jsonl` file in it, in
+/// the format of `rules eval`, teaches its desks' second opinion ([`examples`]).
+pub const LABELLED_DIR: &str = "labelled";
+
+/// Reads `dir/labelled/*.jsonl` (none is fine): per desk, each labelled message's text and route.
+/// A line that is not a labelled message, names a desk without a catalogue here or a route its
+/// desk does not have is an error naming the file and line.
+fn read_labelled(dir: &Path, catalogues: &[&Catalogue]) -> Result<HashMap<String, Vec<(String, String)>>, RulesError> {
+    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::default();
+    let dir = dir.join(LABELLED_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(out) };
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|source| RulesError::Io { path: path.clone(), source })?;
+        let inv = |line: usize, message: String| RulesError::Invalid {
+            path: path.clone(),
+            message: format!("line {line}: {message}"),
+        };
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let m: eval::Labelled =
+                serde_json::from_str(line).map_err(|e| inv(i + 1, format!("not a labelled message: {e}")))?;
+            let Some(e) = &m.expected else { continue };
+            let cat = catalogues
+                .iter()
+                .find(|c| c.desk == m.desk)
+                .ok_or_else(|| inv(i + 1, format!("no desk `{}`", m.desk)))?;
+            if e.category != TRIAGE_CATEGORY && cat.subcategory(&e.category, &e.subcategory).is_none() {
+                return Err(inv(
+                    i + 1,
+                    format!("`{}/{}` is not a route of desk `{}`", e.category, e.subcategory, m.desk),
+                ));
+            }
+            let text = examples::text(m.subject.as_deref().unwrap_or(""), &m.body);
+            out.entry(m.desk.clone()).or_default().push((text, format!("{}/{}", e.category, e.subcategory)));
+        }
+    }
+    Ok(out)
+}
+
+/// `rules` with the second opinion learned from `labelled` (none when there is nothing to learn).
+fn with_opinion(mut rules: DeskRules, labelled: &[(String, String)]) -> DeskRules {
+    rules.opinion = examples::Model::train(labelled).map(std::sync::Arc::new);
+    rules
 }
 
 /// What a lazy router's rules are compiled for: `loket ingest`'s few messages.
@@ -117,7 +172,7 @@ impl Router {
         for cat in catalogues {
             let Some(slot) = router.desks.get_mut(&cat.desk) else { continue };
             match rules::load_desk(&slot.path, &router.common, cat) {
-                Ok(r) => slot.compiled = std::sync::OnceLock::from(Ok(r)),
+                Ok(r) => slot.compiled = std::sync::OnceLock::from(Ok(with_opinion(r, &slot.labelled))),
                 Err(e) => errors.extend(e),
             }
         }
@@ -130,11 +185,15 @@ impl Router {
     /// that builds fastest; they route alike).
     pub fn lazy(dir: &Path, catalogues: &[&Catalogue]) -> Result<Self, RulesError> {
         let common = rules::load_common(&dir.join("common.toml"))?;
+        let mut labelled = read_labelled(dir, catalogues)?;
         let desks = catalogues
             .iter()
             .map(|cat| (cat.desk.clone(), dir.join(format!("{}.toml", cat.desk))))
             .filter(|(_, path)| path.exists())
-            .map(|(desk, path)| (desk, DeskSlot { path, compiled: std::sync::OnceLock::new() }))
+            .map(|(desk, path)| {
+                let labelled = labelled.remove(&desk).unwrap_or_default();
+                (desk, DeskSlot { path, labelled, compiled: std::sync::OnceLock::new() })
+            })
             .collect();
         Ok(Self { common, desks })
     }
@@ -151,6 +210,7 @@ impl Router {
         let slot = self.desks.get(&catalogue.desk)?;
         Some(slot.compiled.get_or_init(|| {
             rules::load_desk_for(&slot.path, &self.common, catalogue, LAZY)
+                .map(|r| with_opinion(r, &slot.labelled))
                 .map_err(|errors| errors.iter().map(ToString::to_string).collect())
         }))
     }
@@ -1276,6 +1336,13 @@ impl DeskRules {
             _ => RouteDecision::triage("no rule matched"),
         };
 
+        // The second opinion learned from the desk's labelled messages, before the sender rule
+        // (a route it chooses is refused to an outside sender like the rules' own).
+        let mut best = best;
+        if let Some(model) = &self.opinion {
+            self.second_opinion(model, input, &mut best, &mut decision, cue_reasons.on());
+        }
+
         // Internal-only services are not opened for senders outside the desk's domains.
         if let (Some(b), false) = (best, decision.is_triage()) {
             let route = &self.routes[b];
@@ -1440,6 +1507,72 @@ impl DeskRules {
         decision.reasons.extend(cue_reasons.into_lines());
         decision.reasons.extend(impact_reason);
         decision
+    }
+
+    /// The second opinion ([`examples::judge`]) on the rules' `decision` for route `best`: kept,
+    /// replaced by the route the desk's labelled messages clearly point to (`best` follows), or
+    /// sent to triage; with a line of reasons when `explain`.
+    fn second_opinion(
+        &self,
+        model: &examples::Model,
+        input: &RouteInput<'_>,
+        best: &mut Option<usize>,
+        decision: &mut RouteDecision,
+        explain: bool,
+    ) {
+        use examples::Judgement;
+        let scores = model.scores(&examples::text(input.subject, input.body));
+        let rules_route = decision.route();
+        let line = |s: String| if explain { vec![s] } else { Vec::new() };
+        match examples::judge(model, &scores, &rules_route, decision.is_triage()) {
+            Judgement::Agrees => {}
+            Judgement::Close { best: theirs, gap } => decision.reasons.extend(line(format!(
+                "second opinion: labelled messages like this one lean to {theirs}, {} ahead of {rules_route}: kept",
+                Tenths(f64::from(gap))
+            ))),
+            Judgement::Overrules { best: theirs, margin } => {
+                let why = format!(
+                    "second opinion: labelled messages like this one are {theirs}, {} ahead of the next; \
+                     the rules' {rules_route} set aside",
+                    Tenths(f64::from(margin))
+                );
+                let found = theirs
+                    .split_once('/')
+                    .and_then(|(c, sub)| self.routes.iter().position(|r| r.category == c && r.subcategory == sub));
+                match found {
+                    Some(k) => {
+                        let route = &self.routes[k];
+                        *best = Some(k);
+                        *decision = RouteDecision {
+                            category: route.category.clone(),
+                            subcategory: route.subcategory.clone(),
+                            ticket_type: None,
+                            impact: None,
+                            urgency: None,
+                            // The model's lead, between one half and one.
+                            confidence: (0.5 + f64::from(margin) / 2.0).min(1.0),
+                            reasons: line(why),
+                            internal_only_refused: None,
+                            official_only: false,
+                        };
+                    }
+                    // Triage, or a route of the catalogue that no rule leads to.
+                    None => *decision = RouteDecision::triage(why),
+                }
+            }
+            Judgement::Unclear { best: theirs, margin, gap } => {
+                let against = if gap.is_finite() {
+                    format!("{} ahead of the rules' {rules_route}", Tenths(f64::from(gap)))
+                } else {
+                    format!("and none is {rules_route}, the rules' route")
+                };
+                *decision = RouteDecision::triage(format!(
+                    "second opinion: labelled messages like this one lean to {theirs} ({} ahead of the next), \
+                     {against}: neither is clear",
+                    Tenths(f64::from(margin)),
+                ))
+            }
+        }
     }
 }
 
@@ -1826,6 +1959,183 @@ inbox = { "ska@kemendag.go.id" = 4 }
     fn route_with(r: &DeskRules, subject: &str, body: &str) -> RouteDecision {
         let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
         r.explain(&cat, &RouteInput { subject, body, sender_domain: None, inbox_address: "hero@kemendag.go.id" })
+    }
+
+    /// HERO rules that know SIGI, the intranet and the call centre's INATRADE, with a second
+    /// opinion learned from `labelled` (text, route).
+    fn hero_with_opinion(labelled: &[(&str, &str)]) -> DeskRules {
+        let r = compile_hero(
+            r#"
+desk = "hero"
+[[route]]
+to = "aplikasi/sigi"
+keywords = { "sigi" = 4, "laporan" = 2 }
+[[route]]
+to = "aplikasi/intranet"
+keywords = { "intranet" = 5 }
+[[route]]
+to = "call_center/inatrade"
+keywords = { "inatrade" = 4 }
+[[route]]
+to = "aplikasi/inatrade"
+keywords = { "izin ekspor" = 1 }
+"#,
+        );
+        let labelled: Vec<(String, String)> = labelled.iter().map(|(t, r)| (t.to_string(), r.to_string())).collect();
+        with_opinion(r, &labelled)
+    }
+
+    fn five(text: &str) -> Vec<String> {
+        (1..=5).map(|i| format!("{text} {}", ["", "lagi", "hari ini", "mohon bantuan", "segera"][i - 1])).collect()
+    }
+
+    /// Labelled messages: pengumuman pages are the intranet's, a licence dashboard for staff is
+    /// the internal INATRADE's, a printer is nobody's (triage).
+    fn labelled() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (text, route) in [
+            ("halaman pengumuman pegawai tidak tampil", "aplikasi/intranet"),
+            ("dashboard verifikator izin impor kosong", "aplikasi/inatrade"),
+            ("printer ruang rapat macet tidak bisa cetak", "triage/unknown"),
+            ("pelaporan gaji bulanan gagal disimpan", "aplikasi/sigi"),
+        ] {
+            out.extend(five(text).into_iter().map(|t| (t, route.to_string())));
+        }
+        out
+    }
+
+    fn route_from(r: &DeskRules, subject: &str, body: &str, domain: Option<&str>) -> RouteDecision {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        r.explain(&cat, &RouteInput { subject, body, sender_domain: domain, inbox_address: "hero@kemendag.go.id" })
+    }
+
+    #[test]
+    fn a_second_opinion_replaces_a_route_its_labelled_messages_clearly_contradict() {
+        let owned = labelled();
+        let pairs: Vec<(&str, &str)> = owned.iter().map(|(t, r)| (t.as_str(), r.as_str())).collect();
+        let r = hero_with_opinion(&pairs);
+        assert!(r.opinion.is_some());
+        let without = compile_hero(
+            r#"desk = "hero"
+[[route]]
+to = "aplikasi/sigi"
+keywords = { "sigi" = 4, "laporan" = 2 }
+[[route]]
+to = "aplikasi/intranet"
+keywords = { "intranet" = 5 }
+[[route]]
+to = "call_center/inatrade"
+keywords = { "inatrade" = 4 }
+[[route]]
+to = "aplikasi/inatrade"
+keywords = { "izin ekspor" = 1 }
+"#,
+        );
+        // "sigi" leads the rules to SIGI; the labelled messages say the intranet's notices.
+        let body = "sigi: halaman pengumuman pegawai tidak tampil";
+        assert_eq!(route_from(&without, "", body, None).route(), "aplikasi/sigi");
+        let d = route_from(&r, "", body, None);
+        assert_eq!(d.route(), "aplikasi/intranet", "{:?}", d.reasons);
+        assert!(
+            d.reasons
+                .iter()
+                .any(|l| l.starts_with("second opinion: labelled messages like this one are aplikasi/intranet")),
+            "{:?}",
+            d.reasons
+        );
+        assert!(d.confidence >= 0.5 && d.ticket_type.is_some(), "{d:?}");
+        // What both agree on is the rules' decision as it was.
+        let agreed = route_from(&r, "SIGI", "pelaporan gaji bulanan gagal disimpan", None);
+        assert_eq!(agreed, route_from(&without, "SIGI", "pelaporan gaji bulanan gagal disimpan", None));
+        // A message like the ones labelled for triage goes there.
+        let d = route_from(&r, "", "sigi: printer ruang rapat macet tidak bisa cetak", None);
+        assert!(d.is_triage() && d.confidence == 0.0, "{d:?}");
+    }
+
+    #[test]
+    fn a_route_the_second_opinion_chooses_is_refused_to_an_outside_sender_like_any_other() {
+        let owned = labelled();
+        let pairs: Vec<(&str, &str)> = owned.iter().map(|(t, r)| (t.as_str(), r.as_str())).collect();
+        let r = hero_with_opinion(&pairs);
+        // The rules say the call centre's INATRADE (open to everyone); the labelled messages say
+        // the internal INATRADE: from inside it is that, from outside it is refused.
+        let body = "inatrade: dashboard verifikator izin impor kosong";
+        assert_eq!(route_from(&r, "", body, Some("kemendag.go.id")).route(), "aplikasi/inatrade");
+        let outside = route_from(&r, "", body, Some("gmail.com"));
+        assert!(outside.is_triage(), "{outside:?}");
+        assert_eq!(outside.internal_only_refused.as_deref(), Some("INATRADE"));
+    }
+
+    #[test]
+    fn an_unclear_second_opinion_sends_the_message_to_triage_and_says_why() {
+        let owned = labelled();
+        let pairs: Vec<(&str, &str)> = owned.iter().map(|(t, r)| (t.as_str(), r.as_str())).collect();
+        let r = hero_with_opinion(&pairs);
+        // Words of two labelled services at once, and the rules' route (the call centre) is one
+        // the labelled messages never name.
+        let d = route_from(&r, "", "inatrade: halaman pengumuman dan dashboard verifikator", Some("kemendag.go.id"));
+        assert!(d.is_triage(), "{d:?}");
+        assert!(d.reasons[0].contains("neither is clear"), "{:?}", d.reasons);
+    }
+
+    /// A rules directory with the repository's common and HERO files and `labelled/a.jsonl`.
+    fn rules_dir_with_labelled(lines: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["common.toml", "hero.toml", "hero.examples.toml"] {
+            std::fs::copy(repo(&format!("rules/{f}")), dir.path().join(f)).unwrap();
+        }
+        std::fs::create_dir(dir.path().join(LABELLED_DIR)).unwrap();
+        std::fs::write(dir.path().join(LABELLED_DIR).join("a.jsonl"), lines).unwrap();
+        dir
+    }
+
+    fn labelled_line(desk: &str, body: &str, route: &str) -> String {
+        let (category, subcategory) = route.split_once('/').unwrap();
+        serde_json::json!({"id": "x", "desk": desk, "body": body,
+            "expected": {"category": category, "subcategory": subcategory, "type": null, "impact": null}})
+        .to_string()
+            + "\n"
+    }
+
+    #[test]
+    fn the_router_learns_each_desks_second_opinion_from_the_labelled_directory() {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let lines: String = labelled()
+            .iter()
+            .map(|(t, r)| labelled_line("hero", t, r))
+            .chain([String::new(), "{\"id\": \"u\", \"desk\": \"hero\", \"body\": \"no label\"}\n".into()])
+            .collect();
+        let dir = rules_dir_with_labelled(&lines);
+        let router = Router::load(dir.path(), &[&cat]).unwrap();
+        let model = router.desk("hero").unwrap().opinion.as_ref().expect("learned at load");
+        assert_eq!(model.routes(), ["aplikasi/inatrade", "aplikasi/intranet", "aplikasi/sigi", "triage/unknown"]);
+        // `loket ingest`'s router learns it when the desk's rules compile.
+        let lazy = Router::lazy(dir.path(), &[&cat]).unwrap();
+        assert!(lazy.desk("hero").is_none());
+        lazy.prepare(&cat).unwrap();
+        assert_eq!(lazy.desk("hero").unwrap().opinion.as_ref().unwrap().routes(), model.routes());
+        // Without the directory: no opinion, the rules alone.
+        std::fs::remove_dir_all(dir.path().join(LABELLED_DIR)).unwrap();
+        assert!(Router::load(dir.path(), &[&cat]).unwrap().desk("hero").unwrap().opinion.is_none());
+    }
+
+    #[test]
+    fn a_labelled_line_that_cannot_be_learned_is_an_error_naming_its_file_and_line() {
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let good = labelled_line("hero", "wifi mati", "triage/unknown");
+        for (bad, says) in [
+            ("{not json\n".to_string(), "line 2: not a labelled message"),
+            (
+                labelled_line("hero", "printer", "aplikasi/printer_pribadi"),
+                "line 2: `aplikasi/printer_pribadi` is not a route of desk `hero`",
+            ),
+            (labelled_line("pajak", "spt", "aplikasi/efiling"), "line 2: no desk `pajak`"),
+        ] {
+            let dir = rules_dir_with_labelled(&(good.clone() + &bad));
+            let e = Router::lazy(dir.path(), &[&cat]).unwrap_err().to_string();
+            assert!(e.contains("a.jsonl") && e.contains(says), "{e}");
+            assert!(Router::load(dir.path(), &[&cat]).is_err());
+        }
     }
 
     #[test]

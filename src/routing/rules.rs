@@ -451,6 +451,9 @@ pub struct DeskRules {
     /// The routes with `requires` (most have none: only these are checked per message).
     pub(crate) requiring: Vec<usize>,
     pub examples: Vec<Example>,
+    /// The second opinion learned from the desk's labelled messages (`rules/labelled/*.jsonl`),
+    /// if there are any ([`super::examples`]).
+    pub opinion: Option<std::sync::Arc<super::examples::Model>>,
     pub(crate) phrases: Vec<Phrase>,
     pub(crate) automaton: AhoCorasick,
     pub(crate) patterns: RoutePatterns,
@@ -1066,6 +1069,7 @@ pub fn compile_for(
         requiring: routes.iter().enumerate().filter(|(_, r)| !r.requires.is_empty()).map(|(i, _)| i).collect(),
         routes,
         examples: file.examples,
+        opinion: None,
         phrases,
         automaton,
         patterns,
