@@ -1957,15 +1957,12 @@ inbox = { "ska@kemendag.go.id" = 4 }
     }
 
     fn route_with(r: &DeskRules, subject: &str, body: &str) -> RouteDecision {
-        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
-        r.explain(&cat, &RouteInput { subject, body, sender_domain: None, inbox_address: "hero@kemendag.go.id" })
+        route_from(r, subject, body, None)
     }
 
-    /// HERO rules that know SIGI, the intranet and the call centre's INATRADE, with a second
-    /// opinion learned from `labelled` (text, route).
-    fn hero_with_opinion(labelled: &[(&str, &str)]) -> DeskRules {
-        let r = compile_hero(
-            r#"
+    /// HERO rules that know SIGI, the intranet and both INATRADEs (the call centre's, open to
+    /// everyone; the internal one).
+    const HERO_FOUR_ROUTES: &str = r#"
 desk = "hero"
 [[route]]
 to = "aplikasi/sigi"
@@ -1979,10 +1976,11 @@ keywords = { "inatrade" = 4 }
 [[route]]
 to = "aplikasi/inatrade"
 keywords = { "izin ekspor" = 1 }
-"#,
-        );
-        let labelled: Vec<(String, String)> = labelled.iter().map(|(t, r)| (t.to_string(), r.to_string())).collect();
-        with_opinion(r, &labelled)
+"#;
+
+    /// [`HERO_FOUR_ROUTES`] with a second opinion learned from [`labelled`].
+    fn hero_with_opinion() -> DeskRules {
+        with_opinion(compile_hero(HERO_FOUR_ROUTES), &labelled())
     }
 
     fn five(text: &str) -> Vec<String> {
@@ -2011,26 +2009,9 @@ keywords = { "izin ekspor" = 1 }
 
     #[test]
     fn a_second_opinion_replaces_a_route_its_labelled_messages_clearly_contradict() {
-        let owned = labelled();
-        let pairs: Vec<(&str, &str)> = owned.iter().map(|(t, r)| (t.as_str(), r.as_str())).collect();
-        let r = hero_with_opinion(&pairs);
+        let r = hero_with_opinion();
         assert!(r.opinion.is_some());
-        let without = compile_hero(
-            r#"desk = "hero"
-[[route]]
-to = "aplikasi/sigi"
-keywords = { "sigi" = 4, "laporan" = 2 }
-[[route]]
-to = "aplikasi/intranet"
-keywords = { "intranet" = 5 }
-[[route]]
-to = "call_center/inatrade"
-keywords = { "inatrade" = 4 }
-[[route]]
-to = "aplikasi/inatrade"
-keywords = { "izin ekspor" = 1 }
-"#,
-        );
+        let without = compile_hero(HERO_FOUR_ROUTES);
         // "sigi" leads the rules to SIGI; the labelled messages say the intranet's notices.
         let body = "sigi: halaman pengumuman pegawai tidak tampil";
         assert_eq!(route_from(&without, "", body, None).route(), "aplikasi/sigi");
@@ -2054,9 +2035,7 @@ keywords = { "izin ekspor" = 1 }
 
     #[test]
     fn a_route_the_second_opinion_chooses_is_refused_to_an_outside_sender_like_any_other() {
-        let owned = labelled();
-        let pairs: Vec<(&str, &str)> = owned.iter().map(|(t, r)| (t.as_str(), r.as_str())).collect();
-        let r = hero_with_opinion(&pairs);
+        let r = hero_with_opinion();
         // The rules say the call centre's INATRADE (open to everyone); the labelled messages say
         // the internal INATRADE: from inside it is that, from outside it is refused.
         let body = "inatrade: dashboard verifikator izin impor kosong";
@@ -2068,9 +2047,7 @@ keywords = { "izin ekspor" = 1 }
 
     #[test]
     fn an_unclear_second_opinion_sends_the_message_to_triage_and_says_why() {
-        let owned = labelled();
-        let pairs: Vec<(&str, &str)> = owned.iter().map(|(t, r)| (t.as_str(), r.as_str())).collect();
-        let r = hero_with_opinion(&pairs);
+        let r = hero_with_opinion();
         // Words of two labelled services at once, and the rules' route (the call centre) is one
         // the labelled messages never name.
         let d = route_from(&r, "", "inatrade: halaman pengumuman dan dashboard verifikator", Some("kemendag.go.id"));
