@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use loket::config::Config;
-use loket::routing::eval::{Labelled, explain, models, predict, second_opinion};
+use loket::routing::eval::{Labelled, explain, models, predict, read_labelled_file, second_opinion};
 
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -36,12 +36,12 @@ fn main() {
     let opinion = std::env::var("LOKET_BENCH_OPINION").is_ok_and(|v| v == "1");
     let learned = if opinion {
         let dir = repo.join("tests/fixtures/eval");
+        let catalogues: Vec<_> = config.desks.iter().map(|d| &d.catalogue).collect();
         let mut sets = Vec::new();
         for e in std::fs::read_dir(&dir).unwrap() {
             let name = e.unwrap().file_name().to_string_lossy().into_owned();
             if name.starts_with("routing-train") && name.ends_with(".jsonl") {
-                let text = std::fs::read_to_string(dir.join(&name)).unwrap();
-                sets.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()));
+                sets.extend(read_labelled_file(&dir.join(&name), &catalogues).unwrap_or_else(|e| panic!("{e}")));
             }
         }
         models(&sets)

@@ -1452,30 +1452,10 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             Ok(if findings == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         RulesCommand::Eval { input, learn } => {
+            let catalogues: Vec<_> = config.desks.iter().map(|d| &d.catalogue).collect();
             let mut sets = Vec::new();
             for path in &learn {
-                let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-                for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    let m: eval::Labelled = serde_json::from_str(line)
-                        .with_context(|| format!("{} line {}: not a labelled message", path.display(), i + 1))?;
-                    // A label the desk cannot route to would be learned as a route of its own.
-                    if let Some(e) = &m.expected {
-                        let d = config
-                            .desk(&m.desk)
-                            .with_context(|| format!("{} line {}: unknown desk `{}`", path.display(), i + 1, m.desk))?;
-                        let triage = e.category == loket::catalogue::TRIAGE_CATEGORY;
-                        anyhow::ensure!(
-                            triage || d.catalogue.subcategory(&e.category, &e.subcategory).is_some(),
-                            "{} line {}: `{}/{}` is not a route of desk `{}`",
-                            path.display(),
-                            i + 1,
-                            e.category,
-                            e.subcategory,
-                            m.desk
-                        );
-                    }
-                    sets.push(m);
-                }
+                sets.extend(eval::read_labelled_file(path, &catalogues)?);
             }
             let models = eval::models(&sets);
             if !learn.is_empty() {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeskRules, RouteDecision, RouteInput, Router};
+use super::{DeskRules, RouteDecision, RouteInput, Router, RulesError};
 use crate::catalogue::Catalogue;
 use crate::domain::{Impact, TicketType};
 
@@ -99,9 +99,39 @@ fn decide(
     )
 }
 
-/// One model per desk, trained on the labelled messages of `sets` (the messages with labels;
-/// [`super::examples`]).
-pub fn models(sets: &[Labelled]) -> std::collections::BTreeMap<String, super::examples::Model> {
+/// The labelled messages of a JSON-lines file, each label checked against its desk's catalogue:
+/// a line that is not a labelled message, or whose label names a desk without a catalogue here or
+/// a route its desk does not have (triage aside), is an error naming the file and line. What a
+/// second opinion learns from (`rules/labelled/`, `rules eval --learn`).
+pub fn read_labelled_file(path: &std::path::Path, catalogues: &[&Catalogue]) -> Result<Vec<Labelled>, RulesError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RulesError::Io { path: path.into(), source })?;
+    let inv = |line: usize, message: String| RulesError::Invalid {
+        path: path.into(),
+        message: format!("line {line}: {message}"),
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let m: Labelled = serde_json::from_str(line).map_err(|e| inv(i + 1, format!("not a labelled message: {e}")))?;
+        if let Some(e) = &m.expected {
+            let cat = catalogues
+                .iter()
+                .find(|c| c.desk == m.desk)
+                .ok_or_else(|| inv(i + 1, format!("no desk `{}`", m.desk)))?;
+            if e.category != crate::catalogue::TRIAGE_CATEGORY && cat.subcategory(&e.category, &e.subcategory).is_none()
+            {
+                return Err(inv(
+                    i + 1,
+                    format!("`{}/{}` is not a route of desk `{}`", e.category, e.subcategory, m.desk),
+                ));
+            }
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Per desk, the text and route (`category/subcategory`) of each message of `sets` with labels.
+pub fn examples_by_desk(sets: &[Labelled]) -> std::collections::BTreeMap<String, Vec<(String, String)>> {
     let mut per_desk: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
     for m in sets {
         if let Some(e) = &m.expected {
@@ -109,7 +139,15 @@ pub fn models(sets: &[Labelled]) -> std::collections::BTreeMap<String, super::ex
             per_desk.entry(m.desk.clone()).or_default().push((text, format!("{}/{}", e.category, e.subcategory)));
         }
     }
-    per_desk.into_iter().filter_map(|(desk, ex)| Some((desk, super::examples::Model::train(&ex)?))).collect()
+    per_desk
+}
+
+/// One model per desk, trained on the labelled messages of `sets` ([`super::examples`]).
+pub fn models(sets: &[Labelled]) -> std::collections::BTreeMap<String, super::examples::Model> {
+    examples_by_desk(sets)
+        .into_iter()
+        .filter_map(|(desk, ex)| Some((desk, super::examples::Model::train(&ex)?)))
+        .collect()
 }
 
 /// The rules' prediction `p` for `m` after the second opinion of the desk's model

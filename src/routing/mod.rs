@@ -115,43 +115,23 @@ struct DeskSlot {
 /// the format of `rules eval`, teaches its desks' second opinion ([`examples`]).
 pub const LABELLED_DIR: &str = "labelled";
 
-/// Reads `dir/labelled/*.jsonl` (none is fine): per desk, each labelled message's text and route.
-/// A line that is not a labelled message, names a desk without a catalogue here or a route its
-/// desk does not have is an error naming the file and line.
-fn read_labelled(dir: &Path, catalogues: &[&Catalogue]) -> Result<HashMap<String, Vec<(String, String)>>, RulesError> {
-    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::default();
-    let dir = dir.join(LABELLED_DIR);
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(out) };
+/// Reads `dir/labelled/*.jsonl` (none is fine; [`eval::read_labelled_file`]): per desk, each
+/// labelled message's text and route.
+fn read_labelled(
+    dir: &Path,
+    catalogues: &[&Catalogue],
+) -> Result<std::collections::BTreeMap<String, Vec<(String, String)>>, RulesError> {
+    let Ok(entries) = std::fs::read_dir(dir.join(LABELLED_DIR)) else { return Ok(Default::default()) };
     let mut files: Vec<std::path::PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
     files.sort();
+    let mut sets = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|source| RulesError::Io { path: path.clone(), source })?;
-        let inv = |line: usize, message: String| RulesError::Invalid {
-            path: path.clone(),
-            message: format!("line {line}: {message}"),
-        };
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let m: eval::Labelled =
-                serde_json::from_str(line).map_err(|e| inv(i + 1, format!("not a labelled message: {e}")))?;
-            let Some(e) = &m.expected else { continue };
-            let cat = catalogues
-                .iter()
-                .find(|c| c.desk == m.desk)
-                .ok_or_else(|| inv(i + 1, format!("no desk `{}`", m.desk)))?;
-            if e.category != TRIAGE_CATEGORY && cat.subcategory(&e.category, &e.subcategory).is_none() {
-                return Err(inv(
-                    i + 1,
-                    format!("`{}/{}` is not a route of desk `{}`", e.category, e.subcategory, m.desk),
-                ));
-            }
-            let text = examples::text(m.subject.as_deref().unwrap_or(""), &m.body);
-            out.entry(m.desk.clone()).or_default().push((text, format!("{}/{}", e.category, e.subcategory)));
-        }
+        sets.extend(eval::read_labelled_file(&path, catalogues)?);
     }
-    Ok(out)
+    Ok(eval::examples_by_desk(&sets))
 }
 
 /// `rules` with the second opinion learned from `labelled` (none when there is nothing to learn).
