@@ -12,6 +12,13 @@
 //! events on the writer's path (an agent's openings for others this hour, a ticket's first route
 //! for a correction) insert the events queued before them first.
 //!
+//! New tickets' SLA clocks wait here as well ([`Behind::queue_clocks`]); the one read of clocks on
+//! the writer's path (moving a ticket's clocks) inserts the clocks queued before it first.
+//!
+//! Ticket numbers too: the batch reads (and, in its transaction, locks) a desk's counter for a
+//! year once, numbers the batch's further tickets from it ([`Behind::next_seq`]) and writes where
+//! it got to once, before the commit; a run that rolls back forgets them with everything else.
+//!
 //! Bounded: the inputs of the compositions under way hold at most [`BEHIND_BYTES`]; past them
 //! the writer composes in place ([`Behind::reserve`]).
 
@@ -48,6 +55,10 @@ struct State {
     outbox: Vec<store::NewOutbox>,
     /// Audit events not yet inserted, in order.
     events: Vec<store::EventToInsert>,
+    /// New tickets' clocks not yet inserted.
+    clocks: Vec<store::sla::ClockToInsert>,
+    /// Ticket counters read in this run: (desk, year, the last number handed out, the stored one).
+    counters: Vec<(String, i32, i64, i64)>,
 }
 
 /// A composition's result; a panic is that mail's failure, never the writer's.
@@ -65,6 +76,11 @@ pub(crate) struct Finished {
     pub outbox: Vec<store::NewOutbox>,
     /// Audit events, in order.
     pub events: Vec<store::EventToInsert>,
+    /// New tickets' clocks.
+    pub clocks: Vec<store::sla::ClockToInsert>,
+    /// Ticket counters to write: (desk, year, last number handed out), where it moved past the
+    /// stored one.
+    pub counters: Vec<(String, i32, i64)>,
 }
 
 /// One batch run's compositions, outbox rows and events (see the module's documentation).
@@ -137,10 +153,34 @@ impl Behind {
         std::mem::take(&mut self.state().events)
     }
 
+    /// Queues new clocks for the batch's one insert ([`Behind::finish`]).
+    pub fn queue_clocks(&self, clocks: impl IntoIterator<Item = store::sla::ClockToInsert>) {
+        self.state().clocks.extend(clocks);
+    }
+
+    /// The clocks queued so far, for a caller about to read clocks.
+    pub fn take_clocks(&self) -> Vec<store::sla::ClockToInsert> {
+        std::mem::take(&mut self.state().clocks)
+    }
+
+    /// The next ticket number of `desk` for `year`, when this run has read its counter
+    /// ([`Behind::counter_read`]); `None`: read it from the store.
+    pub fn next_seq(&self, desk: &str, year: i32) -> Option<i64> {
+        let mut state = self.state();
+        let counter = state.counters.iter_mut().find(|(d, y, ..)| d == desk && *y == year)?;
+        counter.2 += 1;
+        Some(counter.2)
+    }
+
+    /// The counter of `desk` for `year` as the store just handed out `last` (and stored it).
+    pub fn counter_read(&self, desk: &str, year: i32, last: i64) {
+        self.state().counters.push((desk.to_string(), year, last, last));
+    }
+
     /// Every composed mail's row and bytes once all are done, and the outbox rows and events
     /// queued; or the first failure and the batch message whose mail it was.
     pub async fn finish(self) -> Result<Finished, (usize, PipelineError)> {
-        let State { index, jobs, worker, here, outbox, events, .. } =
+        let State { index, jobs, worker, here, outbox, events, clocks, counters, .. } =
             self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         drop(jobs);
         let mut done = match worker {
@@ -154,7 +194,9 @@ impl Behind {
         done.extend(here);
         let composed: Result<Vec<_>, _> =
             done.into_iter().map(|d| d.raw.map(|raw| (d.row, raw)).map_err(|e| (d.index, e))).collect();
-        Ok(Finished { composed: composed?, outbox, events })
+        let counters =
+            counters.into_iter().filter(|c| c.2 > c.3).map(|(desk, year, last, _)| (desk, year, last)).collect();
+        Ok(Finished { composed: composed?, outbox, events, clocks, counters })
     }
 }
 

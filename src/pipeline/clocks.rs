@@ -75,8 +75,18 @@ impl Pipeline {
             paused,
             sla.resolution_calendar(t.ticket_type, t.priority),
         );
-        store::sla::insert_clocks(tx, t.id, &h.desk.id, &[&response, &resolution]).await?;
-        Ok(response.due_at)
+        let due = response.due_at;
+        let clocks = [response, resolution].map(|clock| store::sla::ClockToInsert {
+            ticket_id: t.id,
+            desk: h.desk.id.clone(),
+            clock,
+        });
+        match h.behind {
+            // In a batch: inserted with the batch's others, before a read of clocks or the commit.
+            Some(behind) => behind.queue_clocks(clocks),
+            None => store::sla::insert_clocks(tx, &clocks).await?,
+        }
+        Ok(due)
     }
 
     /// Applies `patch` to ticket `t` (one UPDATE) and moves its clocks along; returns the ticket
@@ -124,6 +134,10 @@ impl Pipeline {
             || m.retarget)
         {
             return Ok(());
+        }
+        if let Some(behind) = h.behind {
+            // The clocks a batch has queued so far (this ticket's among them, when it is new).
+            store::sla::insert_clocks(tx, &behind.take_clocks()).await?;
         }
         for row in store::sla::clocks_of(&mut **tx, after.id).await? {
             let (cal, kind) = match row.clock.kind {

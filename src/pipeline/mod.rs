@@ -161,6 +161,9 @@ pub(crate) struct Here<'a> {
     /// Where a batch's outbound mails are composed behind the writer ([`behind`]); `None`:
     /// composed in place.
     pub behind: Option<&'a behind::Behind>,
+    /// The sender's load, read with the duplicate check (one round trip), for the address it was
+    /// read for; `create` uses it only for a requester of that address.
+    pub sender_load: Option<(&'a str, store::SenderLoad)>,
 }
 
 /// How a new ticket relates to an existing one.
@@ -333,6 +336,10 @@ impl Pipeline {
                 store::set_composed_raw(&mut tx, self.store.files(), &finished.composed).await?;
                 store::insert_outbox(&mut tx, &finished.outbox).await?;
                 store::insert_event_rows(&mut tx, &finished.events).await?;
+                store::sla::insert_clocks(&mut tx, &finished.clocks).await?;
+                for (desk, year, last) in &finished.counters {
+                    store::set_ticket_seq(&mut tx, desk, *year, *last).await?;
+                }
             }
             Err((_, e)) if e.is_temporary() => return Err(e),
             Err((i, e)) => {
@@ -500,7 +507,16 @@ impl Pipeline {
             let mut h = self.here(desk, inbox, now)?;
             h.routed_ahead = route.map(|r| (mail, r));
             h.behind = behind;
-            if let Some(seen) = store::find_seen(tx, &desk.id, &key).await? {
+            // A mail that may open a ticket reads its sender's load with the duplicate check.
+            let requester = mail.requester().filter(|_| kind.may_open_ticket()).map(|r| r.address.as_str());
+            let (seen, load) = match requester {
+                Some(address) => {
+                    let (seen, load) = store::find_seen_and_load(tx, &desk.id, &key, address, now - HOUR_MS).await?;
+                    (seen, Some((address, load)))
+                }
+                None => (store::find_seen(tx, &desk.id, &key).await?, None),
+            };
+            if let Some(seen) = seen {
                 return Ok(Outcome {
                     ticket: seen.ticket_number,
                     action: Action::Duplicate,
@@ -557,7 +573,11 @@ impl Pipeline {
                     let reason = format!("{} that concerns no known ticket", kind.as_str());
                     self.ignore(tx, msg, &reason).await?
                 }
-                (None, kind) => self.create(tx, &h, mail, msg, kind, None, None).await?,
+                (None, kind) => {
+                    // Nothing of this mail is written yet: the load read with the duplicate check holds.
+                    h.sender_load = load;
+                    self.create(tx, &h, mail, msg, kind, None, None).await?
+                }
             };
             Ok(outcome)
         })
@@ -580,6 +600,7 @@ impl Pipeline {
             chat_files: &[],
             routed_ahead: None,
             behind: None,
+            sender_load: None,
         })
     }
 
@@ -623,6 +644,20 @@ impl Pipeline {
             }
             None => store::insert_event_rows(tx, &rows).await,
         }
+    }
+
+    /// The desk's next ticket number for `year`: from the store, or in a batch from the counter
+    /// the batch already read ([`behind`]).
+    async fn next_seq(&self, tx: &mut store::Tx, h: &Here<'_>, year: i32) -> Result<i64, StoreError> {
+        let desk = &h.desk.id;
+        if let Some(seq) = h.behind.and_then(|b| b.next_seq(desk, year)) {
+            return Ok(seq);
+        }
+        let seq = store::next_ticket_seq(tx, desk, year).await?;
+        if let Some(behind) = h.behind {
+            behind.counter_read(desk, year, seq);
+        }
+        Ok(seq)
     }
 
     /// Writes the events a batch has queued so far, before a read of events.
@@ -736,7 +771,10 @@ impl Pipeline {
         let limit = self.config.limits.new_tickets_per_sender_per_hour as i64;
         // The sender's last hour, in one query: tickets opened (the flood limit), automatic replies
         // (the acknowledgement's limit) and messages received (the agents' notification limit).
-        let load = store::sender_load(tx, &desk.id, requester.address.as_str(), h.now - HOUR_MS).await?;
+        let load = match h.sender_load {
+            Some((address, load)) if address == requester.address.as_str() => load,
+            _ => store::sender_load(tx, &desk.id, requester.address.as_str(), h.now - HOUR_MS).await?,
+        };
         let opened = load.tickets_opened;
         let from_requester = msg.peer_address == Some(requester.address.as_str());
         if opened >= limit {
@@ -761,7 +799,7 @@ impl Pipeline {
         // The request's whole text, read for its language, its missing requirements and its dates.
         let whole = format!("{}\n{}", mail.subject, mail.text);
         let year = chrono::Datelike::year(&h.local_now);
-        let seq = store::next_ticket_seq(tx, &desk.id, year).await?;
+        let seq = self.next_seq(tx, h, year).await?;
         let number = desk.number_format.render(desk.catalogue.letter(&decision.category), &desk.code, year, seq);
         let language = if let Some(l) = h.lang {
             l

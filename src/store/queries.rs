@@ -213,6 +213,18 @@ pub async fn next_ticket_seq(conn: &mut AnyConnection, desk: &str, year: i32) ->
     Ok(r.try_get("last")?)
 }
 
+/// Sets the desk's ticket counter for `year` to `last`: a batch that numbered several tickets
+/// from one [`next_ticket_seq`] writes where it got to, once, before its commit.
+pub async fn set_ticket_seq(conn: &mut AnyConnection, desk: &str, year: i32, last: i64) -> Result<()> {
+    sqlx::query("UPDATE ticket_counters SET last = $3 WHERE desk = $1 AND year = $2")
+        .bind(desk)
+        .bind(year as i64)
+        .bind(last)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Inserts a ticket and returns it as stored (one statement).
 pub async fn insert_ticket(conn: &mut AnyConnection, t: &NewTicket<'_>) -> Result<Ticket> {
     let sql = format!(
@@ -561,26 +573,68 @@ pub struct SenderLoad {
     pub inbound: i64,
 }
 
-/// [`count_tickets_since`], [`count_auto_replies`] and [`count_inbound_since`] in one query.
-pub async fn sender_load(conn: &mut AnyConnection, desk: &str, address: &str, since: i64) -> Result<SenderLoad> {
-    let r = sqlx::query(
-        "SELECT \
-         (SELECT COUNT(*) FROM tickets WHERE desk = $1 AND requester_address = $2 AND created_at >= $3) AS opened, \
-         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = $2 AND auto_reply = 1 \
-          AND created_at >= $3) AS auto_replies, \
-         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = $2 AND direction = 'in' \
-          AND created_at >= $3) AS inbound",
+/// A sender's load as three columns (`opened`, `auto_replies`, `inbound`) of a `SELECT`, for
+/// `desk` = `$1`, the address `$A` and `since` `$S` (the placeholders' numbers filled in).
+fn sender_load_columns(address: usize, since: usize) -> String {
+    format!(
+        "(SELECT COUNT(*) FROM tickets WHERE desk = $1 AND requester_address = ${address} AND created_at >= ${since}) \
+         AS opened, \
+         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = ${address} AND auto_reply = 1 \
+          AND created_at >= ${since}) AS auto_replies, \
+         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = ${address} AND direction = 'in' \
+          AND created_at >= ${since}) AS inbound"
     )
-    .bind(desk)
-    .bind(address)
-    .bind(since)
-    .fetch_one(&mut *conn)
-    .await?;
+}
+
+fn sender_load_from(r: &AnyRow) -> Result<SenderLoad> {
     Ok(SenderLoad {
         tickets_opened: r.try_get("opened")?,
         auto_replies: r.try_get("auto_replies")?,
         inbound: r.try_get("inbound")?,
     })
+}
+
+/// [`count_tickets_since`], [`count_auto_replies`] and [`count_inbound_since`] in one query.
+pub async fn sender_load(conn: &mut AnyConnection, desk: &str, address: &str, since: i64) -> Result<SenderLoad> {
+    let sql = format!("SELECT {}", sender_load_columns(2, 3));
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(address).bind(since).fetch_one(&mut *conn).await?;
+    sender_load_from(&r)
+}
+
+/// [`find_seen`] and [`sender_load`] in one query: a new request's first two reads in one round
+/// trip (on PostgreSQL, each statement is one).
+pub async fn find_seen_and_load(
+    conn: &mut AnyConnection,
+    desk: &str,
+    key: &str,
+    address: &str,
+    since: i64,
+) -> Result<(Option<Seen>, SenderLoad)> {
+    let sql = format!(
+        "SELECT \
+         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND idempotency_key = $2) AS stored, \
+         (SELECT t.number FROM messages m JOIN tickets t ON t.id = m.ticket_id \
+          WHERE m.desk = $1 AND m.idempotency_key = $2) AS number, \
+         (SELECT COUNT(*) FROM quarantine WHERE desk = $1 AND idempotency_key = $2 AND released_at IS NULL) \
+         AS quarantined, {}",
+        sender_load_columns(3, 4)
+    );
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(desk)
+        .bind(key)
+        .bind(address)
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await?;
+    let (stored, quarantined): (i64, i64) = (r.try_get("stored")?, r.try_get("quarantined")?);
+    let seen = if stored > 0 {
+        Some(Seen { ticket_number: decode_opt(&r, "number", TicketNumber::parse)?, quarantined: false })
+    } else if quarantined > 0 {
+        Some(Seen { ticket_number: None, quarantined: true })
+    } else {
+        None
+    };
+    Ok((seen, sender_load_from(&r)?))
 }
 
 /// Tickets `agent` opened for other people at `desk` since `since` (their `on_behalf` events).

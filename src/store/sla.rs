@@ -45,36 +45,43 @@ fn from_row(r: &AnyRow) -> Result<ClockRow> {
     })
 }
 
-/// A new ticket's clocks, in one statement.
-pub async fn insert_clocks(conn: &mut AnyConnection, ticket_id: i64, desk: &str, clocks: &[&Clock]) -> Result<()> {
-    if clocks.is_empty() {
-        return Ok(());
-    }
+/// A new clock's row: its ticket, desk and starting state.
+#[derive(Debug, Clone)]
+pub struct ClockToInsert {
+    pub ticket_id: i64,
+    pub desk: String,
+    pub clock: Clock,
+}
+
+/// New tickets' clocks, in one statement (per 250 rows).
+pub async fn insert_clocks(conn: &mut AnyConnection, clocks: &[ClockToInsert]) -> Result<()> {
     const N: usize = 11;
-    let rows: Vec<String> = (0..clocks.len())
-        .map(|r| format!("({})", (1..=N).map(|c| format!("${}", r * N + c)).collect::<Vec<_>>().join(", ")))
-        .collect();
-    let sql = format!(
-        "INSERT INTO sla_clocks (ticket_id, desk, kind, target_ms, warn_ms, consumed_ms, running_since, stopped_at, \
-         state, next_check_at, due_at) VALUES {}",
-        rows.join(", ")
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for c in clocks {
-        q = q
-            .bind(ticket_id)
-            .bind(desk)
-            .bind(c.kind.as_str())
-            .bind(c.target_ms)
-            .bind(c.warn_ms)
-            .bind(c.consumed_ms)
-            .bind(c.running_since)
-            .bind(c.stopped_at)
-            .bind(c.state.as_str())
-            .bind(c.next_check_at)
-            .bind(c.due_at);
+    for chunk in clocks.chunks(250) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| format!("({})", (1..=N).map(|c| format!("${}", r * N + c)).collect::<Vec<_>>().join(", ")))
+            .collect();
+        let sql = format!(
+            "INSERT INTO sla_clocks (ticket_id, desk, kind, target_ms, warn_ms, consumed_ms, running_since, stopped_at, \
+             state, next_check_at, due_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ClockToInsert { ticket_id, desk, clock: c } in chunk {
+            q = q
+                .bind(*ticket_id)
+                .bind(desk.as_str())
+                .bind(c.kind.as_str())
+                .bind(c.target_ms)
+                .bind(c.warn_ms)
+                .bind(c.consumed_ms)
+                .bind(c.running_since)
+                .bind(c.stopped_at)
+                .bind(c.state.as_str())
+                .bind(c.next_check_at)
+                .bind(c.due_at);
+        }
+        q.execute(&mut *conn).await?;
     }
-    q.execute(&mut *conn).await?;
     Ok(())
 }
 

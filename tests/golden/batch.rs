@@ -124,6 +124,95 @@ async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantine
     assert_eq!(count(&store, "SELECT COUNT(*) FROM tickets").await, 3);
 }
 
+/// Ticket numbers and a sender's hourly limits inside a batch: the batch reads the desk's counter
+/// once, numbers its tickets from it and writes where it got to before its commit, so numbers run
+/// on without a gap or a repeat across a batch that ran again (a message quarantined in it) and
+/// the single messages after it; and each message reads its sender's load (read with its
+/// duplicate check) after the batch's earlier messages, so the flood limit stops a sender's third
+/// request inside the batch.
+#[tokio::test]
+async fn ticket_numbers_and_sender_limits_run_on_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = hero::sqlite_in(dir.path());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
+    let sections = format!(
+        "[limits]\nnew_tickets_per_sender_per_hour = 2\n[security]\ntoken_secret_file = \"{}\"\n",
+        dir.path().join("secret").display()
+    );
+    let (p, store) = Hero { storage: &db, outbound: &out, sections: &sections, desk: SLA, ..Default::default() }
+        .pipeline(&repo(), dir.path())
+        .await;
+    let number = a_ticket_whose_replies_fail(&p, &store).await;
+
+    let ani = |id: &str, subject: &str| mail("ani@example.test", id, subject, "Mohon dibantu.");
+    let raws = [
+        ani("a1", "Lupa password"),
+        mail("budi@example.test", "b2", &format!("Re: [#{number}] Printer rusak"), "Masih rusak."),
+        ani("a2", "Printer rusak"),
+        ani("a3", "VPN tidak bisa"),
+        mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung."),
+    ];
+    let batch: Vec<Incoming<'_>> = raws.iter().map(|raw| Incoming { raw, now: T0 + 60_000 }).collect();
+    let actions: Vec<Action> = p.process_batch("hero", &batch).await.into_iter().map(|r| r.unwrap().action).collect();
+    // Ani's third request in the hour is over her limit of two: recorded on her latest ticket.
+    assert_eq!(actions, [Action::Created, Action::Quarantined, Action::Created, Action::Appended, Action::Created]);
+    let d = mail("dewi@example.test", "d1", "Akun terkunci", "Akun email saya terkunci.");
+    assert_eq!(p.process("hero", &d, T0 + 120_000).await.unwrap().action, Action::Created);
+
+    let numbers: Vec<String> = column(&store, "SELECT number FROM tickets ORDER BY id").await;
+    assert_eq!(numbers, ["T-HERO26000001", "T-HERO26000002", "T-HERO26000003", "T-HERO26000004", "T-HERO26000005"]);
+    assert_eq!(count(&store, "SELECT last FROM ticket_counters").await, 5);
+}
+
+/// A new ticket's clocks wait with the batch's other rows until its commit, or until a later
+/// message of the batch moves a ticket's clocks: an INATRADE request held for its letter (its
+/// clocks start paused) and the requester's reply with the letter in the same batch (the clocks
+/// resume) leave the clocks as the two messages one by one do.
+#[tokio::test]
+async fn clocks_moved_in_the_batch_that_started_them_are_as_one_by_one() {
+    let request = mail(
+        "rina@kemendag.go.id",
+        "r1",
+        "Permohonan akun INATRADE",
+        "Mohon dibuatkan akun INATRADE untuk operator baru di direktorat kami.",
+    );
+    let letter = "From: rina@kemendag.go.id\r\nTo: hero@desk.test\r\nSubject: Re: Permohonan akun INATRADE\r\n\
+                  Message-ID: <r2@kemendag.go.id>\r\nIn-Reply-To: <r1@example.test>\r\nMIME-Version: 1.0\r\n\
+                  Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+                  Berikut suratnya.\r\n--b\r\nContent-Type: application/pdf; name=\"surat.pdf\"\r\n\
+                  Content-Disposition: attachment; filename=\"surat.pdf\"\r\n\
+                  Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfs\r\n--b--\r\n";
+    let mut clocks = Vec::new();
+    for batched in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, store) = pipeline(dir.path()).await;
+        let batch = [Incoming { raw: &request, now: T0 }, Incoming { raw: letter.as_bytes(), now: T0 + 60_000 }];
+        let actions: Vec<Action> = if batched {
+            p.process_batch("hero", &batch).await.into_iter().map(|r| r.unwrap().action).collect()
+        } else {
+            let mut out = Vec::new();
+            for m in &batch {
+                out.push(p.process("hero", m.raw, m.now).await.unwrap().action);
+            }
+            out
+        };
+        assert_eq!(actions, [Action::Created, Action::Appended]);
+        let statuses: Vec<String> =
+            column(&store, "SELECT status || ' ' || COALESCE(pending_reason, '-') FROM tickets").await;
+        assert_eq!(statuses, ["open -"], "the letter puts the request back in the queue");
+        let rows: Vec<String> = column(
+            &store,
+            "SELECT kind || ' ' || state || ' ' || COALESCE(CAST(running_since AS TEXT), '-') || ' ' || consumed_ms \
+             FROM sla_clocks ORDER BY kind DESC",
+        )
+        .await;
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        clocks.push(rows);
+    }
+    assert_eq!(clocks[0], clocks[1]);
+    assert!(clocks[1].iter().all(|c| c.contains(&(T0 + 60_000).to_string())), "resumed at the letter: {clocks:?}");
+}
+
 /// A sent mail as its reader sees it: kind, recipient, the headers that thread and mark it
 /// (Message-IDs are unique per mail: only their form), its text and its HTML.
 fn outbound_summary(kind: &str, to: &str, raw: &[u8]) -> String {
