@@ -57,7 +57,9 @@ pub(crate) fn prepare(config: &Config, desk: &Desk, inbox_addr: Option<&EmailAdd
     Prepared { mail, route }
 }
 
-fn looks_new(desk: &Desk, mail: &ParsedMail) -> bool {
+/// A mail that would open a ticket if nothing is found for it: from a person who is not an agent,
+/// of a kind that may open a ticket, with no ticket tag or thread reference.
+pub(crate) fn looks_new(desk: &Desk, mail: &ParsedMail) -> bool {
     // An agent's new mail is opened for someone else (`on_behalf`), with that person's words.
     let Some(from) = &mail.from else { return false };
     if desk.agent(&from.address).is_some() {

@@ -507,8 +507,8 @@ impl Pipeline {
             let mut h = self.here(desk, inbox, now)?;
             h.routed_ahead = route.map(|r| (mail, r));
             h.behind = behind;
-            // A mail that may open a ticket reads its sender's load with the duplicate check.
-            let requester = mail.requester().filter(|_| kind.may_open_ticket()).map(|r| r.address.as_str());
+            // A mail that looks like a new request reads its sender's load with the duplicate check.
+            let requester = mail.requester().filter(|_| ahead::looks_new(desk, mail)).map(|r| r.address.as_str());
             let (seen, load) = match requester {
                 Some(address) => {
                     let (seen, load) = store::find_seen_and_load(tx, &desk.id, &key, address, now - HOUR_MS).await?;

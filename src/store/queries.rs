@@ -123,25 +123,31 @@ pub struct Seen {
     pub quarantined: bool,
 }
 
+/// The duplicate check as three columns (`stored`, `number`, `quarantined`) of a `SELECT`, for
+/// `desk` = `$1` and the idempotency key `$2`.
+const SEEN_COLUMNS: &str = "(SELECT COUNT(*) FROM messages WHERE desk = $1 AND idempotency_key = $2) AS stored, \
+     (SELECT t.number FROM messages m JOIN tickets t ON t.id = m.ticket_id \
+      WHERE m.desk = $1 AND m.idempotency_key = $2) AS number, \
+     (SELECT COUNT(*) FROM quarantine WHERE desk = $1 AND idempotency_key = $2 AND released_at IS NULL) \
+     AS quarantined";
+
+/// The stored message (and its ticket) first, else a quarantined copy.
+fn seen_from(r: &AnyRow) -> Result<Option<Seen>> {
+    let (stored, quarantined): (i64, i64) = (r.try_get("stored")?, r.try_get("quarantined")?);
+    Ok(if stored > 0 {
+        Some(Seen { ticket_number: decode_opt(r, "number", TicketNumber::parse)?, quarantined: false })
+    } else if quarantined > 0 {
+        Some(Seen { ticket_number: None, quarantined: true })
+    } else {
+        None
+    })
+}
+
 /// Looks the idempotency key up among messages and quarantined mail.
 pub async fn find_seen(conn: &mut AnyConnection, desk: &str, key: &str) -> Result<Option<Seen>> {
-    // One query: the stored message (and its ticket) first, else a quarantined copy.
-    let row = sqlx::query(
-        "SELECT t.number AS number, CAST(0 AS BIGINT) AS quarantined FROM messages m \
-         LEFT JOIN tickets t ON t.id = m.ticket_id WHERE m.desk = $1 AND m.idempotency_key = $2 \
-         UNION ALL SELECT NULL, CAST(1 AS BIGINT) FROM quarantine WHERE desk = $1 AND idempotency_key = $2 \
-         AND released_at IS NULL \
-         ORDER BY 2 LIMIT 1",
-    )
-    .bind(desk)
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        let quarantined: i64 = r.try_get("quarantined")?;
-        Ok(Seen { ticket_number: decode_opt(&r, "number", TicketNumber::parse)?, quarantined: quarantined == 1 })
-    })
-    .transpose()
+    let sql = format!("SELECT {SEEN_COLUMNS}");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(key).fetch_one(&mut *conn).await?;
+    seen_from(&r)
 }
 
 pub async fn ticket_by_number(conn: &mut AnyConnection, desk: &str, number: &TicketNumber) -> Result<Option<Ticket>> {
@@ -610,15 +616,7 @@ pub async fn find_seen_and_load(
     address: &str,
     since: i64,
 ) -> Result<(Option<Seen>, SenderLoad)> {
-    let sql = format!(
-        "SELECT \
-         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND idempotency_key = $2) AS stored, \
-         (SELECT t.number FROM messages m JOIN tickets t ON t.id = m.ticket_id \
-          WHERE m.desk = $1 AND m.idempotency_key = $2) AS number, \
-         (SELECT COUNT(*) FROM quarantine WHERE desk = $1 AND idempotency_key = $2 AND released_at IS NULL) \
-         AS quarantined, {}",
-        sender_load_columns(3, 4)
-    );
+    let sql = format!("SELECT {SEEN_COLUMNS}, {}", sender_load_columns(3, 4));
     let r = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(desk)
         .bind(key)
@@ -626,15 +624,7 @@ pub async fn find_seen_and_load(
         .bind(since)
         .fetch_one(&mut *conn)
         .await?;
-    let (stored, quarantined): (i64, i64) = (r.try_get("stored")?, r.try_get("quarantined")?);
-    let seen = if stored > 0 {
-        Some(Seen { ticket_number: decode_opt(&r, "number", TicketNumber::parse)?, quarantined: false })
-    } else if quarantined > 0 {
-        Some(Seen { ticket_number: None, quarantined: true })
-    } else {
-        None
-    };
-    Ok((seen, sender_load_from(&r)?))
+    Ok((seen_from(&r)?, sender_load_from(&r)?))
 }
 
 /// Tickets `agent` opened for other people at `desk` since `since` (their `on_behalf` events).
