@@ -1363,7 +1363,26 @@ impl DeskRules {
         }
         // An explicit request ("tolong reset …", "please create …") beats failure words.
         // With no type cue at all, it beats the route's default type too ("mohon update berita …").
-        if ttype != Some(TicketType::Request) && allowed.contains(&TicketType::Request) {
+        // Not where an incident is reported in the words of a class that keeps it one (a
+        // compromise: "… Hacked by …. Mohon segera diturunkan"): the request asks for the fix.
+        let kept = (ttype == Some(TicketType::Incident))
+            .then(|| self.incident_classes.iter().copied().find(|&c| impact_score[c] >= self.impact_threshold))
+            .flatten();
+        if let Some(c) = kept {
+            if let Some((marker, action)) = explicit.as_ref() {
+                cue_reasons.add(|| {
+                    Line::new()
+                        .s("incident: scope class `")
+                        .s(&self.impact_classes[c].0)
+                        .s("` keeps it one; the explicit request \"")
+                        .s(marker)
+                        .s(" … ")
+                        .s(action)
+                        .s("\" asks for the fix")
+                        .done()
+                });
+            }
+        } else if ttype != Some(TicketType::Request) && allowed.contains(&TicketType::Request) {
             if let Some((marker, action)) = explicit {
                 ttype = Some(TicketType::Request);
                 cue_reasons.add(|| {
@@ -2348,6 +2367,43 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let file: rules::DeskFile = toml::from_str(&text("scope = { publik = 1 }")).unwrap();
         let errs = rules::compile(Path::new("t.toml"), file, &common, &cat).unwrap_err();
         assert!(errs[0].to_string().contains("scope: unknown impact class `publik`; known: "), "{errs:?}");
+    }
+
+    #[test]
+    fn a_class_that_keeps_an_incident_outweighs_an_explicit_request_to_fix_it() {
+        // A desk class marked `incident` (as the shipped `security_breach` is): where its cues
+        // count, "mohon segera diaktifkan kembali" asks for the fix of the incident reported.
+        let rules = |flag: &str| {
+            compile_hero(&format!(
+                r#"
+desk = "hero"
+[[route]]
+to = "aplikasi/tnde"
+keywords = {{ "tnde" = 5 }}
+[impact_classes.takedown]
+level = "high"
+{flag}
+[impact_classes.takedown.keywords]
+"diturunkan paksa" = 3
+"#
+            ))
+        };
+        let body = "TNDE diturunkan paksa dan tidak bisa dibuka sejak pagi. Mohon segera diaktifkan kembali.";
+        let kept = route_with(&rules("incident = true"), "", body);
+        assert_eq!(kept.ticket_type, Some(TicketType::Incident), "{kept:?}");
+        assert_eq!(kept.impact, Some(Impact::High), "{kept:?}");
+        assert!(
+            kept.reasons.iter().any(|x| x.contains(
+                "incident: scope class `takedown` keeps it one; the explicit request \"mohon … diaktifkan\" asks for the fix"
+            )),
+            "{kept:?}"
+        );
+        let plain = route_with(&rules(""), "", body);
+        assert_eq!(plain.ticket_type, Some(TicketType::Request), "{plain:?}");
+        assert!(plain.reasons.iter().any(|x| x.contains("explicit request \"mohon … diaktifkan\"")), "{plain:?}");
+        // A message with the class's cue and no explicit request is an incident either way.
+        let fault = "TNDE diturunkan paksa dan tidak bisa dibuka sejak pagi.";
+        assert_eq!(route_with(&rules(""), "", fault).ticket_type, Some(TicketType::Incident));
     }
 
     #[test]

@@ -165,6 +165,10 @@ pub struct ImpactClass {
     /// "my colleagues" stands; a service "slow but usable" is not down for the public).
     #[serde(default)]
     pub caps: Vec<String>,
+    /// Where this class counts, the message reports an incident whatever it asks for: an explicit
+    /// request in it ("mohon segera dipulihkan" after a defacement) asks for the fix.
+    #[serde(default)]
+    pub incident: bool,
 }
 
 /// A kind of counted thing for the impact of incidents (see [`super::scope::counts`]): a number
@@ -432,6 +436,8 @@ pub struct DeskRules {
     pub impact_classes: Vec<(String, Impact)>,
     /// Per impact class (same index), the classes it caps (see [`ImpactClass::caps`]).
     pub impact_caps: Vec<Vec<usize>>,
+    /// The impact classes that keep a message an incident (see [`ImpactClass::incident`]).
+    pub incident_classes: Vec<usize>,
     /// Counts of people or units that name an impact class (see [`super::scope::counts`]).
     pub impact_counts: Vec<super::scope::CountKind>,
     /// A duty due soon names an impact class (see [`super::scope::due_soon`]).
@@ -715,7 +721,7 @@ pub fn compile_for(
         }
     }
     // Impact classes: the common ones, extended or added to by the desk's.
-    type ClassSlot<'a> = (Option<Impact>, BTreeMap<&'a String, f64>, Vec<&'a String>);
+    type ClassSlot<'a> = (Option<Impact>, BTreeMap<&'a String, f64>, Vec<&'a String>, bool);
     let mut classes: BTreeMap<&String, ClassSlot<'_>> = BTreeMap::new();
     for (name, class) in common.impact_classes.iter().chain(file.impact_classes.iter()) {
         let slot = classes.entry(name).or_default();
@@ -729,14 +735,19 @@ pub fn compile_for(
         if !class.caps.is_empty() {
             slot.2 = class.caps.iter().collect();
         }
+        slot.3 |= class.incident;
     }
     let mut impact_classes: Vec<(String, Impact)> = Vec::new();
     let mut caps_named: Vec<(String, Vec<&String>)> = Vec::new();
-    for (i, (name, (level, cues, caps))) in classes.into_iter().enumerate() {
+    let mut incident_classes = Vec::new();
+    for (i, (name, (level, cues, caps, incident))) in classes.into_iter().enumerate() {
         let Some(level) = level else {
             errors.push(inv(format!("impact_classes.{name}.level: missing (low, medium or high)")));
             continue;
         };
+        if incident {
+            incident_classes.push(impact_classes.len());
+        }
         impact_classes.push((name.clone(), level));
         caps_named.push((name.clone(), caps));
         for (p, w) in cues {
@@ -1053,6 +1064,7 @@ pub fn compile_for(
         mention_weight: file.mention_weight,
         impact_classes,
         impact_caps,
+        incident_classes,
         impact_counts,
         impact_due,
         impact_pair_starts: super::phrases::StartIndex::new(impact_pairs.iter().map(|p| &p.first)),
