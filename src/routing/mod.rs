@@ -1035,21 +1035,23 @@ impl DeskRules {
         {
             return None;
         }
+        let mut phrase = None;
         for sentence in asked {
-            if let Some(p) = self.polite_requests.iter().find(|p| sentence.contains(p.as_str())) {
-                return Some(p);
-            }
             // "tolong reset password saya?": an explicit request asked as a question.
             let words: Vec<&str> = sentence.split_whitespace().collect();
             if self.speech.explicit_request(&words).is_some() {
                 return Some("an explicit request");
             }
-            // "bisa ditambah kapasitasnya?": a question that asks for an action.
+            // "bisa ditambah kapasitasnya?", "bs diaktifin lg ga?": a question that asks for an
+            // action, also where a polite phrase stands in it.
             if self.speech.asked_action(&words).is_some() {
                 return Some(ASKED_ACTION);
             }
+            if phrase.is_none() {
+                phrase = self.polite_requests.iter().find(|p| sentence.contains(p.as_str())).map(String::as_str);
+            }
         }
-        None
+        phrase
     }
 
     /// The word of [`speech::SpeechCues::self_words`] ("sendiri") in one of the `asked`
@@ -2435,6 +2437,11 @@ level = "high"
         assert_ne!(i.ticket_type, Some(TicketType::Request), "{i:?}");
         let q = route("Internet", "Apakah internet kantor bisa dinaikkan kecepatannya?", None);
         assert_eq!(q.ticket_type, Some(TicketType::Question), "{q:?}");
+        // A polite phrase of `polite_requests` in the question ("bisa diaktifkan") does not hide
+        // the action it names: the fault words ("expired") still lose to it.
+        let chat = route("", "min akun wifi kemendag sy expired, bs diaktifin lg ga?", None);
+        assert_eq!(chat.ticket_type, Some(TicketType::Request), "{chat:?}");
+        assert!(chat.reasons.iter().any(|x| x.contains("a question that asks for an action beats")), "{chat:?}");
     }
 
     #[test]
