@@ -165,8 +165,8 @@ pub struct ImpactClass {
     /// "my colleagues" stands; a service "slow but usable" is not down for the public).
     #[serde(default)]
     pub caps: Vec<String>,
-    /// Where this class counts, the message reports an incident whatever it asks for: an explicit
-    /// request in it ("mohon segera dipulihkan" after a defacement) asks for the fix.
+    /// Where this class counts and the incident cues lead, the message stays an incident: an
+    /// explicit request in it ("mohon segera dipulihkan" after a defacement) asks for the fix.
     #[serde(default)]
     pub incident: bool,
 }
