@@ -57,7 +57,7 @@ fn main() {
             for (m, (desk, inbox)) in msgs.iter().zip(&desks) {
                 let (mut p, _) = decide(&config.router, &desk.catalogue, inbox, m);
                 if *with_opinion && let Some(model) = learned.get(&m.desk) {
-                    p = second_opinion(model, m, p).0;
+                    p = second_opinion(model, m, p, false).0;
                 }
                 assert!(p.category == "triage" || desk.catalogue.subcategory(&p.category, &p.subcategory).is_some());
                 routed += (p.category != "triage") as usize;

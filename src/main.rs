@@ -286,9 +286,14 @@ enum RulesCommand {
         #[arg(long)]
         input: PathBuf,
         /// Labelled JSON-lines files to learn a second opinion from (one model per desk): the
-        /// scores then show the rules with that opinion ([`loket::routing::examples`]).
+        /// scores then show the rules with that opinion, as the router applies it: a route it
+        /// clearly contradicts goes to triage ([`loket::routing::examples`]).
         #[arg(long)]
         learn: Vec<PathBuf>,
+        /// With `--learn`: show what replacing a clearly contradicted route by the opinion's
+        /// would give instead (for comparison; the router never does it).
+        #[arg(long, requires = "learn")]
+        replace: bool,
     },
     /// Report duplicated cues, unused sets, routes that can never win, routes without examples
     /// and ties on the examples; exits 1 on any finding.
@@ -1451,7 +1456,7 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(if findings == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        RulesCommand::Eval { input, learn } => {
+        RulesCommand::Eval { input, learn, replace } => {
             let catalogues: Vec<_> = config.desks.iter().map(|d| &d.catalogue).collect();
             let mut sets = Vec::new();
             for path in &learn {
@@ -1480,7 +1485,7 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 let (mut p, _) = eval::predict(&config.router, &d.catalogue, &desk_inbox(d), &m);
                 if let Some(model) = models.get(&m.desk) {
                     use loket::routing::examples::Judgement;
-                    let (q, judgement) = eval::second_opinion(model, &m, p);
+                    let (q, judgement) = eval::second_opinion(model, &m, p, replace);
                     p = q;
                     judged[match judgement {
                         Judgement::Agrees | Judgement::Close { .. } => 0,

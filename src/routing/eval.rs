@@ -151,20 +151,28 @@ pub fn models(sets: &[Labelled]) -> std::collections::BTreeMap<String, super::ex
 }
 
 /// The rules' prediction `p` for `m` after the second opinion of the desk's model
-/// ([`super::examples::judge`]): overruled, sent to triage, or kept; with the judgement.
+/// ([`super::examples::judge`]): kept, or sent to triage, as the router does; with `replace`
+/// (`rules eval --learn … --replace`, for comparison only, never the router's way), a clearly
+/// contradicted route is replaced by the model's instead. With the judgement.
 pub fn second_opinion(
     model: &super::examples::Model,
     m: &Labelled,
     mut p: Prediction,
+    replace: bool,
 ) -> (Prediction, super::examples::Judgement) {
     use super::examples::{Judgement, judge, text};
     let scores = model.scores(&text(m.subject.as_deref().unwrap_or(""), &m.body));
     let route = format!("{}/{}", p.category, p.subcategory);
     let triage = p.category == crate::catalogue::TRIAGE_CATEGORY;
     let judgement = judge(model, &scores, &route, triage);
+    let to_triage = |p: &mut Prediction| {
+        p.category = crate::catalogue::TRIAGE_CATEGORY.into();
+        p.subcategory = crate::catalogue::TRIAGE_SUBCATEGORY.into();
+        p.confidence = 0.0;
+    };
     match &judgement {
         Judgement::Agrees | Judgement::Close { .. } => {}
-        Judgement::Overrules { best, .. } => {
+        Judgement::Overrules { best, .. } if replace => {
             let (category, subcategory) = best.split_once('/').unwrap_or((best.as_str(), ""));
             (p.category, p.subcategory) = (category.to_string(), subcategory.to_string());
             if p.category == crate::catalogue::TRIAGE_CATEGORY {
@@ -172,11 +180,7 @@ pub fn second_opinion(
                 p.confidence = 0.0;
             }
         }
-        Judgement::Unclear { .. } => {
-            p.category = crate::catalogue::TRIAGE_CATEGORY.into();
-            p.subcategory = crate::catalogue::TRIAGE_SUBCATEGORY.into();
-            p.confidence = 0.0;
-        }
+        Judgement::Overrules { .. } | Judgement::Unclear { .. } => to_triage(&mut p),
     }
     (p, judgement)
 }
@@ -395,20 +399,26 @@ mod tests {
     }
 
     #[test]
-    fn the_second_opinion_keeps_agreement_and_triage_and_overrules_a_clear_mistake() {
+    fn the_second_opinion_keeps_agreement_and_triage_and_holds_a_clear_mistake_for_a_person() {
         let models = models(&sets());
         let model = &models["hero"];
         let m = labelled("m", "hero", "wifi kantor mati lagi, sinyal wifi putus", None);
         // The rules agree: kept as it was.
-        let (kept, _) = second_opinion(model, &m, prediction("jaringan/wifi"));
+        let (kept, _) = second_opinion(model, &m, prediction("jaringan/wifi"), false);
         assert_eq!((kept.category.as_str(), kept.subcategory.as_str(), kept.confidence), ("jaringan", "wifi", 0.7));
-        // The rules chose another service: the model's clear choice replaces it.
-        let (overruled, _) = second_opinion(model, &m, prediction("aplikasi/sigi"));
-        assert_eq!((overruled.category.as_str(), overruled.subcategory.as_str()), ("jaringan", "wifi"));
-        assert_eq!(overruled.ticket_type, Some(TicketType::Incident), "only the route changes");
+        // The rules chose another service: the message goes to triage, as the router sends it;
+        // the opinion's own route only with `replace` (`rules eval --replace`).
+        let (held, j) = second_opinion(model, &m, prediction("aplikasi/sigi"), false);
+        assert!(matches!(&j, super::super::examples::Judgement::Overrules { best, .. } if best == "jaringan/wifi"));
+        assert_eq!((held.category.as_str(), held.subcategory.as_str(), held.confidence), ("triage", "unknown", 0.0));
+        let (replaced, _) = second_opinion(model, &m, prediction("aplikasi/sigi"), true);
+        assert_eq!((replaced.category.as_str(), replaced.subcategory.as_str()), ("jaringan", "wifi"));
+        assert_eq!(replaced.ticket_type, Some(TicketType::Incident), "only the route changes");
         // The rules' triage stands, whatever the model thinks.
-        let (triage, _) = second_opinion(model, &m, prediction("triage/unknown"));
-        assert_eq!((triage.category.as_str(), triage.subcategory.as_str()), ("triage", "unknown"));
+        for replace in [false, true] {
+            let (triage, _) = second_opinion(model, &m, prediction("triage/unknown"), replace);
+            assert_eq!((triage.category.as_str(), triage.subcategory.as_str()), ("triage", "unknown"));
+        }
     }
 
     #[test]
@@ -423,7 +433,7 @@ mod tests {
         let models = models(&sets);
         let model = &models["hero"];
         let m = labelled("m", "hero", "printer di ruang rapat macet tidak bisa cetak", None);
-        let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"));
+        let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"), true);
         assert!(
             matches!(&j, super::super::examples::Judgement::Overrules { best, .. } if best == "triage/unknown"),
             "{j:?}"
@@ -439,7 +449,7 @@ mod tests {
         // service is far from both.
         let m = labelled("m", "hero", "password wifi", None);
         let scores = model.scores(&super::super::examples::text("", &m.body));
-        let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"));
+        let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"), false);
         assert!(matches!(j, super::super::examples::Judgement::Unclear { .. }), "{j:?}");
         assert_eq!((p.category.as_str(), p.confidence), ("triage", 0.0), "scores {scores:?}");
     }

@@ -1318,11 +1318,10 @@ impl DeskRules {
             _ => RouteDecision::triage("no rule matched"),
         };
 
-        // The second opinion learned from the desk's labelled messages, before the sender rule
-        // (a route it chooses is refused to an outside sender like the rules' own).
-        let mut best = best;
+        // The second opinion learned from the desk's labelled messages: it keeps the rules' route
+        // or sends the message to triage; it never routes.
         if let Some(model) = &self.opinion {
-            self.second_opinion(model, input, &mut best, &mut decision, cue_reasons.on());
+            self.second_opinion(model, input, &mut decision, cue_reasons.on());
         }
 
         // Internal-only services are not opened for senders outside the desk's domains.
@@ -1510,14 +1509,13 @@ impl DeskRules {
         decision
     }
 
-    /// The second opinion ([`examples::judge`]) on the rules' `decision` for route `best`: kept,
-    /// replaced by the route the desk's labelled messages clearly point to (`best` follows), or
-    /// sent to triage; with a line of reasons when `explain`.
+    /// The second opinion ([`examples::judge`]) on the rules' `decision`: kept, or sent to triage
+    /// where the desk's labelled messages clearly point elsewhere or neither is clear (the rules
+    /// stay the only thing that routes); with a line of reasons when `explain`.
     fn second_opinion(
         &self,
         model: &examples::Model,
         input: &RouteInput<'_>,
-        best: &mut Option<usize>,
         decision: &mut RouteDecision,
         explain: bool,
     ) {
@@ -1532,34 +1530,13 @@ impl DeskRules {
                 Tenths(f64::from(gap))
             ))),
             Judgement::Overrules { best: theirs, margin } => {
-                let why = format!(
+                // The rules stay the only thing that routes: a route the labelled messages
+                // clearly contradict goes to a person (triage), never to the opinion's route.
+                *decision = RouteDecision::triage(format!(
                     "second opinion: labelled messages like this one are {theirs}, {} ahead of the next; \
-                     the rules' {rules_route} set aside",
+                     the rules' {rules_route} is held for a person to decide",
                     Tenths(f64::from(margin))
-                );
-                let found = theirs
-                    .split_once('/')
-                    .and_then(|(c, sub)| self.routes.iter().position(|r| r.category == c && r.subcategory == sub));
-                match found {
-                    Some(k) => {
-                        let route = &self.routes[k];
-                        *best = Some(k);
-                        *decision = RouteDecision {
-                            category: route.category.clone(),
-                            subcategory: route.subcategory.clone(),
-                            ticket_type: None,
-                            impact: None,
-                            urgency: None,
-                            // The model's lead, between one half and one.
-                            confidence: (0.5 + f64::from(margin) / 2.0).min(1.0),
-                            reasons: line(why),
-                            internal_only_refused: None,
-                            official_only: false,
-                        };
-                    }
-                    // Triage, or a route of the catalogue that no rule leads to.
-                    None => *decision = RouteDecision::triage(why),
-                }
+                ))
             }
             Judgement::Unclear { best: theirs, margin, gap } => {
                 let against = if gap.is_finite() {
@@ -2009,23 +1986,24 @@ keywords = { "izin ekspor" = 1 }
     }
 
     #[test]
-    fn a_second_opinion_replaces_a_route_its_labelled_messages_clearly_contradict() {
+    fn a_second_opinion_holds_a_route_its_labelled_messages_clearly_contradict_for_a_person() {
         let r = hero_with_opinion();
         assert!(r.opinion.is_some());
         let without = compile_hero(HERO_FOUR_ROUTES);
-        // "sigi" leads the rules to SIGI; the labelled messages say the intranet's notices.
+        // "sigi" leads the rules to SIGI; the labelled messages say the intranet's notices. The
+        // rules stay the only thing that routes: the message goes to triage, with both named.
         let body = "sigi: halaman pengumuman pegawai tidak tampil";
         assert_eq!(route_from(&without, "", body, None).route(), "aplikasi/sigi");
         let d = route_from(&r, "", body, None);
-        assert_eq!(d.route(), "aplikasi/intranet", "{:?}", d.reasons);
+        assert!(d.is_triage() && d.confidence == 0.0, "{d:?}");
         assert!(
             d.reasons
                 .iter()
-                .any(|l| l.starts_with("second opinion: labelled messages like this one are aplikasi/intranet")),
+                .any(|l| l.starts_with("second opinion: labelled messages like this one are aplikasi/intranet")
+                    && l.ends_with("the rules' aplikasi/sigi is held for a person to decide")),
             "{:?}",
             d.reasons
         );
-        assert!(d.confidence >= 0.5 && d.ticket_type.is_some(), "{d:?}");
         // What both agree on is the rules' decision as it was.
         let agreed = route_from(&r, "SIGI", "pelaporan gaji bulanan gagal disimpan", None);
         assert_eq!(agreed, route_from(&without, "SIGI", "pelaporan gaji bulanan gagal disimpan", None));
@@ -2035,15 +2013,19 @@ keywords = { "izin ekspor" = 1 }
     }
 
     #[test]
-    fn a_route_the_second_opinion_chooses_is_refused_to_an_outside_sender_like_any_other() {
+    fn the_second_opinion_never_routes_so_no_message_can_be_worded_into_an_internal_service() {
         let r = hero_with_opinion();
         // The rules say the call centre's INATRADE (open to everyone); the labelled messages say
-        // the internal INATRADE: from inside it is that, from outside it is refused.
+        // the internal INATRADE. From inside or outside, the opinion only holds the message for a
+        // person: it never opens the internal service.
         let body = "inatrade: dashboard verifikator izin impor kosong";
-        assert_eq!(route_from(&r, "", body, Some("kemendag.go.id")).route(), "aplikasi/inatrade");
-        let outside = route_from(&r, "", body, Some("gmail.com"));
-        assert!(outside.is_triage(), "{outside:?}");
-        assert_eq!(outside.internal_only_refused.as_deref(), Some("INATRADE"));
+        let without = compile_hero(HERO_FOUR_ROUTES);
+        assert_eq!(route_from(&without, "", body, Some("gmail.com")).route(), "call_center/inatrade");
+        for domain in ["kemendag.go.id", "gmail.com"] {
+            let d = route_from(&r, "", body, Some(domain));
+            assert!(d.is_triage(), "{domain}: {d:?}");
+            assert!(d.reasons.iter().any(|l| l.contains("are aplikasi/inatrade")), "{domain}: {:?}", d.reasons);
+        }
     }
 
     #[test]
