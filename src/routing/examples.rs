@@ -11,10 +11,11 @@
 //! Used by the router when the rules directory has labelled messages (`rules/labelled/`,
 //! [`super::LABELLED_DIR`]) and by `loket rules eval --learn`.
 //!
-//! So the model does not route on its own. [`judge`] compares its scores with the rules' decision:
-//! agreement keeps the rules' route; a clear disagreement takes the model's route; an unclear one
-//! goes to triage. The rules' triage (below their threshold, or a service refused to an outside
-//! sender) always stands.
+//! The model never routes: the rules stay the only thing that does. [`judge`] compares its scores
+//! with the rules' decision: agreement keeps the rules' route; a clear disagreement or an unclear
+//! one sends the message to triage for a person to decide (`rules eval --replace` shows, for
+//! comparison only, what taking the model's route instead would give). The rules' triage (below
+//! their threshold, or a service refused to an outside sender) always stands.
 //!
 //! The model: words of two letters or more and pairs of neighbouring words of the folded text
 //! ([`super::normalize::fold`]), weighted by `1 + ln(count)` times their inverse document frequency
@@ -35,7 +36,8 @@ const MAX_ROUNDS: usize = 100;
 const MIN_MESSAGES: u32 = 2;
 
 /// How far apart two routes' scores must be for the model's choice to count as clear: above it,
-/// the model overrules the rules; within it of the model's best, the rules' route is kept.
+/// the model overrules the rules (the message goes to triage); within it of the model's best, the
+/// rules' route is kept.
 pub const CLEAR_MARGIN: f32 = 0.3;
 
 /// A desk's model: its vocabulary, each term's inverse document frequency and, per term, one
@@ -230,8 +232,8 @@ pub enum Judgement {
     Agrees,
     /// The rules' route is within [`CLEAR_MARGIN`] of the model's best: kept.
     Close { best: String, gap: f32 },
-    /// The model's best route leads its runner-up by more than [`CLEAR_MARGIN`]: it replaces
-    /// the rules' route.
+    /// The model's best route leads its runner-up by more than [`CLEAR_MARGIN`] and is not the
+    /// rules': the rules' route is held for a person (triage).
     Overrules { best: String, margin: f32 },
     /// Neither clear: the message goes to triage.
     Unclear { best: String, margin: f32, gap: f32 },

@@ -7,8 +7,8 @@
 //! forced into a wrong queue. Rules are plain files (`rules/`), compiled once: every desk's at load
 //! ([`Router::load`]), or only the desk a message needs, when it first needs them ([`Router::lazy`]).
 //! Labelled messages in `rules/labelled/*.jsonl`, when there are any, teach each desk a second
-//! opinion on its rules' route ([`examples`]), learned when the desk's rules compile and applied
-//! before the internal-only rule.
+//! opinion on its rules' route ([`examples`]), learned when the desk's rules compile: it keeps the
+//! rules' route or sends the message to triage, and never routes.
 
 pub mod eval;
 pub mod examples;
