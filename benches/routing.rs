@@ -2,21 +2,21 @@
 //! `seeds/`), one thread, the labelled dev messages routed over and over. `cargo bench --bench
 //! routing` prints messages per second (`LOKET_BENCH_EXPLAIN=1`: with the reasons, as the daemon
 //! routes); under `cargo test` it routes each message once and checks
-//! every answer is a route of the message's desk. `LOKET_BENCH_OPINION=1` also learns the second
-//! opinion (`routing::examples`) from the training sets and routes the messages again with it, in
-//! the same run, beside the rules alone.
+//! every answer is a route of the message's desk. The router is the shipped one: the rules and
+//! the second opinion it learns from `rules/labelled/` (`routing::examples`).
+//! `LOKET_BENCH_OPINION=1` also routes the messages with the rules alone, in the same run, first.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use loket::config::Config;
-use loket::routing::eval::{Labelled, explain, models, predict, read_labelled_file, second_opinion};
+use loket::routing::eval::{Labelled, explain, predict};
 
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = Config::load(&repo.join("loket.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let text = std::fs::read_to_string(repo.join("tests/fixtures/eval/routing-dev.jsonl"))
-        .expect("tests/fixtures/eval/routing-dev.jsonl");
+    let text = std::fs::read_to_string(repo.join("rules/labelled/routing-dev.jsonl"))
+        .expect("rules/labelled/routing-dev.jsonl");
     let msgs: Vec<Labelled> =
         text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
     let desks: Vec<_> = msgs
@@ -34,31 +34,17 @@ fn main() {
     let rounds =
         if bench { std::env::var("LOKET_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000) } else { 1 };
     let opinion = std::env::var("LOKET_BENCH_OPINION").is_ok_and(|v| v == "1");
-    let learned = if opinion {
-        let dir = repo.join("tests/fixtures/eval");
-        let catalogues: Vec<_> = config.desks.iter().map(|d| &d.catalogue).collect();
-        let mut sets = Vec::new();
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            if name.starts_with("routing-train") && name.ends_with(".jsonl") {
-                sets.extend(read_labelled_file(&dir.join(&name), &catalogues).unwrap_or_else(|e| panic!("{e}")));
-            }
-        }
-        models(&sets)
-    } else {
-        Default::default()
-    };
+    let mut rules_alone = Config::load(&repo.join("loket.toml")).unwrap_or_else(|e| panic!("{e}"));
+    std::sync::Arc::get_mut(&mut rules_alone.router).expect("not shared").without_opinions();
     let bytes: usize = msgs.iter().map(|m| m.body.len() + m.subject.as_deref().unwrap_or("").len()).sum();
-    for with_opinion in if opinion { &[false, true][..] } else { &[false][..] } {
+    for with_opinion in if opinion { &[false, true][..] } else { &[true][..] } {
         let start = Instant::now();
         let mut routed = 0usize;
         let mut n = 0usize;
         for _ in 0..rounds {
             for (m, (desk, inbox)) in msgs.iter().zip(&desks) {
-                let (mut p, _) = decide(&config.router, &desk.catalogue, inbox, m);
-                if *with_opinion && let Some(model) = learned.get(&m.desk) {
-                    p = second_opinion(model, m, p, false).0;
-                }
+                let router = if *with_opinion { &config.router } else { &rules_alone.router };
+                let (p, _) = decide(router, &desk.catalogue, inbox, m);
                 assert!(p.category == "triage" || desk.catalogue.subcategory(&p.category, &p.subcategory).is_some());
                 routed += (p.category != "triage") as usize;
                 n += 1;
@@ -69,7 +55,7 @@ fn main() {
             println!(
                 "routing benchmark{}{}: {n} messages ({} distinct, mean {} bytes), 4 desks' rules, 1 thread: {:.0} messages/s ({:.1} µs each)",
                 if with_reasons { " with reasons" } else { "" },
-                if *with_opinion { " and the second opinion" } else { "" },
+                if *with_opinion { "" } else { " (the rules alone)" },
                 msgs.len(),
                 bytes / msgs.len(),
                 n as f64 / secs,
@@ -78,7 +64,7 @@ fn main() {
         } else {
             println!(
                 "routing smoke check{}: {n} messages, {routed} routed",
-                if *with_opinion { " with the second opinion" } else { "" }
+                if *with_opinion { "" } else { " (the rules alone)" }
             );
         }
     }

@@ -285,15 +285,20 @@ enum RulesCommand {
     Eval {
         #[arg(long)]
         input: PathBuf,
-        /// Labelled JSON-lines files to learn a second opinion from (one model per desk): the
-        /// scores then show the rules with that opinion, as the router applies it: a route it
-        /// clearly contradicts goes to triage ([`loket::routing::examples`]).
+        /// Labelled JSON-lines files to learn a second opinion from (one model per desk), in
+        /// place of the one the router learns from `rules/labelled/`: the scores then show the
+        /// rules with that opinion, as the router applies it: a route it clearly contradicts goes
+        /// to triage ([`loket::routing::examples`]).
         #[arg(long)]
         learn: Vec<PathBuf>,
         /// With `--learn`: show what replacing a clearly contradicted route by the opinion's
         /// would give instead (for comparison; the router never does it).
         #[arg(long, requires = "learn")]
         replace: bool,
+        /// The rules alone, without the second opinion the router learns from
+        /// `rules/labelled/` (`--learn` implies it: the opinion is then the one it learns).
+        #[arg(long)]
+        rules_only: bool,
     },
     /// Report duplicated cues, unused sets, routes that can never win, routes without examples
     /// and ties on the examples; exits 1 on any finding.
@@ -1379,7 +1384,7 @@ fn desk_inbox(desk: &loket::config::Desk) -> String {
 
 fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> {
     use loket::routing::{RouteInput, eval};
-    let config = config.load()?;
+    let mut config = config.load()?;
     match command {
         RulesCommand::Test { desk } => {
             let mut total = 0;
@@ -1456,11 +1461,16 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(if findings == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        RulesCommand::Eval { input, learn, replace } => {
+        RulesCommand::Eval { input, learn, replace, rules_only } => {
+            if rules_only || !learn.is_empty() {
+                std::sync::Arc::get_mut(&mut config.router)
+                    .context("the router is shared; cannot route with the rules alone")?
+                    .without_opinions();
+            }
             let catalogues: Vec<_> = config.desks.iter().map(|d| &d.catalogue).collect();
             let mut sets = Vec::new();
             for path in &learn {
-                sets.extend(eval::read_labelled_file(path, &catalogues)?);
+                sets.extend(eval::read_labelled_file(path, &catalogues, eval::OtherDesks::Refused)?);
             }
             let models = eval::models(&sets);
             if !learn.is_empty() {
@@ -1471,7 +1481,7 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                     if desks.is_empty() { "none".to_string() } else { desks.join(", ") }
                 );
             }
-            // Kept (agreeing or close), overruled, sent to triage.
+            // Kept (agreeing or close), overruled, kept where the opinion is not clear.
             let mut judged = [0usize; 3];
             let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
             let mut metrics = eval::Metrics::default();
@@ -1504,8 +1514,10 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 eprintln!("  {desk}: {}", m.summary());
             }
             if !learn.is_empty() {
-                let [kept, overruled, triaged] = judged;
-                eprintln!("second opinion: {kept} routes kept, {overruled} overruled, {triaged} sent to triage");
+                let [kept, overruled, unclear] = judged;
+                eprintln!(
+                    "second opinion: {kept} routes kept, {unclear} kept where it was not clear, {overruled} held for a person"
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -85,6 +85,8 @@ pub struct Files {
     pub templates: PathBuf,
     /// The routing rules directory.
     pub rules: PathBuf,
+    /// `storage.cache`: where the router keeps what it learned from the rules' labelled messages.
+    pub cache: PathBuf,
     /// One per `[[desk]]`, in the file's order.
     pub desks: Vec<DeskFiles>,
     /// `security.token_secret_file`: the load step reads it (or makes it) into the signer.
@@ -211,8 +213,9 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
     if raw.storage.max_connections == 0 {
         problems.push(p("storage.max_connections: must be at least 1".into()));
     }
-    // The files directory, resolved like the SQLite file (its default sits beside it).
+    // The files and cache directories, resolved like the SQLite file (their defaults sit beside it).
     raw.storage.files = Some(resolve(&raw.storage.files_dir()));
+    raw.storage.cache = Some(resolve(&raw.storage.cache_dir()));
 
     // outbound
     raw.outbound.directory = resolve(&raw.outbound.directory);
@@ -596,6 +599,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
         path: path.to_path_buf(),
         templates: resolve(&raw.templates),
         rules: resolve(&raw.rules),
+        cache: raw.storage.cache_dir(),
         desks: desk_files,
         token_secret,
     };

@@ -65,6 +65,11 @@ pub struct StorageConfig {
     /// PostgreSQL store must share it too (one path on shared storage).
     #[serde(default)]
     pub files: Option<PathBuf>,
+    /// Directory of what Loket can make again and keeps to start faster: the second opinions
+    /// learned from `rules/labelled/` (`routing::learned`). Default: `cache` beside the SQLite
+    /// file, `var/cache` with PostgreSQL.
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
     /// Seconds a file no row references is kept before the sweep deletes it (a file written for
     /// a transaction that has not committed yet must outlive the transaction).
     #[serde(default = "default_files_grace")]
@@ -95,15 +100,23 @@ impl StorageConfig {
     /// The files directory: `files` when given, else `files` beside the SQLite file, else
     /// `var/files`.
     pub fn files_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.files {
-            return dir.clone();
-        }
+        self.files.clone().unwrap_or_else(|| self.beside_the_store("files"))
+    }
+
+    /// The cache directory: `cache` when given, else `cache` beside the SQLite file, else
+    /// `var/cache`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache.clone().unwrap_or_else(|| self.beside_the_store("cache"))
+    }
+
+    /// `name` in the SQLite file's directory, else in `var`.
+    fn beside_the_store(&self, name: &str) -> PathBuf {
         let sqlite = self.url.strip_prefix("sqlite:").map(|r| r.trim_start_matches("//"));
         match sqlite.map(|r| r.split_once('?').map_or(r, |(f, _)| f)) {
             Some(file) if !file.is_empty() && file != ":memory:" => {
-                Path::new(file).parent().map_or_else(|| PathBuf::from("files"), |d| d.join("files"))
+                Path::new(file).parent().map_or_else(|| PathBuf::from(name), |d| d.join(name))
             }
-            _ => PathBuf::from("var/files"),
+            _ => Path::new("var").join(name),
         }
     }
 }
@@ -133,6 +146,7 @@ impl Default for StorageConfig {
             max_connections: default_pool(),
             sqlite_synchronous: SqliteSynchronous::Full,
             files: None,
+            cache: None,
             files_grace_secs: default_files_grace(),
             files_flush: FilesFlush::EachFile,
         }

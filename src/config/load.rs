@@ -113,8 +113,10 @@ pub fn load(files: &Files, mode: Mode<'_>) -> Result<Loaded, Vec<ConfigProblem>>
     }
     let catalogues: Vec<&Catalogue> = desks.iter().map(|d| &d.catalogue).collect();
     let router = match mode {
-        Mode::Full | Mode::Check => Router::load(&files.rules, &catalogues),
-        Mode::Ingest { .. } => Router::lazy(&files.rules, &catalogues).map_err(|e| vec![e]),
+        Mode::Full => Router::load(&files.rules, &catalogues, Some(&files.cache)),
+        // `check-config` reads and learns, and writes nothing.
+        Mode::Check => Router::load(&files.rules, &catalogues, None),
+        Mode::Ingest { .. } => Router::lazy(&files.rules, &catalogues, Some(&files.cache)).map_err(|e| vec![e]),
     };
     let router = match router {
         Ok(r) => Some(r),

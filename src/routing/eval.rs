@@ -1,4 +1,4 @@
-//! Measuring the router: the labelled-message format of `tests/fixtures/eval/routing-dev.jsonl`
+//! Measuring the router: the labelled-message format of `rules/labelled/routing-dev.jsonl`
 //! (`loket rules eval`) and the examples inside the rules files (`loket rules test`).
 
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,11 @@ fn decide(
 /// a line that is not a labelled message, or whose label names a desk without a catalogue here or
 /// a route its desk does not have (triage aside), is an error naming the file and line. What a
 /// second opinion learns from (`rules/labelled/`, `rules eval --learn`).
-pub fn read_labelled_file(path: &std::path::Path, catalogues: &[&Catalogue]) -> Result<Vec<Labelled>, RulesError> {
+pub fn read_labelled_file(
+    path: &std::path::Path,
+    catalogues: &[&Catalogue],
+    others: OtherDesks,
+) -> Result<Vec<Labelled>, RulesError> {
     let text = std::fs::read_to_string(path).map_err(|source| RulesError::Io { path: path.into(), source })?;
     let inv = |line: usize, message: String| RulesError::Invalid {
         path: path.into(),
@@ -113,10 +117,12 @@ pub fn read_labelled_file(path: &std::path::Path, catalogues: &[&Catalogue]) -> 
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let m: Labelled = serde_json::from_str(line).map_err(|e| inv(i + 1, format!("not a labelled message: {e}")))?;
         if let Some(e) = &m.expected {
-            let cat = catalogues
-                .iter()
-                .find(|c| c.desk == m.desk)
-                .ok_or_else(|| inv(i + 1, format!("no desk `{}`", m.desk)))?;
+            let Some(cat) = catalogues.iter().find(|c| c.desk == m.desk) else {
+                match others {
+                    OtherDesks::Skipped => continue,
+                    OtherDesks::Refused => return Err(inv(i + 1, format!("no desk `{}`", m.desk))),
+                }
+            };
             if e.category != crate::catalogue::TRIAGE_CATEGORY && cat.subcategory(&e.category, &e.subcategory).is_none()
             {
                 return Err(inv(
@@ -128,6 +134,16 @@ pub fn read_labelled_file(path: &std::path::Path, catalogues: &[&Catalogue]) -> 
         out.push(m);
     }
     Ok(out)
+}
+
+/// What [`read_labelled_file`] makes of a line of a desk without a catalogue among those given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherDesks {
+    /// An error: every desk a file given to `rules eval --learn` names must be configured.
+    Refused,
+    /// Left out: the router's `rules/labelled/` serves whichever desks are configured (as the
+    /// rules directory's desk files do), and `loket ingest` loads only its inbox's desk.
+    Skipped,
 }
 
 /// Per desk, the text and route (`category/subcategory`) of each message of `sets` with labels.
@@ -171,7 +187,7 @@ pub fn second_opinion(
         p.confidence = 0.0;
     };
     match &judgement {
-        Judgement::Agrees | Judgement::Close { .. } => {}
+        Judgement::Agrees | Judgement::Close { .. } | Judgement::Unclear { .. } => {}
         Judgement::Overrules { best, .. } if replace => {
             let (category, subcategory) = best.split_once('/').unwrap_or((best.as_str(), ""));
             (p.category, p.subcategory) = (category.to_string(), subcategory.to_string());
@@ -180,7 +196,7 @@ pub fn second_opinion(
                 p.confidence = 0.0;
             }
         }
-        Judgement::Overrules { .. } | Judgement::Unclear { .. } => to_triage(&mut p),
+        Judgement::Overrules { .. } => to_triage(&mut p),
     }
     (p, judgement)
 }
@@ -442,7 +458,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unclear_disagreement_goes_to_triage() {
+    fn an_unclear_disagreement_keeps_the_rules_route() {
         let models = models(&sets());
         let model = &models["hero"];
         // Words of two services and none of the third: the model is torn, and the rules' third
@@ -451,6 +467,10 @@ mod tests {
         let scores = model.scores(&super::super::examples::text("", &m.body));
         let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"), false);
         assert!(matches!(j, super::super::examples::Judgement::Unclear { .. }), "{j:?}");
-        assert_eq!((p.category.as_str(), p.confidence), ("triage", 0.0), "scores {scores:?}");
+        assert_eq!(
+            (p.category.as_str(), p.subcategory.as_str(), p.confidence),
+            ("aplikasi", "sigi", 0.7),
+            "scores {scores:?}"
+        );
     }
 }

@@ -12,10 +12,14 @@
 //! [`super::LABELLED_DIR`]) and by `loket rules eval --learn`.
 //!
 //! The model never routes: the rules stay the only thing that does. [`judge`] compares its scores
-//! with the rules' decision: agreement keeps the rules' route; a clear disagreement or an unclear
-//! one sends the message to triage for a person to decide (`rules eval --replace` shows, for
-//! comparison only, what taking the model's route instead would give). The rules' triage (below
-//! their threshold, or a service refused to an outside sender) always stands.
+//! with the rules' decision: agreement, or a disagreement where the model itself is not clear,
+//! keeps the rules' route; a clear disagreement sends the message to triage for a person to
+//! decide (`rules eval --replace` shows, for comparison only, what taking the model's route
+//! instead would give). The rules' triage (below their threshold, or a service refused to an
+//! outside sender) always stands. Where the model is not clear, the rules (whose own examples it
+//! also learns from) keep their say: over the training sets 27–31, each left out of the model in
+//! turn, sending those messages to triage as well took one confidently wrong route more out of 799
+//! and two right ones (BENCHMARKS.md, "The second opinion shipped").
 //!
 //! The model: words of two letters or more and pairs of neighbouring words of the folded text
 //! ([`super::normalize::fold`]), weighted by `1 + ln(count)` times their inverse document frequency
@@ -34,6 +38,12 @@ const TOLERANCE: f64 = 0.1;
 const MAX_ROUNDS: usize = 100;
 /// A term must appear in at least this many training messages to be a feature.
 const MIN_MESSAGES: u32 = 2;
+
+/// The trainer's settings, part of a kept model's fingerprint ([`super::learned`]): a model
+/// learned with other settings is learned again.
+pub fn settings() -> String {
+    format!("C={C} tolerance={TOLERANCE} rounds={MAX_ROUNDS} min_messages={MIN_MESSAGES}")
+}
 
 /// How far apart two routes' scores must be for the model's choice to count as clear: above it,
 /// the model overrules the rules (the message goes to triage); within it of the model's best, the
@@ -173,9 +183,116 @@ impl Model {
         out
     }
 
+    /// Whether every word of `phrase` (of two letters or more, folded as the model reads a
+    /// message) is one the model learned: a rules cue of a word it never saw is something the
+    /// rules know and it does not.
+    pub fn knows(&self, phrase: &str) -> bool {
+        fold(phrase).split(' ').filter(|w| w.chars().nth(1).is_some()).all(|w| self.vocabulary.contains_key(w))
+    }
+
     /// The routes the model knows (`category/subcategory`), sorted.
     pub fn routes(&self) -> &[String] {
         &self.routes
+    }
+
+    /// The model as bytes, for keeping it between processes ([`Model::from_bytes`]): [`MAGIC`],
+    /// the routes, the terms in feature order, then the inverse document frequencies, the biases
+    /// and the weights; counts and lengths as `u32`, numbers as `f32`, little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut terms: Vec<&str> = vec![""; self.idf.len()];
+        for (t, &f) in &self.vocabulary {
+            terms[f as usize] = t;
+        }
+        let strings: usize = self.routes.iter().map(String::len).chain(terms.iter().map(|t| t.len())).sum();
+        let floats = self.idf.len() + self.bias.len() + self.weights.len();
+        let mut out =
+            Vec::with_capacity(MAGIC.len() + 8 + 4 * (self.routes.len() + terms.len()) + strings + 4 * floats);
+        out.extend_from_slice(MAGIC);
+        for list in [self.routes.iter().map(String::as_str).collect::<Vec<_>>(), terms] {
+            out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+            for s in list {
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+        for x in self.idf.iter().chain(&self.bias).chain(&self.weights) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads what [`Model::to_bytes`] wrote; anything else (another format's version, a file cut
+    /// short or with bytes left over, routes out of order, a term twice) is an error, not a model.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err("not a second opinion's model of this version".into());
+        }
+        let routes = r.strings()?;
+        if routes.len() < 2 || routes.windows(2).any(|p| p[0] >= p[1]) {
+            return Err("its routes are not two or more, sorted and distinct".into());
+        }
+        let terms = r.strings()?;
+        let n = terms.len();
+        let mut vocabulary: HashMap<String, u32> = HashMap::default();
+        vocabulary.reserve(n);
+        for (i, t) in terms.into_iter().enumerate() {
+            if vocabulary.insert(t, i as u32).is_some() {
+                return Err("a term is listed twice".into());
+            }
+        }
+        let k = routes.len();
+        let idf = r.floats(n)?;
+        let bias = r.floats(k)?;
+        let weights = r.floats(n.checked_mul(k).ok_or("too many weights")?)?;
+        if r.at != bytes.len() {
+            return Err(format!("{} bytes after the model", bytes.len() - r.at));
+        }
+        Ok(Model { vocabulary, idf, routes, weights, bias })
+    }
+}
+
+/// The first bytes of a model kept as bytes ([`Model::to_bytes`]); the last is the format's
+/// version.
+pub const MAGIC: &[u8; 8] = b"LOKETSV\x01";
+
+/// Reads a model's bytes front to back, checking every length against what is left.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or("cut short")?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<usize, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
+    fn strings(&mut self) -> Result<Vec<String>, String> {
+        let n = self.u32()?;
+        // Each string takes at least its length's four bytes: a count past that is a bad file.
+        if n > (self.bytes.len() - self.at) / 4 {
+            return Err("cut short".into());
+        }
+        (0..n)
+            .map(|_| {
+                let len = self.u32()?;
+                let s = self.take(len)?;
+                String::from_utf8(s.to_vec()).map_err(|_| "a string that is not UTF-8".to_string())
+            })
+            .collect()
+    }
+
+    fn floats(&mut self, n: usize) -> Result<Vec<f32>, String> {
+        let b = self.take(n.checked_mul(4).ok_or("cut short")?)?;
+        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 }
 
@@ -235,7 +352,8 @@ pub enum Judgement {
     /// The model's best route leads its runner-up by more than [`CLEAR_MARGIN`] and is not the
     /// rules': the rules' route is held for a person (triage).
     Overrules { best: String, margin: f32 },
-    /// Neither clear: the message goes to triage.
+    /// Neither clear: the model's best leads by little and the rules' route is not close to it.
+    /// Kept: the model does not know this message well enough to hold the rules' route back.
     Unclear { best: String, margin: f32, gap: f32 },
 }
 
@@ -329,6 +447,36 @@ mod tests {
         let b = Model::train(&examples()).unwrap();
         assert_eq!(a.weights, b.weights);
         assert_eq!(a.bias, b.bias);
+    }
+
+    #[test]
+    fn a_model_kept_as_bytes_scores_as_it_did_and_a_damaged_one_is_refused() {
+        let m = Model::train(&examples()).unwrap();
+        let bytes = m.to_bytes();
+        let back = Model::from_bytes(&bytes).unwrap();
+        assert_eq!(back.routes, m.routes);
+        assert_eq!(back.vocabulary, m.vocabulary);
+        assert_eq!(
+            (back.idf.clone(), back.bias.clone(), back.weights.clone()),
+            (m.idf.clone(), m.bias.clone(), m.weights.clone())
+        );
+        for text in ["password saya lupa", "wifi kantor mati lagi", "sigi error", ""] {
+            assert_eq!(back.scores(text), m.scores(text), "{text}");
+        }
+        assert_eq!(back.to_bytes(), bytes);
+        // Every cut, a byte more, another version, a count that promises more than the file has.
+        for n in 0..bytes.len() {
+            assert!(Model::from_bytes(&bytes[..n]).is_err(), "cut at {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Model::from_bytes(&longer).is_err());
+        let mut other = bytes.clone();
+        other[7] = 2;
+        assert!(Model::from_bytes(&other).is_err());
+        let mut huge = bytes.clone();
+        huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Model::from_bytes(&huge).is_err());
     }
 
     #[test]

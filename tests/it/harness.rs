@@ -259,7 +259,7 @@ impl World {
         let security = if opts.agents { "[security]\ntoken_secret_env = \"LOKET_TEST_TOKEN_SECRET\"\n" } else { "" };
         let config = format!(
             "templates = \"{templates}\"\nrules = \"{rules}\"\n{security}[storage]\nurl = \"{db_url}\"\n\
-             files = \"{files}\"\n{storage_extra}{outbound}{extra}\n\
+             files = \"{files}\"\ncache = \"{cache}\"\n{storage_extra}{outbound}{extra}\n\
              [[desk]]\nid = \"hero\"\nname = \"HERO Test\"\ncode = \"HERO\"\ncatalogue = \"{seeds}/hero.toml\"\n\
              {desk_extra}{people}[[desk.inbox]]\nname = \"hero\"\naddress = \"{desk_addr}\"\n{inbox_src}",
             templates = repo().join("templates").display(),
@@ -268,6 +268,9 @@ impl World {
             extra = opts.extra,
             desk_extra = opts.desk_extra,
             files = dir.path().join("files").display(),
+            // The second opinions learned from the rules' labelled messages, shared by the
+            // suite's daemons: learned by the first, read back by the others.
+            cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("opinion-cache").display(),
             storage_extra = opts.storage_extra,
         );
         let config_path = dir.path().join("loket.toml");

@@ -1,0 +1,356 @@
+//! The second opinion's models kept between processes. Learning a desk's model from its labelled
+//! messages ([`super::examples`]) takes tens of milliseconds, reading it back about one, and
+//! `loket ingest` starts once per mail: so a model learned is kept in the cache directory
+//! (`storage.cache`) under the fingerprint of the labelled files it was learned from, and read
+//! back while that fingerprint holds.
+//!
+//! The fingerprint is each file's name, size and modification time — what `make` trusts — with
+//! the model's format and the trainer's settings. Any change to a file (or a file more or less)
+//! gives another fingerprint: the model is learned again from the files and kept under the new
+//! one, and the old one is removed. A file changed less than [`SETTLING`] before it was read is
+//! not trusted to that extent (it could change again within one tick of the clock that stamps
+//! it, its size the same, as git's "racily clean" index entries): what was learned from it is
+//! used but not kept.
+//!
+//! Nothing here is needed for routing to be right: without a cache directory, or where a kept
+//! model cannot be read or written, the model is learned in the process (and a kept model that
+//! does not read back is ignored).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::examples::{self, Model};
+
+/// How long ago a file must have changed for the model learned from it to be kept.
+pub const SETTLING: Duration = Duration::from_secs(2);
+
+/// The labelled files of a rules directory (`labelled/*.jsonl`), by name.
+#[derive(Debug, Clone, Default)]
+pub struct LabelledFiles {
+    pub files: Vec<PathBuf>,
+}
+
+impl LabelledFiles {
+    /// Lists `dir`'s `*.jsonl` files (none when `dir` does not exist).
+    pub fn list(dir: &Path) -> Self {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Self::default() };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        Self { files }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// The fingerprint of `paths` (each by its file name, size and modification time; a missing one
+/// counts as such), taken before any of them is read, and whether one of them changed within
+/// [`SETTLING`] (or cannot be looked at).
+fn fingerprint(paths: &[&Path]) -> (String, bool) {
+    let mut h = Sha256::new();
+    h.update(examples::MAGIC);
+    h.update(examples::settings().as_bytes());
+    let now = SystemTime::now();
+    let mut settling = false;
+    for f in paths {
+        // By name: the same files reached by another spelling of their directory are the same.
+        h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        h.update([0]);
+        match std::fs::metadata(f) {
+            Ok(m) => {
+                h.update([1]);
+                h.update(m.len().to_le_bytes());
+                let modified = m.modified().ok();
+                let since = modified.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
+                h.update(since.map_or(0, |d| d.as_nanos()).to_le_bytes());
+                settling |= modified.is_none_or(|t| now.duration_since(t).map_or(true, |d| d < SETTLING));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => h.update([0]),
+            // Read later, it will say why; nothing learned from it is kept.
+            Err(_) => settling = true,
+        }
+    }
+    (hex::encode(&h.finalize()[..12]), settling)
+}
+
+/// The file a desk's model is kept in: `opinion-<desk>-<fingerprint>.bin`; none for a desk name
+/// that is not a plain file name part.
+fn kept_path(cache: &Path, desk: &str, fingerprint: &str) -> Option<PathBuf> {
+    let plain = !desk.is_empty() && desk.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    plain.then(|| cache.join(format!("opinion-{desk}-{fingerprint}.bin")))
+}
+
+/// `desk`'s model: read back from `cache` when kept there under the fingerprint of `files` and
+/// the desk's own files that feed it (`also`: its rules and examples files), else learned from
+/// `examples()` (called only then) and kept. `None` when there are no labelled files or nothing
+/// to learn (fewer than two routes).
+pub fn model<E>(
+    files: &LabelledFiles,
+    also: &[&Path],
+    cache: Option<&Path>,
+    desk: &str,
+    examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
+) -> Result<Option<Arc<Model>>, E> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let paths: Vec<&Path> = files.files.iter().map(PathBuf::as_path).chain(also.iter().copied()).collect();
+    let (fingerprint, settling) = fingerprint(&paths);
+    // A process that loads its configuration again (the test suites, many times) learns once.
+    let key = (desk.to_string(), fingerprint.clone());
+    if !settling && let Some(m) = in_process().get(&key) {
+        return Ok(Some(Arc::clone(m)));
+    }
+    let path = cache.and_then(|c| kept_path(c, desk, &fingerprint));
+    let Some(model) = kept_or_learned(path.as_deref(), settling, desk, examples)? else { return Ok(None) };
+    let model = Arc::new(model);
+    if !settling {
+        in_process().insert(key, Arc::clone(&model));
+    }
+    Ok(Some(model))
+}
+
+/// The model kept at `path`, else learned from `examples()` and kept there (unless `settling`).
+fn kept_or_learned<E>(
+    path: Option<&Path>,
+    settling: bool,
+    desk: &str,
+    examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
+) -> Result<Option<Model>, E> {
+    if let Some(path) = path
+        && let Ok(bytes) = std::fs::read(path)
+    {
+        match Model::from_bytes(&bytes) {
+            Ok(m) => return Ok(Some(m)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "kept second opinion unreadable; learning it again")
+            }
+        }
+    }
+    let learned = Model::train(&examples()?);
+    if let (Some(path), Some(m), false) = (path, &learned, settling)
+        && let Err(e) = keep(path, desk, m)
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the second opinion; it is learned again next time");
+    }
+    Ok(learned)
+}
+
+/// The models this process has read or learned, by desk and fingerprint.
+type Held = HashMap<(String, String), Arc<Model>>;
+
+fn in_process() -> std::sync::MutexGuard<'static, Held> {
+    static MODELS: OnceLock<Mutex<Held>> = OnceLock::new();
+    MODELS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes `model` to `path` (0600, its directory 0700 when made) through a temporary file, then
+/// removes the desk's models kept under other fingerprints.
+fn keep(path: &Path, desk: &str, model: &Model) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&model.to_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return written;
+    }
+    let prefix = format!("opinion-{desk}-");
+    for e in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+        let n = e.file_name().to_string_lossy().to_string();
+        if n.starts_with(&prefix) && n.ends_with(".bin") && n != name {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples() -> Vec<(String, String)> {
+        ["lupa password email", "reset password akun", "wifi lantai 3 mati", "sinyal wifi lemah"]
+            .iter()
+            .zip(["akun/password", "akun/password", "jaringan/wifi", "jaringan/wifi"])
+            .map(|(t, r)| (t.to_string(), r.to_string()))
+            .collect()
+    }
+
+    /// A labelled directory whose one file last changed `ago` before now.
+    fn labelled(dir: &Path, ago: Duration) {
+        std::fs::create_dir_all(dir).unwrap();
+        let f = dir.join("a.jsonl");
+        std::fs::write(&f, "{}\n").unwrap();
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(SystemTime::now() - ago).unwrap();
+    }
+
+    /// [`model`] without the models this process holds: what another process would get.
+    fn model<E>(
+        files: &LabelledFiles,
+        also: &[&Path],
+        cache: Option<&Path>,
+        desk: &str,
+        examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
+    ) -> Result<Option<Model>, E> {
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let paths: Vec<&Path> = files.files.iter().map(PathBuf::as_path).chain(also.iter().copied()).collect();
+        let (fingerprint, settling) = fingerprint(&paths);
+        let path = cache.and_then(|c| kept_path(c, desk, &fingerprint));
+        kept_or_learned(path.as_deref(), settling, desk, examples)
+    }
+
+    #[test]
+    fn a_process_learns_a_model_once_and_not_while_its_files_settle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("labelled");
+        let mut asked = 0;
+        let mut ask = |files: &LabelledFiles| {
+            super::model(files, &[], None, "memo", || {
+                asked += 1;
+                Ok::<_, ()>(examples())
+            })
+            .unwrap()
+            .unwrap()
+        };
+        labelled(&dir, Duration::ZERO);
+        ask(&LabelledFiles::list(&dir));
+        ask(&LabelledFiles::list(&dir));
+        labelled(&dir, Duration::from_secs(60));
+        let a = ask(&LabelledFiles::list(&dir));
+        let b = ask(&LabelledFiles::list(&dir));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(asked, 3, "twice while settling, once settled");
+    }
+
+    fn kept(cache: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(cache)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_model_is_learned_once_kept_private_and_read_back_while_its_files_are_unchanged() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, cache) = (tmp.path().join("labelled"), tmp.path().join("cache"));
+        labelled(&dir, Duration::from_secs(60));
+        let files = LabelledFiles::list(&dir);
+        let mut learned = 0;
+        let first = model(&files, &[], Some(&cache), "hero", || {
+            learned += 1;
+            Ok::<_, ()>(examples())
+        })
+        .unwrap()
+        .unwrap();
+        let names = kept(&cache);
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].starts_with("opinion-hero-") && names[0].ends_with(".bin"), "{names:?}");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&cache), mode(&cache.join(&names[0]))), (0o700, 0o600));
+        // Read back, not learned: the examples are not asked for (they would say otherwise).
+        let again = model(&LabelledFiles::list(&dir), &[], Some(&cache), "hero", || {
+            learned += 1;
+            Ok::<_, ()>(Vec::new())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(learned, 1);
+        assert_eq!(again.to_bytes(), first.to_bytes());
+        // A changed file: learned again, kept under the new fingerprint, the old one gone.
+        labelled(&dir, Duration::from_secs(30));
+        let mut more = examples();
+        more.push(("printer macet".into(), "perangkat/printer".into()));
+        let changed =
+            model(&LabelledFiles::list(&dir), &[], Some(&cache), "hero", || Ok::<_, ()>(more)).unwrap().unwrap();
+        assert_eq!(changed.routes().len(), 3);
+        let now = kept(&cache);
+        assert_eq!(now.len(), 1);
+        assert_ne!(now, names);
+        // So does a change to one of the desk's own files that feed it (its examples).
+        let examples_file = tmp.path().join("hero.examples.toml");
+        let ex = [examples_file.as_path()];
+        let mut asked = 0;
+        for _ in 0..2 {
+            model(&LabelledFiles::list(&dir), &ex, Some(&cache), "hero", || {
+                asked += 1;
+                Ok::<_, ()>(examples())
+            })
+            .unwrap();
+        }
+        labelled(&tmp.path().join("x"), Duration::ZERO);
+        std::fs::rename(tmp.path().join("x/a.jsonl"), &examples_file).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&examples_file)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+        for _ in 0..2 {
+            model(&LabelledFiles::list(&dir), &ex, Some(&cache), "hero", || {
+                asked += 1;
+                Ok::<_, ()>(examples())
+            })
+            .unwrap();
+        }
+        assert_eq!(asked, 2, "learned when first seen missing, and when it appeared");
+    }
+
+    #[test]
+    fn files_that_just_changed_damaged_models_and_no_cache_mean_learning_in_the_process() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, cache) = (tmp.path().join("labelled"), tmp.path().join("cache"));
+        // No labelled files: nothing to learn, nothing asked for.
+        assert!(model(&LabelledFiles::list(&dir), &[], Some(&cache), "hero", || Err("read")).unwrap().is_none());
+        // Just changed: used, not kept.
+        labelled(&dir, Duration::ZERO);
+        let files = LabelledFiles::list(&dir);
+        assert!(model(&files, &[], Some(&cache), "hero", || Ok::<_, ()>(examples())).unwrap().is_some());
+        assert!(kept(&cache).is_empty());
+        // Settled, kept; then damaged: learned again (and kept again).
+        labelled(&dir, Duration::from_secs(60));
+        let files = LabelledFiles::list(&dir);
+        model(&files, &[], Some(&cache), "hero", || Ok::<_, ()>(examples())).unwrap();
+        let name = cache.join(&kept(&cache)[0]);
+        std::fs::write(&name, b"LOKETSV\x01 not a model").unwrap();
+        let mut learned = false;
+        let m = model(&files, &[], Some(&cache), "hero", || {
+            learned = true;
+            Ok::<_, ()>(examples())
+        })
+        .unwrap();
+        assert!(learned && m.is_some());
+        assert!(Model::from_bytes(&std::fs::read(&name).unwrap()).is_ok());
+        // No cache directory, or a desk name that is no file name: learned, nothing written.
+        assert!(model(&files, &[], None, "hero", || Ok::<_, ()>(examples())).unwrap().is_some());
+        assert!(model(&files, &[], Some(&cache), "../x", || Ok::<_, ()>(examples())).unwrap().is_some());
+        assert_eq!(kept(&cache).len(), 1);
+        // An error reading the examples is the caller's.
+        assert_eq!(
+            model(&files, &[], Some(&tmp.path().join("other")), "hero", || Err::<Vec<_>, _>("bad line")).err(),
+            Some("bad line")
+        );
+    }
+}
