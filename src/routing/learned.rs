@@ -140,7 +140,9 @@ fn kept_or_learned<E>(
     if let (Some(path), Some(m), false) = (path, &learned, settling)
         && let Err(e) = keep(path, desk, m)
     {
-        tracing::warn!(path = %path.display(), error = %e, "cannot keep the second opinion; it is learned again next time");
+        // Only time is lost (the next process learns it too), and a process without write access
+        // (a read-only `ingest`, `tickets list` as another user) must not be noisy about it.
+        tracing::info!(path = %path.display(), error = %e, "cannot keep the second opinion; it is learned again next time");
     }
     Ok(learned)
 }
@@ -153,12 +155,17 @@ fn in_process() -> std::sync::MutexGuard<'static, Held> {
     MODELS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Writes `model` to `path` (0600, its directory 0700 when made) through a temporary file, then
+/// Writes `model` to `path` (0600; its directory 0700 when made, its parent never) through a
+/// temporary file, then
 /// removes the desk's models kept under other fingerprints.
 fn keep(path: &Path, desk: &str, model: &Model) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    // The directory itself, not its parents: a store's missing directory is named, never made.
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::OpenOptions::new()
@@ -347,6 +354,14 @@ mod tests {
         assert!(model(&files, &[], None, "hero", || Ok::<_, ()>(examples())).unwrap().is_some());
         assert!(model(&files, &[], Some(&cache), "../x", || Ok::<_, ()>(examples())).unwrap().is_some());
         assert_eq!(kept(&cache).len(), 1);
+        // A cache directory whose parent is missing: learned, and the parent is not made (a
+        // store's missing directory is named, never made).
+        assert!(
+            model(&files, &[], Some(&tmp.path().join("missing/cache")), "hero", || Ok::<_, ()>(examples()))
+                .unwrap()
+                .is_some()
+        );
+        assert!(!tmp.path().join("missing").exists());
         // An error reading the examples is the caller's.
         assert_eq!(
             model(&files, &[], Some(&tmp.path().join("other")), "hero", || Err::<Vec<_>, _>("bad line")).err(),
