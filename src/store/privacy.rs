@@ -469,7 +469,7 @@ pub async fn forget(store: &Store, addresses: &[String], pseudonym: &str, actor:
     if sqlite {
         // Every connection zeroes what it frees (`secure_delete`, set for all), so no stale copy
         // is left in the file; the checkpoint empties the journal, which held the old pages.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
+        empty_the_journal(store).await?;
     }
     // Their raw mail and files on disk: gone with the last row that named them.
     blobs::release(store, &released, started).await?;
@@ -559,7 +559,7 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
     #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
     if sqlite && (expired.raw_mails > 0 || expired.tickets > 0) {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
+        empty_the_journal(store).await?;
     }
     blobs::release(store, &released, started).await?;
     Ok(expired)
@@ -567,6 +567,27 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
 
 /// Every desk's retention applied at `now` (desks without one are left out), each desk's result
 /// apart: one desk's failure does not stop the others'.
+/// SQLite's write-ahead journal checkpointed into the file and truncated, so that the old pages it
+/// held (the words just erased) are gone from the disk. A checkpoint that a reader's snapshot
+/// holds back reports itself busy rather than failing; it is tried again for a while (readers'
+/// transactions are short) and, if still held back, logged: the next checkpoint finishes it.
+async fn empty_the_journal(store: &Store) -> Result<()> {
+    for _ in 0..CHECKPOINT_TRIES {
+        let r = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(store.pool()).await?;
+        if r.try_get::<i64, _>(0)? == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        "the journal could not be emptied: a reader held it back; erased words stay in it until the next checkpoint"
+    );
+    Ok(())
+}
+
+/// How often [`empty_the_journal`] tries (20 ms apart).
+const CHECKPOINT_TRIES: usize = 100;
+
 pub async fn expire_all<'c>(
     store: &Store,
     config: &'c crate::config::Config,
@@ -666,4 +687,41 @@ async fn anonymise_ticket(
         .await?;
     super::insert_event(&mut *conn, id, now, actor, "cli", "personal_data_erased", &json!({"by": actor})).await?;
     Ok((messages, files, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    /// A reader's snapshot holds the checkpoint back for a moment; the journal is still emptied
+    /// once it lets go, the erased words with it.
+    #[tokio::test]
+    async fn the_journal_is_emptied_also_when_a_reader_holds_it_back_for_a_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.db");
+        let cfg = crate::config::StorageConfig {
+            url: format!("sqlite://{}", db.display()),
+            max_connections: 2,
+            ..Default::default()
+        };
+        let store = super::Store::open(&cfg).await.unwrap();
+        sqlx::query("CREATE TABLE IF NOT EXISTS words (w TEXT)").execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO words (w) VALUES ('rahasia sekali')").execute(store.pool()).await.unwrap();
+        // A reader of its own (as a test, a report or another process reads) holds a snapshot
+        // from before the erasure.
+        let mut reader = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM words").fetch_one(&mut reader).await.unwrap();
+        sqlx::query("UPDATE words SET w = 'x'").execute(store.pool()).await.unwrap();
+        let wal = dir.path().join("j.db-wal");
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+            reader.close().await.unwrap();
+        });
+        super::empty_the_journal(&store).await.unwrap();
+        release.await.unwrap();
+        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0, "the journal is truncated");
+        store.close().await;
+    }
 }
