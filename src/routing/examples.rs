@@ -57,8 +57,12 @@ pub struct Model {
     vocabulary: HashMap<String, u32>,
     idf: Vec<f32>,
     routes: Vec<String>,
-    /// `weights[term * routes.len() + route]`.
-    weights: Vec<f32>,
+    /// `weights[term * routes.len() + route]`, in steps of the route's `scale`: a byte a weight
+    /// (a quarter of the memory a process reads back and a route's scoring touches), within half
+    /// a step of the weight learned.
+    weights: Vec<i8>,
+    /// Per route, the weight of one step: its largest weight over 127.
+    scale: Vec<f32>,
     bias: Vec<f32>,
 }
 
@@ -105,7 +109,7 @@ impl Model {
         let idf: Vec<f32> = kept.iter().map(|(_, d)| ((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0).collect();
         let vocabulary: HashMap<String, u32> =
             kept.iter().enumerate().map(|(i, (t, _))| ((*t).to_string(), i as u32)).collect();
-        let mut model = Model { vocabulary, idf, routes, weights: Vec::new(), bias: Vec::new() };
+        let mut model = Model { vocabulary, idf, routes, weights: Vec::new(), scale: Vec::new(), bias: Vec::new() };
         let rows: Vec<Row> = tokenised
             .iter()
             .map(|ts| model.row(ts.iter().filter_map(|t| model.vocabulary.get(t.as_str()).copied()).collect()))
@@ -115,13 +119,17 @@ impl Model {
             .map(|(_, r)| model.routes.binary_search(r).expect("every route was collected above"))
             .collect();
         let (features, k) = (model.idf.len(), model.routes.len());
-        model.weights = vec![0.0; features * k];
+        model.weights = vec![0; features * k];
+        model.scale = vec![0.0; k];
         model.bias = vec![0.0; k];
         for route in 0..k {
             let (w, b) = train_one(&rows, &labels, route, features);
+            let largest = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
             for (f, v) in w.into_iter().enumerate() {
-                model.weights[f * k + route] = v as f32;
+                model.weights[f * k + route] = (v / scale).round().clamp(-127.0, 127.0) as i8;
             }
+            model.scale[route] = scale as f32;
             model.bias[route] = b as f32;
         }
         Some(model)
@@ -175,12 +183,12 @@ impl Model {
     /// Every route's score for `text`, in the order of [`Model::routes`].
     pub fn scores(&self, text: &str) -> Vec<f32> {
         let k = self.routes.len();
-        let mut out = self.bias.clone();
+        let mut sums = vec![0.0f32; k];
         for (f, v) in self.row(self.features(text)) {
             let w = &self.weights[f as usize * k..(f as usize + 1) * k];
-            out.iter_mut().zip(w).for_each(|(s, w)| *s += v * w);
+            sums.iter_mut().zip(w).for_each(|(s, w)| *s += v * f32::from(*w));
         }
-        out
+        sums.iter().zip(&self.scale).zip(&self.bias).map(|((s, scale), b)| b + s * scale).collect()
     }
 
     /// Whether every word of `phrase` (of two letters or more, folded as the model reads a
@@ -196,17 +204,19 @@ impl Model {
     }
 
     /// The model as bytes, for keeping it between processes ([`Model::from_bytes`]): [`MAGIC`],
-    /// the routes, the terms in feature order, then the inverse document frequencies, the biases
-    /// and the weights; counts and lengths as `u32`, numbers as `f32`, little-endian.
+    /// the routes, the terms in feature order, then the inverse document frequencies, the steps
+    /// and the biases as `f32`, and the weights as bytes; counts and lengths as `u32`,
+    /// little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut terms: Vec<&str> = vec![""; self.idf.len()];
         for (t, &f) in &self.vocabulary {
             terms[f as usize] = t;
         }
         let strings: usize = self.routes.iter().map(String::len).chain(terms.iter().map(|t| t.len())).sum();
-        let floats = self.idf.len() + self.bias.len() + self.weights.len();
-        let mut out =
-            Vec::with_capacity(MAGIC.len() + 8 + 4 * (self.routes.len() + terms.len()) + strings + 4 * floats);
+        let floats = self.idf.len() + self.scale.len() + self.bias.len();
+        let mut out = Vec::with_capacity(
+            MAGIC.len() + 8 + 4 * (self.routes.len() + terms.len()) + strings + 4 * floats + self.weights.len(),
+        );
         out.extend_from_slice(MAGIC);
         for list in [self.routes.iter().map(String::as_str).collect::<Vec<_>>(), terms] {
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
@@ -215,9 +225,10 @@ impl Model {
                 out.extend_from_slice(s.as_bytes());
             }
         }
-        for x in self.idf.iter().chain(&self.bias).chain(&self.weights) {
+        for x in self.idf.iter().chain(&self.scale).chain(&self.bias) {
             out.extend_from_slice(&x.to_le_bytes());
         }
+        out.extend(self.weights.iter().map(|w| w.to_le_bytes()[0]));
         out
     }
 
@@ -243,18 +254,23 @@ impl Model {
         }
         let k = routes.len();
         let idf = r.floats(n)?;
+        let scale = r.floats(k)?;
         let bias = r.floats(k)?;
-        let weights = r.floats(n.checked_mul(k).ok_or("too many weights")?)?;
+        let weights: Vec<i8> =
+            r.take(n.checked_mul(k).ok_or("too many weights")?)?.iter().map(|b| i8::from_le_bytes([*b])).collect();
+        if weights.contains(&i8::MIN) {
+            return Err("a weight out of range".into());
+        }
         if r.at != bytes.len() {
             return Err(format!("{} bytes after the model", bytes.len() - r.at));
         }
-        Ok(Model { vocabulary, idf, routes, weights, bias })
+        Ok(Model { vocabulary, idf, routes, weights, scale, bias })
     }
 }
 
 /// The first bytes of a model kept as bytes ([`Model::to_bytes`]); the last is the format's
 /// version.
-pub const MAGIC: &[u8; 8] = b"LOKETSV\x01";
+pub const MAGIC: &[u8; 8] = b"LOKETSV\x02";
 
 /// Reads a model's bytes front to back, checking every length against what is left.
 struct Reader<'a> {
@@ -445,7 +461,7 @@ mod tests {
     fn training_is_the_same_every_time() {
         let a = Model::train(&examples()).unwrap();
         let b = Model::train(&examples()).unwrap();
-        assert_eq!(a.weights, b.weights);
+        assert_eq!((a.weights, a.scale), (b.weights, b.scale));
         assert_eq!(a.bias, b.bias);
     }
 
@@ -457,8 +473,8 @@ mod tests {
         assert_eq!(back.routes, m.routes);
         assert_eq!(back.vocabulary, m.vocabulary);
         assert_eq!(
-            (back.idf.clone(), back.bias.clone(), back.weights.clone()),
-            (m.idf.clone(), m.bias.clone(), m.weights.clone())
+            (back.idf.clone(), back.scale.clone(), back.bias.clone(), back.weights.clone()),
+            (m.idf.clone(), m.scale.clone(), m.bias.clone(), m.weights.clone())
         );
         for text in ["password saya lupa", "wifi kantor mati lagi", "sigi error", ""] {
             assert_eq!(back.scores(text), m.scores(text), "{text}");
@@ -472,8 +488,11 @@ mod tests {
         longer.push(0);
         assert!(Model::from_bytes(&longer).is_err());
         let mut other = bytes.clone();
-        other[7] = 2;
+        other[7] = 1;
         assert!(Model::from_bytes(&other).is_err());
+        let mut out_of_range = bytes.clone();
+        *out_of_range.last_mut().unwrap() = 0x80;
+        assert!(Model::from_bytes(&out_of_range).is_err());
         let mut huge = bytes.clone();
         huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(Model::from_bytes(&huge).is_err());
