@@ -156,8 +156,7 @@ fn in_process() -> std::sync::MutexGuard<'static, Held> {
 }
 
 /// Writes `model` to `path` (0600; its directory 0700 when made, its parent never) through a
-/// temporary file, then
-/// removes the desk's models kept under other fingerprints.
+/// temporary file, then removes the desk's models kept under other fingerprints.
 fn keep(path: &Path, desk: &str, model: &Model) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));

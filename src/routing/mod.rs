@@ -100,7 +100,7 @@ pub struct RouteInput<'a> {
 pub struct Router {
     common: rules::CommonFile,
     desks: HashMap<String, DeskSlot>,
-    /// `rules/labelled/*.jsonl`, listed with their fingerprint.
+    /// `rules/labelled/*.jsonl`, listed (read only where a model must be learned).
     labelled: learned::LabelledFiles,
     /// Where learned second opinions are kept between processes (`storage.cache`).
     cache: Option<std::path::PathBuf>,
@@ -225,7 +225,10 @@ impl Router {
                 let mut by_desk = read_labelled(&self.labelled.files, &[catalogue], eval::OtherDesks::Skipped)?;
                 let mut examples = by_desk.remove(&catalogue.desk).unwrap_or_default();
                 // The rules' own examples, which this router's rules were compiled without.
-                let file = rules::read_desk(&slot.path).map_err(|mut e| e.remove(0))?;
+                let file = rules::read_desk(&slot.path).map_err(|e| {
+                    let path = rules::examples_path(&slot.path);
+                    e.into_iter().next().unwrap_or(RulesError::Invalid { path, message: "cannot be read".into() })
+                })?;
                 examples.extend(rules_examples(&file.examples));
                 Ok(examples)
             })
@@ -1560,8 +1563,9 @@ impl DeskRules {
     }
 
     /// The second opinion ([`examples::judge`]) on the rules' `decision`: kept, or sent to triage
-    /// where the desk's labelled messages clearly point elsewhere or neither is clear (the rules
-    /// stay the only thing that routes); with a line of reasons when `explain`.
+    /// where the desk's labelled messages clearly point elsewhere and the winning route's cues
+    /// are words they had (`unknown_cue` names one they never had); the rules stay the only thing
+    /// that routes. With a line of reasons when `explain`.
     fn second_opinion<'c>(
         &self,
         model: &examples::Model,
