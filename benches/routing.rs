@@ -34,8 +34,12 @@ fn main() {
     let rounds =
         if bench { std::env::var("LOKET_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000) } else { 1 };
     let opinion = std::env::var("LOKET_BENCH_OPINION").is_ok_and(|v| v == "1");
-    let mut rules_alone = Config::load(&repo.join("loket.toml")).unwrap_or_else(|e| panic!("{e}"));
-    std::sync::Arc::get_mut(&mut rules_alone.router).expect("not shared").without_opinions();
+    // Only for the comparison: a second router, the same rules without their second opinion.
+    let rules_alone = opinion.then(|| {
+        let mut c = Config::load(&repo.join("loket.toml")).unwrap_or_else(|e| panic!("{e}"));
+        std::sync::Arc::get_mut(&mut c.router).expect("not shared").without_opinions();
+        c
+    });
     let bytes: usize = msgs.iter().map(|m| m.body.len() + m.subject.as_deref().unwrap_or("").len()).sum();
     for with_opinion in if opinion { &[false, true][..] } else { &[true][..] } {
         let start = Instant::now();
@@ -43,7 +47,10 @@ fn main() {
         let mut n = 0usize;
         for _ in 0..rounds {
             for (m, (desk, inbox)) in msgs.iter().zip(&desks) {
-                let router = if *with_opinion { &config.router } else { &rules_alone.router };
+                let router = match (&rules_alone, with_opinion) {
+                    (Some(alone), false) => &alone.router,
+                    _ => &config.router,
+                };
                 let (p, _) = decide(router, &desk.catalogue, inbox, m);
                 assert!(p.category == "triage" || desk.catalogue.subcategory(&p.category, &p.subcategory).is_some());
                 routed += (p.category != "triage") as usize;
