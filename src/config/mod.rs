@@ -476,6 +476,7 @@ password_env = "LOKET_TEST_UNSET_VAR"
         })
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(cfg.storage.url.starts_with("postgres://"));
+        assert_eq!(cfg.storage.cache_dir(), Path::new("/var/lib/loket/cache"), "the unit's state directory");
         assert_eq!(cfg.desks[0].agents.len(), 3);
         assert!(cfg.desks[0].sla.is_some() && cfg.http.is_some() && cfg.signer.is_some());
         assert_eq!(cfg.desks[0].hygiene.dmarc_fail, crate::mail::hygiene::Action::Quarantine);
