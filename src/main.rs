@@ -287,17 +287,13 @@ enum RulesCommand {
         input: PathBuf,
         /// Labelled JSON-lines files to learn a second opinion from (one model per desk), in
         /// place of the one the router learns from `rules/labelled/`: the scores then show the
-        /// rules with that opinion, as the router applies it: a route it clearly contradicts goes
-        /// to triage ([`loket::routing::examples`]).
+        /// rules with that opinion, applied by the router as it applies its own: a route it
+        /// clearly contradicts goes to triage ([`loket::routing::examples`]).
         #[arg(long)]
         learn: Vec<PathBuf>,
-        /// With `--learn`: show what replacing a clearly contradicted route by the opinion's
-        /// would give instead (for comparison; the router never does it).
-        #[arg(long, requires = "learn")]
-        replace: bool,
         /// The rules alone, without the second opinion the router learns from
-        /// `rules/labelled/` (`--learn` implies it: the opinion is then the one it learns).
-        #[arg(long)]
+        /// `rules/labelled/`.
+        #[arg(long, conflicts_with = "learn")]
         rules_only: bool,
     },
     /// Report duplicated cues, unused sets, routes that can never win, routes without examples
@@ -1461,25 +1457,25 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(if findings == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        RulesCommand::Eval { input, learn, replace, rules_only } => {
-            if rules_only || !learn.is_empty() {
-                std::sync::Arc::get_mut(&mut config.router)
-                    .context("the router is shared; cannot route with the rules alone")?
-                    .without_opinions();
-            }
+        RulesCommand::Eval { input, learn, rules_only } => {
             let catalogues: Vec<_> = config.desks.iter().map(|d| &d.catalogue).collect();
             let mut sets = Vec::new();
             for path in &learn {
                 sets.extend(eval::read_labelled_file(path, &catalogues, eval::OtherDesks::Refused)?);
             }
-            let models = eval::models(&sets);
-            if !learn.is_empty() {
+            let router = std::sync::Arc::get_mut(&mut config.router)
+                .context("the router is shared; cannot change its second opinions")?;
+            if rules_only {
+                router.without_opinions();
+            } else if !learn.is_empty() {
+                let models = eval::models(&sets);
                 let desks: Vec<&str> = models.keys().map(String::as_str).collect();
                 eprintln!(
                     "second opinion learned from {} labelled messages (desks: {})",
                     sets.iter().filter(|m| m.expected.is_some()).count(),
                     if desks.is_empty() { "none".to_string() } else { desks.join(", ") }
                 );
+                router.with_opinions(models);
             }
             // Kept (agreeing or close), overruled, kept where the opinion is not clear.
             let mut judged = [0usize; 3];
@@ -1492,15 +1488,13 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 let d = config
                     .desk(&m.desk)
                     .with_context(|| format!("{} line {}: unknown desk `{}`", input.display(), i + 1, m.desk))?;
-                let (mut p, _) = eval::predict(&config.router, &d.catalogue, &desk_inbox(d), &m);
-                if let Some(model) = models.get(&m.desk) {
-                    use loket::routing::examples::Judgement;
-                    let (q, judgement) = eval::second_opinion(model, &m, p, replace);
-                    p = q;
-                    judged[match judgement {
-                        Judgement::Agrees | Judgement::Close { .. } => 0,
-                        Judgement::Overrules { .. } => 1,
-                        Judgement::Unclear { .. } => 2,
+                let (p, decision) = eval::predict(&config.router, &d.catalogue, &desk_inbox(d), &m);
+                if let Some(opinion) = decision.opinion {
+                    use loket::routing::Opinion;
+                    judged[match opinion {
+                        Opinion::Kept | Opinion::UnknownCue => 0,
+                        Opinion::Held => 1,
+                        Opinion::Unclear => 2,
                     }] += 1;
                 }
                 outln!("{}", serde_json::to_string(&p)?)?;
@@ -1513,7 +1507,7 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             for (desk, m) in &per_desk {
                 eprintln!("  {desk}: {}", m.summary());
             }
-            if !learn.is_empty() {
+            if judged.iter().any(|n| *n > 0) {
                 let [kept, overruled, unclear] = judged;
                 eprintln!(
                     "second opinion: {kept} routes kept, {unclear} kept where it was not clear, {overruled} held for a person"

@@ -166,41 +166,6 @@ pub fn models(sets: &[Labelled]) -> std::collections::BTreeMap<String, super::ex
         .collect()
 }
 
-/// The rules' prediction `p` for `m` after the second opinion of the desk's model
-/// ([`super::examples::judge`]): kept, or sent to triage, as the router does; with `replace`
-/// (`rules eval --learn … --replace`, for comparison only, never the router's way), a clearly
-/// contradicted route is replaced by the model's instead. With the judgement.
-pub fn second_opinion(
-    model: &super::examples::Model,
-    m: &Labelled,
-    mut p: Prediction,
-    replace: bool,
-) -> (Prediction, super::examples::Judgement) {
-    use super::examples::{Judgement, judge, text};
-    let scores = model.scores(&text(m.subject.as_deref().unwrap_or(""), &m.body));
-    let route = format!("{}/{}", p.category, p.subcategory);
-    let triage = p.category == crate::catalogue::TRIAGE_CATEGORY;
-    let judgement = judge(model, &scores, &route, triage);
-    let to_triage = |p: &mut Prediction| {
-        p.category = crate::catalogue::TRIAGE_CATEGORY.into();
-        p.subcategory = crate::catalogue::TRIAGE_SUBCATEGORY.into();
-        p.confidence = 0.0;
-    };
-    match &judgement {
-        Judgement::Agrees | Judgement::Close { .. } | Judgement::Unclear { .. } => {}
-        Judgement::Overrules { best, .. } if replace => {
-            let (category, subcategory) = best.split_once('/').unwrap_or((best.as_str(), ""));
-            (p.category, p.subcategory) = (category.to_string(), subcategory.to_string());
-            if p.category == crate::catalogue::TRIAGE_CATEGORY {
-                // Labelled messages like this one went to triage: as the rules' own triage.
-                p.confidence = 0.0;
-            }
-        }
-        Judgement::Overrules { .. } => to_triage(&mut p),
-    }
-    (p, judgement)
-}
-
 /// Scores over a labelled set.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Metrics {
@@ -356,18 +321,6 @@ mod tests {
         }
     }
 
-    fn prediction(route: &str) -> Prediction {
-        let (category, subcategory) = route.split_once('/').unwrap();
-        Prediction {
-            id: "m".into(),
-            category: category.into(),
-            subcategory: subcategory.into(),
-            ticket_type: Some(TicketType::Incident),
-            impact: None,
-            confidence: 0.7,
-        }
-    }
-
     /// Three routes of one desk, five messages each; a message without labels and another desk's
     /// message teach the desk's model nothing.
     fn sets() -> Vec<Labelled> {
@@ -415,29 +368,6 @@ mod tests {
     }
 
     #[test]
-    fn the_second_opinion_keeps_agreement_and_triage_and_holds_a_clear_mistake_for_a_person() {
-        let models = models(&sets());
-        let model = &models["hero"];
-        let m = labelled("m", "hero", "wifi kantor mati lagi, sinyal wifi putus", None);
-        // The rules agree: kept as it was.
-        let (kept, _) = second_opinion(model, &m, prediction("jaringan/wifi"), false);
-        assert_eq!((kept.category.as_str(), kept.subcategory.as_str(), kept.confidence), ("jaringan", "wifi", 0.7));
-        // The rules chose another service: the message goes to triage, as the router sends it;
-        // the opinion's own route only with `replace` (`rules eval --replace`).
-        let (held, j) = second_opinion(model, &m, prediction("aplikasi/sigi"), false);
-        assert!(matches!(&j, super::super::examples::Judgement::Overrules { best, .. } if best == "jaringan/wifi"));
-        assert_eq!((held.category.as_str(), held.subcategory.as_str(), held.confidence), ("triage", "unknown", 0.0));
-        let (replaced, _) = second_opinion(model, &m, prediction("aplikasi/sigi"), true);
-        assert_eq!((replaced.category.as_str(), replaced.subcategory.as_str()), ("jaringan", "wifi"));
-        assert_eq!(replaced.ticket_type, Some(TicketType::Incident), "only the route changes");
-        // The rules' triage stands, whatever the model thinks.
-        for replace in [false, true] {
-            let (triage, _) = second_opinion(model, &m, prediction("triage/unknown"), replace);
-            assert_eq!((triage.category.as_str(), triage.subcategory.as_str()), ("triage", "unknown"));
-        }
-    }
-
-    #[test]
     fn messages_labelled_for_triage_teach_the_model_to_send_their_like_there() {
         let mut sets = sets();
         for (i, t) in ["printer kantor macet", "printer tidak bisa cetak", "tinta printer habis", "printer rusak lagi"]
@@ -448,29 +378,11 @@ mod tests {
         }
         let models = models(&sets);
         let model = &models["hero"];
-        let m = labelled("m", "hero", "printer di ruang rapat macet tidak bisa cetak", None);
-        let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"), true);
+        let text = super::super::examples::text("", "printer di ruang rapat macet tidak bisa cetak");
+        let j = super::super::examples::judge(model, &model.scores(&text), "aplikasi/sigi", false);
         assert!(
             matches!(&j, super::super::examples::Judgement::Overrules { best, .. } if best == "triage/unknown"),
             "{j:?}"
-        );
-        assert_eq!((p.category.as_str(), p.subcategory.as_str(), p.confidence), ("triage", "unknown", 0.0));
-    }
-
-    #[test]
-    fn an_unclear_disagreement_keeps_the_rules_route() {
-        let models = models(&sets());
-        let model = &models["hero"];
-        // Words of two services and none of the third: the model is torn, and the rules' third
-        // service is far from both.
-        let m = labelled("m", "hero", "password wifi", None);
-        let scores = model.scores(&super::super::examples::text("", &m.body));
-        let (p, j) = second_opinion(model, &m, prediction("aplikasi/sigi"), false);
-        assert!(matches!(j, super::super::examples::Judgement::Unclear { .. }), "{j:?}");
-        assert_eq!(
-            (p.category.as_str(), p.subcategory.as_str(), p.confidence),
-            ("aplikasi", "sigi", 0.7),
-            "scores {scores:?}"
         );
     }
 }

@@ -56,6 +56,24 @@ pub struct RouteDecision {
     /// (the catalogue's `sender = "official"`): the acknowledgement says so.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub official_only: bool,
+    /// What the desk's second opinion made of the rules' route, where it was asked (the rules
+    /// routed the message and the desk has one). Its reasons line says the same in words.
+    #[serde(skip)]
+    pub opinion: Option<Opinion>,
+}
+
+/// What a desk's second opinion ([`examples::judge`]) made of the rules' route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opinion {
+    /// It agreed, or leaned elsewhere by little: the route kept.
+    Kept,
+    /// It was not clear what the message is: the route kept.
+    Unclear,
+    /// It clearly pointed elsewhere, but the route was won by a cue whose words its labelled
+    /// messages never had: kept.
+    UnknownCue,
+    /// It clearly pointed elsewhere: the message held for a person (triage).
+    Held,
 }
 
 impl RouteDecision {
@@ -70,6 +88,7 @@ impl RouteDecision {
             reasons: vec![reason.into()],
             internal_only_refused: None,
             official_only: false,
+            opinion: None,
         }
     }
 
@@ -197,12 +216,17 @@ impl Router {
         Ok(Self { common, desks, labelled, cache: cache.map(Path::to_path_buf) })
     }
 
-    /// Drops every compiled desk's second opinion: the rules alone (`rules eval --rules-only`,
-    /// and `--learn`, which brings its own).
+    /// Drops every compiled desk's second opinion: the rules alone (`rules eval --rules-only`).
     pub fn without_opinions(&mut self) {
-        for slot in self.desks.values_mut() {
+        self.with_opinions(Default::default());
+    }
+
+    /// Puts `models` in place of the compiled desks' second opinions, a desk without one in
+    /// `models` left with none (`rules eval --learn`, which brings its own).
+    pub fn with_opinions(&mut self, mut models: std::collections::BTreeMap<String, examples::Model>) {
+        for (desk, slot) in &mut self.desks {
             if let Some(Ok(rules)) = slot.compiled.get_mut() {
-                rules.opinion = None;
+                rules.opinion = models.remove(desk).map(std::sync::Arc::new);
             }
         }
     }
@@ -1344,6 +1368,7 @@ impl DeskRules {
                     reasons: rs,
                     internal_only_refused: None,
                     official_only: false,
+                    opinion: None,
                 }
             }
             Some(b) if best_score > 0.0 => {
@@ -1395,6 +1420,7 @@ impl DeskRules {
                 ));
                 t.internal_only_refused = Some(name);
                 t.official_only = !route.internal_only && rule == crate::catalogue::SenderRule::Official;
+                t.opinion = decision.opinion;
                 decision = t;
             }
         }
@@ -1578,17 +1604,21 @@ impl DeskRules {
         let scores = model.scores(&examples::text(input.subject, input.body));
         let rules_route = decision.route();
         let line = |s: String| if explain { vec![s] } else { Vec::new() };
-        match examples::judge(model, &scores, &rules_route, decision.is_triage()) {
-            Judgement::Agrees => {}
-            Judgement::Close { best: theirs, gap } => decision.reasons.extend(line(format!(
-                "second opinion: labelled messages like this one lean to {theirs}, {} ahead of {rules_route}: kept",
-                Tenths(f64::from(gap))
-            ))),
+        let opinion = match examples::judge(model, &scores, &rules_route, decision.is_triage()) {
+            Judgement::Agrees => Opinion::Kept,
+            Judgement::Close { best: theirs, gap } => {
+                decision.reasons.extend(line(format!(
+                    "second opinion: labelled messages like this one lean to {theirs}, {} ahead of {rules_route}: kept",
+                    Tenths(f64::from(gap))
+                )));
+                Opinion::Kept
+            }
             Judgement::Overrules { best: theirs, .. } if let Some(cue) = unknown_cue(model) => {
                 decision.reasons.extend(line(format!(
                     "second opinion: labelled messages like this one are {theirs}, but they never had \"{cue}\", \
                      the rules' cue for {rules_route}: kept"
-                )))
+                )));
+                Opinion::UnknownCue
             }
             Judgement::Overrules { best: theirs, margin } => {
                 // The rules stay the only thing that routes: a route the labelled messages
@@ -1597,23 +1627,28 @@ impl DeskRules {
                     "second opinion: labelled messages like this one are {theirs}, {} ahead of the next; \
                      the rules' {rules_route} is held for a person to decide",
                     Tenths(f64::from(margin))
-                ))
+                ));
+                Opinion::Held
             }
             // The labelled messages do not say clearly what the message is: they do not outweigh
             // the rules (their own examples among them) that say it.
-            Judgement::Unclear { best: theirs, margin, gap } => decision.reasons.extend(line({
-                let against = if gap.is_finite() {
-                    format!("{} ahead of the rules' {rules_route}", Tenths(f64::from(gap)))
-                } else {
-                    format!("and none is {rules_route}, the rules' route")
-                };
-                format!(
-                    "second opinion: labelled messages like this one lean to {theirs} ({} ahead of the next), \
-                     {against}: not clear, the rules' route kept",
-                    Tenths(f64::from(margin)),
-                )
-            })),
-        }
+            Judgement::Unclear { best: theirs, margin, gap } => {
+                decision.reasons.extend(line({
+                    let against = if gap.is_finite() {
+                        format!("{} ahead of the rules' {rules_route}", Tenths(f64::from(gap)))
+                    } else {
+                        format!("and none is {rules_route}, the rules' route")
+                    };
+                    format!(
+                        "second opinion: labelled messages like this one lean to {theirs} ({} ahead of the next), \
+                         {against}: not clear, the rules' route kept",
+                        Tenths(f64::from(margin)),
+                    )
+                }));
+                Opinion::Unclear
+            }
+        };
+        decision.opinion = Some(opinion);
     }
 }
 
@@ -2066,9 +2101,11 @@ keywords = { "izin ekspor" = 1 }
         assert_eq!(d.route(), "aplikasi/sigi");
         let line = d.reasons.iter().find(|l| l.starts_with("second opinion")).expect("its line");
         assert!(line.contains("never had \"gajiku\", the rules' cue for aplikasi/sigi: kept"), "{line}");
+        assert_eq!(d.opinion, Some(Opinion::UnknownCue));
         // Where the rules' cue is one they had, the same lean holds the route for a person.
         let d = route_from(&r, "", "sigi: halaman pengumuman pegawai tidak tampil", None);
         assert!(d.is_triage(), "{d:?}");
+        assert_eq!(d.opinion, Some(Opinion::Held));
     }
 
     #[test]
@@ -2082,6 +2119,7 @@ keywords = { "izin ekspor" = 1 }
         assert_eq!(route_from(&without, "", body, None).route(), "aplikasi/sigi");
         let d = route_from(&r, "", body, None);
         assert!(d.is_triage() && d.confidence == 0.0, "{d:?}");
+        assert_eq!(d.opinion, Some(Opinion::Held));
         assert!(
             d.reasons
                 .iter()
@@ -2092,7 +2130,11 @@ keywords = { "izin ekspor" = 1 }
         );
         // What both agree on is the rules' decision as it was.
         let agreed = route_from(&r, "SIGI", "pelaporan gaji bulanan gagal disimpan", None);
-        assert_eq!(agreed, route_from(&without, "SIGI", "pelaporan gaji bulanan gagal disimpan", None));
+        assert_eq!(agreed.opinion, Some(Opinion::Kept));
+        assert_eq!(
+            RouteDecision { opinion: None, ..agreed },
+            route_from(&without, "SIGI", "pelaporan gaji bulanan gagal disimpan", None)
+        );
         // A message like the ones labelled for triage goes there.
         let d = route_from(&r, "", "sigi: printer ruang rapat macet tidak bisa cetak", None);
         assert!(d.is_triage() && d.confidence == 0.0, "{d:?}");
@@ -2110,6 +2152,7 @@ keywords = { "izin ekspor" = 1 }
         for domain in ["kemendag.go.id", "gmail.com"] {
             let d = route_from(&r, "", body, Some(domain));
             assert!(d.is_triage(), "{domain}: {d:?}");
+            assert_eq!(d.opinion, Some(Opinion::Held), "{domain}");
             assert!(d.reasons.iter().any(|l| l.contains("are aplikasi/inatrade")), "{domain}: {:?}", d.reasons);
         }
     }
@@ -2126,6 +2169,7 @@ keywords = { "izin ekspor" = 1 }
         assert_eq!((d.route(), d.confidence), (alone.route(), alone.confidence));
         let line = d.reasons.iter().find(|l| l.starts_with("second opinion")).expect("its line");
         assert!(line.contains("not clear, the rules' route kept"), "{line}");
+        assert_eq!(d.opinion, Some(Opinion::Unclear));
     }
 
     /// A rules directory with the repository's common and HERO files and `labelled/a.jsonl`.
@@ -2192,6 +2236,13 @@ keywords = { "izin ekspor" = 1 }
             .unwrap();
         let changed = Router::lazy(dir.path(), &[&cat], Some(&cache)).unwrap();
         assert!(changed.prepare(&cat).unwrap_err()[0].contains("not a labelled message"));
+        // `rules eval --learn` puts its own model in place of the one learned; `--rules-only` none.
+        let mut router = router;
+        let other = examples::Model::train(&labelled()).unwrap();
+        router.with_opinions([("hero".to_string(), other.clone())].into());
+        assert_eq!(router.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), other.to_bytes());
+        router.without_opinions();
+        assert!(router.desk("hero").unwrap().opinion.is_none());
         // Without the directory: no opinion, the rules alone.
         std::fs::remove_dir_all(dir.path().join(LABELLED_DIR)).unwrap();
         assert!(Router::load(dir.path(), &[&cat], None).unwrap().desk("hero").unwrap().opinion.is_none());
