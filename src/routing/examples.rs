@@ -54,7 +54,13 @@ pub const CLEAR_MARGIN: f32 = 0.3;
 /// weight per route.
 #[derive(Debug, Clone)]
 pub struct Model {
-    vocabulary: HashMap<String, u32>,
+    /// The vocabulary's words: word → feature. Features are numbered in the terms' sorted order.
+    words: HashMap<String, u32>,
+    /// The vocabulary's pairs of neighbouring words, by their two words' features ([`pair_key`]) →
+    /// feature. Both words of a pair are always words of the vocabulary (a pair in two messages
+    /// has each of its words in them), so a message's pair is looked up only where both its words
+    /// were found, as two numbers rather than as a string built and hashed.
+    pairs: HashMap<u64, u32>,
     idf: Vec<f32>,
     routes: Vec<String>,
     /// `weights[term * routes.len() + route]`, in steps of the route's `scale`: a byte a weight
@@ -73,6 +79,11 @@ fn terms(text: &str) -> Vec<String> {
     let mut out: Vec<String> = words.iter().map(|w| (*w).to_string()).collect();
     out.extend(words.windows(2).map(|p| format!("{} {}", p[0], p[1])));
     out
+}
+
+/// The key of the pair of words whose features are `first` and `second`, in that order.
+fn pair_key(first: u32, second: u32) -> u64 {
+    (u64::from(first) << 32) | u64::from(second)
 }
 
 /// A message's text for the model: its subject and body.
@@ -107,13 +118,11 @@ impl Model {
         kept.sort_unstable();
         let n = examples.len() as f32;
         let idf: Vec<f32> = kept.iter().map(|(_, d)| ((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0).collect();
-        let vocabulary: HashMap<String, u32> =
-            kept.iter().enumerate().map(|(i, (t, _))| ((*t).to_string(), i as u32)).collect();
-        let mut model = Model { vocabulary, idf, routes, weights: Vec::new(), scale: Vec::new(), bias: Vec::new() };
-        let rows: Vec<Row> = tokenised
-            .iter()
-            .map(|ts| model.row(ts.iter().filter_map(|t| model.vocabulary.get(t.as_str()).copied()).collect()))
-            .collect();
+        let (words, pairs) = vocabulary(kept.iter().map(|(t, _)| *t))
+            .expect("a pair's words are in at least as many messages as the pair, and each term is counted once");
+        let mut model = Model { words, pairs, idf, routes, weights: Vec::new(), scale: Vec::new(), bias: Vec::new() };
+        let rows: Vec<Row> =
+            tokenised.iter().map(|ts| model.row(ts.iter().filter_map(|t| model.feature(t)).collect())).collect();
         let labels: Vec<usize> = examples
             .iter()
             .map(|(_, r)| model.routes.binary_search(r).expect("every route was collected above"))
@@ -155,27 +164,33 @@ impl Model {
         row
     }
 
+    /// The feature of one term ([`terms`]: a word, or two words and a space between), if the
+    /// model has it.
+    fn feature(&self, term: &str) -> Option<u32> {
+        match term.split_once(' ') {
+            None => self.words.get(term).copied(),
+            Some((a, b)) => {
+                let (a, b) = (self.words.get(a)?, self.words.get(b)?);
+                self.pairs.get(&pair_key(*a, *b)).copied()
+            }
+        }
+    }
+
     /// The features of `text`: its terms ([`terms`]) found in the vocabulary, looked up without
-    /// building each term apart (a word pair goes through one reused buffer).
+    /// building them (a pair by its two words' features, only where both were found).
     fn features(&self, text: &str) -> Vec<u32> {
         let folded = fold(text);
         let mut found = Vec::new();
-        let mut pair = String::new();
-        let mut last: Option<&str> = None;
+        let mut last: Option<u32> = None;
         for w in folded.split(' ').filter(|w| w.chars().nth(1).is_some()) {
-            if let Some(&f) = self.vocabulary.get(w) {
+            let word = self.words.get(w).copied();
+            if let Some(f) = word {
                 found.push(f);
-            }
-            if let Some(prev) = last {
-                pair.clear();
-                pair.push_str(prev);
-                pair.push(' ');
-                pair.push_str(w);
-                if let Some(&f) = self.vocabulary.get(pair.as_str()) {
-                    found.push(f);
+                if let Some(p) = last.and_then(|prev| self.pairs.get(&pair_key(prev, f))) {
+                    found.push(*p);
                 }
             }
-            last = Some(w);
+            last = word;
         }
         found
     }
@@ -195,7 +210,7 @@ impl Model {
     /// message) is one the model learned: a rules cue of a word it never saw is something the
     /// rules know and it does not.
     pub fn knows(&self, phrase: &str) -> bool {
-        fold(phrase).split(' ').filter(|w| w.chars().nth(1).is_some()).all(|w| self.vocabulary.contains_key(w))
+        fold(phrase).split(' ').filter(|w| w.chars().nth(1).is_some()).all(|w| self.words.contains_key(w))
     }
 
     /// The routes the model knows (`category/subcategory`), sorted.
@@ -208,9 +223,13 @@ impl Model {
     /// and the biases as `f32`, and the weights as bytes; counts and lengths as `u32`,
     /// little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut terms: Vec<&str> = vec![""; self.idf.len()];
-        for (t, &f) in &self.vocabulary {
-            terms[f as usize] = t;
+        let mut terms: Vec<String> = vec![String::new(); self.idf.len()];
+        for (t, &f) in &self.words {
+            terms[f as usize].clone_from(t);
+        }
+        for (&key, &f) in &self.pairs {
+            let (a, b) = ((key >> 32) as usize, (key & u64::from(u32::MAX)) as usize);
+            terms[f as usize] = format!("{} {}", terms[a], terms[b]);
         }
         let strings: usize = self.routes.iter().map(String::len).chain(terms.iter().map(|t| t.len())).sum();
         let floats = self.idf.len() + self.scale.len() + self.bias.len();
@@ -218,7 +237,9 @@ impl Model {
             MAGIC.len() + 8 + 4 * (self.routes.len() + terms.len()) + strings + 4 * floats + self.weights.len(),
         );
         out.extend_from_slice(MAGIC);
-        for list in [self.routes.iter().map(String::as_str).collect::<Vec<_>>(), terms] {
+        for list in
+            [self.routes.iter().map(String::as_str).collect::<Vec<_>>(), terms.iter().map(String::as_str).collect()]
+        {
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
             for s in list {
                 out.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -239,19 +260,13 @@ impl Model {
         if r.take(MAGIC.len())? != MAGIC {
             return Err("not a second opinion's model of this version".into());
         }
-        let routes = r.strings()?;
+        let routes: Vec<String> = r.strings()?.into_iter().map(str::to_string).collect();
         if routes.len() < 2 || routes.windows(2).any(|p| p[0] >= p[1]) {
             return Err("its routes are not two or more, sorted and distinct".into());
         }
         let terms = r.strings()?;
         let n = terms.len();
-        let mut vocabulary: HashMap<String, u32> = HashMap::default();
-        vocabulary.reserve(n);
-        for (i, t) in terms.into_iter().enumerate() {
-            if vocabulary.insert(t, i as u32).is_some() {
-                return Err("a term is listed twice".into());
-            }
-        }
+        let (words, pairs) = vocabulary(terms.iter().copied())?;
         let k = routes.len();
         let idf = r.floats(n)?;
         let scale = r.floats(k)?;
@@ -264,8 +279,32 @@ impl Model {
         if r.at != bytes.len() {
             return Err(format!("{} bytes after the model", bytes.len() - r.at));
         }
-        Ok(Model { vocabulary, idf, routes, weights, scale, bias })
+        Ok(Model { words, pairs, idf, routes, weights, scale, bias })
     }
+}
+
+/// The words and the pairs of a vocabulary whose terms are given in feature order; an error for a
+/// term listed twice, a term of more than two words, or a pair one of whose words is not a term.
+#[allow(clippy::type_complexity)]
+fn vocabulary<'t>(
+    terms: impl Iterator<Item = &'t str> + Clone,
+) -> Result<(HashMap<String, u32>, HashMap<u64, u32>), String> {
+    let mut words: HashMap<String, u32> = HashMap::default();
+    for (i, t) in terms.clone().enumerate().filter(|(_, t)| !t.contains(' ')) {
+        if words.insert(t.to_string(), i as u32).is_some() {
+            return Err("a term is listed twice".into());
+        }
+    }
+    let mut pairs: HashMap<u64, u32> = HashMap::default();
+    for (i, t) in terms.enumerate().filter_map(|(i, t)| t.split_once(' ').map(|p| (i, p))) {
+        let (Some(a), Some(b)) = (words.get(t.0), words.get(t.1)) else {
+            return Err("a pair of words that are not both terms".into());
+        };
+        if pairs.insert(pair_key(*a, *b), i as u32).is_some() {
+            return Err("a term is listed twice".into());
+        }
+    }
+    Ok((words, pairs))
 }
 
 /// The first bytes of a model kept as bytes ([`Model::to_bytes`]); the last is the format's
@@ -291,7 +330,7 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
 
-    fn strings(&mut self) -> Result<Vec<String>, String> {
+    fn strings(&mut self) -> Result<Vec<&'a str>, String> {
         let n = self.u32()?;
         // Each string takes at least its length's four bytes: a count past that is a bad file.
         if n > (self.bytes.len() - self.at) / 4 {
@@ -301,7 +340,7 @@ impl<'a> Reader<'a> {
             .map(|_| {
                 let len = self.u32()?;
                 let s = self.take(len)?;
-                String::from_utf8(s.to_vec()).map_err(|_| "a string that is not UTF-8".to_string())
+                std::str::from_utf8(s).map_err(|_| "a string that is not UTF-8".to_string())
             })
             .collect()
     }
@@ -451,7 +490,7 @@ mod tests {
     fn a_message_is_read_as_training_read_it() {
         let m = Model::train(&examples()).unwrap();
         for text in ["Password email saya lupa, wifi juga mati", "SIGI: error di R. 3 (wifi?)", "", "a b c"] {
-            let by_terms: Vec<u32> = terms(text).iter().filter_map(|t| m.vocabulary.get(t.as_str()).copied()).collect();
+            let by_terms: Vec<u32> = terms(text).iter().filter_map(|t| m.feature(t)).collect();
             assert_eq!(m.row(m.features(text)), m.row(by_terms), "{text}");
         }
         assert!(!m.features("lupa password email").is_empty());
@@ -471,7 +510,7 @@ mod tests {
         let bytes = m.to_bytes();
         let back = Model::from_bytes(&bytes).unwrap();
         assert_eq!(back.routes, m.routes);
-        assert_eq!(back.vocabulary, m.vocabulary);
+        assert_eq!((&back.words, &back.pairs), (&m.words, &m.pairs));
         assert_eq!(
             (back.idf.clone(), back.scale.clone(), back.bias.clone(), back.weights.clone()),
             (m.idf.clone(), m.scale.clone(), m.bias.clone(), m.weights.clone())
@@ -496,6 +535,17 @@ mod tests {
         let mut huge = bytes.clone();
         huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(Model::from_bytes(&huge).is_err());
+    }
+
+    #[test]
+    fn a_vocabulary_read_back_has_each_term_once_and_a_pairs_words_among_its_words() {
+        let (words, pairs) = vocabulary(["ab", "ab cd", "cd"].into_iter()).unwrap();
+        assert_eq!((words["ab"], words["cd"]), (0, 2));
+        assert_eq!(pairs[&pair_key(0, 2)], 1);
+        assert!(vocabulary(["ab cd", "cd"].into_iter()).is_err());
+        assert!(vocabulary(["ab", "ab cd ef", "cd"].into_iter()).is_err());
+        assert!(vocabulary(["ab", "ab"].into_iter()).is_err());
+        assert!(vocabulary(["ab", "ab ab", "ab ab"].into_iter()).is_err());
     }
 
     #[test]
