@@ -103,20 +103,27 @@ pub fn model<E>(
     if files.is_empty() {
         return Ok(None);
     }
-    let paths: Vec<&Path> = files.files.iter().map(PathBuf::as_path).chain(also.iter().copied()).collect();
-    let (fingerprint, settling) = fingerprint(&paths);
+    let (path, fingerprint, settling) = place(files, also, cache, desk);
     // A process that loads its configuration again (the test suites, many times) learns once.
-    let key = (desk.to_string(), fingerprint.clone());
+    let key = (desk.to_string(), fingerprint);
     if !settling && let Some(m) = in_process().get(&key) {
         return Ok(Some(Arc::clone(m)));
     }
-    let path = cache.and_then(|c| kept_path(c, desk, &fingerprint));
     let Some(model) = kept_or_learned(path.as_deref(), settling, desk, examples)? else { return Ok(None) };
     let model = Arc::new(model);
     if !settling {
         in_process().insert(key, Arc::clone(&model));
     }
     Ok(Some(model))
+}
+
+/// Where `desk`'s model learned from `files` and `also` is kept in `cache` (none without a cache,
+/// or for a desk name that is not a plain file name part), the fingerprint it is kept under, and
+/// whether one of the files is settling ([`fingerprint`]).
+fn place(files: &LabelledFiles, also: &[&Path], cache: Option<&Path>, desk: &str) -> (Option<PathBuf>, String, bool) {
+    let paths: Vec<&Path> = files.files.iter().map(PathBuf::as_path).chain(also.iter().copied()).collect();
+    let (fingerprint, settling) = fingerprint(&paths);
+    (cache.and_then(|c| kept_path(c, desk, &fingerprint)), fingerprint, settling)
 }
 
 /// The model kept at `path`, else learned from `examples()` and kept there (unless `settling`).
@@ -220,9 +227,7 @@ mod tests {
         if files.is_empty() {
             return Ok(None);
         }
-        let paths: Vec<&Path> = files.files.iter().map(PathBuf::as_path).chain(also.iter().copied()).collect();
-        let (fingerprint, settling) = fingerprint(&paths);
-        let path = cache.and_then(|c| kept_path(c, desk, &fingerprint));
+        let (path, _, settling) = place(files, also, cache, desk);
         kept_or_learned(path.as_deref(), settling, desk, examples)
     }
 
