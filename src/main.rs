@@ -1477,7 +1477,8 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 );
                 router.with_opinions(models);
             }
-            // Kept (agreeing or close), overruled, kept where the opinion is not clear.
+            // What the opinion made of the rules' routes: kept (agreeing, close, or won by a cue it
+            // never had), held for a person, kept where it was not clear.
             let mut judged = [0usize; 3];
             let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
             let mut metrics = eval::Metrics::default();
