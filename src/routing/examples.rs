@@ -75,10 +75,15 @@ pub struct Model {
 /// The terms of a text: its words of two or more letters, then its pairs of neighbouring words.
 fn terms(text: &str) -> Vec<String> {
     let folded = fold(text);
-    let words: Vec<&str> = folded.split(' ').filter(|w| w.chars().nth(1).is_some()).collect();
+    let words: Vec<&str> = words(&folded).collect();
     let mut out: Vec<String> = words.iter().map(|w| (*w).to_string()).collect();
     out.extend(words.windows(2).map(|p| format!("{} {}", p[0], p[1])));
     out
+}
+
+/// The words the model reads in `folded` text ([`fold`]): those of two letters or more.
+fn words(folded: &str) -> impl Iterator<Item = &str> {
+    folded.split(' ').filter(|w| w.chars().nth(1).is_some())
 }
 
 /// The key of the pair of words whose features are `first` and `second`, in that order.
@@ -182,7 +187,7 @@ impl Model {
         let folded = fold(text);
         let mut found = Vec::new();
         let mut last: Option<u32> = None;
-        for w in folded.split(' ').filter(|w| w.chars().nth(1).is_some()) {
+        for w in words(&folded) {
             let word = self.words.get(w).copied();
             if let Some(f) = word {
                 found.push(f);
@@ -210,7 +215,7 @@ impl Model {
     /// message) is one the model learned: a rules cue of a word it never saw is something the
     /// rules know and it does not.
     pub fn knows(&self, phrase: &str) -> bool {
-        fold(phrase).split(' ').filter(|w| w.chars().nth(1).is_some()).all(|w| self.words.contains_key(w))
+        words(&fold(phrase)).all(|w| self.words.contains_key(w))
     }
 
     /// The routes the model knows (`category/subcategory`), sorted.

@@ -152,8 +152,10 @@ fn read_labelled(
 
 /// The rules' own examples as labelled messages (text, route): what they were written to route
 /// is also what the desk's second opinion learns.
-fn rules_examples(examples: &[rules::Example]) -> impl Iterator<Item = (String, String)> + '_ {
-    examples.iter().map(|e| (examples::text(&e.subject, &e.body), e.route.clone()))
+fn rules_examples<'e>(
+    examples: impl IntoIterator<Item = &'e rules::Example>,
+) -> impl Iterator<Item = (String, String)> {
+    examples.into_iter().map(|e| (examples::text(&e.subject, &e.body), e.route.clone()))
 }
 
 /// `rules` with its second opinion (none when there is nothing to learn).
@@ -179,8 +181,7 @@ impl Router {
             let Some(slot) = router.desks.get(&cat.desk) else { continue };
             let mut examples = labelled.remove(&cat.desk).unwrap_or_default();
             let compiled = rules::load_desk(&slot.path, &router.common, cat).map(|r| {
-                let also = [slot.path.as_path(), &rules::examples_path(&slot.path)];
-                let opinion = learned::model(&router.labelled, &also, router.cache.as_deref(), &cat.desk, || {
+                let opinion = router.opinion(&slot.path, &cat.desk, || {
                     examples.extend(rules_examples(&r.examples));
                     Ok::<_, std::convert::Infallible>(examples)
                 });
@@ -231,6 +232,19 @@ impl Router {
         }
     }
 
+    /// `desk`'s second opinion, fed by the labelled files and the desk's rules file at `path` and
+    /// its examples file: read back from the cache where it is kept, else learned from
+    /// `examples()` ([`learned::model`]).
+    fn opinion<E>(
+        &self,
+        path: &Path,
+        desk: &str,
+        examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
+    ) -> Result<Option<std::sync::Arc<examples::Model>>, E> {
+        let also = [path, &rules::examples_path(path)];
+        learned::model(&self.labelled, &also, self.cache.as_deref(), desk, examples)
+    }
+
     /// Compiles `catalogue`'s desk's rules, if not done yet; their problems, if any.
     pub fn prepare(&self, catalogue: &Catalogue) -> Result<(), Vec<String>> {
         match self.compiled(catalogue) {
@@ -242,21 +256,17 @@ impl Router {
     fn compiled(&self, catalogue: &Catalogue) -> Option<&Result<DeskRules, Vec<String>>> {
         let slot = self.desks.get(&catalogue.desk)?;
         Some(slot.compiled.get_or_init(|| {
-            let rules = rules::load_desk_for(&slot.path, &self.common, catalogue, LAZY)
-                .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-            let also = [slot.path.as_path(), &rules::examples_path(&slot.path)];
-            let opinion = learned::model(&self.labelled, &also, self.cache.as_deref(), &catalogue.desk, || {
-                let mut by_desk = read_labelled(&self.labelled.files, &[catalogue], eval::OtherDesks::Skipped)?;
-                let mut examples = by_desk.remove(&catalogue.desk).unwrap_or_default();
-                // The rules' own examples, which this router's rules were compiled without.
-                let file = rules::read_desk(&slot.path).map_err(|e| {
-                    let path = rules::examples_path(&slot.path);
-                    e.into_iter().next().unwrap_or(RulesError::Invalid { path, message: "cannot be read".into() })
-                })?;
-                examples.extend(rules_examples(&file.examples));
-                Ok(examples)
-            })
-            .map_err(|e: RulesError| vec![e.to_string()])?;
+            let problems = |errors: Vec<RulesError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
+            let rules = rules::load_desk_for(&slot.path, &self.common, catalogue, LAZY).map_err(problems)?;
+            let opinion = self.opinion(&slot.path, &catalogue.desk, || {
+                let by_desk = read_labelled(&self.labelled.files, &[catalogue], eval::OtherDesks::Skipped);
+                let mut examples = by_desk.map_err(|e| problems(vec![e]))?.remove(&catalogue.desk).unwrap_or_default();
+                // The rules' own examples: the rules file's, compiled with them, and the examples
+                // file's, which this router's rules were compiled without.
+                let apart = rules::read_examples(&slot.path).map_err(problems)?;
+                examples.extend(rules_examples(rules.examples.iter().chain(&apart)));
+                Ok::<_, Vec<String>>(examples)
+            })?;
             Ok(with_opinion(rules, opinion))
         }))
     }

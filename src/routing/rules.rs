@@ -549,13 +549,20 @@ impl ExamplesFile {
 /// Reads a desk's rules file and its examples file (if there is one), without compiling.
 pub fn read_desk(path: &Path) -> Result<DeskFile, Vec<RulesError>> {
     let mut file = read_rules(path)?;
-    let ex = examples_path(path);
-    if ex.exists() {
-        let more = ExamplesFile::parse(&read_text(&ex)?)
-            .map_err(|message| vec![RulesError::Invalid { path: ex.clone(), message }])?;
-        file.examples.extend(more.examples);
-    }
+    file.examples.extend(read_examples(path)?);
     Ok(file)
+}
+
+/// The examples of the desk whose rules file is `path`, kept apart from it ([`examples_path`];
+/// none when there is no such file).
+pub fn read_examples(path: &Path) -> Result<Vec<Example>, Vec<RulesError>> {
+    let ex = examples_path(path);
+    if !ex.exists() {
+        return Ok(Vec::new());
+    }
+    ExamplesFile::parse(&read_text(&ex)?)
+        .map(|f| f.examples)
+        .map_err(|message| vec![RulesError::Invalid { path: ex, message }])
 }
 
 /// Reads a desk's rules file alone (its own `[[example]]`s kept, the examples file not read).

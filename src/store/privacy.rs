@@ -565,8 +565,6 @@ pub async fn expire(store: &Store, desk: &str, retention: &crate::privacy::Reten
     Ok(expired)
 }
 
-/// Every desk's retention applied at `now` (desks without one are left out), each desk's result
-/// apart: one desk's failure does not stop the others'.
 /// SQLite's write-ahead journal checkpointed into the file and truncated, so that the old pages it
 /// held (the words just erased) are gone from the disk. A checkpoint that a reader's snapshot
 /// holds back reports itself busy rather than failing; it is tried again for a while (readers'
@@ -588,6 +586,8 @@ async fn empty_the_journal(store: &Store) -> Result<()> {
 /// How often [`empty_the_journal`] tries (20 ms apart).
 const CHECKPOINT_TRIES: usize = 100;
 
+/// Every desk's retention applied at `now` (desks without one are left out), each desk's result
+/// apart: one desk's failure does not stop the others'.
 pub async fn expire_all<'c>(
     store: &Store,
     config: &'c crate::config::Config,
