@@ -261,7 +261,8 @@ impl ImapSource {
         Ok(())
     }
 
-    /// Processes every message waiting in the folder, in UID order, batch by batch.
+    /// Processes every message waiting in the folder, in UID order, batch by batch: at most
+    /// `limits.batch_messages` messages and, past the first, [`BATCH_BYTES`] a batch.
     async fn drain(
         &self,
         session: &mut Session,
@@ -295,8 +296,12 @@ impl ImapSource {
             let (small, large): (Vec<_>, Vec<_>) = sizes.into_iter().partition(|(_, s)| (*s as usize) <= max);
             let mut done = Vec::new();
             let mut stop = None;
-            if !small.is_empty() {
-                let ids: Vec<u32> = small.iter().map(|(u, _)| *u).collect();
+            // The bodies fetched together stay within BATCH_BYTES (past the first), so that a
+            // fetch of 64 large mails is not all held at once.
+            for ids in by_bytes(&small, BATCH_BYTES) {
+                if stop.is_some() {
+                    break;
+                }
                 let fetches: Vec<_> =
                     session.uid_fetch(uid_set(&ids), "(UID BODY.PEEK[])").await?.try_collect().await?;
                 let now = crate::now_ms();
@@ -463,6 +468,27 @@ pub async fn authenticate(
     }
 }
 
+/// A batch's bytes fetched at most (past its first message).
+const BATCH_BYTES: usize = 32 << 20;
+
+/// `sizes` (UID, RFC822.SIZE) in order, cut into runs of UIDs whose sizes add up to at most
+/// `budget`, each run at least one message.
+fn by_bytes(sizes: &[(u32, u32)], budget: usize) -> Vec<Vec<u32>> {
+    let mut runs: Vec<Vec<u32>> = Vec::new();
+    let mut bytes = 0usize;
+    for &(uid, size) in sizes {
+        match runs.last_mut() {
+            Some(run) if bytes + size as usize <= budget => run.push(uid),
+            _ => {
+                runs.push(vec![uid]);
+                bytes = 0;
+            }
+        }
+        bytes += size as usize;
+    }
+    runs
+}
+
 /// `1,2,5` style UID set.
 fn uid_set(uids: &[u32]) -> String {
     uids.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",")
@@ -504,5 +530,19 @@ pub fn login(imap: &ImapConfig, store: &store::Store) -> Result<Login, String> {
             .map(|p| Login::Password(crate::config::Secret(p)))
             .map_err(|_| format!("environment variable {var} is not set")),
         (None, None) => Err("imap: no password_env and no [oauth]".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fetch_is_cut_where_its_bodies_pass_the_batchs_bytes_each_run_at_least_one() {
+        let sizes = [(1, 600), (2, 300), (3, 5000), (4, 200), (5, 100), (6, 800)];
+        assert_eq!(by_bytes(&sizes, 1000), [vec![1, 2], vec![3], vec![4, 5], vec![6]]);
+        assert_eq!(by_bytes(&sizes, 1 << 20), [vec![1, 2, 3, 4, 5, 6]]);
+        assert!(by_bytes(&[], 1000).is_empty());
+        assert_eq!(uid_set(&[1, 2, 5]), "1,2,5");
     }
 }

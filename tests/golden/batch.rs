@@ -528,3 +528,94 @@ async fn a_large_mail_composed_behind_the_writer_goes_to_the_files_directory() {
     }
     assert_eq!(places, ["acknowledgement row", "agent_notification file"]);
 }
+
+/// `serve`'s Maildir source takes `new/` in batches, in name order. Four batches of two: a reply
+/// in the second batch to a request of the first, and one in the fourth to a request of the
+/// third, join their tickets (a batch written before the one it follows would open new tickets);
+/// a file too large and a message the store refuses are quarantined in their batches while the
+/// others commit; every file ends in `cur/`, seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maildir_source_writes_its_batches_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("maildir");
+    let inbox = format!("maildir = \"{}\"\n", md.display());
+    let db = hero::sqlite_in(dir.path());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
+    let sections = format!(
+        "[limits]\nmax_message_bytes = 4096\nbatch_messages = 2\n[security]\ntoken_secret_file = \"{}\"\n",
+        dir.path().join("secret").display()
+    );
+    let desk = format!("{SLA}{AGENT}");
+    let (p, store) =
+        Hero { storage: &db, outbound: &out, sections: &sections, desk: &desk, inbox: &inbox, ..Default::default() }
+            .pipeline(&repo(), dir.path())
+            .await;
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.direction = 'in' AND NEW.subject LIKE '%POISON%' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned for the test'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    loket::channel::maildir::ensure_layout(&md).unwrap();
+    let reply = |from: &str, id: &str, to: &str, subject: &str| {
+        let mut m = mail(from, id, subject, "Masih belum bisa, mohon dicek lagi.");
+        m.splice(0..0, format!("In-Reply-To: <{to}@example.test>\r\n").into_bytes());
+        m
+    };
+    let files: [(&str, Vec<u8>); 7] = [
+        ("001", mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.")),
+        ("002", mail("budi@example.test", "b1", "Printer rusak", "Printer di lantai 3 rusak.")),
+        ("003", reply("ani@example.test", "a2", "a1", "Re: Lupa password")),
+        ("004", mail("dodi@example.test", "d1", "Lampiran besar", &"x".repeat(5000))),
+        ("005", mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung.")),
+        ("006", mail("eko@example.test", "e1", "POISON di sini", "Isi.")),
+        ("007", reply("citra@example.test", "c2", "c1", "Re: VPN tidak bisa")),
+    ];
+    for (name, raw) in &files {
+        std::fs::write(md.join("tmp").join(name), raw).unwrap();
+        std::fs::rename(md.join("tmp").join(name), md.join("new").join(name)).unwrap();
+    }
+    let cfg = p.config();
+    let (desk, ib) = cfg.inbox("hero").unwrap();
+    let source = loket::channel::maildir::MaildirSource {
+        pipeline: p.clone(),
+        lease: loket::channel::lease::Lease { store: store.clone(), inbox: "hero".into(), holder: "test".into() },
+        desk: desk.clone(),
+        inbox: ib.clone(),
+        path: md.clone(),
+        poll: std::time::Duration::from_secs(1),
+        deferrals: Default::default(),
+    };
+    let n = source.drain(&tokio_util::sync::CancellationToken::new()).await.unwrap();
+    assert_eq!(n, 7);
+    assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 0, "every file left new/");
+    let mut cur: Vec<String> =
+        std::fs::read_dir(md.join("cur")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    cur.sort();
+    assert_eq!(cur, ["001:2,S", "002:2,S", "003:2,S", "004:2,S", "005:2,S", "006:2,S", "007:2,S"]);
+    // The tickets in name order, each reply on its request's ticket.
+    let tickets: Vec<String> = column(
+        &store,
+        "SELECT t.number || ' ' || (SELECT GROUP_CONCAT(m.message_id, ' ') FROM \
+         (SELECT message_id FROM messages WHERE ticket_id = t.id AND direction = 'in' ORDER BY id) m) \
+         FROM tickets t ORDER BY t.id",
+    )
+    .await;
+    let numbers: Vec<&str> = tickets.iter().map(|t| t.split(' ').next().unwrap()).collect();
+    let mut sorted = numbers.clone();
+    sorted.sort();
+    assert_eq!(numbers, sorted, "numbered in name order");
+    let threads: Vec<&str> = tickets.iter().map(|t| t.split_once(' ').unwrap().1).collect();
+    assert_eq!(
+        threads,
+        ["a1@example.test a2@example.test", "b1@example.test", "c1@example.test c2@example.test"],
+        "{tickets:?}"
+    );
+    let mut reasons: Vec<String> =
+        loket::store::list_quarantine(store.pool(), 10).await.unwrap().into_iter().map(|q| q.reason).collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("poisoned for the test"), "{reasons:?}");
+    assert!(reasons[1].contains("exceeds limits.max_message_bytes (4096)"), "{reasons:?}");
+}
