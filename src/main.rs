@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use loket::channel::maildir;
 use loket::config::Config;
 use loket::pipeline::{Action, Incoming};
 use loket::serve::{App, serve};
@@ -935,8 +936,10 @@ fn known_inbox(config: &Config, inbox: &str) -> Result<(), ExitCode> {
     Err(ExitCode::from(EX_USAGE))
 }
 
-/// The message files `paths` name: files as given, and the files of each directory (a
-/// Maildir's `new/` and `cur/`, else the directory's own), in name order.
+/// The message files `paths` name: files as given, and the files of each directory in name
+/// order — a Maildir's `cur/` and `new/` together, in the order of the delivery times their names
+/// start with (a reply waiting in `new/` after the request read long ago in `cur/`), listed as
+/// `serve` lists `new/` ([`maildir::listing`]); else the directory's own files.
 fn message_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
@@ -944,16 +947,21 @@ fn message_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
             out.push(p.clone());
             continue;
         }
-        let maildir = p.join("new").is_dir() || p.join("cur").is_dir();
-        let dirs = if maildir { vec![p.join("new"), p.join("cur")] } else { vec![p.clone()] };
-        for d in dirs.into_iter().filter(|d| d.is_dir()) {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&d)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-                .collect();
-            files.sort();
-            out.extend(files);
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        if p.join("new").is_dir() || p.join("cur").is_dir() {
+            for d in [p.join("cur"), p.join("new")].into_iter().filter(|d| d.is_dir()) {
+                files.extend(maildir::listing(&d)?.into_iter().map(|n| (n.clone(), d.join(n))));
+            }
+        } else {
+            for e in std::fs::read_dir(p)?.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().to_string();
+                if e.path().is_file() && !name.starts_with('.') {
+                    files.push((name, e.path()));
+                }
+            }
         }
+        files.sort();
+        out.extend(files.into_iter().map(|(_, path)| path));
     }
     Ok(out)
 }

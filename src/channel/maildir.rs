@@ -46,7 +46,7 @@ impl MaildirSource {
     pub async fn drain(&self, cancel: &CancellationToken) -> Result<usize, ChannelError> {
         let new = self.path.join("new");
         let dir = new.clone();
-        let names = tokio::task::spawn_blocking(move || waiting(&dir))
+        let names = tokio::task::spawn_blocking(move || listing(&dir))
             .await
             .map_err(|e| ChannelError::temporary(format!("{}: {e}", new.display())))?
             .map_err(|e| ChannelError::temporary(format!("{}: {e}", new.display())))?;
@@ -168,8 +168,9 @@ struct Read<'n> {
     files: Vec<(&'n String, File)>,
 }
 
-/// The files of `new` to take this round, in name order ([`settled`]).
-fn waiting(new: &Path) -> std::io::Result<Vec<String>> {
+/// The message files of a Maildir's `new` (or `cur`) to take this round, in name order
+/// ([`settled`]); also what `loket ingest` takes of a Maildir.
+pub fn listing(new: &Path) -> std::io::Result<Vec<String>> {
     let first = list(new)?;
     Ok(settled(&first, list(new)?))
 }
@@ -305,7 +306,7 @@ mod tests {
             });
             let mut rounds = 0;
             while delivering.load(std::sync::atomic::Ordering::SeqCst) {
-                let names = waiting(&new).unwrap();
+                let names = listing(&new).unwrap();
                 let hole = names.iter().enumerate().find(|(i, n)| **n != format!("{i:06}.m"));
                 assert!(
                     hole.is_none(),
@@ -317,7 +318,7 @@ mod tests {
             rounds
         });
         assert!(rounds > 0);
-        assert_eq!(waiting(&new).unwrap().len(), N);
+        assert_eq!(listing(&new).unwrap().len(), N);
     }
 
     #[test]

@@ -72,3 +72,44 @@ fn a_maildir_and_files_in_one_process_in_batches_and_again_without_doubles() {
     assert_eq!(again.len(), 5);
     assert!(again.iter().all(|l| l["action"] == "duplicate"), "{again:?}");
 }
+
+/// A Maildir taken whole (a mailbox moved to Loket): its `cur/` (mail already read) and `new/` in
+/// one name order, the delivery time each name starts with, so that a reply waiting in `new/`
+/// joins the request read long ago in `cur/` instead of opening a ticket before it.
+#[test]
+fn a_maildirs_cur_and_new_are_taken_in_one_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("url = \"sqlite://{}\"\n", dir.path().join("loket.db").display());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
+    let text = Hero { storage: &db, outbound: &out, ..Default::default() }.toml(&repo());
+    let config = dir.path().join("loket.toml");
+    std::fs::write(&config, text).unwrap();
+    let maildir = dir.path().join("Maildir");
+    let reply = "From: user1@example.test\r\nTo: hero@desk.test\r\nSubject: Re: Printer 1 rusak\r\n\
+                 Message-ID: <ingest-1-reply@example.test>\r\nIn-Reply-To: <ingest-1@example.test>\r\n\
+                 Date: Tue, 06 Jan 2026 09:00:00 +0700\r\n\r\nMasih rusak.\r\n"
+        .to_string();
+    for (sub, name, raw) in [
+        ("cur", "1767578400.M1P1.host:2,S", mail(1)),
+        ("new", "1767664800.M2P1.host", reply),
+        ("cur", "1767600000.M3P1.host:2,S", mail(2)),
+    ] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        std::fs::write(maildir.join(sub).join(name), raw).unwrap();
+    }
+    let (code, lines) = ingest(&config, &[&maildir]);
+    assert_eq!(code, 0, "{lines:?}");
+    let taken: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["file"].as_str().unwrap().rsplit('/').next().unwrap(), l["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        taken,
+        [
+            ("1767578400.M1P1.host:2,S", "created"),
+            ("1767600000.M3P1.host:2,S", "created"),
+            ("1767664800.M2P1.host", "appended")
+        ]
+    );
+    assert_eq!(lines[0]["ticket"], lines[2]["ticket"], "{lines:?}");
+}
