@@ -249,7 +249,8 @@ impl GraphSource {
     /// 60 s) after errors.
     pub async fn run(self, cancel: CancellationToken) {
         let poll = Duration::from_secs(self.cfg.poll_interval_secs.max(1));
-        super::lease::poll_rounds(&self.lease, &self.pipeline, "Graph", poll, &cancel, || self.round(&cancel)).await;
+        super::lease::poll_rounds(&self.lease, &self.pipeline, "Graph", poll, None, &cancel, || self.round(&cancel))
+            .await;
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, (Option<String>, Option<String>)> {

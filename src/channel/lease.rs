@@ -78,13 +78,15 @@ impl Lease {
 }
 
 /// A polled intake's life (a Maildir, a Graph mailbox): while it holds the inbox's lease, one
-/// `round` every `poll`, backing off after an error (doubling up to 60 s), each round reported
-/// to the metrics; the lease is released when `cancel` fires. `kind` names the intake in logs.
+/// `round` every `poll` — or, after a good round, as soon as `wake` is notified (a Maildir's new
+/// file) —, backing off after an error (doubling up to 60 s), each round reported to the
+/// metrics; the lease is released when `cancel` fires. `kind` names the intake in logs.
 pub async fn poll_rounds<F, Fut>(
     lease: &Lease,
     pipeline: &crate::pipeline::Pipeline,
     kind: &str,
     poll: std::time::Duration,
+    wake: Option<&tokio::sync::Notify>,
     cancel: &tokio_util::sync::CancellationToken,
     mut round: F,
 ) where
@@ -99,20 +101,30 @@ pub async fn poll_rounds<F, Fut>(
         if !lease.acquire(cancel).await {
             break;
         }
-        match round().await {
+        // After an error the backoff is waited out whatever arrives; after a good round, a wake
+        // (new mail announced) ends the wait early.
+        let woken = match round().await {
             Ok(_) => {
                 delay = poll;
                 pipeline.metrics().inbox_ok(inbox, crate::now_ms());
+                wake
             }
             Err(e) => {
                 pipeline.metrics().inbox_error(inbox, &e.to_string(), crate::now_ms());
                 tracing::warn!(inbox, error = %e, retry_in_ms = delay.as_millis() as u64, "{kind} intake error");
                 delay = (delay * 2).min(Duration::from_secs(60)).max(poll.min(Duration::from_secs(60)));
+                None
             }
-        }
+        };
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(delay) => {}
+            _ = async {
+                match woken {
+                    Some(wake) => wake.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
         }
     }
     lease.release().await;

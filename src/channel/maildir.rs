@@ -36,8 +36,18 @@ impl MaildirSource {
         if let Err(e) = ensure_layout(&self.path) {
             tracing::error!(inbox = %self.inbox.name, path = %self.path.display(), error = %e, "cannot create Maildir");
         }
-        super::lease::poll_rounds(&self.lease, &self.pipeline, "Maildir", self.poll, &cancel, || self.drain(&cancel))
-            .await;
+        // A file renamed into `new/` starts a round at once; the poll stays for what a watch
+        // cannot see (a file system without inotify, a watch limit reached).
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let _watch = watch(&self.path.join("new"), wake.clone())
+            .inspect_err(
+                |e| tracing::warn!(inbox = %self.inbox.name, error = %e, "cannot watch the Maildir; polling it only"),
+            )
+            .ok();
+        super::lease::poll_rounds(&self.lease, &self.pipeline, "Maildir", self.poll, Some(&wake), &cancel, || {
+            self.drain(&cancel)
+        })
+        .await;
     }
 
     /// Processes every file in `new/` (oldest name first), batch by batch; returns how many.
@@ -156,6 +166,19 @@ impl MaildirSource {
         std::fs::rename(&src, &dst)
             .map_err(|e| ChannelError::temporary(format!("{} -> {}: {e}", src.display(), dst.display())))
     }
+}
+
+/// Notifies `wake` whenever a file is created in or moved into `dir` (inotify on Linux); the
+/// watch lasts as long as the value returned.
+fn watch(dir: &Path, wake: std::sync::Arc<tokio::sync::Notify>) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{EventKind, Watcher};
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| matches!(e.kind, EventKind::Create(_) | EventKind::Modify(_))) {
+            wake.notify_one();
+        }
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    Ok(watcher)
 }
 
 /// A batch's bytes read from `new/` at most (past its first file), so that 64 large mails are

@@ -529,6 +529,49 @@ async fn a_large_mail_composed_behind_the_writer_goes_to_the_files_directory() {
     assert_eq!(places, ["acknowledgement row", "agent_notification file"]);
 }
 
+/// A file renamed into a watched Maildir's `new/` is taken at once, not at the next poll: with the
+/// poll an hour away, each of two mails delivered one after the other becomes a ticket (waited
+/// for with a generous deadline; the second arrives after the first round ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_renamed_into_new_starts_a_round_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("maildir");
+    let inbox = format!("maildir = \"{}\"\n", md.display());
+    let db = hero::sqlite_in(dir.path());
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
+    let (p, store) = Hero { storage: &db, outbound: &out, desk: SLA, inbox: &inbox, ..Default::default() }
+        .pipeline(&repo(), dir.path())
+        .await;
+    loket::channel::maildir::ensure_layout(&md).unwrap();
+    let cfg = p.config();
+    let (desk, ib) = cfg.inbox("hero").unwrap();
+    let source = loket::channel::maildir::MaildirSource {
+        pipeline: p.clone(),
+        lease: loket::channel::lease::Lease { store: store.clone(), inbox: "hero".into(), holder: "test".into() },
+        desk: desk.clone(),
+        inbox: ib.clone(),
+        path: md.clone(),
+        poll: std::time::Duration::from_secs(3600),
+        deferrals: Default::default(),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(source.run(cancel.clone()));
+    let tickets = || count(&store, "SELECT COUNT(*) FROM tickets");
+    for (i, (id, subject)) in [("w1", "Lupa password"), ("w2", "Printer rusak")].into_iter().enumerate() {
+        let name = format!("{i}.eml");
+        std::fs::write(md.join("tmp").join(&name), mail("ani@example.test", id, subject, "Mohon bantuan.")).unwrap();
+        std::fs::rename(md.join("tmp").join(&name), md.join("new").join(&name)).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while tickets().await < i as i64 + 1 {
+            assert!(std::time::Instant::now() < deadline, "mail {i} not taken: the source waits for its poll");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    cancel.cancel();
+    running.await.unwrap();
+    assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 0);
+}
+
 /// `serve`'s Maildir source takes `new/` in batches, in name order. Four batches of two: a reply
 /// in the second batch to a request of the first, and one in the fourth to a request of the
 /// third, join their tickets (a batch written before the one it follows would open new tickets);
