@@ -66,9 +66,18 @@ impl MaildirSource {
         while !rest.is_empty() && !cancel.is_cancelled() {
             let Read { now, files } = self.read_batch(&mut rest).await?;
             let mut ready: Vec<(&String, Vec<u8>)> = Vec::with_capacity(files.len());
+            let mut stop = None;
             for (name, file) in files {
                 match file {
                     File::Ready(raw) => ready.push((name, raw)),
+                    File::Unreadable(why) => {
+                        let what = format!("message {name} waits: cannot read {why}");
+                        tracing::warn!(inbox = %self.inbox.name, message = %name, error = %why, "message deferred");
+                        self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what.clone()));
+                        if self.deferrals().failed(name, crate::now_ms()) && stop.is_none() {
+                            stop = Some(ChannelError::temporary(what));
+                        }
+                    }
                     File::TooLarge(size) => {
                         let src = new.join(name);
                         let header = read_header(&src, 256 * 1024)
@@ -88,7 +97,6 @@ impl MaildirSource {
             // by the pipeline; a temporary one makes that message wait while the others flow.
             let batch: Vec<Incoming<'_>> = ready.iter().map(|(_, raw)| Incoming { raw, now }).collect();
             let results = self.pipeline.process_batch(&self.inbox.name, &batch).await;
-            let mut stop = None;
             for ((name, _), result) in ready.iter().zip(results) {
                 match result {
                     Ok(_) => {
@@ -132,16 +140,10 @@ impl MaildirSource {
         }
         let new = self.path.join("new");
         let paths: Vec<PathBuf> = wanted.iter().map(|&i| new.join(&names[i])).collect();
-        let (read, error) = tokio::task::spawn_blocking(move || read_files(&paths, max, BATCH_BYTES))
+        let read = tokio::task::spawn_blocking(move || read_files(&paths, max, BATCH_BYTES))
             .await
             .map_err(|e| ChannelError::temporary(format!("reading {}: {e}", new.display())))?;
-        if read.is_empty()
-            && let Some(e) = error
-        {
-            return Err(ChannelError::temporary(e));
-        }
-        // What was not read (past the batch's bytes, or from a file that could not be read) is
-        // the next batch's.
+        // What was not read (past the batch's bytes) is the next batch's.
         let all: &'n [String] = names;
         let (this, after) = all.split_at(wanted.get(read.len()).copied().unwrap_or(scanned));
         *names = after;
@@ -227,23 +229,29 @@ enum File {
     Ready(Vec<u8>),
     /// Larger than `limits.max_message_bytes` (its size): quarantined from its header.
     TooLarge(usize),
+    /// Not readable (why): it waits, as a message whose processing failed for now does, while the
+    /// others flow.
+    Unreadable(String),
 }
 
 /// Reads `paths` in order, the first always and the others while the bytes read stay within
 /// `budget`; a file larger than `max` is not read, only its size kept. A file gone since the
-/// listing (another reader's, or moved by hand) is `None`. Stops at the first file that cannot be
-/// read, with what it read and the error.
-fn read_files(paths: &[PathBuf], max: usize, budget: usize) -> (Vec<Option<File>>, Option<String>) {
+/// listing (another reader's, or moved by hand) is `None`; one that cannot be read (another
+/// user's, say) is [`File::Unreadable`], and the others are read all the same.
+fn read_files(paths: &[PathBuf], max: usize, budget: usize) -> Vec<Option<File>> {
     let mut out = Vec::with_capacity(paths.len());
     let mut bytes = 0usize;
+    let unreadable = |path: &Path, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => None,
+        _ => Some(File::Unreadable(format!("{}: {e}", path.display()))),
+    };
     for path in paths {
         let size = match std::fs::metadata(path) {
             Ok(m) => m.len() as usize,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                out.push(None);
+            Err(e) => {
+                out.push(unreadable(path, e));
                 continue;
             }
-            Err(e) => return (out, Some(format!("{}: {e}", path.display()))),
         };
         if size > max {
             out.push(Some(File::TooLarge(size)));
@@ -257,11 +265,10 @@ fn read_files(paths: &[PathBuf], max: usize, budget: usize) -> (Vec<Option<File>
                 bytes += raw.len();
                 out.push(Some(File::Ready(raw)));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.push(None),
-            Err(e) => return (out, Some(format!("{}: {e}", path.display()))),
+            Err(e) => out.push(unreadable(path, e)),
         }
     }
-    (out, None)
+    out
 }
 
 /// The header section of a file (up to the first empty line), at most `limit` bytes.
@@ -289,6 +296,10 @@ mod tests {
             .map(|f| match f {
                 Some(File::Ready(raw)) => format!("read {}", raw.len()),
                 Some(File::TooLarge(size)) => format!("too large {size}"),
+                Some(File::Unreadable(why)) => {
+                    assert!(why.contains("Is a directory"), "{why}");
+                    "unreadable".into()
+                }
                 None => "gone".into(),
             })
             .collect()
@@ -345,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_read_within_its_bytes_the_first_file_always_and_large_ones_only_measured() {
+    fn a_batch_is_read_within_its_bytes_the_first_file_always_large_ones_only_measured_and_past_an_unreadable_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         for (name, size) in [("a", 600), ("b", 300), ("c", 5000), ("d", 200), ("e", 100)] {
@@ -354,16 +365,14 @@ mod tests {
         let all: Vec<PathBuf> = ["a", "b", "gone", "c", "d", "e"].iter().map(|n| path(n)).collect();
         // 1,000 bytes: a and b (900), the missing file and the one too large cost nothing; d (200)
         // would pass the budget, so the batch stops before it.
-        let (files, error) = read_files(&all, 1000, 1000);
+        let files = read_files(&all, 1000, 1000);
         assert_eq!(kinds(&files), ["read 600", "read 300", "gone", "too large 5000"]);
-        assert!(error.is_none());
         // The first file is read even when it alone passes the budget.
-        let (files, _) = read_files(&all[..2], 1000, 10);
+        let files = read_files(&all[..2], 1000, 10);
         assert_eq!(kinds(&files), ["read 600"]);
-        // A path that cannot be read as a file ends the batch with what was read and the error.
+        // A path that cannot be read as a file is said so, and the files after it are read.
         let unreadable = [path("e"), dir.path().to_path_buf(), path("d")];
-        let (files, error) = read_files(&unreadable, 1 << 20, 1 << 20);
-        assert_eq!(kinds(&files), ["read 100"]);
-        assert!(error.is_some_and(|e| e.contains(&dir.path().display().to_string())));
+        let files = read_files(&unreadable, 1 << 20, 1 << 20);
+        assert_eq!(kinds(&files), ["read 100", "unreadable", "read 200"]);
     }
 }
