@@ -529,6 +529,25 @@ async fn a_large_mail_composed_behind_the_writer_goes_to_the_files_directory() {
     assert_eq!(places, ["acknowledgement row", "agent_notification file"]);
 }
 
+/// `serve`'s Maildir source for the desk's inbox, watching `md` and listing it every `poll`.
+fn maildir_source(
+    p: &Pipeline,
+    store: &Store,
+    md: &Path,
+    poll: std::time::Duration,
+) -> loket::channel::maildir::MaildirSource {
+    let (desk, ib) = p.config().inbox("hero").unwrap();
+    loket::channel::maildir::MaildirSource {
+        pipeline: p.clone(),
+        lease: loket::channel::lease::Lease { store: store.clone(), inbox: "hero".into(), holder: "test".into() },
+        desk: desk.clone(),
+        inbox: ib.clone(),
+        path: md.to_path_buf(),
+        poll,
+        deferrals: Default::default(),
+    }
+}
+
 /// A file renamed into a watched Maildir's `new/` is taken at once, not at the next poll: with the
 /// poll an hour away, each of two mails delivered one after the other becomes a ticket (waited
 /// for with a generous deadline; the second arrives after the first round ended).
@@ -543,17 +562,7 @@ async fn a_mail_renamed_into_new_starts_a_round_without_waiting_for_the_poll() {
         .pipeline(&repo(), dir.path())
         .await;
     loket::channel::maildir::ensure_layout(&md).unwrap();
-    let cfg = p.config();
-    let (desk, ib) = cfg.inbox("hero").unwrap();
-    let source = loket::channel::maildir::MaildirSource {
-        pipeline: p.clone(),
-        lease: loket::channel::lease::Lease { store: store.clone(), inbox: "hero".into(), holder: "test".into() },
-        desk: desk.clone(),
-        inbox: ib.clone(),
-        path: md.clone(),
-        poll: std::time::Duration::from_secs(3600),
-        deferrals: Default::default(),
-    };
+    let source = maildir_source(&p, &store, &md, std::time::Duration::from_secs(3600));
     let cancel = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(source.run(cancel.clone()));
     let tickets = || count(&store, "SELECT COUNT(*) FROM tickets");
@@ -619,17 +628,7 @@ async fn the_maildir_source_writes_its_batches_in_name_order() {
         std::fs::write(md.join("tmp").join(name), raw).unwrap();
         std::fs::rename(md.join("tmp").join(name), md.join("new").join(name)).unwrap();
     }
-    let cfg = p.config();
-    let (desk, ib) = cfg.inbox("hero").unwrap();
-    let source = loket::channel::maildir::MaildirSource {
-        pipeline: p.clone(),
-        lease: loket::channel::lease::Lease { store: store.clone(), inbox: "hero".into(), holder: "test".into() },
-        desk: desk.clone(),
-        inbox: ib.clone(),
-        path: md.clone(),
-        poll: std::time::Duration::from_secs(1),
-        deferrals: Default::default(),
-    };
+    let source = maildir_source(&p, &store, &md, std::time::Duration::from_secs(1));
     let n = source.drain(&tokio_util::sync::CancellationToken::new()).await.unwrap();
     assert_eq!(n, 7);
     assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 0, "every file left new/");
