@@ -58,7 +58,7 @@ impl MaildirSource {
         let dir = new.clone();
         let names = tokio::task::spawn_blocking(move || listing(&dir))
             .await
-            .map_err(|e| ChannelError::temporary(format!("{}: {e}", new.display())))?
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
             .map_err(|e| ChannelError::temporary(format!("{}: {e}", new.display())))?;
         let mut rest = &names[..];
         let mut n = 0;
