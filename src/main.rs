@@ -280,6 +280,10 @@ enum RulesCommand {
         #[arg(long)]
         desk: String,
         file: Option<PathBuf>,
+        /// The rules alone, without the second opinion: why the rules chose a route the opinion
+        /// held for a person.
+        #[arg(long)]
+        rules_only: bool,
     },
     /// Route every message of a labelled JSON-lines file; one JSON line per message on standard
     /// output, the scores (overall and per desk) on standard error.
@@ -1406,7 +1410,12 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             outln!("{} passed, {} failed", total - failed, failed)?;
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        RulesCommand::Explain { desk, file } => {
+        RulesCommand::Explain { desk, file, rules_only } => {
+            if rules_only {
+                std::sync::Arc::get_mut(&mut config.router)
+                    .context("the router is shared; cannot set its second opinions aside")?
+                    .without_opinions();
+            }
             let d = config.desk(&desk).with_context(|| format!("unknown desk `{desk}`"))?;
             let mut raw = Vec::new();
             match file {

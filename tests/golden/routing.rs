@@ -172,6 +172,42 @@ fn loket_rules_eval_interface() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("subcategory"));
 }
 
+/// `loket rules explain` says why the router decided; with `--rules-only` it shows the rules'
+/// own reasons for a route the second opinion held for a person (a training-set message the
+/// opinion holds: DJPb's rules read "digit" as a consultation, the labelled messages as user
+/// administration).
+#[test]
+fn rules_explain_shows_the_rules_own_route_where_the_opinion_held_it() {
+    use std::io::Write;
+    let explain = |args: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loket"))
+            .current_dir(repo())
+            .args(["rules", "explain", "--desk", "djpb"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"min digit sy mau dinonaktifin aja, udh pindah ke instansi lain")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shipped = explain(&[]);
+    assert!(shipped.starts_with("route:      triage/unknown\n"), "{shipped}");
+    assert!(shipped.contains("the rules' tik_1_konsultasi/digit is held for a person"), "{shipped}");
+    let rules = explain(&["--rules-only"]);
+    assert!(rules.starts_with("route:      tik_1_konsultasi/digit\n"), "{rules}");
+    assert!(rules.contains("tik_1_konsultasi/digit scored"), "{rules}");
+    assert!(!rules.contains("second opinion"), "{rules}");
+}
+
 /// Issue 18: the second opinion the router learns from `rules/labelled/` (`routing::examples`)
 /// moves no decision of the dev set: `rules eval` as shipped gives every line `--rules-only`
 /// gives. And `--learn` puts its own opinion in place of the shipped one: learned from the
@@ -350,9 +386,9 @@ fn held_out_set_labels_are_catalogue_entries() {
 /// `routing-train-4.jsonl`, see `TRAIN-4.md`, `routing-train-5.jsonl`, see `TRAIN-5.md`,
 /// `routing-train-6.jsonl`, see `TRAIN-6.md`, `routing-train-7.jsonl`, see `TRAIN-7.md`,
 /// `routing-train-8.jsonl`, see `TRAIN-8.md`, `routing-train-9.jsonl`, see `TRAIN-9.md`,
-/// `routing-train-10.jsonl` … `routing-train-31.jsonl`, see `TRAIN-10.md` … `TRAIN-31.md`;
+/// `routing-train-10.jsonl` … `routing-train-32.jsonl`, see `TRAIN-10.md` … `TRAIN-32.md`;
 /// `tests/golden/routing/train-decisions.txt`, `train-pusintek-decisions.txt`,
-/// `train-3-decisions.txt` … `train-31-decisions.txt`): a change to the rules or the scoring shows as a readable diff of
+/// `train-3-decisions.txt` … `train-32-decisions.txt`): a change to the rules or the scoring shows as a readable diff of
 /// the lines it moves. The impact column names the scope class behind an incident's impact (`-` when
 /// no class reached the threshold); the last column is the label, `=` where the decision agrees
 /// with it.
@@ -392,6 +428,7 @@ fn dev_and_train_set_decisions_golden_tables() {
         ("routing-train-29", "train-29", 159),
         ("routing-train-30", "train-30", 179),
         ("routing-train-31", "train-31", 163),
+        ("routing-train-32", "train-32", 177),
     ] {
         let table = decisions_table(&format!("{set}.jsonl"));
         g.check_text(std::path::Path::new(&format!("routing/{golden}-decisions.txt")), &table);
