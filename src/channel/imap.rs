@@ -262,7 +262,7 @@ impl ImapSource {
     }
 
     /// Processes every message waiting in the folder, in UID order, batch by batch: at most
-    /// `limits.batch_messages` messages and, past the first, [`BATCH_BYTES`] a batch.
+    /// `limits.batch_messages` messages and, past the first, [`super::BATCH_BYTES`] a batch.
     async fn drain(
         &self,
         session: &mut Session,
@@ -296,9 +296,7 @@ impl ImapSource {
             let (small, large): (Vec<_>, Vec<_>) = sizes.into_iter().partition(|(_, s)| (*s as usize) <= max);
             let mut done = Vec::new();
             let mut stop = None;
-            // The bodies fetched together stay within BATCH_BYTES (past the first), so that a
-            // fetch of 64 large mails is not all held at once.
-            for ids in by_bytes(&small, BATCH_BYTES) {
+            for ids in by_bytes(&small, super::BATCH_BYTES) {
                 if stop.is_some() {
                     break;
                 }
@@ -467,9 +465,6 @@ pub async fn authenticate(
         }
     }
 }
-
-/// A batch's bytes fetched at most (past its first message).
-const BATCH_BYTES: usize = 32 << 20;
 
 /// `sizes` (UID, RFC822.SIZE) in order, cut into runs of UIDs whose sizes add up to at most
 /// `budget`, each run at least one message.

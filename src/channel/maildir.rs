@@ -70,14 +70,7 @@ impl MaildirSource {
             for (name, file) in files {
                 match file {
                     File::Ready(raw) => ready.push((name, raw)),
-                    File::Unreadable(why) => {
-                        let what = format!("message {name} waits: cannot read {why}");
-                        tracing::warn!(inbox = %self.inbox.name, message = %name, error = %why, "message deferred");
-                        self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what.clone()));
-                        if self.deferrals().failed(name, crate::now_ms()) && stop.is_none() {
-                            stop = Some(ChannelError::temporary(what));
-                        }
-                    }
+                    File::Unreadable(why) => self.defer(name, &format!("cannot read {why}"), &mut stop),
                     File::TooLarge(size) => {
                         let src = new.join(name);
                         let header = read_header(&src, 256 * 1024)
@@ -103,14 +96,7 @@ impl MaildirSource {
                         self.done(name)?;
                         n += 1;
                     }
-                    Err(e) => {
-                        let what = format!("message {name} waits: {e}");
-                        tracing::warn!(inbox = %self.inbox.name, message = %name, error = %e, "message deferred");
-                        self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what.clone()));
-                        if self.deferrals().failed(name, crate::now_ms()) && stop.is_none() {
-                            stop = Some(ChannelError::temporary(what));
-                        }
-                    }
+                    Err(e) => self.defer(name, &e.to_string(), &mut stop),
                 }
             }
             if let Some(e) = stop {
@@ -121,7 +107,7 @@ impl MaildirSource {
     }
 
     /// The next batch from `names` (advanced past what it took): files whose deferral is over, at
-    /// most `limits.batch_messages` of them and, past the first, [`BATCH_BYTES`] together, read on
+    /// most `limits.batch_messages` of them and, past the first, [`super::BATCH_BYTES`] together, read on
     /// the blocking pool.
     async fn read_batch<'n>(&self, names: &mut &'n [String]) -> Result<Read<'n>, ChannelError> {
         let now = crate::now_ms();
@@ -140,7 +126,7 @@ impl MaildirSource {
         }
         let new = self.path.join("new");
         let paths: Vec<PathBuf> = wanted.iter().map(|&i| new.join(&names[i])).collect();
-        let read = tokio::task::spawn_blocking(move || read_files(&paths, max, BATCH_BYTES))
+        let read = tokio::task::spawn_blocking(move || read_files(&paths, max, super::BATCH_BYTES))
             .await
             .map_err(|e| ChannelError::temporary(format!("reading {}: {e}", new.display())))?;
         // What was not read (past the batch's bytes) is the next batch's.
@@ -149,6 +135,17 @@ impl MaildirSource {
         *names = after;
         let files = wanted.into_iter().zip(read).filter_map(|(i, file)| Some((&this[i], file?))).collect();
         Ok(Read { now, files })
+    }
+
+    /// A file that cannot be taken now (`why`): it waits with its own backoff while the others
+    /// flow; the first whose failures have run on long enough becomes the round's error (`stop`).
+    fn defer(&self, name: &str, why: &str, stop: &mut Option<ChannelError>) {
+        let what = format!("message {name} waits: {why}");
+        tracing::warn!(inbox = %self.inbox.name, message = %name, error = %why, "message deferred");
+        self.pipeline.metrics().inbox_deferred(&self.inbox.name, Some(what.clone()));
+        if self.deferrals().failed(name, crate::now_ms()) && stop.is_none() {
+            *stop = Some(ChannelError::temporary(what));
+        }
     }
 
     fn deferrals(&self) -> std::sync::MutexGuard<'_, super::deferral::Deferrals> {
@@ -171,21 +168,24 @@ impl MaildirSource {
 }
 
 /// Notifies `wake` whenever a file is created in or moved into `dir` (inotify on Linux); the
-/// watch lasts as long as the value returned.
+/// watch lasts as long as the value returned. A file moved out of `dir` (the source's own move
+/// of a taken file to `cur/`) wakes nothing.
 fn watch(dir: &Path, wake: std::sync::Arc<tokio::sync::Notify>) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::event::{ModifyKind, RenameMode};
     use notify::{EventKind, Watcher};
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| matches!(e.kind, EventKind::Create(_) | EventKind::Modify(_))) {
+        let arrived = |kind: &EventKind| match kind {
+            EventKind::Modify(ModifyKind::Name(mode)) => *mode != RenameMode::From,
+            EventKind::Create(_) | EventKind::Modify(_) => true,
+            _ => false,
+        };
+        if event.is_ok_and(|e| arrived(&e.kind)) {
             wake.notify_one();
         }
     })?;
     watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
     Ok(watcher)
 }
-
-/// A batch's bytes read from `new/` at most (past its first file), so that 64 large mails are
-/// not all held at once.
-const BATCH_BYTES: usize = 32 << 20;
 
 /// A batch read from `new/`, with when it was read.
 struct Read<'n> {

@@ -19,6 +19,10 @@ pub mod whatsapp;
 use crate::pipeline::PipelineError;
 use crate::store::StoreError;
 
+/// The bytes of mail one intake batch holds at most past its first message (a Maildir batch, an
+/// IMAP fetch), so that 64 large mails are not all held at once.
+pub(crate) const BATCH_BYTES: usize = 32 << 20;
+
 /// The body of an HTTP answer, refused past `max` bytes, so a misbehaving server cannot fill
 /// the memory. The error is reqwest's (the URL left off) or the answer's size.
 pub(crate) async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {

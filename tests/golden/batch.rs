@@ -602,13 +602,7 @@ async fn the_maildir_source_writes_its_batches_in_name_order() {
         Hero { storage: &db, outbound: &out, sections: &sections, desk: &desk, inbox: &inbox, ..Default::default() }
             .pipeline(&repo(), dir.path())
             .await;
-    sqlx::query(
-        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.direction = 'in' AND NEW.subject LIKE '%POISON%' \
-         BEGIN SELECT RAISE(ABORT, 'poisoned for the test'); END",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
+    crate::poison::poison(&store).await;
     loket::channel::maildir::ensure_layout(&md).unwrap();
     let reply = |from: &str, id: &str, to: &str, subject: &str| {
         let mut m = mail(from, id, subject, "Masih belum bisa, mohon dicek lagi.");

@@ -16,6 +16,8 @@ mod ingest;
 mod learning;
 mod mail;
 mod outbox_flow;
+#[path = "../common/poison.rs"]
+mod poison;
 mod repo_only;
 mod routing;
 mod runner;

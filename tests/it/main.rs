@@ -17,6 +17,8 @@ mod http;
 mod hygiene;
 mod mail;
 mod oauth;
+#[path = "../common/poison.rs"]
+mod poison;
 mod privacy;
 mod report;
 mod routing;

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use sqlx::Row;
 
 use crate::harness::*;
+use crate::poison::poison;
 
 const T0: i64 = 1_767_578_400_000; // Monday 2026-01-05 09:00 WIB
 const MIN: i64 = 60_000;
@@ -306,18 +307,6 @@ async fn a_message_that_cannot_be_processed_never_stalls_the_imap_inbox() {
     })
     .await;
     d.terminate();
-}
-
-/// A trigger that refuses to record inbound mail whose subject says POISON: an error that no
-/// retry cures.
-async fn poison(store: &Store) {
-    sqlx::query(
-        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.direction = 'in' AND NEW.subject LIKE '%POISON%' \
-         BEGIN SELECT RAISE(ABORT, 'poisoned for the test'); END",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
