@@ -199,6 +199,21 @@ struct Shape {
     columns: Vec<AnyColumn>,
     /// Whether the statement cannot write (SQLite's `sqlite3_stmt_readonly`).
     readonly: bool,
+    /// Per parameter (SQLite's index − 1), the argument it takes: read once per statement, as
+    /// SQLite looks a parameter's name up by walking the statement's list of names (binding a
+    /// multi-row insert of hundreds of parameters by name each time was quadratic).
+    params: Vec<Param>,
+}
+
+/// What one parameter of a statement takes ([`bind`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Param {
+    /// `?NNN` or `$NNN`: that argument (from 1).
+    Numbered(usize),
+    /// A bare `?`: the argument after the previous bare one's.
+    Next,
+    /// A name sqlx's SQLite driver does not take (`:name`, `@name`).
+    Invalid(String),
 }
 
 /// One SQLite connection, used on the thread that awaits it.
@@ -370,7 +385,7 @@ impl InlineConnection {
                 shape
             }
         };
-        bind(stmt, args)?;
+        bind(stmt, &shape.params, args)?;
         step_all(db, stmt, &shape, limit, out, &mut logger)
     }
 
@@ -465,7 +480,22 @@ fn shape_of(stmt: &rusqlite::Statement<'_>) -> Shape {
             AnyColumn { ordinal, name, type_info: AnyTypeInfo { kind: declared_kind(c.decl_type()) } }
         })
         .collect();
-    Shape { names: Arc::new(names), columns, readonly: stmt.readonly() }
+    Shape { names: Arc::new(names), columns, readonly: stmt.readonly(), params: params_of(stmt) }
+}
+
+/// The arguments `stmt`'s parameters take, as sqlx's SQLite driver reads them: `?NNN` and
+/// `$NNN` name their argument, a bare `?` takes the next one.
+fn params_of(stmt: &rusqlite::Statement<'_>) -> Vec<Param> {
+    (1..=stmt.parameter_count())
+        .map(|index| match stmt.parameter_name(index) {
+            None => Param::Next,
+            Some(name) => name
+                .strip_prefix('?')
+                .or_else(|| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .map_or_else(|| Param::Invalid(name.to_owned()), Param::Numbered),
+        })
+        .collect()
 }
 
 /// A column's type by SQLite's affinity rules (values are typed by what they hold, see
@@ -483,24 +513,20 @@ fn declared_kind(decl: Option<&str>) -> AnyTypeInfoKind {
     }
 }
 
-/// Binds `args` as sqlx's SQLite driver does: `?NNN` and `$NNN` name their argument, a bare `?`
-/// takes the next one.
-fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[AnyValueKind]) -> rusqlite::Result<()> {
+/// Binds `args` to `stmt` by its parameters' arguments ([`params_of`]).
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Param], args: &[AnyValueKind]) -> rusqlite::Result<()> {
     let mut next = 0;
-    for index in 1..=stmt.parameter_count() {
-        let n = match stmt.parameter_name(index) {
-            Some(name) => name
-                .strip_prefix('?')
-                .or_else(|| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?,
-            None => {
+    for (i, param) in params.iter().enumerate() {
+        let n = match param {
+            Param::Numbered(n) => *n,
+            Param::Next => {
                 next += 1;
                 next
             }
+            Param::Invalid(name) => return Err(rusqlite::Error::InvalidParameterName(name.clone())),
         };
         let value = args.get(n.wrapping_sub(1)).ok_or(rusqlite::Error::InvalidParameterCount(n, args.len()))?;
-        stmt.raw_bind_parameter(index, argument(value)?)?;
+        stmt.raw_bind_parameter(i + 1, argument(value)?)?;
     }
     Ok(())
 }
@@ -1013,6 +1039,22 @@ mod tests {
             .map(|r| r.len())
             .unwrap_err();
         assert!(err.to_string().contains("parameter"), "{err}");
+        // The same statement again (its parameters read from the cache) with other arguments.
+        for (n, k) in [(7_i64, "key"), (8, "none")] {
+            let rows = sqlx::query("SELECT k FROM t WHERE n = $2 OR k = $1").bind("other").bind(n).fetch_all(&mut conn);
+            let ks: Vec<String> = rows.await.unwrap().iter().map(|r| r.get("k")).collect();
+            assert_eq!(ks, if k == "key" { vec!["key", "other"] } else { vec!["other"] }, "n = {n}");
+        }
+        // A name sqlx's driver does not take is refused, every time.
+        for _ in 0..2 {
+            let err = sqlx::query("SELECT k FROM t WHERE k = :k")
+                .bind("key")
+                .fetch_all(&mut conn)
+                .await
+                .map(|r| r.len())
+                .unwrap_err();
+            assert!(err.to_string().contains(":k"), "{err}");
+        }
     }
 
     #[tokio::test]
