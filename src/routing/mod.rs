@@ -1165,6 +1165,7 @@ impl DeskRules {
     }
 
     fn decide(&self, catalogue: &Catalogue, input: &RouteInput<'_>, explain: bool) -> RouteDecision {
+        let input = &input.bounded();
         let text = self.read(input);
         let split = Split::new(&text);
         let mut scored = self.score(input, &text, &split, explain);
@@ -1726,6 +1727,25 @@ const FAULT_YIELD_SHARE: f64 = 0.6;
 /// forwards ("Mohon ditindaklanjuti segera.", "FYI, please see below").
 const COVER_NOTE_WORDS: usize = 6;
 
+/// The most of a message's subject and body (in bytes, cut back to a character) that routing
+/// reads: a person says what a mail is about in its subject and its first paragraphs, and
+/// routing's work grows with the text, so a mail of megabytes (up to `limits.max_message_bytes`)
+/// costs no more than this. Far above any labelled message (the longest body is 1,186
+/// characters), and room for a cover note above a forwarded mail.
+pub const ROUTED_BYTES: usize = 16 * 1024;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    &text[..text.floor_char_boundary(max)]
+}
+
+impl<'a> RouteInput<'a> {
+    /// The input as routing reads it: subject and body each cut to [`ROUTED_BYTES`].
+    fn bounded(&self) -> RouteInput<'a> {
+        RouteInput { subject: prefix(self.subject, ROUTED_BYTES), body: prefix(self.body, ROUTED_BYTES), ..*self }
+    }
+}
+
 fn confidence(best: f64, second: f64, threshold: f64) -> f64 {
     if best <= 0.0 {
         return 0.0;
@@ -1867,6 +1887,20 @@ inbox = { "ska@kemendag.go.id" = 4 }
     fn route(subject: &str, body: &str, domain: Option<&str>) -> RouteDecision {
         let (cat, r) = hero();
         r.explain(&cat, &RouteInput { subject, body, sender_domain: domain, inbox_address: "hero@kemendag.go.id" })
+    }
+
+    #[test]
+    fn routing_reads_a_bounded_start_of_the_text() {
+        // A body of a mail's own words past the bound, with no sign-off or quote for the trimmer
+        // to cut at: the cue at its start routes, the same cue only past the bound does not.
+        let filler = "kami sampaikan laporan kegiatan minggu ini dengan rincian berikut. ".repeat(400);
+        assert!(filler.len() > ROUTED_BYTES);
+        assert_eq!(route("Laporan", &format!("SIGI tidak bisa dibuka. {filler}"), None).route(), "aplikasi/sigi");
+        assert!(route("Laporan", &format!("{filler} SIGI tidak bisa dibuka."), None).is_triage());
+        // A cut inside a character is moved back to its start: no panic on any text.
+        let wide = "é".repeat(ROUTED_BYTES);
+        assert_eq!(prefix(&wide, ROUTED_BYTES + 1).len(), ROUTED_BYTES);
+        assert!(route(&wide, &wide, None).is_triage());
     }
 
     #[test]
