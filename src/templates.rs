@@ -404,11 +404,26 @@ pub fn html_paragraphs(body: &str) -> Vec<Vec<Vec<Piece>>> {
 
 /// Whether `next` continues `prev` as one sentence the text template wrapped (so the HTML lets
 /// the reader's window wrap it): `prev` is a long line not ending a heading, and `next` starts
-/// no indented, listed or numbered line.
+/// no indented, listed or numbered line, nor a field of its own ("Subjek:    Printer macet",
+/// below a long "Pemohon:" line in an agent's notification).
 fn wrapped(prev: &str, next: &str) -> bool {
     let starts_item = next.starts_with([' ', '\t', '-', '*', '•', '#', '>', '|'])
-        || next.chars().next().is_some_and(|c| c.is_ascii_digit());
+        || next.chars().next().is_some_and(|c| c.is_ascii_digit())
+        || is_field(next);
     prev.chars().count() >= 60 && !prev.ends_with(':') && !prev.starts_with([' ', '-', '*', '•', '>']) && !starts_item
+}
+
+/// A line that starts with a field's label: a capitalised word or two of letters, a colon, then
+/// a space ("Subjek:    …", "Kategori: …", "Ticket status: …"; a wrapped sentence goes on in lower
+/// case: "yaitu: pukul 10.00").
+fn is_field(line: &str) -> bool {
+    let Some((label, rest)) = line.split_once(':') else { return false };
+    let words = label.split(' ').count();
+    rest.starts_with(' ')
+        && (1..=2).contains(&words)
+        && label.chars().count() <= 20
+        && label.chars().all(|c| c.is_alphabetic() || c == ' ')
+        && label.chars().next().is_some_and(char::is_uppercase)
 }
 
 /// One line's pieces; spaces after the first of a run become no-break spaces so that indents and
@@ -922,6 +937,14 @@ mod tests {
         let q = html_paragraphs(&format!("{long}\ndengan nomor:\n  #A-1\nSalam,\nHERO\n"));
         let texts: Vec<String> = q[0].iter().map(|l| l.iter().map(|p| p.text.as_str()).collect()).collect();
         assert_eq!(texts, [format!("{long} dengan nomor:"), "\u{a0}\u{a0}#A-1".into(), "Salam,".into(), "HERO".into()]);
+        // A field below a long field stays a line of its own (an agent's notification).
+        let fields = "Pemohon:   Bambang Permana <bambang57@sinarharapan-logistik.co.id>\nSubjek:    Printer macet\n";
+        let f = html_paragraphs(fields);
+        let lines: Vec<String> = f[0].iter().map(|l| l.iter().map(|p| p.text.as_str()).collect()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[1].starts_with("Subjek:"), "{lines:?}");
+        // Prose that a colon ends the first word of still flows on.
+        assert_eq!(html_paragraphs(&format!("{long}\nyaitu: pukul 10.00\n"))[0].len(), 1);
         assert_eq!(p[0].len(), 2);
         assert_eq!(p[0][1], vec![Piece { text: "\u{a0}\u{a0}dua \u{a0}tiga".into(), href: String::new() }]);
         assert_eq!(p[1][0][0], Piece { text: "http://a.test/x".into(), href: "http://a.test/x".into() });
