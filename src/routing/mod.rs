@@ -1165,8 +1165,16 @@ impl DeskRules {
     }
 
     fn decide(&self, catalogue: &Catalogue, input: &RouteInput<'_>, explain: bool) -> RouteDecision {
-        let input = &input.bounded();
-        let text = self.read(input);
+        let mut input = input.bounded();
+        let mut text = self.read(&input);
+        // "Maaf, subjek salah, maksud saya …": the body disowns the subject, which then routes
+        // nothing (not the rules, not the second opinion).
+        let disowned = self.subject_disowned.find_in(&text.body);
+        if disowned.is_some() {
+            input.subject = "";
+            text.subject.clear();
+        }
+        let input = &input;
         let split = Split::new(&text);
         let mut scored = self.score(input, &text, &split, explain);
         let body_raw = &text.body_raw;
@@ -1596,6 +1604,12 @@ impl DeskRules {
         }
         decision.reasons.extend(cue_reasons.into_lines());
         decision.reasons.extend(impact_reason);
+        if let (Some(phrase), true) = (disowned, explain) {
+            decision.reasons.insert(
+                0,
+                format!("the body says the subject is wrong (\"{}\"): the subject is not read", phrase.trim()),
+            );
+        }
         decision
     }
 
@@ -1887,6 +1901,19 @@ inbox = { "ska@kemendag.go.id" = 4 }
     fn route(subject: &str, body: &str, domain: Option<&str>) -> RouteDecision {
         let (cat, r) = hero();
         r.explain(&cat, &RouteInput { subject, body, sender_domain: domain, inbox_address: "hero@kemendag.go.id" })
+    }
+
+    #[test]
+    fn a_subject_the_body_disowns_routes_nothing() {
+        let subject = "SIGI tidak bisa dibuka";
+        assert_eq!(route(subject, "Mohon info jam layanan.", None).route(), "aplikasi/sigi");
+        assert!(route(subject, "Maaf, subjek salah. Mohon info jam layanan.", None).is_triage());
+        let d = route(subject, "Maaf, salah subjek, maksud saya intranet tidak bisa dibuka.", None);
+        assert_eq!(d.route(), "aplikasi/intranet");
+        assert!(d.reasons[0].contains("the subject is not read"), "{:?}", d.reasons);
+        // At the very start or end of the body too; a subject merely said to be short is read.
+        assert!(route(subject, "subjek salah", None).is_triage());
+        assert_eq!(route(subject, "Subjeknya singkat, maaf.", None).route(), "aplikasi/sigi");
     }
 
     #[test]

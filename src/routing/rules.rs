@@ -97,6 +97,10 @@ pub struct SpeechFile {
     /// in such sentences is merely mentioned.
     #[serde(default)]
     pub resolved: Vec<String>,
+    /// Phrases by which a body says its subject is wrong ("subjek salah, maksud saya …"): the
+    /// subject then does not route.
+    #[serde(default)]
+    pub subject_disowned: Vec<String>,
     /// Action word forms with one `*` for the root (`di*kan`); see [`super::speech`].
     #[serde(default)]
     pub action_forms: Vec<String>,
@@ -452,6 +456,8 @@ pub struct DeskRules {
     pub polite_requests: Vec<String>,
     /// Explicit request forms (see [`super::speech`]).
     pub speech: super::speech::SpeechCues,
+    /// The phrases by which a body disowns its subject (see [`SpeechFile::subject_disowned`]).
+    pub subject_disowned: WordPhrases,
     pub synonyms: HashMap<String, String>,
     pub routes: Vec<CompiledRoute>,
     /// The routes with `requires` (most have none: only these are checked per message).
@@ -467,6 +473,37 @@ pub struct DeskRules {
     pub(crate) pattern_targets: Vec<(String, Vec<(usize, f64)>)>,
     pub(crate) unless: Vec<CompiledUnless>,
     pub source: PathBuf,
+}
+
+/// A few phrases found as whole words of normalised text in one pass of an automaton.
+#[derive(Debug, Clone, Default)]
+pub struct WordPhrases {
+    phrases: Vec<String>,
+    automaton: Option<AhoCorasick>,
+}
+
+impl WordPhrases {
+    /// `phrases` already normalised; empty ones are dropped.
+    pub fn new(phrases: impl IntoIterator<Item = String>) -> Self {
+        let phrases: Vec<String> = phrases.into_iter().filter(|p| !p.is_empty()).collect();
+        let automaton = (!phrases.is_empty())
+            .then(|| AhoCorasick::builder().match_kind(MatchKind::Standard).build(&phrases).ok())
+            .flatten();
+        Self { phrases, automaton }
+    }
+
+    /// The first phrase that stands in `text` as whole words (a space or the text's edge on
+    /// either side).
+    pub fn find_in(&self, text: &str) -> Option<&str> {
+        let automaton = self.automaton.as_ref()?;
+        automaton
+            .find_iter(text)
+            .find(|m| {
+                (m.start() == 0 || text[..m.start()].ends_with(' '))
+                    && text[m.end()..].chars().next().is_none_or(|c| c == ' ')
+            })
+            .map(|m| self.phrases[m.pattern().as_usize()].as_str())
+    }
 }
 
 /// A compiled [`Unless`]: route `route`'s keyword phrase `phrase` does not count next to `near`.
@@ -1084,6 +1121,9 @@ pub fn compile_for(
             .filter(|p| !p.trim().is_empty())
             .collect(),
         speech: compile_speech(&common.speech, &synonyms),
+        subject_disowned: WordPhrases::new(
+            common.speech.subject_disowned.iter().map(|p| normalize(p, &synonyms).trim().to_string()),
+        ),
         synonyms,
         requiring: routes.iter().enumerate().filter(|(_, r)| !r.requires.is_empty()).map(|(i, _)| i).collect(),
         routes,
