@@ -1130,11 +1130,15 @@ impl DeskRules {
         phrase
     }
 
-    /// The word of [`speech::SpeechCues::self_words`] ("sendiri") in one of the `asked`
-    /// sentences, if any: the asker asks about doing something themselves.
-    fn own_action_asked(&self, asked: &[String]) -> Option<String> {
+    /// The word of [`speech::SpeechCues::self_words`] ("sendiri") or of its `whether_tags`
+    /// ("sih") in one of the `asked` sentences, if any, and whether it is a tag: the asker asks
+    /// about doing something themselves, or asks whether.
+    fn own_action_asked(&self, asked: &[String]) -> Option<(String, bool)> {
         asked.iter().find_map(|sentence| {
-            sentence.split_whitespace().find(|w| self.speech.self_words.contains(*w)).map(str::to_string)
+            sentence.split_whitespace().find_map(|w| {
+                let tag = self.speech.whether_tags.contains(w);
+                (tag || self.speech.self_words.contains(w)).then(|| (w.to_string(), tag))
+            })
         })
     }
 
@@ -1219,7 +1223,12 @@ impl DeskRules {
             cue_reasons.add(|| {
                 match (polite, own) {
                     (Some(p), _) => Line::new().s("request cue \"?\" after \"").s(p.trim()).s("\" +"),
-                    (None, Some(o)) => Line::new().s("question cue \"?\" (the asker does it: \"").s(&o).s("\") +"),
+                    (None, Some((o, false))) => {
+                        Line::new().s("question cue \"?\" (the asker does it: \"").s(&o).s("\") +")
+                    }
+                    (None, Some((o, true))) => {
+                        Line::new().s("question cue \"?\" (it asks whether: \"").s(&o).s("\") +")
+                    }
                     (None, None) => Line::new().s("question cue \"?\" +"),
                 }
                 .weight(w)
@@ -2529,6 +2538,10 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let itself = route("SIASN", "Kenapa SIASN logout sendiri terus ya?", Some("kemendag.go.id"));
         assert_eq!(itself.ticket_type, Some(TicketType::Incident), "{:?}", itself.reasons);
         assert!(!itself.reasons.iter().any(|r| r.contains("the asker does it")), "{:?}", itself.reasons);
+        // "… ga sih?" asks whether it can be done, not for the desk to do it.
+        let whether = route("SIASN", "SIASN bisa dibuka dr rumah ga sih?", Some("kemendag.go.id"));
+        assert_eq!(whether.ticket_type, Some(TicketType::Question), "{:?}", whether.reasons);
+        assert!(whether.reasons.iter().any(|r| r.contains("it asks whether: \"sih\"")), "{:?}", whether.reasons);
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub struct SpeechFile {
     /// Words that say the asker does the action ("sendiri"); see [`super::speech`].
     #[serde(default)]
     pub self_words: Vec<String>,
+    /// Tags that make a question ask whether ("sih": "bisa dibuka dr rumah ga sih?"); handled as
+    /// `self_words` are.
+    #[serde(default)]
+    pub whether_tags: Vec<String>,
     /// Particles after a question marker that ends a sentence ("bisa ga?").
     #[serde(default)]
     pub question_tails: Vec<String>,
@@ -1190,6 +1194,7 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
     cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
     cues.handling = file.handling.iter().flat_map(|b| words(b)).collect();
     cues.self_words = file.self_words.iter().flat_map(|b| words(b)).collect();
+    cues.whether_tags = file.whether_tags.iter().flat_map(|b| words(b)).collect();
     cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();
     cues.question_openers = file.question_openers.iter().flat_map(|b| words(b)).collect();
     cues.how_words = file.how_words.iter().flat_map(|b| words(b)).collect();

@@ -45,6 +45,9 @@ pub struct SpeechCues {
     /// Words that say the asker does the action ("sendiri", "myself"): a question holding one
     /// asks whether they may or how, it asks the desk for no action ("boleh install sendiri?").
     pub self_words: HashSet<String>,
+    /// Tags that make a question ask whether ("sih": "bisa dibuka dr rumah ga sih?"): it asks the
+    /// desk for no action either.
+    pub whether_tags: HashSet<String>,
     /// Particles that may follow a question marker at the end of a sentence ("bisa ga?",
     /// "boleh ya?").
     pub question_tails: HashSet<String>,
@@ -148,7 +151,7 @@ impl SpeechCues {
     /// first and a question marker last ("tambah fitur export excel bisa?", "upgrade ram jadi
     /// 16 gb bisa ga?") asks for the action too.
     pub fn asked_action(&self, words: &[&str]) -> Option<(String, String)> {
-        if words.iter().any(|w| self.self_words.contains(*w)) {
+        if words.iter().any(|w| self.self_words.contains(*w) || self.whether_tags.contains(*w)) {
             return None;
         }
         self.marker_then_action(&self.question_markers, words, true)
@@ -242,6 +245,7 @@ mod tests {
             not_after: words(&["mau", "kalau"]),
             within: 3,
             self_words: words(&["sendiri", "myself"]),
+            whether_tags: words(&["sih"]),
             question_tails: words(&["tidak", "ya"]),
             question_openers: words(&["apakah"]),
             addressees: words(&["tim"]),
