@@ -1757,15 +1757,11 @@ const COVER_NOTE_WORDS: usize = 6;
 /// characters), and room for a cover note above a forwarded mail.
 pub const ROUTED_BYTES: usize = 16 * 1024;
 
-/// `text` cut to at most `max` bytes, at a character boundary.
-fn prefix(text: &str, max: usize) -> &str {
-    &text[..text.floor_char_boundary(max)]
-}
-
 impl<'a> RouteInput<'a> {
     /// The input as routing reads it: subject and body each cut to [`ROUTED_BYTES`].
     fn bounded(&self) -> RouteInput<'a> {
-        RouteInput { subject: prefix(self.subject, ROUTED_BYTES), body: prefix(self.body, ROUTED_BYTES), ..*self }
+        use crate::chat::cut;
+        RouteInput { subject: cut(self.subject, ROUTED_BYTES), body: cut(self.body, ROUTED_BYTES), ..*self }
     }
 }
 
@@ -1935,7 +1931,7 @@ inbox = { "ska@kemendag.go.id" = 4 }
         assert!(route("Laporan", &format!("{filler} SIGI tidak bisa dibuka."), None).is_triage());
         // A cut inside a character is moved back to its start: no panic on any text.
         let wide = "é".repeat(ROUTED_BYTES);
-        assert_eq!(prefix(&wide, ROUTED_BYTES + 1).len(), ROUTED_BYTES);
+        assert_eq!(crate::chat::cut(&wide, ROUTED_BYTES + 1).len(), ROUTED_BYTES);
         assert!(route(&wide, &wide, None).is_triage());
     }
 

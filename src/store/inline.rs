@@ -206,7 +206,6 @@ struct Shape {
 }
 
 /// What one parameter of a statement takes ([`bind`]).
-#[derive(Debug, Clone, PartialEq)]
 enum Param {
     /// `?NNN` or `$NNN`: that argument (from 1).
     Numbered(usize),
