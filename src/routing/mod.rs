@@ -2827,6 +2827,9 @@ level = "high"
         // Free, it still counts against the route.
         let d = route_with(&r, "", "akun intranet dan sigi saya mohon direset");
         assert!(d.reasons.iter().any(|x| x.contains("negative \"sigi\"")), "{d:?}");
+        // English denies as Indonesian does (set 38: "the data centre (DC, not the DRC)").
+        let d = route_with(&r, "", "please reset my intranet account, not the sigi one");
+        assert!(d.reasons.iter().any(|x| x.contains("\"sigi\" not counted (denied)")), "{d:?}");
     }
 
     #[test]
@@ -2918,6 +2921,10 @@ level = "high"
         // Named in the closed sentence and again in a new one: it counts whole.
         let d = route_with(&r, "", "SIGI kemarin sudah beres. Sekarang SIGI error lagi, intranet juga");
         assert_eq!(d.route(), "aplikasi/sigi", "{d:?}");
+        // A system said to work beside the one asked about is merely mentioned too (set 38:
+        // "akun intranet & TNDE udah aktif, tinggal akses ke portal satu data").
+        let d = route_with(&r, "", "Akun SIGI saya udah aktif. Tinggal menu intranet untuk cuti ada di mana?");
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
     }
 
     #[test]
