@@ -463,6 +463,8 @@ enum Why {
     NotCounted(usize),
     /// A keyword that stands only right after a negation ("bukan minta install").
     Denied(usize),
+    /// A negative cue that stands only in sentences saying a problem is over or a system works.
+    Settled(usize),
     Negative(usize, &'static str),
     Pattern(usize),
     Inbox,
@@ -564,6 +566,9 @@ struct Cues {
     mentioned_only: HashSet<usize>,
     /// A reply's subject counted as a mention ([`DeskRules::demote_reply_subject`]).
     reply_subject_demoted: bool,
+    /// Body phrases that stand only in sentences saying a problem is over or a system works
+    /// ([`DeskRules::only_settled`]).
+    settled_only: HashSet<usize>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -577,6 +582,26 @@ struct Score {
 
 /// Whether `cue` (words) occurs in `words` at least once with none of `near` within `within`
 /// words of it.
+/// The body's phrases that stand only in `settled` sentences (ones that say a problem is over or
+/// a system works, and report no fault) and not in the subject: what such a sentence names is no
+/// evidence against a route.
+fn only_settled(settled: &HashSet<usize>, located: &[(usize, usize)], in_subject: &HashSet<usize>) -> HashSet<usize> {
+    if settled.is_empty() {
+        return HashSet::default();
+    }
+    let mut inside: HashSet<usize> = HashSet::default();
+    let mut outside: HashSet<usize> = HashSet::default();
+    for &(id, sentence) in located {
+        if settled.contains(&sentence) {
+            inside.insert(id);
+        } else {
+            outside.insert(id);
+        }
+    }
+    inside.retain(|id| !outside.contains(id) && !in_subject.contains(id));
+    inside
+}
+
 fn free_occurrence(words: &[&str], cue: &[String], near: &[Vec<String>], within: usize) -> bool {
     let at = |i: usize, phrase: &[String]| {
         phrase.iter().enumerate().all(|(k, w)| {
@@ -697,8 +722,31 @@ impl DeskRules {
         let mut found: Vec<usize> = in_subject.union(&in_body).copied().collect();
         found.sort_unstable();
         let denied = self.denied_cues(body, &in_subject);
-        let mut cues =
-            Cues { found, in_subject, in_body, denied, unless_fields, mentioned_only, reply_subject_demoted: false };
+        let settled_only = if settled.is_empty() {
+            HashSet::default()
+        } else {
+            // A sentence that also reports a fault ("gagal terus, katanya passphrase salah padahal
+            // udah bener") says nothing works.
+            let faulty: HashSet<usize> = located
+                .iter()
+                .filter(|(id, _)| {
+                    self.phrases[*id].targets.iter().any(|&(t, w)| t == Target::Type(TicketType::Incident) && w > 0.0)
+                })
+                .map(|&(_, s)| s)
+                .collect();
+            let calm: HashSet<usize> = settled.difference(&faulty).copied().collect();
+            only_settled(&calm, &located, &in_subject)
+        };
+        let mut cues = Cues {
+            found,
+            in_subject,
+            in_body,
+            denied,
+            unless_fields,
+            mentioned_only,
+            reply_subject_demoted: false,
+            settled_only,
+        };
         for &id in &cues.found {
             let p = &self.phrases[id];
             let subject = cues.in_subject.contains(&id);
@@ -885,6 +933,8 @@ impl DeskRules {
             }
             // "scan aja, ga usah pentest": a phrase denied speaks against no route either.
             Target::Against(r) if cues.denied.contains(&id) => Some((r, 0.0, Why::Denied(id))),
+            // "Listrik dan UPS sudah normal": a system said to work speaks against no route.
+            Target::Against(r) if cues.settled_only.contains(&id) => Some((r, 0.0, Why::Settled(id))),
             Target::Against(r) => Some((r, -w * mult, Why::Negative(id, field))),
             _ => None,
         }
@@ -949,6 +999,7 @@ impl DeskRules {
             Why::Keyword(id, field) => signed_line(w, &[" keyword \"", text(id), "\" in ", field]),
             Why::NotCounted(id) => signed_line(w, &[" keyword \"", text(id), "\" not counted (unless)"]),
             Why::Denied(id) => signed_line(w, &[" keyword \"", text(id), "\" not counted (denied)"]),
+            Why::Settled(id) => signed_line(w, &[" negative \"", text(id), "\" not counted (said to work)"]),
             Why::Negative(id, field) => signed_line(w, &[" negative \"", text(id), "\" in ", field]),
             Why::Pattern(i) => signed_line(w, &[" pattern /", &self.pattern_targets[i].0, "/"]),
             Why::Inbox => signed_line(w, &[" arrived at ", inbox]),
@@ -2827,6 +2878,11 @@ level = "high"
         // Free, it still counts against the route.
         let d = route_with(&r, "", "akun intranet dan sigi saya mohon direset");
         assert!(d.reasons.iter().any(|x| x.contains("negative \"sigi\"")), "{d:?}");
+        // Said to work, it speaks against no route either (set 38: "Listrik dan UPS sudah
+        // normal"; "Subdomain ditjen lain yang saya cek masih normal").
+        let d = route_with(&r, "", "akun intranet saya mohon direset. sigi masih normal kok");
+        assert!(d.reasons.iter().any(|x| x.contains("\"sigi\" not counted (said to work)")), "{d:?}");
+        assert!(d.reasons.iter().any(|x| x.contains("scored 8.0")), "{d:?}");
         // English denies as Indonesian does (set 38: "the data centre (DC, not the DRC)").
         let d = route_with(&r, "", "please reset my intranet account, not the sigi one");
         assert!(d.reasons.iter().any(|x| x.contains("\"sigi\" not counted (denied)")), "{d:?}");
