@@ -1495,8 +1495,9 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 router.with_opinions(models);
             }
             // What the opinion made of the rules' routes: kept (agreeing, close, or won by a cue it
-            // never had), held for a person, kept where it was not clear.
-            let mut judged = [0usize; 3];
+            // never had), held for a person, kept where it was not clear, settled where the rules
+            // left it open.
+            let mut judged = [0usize; 4];
             let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
             let mut metrics = eval::Metrics::default();
             let mut per_desk: std::collections::BTreeMap<String, eval::Metrics> = Default::default();
@@ -1513,6 +1514,7 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                         Opinion::Kept | Opinion::UnknownCue => 0,
                         Opinion::Held => 1,
                         Opinion::Unclear => 2,
+                        Opinion::Settled => 3,
                     }] += 1;
                 }
                 outln!("{}", serde_json::to_string(&p)?)?;
@@ -1526,9 +1528,10 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 eprintln!("  {desk}: {}", m.summary());
             }
             if judged.iter().any(|n| *n > 0) {
-                let [kept, overruled, unclear] = judged;
+                let [kept, overruled, unclear, settled] = judged;
                 eprintln!(
-                    "second opinion: {kept} routes kept, {unclear} kept where it was not clear, {overruled} held for a person"
+                    "second opinion: {kept} routes kept, {unclear} kept where it was not clear, {overruled} held for a person, \
+                     {settled} settled where the rules left it open"
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -11,14 +11,15 @@
 //! Used by the router when the rules directory has labelled messages (`rules/labelled/`,
 //! [`super::LABELLED_DIR`]) and by `loket rules eval --learn`.
 //!
-//! The model never routes: the rules stay the only thing that does. [`judge`] compares its scores
-//! with the rules' decision: agreement, or a disagreement where the model itself is not clear,
-//! keeps the rules' route; a clear disagreement sends the message to triage for a person to
-//! decide (`rules eval --replace` shows, for comparison only, what taking the model's route
-//! instead would give). The rules' triage (below their threshold, or a service refused to an
-//! outside sender) always stands. Where the model is not clear, the rules (whose own examples it
-//! also learns from) keep their say: over the training sets 27–31, each left out of the model in
-//! turn, sending those messages to triage as well took one confidently wrong route more out of 799
+//! The model never brings a route of its own: the rules score every route. [`judge`] compares its
+//! scores with the rules' decision: agreement, or a disagreement where the model itself is not
+//! clear, keeps the rules' route; a clear disagreement sends the message to triage for a person to
+//! decide. The rules' triage stands, but where they left a message open with a candidate of their
+//! own (their best route below the threshold but at least half of it, or two routes tied), a clear
+//! lead of the model for that candidate ([`clear_best`]) takes it; a service refused to an outside
+//! sender stays refused. Where the model is not clear, the rules (whose own examples it also
+//! learns from) keep their say: over the training sets 27–31, each left out of the model in turn,
+//! sending those messages to triage as well took one confidently wrong route more out of 799
 //! and two right ones (BENCHMARKS.md, "The second opinion shipped").
 //!
 //! The model: words of two letters or more and pairs of neighbouring words of the folded text
@@ -420,18 +421,7 @@ pub enum Judgement {
 /// Judges the rules' route (`category/subcategory`; `triage` when the rules sent the message to
 /// triage) by the model's `scores` (from [`Model::scores`]).
 pub fn judge(model: &Model, scores: &[f32], rules_route: &str, rules_triage: bool) -> Judgement {
-    // The best and the runner-up (the first of equals), in one pass.
-    let (mut first, mut second) = (0, 1);
-    if scores[1] > scores[0] {
-        (first, second) = (1, 0);
-    }
-    for (i, s) in scores.iter().enumerate().skip(2) {
-        if *s > scores[first] {
-            (first, second) = (i, first);
-        } else if *s > scores[second] {
-            second = i;
-        }
-    }
+    let (first, second) = best_two(scores);
     let best = &model.routes[first];
     if rules_triage || best == rules_route {
         return Judgement::Agrees;
@@ -449,6 +439,31 @@ pub fn judge(model: &Model, scores: &[f32], rules_route: &str, rules_triage: boo
     } else {
         Judgement::Unclear { best: best.clone(), margin, gap }
     }
+}
+
+/// The best score's index and the runner-up's (the first of equals), in one pass; a model has
+/// two routes or more.
+fn best_two(scores: &[f32]) -> (usize, usize) {
+    let (mut first, mut second) = (0, 1);
+    if scores[1] > scores[0] {
+        (first, second) = (1, 0);
+    }
+    for (i, s) in scores.iter().enumerate().skip(2) {
+        if *s > scores[first] {
+            (first, second) = (i, first);
+        } else if *s > scores[second] {
+            second = i;
+        }
+    }
+    (first, second)
+}
+
+/// The model's best route for `scores` and its lead over the runner-up, when the lead is clear
+/// (above [`CLEAR_MARGIN`]).
+pub fn clear_best<'m>(model: &'m Model, scores: &[f32]) -> Option<(&'m str, f32)> {
+    let (first, second) = best_two(scores);
+    let margin = scores[first] - scores[second];
+    (margin > CLEAR_MARGIN).then(|| (model.routes[first].as_str(), margin))
 }
 
 #[cfg(test)]

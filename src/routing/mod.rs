@@ -9,7 +9,8 @@
 //! Labelled messages in `rules/labelled/*.jsonl`, when there are any, teach each desk a second
 //! opinion on its rules' route ([`examples`]), learned when the desk's rules compile (or read back
 //! where a process before kept it, [`learned`]): it keeps the rules' route or sends the message to
-//! triage, and never routes.
+//! triage, or settles what the rules left open among their own candidates; it never brings a route
+//! of its own.
 
 pub mod eval;
 pub mod examples;
@@ -74,6 +75,9 @@ pub enum Opinion {
     UnknownCue,
     /// It clearly pointed elsewhere: the message held for a person (triage).
     Held,
+    /// The rules left the message to a person with a candidate (their best route below the
+    /// threshold, or two routes tied); it clearly said one of them, which was taken.
+    Settled,
 }
 
 impl RouteDecision {
@@ -1387,9 +1391,9 @@ impl DeskRules {
             }
             open_settles = true;
         }
-        let best = order.first().copied();
-        let best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
-        let second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
+        let mut best = order.first().copied();
+        let mut best_score = best.map(|b| scores[b].route).unwrap_or(0.0);
+        let mut second_score = order.get(1).map(|s| scores[*s].route.max(0.0)).unwrap_or(0.0);
         // An exact tie that the documented order cannot settle is not settled by file order:
         // such a message waits in triage. A message that asks for an action has settled a tie
         // between a route that takes requests (now first) and one that does not; one that only
@@ -1406,8 +1410,26 @@ impl DeskRules {
             }
             _ => false,
         };
+        // Where the rules alone leave the message to a person although they have a candidate
+        // (their best route below the threshold but at least half of it, or two routes tied),
+        // the labelled messages may settle it: when they clearly say one of the rules' own
+        // candidates, that route is taken. They never bring a route of their own.
+        let settled = match best {
+            Some(b) if best_score < self.threshold && best_score >= self.threshold / 2.0 => {
+                self.opinion.as_ref().and_then(|m| self.settle(m, input, &[b]))
+            }
+            Some(_) if best_score >= self.threshold && unsettled => {
+                self.opinion.as_ref().and_then(|m| self.settle(m, input, &order[..2]))
+            }
+            _ => None,
+        };
+        if let Some((c, _)) = settled {
+            let other = order.iter().copied().find(|&o| o != c);
+            (best, best_score) = (Some(c), scores[c].route);
+            second_score = other.map(|o| scores[o].route.max(0.0)).unwrap_or(0.0);
+        }
         let mut decision = match best {
-            Some(b) if best_score >= self.threshold && unsettled => {
+            Some(b) if best_score >= self.threshold && unsettled && settled.is_none() => {
                 let other = &self.routes[order[1]];
                 let r = &self.routes[b];
                 RouteDecision::triage(format!(
@@ -1419,7 +1441,7 @@ impl DeskRules {
                     Tenths(best_score)
                 ))
             }
-            Some(b) if best_score >= self.threshold => {
+            Some(b) if best_score >= self.threshold || settled.is_some() => {
                 let route = &self.routes[b];
                 // The route's lines, then the type's and the impact's (`cue_reasons`): sized once.
                 let mut rs = Vec::with_capacity(if cue_reasons.on() { 32 } else { 0 });
@@ -1435,6 +1457,15 @@ impl DeskRules {
                     );
                     rs.extend(yielded);
                     let inbox = input.inbox_address.to_ascii_lowercase();
+                    if let Some((_, margin)) = settled {
+                        rs.push(format!(
+                            "second opinion: labelled messages like this one are {}/{}, {} ahead of the next: \
+                             it settles what the rules left open",
+                            route.category,
+                            route.subcategory,
+                            Tenths(f64::from(margin))
+                        ));
+                    }
                     self.reasons_for(&cues, &reasons, b, (&inbox, domain.as_deref().unwrap_or("")), &mut rs);
                 }
                 RouteDecision {
@@ -1447,7 +1478,7 @@ impl DeskRules {
                     reasons: rs,
                     internal_only_refused: None,
                     official_only: false,
-                    opinion: None,
+                    opinion: settled.map(|_| Opinion::Settled),
                 }
             }
             Some(b) if best_score > 0.0 => {
@@ -1465,9 +1496,9 @@ impl DeskRules {
         };
 
         // The second opinion learned from the desk's labelled messages: it keeps the rules' route
-        // or sends the message to triage; it never routes.
+        // or sends the message to triage; it never brings a route of its own.
         // (It has nothing to say on the rules' triage, which always stands: not asked.)
-        if let Some(model) = self.opinion.as_ref().filter(|_| !decision.is_triage()) {
+        if let Some(model) = self.opinion.as_ref().filter(|_| !decision.is_triage() && settled.is_none()) {
             // A cue of the winning route that the labelled messages never had: what the rules
             // know there, the opinion does not (an operator's new keyword, a product's new name).
             let unknown = |model: &examples::Model| {
@@ -1677,6 +1708,19 @@ impl DeskRules {
     /// where the desk's labelled messages clearly point elsewhere and the winning route's cues
     /// are words they had (`unknown_cue` names one they never had); the rules stay the only thing
     /// that routes. With a line of reasons when `explain`.
+    /// Which of the rules' `candidates` the desk's labelled messages clearly say, with the
+    /// model's lead over its runner-up.
+    fn settle(&self, model: &examples::Model, input: &RouteInput<'_>, candidates: &[usize]) -> Option<(usize, f32)> {
+        let scores = model.scores(&examples::text(input.subject, input.body));
+        let (theirs, margin) = examples::clear_best(model, &scores)?;
+        let (category, subcategory) = theirs.split_once('/')?;
+        candidates
+            .iter()
+            .copied()
+            .find(|&c| self.routes[c].category == category && self.routes[c].subcategory == subcategory)
+            .map(|c| (c, margin))
+    }
+
     fn second_opinion<'c>(
         &self,
         model: &examples::Model,
@@ -2265,6 +2309,39 @@ keywords = { "izin ekspor" = 1 }
         // A message like the ones labelled for triage goes there.
         let d = route_from(&r, "", "sigi: printer ruang rapat macet tidak bisa cetak", None);
         assert!(d.is_triage() && d.confidence == 0.0, "{d:?}");
+    }
+
+    #[test]
+    fn a_second_opinion_settles_what_the_rules_left_open_among_their_own_candidates() {
+        let r = hero_with_opinion();
+        let without = compile_hero(HERO_FOUR_ROUTES);
+        // "laporan" gives SIGI 2.0, below the threshold (3.0) but at least half of it; the
+        // labelled messages clearly say SIGI too: the rules' own candidate is taken.
+        let body = "laporan gaji bulanan gagal disimpan";
+        assert!(route_from(&without, "", body, None).is_triage());
+        let d = route_from(&r, "", body, None);
+        assert_eq!((d.route(), d.opinion), ("aplikasi/sigi".into(), Some(Opinion::Settled)), "{d:?}");
+        assert!(d.reasons.iter().any(|l| l.ends_with("it settles what the rules left open")), "{:?}", d.reasons);
+        assert_eq!(d.ticket_type, Some(TicketType::Incident));
+        // Where they say another route, the opinion brings no route of its own: triage stays.
+        let d = route_from(&r, "", "laporan: halaman pengumuman pegawai tidak tampil", None);
+        assert!(d.is_triage(), "{d:?}");
+        // Two routes tied (SIGI and the call centre's INATRADE, 4.0 each): the labelled messages
+        // choose between the two.
+        let body = "sigi inatrade pelaporan gaji bulanan gagal disimpan";
+        assert!(route_from(&without, "", body, None).is_triage());
+        let d = route_from(&r, "", body, None);
+        assert_eq!((d.route(), d.opinion), ("aplikasi/sigi".into(), Some(Opinion::Settled)), "{d:?}");
+        // A route it settles is still refused to a sender it is not open to: the internal
+        // INATRADE, below the threshold with "izin impor" and clearly what the labelled messages
+        // say, is taken from inside and refused from outside.
+        let rules = HERO_FOUR_ROUTES.replace("\"izin ekspor\" = 1", "\"izin impor\" = 2");
+        let r = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
+        let body = "dashboard verifikator izin impor kosong";
+        let inside = route_from(&r, "", body, Some("kemendag.go.id"));
+        assert_eq!((inside.route(), inside.opinion), ("aplikasi/inatrade".into(), Some(Opinion::Settled)));
+        let outside = route_from(&r, "", body, Some("gmail.com"));
+        assert!(outside.is_triage() && outside.internal_only_refused.is_some(), "{outside:?}");
     }
 
     #[test]

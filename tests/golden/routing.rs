@@ -243,8 +243,10 @@ fn the_shipped_second_opinion_keeps_every_dev_route() {
         "{said}"
     );
     assert!(
-        // The 82 routes the rules chose (their 8 triage always stand: the opinion is not asked).
-        said.contains("second opinion: 82 routes kept, 0 kept where it was not clear, 0 held for a person"),
+        // The 82 routes the rules chose (their 8 triage stand: none had a candidate it settles).
+        said.contains(
+            "second opinion: 82 routes kept, 0 kept where it was not clear, 0 held for a person, 0 settled where the rules left it open"
+        ),
         "{said}"
     );
     assert_eq!(with_opinion, rules);
