@@ -2896,6 +2896,9 @@ level = "high"
         // A request marker that asks only for the fault to be dealt with asks for nothing else.
         let handled = route_with(&r, "", "intranet dan sigi error sejak pagi. Mohon segera ditangani.");
         assert_eq!(handled.route(), "aplikasi/sigi", "{handled:?}");
+        // In English too (set 39: "… no longer detects its ceiling camera. Could someone take a look?").
+        let looked = route_with(&r, "", "The intranet and SIGI no longer load: error 500. Could someone take a look?");
+        assert_eq!(looked.route(), "aplikasi/sigi", "{looked:?}");
         // A message that asks for an action stays, also where the action is no known verb form.
         assert_eq!(route_with(&r, "", "tolong reset intranet saya, sigi juga error").route(), "aplikasi/intranet");
         assert_eq!(
