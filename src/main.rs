@@ -1496,8 +1496,8 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
             }
             // What the opinion made of the rules' routes: kept (agreeing, close, or won by a cue it
             // never had), held for a person, kept where it was not clear, settled where the rules
-            // left it open.
-            let mut judged = [0usize; 4];
+            // left it open, turned to the rules' runner-up.
+            let mut judged = [0usize; 5];
             let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
             let mut metrics = eval::Metrics::default();
             let mut per_desk: std::collections::BTreeMap<String, eval::Metrics> = Default::default();
@@ -1515,6 +1515,7 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                         Opinion::Held => 1,
                         Opinion::Unclear => 2,
                         Opinion::Settled => 3,
+                        Opinion::RunnerUp => 4,
                     }] += 1;
                 }
                 outln!("{}", serde_json::to_string(&p)?)?;
@@ -1528,10 +1529,10 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                 eprintln!("  {desk}: {}", m.summary());
             }
             if judged.iter().any(|n| *n > 0) {
-                let [kept, overruled, unclear, settled] = judged;
+                let [kept, overruled, unclear, settled, runner_up] = judged;
                 eprintln!(
                     "second opinion: {kept} routes kept, {unclear} kept where it was not clear, {overruled} held for a person, \
-                     {settled} settled where the rules left it open"
+                     {settled} settled where the rules left it open, {runner_up} turned to the rules' runner-up"
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -14,13 +14,14 @@
 //! The model never brings a route of its own: the rules score every route. [`judge`] compares its
 //! scores with the rules' decision: agreement, or a disagreement where the model itself is not
 //! clear, keeps the rules' route; a clear disagreement sends the message to triage for a person to
-//! decide. The rules' triage stands, but where they left a message open with a candidate of their
-//! own (their best route below the threshold but at least half of it, or two routes tied), a clear
-//! lead of the model for that candidate ([`clear_best`]) takes it; a service refused to an outside
-//! sender stays refused. Where the model is not clear, the rules (whose own examples it also
-//! learns from) keep their say: over the training sets 27–31, each left out of the model in turn,
-//! sending those messages to triage as well took one confidently wrong route more out of 799
-//! and two right ones (BENCHMARKS.md, "The second opinion shipped").
+//! decide. A clear lead of the model ([`clear_best`]) for one of the rules' own candidates takes it:
+//! their runner-up with at least half their threshold (unless the winner's cue is one the model
+//! never had), or, where the rules left the message to triage with a candidate (their best route
+//! below the threshold but at least half of it, or two routes tied), that candidate; a service
+//! refused to an outside sender stays refused. Where the model is not clear, the rules (whose own
+//! examples it also learns from) keep their say: over the training sets 27–31, each left out of
+//! the model in turn, sending those messages to triage as well took one confidently wrong route
+//! more out of 799 and two right ones (BENCHMARKS.md, "The second opinion shipped").
 //!
 //! The model: words of two letters or more and pairs of neighbouring words of the folded text
 //! ([`super::normalize::fold`]), weighted by `1 + ln(count)` times their inverse document frequency

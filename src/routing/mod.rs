@@ -9,8 +9,8 @@
 //! Labelled messages in `rules/labelled/*.jsonl`, when there are any, teach each desk a second
 //! opinion on its rules' route ([`examples`]), learned when the desk's rules compile (or read back
 //! where a process before kept it, [`learned`]): it keeps the rules' route or sends the message to
-//! triage, or settles what the rules left open among their own candidates; it never brings a route
-//! of its own.
+//! triage, or takes one of the rules' own candidates (their runner-up, or a route they left open);
+//! it never brings a route of its own.
 
 pub mod eval;
 pub mod examples;
@@ -78,6 +78,9 @@ pub enum Opinion {
     /// The rules left the message to a person with a candidate (their best route below the
     /// threshold, or two routes tied); it clearly said one of them, which was taken.
     Settled,
+    /// It clearly said the rules' runner-up (a route with at least half their threshold),
+    /// which was taken over their best.
+    RunnerUp,
 }
 
 impl RouteDecision {
@@ -1410,19 +1413,40 @@ impl DeskRules {
             }
             _ => false,
         };
+        // The second opinion learned from the desk's labelled messages, scored once, where the
+        // rules have a candidate (a route with at least half the threshold).
+        let half = self.threshold / 2.0;
+        let opinion = self
+            .opinion
+            .as_ref()
+            .filter(|_| best_score >= half)
+            .map(|m| (m.as_ref(), m.scores(&examples::text(input.subject, input.body))));
+        // A cue of route `r` that the labelled messages never had: what the rules know there,
+        // the opinion does not (an operator's new keyword, a product's new name).
+        let unknown_cue = |model: &examples::Model, r: usize| {
+            cues.found.iter().copied().find_map(|id| {
+                let p = &self.phrases[id];
+                let counts = p.targets.iter().any(|&(t, w)| matches!(t, Target::Route(x) if x == r) && w > 0.0);
+                (counts && !model.knows(&p.text)).then(|| p.text.trim())
+            })
+        };
         // Where the rules alone leave the message to a person although they have a candidate
         // (their best route below the threshold but at least half of it, or two routes tied),
-        // the labelled messages may settle it: when they clearly say one of the rules' own
-        // candidates, that route is taken. They never bring a route of their own.
-        let settled = match best {
-            Some(b) if best_score < self.threshold && best_score >= self.threshold / 2.0 => {
-                self.opinion.as_ref().and_then(|m| self.settle(m, input, &[b]))
-            }
-            Some(_) if best_score >= self.threshold && unsettled => {
-                self.opinion.as_ref().and_then(|m| self.settle(m, input, &order[..2]))
-            }
+        // or where their runner-up has at least half the threshold, the labelled messages may
+        // choose among the rules' own candidates: when they clearly say one, it is taken. They
+        // never bring a route of their own, and never turn from a winner whose cue they never had.
+        let settled = match (best, &opinion) {
+            (Some(b), Some((m, ms))) if best_score < self.threshold => self.settle(m, ms, &[b]),
+            (Some(_), Some((m, ms))) if unsettled => self.settle(m, ms, &order[..2]),
+            (Some(b), Some((m, ms))) => match order.get(1) {
+                Some(&r2) if scores[r2].route >= half && unknown_cue(m, b).is_none() => self.settle(m, ms, &[r2]),
+                _ => None,
+            },
             _ => None,
         };
+        // Which way it chose: what the rules left open, or their runner-up over their winner.
+        let chose = settled
+            .map(|_| if best_score < self.threshold || unsettled { Opinion::Settled } else { Opinion::RunnerUp });
         if let Some((c, _)) = settled {
             let other = order.iter().copied().find(|&o| o != c);
             (best, best_score) = (Some(c), scores[c].route);
@@ -1457,10 +1481,13 @@ impl DeskRules {
                     );
                     rs.extend(yielded);
                     let inbox = input.inbox_address.to_ascii_lowercase();
-                    if let Some((_, margin)) = settled {
+                    if let (Some((_, margin)), Some(how)) = (settled, chose) {
+                        let what = match how {
+                            Opinion::RunnerUp => "the rules' runner-up taken over their best",
+                            _ => "it settles what the rules left open",
+                        };
                         rs.push(format!(
-                            "second opinion: labelled messages like this one are {}/{}, {} ahead of the next: \
-                             it settles what the rules left open",
+                            "second opinion: labelled messages like this one are {}/{}, {} ahead of the next: {what}",
                             route.category,
                             route.subcategory,
                             Tenths(f64::from(margin))
@@ -1478,7 +1505,7 @@ impl DeskRules {
                     reasons: rs,
                     internal_only_refused: None,
                     official_only: false,
-                    opinion: settled.map(|_| Opinion::Settled),
+                    opinion: chose,
                 }
             }
             Some(b) if best_score > 0.0 => {
@@ -1498,18 +1525,9 @@ impl DeskRules {
         // The second opinion learned from the desk's labelled messages: it keeps the rules' route
         // or sends the message to triage; it never brings a route of its own.
         // (It has nothing to say on the rules' triage, which always stands: not asked.)
-        if let Some(model) = self.opinion.as_ref().filter(|_| !decision.is_triage() && settled.is_none()) {
-            // A cue of the winning route that the labelled messages never had: what the rules
-            // know there, the opinion does not (an operator's new keyword, a product's new name).
-            let unknown = |model: &examples::Model| {
-                let b = best?;
-                cues.found.iter().copied().find_map(|id| {
-                    let p = &self.phrases[id];
-                    let counts = p.targets.iter().any(|&(t, w)| matches!(t, Target::Route(x) if x == b) && w > 0.0);
-                    (counts && !model.knows(&p.text)).then(|| p.text.trim())
-                })
-            };
-            self.second_opinion(model, input, &mut decision, unknown, cue_reasons.on());
+        if let (Some((model, ms)), false, None) = (&opinion, decision.is_triage(), settled) {
+            let unknown = best.and_then(|b| unknown_cue(model, b));
+            self.second_opinion(model, ms, &mut decision, unknown, cue_reasons.on());
         }
 
         // Internal-only services are not opened for senders outside the desk's domains.
@@ -1710,9 +1728,8 @@ impl DeskRules {
     /// that routes. With a line of reasons when `explain`.
     /// Which of the rules' `candidates` the desk's labelled messages clearly say, with the
     /// model's lead over its runner-up.
-    fn settle(&self, model: &examples::Model, input: &RouteInput<'_>, candidates: &[usize]) -> Option<(usize, f32)> {
-        let scores = model.scores(&examples::text(input.subject, input.body));
-        let (theirs, margin) = examples::clear_best(model, &scores)?;
+    fn settle(&self, model: &examples::Model, scores: &[f32], candidates: &[usize]) -> Option<(usize, f32)> {
+        let (theirs, margin) = examples::clear_best(model, scores)?;
         let (category, subcategory) = theirs.split_once('/')?;
         candidates
             .iter()
@@ -1721,19 +1738,18 @@ impl DeskRules {
             .map(|c| (c, margin))
     }
 
-    fn second_opinion<'c>(
+    fn second_opinion(
         &self,
         model: &examples::Model,
-        input: &RouteInput<'_>,
+        scores: &[f32],
         decision: &mut RouteDecision,
-        unknown_cue: impl FnOnce(&examples::Model) -> Option<&'c str>,
+        unknown_cue: Option<&str>,
         explain: bool,
     ) {
         use examples::Judgement;
-        let scores = model.scores(&examples::text(input.subject, input.body));
         let rules_route = decision.route();
         let line = |s: String| if explain { vec![s] } else { Vec::new() };
-        let opinion = match examples::judge(model, &scores, &rules_route, decision.is_triage()) {
+        let opinion = match examples::judge(model, scores, &rules_route, decision.is_triage()) {
             Judgement::Agrees => Opinion::Kept,
             Judgement::Close { best: theirs, gap } => {
                 decision.reasons.extend(line(format!(
@@ -1742,7 +1758,7 @@ impl DeskRules {
                 )));
                 Opinion::Kept
             }
-            Judgement::Overrules { best: theirs, .. } if let Some(cue) = unknown_cue(model) => {
+            Judgement::Overrules { best: theirs, .. } if let Some(cue) = unknown_cue => {
                 decision.reasons.extend(line(format!(
                     "second opinion: labelled messages like this one are {theirs}, but they never had \"{cue}\", \
                      the rules' cue for {rules_route}: kept"
@@ -2341,6 +2357,36 @@ keywords = { "izin ekspor" = 1 }
         let inside = route_from(&r, "", body, Some("kemendag.go.id"));
         assert_eq!((inside.route(), inside.opinion), ("aplikasi/inatrade".into(), Some(Opinion::Settled)));
         let outside = route_from(&r, "", body, Some("gmail.com"));
+        assert!(outside.is_triage() && outside.internal_only_refused.is_some(), "{outside:?}");
+    }
+
+    #[test]
+    fn a_second_opinion_may_take_the_rules_runner_up_over_their_best() {
+        let rules = HERO_FOUR_ROUTES.replace("\"intranet\" = 5", "\"intranet\" = 3");
+        let r = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
+        let without = compile_hero(&rules);
+        // SIGI wins the rules (4.0), the intranet is their runner-up (3.0, above half the
+        // threshold); the labelled messages clearly say the intranet's notices: it is taken.
+        let body = "sigi intranet: halaman pengumuman pegawai tidak tampil";
+        assert_eq!(route_from(&without, "", body, None).route(), "aplikasi/sigi");
+        let d = route_from(&r, "", body, None);
+        assert_eq!((d.route(), d.opinion), ("aplikasi/intranet".into(), Some(Opinion::RunnerUp)), "{d:?}");
+        assert!(d.reasons.iter().any(|l| l.ends_with("the rules' runner-up taken over their best")), "{:?}", d.reasons);
+        // Never a route the rules did not score: without an intranet cue, the message is held.
+        let d = route_from(&r, "", "sigi: halaman pengumuman pegawai tidak tampil", None);
+        assert!(d.is_triage() && d.opinion == Some(Opinion::Held), "{d:?}");
+        // Never over a winner whose cue the labelled messages never had.
+        let rules = HERO_FOUR_ROUTES.replace("\"sigi\" = 4,", "\"sigi\" = 4, \"gajiku\" = 4,");
+        let r2 = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
+        let d = route_from(&r2, "", "gajiku intranet: halaman pengumuman pegawai tidak tampil", None);
+        assert_eq!((d.route(), d.opinion), ("aplikasi/sigi".into(), Some(Opinion::UnknownCue)), "{d:?}");
+        // And a runner-up it takes is still refused to a sender it is not open to.
+        let rules = HERO_FOUR_ROUTES.replace("\"izin ekspor\" = 1", "\"izin impor\" = 2");
+        let r3 = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
+        let body = "inatrade: dashboard verifikator izin impor kosong";
+        let inside = route_from(&r3, "", body, Some("kemendag.go.id"));
+        assert_eq!((inside.route(), inside.opinion), ("aplikasi/inatrade".into(), Some(Opinion::RunnerUp)));
+        let outside = route_from(&r3, "", body, Some("gmail.com"));
         assert!(outside.is_triage() && outside.internal_only_refused.is_some(), "{outside:?}");
     }
 

@@ -174,8 +174,8 @@ fn loket_rules_eval_interface() {
 
 /// `loket rules explain` says why the router decided; with `--rules-only` it shows the rules'
 /// own reasons for a route the second opinion held for a person (a training-set message the
-/// opinion holds: DJPb's rules read "digit" as a consultation, the labelled messages as user
-/// administration).
+/// opinion holds: DJPb's rules read a new menu for MyIntress as the application's consultation,
+/// the labelled messages as a change outside the catalogue, which is not the rules' runner-up).
 #[test]
 fn rules_explain_shows_the_rules_own_route_where_the_opinion_held_it() {
     use std::io::Write;
@@ -193,7 +193,8 @@ fn rules_explain_shows_the_rules_own_route_where_the_opinion_held_it() {
             .stdin
             .take()
             .unwrap()
-            .write_all(b"min digit sy mau dinonaktifin aja, udh pindah ke instansi lain")
+            // t10-djpb-037: a change to an application, labelled non_katalog; the rules say MyIntress.
+            .write_all(b"bisa ga aplikasi myintress ditambahin menu export grafik ke ppt? usul dari pimpinan kanwil")
             .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -201,10 +202,10 @@ fn rules_explain_shows_the_rules_own_route_where_the_opinion_held_it() {
     };
     let shipped = explain(&[]);
     assert!(shipped.starts_with("route:      triage/unknown\n"), "{shipped}");
-    assert!(shipped.contains("the rules' tik_1_konsultasi/digit is held for a person"), "{shipped}");
+    assert!(shipped.contains("the rules' tik_1_konsultasi/myintress is held for a person"), "{shipped}");
     let rules = explain(&["--rules-only"]);
-    assert!(rules.starts_with("route:      tik_1_konsultasi/digit\n"), "{rules}");
-    assert!(rules.contains("tik_1_konsultasi/digit scored"), "{rules}");
+    assert!(rules.starts_with("route:      tik_1_konsultasi/myintress\n"), "{rules}");
+    assert!(rules.contains("tik_1_konsultasi/myintress scored"), "{rules}");
     assert!(!rules.contains("second opinion"), "{rules}");
 }
 
