@@ -1439,7 +1439,9 @@ impl DeskRules {
             (Some(b), Some((m, ms))) if best_score < self.threshold => self.settle(m, ms, &[b]),
             (Some(_), Some((m, ms))) if unsettled => self.settle(m, ms, &order[..2]),
             (Some(b), Some((m, ms))) => match order.get(1) {
-                Some(&r2) if scores[r2].route >= half && unknown_cue(m, b).is_none() => self.settle(m, ms, &[r2]),
+                Some(&r2) if scores[r2].route >= half => {
+                    self.settle(m, ms, &[r2]).filter(|_| unknown_cue(m, b).is_none())
+                }
                 _ => None,
             },
             _ => None,
