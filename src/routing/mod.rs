@@ -471,7 +471,7 @@ enum Why {
     /// A keyword that stands only right after a negation ("bukan minta install").
     Denied(usize),
     /// A negative cue that stands only in sentences saying a problem is over or a system works.
-    Settled(usize),
+    SaidToWork(usize),
     Negative(usize, &'static str),
     Pattern(usize),
     Inbox,
@@ -941,7 +941,7 @@ impl DeskRules {
             // "scan aja, ga usah pentest": a phrase denied speaks against no route either.
             Target::Against(r) if cues.denied.contains(&id) => Some((r, 0.0, Why::Denied(id))),
             // "Listrik dan UPS sudah normal": a system said to work speaks against no route.
-            Target::Against(r) if cues.settled_only.contains(&id) => Some((r, 0.0, Why::Settled(id))),
+            Target::Against(r) if cues.settled_only.contains(&id) => Some((r, 0.0, Why::SaidToWork(id))),
             Target::Against(r) => Some((r, -w * mult, Why::Negative(id, field))),
             _ => None,
         }
@@ -1006,7 +1006,7 @@ impl DeskRules {
             Why::Keyword(id, field) => signed_line(w, &[" keyword \"", text(id), "\" in ", field]),
             Why::NotCounted(id) => signed_line(w, &[" keyword \"", text(id), "\" not counted (unless)"]),
             Why::Denied(id) => signed_line(w, &[" keyword \"", text(id), "\" not counted (denied)"]),
-            Why::Settled(id) => signed_line(w, &[" negative \"", text(id), "\" not counted (said to work)"]),
+            Why::SaidToWork(id) => signed_line(w, &[" negative \"", text(id), "\" not counted (said to work)"]),
             Why::Negative(id, field) => signed_line(w, &[" negative \"", text(id), "\" in ", field]),
             Why::Pattern(i) => signed_line(w, &[" pattern /", &self.pattern_targets[i].0, "/"]),
             Why::Inbox => signed_line(w, &[" arrived at ", inbox]),
@@ -1435,7 +1435,7 @@ impl DeskRules {
         // or where their runner-up has at least half the threshold, the labelled messages may
         // choose among the rules' own candidates: when they clearly say one, it is taken. They
         // never bring a route of their own, and never turn from a winner whose cue they never had.
-        let settled = match (best, &opinion) {
+        let picked = match (best, &opinion) {
             (Some(b), Some((m, ms))) if best_score < self.threshold => self.settle(m, ms, &[b]),
             (Some(_), Some((m, ms))) if unsettled => self.settle(m, ms, &order[..2]),
             (Some(b), Some((m, ms))) => match order.get(1) {
@@ -1447,15 +1447,15 @@ impl DeskRules {
             _ => None,
         };
         // Which way it chose: what the rules left open, or their runner-up over their winner.
-        let chose = settled
-            .map(|_| if best_score < self.threshold || unsettled { Opinion::Settled } else { Opinion::RunnerUp });
-        if let Some((c, _)) = settled {
+        let chose =
+            picked.map(|_| if best_score < self.threshold || unsettled { Opinion::Settled } else { Opinion::RunnerUp });
+        if let Some((c, _)) = picked {
             let other = order.iter().copied().find(|&o| o != c);
             (best, best_score) = (Some(c), scores[c].route);
             second_score = other.map(|o| scores[o].route.max(0.0)).unwrap_or(0.0);
         }
         let mut decision = match best {
-            Some(b) if best_score >= self.threshold && unsettled && settled.is_none() => {
+            Some(b) if best_score >= self.threshold && unsettled && picked.is_none() => {
                 let other = &self.routes[order[1]];
                 let r = &self.routes[b];
                 RouteDecision::triage(format!(
@@ -1467,7 +1467,7 @@ impl DeskRules {
                     Tenths(best_score)
                 ))
             }
-            Some(b) if best_score >= self.threshold || settled.is_some() => {
+            Some(b) if best_score >= self.threshold || picked.is_some() => {
                 let route = &self.routes[b];
                 // The route's lines, then the type's and the impact's (`cue_reasons`): sized once.
                 let mut rs = Vec::with_capacity(if cue_reasons.on() { 32 } else { 0 });
@@ -1483,7 +1483,7 @@ impl DeskRules {
                     );
                     rs.extend(yielded);
                     let inbox = input.inbox_address.to_ascii_lowercase();
-                    if let (Some((_, margin)), Some(how)) = (settled, chose) {
+                    if let (Some((_, margin)), Some(how)) = (picked, chose) {
                         let what = match how {
                             Opinion::RunnerUp => "the rules' runner-up taken over their best",
                             _ => "it settles what the rules left open",
@@ -1527,7 +1527,7 @@ impl DeskRules {
         // The second opinion learned from the desk's labelled messages: it keeps the rules' route
         // or sends the message to triage; it never brings a route of its own.
         // (It has nothing to say on the rules' triage, which always stands: not asked.)
-        if let (Some((model, ms)), false, None) = (&opinion, decision.is_triage(), settled) {
+        if let (Some((model, ms)), false, None) = (&opinion, decision.is_triage(), picked) {
             let unknown = best.and_then(|b| unknown_cue(model, b));
             self.second_opinion(model, ms, &mut decision, unknown, cue_reasons.on());
         }
@@ -2246,7 +2246,23 @@ keywords = { "izin ekspor" = 1 }
 
     /// [`HERO_FOUR_ROUTES`] with a second opinion learned from [`labelled`].
     fn hero_with_opinion() -> DeskRules {
-        with_opinion(compile_hero(HERO_FOUR_ROUTES), examples::Model::train(&labelled()).map(std::sync::Arc::new))
+        opinionated(HERO_FOUR_ROUTES)
+    }
+
+    /// HERO rules `text` with a second opinion learned from [`labelled`].
+    fn opinionated(text: &str) -> DeskRules {
+        with_opinion(compile_hero(text), examples::Model::train(&labelled()).map(std::sync::Arc::new))
+    }
+
+    /// The internal INATRADE, which [`HERO_FOUR_ROUTES`] with "izin impor" = 2 scores and the
+    /// labelled messages clearly say, taken by the opinion (`how`) from inside and refused from
+    /// outside.
+    fn taken_inside_refused_outside(body: &str, how: Opinion) {
+        let r = opinionated(&HERO_FOUR_ROUTES.replace("\"izin ekspor\" = 1", "\"izin impor\" = 2"));
+        let inside = route_from(&r, "", body, Some("kemendag.go.id"));
+        assert_eq!((inside.route(), inside.opinion), ("aplikasi/inatrade".into(), Some(how)), "{inside:?}");
+        let outside = route_from(&r, "", body, Some("gmail.com"));
+        assert!(outside.is_triage() && outside.internal_only_refused.is_some(), "{outside:?}");
     }
 
     fn five(text: &str) -> Vec<String> {
@@ -2278,7 +2294,7 @@ keywords = { "izin ekspor" = 1 }
         // An operator's new keyword for SIGI ("gajiku", an app's new name): the labelled messages
         // never had it, so their clear lean elsewhere does not hold the rules' route back.
         let rules = HERO_FOUR_ROUTES.replace("\"sigi\" = 4,", "\"sigi\" = 4, \"gajiku\" = 4,");
-        let r = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
+        let r = opinionated(&rules);
         let model = r.opinion.as_ref().unwrap();
         assert!(!model.knows("gajiku") && model.knows("halaman pengumuman") && model.knows("sigi"));
         let body = "gajiku: halaman pengumuman pegawai tidak tampil";
@@ -2353,19 +2369,13 @@ keywords = { "izin ekspor" = 1 }
         // A route it settles is still refused to a sender it is not open to: the internal
         // INATRADE, below the threshold with "izin impor" and clearly what the labelled messages
         // say, is taken from inside and refused from outside.
-        let rules = HERO_FOUR_ROUTES.replace("\"izin ekspor\" = 1", "\"izin impor\" = 2");
-        let r = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
-        let body = "dashboard verifikator izin impor kosong";
-        let inside = route_from(&r, "", body, Some("kemendag.go.id"));
-        assert_eq!((inside.route(), inside.opinion), ("aplikasi/inatrade".into(), Some(Opinion::Settled)));
-        let outside = route_from(&r, "", body, Some("gmail.com"));
-        assert!(outside.is_triage() && outside.internal_only_refused.is_some(), "{outside:?}");
+        taken_inside_refused_outside("dashboard verifikator izin impor kosong", Opinion::Settled);
     }
 
     #[test]
     fn a_second_opinion_may_take_the_rules_runner_up_over_their_best() {
         let rules = HERO_FOUR_ROUTES.replace("\"intranet\" = 5", "\"intranet\" = 3");
-        let r = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
+        let r = opinionated(&rules);
         let without = compile_hero(&rules);
         // SIGI wins the rules (4.0), the intranet is their runner-up (3.0, above half the
         // threshold); the labelled messages clearly say the intranet's notices: it is taken.
@@ -2378,18 +2388,11 @@ keywords = { "izin ekspor" = 1 }
         let d = route_from(&r, "", "sigi: halaman pengumuman pegawai tidak tampil", None);
         assert!(d.is_triage() && d.opinion == Some(Opinion::Held), "{d:?}");
         // Never over a winner whose cue the labelled messages never had.
-        let rules = HERO_FOUR_ROUTES.replace("\"sigi\" = 4,", "\"sigi\" = 4, \"gajiku\" = 4,");
-        let r2 = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
+        let r2 = opinionated(&HERO_FOUR_ROUTES.replace("\"sigi\" = 4,", "\"sigi\" = 4, \"gajiku\" = 4,"));
         let d = route_from(&r2, "", "gajiku intranet: halaman pengumuman pegawai tidak tampil", None);
         assert_eq!((d.route(), d.opinion), ("aplikasi/sigi".into(), Some(Opinion::UnknownCue)), "{d:?}");
         // And a runner-up it takes is still refused to a sender it is not open to.
-        let rules = HERO_FOUR_ROUTES.replace("\"izin ekspor\" = 1", "\"izin impor\" = 2");
-        let r3 = with_opinion(compile_hero(&rules), examples::Model::train(&labelled()).map(std::sync::Arc::new));
-        let body = "inatrade: dashboard verifikator izin impor kosong";
-        let inside = route_from(&r3, "", body, Some("kemendag.go.id"));
-        assert_eq!((inside.route(), inside.opinion), ("aplikasi/inatrade".into(), Some(Opinion::RunnerUp)));
-        let outside = route_from(&r3, "", body, Some("gmail.com"));
-        assert!(outside.is_triage() && outside.internal_only_refused.is_some(), "{outside:?}");
+        taken_inside_refused_outside("inatrade: dashboard verifikator izin impor kosong", Opinion::RunnerUp);
     }
 
     #[test]
