@@ -196,7 +196,8 @@ async fn spoofed_commands_change_nothing() {
     let o = p.process("hero", &m, T0 + 2000).await.unwrap();
     assert!(o.reason.unwrap().contains("token"));
     // A token for another ticket, or for another agent, is no better.
-    let other = open(&w, &p, &w.addr("sari"), "Lain", "Website error", T0 + 3000).await;
+    // (A printer is no service of the desk: triage, whose first-line group holds agent1.)
+    let other = open(&w, &p, &w.addr("sari"), "Lain", "Printer di ruang rapat macet", T0 + 3000).await;
     let wrong_ticket = notification_to(&store, &other, &l1).await;
     let m =
         reply(&l1, &w.desk_addr, &format!("Re: [#{n}]"), &format!("{}-s3@evil.test", w.tag), &wrong_ticket, "#resolve");
