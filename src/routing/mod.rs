@@ -596,17 +596,23 @@ fn only_settled(settled: &HashSet<usize>, located: &[(usize, usize)], in_subject
     if settled.is_empty() {
         return HashSet::default();
     }
-    let mut inside: HashSet<usize> = HashSet::default();
-    let mut outside: HashSet<usize> = HashSet::default();
+    let (mut inside, outside) = in_and_out(settled, located);
+    inside.retain(|id| !outside.contains(id) && !in_subject.contains(id));
+    inside
+}
+
+/// The body's phrases found in one of `sentences`, and those found in another sentence (a phrase
+/// may be in both).
+fn in_and_out(sentences: &HashSet<usize>, located: &[(usize, usize)]) -> (HashSet<usize>, HashSet<usize>) {
+    let (mut inside, mut outside) = (HashSet::default(), HashSet::default());
     for &(id, sentence) in located {
-        if settled.contains(&sentence) {
+        if sentences.contains(&sentence) {
             inside.insert(id);
         } else {
             outside.insert(id);
         }
     }
-    inside.retain(|id| !outside.contains(id) && !in_subject.contains(id));
-    inside
+    (inside, outside)
 }
 
 fn free_occurrence(words: &[&str], cue: &[String], near: &[Vec<String>], within: usize) -> bool {
@@ -1028,18 +1034,18 @@ impl DeskRules {
         if settled.is_empty() || self.mention_weight == 1.0 {
             return HashSet::default();
         }
-        let (mut inside, mut outside) = (HashSet::default(), HashSet::default());
-        for (id, s) in located {
-            for &(t, w) in &self.phrases[*id].targets {
-                if let (Target::Route(r), true) = (t, w > 0.0) {
-                    if settled.contains(s) {
-                        inside.insert(r)
-                    } else {
-                        outside.insert(r)
-                    };
-                }
-            }
-        }
+        // The routes the phrases count for.
+        let routes = |ids: HashSet<usize>| -> HashSet<usize> {
+            ids.into_iter()
+                .flat_map(|id| self.phrases[id].targets.iter())
+                .filter_map(|&(t, w)| match t {
+                    Target::Route(r) if w > 0.0 => Some(r),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (inside, outside) = in_and_out(settled, located);
+        let (inside, outside) = (routes(inside), routes(outside));
         if outside.is_empty() {
             return HashSet::default();
         }
@@ -1528,7 +1534,8 @@ impl DeskRules {
         // or sends the message to triage; it never brings a route of its own.
         // (It has nothing to say on the rules' triage, which always stands: not asked.)
         if let (Some((model, ms)), false, None) = (&opinion, decision.is_triage(), picked) {
-            let unknown = best.and_then(|b| unknown_cue(model, b));
+            // Looked for only where the opinion would overrule: it folds every cue of the winner.
+            let unknown = || best.and_then(|b| unknown_cue(model, b));
             self.second_opinion(model, ms, &mut decision, unknown, cue_reasons.on());
         }
 
@@ -1740,12 +1747,12 @@ impl DeskRules {
             .map(|c| (c, margin))
     }
 
-    fn second_opinion(
+    fn second_opinion<'c>(
         &self,
         model: &examples::Model,
         scores: &[f32],
         decision: &mut RouteDecision,
-        unknown_cue: Option<&str>,
+        unknown_cue: impl FnOnce() -> Option<&'c str>,
         explain: bool,
     ) {
         use examples::Judgement;
@@ -1760,7 +1767,7 @@ impl DeskRules {
                 )));
                 Opinion::Kept
             }
-            Judgement::Overrules { best: theirs, .. } if let Some(cue) = unknown_cue => {
+            Judgement::Overrules { best: theirs, .. } if let Some(cue) = unknown_cue() => {
                 decision.reasons.extend(line(format!(
                     "second opinion: labelled messages like this one are {theirs}, but they never had \"{cue}\", \
                      the rules' cue for {rules_route}: kept"

@@ -1031,12 +1031,11 @@ mod tests {
         assert_eq!(rows[0].get::<Vec<u8>, _>("b"), vec![0, 255]);
         assert_eq!(rows[0].get::<f64, _>("r"), 1.5);
         assert_eq!(rows[1].get::<Option<i64>, _>("n"), None);
-        let err = sqlx::query("SELECT k FROM t WHERE k = $1 AND n = $2")
-            .bind("key")
-            .fetch_all(&mut conn)
-            .await
-            .map(|r| r.len())
-            .unwrap_err();
+        // The error a one-argument query of `sql` fails with.
+        let refused = async |conn: &mut _, sql: &'static str| {
+            sqlx::query(sql).bind("key").fetch_all(conn).await.map(|r| r.len()).unwrap_err()
+        };
+        let err = refused(&mut conn, "SELECT k FROM t WHERE k = $1 AND n = $2").await;
         assert!(err.to_string().contains("parameter"), "{err}");
         // The same statement again (its parameters read from the cache) with other arguments.
         for (n, k) in [(7_i64, "key"), (8, "none")] {
@@ -1046,12 +1045,7 @@ mod tests {
         }
         // A name sqlx's driver does not take is refused, every time.
         for _ in 0..2 {
-            let err = sqlx::query("SELECT k FROM t WHERE k = :k")
-                .bind("key")
-                .fetch_all(&mut conn)
-                .await
-                .map(|r| r.len())
-                .unwrap_err();
+            let err = refused(&mut conn, "SELECT k FROM t WHERE k = :k").await;
             assert!(err.to_string().contains(":k"), "{err}");
         }
     }
