@@ -1221,6 +1221,33 @@ impl DeskRules {
         Some((name(a), name(b), self.tie_key(&scored.scores, a) != self.tie_key(&scored.scores, b)))
     }
 
+    /// The reason to leave a message to a person when it lists numbered items
+    /// ([`speech::numbered_items`]) that the rules, routing each item alone, send to two routes or
+    /// more: several requests for different services in one message.
+    fn several_services(&self, input: &RouteInput<'_>, body: &str) -> Option<String> {
+        let items = speech::numbered_items(body);
+        let mut found: Vec<(usize, usize)> = Vec::with_capacity(items.len());
+        for (k, item) in items.iter().enumerate() {
+            let alone = RouteInput { subject: "", body: item, ..*input };
+            let text = self.read(&alone);
+            let scored = self.score(&alone, &text, &Split::new(&text), false);
+            if let Some(&b) = self.order(&scored.scores).first()
+                && scored.scores[b].route >= self.threshold
+            {
+                found.push((k + 1, b));
+            }
+        }
+        let routes: HashSet<usize> = found.iter().map(|&(_, r)| r).collect();
+        (routes.len() >= 2).then(|| {
+            let each = found
+                .iter()
+                .map(|&(k, r)| format!("item {k}: {}/{}", self.routes[r].category, self.routes[r].subcategory))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("several requests for different services ({each}): a person splits them")
+        })
+    }
+
     /// The decision for `input`, without its reasons (the daemon's and `rules eval`'s routing).
     pub fn route(&self, catalogue: &Catalogue, input: &RouteInput<'_>) -> RouteDecision {
         self.decide(catalogue, input, false)
@@ -1529,6 +1556,14 @@ impl DeskRules {
             }
             _ => RouteDecision::triage("no rule matched"),
         };
+
+        // Several numbered requests, each for another service ("1) reset password email, 2) hak
+        // akses folder, 3) room vicon Jumat"): one ticket cannot go to them all; a person splits it.
+        if !decision.is_triage()
+            && let Some(why) = self.several_services(input, body_raw)
+        {
+            decision = RouteDecision::triage(why);
+        }
 
         // The second opinion learned from the desk's labelled messages: it keeps the rules' route
         // or sends the message to triage; it never brings a route of its own.
@@ -3024,6 +3059,38 @@ level = "high"
         // English denies as Indonesian does (set 38: "the data centre (DC, not the DRC)").
         let d = route_with(&r, "", "please reset my intranet account, not the sigi one");
         assert!(d.reasons.iter().any(|x| x.contains("\"sigi\" not counted (denied)")), "{d:?}");
+    }
+
+    #[test]
+    fn numbered_requests_for_different_services_go_to_a_person() {
+        let r = compile_hero(
+            "desk = \"hero\"\n[[route]]\nto = \"aplikasi/intranet\"\nkeywords = { \"intranet\" = 5 }\n\
+             [[route]]\nto = \"aplikasi/e_sppd\"\nkeywords = { \"e sppd\" = 5 }\n",
+        );
+        // Set 41: three requests to three services in one message; a ticket cannot go to them all.
+        let d = route_with(
+            &r,
+            "",
+            "Min sekalian ya: 1) reset password intranet anak magang, 2) buatin akun e-SPPD buat saya",
+        );
+        assert!(d.is_triage(), "{d:?}");
+        assert!(
+            d.reasons.iter().any(|x| x.contains("item 1: aplikasi/intranet, item 2: aplikasi/e_sppd")),
+            "{:?}",
+            d.reasons
+        );
+        // The same list for one service, or steps that route nowhere alone, route as before.
+        let d = route_with(
+            &r,
+            "",
+            "Mohon bantuan:\n1. reset password intranet\n2. buka blokir akun intranet\n\nTerima kasih",
+        );
+        assert_eq!(d.route(), "aplikasi/intranet", "{d:?}");
+        let d = route_with(&r, "", "e-SPPD error waktu simpan: 1. buka menu SPPD 2. klik simpan 3. muncul error");
+        assert_eq!(d.route(), "aplikasi/e_sppd", "{d:?}");
+        // Without the list, the two services named in one sentence are the rules' to weigh.
+        let d = route_with(&r, "", "reset password intranet, sama akun e-SPPD buat saya ya");
+        assert!(!d.reasons.iter().any(|x| x.contains("several requests")), "{d:?}");
     }
 
     #[test]

@@ -223,6 +223,46 @@ impl SpeechCues {
     }
 }
 
+/// The items of a numbered list in `text` ("1) reset password …, 2) buatin akun …, 3) wifi …"):
+/// markers `1.`, `1)` or `(1)` at a line's start or after a space, followed by a space, numbered
+/// 1, 2, 3 … in order (at most [`MAX_ITEMS`]). Each item runs to the next marker; the last one to a
+/// blank line or the end. Fewer than two items: none.
+pub fn numbered_items(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    // (the marker's start, the item's start) of 1, 2, 3 … in order.
+    let mut marks: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() && marks.len() < MAX_ITEMS {
+        let want = b'1' + marks.len() as u8;
+        let open = usize::from(bytes[i] == b'(');
+        let at = i + open;
+        let after_space = i == 0 || bytes[i - 1].is_ascii_whitespace();
+        let closes = |b: u8| if open == 1 { b == b')' } else { b == b'.' || b == b')' };
+        if after_space
+            && bytes.get(at) == Some(&want)
+            && bytes.get(at + 1).is_some_and(|&b| closes(b))
+            && bytes.get(at + 2).is_some_and(|b| b.is_ascii_whitespace())
+        {
+            marks.push((i, at + 2));
+            i = at + 2;
+        } else {
+            i += 1;
+        }
+    }
+    if marks.len() < 2 {
+        return Vec::new();
+    }
+    let ends = marks.iter().skip(1).map(|&(m, _)| m);
+    let mut items: Vec<&str> = marks.iter().zip(ends).map(|(&(_, s), e)| &text[s..e]).collect();
+    let last = &text[marks[marks.len() - 1].1..];
+    let end = ["\n\n", "\n\r\n"].iter().filter_map(|blank| last.find(blank)).min().unwrap_or(last.len());
+    items.push(&last[..end]);
+    items.into_iter().map(str::trim).collect()
+}
+
+/// The most items of a numbered list [`numbered_items`] reads.
+pub const MAX_ITEMS: usize = 9;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +430,22 @@ mod tests {
         assert!(!only(&["akun digit belum aktif mohon diaktivasi"]), "a marker before another word asks for it");
         assert!(!only(&["tolong dicek", "mohon dibuatkan akun"]), "every marker counts");
         assert!(!only(&["sigi error sejak pagi"]), "no marker at all");
+    }
+    #[test]
+    fn a_numbered_list_gives_its_items_in_order() {
+        let items = numbered_items(
+            "Mohon bantuan:\n1. reset password email\n2) hak akses folder\n3. room vicon Jumat\n\nTerima kasih",
+        );
+        assert_eq!(items, ["reset password email", "hak akses folder", "room vicon Jumat"]);
+        assert_eq!(numbered_items("1. a\r\n2. b\r\n\r\nSalam"), ["a", "b"], "the last item ends at a blank line");
+        assert_eq!(
+            numbered_items("Min sekalian ya: 1) reset intranet, 2) akun e-SPPD"),
+            ["reset intranet,", "akun e-SPPD"]
+        );
+        assert_eq!(numbered_items("(1) SPAN lemot (2) printer macet"), ["SPAN lemot", "printer macet"]);
+        assert!(numbered_items("Lantai 1. Semua PC mati").is_empty(), "one number is no list");
+        assert!(numbered_items("versi 2.1. lalu 1.2 juga").is_empty(), "numbers inside words are no markers");
+        assert!(numbered_items("2. kedua 1. pertama").is_empty(), "a list starts at 1");
+        assert_eq!(numbered_items("1. a 3. b 2. c"), ["a 3. b", "c"], "in order: 3 waits for 2");
     }
 }
