@@ -228,6 +228,10 @@ impl SpeechCues {
 /// 1, 2, 3 … in order (at most [`MAX_ITEMS`]). Each item runs to the next marker; the last one to a
 /// blank line or the end. Fewer than two items: none.
 pub fn numbered_items(text: &str) -> Vec<&str> {
+    // Most messages hold no list: their first marker is looked for by the library's search.
+    if !text.contains("1.") && !text.contains("1)") {
+        return Vec::new();
+    }
     let bytes = text.as_bytes();
     // (the marker's start, the item's start) of 1, 2, 3 … in order.
     let mut marks: Vec<(usize, usize)> = Vec::new();
