@@ -111,6 +111,10 @@ pub struct SpeechFile {
     /// "segera"); see [`super::speech::SpeechCues::asks_only_handling`].
     #[serde(default)]
     pub handling: Vec<String>,
+    /// Words that open what a handling word asks to be checked ("apakah": "mohon dicek apakah
+    /// ada masalah di server"); see [`super::speech::SpeechCues::asks_only_handling`].
+    #[serde(default)]
+    pub handling_clauses: Vec<String>,
     /// Words that say the asker does the action ("sendiri"); see [`super::speech`].
     #[serde(default)]
     pub self_words: Vec<String>,
@@ -1193,6 +1197,7 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
         .collect();
     cues.not_actions = file.not_actions.iter().flat_map(|b| words(b)).collect();
     cues.handling = file.handling.iter().flat_map(|b| words(b)).collect();
+    cues.handling_clauses = file.handling_clauses.iter().flat_map(|b| words(b)).collect();
     cues.self_words = file.self_words.iter().flat_map(|b| words(b)).collect();
     cues.whether_tags = file.whether_tags.iter().flat_map(|b| words(b)).collect();
     cues.question_tails = file.question_tails.iter().flat_map(|b| words(b)).collect();

@@ -33,6 +33,8 @@ pub struct SpeechCues {
     pub not_actions: HashSet<String>,
     /// Words that ask only for a reported fault to be dealt with ("mohon segera ditangani").
     pub handling: HashSet<String>,
+    /// Words that, after a handling word, open what is to be checked ("dicek apakah …").
+    pub handling_clauses: HashSet<String>,
     /// Markers of a question that asks for an action ("bisa", "could we"), each as its words.
     pub question_markers: Phrases,
     /// Words that end the search for an action after a marker (failure and question words).
@@ -109,8 +111,10 @@ impl SpeechCues {
 
     /// Whether `sentences` hold a request marker and every marker asks only for the fault to be
     /// dealt with: up to `within` words after it (in its sentence) are all `handling` words,
-    /// or there are none ("Mohon segera ditangani.", "tolong dicek ya"). A marker before any
-    /// other word ("mohon diaktivasi", "tlg dikasih akses") asks for something.
+    /// or there are none ("Mohon segera ditangani.", "tolong dicek ya"), or they are until one of
+    /// the `handling_clauses` opens what is to be checked ("Mohon dicek apakah ada masalah pada
+    /// server"). A marker before any other word ("mohon diaktivasi", "tlg dikasih akses") asks
+    /// for something.
     pub fn asks_only_handling<'a>(&self, sentences: impl Iterator<Item = &'a [&'a str]>) -> bool {
         let mut any = false;
         for words in sentences {
@@ -118,8 +122,15 @@ impl SpeechCues {
                 for (_, marker) in self.markers.at(words, t) {
                     any = true;
                     let after = &words[t + marker.len()..];
-                    if !after.iter().take(self.within).all(|w| self.handling.contains(*w)) {
-                        return false;
+                    let mut handled = false;
+                    for w in after.iter().take(self.within) {
+                        if handled && self.handling_clauses.contains(*w) {
+                            break;
+                        }
+                        if !self.handling.contains(*w) {
+                            return false;
+                        }
+                        handled = true;
                     }
                 }
             }
@@ -284,6 +295,7 @@ mod tests {
             action_forms: Vec::new(),
             not_actions: HashSet::default(),
             handling: words(&["segera", "ditangani", "dicek", "ya"]),
+            handling_clauses: words(&["apakah", "kenapa"]),
             question_markers: Phrases::new(vec![vec!["bisa".into()]]),
             blockers: words(&["tidak", "cara", "bagaimana", "apakah", "not"]),
             not_after: words(&["mau", "kalau"]),
@@ -434,6 +446,10 @@ mod tests {
         assert!(!only(&["akun digit belum aktif mohon diaktivasi"]), "a marker before another word asks for it");
         assert!(!only(&["tolong dicek", "mohon dibuatkan akun"]), "every marker counts");
         assert!(!only(&["sigi error sejak pagi"]), "no marker at all");
+        // Set 43: what is to be checked follows the handling word.
+        assert!(only(&["aplikasi sangat lambat", "mohon dicek apakah ada masalah pada server"]));
+        assert!(!only(&["mohon apakah ada masalah"]), "a clause only after a handling word");
+        assert!(!only(&["mohon dibuatkan apakah bisa"]), "an action before it asks for it");
     }
     #[test]
     fn a_numbered_list_gives_its_items_in_order() {
