@@ -116,7 +116,7 @@ pub struct Triage {
     pub moved: usize,
     pub still_waiting: usize,
     /// Working minutes in triage of the moved ones; the longest wait counts the ones still
-    /// waiting up to the period's end.
+    /// waiting up to the period's end (or now), and one resolved in triage up to its resolution.
     pub median_wait_min: Option<f64>,
     pub longest_wait_min: Option<f64>,
 }
@@ -439,8 +439,13 @@ pub fn build(desk: &Desk, period: &Period, now: i64, tickets: &[ReportTicket], e
                 w
             }
             None => {
-                triage.still_waiting += 1;
-                ctx.working_ms(t.created_at, to.min(now))
+                // Resolved (or closed) while in triage: it waited until then, and waits no more.
+                let done =
+                    matches!(t.status.as_str(), "resolved" | "closed").then(|| t.resolved_at.or(t.closed_at)).flatten();
+                if done.is_none() {
+                    triage.still_waiting += 1;
+                }
+                ctx.working_ms(t.created_at, done.unwrap_or(now).min(to))
             }
         };
         longest = Some(longest.map_or(wait, |l| l.max(wait)));
@@ -1124,6 +1129,31 @@ mod tests {
         let breaches: Vec<(&str, f64)> = r.breaches.iter().map(|b| (b.number.as_str(), b.over_min)).collect();
         // T3: Tuesday 09:00 to Friday 12:00 is 7 + 8 + 8 + 4 working hours, less the hour allowed.
         assert_eq!(breaches, [("T2", 30.0), ("T3", 27.0 * 60.0 - 60.0)]);
+    }
+
+    /// A ticket in triage waits until an agent moves it, or until it is resolved there; only the
+    /// one still open waits on with the clock.
+    #[test]
+    fn a_ticket_resolved_in_triage_waits_no_more() {
+        let desk = djpb();
+        let period = Period {
+            from: NaiveDate::from_ymd_opt(2026, 7, 6).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 7, 10).unwrap(),
+        };
+        let mut done = ticket(1, "email", "triage", "2026-07-06 09:00");
+        done.subcategory = "unknown".into();
+        done.status = "closed".into();
+        done.resolved_at = Some(at("2026-07-06 10:00"));
+        done.closed_at = Some(at("2026-07-06 11:00"));
+        let triage = |now: &str, tickets: &[ReportTicket]| build(&desk, &period, at(now), tickets, &[]).summary.triage;
+        for now in ["2026-07-07 09:00", "2026-07-09 15:00"] {
+            let t = triage(now, std::slice::from_ref(&done));
+            assert_eq!((t.tickets, t.moved, t.still_waiting, t.longest_wait_min), (1, 0, 0, Some(60.0)), "at {now}");
+        }
+        let mut open = ticket(2, "email", "triage", "2026-07-06 09:00");
+        open.subcategory = "unknown".into();
+        let t = triage("2026-07-06 12:00", &[done, open]);
+        assert_eq!((t.tickets, t.still_waiting, t.longest_wait_min), (2, 1, Some(180.0)));
     }
 
     /// Nothing to count is said, not shown as dashes.

@@ -88,7 +88,13 @@ async fn export_gives_a_person_everything_and_forget_leaves_nothing_but_the_stat
             loket(w, &["report", "--desk", "hero", "--from", "2026-01-01", "--to", "2030-12-31", "--format", "json"]);
         assert!(ok, "{err}");
         let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v.as_object_mut().unwrap().remove("generated_at");
+        v.as_object_mut().unwrap().remove("generated").expect("the report says when it was made");
+        // The figures that grow with the clock between the two reports, in working hours: the
+        // wait of a ticket still in triage and the overrun of a clock still running.
+        v["summary"]["triage"].as_object_mut().unwrap().remove("longest_wait_min");
+        for b in v["breaches"].as_array_mut().unwrap() {
+            b.as_object_mut().unwrap().remove("over_min");
+        }
         v
     };
     let before = report(&w);
