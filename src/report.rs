@@ -271,8 +271,7 @@ impl Ctx<'_> {
 
     fn outcome(&self, t: &ReportTicket, c: Option<&ReportClock>) -> Outcome {
         let Some(c) = c else { return Outcome { measured: false, breached: false, time_ms: None } };
-        let done = c.clock.stopped_at.is_some()
-            && (c.clock.kind == ClockKind::Response || matches!(t.status.as_str(), "resolved" | "closed"));
+        let done = c.clock.stopped_at.is_some() && (c.clock.kind == ClockKind::Response || resolved(t));
         let breached = c.clock.state == crate::sla::SlaState::Breached
             || c.breached_at.is_some()
             || self.consumed(c, self.now) >= c.clock.target_ms;
@@ -340,8 +339,7 @@ impl Ctx<'_> {
     }
 
     fn finished_by(&self, t: &ReportTicket, at: i64) -> bool {
-        t.closed_at.is_some_and(|c| c < at)
-            || (matches!(t.status.as_str(), "resolved" | "closed") && t.resolved_at.is_some_and(|r| r < at))
+        t.closed_at.is_some_and(|c| c < at) || (resolved(t) && t.resolved_at.is_some_and(|r| r < at))
     }
 
     fn working_ms(&self, a: i64, b: i64) -> i64 {
@@ -359,6 +357,11 @@ impl Ctx<'_> {
 
 fn average(r: &[i64]) -> Option<f64> {
     (!r.is_empty()).then(|| (r.iter().sum::<i64>() as f64 / r.len() as f64 * 100.0).round() / 100.0)
+}
+
+/// Resolved or closed now (a ticket reopened since is neither).
+fn resolved(t: &ReportTicket) -> bool {
+    matches!(t.status.as_str(), "resolved" | "closed")
 }
 
 fn is_triage(category: &str, subcategory: &str) -> bool {
@@ -440,8 +443,7 @@ pub fn build(desk: &Desk, period: &Period, now: i64, tickets: &[ReportTicket], e
             }
             None => {
                 // Resolved (or closed) while in triage: it waited until then, and waits no more.
-                let done =
-                    matches!(t.status.as_str(), "resolved" | "closed").then(|| t.resolved_at.or(t.closed_at)).flatten();
+                let done = if resolved(t) { t.resolved_at.or(t.closed_at) } else { None };
                 if done.is_none() {
                     triage.still_waiting += 1;
                 }

@@ -1237,8 +1237,9 @@ impl DeskRules {
                 found.push((k + 1, b));
             }
         }
-        let routes: HashSet<usize> = found.iter().map(|&(_, r)| r).collect();
-        (routes.len() >= 2).then(|| {
+        // Two routes or more: some item's route differs from the first's.
+        let several = found.first().is_some_and(|&(_, first)| found.iter().any(|&(_, r)| r != first));
+        several.then(|| {
             let each = found
                 .iter()
                 .map(|&(k, r)| format!("item {k}: {}/{}", self.routes[r].category, self.routes[r].subcategory))
