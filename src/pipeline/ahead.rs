@@ -116,6 +116,14 @@ impl Ahead {
         Ahead { rx, done: Vec::new() }
     }
 
+    /// The messages prepared so far, from the first, without waiting for the task.
+    pub fn ready(&mut self) -> &[Prepared] {
+        while let Ok(next) = self.rx.try_recv() {
+            self.done.push(next);
+        }
+        &self.done
+    }
+
     /// Message `i` of `batch` (the raws the task was started with), prepared: waiting for the task
     /// if need be, and made in place ([`Prepared::in_place`]) past the budget or should the task be
     /// gone (it never panics on input, but a runtime shutting down drops it).

@@ -14,6 +14,7 @@ mod conversation;
 mod corrections;
 mod operator;
 mod outgoing;
+mod prefetch;
 mod quarantine;
 pub use quarantine::QuarantineError;
 mod seed;
@@ -166,6 +167,37 @@ pub(crate) struct Here<'a> {
     pub sender_load: Option<(&'a str, store::SenderLoad)>,
 }
 
+/// What to read ahead for the batch's messages from `from` on, as far as they are prepared
+/// (`ready`) and at most [`PREFETCH_MESSAGES`]: their keys, and the requesters of the new
+/// requests among them up to the first other mail (whose writes may move anyone's load) or the
+/// first of another instant ([`prefetch`]).
+fn ahead_of<'r>(
+    desk: &Desk,
+    batch: &[Incoming<'_>],
+    poisoned: &[Option<String>],
+    from: usize,
+    ready: &'r [ahead::Prepared],
+) -> (Vec<String>, Vec<&'r str>) {
+    let (mut keys, mut requesters) = (Vec::new(), Vec::new());
+    let mut new_requests = true;
+    let until = ready.len().min(from + PREFETCH_MESSAGES).min(batch.len());
+    for (j, prepared) in ready.iter().enumerate().take(until).skip(from) {
+        let Ok(mail) = &prepared.mail else { continue };
+        if poisoned[j].is_some() {
+            continue;
+        }
+        keys.push(parse::idempotency_key(mail.message_id.as_deref(), batch[j].raw));
+        new_requests &= batch[j].now == batch[from].now && ahead::looks_new(desk, mail);
+        if new_requests && let Some(r) = mail.requester() {
+            requesters.push(r.address.as_str());
+        }
+    }
+    (keys, requesters)
+}
+
+/// The messages of a batch whose duplicate checks one query reads at most ([`prefetch`]).
+const PREFETCH_MESSAGES: usize = 256;
+
 /// How a new ticket relates to an existing one.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Link<'a> {
@@ -298,7 +330,33 @@ impl Pipeline {
         let mut tx = self.store.begin().await?;
         let mut done = Vec::with_capacity(batch.len());
         let behind = behind::Behind::new(behind::BEHIND_BYTES);
+        let mut known = prefetch::Prefetched::default();
         for (i, m) in batch.iter().enumerate() {
+            // The duplicate checks (and new requests' loads) of this message and the ones prepared
+            // after it, read at once when this one's is not known.
+            let since = m.now - HOUR_MS;
+            let (key, key_unknown, load_unknown) = match &ahead.get(i, |j| batch[j].raw).await.mail {
+                Ok(mail) if poisoned[i].is_none() => {
+                    let key = parse::idempotency_key(mail.message_id.as_deref(), m.raw);
+                    let requester = mail.requester().filter(|_| ahead::looks_new(desk, mail));
+                    let load_unknown = requester.is_some_and(|r| known.load(r.address.as_str(), since).is_none());
+                    let key_unknown = !known.has_key(&key);
+                    (Some(key), key_unknown, load_unknown)
+                }
+                Ok(mail) => (Some(parse::idempotency_key(mail.message_id.as_deref(), m.raw)), false, false),
+                Err(_) => (None, false, false),
+            };
+            if key_unknown || load_unknown {
+                let (keys, requesters) = ahead_of(desk, batch, poisoned, i, ahead.ready());
+                let loads = store::sender_loads(&mut tx, &desk.id, &requesters, since).await?;
+                if key_unknown {
+                    let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    let stored = store::stored_keys(&mut tx, &desk.id, &asked).await?;
+                    known = prefetch::Prefetched::read(keys, stored, loads, since);
+                } else {
+                    known.reload(loads, since);
+                }
+            }
             let prepared = ahead.get(i, |j| batch[j].raw).await;
             behind.at(i);
             let (outcome, kind, delay) = match (&prepared.mail, &poisoned[i]) {
@@ -312,9 +370,16 @@ impl Pipeline {
                         Some(reason) => self.quarantine_in(&mut tx, desk, ib, m.raw, m.raw.len(), reason, m.now).await,
                         None => {
                             let route = prepared.route.as_ref();
-                            self.apply(&mut tx, desk, ib, m.raw, mail, route, Some(&behind), m.now, false).await
+                            let in_batch = Some((&behind, &known));
+                            self.apply(&mut tx, desk, ib, m.raw, mail, route, in_batch, m.now, false).await
                         }
                     };
+                    if let Some(key) = &key {
+                        // A poisoned message writes only its quarantined copy: no one's load.
+                        let new_request = poison.is_some() || ahead::looks_new(desk, mail);
+                        let addresses = mail.from.iter().chain(&mail.reply_to).map(|a| a.address.as_str());
+                        known.wrote(key, addresses, new_request);
+                    }
                     match applied {
                         Ok(outcome) => (
                             outcome,
@@ -329,6 +394,11 @@ impl Pipeline {
                     }
                 }
             };
+            if outcome.action == Action::Quarantined {
+                // Its quarantined copy is keyed from its header alone, which may differ.
+                let sniffed = parse::idempotency_key(parse::sniff_message_id(m.raw).as_deref(), m.raw);
+                known.wrote(&sniffed, [], true);
+            }
             done.push((outcome, kind, delay));
         }
         match behind.finish().await {
@@ -497,7 +567,7 @@ impl Pipeline {
         raw: &'a [u8],
         mail: &'a ParsedMail,
         route: Option<&'a RouteDecision>,
-        behind: Option<&'a behind::Behind>,
+        in_batch: Option<(&'a behind::Behind, &'a prefetch::Prefetched)>,
         now: i64,
         released: bool,
     ) -> futures::future::BoxFuture<'a, Result<Outcome, PipelineError>> {
@@ -506,15 +576,22 @@ impl Pipeline {
             let kind = loopguard::classify(mail, &desk.own_addresses);
             let mut h = self.here(desk, inbox, now)?;
             h.routed_ahead = route.map(|r| (mail, r));
-            h.behind = behind;
-            // A mail that looks like a new request reads its sender's load with the duplicate check.
+            h.behind = in_batch.map(|(behind, _)| behind);
+            // A mail that looks like a new request reads its sender's load with the duplicate check;
+            // in a batch both may have been read already, with the other messages' ([`prefetch`]).
             let requester = mail.requester().filter(|_| ahead::looks_new(desk, mail)).map(|r| r.address.as_str());
-            let (seen, load) = match requester {
-                Some(address) => {
-                    let (seen, load) = store::find_seen_and_load(tx, &desk.id, &key, address, now - HOUR_MS).await?;
+            let known = in_batch.map(|(_, known)| known).filter(|k| k.unseen(&key));
+            let since = now - HOUR_MS;
+            let (seen, load) = match (requester, known) {
+                (Some(address), Some(known)) if let Some(load) = known.load(address, since) => {
+                    (None, Some((address, load)))
+                }
+                (Some(address), _) => {
+                    let (seen, load) = store::find_seen_and_load(tx, &desk.id, &key, address, since).await?;
                     (seen, Some((address, load)))
                 }
-                None => (store::find_seen(tx, &desk.id, &key).await?, None),
+                (None, Some(_)) => (None, None),
+                (None, None) => (store::find_seen(tx, &desk.id, &key).await?, None),
             };
             if let Some(seen) = seen {
                 return Ok(Outcome {

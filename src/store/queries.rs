@@ -581,13 +581,15 @@ pub struct SenderLoad {
 
 /// A sender's load as three columns (`opened`, `auto_replies`, `inbound`) of a `SELECT`, for
 /// `desk` = `$1`, the address `$A` and `since` `$S` (the placeholders' numbers filled in).
-fn sender_load_columns(address: usize, since: usize) -> String {
+/// The three counts of a sender's load, of the address `address` (an SQL expression: a
+/// parameter or a column) since the parameter `$since`.
+fn sender_load_columns(address: &str, since: usize) -> String {
     format!(
-        "(SELECT COUNT(*) FROM tickets WHERE desk = $1 AND requester_address = ${address} AND created_at >= ${since}) \
+        "(SELECT COUNT(*) FROM tickets WHERE desk = $1 AND requester_address = {address} AND created_at >= ${since}) \
          AS opened, \
-         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = ${address} AND auto_reply = 1 \
+         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = {address} AND auto_reply = 1 \
           AND created_at >= ${since}) AS auto_replies, \
-         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = ${address} AND direction = 'in' \
+         (SELECT COUNT(*) FROM messages WHERE desk = $1 AND peer_address = {address} AND direction = 'in' \
           AND created_at >= ${since}) AS inbound"
     )
 }
@@ -602,7 +604,7 @@ fn sender_load_from(r: &AnyRow) -> Result<SenderLoad> {
 
 /// [`count_tickets_since`], [`count_auto_replies`] and [`count_inbound_since`] in one query.
 pub async fn sender_load(conn: &mut AnyConnection, desk: &str, address: &str, since: i64) -> Result<SenderLoad> {
-    let sql = format!("SELECT {}", sender_load_columns(2, 3));
+    let sql = format!("SELECT {}", sender_load_columns("$2", 3));
     let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(address).bind(since).fetch_one(&mut *conn).await?;
     sender_load_from(&r)
 }
@@ -616,7 +618,7 @@ pub async fn find_seen_and_load(
     address: &str,
     since: i64,
 ) -> Result<(Option<Seen>, SenderLoad)> {
-    let sql = format!("SELECT {SEEN_COLUMNS}, {}", sender_load_columns(3, 4));
+    let sql = format!("SELECT {SEEN_COLUMNS}, {}", sender_load_columns("$3", 4));
     let r = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(desk)
         .bind(key)
@@ -625,6 +627,57 @@ pub async fn find_seen_and_load(
         .fetch_one(&mut *conn)
         .await?;
     Ok((seen_from(&r)?, sender_load_from(&r)?))
+}
+
+/// Of `keys`, those a message or an unreleased quarantined copy at `desk` already has: many
+/// messages' duplicate checks in one query (a key not returned is not stored). For the exact
+/// answer about one key ([`Seen`], with its ticket), [`find_seen`].
+pub async fn stored_keys(
+    conn: &mut AnyConnection,
+    desk: &str,
+    keys: &[&str],
+) -> Result<std::collections::HashSet<String>> {
+    let Some(keys) = padded(keys) else { return Ok(Default::default()) };
+    let list = placeholders(2, keys.len());
+    let sql = format!(
+        "SELECT idempotency_key AS k FROM messages WHERE desk = $1 AND idempotency_key IN ({list}) \
+         UNION SELECT idempotency_key AS k FROM quarantine WHERE desk = $1 AND released_at IS NULL \
+         AND idempotency_key IN ({list})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk);
+    for k in keys {
+        q = q.bind(k);
+    }
+    q.fetch_all(&mut *conn).await?.iter().map(|r| Ok(r.try_get("k")?)).collect()
+}
+
+/// `values` (not empty) made as long as the next power of two by repeating the last: a query
+/// for many values then has one of a few shapes, each prepared once per connection, instead of
+/// one shape for every length (each a statement to prepare, crowding the statement cache).
+fn padded<'v>(values: &[&'v str]) -> Option<Vec<&'v str>> {
+    let last = *values.last()?;
+    let mut all = values.to_vec();
+    all.resize(values.len().next_power_of_two(), last);
+    Some(all)
+}
+
+/// [`sender_load`] of each of `addresses` at `desk` since `since`, in one query.
+pub async fn sender_loads(
+    conn: &mut AnyConnection,
+    desk: &str,
+    addresses: &[&str],
+    since: i64,
+) -> Result<std::collections::HashMap<String, SenderLoad>> {
+    let Some(addresses) = padded(addresses) else { return Ok(Default::default()) };
+    // `a.column1`: the name both SQLite and PostgreSQL give a VALUES list's first column.
+    let values = (3..3 + addresses.len()).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
+    let columns = sender_load_columns("a.column1", 2);
+    let sql = format!("SELECT a.column1 AS address, {columns} FROM (VALUES {values}) AS a");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(desk).bind(since);
+    for a in addresses {
+        q = q.bind(a);
+    }
+    q.fetch_all(&mut *conn).await?.iter().map(|r| Ok((r.try_get("address")?, sender_load_from(r)?))).collect()
 }
 
 /// Tickets `agent` opened for other people at `desk` since `since` (their `on_behalf` events).

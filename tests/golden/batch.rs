@@ -655,3 +655,78 @@ async fn the_maildir_source_writes_its_batches_in_name_order() {
     assert!(reasons[0].contains("poisoned for the test"), "{reasons:?}");
     assert!(reasons[1].contains("exceeds limits.max_message_bytes (4096)"), "{reasons:?}");
 }
+
+/// A reply and its copy in one batch: the batch reads the duplicate checks of its messages at
+/// once, before either is written; the copy is still found as the duplicate it is (it fails if a
+/// key read as not stored is trusted past a message of the batch with that key).
+#[tokio::test]
+async fn a_reply_and_its_copy_in_one_batch_are_appended_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, store) = pipeline(dir.path()).await;
+    let budi = |id: &str, subject: &str, body: &str| mail("budi@example.test", id, subject, body);
+    let first = p.process("hero", &budi("b1", "Printer rusak", "Printer di lantai 3 rusak."), T0).await.unwrap();
+    let number = first.ticket.expect("a ticket");
+    let reply = budi("b2", &format!("Re: [#{number}] Printer rusak"), "Masih rusak.");
+    let other = mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung.");
+    let raws = [&other, &reply, &reply];
+    let batch: Vec<Incoming<'_>> = raws.iter().map(|raw| Incoming { raw, now: T0 + 60_000 }).collect();
+    let outcomes: Vec<_> = p.process_batch("hero", &batch).await.into_iter().map(Result::unwrap).collect();
+    let actions: Vec<Action> = outcomes.iter().map(|o| o.action).collect();
+    assert_eq!(actions, [Action::Created, Action::Appended, Action::Duplicate]);
+    // Found by its check, not by the store's unique key refusing it (the batch run again with
+    // the copy set aside as a message that cannot be processed).
+    assert_eq!(outcomes[2].reason.as_deref(), Some("already received"));
+    let inbound = "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND from_address = 'budi@example.test'";
+    assert_eq!(count(&store, inbound).await, 2, "his request and one reply");
+}
+
+/// An agent opens a ticket for Ani (`#requester`) in the batch that also holds Ani's own new
+/// request: over her limit of one new ticket an hour, hers goes onto the ticket opened for her,
+/// as one by one. The batch read the senders' loads before either was written.
+#[tokio::test]
+async fn a_ticket_opened_for_someone_in_a_batch_counts_toward_their_limit_in_it() {
+    let run = |one_by_one: bool| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let db = hero::sqlite_in(dir.path());
+        let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
+        let sections = format!(
+            "[limits]\nnew_tickets_per_sender_per_hour = 1\n[security]\ntoken_secret_file = \"{}\"\n",
+            dir.path().join("secret").display()
+        );
+        // The desk trusts its server's verdict on an agent's mail (`#requester` needs it).
+        let desk = format!("{SLA}{AGENT}[desk.hygiene]\nauthserv_id = \"mx.desk.test\"\n");
+        let (p, _store) = Hero { storage: &db, outbound: &out, sections: &sections, desk: &desk, ..Default::default() }
+            .pipeline(&repo(), dir.path())
+            .await;
+        let raws = [
+            mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung."),
+            [
+                "Authentication-Results: mx.desk.test; dkim=pass header.d=desk.test; dmarc=pass header.from=desk.test\r\n"
+                    .as_bytes(),
+                &mail(
+                    "agus@desk.test",
+                    "g1",
+                    "Printer ruang arsip",
+                    "#requester ani@example.test Ani Lestari\n\nBu Ani datang ke meja layanan: printer ruang arsip rusak.",
+                ),
+            ]
+            .concat(),
+            mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas."),
+        ];
+        let batch: Vec<Incoming<'_>> = raws.iter().map(|raw| Incoming { raw, now: T0 + 60_000 }).collect();
+        let outcomes = if one_by_one {
+            let mut all = Vec::new();
+            for m in &batch {
+                all.extend(p.process_batch("hero", std::slice::from_ref(m)).await);
+            }
+            all
+        } else {
+            p.process_batch("hero", &batch).await
+        };
+        outcomes.into_iter().map(|r| r.unwrap().action).collect::<Vec<Action>>()
+    };
+    let alone = run(true).await;
+    let together = run(false).await;
+    assert_eq!(alone, together);
+    assert_eq!(together, [Action::Created, Action::Created, Action::Appended]);
+}
