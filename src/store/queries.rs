@@ -580,9 +580,8 @@ pub struct SenderLoad {
 }
 
 /// A sender's load as three columns (`opened`, `auto_replies`, `inbound`) of a `SELECT`, for
-/// `desk` = `$1`, the address `$A` and `since` `$S` (the placeholders' numbers filled in).
-/// The three counts of a sender's load, of the address `address` (an SQL expression: a
-/// parameter or a column) since the parameter `$since`.
+/// `desk` = `$1`, the address `address` (an SQL expression of this file's own: a placeholder or
+/// a column) and `since` the placeholder `$since`.
 fn sender_load_columns(address: &str, since: usize) -> String {
     format!(
         "(SELECT COUNT(*) FROM tickets WHERE desk = $1 AND requester_address = {address} AND created_at >= ${since}) \
