@@ -36,6 +36,14 @@ async fn pipeline_on(dir: &Path, more: &str, templates: Option<&Path>) -> (Pipel
         .await
 }
 
+/// The desk `desk` (its tables) with `limits` (lines of the `[limits]` table).
+async fn pipeline_limited(dir: &Path, limits: &str, desk: &str) -> (Pipeline, Store) {
+    let db = hero::sqlite_in(dir);
+    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
+    let sections = format!("[limits]\n{limits}[security]\ntoken_secret_file = \"{}\"\n", dir.join("secret").display());
+    Hero { storage: &db, outbound: &out, sections: &sections, desk, ..Default::default() }.pipeline(&repo(), dir).await
+}
+
 /// An agent, so that every new ticket is also a notification to compose.
 const AGENT: &str = "[[desk.group]]\nid = \"l1\"\nname = \"Service Desk\"\nlayer = 1\n\
                      [[desk.agent]]\naddress = \"agus@desk.test\"\nname = \"Agus\"\ngroups = [\"l1\"]\n";
@@ -133,15 +141,7 @@ async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantine
 #[tokio::test]
 async fn ticket_numbers_and_sender_limits_run_on_across_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let db = hero::sqlite_in(dir.path());
-    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
-    let sections = format!(
-        "[limits]\nnew_tickets_per_sender_per_hour = 2\n[security]\ntoken_secret_file = \"{}\"\n",
-        dir.path().join("secret").display()
-    );
-    let (p, store) = Hero { storage: &db, outbound: &out, sections: &sections, desk: SLA, ..Default::default() }
-        .pipeline(&repo(), dir.path())
-        .await;
+    let (p, store) = pipeline_limited(dir.path(), "new_tickets_per_sender_per_hour = 2\n", SLA).await;
     let number = a_ticket_whose_replies_fail(&p, &store).await;
 
     let ani = |id: &str, subject: &str| mail("ani@example.test", id, subject, "Mohon dibantu.");
@@ -687,17 +687,9 @@ async fn a_reply_and_its_copy_in_one_batch_are_appended_once() {
 async fn a_ticket_opened_for_someone_in_a_batch_counts_toward_their_limit_in_it() {
     let run = |one_by_one: bool| async move {
         let dir = tempfile::tempdir().unwrap();
-        let db = hero::sqlite_in(dir.path());
-        let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.path().join("out").display());
-        let sections = format!(
-            "[limits]\nnew_tickets_per_sender_per_hour = 1\n[security]\ntoken_secret_file = \"{}\"\n",
-            dir.path().join("secret").display()
-        );
         // The desk trusts its server's verdict on an agent's mail (`#requester` needs it).
         let desk = format!("{SLA}{AGENT}[desk.hygiene]\nauthserv_id = \"mx.desk.test\"\n");
-        let (p, _store) = Hero { storage: &db, outbound: &out, sections: &sections, desk: &desk, ..Default::default() }
-            .pipeline(&repo(), dir.path())
-            .await;
+        let (p, _store) = pipeline_limited(dir.path(), "new_tickets_per_sender_per_hour = 1\n", &desk).await;
         let raws = [
             mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung."),
             [
