@@ -389,9 +389,9 @@ fn held_out_set_labels_are_catalogue_entries() {
 /// `routing-train-4.jsonl`, see `TRAIN-4.md`, `routing-train-5.jsonl`, see `TRAIN-5.md`,
 /// `routing-train-6.jsonl`, see `TRAIN-6.md`, `routing-train-7.jsonl`, see `TRAIN-7.md`,
 /// `routing-train-8.jsonl`, see `TRAIN-8.md`, `routing-train-9.jsonl`, see `TRAIN-9.md`,
-/// `routing-train-10.jsonl` … `routing-train-56.jsonl`, see `TRAIN-10.md` … `TRAIN-56.md`;
+/// `routing-train-10.jsonl` … `routing-train-58.jsonl`, see `TRAIN-10.md` … `TRAIN-58.md`;
 /// `tests/golden/routing/train-decisions.txt`, `train-pusintek-decisions.txt`,
-/// `train-3-decisions.txt` … `train-56-decisions.txt`): a change to the rules or the scoring shows as a readable diff of
+/// `train-3-decisions.txt` … `train-58-decisions.txt`): a change to the rules or the scoring shows as a readable diff of
 /// the lines it moves. The impact column names the scope class behind an incident's impact (`-` when
 /// no class reached the threshold); the last column is the label, `=` where the decision agrees
 /// with it.
@@ -456,6 +456,8 @@ fn dev_and_train_set_decisions_golden_tables() {
         ("routing-train-54", "train-54", 180),
         ("routing-train-55", "train-55", 180),
         ("routing-train-56", "train-56", 180),
+        ("routing-train-57", "train-57", 180),
+        ("routing-train-58", "train-58", 180),
     ] {
         let table = decisions_table(&format!("{set}.jsonl"));
         g.check_text(std::path::Path::new(&format!("routing/{golden}-decisions.txt")), &table);
