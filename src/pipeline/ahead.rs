@@ -24,6 +24,9 @@ pub(crate) struct Prepared {
     /// an agent's, from a person. A reply, an agent's mail or an automatic one is routed only if
     /// it does open a ticket, by `create` itself.
     pub route: Option<RouteDecision>,
+    /// The idempotency key of a parsed mail (`parse::idempotency_key`, a SHA-256 of the bytes
+    /// when there is no Message-ID): made here once, off the writer's path.
+    pub key: Option<String>,
 }
 
 /// The route of `mail` arriving at the inbox `inbox_addr` of `desk`: the router's decision with
@@ -43,8 +46,13 @@ pub(crate) fn route(config: &Config, desk: &Desk, inbox_addr: &EmailAddress, mai
 impl Prepared {
     /// `raw` parsed by the writer itself, in place; `create` routes it if it opens a ticket.
     pub fn in_place(raw: &[u8]) -> Self {
-        Prepared { mail: parse::parse(raw), route: None }
+        let mail = parse::parse(raw);
+        Prepared { key: key_of(&mail, raw), mail, route: None }
     }
+}
+
+fn key_of(mail: &Result<ParsedMail, ParseError>, raw: &[u8]) -> Option<String> {
+    mail.as_ref().ok().map(|m| parse::idempotency_key(m.message_id.as_deref(), raw))
 }
 
 /// Parses `raw` and routes it when it looks like a new request (see [`Prepared::route`]).
@@ -54,7 +62,7 @@ pub(crate) fn prepare(config: &Config, desk: &Desk, inbox_addr: Option<&EmailAdd
         (Ok(m), Some(addr)) if looks_new(desk, m) => Some(route(config, desk, addr, m)),
         _ => None,
     };
-    Prepared { mail, route }
+    Prepared { key: key_of(&mail, raw), mail, route }
 }
 
 /// A mail that would open a ticket if nothing is found for it: from a person who is not an agent,

@@ -167,37 +167,6 @@ pub(crate) struct Here<'a> {
     pub sender_load: Option<(&'a str, store::SenderLoad)>,
 }
 
-/// What to read ahead for the batch's messages from `from` on, as far as they are prepared
-/// (`ready`) and at most [`PREFETCH_MESSAGES`]: their keys, and the requesters of the new
-/// requests among them up to the first other mail (whose writes may move anyone's load) or the
-/// first of another instant ([`prefetch`]).
-fn ahead_of<'r>(
-    desk: &Desk,
-    batch: &[Incoming<'_>],
-    poisoned: &[Option<String>],
-    from: usize,
-    ready: &'r [ahead::Prepared],
-) -> (Vec<String>, Vec<&'r str>) {
-    let (mut keys, mut requesters) = (Vec::new(), Vec::new());
-    let mut new_requests = true;
-    let until = ready.len().min(from + PREFETCH_MESSAGES).min(batch.len());
-    for (j, prepared) in ready.iter().enumerate().take(until).skip(from) {
-        let Ok(mail) = &prepared.mail else { continue };
-        if poisoned[j].is_some() {
-            continue;
-        }
-        keys.push(parse::idempotency_key(mail.message_id.as_deref(), batch[j].raw));
-        new_requests &= batch[j].now == batch[from].now && ahead::looks_new(desk, mail);
-        if new_requests && let Some(r) = mail.requester() {
-            requesters.push(r.address.as_str());
-        }
-    }
-    (keys, requesters)
-}
-
-/// The messages of a batch whose duplicate checks one query reads at most ([`prefetch`]).
-const PREFETCH_MESSAGES: usize = 256;
-
 /// How a new ticket relates to an existing one.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Link<'a> {
@@ -335,24 +304,19 @@ impl Pipeline {
             // The duplicate checks (and new requests' loads) of this message and the ones prepared
             // after it, read at once when this one's is not known.
             let since = m.now - HOUR_MS;
-            let (key, key_unknown, load_unknown) = match &ahead.get(i, |j| batch[j].raw).await.mail {
-                Ok(mail) if poisoned[i].is_none() => {
-                    let key = parse::idempotency_key(mail.message_id.as_deref(), m.raw);
+            let (key_unknown, load_unknown) = match ahead.get(i, |j| batch[j].raw).await {
+                ahead::Prepared { mail: Ok(mail), key: Some(key), .. } if poisoned[i].is_none() => {
                     let requester = mail.requester().filter(|_| ahead::looks_new(desk, mail));
-                    let load_unknown = requester.is_some_and(|r| known.load(r.address.as_str(), since).is_none());
-                    let key_unknown = !known.has_key(&key);
-                    (Some(key), key_unknown, load_unknown)
+                    (!known.has_key(key), requester.is_some_and(|r| known.load(r.address.as_str(), since).is_none()))
                 }
-                Ok(mail) => (Some(parse::idempotency_key(mail.message_id.as_deref(), m.raw)), false, false),
-                Err(_) => (None, false, false),
+                _ => (false, false),
             };
             if key_unknown || load_unknown {
-                let (keys, requesters) = ahead_of(desk, batch, poisoned, i, ahead.ready());
-                let loads = store::sender_loads(&mut tx, &desk.id, &requesters, since).await?;
+                let window = prefetch::window(desk, batch, poisoned, i, ahead.ready());
+                let loads = store::sender_loads(&mut tx, &desk.id, &window.requesters, since).await?;
                 if key_unknown {
-                    let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
-                    let stored = store::stored_keys(&mut tx, &desk.id, &asked).await?;
-                    known = prefetch::Prefetched::read(keys, stored, loads, since);
+                    let stored = store::stored_keys(&mut tx, &desk.id, &window.keys).await?;
+                    known = prefetch::Prefetched::read(window.keys.iter().map(|k| k.to_string()), stored, loads, since);
                 } else {
                     known.reload(loads, since);
                 }
@@ -374,7 +338,7 @@ impl Pipeline {
                             self.apply(&mut tx, desk, ib, m.raw, mail, route, in_batch, m.now, false).await
                         }
                     };
-                    if let Some(key) = &key {
+                    if let Some(key) = &prepared.key {
                         // A poisoned message writes only its quarantined copy: no one's load.
                         let new_request = poison.is_some() || ahead::looks_new(desk, mail);
                         let addresses = mail.from.iter().chain(&mail.reply_to).map(|a| a.address.as_str());

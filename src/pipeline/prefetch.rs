@@ -18,11 +18,51 @@
 //! A key read as stored is checked again alone (`store::find_seen`): the answer names its
 //! ticket, which the batch may have moved. A copy that slipped through anyway (another instance
 //! writing the same key meanwhile) is refused by the store's unique key and the batch runs
-//! again, as before. Pure: the reads are the caller's (`Pipeline::run_batch`).
+//! again, as before. Pure: the reads are the caller's (`Pipeline::run_batch`); [`window`] says what
+//! they ask for.
 
 use std::collections::{HashMap, HashSet};
 
+use super::Incoming;
+use super::ahead::{self, Prepared};
+use crate::config::Desk;
 use crate::store::SenderLoad;
+
+/// The messages of a batch whose duplicate checks one query reads at most.
+const WINDOW_MESSAGES: usize = 256;
+
+/// What one read asks for.
+pub(crate) struct Window<'r> {
+    /// The keys of the messages, as far as they are prepared.
+    pub keys: Vec<&'r str>,
+    /// The requesters of the new requests among them, up to the first other mail (whose writes
+    /// may move anyone's load) or the first of another instant.
+    pub requesters: Vec<&'r str>,
+}
+
+/// What to read for the batch's messages from `from` on, as far as they are prepared (`ready`)
+/// and at most [`WINDOW_MESSAGES`]; poisoned messages and those that could not be parsed are
+/// checked on their own way.
+pub(crate) fn window<'r>(
+    desk: &Desk,
+    batch: &[Incoming<'_>],
+    poisoned: &[Option<String>],
+    from: usize,
+    ready: &'r [Prepared],
+) -> Window<'r> {
+    let mut w = Window { keys: Vec::new(), requesters: Vec::new() };
+    let mut new_requests = true;
+    let until = ready.len().min(from + WINDOW_MESSAGES).min(batch.len());
+    for (j, prepared) in ready.iter().enumerate().take(until).skip(from) {
+        let (Ok(mail), Some(key), None) = (&prepared.mail, &prepared.key, &poisoned[j]) else { continue };
+        w.keys.push(key);
+        new_requests &= batch[j].now == batch[from].now && ahead::looks_new(desk, mail);
+        if new_requests && let Some(r) = mail.requester() {
+            w.requesters.push(r.address.as_str());
+        }
+    }
+    w
+}
 
 /// What the store held for some of a batch's messages when it was read, less what the batch
 /// wrote since.

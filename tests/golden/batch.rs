@@ -21,27 +21,20 @@ async fn pipeline(dir: &Path) -> (Pipeline, Store) {
 
 /// The desk with its SLA and `more` of its tables.
 async fn pipeline_with(dir: &Path, more: &str) -> (Pipeline, Store) {
-    pipeline_on(dir, more, None).await
+    pipeline_on(dir, more, None, "").await
 }
 
-/// [`pipeline_with`] on the templates in `templates` (the repository's when `None`).
-async fn pipeline_on(dir: &Path, more: &str, templates: Option<&Path>) -> (Pipeline, Store) {
+/// [`pipeline_with`] on the templates in `templates` (the repository's when `None`), with `limits`
+/// (lines of the `[limits]` table).
+async fn pipeline_on(dir: &Path, more: &str, templates: Option<&Path>, limits: &str) -> (Pipeline, Store) {
     let db = hero::sqlite_in(dir);
     let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
     let desk = format!("{SLA}{more}");
     // Agents' notifications carry signed Message-IDs: a secret, made in `dir` at the first load.
-    let security = format!("[security]\ntoken_secret_file = \"{}\"\n", dir.join("secret").display());
-    Hero { templates, storage: &db, outbound: &out, sections: &security, desk: &desk, ..Default::default() }
+    let sections = format!("[limits]\n{limits}[security]\ntoken_secret_file = \"{}\"\n", dir.join("secret").display());
+    Hero { templates, storage: &db, outbound: &out, sections: &sections, desk: &desk, ..Default::default() }
         .pipeline(&repo(), dir)
         .await
-}
-
-/// The desk `desk` (its tables) with `limits` (lines of the `[limits]` table).
-async fn pipeline_limited(dir: &Path, limits: &str, desk: &str) -> (Pipeline, Store) {
-    let db = hero::sqlite_in(dir);
-    let out = format!("transport = \"file\"\ndirectory = \"{}\"\n", dir.join("out").display());
-    let sections = format!("[limits]\n{limits}[security]\ntoken_secret_file = \"{}\"\n", dir.join("secret").display());
-    Hero { storage: &db, outbound: &out, sections: &sections, desk, ..Default::default() }.pipeline(&repo(), dir).await
 }
 
 /// An agent, so that every new ticket is also a notification to compose.
@@ -141,7 +134,7 @@ async fn a_message_that_fails_inside_a_batch_is_rolled_back_alone_and_quarantine
 #[tokio::test]
 async fn ticket_numbers_and_sender_limits_run_on_across_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let (p, store) = pipeline_limited(dir.path(), "new_tickets_per_sender_per_hour = 2\n", SLA).await;
+    let (p, store) = pipeline_on(dir.path(), "", None, "new_tickets_per_sender_per_hour = 2\n").await;
     let number = a_ticket_whose_replies_fail(&p, &store).await;
 
     let ani = |id: &str, subject: &str| mail("ani@example.test", id, subject, "Mohon dibantu.");
@@ -411,7 +404,7 @@ fn templates_failing_on(dir: &Path, marker: &str) -> std::path::PathBuf {
 async fn a_mail_that_cannot_be_composed_quarantines_only_its_message_in_a_batch() {
     let dir = tempfile::tempdir().unwrap();
     let templates = templates_failing_on(dir.path(), "TATA-LETAK-RUSAK");
-    let (p, store) = pipeline_on(dir.path(), AGENT, Some(&templates)).await;
+    let (p, store) = pipeline_on(dir.path(), AGENT, Some(&templates), "").await;
     let a = mail("ani@example.test", "a1", "Lupa password", "Saya lupa password email dinas.");
     let b = mail("budi@example.test", "b1", "Printer TATA-LETAK-RUSAK", "Printer di lantai 3 rusak.");
     let c = mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung.");
@@ -688,8 +681,8 @@ async fn a_ticket_opened_for_someone_in_a_batch_counts_toward_their_limit_in_it(
     let run = |one_by_one: bool| async move {
         let dir = tempfile::tempdir().unwrap();
         // The desk trusts its server's verdict on an agent's mail (`#requester` needs it).
-        let desk = format!("{SLA}{AGENT}[desk.hygiene]\nauthserv_id = \"mx.desk.test\"\n");
-        let (p, _store) = pipeline_limited(dir.path(), "new_tickets_per_sender_per_hour = 1\n", &desk).await;
+        let more = format!("{AGENT}[desk.hygiene]\nauthserv_id = \"mx.desk.test\"\n");
+        let (p, _store) = pipeline_on(dir.path(), &more, None, "new_tickets_per_sender_per_hour = 1\n").await;
         let raws = [
             mail("citra@example.test", "c1", "VPN tidak bisa", "VPN kantor tidak bisa tersambung."),
             [
