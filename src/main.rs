@@ -1493,6 +1493,9 @@ fn rules(config: &ConfigArg, command: RulesCommand) -> anyhow::Result<ExitCode> 
                     if desks.is_empty() { "none".to_string() } else { desks.join(", ") }
                 );
                 router.with_opinions(models);
+                router
+                    .with_impact_opinion_learned_from(&sets)
+                    .map_err(|e| anyhow::anyhow!(e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
             }
             // What the opinion made of the rules' routes: kept (agreeing, close, or won by a cue it
             // never had), held for a person, kept where it was not clear, settled where the rules

@@ -120,6 +120,10 @@ pub fn read_labelled_file(
             let Some(cat) = catalogues.iter().find(|c| c.desk == m.desk) else {
                 match others {
                     OtherDesks::Skipped => continue,
+                    OtherDesks::Unchecked => {
+                        out.push(m);
+                        continue;
+                    }
                     OtherDesks::Refused => return Err(inv(i + 1, format!("no desk `{}`", m.desk))),
                 }
             };
@@ -144,6 +148,9 @@ pub enum OtherDesks {
     /// Left out: the router's `rules/labelled/` serves whichever desks are configured (as the
     /// rules directory's desk files do), and `loket ingest` loads only its inbox's desk.
     Skipped,
+    /// Kept, their labels unchecked: the impact opinion learns every desk's incidents, whatever
+    /// desks this process serves, so that `serve` and `ingest` decide alike.
+    Unchecked,
 }
 
 /// Per desk, the text and route (`category/subcategory`) of each message of `sets` with labels.
@@ -163,6 +170,20 @@ pub fn models(sets: &[Labelled]) -> std::collections::BTreeMap<String, super::ex
     examples_by_desk(sets)
         .into_iter()
         .filter_map(|(desk, ex)| Some((desk, super::examples::Model::train(&ex)?)))
+        .collect()
+}
+
+/// The text and impact (`low`, `medium`, `high`) of each labelled incident of `sets`, every
+/// desk's: what the impact opinion learns ([`super::examples`]). How far an incident reaches reads
+/// alike at every desk, and one model learned from all of them generalised better than one per
+/// desk (BENCHMARKS.md, "Impact from labelled incidents").
+pub fn impact_examples(sets: &[Labelled]) -> Vec<(String, String)> {
+    sets.iter()
+        .filter_map(|m| {
+            let e = m.expected.as_ref()?;
+            let impact = e.impact.filter(|_| e.ticket_type == Some(TicketType::Incident))?;
+            Some((super::examples::text(m.subject.as_deref().unwrap_or(""), &m.body), impact.as_str().to_string()))
+        })
         .collect()
 }
 

@@ -467,6 +467,24 @@ pub fn clear_best<'m>(model: &'m Model, scores: &[f32]) -> Option<(&'m str, f32)
     (margin > CLEAR_MARGIN).then(|| (model.routes[first].as_str(), margin))
 }
 
+/// How far the impact opinion's best level must lead the next for it to give an incident's
+/// impact in place of the rules' scope classes ([`impact_verdict`]).
+pub const IMPACT_MARGIN: f32 = 0.3;
+
+/// The impact opinion's level for an incident's `text` (a model learned from labelled incidents,
+/// its labels the impacts: `low`, `medium`, `high`) and its lead over the next, where it leads
+/// by more than [`IMPACT_MARGIN`].
+pub fn impact_verdict(model: &Model, text: &str) -> Option<(crate::domain::Impact, f32)> {
+    let scores = model.scores(text);
+    if scores.len() < 2 {
+        return None;
+    }
+    let (first, second) = best_two(&scores);
+    let margin = scores[first] - scores[second];
+    let impact = crate::domain::Impact::parse(&model.routes[first])?;
+    (margin > IMPACT_MARGIN).then_some((impact, margin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,12 +82,20 @@ fn fingerprint(paths: &[&Path]) -> (String, bool) {
     (hex::encode(&h.finalize()[..12]), settling)
 }
 
-/// The file a desk's model is kept in: `opinion-<desk>-<fingerprint>.bin`; none for a desk name
-/// that is not a plain file name part.
-fn kept_path(cache: &Path, desk: &str, fingerprint: &str) -> Option<PathBuf> {
-    let plain = !desk.is_empty() && desk.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    plain.then(|| cache.join(format!("opinion-{desk}-{fingerprint}.bin")))
+/// The file a model is kept in: `<name>-<fingerprint>.bin` (`opinion-<desk>-…` for a desk's
+/// routes, `impact-…` for the impact opinion); none for a name that is not a plain file name part.
+fn kept_path(cache: &Path, name: &str, fingerprint: &str) -> Option<PathBuf> {
+    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    plain.then(|| cache.join(format!("{name}-{fingerprint}.bin")))
 }
+
+/// The name a desk's route model is kept under.
+fn route_name(desk: &str) -> String {
+    format!("opinion-{desk}")
+}
+
+/// The name the impact opinion is kept under: one model for every desk.
+const IMPACT_NAME: &str = "impact";
 
 /// `desk`'s model: read back from `cache` when kept there under the fingerprint of `files` and
 /// the desk's own files that feed it (`also`: its rules and examples files), else learned from
@@ -100,16 +108,38 @@ pub fn model<E>(
     desk: &str,
     examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
 ) -> Result<Option<Arc<Model>>, E> {
+    named(files, also, cache, &route_name(desk), examples)
+}
+
+/// The impact opinion ([`super::examples`], its labels the impacts): one model for every desk,
+/// learned from the labelled incidents of `files` and the rules' examples of incidents in `also`
+/// (`examples()`), kept and read back as a desk's model is.
+pub fn impact_model<E>(
+    files: &LabelledFiles,
+    also: &[&Path],
+    cache: Option<&Path>,
+    examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
+) -> Result<Option<Arc<Model>>, E> {
+    named(files, also, cache, IMPACT_NAME, examples)
+}
+
+fn named<E>(
+    files: &LabelledFiles,
+    also: &[&Path],
+    cache: Option<&Path>,
+    name: &str,
+    examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
+) -> Result<Option<Arc<Model>>, E> {
     if files.is_empty() {
         return Ok(None);
     }
-    let (path, fingerprint, settling) = place(files, also, cache, desk);
+    let (path, fingerprint, settling) = place(files, also, cache, name);
     // A process that loads its configuration again (the test suites, many times) learns once.
-    let key = (desk.to_string(), fingerprint);
+    let key = (name.to_string(), fingerprint);
     if !settling && let Some(m) = in_process().get(&key) {
         return Ok(Some(Arc::clone(m)));
     }
-    let Some(model) = kept_or_learned(path.as_deref(), settling, desk, examples)? else { return Ok(None) };
+    let Some(model) = kept_or_learned(path.as_deref(), settling, name, examples)? else { return Ok(None) };
     let model = Arc::new(model);
     if !settling {
         in_process().insert(key, Arc::clone(&model));
@@ -117,20 +147,20 @@ pub fn model<E>(
     Ok(Some(model))
 }
 
-/// Where `desk`'s model learned from `files` and `also` is kept in `cache` (none without a cache,
-/// or for a desk name that is not a plain file name part), the fingerprint it is kept under, and
-/// whether one of the files is settling ([`fingerprint`]).
-fn place(files: &LabelledFiles, also: &[&Path], cache: Option<&Path>, desk: &str) -> (Option<PathBuf>, String, bool) {
+/// Where the model `name` learned from `files` and `also` is kept in `cache` (none without a
+/// cache, or for a name that is not a plain file name part), the fingerprint it is kept under,
+/// and whether one of the files is settling ([`fingerprint`]).
+fn place(files: &LabelledFiles, also: &[&Path], cache: Option<&Path>, name: &str) -> (Option<PathBuf>, String, bool) {
     let paths: Vec<&Path> = files.files.iter().map(PathBuf::as_path).chain(also.iter().copied()).collect();
     let (fingerprint, settling) = fingerprint(&paths);
-    (cache.and_then(|c| kept_path(c, desk, &fingerprint)), fingerprint, settling)
+    (cache.and_then(|c| kept_path(c, name, &fingerprint)), fingerprint, settling)
 }
 
 /// The model kept at `path`, else learned from `examples()` and kept there (unless `settling`).
 fn kept_or_learned<E>(
     path: Option<&Path>,
     settling: bool,
-    desk: &str,
+    name: &str,
     examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
 ) -> Result<Option<Model>, E> {
     if let Some(path) = path
@@ -145,7 +175,7 @@ fn kept_or_learned<E>(
     }
     let learned = Model::train(&examples()?);
     if let (Some(path), Some(m), false) = (path, &learned, settling)
-        && let Err(e) = keep(path, desk, m)
+        && let Err(e) = keep(path, name, m)
     {
         // Only time is lost (the next process learns it too), and a process without write access
         // (a read-only `ingest`, `tickets list` as another user) must not be noisy about it.
@@ -154,7 +184,7 @@ fn kept_or_learned<E>(
     Ok(learned)
 }
 
-/// The models this process has read or learned, by desk and fingerprint.
+/// The models this process has read or learned, by name and fingerprint.
 type Held = HashMap<(String, String), Arc<Model>>;
 
 fn in_process() -> std::sync::MutexGuard<'static, Held> {
@@ -163,8 +193,8 @@ fn in_process() -> std::sync::MutexGuard<'static, Held> {
 }
 
 /// Writes `model` to `path` (0600; its directory 0700 when made, its parent never) through a
-/// temporary file, then removes the desk's models kept under other fingerprints.
-fn keep(path: &Path, desk: &str, model: &Model) -> std::io::Result<()> {
+/// temporary file, then removes the models of the same name kept under other fingerprints.
+fn keep(path: &Path, name: &str, model: &Model) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));
     // The directory itself, not its parents: a store's missing directory is named, never made.
@@ -172,8 +202,8 @@ fn keep(path: &Path, desk: &str, model: &Model) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let file = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file}.{}.tmp", std::process::id()));
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -186,10 +216,16 @@ fn keep(path: &Path, desk: &str, model: &Model) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return written;
     }
-    let prefix = format!("opinion-{desk}-");
+    // This name's models only: `opinion-hero-<fingerprint>.bin`, not desk `hero-x`'s.
+    let ours = |n: &str| {
+        n.strip_prefix(name)
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|r| r.strip_suffix(".bin"))
+            .is_some_and(|fp| fp.len() == 24 && fp.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
     for e in std::fs::read_dir(dir)?.filter_map(Result::ok) {
         let n = e.file_name().to_string_lossy().to_string();
-        if n.starts_with(&prefix) && n.ends_with(".bin") && n != name {
+        if ours(&n) && n != file {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -227,8 +263,48 @@ mod tests {
         if files.is_empty() {
             return Ok(None);
         }
-        let (path, _, settling) = place(files, also, cache, desk);
-        kept_or_learned(path.as_deref(), settling, desk, examples)
+        let name = route_name(desk);
+        let (path, _, settling) = place(files, also, cache, &name);
+        kept_or_learned(path.as_deref(), settling, &name, examples)
+    }
+
+    #[test]
+    fn the_impact_opinion_is_kept_apart_and_a_desk_keeps_only_its_own_models() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, cache) = (tmp.path().join("labelled"), tmp.path().join("cache"));
+        labelled(&dir, Duration::from_secs(60));
+        let files = LabelledFiles::list(&dir);
+        let levels = || {
+            let texts =
+                ["sigi error di laptop saya", "laptop saya lambat", "semua kantor offline", "seluruh kantor mati"];
+            Ok::<_, ()>(
+                texts.iter().zip(["low", "low", "high", "high"]).map(|(t, l)| (t.to_string(), l.to_string())).collect(),
+            )
+        };
+        for desk in ["hero-x", "hero"] {
+            model(&files, &[], Some(&cache), desk, || Ok::<_, ()>(examples())).unwrap().unwrap();
+        }
+        let impact = impact_model(&files, &[], Some(&cache), levels).unwrap().expect("learned");
+        assert_eq!(impact.routes(), ["high", "low"]);
+        let names = kept(&cache);
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(
+            names[0].starts_with("impact-")
+                && names[1].starts_with("opinion-hero-")
+                && names[2].starts_with("opinion-hero-x-")
+        );
+        // Learned again for another fingerprint, desk `hero`'s model replaces its own old one only.
+        std::fs::write(dir.join("b.jsonl"), "{}\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("b.jsonl"))
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+        model(&LabelledFiles::list(&dir), &[], Some(&cache), "hero", || Ok::<_, ()>(examples())).unwrap().unwrap();
+        let after = kept(&cache);
+        assert_eq!(after.len(), 3, "{after:?}");
+        assert!(after.contains(&names[0]) && after.contains(&names[2]) && !after.contains(&names[1]), "{after:?}");
     }
 
     #[test]

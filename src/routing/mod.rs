@@ -130,6 +130,11 @@ pub struct Router {
     labelled: learned::LabelledFiles,
     /// Where learned second opinions are kept between processes (`storage.cache`).
     cache: Option<std::path::PathBuf>,
+    /// The rules directory's desk and examples files ([`rules::example_files`]): the impact
+    /// opinion learns their examples of incidents.
+    example_files: Vec<std::path::PathBuf>,
+    /// The impact opinion, once read back or learned: every desk's.
+    impact: std::sync::OnceLock<Result<Option<std::sync::Arc<examples::Model>>, Vec<String>>>,
 }
 
 /// One desk's rules file and, once compiled, its rules or the problems that kept them from
@@ -165,9 +170,14 @@ fn rules_examples<'e>(
     examples.into_iter().map(|e| (examples::text(&e.subject, &e.body), e.route.clone()))
 }
 
-/// `rules` with its second opinion (none when there is nothing to learn).
-fn with_opinion(mut rules: DeskRules, opinion: Option<std::sync::Arc<examples::Model>>) -> DeskRules {
+/// `rules` with its second opinion and the impact opinion (none when there is nothing to learn).
+fn with_opinion(
+    mut rules: DeskRules,
+    opinion: Option<std::sync::Arc<examples::Model>>,
+    impact: Option<std::sync::Arc<examples::Model>>,
+) -> DeskRules {
     rules.opinion = opinion;
+    rules.impact_opinion = impact;
     rules
 }
 
@@ -180,9 +190,20 @@ impl Router {
     /// back from `cache` where it is kept there ([`learned`]), else learned (and kept). A desk
     /// without a rules file routes everything to triage.
     pub fn load(dir: &Path, catalogues: &[&Catalogue], cache: Option<&Path>) -> Result<Self, Vec<RulesError>> {
-        let mut router = Self::lazy(dir, catalogues, cache).map_err(|e| vec![e])?;
-        let mut labelled =
-            read_labelled(&router.labelled.files, catalogues, eval::OtherDesks::Skipped).map_err(|e| vec![e])?;
+        let router = Self::lazy(dir, catalogues, cache).map_err(|e| vec![e])?;
+        let mut sets = Vec::new();
+        for path in &router.labelled.files {
+            sets.extend(eval::read_labelled_file(path, catalogues, eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
+        }
+        let impact = router.impact_opinion(|| Ok(eval::impact_examples(&sets))).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|message| RulesError::Invalid { path: dir.to_path_buf(), message })
+                .collect::<Vec<_>>()
+        })?;
+        let mut labelled = eval::examples_by_desk(&sets);
+        drop(sets);
+        let mut router = router;
         let mut errors = Vec::new();
         for cat in catalogues {
             let Some(slot) = router.desks.get(&cat.desk) else { continue };
@@ -192,7 +213,7 @@ impl Router {
                     examples.extend(rules_examples(&r.examples));
                     Ok::<_, std::convert::Infallible>(examples)
                 });
-                with_opinion(r, opinion.unwrap_or_else(|never| match never {}))
+                with_opinion(r, opinion.unwrap_or_else(|never| match never {}), impact.clone())
             });
             match compiled {
                 Ok(r) => {
@@ -221,12 +242,61 @@ impl Router {
             .filter(|(_, path)| path.exists())
             .map(|(desk, path)| (desk, DeskSlot { path, compiled: std::sync::OnceLock::new() }))
             .collect();
-        Ok(Self { common, desks, labelled, cache: cache.map(Path::to_path_buf) })
+        Ok(Self {
+            common,
+            desks,
+            labelled,
+            cache: cache.map(Path::to_path_buf),
+            example_files: rules::example_files(dir),
+            impact: Default::default(),
+        })
     }
 
-    /// Drops every compiled desk's second opinion: the rules alone (`rules eval --rules-only`).
+    /// Drops every compiled desk's second opinion and the impact opinion: the rules alone
+    /// (`rules eval --rules-only`).
     pub fn without_opinions(&mut self) {
         self.with_opinions(Default::default());
+        self.with_impact_opinion(None);
+    }
+
+    /// Puts in place of every compiled desk's impact opinion one learned, as the router learns
+    /// it, from the labelled incidents of `sets` and the rules directory's examples of incidents
+    /// (`rules eval --learn`).
+    pub fn with_impact_opinion_learned_from(&mut self, sets: &[eval::Labelled]) -> Result<(), Vec<RulesError>> {
+        let mut learned = eval::impact_examples(sets);
+        learned.extend(rules::impact_examples(&self.example_files)?);
+        self.with_impact_opinion(examples::Model::train(&learned));
+        Ok(())
+    }
+
+    /// Puts `model` in place of every compiled desk's impact opinion.
+    fn with_impact_opinion(&mut self, model: Option<examples::Model>) {
+        let model = model.map(std::sync::Arc::new);
+        for slot in self.desks.values_mut() {
+            if let Some(Ok(rules)) = slot.compiled.get_mut() {
+                rules.impact_opinion = model.clone();
+            }
+        }
+    }
+
+    /// The impact opinion: read back from the cache where it is kept, else learned from
+    /// `labelled()` (every desk's labelled incidents, [`eval::impact_examples`]) and the rules
+    /// directory's examples of incidents ([`rules::impact_examples`]); once per router.
+    fn impact_opinion(
+        &self,
+        labelled: impl FnOnce() -> Result<Vec<(String, String)>, Vec<String>>,
+    ) -> Result<Option<std::sync::Arc<examples::Model>>, Vec<String>> {
+        self.impact
+            .get_or_init(|| {
+                let also: Vec<&Path> = self.example_files.iter().map(std::path::PathBuf::as_path).collect();
+                learned::impact_model(&self.labelled, &also, self.cache.as_deref(), || {
+                    let mut examples = labelled()?;
+                    let of_rules = rules::impact_examples(&self.example_files);
+                    examples.extend(of_rules.map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?);
+                    Ok(examples)
+                })
+            })
+            .clone()
     }
 
     /// Puts `models` in place of the compiled desks' second opinions, a desk without one in
@@ -274,7 +344,16 @@ impl Router {
                 examples.extend(rules_examples(rules.examples.iter().chain(&apart)));
                 Ok::<_, Vec<String>>(examples)
             })?;
-            Ok(with_opinion(rules, opinion))
+            // Every desk's labelled incidents teach it, read only where it is not kept.
+            let impact = self.impact_opinion(|| {
+                let mut sets = Vec::new();
+                for path in &self.labelled.files {
+                    let read = eval::read_labelled_file(path, &[catalogue], eval::OtherDesks::Unchecked);
+                    sets.extend(read.map_err(|e| problems(vec![e]))?);
+                }
+                Ok(eval::impact_examples(&sets))
+            })?;
+            Ok(with_opinion(rules, opinion, impact))
         }))
     }
 
@@ -1657,6 +1736,7 @@ impl DeskRules {
         });
         decision.ticket_type = ttype;
         let mut impact_reason = None;
+        let mut impact_opinion = None;
         if ttype == Some(TicketType::Incident) {
             // The service's own scope (public-facing, a payment deadline) counts when it is the route.
             if let (Some(b), false) = (best, decision.is_triage()) {
@@ -1744,6 +1824,30 @@ impl DeskRules {
             if cue_reasons.on() {
                 impact_reason = Some(scope::explain(&found, self.impact_threshold));
             }
+            // The impact opinion, learned from every desk's labelled incidents: where it reads
+            // another level than the scope classes, its level stands (BENCHMARKS.md, "Impact
+            // from labelled incidents"). Both lines are the reasons.
+            if let Some(model) = &self.impact_opinion
+                && let Some((level, margin)) =
+                    examples::impact_verdict(model, &examples::text(input.subject, input.body))
+                && level != found.impact
+            {
+                decision.impact = Some(level);
+                if cue_reasons.on() {
+                    impact_opinion = Some(
+                        Line::new()
+                            .s("impact ")
+                            .s(level.as_str())
+                            .s(": labelled incidents like this one are ")
+                            .s(level.as_str())
+                            .s(" (")
+                            .tenths(f64::from(margin))
+                            .s(" ahead of the next), not ")
+                            .s(found.impact.as_str())
+                            .done(),
+                    );
+                }
+            }
         }
         if ttype == Some(TicketType::Incident) {
             let hi = urgency_score.get(&Impact::High).copied().unwrap_or(0.0);
@@ -1758,6 +1862,7 @@ impl DeskRules {
         }
         decision.reasons.extend(cue_reasons.into_lines());
         decision.reasons.extend(impact_reason);
+        decision.reasons.extend(impact_opinion);
         if let (Some(phrase), true) = (disowned, explain) {
             decision.reasons.insert(
                 0,
@@ -2294,7 +2399,7 @@ keywords = { "izin ekspor" = 1 }
 
     /// HERO rules `text` with a second opinion learned from [`labelled`].
     fn opinionated(text: &str) -> DeskRules {
-        with_opinion(compile_hero(text), examples::Model::train(&labelled()).map(std::sync::Arc::new))
+        with_opinion(compile_hero(text), examples::Model::train(&labelled()).map(std::sync::Arc::new), None)
     }
 
     /// The internal INATRADE, which [`HERO_FOUR_ROUTES`] with "izin impor" = 2 scores and the
@@ -2492,14 +2597,29 @@ keywords = { "izin ekspor" = 1 }
     #[test]
     fn the_router_learns_each_desks_second_opinion_from_the_labelled_directory() {
         let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        // Incidents with their impact teach the impact opinion too, whatever their desk.
+        let incident = |desk: &str, (text, level): &(String, String)| {
+            serde_json::json!({"id": "i", "desk": desk, "body": text,
+                "expected": {"category": "aplikasi", "subcategory": "sigi", "type": "incident", "impact": level}})
+            .to_string()
+                + "\n"
+        };
+        let incidents = labelled_incidents();
         let lines: String = labelled()
             .iter()
             .map(|(t, r)| labelled_line("hero", t, r))
+            .chain(incidents.iter().enumerate().map(|(i, x)| incident(if i % 2 == 0 { "hero" } else { "jateng" }, x)))
             .chain([String::new(), "{\"id\": \"u\", \"desk\": \"hero\", \"body\": \"no label\"}\n".into()])
             .collect();
         let dir = rules_dir_with_labelled(&lines);
         let router = Router::load(dir.path(), &[&cat], None).unwrap();
         let model = router.desk("hero").unwrap().opinion.as_ref().expect("learned at load");
+        let impact = router.desk("hero").unwrap().impact_opinion.as_ref().expect("learned at load");
+        // Every desk's labelled incidents, and the rules directory's examples of incidents.
+        let mut taught = incidents.clone();
+        taught.extend(rules::impact_examples(&rules::example_files(dir.path())).unwrap());
+        assert!(taught.len() > incidents.len(), "the rules' examples give impacts too");
+        assert_eq!(impact.to_bytes(), examples::Model::train(&taught).unwrap().to_bytes());
         // The labelled lines' routes, and the routes of the rules' own examples.
         for route in ["aplikasi/inatrade", "aplikasi/intranet", "aplikasi/sigi", "triage/unknown", "aplikasi/siasn"] {
             assert!(model.routes().iter().any(|r| r == route), "{route}: {:?}", model.routes());
@@ -2509,6 +2629,7 @@ keywords = { "izin ekspor" = 1 }
         assert!(lazy.desk("hero").is_none());
         lazy.prepare(&cat).unwrap();
         assert_eq!(lazy.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
+        assert_eq!(lazy.desk("hero").unwrap().impact_opinion.as_ref().unwrap().to_bytes(), impact.to_bytes());
         // Kept in the cache by `serve`'s router (the files settled), read back by `ingest`'s: it
         // does not read the labelled file, which now holds a line that could not be learned
         // (of the same size, with the same time: what the fingerprint cannot tell apart).
@@ -2519,12 +2640,13 @@ keywords = { "izin ekspor" = 1 }
             std::fs::File::options().write(true).open(f).unwrap().set_modified(past).unwrap();
         }
         Router::load(dir.path(), &[&cat], Some(&cache)).unwrap();
-        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2, "the desk's opinion and the impact opinion");
         std::fs::write(&path, "x".repeat(lines.len())).unwrap();
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(past).unwrap();
         let kept = Router::lazy(dir.path(), &[&cat], Some(&cache)).unwrap();
         kept.prepare(&cat).unwrap();
         assert_eq!(kept.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
+        assert_eq!(kept.desk("hero").unwrap().impact_opinion.as_ref().unwrap().to_bytes(), impact.to_bytes());
         // A time that moved is a change: read, and the bad line reported.
         std::fs::File::options()
             .write(true)
@@ -2541,6 +2663,7 @@ keywords = { "izin ekspor" = 1 }
         assert_eq!(router.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), other.to_bytes());
         router.without_opinions();
         assert!(router.desk("hero").unwrap().opinion.is_none());
+        assert!(router.desk("hero").unwrap().impact_opinion.is_none());
         // Without the directory: no opinion, the rules alone.
         std::fs::remove_dir_all(dir.path().join(LABELLED_DIR)).unwrap();
         assert!(Router::load(dir.path(), &[&cat], None).unwrap().desk("hero").unwrap().opinion.is_none());
@@ -2779,6 +2902,68 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         assert!(low.reasons.iter().any(|r| r.starts_with("impact low: no scope class reached 2.0")), "{low:?}");
         // Not an incident: no impact.
         assert_eq!(route("Internet", "Bagaimana cara daftar internet tamu?", None).impact, None);
+    }
+
+    /// Labelled incidents for an impact opinion: "antrean loket" (a public counter's queue) is
+    /// high, "laptop saya" low, "satu bidang" medium — words no scope class of the rules has.
+    fn labelled_incidents() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (texts, level) in [
+            (
+                [
+                    "sigi error, antrean loket pelayanan memanjang",
+                    "intranet mati, antrean loket penuh warga",
+                    "antrean loket macet, sigi gagal simpan",
+                ],
+                "high",
+            ),
+            (
+                [
+                    "sigi error di laptop saya saja",
+                    "intranet lambat di laptop saya",
+                    "laptop saya tidak bisa buka sigi",
+                ],
+                "low",
+            ),
+            (
+                [
+                    "sigi gagal untuk satu bidang",
+                    "intranet tidak bisa dibuka satu bidang",
+                    "satu bidang tidak bisa simpan sigi",
+                ],
+                "medium",
+            ),
+        ] {
+            out.extend(texts.iter().map(|t| (t.to_string(), level.to_string())));
+        }
+        out
+    }
+
+    #[test]
+    fn the_impact_opinion_gives_an_incidents_impact_where_it_reads_another_level_and_says_why() {
+        let text = ("SIGI error", "SIGI error sejak pagi, antrean loket pelayanan jadi panjang");
+        let rules = compile_hero(HERO_FOUR_ROUTES);
+        let alone = route_with(&rules, text.0, text.1);
+        assert_eq!((alone.ticket_type, alone.impact), (Some(TicketType::Incident), Some(Impact::Low)), "{alone:?}");
+        let model = examples::Model::train(&labelled_incidents()).map(std::sync::Arc::new);
+        let rules = with_opinion(compile_hero(HERO_FOUR_ROUTES), None, model);
+        let d = route_with(&rules, text.0, text.1);
+        assert_eq!(d.impact, Some(Impact::High), "{d:?}");
+        let i = d
+            .reasons
+            .iter()
+            .position(|r| r.starts_with("impact low: no scope class reached"))
+            .expect("the rules' line");
+        assert!(
+            d.reasons[i + 1].starts_with("impact high: labelled incidents like this one are high (")
+                && d.reasons[i + 1].ends_with(" ahead of the next), not low"),
+            "{:?}",
+            d.reasons
+        );
+        // Where it reads the rules' level, nothing changes and nothing more is said.
+        let mine = route_with(&rules, "SIGI error", "SIGI error di laptop saya");
+        assert_eq!(mine.impact, Some(Impact::Low), "{mine:?}");
+        assert!(!mine.reasons.iter().any(|r| r.contains("labelled incidents")), "{:?}", mine.reasons);
     }
 
     #[test]

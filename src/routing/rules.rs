@@ -474,6 +474,10 @@ pub struct DeskRules {
     /// The second opinion learned from the desk's labelled messages (`rules/labelled/*.jsonl`),
     /// if there are any ([`super::examples`]).
     pub opinion: Option<std::sync::Arc<super::examples::Model>>,
+    /// The impact opinion learned from every desk's labelled incidents, if there are any: it
+    /// gives an incident's impact where it clearly reads another than the rules' scope classes
+    /// ([`super::examples::impact_verdict`]).
+    pub impact_opinion: Option<std::sync::Arc<super::examples::Model>>,
     pub(crate) phrases: Vec<Phrase>,
     pub(crate) automaton: AhoCorasick,
     pub(crate) patterns: RoutePatterns,
@@ -608,6 +612,39 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, Vec<RulesError>> {
     ExamplesFile::parse(&read_text(&ex)?)
         .map(|f| f.examples)
         .map_err(|message| vec![RulesError::Invalid { path: ex, message }])
+}
+
+/// The files of the rules directory `dir` that may hold examples: every desk file and every
+/// `*.examples.toml`, whichever desks are configured (`common.toml` aside), sorted.
+pub fn example_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.file_name().is_some_and(|n| n != "common.toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The incidents among the examples of `files` ([`example_files`]) whose impact is given, as
+/// (text, impact): what the impact opinion learns besides the labelled incidents.
+pub fn impact_examples(files: &[PathBuf]) -> Result<Vec<(String, String)>, Vec<RulesError>> {
+    let mut out = Vec::new();
+    for f in files {
+        let examples = if f.to_string_lossy().ends_with(".examples.toml") {
+            ExamplesFile::parse(&read_text(f)?)
+                .map_err(|message| vec![RulesError::Invalid { path: f.clone(), message }])?
+                .examples
+        } else {
+            read_rules(f)?.examples
+        };
+        out.extend(examples.into_iter().filter_map(|e| {
+            let incident = e.ticket_type.is_none_or(|t| t == TicketType::Incident);
+            let impact = e.impact.filter(|_| incident)?;
+            Some((super::examples::text(&e.subject, &e.body), impact.as_str().to_string()))
+        }));
+    }
+    Ok(out)
 }
 
 /// Reads a desk's rules file alone (its own `[[example]]`s kept, the examples file not read).
@@ -1137,6 +1174,7 @@ pub fn compile_for(
         routes,
         examples: file.examples,
         opinion: None,
+        impact_opinion: None,
         phrases,
         automaton,
         patterns,

@@ -210,9 +210,10 @@ fn rules_explain_shows_the_rules_own_route_where_the_opinion_held_it() {
 }
 
 /// Issue 18: the second opinion the router learns from `rules/labelled/` (`routing::examples`)
-/// moves no decision of the dev set: `rules eval` as shipped gives every line `--rules-only`
-/// gives. And `--learn` puts its own opinion in place of the shipped one: learned from the
-/// training sets without the dev set, it also keeps every route the rules chose.
+/// moves no decision of the dev set, and neither does the impact opinion learned with it: `rules
+/// eval` as shipped gives every line `--rules-only` gives. And `--learn` puts its own opinions in
+/// place of the shipped ones: learned from the training sets without the dev set, they keep
+/// every route and type the rules chose.
 #[test]
 fn the_shipped_second_opinion_keeps_every_dev_route() {
     let eval = |args: &[&str]| {
@@ -250,7 +251,17 @@ fn the_shipped_second_opinion_keeps_every_dev_route() {
         ),
         "{said}"
     );
-    assert_eq!(with_opinion, rules);
+    // Routes and types as the rules'; the impact opinion, learned here without the dev set's
+    // incidents, reads some of their impacts otherwise (counted in BENCHMARKS.md).
+    let routes = |out: &str| -> Vec<String> {
+        out.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {}/{} {}", v["id"], v["category"], v["subcategory"], v["type"])
+            })
+            .collect()
+    };
+    assert_eq!(routes(&with_opinion), routes(&rules));
 }
 
 /// `rules eval --learn` refuses a label its desk cannot route to, naming the file and line,
@@ -389,11 +400,11 @@ fn held_out_set_labels_are_catalogue_entries() {
 /// `routing-train-4.jsonl`, see `TRAIN-4.md`, `routing-train-5.jsonl`, see `TRAIN-5.md`,
 /// `routing-train-6.jsonl`, see `TRAIN-6.md`, `routing-train-7.jsonl`, see `TRAIN-7.md`,
 /// `routing-train-8.jsonl`, see `TRAIN-8.md`, `routing-train-9.jsonl`, see `TRAIN-9.md`,
-/// `routing-train-10.jsonl` … `routing-train-58.jsonl`, see `TRAIN-10.md` … `TRAIN-58.md`;
+/// `routing-train-10.jsonl` … `routing-train-60.jsonl`, see `TRAIN-10.md` … `TRAIN-60.md`;
 /// `tests/golden/routing/train-decisions.txt`, `train-pusintek-decisions.txt`,
-/// `train-3-decisions.txt` … `train-58-decisions.txt`): a change to the rules or the scoring shows as a readable diff of
+/// `train-3-decisions.txt` … `train-60-decisions.txt`): a change to the rules or the scoring shows as a readable diff of
 /// the lines it moves. The impact column names the scope class behind an incident's impact (`-` when
-/// no class reached the threshold); the last column is the label, `=` where the decision agrees
+/// no class reached the threshold, `labelled` where the impact opinion read another level); the last column is the label, `=` where the decision agrees
 /// with it.
 #[test]
 fn dev_and_train_set_decisions_golden_tables() {
@@ -458,6 +469,8 @@ fn dev_and_train_set_decisions_golden_tables() {
         ("routing-train-56", "train-56", 180),
         ("routing-train-57", "train-57", 180),
         ("routing-train-58", "train-58", 180),
+        ("routing-train-59", "train-59", 180),
+        ("routing-train-60", "train-60", 180),
     ] {
         let table = decisions_table(&format!("{set}.jsonl"));
         g.check_text(std::path::Path::new(&format!("routing/{golden}-decisions.txt")), &table);
@@ -555,8 +568,11 @@ fn decisions_table(set: &str) -> String {
         let m: Labelled = serde_json::from_str(line).unwrap();
         let desk = config.desk(&m.desk).unwrap();
         let (p, d) = eval::explain(&config.router, &desk.catalogue, &desk.inboxes[0].address, &m);
-        let class =
-            d.reasons.iter().find_map(|r| r.strip_prefix("impact ").and_then(|r| r.split('`').nth(1))).unwrap_or("-");
+        let class = if d.reasons.iter().any(|r| r.contains(": labelled incidents like this one are ")) {
+            "labelled"
+        } else {
+            d.reasons.iter().find_map(|r| r.strip_prefix("impact ").and_then(|r| r.split('`').nth(1))).unwrap_or("-")
+        };
         let impact = p.impact.map(|i| format!("{i} ({class})")).unwrap_or_else(|| "-".into());
         let ttype = p.ticket_type.map(|t| t.as_str()).unwrap_or("-");
         let got = format!("{}/{} {ttype} {}", p.category, p.subcategory, p.impact.map(|i| i.as_str()).unwrap_or("-"));
