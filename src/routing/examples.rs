@@ -98,6 +98,16 @@ pub fn text(subject: &str, body: &str) -> String {
     format!("{subject}\n{body}")
 }
 
+/// A text folded as the models read it ([`fold`]): made once where two models read one message
+/// (the desk's route opinion and the impact opinion).
+pub struct Folded(String);
+
+impl Folded {
+    pub fn new(text: &str) -> Self {
+        Self(fold(text))
+    }
+}
+
 /// A sparse row: (feature, value), features ascending, scaled to length one.
 type Row = Vec<(u32, f32)>;
 
@@ -185,11 +195,15 @@ impl Model {
 
     /// The features of `text`: its terms ([`terms`]) found in the vocabulary, looked up without
     /// building them (a pair by its two words' features, only where both were found).
+    #[cfg(test)]
     fn features(&self, text: &str) -> Vec<u32> {
-        let folded = fold(text);
+        self.features_of(&Folded::new(text))
+    }
+
+    fn features_of(&self, folded: &Folded) -> Vec<u32> {
         let mut found = Vec::new();
         let mut last: Option<u32> = None;
-        for w in words(&folded) {
+        for w in words(&folded.0) {
             let word = self.words.get(w).copied();
             if let Some(f) = word {
                 found.push(f);
@@ -204,9 +218,14 @@ impl Model {
 
     /// Every route's score for `text`, in the order of [`Model::routes`].
     pub fn scores(&self, text: &str) -> Vec<f32> {
+        self.scores_of(&Folded::new(text))
+    }
+
+    /// [`Model::scores`] of a text folded once for every model that reads it.
+    pub fn scores_of(&self, folded: &Folded) -> Vec<f32> {
         let k = self.routes.len();
         let mut sums = vec![0.0f32; k];
-        for (f, v) in self.row(self.features(text)) {
+        for (f, v) in self.row(self.features_of(folded)) {
             let w = &self.weights[f as usize * k..(f as usize + 1) * k];
             sums.iter_mut().zip(w).for_each(|(s, w)| *s += v * f32::from(*w));
         }
@@ -474,8 +493,8 @@ pub const IMPACT_MARGIN: f32 = 0.3;
 /// The impact opinion's level for an incident's `text` (a model learned from labelled incidents,
 /// its labels the impacts: `low`, `medium`, `high`) and its lead over the next, where it leads
 /// by more than [`IMPACT_MARGIN`].
-pub fn impact_verdict(model: &Model, text: &str) -> Option<(crate::domain::Impact, f32)> {
-    let scores = model.scores(text);
+pub fn impact_verdict(model: &Model, text: &Folded) -> Option<(crate::domain::Impact, f32)> {
+    let scores = model.scores_of(text);
     if scores.len() < 2 {
         return None;
     }

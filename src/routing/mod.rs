@@ -1526,14 +1526,13 @@ impl DeskRules {
             }
             _ => false,
         };
+        // The message as the opinions read it, folded once for both (the route's, the impact's).
+        let folded_text = std::cell::OnceCell::new();
+        let folded = || folded_text.get_or_init(|| examples::Folded::new(&examples::text(input.subject, input.body)));
         // The second opinion learned from the desk's labelled messages, scored once, where the
         // rules have a candidate (a route with at least half the threshold).
         let half = self.threshold / 2.0;
-        let opinion = self
-            .opinion
-            .as_ref()
-            .filter(|_| best_score >= half)
-            .map(|m| (m.as_ref(), m.scores(&examples::text(input.subject, input.body))));
+        let opinion = self.opinion.as_ref().filter(|_| best_score >= half).map(|m| (m.as_ref(), m.scores_of(folded())));
         // A cue of route `r` that the labelled messages never had: what the rules know there,
         // the opinion does not (an operator's new keyword, a product's new name).
         let unknown_cue = |model: &examples::Model, r: usize| {
@@ -1828,8 +1827,7 @@ impl DeskRules {
             // another level than the scope classes, its level stands (BENCHMARKS.md, "Impact
             // from labelled incidents"). Both lines are the reasons.
             if let Some(model) = &self.impact_opinion
-                && let Some((level, margin)) =
-                    examples::impact_verdict(model, &examples::text(input.subject, input.body))
+                && let Some((level, margin)) = examples::impact_verdict(model, folded())
                 && level != found.impact
             {
                 decision.impact = Some(level);
