@@ -486,6 +486,42 @@ pub fn clear_best<'m>(model: &'m Model, scores: &[f32]) -> Option<(&'m str, f32)
     (margin > CLEAR_MARGIN).then(|| (model.routes[first].as_str(), margin))
 }
 
+/// The impact opinion as a desk's rules hold it: a model at hand, or one read back (or learned)
+/// when an incident first needs it — `loket ingest` routes one message, and most are no
+/// incident.
+pub struct ImpactOpinion {
+    model: std::sync::OnceLock<Option<std::sync::Arc<Model>>>,
+    load: Option<Box<dyn Fn() -> Option<std::sync::Arc<Model>> + Send + Sync>>,
+}
+
+impl ImpactOpinion {
+    /// An opinion at hand (or none).
+    pub fn ready(model: Option<std::sync::Arc<Model>>) -> Self {
+        Self { model: std::sync::OnceLock::from(model), load: None }
+    }
+
+    /// An opinion `load` gives when first asked for.
+    pub fn deferred(load: impl Fn() -> Option<std::sync::Arc<Model>> + Send + Sync + 'static) -> Self {
+        Self { model: std::sync::OnceLock::new(), load: Some(Box::new(load)) }
+    }
+
+    /// The model, loaded now if it was deferred.
+    pub fn model(&self) -> Option<&Model> {
+        self.model.get_or_init(|| self.load.as_ref().and_then(|load| load())).as_deref()
+    }
+
+    /// Whether the model was asked for (or was at hand from the start).
+    pub fn loaded(&self) -> bool {
+        self.model.get().is_some()
+    }
+}
+
+impl std::fmt::Debug for ImpactOpinion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImpactOpinion").field("loaded", &self.loaded()).finish_non_exhaustive()
+    }
+}
+
 /// How far the impact opinion's best level must lead the next for it to give an incident's
 /// impact in place of the rules' scope classes ([`impact_verdict`]).
 pub const IMPACT_MARGIN: f32 = 0.3;

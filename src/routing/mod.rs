@@ -135,6 +135,8 @@ pub struct Router {
     example_files: Vec<std::path::PathBuf>,
     /// The impact opinion, once read back or learned: every desk's.
     impact: std::sync::OnceLock<Result<Option<std::sync::Arc<examples::Model>>, Vec<String>>>,
+    /// A lazy router's impact opinion, loaded when an incident first needs it.
+    deferred: std::sync::OnceLock<std::sync::Arc<examples::ImpactOpinion>>,
 }
 
 /// One desk's rules file and, once compiled, its rules or the problems that kept them from
@@ -174,7 +176,7 @@ fn rules_examples<'e>(
 fn with_opinion(
     mut rules: DeskRules,
     opinion: Option<std::sync::Arc<examples::Model>>,
-    impact: Option<std::sync::Arc<examples::Model>>,
+    impact: Option<std::sync::Arc<examples::ImpactOpinion>>,
 ) -> DeskRules {
     rules.opinion = opinion;
     rules.impact_opinion = impact;
@@ -201,6 +203,7 @@ impl Router {
                 .map(|message| RulesError::Invalid { path: dir.to_path_buf(), message })
                 .collect::<Vec<_>>()
         })?;
+        let impact = Some(std::sync::Arc::new(examples::ImpactOpinion::ready(impact)));
         let mut labelled = eval::examples_by_desk(&sets);
         drop(sets);
         let mut router = router;
@@ -249,6 +252,7 @@ impl Router {
             cache: cache.map(Path::to_path_buf),
             example_files: rules::example_files(dir),
             impact: Default::default(),
+            deferred: Default::default(),
         })
     }
 
@@ -271,7 +275,7 @@ impl Router {
 
     /// Puts `model` in place of every compiled desk's impact opinion.
     fn with_impact_opinion(&mut self, model: Option<examples::Model>) {
-        let model = model.map(std::sync::Arc::new);
+        let model = Some(std::sync::Arc::new(examples::ImpactOpinion::ready(model.map(std::sync::Arc::new))));
         for slot in self.desks.values_mut() {
             if let Some(Ok(rules)) = slot.compiled.get_mut() {
                 rules.impact_opinion = model.clone();
@@ -297,6 +301,34 @@ impl Router {
                 })
             })
             .clone()
+    }
+
+    /// The impact opinion of a lazy router's desks: read back (or learned from every desk's
+    /// labelled incidents, where it is not kept) when an incident first needs it. A labelled
+    /// file that cannot be read then leaves the incident with its scope classes' impact; the
+    /// desk's route opinion, read when the desk compiled, names the file and line.
+    fn deferred_impact(&self) -> std::sync::Arc<examples::ImpactOpinion> {
+        let deferred = self.deferred.get_or_init(|| {
+            let (labelled, example_files, cache) = (self.labelled.clone(), self.example_files.clone(), self.cache.clone());
+            std::sync::Arc::new(examples::ImpactOpinion::deferred(move || {
+                let also: Vec<&Path> = example_files.iter().map(std::path::PathBuf::as_path).collect();
+                let learned = learned::impact_model(&labelled, &also, cache.as_deref(), || {
+                    let mut sets = Vec::new();
+                    for path in &labelled.files {
+                        sets.extend(eval::read_labelled_file(path, &[], eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
+                    }
+                    let mut examples = eval::impact_examples(&sets);
+                    examples.extend(rules::impact_examples(&example_files)?);
+                    Ok::<_, Vec<RulesError>>(examples)
+                });
+                learned.unwrap_or_else(|errors| {
+                    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    tracing::warn!(errors = ?errors, "the impact opinion cannot be learned; incidents keep the scope classes' impact");
+                    None
+                })
+            }))
+        });
+        std::sync::Arc::clone(deferred)
     }
 
     /// Puts `models` in place of the compiled desks' second opinions, a desk without one in
@@ -344,16 +376,7 @@ impl Router {
                 examples.extend(rules_examples(rules.examples.iter().chain(&apart)));
                 Ok::<_, Vec<String>>(examples)
             })?;
-            // Every desk's labelled incidents teach it, read only where it is not kept.
-            let impact = self.impact_opinion(|| {
-                let mut sets = Vec::new();
-                for path in &self.labelled.files {
-                    let read = eval::read_labelled_file(path, &[catalogue], eval::OtherDesks::Unchecked);
-                    sets.extend(read.map_err(|e| problems(vec![e]))?);
-                }
-                Ok(eval::impact_examples(&sets))
-            })?;
-            Ok(with_opinion(rules, opinion, impact))
+            Ok(with_opinion(rules, opinion, Some(self.deferred_impact())))
         }))
     }
 
@@ -1826,7 +1849,7 @@ impl DeskRules {
             // The impact opinion, learned from every desk's labelled incidents: where it reads
             // another level than the scope classes, its level stands (BENCHMARKS.md, "Impact
             // from labelled incidents"). Both lines are the reasons.
-            if let Some(model) = &self.impact_opinion
+            if let Some(model) = self.impact_opinion.as_ref().and_then(|o| o.model())
                 && let Some((level, margin)) = examples::impact_verdict(model, folded())
                 && level != found.impact
             {
@@ -2612,7 +2635,8 @@ keywords = { "izin ekspor" = 1 }
         let dir = rules_dir_with_labelled(&lines);
         let router = Router::load(dir.path(), &[&cat], None).unwrap();
         let model = router.desk("hero").unwrap().opinion.as_ref().expect("learned at load");
-        let impact = router.desk("hero").unwrap().impact_opinion.as_ref().expect("learned at load");
+        let impact =
+            router.desk("hero").unwrap().impact_opinion.as_ref().and_then(|o| o.model()).expect("learned at load");
         // Every desk's labelled incidents, and the rules directory's examples of incidents.
         let mut taught = incidents.clone();
         taught.extend(rules::impact_examples(&rules::example_files(dir.path())).unwrap());
@@ -2627,7 +2651,16 @@ keywords = { "izin ekspor" = 1 }
         assert!(lazy.desk("hero").is_none());
         lazy.prepare(&cat).unwrap();
         assert_eq!(lazy.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
-        assert_eq!(lazy.desk("hero").unwrap().impact_opinion.as_ref().unwrap().to_bytes(), impact.to_bytes());
+        // The impact opinion only when an incident needs it: `ingest`'s one message is mostly none.
+        let deferred = lazy.desk("hero").unwrap().impact_opinion.as_ref().unwrap();
+        let asked = RouteInput { subject: "", body: "Mohon info jam layanan.", sender_domain: None, inbox_address: "" };
+        assert_ne!(lazy.route(&cat, &asked).ticket_type, Some(TicketType::Incident));
+        assert!(!deferred.loaded());
+        let broken =
+            RouteInput { subject: "SIGI error", body: "SIGI error sejak pagi", sender_domain: None, inbox_address: "" };
+        assert_eq!(lazy.route(&cat, &broken).ticket_type, Some(TicketType::Incident));
+        assert!(deferred.loaded());
+        assert_eq!(deferred.model().unwrap().to_bytes(), impact.to_bytes());
         // Kept in the cache by `serve`'s router (the files settled), read back by `ingest`'s: it
         // does not read the labelled file, which now holds a line that could not be learned
         // (of the same size, with the same time: what the fingerprint cannot tell apart).
@@ -2644,7 +2677,10 @@ keywords = { "izin ekspor" = 1 }
         let kept = Router::lazy(dir.path(), &[&cat], Some(&cache)).unwrap();
         kept.prepare(&cat).unwrap();
         assert_eq!(kept.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
-        assert_eq!(kept.desk("hero").unwrap().impact_opinion.as_ref().unwrap().to_bytes(), impact.to_bytes());
+        assert_eq!(
+            kept.desk("hero").unwrap().impact_opinion.as_ref().unwrap().model().unwrap().to_bytes(),
+            impact.to_bytes()
+        );
         // A time that moved is a change: read, and the bad line reported.
         std::fs::File::options()
             .write(true)
@@ -2661,7 +2697,7 @@ keywords = { "izin ekspor" = 1 }
         assert_eq!(router.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), other.to_bytes());
         router.without_opinions();
         assert!(router.desk("hero").unwrap().opinion.is_none());
-        assert!(router.desk("hero").unwrap().impact_opinion.is_none());
+        assert!(router.desk("hero").unwrap().impact_opinion.as_ref().unwrap().model().is_none());
         // Without the directory: no opinion, the rules alone.
         std::fs::remove_dir_all(dir.path().join(LABELLED_DIR)).unwrap();
         assert!(Router::load(dir.path(), &[&cat], None).unwrap().desk("hero").unwrap().opinion.is_none());
@@ -2944,7 +2980,8 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let alone = route_with(&rules, text.0, text.1);
         assert_eq!((alone.ticket_type, alone.impact), (Some(TicketType::Incident), Some(Impact::Low)), "{alone:?}");
         let model = examples::Model::train(&labelled_incidents()).map(std::sync::Arc::new);
-        let rules = with_opinion(compile_hero(HERO_FOUR_ROUTES), None, model);
+        let rules =
+            with_opinion(compile_hero(HERO_FOUR_ROUTES), None, Some(examples::ImpactOpinion::ready(model).into()));
         let d = route_with(&rules, text.0, text.1);
         assert_eq!(d.impact, Some(Impact::High), "{d:?}");
         let i = d
