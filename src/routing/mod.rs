@@ -133,8 +133,6 @@ pub struct Router {
     /// The rules directory's desk and examples files ([`rules::example_files`]): the impact
     /// opinion learns their examples of incidents.
     example_files: Vec<std::path::PathBuf>,
-    /// The impact opinion, once read back or learned: every desk's.
-    impact: std::sync::OnceLock<Result<Option<std::sync::Arc<examples::Model>>, Vec<String>>>,
     /// A lazy router's impact opinion, loaded when an incident first needs it.
     deferred: std::sync::OnceLock<std::sync::Arc<examples::ImpactOpinion>>,
 }
@@ -183,30 +181,41 @@ fn with_opinion(
     rules
 }
 
+/// The impact opinion of the labelled files `labelled` and the rules directory's `example_files`:
+/// read back from `cache` where it is kept, else learned from `incidents()` (every desk's labelled
+/// incidents, [`eval::impact_examples`]) and the example files' examples of incidents
+/// ([`rules::impact_examples`]).
+fn impact_model(
+    labelled: &learned::LabelledFiles,
+    example_files: &[std::path::PathBuf],
+    cache: Option<&Path>,
+    incidents: impl FnOnce() -> Result<Vec<(String, String)>, Vec<RulesError>>,
+) -> Result<Option<std::sync::Arc<examples::Model>>, Vec<RulesError>> {
+    let also: Vec<&Path> = example_files.iter().map(std::path::PathBuf::as_path).collect();
+    learned::impact_model(labelled, &also, cache, || {
+        let mut examples = incidents()?;
+        examples.extend(rules::impact_examples(example_files)?);
+        Ok(examples)
+    })
+}
+
 /// What a lazy router's rules are compiled for: `loket ingest`'s few messages.
 const LAZY: rules::Purpose = rules::Purpose::Few;
 
 impl Router {
     /// Loads `dir/common.toml` and compiles `dir/<desk>.toml` for every catalogue, with each
-    /// desk's second opinion: every labelled line is read and checked, and a desk's model is read
-    /// back from `cache` where it is kept there ([`learned`]), else learned (and kept). A desk
-    /// without a rules file routes everything to triage.
+    /// desk's second opinion and the impact opinion: every labelled line is read and checked, and
+    /// a model is read back from `cache` where it is kept there ([`learned`]), else learned (and
+    /// kept). A desk without a rules file routes everything to triage.
     pub fn load(dir: &Path, catalogues: &[&Catalogue], cache: Option<&Path>) -> Result<Self, Vec<RulesError>> {
-        let router = Self::lazy(dir, catalogues, cache).map_err(|e| vec![e])?;
+        let mut router = Self::lazy(dir, catalogues, cache).map_err(|e| vec![e])?;
         let mut sets = Vec::new();
         for path in &router.labelled.files {
             sets.extend(eval::read_labelled_file(path, catalogues, eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
         }
-        let impact = router.impact_opinion(|| Ok(eval::impact_examples(&sets))).map_err(|problems| {
-            problems
-                .into_iter()
-                .map(|message| RulesError::Invalid { path: dir.to_path_buf(), message })
-                .collect::<Vec<_>>()
-        })?;
+        let impact = impact_model(&router.labelled, &router.example_files, cache, || Ok(eval::impact_examples(&sets)))?;
         let impact = Some(std::sync::Arc::new(examples::ImpactOpinion::ready(impact)));
         let mut labelled = eval::examples_by_desk(&sets);
-        drop(sets);
-        let mut router = router;
         let mut errors = Vec::new();
         for cat in catalogues {
             let Some(slot) = router.desks.get(&cat.desk) else { continue };
@@ -251,7 +260,6 @@ impl Router {
             labelled,
             cache: cache.map(Path::to_path_buf),
             example_files: rules::example_files(dir),
-            impact: Default::default(),
             deferred: Default::default(),
         })
     }
@@ -283,26 +291,6 @@ impl Router {
         }
     }
 
-    /// The impact opinion: read back from the cache where it is kept, else learned from
-    /// `labelled()` (every desk's labelled incidents, [`eval::impact_examples`]) and the rules
-    /// directory's examples of incidents ([`rules::impact_examples`]); once per router.
-    fn impact_opinion(
-        &self,
-        labelled: impl FnOnce() -> Result<Vec<(String, String)>, Vec<String>>,
-    ) -> Result<Option<std::sync::Arc<examples::Model>>, Vec<String>> {
-        self.impact
-            .get_or_init(|| {
-                let also: Vec<&Path> = self.example_files.iter().map(std::path::PathBuf::as_path).collect();
-                learned::impact_model(&self.labelled, &also, self.cache.as_deref(), || {
-                    let mut examples = labelled()?;
-                    let of_rules = rules::impact_examples(&self.example_files);
-                    examples.extend(of_rules.map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?);
-                    Ok(examples)
-                })
-            })
-            .clone()
-    }
-
     /// The impact opinion of a lazy router's desks: read back (or learned from every desk's
     /// labelled incidents, where it is not kept) when an incident first needs it. A labelled
     /// file that cannot be read then leaves the incident with its scope classes' impact; the
@@ -311,15 +299,12 @@ impl Router {
         let deferred = self.deferred.get_or_init(|| {
             let (labelled, example_files, cache) = (self.labelled.clone(), self.example_files.clone(), self.cache.clone());
             std::sync::Arc::new(examples::ImpactOpinion::deferred(move || {
-                let also: Vec<&Path> = example_files.iter().map(std::path::PathBuf::as_path).collect();
-                let learned = learned::impact_model(&labelled, &also, cache.as_deref(), || {
+                let learned = impact_model(&labelled, &example_files, cache.as_deref(), || {
                     let mut sets = Vec::new();
                     for path in &labelled.files {
                         sets.extend(eval::read_labelled_file(path, &[], eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
                     }
-                    let mut examples = eval::impact_examples(&sets);
-                    examples.extend(rules::impact_examples(&example_files)?);
-                    Ok::<_, Vec<RulesError>>(examples)
+                    Ok(eval::impact_examples(&sets))
                 });
                 learned.unwrap_or_else(|errors| {
                     let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
