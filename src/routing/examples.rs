@@ -315,13 +315,17 @@ impl Model {
 fn vocabulary<'t>(
     terms: impl Iterator<Item = &'t str> + Clone,
 ) -> Result<(HashMap<String, u32>, HashMap<u64, u32>), String> {
-    let mut words: HashMap<String, u32> = HashMap::default();
+    // Sized once: a kept model is read back by every `ingest`, and growing the tables term by
+    // term rehashed them some fifteen times.
+    let n_words = terms.clone().filter(|t| !t.contains(' ')).count();
+    let n_pairs = terms.clone().count() - n_words;
+    let mut words: HashMap<String, u32> = HashMap::with_capacity_and_hasher(n_words, Default::default());
     for (i, t) in terms.clone().enumerate().filter(|(_, t)| !t.contains(' ')) {
         if words.insert(t.to_string(), i as u32).is_some() {
             return Err("a term is listed twice".into());
         }
     }
-    let mut pairs: HashMap<u64, u32> = HashMap::default();
+    let mut pairs: HashMap<u64, u32> = HashMap::with_capacity_and_hasher(n_pairs, Default::default());
     for (i, t) in terms.enumerate().filter_map(|(i, t)| t.split_once(' ').map(|p| (i, p))) {
         let (Some(a), Some(b)) = (words.get(t.0), words.get(t.1)) else {
             return Err("a pair of words that are not both terms".into());
