@@ -498,6 +498,13 @@ pub struct ImpactOpinion {
     load: Option<Box<dyn Fn() -> Option<std::sync::Arc<Model>> + Send + Sync>>,
 }
 
+/// None at hand: the scope classes alone give an incident's impact.
+impl Default for ImpactOpinion {
+    fn default() -> Self {
+        Self::ready(None)
+    }
+}
+
 impl ImpactOpinion {
     /// An opinion at hand (or none).
     pub fn ready(model: Option<std::sync::Arc<Model>>) -> Self {
@@ -535,9 +542,6 @@ pub const IMPACT_MARGIN: f32 = 0.3;
 /// by more than [`IMPACT_MARGIN`].
 pub fn impact_verdict(model: &Model, text: &Folded) -> Option<(crate::domain::Impact, f32)> {
     let scores = model.scores_of(text);
-    if scores.len() < 2 {
-        return None;
-    }
     let (first, second) = best_two(&scores);
     let margin = scores[first] - scores[second];
     let impact = crate::domain::Impact::parse(&model.routes[first])?;

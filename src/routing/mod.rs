@@ -174,7 +174,7 @@ fn rules_examples<'e>(
 fn with_opinion(
     mut rules: DeskRules,
     opinion: Option<std::sync::Arc<examples::Model>>,
-    impact: Option<std::sync::Arc<examples::ImpactOpinion>>,
+    impact: std::sync::Arc<examples::ImpactOpinion>,
 ) -> DeskRules {
     rules.opinion = opinion;
     rules.impact_opinion = impact;
@@ -192,11 +192,17 @@ fn impact_model(
     incidents: impl FnOnce() -> Result<Vec<(String, String)>, Vec<RulesError>>,
 ) -> Result<Option<std::sync::Arc<examples::Model>>, Vec<RulesError>> {
     let also: Vec<&Path> = example_files.iter().map(std::path::PathBuf::as_path).collect();
-    learned::impact_model(labelled, &also, cache, || {
-        let mut examples = incidents()?;
-        examples.extend(rules::impact_examples(example_files)?);
-        Ok(examples)
-    })
+    learned::impact_model(labelled, &also, cache, || impact_lessons(incidents()?, example_files))
+}
+
+/// What the impact opinion learns: the labelled `incidents` and the examples of incidents in the
+/// rules directory's `example_files`.
+fn impact_lessons(
+    mut incidents: Vec<(String, String)>,
+    example_files: &[std::path::PathBuf],
+) -> Result<Vec<(String, String)>, Vec<RulesError>> {
+    incidents.extend(rules::impact_examples(example_files)?);
+    Ok(incidents)
 }
 
 /// What a lazy router's rules are compiled for: `loket ingest`'s few messages.
@@ -214,7 +220,7 @@ impl Router {
             sets.extend(eval::read_labelled_file(path, catalogues, eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
         }
         let impact = impact_model(&router.labelled, &router.example_files, cache, || Ok(eval::impact_examples(&sets)))?;
-        let impact = Some(std::sync::Arc::new(examples::ImpactOpinion::ready(impact)));
+        let impact = std::sync::Arc::new(examples::ImpactOpinion::ready(impact));
         let mut labelled = eval::examples_by_desk(&sets);
         let mut errors = Vec::new();
         for cat in catalogues {
@@ -275,18 +281,17 @@ impl Router {
     /// it, from the labelled incidents of `sets` and the rules directory's examples of incidents
     /// (`rules eval --learn`).
     pub fn with_impact_opinion_learned_from(&mut self, sets: &[eval::Labelled]) -> Result<(), Vec<RulesError>> {
-        let mut learned = eval::impact_examples(sets);
-        learned.extend(rules::impact_examples(&self.example_files)?);
-        self.with_impact_opinion(examples::Model::train(&learned));
+        let lessons = impact_lessons(eval::impact_examples(sets), &self.example_files)?;
+        self.with_impact_opinion(examples::Model::train(&lessons));
         Ok(())
     }
 
     /// Puts `model` in place of every compiled desk's impact opinion.
     fn with_impact_opinion(&mut self, model: Option<examples::Model>) {
-        let model = Some(std::sync::Arc::new(examples::ImpactOpinion::ready(model.map(std::sync::Arc::new))));
+        let model = std::sync::Arc::new(examples::ImpactOpinion::ready(model.map(std::sync::Arc::new)));
         for slot in self.desks.values_mut() {
             if let Some(Ok(rules)) = slot.compiled.get_mut() {
-                rules.impact_opinion = model.clone();
+                rules.impact_opinion = std::sync::Arc::clone(&model);
             }
         }
     }
@@ -361,7 +366,7 @@ impl Router {
                 examples.extend(rules_examples(rules.examples.iter().chain(&apart)));
                 Ok::<_, Vec<String>>(examples)
             })?;
-            Ok(with_opinion(rules, opinion, Some(self.deferred_impact())))
+            Ok(with_opinion(rules, opinion, self.deferred_impact()))
         }))
     }
 
@@ -1834,7 +1839,7 @@ impl DeskRules {
             // The impact opinion, learned from every desk's labelled incidents: where it reads
             // another level than the scope classes, its level stands (BENCHMARKS.md, "Impact
             // from labelled incidents"). Both lines are the reasons.
-            if let Some(model) = self.impact_opinion.as_ref().and_then(|o| o.model())
+            if let Some(model) = self.impact_opinion.model()
                 && let Some((level, margin)) = examples::impact_verdict(model, folded())
                 && level != found.impact
             {
@@ -2405,7 +2410,11 @@ keywords = { "izin ekspor" = 1 }
 
     /// HERO rules `text` with a second opinion learned from [`labelled`].
     fn opinionated(text: &str) -> DeskRules {
-        with_opinion(compile_hero(text), examples::Model::train(&labelled()).map(std::sync::Arc::new), None)
+        with_opinion(
+            compile_hero(text),
+            examples::Model::train(&labelled()).map(std::sync::Arc::new),
+            Default::default(),
+        )
     }
 
     /// The internal INATRADE, which [`HERO_FOUR_ROUTES`] with "izin impor" = 2 scores and the
@@ -2620,8 +2629,7 @@ keywords = { "izin ekspor" = 1 }
         let dir = rules_dir_with_labelled(&lines);
         let router = Router::load(dir.path(), &[&cat], None).unwrap();
         let model = router.desk("hero").unwrap().opinion.as_ref().expect("learned at load");
-        let impact =
-            router.desk("hero").unwrap().impact_opinion.as_ref().and_then(|o| o.model()).expect("learned at load");
+        let impact = router.desk("hero").unwrap().impact_opinion.model().expect("learned at load");
         // Every desk's labelled incidents, and the rules directory's examples of incidents.
         let mut taught = incidents.clone();
         taught.extend(rules::impact_examples(&rules::example_files(dir.path())).unwrap());
@@ -2637,7 +2645,7 @@ keywords = { "izin ekspor" = 1 }
         lazy.prepare(&cat).unwrap();
         assert_eq!(lazy.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
         // The impact opinion only when an incident needs it: `ingest`'s one message is mostly none.
-        let deferred = lazy.desk("hero").unwrap().impact_opinion.as_ref().unwrap();
+        let deferred = &lazy.desk("hero").unwrap().impact_opinion;
         let asked = RouteInput { subject: "", body: "Mohon info jam layanan.", sender_domain: None, inbox_address: "" };
         assert_ne!(lazy.route(&cat, &asked).ticket_type, Some(TicketType::Incident));
         assert!(!deferred.loaded());
@@ -2662,10 +2670,7 @@ keywords = { "izin ekspor" = 1 }
         let kept = Router::lazy(dir.path(), &[&cat], Some(&cache)).unwrap();
         kept.prepare(&cat).unwrap();
         assert_eq!(kept.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
-        assert_eq!(
-            kept.desk("hero").unwrap().impact_opinion.as_ref().unwrap().model().unwrap().to_bytes(),
-            impact.to_bytes()
-        );
+        assert_eq!(kept.desk("hero").unwrap().impact_opinion.model().unwrap().to_bytes(), impact.to_bytes());
         // A time that moved is a change: read, and the bad line reported.
         std::fs::File::options()
             .write(true)
@@ -2682,7 +2687,7 @@ keywords = { "izin ekspor" = 1 }
         assert_eq!(router.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), other.to_bytes());
         router.without_opinions();
         assert!(router.desk("hero").unwrap().opinion.is_none());
-        assert!(router.desk("hero").unwrap().impact_opinion.as_ref().unwrap().model().is_none());
+        assert!(router.desk("hero").unwrap().impact_opinion.model().is_none());
         // Without the directory: no opinion, the rules alone.
         std::fs::remove_dir_all(dir.path().join(LABELLED_DIR)).unwrap();
         assert!(Router::load(dir.path(), &[&cat], None).unwrap().desk("hero").unwrap().opinion.is_none());
@@ -2965,8 +2970,7 @@ unless = [{ cue = "lisensi", near = ["sudah punya", "sudah ada"], within = 2 }]
         let alone = route_with(&rules, text.0, text.1);
         assert_eq!((alone.ticket_type, alone.impact), (Some(TicketType::Incident), Some(Impact::Low)), "{alone:?}");
         let model = examples::Model::train(&labelled_incidents()).map(std::sync::Arc::new);
-        let rules =
-            with_opinion(compile_hero(HERO_FOUR_ROUTES), None, Some(examples::ImpactOpinion::ready(model).into()));
+        let rules = with_opinion(compile_hero(HERO_FOUR_ROUTES), None, examples::ImpactOpinion::ready(model).into());
         let d = route_with(&rules, text.0, text.1);
         assert_eq!(d.impact, Some(Impact::High), "{d:?}");
         let i = d

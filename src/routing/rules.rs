@@ -477,7 +477,7 @@ pub struct DeskRules {
     /// The impact opinion learned from every desk's labelled incidents, if there are any: it
     /// gives an incident's impact where it clearly reads another than the rules' scope classes
     /// ([`super::examples::impact_verdict`]).
-    pub impact_opinion: Option<std::sync::Arc<super::examples::ImpactOpinion>>,
+    pub impact_opinion: std::sync::Arc<super::examples::ImpactOpinion>,
     pub(crate) phrases: Vec<Phrase>,
     pub(crate) automaton: AhoCorasick,
     pub(crate) patterns: RoutePatterns,
@@ -1174,7 +1174,7 @@ pub fn compile_for(
         routes,
         examples: file.examples,
         opinion: None,
-        impact_opinion: None,
+        impact_opinion: Default::default(),
         phrases,
         automaton,
         patterns,
