@@ -1122,6 +1122,9 @@ async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode 
     }
     if let Some(app) = app {
         app.store.close().await;
+        // The process ends here: taking the router, the models and the templates apart piece by
+        // piece is 3 % of its instructions (no destructor of theirs does anything else).
+        std::mem::forget(app);
     }
     ExitCode::from(if temporary {
         EX_TEMPFAIL

@@ -46,14 +46,14 @@ impl App {
         Ok(Self::assemble(config, templates, store))
     }
 
-    /// [`App::open`] for `loket ingest`: the templates are parsed, not rendered with samples
-    /// ([`Templates::parse`]), and the store is migrated only when it is new or behind
+    /// [`App::open`] for `loket ingest`: the templates are read and each compiled when first
+    /// rendered, not rendered with samples ([`Templates::on_demand`]), and the store is migrated only when it is new or behind
     /// ([`Store::open_current`]). Its messages are handled one after another, so a SQLite store
     /// is opened with one connection: sqlx returns a connection to its pool asynchronously, and
     /// a larger pool opens a second connection (its own thread, its own schema read) for the
     /// next query instead of waiting for the first.
     pub async fn open_for_ingest(config: Config) -> Result<Self, ServeError> {
-        let templates = Templates::parse(&config.templates)?;
+        let templates = Templates::on_demand(&config.templates)?;
         let mut storage = config.storage.clone();
         if crate::store::Backend::of(&storage.url) == crate::store::Backend::Sqlite {
             storage.max_connections = 1;

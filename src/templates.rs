@@ -9,9 +9,9 @@
 //! in the code: the code passes values (a status name, a [`When`]) and the templates say them.
 //! Every template is compiled and rendered once with sample values at load, so
 //! `loket check-config` catches errors before any requester does (`loket ingest`, which starts
-//! once per mail, only parses them: [`Templates::parse`]).
+//! once per mail, compiles only those it renders: [`Templates::on_demand`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::LazyLock;
 
@@ -106,6 +106,8 @@ pub struct Rendered {
 
 pub struct Templates {
     env: Environment<'static>,
+    /// Every template's name (`lang/stem`), compiled or not yet ([`Templates::on_demand`]).
+    names: HashSet<String>,
     /// The mail templates that are their subject block, line breaks and their body block, and
     /// nothing else: rendered whole, the body is what follows the subject (one rendering).
     two_blocks: HashSet<String>,
@@ -135,13 +137,27 @@ impl Templates {
         Ok(t)
     }
 
-    /// Reads and parses every template of `dir` (a syntax error or a missing template is an
-    /// error) without rendering any: for `loket ingest`, which starts once per mail and renders
-    /// only the few a message needs; the full check ([`Templates::load`]) is `check-config`'s and
-    /// the daemon's.
+    /// Reads and compiles every template of `dir` (a syntax error or a missing template is an
+    /// error) without rendering any: the first half of [`Templates::load`].
     pub fn parse(dir: &Path) -> Result<Self, TemplateError> {
+        Self::read(dir, true)
+    }
+
+    /// Reads every template of `dir` (a missing template is an error) and compiles each only
+    /// when it is first rendered: for `loket ingest`, which starts once per mail and renders
+    /// two or three of a hundred templates (compiling them all was a tenth of its work). A
+    /// syntax error is reported when the template is rendered, naming it; `check-config` and
+    /// the daemon's start find it before any mail does ([`Templates::load`]).
+    pub fn on_demand(dir: &Path) -> Result<Self, TemplateError> {
+        Self::read(dir, false)
+    }
+
+    fn read(dir: &Path, compile_now: bool) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
         let mut two_blocks = HashSet::new();
+        let mut names = HashSet::new();
+        // The sources of the templates to be compiled when first rendered.
+        let mut sources: HashMap<String, String> = HashMap::new();
         env.set_trim_blocks(true);
         env.set_keep_trailing_newline(false);
         env.set_auto_escape_callback(auto_escape);
@@ -170,18 +186,26 @@ impl Templates {
                 if TWO_BLOCKS.is_match(&src) && src.matches("{% block ").count() == 2 {
                     two_blocks.insert(name.clone());
                 }
-                env.add_template_owned(name.clone(), src)
-                    .map_err(|source| TemplateError::Render { name: format!("{}", path.display()), source })?;
+                if compile_now {
+                    env.add_template_owned(name.clone(), src)
+                        .map_err(|source| TemplateError::Render { name: format!("{}", path.display()), source })?;
+                } else {
+                    sources.insert(name.clone(), src);
+                }
+                names.insert(name);
             }
             let messages = REQUIRED.iter().map(|r| (*r, format!("{r}.txt.j2")));
             let others = PAGES.iter().chain(MACROS).chain(&[LAYOUT]).map(|r| (*r, format!("{r}.j2")));
             for (req, file) in messages.chain(others) {
-                if env.get_template(&format!("{lang}/{req}")).is_err() {
+                if !names.contains(&format!("{lang}/{req}")) {
                     return Err(TemplateError::Missing(format!("{}/{file}", ldir.display())));
                 }
             }
         }
-        Ok(Self { env, two_blocks })
+        if !compile_now {
+            env.set_loader(move |name| Ok(sources.get(name).cloned()));
+        }
+        Ok(Self { env, names, two_blocks })
     }
 
     /// Every template rendered with sample values (pages, messages, labels, the HTML layout, the
@@ -291,7 +315,7 @@ impl Templates {
 
     /// Whether `lang/name` exists (chat templates are optional per message).
     pub fn has(&self, lang: Language, name: &str) -> bool {
-        self.env.get_template(&format!("{lang}/{name}")).is_ok()
+        self.names.contains(&format!("{lang}/{name}"))
     }
 
     /// Renders `lang/name`. Every string in `ctx` is made one line first, except the multi-line [`MULTILINE`] fields, and file names are
@@ -1293,6 +1317,34 @@ mod tests {
         }
         let err = Templates::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("acknowledgement"), "{err}");
+    }
+
+    /// `ingest`'s templates compile when first rendered: one with a syntax error does not stop the
+    /// others, and rendering it is an error naming it; a missing one is an error at once, as when
+    /// every template is compiled.
+    #[test]
+    fn templates_on_demand_compile_when_rendered_and_name_the_broken_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for &lang in Language::ALL {
+            std::fs::create_dir_all(dir.path().join(lang.as_str())).unwrap();
+            for e in std::fs::read_dir(shipped_dir.join(lang.as_str())).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dir.path().join(lang.as_str()).join(e.file_name())).unwrap();
+            }
+            std::fs::write(dir.path().join(lang.as_str()).join("resolution.txt.j2"), "{% block subject %}{{ x")
+                .unwrap();
+        }
+        assert!(Templates::parse(dir.path()).unwrap_err().to_string().contains("resolution"));
+        let t = Templates::on_demand(dir.path()).unwrap();
+        let ack = t.render(Language::Id, "acknowledgement", &sample_context()).unwrap();
+        assert_eq!(ack, shipped().render(Language::Id, "acknowledgement", &sample_context()).unwrap());
+        assert!(t.has(Language::Id, "resolution"));
+        let err = t.render(Language::Id, "resolution", &sample_context()).unwrap_err().to_string();
+        assert!(err.contains("id/resolution"), "{err}");
+        std::fs::remove_file(dir.path().join("en").join("acknowledgement.txt.j2")).unwrap();
+        let err = Templates::on_demand(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("acknowledgement.txt.j2"), "{err}");
     }
 
     #[test]

@@ -56,13 +56,9 @@ pub const CLEAR_MARGIN: f32 = 0.3;
 /// weight per route.
 #[derive(Debug, Clone)]
 pub struct Model {
-    /// The vocabulary's words: word → feature. Features are numbered in the terms' sorted order.
-    words: HashMap<String, u32>,
-    /// The vocabulary's pairs of neighbouring words, by their two words' features ([`pair_key`]) →
-    /// feature. Both words of a pair are always words of the vocabulary (a pair in two messages
-    /// has each of its words in them), so a message's pair is looked up only where both its words
-    /// were found, as two numbers rather than as a string built and hashed.
-    pairs: HashMap<u64, u32>,
+    /// The vocabulary: its words and its pairs of words. Features are numbered in the terms'
+    /// sorted order.
+    vocabulary: Vocabulary,
     idf: Vec<f32>,
     routes: Vec<String>,
     /// `weights[term * routes.len() + route]`, in steps of the route's `scale`: a byte a weight
@@ -135,9 +131,9 @@ impl Model {
         kept.sort_unstable();
         let n = examples.len() as f32;
         let idf: Vec<f32> = kept.iter().map(|(_, d)| ((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0).collect();
-        let (words, pairs) = vocabulary(kept.iter().map(|(t, _)| *t))
+        let vocabulary = Vocabulary::of_terms(kept.iter().map(|(t, _)| *t))
             .expect("a pair's words are in at least as many messages as the pair, and each term is counted once");
-        let mut model = Model { words, pairs, idf, routes, weights: Vec::new(), scale: Vec::new(), bias: Vec::new() };
+        let mut model = Model { vocabulary, idf, routes, weights: Vec::new(), scale: Vec::new(), bias: Vec::new() };
         let rows: Vec<Row> =
             tokenised.iter().map(|ts| model.row(ts.iter().filter_map(|t| model.feature(t)).collect())).collect();
         let labels: Vec<usize> = examples
@@ -184,12 +180,10 @@ impl Model {
     /// The feature of one term ([`terms`]: a word, or two words and a space between), if the
     /// model has it.
     fn feature(&self, term: &str) -> Option<u32> {
+        let v = &self.vocabulary;
         match term.split_once(' ') {
-            None => self.words.get(term).copied(),
-            Some((a, b)) => {
-                let (a, b) = (self.words.get(a)?, self.words.get(b)?);
-                self.pairs.get(&pair_key(*a, *b)).copied()
-            }
+            None => v.word(term),
+            Some((a, b)) => v.pair(v.word(a)?, v.word(b)?),
         }
     }
 
@@ -203,12 +197,13 @@ impl Model {
     fn features_of(&self, folded: &Folded) -> Vec<u32> {
         let mut found = Vec::new();
         let mut last: Option<u32> = None;
+        let v = &self.vocabulary;
         for w in words(&folded.0) {
-            let word = self.words.get(w).copied();
+            let word = v.word(w);
             if let Some(f) = word {
                 found.push(f);
-                if let Some(p) = last.and_then(|prev| self.pairs.get(&pair_key(prev, f))) {
-                    found.push(*p);
+                if let Some(p) = last.and_then(|prev| v.pair(prev, f)) {
+                    found.push(p);
                 }
             }
             last = word;
@@ -236,7 +231,7 @@ impl Model {
     /// message) is one the model learned: a rules cue of a word it never saw is something the
     /// rules know and it does not.
     pub fn knows(&self, phrase: &str) -> bool {
-        words(&fold(phrase)).all(|w| self.words.contains_key(w))
+        words(&fold(phrase)).all(|w| self.vocabulary.word(w).is_some())
     }
 
     /// The routes the model knows (`category/subcategory`), sorted.
@@ -245,31 +240,46 @@ impl Model {
     }
 
     /// The model as bytes, for keeping it between processes ([`Model::from_bytes`]): [`MAGIC`],
-    /// the routes, the terms in feature order, then the inverse document frequencies, the steps
-    /// and the biases as `f32`, and the weights as bytes; counts and lengths as `u32`,
-    /// little-endian.
+    /// the routes, the terms in feature order (a word as its spelling, a pair as its two words'
+    /// features, so that reading it back builds no string), then the inverse document
+    /// frequencies, the steps and the biases as `f32`, and the weights as bytes; counts, lengths
+    /// and features as `u32`, little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut terms: Vec<String> = vec![String::new(); self.idf.len()];
-        for (t, &f) in &self.words {
-            terms[f as usize].clone_from(t);
-        }
-        for (&key, &f) in &self.pairs {
-            let (a, b) = ((key >> 32) as usize, (key & u64::from(u32::MAX)) as usize);
-            terms[f as usize] = format!("{} {}", terms[a], terms[b]);
-        }
-        let strings: usize = self.routes.iter().map(String::len).chain(terms.iter().map(|t| t.len())).sum();
+        let v = &self.vocabulary;
         let floats = self.idf.len() + self.scale.len() + self.bias.len();
         let mut out = Vec::with_capacity(
-            MAGIC.len() + 8 + 4 * (self.routes.len() + terms.len()) + strings + 4 * floats + self.weights.len(),
+            MAGIC.len()
+                + 8
+                + self.routes.iter().map(|r| 4 + r.len()).sum::<usize>()
+                + 12 * self.idf.len()
+                + v.spelling.len()
+                + 4 * floats
+                + self.weights.len(),
         );
+        let u32 = |out: &mut Vec<u8>, x: usize| out.extend_from_slice(&(x as u32).to_le_bytes());
         out.extend_from_slice(MAGIC);
-        for list in
-            [self.routes.iter().map(String::as_str).collect::<Vec<_>>(), terms.iter().map(String::as_str).collect()]
-        {
-            out.extend_from_slice(&(list.len() as u32).to_le_bytes());
-            for s in list {
-                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                out.extend_from_slice(s.as_bytes());
+        u32(&mut out, self.routes.len());
+        for r in &self.routes {
+            u32(&mut out, r.len());
+            out.extend_from_slice(r.as_bytes());
+        }
+        let mut terms: Vec<Option<(u32, u32)>> = vec![None; self.idf.len()];
+        for (&key, &f) in &v.pairs {
+            terms[f as usize] = Some(((key >> 32) as u32, key as u32));
+        }
+        u32(&mut out, terms.len());
+        for (f, pair) in terms.into_iter().enumerate() {
+            match pair {
+                Some((a, b)) => {
+                    u32(&mut out, PAIR as usize);
+                    u32(&mut out, a as usize);
+                    u32(&mut out, b as usize);
+                }
+                None => {
+                    let w = v.spelling_of(f as u32);
+                    u32(&mut out, w.len());
+                    out.extend_from_slice(w.as_bytes());
+                }
             }
         }
         for x in self.idf.iter().chain(&self.scale).chain(&self.bias) {
@@ -280,7 +290,8 @@ impl Model {
     }
 
     /// Reads what [`Model::to_bytes`] wrote; anything else (another format's version, a file cut
-    /// short or with bytes left over, routes out of order, a term twice) is an error, not a model.
+    /// short or with bytes left over, routes out of order, a term twice, a pair of features that
+    /// are not both words) is an error, not a model.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let mut r = Reader { bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
@@ -290,9 +301,33 @@ impl Model {
         if routes.len() < 2 || routes.windows(2).any(|p| p[0] >= p[1]) {
             return Err("its routes are not two or more, sorted and distinct".into());
         }
-        let terms = r.strings()?;
-        let n = terms.len();
-        let (words, pairs) = vocabulary(terms.iter().copied())?;
+        let n = r.u32()?;
+        // Each term takes at least four bytes: a count past that is a bad file.
+        if n > (bytes.len() - r.at) / 4 {
+            return Err("cut short".into());
+        }
+        let mut vocabulary = Vocabulary::with_capacity(n, bytes.len() - r.at);
+        let mut pairs = Vec::new();
+        for f in 0..n as u32 {
+            match r.u32()? {
+                x if x == PAIR as usize => pairs.push((f, r.u32()? as u32, r.u32()? as u32)),
+                len => {
+                    let w = std::str::from_utf8(r.take(len)?).map_err(|_| "a word that is not UTF-8".to_string())?;
+                    if w.is_empty() || w.contains(' ') {
+                        return Err("a word that is empty or of more than one word".into());
+                    }
+                    if !vocabulary.add_word(f, w) {
+                        return Err("a term is listed twice".into());
+                    }
+                }
+            }
+        }
+        vocabulary.pairs.reserve(pairs.len());
+        for (f, a, b) in pairs {
+            if !vocabulary.add_pair(f, a, b)? {
+                return Err("a term is listed twice".into());
+            }
+        }
         let k = routes.len();
         let idf = r.floats(n)?;
         let scale = r.floats(k)?;
@@ -305,41 +340,129 @@ impl Model {
         if r.at != bytes.len() {
             return Err(format!("{} bytes after the model", bytes.len() - r.at));
         }
-        Ok(Model { words, pairs, idf, routes, weights, scale, bias })
+        Ok(Model { vocabulary, idf, routes, weights, scale, bias })
     }
 }
 
-/// The words and the pairs of a vocabulary whose terms are given in feature order; an error for a
-/// term listed twice, a term of more than two words, or a pair one of whose words is not a term.
-#[allow(clippy::type_complexity)]
-fn vocabulary<'t>(
-    terms: impl Iterator<Item = &'t str> + Clone,
-) -> Result<(HashMap<String, u32>, HashMap<u64, u32>), String> {
-    // Sized once: a kept model is read back by every `ingest`, and growing the tables term by
-    // term rehashed them some fifteen times.
-    let n_words = terms.clone().filter(|t| !t.contains(' ')).count();
-    let n_pairs = terms.clone().count() - n_words;
-    let mut words: HashMap<String, u32> = HashMap::with_capacity_and_hasher(n_words, Default::default());
-    for (i, t) in terms.clone().enumerate().filter(|(_, t)| !t.contains(' ')) {
-        if words.insert(t.to_string(), i as u32).is_some() {
-            return Err("a term is listed twice".into());
+/// In a kept model's list of terms, what stands in place of a word's length before a pair's two
+/// features.
+const PAIR: u32 = u32::MAX;
+
+/// A model's terms: its words, found by their spelling, and its pairs of neighbouring words, by
+/// their two words' features ([`pair_key`]). Both words of a pair are always words of the
+/// vocabulary (a pair in two messages has each of its words in them), so a message's pair is
+/// looked up only where both its words were found, as two numbers rather than as a string built
+/// and hashed. The words' spellings are one string, so that a model read back allocates no string
+/// a word.
+#[derive(Debug, Clone, Default)]
+struct Vocabulary {
+    /// Every word's spelling, one after another.
+    spelling: String,
+    /// Per feature, where its word's spelling lies in `spelling` (a pair's is empty).
+    spans: Vec<(u32, u32)>,
+    /// The words' features, found by their spelling's hash.
+    words: hashbrown::HashTable<u32>,
+    pairs: HashMap<u64, u32>,
+}
+
+impl Vocabulary {
+    fn with_capacity(terms: usize, spelling: usize) -> Self {
+        Self {
+            spelling: String::with_capacity(spelling),
+            spans: Vec::with_capacity(terms),
+            words: hashbrown::HashTable::with_capacity(terms),
+            pairs: HashMap::default(),
         }
     }
-    let mut pairs: HashMap<u64, u32> = HashMap::with_capacity_and_hasher(n_pairs, Default::default());
-    for (i, t) in terms.enumerate().filter_map(|(i, t)| t.split_once(' ').map(|p| (i, p))) {
-        let (Some(a), Some(b)) = (words.get(t.0), words.get(t.1)) else {
+
+    /// The words and the pairs of `terms`, given in feature order; an error for a term listed
+    /// twice, a term of more than two words, or a pair one of whose words is not a term.
+    fn of_terms<'t>(terms: impl Iterator<Item = &'t str> + Clone) -> Result<Self, String> {
+        let mut v = Self::with_capacity(terms.clone().count(), terms.clone().map(str::len).sum());
+        for (f, t) in terms.clone().enumerate().filter(|(_, t)| !t.contains(' ')) {
+            if !v.add_word(f as u32, t) {
+                return Err("a term is listed twice".into());
+            }
+        }
+        for (f, (a, b)) in terms.enumerate().filter_map(|(f, t)| t.split_once(' ').map(|p| (f, p))) {
+            let (Some(a), Some(b)) = (v.word(a), v.word(b)) else {
+                return Err("a pair of words that are not both terms".into());
+            };
+            if !v.add_pair(f as u32, a, b)? {
+                return Err("a term is listed twice".into());
+            }
+        }
+        Ok(v)
+    }
+
+    fn hash(word: &str) -> u64 {
+        use std::hash::BuildHasher;
+        rustc_hash::FxBuildHasher.hash_one(word)
+    }
+
+    fn spelling_of(&self, f: u32) -> &str {
+        let (at, len) = self.spans.get(f as usize).copied().unwrap_or((0, 0));
+        &self.spelling[at as usize..(at + len) as usize]
+    }
+
+    /// The feature `f` of the word `w`; false where `w` is a word already.
+    fn add_word(&mut self, f: u32, w: &str) -> bool {
+        let hash = Self::hash(w);
+        if self.word_hashed(w, hash).is_some() {
+            return false;
+        }
+        if self.spans.len() <= f as usize {
+            self.spans.resize(f as usize + 1, (0, 0));
+        }
+        self.spans[f as usize] = (self.spelling.len() as u32, w.len() as u32);
+        self.spelling.push_str(w);
+        let Self { spelling, spans, words, .. } = self;
+        words.insert_unique(hash, f, |&g| {
+            let (at, len) = spans[g as usize];
+            Self::hash(&spelling[at as usize..(at + len) as usize])
+        });
+        true
+    }
+
+    /// The feature `f` of the pair of the words whose features are `a` and `b`; false where that
+    /// pair is a term already, an error where `a` or `b` is no word.
+    fn add_pair(&mut self, f: u32, a: u32, b: u32) -> Result<bool, String> {
+        let is_word = |x: u32| self.spans.get(x as usize).is_some_and(|&(_, len)| len > 0);
+        if !is_word(a) || !is_word(b) {
             return Err("a pair of words that are not both terms".into());
-        };
-        if pairs.insert(pair_key(*a, *b), i as u32).is_some() {
-            return Err("a term is listed twice".into());
         }
+        Ok(self.pairs.insert(pair_key(a, b), f).is_none())
     }
-    Ok((words, pairs))
+
+    fn word(&self, w: &str) -> Option<u32> {
+        self.word_hashed(w, Self::hash(w))
+    }
+
+    fn word_hashed(&self, w: &str, hash: u64) -> Option<u32> {
+        self.words.find(hash, |&f| self.spelling_of(f) == w).copied()
+    }
+
+    fn pair(&self, a: u32, b: u32) -> Option<u32> {
+        self.pairs.get(&pair_key(a, b)).copied()
+    }
+
+    /// Every term, in feature order.
+    #[cfg(test)]
+    fn terms(&self) -> Vec<String> {
+        let mut terms: Vec<String> = (0..self.spans.len() as u32).map(|f| self.spelling_of(f).to_string()).collect();
+        for (&key, &f) in &self.pairs {
+            if terms.len() <= f as usize {
+                terms.resize(f as usize + 1, String::new());
+            }
+            terms[f as usize] = format!("{} {}", self.spelling_of((key >> 32) as u32), self.spelling_of(key as u32));
+        }
+        terms
+    }
 }
 
 /// The first bytes of a model kept as bytes ([`Model::to_bytes`]); the last is the format's
 /// version.
-pub const MAGIC: &[u8; 8] = b"LOKETSV\x02";
+pub const MAGIC: &[u8; 8] = b"LOKETSV\x03";
 
 /// Reads a model's bytes front to back, checking every length against what is left.
 struct Reader<'a> {
@@ -612,7 +735,8 @@ mod tests {
         let bytes = m.to_bytes();
         let back = Model::from_bytes(&bytes).unwrap();
         assert_eq!(back.routes, m.routes);
-        assert_eq!((&back.words, &back.pairs), (&m.words, &m.pairs));
+        assert_eq!(back.vocabulary.terms(), m.vocabulary.terms());
+        assert_eq!(m.vocabulary.terms().len(), m.idf.len());
         assert_eq!(
             (back.idf.clone(), back.scale.clone(), back.bias.clone(), back.weights.clone()),
             (m.idf.clone(), m.scale.clone(), m.bias.clone(), m.weights.clone())
@@ -641,13 +765,35 @@ mod tests {
 
     #[test]
     fn a_vocabulary_read_back_has_each_term_once_and_a_pairs_words_among_its_words() {
-        let (words, pairs) = vocabulary(["ab", "ab cd", "cd"].into_iter()).unwrap();
-        assert_eq!((words["ab"], words["cd"]), (0, 2));
-        assert_eq!(pairs[&pair_key(0, 2)], 1);
-        assert!(vocabulary(["ab cd", "cd"].into_iter()).is_err());
-        assert!(vocabulary(["ab", "ab cd ef", "cd"].into_iter()).is_err());
-        assert!(vocabulary(["ab", "ab"].into_iter()).is_err());
-        assert!(vocabulary(["ab", "ab ab", "ab ab"].into_iter()).is_err());
+        let v = Vocabulary::of_terms(["ab", "ab cd", "cd"].into_iter()).unwrap();
+        assert_eq!((v.word("ab"), v.word("cd"), v.word("ef")), (Some(0), Some(2), None));
+        assert_eq!((v.pair(0, 2), v.pair(2, 0)), (Some(1), None));
+        assert_eq!(v.terms(), ["ab", "ab cd", "cd"]);
+        assert!(Vocabulary::of_terms(["ab cd", "cd"].into_iter()).is_err());
+        assert!(Vocabulary::of_terms(["ab", "ab cd ef", "cd"].into_iter()).is_err());
+        assert!(Vocabulary::of_terms(["ab", "ab"].into_iter()).is_err());
+        assert!(Vocabulary::of_terms(["ab", "ab ab", "ab ab"].into_iter()).is_err());
+        // Kept as bytes: a pair of features that are not both words, an empty word.
+        let m = Model::train(&examples()).unwrap();
+        let bytes = m.to_bytes();
+        let terms_at = MAGIC.len() + 4 + m.routes.iter().map(|r| 4 + r.len()).sum::<usize>();
+        let first = terms_at + 4;
+        assert_eq!(
+            u32::from_le_bytes(bytes[first..first + 4].try_into().unwrap()),
+            m.vocabulary.spelling_of(0).len() as u32
+        );
+        let pair_at = (0..m.idf.len() as u32).find(|&f| m.vocabulary.spelling_of(f).is_empty()).unwrap();
+        let mut at = first;
+        for f in 0..pair_at {
+            at += 4 + m.vocabulary.spelling_of(f).len();
+        }
+        let mut not_a_word = bytes.clone();
+        not_a_word[at + 4..at + 8].copy_from_slice(&pair_at.to_le_bytes());
+        assert_eq!(Model::from_bytes(&not_a_word).unwrap_err(), "a pair of words that are not both terms");
+        let w0 = m.vocabulary.spelling_of(0).as_bytes().to_vec();
+        let mut empty = bytes.clone();
+        empty.splice(first..first + 4 + w0.len(), 0u32.to_le_bytes());
+        assert!(Model::from_bytes(&empty).is_err());
     }
 
     #[test]

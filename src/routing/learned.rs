@@ -421,7 +421,7 @@ mod tests {
         let files = LabelledFiles::list(&dir);
         model(&files, &[], Some(&cache), "hero", || Ok::<_, ()>(examples())).unwrap();
         let name = cache.join(&kept(&cache)[0]);
-        std::fs::write(&name, b"LOKETSV\x02 not a model").unwrap();
+        std::fs::write(&name, b"LOKETSV\x03 not a model").unwrap();
         let mut learned = false;
         let m = model(&files, &[], Some(&cache), "hero", || {
             learned = true;
