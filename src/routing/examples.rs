@@ -360,8 +360,9 @@ struct Vocabulary {
     spelling: String,
     /// Per feature, where its word's spelling lies in `spelling` (a pair's is empty).
     spans: Vec<(u32, u32)>,
-    /// The words' features, found by their spelling's hash.
-    words: hashbrown::HashTable<u32>,
+    /// The words, found by their spelling's hash: where the spelling lies in `spelling` and the
+    /// word's feature (a message's look-up compares the spelling without going through `spans`).
+    words: hashbrown::HashTable<(u32, u32, u32)>,
     pairs: HashMap<u64, u32>,
 }
 
@@ -414,13 +415,12 @@ impl Vocabulary {
         if self.spans.len() <= f as usize {
             self.spans.resize(f as usize + 1, (0, 0));
         }
-        self.spans[f as usize] = (self.spelling.len() as u32, w.len() as u32);
+        let (at, len) = (self.spelling.len() as u32, w.len() as u32);
+        self.spans[f as usize] = (at, len);
         self.spelling.push_str(w);
-        let Self { spelling, spans, words, .. } = self;
-        words.insert_unique(hash, f, |&g| {
-            let (at, len) = spans[g as usize];
-            Self::hash(&spelling[at as usize..(at + len) as usize])
-        });
+        let Self { spelling, words, .. } = self;
+        words
+            .insert_unique(hash, (at, len, f), |&(at, len, _)| Self::hash(&spelling[at as usize..(at + len) as usize]));
         true
     }
 
@@ -439,7 +439,12 @@ impl Vocabulary {
     }
 
     fn word_hashed(&self, w: &str, hash: u64) -> Option<u32> {
-        self.words.find(hash, |&f| self.spelling_of(f) == w).copied()
+        let spelling = self.spelling.as_bytes();
+        self.words
+            .find(hash, |&(at, len, _)| {
+                len as usize == w.len() && spelling.get(at as usize..(at + len) as usize) == Some(w.as_bytes())
+            })
+            .map(|&(_, _, f)| f)
     }
 
     fn pair(&self, a: u32, b: u32) -> Option<u32> {
