@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`loket ingest` per process, as an MTA pipes one mail: wall time from spawn to exit.
 
-Usage: scripts/bench-ingest.py [-n RUNS] LOKET [OTHER_LOKET…]
+Usage: scripts/bench-ingest.py [-n RUNS] [--inbox NAME] LOKET [OTHER_LOKET…]
 
 A binary may be given with environment variables of its own, `NAME=VALUE@LOKET` (e.g.
 `LOKET_SQLITE_DRIVER=sqlx@target/release/loket` against the same binary with Loket's driver).
@@ -9,7 +9,8 @@ A binary may be given with environment variables of its own, `NAME=VALUE@LOKET` 
 Each binary gets its own copy of the shipped `loket.toml` (all four desks; `seeds/`, `rules/` and
 `templates/` linked from the repository) and its own SQLite store, migrated beforehand with
 `loket migrate` (the steady state of an MTA pipe). Then RUNS rounds, each feeding every binary a
-new request mail on standard input (`--inbox hero`) and timing `LOKET --version` beside it (the
+new mail on standard input (`--inbox hero` unless `--inbox NAME` names another of the four desks'
+inboxes; each mail is an incident) and timing `LOKET --version` beside it (the
 floor: process start and exit, no work); the binaries take turns within a round, so the machine's
 load falls on all of them alike. Prints p50/p95/mean per binary and for the floor; every ingest
 must exit 0 with `"action":"created"` (or the run stops).
@@ -26,16 +27,34 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def mail(n: int) -> bytes:
+# Per inbox: the requester's domain, the inbox's address, a subject and a body (each an incident,
+# so that the impact opinion is read too).
+MAILS = {
+    "hero": ("kemendag.go.id", "hero@kemendag.go.id", "Tidak bisa login aplikasi SIMPEG",
+             "Saya tidak bisa login ke aplikasi SIMPEG sejak pagi ini, muncul pesan "
+             "password salah padahal sudah benar. Mohon bantuannya."),
+    "pusintek": ("kemenkeu.go.id", "servicedesk@kemenkeu.go.id", "VPN tidak bisa tersambung",
+                 "Sejak pagi VPN kantor tidak bisa tersambung, muncul pesan authentication failed. "
+                 "Seluruh pegawai di bagian kami tidak bisa bekerja dari rumah. Mohon bantuannya."),
+    "djpb": ("kemenkeu.go.id", "hai.djpb@kemenkeu.go.id", "SAKTI error saat login",
+             "Aplikasi SAKTI tidak bisa dibuka sejak pagi, muncul pesan error 500 setelah login. "
+             "Mohon bantuannya karena kami harus mengajukan SPM hari ini."),
+    "jateng": ("jatengprov.go.id", "hts@jatengprov.go.id", "Website dinas tidak bisa diakses",
+               "Website dinas kami tidak bisa diakses sejak tadi malam, muncul pesan 502 Bad Gateway. "
+               "Mohon segera dicek."),
+}
+
+
+def mail(n: int, inbox: str = "hero") -> bytes:
+    domain, to, subject, body = MAILS[inbox]
     return (
-        f"From: Pegawai {n} <pegawai{n}@kemendag.go.id>\r\n"
-        "To: hero@kemendag.go.id\r\n"
-        f"Subject: Tidak bisa login aplikasi SIMPEG ({n})\r\n"
-        f"Message-ID: <bench-ingest-{n}@kemendag.go.id>\r\n"
+        f"From: Pegawai {n} <pegawai{n}@{domain}>\r\n"
+        f"To: {to}\r\n"
+        f"Subject: {subject} ({n})\r\n"
+        f"Message-ID: <bench-ingest-{inbox}-{n}@{domain}>\r\n"
         "Date: Mon, 05 Jan 2026 09:00:00 +0700\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-        "Selamat pagi,\r\n\r\nSaya tidak bisa login ke aplikasi SIMPEG sejak pagi ini, muncul pesan "
-        "password salah padahal sudah benar. Mohon bantuannya.\r\n\r\nTerima kasih.\r\n"
+        f"Selamat pagi,\r\n\r\n{body}\r\n\r\nTerima kasih.\r\n"
     ).encode()
 
 
@@ -71,6 +90,7 @@ def summary(name: str, times: list) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=100)
+    ap.add_argument("--inbox", choices=sorted(MAILS), default="hero", help="the inbox (and desk) the mails arrive at")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="loket-bench-ingest.") as base:
@@ -80,7 +100,7 @@ def main() -> int:
             t, _ = timed([runs[0]["bin"], "--version"], os.environ, b"")
             floor.append(t)
             for r in runs:
-                t, p = timed([r["bin"], "--config", r["cfg"], "ingest", "--inbox", "hero"], r["env"], mail(n))
+                t, p = timed([r["bin"], "--config", r["cfg"], "ingest", "--inbox", a.inbox], r["env"], mail(n, a.inbox))
                 if p.returncode != 0 or b'"created"' not in p.stdout:
                     sys.stderr.write(f"{r['bin']}: exit {p.returncode}: {p.stdout!r} {p.stderr!r}\n")
                     return 1

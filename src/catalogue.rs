@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::TicketType;
+use crate::lazy_regex::LazyRegex;
 use crate::routing::normalize::fold;
 
 /// The category every desk has for messages that fit nowhere in its catalogue.
@@ -104,7 +105,8 @@ pub struct InfoField {
     pub labels: Vec<String>,
     /// What the value must look like (matched against the word after a label, or, without a
     /// label, against every word of the request).
-    pub pattern: Option<regex::Regex>,
+    /// Compiled when a request first needs it ([`LazyRegex`]).
+    pub pattern: Option<LazyRegex>,
 }
 
 /// Who may ask for a service.
@@ -188,8 +190,9 @@ impl Requirement {
 pub struct Condition {
     /// Folded phrases (` word word `): the requirement applies when one is present...
     pub when_any: Vec<String>,
-    /// ...or when this matches the folded text.
-    pub when_regex: Option<regex::Regex>,
+    /// ...or when this matches the folded text (case-insensitive; compiled when a request first
+    /// needs it, [`LazyRegex`]).
+    pub when_regex: Option<LazyRegex>,
     /// Folded phrases: the requirement never applies when one is present.
     pub unless_any: Vec<String>,
 }
@@ -233,6 +236,30 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
+    /// Compiles every regex the catalogue holds (requirements' and tiers' `when_regex`, the
+    /// information's `pattern`), which are otherwise compiled when a request first needs them:
+    /// for a process that handles many requests (`serve`, `check-config`), so that no request waits
+    /// for a compilation and a regex that does not compile (past a size limit) is an error at
+    /// load. Each error names the service and the regex.
+    pub fn compile_regexes(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for c in &self.categories {
+            for s in &c.subcategories {
+                let conditions =
+                    s.requirements.iter().map(|r| &r.condition).chain(s.tiers.iter().map(|t| &t.condition));
+                let regexes = conditions
+                    .filter_map(|c| c.when_regex.as_ref())
+                    .chain(s.info.iter().filter_map(|f| f.pattern.as_ref()));
+                for r in regexes {
+                    if let Err(e) = r.compile() {
+                        errors.push(format!("{}/{}: `{}` does not compile: {e}", c.id, s.id, r.as_str()));
+                    }
+                }
+            }
+        }
+        errors
+    }
+
     pub fn category(&self, id: &str) -> Option<&Category> {
         self.categories.iter().find(|c| c.id == id)
     }
@@ -429,18 +456,17 @@ fn requirements(desk: &str, skey: &str, s: &RawSubcategory, error: &mut dyn FnMu
         };
         let when_any = phrases("when_any", &r.when_any);
         let unless_any = phrases("unless_any", &r.unless_any);
-        let when_regex =
-            match r.when_regex.as_deref().map(|re| regex::RegexBuilder::new(re).case_insensitive(true).build()) {
-                None => None,
-                Some(Ok(re)) => Some(re),
-                Some(Err(e)) => {
-                    error(format!(
-                        "{rkey}.when_regex: invalid regex `{}`: {e}",
-                        r.when_regex.as_deref().unwrap_or_default()
-                    ));
-                    None
-                }
-            };
+        let when_regex = match r.when_regex.as_deref().map(|re| LazyRegex::new(re, true)) {
+            None => None,
+            Some(Ok(re)) => Some(re),
+            Some(Err(e)) => {
+                error(format!(
+                    "{rkey}.when_regex: invalid regex `{}`: {e}",
+                    r.when_regex.as_deref().unwrap_or_default()
+                ));
+                None
+            }
+        };
         out.push(Requirement {
             kind: r.kind,
             item,
@@ -483,7 +509,7 @@ fn extras(desk: &str, skey: &str, s: &RawSubcategory, error: &mut dyn FnMut(Stri
         if labels.len() != f.labels.len() {
             error(format!("{ikey}.labels: every label needs letters or digits"));
         }
-        let pattern = match f.pattern.as_deref().map(regex::Regex::new) {
+        let pattern = match f.pattern.as_deref().map(|re| LazyRegex::new(re, false)) {
             None => None,
             Some(Ok(r)) => Some(r),
             Some(Err(e)) => {
@@ -505,15 +531,14 @@ fn extras(desk: &str, skey: &str, s: &RawSubcategory, error: &mut dyn FnMut(Stri
         });
         let when_any: Vec<String> = t.when_any.iter().map(|p| fold(p)).filter(|p| !p.trim().is_empty()).collect();
         let unless_any: Vec<String> = t.unless_any.iter().map(|p| fold(p)).filter(|p| !p.trim().is_empty()).collect();
-        let when_regex =
-            match t.when_regex.as_deref().map(|re| regex::RegexBuilder::new(re).case_insensitive(true).build()) {
-                None => None,
-                Some(Ok(re)) => Some(re),
-                Some(Err(e)) => {
-                    error(format!("{tkey}.when_regex: invalid regex: {e}"));
-                    None
-                }
-            };
+        let when_regex = match t.when_regex.as_deref().map(|re| LazyRegex::new(re, true)) {
+            None => None,
+            Some(Ok(re)) => Some(re),
+            Some(Err(e)) => {
+                error(format!("{tkey}.when_regex: invalid regex: {e}"));
+                None
+            }
+        };
         if when_any.is_empty() && when_regex.is_none() {
             error(format!("{tkey}: needs `when_any` or `when_regex` (a tier without a condition is the base)"));
         }
@@ -760,6 +785,27 @@ kind = "supervisor_cc"
         assert!(errs[0].to_string().contains("requirement[0].item"), "{errs:?}");
         let kind = WITH_REQUIREMENTS.replace("\"attachment\"", "\"lampiran\"");
         assert!(Catalogue::parse(Path::new("hero.toml"), &(GOOD.to_string() + &kind)).is_err());
+    }
+
+    /// A regex of good syntax that compiles past the regex crate's size limit loads (a request
+    /// compiles it when it needs it, and it then matches nothing), but the daemon's and
+    /// `check-config`'s compilation at load names it; the shipped catalogues' regexes all compile.
+    #[test]
+    fn a_regex_past_the_size_limit_is_named_by_the_compilation_at_load() {
+        let huge = WITH_REQUIREMENTS.replace(r"'\b(3[1-9]|[4-9][0-9]) pegawai\b'", r"'(\w{100}){100}'");
+        assert_ne!(huge, WITH_REQUIREMENTS);
+        let c = Catalogue::parse(Path::new("hero.toml"), &(GOOD.to_string() + &huge)).unwrap();
+        let errs = c.compile_regexes();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains(r"(\w{100}){100}") && errs[0].contains("does not compile"), "{errs:?}");
+        let r = &c.subcategory("aplikasi", "sigi").unwrap().requirements;
+        let collective = r.iter().find(|r| r.condition.when_regex.is_some()).unwrap();
+        assert!(!collective.applies_to("akun untuk 45 pegawai"));
+        assert!(collective.applies_to("akun kolektif untuk 45 pegawai"));
+        for desk in ["hero", "pusintek", "djpb", "jateng"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("seeds/{desk}.toml"));
+            assert_eq!(Catalogue::load(&path).unwrap().compile_regexes(), Vec::<String>::new(), "{desk}");
+        }
     }
 
     const EXTRAS: &str = r#"

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod lazy_regex;
 pub mod mail;
 pub mod metrics;
 pub mod oauth;

@@ -85,6 +85,12 @@ pub fn load(files: &Files, mode: Mode<'_>) -> Result<Loaded, Vec<ConfigProblem>>
                         )));
                     }
                 }
+                // `ingest` compiles a regex of the catalogue when its one request needs it.
+                if !matches!(mode, Mode::Ingest { .. }) {
+                    let file = d.catalogue.display();
+                    problems
+                        .extend(c.compile_regexes().into_iter().map(|e| p(format!("{key}.catalogue: {file}: {e}"))));
+                }
                 Some(c)
             }
             Err(errs) => {

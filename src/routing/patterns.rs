@@ -15,9 +15,7 @@
 //! and body joined: a phrase no longer runs from the subject's last word into the body's first
 //! (the two are separate texts; test `a_phrase_does_not_run_from_the_subject_into_the_body`).
 
-use std::sync::OnceLock;
-
-use regex::Regex;
+use crate::lazy_regex::LazyRegex;
 use regex_syntax::ast::{self, Ast};
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 
@@ -48,20 +46,15 @@ pub(crate) struct RoutePatterns {
 
 #[derive(Debug)]
 struct Pattern {
-    text: String,
     /// Whether the pattern is a phrase alternation (its needles are its alternatives).
     phrases: bool,
     /// Whether a match must start with one of the needles marked [`Role::Start`] (then the text
     /// must hold one of them), and the same for its end.
     needs_start: bool,
     needs_end: bool,
-    /// `None` when the regex does not compile (a size limit) for a pattern compiled when needed.
-    regex: OnceLock<Option<Regex>>,
-    /// The regex without Unicode (`\w`, `\s`, `\b` of ASCII), for an ASCII text: there it
-    /// matches as the Unicode one does, and it compiles in a hundredth of the time (a `(\w+\s+){0,3}`
-    /// gap of Unicode's classes cost `loket ingest` 4 million instructions). `None` where it
-    /// does not compile (a pattern that could match bytes that are not UTF-8): the Unicode one runs.
-    ascii: OnceLock<Option<Regex>>,
+    /// Compiled at load or when a text first needs it to run; for an ASCII text without
+    /// Unicode's classes ([`LazyRegex`]).
+    regex: LazyRegex,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,21 +101,17 @@ impl RoutePatterns {
                     continue;
                 }
             };
-            let (regex, ascii) = (OnceLock::new(), OnceLock::new());
-            if compile == Compile::AtLoad {
-                match Regex::new(p) {
-                    Ok(r) => {
-                        let _ = regex.set(Some(r));
-                        let _ = ascii.set(ascii_regex(p));
-                    }
+            let regex = match compile {
+                Compile::AtLoad => match LazyRegex::compiled(p, false) {
+                    Ok(r) => r,
                     Err(e) => {
-                        errors.push((i, e.to_string()));
+                        errors.push((i, e));
                         continue;
                     }
-                }
-            }
-            let mut pattern =
-                Pattern { text: p.clone(), phrases: false, needs_start: false, needs_end: false, regex, ascii };
+                },
+                Compile::WhenNeeded => LazyRegex::parsed(p, false),
+            };
+            let mut pattern = Pattern { phrases: false, needs_start: false, needs_end: false, regex };
             if let Some(alternatives) = phrase_alternation(p) {
                 pattern.phrases = true;
                 for a in alternatives {
@@ -206,8 +195,7 @@ impl RoutePatterns {
                 false
             } else {
                 let t: &String = text.get_or_insert_with(|| joined.take().map_or_else(String::new, |f| f()));
-                let ascii_regex = if ascii { p.ascii.get_or_init(|| ascii_regex(&p.text)).as_ref() } else { None };
-                ascii_regex.or_else(|| p.regex()).is_some_and(|r| r.is_match(t))
+                p.regex.is_match(t)
             };
             if hit {
                 found.push(i);
@@ -219,26 +207,7 @@ impl RoutePatterns {
     /// How many patterns have their regex compiled so far (tests).
     #[cfg(test)]
     fn compiled(&self) -> usize {
-        self.patterns.iter().filter(|p| p.regex.get().is_some() || p.ascii.get().is_some()).count()
-    }
-}
-
-/// `pattern` compiled without Unicode ([`Pattern::ascii`]).
-fn ascii_regex(pattern: &str) -> Option<Regex> {
-    regex::RegexBuilder::new(pattern).unicode(false).build().ok()
-}
-
-impl Pattern {
-    fn regex(&self) -> Option<&Regex> {
-        self.regex
-            .get_or_init(|| match Regex::new(&self.text) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!(pattern = %self.text, error = %e, "a route pattern does not compile; it matches nothing");
-                    None
-                }
-            })
-            .as_ref()
+        self.patterns.iter().filter(|p| p.regex.compiled_forms() != (false, false)).count()
     }
 }
 
@@ -368,6 +337,7 @@ fn class_ranges(ast: &Ast) -> Option<Vec<(char, char)>> {
 mod tests {
     use super::*;
     use aho_corasick::{AhoCorasick, MatchKind};
+    use regex::Regex;
 
     fn alternatives(p: &str) -> Option<Vec<(String, Role)>> {
         phrase_alternation(p).map(|a| a.into_iter().map(|a| (a.words.join(" "), a.tail)).collect())
@@ -436,9 +406,9 @@ mod tests {
         assert_eq!(through_needles(&set, "", " data beras harga ", false), vec![0]);
         assert_eq!(through_needles(&set, "", " data beras dan gula pasir harga ", false), Vec::<usize>::new());
         let p = &set.patterns[0];
-        assert!(p.regex.get().is_none() && p.ascii.get().is_some_and(Option::is_some));
+        assert_eq!(p.regex.compiled_forms(), (false, true));
         assert_eq!(through_needles(&set, "", " data рис harga ", false), vec![0]);
-        assert!(p.regex.get().is_some_and(Option::is_some));
+        assert_eq!(p.regex.compiled_forms(), (true, true));
     }
 
     const PATTERNS: [&str; 9] = [

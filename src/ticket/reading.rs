@@ -272,9 +272,7 @@ mod tests {
         let collective = Condition {
             when_any: phrases(&["kolektif", "massal"]),
             when_regex: Some(
-                regex::RegexBuilder::new(r"\b(3[1-9]|[4-9][0-9]|[1-9][0-9]{2,}) (akun|pegawai)\b")
-                    .case_insensitive(true)
-                    .build()
+                crate::lazy_regex::LazyRegex::new(r"\b(3[1-9]|[4-9][0-9]|[1-9][0-9]{2,}) (akun|pegawai)\b", true)
                     .unwrap(),
             ),
             unless_any: vec![],
