@@ -1299,22 +1299,32 @@ mod tests {
         assert!(body.contains("Terima kasih telah menghubungi A & B <Helpdesk>."), "{body}");
     }
 
-    #[test]
-    fn a_broken_template_is_reported_by_name() {
+    /// A copy of the shipped templates, in which `change` then writes (it is given each language's
+    /// folder).
+    fn shipped_copy(change: impl Fn(&Path)) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         for &lang in Language::ALL {
-            std::fs::create_dir_all(dir.path().join(lang.as_str())).unwrap();
+            let to = dir.path().join(lang.as_str());
+            std::fs::create_dir_all(&to).unwrap();
             for e in std::fs::read_dir(shipped.join(lang.as_str())).unwrap() {
                 let e = e.unwrap();
-                std::fs::copy(e.path(), dir.path().join(lang.as_str()).join(e.file_name())).unwrap();
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
             }
+            change(&to);
+        }
+        dir
+    }
+
+    #[test]
+    fn a_broken_template_is_reported_by_name() {
+        let dir = shipped_copy(|lang| {
             std::fs::write(
-                dir.path().join(lang.as_str()).join("acknowledgement.txt.j2"),
+                lang.join("acknowledgement.txt.j2"),
                 "{% block subject %}x{% endblock %}{% block body %}{{ ticket.number | nosuchfilter }}{% endblock %}",
             )
             .unwrap();
-        }
+        });
         let err = Templates::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("acknowledgement"), "{err}");
     }
@@ -1324,17 +1334,8 @@ mod tests {
     /// every template is compiled.
     #[test]
     fn templates_on_demand_compile_when_rendered_and_name_the_broken_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let shipped_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-        for &lang in Language::ALL {
-            std::fs::create_dir_all(dir.path().join(lang.as_str())).unwrap();
-            for e in std::fs::read_dir(shipped_dir.join(lang.as_str())).unwrap() {
-                let e = e.unwrap();
-                std::fs::copy(e.path(), dir.path().join(lang.as_str()).join(e.file_name())).unwrap();
-            }
-            std::fs::write(dir.path().join(lang.as_str()).join("resolution.txt.j2"), "{% block subject %}{{ x")
-                .unwrap();
-        }
+        let dir =
+            shipped_copy(|lang| std::fs::write(lang.join("resolution.txt.j2"), "{% block subject %}{{ x").unwrap());
         assert!(Templates::parse(dir.path()).unwrap_err().to_string().contains("resolution"));
         let t = Templates::on_demand(dir.path()).unwrap();
         let ack = t.render(Language::Id, "acknowledgement", &sample_context()).unwrap();

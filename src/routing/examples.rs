@@ -322,6 +322,9 @@ impl Model {
                 }
             }
         }
+        // Sized for the rest of the file above (its words' count is known only now): kept at
+        // what they hold, in a process that holds every desk's model.
+        vocabulary.shrink_to_fit();
         vocabulary.pairs.reserve(pairs.len());
         for (f, a, b) in pairs {
             if !vocabulary.add_pair(f, a, b)? {
@@ -374,6 +377,13 @@ impl Vocabulary {
             words: hashbrown::HashTable::with_capacity(terms),
             pairs: HashMap::default(),
         }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.spelling.shrink_to_fit();
+        self.spans.shrink_to_fit();
+        let Self { spelling, words, .. } = self;
+        words.shrink_to_fit(|&(at, len, _)| Self::hash(&spelling[at as usize..(at + len) as usize]));
     }
 
     /// The words and the pairs of `terms`, given in feature order; an error for a term listed

@@ -57,7 +57,9 @@ fn fold_into(text: &str, out: &mut String) {
 /// [`fold`] then replaces whole words by their synonyms (a synonym may be several words).
 pub fn normalize(text: &str, synonyms: &HashMap<String, String>) -> String {
     let folded = fold(text);
-    if synonyms.is_empty() {
+    // Most texts (a rules file's cue phrases) have no word to replace: then the folded text is
+    // the result (` a b `, as below), with no second string built.
+    if synonyms.is_empty() || folded.split_whitespace().all(|w| !replaced(w, synonyms)) {
         return folded;
     }
     let mut out = String::with_capacity(folded.len() + 16);
@@ -68,15 +70,24 @@ pub fn normalize(text: &str, synonyms: &HashMap<String, String>) -> String {
     out
 }
 
+/// Whether [`push_word`] writes `word` otherwise than as it is.
+fn replaced(word: &str, synonyms: &HashMap<String, String>) -> bool {
+    synonyms.contains_key(word) || reduplicated(word).is_some()
+}
+
+/// The root of chat's reduplication "X2" ("aman2": a word of three letters or more and a final
+/// `2`), if `word` is one.
+fn reduplicated(word: &str) -> Option<&str> {
+    word.strip_suffix('2').filter(|r| r.len() >= 3 && r.bytes().all(|b| b.is_ascii_alphabetic()))
+}
+
 /// One word and a space, as its synonym; chat's reduplication "X2" ("aman2", "tmn2": a word of
 /// three letters or more and a final `2`, with no synonym of its own) as "X X", each X as its
 /// synonym ("teman teman").
 fn push_word(out: &mut String, word: &str, synonyms: &HashMap<String, String>) {
     if let Some(rep) = synonyms.get(word) {
         out.push_str(rep);
-    } else if let Some(root) =
-        word.strip_suffix('2').filter(|r| r.len() >= 3 && r.bytes().all(|b| b.is_ascii_alphabetic()))
-    {
+    } else if let Some(root) = reduplicated(word) {
         let root = synonyms.get(root).map(String::as_str).unwrap_or(root);
         out.push_str(root);
         out.push(' ');

@@ -94,10 +94,16 @@ impl RoutePatterns {
         let mut out = Self { patterns: Vec::with_capacity(patterns.len()), needles: Vec::new(), roles: Vec::new() };
         let mut errors = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
-            let hir = match regex_syntax::Parser::new().parse(p) {
-                Ok(hir) => hir,
+            // Parsed once: the syntax tree tells a phrase alternation, its translation (which
+            // checks the rest) gives another pattern's literals.
+            let parsed = ast::parse::Parser::new().parse(p).map_err(|e| e.to_string()).and_then(|ast| {
+                let hir = regex_syntax::hir::translate::Translator::new().translate(p, &ast);
+                hir.map(|hir| (ast, hir)).map_err(|e| e.to_string())
+            });
+            let (ast, hir) = match parsed {
+                Ok(parsed) => parsed,
                 Err(e) => {
-                    errors.push((i, e.to_string()));
+                    errors.push((i, e));
                     continue;
                 }
             };
@@ -112,7 +118,7 @@ impl RoutePatterns {
                 Compile::WhenNeeded => LazyRegex::parsed(p, false),
             };
             let mut pattern = Pattern { phrases: false, needs_start: false, needs_end: false, regex };
-            if let Some(alternatives) = phrase_alternation(p) {
+            if let Some(alternatives) = phrase_alternation(&ast) {
                 pattern.phrases = true;
                 for a in alternatives {
                     let mut needle = String::with_capacity(a.words.iter().map(|w| w.len() + 1).sum::<usize>() + 1);
@@ -225,12 +231,11 @@ fn needed_literals(hir: &regex_syntax::hir::Hir, kind: ExtractKind) -> Option<Ve
     Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
-/// The alternatives of `pattern` when it is `\b(alternative|…)\b` (or `\balternative\b`), each
+/// The alternatives of a pattern (its syntax tree `ast`) when it is `\b(alternative|…)\b` (or `\balternative\b`), each
 /// lower-case ASCII letters and digits in words joined by `' '` or `' +'`, the last word
 /// optionally going on with `[a-z0-9]*` or `[a-z]*`. `None` for anything else.
-fn phrase_alternation(pattern: &str) -> Option<Vec<Alternative>> {
-    let ast = ast::parse::Parser::new().parse(pattern).ok()?;
-    let Ast::Concat(concat) = &ast else { return None };
+fn phrase_alternation(ast: &Ast) -> Option<Vec<Alternative>> {
+    let Ast::Concat(concat) = ast else { return None };
     let [first, middle @ .., last] = concat.asts.as_slice() else { return None };
     if !is_word_boundary(first) || !is_word_boundary(last) || middle.is_empty() {
         return None;
@@ -340,7 +345,8 @@ mod tests {
     use regex::Regex;
 
     fn alternatives(p: &str) -> Option<Vec<(String, Role)>> {
-        phrase_alternation(p).map(|a| a.into_iter().map(|a| (a.words.join(" "), a.tail)).collect())
+        let ast = ast::parse::Parser::new().parse(p).ok()?;
+        phrase_alternation(&ast).map(|a| a.into_iter().map(|a| (a.words.join(" "), a.tail)).collect())
     }
 
     #[test]
