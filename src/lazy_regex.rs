@@ -17,8 +17,9 @@ use regex::{Regex, RegexBuilder};
 pub struct LazyRegex {
     source: String,
     case_insensitive: bool,
-    /// `None` where it does not compile (a size limit): then it matches nothing, with a warning.
-    unicode: OnceLock<Option<Regex>>,
+    /// Its error where it does not compile (a size limit): then it matches nothing, with a
+    /// warning (or, compiled at load, the error is the caller's).
+    unicode: OnceLock<Result<Regex, String>>,
     /// `None` where it does not compile without Unicode (a pattern that could match bytes that are
     /// not UTF-8): then the Unicode regex runs on ASCII texts too.
     ascii: OnceLock<Option<Regex>>,
@@ -51,12 +52,12 @@ impl LazyRegex {
     /// Compiles both forms now, where not yet compiled; an error where the Unicode one does not
     /// compile (it then matches nothing).
     pub fn compile(&self) -> Result<(), String> {
-        let unicode = self.unicode.get_or_init(|| self.build(true).ok());
         self.ascii.get_or_init(|| self.build(false).ok());
-        match unicode {
-            Some(_) => Ok(()),
-            None => Err(self.build(true).map_err(|e| e.to_string()).err().unwrap_or_default()),
-        }
+        self.unicode
+            .get_or_init(|| self.build(true).map_err(|e| e.to_string()))
+            .as_ref()
+            .map(|_| ())
+            .map_err(Clone::clone)
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,14 +71,14 @@ impl LazyRegex {
 
     fn unicode(&self) -> Option<&Regex> {
         self.unicode
-            .get_or_init(|| match self.build(true) {
-                Ok(r) => Some(r),
-                Err(e) => {
+            .get_or_init(|| {
+                self.build(true).map_err(|e| {
                     tracing::warn!(pattern = %self.source, error = %e, "a configured regex does not compile; it matches nothing");
-                    None
-                }
+                    e.to_string()
+                })
             })
             .as_ref()
+            .ok()
     }
 
     fn build(&self, unicode: bool) -> Result<Regex, regex::Error> {
