@@ -740,29 +740,42 @@ pub fn compile_for(
     }
     let mut phrase_index: HashMap<String, usize> = HashMap::default();
     let mut phrases: Vec<Phrase> = Vec::new();
-    let mut add = |raw: &str, target: Target, weight: f64, errors: &mut Vec<RulesError>, key: &str| {
-        let prefix = raw.trim_end().ends_with('*');
-        let n = normalize(raw.trim_end().trim_end_matches('*'), &synonyms);
-        if n.trim().is_empty() {
-            errors.push(inv(format!("{key}: `{raw}` has no letters or digits")));
-            return;
-        }
+    // Each spelling normalised once: a shared set's cues come to every route that uses it.
+    let mut spelled: HashMap<String, usize> = HashMap::default();
+    let mut add = |raw: &str, target: Target, weight: f64, errors: &mut Vec<RulesError>, key: std::fmt::Arguments| {
+        let i = match spelled.get(raw) {
+            Some(&i) => i,
+            None => {
+                let prefix = raw.trim_end().ends_with('*');
+                let n = normalize(raw.trim_end().trim_end_matches('*'), &synonyms);
+                if n.trim().is_empty() {
+                    errors.push(inv(format!("{key}: `{raw}` has no letters or digits")));
+                    return;
+                }
+                let text = if prefix { n.trim_end().to_string() } else { n };
+                let i = match phrase_index.get(&text) {
+                    Some(&i) => i,
+                    None => {
+                        let words = text.split_whitespace().count();
+                        phrase_index.insert(text.clone(), phrases.len());
+                        phrases.push(Phrase {
+                            text,
+                            words,
+                            targets: Vec::new(),
+                            marks: Marks::default(),
+                            lines: Default::default(),
+                        });
+                        phrases.len() - 1
+                    }
+                };
+                spelled.insert(raw.to_string(), i);
+                i
+            }
+        };
         if !weight.is_finite() {
             errors.push(inv(format!("{key}: weight of `{raw}` is not a number")));
             return;
         }
-        let text = if prefix { n.trim_end().to_string() } else { n };
-        let i = *phrase_index.entry(text.clone()).or_insert_with(|| {
-            let words = text.split_whitespace().count();
-            phrases.push(Phrase {
-                text,
-                words,
-                targets: Vec::new(),
-                marks: Marks::default(),
-                lines: Default::default(),
-            });
-            phrases.len() - 1
-        });
         // Two spellings of one phrase ("licence", "license"; "eror", "error") are one cue: it
         // counts once for a target, at its largest weight.
         match phrases[i].targets.iter_mut().find(|(t, _)| *t == target) {
@@ -802,7 +815,7 @@ pub fn compile_for(
             match target_of(name) {
                 Some(target) => {
                     for (p, w) in cues {
-                        add(p, target, w, &mut errors, &format!("{table}.{name}"));
+                        add(p, target, w, &mut errors, format_args!("{table}.{name}"));
                     }
                 }
                 None => errors.push(inv(format!("{table}.{name}: unknown; known: {known}"))),
@@ -840,11 +853,11 @@ pub fn compile_for(
         impact_classes.push((name.clone(), level));
         caps_named.push((name.clone(), caps));
         for (p, w) in cues {
-            add(p, Target::Impact(i), w, &mut errors, &format!("impact_classes.{name}.keywords"));
+            add(p, Target::Impact(i), w, &mut errors, format_args!("impact_classes.{name}.keywords"));
         }
     }
     for r in &common.speech.resolved {
-        add(r, Target::Resolved, 1.0, &mut errors, "speech.resolved");
+        add(r, Target::Resolved, 1.0, &mut errors, format_args!("speech.resolved"));
     }
     let mut impact_caps: Vec<Vec<usize>> = Vec::new();
     for (name, caps) in caps_named {
@@ -994,10 +1007,10 @@ pub fn compile_for(
             }
         };
         for (p, w) in &eff.keywords {
-            add(p, Target::Route(idx), *w, &mut errors, &format!("{key}.keywords"));
+            add(p, Target::Route(idx), *w, &mut errors, format_args!("{key}.keywords"));
         }
         for (p, w) in &eff.negative {
-            add(p, Target::Against(idx), *w, &mut errors, &format!("{key}.negative"));
+            add(p, Target::Against(idx), *w, &mut errors, format_args!("{key}.negative"));
         }
         for (p, w) in &eff.patterns {
             if !w.is_finite() {
