@@ -64,7 +64,7 @@ pub struct Model {
     /// `weights[term * routes.len() + route]`, in steps of the route's `scale`: a byte a weight
     /// (a quarter of the memory a process reads back and a route's scoring touches), within half
     /// a step of the weight learned.
-    weights: Vec<i8>,
+    weights: Weights,
     /// Per route, the weight of one step: its largest weight over 127.
     scale: Vec<f32>,
     bias: Vec<f32>,
@@ -133,7 +133,8 @@ impl Model {
         let idf: Vec<f32> = kept.iter().map(|(_, d)| ((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0).collect();
         let vocabulary = Vocabulary::of_terms(kept.iter().map(|(t, _)| *t))
             .expect("a pair's words are in at least as many messages as the pair, and each term is counted once");
-        let mut model = Model { vocabulary, idf, routes, weights: Vec::new(), scale: Vec::new(), bias: Vec::new() };
+        let mut model =
+            Model { vocabulary, idf, routes, weights: Weights::default(), scale: Vec::new(), bias: Vec::new() };
         let rows: Vec<Row> =
             tokenised.iter().map(|ts| model.row(ts.iter().filter_map(|t| model.feature(t)).collect())).collect();
         let labels: Vec<usize> = examples
@@ -141,7 +142,7 @@ impl Model {
             .map(|(_, r)| model.routes.binary_search(r).expect("every route was collected above"))
             .collect();
         let (features, k) = (model.idf.len(), model.routes.len());
-        model.weights = vec![0; features * k];
+        model.weights = Weights::zeroed(features * k);
         model.scale = vec![0.0; k];
         model.bias = vec![0.0; k];
         for route in 0..k {
@@ -149,7 +150,7 @@ impl Model {
             let largest = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
             for (f, v) in w.into_iter().enumerate() {
-                model.weights[f * k + route] = (v / scale).round().clamp(-127.0, 127.0) as i8;
+                model.weights.set(f * k + route, (v / scale).round().clamp(-127.0, 127.0) as i8);
             }
             model.scale[route] = scale as f32;
             model.bias[route] = b as f32;
@@ -221,8 +222,8 @@ impl Model {
         let k = self.routes.len();
         let mut sums = vec![0.0f32; k];
         for (f, v) in self.row(self.features_of(folded)) {
-            let w = &self.weights[f as usize * k..(f as usize + 1) * k];
-            sums.iter_mut().zip(w).for_each(|(s, w)| *s += v * f32::from(*w));
+            let w = &self.weights.bytes()[f as usize * k..(f as usize + 1) * k];
+            sums.iter_mut().zip(w).for_each(|(s, w)| *s += v * f32::from(i8::from_le_bytes([*w])));
         }
         sums.iter().zip(&self.scale).zip(&self.bias).map(|((s, scale), b)| b + s * scale).collect()
     }
@@ -254,7 +255,7 @@ impl Model {
                 + 12 * self.idf.len()
                 + v.spelling.len()
                 + 4 * floats
-                + self.weights.len(),
+                + self.weights.bytes().len(),
         );
         let u32 = |out: &mut Vec<u8>, x: usize| out.extend_from_slice(&(x as u32).to_le_bytes());
         out.extend_from_slice(MAGIC);
@@ -285,7 +286,7 @@ impl Model {
         for x in self.idf.iter().chain(&self.scale).chain(&self.bias) {
             out.extend_from_slice(&x.to_le_bytes());
         }
-        out.extend(self.weights.iter().map(|w| w.to_le_bytes()[0]));
+        out.extend_from_slice(self.weights.bytes());
         out
     }
 
@@ -293,7 +294,13 @@ impl Model {
     /// short or with bytes left over, routes out of order, a term twice, a pair of features that
     /// are not both words) is an error, not a model.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let mut r = Reader { bytes, at: 0 };
+        Self::from_vec(bytes.to_vec())
+    }
+
+    /// [`Model::from_bytes`] of a file's bytes, which the model keeps: its weights, most of the
+    /// file, are read where they lie.
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
+        let mut r = Reader { bytes: &bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
             return Err("not a second opinion's model of this version".into());
         }
@@ -335,15 +342,36 @@ impl Model {
         let idf = r.floats(n)?;
         let scale = r.floats(k)?;
         let bias = r.floats(k)?;
-        let weights: Vec<i8> =
-            r.take(n.checked_mul(k).ok_or("too many weights")?)?.iter().map(|b| i8::from_le_bytes([*b])).collect();
-        if weights.contains(&i8::MIN) {
+        let at = r.at;
+        if r.take(n.checked_mul(k).ok_or("too many weights")?)?.contains(&i8::MIN.to_le_bytes()[0]) {
             return Err("a weight out of range".into());
         }
         if r.at != bytes.len() {
             return Err(format!("{} bytes after the model", bytes.len() - r.at));
         }
-        Ok(Model { vocabulary, idf, routes, weights, scale, bias })
+        Ok(Model { vocabulary, idf, routes, weights: Weights { bytes, at }, scale, bias })
+    }
+}
+
+/// A model's weights, a byte each (an `i8`'s), where they lie in `bytes`: a model read back keeps
+/// its file's bytes and reads the weights (most of them) in place, a learned model its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Weights {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Weights {
+    fn zeroed(len: usize) -> Self {
+        Self { bytes: vec![0; len], at: 0 }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[self.at..]
+    }
+
+    fn set(&mut self, i: usize, w: i8) {
+        self.bytes[self.at + i] = w.to_le_bytes()[0];
     }
 }
 
@@ -740,7 +768,7 @@ mod tests {
     fn training_is_the_same_every_time() {
         let a = Model::train(&examples()).unwrap();
         let b = Model::train(&examples()).unwrap();
-        assert_eq!((a.weights, a.scale), (b.weights, b.scale));
+        assert_eq!((a.weights.bytes(), a.scale), (b.weights.bytes(), b.scale));
         assert_eq!(a.bias, b.bias);
     }
 
@@ -753,8 +781,8 @@ mod tests {
         assert_eq!(back.vocabulary.terms(), m.vocabulary.terms());
         assert_eq!(m.vocabulary.terms().len(), m.idf.len());
         assert_eq!(
-            (back.idf.clone(), back.scale.clone(), back.bias.clone(), back.weights.clone()),
-            (m.idf.clone(), m.scale.clone(), m.bias.clone(), m.weights.clone())
+            (back.idf.clone(), back.scale.clone(), back.bias.clone(), back.weights.bytes()),
+            (m.idf.clone(), m.scale.clone(), m.bias.clone(), m.weights.bytes())
         );
         for text in ["password saya lupa", "wifi kantor mati lagi", "sigi error", ""] {
             assert_eq!(back.scores(text), m.scores(text), "{text}");

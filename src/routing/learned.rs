@@ -166,7 +166,7 @@ fn kept_or_learned<E>(
     if let Some(path) = path
         && let Ok(bytes) = std::fs::read(path)
     {
-        match Model::from_bytes(&bytes) {
+        match Model::from_vec(bytes) {
             Ok(m) => return Ok(Some(m)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "kept second opinion unreadable; learning it again")
