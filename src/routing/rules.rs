@@ -1019,9 +1019,9 @@ pub fn compile_for(
             }
             // Each distinct pattern compiled once, in the set below; a pattern that keeps the
             // set from compiling is named there, under every route that has it.
-            let n = *pattern_index.entry(p.clone()).or_insert_with(|| {
-                regexes.push(p.clone());
-                pattern_targets.push((p.clone(), Vec::new()));
+            let n = *pattern_index.entry(p.to_string()).or_insert_with(|| {
+                regexes.push(p.to_string());
+                pattern_targets.push((p.to_string(), Vec::new()));
                 pattern_keys.push(Vec::new());
                 regexes.len() - 1
             });
@@ -1267,28 +1267,36 @@ fn compile_speech(file: &SpeechFile, synonyms: &HashMap<String, String>) -> supe
 }
 
 /// A route's cues after its sets and inheritance are resolved: every phrase once. Its own
-/// weight wins; otherwise the largest a referenced set (or the inherited vocabulary) gives.
+/// weight wins; otherwise the largest a referenced set (or the inherited vocabulary) gives. The
+/// phrases are the rules files' own (a desk's sets reach most of its routes: copying them was a
+/// twentieth of compiling Pusintek's rules).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Effective {
-    pub keywords: Weights,
-    pub negative: Weights,
-    pub patterns: Weights,
+pub struct Effective<'a> {
+    pub keywords: BTreeMap<&'a str, f64>,
+    pub negative: BTreeMap<&'a str, f64>,
+    pub patterns: BTreeMap<&'a str, f64>,
 }
 
 /// Resolves `r`'s `use`, `against` and `inherit` against the desk's and the common sets; `Err`
 /// names the key at fault (an unknown set, a factor that is not a number).
-pub fn effective(r: &RouteRule, file: &DeskFile, common: &CommonFile, category: &str) -> Result<Effective, String> {
-    let mut e = Effective { keywords: r.keywords.clone(), negative: r.negative.clone(), patterns: Weights::new() };
+pub fn effective<'a>(
+    r: &'a RouteRule,
+    file: &'a DeskFile,
+    common: &'a CommonFile,
+    category: &str,
+) -> Result<Effective<'a>, String> {
+    let own = |w: &'a Weights| w.iter().map(|(p, w)| (p.as_str(), *w)).collect::<BTreeMap<_, _>>();
+    let mut e = Effective { keywords: own(&r.keywords), negative: own(&r.negative), patterns: own(&r.patterns) };
     let set_of = |name: &str| file.sets.get(name).or_else(|| common.sets.get(name));
-    let merge = |into: &mut Weights, own: &Weights, p: &str, w: f64| {
+    let merge = |into: &mut BTreeMap<&'a str, f64>, own: &Weights, p: &'a str, w: f64| {
         if !own.contains_key(p) {
-            let slot = into.entry(p.to_string()).or_insert(w);
+            let slot = into.entry(p).or_insert(w);
             if w.abs() > slot.abs() {
                 *slot = w;
             }
         }
     };
-    let mut patterns = Weights::new();
+    let mut patterns = BTreeMap::new();
     for (table, sets, sign) in [("use", &r.use_sets, 1.0), ("against", &r.against, -1.0)] {
         for (name, factor) in sets {
             let Some(set) = set_of(name) else {
@@ -1317,7 +1325,7 @@ pub fn effective(r: &RouteRule, file: &DeskFile, common: &CommonFile, category: 
         if !factor.is_finite() {
             return Err("inherit: not a number".into());
         }
-        let mut vocab = Weights::new();
+        let mut vocab = BTreeMap::new();
         for sib in file.routes.iter().filter(|s| s.to != r.to && s.to.split('/').next() == Some(category)) {
             for (p, w) in &sib.keywords {
                 if *w >= file.inherit_min_weight {
@@ -1327,10 +1335,14 @@ pub fn effective(r: &RouteRule, file: &DeskFile, common: &CommonFile, category: 
         }
         let own = e.keywords.clone();
         for (p, w) in vocab {
-            merge(&mut e.keywords, &own, &p, w * factor);
+            if !own.contains_key(p) {
+                let slot = e.keywords.entry(p).or_insert(w * factor);
+                if (w * factor).abs() > slot.abs() {
+                    *slot = w * factor;
+                }
+            }
         }
     }
-    e.patterns = r.patterns.clone();
     for (p, w) in patterns {
         e.patterns.insert(p, w);
     }
