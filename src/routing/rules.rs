@@ -1202,17 +1202,20 @@ pub fn compile_for(
 /// already maps that form or the form is itself a word of a cue or of `other` (the speech and
 /// polite-request forms: "caranya" stays a question cue).
 fn add_nya_forms<'a>(synonyms: &mut HashMap<String, String>, phrases: &[Phrase], other: impl Iterator<Item = &'a str>) {
-    let mut words: std::collections::HashSet<String> =
-        phrases.iter().flat_map(|p| p.text.split_whitespace()).map(str::to_string).collect();
-    let cue_words: Vec<String> = words.iter().cloned().collect();
-    words.extend(other.flat_map(|t| fold(t).split_whitespace().map(str::to_string).collect::<Vec<_>>()));
-    for w in cue_words {
+    let cue_words: super::HashSet<&str> = phrases.iter().flat_map(|p| p.text.split_whitespace()).collect();
+    let other: Vec<String> = other.map(fold).collect();
+    let other_words: super::HashSet<&str> = other.iter().flat_map(|t| t.split_whitespace()).collect();
+    let mut form = String::new();
+    for w in &cue_words {
         if w.chars().count() < 4 || !w.chars().all(char::is_alphabetic) || w.ends_with("nya") {
             continue;
         }
-        let form = format!("{w}nya");
-        if !words.contains(&form) && !synonyms.contains_key(&form) {
-            synonyms.insert(form, w);
+        form.clear();
+        form.push_str(w);
+        form.push_str("nya");
+        let taken = |f: &str| cue_words.contains(f) || other_words.contains(f) || synonyms.contains_key(f);
+        if !taken(&form) {
+            synonyms.insert(form.clone(), w.to_string());
         }
     }
 }
@@ -1409,14 +1412,21 @@ route = "triage/unknown"
     #[test]
     fn nya_forms_read_as_the_cue_word() {
         let mut synonyms: HashMap<String, String> = [("zoomnya".to_string(), "zoom".to_string())].into_iter().collect();
-        let phrases =
-            [phrase("sertifikat elektronik"), phrase("vpn"), phrase("cara"), phrase("caranya"), phrase("12345")];
+        let phrases = [
+            phrase("sertifikat elektronik"),
+            phrase("vpn"),
+            phrase("cara"),
+            phrase("caranya"),
+            phrase("12345"),
+            phrase("bantuan"),
+        ];
         add_nya_forms(&mut synonyms, &phrases, ["mohon bantuannya", "bantuan"].into_iter());
         assert_eq!(synonyms.get("sertifikatnya").map(String::as_str), Some("sertifikat"));
         assert_eq!(synonyms.get("elektroniknya").map(String::as_str), Some("elektronik"));
         assert!(!synonyms.contains_key("vpnnya"), "three letters: too short to be sure");
         assert!(!synonyms.contains_key("caranya"), "a cue word of its own");
         assert!(!synonyms.contains_key("12345nya"));
+        assert!(!synonyms.contains_key("bantuannya"), "a word of the speech forms");
         assert_eq!(synonyms.len(), 3, "{synonyms:?}");
         let text = normalize("Sertifikatnya sudah kedaluwarsa", &synonyms);
         assert_eq!(text, " sertifikat sudah kedaluwarsa ");
