@@ -1288,11 +1288,13 @@ pub fn effective<'a>(
     common: &'a CommonFile,
     category: &str,
 ) -> Result<Effective<'a>, String> {
-    let own = |w: &'a Weights| w.iter().map(|(p, w)| (p.as_str(), *w)).collect::<BTreeMap<_, _>>();
-    let mut e = Effective { keywords: own(&r.keywords), negative: own(&r.negative), patterns: own(&r.patterns) };
+    let borrowed = |w: &'a Weights| w.iter().map(|(p, w)| (p.as_str(), *w)).collect::<BTreeMap<_, _>>();
+    let mut e =
+        Effective { keywords: borrowed(&r.keywords), negative: borrowed(&r.negative), patterns: borrowed(&r.patterns) };
     let set_of = |name: &str| file.sets.get(name).or_else(|| common.sets.get(name));
-    let merge = |into: &mut BTreeMap<&'a str, f64>, own: &Weights, p: &'a str, w: f64| {
-        if !own.contains_key(p) {
+    // `p` at `w` unless the route gives it a weight of its own (`own`), at the largest weight.
+    let merge = |into: &mut BTreeMap<&'a str, f64>, own: bool, p: &'a str, w: f64| {
+        if !own {
             let slot = into.entry(p).or_insert(w);
             if w.abs() > slot.abs() {
                 *slot = w;
@@ -1314,13 +1316,13 @@ pub fn effective<'a>(
             }
             for (p, w) in &set.keywords {
                 if sign > 0.0 {
-                    merge(&mut e.keywords, &r.keywords, p, w * factor);
+                    merge(&mut e.keywords, r.keywords.contains_key(p), p, w * factor);
                 } else {
-                    merge(&mut e.negative, &r.negative, p, w * factor);
+                    merge(&mut e.negative, r.negative.contains_key(p), p, w * factor);
                 }
             }
             for (p, w) in &set.patterns {
-                merge(&mut patterns, &r.patterns, p, sign * w * factor);
+                merge(&mut patterns, r.patterns.contains_key(p), p, sign * w * factor);
             }
         }
     }
@@ -1332,18 +1334,13 @@ pub fn effective<'a>(
         for sib in file.routes.iter().filter(|s| s.to != r.to && s.to.split('/').next() == Some(category)) {
             for (p, w) in &sib.keywords {
                 if *w >= file.inherit_min_weight {
-                    merge(&mut vocab, &Weights::new(), p, *w);
+                    merge(&mut vocab, false, p, *w);
                 }
             }
         }
         let own = e.keywords.clone();
         for (p, w) in vocab {
-            if !own.contains_key(p) {
-                let slot = e.keywords.entry(p).or_insert(w * factor);
-                if (w * factor).abs() > slot.abs() {
-                    *slot = w * factor;
-                }
-            }
+            merge(&mut e.keywords, own.contains_key(p), p, w * factor);
         }
     }
     for (p, w) in patterns {
