@@ -375,6 +375,11 @@ impl Weights {
     }
 }
 
+/// The spelling of `len` bytes at `at` in a vocabulary's `spelling` (where its words were put).
+fn span(spelling: &str, at: u32, len: u32) -> &str {
+    &spelling[at as usize..(at + len) as usize]
+}
+
 /// In a kept model's list of terms, what stands in place of a word's length before a pair's two
 /// features.
 const PAIR: u32 = u32::MAX;
@@ -411,7 +416,7 @@ impl Vocabulary {
         self.spelling.shrink_to_fit();
         self.spans.shrink_to_fit();
         let Self { spelling, words, .. } = self;
-        words.shrink_to_fit(|&(at, len, _)| Self::hash(&spelling[at as usize..(at + len) as usize]));
+        words.shrink_to_fit(|&(at, len, _)| Self::hash(span(spelling, at, len)));
     }
 
     /// The words and the pairs of `terms`, given in feature order; an error for a term listed
@@ -441,7 +446,7 @@ impl Vocabulary {
 
     fn spelling_of(&self, f: u32) -> &str {
         let (at, len) = self.spans.get(f as usize).copied().unwrap_or((0, 0));
-        &self.spelling[at as usize..(at + len) as usize]
+        span(&self.spelling, at, len)
     }
 
     /// The feature `f` of the word `w`; false where `w` is a word already.
@@ -457,8 +462,7 @@ impl Vocabulary {
         self.spans[f as usize] = (at, len);
         self.spelling.push_str(w);
         let Self { spelling, words, .. } = self;
-        words
-            .insert_unique(hash, (at, len, f), |&(at, len, _)| Self::hash(&spelling[at as usize..(at + len) as usize]));
+        words.insert_unique(hash, (at, len, f), |&(at, len, _)| Self::hash(span(spelling, at, len)));
         true
     }
 

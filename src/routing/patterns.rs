@@ -107,16 +107,14 @@ impl RoutePatterns {
                     continue;
                 }
             };
-            let regex = match compile {
-                Compile::AtLoad => match LazyRegex::compiled(p, false) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        errors.push((i, e));
-                        continue;
-                    }
-                },
-                Compile::WhenNeeded => LazyRegex::parsed(p, false),
-            };
+            // Its syntax checked above: compiled now for many messages, else when one needs it.
+            let regex = LazyRegex::parsed(p, false);
+            if compile == Compile::AtLoad
+                && let Err(e) = regex.compile()
+            {
+                errors.push((i, e));
+                continue;
+            }
             let mut pattern = Pattern { phrases: false, needs_start: false, needs_end: false, regex };
             if let Some(alternatives) = phrase_alternation(&ast) {
                 pattern.phrases = true;
