@@ -91,6 +91,21 @@ impl LazyRegex {
     }
 }
 
+/// Kept (a desk's compiled rules between processes, [`crate::routing::kept`]) as its source and
+/// whether it ignores case; read back uncompiled, its syntax taken as checked when it was kept.
+impl serde::Serialize for LazyRegex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.source, self.case_insensitive).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LazyRegex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (source, case_insensitive) = <(String, bool)>::deserialize(d)?;
+        Ok(Self::parsed(&source, case_insensitive))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,7 +122,7 @@ pub fn load(files: &Files, mode: Mode<'_>) -> Result<Loaded, Vec<ConfigProblem>>
         Mode::Full => Router::load(&files.rules, &catalogues, Some(&files.cache)),
         // `check-config` reads and learns, and writes nothing.
         Mode::Check => Router::load(&files.rules, &catalogues, None),
-        Mode::Ingest { .. } => Router::lazy(&files.rules, &catalogues, Some(&files.cache)).map_err(|e| vec![e]),
+        Mode::Ingest { .. } => Ok(Router::lazy(&files.rules, &catalogues, Some(&files.cache))),
     };
     let router = match router {
         Ok(r) => Some(r),

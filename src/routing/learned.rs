@@ -1,33 +1,16 @@
-//! The second opinion's models kept between processes. Learning a desk's model from its labelled
-//! messages ([`super::examples`]) takes tens of milliseconds, reading it back about one, and
-//! `loket ingest` starts once per mail: so a model learned is kept in the cache directory
-//! (`storage.cache`) under the fingerprint of the labelled files it was learned from, and read
-//! back while that fingerprint holds.
-//!
-//! The fingerprint is each file's name, size and modification time — what `make` trusts — with
-//! the model's format and the trainer's settings. Any change to a file (or a file more or less)
-//! gives another fingerprint: the model is learned again from the files and kept under the new
-//! one, and the old one is removed. A file changed less than [`SETTLING`] before it was read is
-//! not trusted to that extent (it could change again within one tick of the clock that stamps
-//! it, its size the same, as git's "racily clean" index entries): what was learned from it is
-//! used but not kept.
-//!
-//! Nothing here is needed for routing to be right: without a cache directory, or where a kept
-//! model cannot be read or written, the model is learned in the process (and a kept model that
-//! does not read back is ignored).
+//! The second opinion's models kept between processes ([`super::kept`]). Learning a desk's
+//! model from its labelled messages ([`super::examples`]) takes tens of milliseconds, reading it
+//! back about one, and `loket ingest` starts once per mail: so a model learned is kept in the
+//! cache directory (`storage.cache`) under the fingerprint of the labelled files it was learned
+//! from (with the model's format and the trainer's settings), and read back while that
+//! fingerprint holds. A model that does not read back is learned again.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
-
-use sha2::{Digest, Sha256};
 
 use super::examples::{self, Model};
-
-/// How long ago a file must have changed for the model learned from it to be kept.
-pub const SETTLING: Duration = Duration::from_secs(2);
+use super::kept;
 
 /// The labelled files of a rules directory (`labelled/*.jsonl`), by name.
 #[derive(Debug, Clone, Default)]
@@ -50,43 +33,6 @@ impl LabelledFiles {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
-}
-
-/// The fingerprint of `paths` (each by its file name, size and modification time; a missing one
-/// counts as such), taken before any of them is read, and whether one of them changed within
-/// [`SETTLING`] (or cannot be looked at).
-fn fingerprint(paths: &[&Path]) -> (String, bool) {
-    let mut h = Sha256::new();
-    h.update(examples::MAGIC);
-    h.update(examples::settings().as_bytes());
-    let now = SystemTime::now();
-    let mut settling = false;
-    for f in paths {
-        // By name: the same files reached by another spelling of their directory are the same.
-        h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
-        h.update([0]);
-        match std::fs::metadata(f) {
-            Ok(m) => {
-                h.update([1]);
-                h.update(m.len().to_le_bytes());
-                let modified = m.modified().ok();
-                let since = modified.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
-                h.update(since.map_or(0, |d| d.as_nanos()).to_le_bytes());
-                settling |= modified.is_none_or(|t| now.duration_since(t).map_or(true, |d| d < SETTLING));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => h.update([0]),
-            // Read later, it will say why; nothing learned from it is kept.
-            Err(_) => settling = true,
-        }
-    }
-    (hex::encode(&h.finalize()[..12]), settling)
-}
-
-/// The file a model is kept in: `<name>-<fingerprint>.bin` (`opinion-<desk>-…` for a desk's
-/// routes, `impact-…` for the impact opinion); none for a name that is not a plain file name part.
-fn kept_path(cache: &Path, name: &str, fingerprint: &str) -> Option<PathBuf> {
-    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    plain.then(|| cache.join(format!("{name}-{fingerprint}.bin")))
 }
 
 /// The name a desk's route model is kept under.
@@ -152,8 +98,8 @@ fn named<E>(
 /// and whether one of the files is settling ([`fingerprint`]).
 fn place(files: &LabelledFiles, also: &[&Path], cache: Option<&Path>, name: &str) -> (Option<PathBuf>, String, bool) {
     let paths: Vec<&Path> = files.files.iter().map(PathBuf::as_path).chain(also.iter().copied()).collect();
-    let (fingerprint, settling) = fingerprint(&paths);
-    (cache.and_then(|c| kept_path(c, name, &fingerprint)), fingerprint, settling)
+    let (fingerprint, settling) = kept::fingerprint(&[examples::MAGIC, examples::settings().as_bytes()], &paths);
+    (cache.and_then(|c| kept::kept_path(c, name, &fingerprint)), fingerprint, settling)
 }
 
 /// The model kept at `path`, else learned from `examples()` and kept there (unless `settling`).
@@ -175,7 +121,7 @@ fn kept_or_learned<E>(
     }
     let learned = Model::train(&examples()?);
     if let (Some(path), Some(m), false) = (path, &learned, settling)
-        && let Err(e) = keep(path, name, m)
+        && let Err(e) = kept::keep(path, name, &m.to_bytes())
     {
         // Only time is lost (the next process learns it too), and a process without write access
         // (a read-only `ingest`, `tickets list` as another user) must not be noisy about it.
@@ -192,49 +138,10 @@ fn in_process() -> std::sync::MutexGuard<'static, Held> {
     MODELS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Writes `model` to `path` (0600; its directory 0700 when made, its parent never) through a
-/// temporary file, then removes the models of the same name kept under other fingerprints.
-fn keep(path: &Path, name: &str, model: &Model) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = path.parent().unwrap_or(Path::new("."));
-    // The directory itself, not its parents: a store's missing directory is named, never made.
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-        _ => {}
-    }
-    let file = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{file}.{}.tmp", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&model.to_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return written;
-    }
-    // This name's models only: `opinion-hero-<fingerprint>.bin`, not desk `hero-x`'s.
-    let ours = |n: &str| {
-        n.strip_prefix(name)
-            .and_then(|r| r.strip_prefix('-'))
-            .and_then(|r| r.strip_suffix(".bin"))
-            .is_some_and(|fp| fp.len() == 24 && fp.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    for e in std::fs::read_dir(dir)?.filter_map(Result::ok) {
-        let n = e.file_name().to_string_lossy().to_string();
-        if ours(&n) && n != file {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
 
     fn examples() -> Vec<(String, String)> {
         ["lupa password email", "reset password akun", "wifi lantai 3 mati", "sinyal wifi lemah"]

@@ -14,6 +14,7 @@
 
 pub mod eval;
 pub mod examples;
+pub mod kept;
 pub mod learned;
 pub mod lint;
 pub mod normalize;
@@ -124,11 +125,14 @@ pub struct RouteInput<'a> {
 /// desk's mail and should not pay for compiling the others').
 #[derive(Debug, Default)]
 pub struct Router {
-    common: rules::CommonFile,
+    /// `common.toml`: read when a desk's rules are first compiled (not where they are kept).
+    common_path: std::path::PathBuf,
+    common: std::sync::OnceLock<Result<rules::CommonFile, String>>,
     desks: HashMap<String, DeskSlot>,
     /// `rules/labelled/*.jsonl`, listed (read only where a model must be learned).
     labelled: learned::LabelledFiles,
-    /// Where learned second opinions are kept between processes (`storage.cache`).
+    /// Where learned second opinions and a lazy router's compiled rules are kept between
+    /// processes (`storage.cache`, [`kept`]).
     cache: Option<std::path::PathBuf>,
     /// The rules directory's desk and examples files ([`rules::example_files`]): the impact
     /// opinion learns their examples of incidents.
@@ -214,7 +218,8 @@ impl Router {
     /// a model is read back from `cache` where it is kept there ([`learned`]), else learned (and
     /// kept). A desk without a rules file routes everything to triage.
     pub fn load(dir: &Path, catalogues: &[&Catalogue], cache: Option<&Path>) -> Result<Self, Vec<RulesError>> {
-        let mut router = Self::lazy(dir, catalogues, cache).map_err(|e| vec![e])?;
+        let mut router = Self::lazy(dir, catalogues, cache);
+        let common = rules::load_common(&router.common_path).map_err(|e| vec![e])?;
         let mut sets = Vec::new();
         for path in &router.labelled.files {
             sets.extend(eval::read_labelled_file(path, catalogues, eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
@@ -226,7 +231,7 @@ impl Router {
         for cat in catalogues {
             let Some(slot) = router.desks.get(&cat.desk) else { continue };
             let mut examples = labelled.remove(&cat.desk).unwrap_or_default();
-            let compiled = rules::load_desk(&slot.path, &router.common, cat).map(|r| {
+            let compiled = rules::load_desk(&slot.path, &common, cat).map(|r| {
                 let opinion = router.opinion(&slot.path, &cat.desk, || {
                     examples.extend(rules_examples(&r.examples));
                     Ok::<_, std::convert::Infallible>(examples)
@@ -242,17 +247,18 @@ impl Router {
                 Err(e) => errors.extend(e),
             }
         }
+        router.common = std::sync::OnceLock::from(Ok(common));
         if errors.is_empty() { Ok(router) } else { Err(errors) }
     }
 
-    /// Reads `dir/common.toml` and notes which desks have a rules file and which labelled files
-    /// there are; a desk's rules are compiled when [`Router::prepare`] (or, failing that,
-    /// [`Router::route`]) first needs them, for a few messages ([`rules::Purpose::Few`]: without
-    /// the examples file, with the automaton that builds fastest; they route alike), and its
-    /// second opinion read back from `cache` or, where it is not kept there, learned from the
-    /// desk's labelled lines (other desks' lines are not read).
-    pub fn lazy(dir: &Path, catalogues: &[&Catalogue], cache: Option<&Path>) -> Result<Self, RulesError> {
-        let common = rules::load_common(&dir.join("common.toml"))?;
+    /// Notes which desks have a rules file and which labelled files there are; a desk's rules
+    /// are compiled when [`Router::prepare`] (or, failing that, [`Router::route`]) first needs
+    /// them, for a few messages ([`rules::Purpose::Few`]: without the examples file, with the
+    /// automaton that builds fastest; they route alike), or read back from `cache` where they
+    /// are kept compiled ([`kept::desk_rules`]); and its second opinion read back from `cache`
+    /// or, where it is not kept there, learned from the desk's labelled lines (other desks'
+    /// lines are not read). `dir/common.toml` is read only to compile a desk's rules.
+    pub fn lazy(dir: &Path, catalogues: &[&Catalogue], cache: Option<&Path>) -> Self {
         let labelled = learned::LabelledFiles::list(&dir.join(LABELLED_DIR));
         let desks = catalogues
             .iter()
@@ -260,14 +266,15 @@ impl Router {
             .filter(|(_, path)| path.exists())
             .map(|(desk, path)| (desk, DeskSlot { path, compiled: std::sync::OnceLock::new() }))
             .collect();
-        Ok(Self {
-            common,
+        Self {
+            common_path: dir.join("common.toml"),
+            common: std::sync::OnceLock::new(),
             desks,
             labelled,
             cache: cache.map(Path::to_path_buf),
             example_files: rules::example_files(dir),
             deferred: Default::default(),
-        })
+        }
     }
 
     /// Drops every compiled desk's second opinion and the impact opinion: the rules alone
@@ -356,7 +363,14 @@ impl Router {
         let slot = self.desks.get(&catalogue.desk)?;
         Some(slot.compiled.get_or_init(|| {
             let problems = |errors: Vec<RulesError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
-            let rules = rules::load_desk_for(&slot.path, &self.common, catalogue, LAZY).map_err(problems)?;
+            let rules = kept::desk_rules(self.cache.as_deref(), &slot.path, &self.common_path, catalogue, || {
+                let common = self
+                    .common
+                    .get_or_init(|| rules::load_common(&self.common_path).map_err(|e| e.to_string()))
+                    .as_ref()
+                    .map_err(|e| vec![e.clone()])?;
+                rules::load_desk_for(&slot.path, common, catalogue, LAZY).map_err(problems)
+            })?;
             let opinion = self.opinion(&slot.path, &catalogue.desk, || {
                 let by_desk = read_labelled(&self.labelled.files, &[catalogue], eval::OtherDesks::Skipped);
                 let mut examples = by_desk.map_err(|e| problems(vec![e]))?.remove(&catalogue.desk).unwrap_or_default();
@@ -2640,7 +2654,7 @@ keywords = { "izin ekspor" = 1 }
             assert!(model.routes().iter().any(|r| r == route), "{route}: {:?}", model.routes());
         }
         // `loket ingest`'s router learns the same when the desk's rules compile.
-        let lazy = Router::lazy(dir.path(), &[&cat], None).unwrap();
+        let lazy = Router::lazy(dir.path(), &[&cat], None);
         assert!(lazy.desk("hero").is_none());
         lazy.prepare(&cat).unwrap();
         assert_eq!(lazy.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
@@ -2667,7 +2681,7 @@ keywords = { "izin ekspor" = 1 }
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2, "the desk's opinion and the impact opinion");
         std::fs::write(&path, "x".repeat(lines.len())).unwrap();
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(past).unwrap();
-        let kept = Router::lazy(dir.path(), &[&cat], Some(&cache)).unwrap();
+        let kept = Router::lazy(dir.path(), &[&cat], Some(&cache));
         kept.prepare(&cat).unwrap();
         assert_eq!(kept.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
         assert_eq!(kept.desk("hero").unwrap().impact_opinion.model().unwrap().to_bytes(), impact.to_bytes());
@@ -2678,7 +2692,7 @@ keywords = { "izin ekspor" = 1 }
             .unwrap()
             .set_modified(past - std::time::Duration::from_secs(1))
             .unwrap();
-        let changed = Router::lazy(dir.path(), &[&cat], Some(&cache)).unwrap();
+        let changed = Router::lazy(dir.path(), &[&cat], Some(&cache));
         assert!(changed.prepare(&cat).unwrap_err()[0].contains("not a labelled message"));
         // `rules eval --learn` puts its own model in place of the one learned; `--rules-only` none.
         let mut router = router;
@@ -2691,6 +2705,96 @@ keywords = { "izin ekspor" = 1 }
         // Without the directory: no opinion, the rules alone.
         std::fs::remove_dir_all(dir.path().join(LABELLED_DIR)).unwrap();
         assert!(Router::load(dir.path(), &[&cat], None).unwrap().desk("hero").unwrap().opinion.is_none());
+    }
+
+    /// `loket ingest`'s router keeps a desk's compiled rules in the cache and reads them back
+    /// while their files, this build and the catalogue are unchanged: the rules file and
+    /// `common.toml` are then not read at all (here they hold, at the same size and time, what
+    /// would not compile); a change to any of them, a damaged kept file or files that just
+    /// changed mean compiling.
+    #[test]
+    fn a_lazy_routers_rules_are_kept_compiled_and_read_back_while_their_files_are_unchanged() {
+        use std::os::unix::fs::PermissionsExt;
+        let cat = Catalogue::load(&repo("seeds/hero.toml")).unwrap();
+        let dir = rules_dir_with_labelled("");
+        let cache = dir.path().join("cache");
+        let files = [dir.path().join("hero.toml"), dir.path().join("common.toml")];
+        // The opinions' files too: settled, the opinions are kept and read back as well.
+        let others = [dir.path().join("hero.examples.toml"), dir.path().join(LABELLED_DIR).join("a.jsonl")];
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let settle = |t: std::time::SystemTime| {
+            for f in files.iter().chain(&others) {
+                std::fs::File::options().write(true).open(f).unwrap().set_modified(t).unwrap();
+            }
+        };
+        let kept = || -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&cache)
+                .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+                .unwrap_or_default();
+            names.retain(|n| n.starts_with("rules-"));
+            names
+        };
+        let input = RouteInput {
+            subject: "SIGI error",
+            body: "Aplikasi SIGI error sejak pagi, seluruh bidang tidak bisa input data. Mohon bantuannya.",
+            sender_domain: Some("kemendag.go.id"),
+            inbox_address: "hero@kemendag.go.id",
+        };
+        let decided = |router: &Router, cat: &Catalogue| router.explain(cat, &input);
+        // Files that just changed: compiled, not kept.
+        let fresh = Router::lazy(dir.path(), &[&cat], Some(&cache));
+        let expected = decided(&fresh, &cat);
+        assert!(kept().is_empty(), "{:?}", kept());
+        assert_eq!(expected.subcategory, "sigi", "{expected:?}");
+        // Settled: kept, private.
+        settle(past);
+        let first = Router::lazy(dir.path(), &[&cat], Some(&cache));
+        assert_eq!(decided(&first, &cat), expected);
+        let names = kept();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].starts_with("rules-hero-") && names[0].ends_with(".bin"), "{names:?}");
+        assert_eq!(std::fs::metadata(cache.join(&names[0])).unwrap().permissions().mode() & 0o777, 0o600);
+        // Read back: the files are not read (they would not compile now).
+        let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+        for (f, text) in files.iter().zip(&originals) {
+            std::fs::write(f, vec![b'['; text.len()]).unwrap();
+        }
+        settle(past);
+        let read_back = Router::lazy(dir.path(), &[&cat], Some(&cache));
+        read_back.prepare(&cat).unwrap();
+        assert_eq!(decided(&read_back, &cat), expected);
+        // A time that moved is a change: compiled, and the files' problem reported.
+        settle(past - std::time::Duration::from_secs(1));
+        let problems = Router::lazy(dir.path(), &[&cat], Some(&cache)).prepare(&cat).unwrap_err();
+        assert!(problems[0].contains("common.toml"), "{problems:?}");
+        // So is another catalogue: compiled again, kept in place of the old.
+        for (f, text) in files.iter().zip(&originals) {
+            std::fs::write(f, text).unwrap();
+        }
+        settle(past);
+        Router::lazy(dir.path(), &[&cat], Some(&cache)).prepare(&cat).unwrap();
+        let before = kept();
+        let mut other = cat.clone();
+        let sigi = other.categories.iter_mut().flat_map(|c| &mut c.subcategories).find(|s| s.id == "sigi").unwrap();
+        sigi.internal_only = !sigi.internal_only;
+        let changed = Router::lazy(dir.path(), &[&other], Some(&cache));
+        changed.prepare(&other).unwrap();
+        assert!(!changed.desk("hero").unwrap().routes.iter().find(|r| r.subcategory == "sigi").unwrap().internal_only);
+        let after = kept();
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_ne!(after, before);
+        // A damaged kept file: compiled again (the same decision) and kept whole again.
+        let path = cache.join(&after[0]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(rules::DeskRules::from_kept(&bytes).is_err());
+        let mended = Router::lazy(dir.path(), &[&other], Some(&cache));
+        assert_eq!(decided(&mended, &other), decided(&changed, &other));
+        assert!(rules::DeskRules::from_kept(&std::fs::read(&path).unwrap()).is_ok());
+        // Without a cache: compiled, as before.
+        assert_eq!(decided(&Router::lazy(dir.path(), &[&cat], None), &cat), expected);
     }
 
     #[test]
@@ -2709,7 +2813,7 @@ keywords = { "izin ekspor" = 1 }
             let e = e[0].to_string();
             assert!(e.contains("a.jsonl") && e.contains(says), "{e}");
             // `loket ingest`'s router reads the lines when the desk's rules compile.
-            let problems = Router::lazy(dir.path(), &[&cat], None).unwrap().prepare(&cat).unwrap_err();
+            let problems = Router::lazy(dir.path(), &[&cat], None).prepare(&cat).unwrap_err();
             assert!(problems[0].contains("a.jsonl") && problems[0].contains(says), "{problems:?}");
         }
         // A line of a desk that is not configured is not the router's business, as that desk's
@@ -2717,7 +2821,7 @@ keywords = { "izin ekspor" = 1 }
         let other = labelled_line("pajak", "spt tidak bisa dikirim", "aplikasi/efiling");
         let dir = rules_dir_with_labelled(&(good.clone() + &other));
         let eager = Router::load(dir.path(), &[&cat], None).unwrap();
-        let lazy = Router::lazy(dir.path(), &[&cat], None).unwrap();
+        let lazy = Router::lazy(dir.path(), &[&cat], None);
         lazy.prepare(&cat).unwrap();
         let bytes = |r: &Router| r.desk("hero").unwrap().opinion.as_ref().map(|m| m.to_bytes());
         assert_eq!(bytes(&eager), bytes(&lazy));
@@ -3422,7 +3526,7 @@ level = "high"
 
         // The eager load reports the broken desk; the lazy one reads no desk's file.
         assert!(Router::load(dir.path(), &[&hero, &djpb], None).is_err());
-        let router = Router::lazy(dir.path(), &[&hero, &djpb, &jateng], None).unwrap();
+        let router = Router::lazy(dir.path(), &[&hero, &djpb, &jateng], None);
         assert!(router.desk("hero").is_none() && router.desk("djpb").is_none(), "nothing compiled yet");
 
         router.prepare(&hero).unwrap();

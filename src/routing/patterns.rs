@@ -35,7 +35,7 @@ pub(crate) enum Compile {
     WhenNeeded,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RoutePatterns {
     patterns: Vec<Pattern>,
     /// The needles' bytes, in the automaton's order (after the phrases).
@@ -44,7 +44,7 @@ pub(crate) struct RoutePatterns {
     roles: Vec<(usize, Role)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Pattern {
     /// Whether the pattern is a phrase alternation (its needles are its alternatives).
     phrases: bool,
@@ -57,7 +57,7 @@ struct Pattern {
     regex: LazyRegex,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Role {
     /// An alternative, its last word whole.
     Word,

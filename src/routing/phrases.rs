@@ -13,7 +13,7 @@ pub(crate) fn word_matches(cue_word: &str, word: &str) -> bool {
 
 /// Phrases of normalised words (a trailing `*` on a word makes it a prefix), with their first
 /// words set apart: most words of a message start none of them, and that is one look-up.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Phrases {
     list: Vec<Vec<String>>,
     /// The phrases' whole first words.
@@ -82,7 +82,7 @@ impl Phrases {
 /// The first words of several sets of phrases at once, for a message's one pass: which sets have
 /// a phrase that may start somewhere in it (up to 64 sets; a set past the 64th is always a
 /// candidate). A set not named can have no phrase in the message, so its own search is skipped.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StartIndex {
     /// Whole first words → the sets (bits) with a phrase starting with that word.
     exact: HashMap<String, u64>,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::HashMap;
 use super::normalize::{fold, normalize};
@@ -366,7 +366,7 @@ pub struct RouteRule {
     pub default_type: Option<TicketType>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Example {
     #[serde(default)]
@@ -387,7 +387,7 @@ pub struct Example {
 }
 
 /// What a matched phrase counts towards.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Target {
     Route(usize),
     Against(usize),
@@ -400,7 +400,7 @@ pub(crate) enum Target {
     Resolved,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Phrase {
     pub text: String,
     /// Words in `text` (the tie order prefers longer keywords).
@@ -410,12 +410,13 @@ pub(crate) struct Phrase {
     pub marks: Marks,
     /// The reason line of each target that is a type, scope or urgency cue (empty for the
     /// others), written the first time a message is explained with it and kept with the rules.
+    #[serde(skip)]
     pub lines: std::sync::OnceLock<Box<[String]>>,
 }
 
 /// What a phrase's targets say about the sentence it stands in, read once when the rules
 /// compile: routing asks it of every match, and a shared failure word targets dozens of routes.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Marks {
     /// It says a problem is over (`[speech] resolved`).
     pub resolved: bool,
@@ -436,8 +437,9 @@ impl Marks {
     }
 }
 
-/// One desk's rules, compiled.
-#[derive(Debug)]
+/// One desk's rules, compiled (and kept between processes without their automaton and
+/// opinions: [`DeskRules::to_kept`]).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DeskRules {
     pub desk: String,
     pub threshold: f64,
@@ -473,12 +475,16 @@ pub struct DeskRules {
     pub examples: Vec<Example>,
     /// The second opinion learned from the desk's labelled messages (`rules/labelled/*.jsonl`),
     /// if there are any ([`super::examples`]).
+    #[serde(skip)]
     pub opinion: Option<std::sync::Arc<super::examples::Model>>,
     /// The impact opinion learned from every desk's labelled incidents, if there are any: it
     /// gives an incident's impact where it clearly reads another than the rules' scope classes
     /// ([`super::examples::impact_verdict`]).
+    #[serde(skip)]
     pub impact_opinion: std::sync::Arc<super::examples::ImpactOpinion>,
     pub(crate) phrases: Vec<Phrase>,
+    /// The phrases' and the patterns' needles ([`keyword_automaton`]).
+    #[serde(skip, default = "unbuilt")]
     pub(crate) automaton: AhoCorasick,
     pub(crate) patterns: RoutePatterns,
     /// For each distinct pattern of `patterns`: its text and the routes it counts for.
@@ -488,10 +494,23 @@ pub struct DeskRules {
 }
 
 /// A few phrases found as whole words of normalised text in one pass of an automaton.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
 pub struct WordPhrases {
     phrases: Vec<String>,
     automaton: Option<AhoCorasick>,
+}
+
+impl From<Vec<String>> for WordPhrases {
+    fn from(phrases: Vec<String>) -> Self {
+        Self::new(phrases)
+    }
+}
+
+impl From<WordPhrases> for Vec<String> {
+    fn from(w: WordPhrases) -> Self {
+        w.phrases
+    }
 }
 
 impl WordPhrases {
@@ -519,7 +538,7 @@ impl WordPhrases {
 }
 
 /// A compiled [`Unless`]: route `route`'s keyword phrase `phrase` does not count next to `near`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CompiledUnless {
     pub route: usize,
     pub phrase: usize,
@@ -528,7 +547,7 @@ pub(crate) struct CompiledUnless {
     pub within: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompiledRoute {
     pub category: String,
     pub subcategory: String,
@@ -1124,9 +1143,9 @@ pub fn compile_for(
             errors.push(inv(format!("example[{i}].route: unknown `{}`", ex.route)));
         }
     }
-    let (kind, compile) = match purpose {
-        Purpose::Many => (None, Compile::AtLoad),
-        Purpose::Few => (Some(AhoCorasickKind::NoncontiguousNFA), Compile::WhenNeeded),
+    let compile = match purpose {
+        Purpose::Many => Compile::AtLoad,
+        Purpose::Few => Compile::WhenNeeded,
     };
     // A pattern that does not parse (or, for many messages, compile) is named under every route
     // that has it.
@@ -1138,13 +1157,10 @@ pub fn compile_for(
             })
             .collect::<Vec<_>>()
     });
-    // The phrases, then the patterns' needles: one pass over a text finds both.
     let automaton = match &patterns {
-        Ok(set) => AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .build(phrases.iter().map(|p| p.text.as_bytes()).chain(set.needles()))
-            .map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))]),
+        Ok(set) => {
+            keyword_automaton(&phrases, set, purpose).map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))])
+        }
         Err(_) => Err(Vec::new()),
     };
     let (automaton, patterns) = match (automaton, patterns) {
@@ -1195,6 +1211,85 @@ pub fn compile_for(
         unless,
         source: path.to_path_buf(),
     })
+}
+
+/// A desk's one keyword automaton: its phrases, then its patterns' needles (one pass over a text
+/// finds both); for a few messages the kind that builds fastest ([`Purpose`]).
+fn keyword_automaton(
+    phrases: &[Phrase],
+    patterns: &RoutePatterns,
+    purpose: Purpose,
+) -> Result<AhoCorasick, aho_corasick::BuildError> {
+    let kind = match purpose {
+        Purpose::Many => None,
+        Purpose::Few => Some(AhoCorasickKind::NoncontiguousNFA),
+    };
+    AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .kind(kind)
+        .build(phrases.iter().map(|p| p.text.as_bytes()).chain(patterns.needles()))
+}
+
+/// An automaton of no phrases: a kept desk's until [`DeskRules::from_kept`] builds its own.
+fn unbuilt() -> AhoCorasick {
+    AhoCorasick::new(std::iter::empty::<&str>()).expect("an automaton of no patterns builds")
+}
+
+/// The format of kept rules ([`DeskRules::to_kept`]); the build that reads them is in their
+/// fingerprint ([`super::kept::build`]).
+const KEPT: &[u8; 8] = b"LOKETRC\x01";
+
+impl DeskRules {
+    /// These rules as kept between processes: a header, the CRC-32 of the body, and the body
+    /// (postcard). Without the automaton (it has no kept form: [`DeskRules::from_kept`] builds it
+    /// again), the second opinions (kept on their own, [`super::learned`]) and the explanations'
+    /// lines written so far.
+    pub fn to_kept(&self) -> Result<Vec<u8>, String> {
+        let body = postcard::to_allocvec(self).map_err(|e| e.to_string())?;
+        let mut out = Vec::with_capacity(KEPT.len() + 4 + body.len());
+        out.extend_from_slice(KEPT);
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Rules kept by [`DeskRules::to_kept`] (from rules compiled for [`Purpose::Few`]), with their
+    /// automaton built again; an error for bytes that are not such rules whole.
+    pub fn from_kept(bytes: &[u8]) -> Result<Self, String> {
+        let rest = bytes.strip_prefix(KEPT.as_slice()).ok_or("not kept rules of this format")?;
+        let (sum, body) = rest.split_at_checked(4).ok_or("damaged: cut short")?;
+        if crc32fast::hash(body).to_le_bytes() != sum {
+            return Err("damaged: the body does not match its checksum".into());
+        }
+        let mut rules: Self = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        rules.automaton =
+            keyword_automaton(&rules.phrases, &rules.patterns, Purpose::Few).map_err(|e| e.to_string())?;
+        Ok(rules)
+    }
+}
+
+/// What compiling a desk's rules reads of its catalogue (the desk, and each subcategory's name,
+/// types and whether it is internal only), as bytes for the kept rules' fingerprint: another
+/// catalogue compiles them again.
+pub fn catalogue_inputs(catalogue: &Catalogue) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut put = |s: &str| {
+        out.extend_from_slice(&s.len().to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    put(&catalogue.desk);
+    for c in &catalogue.categories {
+        for s in &c.subcategories {
+            put(&c.id);
+            put(&s.id);
+            put(if s.internal_only { "internal" } else { "" });
+            put(&s.types.len().to_string());
+            for t in &s.types {
+                put(t.as_str());
+            }
+        }
+    }
+    out
 }
 
 /// The "-nya" form of a cue word (Indonesian "its", "the": "sertifikatnya", "aksesnya") reads as

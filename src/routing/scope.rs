@@ -19,7 +19,7 @@ use crate::domain::Impact;
 /// One kind of counted thing (`[impact_counts.KIND]`: staff, offices, rooms, the public), compiled:
 /// its nouns (normalised words; a trailing `*` makes a prefix) and, per class (index into the
 /// desk's impact classes), the least count that stands for it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CountKind {
     pub name: String,
     pub nouns: Vec<String>,
@@ -240,7 +240,7 @@ fn whole_group<'a>(words: &[&str], i: usize, kinds: &'a [CountKind]) -> Option<C
 /// ("harus", "batas", "must") and a near time ("hari ini", "besok", "by noon") at most `within`
 /// words apart, in either order, stand for `class` (the rules give `deadline`: one person
 /// blocked on a time-critical duty). Times are phrases of normalised words.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DueCues {
     pub class: usize,
     pub within: usize,
@@ -286,7 +286,7 @@ pub fn due_soon(words: &[&str], due: &DueCues) -> Option<String> {
 /// `ordered`): a place named ("di" … "bidang": "di bidang anggaran"), a unit's own ("tim" …
 /// "saya"), the public hit by the fault ("importir" … "tidak": "importir ga bisa bayar").
 /// Phrases of normalised words; a trailing `*` on a word makes it a prefix.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PairCues {
     pub name: String,
     pub class: usize,

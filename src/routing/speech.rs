@@ -18,7 +18,7 @@ use super::HashSet;
 use super::phrases::Phrases;
 
 /// Compiled `[speech]` cues.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SpeechCues {
     /// Markers, each as its words ("could you" → ["could", "you"]).
     pub markers: Phrases,

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use loket::config::Config;
-use loket::routing::RouteDecision;
 use loket::routing::eval::{self, Labelled, Metrics};
+use loket::routing::rules::DeskRules;
+use loket::routing::{RouteDecision, RouteInput};
 use serde_json::Value;
 
 use crate::runner::{Golden, golden_root, repo};
@@ -54,9 +55,9 @@ fn dev_set_meets_the_quality_bar() {
 
 /// `loket ingest` loads only its inbox's desk and compiles its rules for a few messages (no
 /// examples file, the keyword automaton that builds fastest): it must route exactly as the
-/// daemon does. Every message of the dev and held-out sets and every rules example, through the
-/// ingest configuration of its desk and through the daemon's: the same decision, reasons and
-/// confidence included.
+/// daemon does, and so must those rules kept between processes and read back. Every message of
+/// the dev and held-out sets and every rules example, through the ingest configuration of its
+/// desk, its kept rules and the daemon's: the same decision, reasons and confidence included.
 #[test]
 fn the_ingest_router_decides_the_dev_set_as_the_serve_router() {
     let serve = repo_config();
@@ -86,11 +87,25 @@ fn the_ingest_router_decides_the_dev_set_as_the_serve_router() {
         let one = &ingest.desks[0];
         assert!(ingest.router.desk(&desk.id).is_none(), "{}: rules compiled before a message needs them", desk.id);
         ingest.router.prepare(&one.catalogue).unwrap();
-        assert!(ingest.router.desk(&desk.id).unwrap().examples.is_empty(), "{}: examples read at ingest", desk.id);
+        let compiled = ingest.router.desk(&desk.id).unwrap();
+        assert!(compiled.examples.is_empty(), "{}: examples read at ingest", desk.id);
+        // The same rules as kept between `ingest` processes and read back (their opinions are
+        // kept on their own).
+        let mut kept = DeskRules::from_kept(&compiled.to_kept().unwrap()).unwrap();
+        kept.opinion = compiled.opinion.clone();
+        kept.impact_opinion = compiled.impact_opinion.clone();
         for m in messages.iter().filter(|m| m.desk == desk.id) {
             let (_, daemon) = eval::explain(&serve.router, &desk.catalogue, &inbox.address, m);
             let (_, ingested) = eval::explain(&ingest.router, &one.catalogue, &inbox.address, m);
             assert_eq!(ingested, daemon, "{}: ingest and serve route differently", m.id);
+            let domain = m.from.as_deref().and_then(eval::sender_domain);
+            let input = RouteInput {
+                subject: m.subject.as_deref().unwrap_or(""),
+                body: &m.body,
+                sender_domain: domain.as_deref(),
+                inbox_address: &inbox.address,
+            };
+            assert_eq!(kept.explain(&one.catalogue, &input), daemon, "{}: the kept rules route differently", m.id);
             // Routing without the reasons decides the same.
             let (_, quiet) = eval::predict(&serve.router, &desk.catalogue, &inbox.address, m);
             assert!(quiet.reasons.len() <= 1, "{}: reasons written without explain: {:?}", m.id, quiet.reasons);
