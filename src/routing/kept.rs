@@ -5,8 +5,8 @@
 //!
 //! What is kept is named `<name>-<fingerprint>.bin`. The fingerprint is each source file's name,
 //! size and modification time — what `make` trusts — with what else the thing depends on (a
-//! model's format and trainer's settings; the rules' format, this program's build and the desk's
-//! catalogue). Any change gives another fingerprint: the thing is made again and kept under the
+//! model's format and trainer's settings; for rules, their files' paths, what compiling reads of
+//! the desk's catalogue and this program's build, whose types and decisions they hold). Any change gives another fingerprint: the thing is made again and kept under the
 //! new one, and the old one is removed. A file changed less than [`SETTLING`] before it was read
 //! is not trusted to that extent (it could change again within one tick of the clock that stamps
 //! it, its size the same, as git's "racily clean" index entries): what was made from it is used
