@@ -81,7 +81,7 @@ pub fn kept_path(cache: &Path, name: &str, fingerprint: &str) -> Option<PathBuf>
 /// `catalogue`'s desk's rules, compiled for a few messages from its rules file `path` and the
 /// common file `common`: read back from `cache` where they are kept under their fingerprint (the
 /// two files, this build, the catalogue's part in them), else `compile()`d and kept there.
-/// Without a cache (or where this build cannot be told) they are compiled.
+/// Without a cache (or where this build or the catalogue's part cannot be told) they are compiled.
 pub fn desk_rules(
     cache: Option<&Path>,
     path: &Path,
@@ -91,6 +91,7 @@ pub fn desk_rules(
 ) -> Result<DeskRules, Vec<String>> {
     let name = format!("rules-{}", catalogue.desk);
     let place = cache.zip(build()).and_then(|(cache, build)| {
+        let inputs = rules::catalogue_inputs(catalogue)?;
         // The paths whole: the rules name their file in explanations and errors.
         let salt: [&[u8]; 6] = [
             b"rules\0",
@@ -98,7 +99,7 @@ pub fn desk_rules(
             path.as_os_str().as_encoded_bytes(),
             b"\0",
             common.as_os_str().as_encoded_bytes(),
-            &rules::catalogue_inputs(catalogue),
+            &inputs,
         ];
         let (fingerprint, settling) = fingerprint(&salt, &[path, common]);
         Some((kept_path(cache, &name, &fingerprint)?, settling))

@@ -247,7 +247,6 @@ impl Router {
                 Err(e) => errors.extend(e),
             }
         }
-        router.common = std::sync::OnceLock::from(Ok(common));
         if errors.is_empty() { Ok(router) } else { Err(errors) }
     }
 

@@ -1271,25 +1271,13 @@ impl DeskRules {
 /// What compiling a desk's rules reads of its catalogue (the desk, and each subcategory's name,
 /// types and whether it is internal only), as bytes for the kept rules' fingerprint: another
 /// catalogue compiles them again.
-pub fn catalogue_inputs(catalogue: &Catalogue) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut put = |s: &str| {
-        out.extend_from_slice(&s.len().to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    };
-    put(&catalogue.desk);
-    for c in &catalogue.categories {
-        for s in &c.subcategories {
-            put(&c.id);
-            put(&s.id);
-            put(if s.internal_only { "internal" } else { "" });
-            put(&s.types.len().to_string());
-            for t in &s.types {
-                put(t.as_str());
-            }
-        }
-    }
-    out
+pub fn catalogue_inputs(catalogue: &Catalogue) -> Option<Vec<u8>> {
+    let subcategories: Vec<(&str, &str, bool, &[TicketType])> = catalogue
+        .categories
+        .iter()
+        .flat_map(|c| c.subcategories.iter().map(|s| (c.id.as_str(), s.id.as_str(), s.internal_only, &s.types[..])))
+        .collect();
+    postcard::to_allocvec(&(&catalogue.desk, subcategories)).ok()
 }
 
 /// The "-nya" form of a cue word (Indonesian "its", "the": "sertifikatnya", "aksesnya") reads as
@@ -1433,9 +1421,10 @@ pub fn effective<'a>(
                 }
             }
         }
-        let own = e.keywords.clone();
+        // Each inherited phrase once (`vocab` is a map): one the route has by now stays its own.
         for (p, w) in vocab {
-            merge(&mut e.keywords, own.contains_key(p), p, w * factor);
+            let own = e.keywords.contains_key(p);
+            merge(&mut e.keywords, own, p, w * factor);
         }
     }
     for (p, w) in patterns {
