@@ -15,6 +15,7 @@
 pub mod eval;
 pub mod examples;
 pub mod kept;
+mod keywords;
 pub mod learned;
 pub mod lint;
 pub mod normalize;
@@ -253,7 +254,7 @@ impl Router {
     /// Notes which desks have a rules file and which labelled files there are; a desk's rules
     /// are compiled when [`Router::prepare`] (or, failing that, [`Router::route`]) first needs
     /// them, for a few messages ([`rules::Purpose::Few`]: without the examples file, with the
-    /// automaton that builds fastest; they route alike), or read back from `cache` where they
+    /// keywords that need no building, [`keywords::Keywords::Sorted`]; they route alike), or read back from `cache` where they
     /// are kept compiled ([`kept::desk_rules`]); and its second opinion read back from `cache`
     /// or, where it is not kept there, learned from the desk's labelled lines (other desks'
     /// lines are not read). `dir/common.toml` is read only to compile a desk's rules.
@@ -744,35 +745,31 @@ const ASKED_ACTION: &str = "a question that asks for an action";
 
 impl DeskRules {
     /// The phrases found in the subject, those found in the body with the sentence each stands
-    /// in, and what the route patterns' needles held: one pass of the automaton over each text.
+    /// in, and what the route patterns' needles held: one search of the keywords in each text.
     fn find(&self, text: &Text) -> (HashSet<usize>, Vec<(usize, usize)>, Held) {
         let mut held = self.patterns.held();
-        // Sized for a usual message's hits, so that neither grows while the automaton runs.
+        // Sized for a usual message's hits, so that neither grows while the keywords are searched.
         let mut in_subject = HashSet::with_capacity_and_hasher(16, Default::default());
-        for m in self.automaton.find_overlapping_iter(&text.subject) {
-            let id = m.pattern().as_usize();
-            match id.checked_sub(self.phrases.len()) {
-                None => {
-                    in_subject.insert(id);
-                }
-                Some(needle) => self.patterns.hold(&mut held, needle, &text.subject, m.end(), Field::Subject),
+        self.keywords.each(&self.phrases, &text.subject, true, |id, _, end| match id.checked_sub(self.phrases.len()) {
+            None => {
+                in_subject.insert(id);
             }
-        }
+            Some(needle) => self.patterns.hold(&mut held, needle, &text.subject, end, Field::Subject),
+        });
         let mut located = Vec::with_capacity(64);
-        for m in self.automaton.find_overlapping_iter(&text.body) {
-            let id = m.pattern().as_usize();
+        self.keywords.each(&self.phrases, &text.body, true, |id, start, end| {
             match id.checked_sub(self.phrases.len()) {
                 None => {
                     // A phrase of several words stands in one sentence: "ikon rusak semua. halaman
                     // lain normal" holds no "semua halaman".
-                    let sentence = text.sentence_ends.partition_point(|&e| e <= m.start() + 1);
-                    if text.sentence_ends.partition_point(|&e| e < m.end()) == sentence {
+                    let sentence = text.sentence_ends.partition_point(|&e| e <= start + 1);
+                    if text.sentence_ends.partition_point(|&e| e < end) == sentence {
                         located.push((id, sentence));
                     }
                 }
-                Some(needle) => self.patterns.hold(&mut held, needle, &text.body, m.end(), Field::Body),
+                Some(needle) => self.patterns.hold(&mut held, needle, &text.body, end, Field::Body),
             }
-        }
+        });
         (in_subject, located, held)
     }
 
@@ -1126,8 +1123,8 @@ impl DeskRules {
         }
     }
 
-    /// The body's sentences that say a problem is over (`[speech]`'s `resolved`: phrases of the
-    /// automaton, found in the one pass over the text that finds every cue).
+    /// The body's sentences that say a problem is over (`[speech]`'s `resolved`: keyword
+    /// phrases, found in the one search of the text that finds every cue).
     fn settled_sentences(&self, located: &[(usize, usize)]) -> HashSet<usize> {
         located.iter().filter(|(id, _)| self.phrases[*id].marks.resolved).map(|&(_, s)| s).collect()
     }
@@ -1256,19 +1253,14 @@ impl DeskRules {
             return denied;
         }
         let mut free = HashSet::default();
-        for m in self.automaton.find_overlapping_iter(body) {
-            let id = m.pattern().as_usize();
-            if id >= self.phrases.len() {
-                continue;
-            }
-            let near =
-                body[..m.start()].split_whitespace().rev().take(self.speech.within).any(|w| negations.contains(w));
+        self.keywords.each(&self.phrases, body, false, |id, start, _| {
+            let near = body[..start].split_whitespace().rev().take(self.speech.within).any(|w| negations.contains(w));
             if near {
                 denied.insert(id)
             } else {
                 free.insert(id)
             };
-        }
+        });
         denied.retain(|id| !free.contains(id) && !in_subject.contains(id));
         denied
     }

@@ -3,17 +3,19 @@
 //! negative keywords, inbox and sender-domain signals) and `rules/<desk>.examples.toml` (messages
 //! with the route they must get). Format: `rules/README.md`. Compiled once at load: one Aho-Corasick
 //! automaton per desk, which finds the keywords and the route patterns' needles in one pass
-//! ([`super::patterns`]); nothing is compiled per message. (For the few messages of `loket
-//! ingest`, [`Purpose::Few`], a pattern's regex, where one must run, is compiled when the first
-//! message that holds its literals needs it.)
+//! ([`super::keywords`], [`super::patterns`]); nothing is compiled per message. (For the few
+//! messages of `loket ingest`, [`Purpose::Few`], the keywords are looked up in their text order
+//! and only the needles get an automaton, and a pattern's regex, where one must run, is compiled
+//! when the first message that holds its literals needs it.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use super::HashMap;
+use super::keywords::{Form, Keywords};
 use super::normalize::{fold, normalize};
 use super::patterns::{Compile, RoutePatterns};
 use crate::catalogue::{Catalogue, TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
@@ -483,9 +485,9 @@ pub struct DeskRules {
     #[serde(skip)]
     pub impact_opinion: std::sync::Arc<super::examples::ImpactOpinion>,
     pub(crate) phrases: Vec<Phrase>,
-    /// The phrases' and the patterns' needles ([`keyword_automaton`]).
-    #[serde(skip, default = "unbuilt")]
-    pub(crate) automaton: AhoCorasick,
+    /// How the phrases and the patterns' needles are found ([`super::keywords`]); kept as the
+    /// phrases' order alone.
+    pub(crate) keywords: Keywords,
     pub(crate) patterns: RoutePatterns,
     /// For each distinct pattern of `patterns`: its text and the routes it counts for.
     pub(crate) pattern_targets: Vec<(String, Vec<(usize, f64)>)>,
@@ -684,12 +686,13 @@ fn invalid(p: &Path, e: toml::de::Error) -> Vec<RulesError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     /// Many messages and the checks (`serve`, `check-config`, `rules test`): the examples file
-    /// read with the rules, and the keyword automaton that searches fastest (aho-corasick's own
-    /// choice, a DFA or a contiguous NFA).
+    /// read with the rules, and one keyword automaton that searches fastest (aho-corasick's own
+    /// choice, a DFA or a contiguous NFA: [`super::keywords::Keywords::Automaton`]).
     Many,
-    /// The few messages of one `loket ingest` process: no examples file, the automaton that
-    /// builds fastest (a noncontiguous NFA), and a route pattern's regex compiled only for a
-    /// message that needs it to run ([`super::patterns`]).
+    /// The few messages of one `loket ingest` process: no examples file, the keyword phrases
+    /// looked up in their text order (which is kept with the rules) and an automaton only for the
+    /// patterns' needles ([`super::keywords::Keywords::Sorted`]), and a route pattern's regex
+    /// compiled only for a message that needs it to run ([`super::patterns`]).
     Few,
 }
 
@@ -1157,16 +1160,20 @@ pub fn compile_for(
             })
             .collect::<Vec<_>>()
     });
-    let automaton = match &patterns {
+    let form = match purpose {
+        Purpose::Many => Form::Automaton,
+        Purpose::Few => Form::Sorted,
+    };
+    let keywords = match &patterns {
         Ok(set) => {
-            keyword_automaton(&phrases, set, purpose).map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))])
+            Keywords::new(&phrases, set.needles(), form).map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))])
         }
         Err(_) => Err(Vec::new()),
     };
-    let (automaton, patterns) = match (automaton, patterns) {
-        (Ok(a), Ok(p)) if errors.is_empty() => (a, p),
-        (a, p) => {
-            errors.extend(a.err().into_iter().flatten());
+    let (keywords, patterns) = match (keywords, patterns) {
+        (Ok(k), Ok(p)) if errors.is_empty() => (k, p),
+        (k, p) => {
+            errors.extend(k.err().into_iter().flatten());
             errors.extend(p.err().into_iter().flatten());
             return Err(errors);
         }
@@ -1205,34 +1212,12 @@ pub fn compile_for(
         opinion: None,
         impact_opinion: Default::default(),
         phrases,
-        automaton,
+        keywords,
         patterns,
         pattern_targets,
         unless,
         source: path.to_path_buf(),
     })
-}
-
-/// A desk's one keyword automaton: its phrases, then its patterns' needles (one pass over a text
-/// finds both); for a few messages the kind that builds fastest ([`Purpose`]).
-fn keyword_automaton(
-    phrases: &[Phrase],
-    patterns: &RoutePatterns,
-    purpose: Purpose,
-) -> Result<AhoCorasick, aho_corasick::BuildError> {
-    let kind = match purpose {
-        Purpose::Many => None,
-        Purpose::Few => Some(AhoCorasickKind::NoncontiguousNFA),
-    };
-    AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .kind(kind)
-        .build(phrases.iter().map(|p| p.text.as_bytes()).chain(patterns.needles()))
-}
-
-/// An automaton of no phrases: a kept desk's until [`DeskRules::from_kept`] builds its own.
-fn unbuilt() -> AhoCorasick {
-    AhoCorasick::new(std::iter::empty::<&str>()).expect("an automaton of no patterns builds")
 }
 
 /// The format of kept rules ([`DeskRules::to_kept`]); the build that reads them is in their
@@ -1262,8 +1247,8 @@ impl DeskRules {
             return Err("damaged: the body does not match its checksum".into());
         }
         let mut rules: Self = postcard::from_bytes(body).map_err(|e| e.to_string())?;
-        rules.automaton =
-            keyword_automaton(&rules.phrases, &rules.patterns, Purpose::Few).map_err(|e| e.to_string())?;
+        rules.keywords = std::mem::replace(&mut rules.keywords, Keywords::unbuilt())
+            .rebuilt(&rules.phrases, rules.patterns.needles())?;
         Ok(rules)
     }
 }
