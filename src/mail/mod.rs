@@ -22,11 +22,23 @@ pub(crate) struct Words {
     finder: std::sync::OnceLock<aho_corasick::AhoCorasick>,
     /// A text has passed: the regex it guards is compiled, and its own search is as quick.
     passed: std::sync::atomic::AtomicBool,
+    /// How many texts have been looked at: the first [`Words::SCANNED`] word by word, the rest by
+    /// an automaton, built then (a one-message process does not pay for building it).
+    looked: std::sync::atomic::AtomicU32,
 }
 
 impl Words {
+    /// How many texts are scanned word by word before the automaton is built: building it costs
+    /// about what scanning a few hundred short texts does.
+    const SCANNED: u32 = 64;
+
     pub(crate) const fn new(list: &'static [&'static str]) -> Self {
-        Self { list, finder: std::sync::OnceLock::new(), passed: std::sync::atomic::AtomicBool::new(false) }
+        Self {
+            list,
+            finder: std::sync::OnceLock::new(),
+            passed: std::sync::atomic::AtomicBool::new(false),
+            looked: std::sync::atomic::AtomicU32::new(0),
+        }
     }
 
     /// Whether `text` may match the regex: [`Words::holds`], or the regex is compiled already
@@ -47,21 +59,32 @@ impl Words {
     /// (always tried: Unicode case folding makes `ſ` an `s` and the Kelvin sign a `k`, and some
     /// of the regexes' words are not ASCII).
     pub(crate) fn holds(&self, text: &str) -> bool {
-        !text.is_ascii()
-            || self
-                .finder
-                .get_or_init(|| {
-                    // The texts are short (a line, a name, a subject): a DFA without a
-                    // prefilter reads them in one pass, where setting up the prefilter's
-                    // vector search cost more than the search itself.
-                    aho_corasick::AhoCorasick::builder()
-                        .ascii_case_insensitive(true)
-                        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                        .prefilter(false)
-                        .build(self.list)
-                        .expect("a few built-in words")
-                })
-                .is_match(text)
+        use std::sync::atomic::Ordering::Relaxed;
+        if !text.is_ascii() {
+            return true;
+        }
+        if self.finder.get().is_none() && self.looked.fetch_add(1, Relaxed) < Self::SCANNED {
+            return self.scan(text);
+        }
+        self.finder
+            .get_or_init(|| {
+                // The texts are short (a line, a name, a subject): a DFA without a
+                // prefilter reads them in one pass, where setting up the prefilter's
+                // vector search cost more than the search itself.
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .prefilter(false)
+                    .build(self.list)
+                    .expect("a few built-in words")
+            })
+            .is_match(text)
+    }
+
+    /// Whether `text` holds one of the words (ASCII case ignored), looked for one by one.
+    fn scan(&self, text: &str) -> bool {
+        let text = text.as_bytes();
+        self.list.iter().any(|w| text.windows(w.len()).any(|s| s.eq_ignore_ascii_case(w.as_bytes())))
     }
 }
 
@@ -108,6 +131,47 @@ mod tests {
     /// The mail leaves and the SLA arithmetic do no I/O and read no clock: no `use` of the store,
     /// channels, HTTP, the pipeline, tokio, sqlx or reqwest, and no `now()` outside the tests
     /// (a test may time itself).
+    #[test]
+    fn words_are_found_alike_scanned_and_by_the_automaton() {
+        use super::Words;
+        use std::sync::atomic::Ordering::Relaxed;
+        static WORDS: Words = Words::new(&["daemon", "out of", "ndr administrator", "x"]);
+        let mut texts: Vec<String> = [
+            "",
+            "Mail Delivery DAEMON",
+            "out-of office",
+            "OUT OF OFFICE",
+            "nDr AdministratoR",
+            "XYZ",
+            "none here",
+            "ou t of",
+            "daemo",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Texts of the words' letters in either case, and spaces (a fixed xorshift).
+        let letters = b"daemonDAEMONutfUTFrisx ";
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..500 {
+            let mut t = String::new();
+            for _ in 0..(state % 24) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                t.push(letters[(state % letters.len() as u64) as usize] as char);
+            }
+            state = state.wrapping_add(1);
+            texts.push(t);
+        }
+        let scanned: Vec<bool> = texts.iter().map(|t| WORDS.scan(t)).collect();
+        assert!(scanned.iter().any(|h| *h) && scanned.iter().any(|h| !*h));
+        WORDS.looked.store(Words::SCANNED, Relaxed);
+        for (t, scanned) in texts.iter().zip(scanned) {
+            assert_eq!(WORDS.holds(t), scanned, "{t:?}");
+        }
+        assert!(WORDS.finder.get().is_some(), "the automaton answered");
+    }
+
     #[test]
     fn the_mail_leaves_and_the_sla_arithmetic_do_no_io() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
