@@ -56,10 +56,9 @@ pub const CLEAR_MARGIN: f32 = 0.3;
 /// weight per route.
 #[derive(Debug, Clone)]
 pub struct Model {
-    /// The vocabulary: its words and its pairs of words. Features are numbered in the terms'
-    /// sorted order.
-    vocabulary: Vocabulary,
-    idf: Vec<f32>,
+    /// The vocabulary (its words and its pairs of words; features are numbered in the terms'
+    /// sorted order) and the terms' inverse document frequencies.
+    terms: Terms,
     routes: Vec<String>,
     /// `weights[term * routes.len() + route]`, in steps of the route's `scale`: a byte a weight
     /// (a quarter of the memory a process reads back and a route's scoring touches), within half
@@ -68,6 +67,26 @@ pub struct Model {
     /// Per route, the weight of one step: its largest weight over 127.
     scale: Vec<f32>,
     bias: Vec<f32>,
+}
+
+/// How a model's terms are held.
+#[derive(Debug, Clone)]
+enum Terms {
+    /// In hash tables: learned, or read back by [`Reading::Built`].
+    Built { vocabulary: Vocabulary, idf: Vec<f32> },
+    /// Where they lie in the kept bytes (the model's [`Weights`] hold them whole), read back by
+    /// [`Reading::InPlace`].
+    InPlace(Layout),
+}
+
+/// How a kept model is read back ([`Model::read`]). Both score every text alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reading {
+    /// Into hash tables: the quickest look-ups, for the many messages of a daemon.
+    Built,
+    /// Looked up where its terms lie in its bytes, by binary search: nothing is built, for the
+    /// few messages of one `loket ingest` process.
+    InPlace,
 }
 
 /// The terms of a text: its words of two or more letters, then its pairs of neighbouring words.
@@ -133,15 +152,20 @@ impl Model {
         let idf: Vec<f32> = kept.iter().map(|(_, d)| ((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0).collect();
         let vocabulary = Vocabulary::of_terms(kept.iter().map(|(t, _)| *t))
             .expect("a pair's words are in at least as many messages as the pair, and each term is counted once");
-        let mut model =
-            Model { vocabulary, idf, routes, weights: Weights::default(), scale: Vec::new(), bias: Vec::new() };
+        let mut model = Model {
+            terms: Terms::Built { vocabulary, idf },
+            routes,
+            weights: Weights::default(),
+            scale: Vec::new(),
+            bias: Vec::new(),
+        };
         let rows: Vec<Row> =
             tokenised.iter().map(|ts| model.row(ts.iter().filter_map(|t| model.feature(t)).collect())).collect();
         let labels: Vec<usize> = examples
             .iter()
             .map(|(_, r)| model.routes.binary_search(r).expect("every route was collected above"))
             .collect();
-        let (features, k) = (model.idf.len(), model.routes.len());
+        let (features, k) = (model.term_count(), model.routes.len());
         model.weights = Weights::zeroed(features * k);
         model.scale = vec![0.0; k];
         model.bias = vec![0.0; k];
@@ -169,7 +193,7 @@ impl Model {
             }
         }
         for (f, v) in row.iter_mut() {
-            *v = (1.0 + v.ln()) * self.idf[*f as usize];
+            *v = (1.0 + v.ln()) * self.idf(*f);
         }
         let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
         if norm > 0.0 {
@@ -181,10 +205,40 @@ impl Model {
     /// The feature of one term ([`terms`]: a word, or two words and a space between), if the
     /// model has it.
     fn feature(&self, term: &str) -> Option<u32> {
-        let v = &self.vocabulary;
         match term.split_once(' ') {
-            None => v.word(term),
-            Some((a, b)) => v.pair(v.word(a)?, v.word(b)?),
+            None => self.word(term),
+            Some((a, b)) => self.pair(self.word(a)?, self.word(b)?),
+        }
+    }
+
+    /// The feature of the word `w`, if the model has it.
+    fn word(&self, w: &str) -> Option<u32> {
+        match &self.terms {
+            Terms::Built { vocabulary, .. } => vocabulary.word(w),
+            Terms::InPlace(layout) => layout.word(&self.weights.bytes, w),
+        }
+    }
+
+    /// The feature of the pair of the words whose features are `a` and `b`, if the model has it.
+    fn pair(&self, a: u32, b: u32) -> Option<u32> {
+        match &self.terms {
+            Terms::Built { vocabulary, .. } => vocabulary.pair(a, b),
+            Terms::InPlace(layout) => layout.pair(&self.weights.bytes, a, b),
+        }
+    }
+
+    /// The inverse document frequency of feature `f`.
+    fn idf(&self, f: u32) -> f32 {
+        match &self.terms {
+            Terms::Built { idf, .. } => idf[f as usize],
+            Terms::InPlace(layout) => f32::from_le_bytes(word_at(&self.weights.bytes, layout.idf + 4 * f as usize)),
+        }
+    }
+
+    fn term_count(&self) -> usize {
+        match &self.terms {
+            Terms::Built { idf, .. } => idf.len(),
+            Terms::InPlace(layout) => layout.terms,
         }
     }
 
@@ -198,12 +252,11 @@ impl Model {
     fn features_of(&self, folded: &Folded) -> Vec<u32> {
         let mut found = Vec::new();
         let mut last: Option<u32> = None;
-        let v = &self.vocabulary;
         for w in words(&folded.0) {
-            let word = v.word(w);
+            let word = self.word(w);
             if let Some(f) = word {
                 found.push(f);
-                if let Some(p) = last.and_then(|prev| v.pair(prev, f)) {
+                if let Some(p) = last.and_then(|prev| self.pair(prev, f)) {
                     found.push(p);
                 }
             }
@@ -232,7 +285,7 @@ impl Model {
     /// message) is one the model learned: a rules cue of a word it never saw is something the
     /// rules know and it does not.
     pub fn knows(&self, phrase: &str) -> bool {
-        words(&fold(phrase)).all(|w| self.vocabulary.word(w).is_some())
+        words(&fold(phrase)).all(|w| self.word(w).is_some())
     }
 
     /// The routes the model knows (`category/subcategory`), sorted.
@@ -240,116 +293,293 @@ impl Model {
         &self.routes
     }
 
-    /// The model as bytes, for keeping it between processes ([`Model::from_bytes`]): [`MAGIC`],
-    /// the routes, the terms in feature order (a word as its spelling, a pair as its two words'
-    /// features, so that reading it back builds no string), then the inverse document
-    /// frequencies, the steps and the biases as `f32`, and the weights as bytes; counts, lengths
-    /// and features as `u32`, little-endian.
+    /// The model as bytes, for keeping it between processes ([`Model::read`]): [`MAGIC`], the
+    /// CRC-32 of what follows it, the routes, the number of terms, the words (a table of where each one's spelling lies in the
+    /// spellings that follow it, its length and its feature, in the spellings' order), the pairs
+    /// (a table of their two words' features and their own, in the order of those two), then the
+    /// inverse document frequencies, the steps and the biases as `f32`, and the weights as bytes;
+    /// counts, lengths and features as `u32`, little-endian. Nothing in it must be built to be
+    /// looked up ([`Reading::InPlace`]), and nothing read back builds a string a word.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let v = &self.vocabulary;
-        let floats = self.idf.len() + self.scale.len() + self.bias.len();
+        let vocabulary = match &self.terms {
+            Terms::Built { vocabulary, .. } => vocabulary,
+            // Read where it lies: the bytes it was read from, which only `to_bytes` writes.
+            Terms::InPlace(_) => return self.weights.bytes.clone(),
+        };
+        let n = self.term_count();
+        let mut words: Vec<(&str, u32)> =
+            (0..n as u32).map(|f| (vocabulary.spelling_of(f), f)).filter(|(w, _)| !w.is_empty()).collect();
+        words.sort_unstable();
+        let mut pairs: Vec<(u32, u32, u32)> =
+            vocabulary.pairs.iter().map(|(&key, &f)| ((key >> 32) as u32, key as u32, f)).collect();
+        pairs.sort_unstable();
+        let spelling: usize = words.iter().map(|(w, _)| w.len()).sum();
         let mut out = Vec::with_capacity(
             MAGIC.len()
-                + 8
+                + 16
                 + self.routes.iter().map(|r| 4 + r.len()).sum::<usize>()
-                + 12 * self.idf.len()
-                + v.spelling.len()
-                + 4 * floats
+                + 12 * n
+                + spelling
+                + 4 * (n + self.scale.len() + self.bias.len())
                 + self.weights.bytes().len(),
         );
         let u32 = |out: &mut Vec<u8>, x: usize| out.extend_from_slice(&(x as u32).to_le_bytes());
         out.extend_from_slice(MAGIC);
+        u32(&mut out, 0);
         u32(&mut out, self.routes.len());
         for r in &self.routes {
             u32(&mut out, r.len());
             out.extend_from_slice(r.as_bytes());
         }
-        let mut terms: Vec<Option<(u32, u32)>> = vec![None; self.idf.len()];
-        for (&key, &f) in &v.pairs {
-            terms[f as usize] = Some(((key >> 32) as u32, key as u32));
+        u32(&mut out, n);
+        u32(&mut out, words.len());
+        let mut at = 0;
+        for (w, f) in &words {
+            u32(&mut out, at);
+            u32(&mut out, w.len());
+            u32(&mut out, *f as usize);
+            at += w.len();
         }
-        u32(&mut out, terms.len());
-        for (f, pair) in terms.into_iter().enumerate() {
-            match pair {
-                Some((a, b)) => {
-                    u32(&mut out, PAIR as usize);
-                    u32(&mut out, a as usize);
-                    u32(&mut out, b as usize);
-                }
-                None => {
-                    let w = v.spelling_of(f as u32);
-                    u32(&mut out, w.len());
-                    out.extend_from_slice(w.as_bytes());
-                }
+        u32(&mut out, spelling);
+        for (w, _) in &words {
+            out.extend_from_slice(w.as_bytes());
+        }
+        u32(&mut out, pairs.len());
+        for (a, b, f) in pairs {
+            for x in [a, b, f] {
+                u32(&mut out, x as usize);
             }
         }
-        for x in self.idf.iter().chain(&self.scale).chain(&self.bias) {
+        for f in 0..n as u32 {
+            out.extend_from_slice(&self.idf(f).to_le_bytes());
+        }
+        for x in self.scale.iter().chain(&self.bias) {
             out.extend_from_slice(&x.to_le_bytes());
         }
         out.extend_from_slice(self.weights.bytes());
+        let sum = crc32fast::hash(&out[SUMMED..]);
+        out[MAGIC.len()..SUMMED].copy_from_slice(&sum.to_le_bytes());
         out
     }
 
-    /// Reads what [`Model::to_bytes`] wrote; anything else (another format's version, a file cut
-    /// short or with bytes left over, routes out of order, a term twice, a pair of features that
-    /// are not both words) is an error, not a model.
+    /// Reads what [`Model::to_bytes`] wrote, built ([`Reading::Built`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        Self::from_vec(bytes.to_vec())
+        Self::read(bytes.to_vec(), Reading::Built)
     }
 
-    /// [`Model::from_bytes`] of a file's bytes, which the model keeps: its weights, most of the
-    /// file, are read where they lie.
-    pub fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
+    /// Reads what [`Model::to_bytes`] wrote (a file's bytes, which the model keeps: its weights,
+    /// most of the file, are read where they lie, and with [`Reading::InPlace`] its terms too).
+    /// Anything else is an error, not a model: another format's version, bytes that do not match
+    /// their checksum, a file cut short or with bytes left over, routes out of order; and where
+    /// the model is built, a term twice or missing, words out of order, a pair of features that
+    /// are not both words. Read in place, the terms are not gone through (that would cost what
+    /// building them costs): the checksum finds damage, and a look-up in bytes that match it but
+    /// were not written by [`Model::to_bytes`] finds a wrong term or none, never one beyond the
+    /// model.
+    pub fn read(bytes: Vec<u8>, reading: Reading) -> Result<Self, String> {
         let mut r = Reader { bytes: &bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
             return Err("not a second opinion's model of this version".into());
+        }
+        if r.take(4)? != crc32fast::hash(&bytes[SUMMED..]).to_le_bytes() {
+            return Err("damaged: the model does not match its checksum".into());
         }
         let routes: Vec<String> = r.strings()?.into_iter().map(str::to_string).collect();
         if routes.len() < 2 || routes.windows(2).any(|p| p[0] >= p[1]) {
             return Err("its routes are not two or more, sorted and distinct".into());
         }
-        let n = r.u32()?;
-        // Each term takes at least four bytes: a count past that is a bad file.
-        if n > (bytes.len() - r.at) / 4 {
-            return Err("cut short".into());
-        }
-        let mut vocabulary = Vocabulary::with_capacity(n, bytes.len() - r.at);
-        let mut pairs = Vec::new();
-        for f in 0..n as u32 {
-            match r.u32()? {
-                x if x == PAIR as usize => pairs.push((f, r.u32()? as u32, r.u32()? as u32)),
-                len => {
-                    let w = std::str::from_utf8(r.take(len)?).map_err(|_| "a word that is not UTF-8".to_string())?;
-                    if w.is_empty() || w.contains(' ') {
-                        return Err("a word that is empty or of more than one word".into());
-                    }
-                    if !vocabulary.add_word(f, w) {
-                        return Err("a term is listed twice".into());
-                    }
-                }
-            }
-        }
-        // Sized for the rest of the file above (its words' count is known only now): kept at
-        // what they hold, in a process that holds every desk's model.
-        vocabulary.shrink_to_fit();
-        vocabulary.pairs.reserve(pairs.len());
-        for (f, a, b) in pairs {
-            if !vocabulary.add_pair(f, a, b)? {
-                return Err("a term is listed twice".into());
-            }
-        }
+        let layout = Layout::read(&mut r)?;
         let k = routes.len();
-        let idf = r.floats(n)?;
         let scale = r.floats(k)?;
         let bias = r.floats(k)?;
         let at = r.at;
-        if r.take(n.checked_mul(k).ok_or("too many weights")?)?.contains(&i8::MIN.to_le_bytes()[0]) {
+        if r.take(layout.terms.checked_mul(k).ok_or("too many weights")?)?.contains(&i8::MIN.to_le_bytes()[0]) {
             return Err("a weight out of range".into());
         }
         if r.at != bytes.len() {
             return Err(format!("{} bytes after the model", bytes.len() - r.at));
         }
-        Ok(Model { vocabulary, idf, routes, weights: Weights { bytes, at }, scale, bias })
+        let terms = match reading {
+            Reading::InPlace => Terms::InPlace(layout),
+            Reading::Built => {
+                layout.check(&bytes)?;
+                let idf = Reader { bytes: &bytes, at: layout.idf }.floats(layout.terms)?;
+                Terms::Built { vocabulary: layout.vocabulary(&bytes)?, idf }
+            }
+        };
+        Ok(Model { terms, routes, weights: Weights { bytes, at }, scale, bias })
+    }
+}
+
+/// Where a kept model's checksummed bytes start: after [`MAGIC`] and the CRC-32.
+const SUMMED: usize = MAGIC.len() + 4;
+
+/// Four bytes of `bytes` at `at` (a place [`Layout::read`] found within them).
+fn word_at(bytes: &[u8], at: usize) -> [u8; 4] {
+    [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(word_at(bytes, at))
+}
+
+/// Where a kept model's terms lie in its bytes ([`Model::to_bytes`]): the sections' offsets, each
+/// within the bytes, so that a look-up reads them without building anything. What the sections
+/// hold is gone through only where the model is built ([`Layout::check`]).
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// The number of terms (features).
+    terms: usize,
+    /// The words' table: (where the spelling lies in `spelling`, its length, the feature), 12
+    /// bytes each, in the spellings' order.
+    words: usize,
+    word_count: usize,
+    spelling: usize,
+    spelling_len: usize,
+    /// The pairs' table: (first word's feature, second word's feature, the pair's feature), 12
+    /// bytes each, in the order of the two words' features.
+    pairs: usize,
+    pair_count: usize,
+    /// The inverse document frequencies, an `f32` a term.
+    idf: usize,
+}
+
+impl Layout {
+    /// The terms' sections from the number of terms on; `r` is left after the frequencies.
+    fn read(r: &mut Reader<'_>) -> Result<Self, String> {
+        let terms = r.u32()?;
+        let word_count = r.u32()?;
+        let words = r.at;
+        r.take(word_count.checked_mul(12).ok_or("cut short")?)?;
+        let spelling_len = r.u32()?;
+        let spelling = r.at;
+        r.take(spelling_len)?;
+        let pair_count = r.u32()?;
+        let pairs = r.at;
+        r.take(pair_count.checked_mul(12).ok_or("cut short")?)?;
+        let idf = r.at;
+        r.take(terms.checked_mul(4).ok_or("cut short")?)?;
+        if word_count.checked_add(pair_count) != Some(terms) {
+            return Err("its terms are not its words and its pairs".into());
+        }
+        Ok(Self { terms, words, word_count, spelling, spelling_len, pairs, pair_count, idf })
+    }
+
+    fn spelling<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        &bytes[self.spelling..self.spelling + self.spelling_len]
+    }
+
+    /// The `i`th word: its spelling and its feature; `None` for a spelling not within the
+    /// spellings (not in bytes [`Model::to_bytes`] wrote).
+    fn word_entry<'b>(&self, bytes: &'b [u8], i: usize) -> Option<(&'b [u8], u32)> {
+        let e = self.words + 12 * i;
+        let (at, len) = (u32_at(bytes, e) as usize, u32_at(bytes, e + 4) as usize);
+        Some((self.spelling(bytes).get(at..at.checked_add(len)?)?, u32_at(bytes, e + 8)))
+    }
+
+    /// The `i`th pair: its two words' features and its own.
+    fn pair_entry(&self, bytes: &[u8], i: usize) -> (u32, u32, u32) {
+        let e = self.pairs + 12 * i;
+        (u32_at(bytes, e), u32_at(bytes, e + 4), u32_at(bytes, e + 8))
+    }
+
+    /// That every word lies within the spellings, is UTF-8 of one word and comes after the one
+    /// before, that every pair's two features are words and come after the pair before, and that
+    /// every feature is one term's, once.
+    fn check(&self, bytes: &[u8]) -> Result<(), String> {
+        let spelling = std::str::from_utf8(self.spelling(bytes)).map_err(|_| "a word that is not UTF-8".to_string())?;
+        if spelling.contains(' ') {
+            return Err("a word of more than one word".into());
+        }
+        let mut seen = vec![false; self.terms];
+        let mut is_word = vec![false; self.terms];
+        let mut last: Option<&str> = None;
+        for i in 0..self.word_count {
+            let e = self.words + 12 * i;
+            let (at, len, f) =
+                (u32_at(bytes, e) as usize, u32_at(bytes, e + 4) as usize, u32_at(bytes, e + 8) as usize);
+            let word = at
+                .checked_add(len)
+                .filter(|_| len > 0)
+                .and_then(|end| spelling.get(at..end))
+                .ok_or("a word that is empty or not within the spellings")?;
+            if last.is_some_and(|l| l >= word) {
+                return Err("words out of order or listed twice".into());
+            }
+            last = Some(word);
+            if f >= self.terms || std::mem::replace(&mut seen[f], true) {
+                return Err("a term is listed twice".into());
+            }
+            is_word[f] = true;
+        }
+        let mut last = None;
+        for i in 0..self.pair_count {
+            let (a, b, f) = self.pair_entry(bytes, i);
+            let (a, b, f) = (a as usize, b as usize, f as usize);
+            if !(a < self.terms && b < self.terms && is_word[a] && is_word[b]) {
+                return Err("a pair of words that are not both terms".into());
+            }
+            if last.is_some_and(|l| l >= (a, b)) {
+                return Err("pairs out of order or listed twice".into());
+            }
+            last = Some((a, b));
+            if f >= self.terms || std::mem::replace(&mut seen[f], true) {
+                return Err("a term is listed twice".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The feature of the word `w` (one of the model's features, whatever the bytes hold).
+    fn word(&self, bytes: &[u8], w: &str) -> Option<u32> {
+        let (mut lo, mut hi) = (0, self.word_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (spelling, f) = self.word_entry(bytes, mid)?;
+            match spelling.cmp(w.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return (f < self.terms as u32).then_some(f),
+            }
+        }
+        None
+    }
+
+    /// The feature of the pair of the words `a` and `b` (one of the model's features, whatever
+    /// the bytes hold).
+    fn pair(&self, bytes: &[u8], a: u32, b: u32) -> Option<u32> {
+        let (mut lo, mut hi) = (0, self.pair_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (x, y, f) = self.pair_entry(bytes, mid);
+            match (x, y).cmp(&(a, b)) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return (f < self.terms as u32).then_some(f),
+            }
+        }
+        None
+    }
+
+    /// The terms in hash tables ([`Reading::Built`]; checked: [`Layout::check`]).
+    fn vocabulary(&self, bytes: &[u8]) -> Result<Vocabulary, String> {
+        let mut v = Vocabulary::with_capacity(self.terms, self.spelling_len);
+        for i in 0..self.word_count {
+            let (spelling, f) = self.word_entry(bytes, i).ok_or("a word that is empty or not within the spellings")?;
+            let w = std::str::from_utf8(spelling).map_err(|_| "a word that is not UTF-8".to_string())?;
+            if !v.add_word(f, w) {
+                return Err("a term is listed twice".into());
+            }
+        }
+        v.shrink_to_fit();
+        v.pairs.reserve(self.pair_count);
+        for i in 0..self.pair_count {
+            let (a, b, f) = self.pair_entry(bytes, i);
+            if !v.add_pair(f, a, b)? {
+                return Err("a term is listed twice".into());
+            }
+        }
+        Ok(v)
     }
 }
 
@@ -379,10 +609,6 @@ impl Weights {
 fn span(spelling: &str, at: u32, len: u32) -> &str {
     &spelling[at as usize..(at + len) as usize]
 }
-
-/// In a kept model's list of terms, what stands in place of a word's length before a pair's two
-/// features.
-const PAIR: u32 = u32::MAX;
 
 /// A model's terms: its words, found by their spelling, and its pairs of neighbouring words, by
 /// their two words' features ([`pair_key`]). Both words of a pair are always words of the
@@ -509,7 +735,7 @@ impl Vocabulary {
 
 /// The first bytes of a model kept as bytes ([`Model::to_bytes`]); the last is the format's
 /// version.
-pub const MAGIC: &[u8; 8] = b"LOKETSV\x03";
+pub const MAGIC: &[u8; 8] = b"LOKETSV\x04";
 
 /// Reads a model's bytes front to back, checking every length against what is left.
 struct Reader<'a> {
@@ -776,38 +1002,82 @@ mod tests {
         assert_eq!(a.bias, b.bias);
     }
 
+    /// Every term of `m` by feature, as text.
+    fn terms_of(m: &Model) -> Vec<String> {
+        match &m.terms {
+            Terms::Built { vocabulary, .. } => vocabulary.terms(),
+            Terms::InPlace(l) => {
+                let bytes = &m.weights.bytes;
+                let mut terms = vec![String::new(); l.terms];
+                for i in 0..l.word_count {
+                    let (w, f) = l.word_entry(bytes, i).unwrap();
+                    terms[f as usize] = String::from_utf8(w.to_vec()).unwrap();
+                }
+                for i in 0..l.pair_count {
+                    let (a, b, f) = l.pair_entry(bytes, i);
+                    terms[f as usize] = format!("{} {}", terms[a as usize], terms[b as usize]);
+                }
+                terms
+            }
+        }
+    }
+
+    const READINGS: [Reading; 2] = [Reading::Built, Reading::InPlace];
+
+    /// `bytes` with their checksum set right: damage as a writer other than
+    /// [`Model::to_bytes`] would do it.
+    fn summed(mut bytes: Vec<u8>) -> Vec<u8> {
+        let sum = crc32fast::hash(&bytes[SUMMED..]);
+        bytes[MAGIC.len()..SUMMED].copy_from_slice(&sum.to_le_bytes());
+        bytes
+    }
+
     #[test]
-    fn a_model_kept_as_bytes_scores_as_it_did_and_a_damaged_one_is_refused() {
+    fn a_model_kept_as_bytes_scores_as_it_did_either_way_it_is_read_and_a_damaged_one_is_refused() {
         let m = Model::train(&examples()).unwrap();
         let bytes = m.to_bytes();
-        let back = Model::from_bytes(&bytes).unwrap();
-        assert_eq!(back.routes, m.routes);
-        assert_eq!(back.vocabulary.terms(), m.vocabulary.terms());
-        assert_eq!(m.vocabulary.terms().len(), m.idf.len());
-        assert_eq!(
-            (back.idf.clone(), back.scale.clone(), back.bias.clone(), back.weights.bytes()),
-            (m.idf.clone(), m.scale.clone(), m.bias.clone(), m.weights.bytes())
-        );
-        for text in ["password saya lupa", "wifi kantor mati lagi", "sigi error", ""] {
-            assert_eq!(back.scores(text), m.scores(text), "{text}");
+        for reading in READINGS {
+            let back = Model::read(bytes.clone(), reading).unwrap();
+            assert_eq!(back.routes, m.routes);
+            assert_eq!(terms_of(&back), terms_of(&m), "{reading:?}");
+            assert_eq!(terms_of(&m).len(), m.term_count());
+            let idf = |m: &Model| (0..m.term_count() as u32).map(|f| m.idf(f)).collect::<Vec<_>>();
+            assert_eq!(
+                (idf(&back), back.scale.clone(), back.bias.clone(), back.weights.bytes()),
+                (idf(&m), m.scale.clone(), m.bias.clone(), m.weights.bytes())
+            );
+            for text in ["password saya lupa", "wifi kantor mati lagi", "sigi error", "", "lupa password email"] {
+                assert_eq!(back.scores(text), m.scores(text), "{reading:?} {text}");
+                assert_eq!(back.features(text), m.features(text), "{reading:?} {text}");
+            }
+            for phrase in ["wifi", "wifi kantor", "zzz", "password lupa"] {
+                assert_eq!(back.knows(phrase), m.knows(phrase), "{reading:?} {phrase}");
+            }
+            assert_eq!(back.to_bytes(), bytes, "{reading:?}");
+            // Every cut, a byte more, another version, a count that promises more than the file has.
+            let refused = |b: &[u8]| Model::read(b.to_vec(), reading).is_err();
+            for n in 0..bytes.len() {
+                assert!(refused(&bytes[..n]), "cut at {n}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(refused(&longer));
+            let mut other = bytes.clone();
+            other[7] = 3;
+            assert!(refused(&other));
+            // Any byte changed: the checksum tells (so does the structure, where the sum is right).
+            for at in [SUMMED - 1, SUMMED + 1, bytes.len() / 2, bytes.len() - 1] {
+                let mut flipped = bytes.clone();
+                flipped[at] ^= 0x20;
+                assert!(refused(&flipped), "{at}");
+            }
+            let mut out_of_range = bytes.clone();
+            *out_of_range.last_mut().unwrap() = 0x80;
+            assert!(refused(&summed(out_of_range)));
+            let mut huge = bytes.clone();
+            huge[SUMMED..SUMMED + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            assert!(refused(&summed(huge)));
         }
-        assert_eq!(back.to_bytes(), bytes);
-        // Every cut, a byte more, another version, a count that promises more than the file has.
-        for n in 0..bytes.len() {
-            assert!(Model::from_bytes(&bytes[..n]).is_err(), "cut at {n}");
-        }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(Model::from_bytes(&longer).is_err());
-        let mut other = bytes.clone();
-        other[7] = 1;
-        assert!(Model::from_bytes(&other).is_err());
-        let mut out_of_range = bytes.clone();
-        *out_of_range.last_mut().unwrap() = 0x80;
-        assert!(Model::from_bytes(&out_of_range).is_err());
-        let mut huge = bytes.clone();
-        huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Model::from_bytes(&huge).is_err());
     }
 
     #[test]
@@ -820,27 +1090,52 @@ mod tests {
         assert!(Vocabulary::of_terms(["ab", "ab cd ef", "cd"].into_iter()).is_err());
         assert!(Vocabulary::of_terms(["ab", "ab"].into_iter()).is_err());
         assert!(Vocabulary::of_terms(["ab", "ab ab", "ab ab"].into_iter()).is_err());
-        // Kept as bytes: a pair of features that are not both words, an empty word.
+        // Kept as bytes, each damage refused whichever way the model is read back.
         let m = Model::train(&examples()).unwrap();
         let bytes = m.to_bytes();
-        let terms_at = MAGIC.len() + 4 + m.routes.iter().map(|r| 4 + r.len()).sum::<usize>();
-        let first = terms_at + 4;
-        assert_eq!(
-            u32::from_le_bytes(bytes[first..first + 4].try_into().unwrap()),
-            m.vocabulary.spelling_of(0).len() as u32
-        );
-        let pair_at = (0..m.idf.len() as u32).find(|&f| m.vocabulary.spelling_of(f).is_empty()).unwrap();
-        let mut at = first;
-        for f in 0..pair_at {
-            at += 4 + m.vocabulary.spelling_of(f).len();
+        let mut r = Reader { bytes: &bytes, at: SUMMED };
+        r.strings().unwrap();
+        let l = Layout::read(&mut r).unwrap();
+        assert!(l.word_count >= 2 && l.pair_count >= 2, "{l:?}");
+        let set = |b: &mut Vec<u8>, at: usize, x: u32| b[at..at + 4].copy_from_slice(&x.to_le_bytes());
+        let (w, p) = (l.words, l.pairs);
+        let first_pair_feature = u32_at(&bytes, p + 8);
+        type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+        let damaged: [(&str, Damage); 9] = [
+            // A pair whose first word is a pair.
+            ("a pair of words that are not both terms", Box::new(move |b| set(b, p, first_pair_feature))),
+            ("a pair of words that are not both terms", Box::new(move |b| set(b, p + 4, u32::MAX))),
+            // The first two pairs the other way round; the second pair the same as the first.
+            ("pairs out of order or listed twice", Box::new(move |b| b[p..p + 24].rotate_left(12))),
+            ("pairs out of order or listed twice", Box::new(move |b| b.copy_within(p..p + 8, p + 12))),
+            // An empty word, a word beyond the spellings, two words the other way round.
+            ("a word that is empty or not within the spellings", Box::new(move |b| set(b, w + 4, 0))),
+            ("a word that is empty or not within the spellings", Box::new(move |b| set(b, w, u32::MAX - 1))),
+            ("words out of order or listed twice", Box::new(move |b| b[w..w + 24].rotate_left(12))),
+            // Two words with one feature; a word's feature beyond the terms.
+            ("a term is listed twice", Box::new(move |b| b.copy_within(w + 8..w + 12, w + 20))),
+            ("a term is listed twice", Box::new(move |b| set(b, w + 8, u32::MAX))),
+        ];
+        // A word of two words, a word that is not UTF-8.
+        let spelling = l.spelling;
+        let respelled = |byte: u8| -> Damage { Box::new(move |b: &mut Vec<u8>| b[spelling] = byte) };
+        let damaged = damaged
+            .into_iter()
+            .chain([("a word of more than one word", respelled(b' ')), ("a word that is not UTF-8", respelled(0xff))]);
+        for (error, damage) in damaged {
+            let mut b = bytes.clone();
+            damage(&mut b);
+            assert!(Model::read(b.clone(), Reading::InPlace).unwrap_err().starts_with("damaged"), "{error}");
+            let b = summed(b);
+            assert_eq!(Model::read(b.clone(), Reading::Built).unwrap_err(), error);
+            // Read in place, such bytes are not gone through: they score, and find only the
+            // model's own features.
+            let m = Model::read(b, Reading::InPlace).expect("read in place");
+            for text in ["password saya lupa", "wifi kantor mati lagi", "sigi error", "ab cd"] {
+                assert_eq!(m.scores(text).len(), 3, "{error}");
+                assert!(m.features(text).iter().all(|&f| (f as usize) < m.term_count()), "{error}");
+            }
         }
-        let mut not_a_word = bytes.clone();
-        not_a_word[at + 4..at + 8].copy_from_slice(&pair_at.to_le_bytes());
-        assert_eq!(Model::from_bytes(&not_a_word).unwrap_err(), "a pair of words that are not both terms");
-        let w0 = m.vocabulary.spelling_of(0).as_bytes().to_vec();
-        let mut empty = bytes.clone();
-        empty.splice(first..first + 4 + w0.len(), 0u32.to_le_bytes());
-        assert!(Model::from_bytes(&empty).is_err());
     }
 
     #[test]

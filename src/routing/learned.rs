@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::examples::{self, Model};
+use super::examples::{self, Model, Reading};
 use super::kept;
 
 /// The labelled files of a rules directory (`labelled/*.jsonl`), by name.
@@ -46,15 +46,16 @@ const IMPACT_NAME: &str = "impact";
 /// `desk`'s model: read back from `cache` when kept there under the fingerprint of `files` and
 /// the desk's own files that feed it (`also`: its rules and examples files), else learned from
 /// `examples()` (called only then) and kept. `None` when there are no labelled files or nothing
-/// to learn (fewer than two routes).
+/// to learn (fewer than two routes). A kept model is read back as `reading` says.
 pub fn model<E>(
     files: &LabelledFiles,
     also: &[&Path],
     cache: Option<&Path>,
     desk: &str,
+    reading: Reading,
     examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
 ) -> Result<Option<Arc<Model>>, E> {
-    named(files, also, cache, &route_name(desk), examples)
+    named(files, also, cache, &route_name(desk), reading, examples)
 }
 
 /// The impact opinion ([`super::examples`], its labels the impacts): one model for every desk,
@@ -64,9 +65,10 @@ pub fn impact_model<E>(
     files: &LabelledFiles,
     also: &[&Path],
     cache: Option<&Path>,
+    reading: Reading,
     examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
 ) -> Result<Option<Arc<Model>>, E> {
-    named(files, also, cache, IMPACT_NAME, examples)
+    named(files, also, cache, IMPACT_NAME, reading, examples)
 }
 
 fn named<E>(
@@ -74,6 +76,7 @@ fn named<E>(
     also: &[&Path],
     cache: Option<&Path>,
     name: &str,
+    reading: Reading,
     examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
 ) -> Result<Option<Arc<Model>>, E> {
     if files.is_empty() {
@@ -81,11 +84,11 @@ fn named<E>(
     }
     let (path, fingerprint, settling) = place(files, also, cache, name);
     // A process that loads its configuration again (the test suites, many times) learns once.
-    let key = (name.to_string(), fingerprint);
+    let key = (name.to_string(), fingerprint, reading);
     if !settling && let Some(m) = in_process().get(&key) {
         return Ok(Some(Arc::clone(m)));
     }
-    let Some(model) = kept_or_learned(path.as_deref(), settling, name, examples)? else { return Ok(None) };
+    let Some(model) = kept_or_learned(path.as_deref(), settling, name, reading, examples)? else { return Ok(None) };
     let model = Arc::new(model);
     if !settling {
         in_process().insert(key, Arc::clone(&model));
@@ -102,17 +105,19 @@ fn place(files: &LabelledFiles, also: &[&Path], cache: Option<&Path>, name: &str
     (cache.and_then(|c| kept::kept_path(c, name, &fingerprint)), fingerprint, settling)
 }
 
-/// The model kept at `path`, else learned from `examples()` and kept there (unless `settling`).
+/// The model kept at `path` (read back as `reading` says), else learned from `examples()` and
+/// kept there (unless `settling`).
 fn kept_or_learned<E>(
     path: Option<&Path>,
     settling: bool,
     name: &str,
+    reading: Reading,
     examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
 ) -> Result<Option<Model>, E> {
     if let Some(path) = path
         && let Ok(bytes) = std::fs::read(path)
     {
-        match Model::from_vec(bytes) {
+        match Model::read(bytes, reading) {
             Ok(m) => return Ok(Some(m)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "kept second opinion unreadable; learning it again")
@@ -131,7 +136,7 @@ fn kept_or_learned<E>(
 }
 
 /// The models this process has read or learned, by name and fingerprint.
-type Held = HashMap<(String, String), Arc<Model>>;
+type Held = HashMap<(String, String, Reading), Arc<Model>>;
 
 fn in_process() -> std::sync::MutexGuard<'static, Held> {
     static MODELS: OnceLock<Mutex<Held>> = OnceLock::new();
@@ -159,7 +164,8 @@ mod tests {
         std::fs::File::options().write(true).open(&f).unwrap().set_modified(SystemTime::now() - ago).unwrap();
     }
 
-    /// [`model`] without the models this process holds: what another process would get.
+    /// [`model`] without the models this process holds: what another `loket ingest` process
+    /// would get.
     fn model<E>(
         files: &LabelledFiles,
         also: &[&Path],
@@ -172,7 +178,7 @@ mod tests {
         }
         let name = route_name(desk);
         let (path, _, settling) = place(files, also, cache, &name);
-        kept_or_learned(path.as_deref(), settling, &name, examples)
+        kept_or_learned(path.as_deref(), settling, &name, Reading::InPlace, examples)
     }
 
     #[test]
@@ -191,7 +197,7 @@ mod tests {
         for desk in ["hero-x", "hero"] {
             model(&files, &[], Some(&cache), desk, || Ok::<_, ()>(examples())).unwrap().unwrap();
         }
-        let impact = impact_model(&files, &[], Some(&cache), levels).unwrap().expect("learned");
+        let impact = impact_model(&files, &[], Some(&cache), Reading::Built, levels).unwrap().expect("learned");
         assert_eq!(impact.routes(), ["high", "low"]);
         let names = kept(&cache);
         assert_eq!(names.len(), 3, "{names:?}");
@@ -220,7 +226,7 @@ mod tests {
         let dir = tmp.path().join("labelled");
         let mut asked = 0;
         let mut ask = |files: &LabelledFiles| {
-            super::model(files, &[], None, "memo", || {
+            super::model(files, &[], None, "memo", Reading::Built, || {
                 asked += 1;
                 Ok::<_, ()>(examples())
             })

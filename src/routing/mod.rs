@@ -194,10 +194,11 @@ fn impact_model(
     labelled: &learned::LabelledFiles,
     example_files: &[std::path::PathBuf],
     cache: Option<&Path>,
+    reading: examples::Reading,
     incidents: impl FnOnce() -> Result<Vec<(String, String)>, Vec<RulesError>>,
 ) -> Result<Option<std::sync::Arc<examples::Model>>, Vec<RulesError>> {
     let also: Vec<&Path> = example_files.iter().map(std::path::PathBuf::as_path).collect();
-    learned::impact_model(labelled, &also, cache, || impact_lessons(incidents()?, example_files))
+    learned::impact_model(labelled, &also, cache, reading, || impact_lessons(incidents()?, example_files))
 }
 
 /// What the impact opinion learns: the labelled `incidents` and the examples of incidents in the
@@ -212,6 +213,8 @@ fn impact_lessons(
 
 /// What a lazy router's rules are compiled for: `loket ingest`'s few messages.
 const LAZY: rules::Purpose = rules::Purpose::Few;
+/// How a lazy router reads its kept models back: for a few messages, nothing built.
+const LAZY_READING: examples::Reading = examples::Reading::InPlace;
 
 impl Router {
     /// Loads `dir/common.toml` and compiles `dir/<desk>.toml` for every catalogue, with each
@@ -225,7 +228,9 @@ impl Router {
         for path in &router.labelled.files {
             sets.extend(eval::read_labelled_file(path, catalogues, eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
         }
-        let impact = impact_model(&router.labelled, &router.example_files, cache, || Ok(eval::impact_examples(&sets)))?;
+        let reading = examples::Reading::Built;
+        let impact =
+            impact_model(&router.labelled, &router.example_files, cache, reading, || Ok(eval::impact_examples(&sets)))?;
         let impact = std::sync::Arc::new(examples::ImpactOpinion::ready(impact));
         let mut labelled = eval::examples_by_desk(&sets);
         let mut errors = Vec::new();
@@ -233,7 +238,7 @@ impl Router {
             let Some(slot) = router.desks.get(&cat.desk) else { continue };
             let mut examples = labelled.remove(&cat.desk).unwrap_or_default();
             let compiled = rules::load_desk(&slot.path, &common, cat).map(|r| {
-                let opinion = router.opinion(&slot.path, &cat.desk, || {
+                let opinion = router.opinion(&slot.path, &cat.desk, reading, || {
                     examples.extend(rules_examples(&r.examples));
                     Ok::<_, std::convert::Infallible>(examples)
                 });
@@ -311,7 +316,7 @@ impl Router {
         let deferred = self.deferred.get_or_init(|| {
             let (labelled, example_files, cache) = (self.labelled.clone(), self.example_files.clone(), self.cache.clone());
             std::sync::Arc::new(examples::ImpactOpinion::deferred(move || {
-                let learned = impact_model(&labelled, &example_files, cache.as_deref(), || {
+                let learned = impact_model(&labelled, &example_files, cache.as_deref(), LAZY_READING, || {
                     let mut sets = Vec::new();
                     for path in &labelled.files {
                         sets.extend(eval::read_labelled_file(path, &[], eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
@@ -339,16 +344,17 @@ impl Router {
     }
 
     /// `desk`'s second opinion, fed by the labelled files and the desk's rules file at `path` and
-    /// its examples file: read back from the cache where it is kept, else learned from
-    /// `examples()` ([`learned::model`]).
+    /// its examples file: read back from the cache where it is kept (as `reading` says), else
+    /// learned from `examples()` ([`learned::model`]).
     fn opinion<E>(
         &self,
         path: &Path,
         desk: &str,
+        reading: examples::Reading,
         examples: impl FnOnce() -> Result<Vec<(String, String)>, E>,
     ) -> Result<Option<std::sync::Arc<examples::Model>>, E> {
         let also = [path, &rules::examples_path(path)];
-        learned::model(&self.labelled, &also, self.cache.as_deref(), desk, examples)
+        learned::model(&self.labelled, &also, self.cache.as_deref(), desk, reading, examples)
     }
 
     /// Compiles `catalogue`'s desk's rules, if not done yet; their problems, if any.
@@ -371,7 +377,7 @@ impl Router {
                     .map_err(|e| vec![e.clone()])?;
                 rules::load_desk_for(&slot.path, common, catalogue, LAZY).map_err(problems)
             })?;
-            let opinion = self.opinion(&slot.path, &catalogue.desk, || {
+            let opinion = self.opinion(&slot.path, &catalogue.desk, LAZY_READING, || {
                 let by_desk = read_labelled(&self.labelled.files, &[catalogue], eval::OtherDesks::Skipped);
                 let mut examples = by_desk.map_err(|e| problems(vec![e]))?.remove(&catalogue.desk).unwrap_or_default();
                 // The rules' own examples: the rules file's, compiled with them, and the examples
