@@ -98,6 +98,28 @@ fn terms(text: &str) -> Vec<String> {
     out
 }
 
+/// The features of `folded` text's words and pairs, found by `word` and `pair`
+/// ([`Model::features_of`]).
+fn features_by(
+    folded: &Folded,
+    word: impl Fn(&str) -> Option<u32>,
+    pair: impl Fn(u32, u32) -> Option<u32>,
+) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut last: Option<u32> = None;
+    for w in words(&folded.0) {
+        let this = word(w);
+        if let Some(f) = this {
+            found.push(f);
+            if let Some(p) = last.and_then(|prev| pair(prev, f)) {
+                found.push(p);
+            }
+        }
+        last = this;
+    }
+    found
+}
+
 /// The words the model reads in `folded` text ([`fold`]): those of two letters or more.
 fn words(folded: &str) -> impl Iterator<Item = &str> {
     folded.split(' ').filter(|w| w.chars().nth(1).is_some())
@@ -192,8 +214,10 @@ impl Model {
                 _ => row.push((f, 1.0)),
             }
         }
-        for (f, v) in row.iter_mut() {
-            *v = (1.0 + v.ln()) * self.idf(*f);
+        // The terms' form chosen once, not a feature at a time.
+        match &self.terms {
+            Terms::Built { idf, .. } => row.iter_mut().for_each(|(f, v)| *v = (1.0 + v.ln()) * idf[*f as usize]),
+            Terms::InPlace(_) => row.iter_mut().for_each(|(f, v)| *v = (1.0 + v.ln()) * self.idf(*f)),
         }
         let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
         if norm > 0.0 {
@@ -250,19 +274,14 @@ impl Model {
     }
 
     fn features_of(&self, folded: &Folded) -> Vec<u32> {
-        let mut found = Vec::new();
-        let mut last: Option<u32> = None;
-        for w in words(&folded.0) {
-            let word = self.word(w);
-            if let Some(f) = word {
-                found.push(f);
-                if let Some(p) = last.and_then(|prev| self.pair(prev, f)) {
-                    found.push(p);
-                }
+        // The terms' form chosen once, not a word at a time.
+        match &self.terms {
+            Terms::Built { vocabulary: v, .. } => features_by(folded, |w| v.word(w), |a, b| v.pair(a, b)),
+            Terms::InPlace(l) => {
+                let bytes = &self.weights.bytes;
+                features_by(folded, |w| l.word(bytes, w), |a, b| l.pair(bytes, a, b))
             }
-            last = word;
         }
-        found
     }
 
     /// Every route's score for `text`, in the order of [`Model::routes`].
@@ -294,12 +313,13 @@ impl Model {
     }
 
     /// The model as bytes, for keeping it between processes ([`Model::read`]): [`MAGIC`], the
-    /// CRC-32 of what follows it, the routes, the number of terms, the words (a table of where each one's spelling lies in the
-    /// spellings that follow it, its length and its feature, in the spellings' order), the pairs
-    /// (a table of their two words' features and their own, in the order of those two), then the
-    /// inverse document frequencies, the steps and the biases as `f32`, and the weights as bytes;
-    /// counts, lengths and features as `u32`, little-endian. Nothing in it must be built to be
-    /// looked up ([`Reading::InPlace`]), and nothing read back builds a string a word.
+    /// CRC-32 of what follows it, the routes, the number of terms, the words (a table of where
+    /// each one's spelling lies in the spellings that follow it, its length and its feature, in
+    /// the spellings' order), the pairs (a table of their two words' features and their own, in
+    /// the order of those two), then the inverse document frequencies, the steps and the biases
+    /// as `f32`, and the weights as bytes; counts, lengths and features as `u32`, little-endian.
+    /// Nothing in it must be built to be looked up ([`Reading::InPlace`]), and nothing read back
+    /// builds a string a word.
     pub fn to_bytes(&self) -> Vec<u8> {
         let vocabulary = match &self.terms {
             Terms::Built { vocabulary, .. } => vocabulary,
@@ -381,7 +401,8 @@ impl Model {
         if r.take(MAGIC.len())? != MAGIC {
             return Err("not a second opinion's model of this version".into());
         }
-        if r.take(4)? != crc32fast::hash(&bytes[SUMMED..]).to_le_bytes() {
+        let sum = r.take(4)?;
+        if sum != crc32fast::hash(&bytes[SUMMED..]).to_le_bytes() {
             return Err("damaged: the model does not match its checksum".into());
         }
         let routes: Vec<String> = r.strings()?.into_iter().map(str::to_string).collect();

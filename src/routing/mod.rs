@@ -259,10 +259,11 @@ impl Router {
     /// Notes which desks have a rules file and which labelled files there are; a desk's rules
     /// are compiled when [`Router::prepare`] (or, failing that, [`Router::route`]) first needs
     /// them, for a few messages ([`rules::Purpose::Few`]: without the examples file, with the
-    /// keywords that need no building, [`keywords::Keywords::Sorted`]; they route alike), or read back from `cache` where they
-    /// are kept compiled ([`kept::desk_rules`]); and its second opinion read back from `cache`
-    /// or, where it is not kept there, learned from the desk's labelled lines (other desks'
-    /// lines are not read). `dir/common.toml` is read only to compile a desk's rules.
+    /// keywords that need no building, [`keywords::Keywords::Sorted`]; they route alike), or
+    /// read back from `cache` where they are kept compiled ([`kept::desk_rules`]); and its second
+    /// opinion read back from `cache` (in place, [`examples::Reading::InPlace`]) or, where it is
+    /// not kept there, learned from the desk's labelled lines (other desks' lines are not read).
+    /// `dir/common.toml` is read only to compile a desk's rules.
     pub fn lazy(dir: &Path, catalogues: &[&Catalogue], cache: Option<&Path>) -> Self {
         let labelled = learned::LabelledFiles::list(&dir.join(LABELLED_DIR));
         let desks = catalogues
