@@ -40,8 +40,8 @@ pub(crate) enum Form {
 
 impl Keywords {
     /// The keywords of `phrases` (each a space and words, with or without a space after them)
-    /// and `needles`, in `form` (the automaton where a phrase does not start with a space and a
-    /// letter or digit: only it finds such a phrase).
+    /// and `needles`, in `form` (the automaton where a phrase does not start with a space and
+    /// then a word: only it finds such a phrase).
     pub(crate) fn new<'a>(
         phrases: &'a [Phrase],
         needles: impl Iterator<Item = &'a [u8]>,
