@@ -1006,6 +1006,11 @@ fn read_message(source: &Source, max: usize) -> Result<Vec<u8>, Unread> {
 /// Many: one JSON line per message, with its file, and an unreadable or too large file on its own
 /// line while the others go on; exit 0 when every message was recorded, 75 when the store failed
 /// for some, 65 when some were refused.
+/// From how many messages `loket ingest` routes as the daemon does (one keyword automaton, the
+/// models' look-up tables built: [`loket::routing::Router::expect_many`]); fewer are routed with
+/// what costs nothing to set up and a little more a message.
+const INGEST_MANY: usize = 32;
+
 async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode {
     let config = match load_config_with(config, |path| Config::load_for_inbox(path, inbox)) {
         Ok(c) => c,
@@ -1013,12 +1018,6 @@ async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode 
     };
     if let Err(code) = known_inbox(&config, inbox) {
         return code;
-    }
-    if let Some((desk, _)) = config.inbox(inbox)
-        && let Err(problems) = config.router.prepare(&desk.catalogue)
-    {
-        eprintln!("loket: {}: rules: {}", config.path.display(), problems.join("; "));
-        return ExitCode::from(EX_CONFIG);
     }
     let one = match paths {
         [] => Some(Source::Stdin),
@@ -1036,6 +1035,15 @@ async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode 
             }
         },
     };
+    if sources.len() >= INGEST_MANY {
+        config.router.expect_many();
+    }
+    if let Some((desk, _)) = config.inbox(inbox)
+        && let Err(problems) = config.router.prepare(&desk.catalogue)
+    {
+        eprintln!("loket: {}: rules: {}", config.path.display(), problems.join("; "));
+        return ExitCode::from(EX_CONFIG);
+    }
     let (max, batch) = (config.limits.max_message_bytes, config.limits.batch_messages.max(1));
     let line = |source: &Source, v: serde_json::Value| {
         let mut v = v;

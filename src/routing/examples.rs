@@ -259,6 +259,12 @@ impl Model {
         }
     }
 
+    /// Whether the model's terms are looked up where they lie ([`Reading::InPlace`]).
+    #[cfg(test)]
+    pub(crate) fn read_in_place(&self) -> bool {
+        matches!(self.terms, Terms::InPlace(_))
+    }
+
     fn term_count(&self) -> usize {
         match &self.terms {
             Terms::Built { idf, .. } => idf.len(),

@@ -140,6 +140,8 @@ pub struct Router {
     example_files: Vec<std::path::PathBuf>,
     /// A lazy router's impact opinion, loaded when an incident first needs it.
     deferred: std::sync::OnceLock<std::sync::Arc<examples::ImpactOpinion>>,
+    /// A lazy router's desk will route many messages ([`Router::expect_many`]).
+    many: std::sync::atomic::AtomicBool,
 }
 
 /// One desk's rules file and, once compiled, its rules or the problems that kept them from
@@ -213,8 +215,6 @@ fn impact_lessons(
 
 /// What a lazy router's rules are compiled for: `loket ingest`'s few messages.
 const LAZY: rules::Purpose = rules::Purpose::Few;
-/// How a lazy router reads its kept models back: for a few messages, nothing built.
-const LAZY_READING: examples::Reading = examples::Reading::InPlace;
 
 impl Router {
     /// Loads `dir/common.toml` and compiles `dir/<desk>.toml` for every catalogue, with each
@@ -280,6 +280,7 @@ impl Router {
             cache: cache.map(Path::to_path_buf),
             example_files: rules::example_files(dir),
             deferred: Default::default(),
+            many: Default::default(),
         }
     }
 
@@ -316,8 +317,9 @@ impl Router {
     fn deferred_impact(&self) -> std::sync::Arc<examples::ImpactOpinion> {
         let deferred = self.deferred.get_or_init(|| {
             let (labelled, example_files, cache) = (self.labelled.clone(), self.example_files.clone(), self.cache.clone());
+            let reading = self.lazy_reading();
             std::sync::Arc::new(examples::ImpactOpinion::deferred(move || {
-                let learned = impact_model(&labelled, &example_files, cache.as_deref(), LAZY_READING, || {
+                let learned = impact_model(&labelled, &example_files, cache.as_deref(), reading, || {
                     let mut sets = Vec::new();
                     for path in &labelled.files {
                         sets.extend(eval::read_labelled_file(path, &[], eval::OtherDesks::Unchecked).map_err(|e| vec![e])?);
@@ -358,6 +360,23 @@ impl Router {
         learned::model(&self.labelled, &also, self.cache.as_deref(), desk, reading, examples)
     }
 
+    /// Tells a lazy router that its desks will route many messages (a batch of `loket ingest`):
+    /// a desk compiled from now on searches its keywords with one automaton and builds its
+    /// models' look-up tables, as the daemon does, where for a few messages building them would
+    /// cost more than it saves ([`rules::Purpose::Few`], [`examples::Reading::InPlace`]).
+    pub fn expect_many(&self) {
+        self.many.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How a lazy router reads its kept models back: in place for a few messages, nothing built.
+    fn lazy_reading(&self) -> examples::Reading {
+        if self.many.load(std::sync::atomic::Ordering::Relaxed) {
+            examples::Reading::Built
+        } else {
+            examples::Reading::InPlace
+        }
+    }
+
     /// Compiles `catalogue`'s desk's rules, if not done yet; their problems, if any.
     pub fn prepare(&self, catalogue: &Catalogue) -> Result<(), Vec<String>> {
         match self.compiled(catalogue) {
@@ -378,7 +397,11 @@ impl Router {
                     .map_err(|e| vec![e.clone()])?;
                 rules::load_desk_for(&slot.path, common, catalogue, LAZY).map_err(problems)
             })?;
-            let opinion = self.opinion(&slot.path, &catalogue.desk, LAZY_READING, || {
+            let mut rules = rules;
+            if self.many.load(std::sync::atomic::Ordering::Relaxed) {
+                rules.search_many().map_err(|e| vec![e])?;
+            }
+            let opinion = self.opinion(&slot.path, &catalogue.desk, self.lazy_reading(), || {
                 let by_desk = read_labelled(&self.labelled.files, &[catalogue], eval::OtherDesks::Skipped);
                 let mut examples = by_desk.map_err(|e| problems(vec![e]))?.remove(&catalogue.desk).unwrap_or_default();
                 // The rules' own examples: the rules file's, compiled with them, and the examples
@@ -2683,6 +2706,20 @@ keywords = { "izin ekspor" = 1 }
         kept.prepare(&cat).unwrap();
         assert_eq!(kept.desk("hero").unwrap().opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
         assert_eq!(kept.desk("hero").unwrap().impact_opinion.model().unwrap().to_bytes(), impact.to_bytes());
+        // Read in place by `ingest`'s router for a few messages; for many (a batch), built as the
+        // daemon builds it, with the keywords searched by one automaton: the same decisions.
+        let many = Router::lazy(dir.path(), &[&cat], Some(&cache));
+        many.expect_many();
+        many.prepare(&cat).unwrap();
+        let (few_rules, many_rules) = (kept.desk("hero").unwrap(), many.desk("hero").unwrap());
+        assert!(few_rules.opinion.as_ref().unwrap().read_in_place());
+        assert!(!many_rules.opinion.as_ref().unwrap().read_in_place());
+        assert_eq!(many_rules.opinion.as_ref().unwrap().to_bytes(), model.to_bytes());
+        assert!(few_rules.keywords.order().is_some() && many_rules.keywords.order().is_none());
+        for input in [&asked, &broken] {
+            assert_eq!(many.explain(&cat, input), kept.explain(&cat, input), "{}", input.body);
+        }
+        assert!(!many.desk("hero").unwrap().impact_opinion.model().unwrap().read_in_place());
         // A time that moved is a change: read, and the bad line reported.
         std::fs::File::options()
             .write(true)

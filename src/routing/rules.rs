@@ -1238,6 +1238,14 @@ impl DeskRules {
         Ok(out)
     }
 
+    /// These rules (compiled for [`Purpose::Few`], or read back) made ready for many messages:
+    /// their keywords searched by one automaton, as [`Purpose::Many`]'s are.
+    pub(crate) fn search_many(&mut self) -> Result<(), String> {
+        self.keywords = Keywords::new(&self.phrases, self.patterns.needles(), Form::Automaton)
+            .map_err(|e| format!("cannot compile keywords: {e}"))?;
+        Ok(())
+    }
+
     /// Rules kept by [`DeskRules::to_kept`] (from rules compiled for [`Purpose::Few`]), with their
     /// automaton built again; an error for bytes that are not such rules whole.
     pub fn from_kept(bytes: &[u8]) -> Result<Self, String> {
