@@ -994,6 +994,11 @@ fn read_message(source: &Source, max: usize) -> Result<Vec<u8>, Unread> {
     if raw.len() > max { Err(Unread::TooLarge) } else { Ok(raw) }
 }
 
+/// From how many messages `loket ingest` routes as the daemon does (one keyword automaton, the
+/// models' look-up tables built: [`loket::routing::Router::expect_many`]); fewer are routed with
+/// what costs nothing to set up and a little more a message.
+const INGEST_MANY: usize = 32;
+
 /// `loket ingest --inbox NAME [FILE|DIR…]`, as an MTA pipes one message (standard input or one
 /// file) or for many at once (several files, directories), committed in batches of
 /// `limits.batch_messages` (group commit); one message is a batch of one. It starts fast: only
@@ -1006,11 +1011,6 @@ fn read_message(source: &Source, max: usize) -> Result<Vec<u8>, Unread> {
 /// Many: one JSON line per message, with its file, and an unreadable or too large file on its own
 /// line while the others go on; exit 0 when every message was recorded, 75 when the store failed
 /// for some, 65 when some were refused.
-/// From how many messages `loket ingest` routes as the daemon does (one keyword automaton, the
-/// models' look-up tables built: [`loket::routing::Router::expect_many`]); fewer are routed with
-/// what costs nothing to set up and a little more a message.
-const INGEST_MANY: usize = 32;
-
 async fn ingest(config: &ConfigArg, inbox: &str, paths: &[PathBuf]) -> ExitCode {
     let config = match load_config_with(config, |path| Config::load_for_inbox(path, inbox)) {
         Ok(c) => c,

@@ -429,7 +429,6 @@ impl Model {
         let terms = match reading {
             Reading::InPlace => Terms::InPlace(layout),
             Reading::Built => {
-                layout.check(&bytes)?;
                 let idf = Reader { bytes: &bytes, at: layout.idf }.floats(layout.terms)?;
                 Terms::Built { vocabulary: layout.vocabulary(&bytes)?, idf }
             }
@@ -452,7 +451,7 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 
 /// Where a kept model's terms lie in its bytes ([`Model::to_bytes`]): the sections' offsets, each
 /// within the bytes, so that a look-up reads them without building anything. What the sections
-/// hold is gone through only where the model is built ([`Layout::check`]).
+/// hold is gone through only where the model is built ([`Layout::vocabulary`]).
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     /// The number of terms (features).
@@ -510,53 +509,6 @@ impl Layout {
         (u32_at(bytes, e), u32_at(bytes, e + 4), u32_at(bytes, e + 8))
     }
 
-    /// That every word lies within the spellings, is UTF-8 of one word and comes after the one
-    /// before, that every pair's two features are words and come after the pair before, and that
-    /// every feature is one term's, once.
-    fn check(&self, bytes: &[u8]) -> Result<(), String> {
-        let spelling = std::str::from_utf8(self.spelling(bytes)).map_err(|_| "a word that is not UTF-8".to_string())?;
-        if spelling.contains(' ') {
-            return Err("a word of more than one word".into());
-        }
-        let mut seen = vec![false; self.terms];
-        let mut is_word = vec![false; self.terms];
-        let mut last: Option<&str> = None;
-        for i in 0..self.word_count {
-            let e = self.words + 12 * i;
-            let (at, len, f) =
-                (u32_at(bytes, e) as usize, u32_at(bytes, e + 4) as usize, u32_at(bytes, e + 8) as usize);
-            let word = at
-                .checked_add(len)
-                .filter(|_| len > 0)
-                .and_then(|end| spelling.get(at..end))
-                .ok_or("a word that is empty or not within the spellings")?;
-            if last.is_some_and(|l| l >= word) {
-                return Err("words out of order or listed twice".into());
-            }
-            last = Some(word);
-            if f >= self.terms || std::mem::replace(&mut seen[f], true) {
-                return Err("a term is listed twice".into());
-            }
-            is_word[f] = true;
-        }
-        let mut last = None;
-        for i in 0..self.pair_count {
-            let (a, b, f) = self.pair_entry(bytes, i);
-            let (a, b, f) = (a as usize, b as usize, f as usize);
-            if !(a < self.terms && b < self.terms && is_word[a] && is_word[b]) {
-                return Err("a pair of words that are not both terms".into());
-            }
-            if last.is_some_and(|l| l >= (a, b)) {
-                return Err("pairs out of order or listed twice".into());
-            }
-            last = Some((a, b));
-            if f >= self.terms || std::mem::replace(&mut seen[f], true) {
-                return Err("a term is listed twice".into());
-            }
-        }
-        Ok(())
-    }
-
     /// The feature of the word `w` (one of the model's features, whatever the bytes hold).
     fn word(&self, bytes: &[u8], w: &str) -> Option<u32> {
         let (mut lo, mut hi) = (0, self.word_count);
@@ -588,21 +540,51 @@ impl Layout {
         None
     }
 
-    /// The terms in hash tables ([`Reading::Built`]; checked: [`Layout::check`]).
+    /// The terms in hash tables ([`Reading::Built`]), each table gone through as it is built:
+    /// that every word lies within the spellings, is UTF-8 of one word and comes after the one
+    /// before, that every pair's two features are words and come after the pair before, and that
+    /// every feature is one term's, once.
     fn vocabulary(&self, bytes: &[u8]) -> Result<Vocabulary, String> {
+        let spelling = std::str::from_utf8(self.spelling(bytes)).map_err(|_| "a word that is not UTF-8".to_string())?;
+        if spelling.contains(' ') {
+            return Err("a word of more than one word".into());
+        }
         let mut v = Vocabulary::with_capacity(self.terms, self.spelling_len);
+        let mut seen = vec![false; self.terms];
+        let mut is_word = vec![false; self.terms];
+        let mut last: Option<&str> = None;
         for i in 0..self.word_count {
-            let (spelling, f) = self.word_entry(bytes, i).ok_or("a word that is empty or not within the spellings")?;
-            let w = std::str::from_utf8(spelling).map_err(|_| "a word that is not UTF-8".to_string())?;
-            if !v.add_word(f, w) {
+            let e = self.words + 12 * i;
+            let (at, len, f) =
+                (u32_at(bytes, e) as usize, u32_at(bytes, e + 4) as usize, u32_at(bytes, e + 8) as usize);
+            let word = at
+                .checked_add(len)
+                .filter(|_| len > 0)
+                .and_then(|end| spelling.get(at..end))
+                .ok_or("a word that is empty or not within the spellings")?;
+            if last.is_some_and(|l| l >= word) {
+                return Err("words out of order or listed twice".into());
+            }
+            last = Some(word);
+            if f >= self.terms || std::mem::replace(&mut seen[f], true) || !v.add_word(f as u32, word) {
                 return Err("a term is listed twice".into());
             }
+            is_word[f] = true;
         }
         v.shrink_to_fit();
         v.pairs.reserve(self.pair_count);
+        let mut last = None;
         for i in 0..self.pair_count {
             let (a, b, f) = self.pair_entry(bytes, i);
-            if !v.add_pair(f, a, b)? {
+            let (x, y, g) = (a as usize, b as usize, f as usize);
+            if !(x < self.terms && y < self.terms && is_word[x] && is_word[y]) {
+                return Err("a pair of words that are not both terms".into());
+            }
+            if last.is_some_and(|l| l >= (a, b)) {
+                return Err("pairs out of order or listed twice".into());
+            }
+            last = Some((a, b));
+            if g >= self.terms || std::mem::replace(&mut seen[g], true) || !v.add_pair(f, a, b)? {
                 return Err("a term is listed twice".into());
             }
         }

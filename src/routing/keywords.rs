@@ -20,7 +20,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
-use super::rules::Phrase;
+use super::rules::{Phrase, Purpose};
 
 #[derive(Debug, Clone)]
 pub(crate) enum Keywords {
@@ -31,33 +31,27 @@ pub(crate) enum Keywords {
     Sorted { order: Vec<u32>, stems: Vec<u32>, needles: AhoCorasick },
 }
 
-/// How the keywords are searched: for many messages or for a few ([`super::rules::Purpose`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Form {
-    Automaton,
-    Sorted,
-}
-
 impl Keywords {
     /// The keywords of `phrases` (each a space and words, with or without a space after them)
-    /// and `needles`, in `form` (the automaton where a phrase does not start with a space and
-    /// then a word: only it finds such a phrase).
+    /// and `needles`, in the form for `purpose`: the automaton for many messages, sorted for a
+    /// few (but the automaton where a phrase does not start with a space and then a word: only it
+    /// finds such a phrase).
     pub(crate) fn new<'a>(
         phrases: &'a [Phrase],
         needles: impl Iterator<Item = &'a [u8]>,
-        form: Form,
+        purpose: Purpose,
     ) -> Result<Self, aho_corasick::BuildError> {
-        match form {
-            Form::Automaton => Ok(Self::Automaton(
+        match purpose {
+            Purpose::Many => Ok(Self::Automaton(
                 AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
                     .build(phrases.iter().map(|p| p.text.as_bytes()).chain(needles))?,
             )),
-            Form::Sorted if phrases.iter().all(|p| starts_a_word(&p.text)) => {
+            Purpose::Few if phrases.iter().all(|p| starts_a_word(&p.text)) => {
                 let (order, stems) = text_order(phrases);
                 Ok(Self::Sorted { order, stems, needles: needle_automaton(needles)? })
             }
-            Form::Sorted => Self::new(phrases, needles, Form::Automaton),
+            Purpose::Few => Self::new(phrases, needles, Purpose::Many),
         }
     }
 
@@ -102,31 +96,7 @@ impl Keywords {
     pub(crate) fn unbuilt() -> Self {
         Self::Sorted { order: Vec::new(), stems: Vec::new(), needles: empty_automaton() }
     }
-}
 
-/// Kept as the phrases' order alone ([`Keywords::Sorted`]); an automaton is not kept.
-impl serde::Serialize for Keywords {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.order() {
-            Some(order) => order.serialize(s),
-            None => Err(serde::ser::Error::custom("an automaton is not kept")),
-        }
-    }
-}
-
-/// Read back without the needles' automaton: [`Keywords::rebuilt`] checks the order and builds it.
-impl<'de> serde::Deserialize<'de> for Keywords {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (order, stems) = <(Vec<u32>, Vec<u32>)>::deserialize(d)?;
-        Ok(Self::Sorted { order, stems, needles: empty_automaton() })
-    }
-}
-
-fn empty_automaton() -> AhoCorasick {
-    AhoCorasick::new(std::iter::empty::<&str>()).expect("an automaton of no patterns builds")
-}
-
-impl Keywords {
     /// Calls `hit(id, start, end)` for every occurrence in `text` of a phrase (id below
     /// `phrases.len()`) and, `with_needles`, of a needle (id `phrases.len()` + its index): by
     /// end, then the longest first, then by id.
@@ -163,6 +133,28 @@ impl Keywords {
             }
         }
     }
+}
+
+/// Kept as the phrases' order alone ([`Keywords::Sorted`]); an automaton is not kept.
+impl serde::Serialize for Keywords {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.order() {
+            Some(order) => order.serialize(s),
+            None => Err(serde::ser::Error::custom("an automaton is not kept")),
+        }
+    }
+}
+
+/// Read back without the needles' automaton: [`Keywords::rebuilt`] checks the order and builds it.
+impl<'de> serde::Deserialize<'de> for Keywords {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (order, stems) = <(Vec<u32>, Vec<u32>)>::deserialize(d)?;
+        Ok(Self::Sorted { order, stems, needles: empty_automaton() })
+    }
+}
+
+fn empty_automaton() -> AhoCorasick {
+    AhoCorasick::new(std::iter::empty::<&str>()).expect("an automaton of no patterns builds")
 }
 
 /// Whether `text` starts with a space and then neither a space nor its end: a phrase the
@@ -257,8 +249,8 @@ mod tests {
 
     fn both(texts: &[&str], needles: &[&str]) -> (Vec<Phrase>, Keywords, Keywords) {
         let phrases = phrases(texts);
-        let automaton = Keywords::new(&phrases, needles.iter().map(|n| n.as_bytes()), Form::Automaton).expect("builds");
-        let sorted = Keywords::new(&phrases, needles.iter().map(|n| n.as_bytes()), Form::Sorted).expect("builds");
+        let automaton = Keywords::new(&phrases, needles.iter().map(|n| n.as_bytes()), Purpose::Many).expect("builds");
+        let sorted = Keywords::new(&phrases, needles.iter().map(|n| n.as_bytes()), Purpose::Few).expect("builds");
         (phrases, automaton, sorted)
     }
 
@@ -294,7 +286,7 @@ mod tests {
         assert!(found.iter().any(|&(id, ..)| id >= phrases.len()), "{found:?}");
         // A phrase that the sorted keywords cannot find makes them one automaton.
         let odd = super::tests::phrases(&[" a ", "b "]);
-        let keywords = Keywords::new(&odd, std::iter::empty(), Form::Sorted).expect("builds");
+        let keywords = Keywords::new(&odd, std::iter::empty(), Purpose::Few).expect("builds");
         assert!(keywords.order().is_none());
         assert_eq!(hits(&keywords, &odd, " a b ", false), [(0, 0, 3), (1, 3, 5)]);
     }

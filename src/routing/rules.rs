@@ -15,7 +15,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use super::HashMap;
-use super::keywords::{Form, Keywords};
+use super::keywords::Keywords;
 use super::normalize::{fold, normalize};
 use super::patterns::{Compile, RoutePatterns};
 use crate::catalogue::{Catalogue, TRIAGE_CATEGORY, TRIAGE_SUBCATEGORY};
@@ -1160,14 +1160,9 @@ pub fn compile_for(
             })
             .collect::<Vec<_>>()
     });
-    let form = match purpose {
-        Purpose::Many => Form::Automaton,
-        Purpose::Few => Form::Sorted,
-    };
     let keywords = match &patterns {
-        Ok(set) => {
-            Keywords::new(&phrases, set.needles(), form).map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))])
-        }
+        Ok(set) => Keywords::new(&phrases, set.needles(), purpose)
+            .map_err(|e| vec![inv(format!("cannot compile keywords: {e}"))]),
         Err(_) => Err(Vec::new()),
     };
     let (keywords, patterns) = match (keywords, patterns) {
@@ -1241,7 +1236,7 @@ impl DeskRules {
     /// These rules (compiled for [`Purpose::Few`], or read back) made ready for many messages:
     /// their keywords searched by one automaton, as [`Purpose::Many`]'s are.
     pub(crate) fn search_many(&mut self) -> Result<(), String> {
-        self.keywords = Keywords::new(&self.phrases, self.patterns.needles(), Form::Automaton)
+        self.keywords = Keywords::new(&self.phrases, self.patterns.needles(), Purpose::Many)
             .map_err(|e| format!("cannot compile keywords: {e}"))?;
         Ok(())
     }
