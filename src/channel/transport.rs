@@ -316,10 +316,15 @@ impl Transport {
                     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
                 let tmp = dir.join(format!(".{safe}.tmp"));
                 let dst = dir.join(format!("{safe}.eml"));
-                let io = |e: std::io::Error| ChannelError::temporary(format!("{}: {e}", dst.display()));
-                tokio::fs::write(&tmp, raw).await.map_err(io)?;
-                tokio::fs::rename(&tmp, &dst).await.map_err(io)?;
-                Ok(())
+                // Written and renamed in one trip to the blocking pool, not one each.
+                let raw = raw.to_vec();
+                let (written, dst) = tokio::task::spawn_blocking(move || {
+                    let written = std::fs::write(&tmp, raw).and_then(|()| std::fs::rename(&tmp, &dst));
+                    (written, dst)
+                })
+                .await
+                .map_err(|e| ChannelError::temporary(format!("writing a mail file: {e}")))?;
+                written.map_err(|e| ChannelError::temporary(format!("{}: {e}", dst.display())))
             }
         }
     }

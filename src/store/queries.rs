@@ -161,6 +161,24 @@ pub(super) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// The length `ids` is padded to in an `IN` list ([`bind_padded`]): the next power of two, so
+/// that few statement shapes are prepared and cached.
+fn padded_len(ids: &[i64]) -> usize {
+    ids.len().next_power_of_two()
+}
+
+/// Binds `ids` and then their first again up to [`padded_len`] (a repeated id in `IN` is the
+/// same id). `ids` is not empty.
+fn bind_padded<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ids: &[i64],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for id in ids.iter().copied().chain(std::iter::repeat(ids[0])).take(padded_len(ids)) {
+        q = q.bind(id);
+    }
+    q
+}
+
 /// The tickets of `desk` with one of `numbers`, in one query.
 pub async fn tickets_by_numbers(conn: &mut AnyConnection, desk: &str, numbers: &[TicketNumber]) -> Result<Vec<Ticket>> {
     if numbers.is_empty() {
@@ -928,7 +946,7 @@ pub struct OutboxItem {
     pub recipients: Vec<String>,
     pub attempts: i64,
     pub raw: Vec<u8>,
-    /// Where `raw` came from (read before the item is handed out).
+    /// Where `raw` is kept when it is a file, until [`outbox_bytes`] reads it.
     raw_blob: Option<String>,
     /// `email`, `telegram` or `whatsapp`.
     pub channel: String,
@@ -948,21 +966,40 @@ pub(super) async fn lease_rows(
     now: i64,
     limit: i64,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Vec<i64>)> {
-    let mut tx = match backend {
+    let mut tx = begin_write(pool, backend).await?;
+    let ids = lease_in(&mut tx, sql, worker, lease_until, now, limit).await?;
+    Ok((tx, ids))
+}
+
+/// A write transaction: on SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so a read
+/// followed by a write never has to wait for a lock it cannot get.
+async fn begin_write(pool: &AnyPool, backend: Backend) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    Ok(match backend {
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => pool.begin().await?,
-    };
-    let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
+    })
+}
+
+/// Runs a leasing `sql` (`$1` worker, `$2` lease end, `$3` now, `$4` limit; returns the ids
+/// leased) in `tx`.
+async fn lease_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sql: String,
+    worker: &str,
+    lease_until: i64,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<i64>> {
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(worker)
         .bind(lease_until)
         .bind(now)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(|r| r.try_get("id"))
-        .collect::<std::result::Result<_, _>>()?;
-    Ok((tx, ids))
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// Claims up to `limit` due outbox rows for `worker` until `lease_until`. On PostgreSQL rows
@@ -981,6 +1018,50 @@ pub async fn claim_outbox(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<OutboxItem>> {
+    let (mut items, _) = record_and_claim(store, worker, now, |_| lease_until, limit, Vec::new()).await?;
+    for item in &mut items {
+        outbox_bytes(store, item).await?;
+    }
+    Ok(items)
+}
+
+/// Reads the bytes of a claimed mail kept in the files directory (one larger than
+/// [`INLINE_COMPOSED_MAX`]) into `item.raw`. [`record_and_claim`] leaves them there, so that rows
+/// claimed ahead of their sends do not hold many large mails at once.
+pub async fn outbox_bytes(store: &super::Store, item: &mut OutboxItem) -> Result<()> {
+    if let Some(blob) = item.raw_blob.take() {
+        item.raw = store.files().read(None, Some(blob)).await?.unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// Gives back rows `worker` claimed and did not start (a worker stopping): due again at once.
+pub async fn release_outbox(pool: &AnyPool, worker: &str, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE outbox SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1 AND id IN ({})",
+        placeholders(2, padded_len(ids))
+    );
+    bind_padded(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker), ids).execute(pool).await?;
+    Ok(())
+}
+
+/// Records the `finished` attempts ([`record_attempts`]) and then claims up to `limit` due rows
+/// ([`claim_outbox`]), in one transaction: the outbox worker's one commit (on SQLite one write
+/// lock and one sync) for the sends that finished and the ones that start. A row whose earlier
+/// mail in its conversation is among `finished` may be claimed in the same transaction. The
+/// rows are leased until `lease_for(n)` for the `n` claimed; returns them and that end. A large
+/// mail's bytes stay in the files directory until [`outbox_bytes`] reads them.
+pub async fn record_and_claim(
+    store: &super::Store,
+    worker: &str,
+    now: i64,
+    lease_for: impl Fn(usize) -> i64,
+    limit: i64,
+    finished: Vec<(i64, AttemptOutcome)>,
+) -> Result<(Vec<OutboxItem>, i64)> {
     let (pool, backend) = (store.pool(), store.backend());
     let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
@@ -992,26 +1073,36 @@ pub async fn claim_outbox(
            ORDER BY next_attempt_at, id LIMIT $4{lock}) \
          RETURNING id"
     );
-    let (mut tx, ids) = lease_rows(pool, backend, sql, worker, lease_until, now, limit).await?;
+    let mut tx = begin_write(pool, backend).await?;
+    record_in(&mut tx, now, finished).await?;
+    let asked = lease_for(usize::try_from(limit).unwrap_or(0));
+    let ids = lease_in(&mut tx, sql, worker, asked, now, limit).await?;
+    let lease_until = lease_for(ids.len());
     let mut items = Vec::with_capacity(ids.len());
     if ids.is_empty() {
         #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
         tx.commit().await?;
-        return Ok(items);
+        return Ok((items, lease_until));
     }
-    // The claimed rows with their messages' bytes, in one query.
+    if lease_until < asked {
+        // Fewer rows than asked for: a shorter lease, so that they are due again sooner should
+        // this worker die.
+        let sql = format!("UPDATE outbox SET locked_until = $1 WHERE id IN ({})", placeholders(2, padded_len(&ids)));
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lease_until);
+        bind_padded(q, &ids).execute(&mut *tx).await?;
+    }
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
+    tx.commit().await?;
+    // The claimed rows with their messages' bytes, in one query, once the claim is committed
+    // (the rows are this worker's until the lease ends): the write lock is not held for it.
     let sql = format!(
         "SELECT o.id, o.desk, o.ticket_id, o.sender, o.recipients, o.attempts, o.channel, o.payload, \
          CASE WHEN o.channel = 'email' THEN m.raw ELSE NULL END AS raw, \
          CASE WHEN o.channel = 'email' THEN m.raw_blob ELSE NULL END AS raw_blob \
          FROM outbox o JOIN messages m ON m.id = o.message_row WHERE o.id IN ({}) ORDER BY o.next_attempt_at, o.id",
-        placeholders(1, ids.len())
+        placeholders(1, padded_len(&ids))
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in &ids {
-        q = q.bind(*id);
-    }
-    for r in q.fetch_all(&mut *tx).await? {
+    for r in bind_padded(sqlx::query(sqlx::AssertSqlSafe(sql)), &ids).fetch_all(pool).await? {
         let id: i64 = r.try_get("id")?;
         let recipients: String = r.try_get("recipients")?;
         items.push(OutboxItem {
@@ -1028,15 +1119,7 @@ pub async fn claim_outbox(
             payload: r.try_get("payload")?,
         });
     }
-    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
-    tx.commit().await?;
-    // The mails' bytes, from the files directory, once the claim is committed.
-    for item in &mut items {
-        if let Some(blob) = item.raw_blob.take() {
-            item.raw = store.files().read(None, Some(blob)).await?.unwrap_or_default();
-        }
-    }
-    Ok(items)
+    Ok((items, lease_until))
 }
 
 /// What became of one delivery attempt: `Ok(())` sent; `Err((error, Some(retry_at)))` retry
@@ -1065,58 +1148,67 @@ pub async fn record_attempts(
     if outcomes.is_empty() {
         return Ok(());
     }
-    let mut tx = match backend {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => pool.begin().await?,
-    };
+    let mut tx = begin_write(pool, backend).await?;
+    record_in(&mut tx, now, outcomes).await?;
+    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`record_attempts`] in the caller's transaction.
+async fn record_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    now: i64,
+    outcomes: Vec<(i64, AttemptOutcome)>,
+) -> Result<()> {
+    // The sends that went (most of them): two statements for each 64, not two for each.
+    let sent: Vec<i64> = outcomes.iter().filter(|(_, o)| o.is_ok()).map(|(id, _)| *id).collect();
+    for chunk in sent.chunks(64) {
+        let ids = placeholders(2, padded_len(chunk));
+        let sql = format!(
+            "INSERT INTO outbox_attempts (outbox_id, at, ok, error) SELECT id, CAST($1 AS BIGINT), 1, NULL \
+             FROM outbox WHERE id IN ({ids}) ORDER BY id"
+        );
+        bind_padded(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now), chunk).execute(&mut **tx).await?;
+        let sql = format!(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, locked_by = NULL, \
+             locked_until = NULL, last_error = NULL WHERE id IN ({ids})"
+        );
+        bind_padded(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now), chunk).execute(&mut **tx).await?;
+    }
     for (id, outcome) in outcomes {
-        let (ok, error) = match &outcome {
-            Ok(()) => (1i64, None),
-            Err((e, _)) => (0, Some(e.clone())),
-        };
+        let Err((error, retry_at)) = outcome else { continue };
         sqlx::query("INSERT INTO outbox_attempts (outbox_id, at, ok, error) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(now)
-            .bind(ok)
-            .bind(error)
-            .execute(&mut *tx)
+            .bind(0i64)
+            .bind(&error)
+            .execute(&mut **tx)
             .await?;
-        match outcome {
-            Ok(()) => {
-                sqlx::query(
-                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, locked_by = NULL, \
-                     locked_until = NULL, last_error = NULL WHERE id = $2",
-                )
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Err((e, Some(retry_at))) => {
+        match retry_at {
+            Some(retry_at) => {
                 sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, locked_by = NULL, \
                      locked_until = NULL WHERE id = $3",
                 )
                 .bind(retry_at)
-                .bind(e)
+                .bind(error)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
-            Err((e, None)) => {
+            None => {
                 sqlx::query(
                     "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, locked_by = NULL, \
                      locked_until = NULL WHERE id = $2",
                 )
-                .bind(e)
+                .bind(error)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
     }
-    #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
-    tx.commit().await?;
     Ok(())
 }
 

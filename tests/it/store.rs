@@ -135,6 +135,32 @@ async fn scenario(pg: bool) {
     let due = store::claim_outbox(&store, "w3", now + 121_000, now + 180_000, 100).await.unwrap();
     assert!(!due.iter().any(|i| i.id == ids[1]), "the retried row waits for its time");
     assert_eq!(due.len(), 36, "the rest of the round's claim is due again");
+    // The outbox worker's group commit: attempts recorded and rows claimed in one transaction.
+    // The two recorded sent are not claimed again; the rest (past w3's lease) are, leased for
+    // the 34 claimed, not for the 100 asked.
+    let finished: Vec<(i64, store::AttemptOutcome)> = vec![(due[0].id, Ok(())), (due[1].id, Ok(()))];
+    let lease_for = |n: usize| now + 300_000 + n as i64;
+    let (taken, lease) = store::record_and_claim(&store, "w4", now + 181_000, lease_for, 100, finished).await.unwrap();
+    assert_eq!((taken.len(), lease), (34, lease_for(34)));
+    assert!(!taken.iter().any(|i| i.id == due[0].id || i.id == due[1].id));
+    let c = store::counts(store.pool()).await.unwrap();
+    assert_eq!((c.outbox_sent, c.outbox_pending), (5, 35));
+    let leases: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT locked_until FROM outbox WHERE locked_by = 'w4'")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(leases, [lease_for(34)], "the lease shortened to what was claimed");
+    // Rows a worker gives back are due at once; another worker cannot give them back.
+    let ids: Vec<i64> = taken.iter().map(|i| i.id).collect();
+    store::release_outbox(store.pool(), "w5", &ids).await.unwrap();
+    assert!(store::claim_outbox(&store, "w5", now + 181_001, now + 400_000, 100).await.unwrap().is_empty());
+    store::release_outbox(store.pool(), "w4", &ids[..10]).await.unwrap();
+    let back = store::claim_outbox(&store, "w5", now + 181_002, now + 400_000, 100).await.unwrap();
+    let mut back: Vec<i64> = back.iter().map(|i| i.id).collect();
+    back.sort();
+    let mut given: Vec<i64> = ids[..10].to_vec();
+    given.sort();
+    assert_eq!(back, given, "only the rows given back are due again");
 
     // Checkpoints.
     store::save_checkpoint(store.pool(), "hero", 7, 10, now).await.unwrap();
