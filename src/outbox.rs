@@ -100,8 +100,8 @@ impl OutboxWorker {
     /// large as its slots, each waited for on the worker's path, it sent about 200 mails a second
     /// then, a fifth of what the pipeline queued. Nothing waits long for it: the worker
     /// claims at once when it has nothing to send or the pipeline has committed new rows, and
-    /// records a finished send within [`RECORD_WITHIN`] (the next mail of its conversation waits
-    /// for that record). A claim's rows are leased for one SMTP conversation for each round up
+    /// records a finished send within [`RECORD_WITHIN`], or with the transaction after the one
+    /// under way (the next mail of its conversation waits for that record). A claim's rows are leased for one SMTP conversation for each round up
     /// to the last of them, and a row whose lease would run out before its send ends is not
     /// started (it becomes due again). Rows claimed and not started when the worker stops are
     /// given back. A crash repeats at most the sends in flight and the finished ones not yet
