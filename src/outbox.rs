@@ -101,13 +101,14 @@ impl OutboxWorker {
     /// then, a fifth of what the pipeline queued. Nothing waits long for it: the worker
     /// claims at once when it has nothing to send or the pipeline has committed new rows, and
     /// records a finished send within [`RECORD_WITHIN`], or with the transaction after the one
-    /// under way (the next mail of its conversation waits for that record). A claim's rows are leased for one SMTP conversation for each round up
-    /// to the last of them, and a row whose lease would run out before its send ends is not
-    /// started (it becomes due again). Rows claimed and not started when the worker stops are
-    /// given back. A crash repeats at most the sends in flight and the finished ones not yet
-    /// recorded (SMTP is at-least-once; the Message-ID stays the same), as many as
-    /// `concurrency`; the rows it had claimed are due again when their leases run out (in a
-    /// burst, up to [`CLAIM_ROUNDS`] conversations later).
+    /// under way (the next mail of its conversation waits for that record). A claim's rows are
+    /// leased for one SMTP conversation (the timeout and 5 s), as one send's are, and a row
+    /// whose lease would run out before its send could end is not started (it becomes due
+    /// again): the rows held wait at most the 5 s margin. Rows claimed and not started when the
+    /// worker stops are given back. A crash repeats at most the sends in flight and the finished
+    /// ones not yet recorded (SMTP is at-least-once; the Message-ID stays the same), as many as
+    /// `concurrency`; the rows it had claimed are due again for the others when their leases
+    /// run out.
     pub async fn deliver_all_due(self: &Arc<Self>, cancel: &CancellationToken) -> Result<usize, store::StoreError> {
         let limit = self.cfg.concurrency.max(1);
         let mut sends = tokio::task::JoinSet::new();
@@ -155,9 +156,9 @@ impl OutboxWorker {
                 let (me, done) = (self.clone(), std::mem::take(&mut finished));
                 match slots.next() {
                     Next::ClaimAndRecord => {
-                        let (room, ahead) = (slots.room(), sends.len() + queue.len());
+                        let room = slots.room();
                         tx = Some(tokio::spawn(async move {
-                            let (items, lease_until) = me.record_and_claim(room, (ahead, limit), done).await?;
+                            let (items, lease_until) = me.record_and_claim(room, done).await?;
                             Ok(Some(Claimed { asked: room, items, lease_until }))
                         }));
                         (since, woken) = (None, false);
@@ -222,18 +223,16 @@ impl OutboxWorker {
     }
 
     /// Records `finished` and claims up to `limit` due rows in one transaction, then puts back
-    /// those over their sender's rate; the rows and the end of their lease. The rows go
-    /// `per_round` at a time after `ahead` others (in flight or claimed before them), so they
-    /// are leased for one SMTP conversation a round up to the last of them.
+    /// those over their sender's rate; the rows and the end of their lease: one SMTP
+    /// conversation, as for one send, so that the rows of a worker that dies are soon due again
+    /// for the others (a row held past its margin is not started: see the caller).
     async fn record_and_claim(
         &self,
         limit: usize,
-        (ahead, per_round): (usize, usize),
         finished: Vec<(i64, store::AttemptOutcome)>,
     ) -> Result<(Vec<store::OutboxItem>, i64), store::StoreError> {
         let (now, conversation) = (crate::now_ms(), self.conversation_ms());
-        // A claim of `n` rows behind `ahead` others: as many conversations as rounds.
-        let lease_for = |n: usize| now + conversation * (ahead + n).div_ceil(per_round).max(1) as i64;
+        let lease_for = |_: usize| now + conversation;
         let (items, lease) =
             store::record_and_claim(&self.store, &self.worker_id, now, lease_for, limit as i64, finished).await?;
         Ok((self.rated(items, now).await?, lease))
