@@ -232,9 +232,8 @@ impl OutboxWorker {
         finished: Vec<(i64, store::AttemptOutcome)>,
     ) -> Result<(Vec<store::OutboxItem>, i64), store::StoreError> {
         let (now, conversation) = (crate::now_ms(), self.conversation_ms());
-        let lease_for = |_: usize| now + conversation;
-        let (items, lease) =
-            store::record_and_claim(&self.store, &self.worker_id, now, lease_for, limit as i64, finished).await?;
+        let lease = now + conversation;
+        let items = store::record_and_claim(&self.store, &self.worker_id, now, lease, limit as i64, finished).await?;
         Ok((self.rated(items, now).await?, lease))
     }
 

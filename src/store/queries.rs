@@ -1018,7 +1018,7 @@ pub async fn claim_outbox(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<OutboxItem>> {
-    let (mut items, _) = record_and_claim(store, worker, now, |_| lease_until, limit, Vec::new()).await?;
+    let mut items = record_and_claim(store, worker, now, lease_until, limit, Vec::new()).await?;
     for item in &mut items {
         outbox_bytes(store, item).await?;
     }
@@ -1052,16 +1052,16 @@ pub async fn release_outbox(pool: &AnyPool, worker: &str, ids: &[i64]) -> Result
 /// ([`claim_outbox`]), in one transaction: the outbox worker's one commit (on SQLite one write
 /// lock and one sync) for the sends that finished and the ones that start. A row whose earlier
 /// mail in its conversation is among `finished` may be claimed in the same transaction. The
-/// rows are leased until `lease_for(n)` for the `n` claimed; returns them and that end. A large
-/// mail's bytes stay in the files directory until [`outbox_bytes`] reads them.
+/// rows are leased to `worker` until `lease_until`. A large mail's bytes stay in the files
+/// directory until [`outbox_bytes`] reads them.
 pub async fn record_and_claim(
     store: &super::Store,
     worker: &str,
     now: i64,
-    lease_for: impl Fn(usize) -> i64,
+    lease_until: i64,
     limit: i64,
     finished: Vec<(i64, AttemptOutcome)>,
-) -> Result<(Vec<OutboxItem>, i64)> {
+) -> Result<Vec<OutboxItem>> {
     let (pool, backend) = (store.pool(), store.backend());
     let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
@@ -1075,24 +1075,13 @@ pub async fn record_and_claim(
     );
     let mut tx = begin_write(pool, backend).await?;
     record_in(&mut tx, now, finished).await?;
-    let asked = lease_for(usize::try_from(limit).unwrap_or(0));
-    let ids = lease_in(&mut tx, sql, worker, asked, now, limit).await?;
-    let lease_until = lease_for(ids.len());
-    let mut items = Vec::with_capacity(ids.len());
-    if ids.is_empty() {
-        #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
-        tx.commit().await?;
-        return Ok((items, lease_until));
-    }
-    if lease_until < asked {
-        // Fewer rows than asked for: a shorter lease, so that they are due again sooner should
-        // this worker die.
-        let sql = format!("UPDATE outbox SET locked_until = $1 WHERE id IN ({})", placeholders(2, padded_len(&ids)));
-        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lease_until);
-        bind_padded(q, &ids).execute(&mut *tx).await?;
-    }
+    let ids = lease_in(&mut tx, sql, worker, lease_until, now, limit).await?;
     #[allow(clippy::disallowed_methods)] // no file is staged in this transaction
     tx.commit().await?;
+    let mut items = Vec::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(items);
+    }
     // The claimed rows with their messages' bytes, in one query, once the claim is committed
     // (the rows are this worker's until the lease ends): the write lock is not held for it.
     let sql = format!(
@@ -1119,7 +1108,7 @@ pub async fn record_and_claim(
             payload: r.try_get("payload")?,
         });
     }
-    Ok((items, lease_until))
+    Ok(items)
 }
 
 /// What became of one delivery attempt: `Ok(())` sent; `Err((error, Some(retry_at)))` retry
