@@ -5,6 +5,7 @@
 //! leaves as rows of the outbox, which [`outbox`] delivers. See ARCHITECTURE.md for the codemap and
 //! the invariants.
 
+pub mod allocator;
 pub mod catalogue;
 pub mod channel;
 pub mod chat;

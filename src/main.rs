@@ -361,6 +361,7 @@ enum QuarantineCommand {
 }
 
 fn main() -> ExitCode {
+    loket::allocator::limit_arenas();
     let matches = Cli::command().get_matches();
     let source = matches.value_source("config");
     let cli = match Cli::from_arg_matches(&matches) {
