@@ -231,8 +231,8 @@ impl OutboxWorker {
         limit: usize,
         finished: Vec<(i64, store::AttemptOutcome)>,
     ) -> Result<(Vec<store::OutboxItem>, i64), store::StoreError> {
-        let (now, conversation) = (crate::now_ms(), self.conversation_ms());
-        let lease = now + conversation;
+        let now = crate::now_ms();
+        let lease = now + self.conversation_ms();
         let items = store::record_and_claim(&self.store, &self.worker_id, now, lease, limit as i64, finished).await?;
         Ok((self.rated(items, now).await?, lease))
     }
@@ -242,19 +242,9 @@ impl OutboxWorker {
         store::record_attempts(self.store.pool(), self.store.backend(), crate::now_ms(), outcomes).await
     }
 
-    /// Claims up to `limit` due rows with a lease that covers one SMTP conversation (a row whose
-    /// worker died becomes due again soon after), then puts back those over their sender's rate.
+    /// Claims up to `limit` due rows, nothing to record ([`Self::record_and_claim`]).
     async fn claim(&self, limit: usize) -> Result<Vec<store::OutboxItem>, store::StoreError> {
-        let (now, lease) = self.lease();
-        let items = store::claim_outbox(&self.store, &self.worker_id, now, lease, limit as i64).await?;
-        self.rated(items, now).await
-    }
-
-    /// Now, and the end of a lease claimed now: one SMTP conversation, so that a row whose worker
-    /// died becomes due again soon after.
-    fn lease(&self) -> (i64, i64) {
-        let now = crate::now_ms();
-        (now, now + self.conversation_ms())
+        Ok(self.record_and_claim(limit, Vec::new()).await?.0)
     }
 
     /// A lease's length for one send, in milliseconds: [`Self::send_ms`] and a margin for the
@@ -474,10 +464,13 @@ mod tests {
     #[test]
     fn one_commit_serves_many_sends_and_nothing_waits_on_it_for_long() {
         use Next::*;
-        // 16 slots: the worker holds up to 128 rows, claimed or in flight.
-        let at = |in_flight, queued, finished, may_claim, due| {
-            Slots { limit: 16, in_flight, queued, finished, may_claim, due }.next()
+        let slots = |limit| {
+            move |in_flight, queued, finished, may_claim, due| {
+                Slots { limit, in_flight, queued, finished, may_claim, due }.next()
+            }
         };
+        // 16 slots: the worker holds up to 128 rows, claimed or in flight.
+        let at = slots(16);
         assert_eq!(Slots { limit: 16, in_flight: 16, queued: 40, finished: 0, may_claim: true, due: false }.room(), 72);
         // A burst: the first claim takes all it may; sends that finish wait to be recorded with
         // the next claim, which comes when half of what the worker holds is used up.
@@ -501,9 +494,7 @@ mod tests {
         assert_eq!(at(16, 112, 0, true, true), Wait);
         assert_eq!(at(16, 112, 8, true, false), Record);
         // One slot: eight rows at a time.
-        let one = |in_flight, queued, finished, may_claim, due| {
-            Slots { limit: 1, in_flight, queued, finished, may_claim, due }.next()
-        };
+        let one = slots(1);
         assert_eq!(one(0, 0, 1, true, true), ClaimAndRecord);
         assert_eq!(one(1, 4, 0, true, false), Wait);
         assert_eq!(one(1, 3, 0, true, false), ClaimAndRecord);
