@@ -5,6 +5,13 @@
 //! every answer is a route of the message's desk. The router is the shipped one: the rules and
 //! the second opinion it learns from `rules/labelled/` (`routing::examples`).
 //! `LOKET_BENCH_OPINION=1` also routes the messages with the rules alone, in the same run, first.
+//! `LOKET_BENCH_ROUTING_MAILS=N` routes, instead of the dev set's short messages, the new requests
+//! among the first N of the benchmark generator's mails (`scripts/gen_emails.py --seed 42`, 1-4 KB
+//! of text each; `LOKET_BENCH_MAIL_DIR` as in the pipeline bench), parsed as the pipeline parses
+//! them, at HERO's inbox: the mails the pipeline and Maildir benches route.
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,10 +22,14 @@ use loket::routing::eval::{Labelled, explain, predict};
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = Config::load(&repo.join("loket.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let text = std::fs::read_to_string(repo.join("rules/labelled/routing-dev.jsonl"))
-        .expect("rules/labelled/routing-dev.jsonl");
-    let msgs: Vec<Labelled> =
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let msgs = match std::env::var("LOKET_BENCH_ROUTING_MAILS").ok().and_then(|n| n.parse().ok()) {
+        Some(n) => generated(n),
+        None => {
+            let text = std::fs::read_to_string(repo.join("rules/labelled/routing-dev.jsonl"))
+                .expect("rules/labelled/routing-dev.jsonl");
+            text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        }
+    };
     let desks: Vec<_> = msgs
         .iter()
         .map(|m| {
@@ -75,4 +86,27 @@ fn main() {
             );
         }
     }
+}
+
+/// The new requests (no thread reference) among the first `n` generated mails, as HERO's messages.
+fn generated(n: usize) -> Vec<Labelled> {
+    let dir = std::env::var_os("LOKET_BENCH_MAIL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::repo().join("target/bench-mail"));
+    std::fs::create_dir_all(&dir).unwrap();
+    common::generate(&dir, n)
+        .iter()
+        .filter_map(|raw| loket::mail::parse::parse(raw).ok())
+        .filter(|m| m.in_reply_to.is_empty() && m.references.is_empty())
+        .enumerate()
+        .map(|(i, m)| Labelled {
+            id: format!("g{i}"),
+            desk: "hero".into(),
+            channel: None,
+            from: None,
+            subject: Some(m.subject),
+            body: m.text,
+            expected: None,
+        })
+        .collect()
 }

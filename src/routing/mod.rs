@@ -1833,12 +1833,19 @@ impl DeskRules {
                 });
             }
             // A pair of cues: a place named ("di bidang anggaran"), the public hit ("importir ga bisa bayar").
-            let candidates = self.impact_pair_starts.candidates(words);
+            // Each word looked up once for every pair's two sets (the `first` of pair `i` is set
+            // `2i` of the index, its `then` `2i + 1`).
+            let starts = self.impact_pair_starts.starts(words);
+            let candidates = starts.iter().fold(0, |all, s| all | s);
             for (i, pair) in self.impact_pairs.iter().enumerate() {
-                if !self.impact_pair_starts.may_hold(candidates, i) {
+                if !self.impact_pair_starts.may_hold(candidates, 2 * i) {
                     continue;
                 }
-                if let Some(span) = scope::pair_found(words, pair) {
+                let found = match (phrases::StartIndex::bit(2 * i), phrases::StartIndex::bit(2 * i + 1)) {
+                    (Some(first), Some(then)) => scope::pair_found_at(words, pair, &starts, first, then),
+                    _ => scope::pair_found(words, pair),
+                };
+                if let Some(span) = found {
                     impact_score[pair.class] += self.impact_threshold;
                     cue_reasons.add(|| {
                         Line::scope_class(&self.impact_classes[pair.class].0)

@@ -51,8 +51,35 @@ impl Phrases {
     /// The phrases that stand in `words` from position `t`, in their order, with their index.
     pub fn at<'a>(&'a self, words: &'a [&str], t: usize) -> impl Iterator<Item = (usize, &'a [String])> + 'a {
         // No phrase starts here: nothing to compare.
-        let candidates = if words.get(t).is_some_and(|w| self.may_start(w)) { &self.list[..] } else { &[] };
-        candidates
+        let here = words.get(t).is_some_and(|w| self.may_start(w));
+        here.then(|| self.matches_at(words, t)).into_iter().flatten()
+    }
+
+    /// Where the phrases stand in `words`: (phrase, start, end exclusive) of each match, by
+    /// phrase, then by position.
+    pub fn find(&self, words: &[&str]) -> Vec<(usize, usize, usize)> {
+        self.find_from((0..words.len()).filter(|&t| self.may_start(words[t])), words)
+    }
+
+    /// [`Phrases::find`] with the words where a phrase may start already known: those whose entry
+    /// in `starts` (one per word, made by [`StartIndex::starts`]) has `bit`, this set's.
+    pub fn find_at(&self, words: &[&str], starts: &[u64], bit: u64) -> Vec<(usize, usize, usize)> {
+        self.find_from((0..words.len()).filter(|&t| starts[t] & bit != 0), words)
+    }
+
+    /// The matches at `positions` (in order), where some phrase's first word matches.
+    fn find_from(&self, positions: impl Iterator<Item = usize>, words: &[&str]) -> Vec<(usize, usize, usize)> {
+        let mut found = Vec::new();
+        for t in positions {
+            found.extend(self.matches_at(words, t).map(|(i, p)| (i, t, t + p.len())));
+        }
+        found.sort_unstable();
+        found
+    }
+
+    /// The phrases that stand in `words` from position `t`, compared one by one.
+    fn matches_at<'a>(&'a self, words: &'a [&str], t: usize) -> impl Iterator<Item = (usize, &'a [String])> + 'a {
+        self.list
             .iter()
             .enumerate()
             .filter(move |(_, p)| {
@@ -60,17 +87,6 @@ impl Phrases {
                     && words[t..t + p.len()].iter().zip(p.iter()).all(|(w, x)| word_matches(x, w))
             })
             .map(|(i, p)| (i, p.as_slice()))
-    }
-
-    /// Where the phrases stand in `words`: (phrase, start, end exclusive) of each match, by
-    /// phrase, then by position.
-    pub fn find(&self, words: &[&str]) -> Vec<(usize, usize, usize)> {
-        let mut found = Vec::new();
-        for t in 0..words.len() {
-            found.extend(self.at(words, t).map(|(i, p)| (i, t, t + p.len())));
-        }
-        found.sort_unstable();
-        found
     }
 
     /// Whether any phrase stands in `words` (the search stops at the first).
@@ -96,7 +112,7 @@ impl StartIndex {
     pub fn new<'a>(sets: impl IntoIterator<Item = &'a Phrases>) -> Self {
         let mut index = Self::default();
         for (i, set) in sets.into_iter().enumerate() {
-            let Some(bit) = u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)) else {
+            let Some(bit) = Self::bit(i) else {
                 index.always = true;
                 continue;
             };
@@ -113,25 +129,29 @@ impl StartIndex {
         index
     }
 
-    /// The sets (bit `i` for the `i`th) with a phrase whose first word matches a word of `words`.
-    pub fn candidates(&self, words: &[&str]) -> u64 {
-        let mut bits = 0;
-        for w in words {
-            if let Some(b) = self.exact.get(*w) {
-                bits |= b;
-            }
-            for (prefix, b) in &self.prefixes {
-                if w.starts_with(prefix.as_str()) {
-                    bits |= b;
-                }
-            }
-        }
-        bits
+    /// For each of `words`, the sets (bit `i` for the `i`th) with a phrase whose first word
+    /// matches it: one look-up a word for all the sets, which [`Phrases::find_at`] then reads
+    /// instead of looking each word up again. Sets past the 64th have no bit: search them with
+    /// [`Phrases::find`].
+    pub fn starts(&self, words: &[&str]) -> Vec<u64> {
+        words
+            .iter()
+            .map(|w| {
+                let exact = self.exact.get(*w).copied().unwrap_or(0);
+                self.prefixes.iter().filter(|(p, _)| w.starts_with(p.as_str())).fold(exact, |bits, (_, b)| bits | b)
+            })
+            .collect()
     }
 
-    /// Whether the `i`th set may have a phrase among the words `candidates` was made of.
+    /// The bit of the `i`th set in [`StartIndex::starts`], if it has one.
+    pub fn bit(i: usize) -> Option<u64> {
+        u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i))
+    }
+
+    /// Whether the `i`th set may have a phrase among some words: `candidates` is their
+    /// [`StartIndex::starts`] taken together (or'd).
     pub fn may_hold(&self, candidates: u64, i: usize) -> bool {
-        match u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)) {
+        match Self::bit(i) {
             Some(bit) => candidates & bit != 0,
             None => self.always,
         }
@@ -147,30 +167,35 @@ mod tests {
     }
 
     #[test]
-    fn the_start_index_names_exactly_the_sets_that_may_start_in_the_words() {
+    fn the_start_index_names_exactly_the_sets_that_may_start_at_each_word() {
         let sets = [phrases(&["di bidang", "pada"]), phrases(&["importer*", "warga"]), phrases(&["tim kami"])];
         let index = StartIndex::new(&sets);
-        for text in ["error di subbag", "importers cannot pay", "tim", "nothing here", "warga di tim", ""] {
+        for text in
+            ["error di subbag", "importers cannot pay", "tim", "nothing here", "warga di tim", "tim kami di bidang", ""]
+        {
             let words: Vec<&str> = text.split_whitespace().collect();
-            let candidates = index.candidates(&words);
+            let starts = index.starts(&words);
+            assert_eq!(starts.len(), words.len());
             for (i, set) in sets.iter().enumerate() {
-                let starts = words.iter().any(|w| set.may_start(w));
-                assert_eq!(index.may_hold(candidates, i), starts, "set {i} in {text:?}");
-                // A set that is no candidate has no phrase in the words.
-                if !index.may_hold(candidates, i) {
-                    assert!(!set.any_in(&words), "set {i} in {text:?}");
+                let bit = StartIndex::bit(i).unwrap();
+                for (t, w) in words.iter().enumerate() {
+                    assert_eq!(starts[t] & bit != 0, set.may_start(w), "set {i} at {w:?} in {text:?}");
                 }
+                // Found at the words the index names as where any is found.
+                assert_eq!(set.find_at(&words, &starts, bit), set.find(&words), "set {i} in {text:?}");
             }
         }
+        assert_eq!(sets[0].find(&["di", "bidang", "x", "pada"]), vec![(0, 0, 2), (1, 3, 4)]);
     }
 
     #[test]
     fn sets_past_the_64th_are_always_candidates() {
         let sets: Vec<Phrases> = (0..66).map(|i| phrases(&[&format!("w{i}")])).collect();
         let index = StartIndex::new(&sets);
-        let candidates = index.candidates(&["w3"]);
+        let candidates = index.starts(&["w3", "w64"])[0];
         assert!(index.may_hold(candidates, 3));
         assert!(!index.may_hold(candidates, 4));
         assert!(index.may_hold(candidates, 64) && index.may_hold(candidates, 65));
+        assert_eq!((StartIndex::bit(63), StartIndex::bit(64)), (Some(1 << 63), None));
     }
 }

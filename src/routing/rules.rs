@@ -460,8 +460,9 @@ pub struct DeskRules {
     pub impact_due: Option<super::scope::DueCues>,
     /// Pairs of cues that name an impact class (see [`super::scope::pair_found`]).
     pub impact_pairs: Vec<super::scope::PairCues>,
-    /// The pairs' `first` cues' first words, for one pass over a message's words: a pair none of
-    /// whose `first` cues may start there is not searched.
+    /// The pairs' cues' first words (pair `i`'s `first` set `2i`, its `then` set `2i + 1`), for
+    /// one look-up per word of a message: a pair none of whose `first` cues may start there is
+    /// not searched, and the others are searched only where the index says a cue may start.
     pub impact_pair_starts: super::phrases::StartIndex,
     pub question_mark_weight: f64,
     /// Normalised polite request forms (see [`CommonFile::polite_requests`]).
@@ -1187,7 +1188,7 @@ pub fn compile_for(
         incident_classes,
         impact_counts,
         impact_due,
-        impact_pair_starts: super::phrases::StartIndex::new(impact_pairs.iter().map(|p| &p.first)),
+        impact_pair_starts: super::phrases::StartIndex::new(impact_pairs.iter().flat_map(|p| [&p.first, &p.then])),
         impact_pairs,
         question_mark_weight: common.question_mark_weight,
         polite_requests: common

@@ -256,7 +256,16 @@ pub fn due_soon(words: &[&str], due: &DueCues) -> Option<String> {
     if obliged.is_empty() {
         return None;
     }
-    for t in 0..words.len() {
+    // A time can pair only with an obligation at most `within` words away: the other words are
+    // not compared (the first pair found is the same).
+    let longest = due.times.iter().map(Vec::len).max().unwrap_or(0);
+    let mut near = vec![false; words.len()];
+    for &o in &obliged {
+        let from = o.saturating_sub(due.within + longest);
+        let to = (o + due.within + 2).min(words.len());
+        near[from..to].fill(true);
+    }
+    for t in (0..words.len()).filter(|&t| near[t]) {
         for time in &due.times {
             let n = time.len();
             if n == 0 || t + n > words.len() || words[t..t + n].iter().zip(time).any(|(w, x)| w != x) {
@@ -301,9 +310,31 @@ pub struct PairCues {
 /// The first pair of `pair` in `words`, as the span of words from one cue to the other; `None` without
 /// such a pair.
 pub fn pair_found(words: &[&str], pair: &PairCues) -> Option<std::ops::Range<usize>> {
-    let firsts: Vec<(usize, usize)> = pair
-        .first
-        .find(words)
+    pair_between(words, pair, pair.first.find(words), || pair.then.find(words))
+}
+
+/// [`pair_found`] with the words where its cues may start already known: `starts` from the pairs'
+/// [`StartIndex`](super::phrases::StartIndex), `first` and `then` the bits of the pair's two
+/// sets in it.
+pub fn pair_found_at(
+    words: &[&str],
+    pair: &PairCues,
+    starts: &[u64],
+    first: u64,
+    then: u64,
+) -> Option<std::ops::Range<usize>> {
+    pair_between(words, pair, pair.first.find_at(words, starts, first), || pair.then.find_at(words, starts, then))
+}
+
+/// The first pair of `pair` made of the `first` cues found and the `then` cues (searched only
+/// when a first cue stands).
+fn pair_between(
+    words: &[&str],
+    pair: &PairCues,
+    first: Vec<(usize, usize, usize)>,
+    then: impl FnOnce() -> Vec<(usize, usize, usize)>,
+) -> Option<std::ops::Range<usize>> {
+    let firsts: Vec<(usize, usize)> = first
         .into_iter()
         .map(|(_, f0, f1)| (f0, f1))
         .filter(|&(f0, _)| f0 == 0 || !pair.not_after.iter().any(|w| w == words[f0 - 1]))
@@ -312,7 +343,7 @@ pub fn pair_found(words: &[&str], pair: &PairCues) -> Option<std::ops::Range<usi
         return None;
     }
     let mut best: Option<(usize, usize)> = None;
-    for (_, t0, t1) in pair.then.find(words) {
+    for (_, t0, t1) in then() {
         for &(f0, f1) in &firsts {
             let gap = if t0 >= f1 {
                 t0 - f1
@@ -501,6 +532,15 @@ mod tests {
         assert_eq!(due_in("padahal jam 3 sore ini harus dikirim").as_deref(), Some("sore ini harus"));
         assert_eq!(due_in("batas usulan hari ini").as_deref(), Some("batas usulan hari ini"));
         assert_eq!(due_in("batas a b c d e f hari ini"), None);
+        // At most `within` words apart on either side, however far into the message.
+        let far = "x ".repeat(40);
+        assert_eq!(due_in(&format!("{far}batas a b c d e hari ini")).as_deref(), Some("batas a b c d e hari ini"));
+        assert_eq!(
+            due_in(&format!("{far}hari ini a b c d e harus {far}")).as_deref(),
+            Some("hari ini a b c d e harus")
+        );
+        assert_eq!(due_in(&format!("{far}hari ini a b c d e f harus {far}")), None);
+        assert_eq!(due_in(&format!("{far}harus a b c d e f sore ini")), None);
         // A time alone, or an obligation alone, is no duty.
         assert_eq!(due_in("error sejak hari ini"), None);
         assert_eq!(due_in("harus restart terus"), None);
