@@ -360,8 +360,12 @@ enum QuarantineCommand {
     Drop { id: i64 },
 }
 
+/// The daemon's allocator (`loket::allocator` says why).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
-    loket::allocator::limit_arenas();
+    loket::allocator::configure();
     let matches = Cli::command().get_matches();
     let source = matches.value_source("config");
     let cli = match Cli::from_arg_matches(&matches) {
@@ -385,7 +389,9 @@ fn main() -> ExitCode {
     let rt = if ingest {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.max_blocking_threads(loket::allocator::blocking_threads(loket::allocator::cores()));
+        b
     }
     .enable_all()
     .build();

@@ -2,9 +2,14 @@
 //! building its MIME bytes (quoted-printable bodies, attachments in base64) is most of the CPU a
 //! new ticket costs the writer, and nothing in the transaction reads those bytes: the writer
 //! records each mail's row with its Message-ID, subject and text, and hands the composition to
-//! one task on the blocking pool ([`Behind::push`]); before the batch commits it takes the
+//! a task on the blocking pool ([`Behind::push`]); before the batch commits it takes the
 //! bytes back ([`Behind::finish`]) and writes them into their rows. A composition that fails is
 //! the failure of the message that queued the mail, as when it is composed in place.
+//!
+//! The task composes what is queued, in order, and ends when nothing is: it never holds a pool
+//! thread while it waits for the writer (the next mail queued starts another). So the pool may be
+//! bounded: no task in it waits for another task, and a writer that needs a pool thread (a file
+//! to write) gets one however many batches are under way.
 //!
 //! The batch's email outbox rows and its audit events wait here too ([`Behind::queue_outbox`],
 //! [`Behind::queue_events`]) and go in one statement each before the commit, in the order queued
@@ -22,8 +27,8 @@
 //! Bounded: the inputs of the compositions under way hold at most [`BEHIND_BYTES`]; past them
 //! the writer composes in place ([`Behind::reserve`]).
 
-use std::sync::Mutex;
-use std::sync::mpsc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use super::PipelineError;
 use crate::store;
@@ -41,16 +46,22 @@ struct Done {
     raw: Result<Vec<u8>, PipelineError>,
 }
 
+/// The compositions queued and not yet taken by a task, and whether a task is taking them.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<(usize, i64, Job)>,
+    running: bool,
+}
+
 #[derive(Default)]
 struct State {
     /// The batch message being applied; its compositions are its own.
     index: usize,
     /// Input bytes handed over so far.
     bytes: usize,
-    jobs: Option<mpsc::Sender<(usize, i64, Job)>>,
-    worker: Option<tokio::task::JoinHandle<Vec<Done>>>,
-    /// Compositions made by the writer after all, the worker being gone.
-    here: Vec<Done>,
+    queue: Arc<Mutex<Queue>>,
+    /// The tasks started, in order: each ran after the one before it had ended.
+    workers: Vec<tokio::task::JoinHandle<Vec<Done>>>,
     /// Emails' outbox rows not yet inserted, in the order queued.
     outbox: Vec<store::NewOutbox>,
     /// Audit events not yet inserted, in order.
@@ -59,6 +70,25 @@ struct State {
     clocks: Vec<store::sla::ClockToInsert>,
     /// Ticket counters read in this run: (desk, year, the last number handed out, the stored one).
     counters: Vec<(String, i32, i64, i64)>,
+}
+
+fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A task's work: the queued compositions, in order, until none is left.
+fn drain(queue: &Mutex<Queue>) -> Vec<Done> {
+    let mut done = Vec::new();
+    loop {
+        let next = {
+            let mut q = lock(queue);
+            let next = q.jobs.pop_front();
+            q.running = next.is_some();
+            next
+        };
+        let Some((index, row, job)) = next else { return done };
+        done.push(Done { index, row, raw: composed(job) });
+    }
 }
 
 /// A composition's result; a panic is that mail's failure, never the writer's.
@@ -113,22 +143,19 @@ impl Behind {
         true
     }
 
-    /// Composes the mail of row `row` behind the writer (after [`Behind::reserve`]).
+    /// Composes the mail of row `row` behind the writer (after [`Behind::reserve`]): queued for
+    /// the running task, or for a task started now when none runs.
     pub fn push(&self, row: i64, job: Job) {
         let mut state = self.state();
         let index = state.index;
-        if state.jobs.is_none() {
-            let (jobs, queue) = mpsc::channel::<(usize, i64, Job)>();
-            state.worker = Some(tokio::task::spawn_blocking(move || {
-                queue.into_iter().map(|(index, row, job)| Done { index, row, raw: composed(job) }).collect()
-            }));
-            state.jobs = Some(jobs);
-        }
-        if let Some(jobs) = &state.jobs
-            && let Err(mpsc::SendError((index, row, job))) = jobs.send((index, row, job))
-        {
-            // The worker is gone (its runtime shuts down): composed here instead.
-            state.here.push(Done { index, row, raw: composed(job) });
+        let start = {
+            let mut q = lock(&state.queue);
+            q.jobs.push_back((index, row, job));
+            !std::mem::replace(&mut q.running, true)
+        };
+        if start {
+            let queue = Arc::clone(&state.queue);
+            state.workers.push(tokio::task::spawn_blocking(move || drain(&queue)));
         }
     }
 
@@ -180,18 +207,19 @@ impl Behind {
     /// Every composed mail's row and bytes once all are done, and the outbox rows and events
     /// queued; or the first failure and the batch message whose mail it was.
     pub async fn finish(self) -> Result<Finished, (usize, PipelineError)> {
-        let State { index, jobs, worker, here, outbox, events, clocks, counters, .. } =
+        let State { index, queue, workers, outbox, events, clocks, counters, .. } =
             self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-        drop(jobs);
-        let mut done = match worker {
-            // A worker that did not run to its end (the runtime shutting down) loses nothing that
+        let mut done = Vec::new();
+        for worker in workers {
+            // A task that did not run to its end (the runtime shutting down) loses nothing that
             // was committed: the batch is rolled back and tried again.
-            Some(worker) => worker.await.map_err(|e| {
+            done.extend(worker.await.map_err(|e| {
                 (index, PipelineError::Behind { reason: format!("the composing task ended: {e}"), temporary: true })
-            })?,
-            None => Vec::new(),
-        };
-        done.extend(here);
+            })?);
+        }
+        // Queued for a task that never ran (the runtime shutting down): composed here.
+        lock(&queue).running = false;
+        done.extend(drain(&queue));
         let composed: Result<Vec<_>, _> =
             done.into_iter().map(|d| d.raw.map(|raw| (d.row, raw)).map_err(|e| (d.index, e))).collect();
         let counters =
@@ -245,6 +273,26 @@ mod tests {
             assert!(!e.is_temporary(), "{e}: the message's own failure");
             assert_eq!(e.to_string().contains("panicked"), panics, "{e}");
         }
+    }
+
+    #[test]
+    fn a_composing_task_holds_no_pool_thread_while_the_writer_has_nothing_for_it() {
+        // One pool thread: a task that waited for the writer's next mail would keep the file
+        // write below from ever running.
+        let rt = tokio::runtime::Builder::new_current_thread().max_blocking_threads(1).enable_time().build().unwrap();
+        rt.block_on(async {
+            let behind = Behind::new(BEHIND_BYTES);
+            behind.at(0);
+            behind.push(1, job(b"first"));
+            let other = tokio::task::spawn_blocking(|| "a file written");
+            let waited = tokio::time::timeout(std::time::Duration::from_secs(30), other).await;
+            assert_eq!(waited.expect("the pool thread came free").unwrap(), "a file written");
+            behind.at(1);
+            behind.push(2, job(b"second"));
+            behind.push(3, job(b"third"));
+            let back = behind.finish().await.unwrap().composed;
+            assert_eq!(back, [(1, b"first".to_vec()), (2, b"second".to_vec()), (3, b"third".to_vec())], "in order");
+        });
     }
 
     #[test]
