@@ -2,7 +2,7 @@
 //! pool may run (each thread that allocates holds memory of its own).
 //!
 //! `main` allocates with mimalloc (`#[global_allocator]`): glibc's `malloc` shares one arena per
-//! core among threads, and over the Maildir benchmark's burst a tenth of the daemon's samples were
+//! core among threads, and over the Maildir benchmark's burst about 8 % of the daemon's samples were
 //! threads waiting for an arena's lock; mimalloc gives each thread its own heap (BENCHMARKS.md,
 //! "Routing a long mail; the allocator once more"). Heaps of their own would hold memory in every
 //! thread, so the pool is bounded ([`blocking_threads`]; no task in it waits for another, see
