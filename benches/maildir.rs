@@ -18,7 +18,7 @@ mod common;
 #[path = "../tests/common/hero.rs"]
 mod hero;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -186,9 +186,7 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let dir =
-        std::env::var("LOKET_BENCH_MAIL_DIR").map_or_else(|_| common::repo().join("target/bench-mail"), PathBuf::from);
-    let all = common::generate(&dir, sizes.iter().copied().max().unwrap_or(0));
+    let all = common::generate(&common::mail_dir(), sizes.iter().copied().max().unwrap_or(0));
     println!("serve's Maildir path: generated mails dropped into new/ at once; outbound transport = \"file\"");
     for n in sizes {
         let mails = &all[..n.min(all.len())];

@@ -19,7 +19,7 @@ mod common;
 #[path = "../tests/common/hero.rs"]
 mod hero;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hero::Hero;
@@ -171,12 +171,7 @@ fn main() {
         return;
     }
     let n: usize = std::env::var("LOKET_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let dir = match std::env::var("LOKET_BENCH_MAIL_DIR") {
-        Ok(d) => PathBuf::from(d),
-        Err(_) => common::repo().join("target/bench-mail"),
-    };
-    std::fs::create_dir_all(&dir).unwrap();
-    let mails = common::generate(&dir, n);
+    let mails = common::generate(&common::mail_dir(), n);
     let bytes: usize = mails.iter().map(|m| m.len()).sum();
     println!(
         "pipeline benchmark: {} mails, {:.1} MB (PostgreSQL too when LOKET_BENCH_PG_URL is set)",

@@ -90,11 +90,7 @@ fn main() {
 
 /// The new requests (no thread reference) among the first `n` generated mails, as HERO's messages.
 fn generated(n: usize) -> Vec<Labelled> {
-    let dir = std::env::var_os("LOKET_BENCH_MAIL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::repo().join("target/bench-mail"));
-    std::fs::create_dir_all(&dir).unwrap();
-    common::generate(&dir, n)
+    common::generate(&common::mail_dir(), n)
         .iter()
         .filter_map(|raw| loket::mail::parse::parse(raw).ok())
         .filter(|m| m.in_reply_to.is_empty() && m.references.is_empty())

@@ -28,6 +28,12 @@ pub fn run_dir() -> tempfile::TempDir {
     }
 }
 
+/// Where the benchmark generator's mails are kept between runs: `LOKET_BENCH_MAIL_DIR`, else
+/// `target/bench-mail` (shared by the pipeline, Maildir and routing benches).
+pub fn mail_dir() -> PathBuf {
+    std::env::var_os("LOKET_BENCH_MAIL_DIR").map_or_else(|| repo().join("target/bench-mail"), PathBuf::from)
+}
+
 /// The first `n` mails of the benchmark generator's set in `dir` (`scripts/gen_emails.py --seed
 /// 42`), generated anew when the directory holds fewer.
 pub fn generate(dir: &Path, n: usize) -> Vec<Vec<u8>> {

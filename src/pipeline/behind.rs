@@ -207,19 +207,18 @@ impl Behind {
     /// Every composed mail's row and bytes once all are done, and the outbox rows and events
     /// queued; or the first failure and the batch message whose mail it was.
     pub async fn finish(self) -> Result<Finished, (usize, PipelineError)> {
-        let State { index, queue, workers, outbox, events, clocks, counters, .. } =
+        let State { index, workers, outbox, events, clocks, counters, .. } =
             self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut done = Vec::new();
         for worker in workers {
-            // A task that did not run to its end (the runtime shutting down) loses nothing that
-            // was committed: the batch is rolled back and tried again.
+            // Each task ran until the queue was empty, and a mail queued after that started the
+            // next one, so the tasks' results are every mail. A task that did not run to its end
+            // (the runtime shutting down) loses nothing that was committed: the batch is rolled
+            // back and tried again.
             done.extend(worker.await.map_err(|e| {
                 (index, PipelineError::Behind { reason: format!("the composing task ended: {e}"), temporary: true })
             })?);
         }
-        // Queued for a task that never ran (the runtime shutting down): composed here.
-        lock(&queue).running = false;
-        done.extend(drain(&queue));
         let composed: Result<Vec<_>, _> =
             done.into_iter().map(|d| d.raw.map(|raw| (d.row, raw)).map_err(|e| (d.index, e))).collect();
         let counters =

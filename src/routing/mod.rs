@@ -1841,11 +1841,8 @@ impl DeskRules {
                 if !self.impact_pair_starts.may_hold(candidates, 2 * i) {
                     continue;
                 }
-                let found = match (phrases::StartIndex::bit(2 * i), phrases::StartIndex::bit(2 * i + 1)) {
-                    (Some(first), Some(then)) => scope::pair_found_at(words, pair, &starts, first, then),
-                    _ => scope::pair_found(words, pair),
-                };
-                if let Some(span) = found {
+                let (first, then) = (phrases::StartIndex::bit(2 * i), phrases::StartIndex::bit(2 * i + 1));
+                if let Some(span) = scope::pair_found_at(words, pair, &starts, first, then) {
                     impact_score[pair.class] += self.impact_threshold;
                     cue_reasons.add(|| {
                         Line::scope_class(&self.impact_classes[pair.class].0)

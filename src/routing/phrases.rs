@@ -58,19 +58,20 @@ impl Phrases {
     /// Where the phrases stand in `words`: (phrase, start, end exclusive) of each match, by
     /// phrase, then by position.
     pub fn find(&self, words: &[&str]) -> Vec<(usize, usize, usize)> {
-        self.find_from((0..words.len()).filter(|&t| self.may_start(words[t])), words)
+        self.find_at(words, &[], None)
     }
 
-    /// [`Phrases::find`] with the words where a phrase may start already known: those whose entry
-    /// in `starts` (one per word, made by [`StartIndex::starts`]) has `bit`, this set's.
-    pub fn find_at(&self, words: &[&str], starts: &[u64], bit: u64) -> Vec<(usize, usize, usize)> {
-        self.find_from((0..words.len()).filter(|&t| starts[t] & bit != 0), words)
-    }
-
-    /// The matches at `positions` (in order), where some phrase's first word matches.
-    fn find_from(&self, positions: impl Iterator<Item = usize>, words: &[&str]) -> Vec<(usize, usize, usize)> {
+    /// [`Phrases::find`] with the words where a phrase may start already known, where this set
+    /// has a `bit` in a [`StartIndex`]: those whose entry in `starts` (one per word, made by
+    /// [`StartIndex::starts`]) has it. Without a bit, each word is looked up in the set's own
+    /// first words.
+    pub fn find_at(&self, words: &[&str], starts: &[u64], bit: Option<u64>) -> Vec<(usize, usize, usize)> {
+        let may_start = |t: usize| match bit {
+            Some(bit) => starts[t] & bit != 0,
+            None => self.may_start(words[t]),
+        };
         let mut found = Vec::new();
-        for t in positions {
+        for t in (0..words.len()).filter(|&t| may_start(t)) {
             found.extend(self.matches_at(words, t).map(|(i, p)| (i, t, t + p.len())));
         }
         found.sort_unstable();
@@ -131,8 +132,7 @@ impl StartIndex {
 
     /// For each of `words`, the sets (bit `i` for the `i`th) with a phrase whose first word
     /// matches it: one look-up a word for all the sets, which [`Phrases::find_at`] then reads
-    /// instead of looking each word up again. Sets past the 64th have no bit: search them with
-    /// [`Phrases::find`].
+    /// instead of looking each word up again. Sets past the 64th have no bit ([`StartIndex::bit`]).
     pub fn starts(&self, words: &[&str]) -> Vec<u64> {
         words
             .iter()
@@ -182,7 +182,7 @@ mod tests {
                     assert_eq!(starts[t] & bit != 0, set.may_start(w), "set {i} at {w:?} in {text:?}");
                 }
                 // Found at the words the index names as where any is found.
-                assert_eq!(set.find_at(&words, &starts, bit), set.find(&words), "set {i} in {text:?}");
+                assert_eq!(set.find_at(&words, &starts, Some(bit)), set.find(&words), "set {i} in {text:?}");
             }
         }
         assert_eq!(sets[0].find(&["di", "bidang", "x", "pada"]), vec![(0, 0, 2), (1, 3, 4)]);

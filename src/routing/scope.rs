@@ -310,18 +310,18 @@ pub struct PairCues {
 /// The first pair of `pair` in `words`, as the span of words from one cue to the other; `None` without
 /// such a pair.
 pub fn pair_found(words: &[&str], pair: &PairCues) -> Option<std::ops::Range<usize>> {
-    pair_between(words, pair, pair.first.find(words), || pair.then.find(words))
+    pair_found_at(words, pair, &[], None, None)
 }
 
 /// [`pair_found`] with the words where its cues may start already known: `starts` from the pairs'
 /// [`StartIndex`](super::phrases::StartIndex), `first` and `then` the bits of the pair's two
-/// sets in it.
+/// sets in it, where they have one (see [`Phrases::find_at`](super::phrases::Phrases::find_at)).
 pub fn pair_found_at(
     words: &[&str],
     pair: &PairCues,
     starts: &[u64],
-    first: u64,
-    then: u64,
+    first: Option<u64>,
+    then: Option<u64>,
 ) -> Option<std::ops::Range<usize>> {
     pair_between(words, pair, pair.first.find_at(words, starts, first), || pair.then.find_at(words, starts, then))
 }
