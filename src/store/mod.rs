@@ -7,6 +7,7 @@
 pub mod api;
 pub mod blobs;
 mod chat;
+pub mod checkpoint;
 pub mod corrections;
 pub mod file;
 mod files;
@@ -152,6 +153,10 @@ async fn setup_sqlite(conn: &mut sqlx::AnyConnection, normal_sync: bool, read_on
         // page: a tenth of the pipeline's time went there when each message of a batch had a
         // savepoint.
         conn.execute("PRAGMA temp_store = MEMORY").await?;
+        // The store's own thread checkpoints the log ([`checkpoint`]); a writer's commit only
+        // when the log has grown past what that thread keeps.
+        let backstop = format!("PRAGMA wal_autocheckpoint = {}", checkpoint::BACKSTOP_PAGES);
+        conn.execute(sqlx::AssertSqlSafe(backstop)).await?;
         conn.execute(if normal_sync { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" }).await?;
     }
     Ok(())
@@ -221,6 +226,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_store_checkpoints_its_log_on_its_own_thread_not_in_a_writers_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.db");
+        let url = format!("sqlite://{}", db.display());
+        let cfg = crate::config::StorageConfig { url, max_connections: 1, ..Default::default() };
+        let store = super::Store::open(&cfg).await.unwrap();
+        let size = || std::fs::metadata(&db).unwrap().len();
+        sqlx::query("CREATE TABLE bulk (b BLOB)").execute(store.pool()).await.unwrap();
+        let before = size();
+        // 6 MiB in one commit: past SQLite's default automatic checkpoint (1,000 pages), which
+        // would have copied it into the file in the commit; within the writers' backstop.
+        let mut tx = store.begin().await.unwrap();
+        for _ in 0..24 {
+            sqlx::query("INSERT INTO bulk (b) VALUES (randomblob(262144))").execute(&mut *tx).await.unwrap();
+        }
+        store.commit(tx).await.unwrap();
+        assert!(size() < before + (1 << 20), "the commit checkpointed: {before} -> {} bytes", size());
+        assert_eq!(store.checkpoints_run(), Some(0));
+        store.committed_messages(super::checkpoint::EVERY_MESSAGES as usize - 1);
+        assert_eq!(store.checkpoints_run(), Some(0), "not yet due");
+        store.committed_messages(1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.checkpoints_run() == Some(0) {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(size() >= before + (6 << 20), "the log is in the file: {before} -> {} bytes", size());
+        // A read-only store writes nothing, checkpoints included.
+        let read_only = super::Store::open_read_only(&cfg).await.unwrap();
+        assert_eq!(read_only.checkpoints_run(), None);
+    }
+
+    #[tokio::test]
     async fn a_full_store_says_so_and_how_to_fix_it() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("full.db").display());
@@ -269,6 +307,8 @@ pub struct Store {
     sqlite_url: Option<String>,
     /// PostgreSQL: the messages committed while the store is young ([`statistics`]).
     young: std::sync::Arc<statistics::Young>,
+    /// SQLite, written: the WAL's checkpoints off the writer's path ([`checkpoint`]).
+    checkpoints: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -424,11 +464,19 @@ impl Store {
         if let Some(probe) = probe {
             let _ = sqlx::Connection::close(probe).await;
         }
+        let checkpoints = match file::sqlite_path(&url) {
+            Some(path) if need == Need::Write => checkpoint::Checkpointer::start(&path)
+                .inspect_err(|e| tracing::warn!(error = %e, "no checkpoint thread: the writers checkpoint the log"))
+                .ok()
+                .map(std::sync::Arc::new),
+            _ => None,
+        };
         Ok(Self {
             pool,
             backend,
             sqlite_url: (backend == Backend::Sqlite).then_some(connect_url),
             young: Default::default(),
+            checkpoints,
             files: blobs::Files::local(cfg.files_dir(), cfg.files_flush == crate::config::FilesFlush::FileSystem),
         })
     }
@@ -523,11 +571,20 @@ impl Store {
 
     /// The intake committed `n` messages. On PostgreSQL a young store's tables are analyzed when
     /// due, so that its connections plan their statements for the tables' size
-    /// ([`statistics`]).
+    /// ([`statistics`]); on SQLite the store's thread checkpoints the log every
+    /// [`checkpoint::EVERY_MESSAGES`] ([`checkpoint`]).
     pub fn committed_messages(&self, n: usize) {
         if self.backend == Backend::Postgres {
             self.young.committed(&self.pool, n);
         }
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.committed(n);
+        }
+    }
+
+    /// SQLite, written: how many checkpoints the store's own thread has run ([`checkpoint`]).
+    pub fn checkpoints_run(&self) -> Option<u64> {
+        self.checkpoints.as_ref().map(|c| c.runs())
     }
 
     pub async fn close(&self) {

@@ -161,6 +161,26 @@ pub(super) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// The most rows one multi-row statement writes ([`row_chunks`]).
+const MOST_ROWS: usize = 64;
+
+/// `items` in order, in chunks whose lengths are powers of two up to [`MOST_ROWS`] (the largest
+/// that fits, then the largest that fits the rest): a multi-row statement then has one of seven
+/// texts, each prepared once per connection and kept in its statement cache. A statement of any
+/// other length was prepared anew, and its parameters read, every time it ran (a seventh of the
+/// pipeline's writer in the Maildir benchmark).
+pub(super) fn row_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let fits = items.len().min(MOST_ROWS);
+        if fits == 0 {
+            return None;
+        }
+        let (chunk, rest) = items.split_at(1 << fits.ilog2());
+        items = rest;
+        Some(chunk)
+    })
+}
+
 /// The length `ids` is padded to in an `IN` list ([`bind_padded`]): the next power of two, so
 /// that few statement shapes are prepared and cached.
 fn padded_len(ids: &[i64]) -> usize {
@@ -348,9 +368,9 @@ async fn composed_place<'a>(files: &Files, raw: &'a [u8]) -> Result<(Option<&'a 
 }
 
 /// Composed mails' bytes (row, bytes) for outbound rows recorded without them (composed behind
-/// the pipeline's writer), with their sizes: one statement for up to 200 rows.
+/// the pipeline's writer), with their sizes: one statement for up to 64 rows ([`row_chunks`]).
 pub async fn set_composed_raw(conn: &mut AnyConnection, files: &Files, mails: &[(i64, Vec<u8>)]) -> Result<()> {
-    for chunk in mails.chunks(200) {
+    for chunk in row_chunks(mails) {
         let mut placed = Vec::with_capacity(chunk.len());
         for (row, raw) in chunk {
             let (inline, blob) = composed_place(files, raw).await?;
@@ -788,9 +808,9 @@ impl EventToInsert {
     }
 }
 
-/// Records events, in order: one statement for up to 500.
+/// Records events, in order: one statement for up to 64 ([`row_chunks`]).
 pub async fn insert_event_rows(conn: &mut AnyConnection, events: &[EventToInsert]) -> Result<()> {
-    for chunk in events.chunks(500) {
+    for chunk in row_chunks(events) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let p = |k: usize| 6 * i + k;
@@ -841,9 +861,9 @@ pub struct NewOutbox {
 }
 
 /// Queues emails, in the order given (a ticket's rows are sent in id order): one statement for
-/// up to 500 rows.
+/// up to 64 rows ([`row_chunks`]).
 pub async fn insert_outbox(conn: &mut AnyConnection, rows: &[NewOutbox]) -> Result<()> {
-    for chunk in rows.chunks(500) {
+    for chunk in row_chunks(rows) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let p = |k: usize| 6 * i + k;
@@ -1489,4 +1509,27 @@ pub async fn list_quarantine(pool: &AnyPool, limit: i64) -> Result<Vec<Quarantin
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_go_in_order_in_chunks_of_seven_lengths_at_most() {
+        let mut lengths = std::collections::BTreeSet::new();
+        for n in 0..=300usize {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = row_chunks(&items).collect();
+            assert_eq!(chunks.concat(), items, "every row once, in order ({n} rows)");
+            for c in &chunks {
+                assert!(c.len().is_power_of_two() && c.len() <= MOST_ROWS, "{n} rows: a chunk of {}", c.len());
+            }
+            // The largest chunk that fits comes first: at most one of each length below 64.
+            let small: Vec<usize> = chunks.iter().map(|c| c.len()).filter(|&l| l < MOST_ROWS).collect();
+            assert!(small.windows(2).all(|w| w[0] > w[1]), "{n} rows: {small:?}");
+            lengths.extend(chunks.iter().map(|c| c.len()));
+        }
+        assert_eq!(lengths.into_iter().collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64]);
+    }
 }

@@ -53,10 +53,10 @@ pub struct ClockToInsert {
     pub clock: Clock,
 }
 
-/// New tickets' clocks, in one statement (per 250 rows).
+/// New tickets' clocks, one statement for up to 64 rows (`queries::row_chunks`).
 pub async fn insert_clocks(conn: &mut AnyConnection, clocks: &[ClockToInsert]) -> Result<()> {
     const N: usize = 11;
-    for chunk in clocks.chunks(250) {
+    for chunk in super::queries::row_chunks(clocks) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|r| format!("({})", (1..=N).map(|c| format!("${}", r * N + c)).collect::<Vec<_>>().join(", ")))
             .collect();
