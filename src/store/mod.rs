@@ -404,14 +404,15 @@ impl Store {
         let backend = Backend::of(&url);
         let read_only = need != Need::Write && backend == Backend::Sqlite;
         let mut connect_url = url.clone();
-        if let Some(path) = file::sqlite_path(&url) {
-            file::prepare(&path, if need == Need::Write { Need::Write } else { Need::Read })?;
+        let sqlite_path = file::sqlite_path(&url);
+        if let Some(path) = &sqlite_path {
+            file::prepare(path, if need == Need::Write { Need::Write } else { Need::Read })?;
             let query = url.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
             let query = if !query.is_empty() {
                 query
             } else if !read_only {
                 "mode=rwc".to_string()
-            } else if wal_readable(&path) {
+            } else if wal_readable(path) {
                 "mode=ro".to_string()
             } else {
                 // A WAL database opened read-only needs its -shm file; when no writer has it open
@@ -464,8 +465,8 @@ impl Store {
         if let Some(probe) = probe {
             let _ = sqlx::Connection::close(probe).await;
         }
-        let checkpoints = match file::sqlite_path(&url) {
-            Some(path) if need == Need::Write => checkpoint::Checkpointer::start(&path)
+        let checkpoints = match &sqlite_path {
+            Some(path) if need == Need::Write => checkpoint::Checkpointer::start(path)
                 .inspect_err(|e| tracing::warn!(error = %e, "no checkpoint thread: the writers checkpoint the log"))
                 .ok()
                 .map(std::sync::Arc::new),
